@@ -1,0 +1,232 @@
+//! Server configuration: the `server.toml` schema, its embedded defaults, and where it came from.
+//!
+//! The shipped `server.toml` at the repository root is compiled into the binary, so a server
+//! started without a config file behaves exactly as one started with the shipped file. The path
+//! of the file actually loaded is kept, because a backup must archive that file and no other.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The shipped configuration, byte for byte.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../server.toml");
+
+/// The root password the shipped configuration carries; only accepted on loopback.
+pub const SHIPPED_ROOT_PASSWORD: &str = "kalamdb";
+
+/// Environment variable that overrides `[auth] root_password`.
+pub const ROOT_PASSWORD_ENV: &str = "KALAMDB_ROOT_PASSWORD";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSection,
+    pub storage: StorageSection,
+    pub auth: AuthSection,
+    pub tls: TlsSection,
+    pub jobs: JobsSection,
+    pub backup: BackupSection,
+    pub logging: LoggingSection,
+    /// The file this configuration was read from; `None` for the embedded defaults.
+    #[serde(skip)]
+    pub source_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub host: String,
+    pub port: u16,
+    pub max_connections: usize,
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    pub data_path: PathBuf,
+    pub sync_writes: bool,
+    pub wal_enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub root_password: String,
+    pub scram_iterations: u32,
+    pub max_failed_attempts: u32,
+    pub lockout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub enabled: bool,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSection {
+    pub max_concurrent: usize,
+    pub retention_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    pub allowed_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSection {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Loads `explicit` when given; otherwise `./server.toml` if present; otherwise the
+    /// embedded defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = match explicit {
+            Some(path) => Some(path.to_path_buf()),
+            None => Some(PathBuf::from("server.toml")).filter(|p| p.is_file()),
+        };
+        let mut config = match &path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Self::parse(&text, &path.display().to_string())?
+            }
+            None => Self::defaults(),
+        };
+        config.source_path = path
+            .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+            .filter(|p| p.is_file());
+        if let Ok(password) = std::env::var(ROOT_PASSWORD_ENV) {
+            config.auth.root_password = password;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn defaults() -> Config {
+        Self::parse(DEFAULT_CONFIG_TOML, "embedded defaults")
+            .expect("the embedded server.toml is valid")
+    }
+
+    /// Parses TOML text; `origin` names the source in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls.required && !self.tls.enabled {
+            return Err(ConfigError::Invalid(
+                "[tls] required = true needs [tls] enabled = true".into(),
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "[server] max_connections must be at least 1".into(),
+            ));
+        }
+        if self.jobs.max_concurrent == 0 {
+            return Err(ConfigError::Invalid(
+                "[jobs] max_concurrent must be at least 1".into(),
+            ));
+        }
+        if self.auth.root_password.is_empty() {
+            return Err(ConfigError::Invalid(
+                "[auth] root_password must not be empty".into(),
+            ));
+        }
+        if !(1000..=10_000_000).contains(&self.auth.scram_iterations) {
+            return Err(ConfigError::Invalid(
+                "[auth] scram_iterations must be between 1000 and 10000000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the server only accepts connections from this machine.
+    pub fn listens_on_loopback(&self) -> bool {
+        let host = self.server.host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    pub fn listen_address(&self) -> String {
+        if self.server.host.contains(':') && !self.server.host.starts_with('[') {
+            format!("[{}]:{}", self.server.host, self.server.port)
+        } else {
+            format!("{}:{}", self.server.host, self.server.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_match_the_documented_behaviour() {
+        let config = Config::defaults();
+        assert_eq!(config.server.host, "127.0.0.1");
+        assert_eq!(config.server.port, 5432);
+        assert_eq!(config.storage.data_path, PathBuf::from("./data"));
+        assert!(config.storage.sync_writes);
+        assert!(config.listens_on_loopback());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let text = DEFAULT_CONFIG_TOML.replace("max_connections = 100", "max_conections = 100");
+        let err = Config::parse(&text, "test").unwrap_err().to_string();
+        assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn loopback_detection_covers_names_and_addresses() {
+        let mut config = Config::defaults();
+        for (host, loopback) in [
+            ("localhost", true),
+            ("127.0.0.5", true),
+            ("::1", true),
+            ("0.0.0.0", false),
+            ("192.0.2.1", false),
+        ] {
+            config.server.host = host.into();
+            assert_eq!(config.listens_on_loopback(), loopback, "{host}");
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Session settings: the run-time parameters drivers and tools SET and SHOW.
+
+use std::collections::BTreeMap;
+
+use super::{ExecError, ExecResult, PG_SERVER_VERSION, PG_SERVER_VERSION_NUM};
+
+/// How a parameter may be changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Session,
+    ReadOnly,
+}
+
+/// (name, default, access, description)
+const PARAMETERS: &[(&str, &str, Access, &str)] = &[
+    (
+        "application_name",
+        "",
+        Access::Session,
+        "Sets the application name to be reported in statistics and logs.",
+    ),
+    (
+        "bytea_output",
+        "hex",
+        Access::Session,
+        "Sets the output format for bytea.",
+    ),
+    (
+        "client_encoding",
+        "UTF8",
+        Access::Session,
+        "Sets the client's character set encoding.",
+    ),
+    (
+        "client_min_messages",
+        "notice",
+        Access::Session,
+        "Sets the message levels that are sent to the client.",
+    ),
+    (
+        "datestyle",
+        "ISO, MDY",
+        Access::Session,
+        "Sets the display format for date and time values.",
+    ),
+    (
+        "default_transaction_isolation",
+        "read committed",
+        Access::Session,
+        "Sets the transaction isolation level of each new transaction.",
+    ),
+    (
+        "default_transaction_read_only",
+        "off",
+        Access::Session,
+        "Sets the default read-only status of new transactions.",
+    ),
+    (
+        "extra_float_digits",
+        "1",
+        Access::Session,
+        "Sets the number of digits displayed for floating-point values.",
+    ),
+    (
+        "idle_in_transaction_session_timeout",
+        "0",
+        Access::Session,
+        "Sets the maximum allowed idle time between queries, when in a transaction.",
+    ),
+    (
+        "integer_datetimes",
+        "on",
+        Access::ReadOnly,
+        "Shows whether datetimes are integer based.",
+    ),
+    (
+        "intervalstyle",
+        "postgres",
+        Access::Session,
+        "Sets the display format for interval values.",
+    ),
+    (
+        "lc_messages",
+        "C",
+        Access::Session,
+        "Sets the language in which messages are displayed.",
+    ),
+    (
+        "lock_timeout",
+        "0",
+        Access::Session,
+        "Sets the maximum allowed duration of any wait for a lock.",
+    ),
+    (
+        "max_identifier_length",
+        "63",
+        Access::ReadOnly,
+        "Shows the maximum identifier length.",
+    ),
+    (
+        "search_path",
+        "public",
+        Access::Session,
+        "Sets the schema search order for names that are not schema-qualified.",
+    ),
+    (
+        "server_encoding",
+        "UTF8",
+        Access::ReadOnly,
+        "Shows the server (database) character set encoding.",
+    ),
+    (
+        "server_version",
+        PG_SERVER_VERSION,
+        Access::ReadOnly,
+        "Shows the server version.",
+    ),
+    (
+        "server_version_num",
+        PG_SERVER_VERSION_NUM,
+        Access::ReadOnly,
+        "Shows the server version as an integer.",
+    ),
+    (
+        "standard_conforming_strings",
+        "on",
+        Access::Session,
+        "Causes '...' strings to treat backslashes literally.",
+    ),
+    (
+        "statement_timeout",
+        "0",
+        Access::Session,
+        "Sets the maximum allowed duration of any statement.",
+    ),
+    (
+        "timezone",
+        "UTC",
+        Access::Session,
+        "Sets the time zone for displaying and interpreting time stamps.",
+    ),
+    (
+        "transaction_isolation",
+        "read committed",
+        Access::Session,
+        "Sets the current transaction's isolation level.",
+    ),
+    (
+        "transaction_read_only",
+        "off",
+        Access::Session,
+        "Sets the current transaction's read-only status.",
+    ),
+];
+
+/// Names PostgreSQL accepts for the same parameter.
+fn canonical_name(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    match lower.as_str() {
+        "time zone" | "time_zone" => "timezone".into(),
+        "transaction isolation level" => "transaction_isolation".into(),
+        "session authorization" => "session_authorization".into(),
+        _ => lower,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<&'static str, String>,
+    session_user: String,
+    is_superuser: bool,
+}
+
+impl Settings {
+    pub fn new(session_user: &str, is_superuser: bool) -> Settings {
+        Settings {
+            values: PARAMETERS
+                .iter()
+                .map(|(name, default, _, _)| (*name, (*default).to_owned()))
+                .collect(),
+            session_user: session_user.to_owned(),
+            is_superuser,
+        }
+    }
+
+    /// Applies a startup parameter the client sent; unknown ones are ignored as PostgreSQL
+    /// ignores options it does not know when they arrive through the startup packet.
+    pub fn apply_startup(&mut self, name: &str, value: &str) {
+        let _ = self.set(name, Some(value));
+    }
+
+    /// `SET name = value` (`None`: back to the default). `all` resets everything.
+    pub fn set(&mut self, name: &str, value: Option<&str>) -> ExecResult<()> {
+        let name = canonical_name(name);
+        if name == "all" && value.is_none() {
+            let fresh = Settings::new(&self.session_user, self.is_superuser);
+            self.values = fresh.values;
+            return Ok(());
+        }
+        let Some((key, default, access, _)) = PARAMETERS.iter().find(|p| p.0 == name) else {
+            return Err(unknown(&name));
+        };
+        if *access == Access::ReadOnly {
+            return Err(ExecError::CantChangeRuntimeParam(format!(
+                "parameter \"{key}\" cannot be changed"
+            )));
+        }
+        let value = value.unwrap_or(default);
+        if *key == "client_encoding"
+            && !matches!(
+                value.to_ascii_uppercase().as_str(),
+                "UTF8" | "UTF-8" | "UNICODE"
+            )
+        {
+            return Err(ExecError::InvalidParameterValue(format!(
+                "client encoding \"{value}\" is not supported: KalamDB speaks UTF8 only"
+            )));
+        }
+        self.values.insert(key, value.to_owned());
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> ExecResult<String> {
+        let name = canonical_name(name);
+        match name.as_str() {
+            "session_authorization" => Ok(self.session_user.clone()),
+            "is_superuser" => Ok(if self.is_superuser { "on" } else { "off" }.into()),
+            _ => self.values.get(name.as_str()).cloned().ok_or_else(|| unknown(&name)),
+        }
+    }
+
+    /// Every parameter as (name, value, description), for `SHOW ALL`.
+    pub fn all(&self) -> Vec<(&'static str, String, &'static str)> {
+        PARAMETERS
+            .iter()
+            .map(|(name, _, _, description)| (*name, self.values[name].clone(), *description))
+            .collect()
+    }
+}
+
+fn unknown(name: &str) -> ExecError {
+    ExecError::UndefinedObject(format!("unrecognized configuration parameter \"{name}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_show_reset_round_trip() {
+        let mut settings = Settings::new("alice", false);
+        settings.set("Application_Name", Some("psql")).unwrap();
+        assert_eq!(settings.get("application_name").unwrap(), "psql");
+        settings.set("application_name", None).unwrap();
+        assert_eq!(settings.get("application_name").unwrap(), "");
+        settings.set("TIME ZONE", Some("Europe/Paris")).unwrap();
+        assert_eq!(settings.get("TimeZone").unwrap(), "Europe/Paris");
+    }
+
+    #[test]
+    fn read_only_and_unknown_parameters_are_refused() {
+        let mut settings = Settings::new("alice", false);
+        assert!(matches!(
+            settings.set("server_version", Some("1")),
+            Err(ExecError::CantChangeRuntimeParam(_))
+        ));
+        assert!(matches!(
+            settings.set("no_such_thing", Some("1")),
+            Err(ExecError::UndefinedObject(_))
+        ));
+        assert!(matches!(
+            settings.set("client_encoding", Some("LATIN1")),
+            Err(ExecError::InvalidParameterValue(_))
+        ));
+    }
+}

@@ -1,0 +1,25 @@
+//! KalamDB: a PostgreSQL-wire-compatible database server with built-in backup and restore.
+//!
+//! A statement travels one way through the crate:
+//!
+//! - [`server`] speaks the PostgreSQL protocol (TLS, SCRAM-SHA-256 login, simple and extended
+//!   query, cancel) and encodes results; it holds no SQL semantics.
+//! - [`sql`] parses statement text and decides which role a statement requires.
+//! - [`exec`] runs authorized statements for a session on DataFusion and storage.
+//! - [`storage`] owns the data directory and RocksDB; every durable change is a
+//!   [`storage::Command`] applied as one atomic write batch.
+//!
+//! [`config`] describes `server.toml`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = kalamdb::config::Config::load(None)?;
+//! kalamdb::server::run(config, kalamdb::server::shutdown_signal()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod exec;
+pub mod server;
+pub mod sql;
+pub mod storage;

@@ -1,0 +1,279 @@
+//! Startup and authentication: TLS requirement, connection limit, SCRAM-SHA-256 against stored
+//! verifiers, lockout after repeated failures, and the parameters reported after login.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::Sink;
+use pgwire::api::auth::sasl::SaslMechanismFactory;
+use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
+use pgwire::api::auth::{
+    AuthDriver, AuthOutcome, AuthSource, LoginInfo, Password, ServerParameterProvider,
+    StartupHandler, protocol_negotiation, save_startup_parameters_to_metadata,
+};
+use pgwire::api::{ClientInfo, METADATA_USER};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use ring::hmac;
+
+use super::Connection;
+use super::sqlstate::{
+    INVALID_AUTHORIZATION, INVALID_PASSWORD, TOO_MANY_CONNECTIONS, fatal,
+};
+use crate::exec::{AuthSecret, Engine, LoginOutcome, PG_SERVER_VERSION};
+use crate::storage::Role;
+
+/// Looks users up for SCRAM. Unknown users get a deterministic fake verifier, so the exchange
+/// runs to the end and fails exactly as a wrong password does.
+pub struct UserSecrets {
+    engine: Arc<Engine>,
+    mock_key: hmac::Key,
+}
+
+impl Debug for UserSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserSecrets")
+    }
+}
+
+impl UserSecrets {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let rng = ring::rand::SystemRandom::new();
+        let mock_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("system random source");
+        UserSecrets { engine, mock_key }
+    }
+
+    fn mock_secret(&self, user: &str) -> ScramSecret {
+        let tag = |label: &str| {
+            hmac::sign(&self.mock_key, format!("{label}\0{user}").as_bytes())
+                .as_ref()
+                .to_vec()
+        };
+        ScramSecret::Verifier {
+            salt: tag("salt")[..16].to_vec(),
+            iterations: self.engine.config().auth.scram_iterations as usize,
+            stored_key: tag("stored"),
+            server_key: tag("server"),
+        }
+    }
+}
+
+#[async_trait]
+impl AuthSource for UserSecrets {
+    async fn get_password(&self, _login: &LoginInfo) -> PgWireResult<Password> {
+        Err(PgWireError::UserError(Box::new(super::sqlstate::error(
+            INVALID_AUTHORIZATION,
+            "only SCRAM-SHA-256 authentication is supported",
+        ))))
+    }
+
+    async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
+        let user = login.user().unwrap_or_default();
+        let secret = match self.engine.auth_secret(user) {
+            Ok(AuthSecret::Known(v)) => ScramSecret::Verifier {
+                salt: v.salt,
+                iterations: v.iterations as usize,
+                stored_key: v.stored_key,
+                server_key: v.server_key,
+            },
+            Ok(AuthSecret::Unknown) => self.mock_secret(user),
+            Err(e) => {
+                tracing::error!("reading user {user:?} for login: {e}");
+                self.mock_secret(user)
+            }
+        };
+        Ok((secret, None))
+    }
+}
+
+/// Counts consecutive failed logins per user name and locks a name out for a while.
+pub struct Lockout {
+    max_failures: u32,
+    duration: Duration,
+    entries: Mutex<HashMap<String, (u32, Option<Instant>)>>,
+}
+
+impl Lockout {
+    pub fn new(max_failures: u32, duration: Duration) -> Self {
+        Lockout {
+            max_failures,
+            duration,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn is_locked(&self, user: &str) -> bool {
+        let entries = self.entries.lock().expect("lockout lock");
+        matches!(entries.get(user), Some((_, Some(until))) if Instant::now() < *until)
+    }
+
+    fn record_failure(&self, user: &str) -> u32 {
+        let mut entries = self.entries.lock().expect("lockout lock");
+        let entry = entries.entry(user.to_owned()).or_insert((0, None));
+        if matches!(entry.1, Some(until) if Instant::now() >= until) {
+            *entry = (0, None);
+        }
+        entry.0 += 1;
+        if self.max_failures > 0 && entry.0 >= self.max_failures {
+            entry.1 = Some(Instant::now() + self.duration);
+        }
+        entry.0
+    }
+
+    fn record_success(&self, user: &str) {
+        self.entries.lock().expect("lockout lock").remove(user);
+    }
+}
+
+/// The role of the authenticated user, kept in the connection's extensions for the parameters.
+struct AuthenticatedRole(Role);
+
+/// Server parameters sent after login (`ParameterStatus`).
+pub struct StartupParameters;
+
+impl ServerParameterProvider for StartupParameters {
+    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        let superuser = client
+            .session_extensions()
+            .get::<AuthenticatedRole>()
+            .is_some_and(|role| role.0 >= Role::Dba);
+        let metadata = client.metadata();
+        let mut params: HashMap<String, String> = [
+            ("server_version", PG_SERVER_VERSION),
+            ("server_encoding", "UTF8"),
+            ("client_encoding", "UTF8"),
+            ("DateStyle", "ISO, MDY"),
+            ("IntervalStyle", "postgres"),
+            ("TimeZone", "UTC"),
+            ("integer_datetimes", "on"),
+            ("standard_conforming_strings", "on"),
+            ("default_transaction_read_only", "off"),
+            ("in_hot_standby", "off"),
+            ("is_superuser", if superuser { "on" } else { "off" }),
+            ("scram_iterations", "4096"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (key, name) in [
+            ("application_name", "application_name"),
+            (METADATA_USER, "session_authorization"),
+        ] {
+            params.insert(
+                name.to_owned(),
+                metadata.get(key).cloned().unwrap_or_default(),
+            );
+        }
+        Some(params)
+    }
+}
+
+/// Everything authentication needs that outlives a single connection.
+pub struct Authenticator {
+    pub scram: ScramAuth,
+    pub lockout: Lockout,
+    pub driver: AuthDriver<StartupParameters>,
+}
+
+fn password_failed(user: &str) -> PgWireError {
+    fatal(
+        INVALID_PASSWORD,
+        format!("password authentication failed for user \"{user}\""),
+    )
+}
+
+fn user_of<C: ClientInfo>(client: &C) -> String {
+    client.metadata().get(METADATA_USER).cloned().unwrap_or_default()
+}
+
+#[async_trait]
+impl StartupHandler for Connection {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let auth = &self.shared.auth;
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                if self.over_limit {
+                    return Err(fatal(TOO_MANY_CONNECTIONS, "sorry, too many clients already"));
+                }
+                if self.shared.config.tls.required && !client.is_secure() {
+                    return Err(fatal(
+                        INVALID_AUTHORIZATION,
+                        "this server requires TLS: connect with sslmode=require or stronger",
+                    ));
+                }
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                let user = user_of(client);
+                if user.is_empty() {
+                    return Err(fatal(
+                        INVALID_AUTHORIZATION,
+                        "no user name specified in startup packet",
+                    ));
+                }
+                if auth.lockout.is_locked(&user) {
+                    tracing::warn!(user, peer = %client.socket_addr(), "login refused: user is locked out after repeated failures");
+                    return Err(password_failed(&user));
+                }
+                match auth.driver.begin_authentication(client, auth.scram.create()).await? {
+                    AuthOutcome::InProgress => Ok(()),
+                    AuthOutcome::Authenticated { .. } => Err(PgWireError::InvalidSASLState),
+                }
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                let user = user_of(client);
+                match auth.driver.advance_authentication(client, message).await {
+                    Ok(AuthOutcome::InProgress) => Ok(()),
+                    Ok(AuthOutcome::Authenticated { final_message, .. }) => {
+                        let role = match self.shared.engine.record_login(&user) {
+                            Ok(LoginOutcome::Allowed { role }) => role,
+                            Ok(LoginOutcome::Gone) => return Err(password_failed(&user)),
+                            Err(e) => {
+                                tracing::error!(user, "recording login: {e}");
+                                return Err(password_failed(&user));
+                            }
+                        };
+                        auth.lockout.record_success(&user);
+                        client.session_extensions().insert(AuthenticatedRole(role));
+                        let startup = client.metadata().clone();
+                        let session = self.shared.engine.open_session(
+                            &user,
+                            role,
+                            startup.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                        );
+                        self.attach_session(session);
+                        tracing::info!(user, role = %role, peer = %client.socket_addr(), tls = client.is_secure(), "login");
+                        auth.driver.complete_authentication(client, final_message).await
+                    }
+                    Err(e) => {
+                        let failures = auth.lockout.record_failure(&user);
+                        tracing::warn!(user, peer = %client.socket_addr(), failures, "login failed: {e}");
+                        Err(password_failed(&user))
+                    }
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Builds the SCRAM mechanism; with TLS the -PLUS (channel binding) variant is offered too.
+pub fn scram_auth(engine: Arc<Engine>, cert_pem: Option<&[u8]>) -> PgWireResult<ScramAuth> {
+    let mut scram = ScramAuth::new(Arc::new(UserSecrets::new(engine.clone())));
+    scram.set_iterations(engine.config().auth.scram_iterations as usize);
+    if let Some(pem) = cert_pem {
+        scram.configure_certificate(pem)?;
+    }
+    debug_assert!(!scram.sasl_mechanism_names().is_empty());
+    Ok(scram)
+}

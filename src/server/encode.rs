@@ -1,0 +1,326 @@
+//! Result and parameter encoding between Arrow values and PostgreSQL wire values.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, f16, Date64Type, Decimal128Type, Float16Type, Float32Type, Float64Type,
+    Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
+};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions as ArrowFormat};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::scalar::ScalarValue;
+use futures::StreamExt;
+use pgwire::api::Type;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::types::ToSqlText;
+use postgres_types::ToSql;
+use rust_decimal::Decimal;
+
+use super::sqlstate;
+use crate::exec::Outcome;
+
+/// The PostgreSQL type an Arrow type is reported as.
+pub fn pg_type(data_type: &DataType) -> Type {
+    match data_type {
+        DataType::Null => Type::TEXT,
+        DataType::Boolean => Type::BOOL,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
+        DataType::Int32 | DataType::UInt16 => Type::INT4,
+        DataType::Int64 | DataType::UInt32 => Type::INT8,
+        DataType::UInt64 | DataType::Decimal128(..) | DataType::Decimal256(..) => Type::NUMERIC,
+        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
+        DataType::Float64 => Type::FLOAT8,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::TEXT,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
+        DataType::FixedSizeBinary(_) => Type::BYTEA,
+        DataType::Date32 | DataType::Date64 => Type::DATE,
+        DataType::Timestamp(_, None) => Type::TIMESTAMP,
+        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
+        DataType::Time32(_) | DataType::Time64(_) => Type::TIME,
+        DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
+        _ => Type::TEXT,
+    }
+}
+
+/// The Arrow type a bound parameter of PostgreSQL type `pg` decodes to.
+pub fn arrow_type(pg: &Type) -> Option<DataType> {
+    Some(match *pg {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        _ => return None,
+    })
+}
+
+pub fn field_infos(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            FieldInfo::new(
+                field.name().clone(),
+                None,
+                None,
+                pg_type(field.data_type()),
+                format.format_for(i),
+            )
+        })
+        .collect()
+}
+
+/// Turns an execution outcome into a pgwire response, rows encoded in `format`.
+pub fn response(outcome: Outcome, format: &Format) -> Response {
+    match outcome {
+        Outcome::Rows { schema, stream } => {
+            let fields = Arc::new(field_infos(&schema, format));
+            Response::Query(QueryResponse::new(fields.clone(), data_rows(stream, fields)))
+        }
+        Outcome::Done { tag } => Response::Execution(Tag::new(tag)),
+        Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+        Outcome::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
+        Outcome::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
+    }
+}
+
+fn data_rows(
+    stream: SendableRecordBatchStream,
+    fields: Arc<Vec<FieldInfo>>,
+) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
+    stream.flat_map(move |batch| {
+        let rows: Vec<PgWireResult<DataRow>> = match batch {
+            Ok(batch) => encode_batch(&batch, &fields),
+            Err(e) => vec![Err(PgWireError::UserError(Box::new(
+                sqlstate::exec_error(&e.into()),
+            )))],
+        };
+        futures::stream::iter(rows)
+    })
+}
+
+fn encode_batch(
+    batch: &datafusion::arrow::array::RecordBatch,
+    fields: &Arc<Vec<FieldInfo>>,
+) -> Vec<PgWireResult<DataRow>> {
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let encoded = batch
+            .columns()
+            .iter()
+            .zip(fields.iter())
+            .try_for_each(|(column, field)| encode_cell(&mut encoder, column.as_ref(), row, field));
+        match encoded {
+            Ok(()) => rows.push(Ok(encoder.take_row())),
+            Err(e) => {
+                rows.push(Err(e));
+                break;
+            }
+        }
+    }
+    rows
+}
+
+fn put<T>(encoder: &mut DataRowEncoder, value: Option<T>, field: &FieldInfo) -> PgWireResult<()>
+where
+    T: ToSql + ToSqlText,
+{
+    encoder.encode_field_with_type_and_format(
+        &value,
+        field.datatype(),
+        field.format(),
+        field.format_options(),
+    )
+}
+
+fn encode_cell(
+    encoder: &mut DataRowEncoder,
+    column: &dyn Array,
+    row: usize,
+    field: &FieldInfo,
+) -> PgWireResult<()> {
+    macro_rules! primitive {
+        ($arrow:ty, $convert:expr) => {{
+            let array = column.as_primitive::<$arrow>();
+            let value = array.is_valid(row).then(|| $convert(array.value(row)));
+            put(encoder, value, field)
+        }};
+    }
+    match column.data_type() {
+        DataType::Boolean => {
+            let array = column.as_boolean();
+            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+        }
+        DataType::Int8 => primitive!(Int8Type, i16::from),
+        DataType::Int16 => primitive!(Int16Type, |v: i16| v),
+        DataType::Int32 => primitive!(Int32Type, |v: i32| v),
+        DataType::Int64 => primitive!(Int64Type, |v: i64| v),
+        DataType::UInt8 => primitive!(UInt8Type, i16::from),
+        DataType::UInt16 => primitive!(UInt16Type, i32::from),
+        DataType::UInt32 => primitive!(UInt32Type, i64::from),
+        DataType::UInt64 => primitive!(UInt64Type, Decimal::from),
+        DataType::Float16 => primitive!(Float16Type, |v: f16| v.to_f32()),
+        DataType::Float32 => primitive!(Float32Type, |v: f32| v),
+        DataType::Float64 => primitive!(Float64Type, |v: f64| v),
+        DataType::Decimal128(_, scale) if *scale >= 0 && *scale <= 28 => {
+            let scale = *scale as u32;
+            let array = column.as_primitive::<Decimal128Type>();
+            let value = if array.is_valid(row) {
+                Some(Decimal::try_from_i128_with_scale(array.value(row), scale).map_err(
+                    |e| {
+                        PgWireError::UserError(Box::new(sqlstate::error(
+                            "22003",
+                            format!("numeric value out of range: {e}"),
+                        )))
+                    },
+                )?)
+            } else {
+                None
+            };
+            put(encoder, value, field)
+        }
+        DataType::Utf8 => {
+            let array = column.as_string::<i32>();
+            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+        }
+        DataType::LargeUtf8 => {
+            let array = column.as_string::<i64>();
+            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+        }
+        DataType::Utf8View => {
+            let array = column.as_string_view();
+            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+        }
+        DataType::Binary => {
+            let array = column.as_binary::<i32>();
+            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+        }
+        DataType::LargeBinary => {
+            let array = column.as_binary::<i64>();
+            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+        }
+        DataType::BinaryView => {
+            let array = column.as_binary_view();
+            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+        }
+        DataType::Date32 => {
+            let array = column.as_primitive::<Date32Type>();
+            let value: Option<NaiveDate> = array.is_valid(row).then(|| array.value_as_date(row)).flatten();
+            put(encoder, value, field)
+        }
+        DataType::Date64 => {
+            let array = column.as_primitive::<Date64Type>();
+            let value: Option<NaiveDate> = array.is_valid(row).then(|| array.value_as_date(row)).flatten();
+            put(encoder, value, field)
+        }
+        DataType::Timestamp(unit, tz) => {
+            let naive: Option<NaiveDateTime> = if column.is_null(row) {
+                None
+            } else {
+                match unit {
+                    TimeUnit::Second => column.as_primitive::<TimestampSecondType>().value_as_datetime(row),
+                    TimeUnit::Millisecond => column.as_primitive::<TimestampMillisecondType>().value_as_datetime(row),
+                    TimeUnit::Microsecond => column.as_primitive::<TimestampMicrosecondType>().value_as_datetime(row),
+                    TimeUnit::Nanosecond => column.as_primitive::<TimestampNanosecondType>().value_as_datetime(row),
+                }
+            };
+            if tz.is_some() {
+                put(encoder, naive.map(|n| DateTime::<Utc>::from_naive_utc_and_offset(n, Utc)), field)
+            } else {
+                put(encoder, naive, field)
+            }
+        }
+        _ => {
+            let text = if column.is_null(row) {
+                None
+            } else {
+                let formatter = ArrayFormatter::try_new(column, &ArrowFormat::default())
+                    .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+                Some(formatter.value(row).to_string())
+            };
+            put(encoder, text, field)
+        }
+    }
+}
+
+/// Decodes the portal's bound parameters. `declared` are the types the statement reported
+/// (client-given or inferred); `planned` the Arrow types planning expects, where known.
+pub fn decode_params<S>(
+    portal: &Portal<S>,
+    declared: &[Type],
+    planned: &[Option<DataType>],
+) -> PgWireResult<Vec<ScalarValue>> {
+    (0..portal.parameter_len())
+        .map(|i| {
+            let pg = declared.get(i).cloned().unwrap_or(Type::TEXT);
+            let value = decode_param(portal, i, &pg)?;
+            match planned.get(i).cloned().flatten() {
+                Some(target) if value.data_type() != target => value.cast_to(&target).map_err(|e| {
+                    PgWireError::UserError(Box::new(sqlstate::error(
+                        sqlstate::INVALID_TEXT_REPRESENTATION,
+                        format!("parameter ${}: {}", i + 1, e.strip_backtrace()),
+                    )))
+                }),
+                _ => Ok(value),
+            }
+        })
+        .collect()
+}
+
+fn decode_param<S>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<ScalarValue> {
+    Ok(match *pg {
+        Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, pg)?),
+        Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, pg)?),
+        Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, pg)?),
+        Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, pg)?),
+        Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, pg)?),
+        Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, pg)?),
+        Type::NUMERIC => {
+            let value = portal.parameter::<Decimal>(i, pg)?;
+            match value {
+                Some(d) => ScalarValue::Decimal128(Some(d.mantissa()), 38, d.scale() as i8),
+                None => ScalarValue::Decimal128(None, 38, 0),
+            }
+        }
+        Type::BYTEA => ScalarValue::Binary(portal.parameter::<Vec<u8>>(i, pg)?),
+        Type::DATE => ScalarValue::Date32(
+            portal
+                .parameter::<NaiveDate>(i, pg)?
+                .map(|d| (d - NaiveDate::default()).num_days() as i32),
+        ),
+        Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
+            portal
+                .parameter::<NaiveDateTime>(i, pg)?
+                .map(|t| t.and_utc().timestamp_micros()),
+            None,
+        ),
+        Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
+            portal
+                .parameter::<DateTime<Utc>>(i, pg)?
+                .map(|t| t.timestamp_micros()),
+            Some("UTC".into()),
+        ),
+        _ if portal.parameter_format.is_binary(i) => {
+            return Err(PgWireError::UserError(Box::new(sqlstate::error(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!("binary parameters of type {} are not supported; send them as text", pg.name()),
+            ))));
+        }
+        _ => ScalarValue::Utf8(portal.parameter::<String>(i, &Type::TEXT)?),
+    })
+}

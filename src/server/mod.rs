@@ -1,0 +1,247 @@
+//! The PostgreSQL front end: listener, TLS, startup/authentication, simple and extended query,
+//! cancel, result encoding, and graceful shutdown.
+//!
+//! Each accepted socket gets a [`Connection`], which implements pgwire's handler traits and holds
+//! the connection's `exec::Session` once the user has logged in. This layer holds no SQL
+//! semantics: it parses text with `sql`, hands statements to `exec`, and encodes what comes back.
+
+mod auth;
+mod encode;
+mod query;
+pub mod sqlstate;
+mod tls;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use pgwire::api::auth::AuthDriver;
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::{ConnectionManager, PgWireServerHandlers};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::exec::{Engine, ExecError, Session};
+use crate::storage::{Durability, StorageError, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(
+        "cannot listen on {address}: the address is already in use (is another PostgreSQL or KalamDB running?). Stop it or choose another [server] port in server.toml"
+    )]
+    AddressInUse { address: String },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Protocol(#[from] pgwire::error::PgWireError),
+}
+
+/// State shared by all connections.
+struct Shared {
+    config: Arc<Config>,
+    engine: Arc<Engine>,
+    auth: auth::Authenticator,
+    cancel: Arc<DefaultCancelHandler>,
+    in_flight: InFlight,
+}
+
+/// Counts statements being executed, so shutdown can wait for them.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+struct InFlightGuard<'a>(&'a InFlight);
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard<'_> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self)
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// One client connection; implements pgwire's handler traits.
+pub struct Connection {
+    shared: Arc<Shared>,
+    over_limit: bool,
+    session: Arc<OnceLock<Arc<Session>>>,
+    statements: Arc<query::StatementPreparer>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Connection {
+    fn attach_session(&self, session: Session) {
+        let _ = self.session.set(Arc::new(session));
+    }
+}
+
+struct Handlers(Arc<Connection>);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.0.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.0.shared.cancel.clone()
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Opens the data directory, serves connections until `shutdown` resolves, then stops cleanly.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let config = Arc::new(config);
+    let store = Arc::new(Store::open(
+        &config.storage.data_path,
+        Durability {
+            sync_writes: config.storage.sync_writes,
+            wal_enabled: config.storage.wal_enabled,
+        },
+    )?);
+    tracing::info!(
+        data = %store.dir().root().display(),
+        config = %config.source_path.as_ref().map_or("embedded defaults".into(), |p| p.display().to_string()),
+        "opened data directory"
+    );
+    let engine = Engine::start(store.clone(), config.clone())?;
+    let tls = if config.tls.enabled {
+        Some(tls::load(&config.tls.cert, &config.tls.key)?)
+    } else {
+        None
+    };
+    let connections = Arc::new(ConnectionManager::new());
+    let shared = Arc::new(Shared {
+        auth: auth::Authenticator {
+            scram: auth::scram_auth(engine.clone(), tls.as_ref().map(|t| t.cert_pem.as_slice()))?,
+            lockout: auth::Lockout::new(
+                config.auth.max_failed_attempts,
+                Duration::from_secs(config.auth.lockout_seconds),
+            ),
+            driver: AuthDriver::new(auth::StartupParameters)
+                .with_connection_manager(connections.clone()),
+        },
+        cancel: Arc::new(DefaultCancelHandler::new(connections)),
+        config: config.clone(),
+        engine,
+        in_flight: InFlight::default(),
+    });
+
+    let address = config.listen_address();
+    let listener = TcpListener::bind(&address).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServerError::AddressInUse {
+                address: address.clone(),
+            }
+        } else {
+            ServerError::Listen {
+                address: address.clone(),
+                source,
+            }
+        }
+    })?;
+    tracing::info!(%address, tls = tls.is_some(), "KalamDB {} listening", env!("CARGO_PKG_VERSION"));
+
+    let slots = Arc::new(Semaphore::new(config.server.max_connections));
+    let acceptor = tls.map(|t| t.acceptor);
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        continue;
+                    }
+                };
+                let permit = slots.clone().try_acquire_owned().ok();
+                let session = Arc::new(OnceLock::new());
+                let connection = Arc::new(Connection {
+                    shared: shared.clone(),
+                    over_limit: permit.is_none(),
+                    statements: Arc::new(query::StatementPreparer::new(session.clone())),
+                    session,
+                    _permit: permit,
+                });
+                let acceptor = acceptor.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, acceptor, Handlers(connection)).await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+        }
+    }
+
+    drop(listener);
+    let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
+    tracing::info!("shutting down: waiting up to {grace:?} for running statements");
+    if tokio::time::timeout(grace, shared.in_flight.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("statements still running after {grace:?}; aborting them");
+    }
+    tasks.shutdown().await;
+    drop(shared);
+    store.flush()?;
+    tracing::info!("stopped");
+    Ok(())
+}

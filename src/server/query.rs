@@ -1,0 +1,201 @@
+//! Simple and extended query protocol handlers.
+
+use std::fmt::Debug;
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use futures::{Sink, StreamExt};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+
+use super::{Connection, encode, sqlstate};
+use crate::exec::{Outcome, PreparedStatement, Session};
+use crate::sql;
+
+fn user_error(info: pgwire::error::ErrorInfo) -> PgWireError {
+    PgWireError::UserError(Box::new(info))
+}
+
+fn session_of(slot: &OnceLock<Arc<Session>>) -> PgWireResult<Arc<Session>> {
+    slot.get().cloned().ok_or_else(|| {
+        user_error(sqlstate::error(
+            sqlstate::PROTOCOL_VIOLATION,
+            "query before authentication completed",
+        ))
+    })
+}
+
+/// A statement prepared through Parse, with the types Describe reports.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    inner: Arc<PreparedStatement>,
+    param_types: Vec<Type>,
+}
+
+/// Plans statements for the extended protocol in the connection's session.
+pub struct StatementPreparer {
+    session: Arc<OnceLock<Arc<Session>>>,
+}
+
+impl StatementPreparer {
+    pub fn new(session: Arc<OnceLock<Arc<Session>>>) -> Self {
+        StatementPreparer { session }
+    }
+}
+
+#[async_trait]
+impl QueryParser for StatementPreparer {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        text: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let session = session_of(&self.session)?;
+        let mut statements = sql::parse(text).map_err(|e| user_error(sqlstate::sql_error(&e)))?;
+        if statements.len() > 1 {
+            return Err(user_error(sqlstate::error(
+                "42601",
+                "cannot insert multiple commands into a prepared statement",
+            )));
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        let inner = session
+            .prepare(statement)
+            .await
+            .map_err(|e| user_error(sqlstate::exec_error(&e)))?;
+        let count = types.len().max(inner.param_types.len());
+        let param_types = (0..count)
+            .map(|i| match types.get(i) {
+                Some(Some(declared)) if *declared != Type::UNKNOWN => declared.clone(),
+                _ => inner
+                    .param_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .map(|t| encode::pg_type(&t))
+                    .unwrap_or(Type::TEXT),
+            })
+            .collect();
+        Ok(Some(Prepared {
+            inner: Arc::new(inner),
+            param_types,
+        }))
+    }
+
+    fn get_parameter_types(&self, statement: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(statement.param_types.clone())
+    }
+
+    fn get_result_schema(
+        &self,
+        statement: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(match &statement.inner.result_schema {
+            Some(schema) => encode::field_infos(schema, format.unwrap_or(&Format::UnifiedText)),
+            None => Vec::new(),
+        })
+    }
+}
+
+/// Keeps results of all but the last statement of a multi-statement Query in memory, so each
+/// statement sees the effects of the ones before it and none of the ones after.
+async fn materialize(outcome: Outcome) -> Result<Outcome, crate::exec::ExecError> {
+    match outcome {
+        Outcome::Rows { schema, stream } => {
+            let batches: Vec<_> = stream.collect().await;
+            let batches = batches.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                schema.clone(),
+                futures::stream::iter(batches.into_iter().map(Ok)),
+            );
+            Ok(Outcome::Rows {
+                schema,
+                stream: Box::pin(stream),
+            })
+        }
+        other => Ok(other),
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(&self.session)?;
+        let _busy = self.shared.in_flight.enter();
+        let statements = match sql::parse(query) {
+            Ok(statements) => statements,
+            Err(e) => return Ok(vec![Response::Error(Box::new(sqlstate::sql_error(&e)))]),
+        };
+        let last = statements.len().saturating_sub(1);
+        let mut responses = Vec::with_capacity(statements.len());
+        for (i, statement) in statements.into_iter().enumerate() {
+            let outcome = match session.execute(statement).await {
+                Ok(outcome) if i < last => materialize(outcome).await,
+                other => other,
+            };
+            match outcome {
+                Ok(outcome) => responses.push(encode::response(outcome, &Format::UnifiedText)),
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(sqlstate::exec_error(&e))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Prepared;
+    type QueryParser = StatementPreparer;
+
+    fn query_parser(&self) -> Arc<StatementPreparer> {
+        self.statements.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(&self.session)?;
+        let _busy = self.shared.in_flight.enter();
+        let prepared = &portal.statement.statement;
+        let params = encode::decode_params(portal, &prepared.param_types, &prepared.inner.param_types)?;
+        // An error here is returned (not sent as a Response) so pgwire skips to the next Sync.
+        let outcome = session
+            .execute_prepared(&prepared.inner, params)
+            .await
+            .map_err(|e| user_error(sqlstate::exec_error(&e)))?;
+        Ok(encode::response(outcome, &portal.result_column_format))
+    }
+}

@@ -1,0 +1,208 @@
+//! SQL: turns statement text into [`Statement`]s and decides which role each one needs.
+//!
+//! Parsing uses sqlparser's PostgreSQL dialect. KalamDB's own statements (user management now,
+//! backup and jobs later) are recognised by their leading keywords with the same parser, and
+//! everything else is handed to DataFusion as a standard statement. [`authorize`] is the single
+//! place where roles are enforced.
+
+mod parse;
+
+pub use parse::parse;
+
+use datafusion::sql::sqlparser::ast;
+
+use crate::storage::Role;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("permission denied: {statement} requires the {required} role")]
+    PermissionDenied {
+        statement: &'static str,
+        required: Role,
+    },
+    #[error("permission denied: {0}")]
+    PermissionDeniedDetail(String),
+}
+
+/// A parsed statement.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    /// A statement DataFusion plans and runs (SELECT, VALUES, EXPLAIN, ...).
+    Query(Box<ast::Statement>),
+    /// `SET [SESSION|LOCAL] name {=|TO} value`, `SET TIME ZONE value`.
+    Set { name: String, value: SetValue },
+    /// `SHOW name` / `SHOW ALL`.
+    Show { name: String },
+    Begin,
+    Commit,
+    Rollback,
+    /// `CREATE USER name WITH PASSWORD '...' [ROLE role]`
+    CreateUser {
+        user_id: String,
+        password: String,
+        role: Role,
+    },
+    /// `ALTER USER name WITH PASSWORD '...'` and/or `ROLE role`
+    AlterUser {
+        user_id: String,
+        password: Option<String>,
+        role: Option<Role>,
+    },
+    /// `DROP USER [IF EXISTS] name`
+    DropUser { user_id: String, if_exists: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetValue {
+    Value(String),
+    /// `SET x TO DEFAULT` / `RESET x`
+    Default,
+}
+
+/// Who is running a statement.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: String,
+    pub role: Role,
+}
+
+/// The schema whose tables only administrators may read.
+pub const SYSTEM_SCHEMA: &str = "system";
+
+impl Statement {
+    /// The command tag PostgreSQL would report, used in messages and CommandComplete.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Statement::Query(_) => "SELECT",
+            Statement::Set { .. } => "SET",
+            Statement::Show { .. } => "SHOW",
+            Statement::Begin => "BEGIN",
+            Statement::Commit => "COMMIT",
+            Statement::Rollback => "ROLLBACK",
+            Statement::CreateUser { .. } => "CREATE USER",
+            Statement::AlterUser { .. } => "ALTER USER",
+            Statement::DropUser { .. } => "DROP USER",
+        }
+    }
+}
+
+/// Checks that `caller` may run `statement`. `role_of` looks up the current role of an existing
+/// user, so that only a `system` user can change or remove another `system` user.
+pub fn authorize(
+    statement: &Statement,
+    caller: &Caller,
+    role_of: impl Fn(&str) -> Option<Role>,
+) -> Result<(), SqlError> {
+    let required = match statement {
+        Statement::Query(query) if reads_system_schema(query) => Role::Dba,
+        Statement::Query(_)
+        | Statement::Set { .. }
+        | Statement::Show { .. }
+        | Statement::Begin
+        | Statement::Commit
+        | Statement::Rollback => Role::User,
+        Statement::CreateUser { role, .. } => (*role).max(Role::Dba),
+        Statement::AlterUser {
+            user_id,
+            password: _,
+            role: None,
+        } if *user_id == caller.user_id => Role::User,
+        Statement::AlterUser { user_id, role, .. } => role
+            .unwrap_or(Role::Dba)
+            .max(Role::Dba)
+            .max(role_of(user_id).unwrap_or(Role::Dba)),
+        Statement::DropUser { user_id, .. } => {
+            Role::Dba.max(role_of(user_id).unwrap_or(Role::Dba))
+        }
+    };
+    if caller.role >= required {
+        Ok(())
+    } else {
+        Err(SqlError::PermissionDenied {
+            statement: statement.tag(),
+            required,
+        })
+    }
+}
+
+/// True when a query mentions a table in the `system` schema anywhere (joins, subqueries, CTEs).
+fn reads_system_schema(statement: &ast::Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::Visit;
+    use std::ops::ControlFlow;
+
+    struct Finder;
+    impl ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_relation(&mut self, relation: &ast::ObjectName) -> ControlFlow<()> {
+            let parts = &relation.0;
+            let schema = match parts.len() {
+                2 => parts.first(),
+                3 => parts.get(1),
+                _ => None,
+            };
+            match schema.and_then(|p| p.as_ident()) {
+                Some(ident) if ident.value.eq_ignore_ascii_case(SYSTEM_SCHEMA) => {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    statement.visit(&mut Finder).is_break()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role) -> Caller {
+        Caller {
+            user_id: "carol".into(),
+            role,
+        }
+    }
+
+    fn only(sql: &str) -> Statement {
+        let mut statements = parse(sql).unwrap();
+        assert_eq!(statements.len(), 1);
+        statements.remove(0)
+    }
+
+    #[test]
+    fn system_tables_need_dba_wherever_they_appear() {
+        for sql in [
+            "SELECT * FROM system.users",
+            "SELECT 1 FROM (SELECT * FROM kalamdb.system.users) s",
+            "WITH u AS (SELECT * FROM SYSTEM.USERS) SELECT * FROM u",
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM system.users)",
+        ] {
+            let statement = only(sql);
+            let err = authorize(&statement, &caller(Role::Service), |_| None).unwrap_err();
+            assert!(err.to_string().contains("requires the dba role"), "{sql}");
+            authorize(&statement, &caller(Role::Dba), |_| None).unwrap();
+        }
+    }
+
+    #[test]
+    fn users_may_change_only_their_own_password() {
+        let own = only("ALTER USER carol WITH PASSWORD 'x'");
+        authorize(&own, &caller(Role::User), |_| Some(Role::User)).unwrap();
+        let other = only("ALTER USER dave WITH PASSWORD 'x'");
+        assert!(authorize(&other, &caller(Role::User), |_| Some(Role::User)).is_err());
+        let promote = only("ALTER USER carol ROLE dba");
+        assert!(authorize(&promote, &caller(Role::User), |_| Some(Role::User)).is_err());
+    }
+
+    #[test]
+    fn only_system_may_create_or_touch_system_users() {
+        let create = only("CREATE USER x WITH PASSWORD 'p' ROLE system");
+        assert!(authorize(&create, &caller(Role::Dba), |_| None).is_err());
+        authorize(&create, &caller(Role::System), |_| None).unwrap();
+        let drop_root = only("DROP USER root");
+        assert!(authorize(&drop_root, &caller(Role::Dba), |_| Some(Role::System)).is_err());
+    }
+}

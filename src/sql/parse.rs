@@ -1,0 +1,295 @@
+//! Statement parsing: KalamDB statements by leading keywords, the rest through sqlparser.
+
+use datafusion::sql::sqlparser::ast::{self, Expr, Value};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use super::{SetValue, SqlError, Statement};
+use crate::storage::Role;
+
+impl From<ParserError> for SqlError {
+    fn from(err: ParserError) -> Self {
+        SqlError::Syntax(match err {
+            ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
+            ParserError::RecursionLimitExceeded => "statement is nested too deeply".into(),
+        })
+    }
+}
+
+/// Parses every statement in `sql` (a simple-protocol Query may carry several).
+pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
+    let mut statements = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token().token == Token::EOF {
+            break;
+        }
+        statements.push(parse_one(&mut parser)?);
+        if !parser.consume_token(&Token::SemiColon) && parser.peek_token().token != Token::EOF {
+            let found = parser.peek_token();
+            return Err(SqlError::Syntax(format!(
+                "syntax error at or near \"{}\"",
+                found.token
+            )));
+        }
+    }
+    Ok(statements)
+}
+
+fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
+    if parser.parse_keywords(&[Keyword::CREATE, Keyword::USER]) {
+        return parse_create_user(parser);
+    }
+    if parser.parse_keywords(&[Keyword::ALTER, Keyword::USER]) {
+        return parse_alter_user(parser);
+    }
+    if parser.parse_keywords(&[Keyword::DROP, Keyword::USER]) {
+        let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let user_id = parse_name(parser)?;
+        return Ok(Statement::DropUser { user_id, if_exists });
+    }
+    from_standard(parser.parse_statement()?)
+}
+
+fn parse_create_user(parser: &mut Parser) -> Result<Statement, SqlError> {
+    let user_id = parse_name(parser)?;
+    let options = parse_user_options(parser)?;
+    let password = options.password.ok_or_else(|| {
+        SqlError::Syntax("CREATE USER needs WITH PASSWORD '...': users log in with SCRAM".into())
+    })?;
+    Ok(Statement::CreateUser {
+        user_id,
+        password,
+        role: options.role.unwrap_or(Role::User),
+    })
+}
+
+fn parse_alter_user(parser: &mut Parser) -> Result<Statement, SqlError> {
+    let user_id = parse_name(parser)?;
+    let options = parse_user_options(parser)?;
+    if options.password.is_none() && options.role.is_none() {
+        return Err(SqlError::Syntax(
+            "ALTER USER needs WITH PASSWORD '...' or ROLE <role>".into(),
+        ));
+    }
+    Ok(Statement::AlterUser {
+        user_id,
+        password: options.password,
+        role: options.role,
+    })
+}
+
+#[derive(Default)]
+struct UserOptions {
+    password: Option<String>,
+    role: Option<Role>,
+}
+
+/// `[WITH] { PASSWORD 'secret' | ROLE name } ...` in any order.
+fn parse_user_options(parser: &mut Parser) -> Result<UserOptions, SqlError> {
+    let mut options = UserOptions::default();
+    parser.parse_keyword(Keyword::WITH);
+    loop {
+        if parser.parse_keyword(Keyword::PASSWORD) {
+            let token = parser.next_token();
+            let Token::SingleQuotedString(password) = token.token else {
+                return Err(SqlError::Syntax(format!(
+                    "PASSWORD must be a single-quoted string, found {}",
+                    token.token
+                )));
+            };
+            if password.is_empty() {
+                return Err(SqlError::Syntax("PASSWORD must not be empty".into()));
+            }
+            options.password = Some(password);
+        } else if parser.parse_keyword(Keyword::ROLE) {
+            let name = parser.parse_literal_string()?;
+            options.role = Some(Role::parse(&name).ok_or_else(|| {
+                SqlError::Syntax(format!(
+                    "unknown role \"{name}\": expected user, service, dba or system"
+                ))
+            })?);
+        } else {
+            return Ok(options);
+        }
+    }
+}
+
+/// An identifier folded to lower case unless quoted, as PostgreSQL does.
+fn parse_name(parser: &mut Parser) -> Result<String, SqlError> {
+    let ident = parser.parse_identifier()?;
+    Ok(fold_ident(&ident))
+}
+
+pub(super) fn fold_ident(ident: &ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+fn from_standard(statement: ast::Statement) -> Result<Statement, SqlError> {
+    use ast::Statement as S;
+    Ok(match statement {
+        S::Query(_) | S::Explain { .. } => Statement::Query(Box::new(statement)),
+        S::Set(set) => from_set(set)?,
+        S::ShowVariable { variable } => Statement::Show {
+            name: variable
+                .iter()
+                .map(fold_ident)
+                .collect::<Vec<_>>()
+                .join(" "),
+        },
+        S::Reset(reset) => Statement::Set {
+            name: match reset.reset {
+                ast::Reset::ALL => "all".into(),
+                ast::Reset::ConfigurationParameter(name) => object_name(&name),
+            },
+            value: SetValue::Default,
+        },
+        S::StartTransaction { .. } => Statement::Begin,
+        S::Commit { .. } => Statement::Commit,
+        S::Rollback {
+            savepoint: None, ..
+        } => Statement::Rollback,
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "statement not supported: {}",
+                first_words(&other.to_string())
+            )));
+        }
+    })
+}
+
+fn from_set(set: ast::Set) -> Result<Statement, SqlError> {
+    match set {
+        ast::Set::SingleAssignment {
+            variable, values, ..
+        } => Ok(Statement::Set {
+            name: object_name(&variable),
+            value: set_value(&values),
+        }),
+        ast::Set::SetTimeZone { value, .. } => Ok(Statement::Set {
+            name: "timezone".into(),
+            value: set_value(std::slice::from_ref(&value)),
+        }),
+        ast::Set::SetNames { charset_name, .. } => Ok(Statement::Set {
+            name: "client_encoding".into(),
+            value: SetValue::Value(charset_name.value),
+        }),
+        other => Err(SqlError::Unsupported(format!(
+            "statement not supported: {}",
+            first_words(&other.to_string())
+        ))),
+    }
+}
+
+fn object_name(name: &ast::ObjectName) -> String {
+    name.0
+        .iter()
+        .filter_map(|part| part.as_ident())
+        .map(fold_ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn set_value(values: &[Expr]) -> SetValue {
+    if let [Expr::Identifier(ident)] = values
+        && ident.quote_style.is_none()
+        && ident.value.eq_ignore_ascii_case("default")
+    {
+        return SetValue::Default;
+    }
+    SetValue::Value(
+        values
+            .iter()
+            .map(|expr| match expr {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                Expr::Identifier(ident) => ident.value.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// The first two words of a statement, for "not supported" messages.
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_statements_and_stray_semicolons() {
+        let statements = parse(";SELECT 1;; BEGIN; COMMIT").unwrap();
+        assert_eq!(statements.len(), 3);
+        assert!(matches!(statements[1], Statement::Begin));
+    }
+
+    #[test]
+    fn create_user_with_role_and_case_folding() {
+        let statements = parse("CREATE USER Alice WITH PASSWORD 's3cret' ROLE dba").unwrap();
+        match &statements[0] {
+            Statement::CreateUser {
+                user_id,
+                password,
+                role,
+            } => {
+                assert_eq!(user_id, "alice");
+                assert_eq!(password, "s3cret");
+                assert_eq!(*role, Role::Dba);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_role_and_missing_password_are_syntax_errors() {
+        assert!(matches!(
+            parse("CREATE USER a WITH PASSWORD 'x' ROLE king"),
+            Err(SqlError::Syntax(_))
+        ));
+        assert!(matches!(parse("CREATE USER a"), Err(SqlError::Syntax(_))));
+        assert!(matches!(
+            parse("CREATE USER a WITH PASSWORD bare"),
+            Err(SqlError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn set_forms_used_by_drivers() {
+        for (sql, name, value) in [
+            ("SET extra_float_digits = 3", "extra_float_digits", "3"),
+            ("SET application_name TO 'psql'", "application_name", "psql"),
+            ("SET SESSION search_path = public", "search_path", "public"),
+            ("SET TIME ZONE 'UTC'", "timezone", "UTC"),
+        ] {
+            match &parse(sql).unwrap()[0] {
+                Statement::Set { name: n, value: v } => {
+                    assert_eq!(n, name, "{sql}");
+                    assert_eq!(*v, SetValue::Value(value.into()), "{sql}");
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_statements_say_so() {
+        assert!(matches!(
+            parse("CREATE TABLE t (a int)"),
+            Err(SqlError::Unsupported(_))
+        ));
+    }
+}

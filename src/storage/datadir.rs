@@ -1,0 +1,77 @@
+//! The data directory layout and the lock that keeps a second server out of it.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{StorageError, StorageResult};
+
+/// Name of the lock file at the root of the data directory. It is not part of backups.
+pub const LOCK_FILE: &str = "kalamdb.pid";
+
+/// The directories the spec's archive layout names, relative to the data directory.
+pub const LAYOUT: [&str; 4] = ["rocksdb", "storage", "snapshots", "streams"];
+
+/// A data directory whose lock this process holds for as long as the value lives.
+#[derive(Debug)]
+pub struct DataDir {
+    root: PathBuf,
+    _lock: File,
+}
+
+impl DataDir {
+    pub fn create_and_lock(root: &Path) -> StorageResult<DataDir> {
+        std::fs::create_dir_all(root)
+            .map_err(|e| StorageError::io(format!("creating {}", root.display()), e))?;
+        let root = std::fs::canonicalize(root)
+            .map_err(|e| StorageError::io(format!("resolving {}", root.display()), e))?;
+        let lock_path = root.join(LOCK_FILE);
+        let mut lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StorageError::io(format!("opening {}", lock_path.display()), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StorageError::Locked(root, lock_path));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StorageError::io(
+                    format!("locking {}", lock_path.display()),
+                    e,
+                ));
+            }
+        }
+        lock.set_len(0)
+            .and_then(|()| writeln!(lock, "{}", std::process::id()))
+            .map_err(|e| StorageError::io(format!("writing {}", lock_path.display()), e))?;
+        for sub in LAYOUT {
+            let path = root.join(sub);
+            std::fs::create_dir_all(&path)
+                .map_err(|e| StorageError::io(format!("creating {}", path.display()), e))?;
+        }
+        Ok(DataDir { root, _lock: lock })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn rocksdb(&self) -> PathBuf {
+        self.root.join("rocksdb")
+    }
+
+    pub fn storage(&self) -> PathBuf {
+        self.root.join("storage")
+    }
+
+    pub fn snapshots(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    pub fn streams(&self) -> PathBuf {
+        self.root.join("streams")
+    }
+}

@@ -1,0 +1,104 @@
+//! Records kept in RocksDB and their encoding (JSON: small, versionable, readable in a dump).
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::{StorageError, StorageResult};
+
+/// Roles, from least to most privileged; a role may do everything a lower one may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Service,
+    Dba,
+    System,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Service => "service",
+            Role::Dba => "dba",
+            Role::System => "system",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        match name.to_ascii_lowercase().as_str() {
+            "user" => Some(Role::User),
+            "service" => Some(Role::Service),
+            "dba" => Some(Role::Dba),
+            "system" => Some(Role::System),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A SCRAM-SHA-256 verifier as PostgreSQL stores it: enough to check a login, not enough to
+/// recover or replay the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramVerifier {
+    #[serde(with = "hex")]
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    #[serde(with = "hex")]
+    pub stored_key: Vec<u8>,
+    #[serde(with = "hex")]
+    pub server_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ScramVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramVerifier")
+            .field("iterations", &self.iterations)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub role: Role,
+    pub scram: ScramVerifier,
+    /// Microseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+#[cfg(test)]
+impl UserRecord {
+    pub fn new_for_test(user_id: &str, role: Role) -> Self {
+        UserRecord {
+            user_id: user_id.into(),
+            role,
+            scram: ScramVerifier {
+                salt: vec![1; 16],
+                iterations: 4096,
+                stored_key: vec![2; 32],
+                server_key: vec![3; 32],
+            },
+            created_at: 0,
+            updated_at: 0,
+            last_login_at: None,
+        }
+    }
+}
+
+pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise")
+}
+
+pub(super) fn decode<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> StorageResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt {
+        cf,
+        message: e.to_string(),
+    })
+}
