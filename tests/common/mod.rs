@@ -1,0 +1,281 @@
+//! Test harness: runs the real `kalamdb` binary on a free port with a temporary data directory.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ROOT_PASSWORD: &str = "root-test-password";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Options that change the generated server.toml.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub host: String,
+    pub tls: bool,
+    pub tls_required: bool,
+    pub max_failed_attempts: u32,
+    pub lockout_seconds: u64,
+    pub max_connections: usize,
+    pub root_password: String,
+    pub extra: String,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            host: "127.0.0.1".into(),
+            tls: false,
+            tls_required: false,
+            max_failed_attempts: 5,
+            lockout_seconds: 60,
+            max_connections: 100,
+            root_password: ROOT_PASSWORD.into(),
+            extra: String::new(),
+        }
+    }
+}
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub options: ServerOptions,
+    pub child: Option<Child>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(ServerOptions::default())
+    }
+
+    pub fn start_with(options: ServerOptions) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = TestServer {
+            dir,
+            port: free_port(),
+            options,
+            child: None,
+        };
+        server.write_config();
+        server.spawn_and_wait();
+        server
+    }
+
+    pub fn data_path(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("server.toml")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn write_config(&self) {
+        let o = &self.options;
+        let certs = repo_root().join("certs");
+        let text = format!(
+            r#"
+[server]
+host = "{host}"
+port = {port}
+max_connections = {max_connections}
+shutdown_timeout_seconds = 5
+
+[storage]
+data_path = "{data}"
+sync_writes = true
+wal_enabled = true
+
+[auth]
+root_password = "{root_password}"
+scram_iterations = 4096
+max_failed_attempts = {max_failed}
+lockout_seconds = {lockout}
+
+[tls]
+enabled = {tls}
+cert = "{cert}"
+key = "{key}"
+required = {tls_required}
+
+[jobs]
+max_concurrent = 2
+retention_days = 30
+
+[backup]
+allowed_dirs = []
+
+[logging]
+level = "info"
+format = "text"
+{extra}
+"#,
+            host = o.host,
+            port = self.port,
+            max_connections = o.max_connections,
+            data = self.data_path().display(),
+            root_password = o.root_password,
+            max_failed = o.max_failed_attempts,
+            lockout = o.lockout_seconds,
+            tls = o.tls,
+            tls_required = o.tls_required,
+            cert = certs.join("server.pem").display(),
+            key = certs.join("server.key").display(),
+            extra = o.extra,
+        );
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    /// Starts the binary without waiting for it to listen.
+    pub fn spawn(&self) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_kalamdb"))
+            .arg("--config")
+            .arg(self.config_path())
+            .current_dir(self.dir.path())
+            .env_remove("KALAMDB_ROOT_PASSWORD")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the kalamdb binary starts")
+    }
+
+    fn spawn_and_wait(&mut self) {
+        let mut child = self.spawn();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("kalamdb exited during start ({status}):\n{}", self.log());
+            }
+            if self.log().contains("listening") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kalamdb did not start within {START_TIMEOUT:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child = Some(child);
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server is running");
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        wait_with_timeout(&mut child, Duration::from_secs(30))
+    }
+
+    /// SIGKILL: simulates a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "clean stop: {status}\n{}", self.log());
+        // The log marker is per start: truncate so we wait for the new one.
+        std::fs::write(self.log_path(), "").unwrap();
+        self.spawn_and_wait();
+    }
+
+    pub fn conn_string(&self, user: &str, password: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname=kalamdb connect_timeout=10",
+            self.port
+        )
+    }
+
+    pub async fn connect(&self, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.conn_string(user, password), tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(client)
+    }
+
+    pub async fn root(&self) -> tokio_postgres::Client {
+        self.connect("root", &self.options.root_password).await.expect("root logs in")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a fresh binary with `args` against `dir`, returning (status, stderr).
+pub fn run_to_exit(dir: &Path, config: &Path, timeout: Duration) -> (ExitStatus, String) {
+    let log = dir.join("once.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kalamdb"))
+        .arg("--config")
+        .arg(config)
+        .current_dir(dir)
+        .env_remove("KALAMDB_ROOT_PASSWORD")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let status = wait_with_timeout(&mut child, timeout);
+    (status, std::fs::read_to_string(log).unwrap_or_default())
+}
+
+/// The SQLSTATE of a tokio-postgres error.
+pub fn sqlstate(err: &tokio_postgres::Error) -> String {
+    err.as_db_error()
+        .map(|e| e.code().code().to_owned())
+        .unwrap_or_else(|| format!("no SQLSTATE: {err}"))
+}
+
+pub fn message(err: &tokio_postgres::Error) -> String {
+    err.as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_else(|| err.to_string())
+}

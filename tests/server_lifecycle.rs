@@ -1,0 +1,88 @@
+//! Starting and stopping: data directory layout, the data directory lock, a taken port, the
+//! shipped password off loopback, and a clean exit on SIGTERM.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ServerOptions, TestServer, run_to_exit};
+
+#[test]
+fn first_start_creates_the_data_directory_layout() {
+    let server = TestServer::start();
+    for sub in ["rocksdb", "storage", "snapshots", "streams"] {
+        assert!(server.data_path().join(sub).is_dir(), "{sub}");
+    }
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let server = TestServer::start();
+    let other = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(server.config_path())
+        .unwrap()
+        .replace(&format!("port = {}", server.port), &format!("port = {}", common::free_port()));
+    let path = other.path().join("server.toml");
+    std::fs::write(&path, config).unwrap();
+    let (status, log) = run_to_exit(other.path(), &path, Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(log.contains("in use by another KalamDB server"), "{log}");
+}
+
+#[test]
+fn a_taken_port_is_reported_with_the_setting_to_change() {
+    let server = TestServer::start();
+    let other = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(server.config_path())
+        .unwrap()
+        .replace(
+            &server.data_path().display().to_string(),
+            &other.path().join("data").display().to_string(),
+        );
+    let path = other.path().join("server.toml");
+    std::fs::write(&path, config).unwrap();
+    let (status, log) = run_to_exit(other.path(), &path, Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(log.contains(&format!("127.0.0.1:{}", server.port)), "{log}");
+    assert!(log.contains("[server] port"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn the_shipped_root_password_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer {
+        dir,
+        port: common::free_port(),
+        options: ServerOptions {
+            host: "0.0.0.0".into(),
+            root_password: "kalamdb".into(),
+            ..Default::default()
+        },
+        child: None,
+    };
+    server.write_config();
+    let (status, log) = run_to_exit(server.dir.path(), &server.config_path(), Duration::from_secs(30));
+    assert!(!status.success());
+    assert!(log.contains("shipped default password"), "{log}");
+}
+
+#[test]
+fn unknown_config_keys_are_rejected_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.toml");
+    std::fs::write(&path, "[server]\nhost = \"127.0.0.1\"\nprot = 5432\n").unwrap();
+    let (status, log) = run_to_exit(dir.path(), &path, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2));
+    assert!(log.contains("prot"), "{log}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_with_exit_code_0() {
+    let mut server = TestServer::start();
+    let client = server.root().await;
+    client.query_one("SELECT 1", &[]).await.unwrap();
+    let status = server.stop();
+    assert!(status.success(), "{status}\n{}", server.log());
+    assert!(server.log().contains("stopped"));
+}

@@ -1,0 +1,264 @@
+//! The PostgreSQL protocol as real clients use it: simple and extended query, parameters,
+//! result formats, settings, transactions, errors, cancel, TLS, and psql itself.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ServerOptions, TestServer, message, repo_root, sqlstate};
+use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres::types::Type;
+
+#[tokio::test]
+async fn prepared_statements_bind_typed_parameters_and_return_binary_results() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let statement = client
+        .prepare_typed("SELECT $1 + 1 AS next, $2 AS greeting", &[Type::INT8, Type::TEXT])
+        .await
+        .unwrap();
+    assert_eq!(statement.params(), &[Type::INT8, Type::TEXT]);
+    assert_eq!(statement.columns()[0].name(), "next");
+    assert_eq!(statement.columns()[0].type_(), &Type::INT8);
+    let row = client.query_one(&statement, &[&41i64, &"hello"]).await.unwrap();
+    assert_eq!(row.get::<_, i64>("next"), 42);
+    assert_eq!(row.get::<_, String>("greeting"), "hello");
+    // Untyped parameters are described as text and cast where the query says so.
+    let row = client
+        .query_one("SELECT CAST($1 AS BIGINT) * 2", &[&"21"])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 42);
+}
+
+#[tokio::test]
+async fn describe_reports_result_columns_with_postgres_types() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let statement = client
+        .prepare("SELECT true AS b, 1.5::double precision AS f, 'x' AS t, now() AS ts")
+        .await
+        .unwrap();
+    let types: Vec<&Type> = statement.columns().iter().map(|c| c.type_()).collect();
+    assert_eq!(types, [&Type::BOOL, &Type::FLOAT8, &Type::TEXT, &Type::TIMESTAMPTZ]);
+    let row = client.query_one(&statement, &[]).await.unwrap();
+    assert!(row.get::<_, bool>("b"));
+    assert_eq!(row.get::<_, f64>("f"), 1.5);
+}
+
+#[tokio::test]
+async fn an_error_leaves_the_connection_usable_in_both_protocols() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let err = client.batch_execute("SELEC 1").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42601");
+    let err = client.query("SELECT 1/0", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "22012");
+    let err = client.query("SELECT * FROM no_such_table", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42P01");
+    assert_eq!(client.query_one("SELECT 3", &[]).await.unwrap().get::<_, i64>(0), 3);
+    let rows = client.simple_query("SELECT 4").await.unwrap();
+    assert!(matches!(&rows[0], SimpleQueryMessage::Row(r) if r.get(0) == Some("4")));
+}
+
+#[tokio::test]
+async fn unsupported_statements_answer_0a000() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let err = client.batch_execute("VACUUM").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "0A000", "{}", message(&err));
+    client.query_one("SELECT 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn version_and_session_functions_identify_kalamdb() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let row = client
+        .query_one(
+            "SELECT version(), current_database(), current_user, current_schema()",
+            &[],
+        )
+        .await
+        .unwrap();
+    let version: String = row.get(0);
+    assert!(version.starts_with("PostgreSQL 16."), "{version}");
+    assert!(version.contains("KalamDB"), "{version}");
+    assert_eq!(row.get::<_, String>(1), "kalamdb");
+    assert_eq!(row.get::<_, String>(2), "root");
+    assert_eq!(row.get::<_, String>(3), "public");
+}
+
+#[tokio::test]
+async fn set_and_show_session_settings_drivers_use() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let show = |rows: Vec<SimpleQueryMessage>| match &rows[0] {
+        SimpleQueryMessage::Row(r) => r.get(0).unwrap().to_owned(),
+        _ => panic!("SHOW returns a row"),
+    };
+    assert_eq!(show(client.simple_query("SHOW server_version").await.unwrap()), "16.6");
+    client
+        .batch_execute(
+            "SET application_name = 'tests'; SET extra_float_digits = 3; SET search_path TO public; \
+             SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, MDY'; SET client_encoding = 'UTF8'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(show(client.simple_query("SHOW application_name").await.unwrap()), "tests");
+    assert_eq!(show(client.simple_query("SHOW extra_float_digits").await.unwrap()), "3");
+    assert_eq!(show(client.simple_query("SHOW TimeZone").await.unwrap()), "UTC");
+    let err = client.batch_execute("SET no_such_setting = 1").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42704");
+    let err = client.batch_execute("SET server_version = '1'").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "55P02");
+    client.batch_execute("RESET application_name").await.unwrap();
+    assert_eq!(show(client.simple_query("SHOW application_name").await.unwrap()), "");
+}
+
+#[tokio::test]
+async fn transactions_are_accepted_and_a_failed_one_needs_rollback() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client.batch_execute("BEGIN; SELECT 1; COMMIT").await.unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    assert!(client.batch_execute("SELECT 1/0").await.is_err());
+    let err = client.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "25P02");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client.batch_execute("SELECT 1").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cancel_request_stops_a_running_query() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.query("SELECT count(*) FROM generate_series(1, 100000000000)", &[]),
+    )
+    .await
+    .expect("the query ends")
+    .unwrap_err();
+    canceller.await.unwrap();
+    assert_eq!(sqlstate(&err), "57014", "{}", message(&err));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    client.query_one("SELECT 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_beyond_max_connections_get_53300() {
+    let server = TestServer::start_with(ServerOptions {
+        max_connections: 2,
+        ..Default::default()
+    });
+    let _a = server.root().await;
+    let _b = server.root().await;
+    let err = server.connect("root", &server.options.root_password).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "53300");
+    drop(_a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.root().await;
+}
+
+fn tls_connector(root_ca: bool) -> tokio_postgres_rustls::MakeRustlsConnect {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    if root_ca {
+        use rustls_pki_types::pem::PemObject;
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(repo_root().join("certs/ca.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+#[tokio::test]
+async fn tls_with_certificate_verification_and_scram() {
+    let server = TestServer::start_with(ServerOptions {
+        tls: true,
+        ..Default::default()
+    });
+    let conn = format!(
+        "host=localhost port={} user=root password={} dbname=kalamdb sslmode=require",
+        server.port, server.options.root_password
+    );
+    let (client, connection) = tokio_postgres::connect(&conn, tls_connector(true)).await.unwrap();
+    tokio::spawn(connection);
+    assert_eq!(client.query_one("SELECT 1", &[]).await.unwrap().get::<_, i64>(0), 1);
+    // A client that does not trust the development CA refuses the server.
+    assert!(tokio_postgres::connect(&conn, tls_connector(false)).await.is_err());
+    // Plaintext is still allowed unless [tls] required = true.
+    server.root().await;
+}
+
+#[tokio::test]
+async fn tls_required_refuses_plaintext_with_a_clear_error() {
+    let server = TestServer::start_with(ServerOptions {
+        tls: true,
+        tls_required: true,
+        ..Default::default()
+    });
+    let err = server.connect("root", &server.options.root_password).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "28000");
+    assert!(message(&err).contains("requires TLS"), "{}", message(&err));
+}
+
+fn psql(server: &TestServer, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("psql")
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "root", "-d", "kalamdb"])
+        .arg("-p")
+        .arg(server.port.to_string())
+        .args(args)
+        .env("PGPASSWORD", &server.options.root_password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("psql is installed")
+}
+
+#[tokio::test]
+async fn psql_runs_statements_against_the_server() {
+    let server = TestServer::start();
+    let out = psql(&server, &["-A", "-t", "-c", "SELECT 1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    let out = psql(&server, &["-A", "-t", "-c", "SELECT current_user, version()"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("root|PostgreSQL 16.6 (KalamDB"), "{text}");
+    let out = psql(&server, &["-c", "SELECT * FROM nowhere"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR"));
+}
+
+#[tokio::test]
+async fn psql_connects_over_verified_tls() {
+    let server = TestServer::start_with(ServerOptions {
+        tls: true,
+        tls_required: true,
+        ..Default::default()
+    });
+    let ca = repo_root().join("certs/ca.pem");
+    let conninfo = format!(
+        "host=localhost port={} user=root dbname=kalamdb sslmode=verify-full sslrootcert={}",
+        server.port,
+        ca.display()
+    );
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", &conninfo, "-c", "SELECT 'secure'"])
+        .env("PGPASSWORD", &server.options.root_password)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "secure");
+}
