@@ -180,7 +180,11 @@ impl Config {
 
     /// True when the server only accepts connections from this machine.
     pub fn listens_on_loopback(&self) -> bool {
-        let host = self.server.host.trim_start_matches('[').trim_end_matches(']');
+        let host = self
+            .server
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         host.eq_ignore_ascii_case("localhost")
             || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }

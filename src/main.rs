@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use kalamdb::config::{Config, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "kalamdb", version, about = "PostgreSQL-wire-compatible database server")]
+#[command(
+    name = "kalamdb",
+    version,
+    about = "PostgreSQL-wire-compatible database server"
+)]
 struct Cli {
     /// Path of server.toml (default: ./server.toml if present, else built-in defaults).
     #[arg(long, short = 'c', global = true)]
@@ -45,7 +49,10 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(kalamdb::server::run(config, kalamdb::server::shutdown_signal())) {
+    match runtime.block_on(kalamdb::server::run(
+        config,
+        kalamdb::server::shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -58,7 +65,9 @@ fn serve(config: Config) -> ExitCode {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.logging.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.logging.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

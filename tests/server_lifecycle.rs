@@ -21,7 +21,10 @@ fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let other = tempfile::tempdir().unwrap();
     let config = std::fs::read_to_string(server.config_path())
         .unwrap()
-        .replace(&format!("port = {}", server.port), &format!("port = {}", common::free_port()));
+        .replace(
+            &format!("port = {}", server.port),
+            &format!("port = {}", common::free_port()),
+        );
     let path = other.path().join("server.toml");
     std::fs::write(&path, config).unwrap();
     let (status, log) = run_to_exit(other.path(), &path, Duration::from_secs(30));
@@ -62,7 +65,11 @@ fn the_shipped_root_password_is_refused_off_loopback() {
         child: None,
     };
     server.write_config();
-    let (status, log) = run_to_exit(server.dir.path(), &server.config_path(), Duration::from_secs(30));
+    let (status, log) = run_to_exit(
+        server.dir.path(),
+        &server.config_path(),
+        Duration::from_secs(30),
+    );
     assert!(!status.success());
     assert!(log.contains("shipped default password"), "{log}");
 }

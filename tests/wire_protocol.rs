@@ -9,18 +9,35 @@ use common::{ServerOptions, TestServer, message, repo_root, sqlstate};
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::types::Type;
 
+/// The first column of the first row of a simple-protocol result.
+fn first_value(messages: Vec<SimpleQueryMessage>) -> String {
+    messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or_default().to_owned()),
+            _ => None,
+        })
+        .expect("a row")
+}
+
 #[tokio::test]
 async fn prepared_statements_bind_typed_parameters_and_return_binary_results() {
     let server = TestServer::start();
     let client = server.root().await;
     let statement = client
-        .prepare_typed("SELECT $1 + 1 AS next, $2 AS greeting", &[Type::INT8, Type::TEXT])
+        .prepare_typed(
+            "SELECT $1 + 1 AS next, $2 AS greeting",
+            &[Type::INT8, Type::TEXT],
+        )
         .await
         .unwrap();
     assert_eq!(statement.params(), &[Type::INT8, Type::TEXT]);
     assert_eq!(statement.columns()[0].name(), "next");
     assert_eq!(statement.columns()[0].type_(), &Type::INT8);
-    let row = client.query_one(&statement, &[&41i64, &"hello"]).await.unwrap();
+    let row = client
+        .query_one(&statement, &[&41i64, &"hello"])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>("next"), 42);
     assert_eq!(row.get::<_, String>("greeting"), "hello");
     // Untyped parameters are described as text and cast where the query says so.
@@ -40,7 +57,10 @@ async fn describe_reports_result_columns_with_postgres_types() {
         .await
         .unwrap();
     let types: Vec<&Type> = statement.columns().iter().map(|c| c.type_()).collect();
-    assert_eq!(types, [&Type::BOOL, &Type::FLOAT8, &Type::TEXT, &Type::TIMESTAMPTZ]);
+    assert_eq!(
+        types,
+        [&Type::BOOL, &Type::FLOAT8, &Type::TEXT, &Type::TIMESTAMPTZ]
+    );
     let row = client.query_one(&statement, &[]).await.unwrap();
     assert!(row.get::<_, bool>("b"));
     assert_eq!(row.get::<_, f64>("f"), 1.5);
@@ -54,11 +74,21 @@ async fn an_error_leaves_the_connection_usable_in_both_protocols() {
     assert_eq!(sqlstate(&err), "42601");
     let err = client.query("SELECT 1/0", &[]).await.unwrap_err();
     assert_eq!(sqlstate(&err), "22012");
-    let err = client.query("SELECT * FROM no_such_table", &[]).await.unwrap_err();
+    let err = client
+        .query("SELECT * FROM no_such_table", &[])
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "42P01");
-    assert_eq!(client.query_one("SELECT 3", &[]).await.unwrap().get::<_, i64>(0), 3);
+    assert_eq!(
+        client
+            .query_one("SELECT 3", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        3
+    );
     let rows = client.simple_query("SELECT 4").await.unwrap();
-    assert!(matches!(&rows[0], SimpleQueryMessage::Row(r) if r.get(0) == Some("4")));
+    assert_eq!(first_value(rows), "4");
 }
 
 #[tokio::test]
@@ -93,11 +123,11 @@ async fn version_and_session_functions_identify_kalamdb() {
 async fn set_and_show_session_settings_drivers_use() {
     let server = TestServer::start();
     let client = server.root().await;
-    let show = |rows: Vec<SimpleQueryMessage>| match &rows[0] {
-        SimpleQueryMessage::Row(r) => r.get(0).unwrap().to_owned(),
-        _ => panic!("SHOW returns a row"),
-    };
-    assert_eq!(show(client.simple_query("SHOW server_version").await.unwrap()), "16.6");
+    let show = first_value;
+    assert_eq!(
+        show(client.simple_query("SHOW server_version").await.unwrap()),
+        "16.6"
+    );
     client
         .batch_execute(
             "SET application_name = 'tests'; SET extra_float_digits = 3; SET search_path TO public; \
@@ -105,22 +135,51 @@ async fn set_and_show_session_settings_drivers_use() {
         )
         .await
         .unwrap();
-    assert_eq!(show(client.simple_query("SHOW application_name").await.unwrap()), "tests");
-    assert_eq!(show(client.simple_query("SHOW extra_float_digits").await.unwrap()), "3");
-    assert_eq!(show(client.simple_query("SHOW TimeZone").await.unwrap()), "UTC");
-    let err = client.batch_execute("SET no_such_setting = 1").await.unwrap_err();
+    assert_eq!(
+        show(client.simple_query("SHOW application_name").await.unwrap()),
+        "tests"
+    );
+    assert_eq!(
+        show(
+            client
+                .simple_query("SHOW extra_float_digits")
+                .await
+                .unwrap()
+        ),
+        "3"
+    );
+    assert_eq!(
+        show(client.simple_query("SHOW TimeZone").await.unwrap()),
+        "UTC"
+    );
+    let err = client
+        .batch_execute("SET no_such_setting = 1")
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "42704");
-    let err = client.batch_execute("SET server_version = '1'").await.unwrap_err();
+    let err = client
+        .batch_execute("SET server_version = '1'")
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "55P02");
-    client.batch_execute("RESET application_name").await.unwrap();
-    assert_eq!(show(client.simple_query("SHOW application_name").await.unwrap()), "");
+    client
+        .batch_execute("RESET application_name")
+        .await
+        .unwrap();
+    assert_eq!(
+        show(client.simple_query("SHOW application_name").await.unwrap()),
+        ""
+    );
 }
 
 #[tokio::test]
 async fn transactions_are_accepted_and_a_failed_one_needs_rollback() {
     let server = TestServer::start();
     let client = server.root().await;
-    client.batch_execute("BEGIN; SELECT 1; COMMIT").await.unwrap();
+    client
+        .batch_execute("BEGIN; SELECT 1; COMMIT")
+        .await
+        .unwrap();
     client.batch_execute("BEGIN").await.unwrap();
     assert!(client.batch_execute("SELECT 1/0").await.is_err());
     let err = client.batch_execute("SELECT 1").await.unwrap_err();
@@ -160,7 +219,10 @@ async fn connections_beyond_max_connections_get_53300() {
     });
     let _a = server.root().await;
     let _b = server.root().await;
-    let err = server.connect("root", &server.options.root_password).await.unwrap_err();
+    let err = server
+        .connect("root", &server.options.root_password)
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "53300");
     drop(_a);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -172,7 +234,10 @@ fn tls_connector(root_ca: bool) -> tokio_postgres_rustls::MakeRustlsConnect {
     let mut roots = rustls::RootCertStore::empty();
     if root_ca {
         use rustls_pki_types::pem::PemObject;
-        for cert in rustls_pki_types::CertificateDer::pem_file_iter(repo_root().join("certs/ca.pem")).unwrap() {
+        for cert in
+            rustls_pki_types::CertificateDer::pem_file_iter(repo_root().join("certs/ca.pem"))
+                .unwrap()
+        {
             roots.add(cert.unwrap()).unwrap();
         }
     }
@@ -194,11 +259,24 @@ async fn tls_with_certificate_verification_and_scram() {
         "host=localhost port={} user=root password={} dbname=kalamdb sslmode=require",
         server.port, server.options.root_password
     );
-    let (client, connection) = tokio_postgres::connect(&conn, tls_connector(true)).await.unwrap();
+    let (client, connection) = tokio_postgres::connect(&conn, tls_connector(true))
+        .await
+        .unwrap();
     tokio::spawn(connection);
-    assert_eq!(client.query_one("SELECT 1", &[]).await.unwrap().get::<_, i64>(0), 1);
+    assert_eq!(
+        client
+            .query_one("SELECT 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        1
+    );
     // A client that does not trust the development CA refuses the server.
-    assert!(tokio_postgres::connect(&conn, tls_connector(false)).await.is_err());
+    assert!(
+        tokio_postgres::connect(&conn, tls_connector(false))
+            .await
+            .is_err()
+    );
     // Plaintext is still allowed unless [tls] required = true.
     server.root().await;
 }
@@ -210,14 +288,27 @@ async fn tls_required_refuses_plaintext_with_a_clear_error() {
         tls_required: true,
         ..Default::default()
     });
-    let err = server.connect("root", &server.options.root_password).await.unwrap_err();
+    let err = server
+        .connect("root", &server.options.root_password)
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&err), "28000");
     assert!(message(&err).contains("requires TLS"), "{}", message(&err));
 }
 
 fn psql(server: &TestServer, args: &[&str]) -> std::process::Output {
     std::process::Command::new("psql")
-        .args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "root", "-d", "kalamdb"])
+        .args([
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "root",
+            "-d",
+            "kalamdb",
+        ])
         .arg("-p")
         .arg(server.port.to_string())
         .args(args)
@@ -231,9 +322,16 @@ fn psql(server: &TestServer, args: &[&str]) -> std::process::Output {
 async fn psql_runs_statements_against_the_server() {
     let server = TestServer::start();
     let out = psql(&server, &["-A", "-t", "-c", "SELECT 1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
-    let out = psql(&server, &["-A", "-t", "-c", "SELECT current_user, version()"]);
+    let out = psql(
+        &server,
+        &["-A", "-t", "-c", "SELECT current_user, version()"],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("root|PostgreSQL 16.6 (KalamDB"), "{text}");
     let out = psql(&server, &["-c", "SELECT * FROM nowhere"]);
@@ -255,10 +353,54 @@ async fn psql_connects_over_verified_tls() {
         ca.display()
     );
     let out = std::process::Command::new("psql")
-        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", &conninfo, "-c", "SELECT 'secure'"])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            &conninfo,
+            "-c",
+            "SELECT 'secure'",
+        ])
         .env("PGPASSWORD", &server.options.root_password)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "secure");
+}
+
+#[tokio::test]
+async fn a_gssenc_request_is_answered_with_n() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start();
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    // GSSENCRequest: length 8, request code 80877104.
+    let mut request = 8i32.to_be_bytes().to_vec();
+    request.extend_from_slice(&80877104i32.to_be_bytes());
+    socket.write_all(&request).await.unwrap();
+    let mut answer = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut answer))
+        .await
+        .expect("answered")
+        .unwrap();
+    assert_eq!(&answer, b"N");
+}
+
+#[tokio::test]
+async fn psql_sees_the_startup_parameters_drivers_depend_on() {
+    let server = TestServer::start();
+    let out = psql(
+        &server,
+        &["-A", "-t", "-c", r"\echo :SERVER_VERSION_NAME :ENCODING", "-c", "SHOW standard_conforming_strings"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("16.6 UTF8"));
+    assert_eq!(lines.next(), Some("on"));
 }

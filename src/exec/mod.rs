@@ -52,6 +52,8 @@ pub enum ExecError {
     InFailedTransaction,
     #[error("{0}")]
     ObjectInUse(String),
+    #[error("canceling statement due to user request")]
+    QueryCanceled,
     #[error("internal error: {0}")]
     Internal(String),
 }

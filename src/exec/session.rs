@@ -1,9 +1,14 @@
 //! A session: one authenticated user's statements, settings and transaction state.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use tokio::sync::Notify;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -24,7 +29,9 @@ pub enum Outcome {
         stream: SendableRecordBatchStream,
     },
     /// A statement without a result set, with the command tag to report (`SET`, `CREATE USER`).
-    Done { tag: &'static str },
+    Done {
+        tag: &'static str,
+    },
     Begin,
     Commit,
     /// `ROLLBACK`, or `COMMIT` of a failed transaction (PostgreSQL reports that as ROLLBACK).
@@ -53,8 +60,28 @@ pub struct Session {
     engine: Arc<Engine>,
     caller: Caller,
     settings: Mutex<Settings>,
-    transaction: Mutex<TransactionState>,
+    transaction: Arc<Mutex<TransactionState>>,
+    cancel: Arc<CancelFlag>,
     ctx: SessionContext,
+}
+
+/// Set by a cancel request; the running statement's result stream stops at its next batch.
+#[derive(Default)]
+struct CancelFlag {
+    cancelled: AtomicBool,
+    notify: Notify,
+}
+
+impl CancelFlag {
+    async fn cancelled(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.cancelled.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl Engine {
@@ -69,10 +96,12 @@ impl Engine {
         for (name, value) in startup {
             settings.apply_startup(name, value);
         }
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(DATABASE_NAME, "public")
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
+        // now() and friends are timestamptz, as in PostgreSQL.
+        config.options_mut().execution.time_zone = Some("UTC".into());
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_catalog_list(self.catalogs.clone())
@@ -87,7 +116,8 @@ impl Engine {
                 role,
             },
             settings: Mutex::new(settings),
-            transaction: Mutex::new(TransactionState::Idle),
+            transaction: Arc::new(Mutex::new(TransactionState::Idle)),
+            cancel: Arc::default(),
             ctx,
         }
     }
@@ -96,6 +126,12 @@ impl Engine {
 impl Session {
     pub fn user_id(&self) -> &str {
         &self.caller.user_id
+    }
+
+    /// Cancels the statement running now, if any (a protocol-level cancel request).
+    pub fn cancel_running_statement(&self) {
+        self.cancel.cancelled.store(true, Ordering::SeqCst);
+        self.cancel.notify.notify_waiters();
     }
 
     pub fn setting(&self, name: &str) -> ExecResult<String> {
@@ -116,9 +152,7 @@ impl Session {
                 let plan = self
                     .ctx
                     .state()
-                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(
-                        ast.clone(),
-                    ))
+                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(ast.clone()))
                     .await?;
                 SQLOptions::new()
                     .with_allow_ddl(false)
@@ -155,6 +189,8 @@ impl Session {
         prepared: &PreparedStatement,
         params: Vec<ScalarValue>,
     ) -> ExecResult<Outcome> {
+        // A cancel request applies to the statement running when it arrives, not later ones.
+        self.cancel.cancelled.store(false, Ordering::SeqCst);
         let state = *self.transaction.lock().expect("transaction lock");
         let result = match (&prepared.statement, state) {
             (Statement::Rollback, _) => self.end_transaction(Outcome::Rollback),
@@ -200,14 +236,20 @@ impl Session {
                     .await?
                     .execute_stream()
                     .await?;
-                Ok(Outcome::Rows { schema, stream })
+                Ok(Outcome::Rows {
+                    schema: schema.clone(),
+                    stream: self.guard(schema, stream),
+                })
             }
             Statement::Set { name, value } => {
                 let value = match value {
                     SetValue::Value(v) => Some(v.as_str()),
                     SetValue::Default => None,
                 };
-                self.settings.lock().expect("settings lock").set(name, value)?;
+                self.settings
+                    .lock()
+                    .expect("settings lock")
+                    .set(name, value)?;
                 Ok(Outcome::Done { tag: "SET" })
             }
             Statement::Show { name } => self.show(name),
@@ -245,6 +287,43 @@ impl Session {
         }
     }
 
+    /// Results are computed while the client reads them, so the stream itself must stop on a
+    /// cancel request and mark an open transaction block failed when execution errors.
+    fn guard(
+        &self,
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    ) -> SendableRecordBatchStream {
+        let cancel = self.cancel.clone();
+        let transaction = self.transaction.clone();
+        let guarded = futures::stream::unfold(Some(stream), move |stream| {
+            let cancel = cancel.clone();
+            let transaction = transaction.clone();
+            async move {
+                let mut stream = stream?;
+                let item = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => Some(Err(DataFusionError::External(Box::new(
+                        ExecError::QueryCanceled,
+                    )))),
+                    item = stream.next() => item,
+                };
+                match item {
+                    Some(Err(e)) => {
+                        let mut state = transaction.lock().expect("transaction lock");
+                        if *state == TransactionState::InBlock {
+                            *state = TransactionState::Failed;
+                        }
+                        Some((Err(e), None))
+                    }
+                    Some(Ok(batch)) => Some((Ok(batch), Some(stream))),
+                    None => None,
+                }
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(schema, guarded))
+    }
+
     fn authorize(&self, statement: &Statement) -> ExecResult<()> {
         // The caller's role is re-read so that ALTER USER ... ROLE takes effect at once.
         let caller = Caller {
@@ -267,7 +346,9 @@ impl Session {
                 schema.clone(),
                 vec![
                     Arc::new(StringArray::from_iter_values(all.iter().map(|s| s.0))),
-                    Arc::new(StringArray::from_iter_values(all.iter().map(|s| s.1.as_str()))),
+                    Arc::new(StringArray::from_iter_values(
+                        all.iter().map(|s| s.1.as_str()),
+                    )),
                     Arc::new(StringArray::from_iter_values(all.iter().map(|s| s.2))),
                 ],
             )
@@ -279,10 +360,8 @@ impl Session {
             )
         }
         .map_err(|e| ExecError::Internal(e.to_string()))?;
-        let stream = RecordBatchStreamAdapter::new(
-            schema.clone(),
-            futures::stream::iter(vec![Ok(batch)]),
-        );
+        let stream =
+            RecordBatchStreamAdapter::new(schema.clone(), futures::stream::iter(vec![Ok(batch)]));
         Ok(Outcome::Rows {
             schema,
             stream: Box::pin(stream),

@@ -225,7 +225,11 @@ impl Settings {
         match name.as_str() {
             "session_authorization" => Ok(self.session_user.clone()),
             "is_superuser" => Ok(if self.is_superuser { "on" } else { "off" }.into()),
-            _ => self.values.get(name.as_str()).cloned().ok_or_else(|| unknown(&name)),
+            _ => self
+                .values
+                .get(name.as_str())
+                .cloned()
+                .ok_or_else(|| unknown(&name)),
         }
     }
 

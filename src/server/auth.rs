@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::Sink;
+use pgwire::api::auth::mechanism::AuthMechanismFactory;
 use pgwire::api::auth::sasl::SaslMechanismFactory;
 use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
 use pgwire::api::auth::{
@@ -20,9 +21,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use ring::hmac;
 
 use super::Connection;
-use super::sqlstate::{
-    INVALID_AUTHORIZATION, INVALID_PASSWORD, TOO_MANY_CONNECTIONS, fatal,
-};
+use super::sqlstate::{INVALID_AUTHORIZATION, INVALID_PASSWORD, TOO_MANY_CONNECTIONS, fatal};
 use crate::exec::{AuthSecret, Engine, LoginOutcome, PG_SERVER_VERSION};
 use crate::storage::Role;
 
@@ -189,12 +188,20 @@ fn password_failed(user: &str) -> PgWireError {
 }
 
 fn user_of<C: ClientInfo>(client: &C) -> String {
-    client.metadata().get(METADATA_USER).cloned().unwrap_or_default()
+    client
+        .metadata()
+        .get(METADATA_USER)
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[async_trait]
 impl StartupHandler for Connection {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -204,7 +211,10 @@ impl StartupHandler for Connection {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
                 if self.over_limit {
-                    return Err(fatal(TOO_MANY_CONNECTIONS, "sorry, too many clients already"));
+                    return Err(fatal(
+                        TOO_MANY_CONNECTIONS,
+                        "sorry, too many clients already",
+                    ));
                 }
                 if self.shared.config.tls.required && !client.is_secure() {
                     return Err(fatal(
@@ -225,7 +235,11 @@ impl StartupHandler for Connection {
                     tracing::warn!(user, peer = %client.socket_addr(), "login refused: user is locked out after repeated failures");
                     return Err(password_failed(&user));
                 }
-                match auth.driver.begin_authentication(client, auth.scram.create()).await? {
+                match auth
+                    .driver
+                    .begin_authentication(client, auth.scram.create())
+                    .await?
+                {
                     AuthOutcome::InProgress => Ok(()),
                     AuthOutcome::Authenticated { .. } => Err(PgWireError::InvalidSASLState),
                 }
@@ -251,9 +265,14 @@ impl StartupHandler for Connection {
                             role,
                             startup.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                         );
-                        self.attach_session(session);
+                        // Completing the login assigns the connection its cancel key.
+                        auth.driver
+                            .complete_authentication(client, final_message)
+                            .await?;
+                        let (pid, secret) = client.pid_and_secret_key();
+                        self.attach_session(session, (pid, secret.to_bytes()));
                         tracing::info!(user, role = %role, peer = %client.socket_addr(), tls = client.is_secure(), "login");
-                        auth.driver.complete_authentication(client, final_message).await
+                        Ok(())
                     }
                     Err(e) => {
                         let failures = auth.lockout.record_failure(&user);

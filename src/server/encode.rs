@@ -5,10 +5,10 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, f16, Date64Type, Decimal128Type, Float16Type, Float32Type, Float64Type,
-    Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type,
-    UInt16Type, UInt32Type, UInt64Type,
+    DataType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type, Int8Type,
+    Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions as ArrowFormat};
 use datafusion::execution::SendableRecordBatchStream;
@@ -16,7 +16,7 @@ use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use pgwire::api::Type;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::types::ToSqlText;
@@ -35,7 +35,7 @@ pub fn pg_type(data_type: &DataType) -> Type {
         DataType::Int32 | DataType::UInt16 => Type::INT4,
         DataType::Int64 | DataType::UInt32 => Type::INT8,
         DataType::UInt64 | DataType::Decimal128(..) | DataType::Decimal256(..) => Type::NUMERIC,
-        DataType::Float16 | DataType::Float32 => Type::FLOAT4,
+        DataType::Float32 => Type::FLOAT4,
         DataType::Float64 => Type::FLOAT8,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::TEXT,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
@@ -47,24 +47,6 @@ pub fn pg_type(data_type: &DataType) -> Type {
         DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
         _ => Type::TEXT,
     }
-}
-
-/// The Arrow type a bound parameter of PostgreSQL type `pg` decodes to.
-pub fn arrow_type(pg: &Type) -> Option<DataType> {
-    Some(match *pg {
-        Type::BOOL => DataType::Boolean,
-        Type::INT2 => DataType::Int16,
-        Type::INT4 => DataType::Int32,
-        Type::INT8 => DataType::Int64,
-        Type::FLOAT4 => DataType::Float32,
-        Type::FLOAT8 => DataType::Float64,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
-        Type::BYTEA => DataType::Binary,
-        Type::DATE => DataType::Date32,
-        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
-        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-        _ => return None,
-    })
 }
 
 pub fn field_infos(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
@@ -89,7 +71,10 @@ pub fn response(outcome: Outcome, format: &Format) -> Response {
     match outcome {
         Outcome::Rows { schema, stream } => {
             let fields = Arc::new(field_infos(&schema, format));
-            Response::Query(QueryResponse::new(fields.clone(), data_rows(stream, fields)))
+            Response::Query(QueryResponse::new(
+                fields.clone(),
+                data_rows(stream, fields),
+            ))
         }
         Outcome::Done { tag } => Response::Execution(Tag::new(tag)),
         Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
@@ -105,9 +90,9 @@ fn data_rows(
     stream.flat_map(move |batch| {
         let rows: Vec<PgWireResult<DataRow>> = match batch {
             Ok(batch) => encode_batch(&batch, &fields),
-            Err(e) => vec![Err(PgWireError::UserError(Box::new(
-                sqlstate::exec_error(&e.into()),
-            )))],
+            Err(e) => vec![Err(PgWireError::UserError(Box::new(sqlstate::exec_error(
+                &e.into(),
+            ))))],
         };
         futures::stream::iter(rows)
     })
@@ -164,7 +149,11 @@ fn encode_cell(
     match column.data_type() {
         DataType::Boolean => {
             let array = column.as_boolean();
-            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+            put(
+                encoder,
+                array.is_valid(row).then(|| array.value(row)),
+                field,
+            )
         }
         DataType::Int8 => primitive!(Int8Type, i16::from),
         DataType::Int16 => primitive!(Int16Type, |v: i16| v),
@@ -174,21 +163,20 @@ fn encode_cell(
         DataType::UInt16 => primitive!(UInt16Type, i32::from),
         DataType::UInt32 => primitive!(UInt32Type, i64::from),
         DataType::UInt64 => primitive!(UInt64Type, Decimal::from),
-        DataType::Float16 => primitive!(Float16Type, |v: f16| v.to_f32()),
         DataType::Float32 => primitive!(Float32Type, |v: f32| v),
         DataType::Float64 => primitive!(Float64Type, |v: f64| v),
         DataType::Decimal128(_, scale) if *scale >= 0 && *scale <= 28 => {
             let scale = *scale as u32;
             let array = column.as_primitive::<Decimal128Type>();
             let value = if array.is_valid(row) {
-                Some(Decimal::try_from_i128_with_scale(array.value(row), scale).map_err(
-                    |e| {
+                Some(
+                    Decimal::try_from_i128_with_scale(array.value(row), scale).map_err(|e| {
                         PgWireError::UserError(Box::new(sqlstate::error(
                             "22003",
                             format!("numeric value out of range: {e}"),
                         )))
-                    },
-                )?)
+                    })?,
+                )
             } else {
                 None
             };
@@ -196,36 +184,66 @@ fn encode_cell(
         }
         DataType::Utf8 => {
             let array = column.as_string::<i32>();
-            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+            put(
+                encoder,
+                array.is_valid(row).then(|| array.value(row)),
+                field,
+            )
         }
         DataType::LargeUtf8 => {
             let array = column.as_string::<i64>();
-            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+            put(
+                encoder,
+                array.is_valid(row).then(|| array.value(row)),
+                field,
+            )
         }
         DataType::Utf8View => {
             let array = column.as_string_view();
-            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+            put(
+                encoder,
+                array.is_valid(row).then(|| array.value(row)),
+                field,
+            )
         }
         DataType::Binary => {
             let array = column.as_binary::<i32>();
-            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+            put(
+                encoder,
+                array.is_valid(row).then(|| array.value(row)),
+                field,
+            )
         }
         DataType::LargeBinary => {
             let array = column.as_binary::<i64>();
-            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+            put(
+                encoder,
+                array.is_valid(row).then(|| array.value(row)),
+                field,
+            )
         }
         DataType::BinaryView => {
             let array = column.as_binary_view();
-            put(encoder, array.is_valid(row).then(|| array.value(row)), field)
+            put(
+                encoder,
+                array.is_valid(row).then(|| array.value(row)),
+                field,
+            )
         }
         DataType::Date32 => {
             let array = column.as_primitive::<Date32Type>();
-            let value: Option<NaiveDate> = array.is_valid(row).then(|| array.value_as_date(row)).flatten();
+            let value: Option<NaiveDate> = array
+                .is_valid(row)
+                .then(|| array.value_as_date(row))
+                .flatten();
             put(encoder, value, field)
         }
         DataType::Date64 => {
             let array = column.as_primitive::<Date64Type>();
-            let value: Option<NaiveDate> = array.is_valid(row).then(|| array.value_as_date(row)).flatten();
+            let value: Option<NaiveDate> = array
+                .is_valid(row)
+                .then(|| array.value_as_date(row))
+                .flatten();
             put(encoder, value, field)
         }
         DataType::Timestamp(unit, tz) => {
@@ -233,14 +251,26 @@ fn encode_cell(
                 None
             } else {
                 match unit {
-                    TimeUnit::Second => column.as_primitive::<TimestampSecondType>().value_as_datetime(row),
-                    TimeUnit::Millisecond => column.as_primitive::<TimestampMillisecondType>().value_as_datetime(row),
-                    TimeUnit::Microsecond => column.as_primitive::<TimestampMicrosecondType>().value_as_datetime(row),
-                    TimeUnit::Nanosecond => column.as_primitive::<TimestampNanosecondType>().value_as_datetime(row),
+                    TimeUnit::Second => column
+                        .as_primitive::<TimestampSecondType>()
+                        .value_as_datetime(row),
+                    TimeUnit::Millisecond => column
+                        .as_primitive::<TimestampMillisecondType>()
+                        .value_as_datetime(row),
+                    TimeUnit::Microsecond => column
+                        .as_primitive::<TimestampMicrosecondType>()
+                        .value_as_datetime(row),
+                    TimeUnit::Nanosecond => column
+                        .as_primitive::<TimestampNanosecondType>()
+                        .value_as_datetime(row),
                 }
             };
             if tz.is_some() {
-                put(encoder, naive.map(|n| DateTime::<Utc>::from_naive_utc_and_offset(n, Utc)), field)
+                put(
+                    encoder,
+                    naive.map(|n| DateTime::<Utc>::from_naive_utc_and_offset(n, Utc)),
+                    field,
+                )
             } else {
                 put(encoder, naive, field)
             }
@@ -260,7 +290,7 @@ fn encode_cell(
 
 /// Decodes the portal's bound parameters. `declared` are the types the statement reported
 /// (client-given or inferred); `planned` the Arrow types planning expects, where known.
-pub fn decode_params<S>(
+pub fn decode_params<S: Clone>(
     portal: &Portal<S>,
     declared: &[Type],
     planned: &[Option<DataType>],
@@ -270,19 +300,21 @@ pub fn decode_params<S>(
             let pg = declared.get(i).cloned().unwrap_or(Type::TEXT);
             let value = decode_param(portal, i, &pg)?;
             match planned.get(i).cloned().flatten() {
-                Some(target) if value.data_type() != target => value.cast_to(&target).map_err(|e| {
-                    PgWireError::UserError(Box::new(sqlstate::error(
-                        sqlstate::INVALID_TEXT_REPRESENTATION,
-                        format!("parameter ${}: {}", i + 1, e.strip_backtrace()),
-                    )))
-                }),
+                Some(target) if value.data_type() != target => {
+                    value.cast_to(&target).map_err(|e| {
+                        PgWireError::UserError(Box::new(sqlstate::error(
+                            sqlstate::INVALID_TEXT_REPRESENTATION,
+                            format!("parameter ${}: {}", i + 1, e.strip_backtrace()),
+                        )))
+                    })
+                }
                 _ => Ok(value),
             }
         })
         .collect()
 }
 
-fn decode_param<S>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<ScalarValue> {
+fn decode_param<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<ScalarValue> {
     Ok(match *pg {
         Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, pg)?),
         Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, pg)?),
@@ -298,6 +330,9 @@ fn decode_param<S>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<Scal
             }
         }
         Type::BYTEA => ScalarValue::Binary(portal.parameter::<Vec<u8>>(i, pg)?),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            ScalarValue::Utf8(portal.parameter::<String>(i, pg)?)
+        }
         Type::DATE => ScalarValue::Date32(
             portal
                 .parameter::<NaiveDate>(i, pg)?
@@ -311,14 +346,17 @@ fn decode_param<S>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<Scal
         ),
         Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
             portal
-                .parameter::<DateTime<Utc>>(i, pg)?
+                .parameter::<DateTime<chrono::FixedOffset>>(i, pg)?
                 .map(|t| t.timestamp_micros()),
             Some("UTC".into()),
         ),
         _ if portal.parameter_format.is_binary(i) => {
             return Err(PgWireError::UserError(Box::new(sqlstate::error(
                 sqlstate::FEATURE_NOT_SUPPORTED,
-                format!("binary parameters of type {} are not supported; send them as text", pg.name()),
+                format!(
+                    "binary parameters of type {} are not supported; send them as text",
+                    pg.name()
+                ),
             ))));
         }
         _ => ScalarValue::Utf8(portal.parameter::<String>(i, &Type::TEXT)?),

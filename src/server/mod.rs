@@ -6,6 +6,7 @@
 //! semantics: it parses text with `sql`, hands statements to `exec`, and encodes what comes back.
 
 mod auth;
+mod cancel;
 mod encode;
 mod query;
 pub mod sqlstate;
@@ -13,12 +14,11 @@ mod tls;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use pgwire::api::PgWireServerHandlers;
 use pgwire::api::auth::AuthDriver;
-use pgwire::api::cancel::DefaultCancelHandler;
-use pgwire::api::{ConnectionManager, PgWireServerHandlers};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -53,7 +53,7 @@ struct Shared {
     config: Arc<Config>,
     engine: Arc<Engine>,
     auth: auth::Authenticator,
-    cancel: Arc<DefaultCancelHandler>,
+    cancels: Arc<cancel::CancelRegistry>,
     in_flight: InFlight,
 }
 
@@ -97,12 +97,27 @@ pub struct Connection {
     over_limit: bool,
     session: Arc<OnceLock<Arc<Session>>>,
     statements: Arc<query::StatementPreparer>,
+    cancel_key: Mutex<Option<(i32, bytes::Bytes)>>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Connection {
-    fn attach_session(&self, session: Session) {
-        let _ = self.session.set(Arc::new(session));
+    /// Binds the logged-in session to this connection and makes it reachable by cancel requests.
+    fn attach_session(&self, session: Session, cancel_key: (i32, bytes::Bytes)) {
+        let session = Arc::new(session);
+        self.shared
+            .cancels
+            .register(cancel_key.clone(), Arc::downgrade(&session));
+        *self.cancel_key.lock().expect("cancel key") = Some(cancel_key);
+        let _ = self.session.set(session);
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(key) = self.cancel_key.lock().expect("cancel key").take() {
+            self.shared.cancels.unregister(&key);
+        }
     }
 }
 
@@ -122,7 +137,7 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
-        self.0.shared.cancel.clone()
+        self.0.shared.cancels.clone()
     }
 }
 
@@ -163,7 +178,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     } else {
         None
     };
-    let connections = Arc::new(ConnectionManager::new());
     let shared = Arc::new(Shared {
         auth: auth::Authenticator {
             scram: auth::scram_auth(engine.clone(), tls.as_ref().map(|t| t.cert_pem.as_slice()))?,
@@ -171,10 +185,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 config.auth.max_failed_attempts,
                 Duration::from_secs(config.auth.lockout_seconds),
             ),
-            driver: AuthDriver::new(auth::StartupParameters)
-                .with_connection_manager(connections.clone()),
+            driver: AuthDriver::new(auth::StartupParameters),
         },
-        cancel: Arc::new(DefaultCancelHandler::new(connections)),
+        cancels: Arc::default(),
         config: config.clone(),
         engine,
         in_flight: InFlight::default(),
@@ -218,6 +231,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     over_limit: permit.is_none(),
                     statements: Arc::new(query::StatementPreparer::new(session.clone())),
                     session,
+                    cancel_key: Mutex::new(None),
                     _permit: permit,
                 });
                 let acceptor = acceptor.clone();

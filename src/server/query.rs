@@ -190,7 +190,8 @@ impl ExtendedQueryHandler for Connection {
         let session = session_of(&self.session)?;
         let _busy = self.shared.in_flight.enter();
         let prepared = &portal.statement.statement;
-        let params = encode::decode_params(portal, &prepared.param_types, &prepared.inner.param_types)?;
+        let params =
+            encode::decode_params(portal, &prepared.param_types, &prepared.inner.param_types)?;
         // An error here is returned (not sent as a Response) so pgwire skips to the next Sync.
         let outcome = session
             .execute_prepared(&prepared.inner, params)

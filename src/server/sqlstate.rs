@@ -22,7 +22,15 @@ pub const ADMIN_SHUTDOWN: &str = "57P01";
 
 /// SQLSTATE and message for an execution-layer error.
 pub fn exec_error(err: &ExecError) -> ErrorInfo {
-    let code = match err {
+    let message = match err {
+        ExecError::DataFusion(e) => datafusion_message(e),
+        other => other.to_string(),
+    };
+    error(exec_code(err), message)
+}
+
+fn exec_code(err: &ExecError) -> &'static str {
+    match err {
         ExecError::Sql(e) => sql_code(e),
         ExecError::Storage(e) => storage_code(e),
         ExecError::DataFusion(e) => datafusion_code(e),
@@ -32,13 +40,9 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
         ExecError::CantChangeRuntimeParam(_) => "55P02",
         ExecError::InFailedTransaction => "25P02",
         ExecError::ObjectInUse(_) => "55006",
+        ExecError::QueryCanceled => "57014",
         ExecError::Internal(_) => "XX000",
-    };
-    let message = match err {
-        ExecError::DataFusion(e) => datafusion_message(e),
-        other => other.to_string(),
-    };
-    error(code, message)
+    }
 }
 
 pub fn sql_error(err: &SqlError) -> ErrorInfo {
@@ -82,7 +86,6 @@ fn datafusion_code(err: &DataFusionError) -> &'static str {
             datafusion::common::SchemaError::AmbiguousReference { .. } => "42702",
             datafusion::common::SchemaError::DuplicateQualifiedField { .. }
             | datafusion::common::SchemaError::DuplicateUnqualifiedField { .. } => "42701",
-            _ => "42P18",
         },
         DataFusionError::ArrowError(e, _) => arrow_code(e),
         DataFusionError::Plan(message) if message.contains("not found") => {
@@ -100,10 +103,15 @@ fn datafusion_code(err: &DataFusionError) -> &'static str {
         DataFusionError::Execution(message) if message.contains("Cannot cast") => {
             INVALID_TEXT_REPRESENTATION
         }
-        DataFusionError::External(inner) => match inner.downcast_ref::<StorageError>() {
-            Some(e) => storage_code(e),
-            None => "XX000",
-        },
+        DataFusionError::External(inner) => {
+            if let Some(e) = inner.downcast_ref::<ExecError>() {
+                exec_code(e)
+            } else if let Some(e) = inner.downcast_ref::<StorageError>() {
+                storage_code(e)
+            } else {
+                "XX000"
+            }
+        }
         DataFusionError::ResourcesExhausted(_) => "53200",
         _ => "XX000",
     }
@@ -128,6 +136,7 @@ fn datafusion_message(err: &DataFusionError) -> String {
             ArrowError::DivideByZero => "division by zero".into(),
             other => other.to_string(),
         },
+        DataFusionError::External(inner) => inner.to_string(),
         other => other.to_string(),
     }
 }

@@ -20,7 +20,8 @@ pub fn load(cert: &Path, key: &Path) -> Result<Tls, ServerError> {
     let tls_error = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
         ServerError::Tls(format!("{what} {}: {e}", path.display()))
     };
-    let cert_pem = std::fs::read(cert).map_err(|e| tls_error("cannot read [tls] cert", cert, &e))?;
+    let cert_pem =
+        std::fs::read(cert).map_err(|e| tls_error("cannot read [tls] cert", cert, &e))?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_error("invalid certificate in", cert, &e))?;

@@ -34,9 +34,14 @@ pub enum Statement {
     /// A statement DataFusion plans and runs (SELECT, VALUES, EXPLAIN, ...).
     Query(Box<ast::Statement>),
     /// `SET [SESSION|LOCAL] name {=|TO} value`, `SET TIME ZONE value`.
-    Set { name: String, value: SetValue },
+    Set {
+        name: String,
+        value: SetValue,
+    },
     /// `SHOW name` / `SHOW ALL`.
-    Show { name: String },
+    Show {
+        name: String,
+    },
     Begin,
     Commit,
     Rollback,
@@ -53,7 +58,10 @@ pub enum Statement {
         role: Option<Role>,
     },
     /// `DROP USER [IF EXISTS] name`
-    DropUser { user_id: String, if_exists: bool },
+    DropUser {
+        user_id: String,
+        if_exists: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +123,7 @@ pub fn authorize(
             .unwrap_or(Role::Dba)
             .max(Role::Dba)
             .max(role_of(user_id).unwrap_or(Role::Dba)),
-        Statement::DropUser { user_id, .. } => {
-            Role::Dba.max(role_of(user_id).unwrap_or(Role::Dba))
-        }
+        Statement::DropUser { user_id, .. } => Role::Dba.max(role_of(user_id).unwrap_or(Role::Dba)),
     };
     if caller.role >= required {
         Ok(())

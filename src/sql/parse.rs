@@ -92,7 +92,7 @@ struct UserOptions {
 /// `[WITH] { PASSWORD 'secret' | ROLE name } ...` in any order.
 fn parse_user_options(parser: &mut Parser) -> Result<UserOptions, SqlError> {
     let mut options = UserOptions::default();
-    parser.parse_keyword(Keyword::WITH);
+    let _optional_with = parser.parse_keyword(Keyword::WITH);
     loop {
         if parser.parse_keyword(Keyword::PASSWORD) {
             let token = parser.next_token();
@@ -107,7 +107,16 @@ fn parse_user_options(parser: &mut Parser) -> Result<UserOptions, SqlError> {
             }
             options.password = Some(password);
         } else if parser.parse_keyword(Keyword::ROLE) {
-            let name = parser.parse_literal_string()?;
+            let token = parser.next_token();
+            let name = match token.token {
+                Token::Word(word) => word.value,
+                Token::SingleQuotedString(name) => name,
+                other => {
+                    return Err(SqlError::Syntax(format!(
+                        "ROLE expects a role name, found {other}"
+                    )));
+                }
+            };
             options.role = Some(Role::parse(&name).ok_or_else(|| {
                 SqlError::Syntax(format!(
                     "unknown role \"{name}\": expected user, service, dba or system"

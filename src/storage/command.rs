@@ -12,14 +12,20 @@ use super::{CF_USERS, StorageResult, cf};
 pub enum Command {
     /// Creates or replaces a user.
     PutUser(UserRecord),
-    DropUser { user_id: String },
+    DropUser {
+        user_id: String,
+    },
 }
 
 impl Command {
     pub(super) fn write_into(&self, db: &DB, batch: &mut WriteBatch) -> StorageResult<()> {
         match self {
             Command::PutUser(user) => {
-                batch.put_cf(cf(db, CF_USERS), user.user_id.as_bytes(), records::encode(user));
+                batch.put_cf(
+                    cf(db, CF_USERS),
+                    user.user_id.as_bytes(),
+                    records::encode(user),
+                );
             }
             Command::DropUser { user_id } => {
                 batch.delete_cf(cf(db, CF_USERS), user_id.as_bytes());

@@ -70,6 +70,14 @@ pub struct Store {
     apply_lock: Mutex<u64>,
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir.root())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Store {
     /// Creates the data directory layout if needed, takes its lock and opens RocksDB.
     pub fn open(data_path: &Path, durability: Durability) -> StorageResult<Store> {

@@ -217,9 +217,14 @@ format = "text"
         )
     }
 
-    pub async fn connect(&self, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    pub async fn connect(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let (client, connection) =
-            tokio_postgres::connect(&self.conn_string(user, password), tokio_postgres::NoTls).await?;
+            tokio_postgres::connect(&self.conn_string(user, password), tokio_postgres::NoTls)
+                .await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -227,7 +232,9 @@ format = "text"
     }
 
     pub async fn root(&self) -> tokio_postgres::Client {
-        self.connect("root", &self.options.root_password).await.expect("root logs in")
+        self.connect("root", &self.options.root_password)
+            .await
+            .expect("root logs in")
     }
 }
 
