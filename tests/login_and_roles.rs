@@ -19,13 +19,11 @@ async fn wrong_password_and_unknown_user_fail_identically_with_28p01() {
     let wrong = server
         .connect("root", "nope")
         .await
-        .err()
-        .expect("wrong password is refused");
+        .expect_err("wrong password is refused");
     let unknown = server
         .connect("ghost", "nope")
         .await
-        .err()
-        .expect("unknown user is refused");
+        .expect_err("unknown user is refused");
     assert_eq!(sqlstate(&wrong), "28P01");
     assert_eq!(sqlstate(&unknown), "28P01");
     assert_eq!(
@@ -55,8 +53,7 @@ async fn repeated_failures_lock_the_user_out_for_a_while() {
     let locked = server
         .connect("alice", "alice-pw")
         .await
-        .err()
-        .expect("locked out");
+        .expect_err("locked out");
     assert_eq!(sqlstate(&locked), "28P01");
     assert!(server.log().contains("locked out"), "the lockout is logged");
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;

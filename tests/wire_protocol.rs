@@ -378,7 +378,9 @@ async fn psql_connects_over_verified_tls() {
 async fn a_gssenc_request_is_answered_with_n() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start();
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
     // GSSENCRequest: length 8, request code 80877104.
     let mut request = 8i32.to_be_bytes().to_vec();
     request.extend_from_slice(&80877104i32.to_be_bytes());
@@ -396,9 +398,20 @@ async fn psql_sees_the_startup_parameters_drivers_depend_on() {
     let server = TestServer::start();
     let out = psql(
         &server,
-        &["-A", "-t", "-c", r"\echo :SERVER_VERSION_NAME :ENCODING", "-c", "SHOW standard_conforming_strings"],
+        &[
+            "-A",
+            "-t",
+            "-c",
+            r"\echo :SERVER_VERSION_NAME :ENCODING",
+            "-c",
+            "SHOW standard_conforming_strings",
+        ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("16.6 UTF8"));
