@@ -5,18 +5,20 @@
 //! arrive here already parsed by `sql`; `exec` authorizes them through `sql::authorize`, runs
 //! them and returns Arrow data or a command tag. It knows nothing of the wire protocol.
 
+mod catalog;
+mod ddl;
+mod dml;
 mod functions;
+mod naming;
 mod session;
 mod settings;
 mod system_tables;
+mod table;
 mod users;
 
 use std::sync::Arc;
 
-use datafusion::catalog::{
-    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
-    MemorySchemaProvider,
-};
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::error::DataFusionError;
 
 pub use session::{Outcome, PreparedStatement, Session};
@@ -24,7 +26,9 @@ pub use users::{AuthSecret, LoginOutcome};
 
 use crate::config::Config;
 use crate::sql::SqlError;
-use crate::storage::{StorageError, Store};
+use crate::storage::{
+    Command, Conflict, NamespaceRecord, PUBLIC_NAMESPACE, StorageError, Store, TableKind,
+};
 
 /// The one database a KalamDB server holds, as `current_database()` and `\l` name it.
 pub const DATABASE_NAME: &str = "kalamdb";
@@ -54,6 +58,32 @@ pub enum ExecError {
     ObjectInUse(String),
     #[error("canceling statement due to user request")]
     QueryCanceled,
+    #[error("{0}")]
+    UndefinedTable(String),
+    #[error("{0}")]
+    UndefinedColumn(String),
+    #[error("{0}")]
+    DuplicateColumn(String),
+    #[error("{0}")]
+    NotNullViolation(String),
+    #[error("{0}")]
+    UniqueViolation(String),
+    #[error("{0}")]
+    StringTooLong(String),
+    #[error("{0}")]
+    InvalidText(String),
+    #[error("{0}")]
+    WrongObjectType(String),
+    #[error("{0}")]
+    InvalidColumnReference(String),
+    #[error("{0}")]
+    CardinalityViolation(String),
+    #[error("{0}")]
+    ActiveTransaction(String),
+    #[error("{0}")]
+    InvalidSchemaName(String),
+    #[error("{0}")]
+    ReservedName(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -65,26 +95,40 @@ pub struct Engine {
     store: Arc<Store>,
     config: Arc<Config>,
     catalogs: Arc<dyn CatalogProviderList>,
+    /// Per-statement tables (RETURNING rows, ON CONFLICT's `excluded`).
+    scratch: Arc<catalog::ScratchSchema>,
 }
 
 impl Engine {
     /// Builds the engine over an opened store and creates the `root` user on first start.
     pub fn start(store: Arc<Store>, config: Arc<Config>) -> ExecResult<Arc<Engine>> {
-        let catalog = MemoryCatalogProvider::new();
-        catalog.register_schema("public", Arc::new(MemorySchemaProvider::new()))?;
-        catalog.register_schema(
-            crate::sql::SYSTEM_SCHEMA,
-            Arc::new(system_tables::SystemSchema::new(store.clone())),
-        )?;
+        let scratch = Arc::new(catalog::ScratchSchema::default());
+        let catalog = catalog::KalamCatalog::new(store.clone(), scratch.clone());
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE_NAME.into(), Arc::new(catalog));
         let engine = Arc::new(Engine {
             store,
             config,
             catalogs: Arc::new(catalogs),
+            scratch,
         });
         engine.bootstrap_root()?;
+        engine.bootstrap_public_namespace()?;
         Ok(engine)
+    }
+
+    fn bootstrap_public_namespace(&self) -> ExecResult<()> {
+        if self.store.namespace(PUBLIC_NAMESPACE)?.is_none() {
+            let command = Command::CreateNamespace(NamespaceRecord {
+                name: PUBLIC_NAMESPACE.into(),
+                created_at: now_micros(),
+            });
+            match self.store.apply(&command) {
+                Ok(_) | Err(StorageError::Conflict(Conflict::NamespaceExists(_))) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &Config {
@@ -98,4 +142,12 @@ impl Engine {
 
 pub(crate) fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
+}
+
+/// How `SHOW TABLES` and `system.tables` name a table's kind.
+pub(crate) fn table_type_name(kind: TableKind) -> &'static str {
+    match kind {
+        TableKind::Regular => "table",
+        TableKind::Stream { .. } => "stream",
+    }
 }

@@ -18,9 +18,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use super::settings::Settings;
+use super::table::PendingWrites;
 use super::{DATABASE_NAME, Engine, ExecError, ExecResult, functions};
-use crate::sql::{self, Caller, SetValue, Statement};
+use crate::sql::{self, Caller, SetValue, Statement, TableName};
 use crate::storage::Role;
+use crate::storage::{Command, Conflict, Expect, RowWrite, StorageError, TableRecord};
 
 /// What running a statement produced.
 pub enum Outcome {
@@ -32,10 +34,29 @@ pub enum Outcome {
     Done {
         tag: &'static str,
     },
+    /// INSERT, UPDATE or DELETE without RETURNING: the tag and the number of rows.
+    Affected {
+        tag: &'static str,
+        rows: usize,
+    },
     Begin,
     Commit,
     /// `ROLLBACK`, or `COMMIT` of a failed transaction (PostgreSQL reports that as ROLLBACK).
     Rollback,
+}
+
+impl Outcome {
+    /// A result already computed in memory.
+    pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Outcome {
+        let stream = RecordBatchStreamAdapter::new(
+            schema.clone(),
+            futures::stream::iter(batches.into_iter().map(Ok)),
+        );
+        Outcome::Rows {
+            schema,
+            stream: Box::pin(stream),
+        }
+    }
 }
 
 /// A statement prepared through the extended protocol, with what Describe must report.
@@ -57,12 +78,16 @@ enum TransactionState {
 }
 
 pub struct Session {
-    engine: Arc<Engine>,
+    pub(super) engine: Arc<Engine>,
     caller: Caller,
     settings: Mutex<Settings>,
     transaction: Arc<Mutex<TransactionState>>,
+    /// Writes of the open transaction block, applied as one command at COMMIT.
+    pending_commands: Mutex<Vec<Command>>,
+    /// The same writes by table and key, which this session's reads see.
+    pending: Arc<PendingWrites>,
     cancel: Arc<CancelFlag>,
-    ctx: SessionContext,
+    pub(super) ctx: SessionContext,
 }
 
 /// Set by a cancel request; the running statement's result stream stops at its next batch.
@@ -102,6 +127,9 @@ impl Engine {
             .with_information_schema(true);
         // now() and friends are timestamptz, as in PostgreSQL.
         config.options_mut().execution.time_zone = Some("UTC".into());
+        config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        let pending = Arc::new(PendingWrites::default());
+        let config = config.with_extension(pending.clone());
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_catalog_list(self.catalogs.clone())
@@ -117,6 +145,8 @@ impl Engine {
             },
             settings: Mutex::new(settings),
             transaction: Arc::new(Mutex::new(TransactionState::Idle)),
+            pending_commands: Mutex::default(),
+            pending,
             cancel: Arc::default(),
             ctx,
         }
@@ -160,7 +190,10 @@ impl Session {
                     .with_allow_statements(false)
                     .verify_plan(&plan)?;
                 let param_types = ordered_parameter_types(&plan)?;
-                let result_schema = Some(Arc::new(plan.schema().as_arrow().clone()));
+                let result_schema = Some(super::naming::postgres_names(
+                    ast,
+                    Arc::new(plan.schema().as_arrow().clone()),
+                ));
                 Ok(PreparedStatement {
                     statement,
                     plan: Some(plan),
@@ -197,6 +230,7 @@ impl Session {
             (Statement::Commit, TransactionState::Failed) => {
                 self.end_transaction(Outcome::Rollback)
             }
+            (Statement::Commit, TransactionState::InBlock) => self.commit(),
             (_, TransactionState::Failed) => Err(ExecError::InFailedTransaction),
             _ => self.run(prepared, params).await,
         };
@@ -206,9 +240,165 @@ impl Session {
         result
     }
 
+    /// Ends the block, discarding its uncommitted writes.
     fn end_transaction(&self, outcome: Outcome) -> ExecResult<Outcome> {
         *self.transaction.lock().expect("transaction lock") = TransactionState::Idle;
+        self.pending_commands
+            .lock()
+            .expect("pending commands")
+            .clear();
+        self.pending.tables.lock().expect("pending writes").clear();
         Ok(outcome)
+    }
+
+    /// COMMIT: the block's writes become one command, applied atomically or not at all.
+    fn commit(&self) -> ExecResult<Outcome> {
+        let commands =
+            std::mem::take(&mut *self.pending_commands.lock().expect("pending commands"));
+        let result = if commands.is_empty() {
+            Ok(())
+        } else {
+            self.engine
+                .store
+                .apply(&Command::Batch(commands))
+                .map(|_| ())
+                .map_err(|e| self.write_error(e))
+        };
+        self.end_transaction(Outcome::Commit)?;
+        result.map(|()| Outcome::Commit)
+    }
+
+    pub(super) fn in_transaction_block(&self) -> bool {
+        *self.transaction.lock().expect("transaction lock") != TransactionState::Idle
+    }
+
+    /// This session's uncommitted version of a row: `Some(None)` if it deleted it.
+    pub(super) fn pending_row(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        let table_id = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+        self.pending
+            .tables
+            .lock()
+            .expect("pending writes")
+            .get(&table_id)?
+            .get(key)
+            .cloned()
+    }
+
+    /// Writes rows now (autocommit) or into the open block, checking `Expect::Absent` either way.
+    pub(super) fn commit_rows(
+        &self,
+        record: &TableRecord,
+        writes: Vec<RowWrite>,
+        row_id_high_water: Option<u64>,
+    ) -> ExecResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        if !self.in_transaction_block() {
+            return self
+                .engine
+                .store
+                .apply(&Command::WriteRows {
+                    table_id: record.table_id,
+                    writes,
+                    row_id_high_water,
+                })
+                .map(|_| ())
+                .map_err(|e| self.write_error(e));
+        }
+        // Inside a block: check inserts against committed rows and the block's own writes now,
+        // as PostgreSQL does, and again at COMMIT against whatever committed meanwhile.
+        let mut tables = self.pending.tables.lock().expect("pending writes");
+        let overlay = tables.entry(record.table_id).or_default();
+        for write in &writes {
+            if write.expect == Expect::Absent {
+                let live = match overlay.get(&write.key) {
+                    Some(pending) => pending.is_some(),
+                    None => self.engine.store.row(&write.key)?.is_some(),
+                };
+                if live {
+                    return Err(
+                        self.write_error(StorageError::Conflict(Conflict::DuplicateKey {
+                            table_id: record.table_id,
+                            key: write.key.clone(),
+                        })),
+                    );
+                }
+            }
+        }
+        for write in &writes {
+            overlay.insert(write.key.clone(), write.value.clone());
+        }
+        drop(tables);
+        self.pending_commands
+            .lock()
+            .expect("pending commands")
+            .push(Command::WriteRows {
+                table_id: record.table_id,
+                writes,
+                row_id_high_water,
+            });
+        Ok(())
+    }
+
+    /// Gives storage conflicts the names a user knows (the table, not its id).
+    fn write_error(&self, err: StorageError) -> ExecError {
+        match err {
+            StorageError::Conflict(Conflict::DuplicateKey { table_id, .. }) => {
+                let table = self
+                    .engine
+                    .store
+                    .tables()
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|t| t.table_id == table_id))
+                    .map_or_else(|| format!("table {table_id}"), |t| t.name);
+                ExecError::UniqueViolation(format!(
+                    "duplicate key value violates unique constraint \"{table}_pkey\""
+                ))
+            }
+            other => other.into(),
+        }
+    }
+
+    /// The namespaces of `search_path` that exist, in order.
+    fn search_path(&self) -> ExecResult<Vec<String>> {
+        let path = self.setting("search_path")?;
+        let mut namespaces = Vec::new();
+        for entry in path.split(',') {
+            let name = entry.trim().trim_matches('"');
+            if name.is_empty() || name == "$user" {
+                continue;
+            }
+            if self.engine.store.namespace(name)?.is_some() {
+                namespaces.push(name.to_owned());
+            }
+        }
+        Ok(namespaces)
+    }
+
+    /// Finds a table by qualified name, or along `search_path` (42P01 when there is none).
+    pub(super) fn resolve_table(&self, name: &TableName) -> ExecResult<TableRecord> {
+        let candidates = match &name.namespace {
+            Some(ns) => vec![ns.clone()],
+            None => self.search_path()?,
+        };
+        for namespace in candidates {
+            if let Some(record) = self.engine.store.table(&namespace, &name.name)? {
+                return Ok(record);
+            }
+        }
+        Err(ExecError::UndefinedTable(format!(
+            "relation \"{name}\" does not exist"
+        )))
+    }
+
+    /// Where an unqualified CREATE TABLE puts the table: the first namespace of `search_path`.
+    pub(super) fn creation_namespace(&self) -> ExecResult<String> {
+        self.search_path()?.into_iter().next().ok_or_else(|| {
+            ExecError::InvalidSchemaName(
+                "no schema has been selected to create in: check search_path".into(),
+            )
+        })
     }
 
     async fn run(
@@ -229,7 +419,10 @@ impl Session {
                 } else {
                     plan.with_param_values(params)?
                 };
-                let schema = Arc::new(plan.schema().as_arrow().clone());
+                let schema = prepared
+                    .result_schema
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(plan.schema().as_arrow().clone()));
                 let stream = self
                     .ctx
                     .execute_logical_plan(plan)
@@ -250,6 +443,9 @@ impl Session {
                     .lock()
                     .expect("settings lock")
                     .set(name, value)?;
+                if name == "search_path" || name == "all" {
+                    self.follow_search_path()?;
+                }
                 Ok(Outcome::Done { tag: "SET" })
             }
             Statement::Show { name } => self.show(name),
@@ -284,6 +480,28 @@ impl Session {
                     .drop_user(user_id, *if_exists, &self.caller.user_id)?;
                 Ok(Outcome::Done { tag: "DROP ROLE" })
             }
+            Statement::CreateNamespace {
+                name,
+                if_not_exists,
+            } => self.create_namespace(name, *if_not_exists),
+            Statement::DropNamespace {
+                name,
+                if_exists,
+                cascade,
+            } => self.drop_namespace(name, *if_exists, *cascade),
+            Statement::ShowNamespaces => self.show_namespaces(),
+            Statement::ShowTables { namespace } => self.show_tables(namespace.as_deref()),
+            Statement::Describe { table } => self.describe(table),
+            Statement::CreateTable(create) => self.create_table(create).await,
+            Statement::DropTable { tables, if_exists } => self.drop_tables(tables, *if_exists),
+            Statement::AddColumn {
+                table,
+                column,
+                if_not_exists,
+            } => self.add_column(table, column, *if_not_exists).await,
+            Statement::Insert(insert) => self.insert(insert).await,
+            Statement::Update(update) => self.update(update).await,
+            Statement::Delete(delete) => self.delete(delete).await,
         }
     }
 
@@ -322,6 +540,23 @@ impl Session {
             }
         });
         Box::pin(RecordBatchStreamAdapter::new(schema, guarded))
+    }
+
+    /// Unqualified names in queries resolve in the first namespace of `search_path`.
+    fn follow_search_path(&self) -> ExecResult<()> {
+        let first = self
+            .search_path()?
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| crate::storage::PUBLIC_NAMESPACE.to_owned());
+        self.ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .catalog
+            .default_schema = first;
+        Ok(())
     }
 
     fn authorize(&self, statement: &Statement) -> ExecResult<()> {

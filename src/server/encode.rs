@@ -77,6 +77,12 @@ pub fn response(outcome: Outcome, format: &Format) -> Response {
             ))
         }
         Outcome::Done { tag } => Response::Execution(Tag::new(tag)),
+        // INSERT's tag carries an OID (always 0), as PostgreSQL's does.
+        Outcome::Affected {
+            tag: "INSERT",
+            rows,
+        } => Response::Execution(Tag::new("INSERT").with_oid(0).with_rows(rows)),
+        Outcome::Affected { tag, rows } => Response::Execution(Tag::new(tag).with_rows(rows)),
         Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
         Outcome::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),

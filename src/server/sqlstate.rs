@@ -6,7 +6,7 @@ use pgwire::error::{ErrorInfo, PgWireError};
 
 use crate::exec::ExecError;
 use crate::sql::SqlError;
-use crate::storage::StorageError;
+use crate::storage::{Conflict, StorageError};
 
 pub const SEVERITY_ERROR: &str = "ERROR";
 pub const SEVERITY_FATAL: &str = "FATAL";
@@ -41,6 +41,19 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::InFailedTransaction => "25P02",
         ExecError::ObjectInUse(_) => "55006",
         ExecError::QueryCanceled => "57014",
+        ExecError::UndefinedTable(_) => "42P01",
+        ExecError::UndefinedColumn(_) => "42703",
+        ExecError::DuplicateColumn(_) => "42701",
+        ExecError::NotNullViolation(_) => "23502",
+        ExecError::UniqueViolation(_) => "23505",
+        ExecError::StringTooLong(_) => "22001",
+        ExecError::InvalidText(_) => INVALID_TEXT_REPRESENTATION,
+        ExecError::WrongObjectType(_) => "42809",
+        ExecError::InvalidColumnReference(_) => "42P10",
+        ExecError::CardinalityViolation(_) => "21000",
+        ExecError::ActiveTransaction(_) => "25001",
+        ExecError::InvalidSchemaName(_) => "3F000",
+        ExecError::ReservedName(_) => "42939",
         ExecError::Internal(_) => "XX000",
     }
 }
@@ -66,6 +79,8 @@ fn sql_code(err: &SqlError) -> &'static str {
         SqlError::Syntax(_) => "42601",
         SqlError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
         SqlError::PermissionDenied { .. } | SqlError::PermissionDeniedDetail(_) => "42501",
+        SqlError::DuplicateColumn(_) => "42701",
+        SqlError::UndefinedColumn(_) => "42703",
     }
 }
 
@@ -74,6 +89,15 @@ fn storage_code(err: &StorageError) -> &'static str {
         StorageError::Io { .. } => "58030",
         StorageError::Locked(..) => "55006",
         StorageError::Rocks(_) | StorageError::Corrupt { .. } => "XX000",
+        StorageError::Conflict(conflict) => match conflict {
+            Conflict::NamespaceExists(_) => "42P06",
+            Conflict::NoSuchNamespace(_) => "3F000",
+            Conflict::NamespaceNotEmpty(_) => "2BP01",
+            Conflict::TableExists(..) => "42P07",
+            Conflict::NoSuchTable(..) => "42P01",
+            Conflict::DuplicateKey { .. } => "23505",
+            Conflict::TableChanged(_) | Conflict::RowChanged { .. } => "40001",
+        },
     }
 }
 
@@ -129,6 +153,17 @@ fn arrow_code(err: &ArrowError) -> &'static str {
 /// DataFusion wraps messages in context ("Error during planning: ..."); clients want the cause.
 fn datafusion_message(err: &DataFusionError) -> String {
     match err.find_root() {
+        DataFusionError::Plan(m) if m.starts_with("table '") && m.ends_with("' not found") => {
+            let name = &m["table '".len()..m.len() - "' not found".len()];
+            let name = name.strip_prefix("kalamdb.").unwrap_or(name);
+            format!("relation \"{name}\" does not exist")
+        }
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound { field, .. } => {
+                format!("column \"{}\" does not exist", field.name)
+            }
+            other => other.to_string(),
+        },
         DataFusionError::Plan(m)
         | DataFusionError::Execution(m)
         | DataFusionError::NotImplemented(m) => m.clone(),

@@ -5,9 +5,11 @@
 //! everything else is handed to DataFusion as a standard statement. [`authorize`] is the single
 //! place where roles are enforced.
 
+mod ddl;
 mod parse;
 
-pub use parse::parse;
+pub use ddl::{ColumnSpec, CreateTable, TableName, sql_type as declared_type};
+pub use parse::{fold_ident as fold, parse};
 
 use datafusion::sql::sqlparser::ast;
 
@@ -26,6 +28,10 @@ pub enum SqlError {
     },
     #[error("permission denied: {0}")]
     PermissionDeniedDetail(String),
+    #[error("column \"{0}\" specified more than once")]
+    DuplicateColumn(String),
+    #[error("column \"{0}\" does not exist")]
+    UndefinedColumn(String),
 }
 
 /// A parsed statement.
@@ -62,6 +68,41 @@ pub enum Statement {
         user_id: String,
         if_exists: bool,
     },
+    /// `CREATE NAMESPACE|SCHEMA [IF NOT EXISTS] name`
+    CreateNamespace {
+        name: String,
+        if_not_exists: bool,
+    },
+    /// `DROP NAMESPACE|SCHEMA [IF EXISTS] name [CASCADE]`
+    DropNamespace {
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
+    ShowNamespaces,
+    /// `SHOW TABLES [IN|FROM namespace]`
+    ShowTables {
+        namespace: Option<String>,
+    },
+    /// `DESCRIBE table`
+    Describe {
+        table: TableName,
+    },
+    CreateTable(CreateTable),
+    DropTable {
+        tables: Vec<TableName>,
+        if_exists: bool,
+    },
+    /// `ALTER TABLE t ADD [COLUMN] [IF NOT EXISTS] column`
+    AddColumn {
+        table: TableName,
+        column: ColumnSpec,
+        if_not_exists: bool,
+    },
+    /// INSERT, UPDATE and DELETE keep sqlparser's AST; `exec` evaluates their expressions.
+    Insert(Box<ast::Statement>),
+    Update(Box<ast::Statement>),
+    Delete(Box<ast::Statement>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +135,17 @@ impl Statement {
             Statement::CreateUser { .. } => "CREATE USER",
             Statement::AlterUser { .. } => "ALTER USER",
             Statement::DropUser { .. } => "DROP USER",
+            Statement::CreateNamespace { .. } => "CREATE SCHEMA",
+            Statement::DropNamespace { .. } => "DROP SCHEMA",
+            Statement::ShowNamespaces
+            | Statement::ShowTables { .. }
+            | Statement::Describe { .. } => "SHOW",
+            Statement::CreateTable(_) => "CREATE TABLE",
+            Statement::DropTable { .. } => "DROP TABLE",
+            Statement::AddColumn { .. } => "ALTER TABLE",
+            Statement::Insert(_) => "INSERT",
+            Statement::Update(_) => "UPDATE",
+            Statement::Delete(_) => "DELETE",
         }
     }
 }
@@ -112,7 +164,17 @@ pub fn authorize(
         | Statement::Show { .. }
         | Statement::Begin
         | Statement::Commit
-        | Statement::Rollback => Role::User,
+        | Statement::Rollback
+        | Statement::ShowNamespaces
+        | Statement::ShowTables { .. }
+        | Statement::Describe { .. }
+        | Statement::Insert(_)
+        | Statement::Update(_)
+        | Statement::Delete(_) => Role::User,
+        Statement::CreateTable(_) | Statement::DropTable { .. } | Statement::AddColumn { .. } => {
+            Role::Service
+        }
+        Statement::CreateNamespace { .. } | Statement::DropNamespace { .. } => Role::Dba,
         Statement::CreateUser { role, .. } => (*role).max(Role::Dba),
         Statement::AlterUser {
             user_id,

@@ -6,8 +6,9 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use super::ddl::{self, TableName};
 use super::{SetValue, SqlError, Statement};
-use crate::storage::Role;
+use crate::storage::{Role, TableKind};
 
 impl From<ParserError> for SqlError {
     fn from(err: ParserError) -> Self {
@@ -52,7 +53,69 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         let user_id = parse_name(parser)?;
         return Ok(Statement::DropUser { user_id, if_exists });
     }
+    if parser.parse_keyword(Keyword::CREATE) {
+        if parse_word(parser, "NAMESPACE") {
+            let if_not_exists =
+                parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+            let name = parse_name(parser)?;
+            return Ok(Statement::CreateNamespace {
+                name,
+                if_not_exists,
+            });
+        }
+        parser.prev_token();
+    }
+    if parser.parse_keyword(Keyword::DROP) {
+        if parse_word(parser, "NAMESPACE") {
+            let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let name = parse_name(parser)?;
+            let cascade = parser.parse_keyword(Keyword::CASCADE);
+            let _restrict = !cascade && parser.parse_keyword(Keyword::RESTRICT);
+            return Ok(Statement::DropNamespace {
+                name,
+                if_exists,
+                cascade,
+            });
+        }
+        parser.prev_token();
+    }
+    if parser.parse_keyword(Keyword::SHOW) {
+        if parse_word(parser, "NAMESPACES") || parser.parse_keyword(Keyword::SCHEMAS) {
+            return Ok(Statement::ShowNamespaces);
+        }
+        if parser.parse_keyword(Keyword::TABLES) {
+            let namespace = if parser
+                .parse_one_of_keywords(&[Keyword::IN, Keyword::FROM])
+                .is_some()
+            {
+                Some(parse_name(parser)?)
+            } else {
+                None
+            };
+            return Ok(Statement::ShowTables { namespace });
+        }
+        parser.prev_token();
+    }
+    if parser
+        .parse_one_of_keywords(&[Keyword::DESCRIBE, Keyword::DESC])
+        .is_some()
+    {
+        let _optional_table = parser.parse_keyword(Keyword::TABLE);
+        let table = TableName::from_object_name(&parser.parse_object_name(false)?)?;
+        return Ok(Statement::Describe { table });
+    }
     from_standard(parser.parse_statement()?)
+}
+
+/// Consumes the next token if it is the (non-keyword) word `word`, case-insensitively.
+fn parse_word(parser: &mut Parser, word: &str) -> bool {
+    match parser.peek_token().token {
+        Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word) => {
+            parser.next_token();
+            true
+        }
+        _ => false,
+    }
 }
 
 fn parse_create_user(parser: &mut Parser) -> Result<Statement, SqlError> {
@@ -134,7 +197,7 @@ fn parse_name(parser: &mut Parser) -> Result<String, SqlError> {
     Ok(fold_ident(&ident))
 }
 
-pub(super) fn fold_ident(ident: &ast::Ident) -> String {
+pub fn fold_ident(ident: &ast::Ident) -> String {
     if ident.quote_style.is_some() {
         ident.value.clone()
     } else {
@@ -161,6 +224,82 @@ fn from_standard(statement: ast::Statement) -> Result<Statement, SqlError> {
             },
             value: SetValue::Default,
         },
+        S::CreateTable(create) => {
+            Statement::CreateTable(ddl::create_table(&create, TableKind::Regular)?)
+        }
+        S::CreateSchema {
+            schema_name,
+            if_not_exists,
+            ..
+        } => Statement::CreateNamespace {
+            name: match schema_name {
+                ast::SchemaName::Simple(name) => object_name(&name),
+                other => {
+                    return Err(SqlError::Unsupported(format!(
+                        "CREATE SCHEMA {other} is not supported"
+                    )));
+                }
+            },
+            if_not_exists,
+        },
+        S::Drop {
+            object_type,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => match object_type {
+            ast::ObjectType::Table => Statement::DropTable {
+                tables: names
+                    .iter()
+                    .map(TableName::from_object_name)
+                    .collect::<Result<_, _>>()?,
+                if_exists,
+            },
+            ast::ObjectType::Schema if names.len() == 1 => Statement::DropNamespace {
+                name: object_name(&names[0]),
+                if_exists,
+                cascade,
+            },
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "DROP {other} is not supported"
+                )));
+            }
+        },
+        S::AlterTable(alter) => {
+            let table = TableName::from_object_name(&alter.name)?;
+            match alter.operations.as_slice() {
+                [
+                    ast::AlterTableOperation::AddColumn {
+                        if_not_exists,
+                        column_def,
+                        column_position: None,
+                        ..
+                    },
+                ] => {
+                    let (column, is_key) = ddl::column_spec(column_def)?;
+                    if is_key {
+                        return Err(SqlError::Unsupported(
+                            "adding a PRIMARY KEY column is not supported".into(),
+                        ));
+                    }
+                    Statement::AddColumn {
+                        table,
+                        column,
+                        if_not_exists: *if_not_exists,
+                    }
+                }
+                _ => {
+                    return Err(SqlError::Unsupported(
+                        "ALTER TABLE supports ADD COLUMN only".into(),
+                    ));
+                }
+            }
+        }
+        S::Insert(_) => Statement::Insert(Box::new(statement)),
+        S::Update(_) => Statement::Update(Box::new(statement)),
+        S::Delete(_) => Statement::Delete(Box::new(statement)),
         S::StartTransaction { .. } => Statement::Begin,
         S::Commit { .. } => Statement::Commit,
         S::Rollback {

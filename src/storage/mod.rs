@@ -9,20 +9,70 @@
 mod command;
 mod datadir;
 mod records;
+pub mod rows;
+pub mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
-pub use command::Command;
+pub use command::{Applied, Command, Expect, RowWrite};
 pub use datadir::DataDir;
-pub use records::{Role, ScramVerifier, UserRecord};
+pub use records::{NamespaceRecord, Role, ScramVerifier, TableKind, TableRecord, UserRecord};
 
-/// Column families. `meta` holds store-wide values such as the applied sequence number.
+/// Column families. `meta` holds store-wide values: the applied sequence number and counters.
 const CF_META: &str = "meta";
 const CF_USERS: &str = "users";
-const COLUMN_FAMILIES: [&str; 2] = [CF_META, CF_USERS];
+/// Namespaces and table definitions.
+const CF_CATALOG: &str = "catalog";
+/// Hot rows of every table, keyed by table id and primary key.
+const CF_ROWS: &str = "rows";
+const COLUMN_FAMILIES: [&str; 4] = [CF_META, CF_USERS, CF_CATALOG, CF_ROWS];
+
+/// The namespace every server has and that cannot be dropped.
+pub const PUBLIC_NAMESPACE: &str = "public";
+
+mod catalog_keys {
+    pub fn namespace(name: &str) -> Vec<u8> {
+        format!("ns\0{name}").into_bytes()
+    }
+    pub fn namespaces() -> Vec<u8> {
+        b"ns\0".to_vec()
+    }
+    pub fn table(namespace: &str, name: &str) -> Vec<u8> {
+        format!("tbl\0{namespace}\0{name}").into_bytes()
+    }
+    pub fn tables_of(namespace: &str) -> Vec<u8> {
+        format!("tbl\0{namespace}\0").into_bytes()
+    }
+    pub fn tables() -> Vec<u8> {
+        b"tbl\0".to_vec()
+    }
+}
+
+/// A command's precondition that did not hold; nothing of the command was applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Conflict {
+    #[error("schema \"{0}\" already exists")]
+    NamespaceExists(String),
+    #[error("schema \"{0}\" does not exist")]
+    NoSuchNamespace(String),
+    #[error(
+        "cannot drop schema \"{0}\" because it still has tables; use DROP NAMESPACE ... CASCADE"
+    )]
+    NamespaceNotEmpty(String),
+    #[error("relation \"{0}.{1}\" already exists")]
+    TableExists(String, String),
+    #[error("relation \"{0}.{1}\" does not exist")]
+    NoSuchTable(String, String),
+    #[error("table \"{0}\" was changed concurrently")]
+    TableChanged(String),
+    #[error("duplicate key value violates unique constraint")]
+    DuplicateKey { table_id: u64, key: Vec<u8> },
+    #[error("could not serialize access due to concurrent update")]
+    RowChanged { table_id: u64 },
+}
 
 const APPLIED_SEQ_KEY: &[u8] = b"applied_seq";
 
@@ -41,6 +91,8 @@ pub enum StorageError {
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt record in {cf}: {message}")]
     Corrupt { cf: &'static str, message: String },
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
 }
 
 impl StorageError {
@@ -68,6 +120,8 @@ pub struct Store {
     write_options: WriteOptions,
     /// Serialises `apply` so sequence numbers are assigned in commit order.
     apply_lock: Mutex<u64>,
+    /// Next hidden row id per table, handed out before the rows are committed.
+    row_ids: Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,7 +149,7 @@ impl Store {
         write_options.disable_wal(!durability.wal_enabled);
         let applied = db
             .get_cf(cf(&db, CF_META), APPLIED_SEQ_KEY)?
-            .map(|bytes| decode_seq(&bytes))
+            .map(|bytes| decode_u64(CF_META, &bytes))
             .transpose()?
             .unwrap_or(0);
         Ok(Store {
@@ -103,6 +157,7 @@ impl Store {
             db,
             write_options,
             apply_lock: Mutex::new(applied),
+            row_ids: Mutex::default(),
         })
     }
 
@@ -115,16 +170,128 @@ impl Store {
         *self.apply_lock.lock().expect("apply lock poisoned")
     }
 
-    /// Applies one command atomically and returns its sequence number.
-    pub fn apply(&self, command: &Command) -> StorageResult<u64> {
+    /// Applies one command atomically: all of it, with the new sequence number, or nothing.
+    pub fn apply(&self, command: &Command) -> StorageResult<Applied> {
         let mut applied = self.apply_lock.lock().expect("apply lock poisoned");
         let seq = *applied + 1;
         let mut batch = WriteBatch::default();
-        command.write_into(&self.db, &mut batch)?;
+        let mut ctx = command::ApplyContext::new(&self.db, seq);
+        command.write_into(&mut ctx, &mut batch)?;
         batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
         self.db.write_opt(batch, &self.write_options)?;
         *applied = seq;
-        Ok(seq)
+        Ok(ctx.applied)
+    }
+
+    /// Reserves `count` hidden row ids for a table without a declared key; returns the first.
+    /// Ids are never reused, even when the rows are rolled back.
+    pub fn allocate_row_ids(&self, table_id: u64, count: u64) -> StorageResult<u64> {
+        let mut row_ids = self.row_ids.lock().expect("row id lock");
+        let next = match row_ids.get(&table_id) {
+            Some(next) => *next,
+            None => {
+                let persisted = self
+                    .db
+                    .get_cf(cf(&self.db, CF_META), row_id_counter(table_id))?
+                    .map(|b| decode_u64(CF_META, &b))
+                    .transpose()?
+                    .unwrap_or(0);
+                let mut last_key = 0;
+                let mut options = rocksdb::ReadOptions::default();
+                options.set_iterate_upper_bound(rows::table_prefix(table_id + 1).to_vec());
+                let upper = rows::table_prefix(table_id + 1);
+                let mut iter = self.db.iterator_cf_opt(
+                    cf(&self.db, CF_ROWS),
+                    options,
+                    rocksdb::IteratorMode::From(&upper, rocksdb::Direction::Reverse),
+                );
+                if let Some(item) = iter.next() {
+                    let (key, _) = item?;
+                    if key.starts_with(&rows::table_prefix(table_id)) && key.len() == 16 {
+                        last_key = u64::from_be_bytes(key[8..16].try_into().expect("16-byte key"));
+                    }
+                }
+                persisted.max(last_key) + 1
+            }
+        };
+        row_ids.insert(table_id, next + count);
+        Ok(next)
+    }
+
+    pub fn namespace(&self, name: &str) -> StorageResult<Option<NamespaceRecord>> {
+        self.get_record(CF_CATALOG, &catalog_keys::namespace(name))
+    }
+
+    pub fn namespaces(&self) -> StorageResult<Vec<NamespaceRecord>> {
+        self.scan_records(CF_CATALOG, &catalog_keys::namespaces())
+    }
+
+    pub fn table(&self, namespace: &str, name: &str) -> StorageResult<Option<TableRecord>> {
+        self.get_record(CF_CATALOG, &catalog_keys::table(namespace, name))
+    }
+
+    pub fn tables_in(&self, namespace: &str) -> StorageResult<Vec<TableRecord>> {
+        self.scan_records(CF_CATALOG, &catalog_keys::tables_of(namespace))
+    }
+
+    pub fn tables(&self) -> StorageResult<Vec<TableRecord>> {
+        self.scan_records(CF_CATALOG, &catalog_keys::tables())
+    }
+
+    /// The stored hot row (version and payload) under `key`, if any.
+    pub fn row(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(cf(&self.db, CF_ROWS), key)?)
+    }
+
+    /// Calls `visit(key, stored_row)` for every hot row of a table, in key order, from one
+    /// consistent view of the database. `visit` returns false to stop early.
+    pub fn scan_rows(
+        &self,
+        table_id: u64,
+        mut visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
+        let prefix = rows::table_prefix(table_id);
+        let mut options = rocksdb::ReadOptions::default();
+        options.set_iterate_upper_bound(rows::table_prefix(table_id + 1).to_vec());
+        let iter = self.db.iterator_cf_opt(
+            cf(&self.db, CF_ROWS),
+            options,
+            rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        cf_name: &'static str,
+        key: &[u8],
+    ) -> StorageResult<Option<T>> {
+        self.db
+            .get_cf(cf(&self.db, cf_name), key)?
+            .map(|bytes| records::decode(cf_name, &bytes))
+            .transpose()
+    }
+
+    fn scan_records<T: serde::de::DeserializeOwned>(
+        &self,
+        cf_name: &'static str,
+        prefix: &[u8],
+    ) -> StorageResult<Vec<T>> {
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator_cf(cf(&self.db, cf_name), prefix) {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push(records::decode(cf_name, &value)?);
+        }
+        Ok(out)
     }
 
     pub fn user(&self, user_id: &str) -> StorageResult<Option<UserRecord>> {
@@ -159,12 +326,16 @@ fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
         .unwrap_or_else(|| panic!("column family {name} is opened with the database"))
 }
 
-fn decode_seq(bytes: &[u8]) -> StorageResult<u64> {
+fn decode_u64(cf: &'static str, bytes: &[u8]) -> StorageResult<u64> {
     let array: [u8; 8] = bytes.try_into().map_err(|_| StorageError::Corrupt {
-        cf: CF_META,
-        message: "applied_seq is not 8 bytes".into(),
+        cf,
+        message: "counter is not 8 bytes".into(),
     })?;
     Ok(u64::from_be_bytes(array))
+}
+
+fn row_id_counter(table_id: u64) -> Vec<u8> {
+    format!("row_id/{table_id}").into_bytes()
 }
 
 #[cfg(test)]
@@ -185,8 +356,8 @@ mod tests {
         {
             let store = Store::open(tmp.path(), durability()).unwrap();
             assert_eq!(store.applied_seq(), 0);
-            assert_eq!(store.apply(&Command::PutUser(user.clone())).unwrap(), 1);
-            assert_eq!(store.apply(&Command::PutUser(user)).unwrap(), 2);
+            assert_eq!(store.apply(&Command::PutUser(user.clone())).unwrap().seq, 1);
+            assert_eq!(store.apply(&Command::PutUser(user)).unwrap().seq, 2);
         }
         let store = Store::open(tmp.path(), durability()).unwrap();
         assert_eq!(store.applied_seq(), 2);

@@ -102,3 +102,32 @@ pub(super) fn decode<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Sto
         message: e.to_string(),
     })
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableKind {
+    Regular,
+    /// Append-only, kept as a commit log; rows older than the TTL are evicted.
+    Stream {
+        ttl_seconds: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRecord {
+    /// Assigned when the table is created; row keys start with it.
+    pub table_id: u64,
+    pub namespace: String,
+    pub name: String,
+    pub kind: TableKind,
+    pub columns: Vec<super::types::ColumnDef>,
+    /// Indexes into `columns`; empty when the table has no declared key (a hidden row id).
+    pub primary_key: Vec<usize>,
+    pub created_at: i64,
+}

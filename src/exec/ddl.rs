@@ -1,0 +1,294 @@
+//! Namespaces and tables: CREATE, DROP, ALTER TABLE ADD COLUMN, SHOW and DESCRIBE.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+use super::session::Outcome;
+use super::{ExecError, ExecResult, Session, now_micros};
+use crate::sql::{ColumnSpec, CreateTable, SYSTEM_SCHEMA, TableName};
+use crate::storage::types::ColumnDef;
+use crate::storage::{
+    Command, Conflict, NamespaceRecord, PUBLIC_NAMESPACE, StorageError, TableRecord,
+};
+
+/// Names no namespace may take: they belong to the system and to PostgreSQL's catalogs.
+const RESERVED_NAMESPACES: [&str; 4] = [
+    SYSTEM_SCHEMA,
+    "pg_catalog",
+    "information_schema",
+    super::catalog::SCRATCH_SCHEMA,
+];
+
+impl Session {
+    fn no_ddl_in_block(&self, what: &str) -> ExecResult<()> {
+        if self.in_transaction_block() {
+            return Err(ExecError::ActiveTransaction(format!(
+                "{what} cannot run inside a transaction block: KalamDB applies DDL immediately"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn create_namespace(&self, name: &str, if_not_exists: bool) -> ExecResult<Outcome> {
+        self.no_ddl_in_block("CREATE NAMESPACE")?;
+        if RESERVED_NAMESPACES.contains(&name) || name.starts_with("pg_") {
+            return Err(ExecError::ReservedName(format!(
+                "unacceptable schema name \"{name}\": the name is reserved"
+            )));
+        }
+        let command = Command::CreateNamespace(NamespaceRecord {
+            name: name.to_owned(),
+            created_at: now_micros(),
+        });
+        match self.engine.store.apply(&command) {
+            Ok(_) => {}
+            Err(StorageError::Conflict(Conflict::NamespaceExists(_))) if if_not_exists => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Outcome::Done {
+            tag: "CREATE SCHEMA",
+        })
+    }
+
+    pub(super) fn drop_namespace(
+        &self,
+        name: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> ExecResult<Outcome> {
+        self.no_ddl_in_block("DROP NAMESPACE")?;
+        if name == PUBLIC_NAMESPACE || RESERVED_NAMESPACES.contains(&name) {
+            return Err(ExecError::ObjectInUse(format!(
+                "namespace \"{name}\" cannot be dropped"
+            )));
+        }
+        match self.engine.store.apply(&Command::DropNamespace {
+            name: name.to_owned(),
+            cascade,
+        }) {
+            Ok(_) => {}
+            Err(StorageError::Conflict(Conflict::NoSuchNamespace(_))) if if_exists => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Outcome::Done { tag: "DROP SCHEMA" })
+    }
+
+    pub(super) async fn create_table(&self, create: &CreateTable) -> ExecResult<Outcome> {
+        self.no_ddl_in_block("CREATE TABLE")?;
+        let namespace = match &create.table.namespace {
+            Some(ns) => ns.clone(),
+            None => self.creation_namespace()?,
+        };
+        let mut columns = Vec::with_capacity(create.columns.len());
+        for spec in &create.columns {
+            columns.push(self.column_def(spec).await?);
+        }
+        let primary_key = create
+            .primary_key
+            .iter()
+            .map(|name| {
+                columns
+                    .iter()
+                    .position(|c: &ColumnDef| &c.name == name)
+                    .expect("checked by sql")
+            })
+            .collect();
+        let record = TableRecord {
+            table_id: 0,
+            namespace: namespace.clone(),
+            name: create.table.name.clone(),
+            kind: create.kind,
+            columns,
+            primary_key,
+            created_at: now_micros(),
+        };
+        match self.engine.store.apply(&Command::CreateTable(record)) {
+            Ok(_) => {}
+            Err(StorageError::Conflict(Conflict::TableExists(..))) if create.if_not_exists => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Outcome::Done {
+            tag: "CREATE TABLE",
+        })
+    }
+
+    /// Checks a column's DEFAULT by evaluating it once, so a bad default fails at CREATE time.
+    async fn column_def(&self, spec: &ColumnSpec) -> ExecResult<ColumnDef> {
+        if let Some(default) = &spec.default {
+            let sql = format!(
+                "SELECT CAST(({default}) AS {})",
+                super::dml::cast_type(spec.sql_type)
+            );
+            self.select(&sql).await.map_err(|e| {
+                ExecError::InvalidText(format!(
+                    "invalid DEFAULT for column \"{}\": {}",
+                    spec.name, e
+                ))
+            })?;
+        }
+        Ok(ColumnDef {
+            name: spec.name.clone(),
+            sql_type: spec.sql_type,
+            nullable: spec.nullable,
+            default: spec.default.clone(),
+            missing_value: None,
+        })
+    }
+
+    pub(super) fn drop_tables(&self, tables: &[TableName], if_exists: bool) -> ExecResult<Outcome> {
+        self.no_ddl_in_block("DROP TABLE")?;
+        let mut commands = Vec::new();
+        for name in tables {
+            match self.resolve_table(name) {
+                Ok(record) => commands.push(Command::DropTable {
+                    namespace: record.namespace,
+                    name: record.name,
+                }),
+                Err(ExecError::UndefinedTable(_)) if if_exists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !commands.is_empty() {
+            self.engine.store.apply(&Command::Batch(commands))?;
+        }
+        Ok(Outcome::Done { tag: "DROP TABLE" })
+    }
+
+    pub(super) async fn add_column(
+        &self,
+        table: &TableName,
+        spec: &ColumnSpec,
+        if_not_exists: bool,
+    ) -> ExecResult<Outcome> {
+        self.no_ddl_in_block("ALTER TABLE")?;
+        let mut record = self.resolve_table(table)?;
+        if record.columns.iter().any(|c| c.name == spec.name) {
+            if if_not_exists {
+                return Ok(Outcome::Done { tag: "ALTER TABLE" });
+            }
+            return Err(ExecError::DuplicateColumn(format!(
+                "column \"{}\" of relation \"{}\" already exists",
+                spec.name, record.name
+            )));
+        }
+        let mut column = self.column_def(spec).await?;
+        // Existing rows read the default as it is now (PostgreSQL's "missing value").
+        if let Some(default) = &spec.default {
+            let sql = format!(
+                "SELECT CAST(({default}) AS {})",
+                super::dml::cast_type(spec.sql_type)
+            );
+            let (_, batches) = self.select(&sql).await?;
+            let value = super::dml::conform(&record, &column, batches[0].column(0))?;
+            let mut encoded = Vec::new();
+            crate::storage::rows::encode_datum(value.as_ref(), 0, &mut encoded);
+            column.missing_value = Some(encoded);
+        } else if !spec.nullable && self.table_has_rows(&record)? {
+            return Err(ExecError::NotNullViolation(format!(
+                "column \"{}\" of relation \"{}\" contains null values",
+                spec.name, record.name
+            )));
+        }
+        record.columns.push(column);
+        self.engine.store.apply(&Command::AlterTable(record))?;
+        Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    fn table_has_rows(&self, record: &TableRecord) -> ExecResult<bool> {
+        let mut found = false;
+        self.engine.store.scan_rows(record.table_id, |_, _| {
+            found = true;
+            Ok(false)
+        })?;
+        Ok(found)
+    }
+
+    pub(super) fn show_namespaces(&self) -> ExecResult<Outcome> {
+        let names: Vec<String> = self
+            .engine
+            .store
+            .namespaces()?
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        text_rows(&["namespace_name"], vec![names])
+    }
+
+    pub(super) fn show_tables(&self, namespace: Option<&str>) -> ExecResult<Outcome> {
+        let tables = match namespace {
+            Some(ns) => {
+                if self.engine.store.namespace(ns)?.is_none() {
+                    return Err(conflict_error(Conflict::NoSuchNamespace(ns.to_owned())));
+                }
+                self.engine.store.tables_in(ns)?
+            }
+            None => self.engine.store.tables()?,
+        };
+        let mut ns = Vec::new();
+        let mut names = Vec::new();
+        let mut kinds = Vec::new();
+        for table in tables {
+            ns.push(table.namespace);
+            names.push(table.name);
+            kinds.push(super::table_type_name(table.kind).to_owned());
+        }
+        text_rows(
+            &["namespace_name", "table_name", "table_type"],
+            vec![ns, names, kinds],
+        )
+    }
+
+    pub(super) fn describe(&self, table: &TableName) -> ExecResult<Outcome> {
+        let record = self.resolve_table(table)?;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("column_name", DataType::Utf8, false),
+            Field::new("data_type", DataType::Utf8, false),
+            Field::new("is_nullable", DataType::Boolean, false),
+            Field::new("column_default", DataType::Utf8, true),
+            Field::new("is_primary_key", DataType::Boolean, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                record.columns.iter().map(|c| c.name.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                record.columns.iter().map(|c| c.sql_type.sql_name()),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                record.columns.iter().map(|c| Some(c.nullable)),
+            )),
+            Arc::new(StringArray::from_iter(
+                record.columns.iter().map(|c| c.default.as_deref()),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                (0..record.columns.len()).map(|i| Some(record.primary_key.contains(&i))),
+            )),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| ExecError::Internal(e.to_string()))?;
+        Ok(Outcome::rows(schema, vec![batch]))
+    }
+}
+
+fn conflict_error(c: Conflict) -> ExecError {
+    ExecError::Storage(StorageError::Conflict(c))
+}
+
+/// A result of text columns.
+fn text_rows(names: &[&str], columns: Vec<Vec<String>>) -> ExecResult<Outcome> {
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays)
+        .map_err(|e| ExecError::Internal(e.to_string()))?;
+    Ok(Outcome::rows(schema, vec![batch]))
+}

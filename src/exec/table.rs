@@ -1,0 +1,253 @@
+//! The table provider for user tables: hot rows from RocksDB, seen through the session's
+//! uncommitted writes, with primary-key equality filters turned into point reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, BinaryBuilder, Int64Builder, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::catalog::storage_error;
+use crate::storage::rows::{self, RowDecoder};
+use crate::storage::types::schema_of;
+use crate::storage::{StorageResult, Store, TableRecord};
+
+/// Hidden columns a DML statement's scan adds to find and version the rows it changes.
+pub const KEY_COLUMN: &str = "__kalamdb_key";
+pub const VERSION_COLUMN: &str = "__kalamdb_version";
+
+/// A session's writes not yet committed: per table, encoded key to row (`None`: deleted).
+#[derive(Debug, Default)]
+pub struct PendingWrites {
+    pub tables: Mutex<HashMap<u64, BTreeMap<Vec<u8>, Option<Vec<u8>>>>>,
+}
+
+#[derive(Debug)]
+pub struct UserTable {
+    store: Arc<Store>,
+    record: Arc<TableRecord>,
+    /// The table's columns, plus the hidden key and version columns for UPDATE and DELETE.
+    schema: SchemaRef,
+}
+
+impl UserTable {
+    pub fn new(store: Arc<Store>, record: Arc<TableRecord>, with_row_identity: bool) -> Self {
+        let mut fields: Vec<Field> = schema_of(&record.columns)
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        if with_row_identity {
+            fields.push(Field::new(KEY_COLUMN, DataType::Binary, false));
+            fields.push(Field::new(VERSION_COLUMN, DataType::Int64, true));
+        }
+        UserTable {
+            store,
+            record,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    /// The encoded key when `filters` pin every primary-key column to a constant.
+    fn point_key(&self, filters: &[Expr]) -> Option<Vec<u8>> {
+        if self.record.primary_key.is_empty() {
+            return None;
+        }
+        let mut values: HashMap<&str, &ScalarValue> = HashMap::new();
+        for filter in filters {
+            collect_equalities(filter, &mut values);
+        }
+        let mut arrays = Vec::with_capacity(self.record.primary_key.len());
+        for &index in &self.record.primary_key {
+            let column = &self.record.columns[index];
+            let value = values.get(column.name.as_str())?;
+            let array = value.to_array_of_size(1).ok()?;
+            arrays.push(cast(&array, &column.sql_type.arrow_type()).ok()?);
+        }
+        let mut key = rows::table_prefix(self.record.table_id).to_vec();
+        rows::encode_key(&arrays, 0, &mut key).then_some(key)
+    }
+
+    fn read(
+        &self,
+        pending: Option<&BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+        point: Option<Vec<u8>>,
+        projection: Option<&[usize]>,
+        limit: Option<usize>,
+    ) -> Result<RecordBatch> {
+        let table_columns = self.record.columns.len();
+        let data_projection: Vec<usize> = match projection {
+            Some(p) => p.iter().copied().filter(|&i| i < table_columns).collect(),
+            None => (0..table_columns).collect(),
+        };
+        let columns = Arc::new(self.record.columns.clone());
+        let mut decoder = RowDecoder::new(columns, Some(&data_projection));
+        let mut keys = BinaryBuilder::new();
+        let mut versions = Int64Builder::new();
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut emit = |key: &[u8], version: Option<u64>, row: &[u8]| -> StorageResult<bool> {
+            decoder.push(row)?;
+            keys.append_value(key);
+            versions.append_option(version.map(|v| v as i64));
+            Ok(decoder.len() < limit)
+        };
+        match point {
+            Some(key) => {
+                let overlay = pending.and_then(|p| p.get(&key));
+                match overlay {
+                    Some(Some(row)) => {
+                        emit(&key, None, row).map_err(storage_error)?;
+                    }
+                    Some(None) => {}
+                    None => {
+                        if let Some(stored) = self.store.row(&key).map_err(storage_error)? {
+                            let version = rows::stored_version(&stored).map_err(storage_error)?;
+                            emit(&key, Some(version), rows::stored_payload(&stored))
+                                .map_err(storage_error)?;
+                        }
+                    }
+                }
+            }
+            None => {
+                let empty = BTreeMap::new();
+                let mut overlay = pending.unwrap_or(&empty).iter().peekable();
+                let mut more = true;
+                self.store
+                    .scan_rows(self.record.table_id, |key, stored| {
+                        // Emit the session's own rows that sort before this stored one.
+                        while let Some((pending_key, row)) =
+                            overlay.next_if(|(k, _)| k.as_slice() < key)
+                        {
+                            if let Some(row) = row {
+                                more = emit(pending_key, None, row)?;
+                                if !more {
+                                    return Ok(false);
+                                }
+                            }
+                        }
+                        if let Some((_, row)) = overlay.next_if(|(k, _)| k.as_slice() == key) {
+                            if let Some(row) = row {
+                                more = emit(key, None, row)?;
+                            }
+                            return Ok(more);
+                        }
+                        let version = rows::stored_version(stored)?;
+                        more = emit(key, Some(version), rows::stored_payload(stored))?;
+                        Ok(more)
+                    })
+                    .map_err(storage_error)?;
+                if more {
+                    for (key, row) in overlay {
+                        if let Some(row) = row
+                            && !emit(key, None, row).map_err(storage_error)?
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let rows = decoder.len();
+        let mut data = decoder.finish().into_iter();
+        let mut keys = Some(Arc::new(keys.finish()) as ArrayRef);
+        let mut versions = Some(Arc::new(versions.finish()) as ArrayRef);
+        let output: Vec<usize> = match projection {
+            Some(p) => p.to_vec(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let arrays: Vec<ArrayRef> = output
+            .iter()
+            .map(|&i| {
+                if i < table_columns {
+                    data.next().expect("one array per projected column")
+                } else if i == table_columns {
+                    keys.take().expect("key column once")
+                } else {
+                    versions.take().expect("version column once")
+                }
+            })
+            .collect();
+        let schema = Arc::new(self.schema.project(&output)?);
+        if arrays.is_empty() {
+            let options =
+                datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+            return Ok(RecordBatch::try_new_with_options(schema, arrays, &options)?);
+        }
+        Ok(RecordBatch::try_new(schema, arrays)?)
+    }
+}
+
+/// Collects `column = literal` conjuncts.
+fn collect_equalities<'a>(expr: &'a Expr, out: &mut HashMap<&'a str, &'a ScalarValue>) {
+    if let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr {
+        match (op, left.as_ref(), right.as_ref()) {
+            (Operator::And, l, r) => {
+                collect_equalities(l, out);
+                collect_equalities(r, out);
+            }
+            (Operator::Eq, Expr::Column(Column { name, .. }), Expr::Literal(value, _))
+            | (Operator::Eq, Expr::Literal(value, _), Expr::Column(Column { name, .. })) => {
+                out.insert(name.as_str(), value);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for UserTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Filters are used to narrow the read, and DataFusion still applies them all.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let pending = state.config().get_extension::<PendingWrites>();
+        let pending_tables = pending
+            .as_ref()
+            .map(|p| p.tables.lock().expect("pending writes"));
+        let pending_rows = pending_tables
+            .as_ref()
+            .and_then(|tables| tables.get(&self.record.table_id));
+        // A LIMIT is only safe to push when every filter is applied after the read.
+        let limit = if filters.is_empty() { limit } else { None };
+        let batch = self.read(
+            pending_rows,
+            self.point_key(filters),
+            projection.map(|p| p.as_slice()),
+            limit,
+        )?;
+        let schema = batch.schema();
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            schema,
+            None,
+        )?)
+    }
+}

@@ -1,0 +1,306 @@
+//! Table definitions: CREATE TABLE / ALTER TABLE ADD COLUMN converted from sqlparser's AST.
+
+use datafusion::sql::sqlparser::ast::{self, ColumnOption, TableConstraint};
+
+use super::SqlError;
+use super::parse::fold_ident;
+use crate::storage::TableKind;
+use crate::storage::types::{DEFAULT_NUMERIC, SqlType};
+
+/// A possibly schema-qualified table name as written; `exec` resolves it with `search_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl TableName {
+    pub fn from_object_name(name: &ast::ObjectName) -> Result<TableName, SqlError> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| {
+                p.as_ident()
+                    .map(fold_ident)
+                    .ok_or_else(|| SqlError::Syntax(format!("invalid name {name}")))
+            })
+            .collect::<Result<_, _>>()?;
+        match parts.as_slice() {
+            [table] => Ok(TableName {
+                namespace: None,
+                name: table.clone(),
+            }),
+            [namespace, table] => Ok(TableName {
+                namespace: Some(namespace.clone()),
+                name: table.clone(),
+            }),
+            [database, namespace, table] if database == crate::exec::DATABASE_NAME => {
+                Ok(TableName {
+                    namespace: Some(namespace.clone()),
+                    name: table.clone(),
+                })
+            }
+            _ => Err(SqlError::Syntax(format!(
+                "improper qualified name (too many dotted names): {name}"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub sql_type: SqlType,
+    pub nullable: bool,
+    /// The DEFAULT expression, kept as SQL text and evaluated per inserted row.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateTable {
+    pub table: TableName,
+    pub columns: Vec<ColumnSpec>,
+    /// Column names of the primary key, in key order; empty for a hidden row id.
+    pub primary_key: Vec<String>,
+    pub if_not_exists: bool,
+    pub kind: TableKind,
+}
+
+pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<CreateTable, SqlError> {
+    if create.query.is_some() {
+        return Err(SqlError::Unsupported(
+            "CREATE TABLE ... AS is not supported".into(),
+        ));
+    }
+    let table = TableName::from_object_name(&create.name)?;
+    let mut primary_key = Vec::new();
+    let mut columns = Vec::with_capacity(create.columns.len());
+    for def in &create.columns {
+        let (column, is_key) = column_spec(def)?;
+        if is_key {
+            primary_key.push(column.name.clone());
+        }
+        columns.push(column);
+    }
+    for constraint in &create.constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(pk) => {
+                if !primary_key.is_empty() {
+                    return Err(SqlError::Syntax(format!(
+                        "multiple primary keys for table \"{}\" are not allowed",
+                        table.name
+                    )));
+                }
+                for column in &pk.columns {
+                    match &column.column.expr {
+                        ast::Expr::Identifier(ident) => primary_key.push(fold_ident(ident)),
+                        other => {
+                            return Err(SqlError::Unsupported(format!(
+                                "primary key on an expression ({other}) is not supported"
+                            )));
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "table constraint not supported: {other}"
+                )));
+            }
+        }
+    }
+    if columns.is_empty() {
+        return Err(SqlError::Syntax("a table needs at least one column".into()));
+    }
+    for (i, column) in columns.iter().enumerate() {
+        if columns[..i].iter().any(|c| c.name == column.name) {
+            return Err(SqlError::DuplicateColumn(column.name.clone()));
+        }
+    }
+    for key in &primary_key {
+        let column = columns
+            .iter_mut()
+            .find(|c| &c.name == key)
+            .ok_or_else(|| SqlError::UndefinedColumn(key.clone()))?;
+        // Key columns are implicitly NOT NULL, as in PostgreSQL.
+        column.nullable = false;
+    }
+    Ok(CreateTable {
+        table,
+        columns,
+        primary_key,
+        if_not_exists: create.if_not_exists,
+        kind,
+    })
+}
+
+/// Converts one column definition; the flag says whether it declared PRIMARY KEY inline.
+pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError> {
+    let mut column = ColumnSpec {
+        name: fold_ident(&def.name),
+        sql_type: sql_type(&def.data_type)?,
+        nullable: true,
+        default: None,
+    };
+    let mut is_key = false;
+    for option in &def.options {
+        match &option.option {
+            ColumnOption::Null => column.nullable = true,
+            ColumnOption::NotNull => column.nullable = false,
+            ColumnOption::Default(expr) => column.default = Some(expr.to_string()),
+            ColumnOption::PrimaryKey(_) => is_key = true,
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "column option not supported: {other}"
+                )));
+            }
+        }
+    }
+    Ok((column, is_key))
+}
+
+/// Maps a declared SQL type, by PostgreSQL's names and aliases, to a stored type.
+pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType, SqlError> {
+    let text = data_type.to_string().to_ascii_lowercase();
+    let (base, args) = match text.find('(') {
+        Some(open) => (
+            text[..open].trim().to_owned(),
+            text[open + 1..text.rfind(')').unwrap_or(text.len())]
+                .split(',')
+                .map(|a| a.trim().parse::<u32>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| SqlError::Syntax(format!("invalid type modifier in {data_type}")))?,
+        ),
+        None => (text.trim().to_owned(), Vec::new()),
+    };
+    let suffix = text.rfind(')').map(|i| text[i + 1..].trim()).unwrap_or("");
+    Ok(match (base.as_str(), args.as_slice()) {
+        ("boolean" | "bool", []) => SqlType::Boolean,
+        ("smallint" | "int2", []) => SqlType::SmallInt,
+        ("integer" | "int" | "int4", []) => SqlType::Integer,
+        ("bigint" | "int8", []) => SqlType::BigInt,
+        ("real" | "float4", []) => SqlType::Real,
+        ("double precision" | "double" | "float8" | "float", []) => SqlType::Double,
+        ("float", [p]) if *p <= 24 => SqlType::Real,
+        ("float", [_]) => SqlType::Double,
+        ("numeric" | "decimal" | "dec", []) => SqlType::Numeric {
+            precision: DEFAULT_NUMERIC.0,
+            scale: DEFAULT_NUMERIC.1,
+        },
+        ("numeric" | "decimal" | "dec", [p]) | ("numeric" | "decimal" | "dec", [p, _])
+            if *p == 0 || *p > 38 =>
+        {
+            return Err(SqlError::Unsupported(format!(
+                "NUMERIC precision {p} is out of range: KalamDB stores 1 to 38 digits"
+            )));
+        }
+        ("numeric" | "decimal" | "dec", [p]) => SqlType::Numeric {
+            precision: *p as u8,
+            scale: 0,
+        },
+        ("numeric" | "decimal" | "dec", [p, s]) if s <= p => SqlType::Numeric {
+            precision: *p as u8,
+            scale: *s as i8,
+        },
+        ("text", []) => SqlType::Text,
+        ("varchar" | "character varying", []) => SqlType::Varchar { max_len: None },
+        ("varchar" | "character varying", [n]) if *n > 0 => SqlType::Varchar { max_len: Some(*n) },
+        ("bytea", []) => SqlType::Bytea,
+        ("date", []) => SqlType::Date,
+        ("timestamp" | "timestamp without time zone", []) => SqlType::Timestamp,
+        ("timestamp", [_]) if suffix.is_empty() || suffix == "without time zone" => {
+            SqlType::Timestamp
+        }
+        ("timestamptz" | "timestamp with time zone", []) => SqlType::TimestampTz,
+        ("timestamp", [_]) if suffix == "with time zone" => SqlType::TimestampTz,
+        ("json", []) => SqlType::Json,
+        ("jsonb", []) => SqlType::Jsonb,
+        ("uuid", []) => SqlType::Uuid,
+        _ => {
+            return Err(SqlError::Unsupported(format!(
+                "type {data_type} is not supported"
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(sql: &str) -> CreateTable {
+        match &super::super::parse(sql).unwrap()[0] {
+            super::super::Statement::CreateTable(create) => create.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn postgres_type_names_and_aliases_map_to_stored_types() {
+        let t = create(
+            "CREATE TABLE app.t (a INT PRIMARY KEY, b int8, c DOUBLE PRECISION, d NUMERIC(10,2), \
+             e VARCHAR(20), f TIMESTAMP WITH TIME ZONE, g timestamptz, h timestamp, i jsonb, j uuid, \
+             k bool, l float4, m NUMERIC)",
+        );
+        let types: Vec<SqlType> = t.columns.iter().map(|c| c.sql_type).collect();
+        assert_eq!(
+            types,
+            [
+                SqlType::Integer,
+                SqlType::BigInt,
+                SqlType::Double,
+                SqlType::Numeric {
+                    precision: 10,
+                    scale: 2
+                },
+                SqlType::Varchar { max_len: Some(20) },
+                SqlType::TimestampTz,
+                SqlType::TimestampTz,
+                SqlType::Timestamp,
+                SqlType::Jsonb,
+                SqlType::Uuid,
+                SqlType::Boolean,
+                SqlType::Real,
+                SqlType::Numeric {
+                    precision: 38,
+                    scale: 10
+                },
+            ]
+        );
+        assert_eq!(t.primary_key, ["a"]);
+        assert!(!t.columns[0].nullable);
+        assert_eq!(t.table.namespace.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn table_level_keys_defaults_and_not_null() {
+        let t = create(
+            "CREATE TABLE IF NOT EXISTS t (a TEXT, b INT NOT NULL DEFAULT 7, PRIMARY KEY (b, a))",
+        );
+        assert_eq!(t.primary_key, ["b", "a"]);
+        assert_eq!(t.columns[1].default.as_deref(), Some("7"));
+        assert!(t.if_not_exists);
+        assert!(!t.columns[0].nullable, "key columns are NOT NULL");
+    }
+
+    #[test]
+    fn unsupported_types_and_duplicate_columns_are_refused() {
+        assert!(matches!(
+            super::super::parse("CREATE TABLE t (a point)"),
+            Err(SqlError::Unsupported(_))
+        ));
+        assert!(matches!(
+            super::super::parse("CREATE TABLE t (a int, a text)"),
+            Err(SqlError::DuplicateColumn(_))
+        ));
+    }
+}

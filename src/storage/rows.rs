@@ -1,0 +1,486 @@
+//! Row and key encodings for the hot (RocksDB) part of a table.
+//!
+//! A row value is each column in table order: a presence byte, then fixed-width little-endian
+//! bytes or a u32 length and the bytes. Rows written before an `ALTER TABLE ... ADD COLUMN` are
+//! shorter; their missing trailing columns read as the column's missing value. A row key is the
+//! table id followed by the primary key in a memcomparable encoding, so RocksDB's byte order is
+//! the key order and a table is one contiguous key range.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
+    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::{
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType,
+};
+
+use super::types::{ColumnDef, SqlType};
+use super::{StorageError, StorageResult};
+
+const ABSENT: u8 = 0;
+const PRESENT: u8 = 1;
+
+fn corrupt(message: impl Into<String>) -> StorageError {
+    StorageError::Corrupt {
+        cf: super::CF_ROWS,
+        message: message.into(),
+    }
+}
+
+/// Encodes row `row` of `columns` (arrays of each column's Arrow type, in table order).
+pub fn encode_row(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) {
+    for column in columns {
+        encode_datum(column.as_ref(), row, out);
+    }
+}
+
+/// Encodes one value as a row stores it (also used for a column's missing value).
+pub fn encode_datum(array: &dyn Array, row: usize, out: &mut Vec<u8>) {
+    use datafusion::arrow::datatypes::DataType as D;
+    if array.is_null(row) {
+        out.push(ABSENT);
+        return;
+    }
+    out.push(PRESENT);
+    match array.data_type() {
+        D::Boolean => out.push(array.as_boolean().value(row) as u8),
+        D::Int16 => {
+            out.extend_from_slice(&array.as_primitive::<Int16Type>().value(row).to_le_bytes())
+        }
+        D::Int32 => {
+            out.extend_from_slice(&array.as_primitive::<Int32Type>().value(row).to_le_bytes())
+        }
+        D::Int64 => {
+            out.extend_from_slice(&array.as_primitive::<Int64Type>().value(row).to_le_bytes())
+        }
+        D::Float32 => {
+            out.extend_from_slice(&array.as_primitive::<Float32Type>().value(row).to_le_bytes())
+        }
+        D::Float64 => {
+            out.extend_from_slice(&array.as_primitive::<Float64Type>().value(row).to_le_bytes())
+        }
+        D::Decimal128(..) => out.extend_from_slice(
+            &array
+                .as_primitive::<Decimal128Type>()
+                .value(row)
+                .to_le_bytes(),
+        ),
+        D::Date32 => {
+            out.extend_from_slice(&array.as_primitive::<Date32Type>().value(row).to_le_bytes())
+        }
+        D::Timestamp(..) => out.extend_from_slice(
+            &array
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(row)
+                .to_le_bytes(),
+        ),
+        D::Utf8 => put_bytes(out, array.as_string::<i32>().value(row).as_bytes()),
+        D::Binary => put_bytes(out, array.as_binary::<i32>().value(row)),
+        other => unreachable!("tables never store {other}"),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Accumulates decoded rows into Arrow arrays for the selected columns.
+pub struct RowDecoder {
+    columns: Arc<Vec<ColumnDef>>,
+    /// For each table column: the index of its builder, if the column is selected.
+    selected: Vec<Option<usize>>,
+    builders: Vec<ColumnBuilder>,
+    rows: usize,
+}
+
+impl RowDecoder {
+    /// `projection`: table column indexes to produce, in output order (`None`: all).
+    pub fn new(columns: Arc<Vec<ColumnDef>>, projection: Option<&[usize]>) -> RowDecoder {
+        let order: Vec<usize> = match projection {
+            Some(p) => p.to_vec(),
+            None => (0..columns.len()).collect(),
+        };
+        let mut selected = vec![None; columns.len()];
+        for (out, &col) in order.iter().enumerate() {
+            selected[col] = Some(out);
+        }
+        let builders = order
+            .iter()
+            .map(|&col| ColumnBuilder::new(columns[col].sql_type))
+            .collect();
+        RowDecoder {
+            columns,
+            selected,
+            builders,
+            rows: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn push(&mut self, value: &[u8]) -> StorageResult<()> {
+        let mut cursor = value;
+        for (index, column) in self.columns.iter().enumerate() {
+            let datum: &[u8] = if cursor.is_empty() {
+                column.missing_value.as_deref().unwrap_or(&[ABSENT])
+            } else {
+                let len = datum_len(column.sql_type, cursor)?;
+                let (datum, rest) = cursor.split_at(len);
+                cursor = rest;
+                datum
+            };
+            if let Some(builder) = self.selected[index] {
+                self.builders[builder].push(datum)?;
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn finish(self) -> Vec<ArrayRef> {
+        self.builders
+            .into_iter()
+            .map(ColumnBuilder::finish)
+            .collect()
+    }
+}
+
+fn fixed_width(sql_type: SqlType) -> Option<usize> {
+    Some(match sql_type {
+        SqlType::Boolean => 1,
+        SqlType::SmallInt => 2,
+        SqlType::Integer | SqlType::Real | SqlType::Date => 4,
+        SqlType::BigInt | SqlType::Double | SqlType::Timestamp | SqlType::TimestampTz => 8,
+        SqlType::Numeric { .. } => 16,
+        _ => return None,
+    })
+}
+
+/// Length of the encoded datum at the start of `bytes`, including its presence byte.
+fn datum_len(sql_type: SqlType, bytes: &[u8]) -> StorageResult<usize> {
+    let len = match bytes.first() {
+        Some(&ABSENT) => return Ok(1),
+        Some(&PRESENT) => match fixed_width(sql_type) {
+            Some(width) => 1 + width,
+            None => {
+                let header: [u8; 4] = bytes
+                    .get(1..5)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| corrupt("truncated length"))?;
+                5 + u32::from_le_bytes(header) as usize
+            }
+        },
+        _ => return Err(corrupt("bad presence byte")),
+    };
+    if len > bytes.len() {
+        return Err(corrupt("truncated value"));
+    }
+    Ok(len)
+}
+
+enum ColumnBuilder {
+    Boolean(BooleanBuilder),
+    Int16(Int16Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float32(Float32Builder),
+    Float64(Float64Builder),
+    Decimal(Decimal128Builder, u8, i8),
+    Utf8(StringBuilder),
+    Binary(BinaryBuilder),
+    Date32(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder, bool),
+}
+
+impl ColumnBuilder {
+    fn new(sql_type: SqlType) -> ColumnBuilder {
+        match sql_type {
+            SqlType::Boolean => ColumnBuilder::Boolean(BooleanBuilder::new()),
+            SqlType::SmallInt => ColumnBuilder::Int16(Int16Builder::new()),
+            SqlType::Integer => ColumnBuilder::Int32(Int32Builder::new()),
+            SqlType::BigInt => ColumnBuilder::Int64(Int64Builder::new()),
+            SqlType::Real => ColumnBuilder::Float32(Float32Builder::new()),
+            SqlType::Double => ColumnBuilder::Float64(Float64Builder::new()),
+            SqlType::Numeric { precision, scale } => {
+                ColumnBuilder::Decimal(Decimal128Builder::new(), precision, scale)
+            }
+            SqlType::Text
+            | SqlType::Varchar { .. }
+            | SqlType::Json
+            | SqlType::Jsonb
+            | SqlType::Uuid => ColumnBuilder::Utf8(StringBuilder::new()),
+            SqlType::Bytea => ColumnBuilder::Binary(BinaryBuilder::new()),
+            SqlType::Date => ColumnBuilder::Date32(Date32Builder::new()),
+            SqlType::Timestamp => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new(), false)
+            }
+            SqlType::TimestampTz => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new(), true)
+            }
+        }
+    }
+
+    fn push(&mut self, datum: &[u8]) -> StorageResult<()> {
+        macro_rules! fixed {
+            ($builder:expr, $ty:ty) => {{
+                if datum[0] == ABSENT {
+                    $builder.append_null();
+                } else {
+                    let bytes = datum[1..].try_into().map_err(|_| corrupt("bad width"))?;
+                    $builder.append_value(<$ty>::from_le_bytes(bytes));
+                }
+            }};
+        }
+        match self {
+            ColumnBuilder::Boolean(b) => {
+                if datum[0] == ABSENT {
+                    b.append_null()
+                } else {
+                    b.append_value(datum[1] != 0)
+                }
+            }
+            ColumnBuilder::Int16(b) => fixed!(b, i16),
+            ColumnBuilder::Int32(b) => fixed!(b, i32),
+            ColumnBuilder::Int64(b) => fixed!(b, i64),
+            ColumnBuilder::Float32(b) => fixed!(b, f32),
+            ColumnBuilder::Float64(b) => fixed!(b, f64),
+            ColumnBuilder::Decimal(b, ..) => fixed!(b, i128),
+            ColumnBuilder::Date32(b) => fixed!(b, i32),
+            ColumnBuilder::Timestamp(b, _) => fixed!(b, i64),
+            ColumnBuilder::Utf8(b) => {
+                if datum[0] == ABSENT {
+                    b.append_null()
+                } else {
+                    let text =
+                        std::str::from_utf8(&datum[5..]).map_err(|_| corrupt("bad utf-8"))?;
+                    b.append_value(text)
+                }
+            }
+            ColumnBuilder::Binary(b) => {
+                if datum[0] == ABSENT {
+                    b.append_null()
+                } else {
+                    b.append_value(&datum[5..])
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Boolean(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Int16(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Int32(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Int64(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Float32(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Float64(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Decimal(mut b, precision, scale) => Arc::new(
+                b.finish()
+                    .with_precision_and_scale(precision, scale)
+                    .expect("declared precision is valid"),
+            ),
+            ColumnBuilder::Utf8(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Binary(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Date32(mut b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(mut b, with_tz) => {
+                let array = b.finish();
+                Arc::new(if with_tz {
+                    array.with_timezone("UTC")
+                } else {
+                    array
+                })
+            }
+        }
+    }
+}
+
+/// The key prefix shared by every row of a table.
+pub fn table_prefix(table_id: u64) -> [u8; 8] {
+    table_id.to_be_bytes()
+}
+
+/// A row key for a table without a declared primary key: its hidden row id.
+pub fn row_id_key(table_id: u64, row_id: u64) -> Vec<u8> {
+    let mut key = table_prefix(table_id).to_vec();
+    key.extend_from_slice(&row_id.to_be_bytes());
+    key
+}
+
+/// Appends the memcomparable encoding of row `row` of the primary-key `columns` to `out`.
+/// Returns false when a key column is NULL (primary keys are never NULL).
+pub fn encode_key(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) -> bool {
+    use datafusion::arrow::datatypes::DataType as D;
+    for column in columns {
+        let array = column.as_ref();
+        if array.is_null(row) {
+            return false;
+        }
+        match array.data_type() {
+            D::Boolean => out.push(array.as_boolean().value(row) as u8),
+            D::Int16 => out.extend_from_slice(
+                &((array.as_primitive::<Int16Type>().value(row) as u16) ^ 0x8000).to_be_bytes(),
+            ),
+            D::Int32 => out.extend_from_slice(
+                &((array.as_primitive::<Int32Type>().value(row) as u32) ^ (1 << 31)).to_be_bytes(),
+            ),
+            D::Date32 => out.extend_from_slice(
+                &((array.as_primitive::<Date32Type>().value(row) as u32) ^ (1 << 31)).to_be_bytes(),
+            ),
+            D::Int64 => out.extend_from_slice(
+                &((array.as_primitive::<Int64Type>().value(row) as u64) ^ (1 << 63)).to_be_bytes(),
+            ),
+            D::Timestamp(..) => out.extend_from_slice(
+                &((array.as_primitive::<TimestampMicrosecondType>().value(row) as u64) ^ (1 << 63))
+                    .to_be_bytes(),
+            ),
+            D::Decimal128(..) => out.extend_from_slice(
+                &((array.as_primitive::<Decimal128Type>().value(row) as u128) ^ (1 << 127))
+                    .to_be_bytes(),
+            ),
+            D::Float32 => {
+                let bits = normalize_f64(array.as_primitive::<Float32Type>().value(row) as f64);
+                out.extend_from_slice(&bits.to_be_bytes())
+            }
+            D::Float64 => {
+                let bits = normalize_f64(array.as_primitive::<Float64Type>().value(row));
+                out.extend_from_slice(&bits.to_be_bytes())
+            }
+            D::Utf8 => escape_bytes(array.as_string::<i32>().value(row).as_bytes(), out),
+            D::Binary => escape_bytes(array.as_binary::<i32>().value(row), out),
+            other => unreachable!("tables never store {other}"),
+        }
+    }
+    true
+}
+
+/// Orders floats by value: -0.0 equals 0.0 and every NaN sorts last, as in PostgreSQL.
+fn normalize_f64(value: f64) -> u64 {
+    let value = if value == 0.0 { 0.0 } else { value };
+    let bits = if value.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        value.to_bits()
+    };
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// Byte strings are escaped so that no encoded key is a prefix of another.
+fn escape_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 1]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+
+    fn key(arrays: &[ArrayRef], row: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        assert!(encode_key(arrays, row, &mut out));
+        out
+    }
+
+    #[test]
+    fn integer_keys_sort_numerically_including_negatives() {
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![-5, -1, 0, 3, i64::MAX]));
+        let keys: Vec<_> = (0..5)
+            .map(|i| key(std::slice::from_ref(&ints), i))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn text_keys_sort_bytewise_and_never_prefix_each_other() {
+        let text: ArrayRef = Arc::new(StringArray::from(vec!["a", "a\0", "ab", "b"]));
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![9, 1, 1, 1]));
+        let keys: Vec<_> = (0..4)
+            .map(|i| key(&[text.clone(), ints.clone()], i))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+    }
+
+    #[test]
+    fn rows_round_trip_and_short_rows_read_missing_values() {
+        let columns = Arc::new(vec![
+            ColumnDef {
+                name: "id".into(),
+                sql_type: SqlType::BigInt,
+                nullable: false,
+                default: None,
+                missing_value: None,
+            },
+            ColumnDef {
+                name: "name".into(),
+                sql_type: SqlType::Text,
+                nullable: true,
+                default: None,
+                missing_value: None,
+            },
+        ]);
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(StringArray::from(vec![Some("x"), None])),
+        ];
+        let mut decoder = RowDecoder::new(columns.clone(), Some(&[1, 0]));
+        for row in 0..2 {
+            let mut value = Vec::new();
+            encode_row(&arrays, row, &mut value);
+            decoder.push(&value).unwrap();
+        }
+        // A row written before `name` existed.
+        let mut short = Vec::new();
+        encode_datum(arrays[0].as_ref(), 0, &mut short);
+        decoder.push(&short).unwrap();
+        let out = decoder.finish();
+        assert_eq!(
+            out[0].as_string::<i32>().iter().collect::<Vec<_>>(),
+            [Some("x"), None, None]
+        );
+        assert_eq!(
+            out[1].as_primitive::<Int64Type>().values().to_vec(),
+            [1, 2, 1]
+        );
+    }
+}
+
+/// A stored row: the sequence number of the command that wrote it (its version), then the row.
+pub fn stored_row(seq: u64, row: &[u8]) -> Vec<u8> {
+    let mut stored = Vec::with_capacity(8 + row.len());
+    stored.extend_from_slice(&seq.to_le_bytes());
+    stored.extend_from_slice(row);
+    stored
+}
+
+pub fn stored_version(stored: &[u8]) -> StorageResult<u64> {
+    stored
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| corrupt("stored row shorter than its version"))
+}
+
+pub fn stored_payload(stored: &[u8]) -> &[u8] {
+    &stored[8.min(stored.len())..]
+}

@@ -1,0 +1,150 @@
+//! Column types: the SQL types a table may declare and the Arrow type each one is stored as.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+/// Arrow field metadata key naming the PostgreSQL type when Arrow alone cannot tell
+/// (VARCHAR, JSON, JSONB and UUID are all stored as Utf8).
+pub const PG_TYPE_METADATA: &str = "kalamdb.pg_type";
+
+/// Precision and scale used for NUMERIC without a declared precision.
+pub const DEFAULT_NUMERIC: (u8, i8) = (38, 10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlType {
+    Boolean,
+    SmallInt,
+    Integer,
+    BigInt,
+    Real,
+    Double,
+    Numeric { precision: u8, scale: i8 },
+    Text,
+    Varchar { max_len: Option<u32> },
+    Bytea,
+    Date,
+    Timestamp,
+    TimestampTz,
+    Json,
+    Jsonb,
+    Uuid,
+}
+
+impl SqlType {
+    pub fn arrow_type(self) -> DataType {
+        match self {
+            SqlType::Boolean => DataType::Boolean,
+            SqlType::SmallInt => DataType::Int16,
+            SqlType::Integer => DataType::Int32,
+            SqlType::BigInt => DataType::Int64,
+            SqlType::Real => DataType::Float32,
+            SqlType::Double => DataType::Float64,
+            SqlType::Numeric { precision, scale } => DataType::Decimal128(precision, scale),
+            SqlType::Text
+            | SqlType::Varchar { .. }
+            | SqlType::Json
+            | SqlType::Jsonb
+            | SqlType::Uuid => DataType::Utf8,
+            SqlType::Bytea => DataType::Binary,
+            SqlType::Date => DataType::Date32,
+            SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            SqlType::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        }
+    }
+
+    /// The name PostgreSQL's `format_type` gives this type.
+    pub fn sql_name(self) -> String {
+        match self {
+            SqlType::Boolean => "boolean".into(),
+            SqlType::SmallInt => "smallint".into(),
+            SqlType::Integer => "integer".into(),
+            SqlType::BigInt => "bigint".into(),
+            SqlType::Real => "real".into(),
+            SqlType::Double => "double precision".into(),
+            SqlType::Numeric { precision, scale } => format!("numeric({precision},{scale})"),
+            SqlType::Text => "text".into(),
+            SqlType::Varchar { max_len: Some(n) } => format!("character varying({n})"),
+            SqlType::Varchar { max_len: None } => "character varying".into(),
+            SqlType::Bytea => "bytea".into(),
+            SqlType::Date => "date".into(),
+            SqlType::Timestamp => "timestamp without time zone".into(),
+            SqlType::TimestampTz => "timestamp with time zone".into(),
+            SqlType::Json => "json".into(),
+            SqlType::Jsonb => "jsonb".into(),
+            SqlType::Uuid => "uuid".into(),
+        }
+    }
+
+    /// PostgreSQL's internal type name (`pg_type.typname`).
+    pub fn internal_name(self) -> &'static str {
+        match self {
+            SqlType::Boolean => "bool",
+            SqlType::SmallInt => "int2",
+            SqlType::Integer => "int4",
+            SqlType::BigInt => "int8",
+            SqlType::Real => "float4",
+            SqlType::Double => "float8",
+            SqlType::Numeric { .. } => "numeric",
+            SqlType::Text => "text",
+            SqlType::Varchar { .. } => "varchar",
+            SqlType::Bytea => "bytea",
+            SqlType::Date => "date",
+            SqlType::Timestamp => "timestamp",
+            SqlType::TimestampTz => "timestamptz",
+            SqlType::Json => "json",
+            SqlType::Jsonb => "jsonb",
+            SqlType::Uuid => "uuid",
+        }
+    }
+
+    /// The `kalamdb.pg_type` metadata value for types Arrow cannot distinguish.
+    fn pg_type_tag(self) -> Option<&'static str> {
+        match self {
+            SqlType::Varchar { .. } => Some("varchar"),
+            SqlType::Json => Some("json"),
+            SqlType::Jsonb => Some("jsonb"),
+            SqlType::Uuid => Some("uuid"),
+            _ => None,
+        }
+    }
+
+    pub fn field(self, name: &str, nullable: bool) -> Field {
+        let field = Field::new(name, self.arrow_type(), nullable);
+        match self.pg_type_tag() {
+            Some(tag) => field.with_metadata(HashMap::from([(
+                PG_TYPE_METADATA.to_owned(),
+                tag.to_owned(),
+            )])),
+            None => field,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub sql_type: SqlType,
+    pub nullable: bool,
+    /// The DEFAULT expression as SQL text, evaluated for each inserted row that omits it.
+    pub default: Option<String>,
+    /// For columns added by ALTER TABLE: the encoded value rows written before the column
+    /// existed read as (PostgreSQL's "missing value"); `None` reads as NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_value: Option<Vec<u8>>,
+}
+
+impl ColumnDef {
+    pub fn field(&self) -> Field {
+        self.sql_type.field(&self.name, self.nullable)
+    }
+}
+
+pub fn schema_of(columns: &[ColumnDef]) -> Arc<datafusion::arrow::datatypes::Schema> {
+    Arc::new(datafusion::arrow::datatypes::Schema::new(
+        columns.iter().map(ColumnDef::field).collect::<Vec<_>>(),
+    ))
+}
