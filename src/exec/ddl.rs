@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::session::Outcome;
 use super::{ExecError, ExecResult, Session, now_micros};
@@ -213,7 +213,7 @@ impl Session {
             .into_iter()
             .map(|n| n.name)
             .collect();
-        text_rows(&["namespace_name"], vec![names])
+        text_rows(SHOW_NAMESPACES_COLUMNS, vec![names])
     }
 
     pub(super) fn show_tables(&self, namespace: Option<&str>) -> ExecResult<Outcome> {
@@ -234,21 +234,12 @@ impl Session {
             names.push(table.name);
             kinds.push(super::table_type_name(table.kind).to_owned());
         }
-        text_rows(
-            &["namespace_name", "table_name", "table_type"],
-            vec![ns, names, kinds],
-        )
+        text_rows(SHOW_TABLES_COLUMNS, vec![ns, names, kinds])
     }
 
     pub(super) fn describe(&self, table: &TableName) -> ExecResult<Outcome> {
         let record = self.resolve_table(table)?;
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("column_name", DataType::Utf8, false),
-            Field::new("data_type", DataType::Utf8, false),
-            Field::new("is_nullable", DataType::Boolean, false),
-            Field::new("column_default", DataType::Utf8, true),
-            Field::new("is_primary_key", DataType::Boolean, false),
-        ]));
+        let schema = describe_schema();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
                 record.columns.iter().map(|c| c.name.as_str()),
@@ -276,14 +267,42 @@ fn conflict_error(c: Conflict) -> ExecError {
     ExecError::Storage(StorageError::Conflict(c))
 }
 
-/// A result of text columns.
-fn text_rows(names: &[&str], columns: Vec<Vec<String>>) -> ExecResult<Outcome> {
-    let schema = Arc::new(Schema::new(
+const SHOW_NAMESPACES_COLUMNS: &[&str] = &["namespace_name"];
+const SHOW_TABLES_COLUMNS: &[&str] = &["namespace_name", "table_name", "table_type"];
+
+fn text_schema(names: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
         names
             .iter()
             .map(|n| Field::new(*n, DataType::Utf8, false))
             .collect::<Vec<_>>(),
-    ));
+    ))
+}
+
+fn describe_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("data_type", DataType::Utf8, false),
+        Field::new("is_nullable", DataType::Boolean, false),
+        Field::new("column_default", DataType::Utf8, true),
+        Field::new("is_primary_key", DataType::Boolean, false),
+    ]))
+}
+
+/// The result columns of SHOW NAMESPACES, SHOW TABLES and DESCRIBE, known before they run.
+pub(super) fn listing_schema(statement: &crate::sql::Statement) -> Option<SchemaRef> {
+    use crate::sql::Statement;
+    match statement {
+        Statement::ShowNamespaces => Some(text_schema(SHOW_NAMESPACES_COLUMNS)),
+        Statement::ShowTables { .. } => Some(text_schema(SHOW_TABLES_COLUMNS)),
+        Statement::Describe { .. } => Some(describe_schema()),
+        _ => None,
+    }
+}
+
+/// A result of text columns.
+fn text_rows(names: &[&str], columns: Vec<Vec<String>>) -> ExecResult<Outcome> {
+    let schema = text_schema(names);
     let arrays: Vec<ArrayRef> = columns
         .into_iter()
         .map(|c| Arc::new(StringArray::from(c)) as ArrayRef)

@@ -76,6 +76,19 @@ pub(super) fn conform(
     array: &ArrayRef,
 ) -> ExecResult<ArrayRef> {
     let target = column.sql_type.arrow_type();
+    // Text into BYTEA is PostgreSQL's bytea input syntax, not the text's own bytes.
+    let array = if column.sql_type == SqlType::Bytea && array.data_type() == &DataType::Utf8 {
+        let decoded: datafusion::arrow::array::BinaryArray = array
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(parse_bytea).transpose())
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid_text(column, e))?;
+        Arc::new(decoded) as ArrayRef
+    } else {
+        array.clone()
+    };
+    let array = &array;
     let array = if array.data_type() == &target {
         array.clone()
     } else {
@@ -123,6 +136,36 @@ pub(super) fn conform(
         }
         _ => Ok(array),
     }
+}
+
+/// PostgreSQL's bytea input: `\x` followed by hex digits, or the escape format in which
+/// `\\` is a backslash and `\nnn` an octal byte.
+fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
+    if let Some(hex_digits) = text.strip_prefix("\\x") {
+        let compact: String = hex_digits.chars().filter(|c| !c.is_whitespace()).collect();
+        return hex::decode(compact).map_err(|e| format!("invalid hexadecimal data: {e}"));
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let octal = bytes
+                .get(i + 1..i + 4)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+                .ok_or_else(|| "invalid escape sequence in bytea input".to_owned())?;
+            out.push(octal);
+            i += 4;
+        }
+    }
+    Ok(out)
 }
 
 /// Canonical lower-case hyphenated form; accepts the spellings PostgreSQL accepts.
@@ -789,7 +832,18 @@ impl Session {
         let Some(items) = returning else {
             return Ok(Outcome::Affected { tag, rows: count });
         };
-        let table = self.scratch_table(rows.batch(record)?)?;
+        let (schema, batches) = self.returning(alias, rows.batch(record)?, items).await?;
+        Ok(Outcome::rows(schema, batches))
+    }
+
+    /// Evaluates a RETURNING list over `rows`, the rows a statement wrote.
+    async fn returning(
+        &self,
+        alias: &str,
+        rows: RecordBatch,
+        items: &[SelectItem],
+    ) -> ExecResult<(SchemaRef, Vec<RecordBatch>)> {
+        let table = self.scratch_table(rows)?;
         let list: Vec<String> = items.iter().map(|i| i.to_string()).collect();
         let sql = format!(
             "SELECT {} FROM {} AS {}",
@@ -798,8 +852,53 @@ impl Session {
             quote_ident(alias)
         );
         let (schema, batches) = self.select(&sql).await?;
-        drop(table);
-        Ok(Outcome::rows(schema, batches))
+        let schema = match crate::sql::parse(&sql)?.remove(0) {
+            crate::sql::Statement::Query(ast) => super::naming::postgres_names(&ast, schema),
+            _ => schema,
+        };
+        Ok((schema, batches))
+    }
+
+    /// What a DML statement's RETURNING produces (`None` without RETURNING), for Describe.
+    pub(super) async fn returning_schema(
+        &self,
+        statement: &ast::Statement,
+    ) -> ExecResult<Option<SchemaRef>> {
+        let (record, alias, items) = match statement {
+            ast::Statement::Insert(insert) => {
+                let TableObject::TableName(object) = &insert.table else {
+                    return Ok(None);
+                };
+                let record = self.resolve_table(&TableName::from_object_name(object)?)?;
+                let alias = insert
+                    .table_alias
+                    .as_ref()
+                    .map(|a| crate::sql::fold(&a.alias))
+                    .unwrap_or_else(|| record.name.clone());
+                (record, alias, insert.returning.as_deref())
+            }
+            ast::Statement::Update(update) => {
+                let (record, alias) = self.dml_target(&update.table.relation)?;
+                (record, alias, update.returning.as_deref())
+            }
+            ast::Statement::Delete(delete) => {
+                let from = match &delete.from {
+                    FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from) => from,
+                };
+                let Some(first) = from.first() else {
+                    return Ok(None);
+                };
+                let (record, alias) = self.dml_target(&first.relation)?;
+                (record, alias, delete.returning.as_deref())
+            }
+            _ => return Ok(None),
+        };
+        let Some(items) = items else {
+            return Ok(None);
+        };
+        let empty = RecordBatch::new_empty(schema_of(&record.columns));
+        let (schema, _) = self.returning(&alias, empty, items).await?;
+        Ok(Some(schema))
     }
 }
 

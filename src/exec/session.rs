@@ -207,6 +207,21 @@ impl Session {
                 plan: None,
                 param_types: Vec::new(),
             }),
+            Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
+                let result_schema = self.returning_schema(ast).await?;
+                Ok(PreparedStatement {
+                    statement,
+                    plan: None,
+                    param_types: Vec::new(),
+                    result_schema,
+                })
+            }
+            other if super::ddl::listing_schema(other).is_some() => Ok(PreparedStatement {
+                result_schema: super::ddl::listing_schema(other),
+                statement,
+                plan: None,
+                param_types: Vec::new(),
+            }),
             _ => Ok(PreparedStatement {
                 statement,
                 plan: None,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type, Int8Type,
+    DataType, Date32Type, Date64Type, Decimal128Type, Field, Float32Type, Float64Type, Int8Type,
     Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
@@ -24,7 +24,9 @@ use postgres_types::ToSql;
 use rust_decimal::Decimal;
 
 use super::sqlstate;
+use super::values::{PgFloat, PgNumeric, PgTimestamp, TextTyped};
 use crate::exec::Outcome;
+use crate::storage::types::PG_TYPE_METADATA;
 
 /// The PostgreSQL type an Arrow type is reported as.
 pub fn pg_type(data_type: &DataType) -> Type {
@@ -49,6 +51,18 @@ pub fn pg_type(data_type: &DataType) -> Type {
     }
 }
 
+/// The PostgreSQL type of a result column: Arrow's type, refined by the column's declared
+/// type where Arrow cannot tell (VARCHAR, JSON, JSONB and UUID are all Utf8).
+pub fn pg_type_of(field: &Field) -> Type {
+    match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
+        Some("varchar") => Type::VARCHAR,
+        Some("json") => Type::JSON,
+        Some("jsonb") => Type::JSONB,
+        Some("uuid") => Type::UUID,
+        _ => pg_type(field.data_type()),
+    }
+}
+
 pub fn field_infos(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
     schema
         .fields()
@@ -59,7 +73,7 @@ pub fn field_infos(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
                 field.name().clone(),
                 None,
                 None,
-                pg_type(field.data_type()),
+                pg_type_of(field),
                 format.format_for(i),
             )
         })
@@ -168,25 +182,33 @@ fn encode_cell(
         DataType::UInt8 => primitive!(UInt8Type, i16::from),
         DataType::UInt16 => primitive!(UInt16Type, i32::from),
         DataType::UInt32 => primitive!(UInt32Type, i64::from),
-        DataType::UInt64 => primitive!(UInt64Type, Decimal::from),
-        DataType::Float32 => primitive!(Float32Type, |v: f32| v),
-        DataType::Float64 => primitive!(Float64Type, |v: f64| v),
+        DataType::UInt64 => primitive!(UInt64Type, |v: u64| PgNumeric(Decimal::from(v))),
+        DataType::Float32 => primitive!(Float32Type, PgFloat::Float4),
+        DataType::Float64 => primitive!(Float64Type, PgFloat::Float8),
         DataType::Decimal128(_, scale) if *scale >= 0 && *scale <= 28 => {
             let scale = *scale as u32;
             let array = column.as_primitive::<Decimal128Type>();
             let value = if array.is_valid(row) {
-                Some(
+                Some(PgNumeric(
                     Decimal::try_from_i128_with_scale(array.value(row), scale).map_err(|e| {
                         PgWireError::UserError(Box::new(sqlstate::error(
                             "22003",
                             format!("numeric value out of range: {e}"),
                         )))
                     })?,
-                )
+                ))
             } else {
                 None
             };
             put(encoder, value, field)
+        }
+        DataType::Utf8 if TextTyped::accepts(field.datatype()) => {
+            let array = column.as_string::<i32>();
+            put(
+                encoder,
+                array.is_valid(row).then(|| TextTyped(array.value(row))),
+                field,
+            )
         }
         DataType::Utf8 => {
             let array = column.as_string::<i32>();
@@ -271,15 +293,14 @@ fn encode_cell(
                         .value_as_datetime(row),
                 }
             };
-            if tz.is_some() {
-                put(
-                    encoder,
-                    naive.map(|n| DateTime::<Utc>::from_naive_utc_and_offset(n, Utc)),
-                    field,
-                )
-            } else {
-                put(encoder, naive, field)
-            }
+            let value = naive.map(|n| {
+                if tz.is_some() {
+                    PgTimestamp::Utc(DateTime::<Utc>::from_naive_utc_and_offset(n, Utc))
+                } else {
+                    PgTimestamp::Naive(n)
+                }
+            });
+            put(encoder, value, field)
         }
         _ => {
             let text = if column.is_null(row) {

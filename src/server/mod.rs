@@ -11,6 +11,7 @@ mod encode;
 mod query;
 pub mod sqlstate;
 mod tls;
+mod values;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

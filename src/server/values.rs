@@ -1,0 +1,241 @@
+//! Wire encodings PostgreSQL clients expect that differ from pgwire's defaults: float text as
+//! PostgreSQL prints it, and JSON, JSONB and UUID values stored as text.
+
+use std::error::Error;
+
+use bytes::{BufMut, BytesMut};
+use pgwire::api::Type;
+use pgwire::types::ToSqlText;
+use pgwire::types::format::FormatOptions;
+use postgres_types::{IsNull, ToSql, to_sql_checked};
+
+type BoxError = Box<dyn Error + Sync + Send>;
+
+/// A float sent as PostgreSQL's `float4out`/`float8out` would write it (shortest exact digits,
+/// exponent form outside a fixed range, `Infinity`, `NaN`).
+#[derive(Debug)]
+pub enum PgFloat {
+    Float4(f32),
+    Float8(f64),
+}
+
+impl ToSql for PgFloat {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match self {
+            PgFloat::Float4(v) => v.to_sql(ty, out),
+            PgFloat::Float8(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::FLOAT4 | Type::FLOAT8)
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for PgFloat {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _: &FormatOptions,
+    ) -> Result<IsNull, BoxError> {
+        let text = match self {
+            // Shortest round-trip digits of the value at its own precision.
+            PgFloat::Float4(v) => float_text(*v as f64, format!("{v:e}"), 6),
+            PgFloat::Float8(v) => float_text(*v, format!("{v:e}"), 15),
+        };
+        out.put_slice(text.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+/// `scientific` is Rust's shortest `{:e}` form; PostgreSQL switches to exponent notation when
+/// the decimal exponent is below -4 or at least `precision` (6 for float4, 15 for float8).
+fn float_text(value: f64, scientific: String, precision: i32) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if value == 0.0 {
+        return if value.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let (mantissa, exponent) = scientific.split_once('e').expect("{:e} has an exponent");
+    let exponent: i32 = exponent.parse().expect("{:e} exponent is an integer");
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if negative { "-" } else { "" };
+    if exponent < -4 || exponent >= precision {
+        let (first, rest) = digits.split_at(1);
+        let fraction = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let exp_sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{fraction}e{exp_sign}{:02}", exponent.abs());
+    }
+    if exponent < 0 {
+        let zeros = "0".repeat((-exponent - 1) as usize);
+        return format!("{sign}0.{zeros}{digits}");
+    }
+    let point = exponent as usize + 1;
+    if digits.len() <= point {
+        format!("{sign}{digits}{}", "0".repeat(point - digits.len()))
+    } else {
+        format!("{sign}{}.{}", &digits[..point], &digits[point..])
+    }
+}
+
+/// A JSON, JSONB or UUID value kept as its text; binary forms are built as clients expect.
+#[derive(Debug)]
+pub struct TextTyped<'a>(pub &'a str);
+
+impl ToSql for TextTyped<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match *ty {
+            Type::JSONB => {
+                // JSONB's binary form is a version byte, then the JSON text.
+                out.put_u8(1);
+                out.put_slice(self.0.as_bytes());
+            }
+            Type::UUID => {
+                let hex: String = self.0.chars().filter(|c| *c != '-').collect();
+                out.put_slice(&hex::decode(hex)?);
+            }
+            _ => out.put_slice(self.0.as_bytes()),
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::JSON | Type::JSONB | Type::UUID)
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for TextTyped<'_> {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _: &FormatOptions,
+    ) -> Result<IsNull, BoxError> {
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+/// A NUMERIC value. rust_decimal's binary encoder sends zero with display scale 0, so `0.00`
+/// would read back as `0`; PostgreSQL keeps the scale, and so do we.
+#[derive(Debug)]
+pub struct PgNumeric(pub rust_decimal::Decimal);
+
+impl ToSql for PgNumeric {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        if self.0.is_zero() {
+            out.put_u16(0); // no digit groups
+            out.put_i16(0); // weight
+            out.put_u16(0); // sign: positive
+            out.put_u16(self.0.scale() as u16);
+            return Ok(IsNull::No);
+        }
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::NUMERIC)
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for PgNumeric {
+    fn to_sql_text(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+        options: &FormatOptions,
+    ) -> Result<IsNull, BoxError> {
+        self.0.to_sql_text(ty, out, options)
+    }
+}
+
+/// A timestamp printed as PostgreSQL prints it with DateStyle ISO: fractional seconds without
+/// trailing zeros, and `+00` for timestamptz (sessions run in UTC).
+#[derive(Debug)]
+pub enum PgTimestamp {
+    Naive(chrono::NaiveDateTime),
+    Utc(chrono::DateTime<chrono::Utc>),
+}
+
+impl ToSql for PgTimestamp {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match self {
+            PgTimestamp::Naive(t) => t.to_sql(ty, out),
+            PgTimestamp::Utc(t) => t.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::TIMESTAMP | Type::TIMESTAMPTZ)
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for PgTimestamp {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _: &FormatOptions,
+    ) -> Result<IsNull, BoxError> {
+        let (naive, zone) = match self {
+            PgTimestamp::Naive(t) => (*t, ""),
+            PgTimestamp::Utc(t) => (t.naive_utc(), "+00"),
+        };
+        out.put_slice(naive.format("%Y-%m-%d %H:%M:%S").to_string().as_bytes());
+        let micros = naive.and_utc().timestamp_subsec_micros();
+        if micros != 0 {
+            out.put_slice(format!(".{micros:06}").trim_end_matches('0').as_bytes());
+        }
+        out.put_slice(zone.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f8(v: f64) -> String {
+        float_text(v, format!("{v:e}"), 15)
+    }
+
+    fn f4(v: f32) -> String {
+        float_text(v as f64, format!("{v:e}"), 6)
+    }
+
+    #[test]
+    fn floats_print_as_postgres_prints_them() {
+        assert_eq!(f8(3.0), "3");
+        assert_eq!(f8(1.5), "1.5");
+        assert_eq!(f8(-0.25), "-0.25");
+        assert_eq!(f8(0.1), "0.1");
+        assert_eq!(f8(1e15), "1e+15");
+        assert_eq!(f8(123456789012345.0), "123456789012345");
+        assert_eq!(f8(0.0001), "0.0001");
+        assert_eq!(f8(0.00001), "1e-05");
+        assert_eq!(f8(1.5e300), "1.5e+300");
+        assert_eq!(f8(f64::INFINITY), "Infinity");
+        assert_eq!(f8(f64::NAN), "NaN");
+        assert_eq!(f4(1_000_000.0), "1e+06");
+        assert_eq!(f4(0.1), "0.1");
+        assert_eq!(f4(123456.0), "123456");
+    }
+}
