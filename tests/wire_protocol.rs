@@ -417,3 +417,42 @@ async fn psql_sees_the_startup_parameters_drivers_depend_on() {
     assert_eq!(lines.next(), Some("16.6 UTF8"));
     assert_eq!(lines.next(), Some("on"));
 }
+
+#[tokio::test]
+async fn dml_parameters_are_typed_from_their_columns() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute("CREATE TABLE p (id BIGINT PRIMARY KEY, name TEXT, at DATE)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO p VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    assert_eq!(insert.params(), &[Type::INT8, Type::TEXT, Type::DATE]);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+    client
+        .execute(&insert, &[&7i64, &"seven", &day])
+        .await
+        .unwrap();
+    let update = client
+        .prepare("UPDATE p SET name = $1 WHERE id = $2")
+        .await
+        .unwrap();
+    assert_eq!(update.params(), &[Type::TEXT, Type::INT8]);
+    assert_eq!(client.execute(&update, &[&"it's", &7i64]).await.unwrap(), 1);
+    let row = client
+        .query_one("SELECT name, at FROM p WHERE id = $1", &[&7i64])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "it's");
+    assert_eq!(row.get::<_, chrono::NaiveDate>(1), day);
+    let delete = client
+        .prepare("DELETE FROM p WHERE id = $1 RETURNING name")
+        .await
+        .unwrap();
+    assert_eq!(delete.columns()[0].name(), "name");
+    let rows = client.query(&delete, &[&7i64]).await.unwrap();
+    assert_eq!(rows.len(), 1);
+}

@@ -28,8 +28,9 @@ use crate::storage::rows;
 use crate::storage::types::{ColumnDef, SqlType, schema_of};
 use crate::storage::{Expect, RowWrite, TableKind, TableRecord};
 
-/// How many times an autocommit UPDATE or upsert is re-run after losing a write race.
-const WRITE_RETRIES: usize = 8;
+/// How many times an autocommit UPDATE or upsert is re-run after losing a write race. Each
+/// retry reads the newer row, so a retry only fails again if yet another writer got in first.
+const WRITE_RETRIES: usize = 64;
 
 pub(super) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -338,7 +339,10 @@ impl Session {
             match result {
                 Err(ExecError::Storage(crate::storage::StorageError::Conflict(
                     crate::storage::Conflict::RowChanged { .. },
-                ))) if attempt < WRITE_RETRIES && !self.in_transaction_block() => continue,
+                ))) if attempt < WRITE_RETRIES && !self.in_transaction_block() => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 other => {
                     let written = other?;
                     return self
@@ -739,7 +743,10 @@ impl Session {
             match self.commit_rows(&record, writes, None) {
                 Err(ExecError::Storage(crate::storage::StorageError::Conflict(
                     crate::storage::Conflict::RowChanged { .. },
-                ))) if attempt < WRITE_RETRIES && !self.in_transaction_block() => continue,
+                ))) if attempt < WRITE_RETRIES && !self.in_transaction_block() => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 Err(e) => return Err(e),
                 Ok(()) => {
                     return self
@@ -864,7 +871,23 @@ impl Session {
         &self,
         statement: &ast::Statement,
     ) -> ExecResult<Option<SchemaRef>> {
-        let (record, alias, items) = match statement {
+        let Some((record, alias, items)) = self.dml_table(statement)? else {
+            return Ok(None);
+        };
+        let Some(items) = items else {
+            return Ok(None);
+        };
+        let empty = RecordBatch::new_empty(schema_of(&record.columns));
+        let (schema, _) = self.returning(&alias, empty, items).await?;
+        Ok(Some(schema))
+    }
+
+    /// A DML statement's target table, the name its expressions use for it, and its RETURNING.
+    pub(super) fn dml_table<'s>(
+        &self,
+        statement: &'s ast::Statement,
+    ) -> ExecResult<Option<(TableRecord, String, Option<&'s [SelectItem]>)>> {
+        Ok(Some(match statement {
             ast::Statement::Insert(insert) => {
                 let TableObject::TableName(object) = &insert.table else {
                     return Ok(None);
@@ -892,13 +915,7 @@ impl Session {
                 (record, alias, delete.returning.as_deref())
             }
             _ => return Ok(None),
-        };
-        let Some(items) = items else {
-            return Ok(None);
-        };
-        let empty = RecordBatch::new_empty(schema_of(&record.columns));
-        let (schema, _) = self.returning(&alias, empty, items).await?;
-        Ok(Some(schema))
+        }))
     }
 }
 

@@ -10,6 +10,7 @@ mod ddl;
 mod dml;
 mod functions;
 mod naming;
+mod params;
 mod session;
 mod settings;
 mod system_tables;

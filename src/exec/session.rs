@@ -209,10 +209,14 @@ impl Session {
             }),
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
                 let result_schema = self.returning_schema(ast).await?;
+                let param_types = match self.dml_table(ast)? {
+                    Some((record, _, _)) => super::params::parameter_types(ast, &record),
+                    None => Vec::new(),
+                };
                 Ok(PreparedStatement {
                     statement,
                     plan: None,
-                    param_types: Vec::new(),
+                    param_types,
                     result_schema,
                 })
             }
@@ -514,9 +518,18 @@ impl Session {
                 column,
                 if_not_exists,
             } => self.add_column(table, column, *if_not_exists).await,
-            Statement::Insert(insert) => self.insert(insert).await,
-            Statement::Update(update) => self.update(update).await,
-            Statement::Delete(delete) => self.delete(delete).await,
+            Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
+                let bound = if params.is_empty() {
+                    ast.as_ref().clone()
+                } else {
+                    super::params::bind(ast, &params)?
+                };
+                match &prepared.statement {
+                    Statement::Insert(_) => self.insert(&bound).await,
+                    Statement::Update(_) => self.update(&bound).await,
+                    _ => self.delete(&bound).await,
+                }
+            }
         }
     }
 

@@ -210,6 +210,12 @@ format = "text"
         self.spawn_and_wait();
     }
 
+    /// Starts the server again on the same data directory after `kill` (no clean stop).
+    pub fn restart_after_crash(&mut self) {
+        assert!(self.child.is_none(), "kill the server first");
+        self.spawn_and_wait();
+    }
+
     pub fn conn_string(&self, user: &str, password: &str) -> String {
         format!(
             "host=127.0.0.1 port={} user={user} password={password} dbname=kalamdb connect_timeout=10",
