@@ -19,6 +19,8 @@ pub struct KalamCatalog {
     store: Arc<Store>,
     system: Arc<SystemSchema>,
     scratch: Arc<ScratchSchema>,
+    /// Schemas registered by libraries (`pg_catalog`), not stored namespaces.
+    registered: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn SchemaProvider>>>,
 }
 
 impl KalamCatalog {
@@ -27,6 +29,7 @@ impl KalamCatalog {
             system: Arc::new(SystemSchema::new(store.clone())),
             store,
             scratch,
+            registered: Default::default(),
         }
     }
 }
@@ -60,7 +63,28 @@ impl CatalogProvider for KalamCatalog {
             .map(|all| all.into_iter().map(|ns| ns.name).collect())
             .unwrap_or_default();
         names.push(SYSTEM_SCHEMA.to_owned());
+        names.extend(
+            self.registered
+                .read()
+                .expect("registered schemas")
+                .keys()
+                .cloned(),
+        );
         names
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        Ok(self.registered.write().expect("registered schemas").insert(
+            name.to_owned(),
+            match name {
+                "pg_catalog" => super::pg_catalog::PgCatalogSchema::wrap(schema),
+                _ => schema,
+            },
+        ))
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
@@ -69,6 +93,14 @@ impl CatalogProvider for KalamCatalog {
         }
         if name == SCRATCH_SCHEMA {
             return Some(Arc::new(ScratchView(self.scratch.clone())));
+        }
+        if let Some(schema) = self
+            .registered
+            .read()
+            .expect("registered schemas")
+            .get(name)
+        {
+            return Some(schema.clone());
         }
         match self.store.namespace(name) {
             Ok(Some(_)) => Some(Arc::new(NamespaceSchema {

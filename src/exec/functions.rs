@@ -40,4 +40,21 @@ pub fn register(ctx: &SessionContext, user: &str) {
     for name in ["current_user", "session_user", "user", "current_role"] {
         ctx.register_udf(constant_text(name, user.into()));
     }
+    // KalamDB objects have no per-user owners; they belong to the bootstrap user.
+    ctx.register_udf(create_udf(
+        "pg_get_userbyid",
+        vec![DataType::Int32],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|args| {
+            Ok(match &args[0] {
+                ColumnarValue::Scalar(_) => {
+                    ColumnarValue::Scalar(ScalarValue::Utf8(Some("root".into())))
+                }
+                ColumnarValue::Array(a) => ColumnarValue::Array(Arc::new(
+                    datafusion::arrow::array::StringArray::from(vec!["root"; a.len()]),
+                )),
+            })
+        }),
+    ));
 }

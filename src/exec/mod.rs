@@ -11,6 +11,7 @@ mod dml;
 mod functions;
 mod naming;
 mod params;
+mod pg_catalog;
 mod session;
 mod settings;
 mod system_tables;

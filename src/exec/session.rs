@@ -136,6 +136,10 @@ impl Engine {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
+        if let Err(e) = super::pg_catalog::install(&ctx, self.store.clone()) {
+            tracing::warn!("pg_catalog unavailable for this session: {e}");
+        }
+        // After pg_catalog, whose session functions answer for a fixed user.
         functions::register(&ctx, user_id);
         Session {
             engine: self.clone(),

@@ -5,6 +5,7 @@
 //! everything else is handed to DataFusion as a standard statement. [`authorize`] is the single
 //! place where roles are enforced.
 
+mod catalog_queries;
 mod ddl;
 mod parse;
 

@@ -21,6 +21,11 @@ impl From<ParserError> for SqlError {
 
 /// Parses every statement in `sql` (a simple-protocol Query may carry several).
 pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    if super::catalog_queries::mentions_catalog(sql)
+        && let Some(statements) = super::catalog_queries::parse(sql)
+    {
+        return statements.into_iter().map(from_standard).collect();
+    }
     let dialect = PostgreSqlDialect {};
     let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
     let mut statements = Vec::new();

@@ -1,0 +1,130 @@
+//! `pg_catalog` for PostgreSQL tools: datafusion-pg-catalog's tables and functions over
+//! KalamDB's catalog, with our users as its roles and `kalamdb` as its only database.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::prelude::SessionContext;
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role as PgRole};
+
+use super::{DATABASE_NAME, ExecError, ExecResult};
+use crate::storage::{Role, Store};
+
+/// KalamDB users, as `pg_roles` and `\du` list them.
+#[derive(Clone)]
+pub struct UsersAsRoles {
+    store: Arc<Store>,
+}
+
+impl std::fmt::Debug for UsersAsRoles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UsersAsRoles")
+    }
+}
+
+#[async_trait]
+impl PgCatalogContextProvider for UsersAsRoles {
+    async fn roles(&self) -> Vec<String> {
+        self.store
+            .users()
+            .map(|users| users.into_iter().map(|u| u.user_id).collect())
+            .unwrap_or_default()
+    }
+
+    async fn role(&self, name: &str) -> Option<PgRole> {
+        let user = self.store.user(name).ok()??;
+        let admin = user.role >= Role::Dba;
+        Some(PgRole {
+            name: user.user_id,
+            is_superuser: user.role == Role::System,
+            can_login: true,
+            can_create_db: false,
+            can_create_role: admin,
+            can_create_user: admin,
+            can_replication: false,
+            grants: Vec::new(),
+            inherited_roles: Vec::new(),
+        })
+    }
+}
+
+/// Adds `pg_catalog` and PostgreSQL's catalog functions to a session's context.
+pub fn install(ctx: &SessionContext, store: Arc<Store>) -> ExecResult<()> {
+    datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE_NAME, UsersAsRoles { store })
+        .map_err(|e| ExecError::DataFusion(*e))
+}
+
+/// `pg_catalog` as datafusion-pg-catalog builds it, except that `pg_database` lists only the
+/// one database a KalamDB server has (the crate always adds a `postgres` entry).
+#[derive(Debug)]
+pub struct PgCatalogSchema {
+    inner: Arc<dyn SchemaProvider>,
+}
+
+impl PgCatalogSchema {
+    pub fn wrap(inner: Arc<dyn SchemaProvider>) -> Arc<dyn SchemaProvider> {
+        Arc::new(PgCatalogSchema { inner })
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        let table = self.inner.table(name).await?;
+        Ok(match table {
+            Some(table) if name.eq_ignore_ascii_case("pg_database") => {
+                Some(Arc::new(OnlyOurDatabase { inner: table }))
+            }
+            other => other,
+        })
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+#[derive(Debug)]
+struct OnlyOurDatabase {
+    inner: Arc<dyn TableProvider>,
+}
+
+#[async_trait]
+impl TableProvider for OnlyOurDatabase {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+        let plan = self.inner.scan(state, None, filters, limit).await?;
+        let schema = plan.schema();
+        let datname = schema.index_of("datname")?;
+        let predicate = Arc::new(BinaryExpr::new(
+            Arc::new(Column::new("datname", datname)),
+            datafusion::logical_expr::Operator::Eq,
+            Arc::new(Literal::new(datafusion::scalar::ScalarValue::Utf8(Some(
+                DATABASE_NAME.into(),
+            )))),
+        ));
+        let filtered = datafusion::physical_plan::filter::FilterExecBuilder::new(predicate, plan)
+            .apply_projection(projection.cloned())?
+            .build()?;
+        Ok(Arc::new(filtered))
+    }
+}

@@ -1,0 +1,96 @@
+//! psql's own catalog commands against KalamDB: `\dt`, `\d`, `\du`, `\dn`, `\l`.
+
+mod common;
+
+use common::TestServer;
+
+fn psql(server: &TestServer, command: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "root",
+            "-d",
+            "kalamdb",
+        ])
+        .arg("-p")
+        .arg(server.port.to_string())
+        .arg("-c")
+        .arg(command)
+        .env("PGPASSWORD", &server.options.root_password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("psql is installed");
+    assert!(
+        out.status.success(),
+        "psql {command} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn lines_containing<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.contains(needle)).collect()
+}
+
+#[tokio::test]
+async fn psql_describes_tables_users_namespaces_and_the_database() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE NAMESPACE app; \
+             CREATE TABLE app.orders (id BIGINT PRIMARY KEY, customer TEXT NOT NULL, total DOUBLE PRECISION, placed DATE); \
+             CREATE USER analyst WITH PASSWORD 'a-pw' ROLE dba",
+        )
+        .await
+        .unwrap();
+
+    let tables = psql(&server, r"\dt app.*");
+    let row = lines_containing(&tables, "orders");
+    assert_eq!(row.len(), 1, "{tables}");
+    assert!(
+        row[0].contains("app") && row[0].contains("table"),
+        "{tables}"
+    );
+
+    let described = psql(&server, r"\d app.orders");
+    assert!(described.contains(r#"Table "app.orders""#), "{described}");
+    for (column, ty) in [
+        ("id", "bigint"),
+        ("customer", "text"),
+        ("total", "double precision"),
+        ("placed", "date"),
+    ] {
+        let line = lines_containing(&described, &format!(" {column} "));
+        assert_eq!(line.len(), 1, "{column} in {described}");
+        assert!(line[0].contains(ty), "{column} is {ty}: {described}");
+    }
+    assert!(
+        lines_containing(&described, " customer ")[0].contains("not null"),
+        "{described}"
+    );
+
+    let users = psql(&server, r"\du");
+    assert!(
+        users.contains("root") && users.contains("analyst"),
+        "{users}"
+    );
+
+    let namespaces = psql(&server, r"\dn");
+    assert!(
+        namespaces.contains("app") && namespaces.contains("public"),
+        "{namespaces}"
+    );
+
+    let databases = psql(&server, r"\l");
+    assert!(databases.contains("kalamdb"), "{databases}");
+    assert!(
+        !databases.contains("postgres"),
+        "only kalamdb is listed: {databases}"
+    );
+}
