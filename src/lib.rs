@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod exec;
+pub mod jobs;
 pub mod server;
 pub mod sql;
 pub mod storage;

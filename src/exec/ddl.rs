@@ -150,8 +150,25 @@ impl Session {
                 Err(e) => return Err(e),
             }
         }
+        let mut files = Vec::new();
+        for command in &commands {
+            if let Command::DropTable { namespace, name } = command
+                && let Some(record) = self.engine.store.table(namespace, name)?
+            {
+                for segment in self.engine.store.segments(record.table_id)? {
+                    files.push(self.engine.store.segment_path(&segment));
+                }
+            }
+        }
         if !commands.is_empty() {
             self.engine.store.apply(&Command::Batch(commands))?;
+        }
+        // The manifest no longer references them; a crash before this point leaves them for
+        // the orphan sweep at the next start.
+        for file in files {
+            if let Err(e) = std::fs::remove_file(&file) {
+                tracing::warn!(file = %file.display(), "removing a dropped table's segment: {e}");
+            }
         }
         Ok(Outcome::Done { tag: "DROP TABLE" })
     }

@@ -44,6 +44,9 @@ fn qualified(record: &TableRecord, suffix: &str) -> String {
     )
 }
 
+/// A DML statement's table, the name its expressions call it by, and its RETURNING list.
+pub(super) type DmlTarget<'s> = (TableRecord, String, Option<&'s [SelectItem]>);
+
 /// Suffix of the view of a table that adds its hidden key and version columns.
 pub const ROW_IDENTITY_SUFFIX: &str = "$rowid";
 
@@ -55,10 +58,8 @@ struct TableRows {
 
 impl TableRows {
     fn batch(&self, record: &TableRecord) -> ExecResult<RecordBatch> {
-        Ok(
-            RecordBatch::try_new(schema_of(&record.columns), self.columns.clone())
-                .map_err(|e| ExecError::Internal(e.to_string()))?,
-        )
+        RecordBatch::try_new(schema_of(&record.columns), self.columns.clone())
+            .map_err(|e| ExecError::Internal(e.to_string()))
     }
 }
 
@@ -571,10 +572,7 @@ impl Session {
         if let Some(pending) = self.pending_row(key) {
             return Ok(pending.map(|_| None));
         }
-        match self.engine.store.row(key)? {
-            Some(stored) => Ok(Some(Some(rows::stored_version(&stored)?))),
-            None => Ok(None),
-        }
+        Ok(self.engine.store.live_version(key)?.map(Some))
     }
 
     async fn upsert_rows(
@@ -886,7 +884,7 @@ impl Session {
     pub(super) fn dml_table<'s>(
         &self,
         statement: &'s ast::Statement,
-    ) -> ExecResult<Option<(TableRecord, String, Option<&'s [SelectItem]>)>> {
+    ) -> ExecResult<Option<DmlTarget<'s>>> {
         Ok(Some(match statement {
             ast::Statement::Insert(insert) => {
                 let TableObject::TableName(object) = &insert.table else {

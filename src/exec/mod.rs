@@ -6,9 +6,11 @@
 //! them and returns Arrow data or a command tag. It knows nothing of the wire protocol.
 
 mod catalog;
+mod cold;
 mod ddl;
 mod dml;
 mod functions;
+mod maintenance;
 mod naming;
 mod params;
 mod pg_catalog;
@@ -27,6 +29,7 @@ pub use session::{Outcome, PreparedStatement, Session};
 pub use users::{AuthSecret, LoginOutcome};
 
 use crate::config::Config;
+use crate::jobs::{self, JobError, JobManager};
 use crate::sql::SqlError;
 use crate::storage::{
     Command, Conflict, NamespaceRecord, PUBLIC_NAMESPACE, StorageError, Store, TableKind,
@@ -86,6 +89,8 @@ pub enum ExecError {
     InvalidSchemaName(String),
     #[error("{0}")]
     ReservedName(String),
+    #[error(transparent)]
+    Job(#[from] JobError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -99,6 +104,7 @@ pub struct Engine {
     catalogs: Arc<dyn CatalogProviderList>,
     /// Per-statement tables (RETURNING rows, ON CONFLICT's `excluded`).
     scratch: Arc<catalog::ScratchSchema>,
+    jobs: JobManager,
 }
 
 impl Engine {
@@ -108,14 +114,17 @@ impl Engine {
         let catalog = catalog::KalamCatalog::new(store.clone(), scratch.clone());
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE_NAME.into(), Arc::new(catalog));
+        let jobs = JobManager::new(store.clone(), config.jobs.max_concurrent);
         let engine = Arc::new(Engine {
             store,
             config,
             catalogs: Arc::new(catalogs),
             scratch,
+            jobs,
         });
         engine.bootstrap_root()?;
         engine.bootstrap_public_namespace()?;
+        engine.recover_jobs()?;
         Ok(engine)
     }
 
@@ -133,6 +142,36 @@ impl Engine {
         Ok(())
     }
 
+    /// Fails jobs a crash interrupted, re-runs queued ones, and drops expired job rows.
+    fn recover_jobs(&self) -> ExecResult<()> {
+        let retention = std::time::Duration::from_secs(self.config.jobs.retention_days * 86_400);
+        let purged = self.jobs.purge_finished(retention)?;
+        if purged > 0 {
+            tracing::info!(purged, "removed finished jobs past their retention");
+        }
+        for job in self.jobs.recover()? {
+            let parameters: serde_json::Value =
+                serde_json::from_str(&job.parameters).unwrap_or_default();
+            match job.job_type.as_str() {
+                "flush" => {
+                    let work = jobs::FlushJob {
+                        table_id: parameters["table_id"].as_u64().unwrap_or_default(),
+                        namespace: parameters["namespace"].as_str().unwrap_or_default().into(),
+                        table: parameters["table"].as_str().unwrap_or_default().into(),
+                    };
+                    tracing::info!(job_id = job.job_id, "resuming queued flush job");
+                    self.jobs.resume(job.job_id, Arc::new(work));
+                }
+                other => tracing::warn!(job_id = job.job_id, "cannot resume a queued {other} job"),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn jobs(&self) -> &JobManager {
+        &self.jobs
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -142,9 +181,7 @@ impl Engine {
     }
 }
 
-pub(crate) fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
+pub(crate) use crate::storage::now_micros;
 
 /// How `SHOW TABLES` and `system.tables` name a table's kind.
 pub(crate) fn table_type_name(kind: TableKind) -> &'static str {

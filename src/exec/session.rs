@@ -224,6 +224,12 @@ impl Session {
                     result_schema,
                 })
             }
+            Statement::FlushTable { .. } => Ok(PreparedStatement {
+                result_schema: Some(super::maintenance::job_started_schema()),
+                statement,
+                plan: None,
+                param_types: Vec::new(),
+            }),
             other if super::ddl::listing_schema(other).is_some() => Ok(PreparedStatement {
                 result_schema: super::ddl::listing_schema(other),
                 statement,
@@ -337,7 +343,7 @@ impl Session {
             if write.expect == Expect::Absent {
                 let live = match overlay.get(&write.key) {
                     Some(pending) => pending.is_some(),
-                    None => self.engine.store.row(&write.key)?.is_some(),
+                    None => self.engine.store.live_version(&write.key)?.is_some(),
                 };
                 if live {
                     return Err(
@@ -522,6 +528,8 @@ impl Session {
                 column,
                 if_not_exists,
             } => self.add_column(table, column, *if_not_exists).await,
+            Statement::FlushTable { table } => self.flush_table(table),
+            Statement::KillJob { job_id } => self.kill_job(job_id),
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
                 let bound = if params.is_empty() {
                     ast.as_ref().clone()

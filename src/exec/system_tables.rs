@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::datasource::TableType;
@@ -33,12 +35,15 @@ impl SystemSchema {
     fn find(name: &str) -> Option<Arc<dyn SystemTable>> {
         match name {
             "users" => Some(Arc::new(UsersTable)),
+            "jobs" => Some(Arc::new(JobsTable)),
+            "namespaces" => Some(Arc::new(NamespacesTable)),
+            "tables" => Some(Arc::new(TablesTable)),
             _ => None,
         }
     }
 }
 
-const TABLE_NAMES: [&str; 1] = ["users"];
+const TABLE_NAMES: [&str; 4] = ["users", "jobs", "namespaces", "tables"];
 
 #[async_trait]
 impl SchemaProvider for SystemSchema {
@@ -131,6 +136,160 @@ impl SystemTable for UsersTable {
             timestamps(users.iter().map(|u| Some(u.created_at)).collect()),
             timestamps(users.iter().map(|u| Some(u.updated_at)).collect()),
             timestamps(users.iter().map(|u| u.last_login_at).collect()),
+        ])
+    }
+}
+
+fn timestamps(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(
+        TimestampMicrosecondArray::from(values.into_iter().collect::<Vec<_>>())
+            .with_timezone("UTC"),
+    )
+}
+
+fn texts<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(StringArray::from(values.into_iter().collect::<Vec<_>>()))
+}
+
+/// `system.jobs`: background jobs, their state and progress.
+#[derive(Debug)]
+struct JobsTable;
+
+impl SystemTable for JobsTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("job_id", DataType::Utf8, false),
+            Field::new("job_type", DataType::Utf8, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("parameters", DataType::Utf8, false),
+            Field::new("message", DataType::Utf8, true),
+            Field::new("created_by", DataType::Utf8, false),
+            Field::new("created_at", timestamp_type(), false),
+            Field::new("started_at", timestamp_type(), true),
+            Field::new("finished_at", timestamp_type(), true),
+            Field::new("updated_at", timestamp_type(), false),
+            Field::new("bytes_total", DataType::Int64, true),
+            Field::new("bytes_done", DataType::Int64, false),
+            Field::new("progress", DataType::Float64, true),
+        ]))
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        let mut jobs = store.jobs().map_err(storage_error)?;
+        jobs.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then(a.job_id.cmp(&b.job_id))
+        });
+        let progress = |j: &crate::storage::JobRecord| match (j.status, j.bytes_total) {
+            (crate::storage::JobStatus::Completed, _) => Some(1.0),
+            (_, Some(total)) if total > 0 => Some((j.bytes_done as f64 / total as f64).min(1.0)),
+            _ => None,
+        };
+        Ok(vec![
+            texts(jobs.iter().map(|j| Some(j.job_id.as_str()))),
+            texts(jobs.iter().map(|j| Some(j.job_type.as_str()))),
+            texts(jobs.iter().map(|j| Some(j.status.as_str()))),
+            texts(jobs.iter().map(|j| Some(j.parameters.as_str()))),
+            texts(jobs.iter().map(|j| j.message.as_deref())),
+            texts(jobs.iter().map(|j| Some(j.created_by.as_str()))),
+            timestamps(jobs.iter().map(|j| Some(j.created_at))),
+            timestamps(jobs.iter().map(|j| j.started_at)),
+            timestamps(jobs.iter().map(|j| j.finished_at)),
+            timestamps(jobs.iter().map(|j| Some(j.updated_at))),
+            Arc::new(Int64Array::from_iter(
+                jobs.iter().map(|j| j.bytes_total.map(|b| b as i64)),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                jobs.iter().map(|j| j.bytes_done as i64),
+            )),
+            Arc::new(Float64Array::from_iter(jobs.iter().map(progress))),
+        ])
+    }
+}
+
+/// `system.namespaces`
+#[derive(Debug)]
+struct NamespacesTable;
+
+impl SystemTable for NamespacesTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("namespace_name", DataType::Utf8, false),
+            Field::new("created_at", timestamp_type(), false),
+        ]))
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        let namespaces = store.namespaces().map_err(storage_error)?;
+        Ok(vec![
+            texts(namespaces.iter().map(|n| Some(n.name.as_str()))),
+            timestamps(namespaces.iter().map(|n| Some(n.created_at))),
+        ])
+    }
+}
+
+/// `system.tables`: each table with its hot (RocksDB) and cold (Parquet) row counts.
+#[derive(Debug)]
+struct TablesTable;
+
+impl SystemTable for TablesTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("namespace", DataType::Utf8, false),
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("table_type", DataType::Utf8, false),
+            Field::new("hot_rows", DataType::Int64, false),
+            Field::new("cold_rows", DataType::Int64, false),
+            Field::new("segments", DataType::Int64, false),
+            Field::new("created_at", timestamp_type(), false),
+        ]))
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        let tables = store.tables().map_err(storage_error)?;
+        let mut hot = Vec::with_capacity(tables.len());
+        let mut cold = Vec::with_capacity(tables.len());
+        let mut segment_counts = Vec::with_capacity(tables.len());
+        for table in &tables {
+            let mut hot_rows = 0i64;
+            let mut hot_keys = Vec::new();
+            store
+                .scan_rows(table.table_id, |key, stored| {
+                    if !crate::storage::is_tombstone(stored) {
+                        hot_rows += 1;
+                    }
+                    hot_keys.push(key.to_vec());
+                    Ok(true)
+                })
+                .map_err(storage_error)?;
+            let segments = store.segments(table.table_id).map_err(storage_error)?;
+            let mut cold_rows = 0i64;
+            for segment in &segments {
+                let dead = store
+                    .dead_keys(segment.segment_id)
+                    .map_err(storage_error)?
+                    .len();
+                cold_rows += segment.rows as i64 - dead as i64;
+            }
+            // Cold copies that a newer hot row or a tombstone hides are not live.
+            let shadowed = store
+                .with_cold_copies(&hot_keys)
+                .map_err(storage_error)?
+                .len();
+            cold_rows -= shadowed as i64;
+            hot.push(hot_rows);
+            cold.push(cold_rows);
+            segment_counts.push(segments.len() as i64);
+        }
+        Ok(vec![
+            texts(tables.iter().map(|t| Some(t.namespace.as_str()))),
+            texts(tables.iter().map(|t| Some(t.name.as_str()))),
+            texts(tables.iter().map(|t| Some(super::table_type_name(t.kind)))),
+            Arc::new(Int64Array::from(hot)),
+            Arc::new(Int64Array::from(cold)),
+            Arc::new(Int64Array::from(segment_counts)),
+            timestamps(tables.iter().map(|t| Some(t.created_at))),
         ])
     }
 }

@@ -1,7 +1,7 @@
 //! The table provider for user tables: hot rows from RocksDB, seen through the session's
 //! uncommitted writes, with primary-key equality filters turned into point reads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -19,16 +19,19 @@ use datafusion::physical_plan::ExecutionPlan;
 use super::catalog::storage_error;
 use crate::storage::rows::{self, RowDecoder};
 use crate::storage::types::schema_of;
-use crate::storage::{StorageResult, Store, TableRecord};
+use crate::storage::{StorageResult, Store, TableRecord, is_tombstone};
 
 /// Hidden columns a DML statement's scan adds to find and version the rows it changes.
 pub const KEY_COLUMN: &str = "__kalamdb_key";
 pub const VERSION_COLUMN: &str = "__kalamdb_version";
 
-/// A session's writes not yet committed: per table, encoded key to row (`None`: deleted).
+/// One table's uncommitted writes: encoded key to row (`None`: deleted).
+pub type PendingRows = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A session's writes not yet committed, per table.
 #[derive(Debug, Default)]
 pub struct PendingWrites {
-    pub tables: Mutex<HashMap<u64, BTreeMap<Vec<u8>, Option<Vec<u8>>>>>,
+    pub tables: Mutex<HashMap<u64, PendingRows>>,
 }
 
 #[derive(Debug)]
@@ -77,13 +80,16 @@ impl UserTable {
         rows::encode_key(&arrays, 0, &mut key).then_some(key)
     }
 
+    /// Reads the hot rows (and the session's pending ones). Returns them with the keys they
+    /// shadow: every hot key, tombstones included, whose cold copy must not be read.
     fn read(
         &self,
-        pending: Option<&BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+        pending: Option<&PendingRows>,
         point: Option<Vec<u8>>,
         projection: Option<&[usize]>,
         limit: Option<usize>,
-    ) -> Result<RecordBatch> {
+    ) -> Result<(RecordBatch, Vec<Vec<u8>>)> {
+        let mut hot_keys: Vec<Vec<u8>> = Vec::new();
         let table_columns = self.record.columns.len();
         let data_projection: Vec<usize> = match projection {
             Some(p) => p.iter().copied().filter(|&i| i < table_columns).collect(),
@@ -110,19 +116,28 @@ impl UserTable {
                     Some(None) => {}
                     None => {
                         if let Some(stored) = self.store.row(&key).map_err(storage_error)? {
-                            let version = rows::stored_version(&stored).map_err(storage_error)?;
-                            emit(&key, Some(version), rows::stored_payload(&stored))
-                                .map_err(storage_error)?;
+                            hot_keys.push(key.clone());
+                            if !is_tombstone(&stored) {
+                                let version =
+                                    rows::stored_version(&stored).map_err(storage_error)?;
+                                emit(&key, Some(version), rows::stored_payload(&stored))
+                                    .map_err(storage_error)?;
+                            }
                         }
                     }
+                }
+                if overlay.is_some() {
+                    hot_keys.push(key.clone());
                 }
             }
             None => {
                 let empty = BTreeMap::new();
+                hot_keys.extend(pending.unwrap_or(&empty).keys().cloned());
                 let mut overlay = pending.unwrap_or(&empty).iter().peekable();
                 let mut more = true;
                 self.store
                     .scan_rows(self.record.table_id, |key, stored| {
+                        hot_keys.push(key.to_vec());
                         // Emit the session's own rows that sort before this stored one.
                         while let Some((pending_key, row)) =
                             overlay.next_if(|(k, _)| k.as_slice() < key)
@@ -139,6 +154,9 @@ impl UserTable {
                                 more = emit(key, None, row)?;
                             }
                             return Ok(more);
+                        }
+                        if is_tombstone(stored) {
+                            return Ok(true);
                         }
                         let version = rows::stored_version(stored)?;
                         more = emit(key, Some(version), rows::stored_payload(stored))?;
@@ -177,12 +195,12 @@ impl UserTable {
             })
             .collect();
         let schema = Arc::new(self.schema.project(&output)?);
-        if arrays.is_empty() {
-            let options =
-                datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
-            return Ok(RecordBatch::try_new_with_options(schema, arrays, &options)?);
-        }
-        Ok(RecordBatch::try_new(schema, arrays)?)
+        let options =
+            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok((
+            RecordBatch::try_new_with_options(schema, arrays, &options)?,
+            hot_keys,
+        ))
     }
 }
 
@@ -235,19 +253,69 @@ impl TableProvider for UserTable {
         let pending_rows = pending_tables
             .as_ref()
             .and_then(|tables| tables.get(&self.record.table_id));
-        // A LIMIT is only safe to push when every filter is applied after the read.
-        let limit = if filters.is_empty() { limit } else { None };
-        let batch = self.read(
+        let segments = self
+            .store
+            .segments(self.record.table_id)
+            .map_err(storage_error)?;
+        // A LIMIT is only safe to push when every filter is applied after the read and no
+        // cold rows are merged in.
+        let limit = if filters.is_empty() && segments.is_empty() {
+            limit
+        } else {
+            None
+        };
+        let point = self.point_key(filters);
+        let (batch, hot_keys) = self.read(
             pending_rows,
-            self.point_key(filters),
+            point.clone(),
             projection.map(|p| p.as_slice()),
             limit,
         )?;
+        drop(pending_tables);
         let schema = batch.schema();
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
+        let hot: Arc<dyn ExecutionPlan> =
+            MemorySourceConfig::try_new_exec(&[vec![batch]], schema.clone(), None)?;
+        if segments.is_empty() {
+            return Ok(hot);
+        }
+        let output: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let (segments, shadowed) = match &point {
+            // A point read looks only at the segment the cold index names, unless the key is hot.
+            Some(key) if hot_keys.contains(key) => (Vec::new(), HashSet::new()),
+            Some(key) => match self.store.cold_entry(key).map_err(storage_error)? {
+                Some((segment_id, _)) => (
+                    segments
+                        .into_iter()
+                        .filter(|s| s.segment_id == segment_id)
+                        .collect(),
+                    HashSet::new(),
+                ),
+                None => (Vec::new(), HashSet::new()),
+            },
+            None => (
+                segments,
+                self.store
+                    .with_cold_copies(&hot_keys)
+                    .map_err(storage_error)?
+                    .into_iter()
+                    .collect(),
+            ),
+        };
+        if segments.is_empty() {
+            return Ok(hot);
+        }
+        let mut inputs = vec![hot];
+        inputs.extend(super::cold::scan_segments(
+            &self.store,
+            &self.record,
+            &segments,
+            &shadowed,
+            &output,
             schema,
-            None,
-        )?)
+        )?);
+        datafusion::physical_plan::union::UnionExec::try_new(inputs)
     }
 }

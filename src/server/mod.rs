@@ -255,6 +255,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::warn!("statements still running after {grace:?}; aborting them");
     }
     tasks.shutdown().await;
+    if !shared.engine.jobs().wait_idle(grace).await {
+        tracing::warn!(
+            "background jobs still running after {grace:?}; they will be marked failed at the next start"
+        );
+    }
     drop(shared);
     store.flush()?;
     tracing::info!("stopped");

@@ -5,6 +5,7 @@ use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
 use crate::exec::ExecError;
+use crate::jobs::JobError;
 use crate::sql::SqlError;
 use crate::storage::{Conflict, StorageError};
 
@@ -54,6 +55,12 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::ActiveTransaction(_) => "25001",
         ExecError::InvalidSchemaName(_) => "3F000",
         ExecError::ReservedName(_) => "42939",
+        ExecError::Job(e) => match e {
+            JobError::Storage(e) => storage_code(e),
+            JobError::NoSuchJob(_) => "42704",
+            JobError::AlreadyFinished(_) => "55000",
+            JobError::Failed(_) | JobError::Cancelled => "XX000",
+        },
         ExecError::Internal(_) => "XX000",
     }
 }

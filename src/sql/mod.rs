@@ -100,6 +100,14 @@ pub enum Statement {
         column: ColumnSpec,
         if_not_exists: bool,
     },
+    /// `FLUSH TABLE t`: moves the table's hot rows into a Parquet segment, as a job.
+    FlushTable {
+        table: TableName,
+    },
+    /// `KILL JOB 'id'`
+    KillJob {
+        job_id: String,
+    },
     /// INSERT, UPDATE and DELETE keep sqlparser's AST; `exec` evaluates their expressions.
     Insert(Box<ast::Statement>),
     Update(Box<ast::Statement>),
@@ -144,6 +152,8 @@ impl Statement {
             Statement::CreateTable(_) => "CREATE TABLE",
             Statement::DropTable { .. } => "DROP TABLE",
             Statement::AddColumn { .. } => "ALTER TABLE",
+            Statement::FlushTable { .. } => "FLUSH TABLE",
+            Statement::KillJob { .. } => "KILL JOB",
             Statement::Insert(_) => "INSERT",
             Statement::Update(_) => "UPDATE",
             Statement::Delete(_) => "DELETE",
@@ -175,7 +185,10 @@ pub fn authorize(
         Statement::CreateTable(_) | Statement::DropTable { .. } | Statement::AddColumn { .. } => {
             Role::Service
         }
-        Statement::CreateNamespace { .. } | Statement::DropNamespace { .. } => Role::Dba,
+        Statement::CreateNamespace { .. }
+        | Statement::DropNamespace { .. }
+        | Statement::FlushTable { .. }
+        | Statement::KillJob { .. } => Role::Dba,
         Statement::CreateUser { role, .. } => (*role).max(Role::Dba),
         Statement::AlterUser {
             user_id,

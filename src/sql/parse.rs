@@ -101,6 +101,25 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         }
         parser.prev_token();
     }
+    if parser.parse_keywords(&[Keyword::FLUSH, Keyword::TABLE]) {
+        let table = TableName::from_object_name(&parser.parse_object_name(false)?)?;
+        return Ok(Statement::FlushTable { table });
+    }
+    if parser.parse_keyword(Keyword::KILL) {
+        if parse_word(parser, "JOB") {
+            let token = parser.next_token();
+            let job_id = match token.token {
+                Token::SingleQuotedString(id) | Token::DoubleQuotedString(id) => id,
+                other => {
+                    return Err(SqlError::Syntax(format!(
+                        "KILL JOB expects a quoted job id, found {other}"
+                    )));
+                }
+            };
+            return Ok(Statement::KillJob { job_id });
+        }
+        parser.prev_token();
+    }
     if parser
         .parse_one_of_keywords(&[Keyword::DESCRIBE, Keyword::DESC])
         .is_some()

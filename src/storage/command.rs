@@ -5,10 +5,40 @@ use std::collections::HashMap;
 use rocksdb::{DB, WriteBatch};
 use serde::{Deserialize, Serialize};
 
-use super::records::{self, NamespaceRecord, TableRecord, UserRecord};
+use super::records::{self, JobRecord, NamespaceRecord, TableRecord, UserRecord};
+use super::segments::SegmentRecord;
 use super::{
-    CF_CATALOG, CF_META, CF_ROWS, CF_USERS, Conflict, StorageResult, catalog_keys, cf, rows,
+    CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_ROWS, CF_USERS, Conflict,
+    StorageError, StorageResult, catalog_keys, cf, rows,
 };
+
+/// A hot value that hides a cold row: the key was deleted after it was flushed.
+pub(super) const TOMBSTONE: &[u8] = &[0xFF];
+
+pub(super) fn cold_entry(segment_id: u64, version: u64) -> Vec<u8> {
+    let mut value = segment_id.to_be_bytes().to_vec();
+    value.extend_from_slice(&version.to_be_bytes());
+    value
+}
+
+pub(super) fn decode_cold_entry(value: &[u8]) -> StorageResult<(u64, u64)> {
+    let corrupt = || StorageError::Corrupt {
+        cf: CF_COLD_INDEX,
+        message: "entry is not 16 bytes".into(),
+    };
+    let segment = value.get(..8).ok_or_else(corrupt)?;
+    let version = value.get(8..16).ok_or_else(corrupt)?;
+    Ok((
+        u64::from_be_bytes(segment.try_into().map_err(|_| corrupt())?),
+        u64::from_be_bytes(version.try_into().map_err(|_| corrupt())?),
+    ))
+}
+
+fn dead_key(segment_id: u64, key: &[u8]) -> Vec<u8> {
+    let mut dead = segment_id.to_be_bytes().to_vec();
+    dead.extend_from_slice(key);
+    dead
+}
 
 /// One atomic change to the database. Commands are serialisable so that a replicated log can
 /// carry them; applying the same sequence of commands to the same state gives the same state.
@@ -39,6 +69,17 @@ pub enum Command {
         /// The highest hidden row id used by `writes`, for tables without a declared key.
         row_id_high_water: Option<u64>,
     },
+    /// Publishes a flushed segment: adds it to the manifest, indexes its keys, marks older
+    /// copies dead and removes the hot versions it holds. A hot row written after the flush read
+    /// it stays hot, and the segment's copy of it is dead from the start.
+    FlushSegment {
+        segment: SegmentRecord,
+        /// (key, version read, whether it was a tombstone)
+        rows: Vec<(Vec<u8>, u64, bool)>,
+    },
+    /// Creates or updates a job's row in `system.jobs`.
+    PutJob(JobRecord),
+    DeleteJobs(Vec<String>),
     /// Several commands applied as one (a transaction block's writes).
     Batch(Vec<Command>),
 }
@@ -187,7 +228,7 @@ impl Command {
                     return Err(Conflict::NamespaceNotEmpty(name.clone()).into());
                 }
                 for table in tables {
-                    drop_table(ctx, batch, &table);
+                    drop_table(ctx, batch, &table)?;
                 }
                 ctx.delete(batch, CF_CATALOG, key);
             }
@@ -229,7 +270,7 @@ impl Command {
                 let table = ctx
                     .table(namespace, name)?
                     .ok_or_else(|| Conflict::NoSuchTable(namespace.clone(), name.clone()))?;
-                drop_table(ctx, batch, &table);
+                drop_table(ctx, batch, &table)?;
             }
             Command::WriteRows {
                 table_id,
@@ -247,6 +288,20 @@ impl Command {
                     }
                 }
             }
+            Command::FlushSegment { segment, rows } => flush_segment(ctx, batch, segment, rows)?,
+            Command::PutJob(job) => {
+                ctx.put(
+                    batch,
+                    CF_JOBS,
+                    job.job_id.clone().into_bytes(),
+                    records::encode(job),
+                );
+            }
+            Command::DeleteJobs(ids) => {
+                for id in ids {
+                    ctx.delete(batch, CF_JOBS, id.clone().into_bytes());
+                }
+            }
             Command::Batch(commands) => {
                 for command in commands {
                     command.write_into(ctx, batch)?;
@@ -257,15 +312,102 @@ impl Command {
     }
 }
 
-fn drop_table(ctx: &mut ApplyContext, batch: &mut WriteBatch, table: &TableRecord) {
+fn drop_table(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+) -> StorageResult<()> {
     let start = rows::table_prefix(table.table_id);
     let end = rows::table_prefix(table.table_id + 1);
     batch.delete_range_cf(cf(ctx.db, CF_ROWS), start, end);
+    batch.delete_range_cf(cf(ctx.db, CF_COLD_INDEX), start, end);
+    // The segment files become unreferenced and are deleted by the dropping executor or, after
+    // a crash, at the next start.
+    let prefix = catalog_keys::segments_of(table.table_id);
+    let mut manifest = Vec::new();
+    for item in ctx.db.prefix_iterator_cf(cf(ctx.db, CF_CATALOG), &prefix) {
+        let (key, value) = item?;
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let segment: SegmentRecord = records::decode(CF_CATALOG, &value)?;
+        manifest.push((key.to_vec(), segment.segment_id));
+    }
+    for (key, segment_id) in manifest {
+        batch.delete_range_cf(
+            cf(ctx.db, CF_DEAD_KEYS),
+            segment_id.to_be_bytes(),
+            (segment_id + 1).to_be_bytes(),
+        );
+        ctx.delete(batch, CF_CATALOG, key);
+    }
     ctx.delete(
         batch,
         CF_CATALOG,
         catalog_keys::table(&table.namespace, &table.name),
     );
+    Ok(())
+}
+
+fn flush_segment(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    segment: &SegmentRecord,
+    flushed: &[(Vec<u8>, u64, bool)],
+) -> StorageResult<()> {
+    for (key, version, tombstone) in flushed {
+        let still_current = match ctx.get(CF_ROWS, key)? {
+            Some(stored) => rows::stored_version(&stored)? == *version,
+            None => false,
+        };
+        if let Some(old) = ctx.get(CF_COLD_INDEX, key)? {
+            let (old_segment, _) = decode_cold_entry(&old)?;
+            ctx.put(batch, CF_DEAD_KEYS, dead_key(old_segment, key), Vec::new());
+        }
+        if *tombstone {
+            ctx.delete(batch, CF_COLD_INDEX, key.clone());
+        } else if still_current {
+            ctx.put(
+                batch,
+                CF_COLD_INDEX,
+                key.clone(),
+                cold_entry(segment.segment_id, *version),
+            );
+        } else {
+            // Rewritten since the flush read it: the hot row is newer than the segment's copy.
+            ctx.put(
+                batch,
+                CF_DEAD_KEYS,
+                dead_key(segment.segment_id, key),
+                Vec::new(),
+            );
+            ctx.delete(batch, CF_COLD_INDEX, key.clone());
+        }
+        if still_current {
+            ctx.delete(batch, CF_ROWS, key.clone());
+        }
+    }
+    ctx.put(
+        batch,
+        CF_CATALOG,
+        catalog_keys::segment(segment.table_id, segment.segment_id),
+        records::encode(segment),
+    );
+    Ok(())
+}
+
+/// The version of the live row under `key`, hot or cold; `None` when there is none.
+fn live_version(ctx: &ApplyContext, key: &[u8]) -> StorageResult<Option<u64>> {
+    if let Some(stored) = ctx.get(CF_ROWS, key)? {
+        return (rows::stored_payload(&stored) != TOMBSTONE)
+            .then(|| rows::stored_version(&stored))
+            .transpose();
+    }
+    Ok(ctx
+        .get(CF_COLD_INDEX, key)?
+        .map(|entry| decode_cold_entry(&entry))
+        .transpose()?
+        .map(|(_, version)| version))
 }
 
 fn write_row(
@@ -275,10 +417,7 @@ fn write_row(
     write: &RowWrite,
 ) -> StorageResult<()> {
     let key = write.key.clone();
-    let current = ctx
-        .get(CF_ROWS, &key)?
-        .map(|stored| rows::stored_version(&stored))
-        .transpose()?;
+    let current = live_version(ctx, &key)?;
     match (write.expect, current) {
         (Expect::Anything, _) | (Expect::Absent, None) => {}
         (Expect::Version(v), Some(current)) if v == current => {}
@@ -291,6 +430,10 @@ fn write_row(
         Some(value) => {
             let stored = rows::stored_row(ctx.seq, value);
             ctx.put(batch, CF_ROWS, key, stored);
+        }
+        // A flushed row is hidden by a tombstone until the next flush records it as dead.
+        None if ctx.get(CF_COLD_INDEX, &key)?.is_some() => {
+            ctx.put(batch, CF_ROWS, key, rows::stored_row(ctx.seq, TOMBSTONE));
         }
         None => ctx.delete(batch, CF_ROWS, key),
     }

@@ -10,6 +10,7 @@ mod command;
 mod datadir;
 mod records;
 pub mod rows;
+pub mod segments;
 pub mod types;
 
 use std::path::{Path, PathBuf};
@@ -18,8 +19,21 @@ use std::sync::Mutex;
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
 pub use command::{Applied, Command, Expect, RowWrite};
+
+/// Microseconds since the Unix epoch: how every timestamp in storage is kept.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Whether a stored hot row is a tombstone (a deleted cold row).
+pub fn is_tombstone(stored: &[u8]) -> bool {
+    rows::stored_payload(stored) == command::TOMBSTONE
+}
 pub use datadir::DataDir;
-pub use records::{NamespaceRecord, Role, ScramVerifier, TableKind, TableRecord, UserRecord};
+pub use records::{
+    JobRecord, JobStatus, NamespaceRecord, Role, ScramVerifier, TableKind, TableRecord, UserRecord,
+};
+pub use segments::SegmentRecord;
 
 /// Column families. `meta` holds store-wide values: the applied sequence number and counters.
 const CF_META: &str = "meta";
@@ -28,7 +42,20 @@ const CF_USERS: &str = "users";
 const CF_CATALOG: &str = "catalog";
 /// Hot rows of every table, keyed by table id and primary key.
 const CF_ROWS: &str = "rows";
-const COLUMN_FAMILIES: [&str; 4] = [CF_META, CF_USERS, CF_CATALOG, CF_ROWS];
+/// Cold rows: row key to the segment holding its live copy and that copy's version.
+const CF_COLD_INDEX: &str = "cold_index";
+/// Keys whose copy in a segment was superseded: segment id, then row key.
+const CF_DEAD_KEYS: &str = "dead_keys";
+const CF_JOBS: &str = "jobs";
+const COLUMN_FAMILIES: [&str; 7] = [
+    CF_META,
+    CF_USERS,
+    CF_CATALOG,
+    CF_ROWS,
+    CF_COLD_INDEX,
+    CF_DEAD_KEYS,
+    CF_JOBS,
+];
 
 /// The namespace every server has and that cannot be dropped.
 pub const PUBLIC_NAMESPACE: &str = "public";
@@ -48,6 +75,16 @@ mod catalog_keys {
     }
     pub fn tables() -> Vec<u8> {
         b"tbl\0".to_vec()
+    }
+    pub fn segment(table_id: u64, segment_id: u64) -> Vec<u8> {
+        let mut key = segments_of(table_id);
+        key.extend_from_slice(&segment_id.to_be_bytes());
+        key
+    }
+    pub fn segments_of(table_id: u64) -> Vec<u8> {
+        let mut key = b"seg\0".to_vec();
+        key.extend_from_slice(&table_id.to_be_bytes());
+        key
     }
 }
 
@@ -122,6 +159,8 @@ pub struct Store {
     apply_lock: Mutex<u64>,
     /// Next hidden row id per table, handed out before the rows are committed.
     row_ids: Mutex<std::collections::HashMap<u64, u64>>,
+    /// Next segment id, handed out before the segment file is written.
+    next_segment_id: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -158,6 +197,20 @@ impl Store {
             write_options,
             apply_lock: Mutex::new(applied),
             row_ids: Mutex::default(),
+            next_segment_id: Default::default(),
+        })
+        .and_then(|store| {
+            let highest = store
+                .all_segments()?
+                .iter()
+                .map(|s| s.segment_id)
+                .max()
+                .unwrap_or(0);
+            store
+                .next_segment_id
+                .store(highest + 1, std::sync::atomic::Ordering::SeqCst);
+            store.remove_orphan_segment_files()?;
+            Ok(store)
         })
     }
 
@@ -216,6 +269,115 @@ impl Store {
         };
         row_ids.insert(table_id, next + count);
         Ok(next)
+    }
+
+    pub fn allocate_segment_id(&self) -> u64 {
+        self.next_segment_id
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn segments(&self, table_id: u64) -> StorageResult<Vec<SegmentRecord>> {
+        self.scan_records(CF_CATALOG, &catalog_keys::segments_of(table_id))
+    }
+
+    fn all_segments(&self) -> StorageResult<Vec<SegmentRecord>> {
+        self.scan_records(CF_CATALOG, b"seg\0")
+    }
+
+    /// The absolute path of a segment file.
+    pub fn segment_path(&self, segment: &SegmentRecord) -> PathBuf {
+        self.dir.storage().join(&segment.file)
+    }
+
+    /// Where the live cold copy of `key` is: (segment id, version).
+    pub fn cold_entry(&self, key: &[u8]) -> StorageResult<Option<(u64, u64)>> {
+        self.db
+            .get_cf(cf(&self.db, CF_COLD_INDEX), key)?
+            .map(|v| command::decode_cold_entry(&v))
+            .transpose()
+    }
+
+    /// The version of the live row under `key`, hot or cold (`None`: no live row).
+    pub fn live_version(&self, key: &[u8]) -> StorageResult<Option<u64>> {
+        if let Some(stored) = self.row(key)? {
+            return if is_tombstone(&stored) {
+                Ok(None)
+            } else {
+                rows::stored_version(&stored).map(Some)
+            };
+        }
+        Ok(self.cold_entry(key)?.map(|(_, version)| version))
+    }
+
+    /// Those of `keys` that have a live cold copy.
+    pub fn with_cold_copies(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Vec<u8>>> {
+        let handle = cf(&self.db, CF_COLD_INDEX);
+        let found = self
+            .db
+            .multi_get_cf(keys.iter().map(|k| (handle, k.as_slice())));
+        let mut out = Vec::new();
+        for (key, value) in keys.iter().zip(found) {
+            if value?.is_some() {
+                out.push(key.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keys whose copy in `segment_id` is no longer live.
+    pub fn dead_keys(&self, segment_id: u64) -> StorageResult<std::collections::HashSet<Vec<u8>>> {
+        let prefix = segment_id.to_be_bytes();
+        let mut keys = std::collections::HashSet::new();
+        for item in self
+            .db
+            .prefix_iterator_cf(cf(&self.db, CF_DEAD_KEYS), prefix)
+        {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            keys.insert(key[8..].to_vec());
+        }
+        Ok(keys)
+    }
+
+    /// Deletes segment files no manifest entry references (a crash between writing a segment
+    /// and publishing it, or after dropping a table), and leftover temporary files.
+    fn remove_orphan_segment_files(&self) -> StorageResult<()> {
+        let referenced: std::collections::HashSet<PathBuf> = self
+            .all_segments()?
+            .iter()
+            .map(|s| self.segment_path(s))
+            .collect();
+        let mut pending = vec![self.dir.storage()];
+        while let Some(dir) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io(format!("listing {}", dir.display()), e)),
+            };
+            for entry in entries {
+                let path = entry
+                    .map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?
+                    .path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if !referenced.contains(&path) {
+                    tracing::info!(file = %path.display(), "removing unreferenced segment file");
+                    std::fs::remove_file(&path)
+                        .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn job(&self, job_id: &str) -> StorageResult<Option<JobRecord>> {
+        self.get_record(CF_JOBS, job_id.as_bytes())
+    }
+
+    pub fn jobs(&self) -> StorageResult<Vec<JobRecord>> {
+        self.scan_records(CF_JOBS, b"")
     }
 
     pub fn namespace(&self, name: &str) -> StorageResult<Option<NamespaceRecord>> {

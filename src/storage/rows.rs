@@ -391,6 +391,26 @@ fn escape_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[0, 1]);
 }
 
+/// A stored row: the sequence number of the command that wrote it (its version), then the row.
+pub fn stored_row(seq: u64, row: &[u8]) -> Vec<u8> {
+    let mut stored = Vec::with_capacity(8 + row.len());
+    stored.extend_from_slice(&seq.to_le_bytes());
+    stored.extend_from_slice(row);
+    stored
+}
+
+pub fn stored_version(stored: &[u8]) -> StorageResult<u64> {
+    stored
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| corrupt("stored row shorter than its version"))
+}
+
+pub fn stored_payload(stored: &[u8]) -> &[u8] {
+    &stored[8.min(stored.len())..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,24 +483,4 @@ mod tests {
             [1, 2, 1]
         );
     }
-}
-
-/// A stored row: the sequence number of the command that wrote it (its version), then the row.
-pub fn stored_row(seq: u64, row: &[u8]) -> Vec<u8> {
-    let mut stored = Vec::with_capacity(8 + row.len());
-    stored.extend_from_slice(&seq.to_le_bytes());
-    stored.extend_from_slice(row);
-    stored
-}
-
-pub fn stored_version(stored: &[u8]) -> StorageResult<u64> {
-    stored
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes)
-        .ok_or_else(|| corrupt("stored row shorter than its version"))
-}
-
-pub fn stored_payload(stored: &[u8]) -> &[u8] {
-    &stored[8.min(stored.len())..]
 }

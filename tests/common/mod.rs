@@ -32,6 +32,8 @@ pub struct ServerOptions {
     pub max_connections: usize,
     pub root_password: String,
     pub extra: String,
+    /// Environment variables for the server process (fault injection).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ServerOptions {
@@ -45,6 +47,7 @@ impl Default for ServerOptions {
             max_connections: 100,
             root_password: ROOT_PASSWORD.into(),
             extra: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -159,6 +162,7 @@ format = "text"
             .current_dir(self.dir.path())
             .env_remove("KALAMDB_ROOT_PASSWORD")
             .env("RUST_LOG", "info")
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

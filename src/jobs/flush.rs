@@ -1,0 +1,127 @@
+//! FLUSH TABLE: moves a table's hot rows from RocksDB into an immutable Parquet segment.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{JobContext, JobError, JobResult, JobWork};
+use crate::storage::rows::{self, RowDecoder};
+use crate::storage::segments::{self, SegmentRecord};
+use crate::storage::{Command, is_tombstone};
+
+/// Rows per segment; a larger backlog is flushed as several segments.
+const SEGMENT_ROWS: usize = 1_000_000;
+
+/// Environment variable naming a point at which to crash, for crash-safety tests.
+pub const FAULT_ENV: &str = "KALAMDB_FAULT";
+
+pub struct FlushJob {
+    pub table_id: u64,
+    pub namespace: String,
+    pub table: String,
+}
+
+#[async_trait::async_trait]
+impl JobWork for FlushJob {
+    fn job_type(&self) -> &'static str {
+        "flush"
+    }
+
+    fn id_prefix(&self) -> &'static str {
+        "FL"
+    }
+
+    fn parameters(&self) -> serde_json::Value {
+        json!({ "namespace": self.namespace, "table": self.table, "table_id": self.table_id })
+    }
+
+    async fn run(&self, ctx: JobContext) -> JobResult<String> {
+        let (namespace, table, table_id) =
+            (self.namespace.clone(), self.table.clone(), self.table_id);
+        // RocksDB reads and Parquet writes block; keep them off the async workers.
+        tokio::task::spawn_blocking(move || flush(&ctx, &namespace, &table, table_id))
+            .await
+            .map_err(|e| JobError::Failed(format!("flush task failed: {e}")))?
+    }
+}
+
+fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobResult<String> {
+    let store = &ctx.store;
+    let record = match store.table(namespace, table)? {
+        Some(record) if record.table_id == table_id => record,
+        _ => {
+            return Err(JobError::Failed(format!(
+                "table {namespace}.{table} no longer exists"
+            )));
+        }
+    };
+    let columns = Arc::new(record.columns.clone());
+    let schema = segments::segment_schema(&record.columns);
+    let (mut flushed_rows, mut flushed_deletes, mut files, mut bytes) =
+        (0u64, 0u64, Vec::new(), 0u64);
+    loop {
+        ctx.check_cancelled()?;
+        let mut decoder = RowDecoder::new(columns.clone(), None);
+        let mut keys = Vec::new();
+        let mut versions = Vec::new();
+        let mut entries = Vec::new();
+        store.scan_rows(table_id, |key, stored| {
+            let version = rows::stored_version(stored)?;
+            let tombstone = is_tombstone(stored);
+            if !tombstone {
+                decoder.push(rows::stored_payload(stored))?;
+                keys.push(key.to_vec());
+                versions.push(version as i64);
+            }
+            entries.push((key.to_vec(), version, tombstone));
+            Ok(entries.len() < SEGMENT_ROWS)
+        })?;
+        if entries.is_empty() {
+            break;
+        }
+        let segment_id = store.allocate_segment_id();
+        let file =
+            segments::table_dir(namespace, table).join(format!("seg-{segment_id:012}.parquet"));
+        let row_count = keys.len() as u64;
+        let batch = segments::with_identity(decoder.finish(), keys, versions, schema.clone())?;
+        let path = store.dir().storage().join(&file);
+        let size = segments::write_segment(&path, schema.clone(), &[batch])?;
+        if std::env::var(FAULT_ENV).as_deref() == Ok("flush_before_publish") {
+            tracing::error!(
+                "fault injection: crashing after writing {} before publishing it",
+                path.display()
+            );
+            std::process::abort();
+        }
+        let deletes = entries.iter().filter(|e| e.2).count() as u64;
+        let segment = SegmentRecord {
+            segment_id,
+            table_id,
+            file: file.to_string_lossy().into_owned(),
+            rows: row_count,
+            bytes: size,
+            columns: record.columns.len(),
+            created_at: crate::storage::now_micros(),
+        };
+        let done = entries.len() < SEGMENT_ROWS;
+        store.apply(&Command::FlushSegment {
+            segment,
+            rows: entries,
+        })?;
+        flushed_rows += row_count;
+        flushed_deletes += deletes;
+        bytes += size;
+        files.push(file.to_string_lossy().into_owned());
+        ctx.progress(bytes, None)?;
+        if done {
+            break;
+        }
+    }
+    if files.is_empty() {
+        return Ok(format!("{namespace}.{table} had no hot rows to flush"));
+    }
+    Ok(format!(
+        "Flushed {flushed_rows} rows and {flushed_deletes} deletions of {namespace}.{table} into {} segment(s) ({bytes} bytes)",
+        files.len()
+    ))
+}

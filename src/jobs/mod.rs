@@ -1,0 +1,300 @@
+//! Background jobs (the spec's UnifiedJobManager): flush now, backup and restore later.
+//!
+//! A job is a row of `system.jobs`, persisted through `Command::PutJob` at every state change,
+//! so its history survives restarts. Jobs run on a bounded pool (`[jobs] max_concurrent`);
+//! jobs of an exclusive kind (backup, restore) also run one at a time. At start, jobs a crash
+//! left `Running` become `Failed`, and `Queued` ones are run.
+
+mod flush;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, Semaphore};
+
+pub use flush::FlushJob;
+
+use crate::storage::{Command, JobRecord, JobStatus, StorageError, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Failed(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("job \"{0}\" does not exist")]
+    NoSuchJob(String),
+    #[error("job \"{0}\" has already finished")]
+    AlreadyFinished(String),
+}
+
+pub type JobResult<T> = Result<T, JobError>;
+
+/// What a kind of job does. `run` returns the message shown when the job completes.
+#[async_trait::async_trait]
+pub trait JobWork: Send + Sync + 'static {
+    fn job_type(&self) -> &'static str;
+    /// Job id prefix: `FL`, `BK`, `RS`.
+    fn id_prefix(&self) -> &'static str;
+    /// Whether the job excludes every other exclusive job (backup and restore).
+    fn exclusive(&self) -> bool {
+        false
+    }
+    fn parameters(&self) -> serde_json::Value;
+    async fn run(&self, ctx: JobContext) -> JobResult<String>;
+}
+
+/// Handed to a running job: progress reporting and cancellation.
+#[derive(Clone)]
+pub struct JobContext {
+    pub store: Arc<Store>,
+    pub job_id: String,
+    cancelled: Arc<AtomicBool>,
+    manager: Arc<Inner>,
+}
+
+impl JobContext {
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Fails with `Cancelled` once KILL JOB has been issued.
+    pub fn check_cancelled(&self) -> JobResult<()> {
+        if self.is_cancelled() {
+            Err(JobError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records progress in `system.jobs`.
+    pub fn progress(&self, bytes_done: u64, bytes_total: Option<u64>) -> JobResult<()> {
+        self.manager.update(&self.job_id, |job| {
+            job.bytes_done = bytes_done;
+            if bytes_total.is_some() {
+                job.bytes_total = bytes_total;
+            }
+        })
+    }
+}
+
+struct Inner {
+    store: Arc<Store>,
+    slots: Arc<Semaphore>,
+    exclusive: Arc<Semaphore>,
+    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    counter: AtomicU64,
+    finished: Notify,
+}
+
+impl Inner {
+    fn update(&self, job_id: &str, change: impl FnOnce(&mut JobRecord)) -> JobResult<()> {
+        let mut job = self
+            .store
+            .job(job_id)?
+            .ok_or_else(|| JobError::NoSuchJob(job_id.to_owned()))?;
+        change(&mut job);
+        job.updated_at = crate::storage::now_micros();
+        self.store.apply(&Command::PutJob(job))?;
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct JobManager {
+    inner: Arc<Inner>,
+}
+
+impl JobManager {
+    pub fn new(store: Arc<Store>, max_concurrent: usize) -> JobManager {
+        JobManager {
+            inner: Arc::new(Inner {
+                store,
+                slots: Arc::new(Semaphore::new(max_concurrent)),
+                exclusive: Arc::new(Semaphore::new(1)),
+                running: Mutex::default(),
+                counter: AtomicU64::new(0),
+                finished: Notify::new(),
+            }),
+        }
+    }
+
+    /// Marks jobs a crash interrupted as failed. Returns the ids of jobs still queued.
+    pub fn recover(&self) -> JobResult<Vec<JobRecord>> {
+        let mut queued = Vec::new();
+        for job in self.inner.store.jobs()? {
+            match job.status {
+                JobStatus::Running => {
+                    let now = crate::storage::now_micros();
+                    self.inner.store.apply(&Command::PutJob(JobRecord {
+                        status: JobStatus::Failed,
+                        message: Some("server stopped while the job was running".into()),
+                        finished_at: Some(now),
+                        updated_at: now,
+                        ..job
+                    }))?;
+                }
+                JobStatus::Queued => queued.push(job),
+                _ => {}
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Removes finished jobs older than `retention`.
+    pub fn purge_finished(&self, retention: std::time::Duration) -> JobResult<usize> {
+        let cutoff = crate::storage::now_micros() - retention.as_micros() as i64;
+        let old: Vec<String> = self
+            .inner
+            .store
+            .jobs()?
+            .into_iter()
+            .filter(|j| j.status.is_finished() && j.finished_at.unwrap_or(j.updated_at) < cutoff)
+            .map(|j| j.job_id)
+            .collect();
+        if !old.is_empty() {
+            self.inner.store.apply(&Command::DeleteJobs(old.clone()))?;
+        }
+        Ok(old.len())
+    }
+
+    fn new_job_id(&self, prefix: &str) -> String {
+        let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
+        let now = chrono::Utc::now();
+        format!("{prefix}-{}-{n:04}", now.format("%Y%m%d%H%M%S%6f"))
+    }
+
+    /// Queues `work` and returns its job id at once; the job runs in the background.
+    pub fn submit(&self, work: Arc<dyn JobWork>, created_by: &str) -> JobResult<String> {
+        let now = crate::storage::now_micros();
+        let record = JobRecord {
+            job_id: self.new_job_id(work.id_prefix()),
+            job_type: work.job_type().to_owned(),
+            status: JobStatus::Queued,
+            parameters: work.parameters().to_string(),
+            message: None,
+            created_by: created_by.to_owned(),
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            updated_at: now,
+            bytes_total: None,
+            bytes_done: 0,
+        };
+        let job_id = record.job_id.clone();
+        self.inner.store.apply(&Command::PutJob(record))?;
+        self.spawn(job_id.clone(), work);
+        Ok(job_id)
+    }
+
+    /// Runs an already persisted queued job (after a restart).
+    pub fn resume(&self, job_id: String, work: Arc<dyn JobWork>) {
+        self.spawn(job_id, work);
+    }
+
+    fn spawn(&self, job_id: String, work: Arc<dyn JobWork>) {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        self.inner
+            .running
+            .lock()
+            .expect("running jobs")
+            .insert(job_id.clone(), cancelled.clone());
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let _slot = inner
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("job slots stay open");
+            let _exclusive = if work.exclusive() {
+                Some(
+                    inner
+                        .exclusive
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("exclusive slot"),
+                )
+            } else {
+                None
+            };
+            let ctx = JobContext {
+                store: inner.store.clone(),
+                job_id: job_id.clone(),
+                cancelled: cancelled.clone(),
+                manager: inner.clone(),
+            };
+            let outcome = if cancelled.load(Ordering::SeqCst) {
+                Err(JobError::Cancelled)
+            } else {
+                let started = inner.update(&job_id, |job| {
+                    job.status = JobStatus::Running;
+                    job.started_at = Some(crate::storage::now_micros());
+                });
+                match started {
+                    Ok(()) => {
+                        tracing::info!(job_id, job_type = work.job_type(), "job started");
+                        work.run(ctx).await
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            let (status, message) = match outcome {
+                Ok(message) => (JobStatus::Completed, message),
+                Err(JobError::Cancelled) => {
+                    (JobStatus::Cancelled, "cancelled by KILL JOB".to_owned())
+                }
+                Err(e) => (JobStatus::Failed, e.to_string()),
+            };
+            tracing::info!(job_id, status = status.as_str(), message, "job finished");
+            if let Err(e) = inner.update(&job_id, |job| {
+                job.status = status;
+                job.message = Some(message);
+                job.finished_at = Some(crate::storage::now_micros());
+            }) {
+                tracing::error!(job_id, "recording the end of the job: {e}");
+            }
+            inner.running.lock().expect("running jobs").remove(&job_id);
+            inner.finished.notify_waiters();
+        });
+    }
+
+    /// KILL JOB: a queued job never starts; a running one stops at its next check.
+    pub fn cancel(&self, job_id: &str) -> JobResult<()> {
+        let flag = self
+            .inner
+            .running
+            .lock()
+            .expect("running jobs")
+            .get(job_id)
+            .cloned();
+        match flag {
+            Some(flag) => {
+                flag.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+            None => match self.inner.store.job(job_id)? {
+                Some(_) => Err(JobError::AlreadyFinished(job_id.to_owned())),
+                None => Err(JobError::NoSuchJob(job_id.to_owned())),
+            },
+        }
+    }
+
+    /// Waits (bounded) for running jobs to end, for a clean shutdown.
+    pub async fn wait_idle(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.finished.notified();
+            if self.inner.running.lock().expect("running jobs").is_empty() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+}

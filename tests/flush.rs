@@ -1,0 +1,219 @@
+//! FLUSH TABLE: hot rows move to Parquet segments through a job, later writes to flushed rows
+//! are correct, and a crash at any point of a flush neither loses nor duplicates rows.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{ServerOptions, TestServer, sqlstate};
+use tokio_postgres::Client;
+
+/// Waits (bounded) until the job is finished and returns (status, message).
+async fn wait_for_job(client: &Client, job_id: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT status, coalesce(message, '') FROM system.jobs WHERE job_id = $1",
+                &[&job_id],
+            )
+            .await
+            .unwrap();
+        let status: String = row.get(0);
+        if status != "Queued" && status != "Running" {
+            return (status, row.get(1));
+        }
+        assert!(Instant::now() < deadline, "job {job_id} did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn flush(client: &Client, table: &str) -> String {
+    let row = client
+        .query_one(&format!("FLUSH TABLE {table}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>("status"), "Queued");
+    let job_id: String = row.get("job_id");
+    assert!(job_id.starts_with("FL-"), "{job_id}");
+    let (status, message) = wait_for_job(client, &job_id).await;
+    assert_eq!(status, "Completed", "{message}");
+    job_id
+}
+
+async fn contents(client: &Client, table: &str) -> Vec<(i64, Option<String>, Option<i32>)> {
+    client
+        .query(&format!("SELECT id, v, n FROM {table} ORDER BY id"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+const WORKLOAD: [&str; 6] = [
+    "UPDATE {t} SET v = 'changed' WHERE id % 10 = 0",
+    "DELETE FROM {t} WHERE id BETWEEN 100 AND 150",
+    "INSERT INTO {t} VALUES (5000, 'late', 1), (5001, 'late', 2)",
+    "INSERT INTO {t} VALUES (7, 'again', 7) ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+    "UPDATE {t} SET id = id + 10000 WHERE id BETWEEN 200 AND 205",
+    "DELETE FROM {t} WHERE id = 5000",
+];
+
+#[tokio::test]
+async fn flushed_tables_answer_exactly_as_unflushed_ones() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    for table in ["plain", "flushed"] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
+                 INSERT INTO {table} SELECT value, 'v' || value, CAST(value % 7 AS INT) FROM generate_series(1, 1000)"
+            ))
+            .await
+            .unwrap();
+    }
+    flush(&client, "flushed").await;
+    for (i, statement) in WORKLOAD.iter().enumerate() {
+        for table in ["plain", "flushed"] {
+            client
+                .batch_execute(&statement.replace("{t}", table))
+                .await
+                .unwrap();
+        }
+        if i == 2 {
+            // Flush again midway: later statements see rows spread over two segments.
+            flush(&client, "flushed").await;
+        }
+    }
+    assert_eq!(
+        contents(&client, "plain").await,
+        contents(&client, "flushed").await
+    );
+    // Point reads of flushed rows, and a duplicate key that exists only in a segment.
+    let row = client
+        .query_one("SELECT v FROM flushed WHERE id = 20", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "changed");
+    assert!(
+        client
+            .query("SELECT v FROM flushed WHERE id = 120", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let err = client
+        .batch_execute("INSERT INTO flushed VALUES (1, 'dup', 0)")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "23505");
+    let stats = client
+        .query_one(
+            "SELECT hot_rows, cold_rows, segments FROM system.tables WHERE table_name = 'flushed'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stats.get::<_, i64>(2), 2);
+    let total: i64 = client
+        .query_one("SELECT count(*) FROM flushed", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stats.get::<_, i64>(0) + stats.get::<_, i64>(1), total);
+}
+
+#[tokio::test]
+async fn flushed_rows_survive_restart_and_drop_table_removes_segments() {
+    let mut server = TestServer::start();
+    {
+        let client = server.root().await;
+        client
+            .batch_execute("CREATE TABLE keep (id BIGINT PRIMARY KEY, v TEXT, n INT); INSERT INTO keep VALUES (1, 'a', 1), (2, 'b', 2)")
+            .await
+            .unwrap();
+        flush(&client, "keep").await;
+    }
+    server.restart();
+    let client = server.root().await;
+    assert_eq!(contents(&client, "keep").await.len(), 2);
+    let dir = server.data_path().join("storage/public/keep");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    client.batch_execute("DROP TABLE keep").await.unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn a_crash_between_writing_and_publishing_a_segment_loses_and_duplicates_nothing() {
+    let mut server = TestServer::start_with(ServerOptions {
+        env: vec![("KALAMDB_FAULT".into(), "flush_before_publish".into())],
+        ..Default::default()
+    });
+    let job_id = {
+        let client = server.root().await;
+        client
+            .batch_execute("CREATE TABLE c (id BIGINT PRIMARY KEY, v TEXT, n INT); INSERT INTO c SELECT value, 'x', 1 FROM generate_series(1, 500)")
+            .await
+            .unwrap();
+        let row = client.query_one("FLUSH TABLE c", &[]).await.unwrap();
+        row.get::<_, String>("job_id")
+    };
+    // The fault aborts the server right after the segment file is written.
+    let child = server.child.as_mut().unwrap();
+    let status = common::wait_with_timeout(child, Duration::from_secs(60));
+    assert!(!status.success());
+    server.child = None;
+    server.options.env.clear();
+    server.write_config();
+    std::fs::write(server.log_path(), "").unwrap();
+    server.restart_after_crash();
+    assert!(
+        server.log().contains("removing unreferenced segment file"),
+        "{}",
+        server.log()
+    );
+    let client = server.root().await;
+    let (count, sum): (i64, i64) = {
+        let row = client
+            .query_one("SELECT count(*), sum(id) FROM c", &[])
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((count, sum), (500, 500 * 501 / 2));
+    let (status, message) = wait_for_job(&client, &job_id).await;
+    assert_eq!(status, "Failed");
+    assert_eq!(message, "server stopped while the job was running");
+    flush(&client, "c").await;
+    let row = client
+        .query_one("SELECT count(*), sum(id) FROM c", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (500, 500 * 501 / 2)
+    );
+}
+
+#[tokio::test]
+async fn flush_and_kill_job_need_the_dba_role() {
+    let server = TestServer::start();
+    let root = server.root().await;
+    root.batch_execute(
+        "CREATE TABLE f (id INT PRIMARY KEY); CREATE USER app WITH PASSWORD 'app-pw' ROLE service",
+    )
+    .await
+    .unwrap();
+    let app = server.connect("app", "app-pw").await.unwrap();
+    let err = app.batch_execute("FLUSH TABLE f").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42501");
+    let err = root.batch_execute("KILL JOB 'FL-nope'").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "42704");
+    let job_id = flush(&root, "f").await;
+    let err = root
+        .batch_execute(&format!("KILL JOB '{job_id}'"))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "55000");
+}
