@@ -5,26 +5,7 @@ mod common;
 use common::TestServer;
 
 fn psql(server: &TestServer, command: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "root",
-            "-d",
-            "kalamdb",
-        ])
-        .arg("-p")
-        .arg(server.port.to_string())
-        .arg("-c")
-        .arg(command)
-        .env("PGPASSWORD", &server.options.root_password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .expect("psql is installed");
+    let out = common::psql(server, &["-c", command]);
     assert!(
         out.status.success(),
         "psql {command} failed:\n{}",

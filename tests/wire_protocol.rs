@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ServerOptions, TestServer, message, repo_root, sqlstate};
+use common::{ServerOptions, TestServer, message, psql, repo_root, sqlstate};
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::types::Type;
 
@@ -294,28 +294,6 @@ async fn tls_required_refuses_plaintext_with_a_clear_error() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "28000");
     assert!(message(&err).contains("requires TLS"), "{}", message(&err));
-}
-
-fn psql(server: &TestServer, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "root",
-            "-d",
-            "kalamdb",
-        ])
-        .arg("-p")
-        .arg(server.port.to_string())
-        .args(args)
-        .env("PGPASSWORD", &server.options.root_password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .expect("psql is installed")
 }
 
 #[tokio::test]

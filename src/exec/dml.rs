@@ -616,12 +616,7 @@ impl Session {
             .collect();
         for assignment in &assignments {
             let index = assignment_column(record, &assignment.target)?;
-            values[index] = format!(
-                "CAST({} AS {}) AS {}",
-                assignment.value,
-                cast_type(record.columns[index].sql_type),
-                quote_ident(&record.columns[index].name)
-            );
+            values[index] = assigned_value(record, index, &assignment.value);
         }
         let sql = format!(
             "SELECT {}, {a}.{KEY_COLUMN}, {a}.{VERSION_COLUMN} FROM {} AS {a} JOIN {} AS excluded \
@@ -682,24 +677,9 @@ impl Session {
             .collect();
         for assignment in &update.assignments {
             let index = assignment_column(&record, &assignment.target)?;
-            values[index] = format!(
-                "CAST({} AS {}) AS {}",
-                assignment.value,
-                cast_type(record.columns[index].sql_type),
-                quote_ident(&record.columns[index].name)
-            );
+            values[index] = assigned_value(&record, index, &assignment.value);
         }
-        let sql = format!(
-            "SELECT {}, {KEY_COLUMN}, {VERSION_COLUMN} FROM {} AS {}{}",
-            values.join(", "),
-            qualified(&record, ROW_IDENTITY_SUFFIX),
-            quote_ident(&alias),
-            update
-                .selection
-                .as_ref()
-                .map(|s| format!(" WHERE {s}"))
-                .unwrap_or_default()
-        );
+        let sql = row_identity_select(&record, &alias, &values, update.selection.as_ref());
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -779,17 +759,7 @@ impl Session {
             .iter()
             .map(|c| quote_ident(&c.name))
             .collect();
-        let sql = format!(
-            "SELECT {}, {KEY_COLUMN}, {VERSION_COLUMN} FROM {} AS {}{}",
-            columns.join(", "),
-            qualified(&record, ROW_IDENTITY_SUFFIX),
-            quote_ident(&alias),
-            delete
-                .selection
-                .as_ref()
-                .map(|s| format!(" WHERE {s}"))
-                .unwrap_or_default()
-        );
+        let sql = row_identity_select(&record, &alias, &columns, delete.selection.as_ref());
         let (_, batches) = self.select(&sql).await?;
         let deleted = self.updated_rows(&record, &batches)?;
         let writes = deleted
@@ -991,6 +961,33 @@ fn append_rows(a: TableRows, b: TableRows) -> ExecResult<TableRows> {
         columns,
         len: a.len + b.len,
     })
+}
+
+/// `SELECT <values>, key, version FROM t$rowid AS alias [WHERE ...]`: the rows an UPDATE or
+/// DELETE touches, with what identifies and versions each one.
+fn row_identity_select(
+    record: &TableRecord,
+    alias: &str,
+    values: &[String],
+    selection: Option<&Expr>,
+) -> String {
+    format!(
+        "SELECT {}, {KEY_COLUMN}, {VERSION_COLUMN} FROM {} AS {}{}",
+        values.join(", "),
+        qualified(record, ROW_IDENTITY_SUFFIX),
+        quote_ident(alias),
+        selection.map(|s| format!(" WHERE {s}")).unwrap_or_default()
+    )
+}
+
+/// A SET assignment's value, cast to the column's type and named after it.
+fn assigned_value(record: &TableRecord, index: usize, value: &Expr) -> String {
+    let column = &record.columns[index];
+    format!(
+        "CAST({value} AS {}) AS {}",
+        cast_type(column.sql_type),
+        quote_ident(&column.name)
+    )
 }
 
 /// The SQL type DataFusion casts to for a stored type.

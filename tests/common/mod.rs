@@ -296,3 +296,26 @@ pub fn message(err: &tokio_postgres::Error) -> String {
         .map(|e| e.message().to_owned())
         .unwrap_or_else(|| err.to_string())
 }
+
+/// Runs psql against the server as root with `args`; returns its output.
+pub fn psql(server: &TestServer, args: &[&str]) -> std::process::Output {
+    Command::new("psql")
+        .args([
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "root",
+            "-d",
+            "kalamdb",
+        ])
+        .arg("-p")
+        .arg(server.port.to_string())
+        .args(args)
+        .env("PGPASSWORD", &server.options.root_password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("psql is installed")
+}
