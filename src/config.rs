@@ -38,6 +38,8 @@ pub struct Config {
     pub storage: StorageSection,
     pub auth: AuthSection,
     pub tls: TlsSection,
+    #[serde(default)]
+    pub flush: FlushSection,
     pub jobs: JobsSection,
     pub backup: BackupSection,
     pub logging: LoggingSection,
@@ -79,6 +81,18 @@ pub struct TlsSection {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub required: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlushSection {
+    pub row_limit: u64,
+}
+
+impl Default for FlushSection {
+    fn default() -> Self {
+        FlushSection { row_limit: 100_000 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

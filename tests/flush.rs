@@ -217,3 +217,45 @@ async fn flush_and_kill_job_need_the_dba_role() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "55000");
 }
+
+#[tokio::test]
+async fn tables_flush_themselves_after_row_limit_writes() {
+    let server = TestServer::start_with(ServerOptions {
+        flush_row_limit: 100,
+        ..Default::default()
+    });
+    let client = server.root().await;
+    client
+        .batch_execute("CREATE TABLE auto (id BIGINT PRIMARY KEY, v TEXT, n INT)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO auto SELECT value, 'x', 1 FROM generate_series(1, 150)")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT hot_rows, cold_rows FROM system.tables WHERE table_name = 'auto'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, i64>(1) == 150 {
+            assert_eq!(row.get::<_, i64>(0), 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no automatic flush");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let job = client
+        .query_one(
+            "SELECT created_by, status FROM system.jobs WHERE job_type = 'flush'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.get::<_, String>(0), "system");
+    assert_eq!(contents(&client, "auto").await.len(), 150);
+}

@@ -105,6 +105,8 @@ pub struct Engine {
     /// Per-statement tables (RETURNING rows, ON CONFLICT's `excluded`).
     scratch: Arc<catalog::ScratchSchema>,
     jobs: JobManager,
+    /// Rows written per table since its last automatic flush was queued.
+    writes_since_flush: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
 }
 
 impl Engine {
@@ -121,6 +123,7 @@ impl Engine {
             catalogs: Arc::new(catalogs),
             scratch,
             jobs,
+            writes_since_flush: Default::default(),
         });
         engine.bootstrap_root()?;
         engine.bootstrap_public_namespace()?;
@@ -166,6 +169,44 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Counts committed row writes and queues a flush when a table passes `[flush] row_limit`.
+    pub(crate) fn note_writes(&self, table_id: u64, rows: usize) {
+        let limit = self.config.flush.row_limit;
+        if limit == 0 {
+            return;
+        }
+        let due = {
+            let mut counts = self.writes_since_flush.lock().expect("flush counters");
+            let count = counts.entry(table_id).or_default();
+            *count += rows as u64;
+            let due = *count >= limit;
+            if due {
+                *count = 0;
+            }
+            due
+        };
+        if !due {
+            return;
+        }
+        let table = match self.store.tables() {
+            Ok(tables) => tables.into_iter().find(|t| t.table_id == table_id),
+            Err(e) => {
+                tracing::warn!("automatic flush: reading the catalog: {e}");
+                return;
+            }
+        };
+        if let Some(table) = table.filter(|t| t.kind == TableKind::Regular) {
+            let work = jobs::FlushJob {
+                table_id,
+                namespace: table.namespace,
+                table: table.name,
+            };
+            if let Err(e) = self.jobs.submit(Arc::new(work), "system") {
+                tracing::warn!("automatic flush: queueing the job: {e}");
+            }
+        }
     }
 
     pub fn jobs(&self) -> &JobManager {

@@ -284,6 +284,15 @@ impl Session {
     fn commit(&self) -> ExecResult<Outcome> {
         let commands =
             std::mem::take(&mut *self.pending_commands.lock().expect("pending commands"));
+        let written: Vec<(u64, usize)> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::WriteRows {
+                    table_id, writes, ..
+                } => Some((*table_id, writes.len())),
+                _ => None,
+            })
+            .collect();
         let result = if commands.is_empty() {
             Ok(())
         } else {
@@ -293,6 +302,11 @@ impl Session {
                 .map(|_| ())
                 .map_err(|e| self.write_error(e))
         };
+        if result.is_ok() {
+            for (table_id, rows) in written {
+                self.engine.note_writes(table_id, rows);
+            }
+        }
         self.end_transaction(Outcome::Commit)?;
         result.map(|()| Outcome::Commit)
     }
@@ -324,16 +338,17 @@ impl Session {
             return Ok(());
         }
         if !self.in_transaction_block() {
-            return self
-                .engine
+            let rows = writes.len();
+            self.engine
                 .store
                 .apply(&Command::WriteRows {
                     table_id: record.table_id,
                     writes,
                     row_id_high_water,
                 })
-                .map(|_| ())
-                .map_err(|e| self.write_error(e));
+                .map_err(|e| self.write_error(e))?;
+            self.engine.note_writes(record.table_id, rows);
+            return Ok(());
         }
         // Inside a block: check inserts against committed rows and the block's own writes now,
         // as PostgreSQL does, and again at COMMIT against whatever committed meanwhile.

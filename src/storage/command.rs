@@ -360,32 +360,34 @@ fn flush_segment(
             Some(stored) => rows::stored_version(&stored)? == *version,
             None => false,
         };
+        if !still_current {
+            // Rewritten, or flushed by another flush, since this flush read it: the segment's
+            // copy is stale or a duplicate, and nothing else changes.
+            if !tombstone {
+                ctx.put(
+                    batch,
+                    CF_DEAD_KEYS,
+                    dead_key(segment.segment_id, key),
+                    Vec::new(),
+                );
+            }
+            continue;
+        }
         if let Some(old) = ctx.get(CF_COLD_INDEX, key)? {
             let (old_segment, _) = decode_cold_entry(&old)?;
             ctx.put(batch, CF_DEAD_KEYS, dead_key(old_segment, key), Vec::new());
         }
         if *tombstone {
             ctx.delete(batch, CF_COLD_INDEX, key.clone());
-        } else if still_current {
+        } else {
             ctx.put(
                 batch,
                 CF_COLD_INDEX,
                 key.clone(),
                 cold_entry(segment.segment_id, *version),
             );
-        } else {
-            // Rewritten since the flush read it: the hot row is newer than the segment's copy.
-            ctx.put(
-                batch,
-                CF_DEAD_KEYS,
-                dead_key(segment.segment_id, key),
-                Vec::new(),
-            );
-            ctx.delete(batch, CF_COLD_INDEX, key.clone());
         }
-        if still_current {
-            ctx.delete(batch, CF_ROWS, key.clone());
-        }
+        ctx.delete(batch, CF_ROWS, key.clone());
     }
     ctx.put(
         batch,

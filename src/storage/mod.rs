@@ -535,6 +535,46 @@ mod tests {
     }
 
     #[test]
+    fn a_second_flush_of_the_same_rows_keeps_the_first_copy_live() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), durability()).unwrap();
+        let key = rows::row_id_key(7, 1);
+        let written = store
+            .apply(&Command::WriteRows {
+                table_id: 7,
+                writes: vec![RowWrite {
+                    key: key.clone(),
+                    value: Some(vec![1, 0]),
+                    expect: Expect::Absent,
+                }],
+                row_id_high_water: Some(1),
+            })
+            .unwrap();
+        let segment = |id| SegmentRecord {
+            segment_id: id,
+            table_id: 7,
+            file: format!("s{id}.parquet"),
+            rows: 1,
+            bytes: 0,
+            columns: 1,
+            created_at: 0,
+        };
+        // Both flushes read the same hot version before either published.
+        for id in [1, 2] {
+            store
+                .apply(&Command::FlushSegment {
+                    segment: segment(id),
+                    rows: vec![(key.clone(), written.seq, false)],
+                })
+                .unwrap();
+        }
+        assert_eq!(store.cold_entry(&key).unwrap(), Some((1, written.seq)));
+        assert!(store.dead_keys(1).unwrap().is_empty());
+        assert!(store.dead_keys(2).unwrap().contains(&key));
+        assert_eq!(store.live_version(&key).unwrap(), Some(written.seq));
+    }
+
+    #[test]
     fn the_layout_directories_are_created() {
         let tmp = tempfile::tempdir().unwrap();
         let _store = Store::open(tmp.path(), durability()).unwrap();

@@ -34,6 +34,7 @@ pub struct ServerOptions {
     pub extra: String,
     /// Environment variables for the server process (fault injection).
     pub env: Vec<(String, String)>,
+    pub flush_row_limit: u64,
 }
 
 impl Default for ServerOptions {
@@ -48,6 +49,7 @@ impl Default for ServerOptions {
             root_password: ROOT_PASSWORD.into(),
             extra: String::new(),
             env: Vec::new(),
+            flush_row_limit: 100_000,
         }
     }
 }
@@ -121,6 +123,9 @@ cert = "{cert}"
 key = "{key}"
 required = {tls_required}
 
+[flush]
+row_limit = {row_limit}
+
 [jobs]
 max_concurrent = 2
 retention_days = 30
@@ -145,6 +150,7 @@ format = "text"
             cert = certs.join("server.pem").display(),
             key = certs.join("server.key").display(),
             extra = o.extra,
+            row_limit = o.flush_row_limit,
         );
         std::fs::write(self.config_path(), text).unwrap();
     }
