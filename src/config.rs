@@ -40,6 +40,8 @@ pub struct Config {
     pub tls: TlsSection,
     #[serde(default)]
     pub flush: FlushSection,
+    #[serde(default)]
+    pub streams: StreamsSection,
     pub jobs: JobsSection,
     pub backup: BackupSection,
     pub logging: LoggingSection,
@@ -92,6 +94,20 @@ pub struct FlushSection {
 impl Default for FlushSection {
     fn default() -> Self {
         FlushSection { row_limit: 100_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsSection {
+    pub eviction_interval_seconds: u64,
+}
+
+impl Default for StreamsSection {
+    fn default() -> Self {
+        StreamsSection {
+            eviction_interval_seconds: 60,
+        }
     }
 }
 

@@ -137,12 +137,16 @@ impl SchemaProvider for NamespaceSchema {
             .store
             .table(&self.namespace, base)
             .map_err(storage_error)?
-            .map(|record| {
-                Arc::new(UserTable::new(
+            .map(|record| match record.kind {
+                crate::storage::TableKind::Stream { .. } if !with_row_identity => Arc::new(
+                    super::stream_table::StreamTable::new(self.store.clone(), Arc::new(record)),
+                )
+                    as Arc<dyn TableProvider>,
+                _ => Arc::new(UserTable::new(
                     self.store.clone(),
                     Arc::new(record),
                     with_row_identity,
-                )) as Arc<dyn TableProvider>
+                )) as Arc<dyn TableProvider>,
             }))
     }
 

@@ -311,6 +311,28 @@ impl Session {
                 .collect::<ExecResult<_>>()?
         };
         let new_rows = self.insert_source_rows(&record, insert, &targets).await?;
+        if let TableKind::Stream { .. } = record.kind {
+            if insert.on.is_some() {
+                return Err(unsupported("ON CONFLICT on a stream table"));
+            }
+            let rows = (0..new_rows.len)
+                .map(|row| {
+                    let mut value = Vec::new();
+                    rows::encode_row(&new_rows.columns, row, &mut value);
+                    value
+                })
+                .collect();
+            self.append_stream(&record, rows)?;
+            return self
+                .finish_dml(
+                    &record,
+                    &alias,
+                    new_rows,
+                    insert.returning.as_deref(),
+                    "INSERT",
+                )
+                .await;
+        }
         let on_conflict = match &insert.on {
             None => None,
             Some(OnInsert::OnConflict(on_conflict)) => {

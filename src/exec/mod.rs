@@ -16,6 +16,7 @@ mod params;
 mod pg_catalog;
 mod session;
 mod settings;
+mod stream_table;
 mod system_tables;
 mod table;
 mod users;
@@ -205,6 +206,36 @@ impl Engine {
             };
             if let Err(e) = self.jobs.submit(Arc::new(work), "system") {
                 tracing::warn!("automatic flush: queueing the job: {e}");
+            }
+        }
+    }
+
+    /// Queues a TTL eviction for every stream table that has expired log files.
+    pub fn queue_stream_evictions(&self) {
+        let tables = match self.store.tables() {
+            Ok(tables) => tables,
+            Err(e) => {
+                tracing::warn!("stream eviction: reading the catalog: {e}");
+                return;
+            }
+        };
+        for table in tables {
+            let TableKind::Stream { ttl_seconds } = table.kind else {
+                continue;
+            };
+            match jobs::expired_files(&self.store, table.table_id, ttl_seconds) {
+                Ok(expired) if !expired.is_empty() => {
+                    let work = jobs::StreamEvictJob {
+                        table_id: table.table_id,
+                        namespace: table.namespace,
+                        table: table.name,
+                    };
+                    if let Err(e) = self.jobs.submit(Arc::new(work), "system") {
+                        tracing::warn!("stream eviction: queueing the job: {e}");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("stream eviction: {e}"),
             }
         }
     }

@@ -385,6 +385,27 @@ impl Session {
         Ok(())
     }
 
+    /// Appends rows to a stream table now, or at COMMIT inside a block.
+    pub(super) fn append_stream(&self, record: &TableRecord, rows: Vec<Vec<u8>>) -> ExecResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let command = Command::AppendStream {
+            table_id: record.table_id,
+            appended_at: crate::storage::now_micros(),
+            rows,
+        };
+        if self.in_transaction_block() {
+            self.pending_commands
+                .lock()
+                .expect("pending commands")
+                .push(command);
+            return Ok(());
+        }
+        self.engine.store.apply(&command)?;
+        Ok(())
+    }
+
     /// Gives storage conflicts the names a user knows (the table, not its id).
     fn write_error(&self, err: StorageError) -> ExecError {
         match err {

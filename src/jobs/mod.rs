@@ -5,6 +5,7 @@
 //! jobs of an exclusive kind (backup, restore) also run one at a time. At start, jobs a crash
 //! left `Running` become `Failed`, and `Queued` ones are run.
 
+mod evict;
 mod flush;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore};
 
+pub use evict::{StreamEvictJob, expired_files};
 pub use flush::FlushJob;
 
 use crate::storage::{Command, JobRecord, JobStatus, StorageError, Store};

@@ -209,6 +209,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     })?;
     tracing::info!(%address, tls = tls.is_some(), "KalamDB {} listening", env!("CARGO_PKG_VERSION"));
 
+    let evictor = {
+        let engine = shared.engine.clone();
+        let every = Duration::from_secs(config.streams.eviction_interval_seconds.max(1));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                engine.queue_stream_evictions();
+            }
+        })
+    };
     let slots = Arc::new(Semaphore::new(config.server.max_connections));
     let acceptor = tls.map(|t| t.acceptor);
     let mut tasks = JoinSet::new();
@@ -246,6 +257,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
 
     drop(listener);
+    evictor.abort();
     let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
     tracing::info!("shutting down: waiting up to {grace:?} for running statements");
     if tokio::time::timeout(grace, shared.in_flight.wait_idle())

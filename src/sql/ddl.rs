@@ -121,6 +121,20 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
     if columns.is_empty() {
         return Err(SqlError::Syntax("a table needs at least one column".into()));
     }
+    match kind {
+        TableKind::Stream { .. } if !primary_key.is_empty() => {
+            return Err(SqlError::Unsupported(
+                "stream tables are append-only and have no primary key".into(),
+            ));
+        }
+        TableKind::Regular if !matches!(create.table_options, ast::CreateTableOptions::None) => {
+            return Err(SqlError::Unsupported(format!(
+                "table options are not supported: {}",
+                create.table_options
+            )));
+        }
+        _ => {}
+    }
     for (i, column) in columns.iter().enumerate() {
         if columns[..i].iter().any(|c| c.name == column.name) {
             return Err(SqlError::DuplicateColumn(column.name.clone()));
@@ -141,6 +155,40 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
         if_not_exists: create.if_not_exists,
         kind,
     })
+}
+
+/// `WITH (TTL_SECONDS = n)` of a CREATE STREAM TABLE; the only option, and required.
+pub fn stream_ttl(create: &ast::CreateTable) -> Result<u64, SqlError> {
+    let missing = || SqlError::Syntax("a stream table needs WITH (TTL_SECONDS = <seconds>)".into());
+    let ast::CreateTableOptions::With(options) = &create.table_options else {
+        return Err(missing());
+    };
+    let mut ttl = None;
+    for option in options {
+        match option {
+            ast::SqlOption::KeyValue { key, value }
+                if key.value.eq_ignore_ascii_case("ttl_seconds") =>
+            {
+                let seconds = value
+                    .to_string()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| {
+                        SqlError::Syntax(format!(
+                            "TTL_SECONDS must be a positive integer, not {value}"
+                        ))
+                    })?;
+                ttl = Some(seconds);
+            }
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "stream table option not supported: {other}"
+                )));
+            }
+        }
+    }
+    ttl.ok_or_else(missing)
 }
 
 /// Converts one column definition; the flag says whether it declared PRIMARY KEY inline.

@@ -59,6 +59,14 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         return Ok(Statement::DropUser { user_id, if_exists });
     }
     if parser.parse_keyword(Keyword::CREATE) {
+        if parse_word(parser, "STREAM") {
+            parser.expect_keyword(Keyword::TABLE)?;
+            let create = parser.parse_create_table(false, false, None, false)?;
+            let kind = TableKind::Stream {
+                ttl_seconds: ddl::stream_ttl(&create)?,
+            };
+            return Ok(Statement::CreateTable(ddl::create_table(&create, kind)?));
+        }
         if parse_word(parser, "NAMESPACE") {
             let if_not_exists =
                 parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{self, JobRecord, NamespaceRecord, TableRecord, UserRecord};
 use super::segments::SegmentRecord;
+use super::streams::{self, StreamState};
 use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_ROWS, CF_USERS, Conflict,
     StorageError, StorageResult, catalog_keys, cf, rows,
@@ -77,6 +78,17 @@ pub enum Command {
         /// (key, version read, whether it was a tombstone)
         rows: Vec<(Vec<u8>, u64, bool)>,
     },
+    /// Appends rows to a stream table's commit log at `appended_at` (microseconds).
+    AppendStream {
+        table_id: u64,
+        appended_at: i64,
+        rows: Vec<Vec<u8>>,
+    },
+    /// Drops whole stream log files whose rows are all past the TTL.
+    EvictStreamFiles {
+        table_id: u64,
+        numbers: Vec<u64>,
+    },
     /// Creates or updates a job's row in `system.jobs`.
     PutJob(JobRecord),
     DeleteJobs(Vec<String>),
@@ -117,15 +129,19 @@ pub struct Applied {
 pub(super) struct ApplyContext<'a> {
     pub db: &'a DB,
     pub seq: u64,
+    streams_root: &'a std::path::Path,
+    sync: bool,
     pending: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
     pub applied: Applied,
 }
 
 impl<'a> ApplyContext<'a> {
-    pub fn new(db: &'a DB, seq: u64) -> Self {
+    pub fn new(db: &'a DB, seq: u64, streams_root: &'a std::path::Path, sync: bool) -> Self {
         ApplyContext {
             db,
             seq,
+            streams_root,
+            sync,
             pending: HashMap::new(),
             applied: Applied {
                 seq,
@@ -168,6 +184,23 @@ impl<'a> ApplyContext<'a> {
         self.get(CF_CATALOG, &catalog_keys::table(namespace, name))?
             .map(|b| records::decode(CF_CATALOG, &b))
             .transpose()
+    }
+
+    fn table_by_id(&self, table_id: u64) -> StorageResult<Option<TableRecord>> {
+        for item in self
+            .db
+            .prefix_iterator_cf(cf(self.db, CF_CATALOG), catalog_keys::tables())
+        {
+            let (key, value) = item?;
+            if !key.starts_with(&catalog_keys::tables()) {
+                break;
+            }
+            let table: TableRecord = records::decode(CF_CATALOG, &value)?;
+            if table.table_id == table_id {
+                return Ok(Some(table));
+            }
+        }
+        Ok(None)
     }
 
     fn tables_in(&self, namespace: &str) -> StorageResult<Vec<TableRecord>> {
@@ -289,6 +322,45 @@ impl Command {
                 }
             }
             Command::FlushSegment { segment, rows } => flush_segment(ctx, batch, segment, rows)?,
+            Command::AppendStream {
+                table_id,
+                appended_at,
+                rows,
+            } => {
+                let table = ctx
+                    .table_by_id(*table_id)?
+                    .ok_or_else(|| Conflict::TableChanged(format!("#{table_id}")))?;
+                let ttl = match table.kind {
+                    records::TableKind::Stream { ttl_seconds } => ttl_seconds as i64 * 1_000_000,
+                    records::TableKind::Regular => {
+                        return Err(Conflict::TableChanged(table.name).into());
+                    }
+                };
+                let key = catalog_keys::stream(*table_id);
+                let state: StreamState = match ctx.get(CF_CATALOG, &key)? {
+                    Some(bytes) => records::decode(CF_CATALOG, &bytes)?,
+                    None => StreamState::default(),
+                };
+                let dir = super::segments::table_dir(&table.namespace, &table.name);
+                let state = streams::append(
+                    ctx.streams_root,
+                    &dir,
+                    &state,
+                    ttl,
+                    *appended_at,
+                    rows,
+                    ctx.sync,
+                )?;
+                ctx.put(batch, CF_CATALOG, key, records::encode(&state));
+            }
+            Command::EvictStreamFiles { table_id, numbers } => {
+                let key = catalog_keys::stream(*table_id);
+                if let Some(bytes) = ctx.get(CF_CATALOG, &key)? {
+                    let mut state: StreamState = records::decode(CF_CATALOG, &bytes)?;
+                    state.files.retain(|f| !numbers.contains(&f.number));
+                    ctx.put(batch, CF_CATALOG, key, records::encode(&state));
+                }
+            }
             Command::PutJob(job) => {
                 ctx.put(
                     batch,
@@ -341,6 +413,7 @@ fn drop_table(
         );
         ctx.delete(batch, CF_CATALOG, key);
     }
+    ctx.delete(batch, CF_CATALOG, catalog_keys::stream(table.table_id));
     ctx.delete(
         batch,
         CF_CATALOG,

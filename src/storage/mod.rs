@@ -11,6 +11,7 @@ mod datadir;
 mod records;
 pub mod rows;
 pub mod segments;
+pub mod streams;
 pub mod types;
 
 use std::path::{Path, PathBuf};
@@ -75,6 +76,11 @@ mod catalog_keys {
     }
     pub fn tables() -> Vec<u8> {
         b"tbl\0".to_vec()
+    }
+    pub fn stream(table_id: u64) -> Vec<u8> {
+        let mut key = b"str\0".to_vec();
+        key.extend_from_slice(&table_id.to_be_bytes());
+        key
     }
     pub fn segment(table_id: u64, segment_id: u64) -> Vec<u8> {
         let mut key = segments_of(table_id);
@@ -161,6 +167,8 @@ pub struct Store {
     row_ids: Mutex<std::collections::HashMap<u64, u64>>,
     /// Next segment id, handed out before the segment file is written.
     next_segment_id: std::sync::atomic::AtomicU64,
+    streams_root: PathBuf,
+    sync_writes: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -191,6 +199,7 @@ impl Store {
             .map(|bytes| decode_u64(CF_META, &bytes))
             .transpose()?
             .unwrap_or(0);
+        let streams_root = dir.streams();
         Ok(Store {
             dir,
             db,
@@ -198,6 +207,8 @@ impl Store {
             apply_lock: Mutex::new(applied),
             row_ids: Mutex::default(),
             next_segment_id: Default::default(),
+            streams_root,
+            sync_writes: durability.sync_writes,
         })
         .and_then(|store| {
             let highest = store
@@ -210,6 +221,7 @@ impl Store {
                 .next_segment_id
                 .store(highest + 1, std::sync::atomic::Ordering::SeqCst);
             store.remove_orphan_segment_files()?;
+            store.remove_orphan_stream_files()?;
             Ok(store)
         })
     }
@@ -228,7 +240,8 @@ impl Store {
         let mut applied = self.apply_lock.lock().expect("apply lock poisoned");
         let seq = *applied + 1;
         let mut batch = WriteBatch::default();
-        let mut ctx = command::ApplyContext::new(&self.db, seq);
+        let mut ctx =
+            command::ApplyContext::new(&self.db, seq, &self.streams_root, self.sync_writes);
         command.write_into(&mut ctx, &mut batch)?;
         batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
         self.db.write_opt(batch, &self.write_options)?;
@@ -364,6 +377,46 @@ impl Store {
                     pending.push(path);
                 } else if !referenced.contains(&path) {
                     tracing::info!(file = %path.display(), "removing unreferenced segment file");
+                    std::fs::remove_file(&path)
+                        .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A stream table's committed commit-log files.
+    pub fn stream_state(&self, table_id: u64) -> StorageResult<streams::StreamState> {
+        Ok(self
+            .get_record(CF_CATALOG, &catalog_keys::stream(table_id))?
+            .unwrap_or_default())
+    }
+
+    /// Where stream commit logs live.
+    pub fn streams_root(&self) -> &Path {
+        &self.streams_root
+    }
+
+    fn remove_orphan_stream_files(&self) -> StorageResult<()> {
+        let mut referenced = std::collections::HashSet::new();
+        for state in self.scan_records::<streams::StreamState>(CF_CATALOG, b"str\0")? {
+            referenced.extend(streams::files(&self.streams_root, &state));
+        }
+        let mut pending = vec![self.streams_root.clone()];
+        while let Some(dir) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io(format!("listing {}", dir.display()), e)),
+            };
+            for entry in entries {
+                let path = entry
+                    .map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?
+                    .path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if !referenced.contains(&path) {
+                    tracing::info!(file = %path.display(), "removing unreferenced stream log file");
                     std::fs::remove_file(&path)
                         .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
                 }

@@ -223,6 +223,8 @@ format = "text"
     /// Starts the server again on the same data directory after `kill` (no clean stop).
     pub fn restart_after_crash(&mut self) {
         assert!(self.child.is_none(), "kill the server first");
+        // The start marker is per run: truncate so we wait for the new one.
+        std::fs::write(self.log_path(), "").unwrap();
         self.spawn_and_wait();
     }
 
