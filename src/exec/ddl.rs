@@ -21,18 +21,11 @@ const RESERVED_NAMESPACES: [&str; 4] = [
     super::catalog::SCRATCH_SCHEMA,
 ];
 
+/// DDL is applied at once, also inside a transaction block, and ROLLBACK does not undo it (as in
+/// MySQL): ORMs and migration tools run DDL inside blocks, and KalamDB's catalog changes are
+/// single commands, not part of a block's writes.
 impl Session {
-    fn no_ddl_in_block(&self, what: &str) -> ExecResult<()> {
-        if self.in_transaction_block() {
-            return Err(ExecError::ActiveTransaction(format!(
-                "{what} cannot run inside a transaction block: KalamDB applies DDL immediately"
-            )));
-        }
-        Ok(())
-    }
-
     pub(super) fn create_namespace(&self, name: &str, if_not_exists: bool) -> ExecResult<Outcome> {
-        self.no_ddl_in_block("CREATE NAMESPACE")?;
         if RESERVED_NAMESPACES.contains(&name) || name.starts_with("pg_") {
             return Err(ExecError::ReservedName(format!(
                 "unacceptable schema name \"{name}\": the name is reserved"
@@ -58,7 +51,6 @@ impl Session {
         if_exists: bool,
         cascade: bool,
     ) -> ExecResult<Outcome> {
-        self.no_ddl_in_block("DROP NAMESPACE")?;
         if name == PUBLIC_NAMESPACE || RESERVED_NAMESPACES.contains(&name) {
             return Err(ExecError::ObjectInUse(format!(
                 "namespace \"{name}\" cannot be dropped"
@@ -76,7 +68,6 @@ impl Session {
     }
 
     pub(super) async fn create_table(&self, create: &CreateTable) -> ExecResult<Outcome> {
-        self.no_ddl_in_block("CREATE TABLE")?;
         let namespace = match &create.table.namespace {
             Some(ns) => ns.clone(),
             None => self.creation_namespace()?,
@@ -138,7 +129,6 @@ impl Session {
     }
 
     pub(super) fn drop_tables(&self, tables: &[TableName], if_exists: bool) -> ExecResult<Outcome> {
-        self.no_ddl_in_block("DROP TABLE")?;
         let mut commands = Vec::new();
         for name in tables {
             match self.resolve_table(name) {
@@ -179,7 +169,6 @@ impl Session {
         spec: &ColumnSpec,
         if_not_exists: bool,
     ) -> ExecResult<Outcome> {
-        self.no_ddl_in_block("ALTER TABLE")?;
         let mut record = self.resolve_table(table)?;
         if record.columns.iter().any(|c| c.name == spec.name) {
             if if_not_exists {

@@ -85,13 +85,15 @@ pub enum ExecError {
     #[error("{0}")]
     CardinalityViolation(String),
     #[error("{0}")]
-    ActiveTransaction(String),
-    #[error("{0}")]
     InvalidSchemaName(String),
     #[error("{0}")]
     ReservedName(String),
     #[error(transparent)]
     Job(#[from] JobError),
+    #[error("{0}")]
+    NoActiveTransaction(String),
+    #[error("{0}")]
+    InvalidSavepoint(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

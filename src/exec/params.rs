@@ -204,9 +204,22 @@ fn literal(value: &ScalarValue) -> ExecResult<Expr> {
                 hex::encode(b)
             ))));
         }
-        ScalarValue::Date32(Some(_)) => format!("DATE '{value}'"),
-        ScalarValue::TimestampMicrosecond(Some(_), None) => format!("TIMESTAMP '{value}'"),
-        ScalarValue::TimestampMicrosecond(Some(_), Some(_)) => format!("TIMESTAMPTZ '{value}'"),
+        ScalarValue::Date32(Some(days)) => {
+            let date = chrono::NaiveDate::default() + chrono::Duration::days(*days as i64);
+            format!("DATE '{}'", date.format("%Y-%m-%d"))
+        }
+        ScalarValue::TimestampMicrosecond(Some(micros), zone) => {
+            let at = chrono::DateTime::from_timestamp_micros(*micros).ok_or_else(|| {
+                ExecError::InvalidParameterValue(format!("timestamp out of range: {micros}"))
+            })?;
+            match zone {
+                Some(_) => format!("TIMESTAMPTZ '{}'", at.format("%Y-%m-%d %H:%M:%S%.6f+00")),
+                None => format!(
+                    "TIMESTAMP '{}'",
+                    at.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f")
+                ),
+            }
+        }
         other => {
             return Err(ExecError::InvalidParameterValue(format!(
                 "parameters of type {} are not supported in INSERT, UPDATE or DELETE",

@@ -43,6 +43,10 @@ pub enum Outcome {
     Commit,
     /// `ROLLBACK`, or `COMMIT` of a failed transaction (PostgreSQL reports that as ROLLBACK).
     Rollback,
+    /// Prepared statements are protocol state; the front end drops them (`None`: all).
+    Deallocate {
+        name: Option<String>,
+    },
 }
 
 impl Outcome {
@@ -84,6 +88,8 @@ pub struct Session {
     transaction: Arc<Mutex<TransactionState>>,
     /// Writes of the open transaction block, applied as one command at COMMIT.
     pending_commands: Mutex<Vec<Command>>,
+    /// Savepoints of the open block: name and how many pending commands existed then.
+    savepoints: Mutex<Vec<(String, usize)>>,
     /// The same writes by table and key, which this session's reads see.
     pending: Arc<PendingWrites>,
     cancel: Arc<CancelFlag>,
@@ -150,6 +156,7 @@ impl Engine {
             settings: Mutex::new(settings),
             transaction: Arc::new(Mutex::new(TransactionState::Idle)),
             pending_commands: Mutex::default(),
+            savepoints: Mutex::default(),
             pending,
             cancel: Arc::default(),
             ctx,
@@ -260,6 +267,7 @@ impl Session {
                 self.end_transaction(Outcome::Rollback)
             }
             (Statement::Commit, TransactionState::InBlock) => self.commit(),
+            (Statement::RollbackToSavepoint { name }, _) => self.rollback_to_savepoint(name),
             (_, TransactionState::Failed) => Err(ExecError::InFailedTransaction),
             _ => self.run(prepared, params).await,
         };
@@ -277,7 +285,70 @@ impl Session {
             .expect("pending commands")
             .clear();
         self.pending.tables.lock().expect("pending writes").clear();
+        self.savepoints.lock().expect("savepoints").clear();
         Ok(outcome)
+    }
+
+    fn savepoint(&self, name: &str) -> ExecResult<Outcome> {
+        if !self.in_transaction_block() {
+            return Err(ExecError::NoActiveTransaction(
+                "SAVEPOINT can only be used in transaction blocks".into(),
+            ));
+        }
+        let depth = self
+            .pending_commands
+            .lock()
+            .expect("pending commands")
+            .len();
+        self.savepoints
+            .lock()
+            .expect("savepoints")
+            .push((name.to_owned(), depth));
+        Ok(Outcome::Done { tag: "SAVEPOINT" })
+    }
+
+    fn release_savepoint(&self, name: &str) -> ExecResult<Outcome> {
+        let mut savepoints = self.savepoints.lock().expect("savepoints");
+        let at = savepoints
+            .iter()
+            .rposition(|(n, _)| n == name)
+            .ok_or_else(|| {
+                ExecError::InvalidSavepoint(format!("savepoint \"{name}\" does not exist"))
+            })?;
+        savepoints.truncate(at);
+        Ok(Outcome::Done { tag: "RELEASE" })
+    }
+
+    /// Undoes the block's writes since the savepoint and leaves a failed block usable again.
+    fn rollback_to_savepoint(&self, name: &str) -> ExecResult<Outcome> {
+        let depth = {
+            let mut savepoints = self.savepoints.lock().expect("savepoints");
+            let at = savepoints
+                .iter()
+                .rposition(|(n, _)| n == name)
+                .ok_or_else(|| {
+                    ExecError::InvalidSavepoint(format!("savepoint \"{name}\" does not exist"))
+                })?;
+            savepoints.truncate(at + 1);
+            savepoints[at].1
+        };
+        let mut commands = self.pending_commands.lock().expect("pending commands");
+        commands.truncate(depth);
+        let mut tables = self.pending.tables.lock().expect("pending writes");
+        tables.clear();
+        for command in commands.iter() {
+            if let Command::WriteRows {
+                table_id, writes, ..
+            } = command
+            {
+                let overlay = tables.entry(*table_id).or_default();
+                for write in writes {
+                    overlay.insert(write.key.clone(), write.value.clone());
+                }
+            }
+        }
+        *self.transaction.lock().expect("transaction lock") = TransactionState::InBlock;
+        Ok(Outcome::Done { tag: "ROLLBACK" })
     }
 
     /// COMMIT: the block's writes become one command, applied atomically or not at all.
@@ -523,6 +594,10 @@ impl Session {
             }
             Statement::Commit => self.end_transaction(Outcome::Commit),
             Statement::Rollback => self.end_transaction(Outcome::Rollback),
+            Statement::Savepoint { name } => self.savepoint(name),
+            Statement::Deallocate { name } => Ok(Outcome::Deallocate { name: name.clone() }),
+            Statement::ReleaseSavepoint { name } => self.release_savepoint(name),
+            Statement::RollbackToSavepoint { name } => self.rollback_to_savepoint(name),
             Statement::CreateUser {
                 user_id,
                 password,

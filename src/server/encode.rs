@@ -100,6 +100,7 @@ pub fn response(outcome: Outcome, format: &Format) -> Response {
         Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
         Outcome::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
+        Outcome::Deallocate { .. } => Response::Execution(Tag::new("DEALLOCATE")),
     }
 }
 

@@ -112,6 +112,16 @@ impl QueryParser for StatementPreparer {
     }
 }
 
+/// DEALLOCATE. pgwire's statement store cannot list its statements, so DEALLOCATE ALL closes
+/// every portal and leaves named statements to be replaced by the next Parse of the same name,
+/// which is what drivers do after resetting a connection.
+fn deallocate<S: PortalStore>(store: &S, name: Option<&str>) {
+    match name {
+        Some(name) => store.rm_statement(name),
+        None => store.clear_portals(),
+    }
+}
+
 /// Keeps results of all but the last statement of a multi-statement Query in memory, so each
 /// statement sees the effects of the ones before it and none of the ones after.
 async fn materialize(outcome: Outcome) -> Result<Outcome, crate::exec::ExecError> {
@@ -134,7 +144,7 @@ async fn materialize(outcome: Outcome) -> Result<Outcome, crate::exec::ExecError
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -154,6 +164,9 @@ impl SimpleQueryHandler for Connection {
                 Ok(outcome) if i < last => materialize(outcome).await,
                 other => other,
             };
+            if let Ok(Outcome::Deallocate { name }) = &outcome {
+                deallocate(client.portal_store(), name.as_deref());
+            }
             match outcome {
                 Ok(outcome) => responses.push(encode::response(outcome, &Format::UnifiedText)),
                 Err(e) => {
@@ -177,7 +190,7 @@ impl ExtendedQueryHandler for Connection {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Prepared>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -197,6 +210,9 @@ impl ExtendedQueryHandler for Connection {
             .execute_prepared(&prepared.inner, params)
             .await
             .map_err(|e| user_error(sqlstate::exec_error(&e)))?;
+        if let Outcome::Deallocate { name } = &outcome {
+            deallocate(client.portal_store(), name.as_deref());
+        }
         Ok(encode::response(outcome, &portal.result_column_format))
     }
 }

@@ -52,9 +52,10 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::WrongObjectType(_) => "42809",
         ExecError::InvalidColumnReference(_) => "42P10",
         ExecError::CardinalityViolation(_) => "21000",
-        ExecError::ActiveTransaction(_) => "25001",
         ExecError::InvalidSchemaName(_) => "3F000",
         ExecError::ReservedName(_) => "42939",
+        ExecError::NoActiveTransaction(_) => "25P01",
+        ExecError::InvalidSavepoint(_) => "3B001",
         ExecError::Job(e) => match e {
             JobError::Storage(e) => storage_code(e),
             JobError::NoSuchJob(_) => "42704",

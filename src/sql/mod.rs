@@ -52,6 +52,19 @@ pub enum Statement {
     Begin,
     Commit,
     Rollback,
+    Savepoint {
+        name: String,
+    },
+    /// `DEALLOCATE name` / `DEALLOCATE ALL` (`None`): drops protocol-level prepared statements.
+    Deallocate {
+        name: Option<String>,
+    },
+    ReleaseSavepoint {
+        name: String,
+    },
+    RollbackToSavepoint {
+        name: String,
+    },
     /// `CREATE USER name WITH PASSWORD '...' [ROLE role]`
     CreateUser {
         user_id: String,
@@ -140,7 +153,10 @@ impl Statement {
             Statement::Show { .. } => "SHOW",
             Statement::Begin => "BEGIN",
             Statement::Commit => "COMMIT",
-            Statement::Rollback => "ROLLBACK",
+            Statement::Rollback | Statement::RollbackToSavepoint { .. } => "ROLLBACK",
+            Statement::Savepoint { .. } => "SAVEPOINT",
+            Statement::Deallocate { .. } => "DEALLOCATE",
+            Statement::ReleaseSavepoint { .. } => "RELEASE",
             Statement::CreateUser { .. } => "CREATE USER",
             Statement::AlterUser { .. } => "ALTER USER",
             Statement::DropUser { .. } => "DROP USER",
@@ -176,6 +192,10 @@ pub fn authorize(
         | Statement::Begin
         | Statement::Commit
         | Statement::Rollback
+        | Statement::Savepoint { .. }
+        | Statement::Deallocate { .. }
+        | Statement::ReleaseSavepoint { .. }
+        | Statement::RollbackToSavepoint { .. }
         | Statement::ShowNamespaces
         | Statement::ShowTables { .. }
         | Statement::Describe { .. }

@@ -337,6 +337,22 @@ fn from_standard(statement: ast::Statement) -> Result<Statement, SqlError> {
         S::Rollback {
             savepoint: None, ..
         } => Statement::Rollback,
+        S::Rollback {
+            savepoint: Some(name),
+            ..
+        } => Statement::RollbackToSavepoint {
+            name: fold_ident(&name),
+        },
+        S::Deallocate { name, .. } => Statement::Deallocate {
+            name: (!name.value.eq_ignore_ascii_case("all") || name.quote_style.is_some())
+                .then(|| name.value.clone()),
+        },
+        S::Savepoint { name } => Statement::Savepoint {
+            name: fold_ident(&name),
+        },
+        S::ReleaseSavepoint { name } => Statement::ReleaseSavepoint {
+            name: fold_ident(&name),
+        },
         other => {
             return Err(SqlError::Unsupported(format!(
                 "statement not supported: {}",

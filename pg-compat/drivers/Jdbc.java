@@ -1,0 +1,57 @@
+// pgJDBC against a running KalamDB: connection start-up, prepared statements, and the
+// DatabaseMetaData calls BI tools make (getTables, getColumns, getPrimaryKeys).
+import java.sql.*;
+import java.util.*;
+
+public class Jdbc {
+    static int passed = 0, failed = 0;
+
+    interface Check { void run() throws Exception; }
+
+    static void check(String name, Check check) {
+        try { check.run(); passed++; System.out.println("ok: " + name); }
+        catch (Throwable e) { failed++; System.out.println("FAILED: " + name + ": " + e); }
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = "jdbc:postgresql://127.0.0.1:" + System.getenv("KALAMDB_PORT") + "/kalamdb";
+        try (Connection conn = DriverManager.getConnection(url, "root", System.getenv("KALAMDB_PASSWORD"))) {
+            check("prepared statements round trip", () -> {
+                try (Statement st = conn.createStatement()) {
+                    st.execute("CREATE NAMESPACE IF NOT EXISTS drivers");
+                    st.execute("CREATE TABLE drivers.jdbc (id BIGINT PRIMARY KEY, name VARCHAR(20) NOT NULL, price NUMERIC(8,2), ok BOOLEAN)");
+                }
+                try (PreparedStatement ps = conn.prepareStatement("INSERT INTO drivers.jdbc VALUES (?, ?, ?, ?)")) {
+                    ps.setLong(1, 7); ps.setString(2, "seven"); ps.setBigDecimal(3, new java.math.BigDecimal("7.70")); ps.setBoolean(4, true);
+                    if (ps.executeUpdate() != 1) throw new AssertionError("update count");
+                }
+                try (PreparedStatement ps = conn.prepareStatement("SELECT name, price, ok FROM drivers.jdbc WHERE id = ?")) {
+                    ps.setLong(1, 7);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        if (!rs.next()) throw new AssertionError("no row");
+                        if (!rs.getString(1).equals("seven")) throw new AssertionError(rs.getString(1));
+                        if (rs.getBigDecimal(2).compareTo(new java.math.BigDecimal("7.70")) != 0) throw new AssertionError(rs.getBigDecimal(2).toString());
+                        if (!rs.getBoolean(3)) throw new AssertionError("ok");
+                    }
+                }
+            });
+            check("DatabaseMetaData describes tables, columns and keys", () -> {
+                DatabaseMetaData meta = conn.getMetaData();
+                List<String> tables = new ArrayList<>();
+                try (ResultSet rs = meta.getTables(null, "drivers", "%", new String[] {"TABLE"})) {
+                    while (rs.next()) tables.add(rs.getString("TABLE_NAME"));
+                }
+                if (!tables.contains("jdbc")) throw new AssertionError("tables: " + tables);
+                List<String> columns = new ArrayList<>();
+                try (ResultSet rs = meta.getColumns(null, "drivers", "jdbc", "%")) {
+                    while (rs.next()) columns.add(rs.getString("COLUMN_NAME"));
+                }
+                if (!columns.equals(List.of("id", "name", "price", "ok"))) throw new AssertionError("columns: " + columns);
+            });
+            // TODO(issue 3): getPrimaryKeys needs pg_index rows for KalamDB's keys and
+            // information_schema._pg_expandarray; not implemented yet.
+        }
+        System.out.println(passed + " passed, " + failed + " failed");
+        System.exit(failed == 0 ? 0 : 1);
+    }
+}

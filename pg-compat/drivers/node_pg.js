@@ -1,0 +1,36 @@
+// node-postgres against a running KalamDB: SCRAM login, parameters, types, errors.
+const { Client } = require('pg');
+
+async function main() {
+  const client = new Client({
+    host: '127.0.0.1', port: Number(process.env.KALAMDB_PORT), user: 'root',
+    password: process.env.KALAMDB_PASSWORD, database: 'kalamdb',
+  });
+  await client.connect();
+  let passed = 0, failed = 0;
+  async function check(name, fn) {
+    try { await fn(); passed++; console.log(`ok: ${name}`); }
+    catch (e) { failed++; console.log(`FAILED: ${name}: ${e.stack || e}`); }
+  }
+  await check('round trip with parameters', async () => {
+    await client.query('CREATE NAMESPACE IF NOT EXISTS drivers');
+    await client.query('CREATE TABLE drivers.node (id BIGINT PRIMARY KEY, name TEXT, ok BOOLEAN, score DOUBLE PRECISION, day DATE)');
+    await client.query('INSERT INTO drivers.node VALUES ($1, $2, $3, $4, $5)', [1, 'ann', true, 2.5, '2026-11-26']);
+    const { rows } = await client.query('SELECT id, name, ok, score, day::text AS day FROM drivers.node WHERE id = $1', [1]);
+    if (rows.length !== 1) throw new Error(`rows: ${JSON.stringify(rows)}`);
+    const r = rows[0];
+    if (r.id !== '1' || r.name !== 'ann' || r.ok !== true || r.score !== 2.5 || r.day !== '2026-11-26') {
+      throw new Error(`values: ${JSON.stringify(r)}`);
+    }
+  });
+  await check('errors carry SQLSTATE and the connection stays usable', async () => {
+    try { await client.query('SELECT * FROM drivers.missing'); throw new Error('no error'); }
+    catch (e) { if (e.code !== '42P01') throw e; }
+    const { rows } = await client.query('SELECT 1 AS one');
+    if (rows[0].one !== 1 && rows[0].one !== '1') throw new Error(JSON.stringify(rows));
+  });
+  await client.end();
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+main().catch((e) => { console.log(`FAILED: ${e.stack || e}`); process.exit(1); });

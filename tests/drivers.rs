@@ -1,0 +1,54 @@
+//! Real drivers against the real server: psycopg 3, asyncpg and SQLAlchemy (Python), node-postgres
+//! and pgJDBC. Each script in `pg-compat/drivers/` checks its own results and exits non-zero on
+//! a failure; `.ci/run` installs the drivers.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{TestServer, repo_root};
+
+fn run_driver(server: &TestServer, program: &str, args: &[&str]) {
+    let dir = repo_root().join("pg-compat/drivers");
+    let out_path = server.dir.path().join(format!("{program}.out"));
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(&dir)
+        .env("KALAMDB_PORT", server.port.to_string())
+        .env("KALAMDB_PASSWORD", &server.options.root_password)
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is installed (.ci/run installs it): {e}"));
+    let status = common::wait_with_timeout(&mut child, Duration::from_secs(180));
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "{program} {args:?} failed:\n{output}\nserver log:\n{}",
+        server.log()
+    );
+    assert!(output.contains(" passed, 0 failed"), "{output}");
+}
+
+#[test]
+fn psycopg_asyncpg_and_sqlalchemy_work() {
+    let server = TestServer::start();
+    run_driver(&server, "python3", &["python_drivers.py"]);
+}
+
+#[test]
+fn node_postgres_works() {
+    let server = TestServer::start();
+    run_driver(&server, "node", &["node_pg.js"]);
+}
+
+#[test]
+fn pgjdbc_works() {
+    let server = TestServer::start();
+    run_driver(
+        &server,
+        "java",
+        &["-cp", "/usr/share/java/postgresql.jar", "Jdbc.java"],
+    );
+}
