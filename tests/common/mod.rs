@@ -1,6 +1,8 @@
 //! Test harness: runs the real `kalamdb` binary on a free port with a temporary data directory.
 #![allow(dead_code)]
 
+pub mod slt;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

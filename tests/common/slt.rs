@@ -1,0 +1,194 @@
+//! A sqllogictest adapter over tokio-postgres, for KalamDB and for a reference PostgreSQL.
+//! Errors read `[SQLSTATE] message`, so an .slt file can pin the code.
+#![allow(dead_code)]
+
+use async_trait::async_trait;
+use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Row, SimpleQueryMessage};
+
+#[derive(Debug)]
+pub struct SqlStateError(pub tokio_postgres::Error);
+
+impl std::fmt::Display for SqlStateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => write!(f, "[{}] {}", db.code().code(), db.message()),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for SqlStateError {}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Protocol {
+    Simple,
+    Extended,
+}
+
+/// A connection the sqllogictest runner drives, in one of the two protocols.
+pub struct PgConnection {
+    pub client: tokio_postgres::Client,
+    pub protocol: Protocol,
+}
+
+fn text(value: Option<&str>) -> String {
+    match value {
+        None => "NULL".into(),
+        Some("") => "(empty)".into(),
+        Some(v) => v.into(),
+    }
+}
+
+/// Formats a binary-decoded value as PostgreSQL's text output would read.
+fn cell(row: &Row, i: usize) -> String {
+    macro_rules! get {
+        ($t:ty, $f:expr) => {
+            row.get::<_, Option<$t>>(i).map($f)
+        };
+    }
+    let value: Option<String> = match *row.columns()[i].type_() {
+        Type::BOOL => get!(bool, |b| if b { "t" } else { "f" }.to_owned()),
+        Type::INT2 => get!(i16, |v| v.to_string()),
+        Type::INT4 => get!(i32, |v| v.to_string()),
+        Type::INT8 => get!(i64, |v| v.to_string()),
+        Type::FLOAT4 => get!(f32, |v| v.to_string()),
+        Type::FLOAT8 => get!(f64, |v| v.to_string()),
+        Type::NUMERIC => get!(rust_decimal::Decimal, |v| v.to_string()),
+        Type::DATE => get!(chrono::NaiveDate, |v| v.to_string()),
+        Type::TIMESTAMP => get!(chrono::NaiveDateTime, |v| postgres_timestamp(&v)),
+        Type::TIMESTAMPTZ => get!(chrono::DateTime<chrono::Utc>, |v| format!(
+            "{}+00",
+            postgres_timestamp(&v.naive_utc())
+        )),
+        Type::JSON | Type::JSONB => get!(serde_json::Value, |v| v.to_string()),
+        Type::UUID => get!(uuid::Uuid, |v| v.to_string()),
+        Type::BYTEA => get!(Vec<u8>, |v| format!("\\x{}", hex::encode(v))),
+        _ => get!(String, |v| v),
+    };
+    text(value.as_deref())
+}
+
+/// PostgreSQL prints fractional seconds without trailing zeros, and none when they are zero.
+fn postgres_timestamp(t: &chrono::NaiveDateTime) -> String {
+    let micros = t.and_utc().timestamp_subsec_micros();
+    let base = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    if micros == 0 {
+        base
+    } else {
+        format!("{base}.{}", format!("{micros:06}").trim_end_matches('0'))
+    }
+}
+
+#[async_trait]
+impl AsyncDB for PgConnection {
+    type Error = SqlStateError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlStateError> {
+        match self.protocol {
+            Protocol::Simple => {
+                let messages = self.client.simple_query(sql).await.map_err(SqlStateError)?;
+                let mut rows = Vec::new();
+                let mut columns = None;
+                let mut affected = 0;
+                for message in messages {
+                    match message {
+                        SimpleQueryMessage::RowDescription(desc) => columns = Some(desc.len()),
+                        SimpleQueryMessage::Row(row) => {
+                            rows.push((0..row.len()).map(|i| text(row.get(i))).collect())
+                        }
+                        SimpleQueryMessage::CommandComplete(n) => affected = n,
+                        _ => {}
+                    }
+                }
+                Ok(match columns {
+                    Some(width) => DBOutput::Rows {
+                        types: vec![DefaultColumnType::Any; width],
+                        rows,
+                    },
+                    None => DBOutput::StatementComplete(affected),
+                })
+            }
+            Protocol::Extended => {
+                let statement = self.client.prepare(sql).await.map_err(SqlStateError)?;
+                if statement.columns().is_empty() {
+                    let n = self
+                        .client
+                        .execute(&statement, &[])
+                        .await
+                        .map_err(SqlStateError)?;
+                    return Ok(DBOutput::StatementComplete(n));
+                }
+                let rows = self
+                    .client
+                    .query(&statement, &[])
+                    .await
+                    .map_err(SqlStateError)?;
+                Ok(DBOutput::Rows {
+                    types: vec![DefaultColumnType::Any; statement.columns().len()],
+                    rows: rows
+                        .iter()
+                        .map(|row| (0..row.len()).map(|i| cell(row, i)).collect())
+                        .collect(),
+                })
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {}
+
+    async fn sleep(duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// Connects and returns a runner-ready connection.
+pub async fn connect(conn: &str, protocol: Protocol) -> Result<PgConnection, SqlStateError> {
+    let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls)
+        .await
+        .map_err(SqlStateError)?;
+    tokio::spawn(connection);
+    Ok(PgConnection { client, protocol })
+}
+
+/// Runs one .slt file with fresh connections from `conn`; returns the failure, if any.
+pub async fn run_file(
+    path: &std::path::Path,
+    conn: &str,
+    protocol: Protocol,
+) -> Result<(), String> {
+    let conn = conn.to_owned();
+    let mut runner = sqllogictest::Runner::new(move || {
+        let conn = conn.clone();
+        async move { connect(&conn, protocol).await }
+    });
+    runner.with_column_validator(|_, _| true);
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        runner.run_file_async(path),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!(
+            "{} ({protocol:?}):\n{}",
+            path.display(),
+            e.display(false)
+        )),
+        Err(_) => Err(format!("{} ({protocol:?}): timed out", path.display())),
+    }
+}
+
+/// The .slt files in `dir`, sorted.
+pub fn slt_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    files
+}
