@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ struct Postgres {
 }
 
 /// Runs a PostgreSQL binary as a non-root user (PostgreSQL refuses to run as root).
-fn pg_command(bin: &PathBuf, program: &str) -> Command {
+fn pg_command(bin: &Path, program: &str) -> Command {
     if unsafe { libc::geteuid() } == 0 {
         let mut command = Command::new("runuser");
         command
