@@ -1,0 +1,52 @@
+# Shared helpers for the benchmarks: start a release KalamDB and a throwaway PostgreSQL 15 on
+# free ports in a temporary directory, both durable (fsync on), and stop them on exit.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORK="$(mktemp -d /tmp/kalamdb-bench.XXXXXX)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb/target}"
+PGBIN="$(pg_config --bindir)"
+KALAM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export PGPASSWORD=bench-password
+KALAM_PID=""
+
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+cleanup() {
+  [ -n "$KALAM_PID" ] && kill "$KALAM_PID" 2>/dev/null || true
+  as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_kalamdb() {
+  (cd "$ROOT" && cargo build --release --quiet)
+  sed -e "s/^port = 5432/port = $KALAM_PORT/" \
+      -e "s#^data_path = .*#data_path = \"$WORK/kalam\"#" \
+      -e "s/^root_password = .*/root_password = \"$PGPASSWORD\"/" \
+      -e "s/^level = .*/level = \"warn\"/" \
+      -e "s/^row_limit = .*/row_limit = ${FLUSH_ROW_LIMIT:-1000000}/" \
+      "$ROOT/server.toml" > "$WORK/server.toml"
+  "$CARGO_TARGET_DIR/release/kalamdb" --config "$WORK/server.toml" 2>"$WORK/kalam.log" &
+  KALAM_PID=$!
+  for _ in $(seq 100); do
+    psql -X -q -h 127.0.0.1 -p "$KALAM_PORT" -U root -d kalamdb -c 'SELECT 1' >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "KalamDB did not start:"; cat "$WORK/kalam.log"; exit 1
+}
+
+start_postgres() {
+  mkdir -p "$WORK/pg"
+  [ "$(id -u)" = 0 ] && chown -R postgres "$WORK"
+  as_postgres "$PGBIN/initdb" -A trust -U root -E UTF8 --locale=C -D "$WORK/pg" >/dev/null
+  as_postgres "$PGBIN/pg_ctl" -w -D "$WORK/pg" -l "$WORK/pg.log" \
+    -o "-p $PG_PORT -k $WORK -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on -c shared_buffers=1GB -c max_wal_size=4GB" \
+    start >/dev/null
+}
+
+kalam() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$KALAM_PORT" -U root -d kalamdb "$@"; }
+pg() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U root -d postgres "$@"; }
+
+# Median of the numbers on standard input.
+median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Point SELECT by primary key and single-row INSERT throughput: pgbench, prepared protocol,
+# 8 clients, against KalamDB and PostgreSQL 15 with the same durability (fsync on every commit).
+# Usage: bench/point_ops.sh [seconds per run, default 15] [runs, default 3]
+source "$(dirname "$0")/lib.sh"
+SECONDS_PER_RUN=${1:-15}
+RUNS=${2:-3}
+ROWS=100000
+
+start_kalamdb
+start_postgres
+for db in kalam pg; do
+  $db -c "CREATE SCHEMA bench" -c "CREATE TABLE bench.kv (id BIGINT PRIMARY KEY, v TEXT NOT NULL)"
+  $db -c "INSERT INTO bench.kv SELECT value, 'value ' || value FROM generate_series(1, $ROWS) AS g(value)" 2>/dev/null \
+    || $db -c "INSERT INTO bench.kv SELECT g, 'value ' || g FROM generate_series(1, $ROWS) AS g"
+done
+
+cat > "$WORK/select.sql" <<SQL
+\set id random(1, $ROWS)
+SELECT v FROM bench.kv WHERE id = :id;
+SQL
+cat > "$WORK/insert.sql" <<SQL
+\set id random(1000000, 9000000000)
+INSERT INTO bench.kv VALUES (:id, 'inserted') ON CONFLICT (id) DO NOTHING;
+SQL
+
+tps() {  # port workload
+  pgbench -n -M prepared -c 8 -j 2 -T "$SECONDS_PER_RUN" -h 127.0.0.1 -p "$1" -U root -f "$WORK/$2.sql" "$3" 2>&1 \
+    | awk '/^tps = / {print $3}'
+}
+
+printf '%-14s %14s %14s %8s\n' workload "KalamDB tps" "PostgreSQL tps" ratio
+for workload in select insert; do
+  k=$(for _ in $(seq "$RUNS"); do tps "$KALAM_PORT" "$workload" kalamdb; done | median)
+  p=$(for _ in $(seq "$RUNS"); do tps "$PG_PORT" "$workload" postgres; done | median)
+  printf '%-14s %14.0f %14.0f %8.2f\n' "point $workload" "$k" "$p" "$(echo "$k / $p" | bc -l)"
+done
