@@ -93,3 +93,64 @@ async fn sigterm_stops_the_server_cleanly_with_exit_code_0() {
     assert!(status.success(), "{status}\n{}", server.log());
     assert!(server.log().contains("stopped"));
 }
+
+#[tokio::test]
+async fn the_root_password_environment_variable_overrides_the_config() {
+    let server = TestServer::start_with(ServerOptions {
+        env: vec![(
+            "KALAMDB_ROOT_PASSWORD".into(),
+            "from-the-environment".into(),
+        )],
+        ..Default::default()
+    });
+    server
+        .connect("root", "from-the-environment")
+        .await
+        .expect("the environment's password is root's");
+    assert!(
+        server
+            .connect("root", &server.options.root_password)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_statement_finish() {
+    let mut server = TestServer::start();
+    let client = server.root().await;
+    let query = tokio::spawn(async move {
+        // One simple-protocol message: the statement is running from the moment it arrives.
+        let messages = client
+            .simple_query("SELECT count(*) FROM generate_series(1, 30000000)")
+            .await?;
+        Ok::<i64, tokio_postgres::Error>(
+            messages
+                .iter()
+                .find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        r.get(0).and_then(|v| v.parse().ok())
+                    }
+                    _ => None,
+                })
+                .unwrap_or(-1),
+        )
+    });
+    // Let the query start, then ask the server to stop while it runs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = std::thread::spawn(move || {
+        let status = server.stop();
+        (status, server.log())
+    });
+    let result = tokio::time::timeout(Duration::from_secs(60), query)
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, log) = stopping.join().unwrap();
+    assert_eq!(
+        result.unwrap_or_else(|e| panic!("the running statement completes: {e}\n{log}")),
+        30_000_000
+    );
+    assert!(status.success(), "{log}");
+    assert!(log.contains("waiting up to"), "{log}");
+}

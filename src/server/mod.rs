@@ -65,14 +65,17 @@ struct InFlight {
     idle: Notify,
 }
 
-struct InFlightGuard<'a>(&'a InFlight);
+/// Held while a statement runs, including while its rows stream to the client.
+struct InFlightGuard(Arc<Shared>);
+
+impl InFlightGuard {
+    fn enter(shared: &Arc<Shared>) -> InFlightGuard {
+        shared.in_flight.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(shared.clone())
+    }
+}
 
 impl InFlight {
-    fn enter(&self) -> InFlightGuard<'_> {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(self)
-    }
-
     async fn wait_idle(&self) {
         loop {
             let notified = self.idle.notified();
@@ -84,10 +87,11 @@ impl InFlight {
     }
 }
 
-impl Drop for InFlightGuard<'_> {
+impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
+        let in_flight = &self.0.in_flight;
+        if in_flight.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            in_flight.idle.notify_waiters();
         }
     }
 }
@@ -241,7 +245,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 let connection = Arc::new(Connection {
                     shared: shared.clone(),
                     over_limit: permit.is_none(),
-                    statements: Arc::new(query::StatementPreparer::new(session.clone())),
+                    statements: Arc::new(query::StatementPreparer::new(session.clone(), shared.clone())),
                     session,
                     cancel_key: Mutex::new(None),
                     _permit: permit,

@@ -14,7 +14,7 @@ use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
-use super::{Connection, encode, sqlstate};
+use super::{Connection, InFlightGuard, encode, sqlstate};
 use crate::exec::{Outcome, PreparedStatement, Session};
 use crate::sql;
 
@@ -41,11 +41,12 @@ pub struct Prepared {
 /// Plans statements for the extended protocol in the connection's session.
 pub struct StatementPreparer {
     session: Arc<OnceLock<Arc<Session>>>,
+    shared: Arc<super::Shared>,
 }
 
 impl StatementPreparer {
-    pub fn new(session: Arc<OnceLock<Arc<Session>>>) -> Self {
-        StatementPreparer { session }
+    pub(super) fn new(session: Arc<OnceLock<Arc<Session>>>, shared: Arc<super::Shared>) -> Self {
+        StatementPreparer { session, shared }
     }
 }
 
@@ -63,6 +64,7 @@ impl QueryParser for StatementPreparer {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let session = session_of(&self.session)?;
+        let _busy = InFlightGuard::enter(&self.shared);
         let mut statements = sql::parse(text).map_err(|e| user_error(sqlstate::sql_error(&e)))?;
         if statements.len() > 1 {
             return Err(user_error(sqlstate::error(
@@ -112,6 +114,31 @@ impl QueryParser for StatementPreparer {
     }
 }
 
+impl Connection {
+    /// Rows are computed while they stream to the client, so a statement stays in flight (and
+    /// a graceful shutdown waits for it) until its result stream is done.
+    fn until_streamed(&self, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Rows { schema, stream } => {
+                let guard = InFlightGuard::enter(&self.shared);
+                let stream = stream.map(move |batch| {
+                    let _held = &guard;
+                    batch
+                });
+                Outcome::Rows {
+                    schema: schema.clone(),
+                    stream: Box::pin(
+                        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                            schema, stream,
+                        ),
+                    ),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 /// DEALLOCATE. pgwire's statement store cannot list its statements, so DEALLOCATE ALL closes
 /// every portal and leaves named statements to be replaced by the next Parse of the same name,
 /// which is what drivers do after resetting a connection.
@@ -152,7 +179,7 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.session)?;
-        let _busy = self.shared.in_flight.enter();
+        let _busy = InFlightGuard::enter(&self.shared);
         let statements = match sql::parse(query) {
             Ok(statements) => statements,
             Err(e) => return Ok(vec![Response::Error(Box::new(sqlstate::sql_error(&e)))]),
@@ -168,7 +195,10 @@ impl SimpleQueryHandler for Connection {
                 deallocate(client.portal_store(), name.as_deref());
             }
             match outcome {
-                Ok(outcome) => responses.push(encode::response(outcome, &Format::UnifiedText)),
+                Ok(outcome) => responses.push(encode::response(
+                    self.until_streamed(outcome),
+                    &Format::UnifiedText,
+                )),
                 Err(e) => {
                     responses.push(Response::Error(Box::new(sqlstate::exec_error(&e))));
                     break;
@@ -201,7 +231,7 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.session)?;
-        let _busy = self.shared.in_flight.enter();
+        let _busy = InFlightGuard::enter(&self.shared);
         let prepared = &portal.statement.statement;
         let params =
             encode::decode_params(portal, &prepared.param_types, &prepared.inner.param_types)?;
@@ -213,6 +243,9 @@ impl ExtendedQueryHandler for Connection {
         if let Outcome::Deallocate { name } = &outcome {
             deallocate(client.portal_store(), name.as_deref());
         }
-        Ok(encode::response(outcome, &portal.result_column_format))
+        Ok(encode::response(
+            self.until_streamed(outcome),
+            &portal.result_column_format,
+        ))
     }
 }
