@@ -307,7 +307,9 @@ impl Session {
         Ok(Outcome::Done { tag: "SAVEPOINT" })
     }
 
-    fn release_savepoint(&self, name: &str) -> ExecResult<Outcome> {
+    /// Drops the savepoints above `name` (and `name` itself unless `keep`); returns the number
+    /// of pending commands the block had when `name` was set.
+    fn unwind_savepoints(&self, name: &str, keep: bool) -> ExecResult<usize> {
         let mut savepoints = self.savepoints.lock().expect("savepoints");
         let at = savepoints
             .iter()
@@ -315,23 +317,19 @@ impl Session {
             .ok_or_else(|| {
                 ExecError::InvalidSavepoint(format!("savepoint \"{name}\" does not exist"))
             })?;
-        savepoints.truncate(at);
+        let depth = savepoints[at].1;
+        savepoints.truncate(if keep { at + 1 } else { at });
+        Ok(depth)
+    }
+
+    fn release_savepoint(&self, name: &str) -> ExecResult<Outcome> {
+        self.unwind_savepoints(name, false)?;
         Ok(Outcome::Done { tag: "RELEASE" })
     }
 
     /// Undoes the block's writes since the savepoint and leaves a failed block usable again.
     fn rollback_to_savepoint(&self, name: &str) -> ExecResult<Outcome> {
-        let depth = {
-            let mut savepoints = self.savepoints.lock().expect("savepoints");
-            let at = savepoints
-                .iter()
-                .rposition(|(n, _)| n == name)
-                .ok_or_else(|| {
-                    ExecError::InvalidSavepoint(format!("savepoint \"{name}\" does not exist"))
-                })?;
-            savepoints.truncate(at + 1);
-            savepoints[at].1
-        };
+        let depth = self.unwind_savepoints(name, true)?;
         let mut commands = self.pending_commands.lock().expect("pending commands");
         commands.truncate(depth);
         let mut tables = self.pending.tables.lock().expect("pending writes");

@@ -362,27 +362,7 @@ impl Store {
             .iter()
             .map(|s| self.segment_path(s))
             .collect();
-        let mut pending = vec![self.dir.storage()];
-        while let Some(dir) = pending.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StorageError::io(format!("listing {}", dir.display()), e)),
-            };
-            for entry in entries {
-                let path = entry
-                    .map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?
-                    .path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else if !referenced.contains(&path) {
-                    tracing::info!(file = %path.display(), "removing unreferenced segment file");
-                    std::fs::remove_file(&path)
-                        .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
-                }
-            }
-        }
-        Ok(())
+        remove_unreferenced_files(&self.dir.storage(), &referenced, "segment file")
     }
 
     /// A stream table's committed commit-log files.
@@ -402,27 +382,7 @@ impl Store {
         for state in self.scan_records::<streams::StreamState>(CF_CATALOG, b"str\0")? {
             referenced.extend(streams::files(&self.streams_root, &state));
         }
-        let mut pending = vec![self.streams_root.clone()];
-        while let Some(dir) = pending.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StorageError::io(format!("listing {}", dir.display()), e)),
-            };
-            for entry in entries {
-                let path = entry
-                    .map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?
-                    .path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else if !referenced.contains(&path) {
-                    tracing::info!(file = %path.display(), "removing unreferenced stream log file");
-                    std::fs::remove_file(&path)
-                        .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
-                }
-            }
-        }
-        Ok(())
+        remove_unreferenced_files(&self.streams_root, &referenced, "stream log file")
     }
 
     pub fn job(&self, job_id: &str) -> StorageResult<Option<JobRecord>> {
@@ -534,6 +494,36 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Deletes every file under `root` that is not in `referenced`: files a crash left between
+/// being written and being published (or after their table was dropped).
+fn remove_unreferenced_files(
+    root: &Path,
+    referenced: &std::collections::HashSet<PathBuf>,
+    what: &str,
+) -> StorageResult<()> {
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StorageError::io(format!("listing {}", dir.display()), e)),
+        };
+        for entry in entries {
+            let path = entry
+                .map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?
+                .path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if !referenced.contains(&path) {
+                tracing::info!(file = %path.display(), "removing unreferenced {what}");
+                std::fs::remove_file(&path)
+                    .map_err(|e| StorageError::io(format!("removing {}", path.display()), e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
