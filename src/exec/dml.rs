@@ -225,6 +225,11 @@ fn assignment_column(record: &TableRecord, target: &AssignmentTarget) -> ExecRes
             )));
         }
     };
+    column_index(record, &name)
+}
+
+/// The index of a column by name, or 42703 naming the table.
+fn column_index(record: &TableRecord, name: &str) -> ExecResult<usize> {
     record
         .columns
         .iter()
@@ -297,16 +302,7 @@ impl Session {
                             .and_then(|p| p.as_ident())
                             .map(crate::sql::fold)
                             .unwrap_or_default();
-                    record
-                        .columns
-                        .iter()
-                        .position(|col| col.name == name)
-                        .ok_or_else(|| {
-                            ExecError::UndefinedColumn(format!(
-                                "column \"{name}\" of relation \"{}\" does not exist",
-                                record.name
-                            ))
-                        })
+                    column_index(&record, &name)
                 })
                 .collect::<ExecResult<_>>()?
         };
@@ -392,7 +388,12 @@ impl Session {
         let defaults: Vec<Option<Expr>> = record
             .columns
             .iter()
-            .map(|c| c.default.as_deref().map(parse_expr).transpose())
+            .map(|c| {
+                c.default
+                    .as_deref()
+                    .map(|d| crate::sql::parse_expr(d).map_err(ExecError::Sql))
+                    .transpose()
+            })
             .collect::<ExecResult<_>>()?;
         let mut source = match &insert.source {
             Some(source) => source.as_ref().clone(),
@@ -1026,14 +1027,6 @@ pub(super) fn cast_type(sql_type: SqlType) -> String {
         SqlType::Bytea => "BYTEA".into(),
         other => other.sql_name(),
     }
-}
-
-fn parse_expr(sql: &str) -> ExecResult<Expr> {
-    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| ExecError::Sql(e.into()))
 }
 
 fn unsupported(what: &str) -> ExecError {

@@ -227,9 +227,6 @@ fn literal(value: &ScalarValue) -> ExecResult<Expr> {
             )));
         }
     };
-    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-        .try_with_sql(&text)
-        .and_then(|mut p| p.parse_expr())
+    crate::sql::parse_expr(&text)
         .map_err(|e| ExecError::Internal(format!("literal for a bound parameter: {e}")))
 }

@@ -7,8 +7,6 @@ use std::sync::LazyLock;
 use datafusion::sql::sqlparser::ast::{
     self, Expr, FunctionArguments, SelectItem, SetExpr, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
 static COMPATIBILITY: LazyLock<PostgresCompatibilityParser> =
@@ -89,10 +87,7 @@ impl VisitorMut for ArraySubqueries {
             },
             None => String::new(),
         };
-        let Ok(aggregate) = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(&format!("array_agg({element}{order})"))
-            .and_then(|mut p| p.parse_expr())
-        else {
+        let Ok(aggregate) = super::parse_expr(&format!("array_agg({element}{order})")) else {
             return ControlFlow::Continue(());
         };
         let SetExpr::Select(select) = query.body.as_mut() else {

@@ -10,7 +10,7 @@ mod ddl;
 mod parse;
 
 pub use ddl::{ColumnSpec, CreateTable, TableName, sql_type as declared_type};
-pub use parse::{fold_ident as fold, parse};
+pub use parse::{fold_ident as fold, parse, parse_expr};
 
 use datafusion::sql::sqlparser::ast;
 

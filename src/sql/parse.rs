@@ -19,6 +19,13 @@ impl From<ParserError> for SqlError {
     }
 }
 
+/// Parses one SQL expression (a DEFAULT, a literal, a rewritten call).
+pub fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
+    Ok(Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)?
+        .parse_expr()?)
+}
+
 /// Parses every statement in `sql` (a simple-protocol Query may carry several).
 pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
     if super::catalog_queries::mentions_catalog(sql)
