@@ -122,6 +122,35 @@ pub struct JobsSection {
 #[serde(deny_unknown_fields)]
 pub struct BackupSection {
     pub allowed_dirs: Vec<PathBuf>,
+    #[serde(default = "BackupSection::default_compression_level")]
+    pub compression_level: u32,
+    /// 0 means one per CPU.
+    #[serde(default)]
+    pub compression_threads: usize,
+    #[serde(default = "BackupSection::default_keep_pre_restore")]
+    pub keep_pre_restore: usize,
+    #[serde(default = "BackupSection::default_snapshots_keep")]
+    pub snapshots_keep: usize,
+}
+
+impl BackupSection {
+    fn default_compression_level() -> u32 {
+        6
+    }
+    fn default_keep_pre_restore() -> usize {
+        1
+    }
+    fn default_snapshots_keep() -> usize {
+        5
+    }
+
+    /// Compression threads to use: the configured number, or one per CPU.
+    pub fn threads(&self) -> usize {
+        match self.compression_threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +222,11 @@ impl Config {
         if self.jobs.max_concurrent == 0 {
             return Err(ConfigError::Invalid(
                 "[jobs] max_concurrent must be at least 1".into(),
+            ));
+        }
+        if !(1..=9).contains(&self.backup.compression_level) {
+            return Err(ConfigError::Invalid(
+                "[backup] compression_level must be between 1 and 9".into(),
             ));
         }
         if self.auth.root_password.is_empty() {

@@ -9,7 +9,9 @@
 //! - [`storage`] owns the data directory and RocksDB; every durable change is a
 //!   [`storage::Command`] applied as one atomic write batch.
 //!
-//! [`config`] describes `server.toml`.
+//! [`jobs`] runs background work (flush, stream eviction, backup, restore) as rows of
+//! `system.jobs`; [`backup`] owns the archive format, BACKUP and RESTORE jobs, the start-up swap
+//! of a staged restore, and CLUSTER SNAPSHOT. [`config`] describes `server.toml`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,8 +20,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
 pub mod config;
 pub mod exec;
+pub mod fault;
 pub mod jobs;
 pub mod server;
 pub mod sql;

@@ -24,10 +24,18 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
+    /// Check a backup archive (structure, manifest, every file's SHA-256) without restoring it.
+    VerifyBackup {
+        /// The .tar.gz archive BACKUP DATABASE wrote.
+        archive: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::VerifyBackup { archive }) = &cli.command {
+        return verify_backup(archive);
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -37,6 +45,7 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
+        Command::VerifyBackup { .. } => unreachable!("handled before loading the config"),
     }
 }
 
@@ -57,6 +66,57 @@ fn serve(config: Config) -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("kalamdb: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify_backup(archive: &std::path::Path) -> ExitCode {
+    let started = std::time::Instant::now();
+    match kalamdb::backup::verify_archive(archive) {
+        Ok(checked) => {
+            let manifest = &checked.manifest;
+            let mut areas: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
+            for file in &manifest.files {
+                let area = file.path.splitn(3, '/').take(2).collect::<Vec<_>>().join("/");
+                let area = if file.path.starts_with("data/") {
+                    area
+                } else {
+                    file.path.clone()
+                };
+                let entry = areas.entry(area).or_default();
+                entry.0 += 1;
+                entry.1 += file.size;
+            }
+            println!("{}: OK", archive.display());
+            println!("  format version   {}", manifest.format_version);
+            println!("  written by       KalamDB {}", manifest.kalamdb_version);
+            println!("  created at       {}", manifest.created_at);
+            println!("  backup job       {}", manifest.job_id);
+            println!("  applied seq      {}", manifest.applied_seq);
+            println!(
+                "  files            {} ({}), {} directories, checksums {}",
+                manifest.files.len(),
+                kalamdb::backup::human_bytes(manifest.total_bytes),
+                checked.directories,
+                manifest.checksum_algorithm
+            );
+            for (area, (files, bytes)) in areas {
+                println!(
+                    "    {area:<16} {files:>6} files {:>12}",
+                    kalamdb::backup::human_bytes(bytes)
+                );
+            }
+            println!(
+                "  archive          {} (server.toml {})",
+                kalamdb::backup::human_bytes(checked.archive_bytes),
+                if checked.has_config { "included" } else { "not included" }
+            );
+            println!("  verified in      {:.2} s", started.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: FAILED: {e}", archive.display());
             ExitCode::FAILURE
         }
     }

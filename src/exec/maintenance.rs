@@ -1,12 +1,14 @@
-//! Statements that start or stop background jobs: FLUSH TABLE and KILL JOB.
+//! Statements that start or stop background jobs (FLUSH TABLE, BACKUP DATABASE, RESTORE
+//! DATABASE, KILL JOB) and CLUSTER SNAPSHOT.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::session::Outcome;
 use super::{ExecError, ExecResult, Session};
+use crate::backup::{self, BackupJob, PathPolicy, PathUse, RestoreJob};
 use crate::jobs::FlushJob;
 use crate::sql::TableName;
 use crate::storage::TableKind;
@@ -56,6 +58,88 @@ impl Session {
             &job_id,
             format!("Flush of {qualified} started. Job ID: {job_id}"),
         )
+    }
+
+    /// Checks the path rules, then queues the backup; the row comes back at once.
+    pub(super) fn backup_database(&self, raw: &str, quoted: bool) -> ExecResult<Outcome> {
+        let target = self.checked_path(raw, quoted, PathUse::BackupTarget)?;
+        let config = self.engine.config();
+        let job_id = self.engine.jobs().submit(
+            Arc::new(BackupJob {
+                target: target.clone(),
+                config_path: config.source_path.clone(),
+                compression_level: config.backup.compression_level,
+                compression_threads: config.backup.threads(),
+            }),
+            self.user_id(),
+        )?;
+        job_started(
+            &job_id,
+            format!(
+                "Database backup started to '{}'. Job ID: {job_id}",
+                target.display()
+            ),
+        )
+    }
+
+    pub(super) fn restore_database(&self, raw: &str, quoted: bool) -> ExecResult<Outcome> {
+        let source = self.checked_path(raw, quoted, PathUse::RestoreSource)?;
+        let job_id = self.engine.jobs().submit(
+            Arc::new(RestoreJob {
+                source: source.clone(),
+            }),
+            self.user_id(),
+        )?;
+        job_started(
+            &job_id,
+            format!(
+                "Database restore started from '{}'. Job ID: {job_id}",
+                source.display()
+            ),
+        )
+    }
+
+    fn checked_path(
+        &self,
+        raw: &str,
+        quoted: bool,
+        usage: PathUse,
+    ) -> ExecResult<std::path::PathBuf> {
+        let store = self.engine.store();
+        let policy = PathPolicy {
+            data_dir: store.dir().root(),
+            allowed_dirs: &self.engine.config().backup.allowed_dirs,
+        };
+        Ok(backup::check_path(raw, quoted, usage, &policy)?)
+    }
+
+    pub(super) async fn cluster_snapshot(&self) -> ExecResult<Outcome> {
+        let store = self.engine.store().clone();
+        let keep = self.engine.config().backup.snapshots_keep;
+        let info = tokio::task::spawn_blocking(move || backup::take_cluster_snapshot(&store, keep))
+            .await
+            .map_err(|e| ExecError::Internal(format!("snapshot task failed: {e}")))??;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("snapshot_id", DataType::Utf8, false),
+            Field::new("applied_seq", DataType::Int64, false),
+            Field::new("path", DataType::Utf8, false),
+            Field::new("tables", DataType::Int64, false),
+            Field::new("users", DataType::Int64, false),
+            Field::new("bytes", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![info.snapshot_id])),
+                Arc::new(Int64Array::from(vec![info.applied_seq as i64])),
+                Arc::new(StringArray::from(vec![info.path.display().to_string()])),
+                Arc::new(Int64Array::from(vec![info.tables as i64])),
+                Arc::new(Int64Array::from(vec![info.users as i64])),
+                Arc::new(Int64Array::from(vec![info.bytes as i64])),
+            ],
+        )
+        .map_err(|e| ExecError::Internal(e.to_string()))?;
+        Ok(Outcome::rows(schema, vec![batch]))
     }
 
     pub(super) fn kill_job(&self, job_id: &str) -> ExecResult<Outcome> {

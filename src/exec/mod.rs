@@ -90,6 +90,8 @@ pub enum ExecError {
     ReservedName(String),
     #[error(transparent)]
     Job(#[from] JobError),
+    #[error(transparent)]
+    BackupPath(#[from] crate::backup::PathError),
     #[error("{0}")]
     NoActiveTransaction(String),
     #[error("{0}")]
@@ -155,21 +157,39 @@ impl Engine {
         if purged > 0 {
             tracing::info!(purged, "removed finished jobs past their retention");
         }
-        for job in self.jobs.recover()? {
+        let recovered = self.jobs.recover()?;
+        for job in &recovered.interrupted {
+            if job.job_type == "backup" {
+                let parameters = serde_json::from_str(&job.parameters).unwrap_or_default();
+                crate::backup::remove_leftovers(&parameters);
+            }
+        }
+        for job in recovered.queued {
             let parameters: serde_json::Value =
                 serde_json::from_str(&job.parameters).unwrap_or_default();
-            match job.job_type.as_str() {
-                "flush" => {
-                    let work = jobs::FlushJob {
-                        table_id: parameters["table_id"].as_u64().unwrap_or_default(),
-                        namespace: parameters["namespace"].as_str().unwrap_or_default().into(),
-                        table: parameters["table"].as_str().unwrap_or_default().into(),
-                    };
-                    tracing::info!(job_id = job.job_id, "resuming queued flush job");
-                    self.jobs.resume(job.job_id, Arc::new(work));
+            let text = |key: &str| parameters[key].as_str().unwrap_or_default().to_owned();
+            let work: Arc<dyn jobs::JobWork> = match job.job_type.as_str() {
+                "flush" => Arc::new(jobs::FlushJob {
+                    table_id: parameters["table_id"].as_u64().unwrap_or_default(),
+                    namespace: text("namespace"),
+                    table: text("table"),
+                }),
+                "backup" => Arc::new(crate::backup::BackupJob {
+                    target: text("path").into(),
+                    config_path: self.config.source_path.clone(),
+                    compression_level: self.config.backup.compression_level,
+                    compression_threads: self.config.backup.threads(),
+                }),
+                "restore" => Arc::new(crate::backup::RestoreJob {
+                    source: text("path").into(),
+                }),
+                other => {
+                    tracing::warn!(job_id = job.job_id, "cannot resume a queued {other} job");
+                    continue;
                 }
-                other => tracing::warn!(job_id = job.job_id, "cannot resume a queued {other} job"),
-            }
+            };
+            tracing::info!(job_id = job.job_id, job_type = job.job_type, "resuming a queued job");
+            self.jobs.resume(job.job_id, work);
         }
         Ok(())
     }

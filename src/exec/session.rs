@@ -639,6 +639,9 @@ impl Session {
             } => self.add_column(table, column, *if_not_exists).await,
             Statement::FlushTable { table } => self.flush_table(table),
             Statement::KillJob { job_id } => self.kill_job(job_id),
+            Statement::BackupDatabase { path, quoted } => self.backup_database(path, *quoted),
+            Statement::RestoreDatabase { path, quoted } => self.restore_database(path, *quoted),
+            Statement::ClusterSnapshot => self.cluster_snapshot().await,
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
                 let bound = if params.is_empty() {
                     ast.as_ref().clone()

@@ -12,9 +12,6 @@ use crate::storage::{Command, is_tombstone};
 /// Rows per segment; a larger backlog is flushed as several segments.
 const SEGMENT_ROWS: usize = 1_000_000;
 
-/// Environment variable naming a point at which to crash, for crash-safety tests.
-pub const FAULT_ENV: &str = "KALAMDB_FAULT";
-
 pub struct FlushJob {
     pub table_id: u64,
     pub namespace: String,
@@ -86,13 +83,7 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
         let batch = segments::with_identity(decoder.finish(), keys, versions, schema.clone())?;
         let path = store.dir().storage().join(&file);
         let size = segments::write_segment(&path, schema.clone(), &[batch])?;
-        if std::env::var(FAULT_ENV).as_deref() == Ok("flush_before_publish") {
-            tracing::error!(
-                "fault injection: crashing after writing {} before publishing it",
-                path.display()
-            );
-            std::process::abort();
-        }
+        crate::fault::crash_point("flush_before_publish");
         let deletes = entries.iter().filter(|e| e.2).count() as u64;
         let segment = SegmentRecord {
             segment_id,

@@ -105,6 +105,13 @@ impl Inner {
     }
 }
 
+/// What a restart found: jobs it failed because they were running, and jobs still queued.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub interrupted: Vec<JobRecord>,
+    pub queued: Vec<JobRecord>,
+}
+
 #[derive(Clone)]
 pub struct JobManager {
     inner: Arc<Inner>,
@@ -124,26 +131,29 @@ impl JobManager {
         }
     }
 
-    /// Marks jobs a crash interrupted as failed. Returns the ids of jobs still queued.
-    pub fn recover(&self) -> JobResult<Vec<JobRecord>> {
-        let mut queued = Vec::new();
+    /// Marks jobs a crash interrupted as failed, so they can be cleaned up, and returns them
+    /// with the jobs still queued (to be run again).
+    pub fn recover(&self) -> JobResult<Recovered> {
+        let mut recovered = Recovered::default();
         for job in self.inner.store.jobs()? {
             match job.status {
                 JobStatus::Running => {
                     let now = crate::storage::now_micros();
-                    self.inner.store.apply(&Command::PutJob(JobRecord {
+                    let failed = JobRecord {
                         status: JobStatus::Failed,
                         message: Some("server stopped while the job was running".into()),
                         finished_at: Some(now),
                         updated_at: now,
                         ..job
-                    }))?;
+                    };
+                    self.inner.store.apply(&Command::PutJob(failed.clone()))?;
+                    recovered.interrupted.push(failed);
                 }
-                JobStatus::Queued => queued.push(job),
+                JobStatus::Queued => recovered.queued.push(job),
                 _ => {}
             }
         }
-        Ok(queued)
+        Ok(recovered)
     }
 
     /// Removes finished jobs older than `retention`.

@@ -47,6 +47,8 @@ pub enum ServerError {
     },
     #[error("{0}")]
     Protocol(#[from] pgwire::error::PgWireError),
+    #[error("pending restore: {0}")]
+    Restore(#[from] crate::backup::SwapError),
 }
 
 /// State shared by all connections.
@@ -165,6 +167,12 @@ pub async fn shutdown_signal() {
 /// Opens the data directory, serves connections until `shutdown` resolves, then stops cleanly.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     let config = Arc::new(config);
+    // A staged restore is swapped in before the data directory is opened.
+    let swapped = crate::backup::prepare_data_dir(
+        &config.storage.data_path,
+        config.source_path.as_deref(),
+        config.backup.keep_pre_restore,
+    )?;
     let store = Arc::new(Store::open(
         &config.storage.data_path,
         Durability {
@@ -172,6 +180,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             wal_enabled: config.storage.wal_enabled,
         },
     )?);
+    if let Some(swapped) = &swapped {
+        crate::backup::finish_restore(&store, swapped)?;
+    }
     tracing::info!(
         data = %store.dir().root().display(),
         config = %config.source_path.as_ref().map_or("embedded defaults".into(), |p| p.display().to_string()),

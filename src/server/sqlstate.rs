@@ -4,6 +4,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
+use crate::backup::PathError;
 use crate::exec::ExecError;
 use crate::jobs::JobError;
 use crate::sql::SqlError;
@@ -20,6 +21,7 @@ pub const INVALID_PARAMETER_VALUE: &str = "22023";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
 pub const ADMIN_SHUTDOWN: &str = "57P01";
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 
 /// SQLSTATE and message for an execution-layer error.
 pub fn exec_error(err: &ExecError) -> ErrorInfo {
@@ -56,6 +58,8 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::ReservedName(_) => "42939",
         ExecError::NoActiveTransaction(_) => "25P01",
         ExecError::InvalidSavepoint(_) => "3B001",
+        ExecError::BackupPath(PathError::Invalid(_)) => INVALID_PARAMETER_VALUE,
+        ExecError::BackupPath(PathError::Forbidden(_)) => INSUFFICIENT_PRIVILEGE,
         ExecError::Job(e) => match e {
             JobError::Storage(e) => storage_code(e),
             JobError::NoSuchJob(_) => "42704",
@@ -86,7 +90,7 @@ fn sql_code(err: &SqlError) -> &'static str {
     match err {
         SqlError::Syntax(_) => "42601",
         SqlError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
-        SqlError::PermissionDenied { .. } | SqlError::PermissionDeniedDetail(_) => "42501",
+        SqlError::PermissionDenied { .. } | SqlError::PermissionDeniedDetail(_) => INSUFFICIENT_PRIVILEGE,
         SqlError::DuplicateColumn(_) => "42701",
         SqlError::UndefinedColumn(_) => "42703",
     }

@@ -121,6 +121,19 @@ pub enum Statement {
     KillJob {
         job_id: String,
     },
+    /// `BACKUP DATABASE TO '<path>'`; `quoted` is false for a bare path (refused later, with
+    /// the path rules).
+    BackupDatabase {
+        path: String,
+        quoted: bool,
+    },
+    /// `RESTORE DATABASE FROM '<path>'`
+    RestoreDatabase {
+        path: String,
+        quoted: bool,
+    },
+    /// `CLUSTER SNAPSHOT`
+    ClusterSnapshot,
     /// INSERT, UPDATE and DELETE keep sqlparser's AST; `exec` evaluates their expressions.
     Insert(Box<ast::Statement>),
     Update(Box<ast::Statement>),
@@ -170,6 +183,9 @@ impl Statement {
             Statement::AddColumn { .. } => "ALTER TABLE",
             Statement::FlushTable { .. } => "FLUSH TABLE",
             Statement::KillJob { .. } => "KILL JOB",
+            Statement::BackupDatabase { .. } => "BACKUP DATABASE",
+            Statement::RestoreDatabase { .. } => "RESTORE DATABASE",
+            Statement::ClusterSnapshot => "CLUSTER SNAPSHOT",
             Statement::Insert(_) => "INSERT",
             Statement::Update(_) => "UPDATE",
             Statement::Delete(_) => "DELETE",
@@ -208,7 +224,10 @@ pub fn authorize(
         Statement::CreateNamespace { .. }
         | Statement::DropNamespace { .. }
         | Statement::FlushTable { .. }
-        | Statement::KillJob { .. } => Role::Dba,
+        | Statement::KillJob { .. }
+        | Statement::BackupDatabase { .. }
+        | Statement::RestoreDatabase { .. }
+        | Statement::ClusterSnapshot => Role::Dba,
         Statement::CreateUser { role, .. } => (*role).max(Role::Dba),
         Statement::AlterUser {
             user_id,

@@ -135,6 +135,24 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         }
         parser.prev_token();
     }
+    if parse_word(parser, "BACKUP") {
+        parser.expect_keyword(Keyword::DATABASE)?;
+        parser.expect_keyword(Keyword::TO)?;
+        let (path, quoted) = parse_path(parser);
+        return Ok(Statement::BackupDatabase { path, quoted });
+    }
+    if parse_word(parser, "RESTORE") {
+        parser.expect_keyword(Keyword::DATABASE)?;
+        parser.expect_keyword(Keyword::FROM)?;
+        let (path, quoted) = parse_path(parser);
+        return Ok(Statement::RestoreDatabase { path, quoted });
+    }
+    if parse_word(parser, "CLUSTER") {
+        if parse_word(parser, "SNAPSHOT") {
+            return Ok(Statement::ClusterSnapshot);
+        }
+        parser.prev_token();
+    }
     if parser
         .parse_one_of_keywords(&[Keyword::DESCRIBE, Keyword::DESC])
         .is_some()
@@ -144,6 +162,30 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         return Ok(Statement::Describe { table });
     }
     from_standard(parser.parse_statement()?)
+}
+
+/// The path operand of BACKUP/RESTORE: a quoted string, or (to be refused with the path rules
+/// rather than as a syntax error) the bare tokens up to the end of the statement.
+fn parse_path(parser: &mut Parser) -> (String, bool) {
+    match parser.peek_token().token {
+        Token::SingleQuotedString(path)
+        | Token::DoubleQuotedString(path)
+        | Token::EscapedStringLiteral(path) => {
+            parser.next_token();
+            (path, true)
+        }
+        _ => {
+            let mut bare = String::new();
+            loop {
+                let token = parser.peek_token().token;
+                if matches!(token, Token::EOF | Token::SemiColon) {
+                    break;
+                }
+                bare.push_str(&parser.next_token().token.to_string());
+            }
+            (bare, false)
+        }
+    }
 }
 
 /// Consumes the next token if it is the (non-keyword) word `word`, case-insensitively.

@@ -12,6 +12,10 @@ pub const LOCK_FILE: &str = "kalamdb.pid";
 /// The directories the spec's archive layout names, relative to the data directory.
 pub const LAYOUT: [&str; 4] = ["rocksdb", "storage", "snapshots", "streams"];
 
+/// Where backups capture their point in time (hard links beside the live files). Not part of
+/// backups; emptied at every start.
+pub const BACKUP_SCRATCH: &str = "backup_tmp";
+
 /// A data directory whose lock this process holds for as long as the value lives.
 #[derive(Debug)]
 pub struct DataDir {
@@ -47,6 +51,13 @@ impl DataDir {
         lock.set_len(0)
             .and_then(|()| writeln!(lock, "{}", std::process::id()))
             .map_err(|e| StorageError::io(format!("writing {}", lock_path.display()), e))?;
+        let scratch = root.join(BACKUP_SCRATCH);
+        if scratch.exists() {
+            // Capture directories of backups a crash or kill interrupted: hard links only.
+            tracing::info!(dir = %scratch.display(), "removing leftover backup capture directories");
+            std::fs::remove_dir_all(&scratch)
+                .map_err(|e| StorageError::io(format!("removing {}", scratch.display()), e))?;
+        }
         for sub in LAYOUT {
             let path = root.join(sub);
             std::fs::create_dir_all(&path)
@@ -69,6 +80,11 @@ impl DataDir {
 
     pub fn snapshots(&self) -> PathBuf {
         self.root.join("snapshots")
+    }
+
+    /// The capture directory of one backup job.
+    pub fn backup_scratch(&self, job_id: &str) -> PathBuf {
+        self.root.join(BACKUP_SCRATCH).join(job_id)
     }
 
     pub fn streams(&self) -> PathBuf {

@@ -6,6 +6,7 @@
 //! the database's history (the point a backup captures, and the seam where a replicated log will
 //! feed commands in later).
 
+mod capture;
 mod command;
 mod datadir;
 mod records;
@@ -19,6 +20,7 @@ use std::sync::Mutex;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
+pub use capture::{BackupPoint, CapturedFile, MetadataSnapshot, list_files};
 pub use command::{Applied, Command, Expect, RowWrite};
 
 /// Microseconds since the Unix epoch: how every timestamp in storage is kept.
@@ -30,7 +32,7 @@ pub fn now_micros() -> i64 {
 pub fn is_tombstone(stored: &[u8]) -> bool {
     rows::stored_payload(stored) == command::TOMBSTONE
 }
-pub use datadir::DataDir;
+pub use datadir::{DataDir, LOCK_FILE};
 pub use records::{
     JobRecord, JobStatus, NamespaceRecord, Role, ScramVerifier, TableKind, TableRecord, UserRecord,
 };
@@ -169,6 +171,8 @@ pub struct Store {
     next_segment_id: std::sync::atomic::AtomicU64,
     streams_root: PathBuf,
     sync_writes: bool,
+    /// Held while snapshot directories change or a backup point links them.
+    snapshots_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -209,6 +213,7 @@ impl Store {
             next_segment_id: Default::default(),
             streams_root,
             sync_writes: durability.sync_writes,
+            snapshots_lock: Mutex::new(()),
         })
         .and_then(|store| {
             let highest = store

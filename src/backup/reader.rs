@@ -1,0 +1,365 @@
+//! Reading an archive with every check a restore needs: gzip and tar structure, the KalamDB
+//! header, the entry rules (only regular files and directories inside the layout), and each
+//! file's size and SHA-256 against the sealed manifest. The same pass serves `verify-backup`
+//! (which discards the bytes) and RESTORE (which writes them into its staging directory).
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+
+use super::format::{self, Manifest, Place};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The archive is damaged, foreign or hostile.
+    #[error("{0}")]
+    Invalid(String),
+    /// Reading the archive file or writing the extracted data failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    NoSpace(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl ArchiveError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ArchiveError {
+        let context = context.into();
+        move |source| ArchiveError::Io { context, source }
+    }
+}
+
+pub type ArchiveResult<T> = Result<T, ArchiveError>;
+
+/// Where the checked entries go.
+pub trait Sink {
+    /// Called once, before any entry, with the total the archive declares.
+    fn reserve(&mut self, total_bytes: u64) -> ArchiveResult<()>;
+    fn directory(&mut self, place: &Place) -> ArchiveResult<()>;
+    fn create(&mut self, place: &Place) -> ArchiveResult<Box<dyn FileSink>>;
+}
+
+/// One file being written; `commit` makes it durable once all its bytes are in.
+pub trait FileSink: Write {
+    fn commit(self: Box<Self>) -> std::io::Result<()>;
+}
+
+/// Discards everything: the sink of `verify-backup`.
+pub struct DiscardSink;
+
+struct Discard;
+
+impl Write for Discard {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl FileSink for Discard {
+    fn commit(self: Box<Self>) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for DiscardSink {
+    fn reserve(&mut self, _: u64) -> ArchiveResult<()> {
+        Ok(())
+    }
+    fn directory(&mut self, _: &Place) -> ArchiveResult<()> {
+        Ok(())
+    }
+    fn create(&mut self, _: &Place) -> ArchiveResult<Box<dyn FileSink>> {
+        Ok(Box::new(Discard))
+    }
+}
+
+/// What a fully checked archive holds.
+#[derive(Debug)]
+pub struct CheckedArchive {
+    pub manifest: Manifest,
+    pub archive_bytes: u64,
+    pub directories: usize,
+    pub has_config: bool,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Reads and checks the archive at `path`, handing every entry to `sink`. `on_progress` is
+/// called with the file bytes read so far and may stop the read (cancellation).
+pub fn read_archive(
+    path: &Path,
+    sink: &mut dyn Sink,
+    on_progress: &mut dyn FnMut(u64) -> ArchiveResult<()>,
+) -> ArchiveResult<CheckedArchive> {
+    let context = || format!("reading {}", path.display());
+    let mut file = File::open(path).map_err(ArchiveError::io(context()))?;
+    let archive_bytes = file.metadata().map_err(ArchiveError::io(context()))?.len();
+    if archive_bytes == 0 {
+        return Err(ArchiveError::Invalid(format!(
+            "{} is empty, not a backup archive",
+            path.display()
+        )));
+    }
+    let mut magic = [0u8; 2];
+    let got = file.read(&mut magic).map_err(ArchiveError::io(context()))?;
+    if got < 2 || magic != [0x1f, 0x8b] {
+        return Err(ArchiveError::Invalid(format!(
+            "{} is not a gzip file, so not a backup archive",
+            path.display()
+        )));
+    }
+    drop(file);
+    let file = File::open(path).map_err(ArchiveError::io(context()))?;
+    let decoder = MultiGzDecoder::new(BufReader::with_capacity(CHUNK, file));
+    let mut tar = tar::Archive::new(decoder);
+    let damaged = |e: std::io::Error| {
+        ArchiveError::Invalid(format!("the archive is truncated or damaged: {e}"))
+    };
+    let mut entries = tar.entries().map_err(damaged)?;
+    let declared = read_header(&mut entries)?;
+    sink.reserve(declared.total_bytes)?;
+
+    let mut seen: std::collections::HashMap<String, (u64, String)> = Default::default();
+    let mut directories = 0;
+    let mut manifest_bytes: Option<Vec<u8>> = None;
+    let mut done = 0u64;
+    let mut buffer = vec![0u8; CHUNK];
+    for entry in entries {
+        let mut entry = entry.map_err(damaged)?;
+        let raw_path = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        if manifest_bytes.is_some() {
+            return Err(ArchiveError::Invalid(format!(
+                "entry '{shown}' follows MANIFEST.json, which must be the last entry"
+            )));
+        }
+        let place = Place::of(&raw_path).map_err(ArchiveError::Invalid)?;
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Directory => {
+                if matches!(place, Place::Manifest | Place::Config) {
+                    return Err(ArchiveError::Invalid(format!(
+                        "entry '{shown}' must be a file, not a directory"
+                    )));
+                }
+                directories += 1;
+                sink.directory(&place)?;
+                continue;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            other => {
+                return Err(ArchiveError::Invalid(format!(
+                    "entry '{shown}' is {}; only regular files and directories are allowed",
+                    describe(other)
+                )));
+            }
+        }
+        if place == Place::DataRoot || matches!(&place, Place::Data(p) if !p.contains('/')) {
+            return Err(ArchiveError::Invalid(format!(
+                "entry '{shown}' must be a directory, not a file"
+            )));
+        }
+        let size = entry.size();
+        let key = place.archive_path();
+        if seen.contains_key(&key) || (place == Place::Manifest && manifest_bytes.is_some()) {
+            return Err(ArchiveError::Invalid(format!(
+                "entry '{shown}' appears twice"
+            )));
+        }
+        if place == Place::Manifest {
+            if size > format::MAX_MANIFEST_BYTES {
+                return Err(ArchiveError::Invalid(format!(
+                    "MANIFEST.json claims {size} bytes, more than any manifest"
+                )));
+            }
+            let mut bytes = Vec::with_capacity(size as usize);
+            entry.read_to_end(&mut bytes).map_err(damaged)?;
+            if bytes.len() as u64 != size {
+                return Err(ArchiveError::Invalid(
+                    "the archive is truncated inside MANIFEST.json".into(),
+                ));
+            }
+            manifest_bytes = Some(bytes);
+            continue;
+        }
+        let mut out = sink.create(&place)?;
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut read = 0u64;
+        loop {
+            let n = entry.read(&mut buffer).map_err(damaged)?;
+            if n == 0 {
+                break;
+            }
+            digest.update(&buffer[..n]);
+            out.write_all(&buffer[..n])
+                .map_err(ArchiveError::io(format!("writing {key}")))?;
+            read += n as u64;
+            done += n as u64;
+            on_progress(done)?;
+        }
+        if read != size {
+            return Err(ArchiveError::Invalid(format!(
+                "the archive is truncated inside '{shown}' ({read} of {size} bytes)"
+            )));
+        }
+        out.commit()
+            .map_err(ArchiveError::io(format!("writing {key}")))?;
+        seen.insert(key, (size, hex::encode(digest.finish())));
+    }
+    let Some(manifest_bytes) = manifest_bytes else {
+        return Err(ArchiveError::Invalid(
+            "the archive has no MANIFEST.json (truncated, or not a complete KalamDB backup)".into(),
+        ));
+    };
+    let manifest: Manifest =
+        format::unseal(&manifest_bytes, "MANIFEST.json").map_err(ArchiveError::Invalid)?;
+    check_against_manifest(&manifest, &declared, &seen)?;
+    let has_config = seen.contains_key(format::CONFIG_NAME);
+    Ok(CheckedArchive {
+        manifest,
+        archive_bytes,
+        directories,
+        has_config,
+    })
+}
+
+struct Declared {
+    total_bytes: u64,
+    file_count: u64,
+}
+
+/// The first entry must be our pax global header.
+fn read_header<R: Read>(entries: &mut tar::Entries<R>) -> ArchiveResult<Declared> {
+    let foreign = |found: &str| {
+        ArchiveError::Invalid(format!(
+            "not a KalamDB backup: the archive does not start with a KalamDB header ({found})"
+        ))
+    };
+    let mut first = match entries.next() {
+        None => return Err(foreign("it holds no entries")),
+        Some(Err(e)) => {
+            return Err(ArchiveError::Invalid(format!(
+                "the archive is truncated or damaged: {e}"
+            )));
+        }
+        Some(Ok(entry)) => entry,
+    };
+    if first.header().entry_type() != tar::EntryType::XGlobalHeader {
+        let path = String::from_utf8_lossy(&first.path_bytes()).into_owned();
+        return Err(foreign(&format!("its first entry is '{path}'")));
+    }
+    let mut body = Vec::new();
+    first
+        .by_ref()
+        .take(64 * 1024)
+        .read_to_end(&mut body)
+        .map_err(|e| ArchiveError::Invalid(format!("the archive is truncated or damaged: {e}")))?;
+    let mut values = std::collections::HashMap::new();
+    for record in tar::PaxExtensions::new(&body) {
+        let record = record.map_err(|e| foreign(&format!("its header is malformed: {e}")))?;
+        if let (Ok(key), Ok(value)) = (record.key(), record.value()) {
+            values.insert(key.to_owned(), value.to_owned());
+        }
+    }
+    let number = |key: &str| -> ArchiveResult<u64> {
+        values
+            .get(key)
+            .ok_or_else(|| foreign(&format!("its header has no {key}")))?
+            .parse()
+            .map_err(|_| foreign(&format!("its header's {key} is not a number")))
+    };
+    let version = number(format::PAX_FORMAT_VERSION)?;
+    if version != format::FORMAT_VERSION {
+        return Err(ArchiveError::Invalid(format!(
+            "the archive has format version {version}; this KalamDB reads version {}",
+            format::FORMAT_VERSION
+        )));
+    }
+    Ok(Declared {
+        total_bytes: number(format::PAX_TOTAL_BYTES)?,
+        file_count: number(format::PAX_FILE_COUNT)?,
+    })
+}
+
+fn check_against_manifest(
+    manifest: &Manifest,
+    declared: &Declared,
+    seen: &std::collections::HashMap<String, (u64, String)>,
+) -> ArchiveResult<()> {
+    let invalid = |m: String| Err(ArchiveError::Invalid(m));
+    if manifest.format_version != format::FORMAT_VERSION {
+        return invalid(format!(
+            "MANIFEST.json has format version {}; this KalamDB reads version {}",
+            manifest.format_version,
+            format::FORMAT_VERSION
+        ));
+    }
+    let listed: u64 = manifest.files.iter().map(|f| f.size).sum();
+    if listed != manifest.total_bytes
+        || manifest.total_bytes != declared.total_bytes
+        || manifest.files.len() as u64 != declared.file_count
+    {
+        return invalid(format!(
+            "the manifest lists {} files of {listed} bytes (declaring {}), but the archive header declares {} files of {} bytes",
+            manifest.files.len(),
+            manifest.total_bytes,
+            declared.file_count,
+            declared.total_bytes
+        ));
+    }
+    let mut listed_paths = std::collections::HashSet::new();
+    for file in &manifest.files {
+        if !listed_paths.insert(file.path.as_str()) {
+            return invalid(format!("MANIFEST.json lists '{}' twice", file.path));
+        }
+        match seen.get(&file.path) {
+            None => {
+                return invalid(format!(
+                    "'{}' is listed in MANIFEST.json but missing from the archive",
+                    file.path
+                ));
+            }
+            Some((size, _)) if *size != file.size => {
+                return invalid(format!(
+                    "'{}' has {size} bytes in the archive but {} in MANIFEST.json",
+                    file.path, file.size
+                ));
+            }
+            Some((_, sha)) if *sha != file.sha256 => {
+                return invalid(format!(
+                    "'{}' does not match its SHA-256 in MANIFEST.json (the file is corrupted)",
+                    file.path
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = seen.keys().find(|p| !listed_paths.contains(p.as_str())) {
+        return invalid(format!(
+            "'{extra}' is in the archive but not listed in MANIFEST.json"
+        ));
+    }
+    Ok(())
+}
+
+fn describe(kind: tar::EntryType) -> &'static str {
+    match kind {
+        tar::EntryType::Symlink => "a symbolic link",
+        tar::EntryType::Link => "a hard link",
+        tar::EntryType::Char => "a character device",
+        tar::EntryType::Block => "a block device",
+        tar::EntryType::Fifo => "a FIFO",
+        tar::EntryType::GNUSparse => "a sparse file",
+        tar::EntryType::XGlobalHeader => "a second global header",
+        _ => "an unsupported entry type",
+    }
+}

@@ -1,0 +1,442 @@
+//! BACKUP DATABASE: captures a backup point and streams it as one `.tar.gz` archive.
+//!
+//! The archive is written to `<path>.partial` beside the target, fsynced, and only then linked
+//! to `<path>` (a link never replaces an existing file) and the directory fsynced, so `<path>`
+//! either holds a complete archive or does not exist. Files are read once: each is hashed for
+//! the manifest while it streams through tar into the parallel gzip compressor (gzp, zlib-rs),
+//! so memory stays bounded by the compressor's queue whatever the database size.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use gzp::ZWriter;
+use gzp::deflate::Gzip;
+use gzp::par::compress::{ParCompress, ParCompressBuilder};
+use serde_json::json;
+
+use super::format::{self, Manifest, ManifestFile};
+use super::{fsync_dir, human_bytes};
+use crate::jobs::{JobContext, JobError, JobResult, JobWork};
+use crate::storage::BackupPoint;
+
+/// How often a running backup records its progress in `system.jobs`.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// Compressor input block; gzp compresses blocks of this size in parallel.
+const COMPRESS_BLOCK: usize = 1024 * 1024;
+const READ_BUFFER: usize = 256 * 1024;
+
+pub struct BackupJob {
+    pub target: PathBuf,
+    /// The config file the server loaded, archived as `server.toml`.
+    pub config_path: Option<PathBuf>,
+    pub compression_level: u32,
+    pub compression_threads: usize,
+}
+
+#[async_trait::async_trait]
+impl JobWork for BackupJob {
+    fn job_type(&self) -> &'static str {
+        "backup"
+    }
+
+    fn id_prefix(&self) -> &'static str {
+        "BK"
+    }
+
+    fn exclusive(&self) -> bool {
+        true
+    }
+
+    fn parameters(&self) -> serde_json::Value {
+        json!({
+            "path": self.target,
+            "compression_level": self.compression_level,
+            "compression_threads": self.compression_threads,
+        })
+    }
+
+    async fn run(&self, ctx: JobContext) -> JobResult<String> {
+        let job = BackupJob {
+            target: self.target.clone(),
+            config_path: self.config_path.clone(),
+            compression_level: self.compression_level,
+            compression_threads: self.compression_threads,
+        };
+        tokio::task::spawn_blocking(move || job.write(&ctx))
+            .await
+            .map_err(|e| JobError::Failed(format!("backup task failed: {e}")))?
+    }
+}
+
+/// `<path>.partial`: where an archive is written before it is published.
+pub fn partial_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    target.with_file_name(name)
+}
+
+/// Removes what an interrupted backup job left: its partial archive (the capture directory is
+/// removed when the data directory is opened).
+pub fn remove_leftovers(parameters: &serde_json::Value) {
+    if let Some(target) = parameters["path"].as_str() {
+        let partial = partial_path(Path::new(target));
+        match std::fs::remove_file(&partial) {
+            Ok(()) => tracing::info!(file = %partial.display(), "removed an interrupted backup's partial archive"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(file = %partial.display(), "removing a partial archive: {e}"),
+        }
+    }
+}
+
+/// Deletes a path when dropped unless disarmed: the partial archive and the capture directory.
+struct RemoveOnDrop {
+    path: PathBuf,
+    dir: bool,
+    armed: bool,
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let result = if self.dir {
+                std::fs::remove_dir_all(&self.path)
+            } else {
+                std::fs::remove_file(&self.path)
+            };
+            if let Err(e) = result
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %self.path.display(), "cleaning up after a backup: {e}");
+            }
+        }
+    }
+}
+
+fn io_failed(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> JobError {
+    move |e| JobError::Failed(format!("{what}: {e}"))
+}
+
+impl BackupJob {
+    fn write(&self, ctx: &JobContext) -> JobResult<String> {
+        let started = Instant::now();
+        let store = &ctx.store;
+        let scratch = store.dir().backup_scratch(&ctx.job_id);
+        let _ = std::fs::remove_dir_all(&scratch);
+        let _scratch_guard = RemoveOnDrop {
+            path: scratch.clone(),
+            dir: true,
+            armed: true,
+        };
+        let point = store.capture_backup_point(&scratch)?;
+        tracing::info!(
+            job_id = ctx.job_id,
+            applied_seq = point.applied_seq,
+            files = point.files.len(),
+            bytes = point.total_bytes(),
+            stall_ms = point.stall.as_millis() as u64,
+            "captured the backup point"
+        );
+        let config = match &self.config_path {
+            Some(path) => Some(
+                std::fs::read(path).map_err(io_failed(format!("reading {}", path.display())))?,
+            ),
+            None => None,
+        };
+        let total = point.total_bytes() + config.as_ref().map_or(0, |c| c.len() as u64);
+        ctx.progress(0, Some(total))?;
+
+        let partial = partial_path(&self.target);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&partial)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => JobError::Failed(format!(
+                    "{} exists: another backup to this path is running or was interrupted",
+                    partial.display()
+                )),
+                _ => JobError::Failed(format!("creating {}: {e}", partial.display())),
+            })?;
+        let mut partial_guard = RemoveOnDrop {
+            path: partial.clone(),
+            dir: false,
+            armed: true,
+        };
+        let compressor = ParCompressBuilder::<Gzip>::new()
+            .compression_level(flate2::Compression::new(self.compression_level))
+            .num_threads(self.compression_threads.max(1))
+            .map_err(|e| JobError::Failed(format!("starting the compressor: {e}")))?
+            .buffer_size(COMPRESS_BLOCK)
+            .map_err(|e| JobError::Failed(format!("starting the compressor: {e}")))?
+            .from_writer(BufWriter::with_capacity(COMPRESS_BLOCK, file));
+        let mut archive = ArchiveWriter {
+            tar: tar::Builder::new(CompressorSink(Some(compressor))),
+            progress: Progress::new(ctx, total),
+            manifest_files: Vec::with_capacity(point.files.len() + 1),
+            mtime: chrono::Utc::now().timestamp().max(0) as u64,
+        };
+        let written = archive.write_all(&point, config.as_deref(), &ctx.job_id, total);
+        let file = match written.and_then(|()| archive.finish()) {
+            Ok(file) => file,
+            Err(e) => {
+                archive.abort();
+                return Err(e);
+            }
+        };
+        file.sync_all()
+            .map_err(io_failed(format!("syncing {}", partial.display())))?;
+        let archive_bytes = file
+            .metadata()
+            .map_err(io_failed(format!("reading {}", partial.display())))?
+            .len();
+        drop(file);
+        ctx.check_cancelled()?;
+        // A link never replaces an existing file, unlike rename.
+        std::fs::hard_link(&partial, &self.target).map_err(|e| {
+            JobError::Failed(format!(
+                "publishing {}: {e}{}",
+                self.target.display(),
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    " (a file appeared at the path while the backup ran; it was left alone)"
+                } else {
+                    ""
+                }
+            ))
+        })?;
+        partial_guard.armed = false;
+        std::fs::remove_file(&partial).map_err(io_failed(format!("removing {}", partial.display())))?;
+        if let Some(dir) = self.target.parent() {
+            fsync_dir(dir).map_err(io_failed(format!("syncing {}", dir.display())))?;
+        }
+        ctx.progress(total, None)?;
+        let elapsed = started.elapsed();
+        let rate = total as f64 / elapsed.as_secs_f64().max(1e-3);
+        Ok(format!(
+            "Backup written to '{}': {} archive of {} in {} files, {:.1} s ({}/s)",
+            self.target.display(),
+            human_bytes(archive_bytes),
+            human_bytes(total),
+            point.files.len() + usize::from(config.is_some()),
+            elapsed.as_secs_f64(),
+            human_bytes(rate as u64),
+        ))
+    }
+}
+
+type Compressor = ParCompress<'static, Gzip, BufWriter<File>>;
+
+/// The compressor behind tar, so a failed or cancelled backup can stop it without the panic
+/// gzp's drop would raise on a broken writer.
+struct CompressorSink(Option<Compressor>);
+
+impl Write for CompressorSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.0 {
+            Some(c) => c.write(buf),
+            None => Err(std::io::Error::other("the archive was abandoned")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.0 {
+            Some(c) => c.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+struct ArchiveWriter<'a> {
+    tar: tar::Builder<CompressorSink>,
+    progress: Progress<'a>,
+    manifest_files: Vec<ManifestFile>,
+    mtime: u64,
+}
+
+impl ArchiveWriter<'_> {
+    fn write_all(
+        &mut self,
+        point: &BackupPoint,
+        config: Option<&[u8]>,
+        job_id: &str,
+        total: u64,
+    ) -> JobResult<()> {
+        let file_count = point.files.len() + usize::from(config.is_some());
+        self.global_header(total, file_count)?;
+        let mut dirs = std::collections::BTreeSet::new();
+        dirs.insert(format::DATA_ROOT.to_owned());
+        for area in format::LAYOUT {
+            dirs.insert(format!("{}/{area}", format::DATA_ROOT));
+        }
+        for file in &point.files {
+            let mut path = Path::new(&file.relative).parent();
+            while let Some(dir) = path.filter(|p| !p.as_os_str().is_empty()) {
+                dirs.insert(format!("{}/{}", format::DATA_ROOT, dir.display()));
+                path = dir.parent();
+            }
+        }
+        for dir in dirs {
+            self.directory(&dir)?;
+        }
+        for captured in &point.files {
+            let source = File::open(&captured.source)
+                .map_err(io_failed(format!("opening {}", captured.source.display())))?;
+            let path = format!("{}/{}", format::DATA_ROOT, captured.relative);
+            self.file(&path, captured.len, source)?;
+        }
+        if let Some(config) = config {
+            self.file(format::CONFIG_NAME, config.len() as u64, config)?;
+        }
+        let manifest = Manifest {
+            format_version: format::FORMAT_VERSION,
+            kalamdb_version: env!("CARGO_PKG_VERSION").into(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            job_id: job_id.into(),
+            applied_seq: point.applied_seq,
+            checksum_algorithm: "sha256".into(),
+            total_bytes: total,
+            files: std::mem::take(&mut self.manifest_files),
+        };
+        let sealed = format::seal(&manifest);
+        let mut header = self.header(tar::EntryType::Regular, sealed.len() as u64, 0o644);
+        self.tar
+            .append_data(&mut header, format::MANIFEST_NAME, sealed.as_slice())
+            .map_err(io_failed("writing the manifest"))
+    }
+
+    fn header(&self, kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_size(size);
+        header.set_mode(mode);
+        header.set_mtime(self.mtime);
+        header.set_uid(0);
+        header.set_gid(0);
+        header
+    }
+
+    fn global_header(&mut self, total: u64, file_count: usize) -> JobResult<()> {
+        let body = format::pax_records(&[
+            (format::PAX_FORMAT_VERSION, format::FORMAT_VERSION.to_string()),
+            (format::PAX_TOTAL_BYTES, total.to_string()),
+            (format::PAX_FILE_COUNT, file_count.to_string()),
+        ]);
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::XGlobalHeader);
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(self.mtime);
+        self.tar
+            .append_data(&mut header, "pax_global_header", body.as_slice())
+            .map_err(io_failed("writing the archive header"))
+    }
+
+    fn directory(&mut self, path: &str) -> JobResult<()> {
+        let mut header = self.header(tar::EntryType::Directory, 0, 0o755);
+        self.tar
+            .append_data(&mut header, format!("{path}/"), std::io::empty())
+            .map_err(io_failed(format!("writing {path}/")))
+    }
+
+    fn file(&mut self, path: &str, len: u64, source: impl Read) -> JobResult<()> {
+        let mut header = self.header(tar::EntryType::Regular, len, 0o644);
+        let mut reader = HashingReader {
+            inner: source.take(len),
+            digest: ring::digest::Context::new(&ring::digest::SHA256),
+            read: 0,
+            progress: &mut self.progress,
+        };
+        let appended = self.tar.append_data(&mut header, path, &mut reader);
+        let (read, digest) = (reader.read, reader.digest.finish());
+        if let Err(e) = appended {
+            if self.progress.ctx.is_cancelled() {
+                return Err(JobError::Cancelled);
+            }
+            return Err(JobError::Failed(format!("archiving {path}: {e}")));
+        }
+        if read != len {
+            return Err(JobError::Failed(format!(
+                "{path} has {read} bytes but the backup point holds {len}: it changed during the backup"
+            )));
+        }
+        self.manifest_files.push(ManifestFile {
+            path: path.to_owned(),
+            size: len,
+            sha256: hex::encode(digest),
+        });
+        Ok(())
+    }
+
+    /// Ends the tar stream and the gzip stream; returns the archive file.
+    fn finish(&mut self) -> JobResult<File> {
+        self.tar
+            .finish()
+            .map_err(io_failed("finishing the archive"))?;
+        let mut compressor = self.tar.get_mut().0.take().expect("the compressor is present");
+        let buffered = compressor
+            .finish()
+            .map_err(|e| JobError::Failed(format!("compressing the archive: {e}")))?;
+        buffered
+            .into_inner()
+            .map_err(|e| JobError::Failed(format!("writing the archive: {}", e.error())))
+    }
+
+    /// Stops the compressor after a failure, discarding its output.
+    fn abort(&mut self) {
+        if let Some(mut compressor) = self.tar.get_mut().0.take() {
+            let _ = compressor.finish();
+        }
+    }
+}
+
+struct Progress<'a> {
+    ctx: &'a JobContext,
+    total: u64,
+    done: u64,
+    last_report: Instant,
+}
+
+impl<'a> Progress<'a> {
+    fn new(ctx: &'a JobContext, total: u64) -> Self {
+        Progress {
+            ctx,
+            total,
+            done: 0,
+            last_report: Instant::now(),
+        }
+    }
+
+    fn advance(&mut self, bytes: u64) -> std::io::Result<()> {
+        self.done += bytes;
+        if self.ctx.is_cancelled() {
+            return Err(std::io::Error::other("cancelled by KILL JOB"));
+        }
+        if self.last_report.elapsed() >= PROGRESS_INTERVAL {
+            self.last_report = Instant::now();
+            self.ctx
+                .progress(self.done.min(self.total), None)
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
+/// Hashes and counts what tar reads, and stops the read when the job is cancelled.
+struct HashingReader<'p, 'a, R> {
+    inner: R,
+    digest: ring::digest::Context,
+    read: u64,
+    progress: &'p mut Progress<'a>,
+}
+
+impl<R: Read> Read for HashingReader<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let limit = buf.len().min(READ_BUFFER);
+        let n = self.inner.read(&mut buf[..limit])?;
+        self.digest.update(&buf[..n]);
+        self.read += n as u64;
+        self.progress.advance(n as u64)?;
+        Ok(n)
+    }
+}
