@@ -121,6 +121,7 @@ pub struct JobsSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupSection {
+    #[serde(default)]
     pub allowed_dirs: Vec<PathBuf>,
     #[serde(default = "BackupSection::default_compression_level")]
     pub compression_level: u32,

@@ -5,28 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ServerOptions, TestServer, sqlstate};
+use common::{ServerOptions, TestServer, sqlstate, wait_for_job};
 use tokio_postgres::Client;
-
-/// Waits (bounded) until the job is finished and returns (status, message).
-async fn wait_for_job(client: &Client, job_id: &str) -> (String, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let row = client
-            .query_one(
-                "SELECT status, coalesce(message, '') FROM system.jobs WHERE job_id = $1",
-                &[&job_id],
-            )
-            .await
-            .unwrap();
-        let status: String = row.get(0);
-        if status != "Queued" && status != "Running" {
-            return (status, row.get(1));
-        }
-        assert!(Instant::now() < deadline, "job {job_id} did not finish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn flush(client: &Client, table: &str) -> String {
     let row = client

@@ -22,6 +22,18 @@ pub(super) fn job_started_schema() -> SchemaRef {
     ]))
 }
 
+/// The row CLUSTER SNAPSHOT returns.
+pub(super) fn cluster_snapshot_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("snapshot_id", DataType::Utf8, false),
+        Field::new("applied_seq", DataType::Int64, false),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("tables", DataType::Int64, false),
+        Field::new("users", DataType::Int64, false),
+        Field::new("bytes", DataType::Int64, false),
+    ]))
+}
+
 pub(super) fn job_started(job_id: &str, message: String) -> ExecResult<Outcome> {
     let schema = job_started_schema();
     let batch = RecordBatch::try_new(
@@ -119,14 +131,7 @@ impl Session {
         let info = tokio::task::spawn_blocking(move || backup::take_cluster_snapshot(&store, keep))
             .await
             .map_err(|e| ExecError::Internal(format!("snapshot task failed: {e}")))??;
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("snapshot_id", DataType::Utf8, false),
-            Field::new("applied_seq", DataType::Int64, false),
-            Field::new("path", DataType::Utf8, false),
-            Field::new("tables", DataType::Int64, false),
-            Field::new("users", DataType::Int64, false),
-            Field::new("bytes", DataType::Int64, false),
-        ]));
+        let schema = cluster_snapshot_schema();
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![

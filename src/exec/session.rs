@@ -231,8 +231,16 @@ impl Session {
                     result_schema,
                 })
             }
-            Statement::FlushTable { .. } => Ok(PreparedStatement {
+            Statement::FlushTable { .. }
+            | Statement::BackupDatabase { .. }
+            | Statement::RestoreDatabase { .. } => Ok(PreparedStatement {
                 result_schema: Some(super::maintenance::job_started_schema()),
+                statement,
+                plan: None,
+                param_types: Vec::new(),
+            }),
+            Statement::ClusterSnapshot => Ok(PreparedStatement {
+                result_schema: Some(super::maintenance::cluster_snapshot_schema()),
                 statement,
                 plan: None,
                 param_types: Vec::new(),

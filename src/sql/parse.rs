@@ -174,6 +174,11 @@ fn parse_path(parser: &mut Parser) -> (String, bool) {
             parser.next_token();
             (path, true)
         }
+        // PostgreSQL's dialect reads "..." as a quoted identifier; the spec accepts it as a path.
+        Token::Word(word) if word.quote_style == Some('"') => {
+            parser.next_token();
+            (word.value, true)
+        }
         _ => {
             let mut bare = String::new();
             loop {

@@ -37,6 +37,8 @@ pub struct ServerOptions {
     /// Environment variables for the server process (fault injection).
     pub env: Vec<(String, String)>,
     pub flush_row_limit: u64,
+    /// Extra keys of the `[backup]` section.
+    pub backup: String,
 }
 
 impl Default for ServerOptions {
@@ -52,6 +54,7 @@ impl Default for ServerOptions {
             extra: String::new(),
             env: Vec::new(),
             flush_row_limit: 100_000,
+            backup: String::new(),
         }
     }
 }
@@ -69,7 +72,13 @@ impl TestServer {
     }
 
     pub fn start_with(options: ServerOptions) -> TestServer {
+        Self::start_on(options, |_| {})
+    }
+
+    /// Starts on a data directory `populate` fills first (e.g. an extracted backup).
+    pub fn start_on(options: ServerOptions, populate: impl FnOnce(&Path)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
+        populate(&dir.path().join("data"));
         let mut server = TestServer {
             dir,
             port: free_port(),
@@ -133,7 +142,7 @@ max_concurrent = 2
 retention_days = 30
 
 [backup]
-allowed_dirs = []
+{backup}
 
 [logging]
 level = "info"
@@ -153,6 +162,7 @@ format = "text"
             key = certs.join("server.key").display(),
             extra = o.extra,
             row_limit = o.flush_row_limit,
+            backup = o.backup,
         );
         std::fs::write(self.config_path(), text).unwrap();
     }
@@ -292,6 +302,48 @@ pub fn run_to_exit(dir: &Path, config: &Path, timeout: Duration) -> (ExitStatus,
         .unwrap();
     let status = wait_with_timeout(&mut child, timeout);
     (status, std::fs::read_to_string(log).unwrap_or_default())
+}
+
+/// Waits (bounded) until the job is finished and returns (status, message).
+pub async fn wait_for_job(client: &tokio_postgres::Client, job_id: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT status, coalesce(message, '') FROM system.jobs WHERE job_id = $1",
+                &[&job_id],
+            )
+            .await
+            .unwrap();
+        let status: String = row.get(0);
+        if status != "Queued" && status != "Running" {
+            return (status, row.get(1));
+        }
+        assert!(Instant::now() < deadline, "job {job_id} did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether the `<target>.partial` file a running backup writes exists.
+pub fn partial_exists(target: &Path) -> bool {
+    let mut name = target.file_name().unwrap().to_os_string();
+    name.push(".partial");
+    target.with_file_name(name).exists()
+}
+
+/// Runs `kalamdb verify-backup <archive>`: (passed, stdout + stderr).
+pub fn verify_backup(archive: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kalamdb"))
+        .arg("verify-backup")
+        .arg(archive)
+        .output()
+        .expect("kalamdb runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 /// The SQLSTATE of a tokio-postgres error.
