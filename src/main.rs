@@ -78,7 +78,12 @@ fn verify_backup(archive: &std::path::Path) -> ExitCode {
             let manifest = &checked.manifest;
             let mut areas: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
             for file in &manifest.files {
-                let area = file.path.splitn(3, '/').take(2).collect::<Vec<_>>().join("/");
+                let area = file
+                    .path
+                    .splitn(3, '/')
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join("/");
                 let area = if file.path.starts_with("data/") {
                     area
                 } else {
@@ -110,9 +115,16 @@ fn verify_backup(archive: &std::path::Path) -> ExitCode {
             println!(
                 "  archive          {} (server.toml {})",
                 kalamdb::backup::human_bytes(checked.archive_bytes),
-                if checked.has_config { "included" } else { "not included" }
+                if checked.has_config {
+                    "included"
+                } else {
+                    "not included"
+                }
             );
-            println!("  verified in      {:.2} s", started.elapsed().as_secs_f64());
+            println!(
+                "  verified in      {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

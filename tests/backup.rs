@@ -87,8 +87,16 @@ fn plant_bulk_file(server: &TestServer, mib: usize) -> PathBuf {
 }
 
 fn archive_entries(archive: &Path) -> Vec<String> {
-    let out = Command::new("tar").arg("-tzf").arg(archive).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("tar")
+        .arg("-tzf")
+        .arg(archive)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -131,7 +139,12 @@ async fn backup_as_root_writes_exactly_the_spec_layout_and_a_verified_manifest()
     assert!(job.get::<_, String>(8).contains("kalamdb-full.tar.gz"));
 
     let entries = archive_entries(&archive);
-    let layout = ["data/rocksdb/", "data/storage/", "data/snapshots/", "data/streams/"];
+    let layout = [
+        "data/rocksdb/",
+        "data/storage/",
+        "data/snapshots/",
+        "data/streams/",
+    ];
     for entry in &entries {
         assert!(
             entry == "data/"
@@ -146,11 +159,31 @@ async fn backup_as_root_writes_exactly_the_spec_layout_and_a_verified_manifest()
     }
     assert_eq!(entries.last().unwrap(), "MANIFEST.json");
     assert!(entries.contains(&"server.toml".to_owned()));
-    assert!(entries.iter().any(|e| e.starts_with("data/rocksdb/") && e.ends_with("CURRENT")));
-    assert!(entries.iter().any(|e| e.starts_with("data/storage/app/items/") && e.ends_with(".parquet")));
-    assert!(entries.iter().any(|e| e.starts_with("data/streams/app/events/")));
-    assert!(entries.iter().any(|e| e.starts_with("data/snapshots/snapshot-") && e.ends_with("snapshot.json")));
-    assert!(!entries.iter().any(|e| e.contains("kalamdb.pid") || e.contains("backup_tmp")));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.starts_with("data/rocksdb/") && e.ends_with("CURRENT"))
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.starts_with("data/storage/app/items/") && e.ends_with(".parquet"))
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.starts_with("data/streams/app/events/"))
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.starts_with("data/snapshots/snapshot-") && e.ends_with("snapshot.json"))
+    );
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.contains("kalamdb.pid") || e.contains("backup_tmp"))
+    );
     // The archived config is the file the server loaded.
     let config = Command::new("tar")
         .args(["-xzOf"])
@@ -162,7 +195,10 @@ async fn backup_as_root_writes_exactly_the_spec_layout_and_a_verified_manifest()
 
     let (ok, report) = verify_backup(&archive);
     assert!(ok, "{report}");
-    assert!(report.contains("OK") && report.contains(&job_id), "{report}");
+    assert!(
+        report.contains("OK") && report.contains(&job_id),
+        "{report}"
+    );
     assert!(!common::partial_exists(&archive));
     assert!(!server.data_path().join("backup_tmp").join(&job_id).exists());
 }
@@ -190,7 +226,10 @@ async fn verify_backup_fails_on_a_flipped_byte_and_on_a_truncated_copy() {
     std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let (ok, report) = verify_backup(&truncated);
     assert!(!ok, "a truncated archive must fail: {report}");
-    assert!(report.contains("truncated") || report.contains("damaged"), "{report}");
+    assert!(
+        report.contains("truncated") || report.contains("damaged"),
+        "{report}"
+    );
 
     let foreign = out.path().join("foreign.tar.gz");
     let status = Command::new("tar")
@@ -241,7 +280,10 @@ async fn backup_needs_the_dba_role() {
     let job_id = backup(&ops, &archive).await;
     assert!(archive.is_file());
     let created_by: String = ops
-        .query_one("SELECT created_by FROM system.jobs WHERE job_id = $1", &[&job_id])
+        .query_one(
+            "SELECT created_by FROM system.jobs WHERE job_id = $1",
+            &[&job_id],
+        )
         .await
         .unwrap()
         .get(0);
@@ -257,24 +299,94 @@ async fn every_path_rule_is_checked_before_a_job_is_queued() {
     std::fs::write(&existing, b"keep me").unwrap();
     let data = server.data_path();
     let cases: Vec<(String, &str, &str)> = vec![
-        (format!("BACKUP DATABASE TO {}/bare.tar.gz", out.path().display()), "22023", "quoted"),
-        (format!("BACKUP DATABASE TO '{}/../x.tar.gz'", out.path().display()), "22023", ".."),
-        ("BACKUP DATABASE TO 'relative/x.tar.gz'".into(), "22023", "absolute"),
-        (format!("BACKUP DATABASE TO '{}/x.zip'", out.path().display()), "22023", ".tar.gz"),
+        (
+            format!("BACKUP DATABASE TO {}/bare.tar.gz", out.path().display()),
+            "22023",
+            "quoted",
+        ),
+        (
+            format!("BACKUP DATABASE TO '{}/../x.tar.gz'", out.path().display()),
+            "22023",
+            "..",
+        ),
+        (
+            "BACKUP DATABASE TO 'relative/x.tar.gz'".into(),
+            "22023",
+            "absolute",
+        ),
+        (
+            format!("BACKUP DATABASE TO '{}/x.zip'", out.path().display()),
+            "22023",
+            ".tar.gz",
+        ),
         ("BACKUP DATABASE TO '/etc'".into(), "42501", "/etc"),
         ("BACKUP DATABASE TO '/etc/x.tar.gz'".into(), "42501", "/etc"),
-        ("BACKUP DATABASE TO '//etc/x.tar.gz'".into(), "42501", "/etc"),
-        ("BACKUP DATABASE TO '/./etc/x.tar.gz'".into(), "42501", "/etc"),
-        ("BACKUP DATABASE TO '/root/x.tar.gz'".into(), "42501", "/root"),
-        ("BACKUP DATABASE TO '/var/log/x.tar.gz'".into(), "42501", "/var/log"),
-        ("BACKUP DATABASE TO 'c:\\WINDOWS\\x.tar.gz'".into(), "42501", "Windows"),
-        ("BACKUP DATABASE TO \"/etc/x.tar.gz\"".into(), "42501", "/etc"),
-        (format!("BACKUP DATABASE TO '{}/x.tar.gz'", data.display()), "42501", "data directory"),
-        (format!("BACKUP DATABASE TO '{}/no/such/dir/x.tar.gz'", out.path().display()), "22023", "does not exist"),
-        (format!("BACKUP DATABASE TO '{}'", existing.display()), "22023", "already exists"),
-        (format!("RESTORE DATABASE FROM '{}/missing.tar.gz'", out.path().display()), "22023", "cannot read"),
-        ("RESTORE DATABASE FROM '/etc/passwd.tgz'".into(), "42501", "/etc"),
-        (format!("RESTORE DATABASE FROM {}", existing.display()), "22023", "quoted"),
+        (
+            "BACKUP DATABASE TO '//etc/x.tar.gz'".into(),
+            "42501",
+            "/etc",
+        ),
+        (
+            "BACKUP DATABASE TO '/./etc/x.tar.gz'".into(),
+            "42501",
+            "/etc",
+        ),
+        (
+            "BACKUP DATABASE TO '/root/x.tar.gz'".into(),
+            "42501",
+            "/root",
+        ),
+        (
+            "BACKUP DATABASE TO '/var/log/x.tar.gz'".into(),
+            "42501",
+            "/var/log",
+        ),
+        (
+            "BACKUP DATABASE TO 'c:\\WINDOWS\\x.tar.gz'".into(),
+            "42501",
+            "Windows",
+        ),
+        (
+            "BACKUP DATABASE TO \"/etc/x.tar.gz\"".into(),
+            "42501",
+            "/etc",
+        ),
+        (
+            format!("BACKUP DATABASE TO '{}/x.tar.gz'", data.display()),
+            "42501",
+            "data directory",
+        ),
+        (
+            format!(
+                "BACKUP DATABASE TO '{}/no/such/dir/x.tar.gz'",
+                out.path().display()
+            ),
+            "22023",
+            "does not exist",
+        ),
+        (
+            format!("BACKUP DATABASE TO '{}'", existing.display()),
+            "22023",
+            "already exists",
+        ),
+        (
+            format!(
+                "RESTORE DATABASE FROM '{}/missing.tar.gz'",
+                out.path().display()
+            ),
+            "22023",
+            "cannot read",
+        ),
+        (
+            "RESTORE DATABASE FROM '/etc/passwd.tgz'".into(),
+            "42501",
+            "/etc",
+        ),
+        (
+            format!("RESTORE DATABASE FROM {}", existing.display()),
+            "22023",
+            "quoted",
+        ),
     ];
     // A NUL byte cannot reach the server in SQL text (the protocol's strings end at NUL and
     // E'\0' is rejected by the tokenizer); the rule itself is unit-tested in backup::paths.
@@ -283,13 +395,16 @@ async fn every_path_rule_is_checked_before_a_job_is_queued() {
         assert_eq!(&sqlstate(&err), code, "{sql}: {}", message(&err));
         assert!(message(&err).contains(needle), "{sql}: {}", message(&err));
     }
-    assert!(message(
-        &client
-            .batch_execute(&format!("BACKUP DATABASE TO '{}'", existing.display()))
-            .await
-            .unwrap_err()
-    )
-    .contains("-20"), "suggests a timestamped name");
+    assert!(
+        message(
+            &client
+                .batch_execute(&format!("BACKUP DATABASE TO '{}'", existing.display()))
+                .await
+                .unwrap_err()
+        )
+        .contains("-20"),
+        "suggests a timestamped name"
+    );
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
     // A symlinked parent that leads into the data directory is caught after resolving it.
     let link = out.path().join("sneaky");
@@ -300,7 +415,10 @@ async fn every_path_rule_is_checked_before_a_job_is_queued() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42501", "{}", message(&err));
     let jobs: i64 = client
-        .query_one("SELECT count(*) FROM system.jobs WHERE job_type IN ('backup', 'restore')", &[])
+        .query_one(
+            "SELECT count(*) FROM system.jobs WHERE job_type IN ('backup', 'restore')",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -370,7 +488,10 @@ async fn a_backup_is_one_point_in_time_while_eight_writers_keep_inserting() {
     for w in writers {
         w.await.unwrap();
     }
-    assert!(floor.iter().all(|n| *n > 0), "writers were running: {floor:?}");
+    assert!(
+        floor.iter().all(|n| *n > 0),
+        "writers were running: {floor:?}"
+    );
 
     let extracted = tempfile::tempdir().unwrap();
     let status = Command::new("tar")
@@ -416,7 +537,10 @@ async fn kill_job_stops_a_running_backup_within_a_second_and_leaves_no_file() {
     let archive = out.path().join("cancelled.tar.gz");
     let job_id = start_backup(&client, &archive).await;
     wait_until_running_with_progress(&client, &job_id).await;
-    assert!(common::partial_exists(&archive), "the archive is written beside the target");
+    assert!(
+        common::partial_exists(&archive),
+        "the archive is written beside the target"
+    );
     let killed_at = Instant::now();
     client
         .batch_execute(&format!("KILL JOB '{job_id}'"))
@@ -454,7 +578,10 @@ async fn wait_until_running_with_progress(client: &Client, job_id: &str) {
         let done: i64 = row.get(1);
         if status == "Running" && done > 0 {
             let total: Option<i64> = row.get(2);
-            assert!(total.is_some_and(|t| t >= done), "bytes_total is known once running");
+            assert!(
+                total.is_some_and(|t| t >= done),
+                "bytes_total is known once running"
+            );
             let progress: f64 = row.get(3);
             assert!(progress > 0.0 && progress < 1.0, "{progress}");
             return;
@@ -480,9 +607,15 @@ async fn kill_9_during_a_backup_leaves_no_archive_and_no_leftovers_after_restart
     wait_until_running_with_progress(&client, &job_id).await;
     drop(client);
     server.kill();
-    assert!(!archive.exists(), "nothing at the target path after a crash");
+    assert!(
+        !archive.exists(),
+        "nothing at the target path after a crash"
+    );
     server.restart_after_crash();
-    assert!(!common::partial_exists(&archive), "the partial archive is removed at start");
+    assert!(
+        !common::partial_exists(&archive),
+        "the partial archive is removed at start"
+    );
     assert!(!server.data_path().join("backup_tmp").exists());
     let client = server.root().await;
     let (status, message) = wait_for_job(&client, &job_id).await;
@@ -520,7 +653,10 @@ async fn backups_run_one_at_a_time() {
         .await
         .unwrap()
         .get(0);
-    assert!(ordered, "the second backup started only after the first finished");
+    assert!(
+        ordered,
+        "the second backup started only after the first finished"
+    );
 }
 
 #[tokio::test]
@@ -541,7 +677,10 @@ async fn cluster_snapshot_writes_a_sealed_metadata_snapshot_and_keeps_the_newest
         assert!(row.get::<_, i64>("applied_seq") > 0);
         ids.push(id);
         client
-            .batch_execute(&format!("INSERT INTO app.items VALUES ({}, 'x', 1)", 9000 + i))
+            .batch_execute(&format!(
+                "INSERT INTO app.items VALUES ({}, 'x', 1)",
+                9000 + i
+            ))
             .await
             .unwrap();
     }
@@ -558,6 +697,12 @@ async fn cluster_snapshot_writes_a_sealed_metadata_snapshot_and_keeps_the_newest
             .join("snapshot.json"),
     )
     .unwrap();
-    assert!(text.contains("manifest_sha256") && text.contains("\"items\""), "{text}");
-    assert!(!text.contains("root-test-password"), "no plaintext password");
+    assert!(
+        text.contains("manifest_sha256") && text.contains("\"items\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains("root-test-password"),
+        "no plaintext password"
+    );
 }

@@ -123,13 +123,19 @@ impl Place {
     /// Checks an entry's path against the layout: relative, only normal components, and under
     /// one of the spec's areas. Returns why it is refused otherwise.
     pub fn of(path: &[u8]) -> Result<Place, String> {
-        let text = std::str::from_utf8(path)
-            .map_err(|_| format!("entry {:?} has a path that is not UTF-8", String::from_utf8_lossy(path)))?;
+        let text = std::str::from_utf8(path).map_err(|_| {
+            format!(
+                "entry {:?} has a path that is not UTF-8",
+                String::from_utf8_lossy(path)
+            )
+        })?;
         if text.starts_with('/') || text.starts_with('\\') || text.contains(":\\") {
             return Err(format!("entry '{text}' has an absolute path"));
         }
         if text.contains('\0') || text.contains('\\') {
-            return Err(format!("entry '{text}' has a path with a NUL byte or backslash"));
+            return Err(format!(
+                "entry '{text}' has a path with a NUL byte or backslash"
+            ));
         }
         let trimmed = text.strip_suffix('/').unwrap_or(text);
         let parts: Vec<&str> = trimmed.split('/').collect();
@@ -200,14 +206,19 @@ mod tests {
         };
         let sealed = seal(&manifest);
         assert_eq!(unseal::<Manifest>(&sealed, "manifest").unwrap(), manifest);
-        let tampered = String::from_utf8(sealed).unwrap().replace("\"size\": 3", "\"size\": 4");
+        let tampered = String::from_utf8(sealed)
+            .unwrap()
+            .replace("\"size\": 3", "\"size\": 4");
         let err = unseal::<Manifest>(tampered.as_bytes(), "manifest").unwrap_err();
         assert!(err.contains("checksum mismatch"), "{err}");
     }
 
     #[test]
     fn entry_paths_outside_the_layout_are_refused() {
-        assert_eq!(Place::of(b"data/rocksdb/CURRENT"), Ok(Place::Data("rocksdb/CURRENT".into())));
+        assert_eq!(
+            Place::of(b"data/rocksdb/CURRENT"),
+            Ok(Place::Data("rocksdb/CURRENT".into()))
+        );
         assert_eq!(Place::of(b"data/"), Ok(Place::DataRoot));
         assert_eq!(Place::of(b"MANIFEST.json"), Ok(Place::Manifest));
         for bad in [

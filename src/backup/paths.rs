@@ -77,9 +77,7 @@ pub fn check_path(
     }
     check_refused_dirs(&components, windows, noun)?;
     if windows || !raw.starts_with('/') {
-        return invalid(format!(
-            "the {noun} must be an absolute path, got '{raw}'"
-        ));
+        return invalid(format!("the {noun} must be an absolute path, got '{raw}'"));
     }
     let suffixes = usage.suffixes();
     if !suffixes.iter().any(|s| raw.ends_with(s)) || components.is_empty() {
@@ -88,7 +86,9 @@ pub fn check_path(
             suffixes.join(" or ")
         ));
     }
-    let path: PathBuf = std::iter::once("/").chain(components.iter().copied()).collect();
+    let path: PathBuf = std::iter::once("/")
+        .chain(components.iter().copied())
+        .collect();
     check_location(&path, policy, noun)?;
 
     let parent = path.parent().unwrap_or(Path::new("/"));
@@ -245,7 +245,10 @@ mod tests {
     }
 
     fn forbidden(raw: &str) -> bool {
-        matches!(check(raw, PathUse::BackupTarget), Err(PathError::Forbidden(_)))
+        matches!(
+            check(raw, PathUse::BackupTarget),
+            Err(PathError::Forbidden(_))
+        )
     }
 
     #[test]
@@ -261,7 +264,10 @@ mod tests {
             "c:\\WINDOWS\\x.tar.gz",
             "C:/Windows/System32/x.tar.gz",
         ] {
-            assert!(forbidden(raw), "{raw} should be refused as a system directory");
+            assert!(
+                forbidden(raw),
+                "{raw} should be refused as a system directory"
+            );
         }
         assert!(!forbidden("/etcetera/x.tar.gz"));
         assert!(!forbidden("/var/logs/x.tar.gz"));

@@ -82,10 +82,9 @@ fn stage(ctx: &JobContext, source: &Path) -> JobResult<String> {
             }
             Err(match e {
                 ArchiveError::Cancelled => JobError::Cancelled,
-                ArchiveError::Invalid(m) => JobError::Failed(format!(
-                    "restore from '{}' failed: {m}",
-                    source.display()
-                )),
+                ArchiveError::Invalid(m) => {
+                    JobError::Failed(format!("restore from '{}' failed: {m}", source.display()))
+                }
                 other => JobError::Failed(other.to_string()),
             })
         }
@@ -104,6 +103,7 @@ fn fill_staging(
     };
     let mut last_report = Instant::now();
     let mut on_progress = |done: u64| -> ArchiveResult<()> {
+        crate::fault::crash_point("restore_during_staging");
         if ctx.is_cancelled() {
             return Err(ArchiveError::Cancelled);
         }
@@ -194,8 +194,10 @@ impl Sink for StagingSink<'_> {
         self.ctx
             .progress(0, Some(total_bytes))
             .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        let available = super::available_space(&self.root)
-            .map_err(ArchiveError::io(format!("checking free space on {}", self.root.display())))?;
+        let available = super::available_space(&self.root).map_err(ArchiveError::io(format!(
+            "checking free space on {}",
+            self.root.display()
+        )))?;
         if available < total_bytes + FREE_SPACE_MARGIN {
             return Err(ArchiveError::NoSpace(format!(
                 "not enough free disk space to restore: the archive holds {} and {} more are kept free, but only {} are available on {}",

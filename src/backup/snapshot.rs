@@ -59,7 +59,8 @@ fn prune(root: &std::path::Path, keep: usize) -> StorageResult<()> {
     let entries = std::fs::read_dir(root)
         .map_err(|e| StorageError::io(format!("listing {}", root.display()), e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io(format!("listing {}", root.display()), e))?;
+        let entry =
+            entry.map_err(|e| StorageError::io(format!("listing {}", root.display()), e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("snapshot-") {
             snapshots.push(entry.path());

@@ -49,10 +49,8 @@ pub fn prepare_data_dir(
     config_path: Option<&Path>,
     keep_pre_restore: usize,
 ) -> Result<Option<SwappedRestore>, SwapError> {
-    let data = std::path::absolute(data_path).map_err(io(format!(
-        "resolving {}",
-        data_path.display()
-    )))?;
+    let data =
+        std::path::absolute(data_path).map_err(io(format!("resolving {}", data_path.display())))?;
     let data = match std::fs::canonicalize(&data) {
         Ok(real) => real,
         Err(_) => data,
@@ -283,7 +281,9 @@ fn lock_existing(data: &Path) -> Result<Option<std::fs::File>, SwapError> {
             data.display(),
             lock_path.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(format!("locking {}", lock_path.display()))(e)),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(io(format!("locking {}", lock_path.display()))(e))
+        }
     }
 }
 

@@ -83,7 +83,9 @@ pub fn remove_leftovers(parameters: &serde_json::Value) {
     if let Some(target) = parameters["path"].as_str() {
         let partial = partial_path(Path::new(target));
         match std::fs::remove_file(&partial) {
-            Ok(()) => tracing::info!(file = %partial.display(), "removed an interrupted backup's partial archive"),
+            Ok(()) => {
+                tracing::info!(file = %partial.display(), "removed an interrupted backup's partial archive")
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(file = %partial.display(), "removing a partial archive: {e}"),
         }
@@ -206,7 +208,8 @@ impl BackupJob {
             ))
         })?;
         partial_guard.armed = false;
-        std::fs::remove_file(&partial).map_err(io_failed(format!("removing {}", partial.display())))?;
+        std::fs::remove_file(&partial)
+            .map_err(io_failed(format!("removing {}", partial.display())))?;
         if let Some(dir) = self.target.parent() {
             fsync_dir(dir).map_err(io_failed(format!("syncing {}", dir.display())))?;
         }
@@ -318,7 +321,10 @@ impl ArchiveWriter<'_> {
 
     fn global_header(&mut self, total: u64, file_count: usize) -> JobResult<()> {
         let body = format::pax_records(&[
-            (format::PAX_FORMAT_VERSION, format::FORMAT_VERSION.to_string()),
+            (
+                format::PAX_FORMAT_VERSION,
+                format::FORMAT_VERSION.to_string(),
+            ),
             (format::PAX_TOTAL_BYTES, total.to_string()),
             (format::PAX_FILE_COUNT, file_count.to_string()),
         ]);
@@ -373,7 +379,12 @@ impl ArchiveWriter<'_> {
         self.tar
             .finish()
             .map_err(io_failed("finishing the archive"))?;
-        let mut compressor = self.tar.get_mut().0.take().expect("the compressor is present");
+        let mut compressor = self
+            .tar
+            .get_mut()
+            .0
+            .take()
+            .expect("the compressor is present");
         let buffered = compressor
             .finish()
             .map_err(|e| JobError::Failed(format!("compressing the archive: {e}")))?;

@@ -188,7 +188,11 @@ impl Engine {
                     continue;
                 }
             };
-            tracing::info!(job_id = job.job_id, job_type = job.job_type, "resuming a queued job");
+            tracing::info!(
+                job_id = job.job_id,
+                job_type = job.job_type,
+                "resuming a queued job"
+            );
             self.jobs.resume(job.job_id, work);
         }
         Ok(())

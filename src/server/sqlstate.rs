@@ -90,7 +90,9 @@ fn sql_code(err: &SqlError) -> &'static str {
     match err {
         SqlError::Syntax(_) => "42601",
         SqlError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
-        SqlError::PermissionDenied { .. } | SqlError::PermissionDeniedDetail(_) => INSUFFICIENT_PRIVILEGE,
+        SqlError::PermissionDenied { .. } | SqlError::PermissionDeniedDetail(_) => {
+            INSUFFICIENT_PRIVILEGE
+        }
         SqlError::DuplicateColumn(_) => "42701",
         SqlError::UndefinedColumn(_) => "42703",
     }

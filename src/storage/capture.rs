@@ -176,7 +176,8 @@ pub fn list_files(root: &Path, prefix: &str) -> StorageResult<Vec<(String, PathB
             Err(e) => return Err(StorageError::io(format!("listing {}", dir.display()), e)),
         };
         for entry in entries {
-            let entry = entry.map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
+            let entry =
+                entry.map_err(|e| StorageError::io(format!("listing {}", dir.display()), e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".tmp") || name.ends_with(".tmp") {
                 continue;
