@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{ServerOptions, TestServer, message, sqlstate, wait_for_job, wait_with_timeout};
+use common::{
+    ServerOptions, TestServer, message, populate_app, run_job, sqlstate, wait_for_job,
+    wait_with_timeout,
+};
 use tokio_postgres::Client;
 
 /// Everything a restore must bring back, read through SQL.
@@ -65,41 +68,9 @@ async fn read_state(client: &Client) -> State {
     }
 }
 
-async fn populate(client: &Client) {
-    client
-        .batch_execute(
-            "CREATE NAMESPACE app;
-             CREATE TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, price NUMERIC(10,2));
-             INSERT INTO app.items SELECT value, 'item ' || value, value * 1.5 FROM generate_series(1, 3000);
-             CREATE STREAM TABLE app.events (id BIGINT, kind TEXT) WITH (TTL_SECONDS = 3600);
-             INSERT INTO app.events VALUES (1, 'login'), (2, 'logout');
-             CREATE USER alice WITH PASSWORD 'old-password' ROLE user;",
-        )
-        .await
-        .unwrap();
-    let job: String = client
-        .query_one("FLUSH TABLE app.items", &[])
-        .await
-        .unwrap()
-        .get("job_id");
-    assert_eq!(wait_for_job(client, &job).await.0, "Completed");
-    client
-        .batch_execute(
-            "UPDATE app.items SET name = 'hot update' WHERE id <= 5;
-             DELETE FROM app.items WHERE id BETWEEN 100 AND 120;
-             INSERT INTO app.items VALUES (9000, 'hot only', 2.50);",
-        )
-        .await
-        .unwrap();
-}
-
 async fn backup(client: &Client, path: &Path) {
-    let job: String = client
-        .query_one(&format!("BACKUP DATABASE TO '{}'", path.display()), &[])
-        .await
-        .unwrap()
-        .get("job_id");
-    let (status, message) = wait_for_job(client, &job).await;
+    let sql = format!("BACKUP DATABASE TO '{}'", path.display());
+    let (_, status, message) = run_job(client, &sql).await;
     assert_eq!(status, "Completed", "{message}");
 }
 
@@ -117,12 +88,10 @@ async fn change_everything(client: &Client) {
         )
         .await
         .unwrap();
-    let job: String = client
-        .query_one("FLUSH TABLE app.items", &[])
-        .await
-        .unwrap()
-        .get("job_id");
-    assert_eq!(wait_for_job(client, &job).await.0, "Completed");
+    assert_eq!(
+        run_job(client, "FLUSH TABLE app.items").await.1,
+        "Completed"
+    );
 }
 
 /// Runs RESTORE and returns (job id, status, message) once the job has finished.
@@ -172,7 +141,7 @@ fn staged_message(path: &Path) -> String {
 /// and the archive.
 async fn staged_restore(server: &TestServer, out: &Path) -> (State, PathBuf) {
     let client = server.root().await;
-    populate(&client).await;
+    populate_app(&client).await;
     let archive = out.join("before-changes.tar.gz");
     backup(&client, &archive).await;
     let expected = read_state(&client).await;
@@ -271,7 +240,7 @@ async fn restore_stages_then_swaps_in_at_restart_with_every_table_row_user_and_s
 async fn hostile_and_damaged_archives_fail_the_job_and_leave_the_database_untouched() {
     let server = TestServer::start();
     let client = server.root().await;
-    populate(&client).await;
+    populate_app(&client).await;
     let out = tempfile::tempdir().unwrap();
     let good = out.path().join("good.tar.gz");
     backup(&client, &good).await;
@@ -324,7 +293,7 @@ async fn hostile_and_damaged_archives_fail_the_job_and_leave_the_database_untouc
 async fn an_archive_claiming_more_than_the_free_disk_is_refused_before_extracting() {
     let server = TestServer::start();
     let client = server.root().await;
-    populate(&client).await;
+    populate_app(&client).await;
     let out = tempfile::tempdir().unwrap();
     let good = out.path().join("good.tar.gz");
     backup(&client, &good).await;
@@ -358,7 +327,7 @@ async fn an_archive_claiming_more_than_the_free_disk_is_refused_before_extractin
 async fn kill_9_during_staging_publishes_nothing_and_start_cleans_up() {
     let mut server = TestServer::start();
     let client = server.root().await;
-    populate(&client).await;
+    populate_app(&client).await;
     let out = tempfile::tempdir().unwrap();
     let archive = out.path().join("a.tar.gz");
     backup(&client, &archive).await;
@@ -447,21 +416,12 @@ async fn a_pending_directory_without_its_marker_stops_the_start() {
 async fn a_restore_waits_for_a_running_backup() {
     let server = TestServer::start_with(ServerOptions::default());
     let client = server.root().await;
-    populate(&client).await;
+    populate_app(&client).await;
     let out = tempfile::tempdir().unwrap();
     let first = out.path().join("first.tar.gz");
     backup(&client, &first).await;
     // A large file under snapshots/ makes the second backup take a while.
-    let bulk = server.data_path().join("snapshots/bulk");
-    std::fs::create_dir_all(&bulk).unwrap();
-    let block: Vec<u8> = (0..1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    let mut file = std::fs::File::create(bulk.join("filler.bin")).unwrap();
-    for _ in 0..200 {
-        std::io::Write::write_all(&mut file, &block).unwrap();
-    }
-    drop(file);
+    common::plant_bulk_file(&server, 200);
     let backup_job: String = client
         .query_one(
             &format!(

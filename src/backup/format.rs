@@ -139,7 +139,7 @@ impl Place {
         }
         let trimmed = text.strip_suffix('/').unwrap_or(text);
         let parts: Vec<&str> = trimmed.split('/').collect();
-        if parts.iter().any(|p| *p == "..") {
+        if parts.contains(&"..") {
             return Err(format!("entry '{text}' escapes the archive with '..'"));
         }
         if parts.iter().any(|p| p.is_empty() || *p == ".") {

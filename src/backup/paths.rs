@@ -70,7 +70,7 @@ pub fn check_path(
     }
     let windows = is_windows_form(raw);
     let components = split_components(raw, windows);
-    if components.iter().any(|c| *c == "..") {
+    if components.contains(&"..") {
         return invalid(format!(
             "the {noun} must not contain '..' (path traversal is not allowed)"
         ));
@@ -102,16 +102,7 @@ pub fn check_path(
         return invalid(format!("{} is not a directory", parent.display()));
     }
     let real = real_parent.join(path.file_name().expect("a checked path has a file name"));
-    let real_components: Vec<String> = real
-        .components()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-            _ => None,
-        })
-        .collect();
-    let real_refs: Vec<&str> = real_components.iter().map(String::as_str).collect();
-    check_refused_dirs(&real_refs, false, noun)?;
-    check_location(&real, policy, noun)?;
+    check_resolved(&real, policy, noun)?;
 
     match usage {
         PathUse::BackupTarget => {
@@ -134,20 +125,25 @@ pub fn check_path(
             if !resolved.is_file() {
                 return invalid(format!("{} is not a regular file", real.display()));
             }
-            let resolved_components: Vec<String> = resolved
-                .components()
-                .filter_map(|c| match c {
-                    std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-                    _ => None,
-                })
-                .collect();
-            let refs: Vec<&str> = resolved_components.iter().map(String::as_str).collect();
-            check_refused_dirs(&refs, false, noun)?;
-            check_location(&resolved, policy, noun)?;
+            check_resolved(&resolved, policy, noun)?;
             return Ok(resolved);
         }
     }
     Ok(real)
+}
+
+/// The location rules again on a path whose symlinks have been resolved.
+fn check_resolved(real: &Path, policy: &PathPolicy, noun: &str) -> Result<(), PathError> {
+    let components: Vec<String> = real
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    let refs: Vec<&str> = components.iter().map(String::as_str).collect();
+    check_refused_dirs(&refs, false, noun)?;
+    check_location(real, policy, noun)
 }
 
 /// `C:\...`, `c:/...`: a drive-letter path, whose separators may be either slash.

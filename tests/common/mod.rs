@@ -324,6 +324,63 @@ pub async fn wait_for_job(client: &tokio_postgres::Client, job_id: &str) -> (Str
     }
 }
 
+/// Runs a statement that queues a job (FLUSH TABLE, BACKUP, RESTORE) and waits for the job;
+/// returns (job id, final status, message).
+pub async fn run_job(client: &tokio_postgres::Client, sql: &str) -> (String, String, String) {
+    let row = client.query_one(sql, &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>("status"), "Queued", "{sql}");
+    let job_id: String = row.get("job_id");
+    let (status, message) = wait_for_job(client, &job_id).await;
+    (job_id, status, message)
+}
+
+/// Sample data of every storage kind for backup and restore tests: `app.items` with flushed
+/// rows and hot changes on top (2980 rows), the stream table `app.events` (2 rows), and the
+/// user `alice` with password `old-password`.
+pub async fn populate_app(client: &tokio_postgres::Client) {
+    client
+        .batch_execute(
+            "CREATE NAMESPACE app;
+             CREATE TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, price NUMERIC(10,2));
+             INSERT INTO app.items SELECT value, 'item ' || value, value * 1.5 FROM generate_series(1, 3000);
+             CREATE STREAM TABLE app.events (id BIGINT, kind TEXT) WITH (TTL_SECONDS = 3600);
+             INSERT INTO app.events VALUES (1, 'login'), (2, 'logout');
+             CREATE USER alice WITH PASSWORD 'old-password' ROLE user;",
+        )
+        .await
+        .unwrap();
+    let (_, status, message) = run_job(client, "FLUSH TABLE app.items").await;
+    assert_eq!(status, "Completed", "{message}");
+    client
+        .batch_execute(
+            "UPDATE app.items SET name = 'hot update' WHERE id <= 5;
+             DELETE FROM app.items WHERE id BETWEEN 100 AND 120;
+             INSERT INTO app.items VALUES (9000, 'hot only', 2.50);",
+        )
+        .await
+        .unwrap();
+}
+
+/// Writes `mib` MiB of incompressible bytes under `snapshots/` so a backup takes a while.
+pub fn plant_bulk_file(server: &TestServer, mib: usize) -> PathBuf {
+    let dir = server.data_path().join("snapshots/bulk");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("filler.bin");
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut chunk = vec![0u8; 1024 * 1024];
+    let mut file = std::fs::File::create(&path).unwrap();
+    for _ in 0..mib {
+        for word in chunk.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        std::io::Write::write_all(&mut file, &chunk).unwrap();
+    }
+    path
+}
+
 /// Whether the `<target>.partial` file a running backup writes exists.
 pub fn partial_exists(target: &Path) -> bool {
     let mut name = target.file_name().unwrap().to_os_string();
