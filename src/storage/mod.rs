@@ -173,6 +173,10 @@ pub struct Store {
     sync_writes: bool,
     /// Held while snapshot directories change or a backup point links them.
     snapshots_lock: Mutex<()>,
+    /// Group commit: the highest sequence number whose write-ahead log bytes are fsynced.
+    synced_seq: Mutex<u64>,
+    /// Whether `apply` returns only once its batch is fsynced (sync_writes with the WAL on).
+    wal_sync: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -195,8 +199,10 @@ impl Store {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, dir.rocksdb(), descriptors)?;
+        // Batches are written unsynced under the apply lock and fsynced after it is released
+        // (see `sync_wal_through`), so concurrent commits share one fsync.
         let mut write_options = WriteOptions::default();
-        write_options.set_sync(durability.sync_writes);
+        write_options.set_sync(false);
         write_options.disable_wal(!durability.wal_enabled);
         let applied = db
             .get_cf(cf(&db, CF_META), APPLIED_SEQ_KEY)?
@@ -214,6 +220,8 @@ impl Store {
             streams_root,
             sync_writes: durability.sync_writes,
             snapshots_lock: Mutex::new(()),
+            synced_seq: Mutex::new(applied),
+            wal_sync: durability.sync_writes && durability.wal_enabled,
         })
         .and_then(|store| {
             let highest = store
@@ -241,17 +249,38 @@ impl Store {
     }
 
     /// Applies one command atomically: all of it, with the new sequence number, or nothing.
+    /// With `sync_writes`, it returns once the batch is fsynced.
     pub fn apply(&self, command: &Command) -> StorageResult<Applied> {
-        let mut applied = self.apply_lock.lock().expect("apply lock poisoned");
-        let seq = *applied + 1;
-        let mut batch = WriteBatch::default();
-        let mut ctx =
-            command::ApplyContext::new(&self.db, seq, &self.streams_root, self.sync_writes);
-        command.write_into(&mut ctx, &mut batch)?;
-        batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
-        self.db.write_opt(batch, &self.write_options)?;
-        *applied = seq;
-        Ok(ctx.applied)
+        let (seq, outcome) = {
+            let mut applied = self.apply_lock.lock().expect("apply lock poisoned");
+            let seq = *applied + 1;
+            let mut batch = WriteBatch::default();
+            let mut ctx =
+                command::ApplyContext::new(&self.db, seq, &self.streams_root, self.sync_writes);
+            command.write_into(&mut ctx, &mut batch)?;
+            batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
+            self.db.write_opt(batch, &self.write_options)?;
+            *applied = seq;
+            (seq, ctx.applied)
+        };
+        if self.wal_sync {
+            self.sync_wal_through(seq)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Group commit: fsyncs the write-ahead log unless a concurrent caller's fsync already
+    /// covered `seq`. Whoever syncs covers every batch written before it started, so commits
+    /// that arrive during one fsync share the next instead of queueing one each.
+    fn sync_wal_through(&self, seq: u64) -> StorageResult<()> {
+        let mut synced = self.synced_seq.lock().expect("sync lock poisoned");
+        if *synced >= seq {
+            return Ok(());
+        }
+        let covered = self.applied_seq();
+        self.db.flush_wal(true)?;
+        *synced = covered.max(*synced);
+        Ok(())
     }
 
     /// Reserves `count` hidden row ids for a table without a declared key; returns the first.
