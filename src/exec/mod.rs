@@ -14,6 +14,7 @@ mod maintenance;
 mod naming;
 mod params;
 mod pg_catalog;
+mod point_query;
 mod session;
 mod settings;
 mod stream_table;

@@ -68,6 +68,8 @@ impl Outcome {
 pub struct PreparedStatement {
     pub statement: Statement,
     plan: Option<LogicalPlan>,
+    /// Set when the query is a primary-key point read the fast path can answer.
+    point: Option<super::point_query::PointQuery>,
     /// Parameter types as far as planning could infer them; `None` where it could not.
     pub param_types: Vec<Option<DataType>>,
     /// `None` for statements that return no rows.
@@ -207,6 +209,7 @@ impl Session {
                 ));
                 Ok(PreparedStatement {
                     statement,
+                    point: super::point_query::PointQuery::recognize(&plan),
                     plan: Some(plan),
                     param_types,
                     result_schema,
@@ -216,6 +219,7 @@ impl Session {
                 result_schema: Some(show_schema(name)),
                 statement,
                 plan: None,
+                point: None,
                 param_types: Vec::new(),
             }),
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
@@ -227,6 +231,7 @@ impl Session {
                 Ok(PreparedStatement {
                     statement,
                     plan: None,
+                    point: None,
                     param_types,
                     result_schema,
                 })
@@ -237,23 +242,27 @@ impl Session {
                 result_schema: Some(super::maintenance::job_started_schema()),
                 statement,
                 plan: None,
+                point: None,
                 param_types: Vec::new(),
             }),
             Statement::ClusterSnapshot => Ok(PreparedStatement {
                 result_schema: Some(super::maintenance::cluster_snapshot_schema()),
                 statement,
                 plan: None,
+                point: None,
                 param_types: Vec::new(),
             }),
             other if super::ddl::listing_schema(other).is_some() => Ok(PreparedStatement {
                 result_schema: super::ddl::listing_schema(other),
                 statement,
                 plan: None,
+                point: None,
                 param_types: Vec::new(),
             }),
             _ => Ok(PreparedStatement {
                 statement,
                 plan: None,
+                point: None,
                 param_types: Vec::new(),
                 result_schema: None,
             }),
@@ -552,6 +561,12 @@ impl Session {
         self.authorize(&prepared.statement)?;
         match &prepared.statement {
             Statement::Query(_) => {
+                if let (Some(point), Some(schema)) = (&prepared.point, &prepared.result_schema)
+                    && let Some(batch) =
+                        point.execute(&self.engine.store, &self.pending, &params, schema)
+                {
+                    return Ok(Outcome::rows(schema.clone(), vec![batch]));
+                }
                 let plan = prepared
                     .plan
                     .clone()

@@ -60,6 +60,10 @@ impl UserTable {
         }
     }
 
+    pub fn record(&self) -> &TableRecord {
+        &self.record
+    }
+
     /// The encoded key when `filters` pin every primary-key column to a constant.
     fn point_key(&self, filters: &[Expr]) -> Option<Vec<u8>> {
         if self.record.primary_key.is_empty() {
