@@ -95,6 +95,28 @@ pub fn register(ctx: &SessionContext, user: &str) {
         Volatility::Stable,
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
     ));
+    ctx.register_udf(create_udf(
+        crate::sql::LIKE_PATTERN_FUNCTION,
+        vec![DataType::Utf8, DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let patterns = datafusion::arrow::array::AsArray::as_string::<i32>(arrays[0].as_ref());
+            let escapes = datafusion::arrow::array::AsArray::as_string::<i32>(arrays[1].as_ref());
+            let out: datafusion::arrow::array::StringArray = patterns
+                .iter()
+                .zip(escapes.iter())
+                .map(|(p, e)| Some(crate::sql::backslash_like_pattern(p?, e?)))
+                .collect();
+            let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+            Ok(if scalar {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+            } else {
+                ColumnarValue::Array(Arc::new(out))
+            })
+        }),
+    ));
     // KalamDB has no sequences, so no column owns one.
     ctx.register_udf(create_udf(
         "pg_get_serial_sequence",

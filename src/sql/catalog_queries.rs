@@ -36,6 +36,8 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
     }
     for statement in &mut statements {
         let _ = VisitMut::visit(statement, &mut ArraySubqueries);
+        let _ = VisitMut::visit(statement, &mut LikeEscapes);
+        let _ = VisitMut::visit(statement, &mut ScalarSubqueries);
     }
     Some(statements)
 }
@@ -96,5 +98,138 @@ impl VisitorMut for ArraySubqueries {
         select.projection = vec![SelectItem::UnnamedExpr(aggregate)];
         *expr = Expr::Subquery(Box::new(query));
         ControlFlow::Continue(())
+    }
+}
+
+/// Aggregates a query may already use in its only select item.
+const AGGREGATES: [&str; 10] = [
+    "array_agg",
+    "count",
+    "max",
+    "min",
+    "sum",
+    "avg",
+    "bool_and",
+    "bool_or",
+    "string_agg",
+    "first_value",
+];
+
+/// A scalar subquery `(SELECT e FROM ... WHERE <correlated>)` becomes
+/// `(SELECT first_value(e) FROM ...)`: DataFusion only decorrelates aggregated scalar
+/// subqueries, and catalog lookups (SQLAlchemy's column defaults, identity options) return at
+/// most one row anyway.
+struct ScalarSubqueries;
+
+impl VisitorMut for ScalarSubqueries {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Subquery(query) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let no_grouping = match &select.group_by {
+            ast::GroupByExpr::Expressions(exprs, _) => exprs.is_empty(),
+            ast::GroupByExpr::All(_) => false,
+        };
+        if !no_grouping || select.having.is_some() || select.distinct.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let item = match select.projection.as_mut_slice() {
+            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e,
+            _ => return ControlFlow::Continue(()),
+        };
+        let aggregated = matches!(item, Expr::Function(f) if f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())));
+        if aggregated || matches!(item, Expr::Value(_)) {
+            return ControlFlow::Continue(());
+        }
+        if let Ok(wrapped) = super::parse_expr(&format!("first_value({item})")) {
+            *item = wrapped;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Name of the function that turns a LIKE pattern with another escape character into one
+/// escaped with backslashes (the only escape DataFusion's LIKE knows).
+pub const LIKE_PATTERN_FUNCTION: &str = "kalamdb_like_pattern";
+
+/// `x LIKE p ESCAPE '/'` (SQLAlchemy's schema listing) becomes
+/// `x LIKE kalamdb_like_pattern(p, '/')`.
+struct LikeEscapes;
+
+impl VisitorMut for LikeEscapes {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let (Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        }) = expr
+        else {
+            return ControlFlow::Continue(());
+        };
+        let escape = match escape_char.as_ref().map(|v| &v.value) {
+            Some(ast::Value::SingleQuotedString(e)) if e != "\\" => e.clone(),
+            _ => return ControlFlow::Continue(()),
+        };
+        let call = format!(
+            "{LIKE_PATTERN_FUNCTION}({pattern}, '{}')",
+            escape.replace('\'', "''")
+        );
+        if let Ok(rewritten) = super::parse_expr(&call) {
+            **pattern = rewritten;
+            *escape_char = None;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Rewrites a LIKE pattern escaped with `escape` into the backslash-escaped form.
+pub fn backslash_like_pattern(pattern: &str, escape: &str) -> String {
+    let escape = escape.chars().next();
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            match chars.next() {
+                Some(next @ ('%' | '_')) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                Some('\\') => out.push_str("\\\\"),
+                Some(next) => out.push(next),
+                None => {}
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_with_another_escape_become_backslash_escaped() {
+        assert_eq!(backslash_like_pattern("pg/_%", "/"), "pg\\_%");
+        assert_eq!(backslash_like_pattern("a//b", "/"), "a/b");
+        assert_eq!(backslash_like_pattern("a\\b/%", "/"), "a\\\\b\\%");
     }
 }
