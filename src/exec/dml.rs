@@ -1097,7 +1097,7 @@ fn literal_values(
     let null = Expr::value(ast::Value::Null);
     let mut fields = Vec::with_capacity(column_count);
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(column_count);
-    for column in 0..column_count {
+    for (column, default) in defaults.iter().enumerate().take(column_count) {
         let position = targets.iter().position(|&t| t == column);
         let literals: Vec<Literal> = values
             .rows
@@ -1105,7 +1105,7 @@ fn literal_values(
             .map(|row| {
                 let expr = match position {
                     Some(p) => &row[p],
-                    None => defaults[column].as_ref().unwrap_or(&null),
+                    None => default.as_ref().unwrap_or(&null),
                 };
                 literal_of(expr)
             })
