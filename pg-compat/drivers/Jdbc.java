@@ -47,9 +47,15 @@ public class Jdbc {
                     while (rs.next()) columns.add(rs.getString("COLUMN_NAME"));
                 }
                 if (!columns.equals(List.of("id", "name", "price", "ok"))) throw new AssertionError("columns: " + columns);
+                List<String> keys = new ArrayList<>();
+                try (ResultSet rs = meta.getPrimaryKeys(null, "drivers", "jdbc")) {
+                    while (rs.next()) {
+                        keys.add(rs.getString("TABLE_SCHEM") + "." + rs.getString("TABLE_NAME") + "."
+                            + rs.getString("COLUMN_NAME") + "#" + rs.getShort("KEY_SEQ") + "@" + rs.getString("PK_NAME"));
+                    }
+                }
+                if (!keys.equals(List.of("drivers.jdbc.id#1@jdbc_pkey"))) throw new AssertionError("primary keys: " + keys);
             });
-            // TODO(issue 3): getPrimaryKeys needs pg_index rows for KalamDB's keys and
-            // information_schema._pg_expandarray; not implemented yet.
         }
         System.out.println(passed + " passed, " + failed + " failed");
         System.exit(failed == 0 ? 0 : 1);

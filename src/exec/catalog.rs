@@ -81,7 +81,9 @@ impl CatalogProvider for KalamCatalog {
         Ok(self.registered.write().expect("registered schemas").insert(
             name.to_owned(),
             match name {
-                "pg_catalog" => super::pg_catalog::PgCatalogSchema::wrap(schema),
+                "pg_catalog" => {
+                    super::pg_catalog::PgCatalogSchema::wrap(schema, self.store.clone())
+                }
                 _ => schema,
             },
         ))

@@ -49,6 +49,8 @@ impl PgCatalogContextProvider for UsersAsRoles {
     }
 }
 
+const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
+
 /// Adds `pg_catalog` and PostgreSQL's catalog functions to a session's context.
 pub fn install(ctx: &SessionContext, store: Arc<Store>) -> ExecResult<()> {
     datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE_NAME, UsersAsRoles { store })
@@ -57,24 +59,79 @@ pub fn install(ctx: &SessionContext, store: Arc<Store>) -> ExecResult<()> {
 
 /// `pg_catalog` as datafusion-pg-catalog builds it, except that `pg_database` lists only the
 /// one database a KalamDB server has (the crate always adds a `postgres` entry).
-#[derive(Debug)]
+/// Also holds `kalamdb_primary_keys` (namespace, table_name, column_name, key_seq, pk_name),
+/// which pgJDBC's `getPrimaryKeys` query is rewritten to read (see `sql::catalog_queries`).
 pub struct PgCatalogSchema {
     inner: Arc<dyn SchemaProvider>,
+    store: Arc<Store>,
+}
+
+impl std::fmt::Debug for PgCatalogSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgCatalogSchema")
+    }
 }
 
 impl PgCatalogSchema {
-    pub fn wrap(inner: Arc<dyn SchemaProvider>) -> Arc<dyn SchemaProvider> {
-        Arc::new(PgCatalogSchema { inner })
+    pub fn wrap(inner: Arc<dyn SchemaProvider>, store: Arc<Store>) -> Arc<dyn SchemaProvider> {
+        Arc::new(PgCatalogSchema { inner, store })
+    }
+
+    fn primary_keys(&self) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        use datafusion::arrow::array::{Int16Array, RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let mut rows: Vec<(String, String, String, i16, String)> = Vec::new();
+        let tables = self.store.tables().map_err(super::catalog::storage_error)?;
+        for table in tables {
+            for (seq, &index) in table.primary_key.iter().enumerate() {
+                rows.push((
+                    table.namespace.clone(),
+                    table.name.clone(),
+                    table.columns[index].name.clone(),
+                    seq as i16 + 1,
+                    format!("{}_pkey", table.name),
+                ));
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("namespace", DataType::Utf8, false),
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("column_name", DataType::Utf8, false),
+            Field::new("key_seq", DataType::Int16, false),
+            Field::new("pk_name", DataType::Utf8, false),
+        ]));
+        let column = |f: fn(&(String, String, String, i16, String)) -> &str| {
+            Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+        };
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                column(|r| &r.0),
+                column(|r| &r.1),
+                column(|r| &r.2),
+                Arc::new(Int16Array::from_iter_values(rows.iter().map(|r| r.3))),
+                column(|r| &r.4),
+            ],
+        )?;
+        Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+            schema,
+            vec![vec![batch]],
+        )?))
     }
 }
 
 #[async_trait]
 impl SchemaProvider for PgCatalogSchema {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.push(PRIMARY_KEYS_TABLE.into());
+        names
     }
 
     async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        if name == PRIMARY_KEYS_TABLE {
+            return self.primary_keys().map(Some);
+        }
         let table = self.inner.table(name).await?;
         Ok(match table {
             Some(table) if name.eq_ignore_ascii_case("pg_database") => {
@@ -85,7 +142,7 @@ impl SchemaProvider for PgCatalogSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        name == PRIMARY_KEYS_TABLE || self.inner.table_exist(name)
     }
 }
 
