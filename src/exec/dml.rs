@@ -419,6 +419,18 @@ impl Session {
                 }
             }
         }
+        // PostgreSQL allows a SELECT feeding an INSERT to repeat an output name
+        // (`SELECT v, CAST(v AS INT)`); DataFusion does not, and the names are replaced anyway.
+        if let SetExpr::Select(select) = source.body.as_mut() {
+            for (i, item) in select.projection.iter_mut().enumerate() {
+                if let SelectItem::UnnamedExpr(expr) = item {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::new(format!("__v{i}")),
+                    };
+                }
+            }
+        }
         if let Some(batch) = literal_values(&source, targets, &defaults, record.columns.len()) {
             return self.table_rows(record, &[batch]);
         }
