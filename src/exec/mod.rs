@@ -153,11 +153,7 @@ impl Engine {
 
     /// Fails jobs a crash interrupted, re-runs queued ones, and drops expired job rows.
     fn recover_jobs(&self) -> ExecResult<()> {
-        let retention = std::time::Duration::from_secs(self.config.jobs.retention_days * 86_400);
-        let purged = self.jobs.purge_finished(retention)?;
-        if purged > 0 {
-            tracing::info!(purged, "removed finished jobs past their retention");
-        }
+        self.purge_expired_jobs()?;
         let recovered = self.jobs.recover()?;
         for job in &recovered.interrupted {
             if job.job_type == "backup" {
@@ -195,6 +191,16 @@ impl Engine {
                 "resuming a queued job"
             );
             self.jobs.resume(job.job_id, work);
+        }
+        Ok(())
+    }
+
+    /// Removes finished jobs older than `[jobs] retention_days` (at start and periodically).
+    pub fn purge_expired_jobs(&self) -> ExecResult<()> {
+        let retention = std::time::Duration::from_secs(self.config.jobs.retention_days * 86_400);
+        let purged = self.jobs.purge_finished(retention)?;
+        if purged > 0 {
+            tracing::info!(purged, "removed finished jobs past their retention");
         }
         Ok(())
     }

@@ -224,14 +224,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     })?;
     tracing::info!(%address, tls = tls.is_some(), "KalamDB {} listening", env!("CARGO_PKG_VERSION"));
 
+    // Housekeeping: stream evictions every interval, expired job rows every hour.
     let evictor = {
         let engine = shared.engine.clone();
         let every = Duration::from_secs(config.streams.eviction_interval_seconds.max(1));
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
+            let mut last_purge = tokio::time::Instant::now();
             loop {
                 ticks.tick().await;
                 engine.queue_stream_evictions();
+                if last_purge.elapsed() >= Duration::from_secs(3600) {
+                    last_purge = tokio::time::Instant::now();
+                    if let Err(e) = engine.purge_expired_jobs() {
+                        tracing::warn!("purging expired jobs: {e}");
+                    }
+                }
             }
         })
     };
