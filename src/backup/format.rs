@@ -13,7 +13,6 @@
 //! a gigabyte per second, far faster than gzip, so it costs no wall time.
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 pub const FORMAT_VERSION: u64 = 1;
 pub const MANIFEST_NAME: &str = "MANIFEST.json";
@@ -49,16 +48,11 @@ pub struct ManifestFile {
     pub sha256: String,
 }
 
-#[derive(Serialize)]
-struct EnvelopeOut<'a> {
-    manifest: &'a RawValue,
-    manifest_sha256: String,
-}
-
-#[derive(Deserialize)]
-struct EnvelopeIn<'a> {
-    #[serde(borrow)]
-    manifest: &'a RawValue,
+/// A sealed document: the body and the SHA-256 of its canonical serialization (the pretty
+/// JSON serde_json writes for it, which is exactly the text inside the file).
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    manifest: T,
     manifest_sha256: String,
 }
 
@@ -66,31 +60,43 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
-/// Serializes `body` and wraps it with the SHA-256 of its exact bytes.
+fn canonical<T: Serialize>(body: &T) -> String {
+    serde_json::to_string_pretty(body).expect("manifest serializes")
+}
+
+/// Serializes `body` together with the SHA-256 of its canonical serialization.
 pub fn seal<T: Serialize>(body: &T) -> Vec<u8> {
-    let body = serde_json::to_string_pretty(body).expect("manifest serializes");
-    let raw = RawValue::from_string(body).expect("serde_json output is JSON");
-    let envelope = EnvelopeOut {
-        manifest_sha256: sha256_hex(raw.get().as_bytes()),
-        manifest: &raw,
+    let envelope = Envelope {
+        manifest_sha256: sha256_hex(canonical(body).as_bytes()),
+        manifest: body,
     };
     let mut out = serde_json::to_vec_pretty(&envelope).expect("envelope serializes");
     out.push(b'\n');
     out
 }
 
-/// Checks the envelope's checksum and parses the body.
-pub fn unseal<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, String> {
-    let envelope: EnvelopeIn =
+/// Parses the body and checks it against the envelope's checksum. Any change to the body
+/// (a value, a field added or removed) changes its canonical serialization and fails.
+pub fn unseal<T: Serialize + for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, String> {
+    let envelope: Envelope<serde_json::Value> =
         serde_json::from_slice(bytes).map_err(|e| format!("{what} is not valid JSON: {e}"))?;
-    let actual = sha256_hex(envelope.manifest.get().as_bytes());
-    if actual != envelope.manifest_sha256 {
+    let body: T = serde_json::from_value(envelope.manifest.clone())
+        .map_err(|e| format!("{what} is malformed: {e}"))?;
+    // Fields the reader does not know would be dropped by the typed round trip: hash the
+    // document as written too, so they cannot be slipped in either.
+    let actual = sha256_hex(canonical(&body).as_bytes());
+    if actual != envelope.manifest_sha256
+        || serde_json::to_value(&body).ok() != Some(envelope.manifest)
+    {
         return Err(format!(
             "{what} checksum mismatch: it declares {} but its body hashes to {actual}",
             envelope.manifest_sha256
         ));
     }
-    serde_json::from_str(envelope.manifest.get()).map_err(|e| format!("{what} is malformed: {e}"))
+    Ok(body)
 }
 
 /// The body of a pax global header holding `records`.

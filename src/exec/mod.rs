@@ -113,6 +113,11 @@ pub struct Engine {
     jobs: JobManager,
     /// Rows written per table since its last automatic flush was queued.
     writes_since_flush: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    /// Users' roles as of a catalog epoch (see `role_of`).
+    roles: std::sync::Mutex<(
+        u64,
+        std::collections::HashMap<String, Option<crate::storage::Role>>,
+    )>,
 }
 
 impl Engine {
@@ -130,6 +135,7 @@ impl Engine {
             scratch,
             jobs,
             writes_since_flush: Default::default(),
+            roles: std::sync::Mutex::new((u64::MAX, Default::default())),
         });
         engine.bootstrap_root()?;
         engine.bootstrap_public_namespace()?;
@@ -193,6 +199,20 @@ impl Engine {
             self.jobs.resume(job.job_id, work);
         }
         Ok(())
+    }
+
+    /// Applies a session's command. The call waits for the group commit's fsync, so on the
+    /// multi-threaded runtime it gives up its worker meanwhile: other sessions keep running and
+    /// their commits join the same fsync instead of queueing behind a blocked worker.
+    pub(crate) fn apply(&self, command: &Command) -> Result<crate::storage::Applied, StorageError> {
+        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if multi_thread {
+            tokio::task::block_in_place(|| self.store.apply(command))
+        } else {
+            self.store.apply(command)
+        }
     }
 
     /// Removes finished jobs older than `[jobs] retention_days` (at start and periodically).

@@ -9,7 +9,7 @@
 //! that does not convert) answers `None`, and the statement runs through DataFusion as usual,
 //! so both paths give the same answer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
@@ -20,7 +20,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
 use super::table::{PendingWrites, UserTable};
 use crate::storage::rows::{self, RowDecoder};
-use crate::storage::{Store, TableKind, is_tombstone};
+use crate::storage::{Store, TableKind, TableRecord, is_tombstone};
 
 /// Where a key column's value comes from at execution.
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ pub struct PointQuery {
     key: Vec<KeyValue>,
     /// Table column indexes of the output columns.
     projection: Vec<usize>,
+    /// The table's definition as of a catalog epoch, so executions skip reading it.
+    cached: Arc<Mutex<Option<(u64, Arc<TableRecord>)>>>,
 }
 
 impl PointQuery {
@@ -105,7 +107,21 @@ impl PointQuery {
             column_count: record.columns.len(),
             key,
             projection: output,
+            cached: Arc::default(),
         })
+    }
+
+    fn table(&self, store: &Store) -> Option<Arc<TableRecord>> {
+        let epoch = store.catalog_epoch();
+        let mut cached = self.cached.lock().expect("point query cache");
+        if let Some((at, record)) = cached.as_ref()
+            && *at == epoch
+        {
+            return Some(record.clone());
+        }
+        let record = Arc::new(store.table(&self.namespace, &self.table).ok()??);
+        *cached = Some((epoch, record.clone()));
+        Some(record)
     }
 
     /// Reads the row, or `None` when the general path must answer.
@@ -116,7 +132,7 @@ impl PointQuery {
         params: &[ScalarValue],
         schema: &SchemaRef,
     ) -> Option<RecordBatch> {
-        let record = store.table(&self.namespace, &self.table).ok()??;
+        let record = self.table(store)?;
         if record.table_id != self.table_id || record.columns.len() != self.column_count {
             return None;
         }

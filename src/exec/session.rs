@@ -383,7 +383,6 @@ impl Session {
             Ok(())
         } else {
             self.engine
-                .store
                 .apply(&Command::Batch(commands))
                 .map(|_| ())
                 .map_err(|e| self.write_error(e))
@@ -426,7 +425,6 @@ impl Session {
         if !self.in_transaction_block() {
             let rows = writes.len();
             self.engine
-                .store
                 .apply(&Command::WriteRows {
                     table_id: record.table_id,
                     writes,
@@ -488,7 +486,7 @@ impl Session {
                 .push(command);
             return Ok(());
         }
-        self.engine.store.apply(&command)?;
+        self.engine.apply(&command)?;
         Ok(())
     }
 

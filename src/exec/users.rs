@@ -177,8 +177,19 @@ impl Engine {
         Ok(())
     }
 
+    /// A user's current role, cached until the next catalog change (every statement asks).
     pub(super) fn role_of(&self, user_id: &str) -> Option<Role> {
-        self.store.user(user_id).ok().flatten().map(|u| u.role)
+        let epoch = self.store.catalog_epoch();
+        let mut cache = self.roles.lock().expect("role cache");
+        if cache.0 != epoch {
+            *cache = (epoch, Default::default());
+        }
+        if let Some(role) = cache.1.get(user_id) {
+            return *role;
+        }
+        let role = self.store.user(user_id).ok().flatten().map(|u| u.role);
+        cache.1.insert(user_id.to_owned(), role);
+        role
     }
 
     fn existing_user(&self, user_id: &str) -> ExecResult<UserRecord> {

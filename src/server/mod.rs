@@ -9,6 +9,7 @@ mod auth;
 mod cancel;
 mod encode;
 mod query;
+mod socket;
 pub mod sqlstate;
 mod tls;
 mod values;
@@ -271,7 +272,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 });
                 let acceptor = acceptor.clone();
                 tasks.spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, acceptor, Handlers(connection)).await {
+                    if let Err(e) = socket::serve(socket, acceptor, Handlers(connection)).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                 });

@@ -227,6 +227,22 @@ impl<'a> ApplyContext<'a> {
 }
 
 impl Command {
+    /// Whether applying this changes users, namespaces or table definitions (what sessions
+    /// cache between statements).
+    pub fn changes_catalog(&self) -> bool {
+        match self {
+            Command::PutUser(_)
+            | Command::DropUser { .. }
+            | Command::CreateNamespace(_)
+            | Command::DropNamespace { .. }
+            | Command::CreateTable(_)
+            | Command::AlterTable(_)
+            | Command::DropTable { .. } => true,
+            Command::Batch(commands) => commands.iter().any(Command::changes_catalog),
+            _ => false,
+        }
+    }
+
     pub(super) fn write_into(
         &self,
         ctx: &mut ApplyContext,

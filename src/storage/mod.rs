@@ -38,6 +38,9 @@ pub use records::{
 };
 pub use segments::SegmentRecord;
 
+/// Shared RocksDB block cache (uncompressed blocks of every column family).
+const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
+
 /// Column families. `meta` holds store-wide values: the applied sequence number and counters.
 const CF_META: &str = "meta";
 const CF_USERS: &str = "users";
@@ -177,6 +180,9 @@ pub struct Store {
     synced_seq: Mutex<u64>,
     /// Whether `apply` returns only once its batch is fsynced (sync_writes with the WAL on).
     wal_sync: bool,
+    /// Bumped after every command that changes users, namespaces or tables, so callers can
+    /// cache catalog records and know when to read them again.
+    catalog_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -195,9 +201,17 @@ impl Store {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let descriptors = COLUMN_FAMILIES
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        // One block cache for every column family, and bloom filters: point reads of rows,
+        // users and table definitions are the hot path.
+        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let mut table_options = rocksdb::BlockBasedOptions::default();
+        table_options.set_block_cache(&cache);
+        table_options.set_bloom_filter(10.0, false);
+        let descriptors = COLUMN_FAMILIES.iter().map(|name| {
+            let mut cf_options = Options::default();
+            cf_options.set_block_based_table_factory(&table_options);
+            ColumnFamilyDescriptor::new(*name, cf_options)
+        });
         let db = DB::open_cf_descriptors(&options, dir.rocksdb(), descriptors)?;
         // Batches are written unsynced under the apply lock and fsynced after it is released
         // (see `sync_wal_through`), so concurrent commits share one fsync.
@@ -222,6 +236,7 @@ impl Store {
             snapshots_lock: Mutex::new(()),
             synced_seq: Mutex::new(applied),
             wal_sync: durability.sync_writes && durability.wal_enabled,
+            catalog_epoch: Default::default(),
         })
         .and_then(|store| {
             let highest = store
@@ -243,6 +258,11 @@ impl Store {
         &self.dir
     }
 
+    /// Changes whenever a command changed users, namespaces or table definitions.
+    pub fn catalog_epoch(&self) -> u64 {
+        self.catalog_epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The sequence number of the last applied command (0 for a new store).
     pub fn applied_seq(&self) -> u64 {
         *self.apply_lock.lock().expect("apply lock poisoned")
@@ -261,6 +281,10 @@ impl Store {
             batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
             self.db.write_opt(batch, &self.write_options)?;
             *applied = seq;
+            if command.changes_catalog() {
+                self.catalog_epoch
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             (seq, ctx.applied)
         };
         if self.wal_sync {
