@@ -284,7 +284,17 @@ impl JobManager {
             .expect("running jobs")
             .get(job_id)
             .cloned();
+        // A job leaves the running set just after its final status is recorded.
+        let finished = || {
+            self.inner
+                .store
+                .job(job_id)
+                .ok()
+                .flatten()
+                .is_some_and(|job| job.status.is_finished())
+        };
         match flag {
+            Some(_) if finished() => Err(JobError::AlreadyFinished(job_id.to_owned())),
             Some(flag) => {
                 flag.store(true, Ordering::SeqCst);
                 Ok(())
