@@ -30,6 +30,9 @@ enum KeyValue {
     Literal(ScalarValue),
 }
 
+/// A table definition and the catalog epoch it was read at.
+type CachedTable = (u64, Arc<TableRecord>);
+
 /// A prepared query the fast path can answer.
 #[derive(Debug, Clone)]
 pub struct PointQuery {
@@ -43,7 +46,7 @@ pub struct PointQuery {
     /// Table column indexes of the output columns.
     projection: Vec<usize>,
     /// The table's definition as of a catalog epoch, so executions skip reading it.
-    cached: Arc<Mutex<Option<(u64, Arc<TableRecord>)>>>,
+    cached: Arc<Mutex<Option<CachedTable>>>,
 }
 
 impl PointQuery {

@@ -224,18 +224,6 @@ pub fn backslash_like_pattern(pattern: &str, escape: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_patterns_with_another_escape_become_backslash_escaped() {
-        assert_eq!(backslash_like_pattern("pg/_%", "/"), "pg\\_%");
-        assert_eq!(backslash_like_pattern("a//b", "/"), "a/b");
-        assert_eq!(backslash_like_pattern("a\\b/%", "/"), "a\\\\b\\%");
-    }
-}
-
 /// The table in `pg_catalog` listing every primary-key column.
 pub const PRIMARY_KEYS_TABLE: &str = "kalamdb_primary_keys";
 
@@ -288,4 +276,16 @@ fn quoted_literal(text: &str) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_with_another_escape_become_backslash_escaped() {
+        assert_eq!(backslash_like_pattern("pg/_%", "/"), "pg\\_%");
+        assert_eq!(backslash_like_pattern("a//b", "/"), "a/b");
+        assert_eq!(backslash_like_pattern("a\\b/%", "/"), "a\\\\b\\%");
+    }
 }
