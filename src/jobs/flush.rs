@@ -111,6 +111,9 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
     if files.is_empty() {
         return Ok(format!("{namespace}.{table} had no hot rows to flush"));
     }
+    // The flushed rows left deletion markers behind; compacting them away keeps scans of the
+    // table's hot rows from stepping over every row ever flushed.
+    store.compact_rows(table_id)?;
     Ok(format!(
         "Flushed {flushed_rows} rows and {flushed_deletes} deletions of {namespace}.{table} into {} segment(s) ({bytes} bytes)",
         files.len()

@@ -544,6 +544,15 @@ impl Store {
             .collect()
     }
 
+    /// Compacts a table's range of hot rows, dropping the deletion markers a flush leaves.
+    pub fn compact_rows(&self, table_id: u64) -> StorageResult<()> {
+        let start = rows::table_prefix(table_id);
+        let end = rows::table_prefix(table_id.saturating_add(1));
+        self.db
+            .compact_range_cf(cf(&self.db, CF_ROWS), Some(&start[..]), Some(&end[..]));
+        Ok(())
+    }
+
     /// Flushes memtables and the WAL so a clean shutdown leaves nothing to replay.
     pub fn flush(&self) -> StorageResult<()> {
         self.db.flush_wal(true)?;
