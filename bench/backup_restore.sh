@@ -5,7 +5,7 @@
 # in RocksDB, at least 1 GiB by default. Reports medians of 3 runs, archive sizes, and the
 # server's resident memory growth while each job runs (sampled every 50 ms).
 # All inputs are in the page cache for every contender (they were just written or read).
-# Usage: bench/backup_restore.sh [target GiB, default 1.1] [runs, default 3]
+# Usage: [BACKUP_LEVEL=n] bench/backup_restore.sh [target GiB, default 1.1] [runs, default 3]
 source "$(dirname "$0")/lib.sh"
 TARGET_GIB=${1:-1.1}
 RUNS=${2:-3}
@@ -102,7 +102,7 @@ gib=$(echo "scale=2; $(data_bytes) / 1073741824" | bc)
 echo
 echo "data directory: $gib GiB; medians of $RUNS runs"
 printf '%-44s %9s %12s %9s\n' "" "seconds" "archive MiB" "vs this"
-printf '%-44s %9.2f %12.1f %9s\n' "KalamDB BACKUP DATABASE (gzp, level 6)" "$kb" "$(echo "$ks / 1048576" | bc -l)" "1.00x"
+printf '%-44s %9.2f %12.1f %9s\n' "KalamDB BACKUP DATABASE (level ${BACKUP_LEVEL:-3})" "$kb" "$(echo "$ks / 1048576" | bc -l)" "1.00x"
 printf '%-44s %9.2f %12.1f %8.2fx\n' "tar -czf (GNU tar + gzip -6)" "$tb" "$(echo "$ts / 1048576" | bc -l)" "$(echo "$tb / $kb" | bc -l)"
 printf '%-44s %9.2f %12.1f %8.2fx\n' "tar -I pigz -cf" "$pb" "$(echo "$ps / 1048576" | bc -l)" "$(echo "$pb / $kb" | bc -l)"
 printf 'archive size vs gzip -6: %+.1f%%; server RSS growth during backup: %s MiB\n' "$(echo "($ks - $ts) * 100 / $ts" | bc -l)" "$rss"

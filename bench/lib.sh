@@ -13,7 +13,10 @@ KALAM_PID=""
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 cleanup() {
-  [ -n "$KALAM_PID" ] && kill "$KALAM_PID" 2>/dev/null || true
+  if [ -n "$KALAM_PID" ]; then
+    kill "$KALAM_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$KALAM_PID" 2>/dev/null || break; sleep 0.1; done
+  fi
   as_postgres "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -26,6 +29,7 @@ start_kalamdb() {
       -e "s/^root_password = .*/root_password = \"$PGPASSWORD\"/" \
       -e "s/^level = .*/level = \"warn\"/" \
       -e "s/^row_limit = .*/row_limit = ${FLUSH_ROW_LIMIT:-1000000}/" \
+      -e "s/^compression_level = .*/compression_level = ${BACKUP_LEVEL:-3}/" \
       "$ROOT/server.toml" > "$WORK/server.toml"
   "$CARGO_TARGET_DIR/release/kalamdb" --config "$WORK/server.toml" 2>"$WORK/kalam.log" &
   KALAM_PID=$!

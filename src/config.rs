@@ -136,7 +136,7 @@ pub struct BackupSection {
 
 impl BackupSection {
     fn default_compression_level() -> u32 {
-        6
+        3
     }
     fn default_keep_pre_restore() -> usize {
         1

@@ -120,7 +120,7 @@ pub fn read_archive(
     drop(file);
     let file = File::open(path).map_err(ArchiveError::io(context()))?;
     let decoder = MultiGzDecoder::new(BufReader::with_capacity(CHUNK, file));
-    let mut tar = tar::Archive::new(decoder);
+    let mut tar = tar::Archive::new(Pipelined::spawn(decoder));
     let damaged = |e: std::io::Error| {
         ArchiveError::Invalid(format!("the archive is truncated or damaged: {e}"))
     };
@@ -230,6 +230,76 @@ pub fn read_archive(
         directories,
         has_config,
     })
+}
+
+/// Decompresses on its own thread, a few chunks ahead, so inflating overlaps with hashing and
+/// writing the previous chunks (restores then run at the speed of the slower of the two).
+struct Pipelined {
+    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl Pipelined {
+    fn spawn<R: Read + Send + 'static>(mut source: R) -> Pipelined {
+        let (sender, chunks) = std::sync::mpsc::sync_channel(4);
+        std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let result = match read_full(&mut source, &mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Ok(chunk)
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = result.is_err();
+                // The reader hung up (it failed or finished early): stop.
+                if sender.send(result).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Pipelined {
+            chunks,
+            current: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+/// Reads until `buf` is full or the source ends.
+fn read_full(source: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+impl Read for Pipelined {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 struct Declared {

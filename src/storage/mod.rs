@@ -38,6 +38,9 @@ pub use records::{
 };
 pub use segments::SegmentRecord;
 
+/// Past this much write-ahead log, RocksDB flushes the column families that pin old logs.
+const MAX_TOTAL_WAL_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Shared RocksDB block cache (uncompressed blocks of every column family).
 const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
@@ -201,6 +204,9 @@ impl Store {
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Every batch writes `meta` (the applied sequence number), whose memtable never fills,
+        // so without a cap each WAL file would be kept until all column families flush.
+        options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
         // One block cache for every column family, and bloom filters: point reads of rows,
         // users and table definitions are the hot path.
         let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
