@@ -97,6 +97,9 @@ def main():
     write(target("outside_layout"), headers,
           before_manifest(entries, [file_entry("data/elsewhere/x", b"x")]))
 
+    # A header declaring far more data than any disk holds.
+    write(target("huge_declared"), dict(headers, **{"KALAMDB.total_bytes": str(10**15)}), entries)
+
     # A well-formed .tar.gz that some other program wrote: no KalamDB header, no manifest.
     with tarfile.open(target("foreign"), "w:gz", format=tarfile.GNU_FORMAT) as dst:
         for info, data in entries:
