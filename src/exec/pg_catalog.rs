@@ -76,48 +76,6 @@ impl PgCatalogSchema {
     pub fn wrap(inner: Arc<dyn SchemaProvider>, store: Arc<Store>) -> Arc<dyn SchemaProvider> {
         Arc::new(PgCatalogSchema { inner, store })
     }
-
-    fn primary_keys(&self) -> datafusion::error::Result<Arc<dyn TableProvider>> {
-        use datafusion::arrow::array::{Int16Array, RecordBatch, StringArray};
-        use datafusion::arrow::datatypes::{DataType, Field, Schema};
-        let mut rows: Vec<(String, String, String, i16, String)> = Vec::new();
-        let tables = self.store.tables().map_err(super::catalog::storage_error)?;
-        for table in tables {
-            for (seq, &index) in table.primary_key.iter().enumerate() {
-                rows.push((
-                    table.namespace.clone(),
-                    table.name.clone(),
-                    table.columns[index].name.clone(),
-                    seq as i16 + 1,
-                    format!("{}_pkey", table.name),
-                ));
-            }
-        }
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("namespace", DataType::Utf8, false),
-            Field::new("table_name", DataType::Utf8, false),
-            Field::new("column_name", DataType::Utf8, false),
-            Field::new("key_seq", DataType::Int16, false),
-            Field::new("pk_name", DataType::Utf8, false),
-        ]));
-        let column = |f: fn(&(String, String, String, i16, String)) -> &str| {
-            Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
-        };
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                column(|r| &r.0),
-                column(|r| &r.1),
-                column(|r| &r.2),
-                Arc::new(Int16Array::from_iter_values(rows.iter().map(|r| r.3))),
-                column(|r| &r.4),
-            ],
-        )?;
-        Ok(Arc::new(datafusion::datasource::MemTable::try_new(
-            schema,
-            vec![vec![batch]],
-        )?))
-    }
 }
 
 #[async_trait]
@@ -130,7 +88,10 @@ impl SchemaProvider for PgCatalogSchema {
 
     async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
         if name == PRIMARY_KEYS_TABLE {
-            return self.primary_keys().map(Some);
+            return Ok(Some(super::system_tables::store_backed(
+                Arc::new(super::system_tables::PrimaryKeysTable),
+                self.store.clone(),
+            )));
         }
         let table = self.inner.table(name).await?;
         Ok(match table {

@@ -18,9 +18,8 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
-use super::table::{PendingWrites, UserTable};
-use crate::storage::rows::{self, RowDecoder};
-use crate::storage::{Store, TableKind, TableRecord, is_tombstone};
+use super::table::{PendingWrites, UserTable, encode_point_key};
+use crate::storage::{Store, TableKind};
 
 /// Where a key column's value comes from at execution.
 #[derive(Debug, Clone)]
@@ -30,8 +29,8 @@ enum KeyValue {
     Literal(ScalarValue),
 }
 
-/// A table definition and the catalog epoch it was read at.
-type CachedTable = (u64, Arc<TableRecord>);
+/// A table and the catalog epoch its definition was read at.
+type CachedTable = (u64, Arc<UserTable>);
 
 /// A prepared query the fast path can answer.
 #[derive(Debug, Clone)]
@@ -45,7 +44,7 @@ pub struct PointQuery {
     key: Vec<KeyValue>,
     /// Table column indexes of the output columns.
     projection: Vec<usize>,
-    /// The table's definition as of a catalog epoch, so executions skip reading it.
+    /// The table as of a catalog epoch, so executions skip reading its definition.
     cached: Arc<Mutex<Option<CachedTable>>>,
 }
 
@@ -114,84 +113,75 @@ impl PointQuery {
         })
     }
 
-    fn table(&self, store: &Store) -> Option<Arc<TableRecord>> {
+    /// The table as of the current catalog epoch (read again only after a catalog change).
+    fn table(&self, store: &Arc<Store>) -> Option<Arc<UserTable>> {
         let epoch = store.catalog_epoch();
         let mut cached = self.cached.lock().expect("point query cache");
-        if let Some((at, record)) = cached.as_ref()
+        if let Some((at, table)) = cached.as_ref()
             && *at == epoch
         {
-            return Some(record.clone());
+            return Some(table.clone());
         }
-        let record = Arc::new(store.table(&self.namespace, &self.table).ok()??);
-        *cached = Some((epoch, record.clone()));
-        Some(record)
+        let record = store.table(&self.namespace, &self.table).ok()??;
+        let table = Arc::new(UserTable::new(store.clone(), Arc::new(record), false));
+        *cached = Some((epoch, table.clone()));
+        Some(table)
     }
 
     /// Reads the row, or `None` when the general path must answer.
     pub fn execute(
         &self,
-        store: &Store,
+        store: &Arc<Store>,
         pending: &PendingWrites,
         params: &[ScalarValue],
         schema: &SchemaRef,
     ) -> Option<RecordBatch> {
-        let record = self.table(store)?;
+        let table = self.table(store)?;
+        let record = table.record();
         if record.table_id != self.table_id || record.columns.len() != self.column_count {
             return None;
         }
-        let mut arrays = Vec::with_capacity(self.key.len());
-        for (value, &index) in self.key.iter().zip(&record.primary_key) {
-            let value = match value {
-                KeyValue::Parameter(n) => params.get(*n)?,
-                KeyValue::Literal(v) => v,
-            };
-            if value.is_null() {
-                return None;
-            }
-            let array = value.to_array_of_size(1).ok()?;
-            arrays.push(cast(&array, &record.columns[index].sql_type.arrow_type()).ok()?);
-        }
-        let mut key = rows::table_prefix(record.table_id).to_vec();
-        if !rows::encode_key(&arrays, 0, &mut key) {
+        let values: Vec<&ScalarValue> = self
+            .key
+            .iter()
+            .map(|value| match value {
+                KeyValue::Parameter(n) => params.get(*n),
+                KeyValue::Literal(v) => Some(v),
+            })
+            .collect::<Option<_>>()?;
+        if values.iter().any(|v| v.is_null()) {
             return None;
         }
-        let overlay = pending
-            .tables
-            .lock()
-            .expect("pending writes")
-            .get(&record.table_id)
-            .and_then(|rows| rows.get(&key).cloned());
-        let row: Option<Vec<u8>> = match overlay {
-            Some(row) => row,
-            None => match store.row(&key).ok()? {
-                Some(stored) if is_tombstone(&stored) => None,
-                Some(stored) => Some(rows::stored_payload(&stored).to_vec()),
-                // Not hot: a flushed row is read by the general path.
-                None if store.cold_entry(&key).ok()?.is_some() => return None,
-                None => None,
-            },
-        };
-        // The decoder produces each column once, in the order asked; a query may repeat one.
+        let key = encode_point_key(record, &values)?;
+        // The reader produces each column once; a query may name one twice.
         let mut unique: Vec<usize> = Vec::with_capacity(self.projection.len());
         for index in &self.projection {
             if !unique.contains(index) {
                 unique.push(*index);
             }
         }
-        let columns = Arc::new(record.columns.clone());
-        let mut decoder = RowDecoder::new(columns, Some(&unique));
-        if let Some(row) = &row {
-            decoder.push(row).ok()?;
+        let (batch, hot_keys) = {
+            let tables = pending.tables.lock().expect("pending writes");
+            table
+                .read(
+                    tables.get(&record.table_id),
+                    Some(key.clone()),
+                    Some(&unique),
+                    None,
+                )
+                .ok()?
+        };
+        // Not hot: a flushed row is read by the general path.
+        if hot_keys.is_empty() && store.cold_entry(&key).ok()?.is_some() {
+            return None;
         }
-        let count = decoder.len();
-        let decoded = decoder.finish();
         let arrays: Vec<ArrayRef> = self
             .projection
             .iter()
             .zip(schema.fields())
             .map(|(index, field)| {
                 let at = unique.iter().position(|u| u == index)?;
-                let array = decoded.get(at)?.clone();
+                let array = batch.column(at).clone();
                 if array.data_type() == field.data_type() {
                     Some(array)
                 } else {
@@ -199,7 +189,7 @@ impl PointQuery {
                 }
             })
             .collect::<Option<_>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(count));
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
         RecordBatch::try_new_with_options(schema.clone(), arrays, &options).ok()
     }
 }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, Float64Array, Int16Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -17,7 +18,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use crate::storage::Store;
 
 /// A table whose rows are computed from the store each time it is scanned.
-trait SystemTable: Send + Sync + std::fmt::Debug + 'static {
+pub(super) trait SystemTable: Send + Sync + std::fmt::Debug + 'static {
     fn schema(&self) -> SchemaRef;
     fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>>;
 }
@@ -45,6 +46,14 @@ impl SystemSchema {
 
 const TABLE_NAMES: [&str; 4] = ["users", "jobs", "namespaces", "tables"];
 
+/// A table provider computing `table`'s rows from `store` at every scan.
+pub(super) fn store_backed(
+    table: Arc<dyn SystemTable>,
+    store: Arc<Store>,
+) -> Arc<dyn TableProvider> {
+    Arc::new(StoreBackedTable { table, store })
+}
+
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
@@ -52,12 +61,7 @@ impl SchemaProvider for SystemSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Ok(Self::find(name).map(|table| {
-            Arc::new(StoreBackedTable {
-                table,
-                store: self.store.clone(),
-            }) as Arc<dyn TableProvider>
-        }))
+        Ok(Self::find(name).map(|table| store_backed(table, self.store.clone())))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -225,6 +229,52 @@ impl SystemTable for NamespacesTable {
         Ok(vec![
             texts(namespaces.iter().map(|n| Some(n.name.as_str()))),
             timestamps(namespaces.iter().map(|n| Some(n.created_at))),
+        ])
+    }
+}
+
+/// `pg_catalog.kalamdb_primary_keys`: every primary-key column, in key order (what pgJDBC's
+/// `getPrimaryKeys` reads; see `sql::catalog_queries`).
+#[derive(Debug)]
+pub(super) struct PrimaryKeysTable;
+
+impl SystemTable for PrimaryKeysTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("namespace", DataType::Utf8, false),
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("column_name", DataType::Utf8, false),
+            Field::new("key_seq", DataType::Int16, false),
+            Field::new("pk_name", DataType::Utf8, false),
+        ]))
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        let tables = store.tables().map_err(storage_error)?;
+        let keys: Vec<_> = tables
+            .iter()
+            .flat_map(|t| {
+                t.primary_key
+                    .iter()
+                    .enumerate()
+                    .map(move |(seq, &c)| (t, seq, c))
+            })
+            .collect();
+        let pk_names: Vec<String> = keys
+            .iter()
+            .map(|(t, _, _)| format!("{}_pkey", t.name))
+            .collect();
+        Ok(vec![
+            texts(keys.iter().map(|(t, _, _)| Some(t.namespace.as_str()))),
+            texts(keys.iter().map(|(t, _, _)| Some(t.name.as_str()))),
+            texts(
+                keys.iter()
+                    .map(|(t, _, c)| Some(t.columns[*c].name.as_str())),
+            ),
+            Arc::new(Int16Array::from_iter_values(
+                keys.iter().map(|(_, seq, _)| *seq as i16 + 1),
+            )),
+            texts(pk_names.iter().map(|n| Some(n.as_str()))),
         ])
     }
 }

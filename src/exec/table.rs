@@ -66,27 +66,26 @@ impl UserTable {
 
     /// The encoded key when `filters` pin every primary-key column to a constant.
     fn point_key(&self, filters: &[Expr]) -> Option<Vec<u8>> {
-        if self.record.primary_key.is_empty() {
-            return None;
-        }
         let mut values: HashMap<&str, &ScalarValue> = HashMap::new();
         for filter in filters {
             collect_equalities(filter, &mut values);
         }
-        let mut arrays = Vec::with_capacity(self.record.primary_key.len());
-        for &index in &self.record.primary_key {
-            let column = &self.record.columns[index];
-            let value = values.get(column.name.as_str())?;
-            let array = value.to_array_of_size(1).ok()?;
-            arrays.push(cast(&array, &column.sql_type.arrow_type()).ok()?);
-        }
-        let mut key = rows::table_prefix(self.record.table_id).to_vec();
-        rows::encode_key(&arrays, 0, &mut key).then_some(key)
+        let key_values: Vec<&ScalarValue> = self
+            .record
+            .primary_key
+            .iter()
+            .map(|&index| {
+                values
+                    .get(self.record.columns[index].name.as_str())
+                    .copied()
+            })
+            .collect::<Option<_>>()?;
+        encode_point_key(&self.record, &key_values)
     }
 
     /// Reads the hot rows (and the session's pending ones). Returns them with the keys they
     /// shadow: every hot key, tombstones included, whose cold copy must not be read.
-    fn read(
+    pub(super) fn read(
         &self,
         pending: Option<&PendingRows>,
         point: Option<Vec<u8>>,
@@ -206,6 +205,21 @@ impl UserTable {
             hot_keys,
         ))
     }
+}
+
+/// The encoded row key for one value per primary-key column (in key order), each converted to
+/// its column's type; `None` for a table without a declared key or a value that does not fit.
+pub(super) fn encode_point_key(record: &TableRecord, values: &[&ScalarValue]) -> Option<Vec<u8>> {
+    if record.primary_key.is_empty() || values.len() != record.primary_key.len() {
+        return None;
+    }
+    let mut arrays = Vec::with_capacity(values.len());
+    for (value, &index) in values.iter().zip(&record.primary_key) {
+        let array = value.to_array_of_size(1).ok()?;
+        arrays.push(cast(&array, &record.columns[index].sql_type.arrow_type()).ok()?);
+    }
+    let mut key = rows::table_prefix(record.table_id).to_vec();
+    rows::encode_key(&arrays, 0, &mut key).then_some(key)
 }
 
 /// Collects `column = literal` conjuncts.
