@@ -18,13 +18,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use format::{Manifest, ManifestFile};
 pub use paths::{PathError, PathPolicy, PathUse, check_path};
-pub use reader::{ArchiveError, CheckedArchive, DiscardSink, read_archive};
-pub use restore::{RestoreJob, staged_message};
-pub use snapshot::{SnapshotInfo, take_cluster_snapshot};
-pub use swap::{SwapError, SwappedRestore, finish_restore, prepare_data_dir, restored_config_path};
-pub use writer::{BackupJob, partial_path, remove_leftovers};
+pub use reader::{ArchiveError, CheckedArchive};
+pub use restore::RestoreJob;
+pub use snapshot::take_cluster_snapshot;
+pub use swap::{SwapError, finish_restore, prepare_data_dir};
+pub use writer::{BackupJob, remove_leftovers};
 
 /// Inside a staged restore: the archived `server.toml`, restored next to the config at swap.
 const ARCHIVED_CONFIG: &str = "server.toml.archived";
@@ -144,5 +143,5 @@ pub fn human_bytes(bytes: u64) -> String {
 
 /// Reads and checks an archive without restoring it: `kalamdb verify-backup`.
 pub fn verify_archive(path: &Path) -> Result<CheckedArchive, ArchiveError> {
-    read_archive(path, &mut DiscardSink, &mut |_| Ok(()))
+    reader::read_archive(path, &mut reader::DiscardSink, &mut |_| Ok(()))
 }

@@ -27,6 +27,7 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 const COMPRESS_BLOCK: usize = 1024 * 1024;
 const READ_BUFFER: usize = 256 * 1024;
 
+#[derive(Clone)]
 pub struct BackupJob {
     pub target: PathBuf,
     /// The config file the server loaded, archived as `server.toml`.
@@ -58,12 +59,7 @@ impl JobWork for BackupJob {
     }
 
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
-        let job = BackupJob {
-            target: self.target.clone(),
-            config_path: self.config_path.clone(),
-            compression_level: self.compression_level,
-            compression_threads: self.compression_threads,
-        };
+        let job = self.clone();
         tokio::task::spawn_blocking(move || job.write(&ctx))
             .await
             .map_err(|e| JobError::Failed(format!("backup task failed: {e}")))?
