@@ -158,6 +158,36 @@ async fn backup_as_root_writes_exactly_the_spec_layout_and_a_verified_manifest()
 }
 
 #[tokio::test]
+async fn backup_through_psql_returns_the_job_row_and_refuses_bad_paths() {
+    let server = TestServer::start();
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("from-psql.tar.gz");
+    let sql = format!("BACKUP DATABASE TO '{}'", archive.display());
+    let output = common::psql(&server, &["-At", "-c", &sql]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let row = String::from_utf8(output.stdout).unwrap();
+    let fields: Vec<&str> = row.trim().split('|').collect();
+    assert!(fields[0].starts_with("BK-"), "{row}");
+    assert_eq!(fields[1], "Queued");
+    assert!(fields[2].starts_with("Database backup started to"), "{row}");
+    let client = server.root().await;
+    let (status, message) = wait_for_job(&client, fields[0]).await;
+    assert_eq!(status, "Completed", "{message}");
+    assert!(verify_backup(&archive).0);
+    let output = common::psql(&server, &["-c", "BACKUP DATABASE TO '/etc/kalamdb.tar.gz'"]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("/etc"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
 async fn verify_backup_fails_on_a_flipped_byte_and_on_a_truncated_copy() {
     let server = TestServer::start();
     let client = server.root().await;
@@ -588,13 +618,27 @@ async fn kill_9_during_a_backup_leaves_no_archive_and_no_leftovers_after_restart
 }
 
 #[tokio::test]
-async fn backups_run_one_at_a_time() {
+async fn backups_go_queued_running_completed_one_at_a_time() {
     let server = TestServer::start();
     let client = server.root().await;
-    common::plant_bulk_file(&server, 150);
+    // Large enough that the first backup is seen running with progress (reported every 250 ms).
+    common::plant_bulk_file(&server, 400);
     let out = tempfile::tempdir().unwrap();
     let first = start_backup(&client, &out.path().join("first.tar.gz")).await;
     let second = start_backup(&client, &out.path().join("second.tar.gz")).await;
+    wait_until_running_with_progress(&client, &first).await;
+    let waiting: String = client
+        .query_one(
+            "SELECT status FROM system.jobs WHERE job_id = $1",
+            &[&second],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        waiting, "Queued",
+        "the second backup waits while the first runs"
+    );
     for job in [&first, &second] {
         assert_eq!(wait_for_job(&client, job).await.0, "Completed");
     }
