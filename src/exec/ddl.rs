@@ -35,7 +35,7 @@ impl Session {
             name: name.to_owned(),
             created_at: now_micros(),
         });
-        match self.engine.store.apply(&command) {
+        match self.engine.apply(&command) {
             Ok(_) => {}
             Err(StorageError::Conflict(Conflict::NamespaceExists(_))) if if_not_exists => {}
             Err(e) => return Err(e.into()),
@@ -56,7 +56,7 @@ impl Session {
                 "namespace \"{name}\" cannot be dropped"
             )));
         }
-        match self.engine.store.apply(&Command::DropNamespace {
+        match self.engine.apply(&Command::DropNamespace {
             name: name.to_owned(),
             cascade,
         }) {
@@ -95,7 +95,7 @@ impl Session {
             primary_key,
             created_at: now_micros(),
         };
-        match self.engine.store.apply(&Command::CreateTable(record)) {
+        match self.engine.apply(&Command::CreateTable(record)) {
             Ok(_) => {}
             Err(StorageError::Conflict(Conflict::TableExists(..))) if create.if_not_exists => {}
             Err(e) => return Err(e.into()),
@@ -151,7 +151,7 @@ impl Session {
             }
         }
         if !commands.is_empty() {
-            self.engine.store.apply(&Command::Batch(commands))?;
+            self.engine.apply(&Command::Batch(commands))?;
         }
         // The manifest no longer references them; a crash before this point leaves them for
         // the orphan sweep at the next start.
@@ -198,7 +198,7 @@ impl Session {
             )));
         }
         record.columns.push(column);
-        self.engine.store.apply(&Command::AlterTable(record))?;
+        self.engine.apply(&Command::AlterTable(record))?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
 

@@ -76,7 +76,7 @@ impl Engine {
                     updated_at: now,
                     last_login_at: None,
                 };
-                self.store.apply(&Command::PutUser(record.clone()))?;
+                self.apply(&Command::PutUser(record.clone()))?;
                 tracing::info!("created user root (role system)");
                 record
             }
@@ -110,7 +110,7 @@ impl Engine {
         };
         user.last_login_at = Some(now_micros());
         let role = user.role;
-        self.store.apply(&Command::PutUser(user))?;
+        self.apply(&Command::PutUser(user))?;
         Ok(LoginOutcome::Allowed { role })
     }
 
@@ -121,7 +121,7 @@ impl Engine {
             )));
         }
         let now = now_micros();
-        self.store.apply(&Command::PutUser(UserRecord {
+        self.apply(&Command::PutUser(UserRecord {
             user_id: user_id.into(),
             role,
             scram: scram_verifier(password, self.config.auth.scram_iterations)?,
@@ -151,7 +151,7 @@ impl Engine {
             user.role = role;
         }
         user.updated_at = now_micros();
-        self.store.apply(&Command::PutUser(user))?;
+        self.apply(&Command::PutUser(user))?;
         Ok(())
     }
 
@@ -171,7 +171,7 @@ impl Engine {
                 )))
             };
         }
-        self.store.apply(&Command::DropUser {
+        self.apply(&Command::DropUser {
             user_id: user_id.into(),
         })?;
         Ok(())
