@@ -44,9 +44,14 @@ public class Jdbc {
                 if (!tables.contains("jdbc")) throw new AssertionError("tables: " + tables);
                 List<String> columns = new ArrayList<>();
                 try (ResultSet rs = meta.getColumns(null, "drivers", "jdbc", "%")) {
-                    while (rs.next()) columns.add(rs.getString("COLUMN_NAME"));
+                    while (rs.next()) {
+                        columns.add(rs.getString("COLUMN_NAME") + ":" + rs.getString("TYPE_NAME") + "("
+                            + rs.getInt("COLUMN_SIZE") + "," + rs.getInt("DECIMAL_DIGITS") + ")"
+                            + rs.getString("IS_NULLABLE"));
+                    }
                 }
-                if (!columns.equals(List.of("id", "name", "price", "ok"))) throw new AssertionError("columns: " + columns);
+                if (!columns.equals(List.of("id:int8(19,0)NO", "name:varchar(20,0)NO", "price:numeric(8,2)YES", "ok:bool(1,0)YES")))
+                    throw new AssertionError("columns: " + columns);
                 List<String> keys = new ArrayList<>();
                 try (ResultSet rs = meta.getPrimaryKeys(null, "drivers", "jdbc")) {
                     while (rs.next()) {

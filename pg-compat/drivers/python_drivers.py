@@ -88,9 +88,32 @@ def sqlalchemy_core_and_inspector():
     schemas = inspector.get_schema_names()
     assert "drivers" in schemas and "public" in schemas, schemas
     assert inspector.has_table("alchemy", schema="drivers")
-    # TODO(issue 3): inspector.get_columns() and get_pk_constraint() still fail: their catalog
-    # queries put correlated scalar subqueries inside CASE branches and unnest pg_index.indkey
-    # (an int2vector), which DataFusion cannot plan yet.
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE drivers.alchemy_meta (region VARCHAR(8) NOT NULL, id BIGINT NOT NULL, "
+            "label VARCHAR(20) NOT NULL DEFAULT 'x', price NUMERIC(10,2), PRIMARY KEY (region, id))"))
+    inspector = sa.inspect(engine)
+    columns = {c["name"]: c for c in inspector.get_columns("alchemy_meta", schema="drivers")}
+    assert list(columns) == ["region", "id", "label", "price"], list(columns)
+    assert isinstance(columns["region"]["type"], sa.VARCHAR) and columns["region"]["type"].length == 8, columns
+    assert isinstance(columns["id"]["type"], sa.BIGINT), columns
+    assert isinstance(columns["price"]["type"], sa.NUMERIC), columns
+    assert (columns["price"]["type"].precision, columns["price"]["type"].scale) == (10, 2), columns
+    assert [columns[c]["nullable"] for c in columns] == [False, False, False, True], columns
+    assert columns["label"]["default"] == "'x'" and columns["id"]["default"] is None, columns
+    pk = inspector.get_pk_constraint("alchemy_meta", schema="drivers")
+    assert pk["constrained_columns"] == ["region", "id"] and pk["name"] == "alchemy_meta_pkey", pk
+    # The primary key's index is not a separate index, as in PostgreSQL.
+    assert inspector.get_indexes("alchemy_meta", schema="drivers") == [], inspector.get_indexes("alchemy_meta", schema="drivers")
+    assert inspector.get_unique_constraints("alchemy_meta", schema="drivers") == []
+    assert inspector.get_foreign_keys("alchemy_meta", schema="drivers") == []
+    # Reflection builds a Table from all of the above.
+    table = sa.Table("alchemy_meta", sa.MetaData(), autoload_with=engine, schema="drivers")
+    assert [c.name for c in table.primary_key.columns] == ["region", "id"], table.primary_key
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"region": "eu", "id": 1, "price": decimal.Decimal("2.50")}])
+        row = conn.execute(sa.select(table.c.label, table.c.price)).one()
+    assert row == ("x", decimal.Decimal("2.50")), row
     engine.dispose()
 
 

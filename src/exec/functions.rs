@@ -1,12 +1,13 @@
 //! SQL functions whose answers depend on the server or the session (version(), current_user).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
+use super::settings::Settings;
 use super::{DATABASE_NAME, PG_SERVER_VERSION};
 
 /// The string `version()` returns. Drivers (SQLAlchemy, JDBC) parse the leading
@@ -82,11 +83,14 @@ fn to_regtype() -> ScalarUDF {
     )
 }
 
-/// Registers the functions that identify the server and the session's user.
-pub fn register(ctx: &SessionContext, user: &str) {
+/// Registers the functions that identify the server and the session's user, and read its
+/// settings.
+pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>) {
+    ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new(settings)));
     ctx.register_udf(constant_text("version", version_string()));
     ctx.register_udf(to_regtype());
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(PgGetExpr::new()));
     // One database, no per-schema collations: every collation is visible.
     ctx.register_udf(create_udf(
         "pg_collation_is_visible",
@@ -207,6 +211,130 @@ impl datafusion::logical_expr::ScalarUDFImpl for JsonBuildObject {
             out.append_value(serde_json::Value::Object(object).to_string());
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// `current_setting(name [, missing_ok])`: a session setting's value, as `SHOW name`
+/// gives it; an unknown name is an error unless `missing_ok`, which answers NULL.
+#[derive(Debug)]
+struct CurrentSetting {
+    signature: datafusion::logical_expr::Signature,
+    settings: Arc<Mutex<Settings>>,
+}
+
+impl CurrentSetting {
+    fn new(settings: Arc<Mutex<Settings>>) -> Self {
+        use datafusion::logical_expr::{Signature, TypeSignature};
+        CurrentSetting {
+            signature: Signature::one_of(
+                vec![
+                    TypeSignature::Exact(vec![DataType::Utf8]),
+                    TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+                ],
+                Volatility::Stable,
+            ),
+            settings,
+        }
+    }
+}
+
+// One function object per session: equal only to itself.
+impl PartialEq for CurrentSetting {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.settings, &other.settings)
+    }
+}
+
+impl Eq for CurrentSetting {}
+
+impl std::hash::Hash for CurrentSetting {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.settings).hash(state)
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray};
+        let rows = args.number_rows;
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        let names = arrays[0].as_string::<i32>();
+        let missing_ok = arrays.get(1).map(|a| a.as_boolean());
+        let settings = self.settings.lock().expect("settings lock");
+        let mut out = datafusion::arrow::array::StringBuilder::new();
+        for row in 0..rows {
+            if names.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            match settings.get(names.value(row)) {
+                Ok(value) => out.append_value(value),
+                Err(_) if missing_ok.is_some_and(|m| m.is_valid(row) && m.value(row)) => {
+                    out.append_null()
+                }
+                Err(e) => return Err(datafusion::error::DataFusionError::External(Box::new(e))),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// `pg_get_expr(expr, relation [, pretty])`: KalamDB keeps expressions (column defaults) as
+/// SQL text, so the text is its own rendering.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgGetExpr {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl PgGetExpr {
+    fn new() -> Self {
+        use datafusion::logical_expr::{Signature, TypeSignature};
+        PgGetExpr {
+            signature: Signature::one_of(
+                vec![TypeSignature::Any(2), TypeSignature::Any(3)],
+                Volatility::Stable,
+            ),
+        }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for PgGetExpr {
+    fn name(&self) -> &str {
+        "pg_get_expr"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        args.args[0].cast_to(&DataType::Utf8, None)
     }
 }
 

@@ -14,6 +14,7 @@ mod maintenance;
 mod naming;
 mod params;
 mod pg_catalog;
+mod pg_derived;
 mod point_query;
 mod session;
 mod settings;

@@ -8,6 +8,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role as PgRole};
 
+use super::pg_derived::{self, BASE_PREFIX, COLUMNS_TABLE, DEFINITIONS_TABLE};
 use super::{DATABASE_NAME, ExecError, ExecResult};
 use crate::storage::{Role, Store};
 
@@ -82,7 +83,7 @@ impl PgCatalogSchema {
 impl SchemaProvider for PgCatalogSchema {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.inner.table_names();
-        names.push(PRIMARY_KEYS_TABLE.into());
+        names.extend([PRIMARY_KEYS_TABLE, COLUMNS_TABLE, DEFINITIONS_TABLE].map(String::from));
         names
     }
 
@@ -93,7 +94,25 @@ impl SchemaProvider for PgCatalogSchema {
                 self.store.clone(),
             )));
         }
+        if name == COLUMNS_TABLE {
+            return Ok(Some(super::system_tables::store_backed(
+                Arc::new(super::system_tables::ColumnsTable),
+                self.store.clone(),
+            )));
+        }
+        if let Some(base) = name.strip_prefix(BASE_PREFIX) {
+            return self.inner.table(base).await;
+        }
+        if name == DEFINITIONS_TABLE {
+            return Ok(pg_derived::table(name, None));
+        }
         let table = self.inner.table(name).await?;
+        if let Some(derived) = table
+            .as_ref()
+            .and_then(|base| pg_derived::table(name, Some(base.schema())))
+        {
+            return Ok(Some(derived));
+        }
         Ok(match table {
             Some(table) if name.eq_ignore_ascii_case("pg_database") => {
                 Some(Arc::new(OnlyOurDatabase { inner: table }))
@@ -103,7 +122,11 @@ impl SchemaProvider for PgCatalogSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name == PRIMARY_KEYS_TABLE || self.inner.table_exist(name)
+        [PRIMARY_KEYS_TABLE, COLUMNS_TABLE, DEFINITIONS_TABLE].contains(&name)
+            || name
+                .strip_prefix(BASE_PREFIX)
+                .is_some_and(|base| self.inner.table_exist(base))
+            || self.inner.table_exist(name)
     }
 }
 

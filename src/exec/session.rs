@@ -86,7 +86,8 @@ enum TransactionState {
 pub struct Session {
     pub(super) engine: Arc<Engine>,
     caller: Caller,
-    settings: Mutex<Settings>,
+    /// Shared with the session's `current_setting` function.
+    settings: Arc<Mutex<Settings>>,
     transaction: Arc<Mutex<TransactionState>>,
     /// Writes of the open transaction block, applied as one command at COMMIT.
     pending_commands: Mutex<Vec<Command>>,
@@ -147,15 +148,16 @@ impl Engine {
         if let Err(e) = super::pg_catalog::install(&ctx, self.store.clone()) {
             tracing::warn!("pg_catalog unavailable for this session: {e}");
         }
+        let settings = Arc::new(Mutex::new(settings));
         // After pg_catalog, whose session functions answer for a fixed user.
-        functions::register(&ctx, user_id);
+        functions::register(&ctx, user_id, settings.clone());
         Session {
             engine: self.clone(),
             caller: Caller {
                 user_id: user_id.to_owned(),
                 role,
             },
-            settings: Mutex::new(settings),
+            settings,
             transaction: Arc::new(Mutex::new(TransactionState::Idle)),
             pending_commands: Mutex::default(),
             savepoints: Mutex::default(),

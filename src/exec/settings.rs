@@ -44,6 +44,12 @@ const PARAMETERS: &[(&str, &str, Access, &str)] = &[
         "Sets the display format for date and time values.",
     ),
     (
+        "default_table_access_method",
+        "heap",
+        Access::ReadOnly,
+        "Sets the default table access method for new tables.",
+    ),
+    (
         "default_transaction_isolation",
         "read committed",
         Access::Session,

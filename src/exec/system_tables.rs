@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, Float64Array, Int16Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -275,6 +275,48 @@ impl SystemTable for PrimaryKeysTable {
                 keys.iter().map(|(_, seq, _)| *seq as i16 + 1),
             )),
             texts(pk_names.iter().map(|n| Some(n.as_str()))),
+        ])
+    }
+}
+
+/// Every column of every table with what PostgreSQL's catalogs say of it and Arrow cannot:
+/// the declared type (OID and modifier), NOT NULL and the DEFAULT expression.
+#[derive(Debug)]
+pub(super) struct ColumnsTable;
+
+impl SystemTable for ColumnsTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("namespace", DataType::Utf8, false),
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("column_name", DataType::Utf8, false),
+            Field::new("type_oid", DataType::Int32, false),
+            Field::new("typmod", DataType::Int32, false),
+            Field::new("not_null", DataType::Boolean, false),
+            Field::new("default_expr", DataType::Utf8, true),
+        ]))
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        let tables = store.tables().map_err(storage_error)?;
+        let columns: Vec<_> = tables
+            .iter()
+            .flat_map(|t| t.columns.iter().map(move |c| (t, c)))
+            .collect();
+        Ok(vec![
+            texts(columns.iter().map(|(t, _)| Some(t.namespace.as_str()))),
+            texts(columns.iter().map(|(t, _)| Some(t.name.as_str()))),
+            texts(columns.iter().map(|(_, c)| Some(c.name.as_str()))),
+            Arc::new(Int32Array::from_iter_values(
+                columns.iter().map(|(_, c)| c.sql_type.pg_oid()),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                columns.iter().map(|(_, c)| c.sql_type.pg_typmod()),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                columns.iter().map(|(_, c)| Some(!c.nullable)),
+            )),
+            texts(columns.iter().map(|(_, c)| c.default.as_deref())),
         ])
     }
 }

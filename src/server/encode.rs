@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Decimal128Type, Field, Float32Type, Float64Type, Int8Type,
-    Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
+    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Field, Float32Type,
+    Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions as ArrowFormat};
 use datafusion::execution::SendableRecordBatchStream;
@@ -47,6 +47,17 @@ pub fn pg_type(data_type: &DataType) -> Type {
         DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
         DataType::Time32(_) | DataType::Time64(_) => Type::TIME,
         DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
+        DataType::List(element) | DataType::LargeList(element) => {
+            match pg_type(element.data_type()) {
+                Type::BOOL => Type::BOOL_ARRAY,
+                Type::INT2 => Type::INT2_ARRAY,
+                Type::INT4 => Type::INT4_ARRAY,
+                Type::INT8 => Type::INT8_ARRAY,
+                Type::FLOAT4 => Type::FLOAT4_ARRAY,
+                Type::FLOAT8 => Type::FLOAT8_ARRAY,
+                _ => Type::TEXT_ARRAY,
+            }
+        }
         _ => Type::TEXT,
     }
 }
@@ -168,6 +179,8 @@ fn encode_cell(
         }};
     }
     match column.data_type() {
+        // A NullArray has no validity buffer, so `is_null` would call its rows valid.
+        DataType::Null => put::<&str>(encoder, None, field),
         DataType::Boolean => {
             let array = column.as_boolean();
             put(
@@ -303,6 +316,16 @@ fn encode_cell(
             });
             put(encoder, value, field)
         }
+        DataType::List(_) | DataType::LargeList(_) => {
+            let elements = if column.is_null(row) {
+                None
+            } else if let Some(list) = column.as_list_opt::<i32>() {
+                Some(list.value(row))
+            } else {
+                Some(column.as_list::<i64>().value(row))
+            };
+            encode_array(encoder, elements.as_deref(), field)
+        }
         _ => {
             let text = if column.is_null(row) {
                 None
@@ -312,6 +335,51 @@ fn encode_cell(
                 Some(formatter.value(row).to_string())
             };
             put(encoder, text, field)
+        }
+    }
+}
+
+/// One list value as a PostgreSQL array of the element type `pg_type` chose for it.
+fn encode_array(
+    encoder: &mut DataRowEncoder,
+    elements: Option<&dyn Array>,
+    field: &FieldInfo,
+) -> PgWireResult<()> {
+    fn cast_to(elements: &dyn Array, to: &DataType) -> PgWireResult<ArrayRef> {
+        datafusion::arrow::compute::cast(elements, to)
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))
+    }
+    fn numbers<T: ArrowPrimitiveType>(
+        elements: &dyn Array,
+    ) -> PgWireResult<Vec<Option<T::Native>>> {
+        Ok(cast_to(elements, &T::DATA_TYPE)?
+            .as_primitive::<T>()
+            .iter()
+            .collect())
+    }
+    let Some(elements) = elements else {
+        return put::<Vec<Option<String>>>(encoder, None, field);
+    };
+    match *field.datatype() {
+        Type::BOOL_ARRAY => {
+            let values: Vec<Option<bool>> = cast_to(elements, &DataType::Boolean)?
+                .as_boolean()
+                .iter()
+                .collect();
+            put(encoder, Some(values), field)
+        }
+        Type::INT2_ARRAY => put(encoder, Some(numbers::<Int16Type>(elements)?), field),
+        Type::INT4_ARRAY => put(encoder, Some(numbers::<Int32Type>(elements)?), field),
+        Type::INT8_ARRAY => put(encoder, Some(numbers::<Int64Type>(elements)?), field),
+        Type::FLOAT4_ARRAY => put(encoder, Some(numbers::<Float32Type>(elements)?), field),
+        Type::FLOAT8_ARRAY => put(encoder, Some(numbers::<Float64Type>(elements)?), field),
+        _ => {
+            let formatter = ArrayFormatter::try_new(elements, &ArrowFormat::default())
+                .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+            let values: Vec<Option<String>> = (0..elements.len())
+                .map(|i| elements.is_valid(i).then(|| formatter.value(i).to_string()))
+                .collect();
+            put(encoder, Some(values), field)
         }
     }
 }

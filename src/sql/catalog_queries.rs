@@ -26,7 +26,7 @@ pub fn mentions_catalog(text: &str) -> bool {
 
 /// The rewritten statements, when every statement in `text` is a query.
 pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
-    let rewritten = jdbc_primary_keys(text);
+    let rewritten = jdbc_primary_keys(text).or_else(|| keep_correlated_subqueries(text));
     let text = rewritten.as_deref().unwrap_or(text);
     let mut statements = COMPATIBILITY.parse(text).ok()?;
     if statements.is_empty()
@@ -39,9 +39,123 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
     for statement in &mut statements {
         let _ = VisitMut::visit(statement, &mut ArraySubqueries);
         let _ = VisitMut::visit(statement, &mut LikeEscapes);
+        let _ = VisitMut::visit(statement, &mut GenerateSubscripts);
+        let _ = VisitMut::visit(statement, &mut DefinitionFunctions);
+        let _ = VisitMut::visit(statement, &mut EmptyCatalogSubqueries);
+        let _ = VisitMut::visit(statement, &mut OuterOnlyConditions);
         let _ = VisitMut::visit(statement, &mut ScalarSubqueries);
     }
     Some(statements)
+}
+
+/// datafusion-pg-catalog answers a correlated scalar subquery that is a whole select item
+/// with NULL (psql's `\d` would show no defaults). Such an item, when DataFusion can
+/// decorrelate it once the passes below have run, becomes
+/// `CASE WHEN true THEN (subquery) END`, which the crate leaves alone and DataFusion
+/// simplifies back. `None` when the text has no such item (its exact text is kept: the
+/// crate's replacements of known psql queries match on it).
+fn keep_correlated_subqueries(text: &str) -> Option<String> {
+    struct Wrap {
+        changed: bool,
+    }
+    impl VisitorMut for Wrap {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+            let SetExpr::Select(select) = query.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            for item in &mut select.projection {
+                let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item
+                else {
+                    continue;
+                };
+                let Expr::Subquery(subquery) = expr else {
+                    continue;
+                };
+                if !is_correlated(subquery) || !decorrelatable(subquery) {
+                    continue;
+                }
+                if let Ok(wrapped) = super::parse_expr(&format!("CASE WHEN true THEN {expr} END")) {
+                    *expr = wrapped;
+                    self.changed = true;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let mut statements =
+        datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, text).ok()?;
+    let mut wrap = Wrap { changed: false };
+    for statement in &mut statements {
+        let _ = VisitMut::visit(statement, &mut wrap);
+    }
+    wrap.changed.then(|| {
+        statements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// True when the query reads a column qualified by a relation its own FROM does not bind.
+fn is_correlated(query: &ast::Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let Some(bound) = bound_relation_names(&select.from) else {
+        return false;
+    };
+    ast::visit_expressions(select, |e| match e {
+        Expr::CompoundIdentifier(parts)
+            if parts.len() >= 2
+                && !bound.contains(&parts[parts.len() - 2].value.to_ascii_lowercase()) =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+/// True when every condition of the query relating it to the outer query is an equality
+/// between an inner and an outer expression, or reads only outer columns (moved out by
+/// `OuterOnlyConditions`), and its select list reads no outer column: the subqueries
+/// DataFusion turns into joins.
+fn decorrelatable(query: &ast::Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let Some(bound) = bound_relation_names(&select.from) else {
+        return false;
+    };
+    let outer_refs = |e: &Expr| {
+        ast::visit_expressions(e, |e| match e {
+            Expr::CompoundIdentifier(parts)
+                if parts.len() >= 2
+                    && !bound.contains(&parts[parts.len() - 2].value.to_ascii_lowercase()) =>
+            {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        })
+        .is_break()
+    };
+    let projection_is_inner = select.projection.iter().all(|item| match item {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => !outer_refs(e),
+        _ => true,
+    });
+    let conditions_fit = select.selection.clone().is_none_or(|selection| {
+        conjuncts(selection).iter().all(|c| {
+            !outer_refs(c)
+                || reads_only_outer(c, &bound)
+                || matches!(c, Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right }
+                    if outer_refs(left) != outer_refs(right)
+                        && (reads_only_outer(left, &bound) || reads_only_outer(right, &bound)))
+        })
+    });
+    projection_is_inner && conditions_fit
 }
 
 /// `ARRAY(SELECT e FROM ... ORDER BY ...)` becomes `(SELECT array_agg(e ORDER BY ...) FROM ...)`,
@@ -157,6 +271,300 @@ impl VisitorMut for ScalarSubqueries {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// The last name of a function call, lower-cased (`pg_catalog.unnest` is `unnest`).
+fn function_name(function: &ast::Function) -> Option<String> {
+    function
+        .name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+}
+
+/// `generate_subscripts(a, d)`, a set-returning function zipped with `unnest(a)` in
+/// SQLAlchemy's key-column queries, becomes
+/// `unnest(generate_series(1, CASE WHEN d = 1 THEN cardinality(a) ELSE 0 END))`, which
+/// DataFusion zips the same way. Every KalamDB array has one dimension, so any other `d`
+/// has no subscripts.
+struct GenerateSubscripts;
+
+impl VisitorMut for GenerateSubscripts {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(function) = expr else {
+            return ControlFlow::Continue(());
+        };
+        if function_name(function).as_deref() != Some("generate_subscripts") {
+            return ControlFlow::Continue(());
+        }
+        let FunctionArguments::List(list) = &function.args else {
+            return ControlFlow::Continue(());
+        };
+        let [array, dimension] = list.args.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        if let Ok(rewritten) = super::parse_expr(&format!(
+            "unnest(generate_series(1, \
+             CAST(CASE WHEN {dimension} = 1 THEN cardinality({array}) ELSE 0 END AS BIGINT)))"
+        )) {
+            *expr = rewritten;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `(objid, column_no, definition)` in `pg_catalog`: what `pg_get_indexdef(objid, column_no)`
+/// and `pg_get_constraintdef(objid)` return (column 0 is the whole definition).
+pub const DEFINITIONS_TABLE: &str = "kalamdb_definitions";
+
+/// `pg_get_indexdef(oid [, column, pretty])` and `pg_get_constraintdef(oid [, pretty])`
+/// become lookups in `pg_catalog.kalamdb_definitions`, which KalamDB derives from its
+/// catalog (a function cannot see the OIDs the session's catalog tables hand out).
+struct DefinitionFunctions;
+
+/// The functions `DefinitionFunctions` answers.
+const DEFINITION_FUNCTIONS: [&str; 2] = ["pg_get_indexdef", "pg_get_constraintdef"];
+
+impl VisitorMut for DefinitionFunctions {
+    type Break = ();
+
+    /// A select item calling one of them is named after the function, as PostgreSQL names
+    /// it; the lookup replacing the call would otherwise be named like any other subquery.
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        for item in &mut select.projection {
+            if let SelectItem::UnnamedExpr(Expr::Function(function)) = item
+                && let Some(name) = function_name(function)
+                && DEFINITION_FUNCTIONS.contains(&name.as_str())
+            {
+                let SelectItem::UnnamedExpr(expr) = std::mem::replace(
+                    item,
+                    SelectItem::Wildcard(ast::WildcardAdditionalOptions::default()),
+                ) else {
+                    unreachable!("matched above")
+                };
+                *item = SelectItem::ExprWithAlias {
+                    expr,
+                    alias: ast::Ident::new(name),
+                };
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(function) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let FunctionArguments::List(list) = &function.args else {
+            return ControlFlow::Continue(());
+        };
+        let column = match (function_name(function).as_deref(), list.args.as_slice()) {
+            (Some("pg_get_indexdef"), [_]) | (Some("pg_get_constraintdef"), [_] | [_, _]) => {
+                "0".to_owned()
+            }
+            (Some("pg_get_indexdef"), [_, column, _]) => column.to_string(),
+            _ => return ControlFlow::Continue(()),
+        };
+        let object = &list.args[0];
+        if let Ok(lookup) = super::parse_expr(&format!(
+            "(SELECT first_value(kalamdb_def.definition) \
+             FROM pg_catalog.{DEFINITIONS_TABLE} kalamdb_def \
+             WHERE kalamdb_def.objid = {object} AND kalamdb_def.column_no = {column})"
+        )) {
+            *expr = lookup;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `pg_catalog` tables that are empty in KalamDB: it has no sequences.
+const EMPTY_CATALOG_TABLES: [&str; 1] = ["pg_sequence"];
+
+/// A scalar subquery reading only a catalog table KalamDB keeps empty is NULL, whatever it
+/// selects or correlates on (SQLAlchemy's identity options read `pg_sequence` through
+/// `pg_get_serial_sequence(attrelid::regclass::text, ...)`, which DataFusion cannot
+/// decorrelate).
+struct EmptyCatalogSubqueries;
+
+impl VisitorMut for EmptyCatalogSubqueries {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Subquery(query) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let SetExpr::Select(select) = query.body.as_ref() else {
+            return ControlFlow::Continue(());
+        };
+        let reads_only_empty = match select.from.as_slice() {
+            [only] if only.joins.is_empty() => match &only.relation {
+                ast::TableFactor::Table { name, .. } => {
+                    let parts: Vec<String> = name
+                        .0
+                        .iter()
+                        .filter_map(|p| p.as_ident())
+                        .map(|i| i.value.to_ascii_lowercase())
+                        .collect();
+                    match parts.as_slice() {
+                        [table] | [_, table] if parts.len() == 1 || parts[0] == "pg_catalog" => {
+                            EMPTY_CATALOG_TABLES.contains(&table.as_str())
+                        }
+                        _ => false,
+                    }
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if reads_only_empty {
+            *expr = Expr::Value(ast::Value::Null.into());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// In a correlated scalar subquery, WHERE conditions that read only the outer query's
+/// columns move out as a guard: `(SELECT e FROM t WHERE outer.c AND t.k = outer.k)` becomes
+/// `CASE WHEN outer.c THEN (SELECT e FROM t WHERE t.k = outer.k) END`. Both are NULL when
+/// the guard does not hold; DataFusion decorrelates only the second. A condition counts as
+/// outer when every column in it is qualified by a name the subquery's FROM does not bind.
+struct OuterOnlyConditions;
+
+impl VisitorMut for OuterOnlyConditions {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Subquery(query) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let Some(bound) = bound_relation_names(&select.from) else {
+            return ControlFlow::Continue(());
+        };
+        let Some(selection) = select.selection.take() else {
+            return ControlFlow::Continue(());
+        };
+        let (outer, inner): (Vec<Expr>, Vec<Expr>) = conjuncts(selection)
+            .into_iter()
+            .partition(|c| reads_only_outer(c, &bound));
+        select.selection = inner.into_iter().reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: ast::BinaryOperator::And,
+            right: Box::new(b),
+        });
+        if outer.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let guard: Vec<String> = outer.iter().map(|c| format!("({c})")).collect();
+        match super::parse_expr(&format!(
+            "CASE WHEN {} THEN {expr} END",
+            guard.join(" AND ")
+        )) {
+            Ok(guarded) => *expr = guarded,
+            Err(_) => {
+                // Put the conditions back: the statement must mean what it said.
+                let Expr::Subquery(query) = expr else {
+                    unreachable!("matched above")
+                };
+                if let SetExpr::Select(select) = query.body.as_mut() {
+                    select.selection =
+                        outer
+                            .into_iter()
+                            .chain(select.selection.take())
+                            .reduce(|a, b| Expr::BinaryOp {
+                                left: Box::new(a),
+                                op: ast::BinaryOperator::And,
+                                right: Box::new(b),
+                            });
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The lower-cased names a FROM clause binds (aliases, or tables' last names), or `None`
+/// when it holds something other than plain tables and aliased subqueries.
+fn bound_relation_names(from: &[ast::TableWithJoins]) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for table in from {
+        for factor in
+            std::iter::once(&table.relation).chain(table.joins.iter().map(|j| &j.relation))
+        {
+            match factor {
+                ast::TableFactor::Table {
+                    alias: Some(alias), ..
+                }
+                | ast::TableFactor::Derived {
+                    alias: Some(alias), ..
+                } => names.push(alias.name.value.to_ascii_lowercase()),
+                ast::TableFactor::Table {
+                    name, alias: None, ..
+                } => names.push(
+                    name.0
+                        .last()
+                        .and_then(|p| p.as_ident())?
+                        .value
+                        .to_ascii_lowercase(),
+                ),
+                _ => return None,
+            }
+        }
+    }
+    Some(names)
+}
+
+fn conjuncts(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            let mut all = conjuncts(*left);
+            all.extend(conjuncts(*right));
+            all
+        }
+        Expr::Nested(inner)
+            if matches!(
+                *inner,
+                Expr::BinaryOp {
+                    op: ast::BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            conjuncts(*inner)
+        }
+        other => vec![other],
+    }
+}
+
+/// True when `condition` reads at least one column, every column it reads is qualified by a
+/// relation outside `bound`, and it holds no subquery.
+fn reads_only_outer(condition: &Expr, bound: &[String]) -> bool {
+    let mut outer_columns = 0;
+    let verdict = ast::visit_expressions(condition, |e| match e {
+        Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+            ControlFlow::Break(())
+        }
+        Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+            let relation = parts[parts.len() - 2].value.to_ascii_lowercase();
+            if bound.contains(&relation) {
+                ControlFlow::Break(())
+            } else {
+                outer_columns += 1;
+                ControlFlow::Continue(())
+            }
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    verdict.is_continue() && outer_columns > 0
 }
 
 /// Name of the function that turns a LIKE pattern with another escape character into one

@@ -9,7 +9,9 @@ mod catalog_queries;
 mod ddl;
 mod parse;
 
-pub use catalog_queries::{LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE, backslash_like_pattern};
+pub use catalog_queries::{
+    DEFINITIONS_TABLE, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE, backslash_like_pattern,
+};
 pub use ddl::{ColumnSpec, CreateTable, TableName, sql_type as declared_type};
 pub use parse::{fold_ident as fold, parse, parse_expr};
 

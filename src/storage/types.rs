@@ -101,6 +101,41 @@ impl SqlType {
         }
     }
 
+    /// PostgreSQL's OID for this type (`pg_type.oid`).
+    pub fn pg_oid(self) -> i32 {
+        match self {
+            SqlType::Boolean => 16,
+            SqlType::SmallInt => 21,
+            SqlType::Integer => 23,
+            SqlType::BigInt => 20,
+            SqlType::Real => 700,
+            SqlType::Double => 701,
+            SqlType::Numeric { .. } => 1700,
+            SqlType::Text => 25,
+            SqlType::Varchar { .. } => 1043,
+            SqlType::Bytea => 17,
+            SqlType::Date => 1082,
+            SqlType::Timestamp => 1114,
+            SqlType::TimestampTz => 1184,
+            SqlType::Json => 114,
+            SqlType::Jsonb => 3802,
+            SqlType::Uuid => 2950,
+        }
+    }
+
+    /// PostgreSQL's type modifier (`pg_attribute.atttypmod`): the declared length or
+    /// precision and scale, offset by the 4-byte header PostgreSQL counts in; -1 for none.
+    pub fn pg_typmod(self) -> i32 {
+        const HEADER: i32 = 4;
+        match self {
+            SqlType::Varchar { max_len: Some(n) } => n as i32 + HEADER,
+            SqlType::Numeric { precision, scale } => {
+                ((i32::from(precision) << 16) | (i32::from(scale) & 0xffff)) + HEADER
+            }
+            _ => -1,
+        }
+    }
+
     /// The `kalamdb.pg_type` metadata value for types Arrow cannot distinguish.
     fn pg_type_tag(self) -> Option<&'static str> {
         match self {

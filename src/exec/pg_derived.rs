@@ -1,0 +1,385 @@
+//! `pg_catalog` tables KalamDB derives from its own catalog: the declared column types,
+//! defaults and NOT NULL in `pg_attribute`/`pg_attrdef`, and the unique index and constraint
+//! behind each primary key in `pg_class`/`pg_index`/`pg_constraint`, plus the text
+//! `pg_get_indexdef`/`pg_get_constraintdef` return (`kalamdb_definitions`). Each is a query
+//! over datafusion-pg-catalog's tables and KalamDB's `kalamdb_columns`/`kalamdb_primary_keys`,
+//! run in the asking session at every scan, so its OIDs agree with every other catalog table.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{RecordBatch, new_null_array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+/// `pg_catalog.kalamdb_base_<name>` is datafusion-pg-catalog's own `<name>`, which the
+/// tables here refine; it is not listed among the schema's tables.
+pub const BASE_PREFIX: &str = "kalamdb_base_";
+
+/// Every table column's declared type, NOT NULL and DEFAULT (see `ColumnsTable`).
+pub const COLUMNS_TABLE: &str = "kalamdb_columns";
+
+pub use crate::sql::DEFINITIONS_TABLE;
+
+const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
+
+/// Objects KalamDB derives from a table get OIDs at fixed offsets from the table's, in
+/// ranges datafusion-pg-catalog's OID counter (which starts at 16384) does not reach.
+const INDEX_OID_OFFSET: i64 = 0x2000_0000;
+const CONSTRAINT_OID_OFFSET: i64 = 0x3000_0000;
+/// A column default's OID: this base plus 2048 per table (mod 2^19 tables) plus `attnum`.
+const ATTRDEF_OID_BASE: i64 = 0x4000_0000;
+/// `pg_am.oid` of btree, the access method PostgreSQL gives primary-key indexes.
+const BTREE_AM_OID: i64 = 403;
+
+/// One SELECT of a derived table (several are combined with UNION ALL). Its select list
+/// follows the table's schema: a column in `values` reads that expression, any other reads
+/// the base row's value (`a.<column>`) when `copies_base`, and NULL otherwise.
+struct Part {
+    values: Vec<(&'static str, String)>,
+    from: String,
+    copies_base: bool,
+}
+
+/// Every key (or column) row of `kalamdb_table` joined with its relation `c`, namespace `n`
+/// and datafusion-pg-catalog's attribute row `a` (for the column's number).
+fn kalamdb_rows(kalamdb_table: &str) -> String {
+    format!(
+        "pg_catalog.{BASE_PREFIX}pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_catalog.{kalamdb_table} k ON k.namespace = n.nspname AND k.table_name = c.relname \
+         JOIN pg_catalog.{BASE_PREFIX}pg_attribute a \
+         ON a.attrelid = c.oid AND a.attname = k.column_name"
+    )
+}
+
+fn text(s: &str) -> String {
+    s.to_owned()
+}
+
+fn definition(name: &str) -> Option<Vec<Part>> {
+    let key_columns = "array_agg(a.attnum ORDER BY k.key_seq)";
+    let zeros = "array_agg(0 ORDER BY k.key_seq)";
+    let index_oid = format!("c.oid + {INDEX_OID_OFFSET}");
+    let quoted_keys = "string_agg(quote_ident(k.column_name), ', ' ORDER BY k.key_seq)";
+    Some(match name {
+        // The declared type (VARCHAR(n), NUMERIC(p,s), JSON, UUID), NOT NULL and whether a
+        // default exists, over the columns datafusion-pg-catalog reads from Arrow types.
+        "pg_attribute" => vec![Part {
+            values: vec![
+                ("atttypid", text("COALESCE(k.type_oid, a.atttypid)")),
+                ("atttypmod", text("COALESCE(k.typmod, a.atttypmod)")),
+                ("attnotnull", text("COALESCE(k.not_null, a.attnotnull)")),
+                (
+                    "atthasdef",
+                    text(
+                        "CASE WHEN k.relid IS NULL THEN a.atthasdef \
+                         ELSE k.default_expr IS NOT NULL END",
+                    ),
+                ),
+            ],
+            from: format!(
+                "FROM pg_catalog.{BASE_PREFIX}pg_attribute a LEFT JOIN (\
+                 SELECT c.oid AS relid, k.column_name, k.type_oid, k.typmod, k.not_null, \
+                 k.default_expr FROM pg_catalog.{BASE_PREFIX}pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_catalog.{COLUMNS_TABLE} k \
+                 ON k.namespace = n.nspname AND k.table_name = c.relname) k \
+                 ON k.relid = a.attrelid AND k.column_name = a.attname"
+            ),
+            copies_base: true,
+        }],
+        "pg_attrdef" => vec![Part {
+            values: vec![
+                (
+                    "oid",
+                    format!("{ATTRDEF_OID_BASE} + (c.oid % 524288) * 2048 + a.attnum"),
+                ),
+                ("adrelid", text("c.oid")),
+                ("adnum", text("a.attnum")),
+                ("adbin", text("k.default_expr")),
+            ],
+            from: format!(
+                "FROM {} WHERE k.default_expr IS NOT NULL",
+                kalamdb_rows(COLUMNS_TABLE)
+            ),
+            copies_base: false,
+        }],
+        // Tables with a primary key have an index, and each such index is a relation.
+        "pg_class" => vec![
+            Part {
+                values: vec![("relhasindex", text("a.relhasindex OR pk.oid IS NOT NULL"))],
+                from: format!(
+                    "FROM pg_catalog.{BASE_PREFIX}pg_class a LEFT JOIN (\
+                     SELECT DISTINCT c.oid FROM {}) pk ON pk.oid = a.oid",
+                    kalamdb_rows(PRIMARY_KEYS_TABLE)
+                ),
+                copies_base: true,
+            },
+            Part {
+                values: vec![
+                    ("oid", index_oid.clone()),
+                    ("relname", text("k.pk_name")),
+                    ("relnamespace", text("c.relnamespace")),
+                    ("reltype", text("0")),
+                    ("reloftype", text("0")),
+                    ("relowner", text("c.relowner")),
+                    ("relam", BTREE_AM_OID.to_string()),
+                    ("relfilenode", text("0")),
+                    ("reltablespace", text("0")),
+                    ("relpages", text("0")),
+                    ("reltuples", text("0")),
+                    ("relallvisible", text("0")),
+                    ("reltoastrelid", text("0")),
+                    ("relhasindex", text("false")),
+                    ("relisshared", text("false")),
+                    ("relpersistence", text("'p'")),
+                    ("relkind", text("'i'")),
+                    ("relnatts", text("count(*)")),
+                    ("relchecks", text("0")),
+                    ("relhasrules", text("false")),
+                    ("relhastriggers", text("false")),
+                    ("relhassubclass", text("false")),
+                    ("relrowsecurity", text("false")),
+                    ("relforcerowsecurity", text("false")),
+                    ("relispopulated", text("true")),
+                    ("relreplident", text("'n'")),
+                    ("relispartition", text("false")),
+                    ("relrewrite", text("0")),
+                    ("relfrozenxid", text("0")),
+                    ("relminmxid", text("0")),
+                ],
+                from: format!(
+                    "FROM {} GROUP BY c.oid, k.pk_name, c.relnamespace, c.relowner",
+                    kalamdb_rows(PRIMARY_KEYS_TABLE)
+                ),
+                copies_base: false,
+            },
+        ],
+        // One unique index per primary key, as PostgreSQL creates for each.
+        "pg_index" => vec![Part {
+            values: vec![
+                ("indexrelid", index_oid),
+                ("indrelid", text("c.oid")),
+                ("indnatts", text("count(*)")),
+                ("indnkeyatts", text("count(*)")),
+                ("indisunique", text("true")),
+                ("indnullsnotdistinct", text("false")),
+                ("indisprimary", text("true")),
+                ("indisexclusion", text("false")),
+                ("indimmediate", text("true")),
+                ("indisclustered", text("false")),
+                ("indisvalid", text("true")),
+                ("indcheckxmin", text("false")),
+                ("indisready", text("true")),
+                ("indislive", text("true")),
+                ("indisreplident", text("false")),
+                ("indkey", text(key_columns)),
+                ("indcollation", text(zeros)),
+                ("indclass", text(zeros)),
+                ("indoption", text(zeros)),
+            ],
+            from: format!("FROM {} GROUP BY c.oid", kalamdb_rows(PRIMARY_KEYS_TABLE)),
+            copies_base: false,
+        }],
+        "pg_constraint" => vec![Part {
+            values: vec![
+                ("oid", format!("c.oid + {CONSTRAINT_OID_OFFSET}")),
+                ("conname", text("k.pk_name")),
+                ("connamespace", text("n.oid")),
+                ("contype", text("'p'")),
+                ("condeferrable", text("false")),
+                ("condeferred", text("false")),
+                ("convalidated", text("true")),
+                ("conrelid", text("c.oid")),
+                ("contypid", text("0")),
+                ("conindid", index_oid),
+                ("conparentid", text("0")),
+                ("confrelid", text("0")),
+                ("confupdtype", text("' '")),
+                ("confdeltype", text("' '")),
+                ("confmatchtype", text("' '")),
+                ("conislocal", text("true")),
+                ("coninhcount", text("0")),
+                ("connoinherit", text("true")),
+                ("conkey", text(key_columns)),
+            ],
+            from: format!(
+                "FROM {} GROUP BY c.oid, n.oid, k.pk_name",
+                kalamdb_rows(PRIMARY_KEYS_TABLE)
+            ),
+            copies_base: false,
+        }],
+        DEFINITIONS_TABLE => vec![
+            Part {
+                values: vec![
+                    ("objid", index_oid.clone()),
+                    ("column_no", text("0")),
+                    (
+                        "definition",
+                        format!(
+                            "'CREATE UNIQUE INDEX ' || quote_ident(k.pk_name) || ' ON ' || \
+                             quote_ident(n.nspname) || '.' || quote_ident(c.relname) || \
+                             ' USING btree (' || {quoted_keys} || ')'"
+                        ),
+                    ),
+                ],
+                from: format!(
+                    "FROM {} GROUP BY c.oid, k.pk_name, n.nspname, c.relname",
+                    kalamdb_rows(PRIMARY_KEYS_TABLE)
+                ),
+                copies_base: false,
+            },
+            Part {
+                values: vec![
+                    ("objid", index_oid),
+                    ("column_no", text("k.key_seq")),
+                    ("definition", text("quote_ident(k.column_name)")),
+                ],
+                from: format!("FROM {}", kalamdb_rows(PRIMARY_KEYS_TABLE)),
+                copies_base: false,
+            },
+            Part {
+                values: vec![
+                    ("objid", format!("c.oid + {CONSTRAINT_OID_OFFSET}")),
+                    ("column_no", text("0")),
+                    (
+                        "definition",
+                        format!("'PRIMARY KEY (' || {quoted_keys} || ')'"),
+                    ),
+                ],
+                from: format!("FROM {} GROUP BY c.oid", kalamdb_rows(PRIMARY_KEYS_TABLE)),
+                copies_base: false,
+            },
+        ],
+        _ => return None,
+    })
+}
+
+/// The schema a derived table presents: the base table's columns (their OID metadata
+/// included), all nullable, with PostgreSQL's vector columns (`int2vector`, `oidvector`,
+/// arrays) as lists; `pg_class` gains `reloptions`.
+fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
+    let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, true)));
+    let Some(base) = base else {
+        return Arc::new(Schema::new(vec![
+            Field::new("objid", DataType::Int32, true),
+            Field::new("column_no", DataType::Int32, true),
+            Field::new("definition", DataType::Utf8, true),
+        ]));
+    };
+    let mut fields: Vec<Field> = base
+        .fields()
+        .iter()
+        .map(|f| {
+            let field = f.as_ref().clone().with_nullable(true);
+            match f.name().as_str() {
+                "indkey" | "indoption" | "conkey" | "confkey" | "confdelsetcols" => {
+                    field.with_data_type(list(DataType::Int16))
+                }
+                "indcollation" | "indclass" | "conpfeqop" | "conppeqop" | "conffeqop"
+                | "conexclop" => field.with_data_type(list(DataType::Int32)),
+                _ => field,
+            }
+        })
+        .collect();
+    if name == "pg_class" && base.index_of("reloptions").is_err() {
+        fields.push(Field::new("reloptions", list(DataType::Utf8), true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The derived table `name` (with `base`, datafusion-pg-catalog's table of that name), if
+/// KalamDB derives one.
+pub fn table(name: &str, base: Option<SchemaRef>) -> Option<Arc<dyn TableProvider>> {
+    let parts = definition(name)?;
+    let schema = schema(name, base.as_ref());
+    let selects: Vec<String> = parts
+        .iter()
+        .map(|part| {
+            let columns: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|field| {
+                    let column = field.name();
+                    let in_base = base.as_ref().is_some_and(|b| b.index_of(column).is_ok());
+                    let value = match part.values.iter().find(|(c, _)| c == column) {
+                        Some((_, value)) => value.clone(),
+                        None if part.copies_base && in_base => format!("a.{column}"),
+                        None => "NULL".to_owned(),
+                    };
+                    format!("{value} AS {column}")
+                })
+                .collect();
+            format!("SELECT {} {}", columns.join(", "), part.from)
+        })
+        .collect();
+    Some(Arc::new(DerivedCatalogTable {
+        schema,
+        sql: selects.join(" UNION ALL "),
+    }))
+}
+
+/// A `pg_catalog` table defined by a query, planned and run in the asking session at
+/// every scan (catalog tables are small; their rows must be current).
+#[derive(Debug)]
+struct DerivedCatalogTable {
+    schema: SchemaRef,
+    sql: String,
+}
+
+#[async_trait]
+impl TableProvider for DerivedCatalogTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(state) = state.as_any().downcast_ref::<SessionState>() else {
+            return datafusion::common::internal_err!("catalog tables need a SessionState");
+        };
+        let plan = state.create_logical_plan(&self.sql).await?;
+        let plan = state.create_physical_plan(&plan).await?;
+        let batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
+        let conformed = batches
+            .iter()
+            .map(|batch| {
+                let columns = self
+                    .schema
+                    .fields()
+                    .iter()
+                    .zip(batch.columns())
+                    .map(|(field, column)| {
+                        if column.data_type() == &DataType::Null {
+                            Ok(new_null_array(field.data_type(), column.len()))
+                        } else {
+                            datafusion::arrow::compute::cast(column, field.data_type())
+                        }
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[conformed],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
