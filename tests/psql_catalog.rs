@@ -25,7 +25,9 @@ async fn psql_describes_tables_users_namespaces_and_the_database() {
     client
         .batch_execute(
             "CREATE NAMESPACE app; \
-             CREATE TABLE app.orders (id BIGINT PRIMARY KEY, customer TEXT NOT NULL, total DOUBLE PRECISION, placed DATE); \
+             CREATE TABLE app.orders (id BIGINT PRIMARY KEY, customer TEXT NOT NULL, total DOUBLE PRECISION, placed DATE, \
+             code VARCHAR(12) NOT NULL DEFAULT 'new', amount NUMERIC(10,2)); \
+             CREATE TABLE app.lines (order_id BIGINT, line INT, PRIMARY KEY (order_id, line)); \
              CREATE USER analyst WITH PASSWORD 'a-pw' ROLE dba",
         )
         .await
@@ -46,6 +48,8 @@ async fn psql_describes_tables_users_namespaces_and_the_database() {
         ("customer", "text"),
         ("total", "double precision"),
         ("placed", "date"),
+        ("code", "character varying(12)"),
+        ("amount", "numeric(10,2)"),
     ] {
         let line = lines_containing(&described, &format!(" {column} "));
         assert_eq!(line.len(), 1, "{column} in {described}");
@@ -54,6 +58,27 @@ async fn psql_describes_tables_users_namespaces_and_the_database() {
     assert!(
         lines_containing(&described, " customer ")[0].contains("not null"),
         "{described}"
+    );
+    let code = lines_containing(&described, " code ");
+    assert!(
+        code[0].contains("not null") && code[0].contains("'new'"),
+        "code's default: {described}"
+    );
+    assert!(
+        described.contains("Indexes:")
+            && described.contains(r#""orders_pkey" PRIMARY KEY, btree (id)"#),
+        "{described}"
+    );
+    let lines = psql(&server, r"\d app.lines");
+    assert!(
+        lines.contains(r#""lines_pkey" PRIMARY KEY, btree (order_id, line)"#),
+        "{lines}"
+    );
+    let indexes = psql(&server, r"\di app.*");
+    let row = lines_containing(&indexes, "orders_pkey");
+    assert!(
+        row.len() == 1 && row[0].contains("index") && row[0].contains("orders"),
+        "{indexes}"
     );
 
     let users = psql(&server, r"\du");

@@ -690,6 +690,103 @@ fn quoted_literal(text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn rewritten(sql: &str) -> String {
+        let statements = parse(sql).expect("a catalog query");
+        statements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn conditions_on_outer_columns_only_become_a_guard_around_the_subquery() {
+        let sql = rewritten(
+            "SELECT CASE WHEN a.atthasdef THEN (SELECT d.adbin FROM pg_catalog.pg_attrdef d \
+             WHERE a.atthasdef AND d.adrelid = a.attrelid) END FROM pg_catalog.pg_attribute a",
+        );
+        assert!(
+            sql.contains("CASE WHEN (a.atthasdef) THEN (SELECT first_value(d.adbin)"),
+            "{sql}"
+        );
+        assert!(sql.contains("WHERE d.adrelid = a.attrelid)"), "{sql}");
+    }
+
+    #[test]
+    fn conditions_reading_the_subquerys_own_tables_stay_inside() {
+        let sql = rewritten(
+            "SELECT (SELECT max(d.adnum) FROM pg_catalog.pg_attrdef d \
+             WHERE d.adnum > 0 AND d.adrelid = a.attrelid) FROM pg_catalog.pg_attribute a",
+        );
+        assert!(
+            sql.contains("WHERE d.adnum > 0 AND d.adrelid = a.attrelid"),
+            "{sql}"
+        );
+        assert!(!sql.contains("CASE WHEN (d."), "{sql}");
+    }
+
+    #[test]
+    fn a_subquery_over_an_always_empty_catalog_is_null() {
+        let sql = rewritten(
+            "SELECT a.attname, (SELECT s.seqstart FROM pg_catalog.pg_sequence s \
+             WHERE s.seqrelid = a.attrelid) AS seq FROM pg_catalog.pg_attribute a",
+        );
+        assert!(sql.contains("THEN NULL END AS seq"), "{sql}");
+        assert!(!sql.contains("pg_sequence"), "{sql}");
+    }
+
+    #[test]
+    fn generate_subscripts_zips_with_unnest() {
+        let sql = rewritten(
+            "SELECT unnest(i.indkey) AS attnum, generate_subscripts(i.indkey, 1) AS ord \
+             FROM pg_catalog.pg_index i",
+        );
+        assert!(
+            sql.contains(
+                "unnest(generate_series(1, CAST(CASE WHEN 1 = 1 THEN cardinality(i.indkey) ELSE 0 END AS BIGINT))) AS ord"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn index_and_constraint_definitions_are_looked_up_and_keep_their_names() {
+        let sql = rewritten(
+            "SELECT pg_catalog.pg_get_indexdef(i.indexrelid, 0, true), \
+             pg_catalog.pg_get_constraintdef(c.oid, true) FROM pg_catalog.pg_index i, \
+             pg_catalog.pg_constraint c",
+        );
+        assert!(
+            sql.contains(
+                "kalamdb_def.objid = i.indexrelid AND kalamdb_def.column_no = 0) AS pg_get_indexdef"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "kalamdb_def.objid = c.oid AND kalamdb_def.column_no = 0) AS pg_get_constraintdef"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn correlated_select_items_are_kept_only_when_datafusion_can_join_them() {
+        let joinable = "SELECT (SELECT d.adbin FROM pg_catalog.pg_attrdef d \
+                        WHERE d.adrelid = a.attrelid AND a.atthasdef) FROM pg_catalog.pg_attribute a";
+        let kept = keep_correlated_subqueries(joinable).expect("wrapped");
+        assert!(
+            kept.contains("CASE WHEN true THEN (SELECT d.adbin"),
+            "{kept}"
+        );
+        let unequal = "SELECT (SELECT c.collname FROM pg_catalog.pg_collation c \
+                       WHERE c.oid = a.attcollation AND a.attcollation <> c.collencoding) \
+                       FROM pg_catalog.pg_attribute a";
+        assert_eq!(keep_correlated_subqueries(unequal), None);
+        let uncorrelated = "SELECT (SELECT count(*) FROM pg_catalog.pg_class c)";
+        assert_eq!(keep_correlated_subqueries(uncorrelated), None);
+    }
+
     #[test]
     fn like_patterns_with_another_escape_become_backslash_escaped() {
         assert_eq!(backslash_like_pattern("pg/_%", "/"), "pg\\_%");

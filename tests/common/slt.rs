@@ -65,9 +65,35 @@ fn cell(row: &Row, i: usize) -> String {
         Type::JSON | Type::JSONB => get!(serde_json::Value, |v| v.to_string()),
         Type::UUID => get!(uuid::Uuid, |v| v.to_string()),
         Type::BYTEA => get!(Vec<u8>, |v| format!("\\x{}", hex::encode(v))),
+        Type::INT2_ARRAY => get!(Vec<Option<i16>>, |v| array_text(&v)),
+        Type::INT4_ARRAY => get!(Vec<Option<i32>>, |v| array_text(&v)),
+        Type::INT8_ARRAY => get!(Vec<Option<i64>>, |v| array_text(&v)),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => get!(Vec<Option<String>>, |v| array_text(&v)),
         _ => get!(String, |v| v),
     };
     text(value.as_deref())
+}
+
+/// An array as PostgreSQL's text output writes it: `{a,"b c",NULL}`.
+fn array_text<T: ToString>(elements: &[Option<T>]) -> String {
+    let items: Vec<String> = elements
+        .iter()
+        .map(|e| match e {
+            None => "NULL".to_owned(),
+            Some(v) => {
+                let v = v.to_string();
+                let plain = !v.is_empty()
+                    && !v.eq_ignore_ascii_case("null")
+                    && !v.contains(|c: char| c.is_whitespace() || "{},\"\\".contains(c));
+                if plain {
+                    v
+                } else {
+                    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+                }
+            }
+        })
+        .collect();
+    format!("{{{}}}", items.join(","))
 }
 
 /// PostgreSQL prints fractional seconds without trailing zeros, and none when they are zero.
