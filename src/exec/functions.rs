@@ -2,8 +2,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray, StringBuilder};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility, create_udf,
+};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
@@ -30,6 +35,32 @@ fn constant_text(name: &str, value: String) -> ScalarUDF {
         Volatility::Stable,
         Arc::new(move |_args| Ok(ColumnarValue::Scalar(value.clone()))),
     )
+}
+
+/// A function computed over its arguments as arrays; when every argument is a scalar the
+/// answer is a scalar too.
+fn vectorized(
+    name: &str,
+    signature: Signature,
+    returns: DataType,
+    compute: impl Fn(&[ArrayRef]) -> Result<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    ScalarUDF::new_from_impl(SimpleScalarUDF::new_with_signature(
+        name,
+        signature,
+        returns,
+        Arc::new(move |args| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let out = compute(&arrays)?;
+            Ok(
+                if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                } else {
+                    ColumnarValue::Array(out)
+                },
+            )
+        }),
+    ))
 }
 
 /// `to_regtype('name')`: the OID of a type KalamDB knows by that name, or NULL (drivers probe
@@ -60,37 +91,92 @@ fn to_regtype() -> ScalarUDF {
             _ => return None,
         })
     }
-    create_udf(
+    vectorized(
         "to_regtype",
-        vec![DataType::Utf8],
+        Signature::exact(vec![DataType::Utf8], Volatility::Stable),
         DataType::Int32,
-        Volatility::Stable,
-        Arc::new(|args| {
-            let array = match &args[0] {
-                ColumnarValue::Scalar(s) => s.to_array()?,
-                ColumnarValue::Array(a) => a.clone(),
-            };
-            let names = datafusion::arrow::array::AsArray::as_string::<i32>(array.as_ref());
-            let oids: datafusion::arrow::array::Int32Array =
-                names.iter().map(|n| n.and_then(oid)).collect();
-            Ok(match &args[0] {
-                ColumnarValue::Scalar(_) => {
-                    ColumnarValue::Scalar(ScalarValue::try_from_array(&oids, 0)?)
-                }
-                ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(oids)),
-            })
-        }),
+        |args| {
+            let oids: Int32Array = args[0]
+                .as_string::<i32>()
+                .iter()
+                .map(|n| n.and_then(oid))
+                .collect();
+            Ok(Arc::new(oids))
+        },
     )
 }
 
 /// Registers the functions that identify the server and the session's user, and read its
 /// settings.
 pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>) {
-    ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new(settings)));
     ctx.register_udf(constant_text("version", version_string()));
     ctx.register_udf(to_regtype());
-    ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
-    ctx.register_udf(ScalarUDF::new_from_impl(PgGetExpr::new()));
+    // `current_setting(name [, missing_ok])`: a setting's value as `SHOW name` gives it; an
+    // unknown name is an error unless `missing_ok`, which answers NULL.
+    ctx.register_udf(vectorized(
+        "current_setting",
+        Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Utf8]),
+                TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+            ],
+            Volatility::Stable,
+        ),
+        DataType::Utf8,
+        move |args| {
+            let settings = settings.lock().expect("settings lock");
+            let missing_ok = args.get(1).map(|a| a.as_boolean());
+            let mut out = StringBuilder::new();
+            for (row, name) in args[0].as_string::<i32>().iter().enumerate() {
+                let Some(name) = name else {
+                    out.append_null();
+                    continue;
+                };
+                match settings.get(name) {
+                    Ok(value) => out.append_value(value),
+                    Err(_) if missing_ok.is_some_and(|m| m.is_valid(row) && m.value(row)) => {
+                        out.append_null()
+                    }
+                    Err(e) => return Err(DataFusionError::External(Box::new(e))),
+                }
+            }
+            Ok(Arc::new(out.finish()))
+        },
+    ));
+    // `json_build_object(k1, v1, k2, v2, ...)`: a JSON object as text, per row.
+    ctx.register_udf(vectorized(
+        "json_build_object",
+        Signature::variadic_any(Volatility::Immutable),
+        DataType::Utf8,
+        |args| {
+            if !args.len().is_multiple_of(2) {
+                return datafusion::common::exec_err!("json_build_object needs key/value pairs");
+            }
+            let rows = args.first().map_or(1, |a| a.len());
+            let mut out = StringBuilder::new();
+            for row in 0..rows {
+                let mut object = serde_json::Map::new();
+                for pair in args.chunks(2) {
+                    let key = ScalarValue::try_from_array(&pair[0], row)?.to_string();
+                    let value = ScalarValue::try_from_array(&pair[1], row)?;
+                    object.insert(key, json_value(&value));
+                }
+                out.append_value(serde_json::Value::Object(object).to_string());
+            }
+            Ok(Arc::new(out.finish()))
+        },
+    ));
+    // `pg_get_expr(expr, relation [, pretty])`: KalamDB keeps expressions (column defaults)
+    // as SQL text, so the text is its own rendering.
+    ctx.register_udf(vectorized(
+        "pg_get_expr",
+        Signature::one_of(
+            vec![TypeSignature::Any(2), TypeSignature::Any(3)],
+            Volatility::Stable,
+        ),
+        DataType::Utf8,
+        |args| Ok(cast(&args[0], &DataType::Utf8)?),
+    ));
     // One database, no per-schema collations: every collation is visible.
     ctx.register_udf(create_udf(
         "pg_collation_is_visible",
@@ -99,27 +185,20 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         Volatility::Stable,
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
     ));
-    ctx.register_udf(create_udf(
+    ctx.register_udf(vectorized(
         crate::sql::LIKE_PATTERN_FUNCTION,
-        vec![DataType::Utf8, DataType::Utf8],
+        Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable),
         DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(|args| {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let patterns = datafusion::arrow::array::AsArray::as_string::<i32>(arrays[0].as_ref());
-            let escapes = datafusion::arrow::array::AsArray::as_string::<i32>(arrays[1].as_ref());
-            let out: datafusion::arrow::array::StringArray = patterns
+        |args| {
+            let patterns = args[0].as_string::<i32>();
+            let escapes = args[1].as_string::<i32>();
+            let out: StringArray = patterns
                 .iter()
                 .zip(escapes.iter())
                 .map(|(p, e)| Some(crate::sql::backslash_like_pattern(p?, e?)))
                 .collect();
-            let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-            Ok(if scalar {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-            } else {
-                ColumnarValue::Array(Arc::new(out))
-            })
-        }),
+            Ok(Arc::new(out))
+        },
     ));
     // KalamDB has no sequences, so no column owns one.
     ctx.register_udf(create_udf(
@@ -136,206 +215,12 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         ctx.register_udf(constant_text(name, user.into()));
     }
     // KalamDB objects have no per-user owners; they belong to the bootstrap user.
-    ctx.register_udf(create_udf(
+    ctx.register_udf(vectorized(
         "pg_get_userbyid",
-        vec![DataType::Int32],
+        Signature::exact(vec![DataType::Int32], Volatility::Stable),
         DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|args| {
-            Ok(match &args[0] {
-                ColumnarValue::Scalar(_) => {
-                    ColumnarValue::Scalar(ScalarValue::Utf8(Some("root".into())))
-                }
-                ColumnarValue::Array(a) => ColumnarValue::Array(Arc::new(
-                    datafusion::arrow::array::StringArray::from(vec!["root"; a.len()]),
-                )),
-            })
-        }),
+        |args| Ok(Arc::new(StringArray::from(vec!["root"; args[0].len()]))),
     ));
-}
-
-/// `json_build_object(k1, v1, k2, v2, ...)`: a JSON object as text, per row.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct JsonBuildObject {
-    signature: datafusion::logical_expr::Signature,
-}
-
-impl Default for JsonBuildObject {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl JsonBuildObject {
-    pub fn new() -> Self {
-        JsonBuildObject {
-            signature: datafusion::logical_expr::Signature::variadic_any(Volatility::Immutable),
-        }
-    }
-}
-
-impl datafusion::logical_expr::ScalarUDFImpl for JsonBuildObject {
-    fn name(&self) -> &str {
-        "json_build_object"
-    }
-
-    fn signature(&self) -> &datafusion::logical_expr::Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(
-        &self,
-        args: datafusion::logical_expr::ScalarFunctionArgs,
-    ) -> datafusion::error::Result<ColumnarValue> {
-        if !args.args.len().is_multiple_of(2) {
-            return datafusion::common::exec_err!("json_build_object needs key/value pairs");
-        }
-        let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<datafusion::error::Result<Vec<_>>>()?;
-        let mut out = datafusion::arrow::array::StringBuilder::new();
-        for row in 0..rows {
-            let mut object = serde_json::Map::new();
-            for pair in arrays.chunks(2) {
-                let key = ScalarValue::try_from_array(&pair[0], row)?.to_string();
-                let value = ScalarValue::try_from_array(&pair[1], row)?;
-                object.insert(key, json_value(&value));
-            }
-            out.append_value(serde_json::Value::Object(object).to_string());
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}
-
-/// `current_setting(name [, missing_ok])`: a session setting's value, as `SHOW name`
-/// gives it; an unknown name is an error unless `missing_ok`, which answers NULL.
-#[derive(Debug)]
-struct CurrentSetting {
-    signature: datafusion::logical_expr::Signature,
-    settings: Arc<Mutex<Settings>>,
-}
-
-impl CurrentSetting {
-    fn new(settings: Arc<Mutex<Settings>>) -> Self {
-        use datafusion::logical_expr::{Signature, TypeSignature};
-        CurrentSetting {
-            signature: Signature::one_of(
-                vec![
-                    TypeSignature::Exact(vec![DataType::Utf8]),
-                    TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
-                ],
-                Volatility::Stable,
-            ),
-            settings,
-        }
-    }
-}
-
-// One function object per session: equal only to itself.
-impl PartialEq for CurrentSetting {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.settings, &other.settings)
-    }
-}
-
-impl Eq for CurrentSetting {}
-
-impl std::hash::Hash for CurrentSetting {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.settings).hash(state)
-    }
-}
-
-impl datafusion::logical_expr::ScalarUDFImpl for CurrentSetting {
-    fn name(&self) -> &str {
-        "current_setting"
-    }
-
-    fn signature(&self) -> &datafusion::logical_expr::Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(
-        &self,
-        args: datafusion::logical_expr::ScalarFunctionArgs,
-    ) -> datafusion::error::Result<ColumnarValue> {
-        use datafusion::arrow::array::{Array, AsArray};
-        let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<datafusion::error::Result<Vec<_>>>()?;
-        let names = arrays[0].as_string::<i32>();
-        let missing_ok = arrays.get(1).map(|a| a.as_boolean());
-        let settings = self.settings.lock().expect("settings lock");
-        let mut out = datafusion::arrow::array::StringBuilder::new();
-        for row in 0..rows {
-            if names.is_null(row) {
-                out.append_null();
-                continue;
-            }
-            match settings.get(names.value(row)) {
-                Ok(value) => out.append_value(value),
-                Err(_) if missing_ok.is_some_and(|m| m.is_valid(row) && m.value(row)) => {
-                    out.append_null()
-                }
-                Err(e) => return Err(datafusion::error::DataFusionError::External(Box::new(e))),
-            }
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
-    }
-}
-
-/// `pg_get_expr(expr, relation [, pretty])`: KalamDB keeps expressions (column defaults) as
-/// SQL text, so the text is its own rendering.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct PgGetExpr {
-    signature: datafusion::logical_expr::Signature,
-}
-
-impl PgGetExpr {
-    fn new() -> Self {
-        use datafusion::logical_expr::{Signature, TypeSignature};
-        PgGetExpr {
-            signature: Signature::one_of(
-                vec![TypeSignature::Any(2), TypeSignature::Any(3)],
-                Volatility::Stable,
-            ),
-        }
-    }
-}
-
-impl datafusion::logical_expr::ScalarUDFImpl for PgGetExpr {
-    fn name(&self) -> &str {
-        "pg_get_expr"
-    }
-
-    fn signature(&self) -> &datafusion::logical_expr::Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-
-    fn invoke_with_args(
-        &self,
-        args: datafusion::logical_expr::ScalarFunctionArgs,
-    ) -> datafusion::error::Result<ColumnarValue> {
-        args.args[0].cast_to(&DataType::Utf8, None)
-    }
 }
 
 fn json_value(value: &ScalarValue) -> serde_json::Value {

@@ -72,7 +72,7 @@ fn keep_correlated_subqueries(text: &str) -> Option<String> {
                 let Expr::Subquery(subquery) = expr else {
                     continue;
                 };
-                if !is_correlated(subquery) || !decorrelatable(subquery) {
+                if !joinable_correlated(subquery) {
                     continue;
                 }
                 if let Ok(wrapped) = super::parse_expr(&format!("CASE WHEN true THEN {expr} END")) {
@@ -99,15 +99,9 @@ fn keep_correlated_subqueries(text: &str) -> Option<String> {
     })
 }
 
-/// True when the query reads a column qualified by a relation its own FROM does not bind.
-fn is_correlated(query: &ast::Query) -> bool {
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return false;
-    };
-    let Some(bound) = bound_relation_names(&select.from) else {
-        return false;
-    };
-    ast::visit_expressions(select, |e| match e {
+/// True when `node` reads a column qualified by a relation outside `bound`.
+fn reads_outer_column<V: ast::Visit>(node: &V, bound: &[String]) -> bool {
+    ast::visit_expressions(node, |e| match e {
         Expr::CompoundIdentifier(parts)
             if parts.len() >= 2
                 && !bound.contains(&parts[parts.len() - 2].value.to_ascii_lowercase()) =>
@@ -119,43 +113,32 @@ fn is_correlated(query: &ast::Query) -> bool {
     .is_break()
 }
 
-/// True when every condition of the query relating it to the outer query is an equality
-/// between an inner and an outer expression, or reads only outer columns (moved out by
-/// `OuterOnlyConditions`), and its select list reads no outer column: the subqueries
-/// DataFusion turns into joins.
-fn decorrelatable(query: &ast::Query) -> bool {
+/// True when the query is correlated and DataFusion can turn it into a join once the
+/// passes below have run: every condition relating it to the outer query is an equality
+/// between an inner and an outer expression or reads only outer columns (moved out by
+/// `OuterOnlyConditions`), and its select list reads no outer column.
+fn joinable_correlated(query: &ast::Query) -> bool {
     let SetExpr::Select(select) = query.body.as_ref() else {
         return false;
     };
     let Some(bound) = bound_relation_names(&select.from) else {
         return false;
     };
-    let outer_refs = |e: &Expr| {
-        ast::visit_expressions(e, |e| match e {
-            Expr::CompoundIdentifier(parts)
-                if parts.len() >= 2
-                    && !bound.contains(&parts[parts.len() - 2].value.to_ascii_lowercase()) =>
-            {
-                ControlFlow::Break(())
-            }
-            _ => ControlFlow::Continue(()),
-        })
-        .is_break()
-    };
+    let outer = |e: &Expr| reads_outer_column(e, &bound);
     let projection_is_inner = select.projection.iter().all(|item| match item {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => !outer_refs(e),
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => !outer(e),
         _ => true,
     });
     let conditions_fit = select.selection.clone().is_none_or(|selection| {
         conjuncts(selection).iter().all(|c| {
-            !outer_refs(c)
+            !outer(c)
                 || reads_only_outer(c, &bound)
                 || matches!(c, Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right }
-                    if outer_refs(left) != outer_refs(right)
+                    if outer(left) != outer(right)
                         && (reads_only_outer(left, &bound) || reads_only_outer(right, &bound)))
         })
     });
-    projection_is_inner && conditions_fit
+    reads_outer_column(select, &bound) && projection_is_inner && conditions_fit
 }
 
 /// `ARRAY(SELECT e FROM ... ORDER BY ...)` becomes `(SELECT array_agg(e ORDER BY ...) FROM ...)`,
@@ -168,12 +151,7 @@ impl VisitorMut for ArraySubqueries {
         let Expr::Function(function) = expr else {
             return ControlFlow::Continue(());
         };
-        let is_array = function
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .is_some_and(|i| i.value.eq_ignore_ascii_case("array"));
+        let is_array = function_name(function).as_deref() == Some("array");
         let FunctionArguments::Subquery(query) = &function.args else {
             return ControlFlow::Continue(());
         };
@@ -217,6 +195,17 @@ impl VisitorMut for ArraySubqueries {
     }
 }
 
+/// The SELECT of a scalar subquery expression.
+fn subquery_select(expr: &mut Expr) -> Option<&mut ast::Select> {
+    let Expr::Subquery(query) = expr else {
+        return None;
+    };
+    match query.body.as_mut() {
+        SetExpr::Select(select) => Some(select),
+        _ => None,
+    }
+}
+
 /// Aggregates a query may already use in its only select item.
 const AGGREGATES: [&str; 10] = [
     "array_agg",
@@ -240,10 +229,7 @@ struct ScalarSubqueries;
 impl VisitorMut for ScalarSubqueries {
     type Break = ();
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let Expr::Subquery(query) = expr else {
-            return ControlFlow::Continue(());
-        };
-        let SetExpr::Select(select) = query.body.as_mut() else {
+        let Some(select) = subquery_select(expr) else {
             return ControlFlow::Continue(());
         };
         let no_grouping = match &select.group_by {
@@ -257,12 +243,8 @@ impl VisitorMut for ScalarSubqueries {
             [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e,
             _ => return ControlFlow::Continue(()),
         };
-        let aggregated = matches!(item, Expr::Function(f) if f
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .is_some_and(|i| AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str())));
+        let aggregated = matches!(item, Expr::Function(f)
+            if function_name(f).is_some_and(|name| AGGREGATES.contains(&name.as_str())));
         if aggregated || matches!(item, Expr::Value(_)) {
             return ControlFlow::Continue(());
         }
@@ -394,10 +376,7 @@ struct EmptyCatalogSubqueries;
 impl VisitorMut for EmptyCatalogSubqueries {
     type Break = ();
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let Expr::Subquery(query) = expr else {
-            return ControlFlow::Continue(());
-        };
-        let SetExpr::Select(select) = query.body.as_ref() else {
+        let Some(select) = subquery_select(expr) else {
             return ControlFlow::Continue(());
         };
         let reads_only_empty = match select.from.as_slice() {
@@ -437,10 +416,7 @@ struct OuterOnlyConditions;
 impl VisitorMut for OuterOnlyConditions {
     type Break = ();
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let Expr::Subquery(query) = expr else {
-            return ControlFlow::Continue(());
-        };
-        let SetExpr::Select(select) = query.body.as_mut() else {
+        let Some(select) = subquery_select(expr) else {
             return ControlFlow::Continue(());
         };
         let Some(bound) = bound_relation_names(&select.from) else {
@@ -452,11 +428,7 @@ impl VisitorMut for OuterOnlyConditions {
         let (outer, inner): (Vec<Expr>, Vec<Expr>) = conjuncts(selection)
             .into_iter()
             .partition(|c| reads_only_outer(c, &bound));
-        select.selection = inner.into_iter().reduce(|a, b| Expr::BinaryOp {
-            left: Box::new(a),
-            op: ast::BinaryOperator::And,
-            right: Box::new(b),
-        });
+        select.selection = conjunction(inner);
         if outer.is_empty() {
             return ControlFlow::Continue(());
         }
@@ -468,24 +440,23 @@ impl VisitorMut for OuterOnlyConditions {
             Ok(guarded) => *expr = guarded,
             Err(_) => {
                 // Put the conditions back: the statement must mean what it said.
-                let Expr::Subquery(query) = expr else {
-                    unreachable!("matched above")
-                };
-                if let SetExpr::Select(select) = query.body.as_mut() {
+                if let Some(select) = subquery_select(expr) {
                     select.selection =
-                        outer
-                            .into_iter()
-                            .chain(select.selection.take())
-                            .reduce(|a, b| Expr::BinaryOp {
-                                left: Box::new(a),
-                                op: ast::BinaryOperator::And,
-                                right: Box::new(b),
-                            });
+                        conjunction(outer.into_iter().chain(select.selection.take()));
                 }
             }
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `a AND b AND ...`, or `None` for no conditions.
+fn conjunction(conditions: impl IntoIterator<Item = Expr>) -> Option<Expr> {
+    conditions.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: ast::BinaryOperator::And,
+        right: Box::new(b),
+    })
 }
 
 /// The lower-cased names a FROM clause binds (aliases, or tables' last names), or `None`
