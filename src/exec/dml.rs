@@ -452,8 +452,17 @@ impl Session {
                 },
             )
             .collect();
+        // Rows keep their VALUES order (RETURNING shows it) through the UNION ALL.
+        let (source, order) = match values_with_subqueries_as_selects(&source) {
+            Some(selects) => (selects, " ORDER BY __src.__row"),
+            None => (source.to_string(), ""),
+        };
+        let mut source_columns = source_columns;
+        if !order.is_empty() {
+            source_columns.push("__row".into());
+        }
         let sql = format!(
-            "SELECT {} FROM ({source}) AS __src({})",
+            "SELECT {} FROM ({source}) AS __src({}){order}",
             projection.join(", "),
             source_columns.join(", ")
         );
@@ -1174,6 +1183,37 @@ fn literal_values(
         arrays.push(array);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).ok()
+}
+
+/// `VALUES (a, b), (c, d)` as `SELECT a, b, 0 UNION ALL SELECT c, d, 1` (the last column
+/// numbers the rows) when a row holds a subquery: DataFusion runs subqueries in a SELECT list
+/// but not inside VALUES.
+fn values_with_subqueries_as_selects(source: &ast::Query) -> Option<String> {
+    let SetExpr::Values(values) = source.body.as_ref() else {
+        return None;
+    };
+    if source.with.is_some() || source.order_by.is_some() || source.limit_clause.is_some() {
+        return None;
+    }
+    let has_subquery = ast::visit_expressions(&values.rows, |e| match e {
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+            std::ops::ControlFlow::Break(())
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break();
+    has_subquery.then(|| {
+        values
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(number, row)| {
+                let items: Vec<String> = row.iter().map(ToString::to_string).collect();
+                format!("SELECT {}, {number}", items.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    })
 }
 
 fn unsupported(what: &str) -> ExecError {

@@ -1,4 +1,5 @@
-//! SQL functions whose answers depend on the server or the session (version(), current_user).
+//! SQL functions whose answers depend on the server or the session (version(), current_user,
+//! current_setting), and the ones PostgreSQL has that DataFusion lacks.
 
 use std::sync::{Arc, Mutex};
 
@@ -109,6 +110,11 @@ fn to_regtype() -> ScalarUDF {
 /// Registers the functions that identify the server and the session's user, and read its
 /// settings.
 pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>) {
+    ctx.register_udaf(datafusion::logical_expr::AggregateUDF::new_from_impl(
+        SingleRow {
+            signature: Signature::any(1, Volatility::Immutable),
+        },
+    ));
     ctx.register_udf(constant_text("version", version_string()));
     ctx.register_udf(to_regtype());
     // `current_setting(name [, missing_ok])`: a setting's value as `SHOW name` gives it; an
@@ -242,5 +248,119 @@ fn json_value(value: &ScalarValue) -> serde_json::Value {
             serde_json::from_str(&value.to_string()).unwrap_or(serde_json::Value::Null)
         }
         other => serde_json::Value::String(other.to_string()),
+    }
+}
+
+/// The aggregate a scalar subquery's select item is wrapped in (see
+/// `sql::SINGLE_ROW_FUNCTION`): the value of the only row, NULL for none, and PostgreSQL's
+/// error for more than one.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SingleRow {
+    signature: Signature,
+}
+
+impl datafusion::logical_expr::AggregateUDFImpl for SingleRow {
+    fn name(&self) -> &str {
+        crate::sql::SINGLE_ROW_FUNCTION
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args[0].clone())
+    }
+
+    // No rows is NULL whatever the select item's own nullability.
+    fn is_nullable(&self) -> bool {
+        true
+    }
+
+    fn accumulator(
+        &self,
+        args: datafusion::logical_expr::function::AccumulatorArgs,
+    ) -> Result<Box<dyn datafusion::logical_expr::Accumulator>> {
+        Ok(Box::new(SingleRowAccumulator {
+            value: ScalarValue::try_from(args.return_field.data_type())?,
+            rows: 0,
+        }))
+    }
+
+    fn state_fields(
+        &self,
+        args: datafusion::logical_expr::function::StateFieldsArgs,
+    ) -> Result<Vec<datafusion::arrow::datatypes::FieldRef>> {
+        use datafusion::arrow::datatypes::Field;
+        Ok(vec![
+            Arc::new(Field::new(
+                format!("{}_value", args.name),
+                args.return_field.data_type().clone(),
+                true,
+            )),
+            Arc::new(Field::new(
+                format!("{}_rows", args.name),
+                DataType::UInt64,
+                false,
+            )),
+        ])
+    }
+}
+
+#[derive(Debug)]
+struct SingleRowAccumulator {
+    value: ScalarValue,
+    rows: u64,
+}
+
+impl SingleRowAccumulator {
+    fn add(&mut self, rows: u64, value: impl FnOnce() -> Result<ScalarValue>) -> Result<()> {
+        if rows == 0 {
+            return Ok(());
+        }
+        self.rows += rows;
+        if self.rows > 1 {
+            return Err(DataFusionError::External(Box::new(
+                super::ExecError::CardinalityViolation(
+                    "more than one row returned by a subquery used as an expression".into(),
+                ),
+            )));
+        }
+        self.value = value()?;
+        Ok(())
+    }
+}
+
+impl datafusion::logical_expr::Accumulator for SingleRowAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let column = &values[0];
+        self.add(column.len() as u64, || {
+            ScalarValue::try_from_array(column, 0)
+        })
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let rows = states[1].as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+        for (i, count) in rows.iter().enumerate() {
+            self.add(count.unwrap_or(0), || {
+                ScalarValue::try_from_array(&states[0], i)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![
+            self.value.clone(),
+            ScalarValue::UInt64(Some(self.rows)),
+        ])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(self.value.clone())
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.value.size() - std::mem::size_of_val(&self.value)
     }
 }

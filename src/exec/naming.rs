@@ -36,6 +36,11 @@ pub fn postgres_names(statement: &ast::Statement, schema: SchemaRef) -> SchemaRe
     for item in items {
         match item {
             SelectItem::UnnamedExpr(expr) => names.push(Some(expr_name(expr))),
+            SelectItem::ExprWithAlias { expr, alias }
+                if alias.value.starts_with(crate::sql::REPEAT_ALIAS_PREFIX) =>
+            {
+                names.push(Some(expr_name(expr)))
+            }
             SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => {
                 names.push(None)
             }
@@ -85,6 +90,26 @@ fn expr_name(expr: &Expr) -> String {
             name => name,
         },
         Expr::Nested(inner) => expr_name(inner),
+        // A scalar subquery is named after its one column (seen through the single-row
+        // aggregate KalamDB holds it with).
+        Expr::Subquery(query) => match select_items(&query.body) {
+            Some([SelectItem::ExprWithAlias { alias, .. }]) => crate::sql::fold(alias),
+            Some([SelectItem::UnnamedExpr(Expr::Function(f))])
+                if f.name.to_string() == crate::sql::SINGLE_ROW_FUNCTION =>
+            {
+                match &f.args {
+                    ast::FunctionArguments::List(list) => match list.args.as_slice() {
+                        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(inner))] => {
+                            expr_name(inner)
+                        }
+                        _ => unnamed(),
+                    },
+                    _ => unnamed(),
+                }
+            }
+            Some([SelectItem::UnnamedExpr(inner)]) => expr_name(inner),
+            _ => unnamed(),
+        },
         Expr::Case { .. } => "case".into(),
         Expr::Exists { .. } => "exists".into(),
         Expr::Array(_) => "array".into(),
@@ -131,11 +156,13 @@ mod tests {
     fn names_follow_postgres_rules() {
         assert_eq!(
             names(
-                "SELECT 1, count(*), t.a, b AS x, true, '1'::int, now(), CASE WHEN true THEN 1 END FROM t",
-                8
+                "SELECT 1, count(*), t.a, b AS x, true, '1'::int, now(), CASE WHEN true THEN 1 END, \
+                 (SELECT u.v FROM u), (SELECT max(w) FROM u), 1, t.a FROM t",
+                12
             ),
             [
-                "?column?", "count", "a", "df3", "bool", "int4", "now", "case"
+                "?column?", "count", "a", "df3", "bool", "int4", "now", "case", "v", "max",
+                "?column?", "a"
             ]
         );
     }

@@ -9,6 +9,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
+use super::subqueries::{SINGLE_ROW_FUNCTION, function_name, subquery_select};
+
 static COMPATIBILITY: LazyLock<PostgresCompatibilityParser> =
     LazyLock::new(PostgresCompatibilityParser::new);
 
@@ -43,7 +45,6 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
         let _ = VisitMut::visit(statement, &mut DefinitionFunctions);
         let _ = VisitMut::visit(statement, &mut EmptyCatalogSubqueries);
         let _ = VisitMut::visit(statement, &mut OuterOnlyConditions);
-        let _ = VisitMut::visit(statement, &mut ScalarSubqueries);
     }
     Some(statements)
 }
@@ -195,76 +196,6 @@ impl VisitorMut for ArraySubqueries {
     }
 }
 
-/// The SELECT of a scalar subquery expression.
-fn subquery_select(expr: &mut Expr) -> Option<&mut ast::Select> {
-    let Expr::Subquery(query) = expr else {
-        return None;
-    };
-    match query.body.as_mut() {
-        SetExpr::Select(select) => Some(select),
-        _ => None,
-    }
-}
-
-/// Aggregates a query may already use in its only select item.
-const AGGREGATES: [&str; 10] = [
-    "array_agg",
-    "count",
-    "max",
-    "min",
-    "sum",
-    "avg",
-    "bool_and",
-    "bool_or",
-    "string_agg",
-    "first_value",
-];
-
-/// A scalar subquery `(SELECT e FROM ... WHERE <correlated>)` becomes
-/// `(SELECT first_value(e) FROM ...)`: DataFusion only decorrelates aggregated scalar
-/// subqueries, and catalog lookups (SQLAlchemy's column defaults, identity options) return at
-/// most one row anyway.
-struct ScalarSubqueries;
-
-impl VisitorMut for ScalarSubqueries {
-    type Break = ();
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let Some(select) = subquery_select(expr) else {
-            return ControlFlow::Continue(());
-        };
-        let no_grouping = match &select.group_by {
-            ast::GroupByExpr::Expressions(exprs, _) => exprs.is_empty(),
-            ast::GroupByExpr::All(_) => false,
-        };
-        if !no_grouping || select.having.is_some() || select.distinct.is_some() {
-            return ControlFlow::Continue(());
-        }
-        let item = match select.projection.as_mut_slice() {
-            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e,
-            _ => return ControlFlow::Continue(()),
-        };
-        let aggregated = matches!(item, Expr::Function(f)
-            if function_name(f).is_some_and(|name| AGGREGATES.contains(&name.as_str())));
-        if aggregated || matches!(item, Expr::Value(_)) {
-            return ControlFlow::Continue(());
-        }
-        if let Ok(wrapped) = super::parse_expr(&format!("first_value({item})")) {
-            *item = wrapped;
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// The last name of a function call, lower-cased (`pg_catalog.unnest` is `unnest`).
-fn function_name(function: &ast::Function) -> Option<String> {
-    function
-        .name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(|i| i.value.to_ascii_lowercase())
-}
-
 /// `generate_subscripts(a, d)`, a set-returning function zipped with `unnest(a)` in
 /// SQLAlchemy's key-column queries, becomes
 /// `unnest(generate_series(1, CASE WHEN d = 1 THEN cardinality(a) ELSE 0 END))`, which
@@ -354,7 +285,7 @@ impl VisitorMut for DefinitionFunctions {
         };
         let object = &list.args[0];
         if let Ok(lookup) = super::parse_expr(&format!(
-            "(SELECT first_value(kalamdb_def.definition) \
+            "(SELECT {SINGLE_ROW_FUNCTION}(kalamdb_def.definition) \
              FROM pg_catalog.{DEFINITIONS_TABLE} kalamdb_def \
              WHERE kalamdb_def.objid = {object} AND kalamdb_def.column_no = {column})"
         )) {
@@ -677,7 +608,7 @@ mod tests {
              WHERE a.atthasdef AND d.adrelid = a.attrelid) END FROM pg_catalog.pg_attribute a",
         );
         assert!(
-            sql.contains("CASE WHEN (a.atthasdef) THEN (SELECT first_value(d.adbin)"),
+            sql.contains("CASE WHEN (a.atthasdef) THEN (SELECT d.adbin"),
             "{sql}"
         );
         assert!(sql.contains("WHERE d.adrelid = a.attrelid)"), "{sql}");

@@ -7,13 +7,17 @@
 
 mod catalog_queries;
 mod ddl;
+mod output_names;
 mod parse;
+mod subqueries;
 
 pub use catalog_queries::{
     DEFINITIONS_TABLE, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE, backslash_like_pattern,
 };
 pub use ddl::{ColumnSpec, CreateTable, TableName, sql_type as declared_type};
+pub use output_names::REPEAT_ALIAS_PREFIX;
 pub use parse::{fold_ident as fold, parse, parse_expr};
+pub use subqueries::SINGLE_ROW_FUNCTION;
 
 use datafusion::sql::sqlparser::ast;
 

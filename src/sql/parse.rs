@@ -291,8 +291,10 @@ pub fn fold_ident(ident: &ast::Ident) -> String {
     }
 }
 
-fn from_standard(statement: ast::Statement) -> Result<Statement, SqlError> {
+fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     use ast::Statement as S;
+    super::subqueries::hold_to_single_row(&mut statement);
+    super::output_names::alias_repeated_columns(&mut statement);
     Ok(match statement {
         S::Query(_) | S::Explain { .. } => Statement::Query(Box::new(statement)),
         S::Set(set) => from_set(set)?,
