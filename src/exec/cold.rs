@@ -1,9 +1,12 @@
 //! Reading a table's Parquet segments: one Parquet scan per segment, minus the keys that are
-//! no longer live there (dead in that segment, or shadowed by a hot row or tombstone).
+//! no longer live there (dead in that segment, or shadowed by a hot row or tombstone); and one
+//! row read at the position the cold index records for its key.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileScanConfigBuilder, ParquetSource};
@@ -20,7 +23,7 @@ use datafusion::scalar::ScalarValue;
 use super::catalog::storage_error;
 use crate::storage::rows::RowDecoder;
 use crate::storage::segments::{SEGMENT_KEY_COLUMN, SEGMENT_VERSION_COLUMN, segment_schema};
-use crate::storage::{SegmentRecord, Store, TableRecord};
+use crate::storage::{ColdEntry, SegmentRecord, Store, TableRecord};
 
 /// Builds the plan that reads `segments` of `record`, producing `output` (the table's projected
 /// schema, hidden key/version columns included when requested): `projection` indexes into the
@@ -76,6 +79,69 @@ pub fn scan_segments(
         plans.push(Arc::new(ProjectionExec::try_new(exprs, plan)?) as Arc<dyn ExecutionPlan>);
     }
     Ok(plans)
+}
+
+/// The cold copy of one row, read at the position `entry` records, as `output` (`projection`
+/// as in `scan_segments`). `None` when the entry has no position (written before positions
+/// were kept) or names none of `segments`: the caller scans for the key instead.
+pub fn read_cold_row(
+    store: &Store,
+    record: &TableRecord,
+    segments: &[SegmentRecord],
+    entry: ColdEntry,
+    projection: &[usize],
+    output: SchemaRef,
+) -> Result<Option<RecordBatch>> {
+    let Some(row) = entry.row else {
+        return Ok(None);
+    };
+    let Some(segment) = segments.iter().find(|s| s.segment_id == entry.segment_id) else {
+        return Ok(None);
+    };
+    let columns = record.columns.len();
+    // Where each projected column is in the file; `None` for one added after the segment.
+    let in_file = |index: usize| -> Option<usize> {
+        if index < segment.columns {
+            Some(index)
+        } else if index == columns {
+            Some(segment.columns)
+        } else if index > columns {
+            Some(segment.columns + 1)
+        } else {
+            None
+        }
+    };
+    let mut wanted: Vec<usize> = projection.iter().filter_map(|&i| in_file(i)).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let batch = store
+        .read_segment_row(segment, row, &wanted)
+        .map_err(storage_error)?;
+    let arrays = projection
+        .iter()
+        .zip(output.fields())
+        .map(|(&index, field)| {
+            let array: ArrayRef = match in_file(index) {
+                Some(at) => batch
+                    .column(
+                        wanted
+                            .binary_search(&at)
+                            .expect("every wanted column is read"),
+                    )
+                    .clone(),
+                None => missing_value(record, index)?.to_array_of_size(1)?,
+            };
+            if array.data_type() == field.data_type() {
+                Ok(array)
+            } else {
+                Ok(cast(&array, field.data_type())?)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(1));
+    Ok(Some(RecordBatch::try_new_with_options(
+        output, arrays, &options,
+    )?))
 }
 
 /// What a column added after a segment was written reads as in that segment.

@@ -171,10 +171,12 @@ impl PointQuery {
                 )
                 .ok()?
         };
-        // Not hot: a flushed row is read by the general path.
-        if hot_keys.is_empty() && store.cold_entry(&key).ok()?.is_some() {
-            return None;
-        }
+        // Not hot: a flushed row is read at its segment position (or by the general path
+        // when that position is not recorded).
+        let batch = match store.cold_entry(&key).ok()? {
+            Some(entry) if hot_keys.is_empty() => table.read_cold_point(entry, &unique).ok()??,
+            _ => batch,
+        };
         let arrays: Vec<ArrayRef> = self
             .projection
             .iter()

@@ -17,6 +17,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::catalog::storage_error;
+use crate::storage::SegmentRecord;
 use crate::storage::rows::{self, RowDecoder};
 use crate::storage::types::schema_of;
 use crate::storage::{StorageResult, Store, TableRecord, is_tombstone};
@@ -207,6 +208,63 @@ impl UserTable {
     }
 }
 
+impl UserTable {
+    /// The definition to read `segments` with, and `projection` mapped onto it. A statement
+    /// prepared before ALTER TABLE ADD COLUMN holds the older definition, and a segment flushed
+    /// since has more columns than it knows; the current one then reads the file. Columns are
+    /// only ever appended, so the old indexes still name the same columns, except the hidden
+    /// key and version, which follow the table's columns.
+    fn definition_for(
+        &self,
+        segments: &[SegmentRecord],
+        projection: &[usize],
+    ) -> Result<(Arc<TableRecord>, Vec<usize>)> {
+        let known = self.record.columns.len();
+        if segments.iter().all(|s| s.columns <= known) {
+            return Ok((self.record.clone(), projection.to_vec()));
+        }
+        let current = self
+            .store
+            .table(&self.record.namespace, &self.record.name)
+            .map_err(storage_error)?
+            .filter(|t| t.table_id == self.record.table_id)
+            .ok_or_else(|| {
+                datafusion::error::DataFusionError::Plan(format!(
+                    "table {}.{} was dropped since this statement was prepared",
+                    self.record.namespace, self.record.name
+                ))
+            })?;
+        let added = current.columns.len() - known;
+        let projection = projection
+            .iter()
+            .map(|&i| if i < known { i } else { i + added })
+            .collect();
+        Ok((Arc::new(current), projection))
+    }
+
+    /// The flushed row `entry` locates, `projection` of the table's schema, read at its
+    /// segment position; `None` when the position is not recorded (a scan must find it).
+    pub(super) fn read_cold_point(
+        &self,
+        entry: crate::storage::ColdEntry,
+        projection: &[usize],
+    ) -> Result<Option<RecordBatch>> {
+        let segments = self
+            .store
+            .segments(self.record.table_id)
+            .map_err(storage_error)?;
+        let (record, file_projection) = self.definition_for(&segments, projection)?;
+        super::cold::read_cold_row(
+            &self.store,
+            &record,
+            &segments,
+            entry,
+            &file_projection,
+            Arc::new(self.schema.project(projection)?),
+        )
+    }
+}
+
 /// The encoded row key for one value per primary-key column (in key order), each converted to
 /// its column's type; `None` for a table without a declared key or a value that does not fit.
 pub(super) fn encode_point_key(record: &TableRecord, values: &[&ScalarValue]) -> Option<Vec<u8>> {
@@ -304,13 +362,31 @@ impl TableProvider for UserTable {
             // A point read looks only at the segment the cold index names, unless the key is hot.
             Some(key) if hot_keys.contains(key) => (Vec::new(), HashSet::new()),
             Some(key) => match self.store.cold_entry(key).map_err(storage_error)? {
-                Some((segment_id, _)) => (
-                    segments
-                        .into_iter()
-                        .filter(|s| s.segment_id == segment_id)
-                        .collect(),
-                    HashSet::new(),
-                ),
+                Some(entry) => {
+                    let output_schema = Arc::new(self.schema.project(&output)?);
+                    let (record, file_projection) = self.definition_for(&segments, &output)?;
+                    if let Some(row) = super::cold::read_cold_row(
+                        &self.store,
+                        &record,
+                        &segments,
+                        entry,
+                        &file_projection,
+                        output_schema.clone(),
+                    )? {
+                        return Ok(MemorySourceConfig::try_new_exec(
+                            &[vec![row]],
+                            output_schema,
+                            None,
+                        )?);
+                    }
+                    (
+                        segments
+                            .into_iter()
+                            .filter(|s| s.segment_id == entry.segment_id)
+                            .collect(),
+                        HashSet::new(),
+                    )
+                }
                 None => (Vec::new(), HashSet::new()),
             },
             None => (
@@ -326,12 +402,13 @@ impl TableProvider for UserTable {
             return Ok(hot);
         }
         let mut inputs = vec![hot];
+        let (record, file_projection) = self.definition_for(&segments, &output)?;
         inputs.extend(super::cold::scan_segments(
             &self.store,
-            &self.record,
+            &record,
             &segments,
             &shadowed,
-            &output,
+            &file_projection,
             schema,
         )?);
         datafusion::physical_plan::union::UnionExec::try_new(inputs)

@@ -16,23 +16,46 @@ use super::{
 /// A hot value that hides a cold row: the key was deleted after it was flushed.
 pub(super) const TOMBSTONE: &[u8] = &[0xFF];
 
-pub(super) fn cold_entry(segment_id: u64, version: u64) -> Vec<u8> {
+/// Where the live cold copy of a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdEntry {
+    pub segment_id: u64,
+    pub version: u64,
+    /// The row's position in the segment file; `None` in entries written before positions
+    /// were recorded (the row is then found by its key).
+    pub row: Option<u64>,
+}
+
+pub(super) fn cold_entry(segment_id: u64, version: u64, row: u64) -> Vec<u8> {
     let mut value = segment_id.to_be_bytes().to_vec();
     value.extend_from_slice(&version.to_be_bytes());
+    value.extend_from_slice(&row.to_be_bytes());
     value
 }
 
-pub(super) fn decode_cold_entry(value: &[u8]) -> StorageResult<(u64, u64)> {
-    let corrupt = || StorageError::Corrupt {
-        cf: CF_COLD_INDEX,
-        message: "entry is not 16 bytes".into(),
+pub(super) fn decode_cold_entry(value: &[u8]) -> StorageResult<ColdEntry> {
+    let word = |at: usize| {
+        value
+            .get(at..at + 8)
+            .and_then(|w| w.try_into().ok())
+            .map(u64::from_be_bytes)
     };
-    let segment = value.get(..8).ok_or_else(corrupt)?;
-    let version = value.get(8..16).ok_or_else(corrupt)?;
-    Ok((
-        u64::from_be_bytes(segment.try_into().map_err(|_| corrupt())?),
-        u64::from_be_bytes(version.try_into().map_err(|_| corrupt())?),
-    ))
+    match (value.len(), word(0), word(8)) {
+        (16, Some(segment_id), Some(version)) => Ok(ColdEntry {
+            segment_id,
+            version,
+            row: None,
+        }),
+        (24, Some(segment_id), Some(version)) => Ok(ColdEntry {
+            segment_id,
+            version,
+            row: word(16),
+        }),
+        _ => Err(StorageError::Corrupt {
+            cf: CF_COLD_INDEX,
+            message: format!("entry is {} bytes, not 16 or 24", value.len()),
+        }),
+    }
 }
 
 fn dead_key(segment_id: u64, key: &[u8]) -> Vec<u8> {
@@ -444,7 +467,13 @@ fn flush_segment(
     segment: &SegmentRecord,
     flushed: &[(Vec<u8>, u64, bool)],
 ) -> StorageResult<()> {
+    // The segment holds the flushed rows that are not deletions, in this order.
+    let mut position = 0u64;
     for (key, version, tombstone) in flushed {
+        let row = position;
+        if !tombstone {
+            position += 1;
+        }
         let still_current = match ctx.get(CF_ROWS, key)? {
             Some(stored) => rows::stored_version(&stored)? == *version,
             None => false,
@@ -463,8 +492,13 @@ fn flush_segment(
             continue;
         }
         if let Some(old) = ctx.get(CF_COLD_INDEX, key)? {
-            let (old_segment, _) = decode_cold_entry(&old)?;
-            ctx.put(batch, CF_DEAD_KEYS, dead_key(old_segment, key), Vec::new());
+            let old = decode_cold_entry(&old)?;
+            ctx.put(
+                batch,
+                CF_DEAD_KEYS,
+                dead_key(old.segment_id, key),
+                Vec::new(),
+            );
         }
         if *tombstone {
             ctx.delete(batch, CF_COLD_INDEX, key.clone());
@@ -473,7 +507,7 @@ fn flush_segment(
                 batch,
                 CF_COLD_INDEX,
                 key.clone(),
-                cold_entry(segment.segment_id, *version),
+                cold_entry(segment.segment_id, *version, row),
             );
         }
         ctx.delete(batch, CF_ROWS, key.clone());
@@ -498,7 +532,7 @@ fn live_version(ctx: &ApplyContext, key: &[u8]) -> StorageResult<Option<u64>> {
         .get(CF_COLD_INDEX, key)?
         .map(|entry| decode_cold_entry(&entry))
         .transpose()?
-        .map(|(_, version)| version))
+        .map(|entry| entry.version))
 }
 
 fn write_row(
@@ -529,4 +563,26 @@ fn write_row(
         None => ctx.delete(batch, CF_ROWS, key),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cold_entries_carry_a_row_position_and_older_ones_read_without_it() {
+        let entry = decode_cold_entry(&cold_entry(4, 99, 12)).unwrap();
+        assert_eq!(
+            entry,
+            ColdEntry {
+                segment_id: 4,
+                version: 99,
+                row: Some(12)
+            }
+        );
+        let mut legacy = 4u64.to_be_bytes().to_vec();
+        legacy.extend_from_slice(&99u64.to_be_bytes());
+        assert_eq!(decode_cold_entry(&legacy).unwrap().row, None);
+        assert!(decode_cold_entry(&legacy[..12]).is_err());
+    }
 }

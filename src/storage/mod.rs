@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
 pub use capture::{BackupPoint, CapturedFile, MetadataSnapshot, list_files};
-pub use command::{Applied, Command, Expect, RowWrite};
+pub use command::{Applied, ColdEntry, Command, Expect, RowWrite};
 
 /// Microseconds since the Unix epoch: how every timestamp in storage is kept.
 pub fn now_micros() -> i64 {
@@ -186,6 +186,7 @@ pub struct Store {
     /// Bumped after every command that changes users, namespaces or tables, so callers can
     /// cache catalog records and know when to read them again.
     catalog_epoch: std::sync::atomic::AtomicU64,
+    segment_footers: segments::SegmentFooters,
 }
 
 impl std::fmt::Debug for Store {
@@ -243,6 +244,7 @@ impl Store {
             synced_seq: Mutex::new(applied),
             wal_sync: durability.sync_writes && durability.wal_enabled,
             catalog_epoch: Default::default(),
+            segment_footers: Default::default(),
         })
         .and_then(|store| {
             let highest = store
@@ -366,8 +368,25 @@ impl Store {
         self.dir.storage().join(&segment.file)
     }
 
-    /// Where the live cold copy of `key` is: (segment id, version).
-    pub fn cold_entry(&self, key: &[u8]) -> StorageResult<Option<(u64, u64)>> {
+    /// Row `row` of `segment`: the file's columns at `columns` (ascending indexes into the
+    /// segment schema, whose table columns are followed by key and version).
+    pub fn read_segment_row(
+        &self,
+        segment: &SegmentRecord,
+        row: u64,
+        columns: &[usize],
+    ) -> StorageResult<datafusion::arrow::array::RecordBatch> {
+        segments::read_segment_row(
+            &self.segment_path(segment),
+            &self.segment_footers,
+            segment.segment_id,
+            row,
+            columns,
+        )
+    }
+
+    /// Where the live cold copy of `key` is.
+    pub fn cold_entry(&self, key: &[u8]) -> StorageResult<Option<ColdEntry>> {
         self.db
             .get_cf(cf(&self.db, CF_COLD_INDEX), key)?
             .map(|v| command::decode_cold_entry(&v))
@@ -383,7 +402,7 @@ impl Store {
                 rows::stored_version(&stored).map(Some)
             };
         }
-        Ok(self.cold_entry(key)?.map(|(_, version)| version))
+        Ok(self.cold_entry(key)?.map(|entry| entry.version))
     }
 
     /// Those of `keys` that have a live cold copy.
@@ -684,7 +703,14 @@ mod tests {
                 })
                 .unwrap();
         }
-        assert_eq!(store.cold_entry(&key).unwrap(), Some((1, written.seq)));
+        assert_eq!(
+            store.cold_entry(&key).unwrap(),
+            Some(ColdEntry {
+                segment_id: 1,
+                version: written.seq,
+                row: Some(0)
+            })
+        );
         assert!(store.dead_keys(1).unwrap().is_empty());
         assert!(store.dead_keys(2).unwrap().contains(&key));
         assert_eq!(store.live_version(&key).unwrap(), Some(written.seq));

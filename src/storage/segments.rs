@@ -7,14 +7,20 @@
 //! written to a temporary file, fsynced and renamed before the command that publishes them, so a
 //! crash leaves at most an unreferenced file, which the next start deletes.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, BinaryArray, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
+use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +118,137 @@ pub fn with_identity(
     })
 }
 
+/// How many segment footers `SegmentFooters` keeps.
+const FOOTERS_KEPT: usize = 1024;
+
+/// Parsed footers (schema, row groups, page indexes) of segments read by position. A segment
+/// never changes once published, so a footer read once stays right for the segment's life.
+#[derive(Default)]
+pub struct SegmentFooters {
+    by_segment: Mutex<HashMap<u64, ArrowReaderMetadata>>,
+}
+
+impl SegmentFooters {
+    fn get(&self, segment_id: u64, file: &File) -> StorageResult<ArrowReaderMetadata> {
+        if let Some(footer) = self.by_segment.lock().expect("footers").get(&segment_id) {
+            return Ok(footer.clone());
+        }
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let footer = ArrowReaderMetadata::load(file, options).map_err(parquet_error)?;
+        let mut cached = self.by_segment.lock().expect("footers");
+        if cached.len() >= FOOTERS_KEPT {
+            cached.clear();
+        }
+        cached.insert(segment_id, footer.clone());
+        Ok(footer)
+    }
+}
+
+fn parquet_error(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt {
+        cf: "segments",
+        message: e.to_string(),
+    }
+}
+
+/// Reads row `row` of a segment file, `columns` (indexes into its schema, ascending) only.
+/// With the page index, only the pages holding that row are read.
+pub fn read_segment_row(
+    path: &Path,
+    footers: &SegmentFooters,
+    segment_id: u64,
+    row: u64,
+    columns: &[usize],
+) -> StorageResult<RecordBatch> {
+    let file = File::open(path)
+        .map_err(|e| StorageError::io(format!("opening segment {}", path.display()), e))?;
+    let footer = footers.get(segment_id, &file)?;
+    let mut first_row = 0u64;
+    let mut found = None;
+    for (index, group) in footer.metadata().row_groups().iter().enumerate() {
+        let rows = group.num_rows() as u64;
+        if row < first_row + rows {
+            found = Some((index, row - first_row));
+            break;
+        }
+        first_row += rows;
+    }
+    let Some((group, offset)) = found else {
+        return Err(parquet_error(format!(
+            "segment {} has no row {row}",
+            path.display()
+        )));
+    };
+    let mask = ProjectionMask::roots(
+        footer.metadata().file_metadata().schema_descr(),
+        columns.to_vec(),
+    );
+    let selection = RowSelection::from(vec![
+        RowSelector::skip(offset as usize),
+        RowSelector::select(1),
+    ]);
+    let mut reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer)
+        .with_row_groups(vec![group])
+        .with_projection(mask)
+        .with_row_selection(selection)
+        .with_batch_size(1)
+        .build()
+        .map_err(parquet_error)?;
+    match reader.next() {
+        Some(batch) => batch.map_err(parquet_error),
+        None => Err(parquet_error(format!(
+            "segment {} has no row {row}",
+            path.display()
+        ))),
+    }
+}
+
 /// Where a table's segments live, relative to `storage/`.
 pub fn table_dir(namespace: &str, table: &str) -> PathBuf {
     PathBuf::from(namespace).join(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{AsArray, Int64Array};
+    use datafusion::arrow::datatypes::Int64Type;
+
+    #[test]
+    fn a_row_is_read_by_position_in_any_row_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.parquet");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..35)),
+                Arc::new(Int64Array::from_iter_values((0..35).map(|v| v * 10))),
+            ],
+        )
+        .unwrap();
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(10))
+            .set_data_page_row_count_limit(3)
+            .build();
+        let mut writer =
+            ArrowWriter::try_new(File::create(&path).unwrap(), schema, Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let footers = SegmentFooters::default();
+        for row in [0u64, 9, 10, 17, 34] {
+            let read = read_segment_row(&path, &footers, 7, row, &[1]).unwrap();
+            assert_eq!(read.num_rows(), 1);
+            assert_eq!(
+                read.column(0).as_primitive::<Int64Type>().value(0),
+                row as i64 * 10
+            );
+        }
+        let both = read_segment_row(&path, &footers, 7, 21, &[0, 1]).unwrap();
+        assert_eq!(both.column(0).as_primitive::<Int64Type>().value(0), 21);
+        assert!(read_segment_row(&path, &footers, 7, 35, &[0]).is_err());
+    }
 }
