@@ -16,7 +16,7 @@ for ((start = 1; start <= ROWS; start += CHUNK)); do
   kalam -c "INSERT INTO bench.facts SELECT value, CAST(value % 100 AS INT), value * 3 FROM generate_series($start, $end) AS g(value)"
 done
 kalam -c "FLUSH TABLE bench.facts" >/dev/null
-until kalam -At -c "SELECT count(*) FROM system.jobs WHERE status IN ('Queued', 'Running')" | grep -qx 0; do sleep 0.5; done
+wait_for_jobs
 echo "KalamDB load + flush: $(echo "$(date +%s.%N) - $load_start" | bc) s"
 load_start=$(date +%s.%N)
 pg -c "INSERT INTO bench.facts SELECT g, g % 100, g * 3 FROM generate_series(1, $ROWS) AS g" -c "VACUUM ANALYZE bench.facts"

@@ -22,8 +22,8 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$KALAM_PID/status"; }
 
 # Waits for a job; prints the peak RSS (KiB) seen meanwhile.
 wait_job() {
-  local id=$1 peak=0 r status
-  while :; do
+  local id=$1 peak=0 r status deadline=$((SECONDS + 3600))
+  while ((SECONDS < deadline)); do
     r=$(rss_kib); ((r > peak)) && peak=$r
     status=$(kalam -At -c "SELECT status FROM system.jobs WHERE job_id = '$id'")
     case $status in
@@ -32,6 +32,8 @@ wait_job() {
     esac
     sleep 0.05
   done
+  echo "job $id did not finish within an hour" >&2
+  exit 1
 }
 
 kalam -c "CREATE NAMESPACE bench" \

@@ -54,3 +54,13 @@ pg() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U root -d postg
 
 # Median of the numbers on standard input.
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# Waits until KalamDB has no queued or running job (at most 10 minutes).
+wait_for_jobs() {
+  for _ in $(seq 1200); do
+    kalam -At -c "SELECT count(*) FROM system.jobs WHERE status IN ('Queued', 'Running')" | grep -qx 0 && return
+    sleep 0.5
+  done
+  echo "KalamDB jobs did not finish within 10 minutes" >&2
+  exit 1
+}

@@ -22,10 +22,15 @@ use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::types::ColumnDef;
 use super::{StorageError, StorageResult};
+
+/// Rows per data page, and the largest dictionary page, of a segment column.
+const PAGE_ROWS: usize = 1024;
+const DICTIONARY_BYTES: usize = 64 * 1024;
 
 /// Columns every segment carries after the table's own.
 pub const SEGMENT_KEY_COLUMN: &str = "__kalamdb_key";
@@ -67,10 +72,17 @@ pub fn write_segment(
     let io =
         |what: &str, e: std::io::Error| StorageError::io(format!("{what} {}", tmp.display()), e);
     let file = File::create(&tmp).map_err(|e| io("creating", e))?;
+    // Small pages and a small dictionary: a point read decompresses one page per column it
+    // reads (and that column's dictionary), so both bound what one lookup costs. Low-cardinality
+    // columns still fit their dictionary; unique ones (the key) skip it.
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("level 1 is valid"),
         ))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_dictionary_page_size_limit(DICTIONARY_BYTES)
+        .set_column_dictionary_enabled(ColumnPath::from(SEGMENT_KEY_COLUMN), false)
+        .set_column_dictionary_enabled(ColumnPath::from(SEGMENT_VERSION_COLUMN), false)
         .build();
     let mut writer = ArrowWriter::try_new(file, schema, Some(properties)).map_err(|e| {
         StorageError::Corrupt {
