@@ -81,6 +81,40 @@ async fn psql_describes_tables_users_namespaces_and_the_database() {
         "{indexes}"
     );
 
+    // Sizes: a table's rows, psql's \dt+ and \l+, and pg_size_pretty as PostgreSQL prints.
+    client
+        .batch_execute("INSERT INTO app.orders (id, customer) SELECT value, 'c' || value FROM generate_series(1, 2000)")
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT pg_table_size('app.orders'::regclass), pg_table_size('app.lines'::regclass), \
+             pg_database_size('kalamdb'), pg_size_pretty(CAST(20971520 AS BIGINT))",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (orders, lines, database): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert!(orders > 2000 * 8, "2000 rows take more than {orders} bytes");
+    assert_eq!(lines, 0, "an empty table");
+    assert!(database >= orders, "{database} < {orders}");
+    assert_eq!(row.get::<_, String>(3), "20 MB");
+    let sized = psql(&server, r"\dt+ app.*");
+    let orders_line = lines_containing(&sized, "orders");
+    assert!(
+        orders_line.len() == 1 && orders_line[0].contains(" kB"),
+        "orders' size in kB: {sized}"
+    );
+    assert!(
+        lines_containing(&sized, " lines ")[0].contains("0 bytes"),
+        "{sized}"
+    );
+    let databases = psql(&server, r"\l+");
+    assert!(
+        lines_containing(&databases, "kalamdb")[0].contains(" kB"),
+        "{databases}"
+    );
+
     let users = psql(&server, r"\du");
     assert!(
         users.contains("root") && users.contains("analyst"),

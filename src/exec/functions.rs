@@ -183,6 +183,54 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         DataType::Utf8,
         |args| Ok(cast(&args[0], &DataType::Utf8)?),
     ));
+    ctx.register_udf(vectorized(
+        "pg_size_pretty",
+        Signature::uniform(1, vec![DataType::Int64], Volatility::Immutable),
+        DataType::Utf8,
+        |args| {
+            let sizes = args[0].as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let out: StringArray = sizes.iter().map(|s| s.map(pretty_size)).collect();
+            Ok(Arc::new(out))
+        },
+    ));
+    // KalamDB keeps no comments on objects: every description is NULL.
+    for (name, arguments) in [
+        ("obj_description", vec![1, 2]),
+        ("col_description", vec![2]),
+        ("shobj_description", vec![2]),
+    ] {
+        ctx.register_udf(vectorized(
+            name,
+            Signature::one_of(
+                arguments.into_iter().map(TypeSignature::Any).collect(),
+                Volatility::Stable,
+            ),
+            DataType::Utf8,
+            |args| Ok(Arc::new(StringArray::new_null(args[0].len()))),
+        ));
+    }
+    // One search path over one database: every function and type is visible. There are no
+    // tablespaces beyond the data directory.
+    for name in ["pg_function_is_visible", "pg_type_is_visible"] {
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int32],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
+        ));
+    }
+    ctx.register_udf(create_udf(
+        "pg_tablespace_location",
+        vec![DataType::Int32],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(
+                Some(String::new()),
+            )))
+        }),
+    ));
     // One database, no per-schema collations: every collation is visible.
     ctx.register_udf(create_udf(
         "pg_collation_is_visible",
@@ -227,6 +275,26 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         DataType::Utf8,
         |args| Ok(Arc::new(StringArray::from(vec!["root"; args[0].len()]))),
     ));
+}
+
+/// PostgreSQL's `pg_size_pretty`: bytes below 10 kB, then kB, MB, GB, TB and PB, each up
+/// to 20 units less one, halves rounded away from zero.
+fn pretty_size(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    const LIMIT2: i64 = LIMIT * 2 - 1;
+    let half_rounded = |v: i64| (v + if v < 0 { -1 } else { 1 }) / 2;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    // One extra bit is kept for the rounding.
+    let mut size = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < LIMIT2 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} PB", half_rounded(size))
 }
 
 fn json_value(value: &ScalarValue) -> serde_json::Value {
@@ -362,5 +430,26 @@ impl datafusion::logical_expr::Accumulator for SingleRowAccumulator {
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self) + self.value.size() - std::mem::size_of_val(&self.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pretty_size;
+
+    #[test]
+    fn sizes_print_as_postgresql_prints_them() {
+        for (bytes, printed) in [
+            (0, "0 bytes"),
+            (10_239, "10239 bytes"),
+            (10_240, "10 kB"),
+            (20_479, "20 kB"),
+            (1_048_576, "1024 kB"),
+            (20_971_520, "20 MB"),
+            (5_368_709_120, "5120 MB"),
+            (-10_240, "-10 kB"),
+        ] {
+            assert_eq!(pretty_size(bytes), printed, "{bytes}");
+        }
     }
 }

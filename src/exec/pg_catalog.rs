@@ -8,7 +8,9 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role as PgRole};
 
-use super::pg_derived::{self, BASE_PREFIX, COLUMNS_TABLE, DEFINITIONS_TABLE};
+use super::pg_derived::{
+    self, BASE_PREFIX, COLUMNS_TABLE, DEFINITIONS_TABLE, RELATION_SIZES_TABLE, TABLE_SIZES_TABLE,
+};
 use super::{DATABASE_NAME, ExecError, ExecResult};
 use crate::storage::{Role, Store};
 
@@ -52,6 +54,15 @@ impl PgCatalogContextProvider for UsersAsRoles {
 
 const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 
+/// The tables KalamDB adds to `pg_catalog`.
+const KALAMDB_TABLES: [&str; 5] = [
+    PRIMARY_KEYS_TABLE,
+    COLUMNS_TABLE,
+    DEFINITIONS_TABLE,
+    TABLE_SIZES_TABLE,
+    RELATION_SIZES_TABLE,
+];
+
 /// Adds `pg_catalog` and PostgreSQL's catalog functions to a session's context.
 pub fn install(ctx: &SessionContext, store: Arc<Store>) -> ExecResult<()> {
     datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE_NAME, UsersAsRoles { store })
@@ -83,7 +94,7 @@ impl PgCatalogSchema {
 impl SchemaProvider for PgCatalogSchema {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.inner.table_names();
-        names.extend([PRIMARY_KEYS_TABLE, COLUMNS_TABLE, DEFINITIONS_TABLE].map(String::from));
+        names.extend(KALAMDB_TABLES.map(String::from));
         names
     }
 
@@ -103,7 +114,13 @@ impl SchemaProvider for PgCatalogSchema {
         if let Some(base) = name.strip_prefix(BASE_PREFIX) {
             return self.inner.table(base).await;
         }
-        if name == DEFINITIONS_TABLE {
+        if name == TABLE_SIZES_TABLE {
+            return Ok(Some(super::system_tables::store_backed(
+                Arc::new(super::system_tables::TableSizesTable),
+                self.store.clone(),
+            )));
+        }
+        if name == DEFINITIONS_TABLE || name == RELATION_SIZES_TABLE {
             return Ok(pg_derived::table(name, None));
         }
         let table = self.inner.table(name).await?;
@@ -122,7 +139,7 @@ impl SchemaProvider for PgCatalogSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        [PRIMARY_KEYS_TABLE, COLUMNS_TABLE, DEFINITIONS_TABLE].contains(&name)
+        KALAMDB_TABLES.contains(&name)
             || name
                 .strip_prefix(BASE_PREFIX)
                 .is_some_and(|base| self.inner.table_exist(base))

@@ -1,7 +1,8 @@
 //! `pg_catalog` tables KalamDB derives from its own catalog: the declared column types,
 //! defaults and NOT NULL in `pg_attribute`/`pg_attrdef`, and the unique index and constraint
 //! behind each primary key in `pg_class`/`pg_index`/`pg_constraint`, plus the text
-//! `pg_get_indexdef`/`pg_get_constraintdef` return (`kalamdb_definitions`). Each is a query
+//! `pg_get_indexdef`/`pg_get_constraintdef` return (`kalamdb_definitions`), and each table's
+//! size by OID (`kalamdb_relation_sizes`). Each is a query
 //! over datafusion-pg-catalog's tables and KalamDB's `kalamdb_columns`/`kalamdb_primary_keys`,
 //! run in the asking session at every scan, so its OIDs agree with every other catalog table.
 
@@ -25,7 +26,10 @@ pub const BASE_PREFIX: &str = "kalamdb_base_";
 /// Every table column's declared type, NOT NULL and DEFAULT (see `ColumnsTable`).
 pub const COLUMNS_TABLE: &str = "kalamdb_columns";
 
-pub use crate::sql::DEFINITIONS_TABLE;
+pub use crate::sql::{DEFINITIONS_TABLE, RELATION_SIZES_TABLE};
+
+/// Each table's size in bytes (see `Store::table_bytes`).
+pub const TABLE_SIZES_TABLE: &str = "kalamdb_table_sizes";
 
 const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 
@@ -216,6 +220,16 @@ fn definition(name: &str) -> Option<Vec<Part>> {
             ),
             copies_base: false,
         }],
+        RELATION_SIZES_TABLE => vec![Part {
+            values: vec![("oid", text("c.oid")), ("bytes", text("s.bytes"))],
+            from: format!(
+                "FROM pg_catalog.{BASE_PREFIX}pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_catalog.{TABLE_SIZES_TABLE} s \
+                 ON s.namespace = n.nspname AND s.table_name = c.relname"
+            ),
+            copies_base: false,
+        }],
         DEFINITIONS_TABLE => vec![
             Part {
                 values: vec![
@@ -264,15 +278,22 @@ fn definition(name: &str) -> Option<Vec<Part>> {
 
 /// The schema a derived table presents: the base table's columns (their OID metadata
 /// included), all nullable, with PostgreSQL's vector columns (`int2vector`, `oidvector`,
-/// arrays) as lists; `pg_class` gains `reloptions`.
+/// arrays) as lists; `pg_class` gains `reloptions` and `relacl`.
 fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
     let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, true)));
     let Some(base) = base else {
-        return Arc::new(Schema::new(vec![
-            Field::new("objid", DataType::Int32, true),
-            Field::new("column_no", DataType::Int32, true),
-            Field::new("definition", DataType::Utf8, true),
-        ]));
+        return Arc::new(Schema::new(if name == RELATION_SIZES_TABLE {
+            vec![
+                Field::new("oid", DataType::Int32, true),
+                Field::new("bytes", DataType::Int64, true),
+            ]
+        } else {
+            vec![
+                Field::new("objid", DataType::Int32, true),
+                Field::new("column_no", DataType::Int32, true),
+                Field::new("definition", DataType::Utf8, true),
+            ]
+        }));
     };
     let mut fields: Vec<Field> = base
         .fields()
@@ -289,8 +310,12 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
             }
         })
         .collect();
-    if name == "pg_class" && base.index_of("reloptions").is_err() {
-        fields.push(Field::new("reloptions", list(DataType::Utf8), true));
+    if name == "pg_class" {
+        for missing in ["reloptions", "relacl"] {
+            if base.index_of(missing).is_err() {
+                fields.push(Field::new(missing, list(DataType::Utf8), true));
+            }
+        }
     }
     Arc::new(Schema::new(fields))
 }

@@ -321,6 +321,34 @@ impl SystemTable for ColumnsTable {
     }
 }
 
+/// Each table's size in bytes: hot rows, segments and stream logs.
+#[derive(Debug)]
+pub(super) struct TableSizesTable;
+
+impl SystemTable for TableSizesTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("namespace", DataType::Utf8, false),
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("bytes", DataType::Int64, false),
+        ]))
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        let tables = store.tables().map_err(storage_error)?;
+        let bytes = tables
+            .iter()
+            .map(|t| store.table_bytes(t).map(|b| b as i64))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(storage_error)?;
+        Ok(vec![
+            texts(tables.iter().map(|t| Some(t.namespace.as_str()))),
+            texts(tables.iter().map(|t| Some(t.name.as_str()))),
+            Arc::new(Int64Array::from(bytes)),
+        ])
+    }
+}
+
 /// `system.tables`: each table with its hot (RocksDB) and cold (Parquet) row counts.
 #[derive(Debug)]
 struct TablesTable;

@@ -12,7 +12,8 @@ mod parse;
 mod subqueries;
 
 pub use catalog_queries::{
-    DEFINITIONS_TABLE, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE, backslash_like_pattern,
+    DEFINITIONS_TABLE, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE, RELATION_SIZES_TABLE,
+    backslash_like_pattern,
 };
 pub use ddl::{ColumnSpec, CreateTable, TableName, sql_type as declared_type};
 pub use output_names::REPEAT_ALIAS_PREFIX;

@@ -455,6 +455,30 @@ impl Store {
             .unwrap_or_default())
     }
 
+    /// The bytes a table occupies: its hot rows (keys and values as stored), its Parquet
+    /// segments and, for a stream table, its commit log files.
+    pub fn table_bytes(&self, table: &TableRecord) -> StorageResult<u64> {
+        let mut bytes = 0u64;
+        self.scan_rows(table.table_id, |key, stored| {
+            bytes += (key.len() + stored.len()) as u64;
+            Ok(true)
+        })?;
+        bytes += self
+            .segments(table.table_id)?
+            .iter()
+            .map(|s| s.bytes)
+            .sum::<u64>();
+        if matches!(table.kind, TableKind::Stream { .. }) {
+            let state = self.stream_state(table.table_id)?;
+            bytes += streams::files(&self.streams_root, &state)
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum::<u64>();
+        }
+        Ok(bytes)
+    }
+
     /// Where stream commit logs live.
     pub fn streams_root(&self) -> &Path {
         &self.streams_root
