@@ -239,3 +239,56 @@ async fn tables_flush_themselves_after_row_limit_writes() {
     assert_eq!(job.get::<_, String>(0), "system");
     assert_eq!(contents(&client, "auto").await.len(), 150);
 }
+
+/// Two flushes of one table submitted together run one after the other: the second finds no
+/// hot rows, so the rows land in one segment and no copy of them is left dead in another
+/// (which every later scan would have to filter out).
+#[tokio::test]
+async fn flushes_of_one_table_run_one_after_another() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE twice (id BIGINT PRIMARY KEY, v TEXT, n INT);
+             INSERT INTO twice SELECT value, 'v' || value, CAST(value AS INT) FROM generate_series(1, 20000);",
+        )
+        .await
+        .unwrap();
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let row = client.query_one("FLUSH TABLE twice", &[]).await.unwrap();
+        jobs.push(row.get::<_, String>("job_id"));
+    }
+    let mut messages = Vec::new();
+    for job in &jobs {
+        let (status, message) = wait_for_job(&client, job).await;
+        assert_eq!(status, "Completed", "{message}");
+        messages.push(message);
+    }
+    let moved = messages
+        .iter()
+        .filter(|m| m.starts_with("Flushed 20000 rows"))
+        .count();
+    assert_eq!(moved, 1, "exactly one flush moves the rows: {messages:?}");
+    let row = client
+        .query_one(
+            "SELECT hot_rows, cold_rows, segments FROM system.tables WHERE table_name = 'twice'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2)
+        ),
+        (0, 20000, 1)
+    );
+    let row = client
+        .query_one("SELECT count(*), sum(n) FROM twice", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 20000);
+    assert_eq!(row.get::<_, i64>(1), 20000 * 20001 / 2);
+}

@@ -28,6 +28,10 @@ impl JobWork for FlushJob {
         "FL"
     }
 
+    fn serialized_on(&self) -> Option<String> {
+        Some(format!("table {}", self.table_id))
+    }
+
     fn parameters(&self) -> serde_json::Value {
         json!({ "namespace": self.namespace, "table": self.table, "table_id": self.table_id })
     }

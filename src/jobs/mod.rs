@@ -2,8 +2,9 @@
 //!
 //! A job is a row of `system.jobs`, persisted through `Command::PutJob` at every state change,
 //! so its history survives restarts. Jobs run on a bounded pool (`[jobs] max_concurrent`);
-//! jobs of an exclusive kind (backup, restore) also run one at a time. At start, jobs a crash
-//! left `Running` become `Failed`, and `Queued` ones are run.
+//! jobs of an exclusive kind (backup, restore) also run one at a time, and so do jobs on the
+//! same object (two flushes of one table: the second finds what the first left). At start, jobs
+//! a crash left `Running` become `Failed`, and `Queued` ones are run.
 
 mod evict;
 mod flush;
@@ -44,6 +45,10 @@ pub trait JobWork: Send + Sync + 'static {
     /// Whether the job excludes every other exclusive job (backup and restore).
     fn exclusive(&self) -> bool {
         false
+    }
+    /// Jobs naming the same object here run one after another (a flush names its table).
+    fn serialized_on(&self) -> Option<String> {
+        None
     }
     fn parameters(&self) -> serde_json::Value;
     async fn run(&self, ctx: JobContext) -> JobResult<String>;
@@ -88,6 +93,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     exclusive: Arc<Semaphore>,
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// One lock per object that `serialized_on` names.
+    objects: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     counter: AtomicU64,
     finished: Notify,
 }
@@ -125,6 +132,7 @@ impl JobManager {
                 slots: Arc::new(Semaphore::new(max_concurrent)),
                 exclusive: Arc::new(Semaphore::new(1)),
                 running: Mutex::default(),
+                objects: Mutex::default(),
                 counter: AtomicU64::new(0),
                 finished: Notify::new(),
             }),
@@ -216,6 +224,20 @@ impl JobManager {
             .insert(job_id.clone(), cancelled.clone());
         let inner = self.inner.clone();
         tokio::spawn(async move {
+            // Taken before a slot, so jobs waiting on an object do not hold slots others need.
+            let object_lock = work.serialized_on().map(|object| {
+                inner
+                    .objects
+                    .lock()
+                    .expect("object locks")
+                    .entry(object)
+                    .or_default()
+                    .clone()
+            });
+            let _object = match &object_lock {
+                Some(lock) => Some(lock.clone().lock_owned().await),
+                None => None,
+            };
             let _slot = inner
                 .slots
                 .clone()
