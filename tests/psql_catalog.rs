@@ -74,6 +74,19 @@ async fn psql_describes_tables_users_namespaces_and_the_database() {
         lines.contains(r#""lines_pkey" PRIMARY KEY, btree (order_id, line)"#),
         "{lines}"
     );
+    let index = psql(&server, r"\d app.lines_pkey");
+    for expected in [
+        r#"Index "app.lines_pkey""#,
+        r#"primary key, btree, for table "app.lines""#,
+    ] {
+        assert!(index.contains(expected), "{expected} in {index}");
+    }
+    let key_columns: Vec<&str> = index
+        .lines()
+        .filter(|l| l.contains("| yes"))
+        .map(|l| l.split('|').next().unwrap().trim())
+        .collect();
+    assert_eq!(key_columns, ["order_id", "line"], "{index}");
     let indexes = psql(&server, r"\di app.*");
     let row = lines_containing(&indexes, "orders_pkey");
     assert!(

@@ -75,30 +75,64 @@ fn definition(name: &str) -> Option<Vec<Part>> {
     Some(match name {
         // The declared type (VARCHAR(n), NUMERIC(p,s), JSON, UUID), NOT NULL and whether a
         // default exists, over the columns datafusion-pg-catalog reads from Arrow types.
-        "pg_attribute" => vec![Part {
-            values: vec![
-                ("atttypid", text("COALESCE(k.type_oid, a.atttypid)")),
-                ("atttypmod", text("COALESCE(k.typmod, a.atttypmod)")),
-                ("attnotnull", text("COALESCE(k.not_null, a.attnotnull)")),
-                (
-                    "atthasdef",
-                    text(
-                        "CASE WHEN k.relid IS NULL THEN a.atthasdef \
+        "pg_attribute" => vec![
+            Part {
+                values: vec![
+                    ("atttypid", text("COALESCE(k.type_oid, a.atttypid)")),
+                    ("atttypmod", text("COALESCE(k.typmod, a.atttypmod)")),
+                    ("attnotnull", text("COALESCE(k.not_null, a.attnotnull)")),
+                    (
+                        "atthasdef",
+                        text(
+                            "CASE WHEN k.relid IS NULL THEN a.atthasdef \
                          ELSE k.default_expr IS NOT NULL END",
+                        ),
                     ),
-                ),
-            ],
-            from: format!(
-                "FROM pg_catalog.{BASE_PREFIX}pg_attribute a LEFT JOIN (\
+                ],
+                from: format!(
+                    "FROM pg_catalog.{BASE_PREFIX}pg_attribute a LEFT JOIN (\
                  SELECT c.oid AS relid, k.column_name, k.type_oid, k.typmod, k.not_null, \
                  k.default_expr FROM pg_catalog.{BASE_PREFIX}pg_class c \
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  JOIN pg_catalog.{COLUMNS_TABLE} k \
                  ON k.namespace = n.nspname AND k.table_name = c.relname) k \
                  ON k.relid = a.attrelid AND k.column_name = a.attname"
-            ),
-            copies_base: true,
-        }],
+                ),
+                copies_base: true,
+            },
+            Part {
+                // A primary key's index has the key columns as its own, numbered in key order.
+                values: vec![
+                    ("attrelid", index_oid.clone()),
+                    ("attname", text("k.column_name")),
+                    ("atttypid", text("kc.type_oid")),
+                    ("attstattarget", text("-1")),
+                    ("attlen", text("a.attlen")),
+                    ("attnum", text("k.key_seq")),
+                    ("attndims", text("0")),
+                    ("attcacheoff", text("-1")),
+                    ("atttypmod", text("kc.typmod")),
+                    ("attbyval", text("a.attbyval")),
+                    ("attalign", text("a.attalign")),
+                    ("attstorage", text("a.attstorage")),
+                    ("attnotnull", text("false")),
+                    ("atthasdef", text("false")),
+                    ("atthasmissing", text("false")),
+                    ("attidentity", text("''")),
+                    ("attgenerated", text("''")),
+                    ("attisdropped", text("false")),
+                    ("attislocal", text("true")),
+                    ("attinhcount", text("0")),
+                    ("attcollation", text("a.attcollation")),
+                ],
+                from: format!(
+                    "FROM {} JOIN pg_catalog.{COLUMNS_TABLE} kc ON kc.namespace = k.namespace \
+                 AND kc.table_name = k.table_name AND kc.column_name = k.column_name",
+                    kalamdb_rows(PRIMARY_KEYS_TABLE)
+                ),
+                copies_base: false,
+            },
+        ],
         "pg_attrdef" => vec![Part {
             values: vec![
                 (

@@ -43,6 +43,7 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
         let _ = VisitMut::visit(statement, &mut ArraySubqueries);
         let _ = VisitMut::visit(statement, &mut LikeEscapes);
         let _ = VisitMut::visit(statement, &mut GenerateSubscripts);
+        let _ = VisitMut::visit(statement, &mut ExistsInSelectLists);
         let _ = VisitMut::visit(statement, &mut DefinitionFunctions);
         let _ = VisitMut::visit(statement, &mut EmptyCatalogSubqueries);
         let _ = VisitMut::visit(statement, &mut OuterOnlyConditions);
@@ -232,6 +233,60 @@ impl VisitorMut for GenerateSubscripts {
 /// `(objid, column_no, definition)` in `pg_catalog`: what `pg_get_indexdef(objid, column_no)`
 /// and `pg_get_constraintdef(objid)` return (column 0 is the whole definition).
 pub const DEFINITIONS_TABLE: &str = "kalamdb_definitions";
+
+/// `EXISTS (SELECT ... FROM t WHERE c)` in a select list (psql's `\d` of an index) becomes
+/// `((SELECT count(*) FROM t WHERE c) > 0)`, and `NOT EXISTS` `= 0`: the same truth, as an
+/// aggregated scalar subquery, which DataFusion decorrelates there (it plans EXISTS only in
+/// WHERE).
+struct ExistsInSelectLists;
+
+impl VisitorMut for ExistsInSelectLists {
+    type Break = ();
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        for item in &mut select.projection {
+            let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item
+            else {
+                continue;
+            };
+            let _ = ast::visit_expressions_mut(expr, |e| {
+                if let Expr::Exists { subquery, negated } = e
+                    && let Some(counted) = counted_exists(subquery, *negated)
+                {
+                    *e = counted;
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `(SELECT count(*) FROM ... WHERE ...) > 0` (`= 0` when `negated`) for a plain subquery.
+fn counted_exists(subquery: &ast::Query, negated: bool) -> Option<Expr> {
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return None;
+    };
+    let grouped = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
+        ast::GroupByExpr::All(_) => true,
+    };
+    if grouped
+        || select.having.is_some()
+        || subquery.limit_clause.is_some()
+        || subquery.fetch.is_some()
+        || subquery.with.is_some()
+    {
+        return None;
+    }
+    let mut counted = select.as_ref().clone();
+    counted.projection = vec![SelectItem::UnnamedExpr(super::parse_expr("count(*)").ok()?)];
+    counted.distinct = None;
+    let comparison = if negated { "= 0" } else { "> 0" };
+    super::parse_expr(&format!("(({counted}) {comparison})")).ok()
+}
 
 /// `(oid, bytes)` in `pg_catalog`: the size of each KalamDB table, by its `pg_class` OID.
 pub const RELATION_SIZES_TABLE: &str = "kalamdb_relation_sizes";
@@ -711,6 +766,33 @@ mod tests {
             sql.contains(
                 "kalamdb_def.objid = c.oid AND kalamdb_def.column_no = 0) AS pg_get_constraintdef"
             ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn exists_in_a_select_list_becomes_a_count() {
+        let sql = rewritten(
+            "SELECT i.indisunique, EXISTS (SELECT 1 FROM pg_catalog.pg_constraint \
+             WHERE conindid = i.indexrelid), NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+             WHERE c.oid = i.indrelid) FROM pg_catalog.pg_index i \
+             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c2 WHERE c2.oid = i.indrelid)",
+        );
+        assert!(
+            sql.contains(
+                "((SELECT count(*) FROM pg_catalog.pg_constraint WHERE conindid = i.indexrelid) > 0)"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "((SELECT count(*) FROM pg_catalog.pg_class c WHERE c.oid = i.indrelid) = 0)"
+            ),
+            "{sql}"
+        );
+        // EXISTS in WHERE, which DataFusion plans, stays.
+        assert!(
+            sql.contains("WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class"),
             "{sql}"
         );
     }
