@@ -64,14 +64,7 @@ fn keep_correlated_subqueries(text: &str) -> Option<String> {
     impl VisitorMut for Wrap {
         type Break = ();
         fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
-            let SetExpr::Select(select) = query.body.as_mut() else {
-                return ControlFlow::Continue(());
-            };
-            for item in &mut select.projection {
-                let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item
-                else {
-                    continue;
-                };
+            for expr in select_item_exprs(query) {
                 let Expr::Subquery(subquery) = expr else {
                     continue;
                 };
@@ -99,6 +92,18 @@ fn keep_correlated_subqueries(text: &str) -> Option<String> {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ")
+    })
+}
+
+/// The expressions of a query's select list (none for a set operation or VALUES).
+fn select_item_exprs(query: &mut ast::Query) -> impl Iterator<Item = &mut Expr> {
+    let items = match query.body.as_mut() {
+        SetExpr::Select(select) => select.projection.as_mut_slice(),
+        _ => &mut [],
+    };
+    items.iter_mut().filter_map(|item| match item {
+        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => Some(expr),
+        _ => None,
     })
 }
 
@@ -243,14 +248,7 @@ struct ExistsInSelectLists;
 impl VisitorMut for ExistsInSelectLists {
     type Break = ();
     fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
-        let SetExpr::Select(select) = query.body.as_mut() else {
-            return ControlFlow::Continue(());
-        };
-        for item in &mut select.projection {
-            let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item
-            else {
-                continue;
-            };
+        for expr in select_item_exprs(query) {
             let _ = ast::visit_expressions_mut(expr, |e| {
                 if let Expr::Exists { subquery, negated } = e
                     && let Some(counted) = counted_exists(subquery, *negated)
