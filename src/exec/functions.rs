@@ -68,29 +68,9 @@ fn vectorized(
 /// for optional types such as hstore this way).
 fn to_regtype() -> ScalarUDF {
     fn oid(name: &str) -> Option<i32> {
-        let name = name
-            .trim()
-            .trim_start_matches("pg_catalog.")
-            .to_ascii_lowercase();
-        Some(match name.as_str() {
-            "bool" | "boolean" => 16,
-            "bytea" => 17,
-            "int8" | "bigint" => 20,
-            "int2" | "smallint" => 21,
-            "int4" | "integer" | "int" => 23,
-            "text" => 25,
-            "json" => 114,
-            "float4" | "real" => 700,
-            "float8" | "double precision" => 701,
-            "varchar" | "character varying" => 1043,
-            "date" => 1082,
-            "timestamp" | "timestamp without time zone" => 1114,
-            "timestamptz" | "timestamp with time zone" => 1184,
-            "numeric" | "decimal" => 1700,
-            "uuid" => 2950,
-            "jsonb" => 3802,
-            _ => return None,
-        })
+        let name = name.trim();
+        let name = name.strip_prefix("pg_catalog.").unwrap_or(name);
+        crate::sql::sql_type_named(name).ok().map(|t| t.pg_oid())
     }
     vectorized(
         "to_regtype",
@@ -436,6 +416,35 @@ impl datafusion::logical_expr::Accumulator for SingleRowAccumulator {
 #[cfg(test)]
 mod tests {
     use super::pretty_size;
+
+    #[test]
+    fn to_regtype_knows_the_declarable_types_by_any_of_their_names() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(super::to_regtype());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let batches = runtime
+            .block_on(async {
+                ctx.sql(
+                    "SELECT to_regtype('int4'), to_regtype('pg_catalog.varchar'), \
+                     to_regtype('character varying'), to_regtype('timestamptz'), \
+                     to_regtype('hstore')",
+                )
+                .await?
+                .collect()
+                .await
+            })
+            .unwrap();
+        let row: Vec<String> = (0..5)
+            .map(|i| {
+                datafusion::scalar::ScalarValue::try_from_array(batches[0].column(i), 0)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(row, ["23", "1043", "1043", "1184", "NULL"]);
+    }
 
     #[test]
     fn sizes_print_as_postgresql_prints_them() {

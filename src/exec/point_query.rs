@@ -173,9 +173,13 @@ impl PointQuery {
         };
         // Not hot: a flushed row is read at its segment position (or by the general path
         // when that position is not recorded).
-        let batch = match store.cold_entry(&key).ok()? {
-            Some(entry) if hot_keys.is_empty() => table.read_cold_point(entry, &unique).ok()??,
-            _ => batch,
+        // (A hot row, or its tombstone, answers without looking at the cold index.)
+        let batch = if hot_keys.is_empty()
+            && let Some(entry) = store.cold_entry(&key).ok()?
+        {
+            table.read_cold_point(entry, &unique).ok()??
+        } else {
+            batch
         };
         let arrays: Vec<ArrayRef> = self
             .projection

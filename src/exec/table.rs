@@ -249,10 +249,13 @@ impl UserTable {
         entry: crate::storage::ColdEntry,
         projection: &[usize],
     ) -> Result<Option<RecordBatch>> {
-        let segments = self
+        // Only the entry's own segment: a point read must not list the table's segments.
+        let segments: Vec<SegmentRecord> = self
             .store
-            .segments(self.record.table_id)
-            .map_err(storage_error)?;
+            .segment(self.record.table_id, entry.segment_id)
+            .map_err(storage_error)?
+            .into_iter()
+            .collect();
         let (record, file_projection) = self.definition_for(&segments, projection)?;
         super::cold::read_cold_row(
             &self.store,

@@ -218,7 +218,13 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
 
 /// Maps a declared SQL type, by PostgreSQL's names and aliases, to a stored type.
 pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType, SqlError> {
-    let text = data_type.to_string().to_ascii_lowercase();
+    sql_type_named(&data_type.to_string())
+}
+
+/// The column type a type name (`int4`, `character varying(20)`, `timestamptz`) declares.
+pub fn sql_type_named(name: &str) -> Result<SqlType, SqlError> {
+    let data_type = name.trim();
+    let text = data_type.to_ascii_lowercase();
     let (base, args) = match text.find('(') {
         Some(open) => (
             text[..open].trim().to_owned(),

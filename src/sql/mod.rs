@@ -15,7 +15,7 @@ pub use catalog_queries::{
     DEFINITIONS_TABLE, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE, RELATION_SIZES_TABLE,
     backslash_like_pattern,
 };
-pub use ddl::{ColumnSpec, CreateTable, TableName, sql_type as declared_type};
+pub use ddl::{ColumnSpec, CreateTable, TableName, sql_type as declared_type, sql_type_named};
 pub use output_names::REPEAT_ALIAS_PREFIX;
 pub use parse::{fold_ident as fold, parse, parse_expr};
 pub use subqueries::SINGLE_ROW_FUNCTION;

@@ -359,6 +359,10 @@ impl Store {
         self.scan_records(CF_CATALOG, &catalog_keys::segments_of(table_id))
     }
 
+    pub fn segment(&self, table_id: u64, segment_id: u64) -> StorageResult<Option<SegmentRecord>> {
+        self.get_record(CF_CATALOG, &catalog_keys::segment(table_id, segment_id))
+    }
+
     fn all_segments(&self) -> StorageResult<Vec<SegmentRecord>> {
         self.scan_records(CF_CATALOG, b"seg\0")
     }
