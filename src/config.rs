@@ -42,6 +42,8 @@ pub struct Config {
     pub flush: FlushSection,
     #[serde(default)]
     pub streams: StreamsSection,
+    #[serde(default)]
+    pub query: QuerySection,
     pub jobs: JobsSection,
     pub backup: BackupSection,
     pub logging: LoggingSection,
@@ -56,7 +58,29 @@ pub struct ServerSection {
     pub host: String,
     pub port: u16,
     pub max_connections: usize,
+    /// Of `max_connections`, how many only the system role may use.
+    #[serde(default = "defaults::reserved_connections")]
+    pub reserved_connections: usize,
+    /// The largest Query, Parse, Bind or CopyData message a logged-in client may send.
+    #[serde(default = "defaults::max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// A client must complete its login within this many seconds.
+    #[serde(default = "defaults::authentication_timeout_seconds")]
+    pub authentication_timeout_seconds: u64,
     pub shutdown_timeout_seconds: u64,
+}
+
+/// Values of keys that configuration files written before them may lack.
+mod defaults {
+    pub fn reserved_connections() -> usize {
+        3
+    }
+    pub fn max_message_bytes() -> usize {
+        128 * 1024 * 1024
+    }
+    pub fn authentication_timeout_seconds() -> u64 {
+        60
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +131,22 @@ impl Default for StreamsSection {
     fn default() -> Self {
         StreamsSection {
             eviction_interval_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySection {
+    /// Bytes all running queries together may hold for sorts, joins and aggregates; beyond
+    /// it they spill to disk, or fail with SQLSTATE 53200.
+    pub memory_limit: usize,
+}
+
+impl Default for QuerySection {
+    fn default() -> Self {
+        QuerySection {
+            memory_limit: 2 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -218,6 +258,21 @@ impl Config {
         if self.server.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "[server] max_connections must be at least 1".into(),
+            ));
+        }
+        if self.server.reserved_connections >= self.server.max_connections {
+            return Err(ConfigError::Invalid(
+                "[server] reserved_connections must be less than max_connections".into(),
+            ));
+        }
+        if !(1024..=0x3fff_fffe).contains(&self.server.max_message_bytes) {
+            return Err(ConfigError::Invalid(
+                "[server] max_message_bytes must be between 1024 and 1073741822".into(),
+            ));
+        }
+        if self.server.authentication_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "[server] authentication_timeout_seconds must be at least 1".into(),
             ));
         }
         if self.jobs.max_concurrent == 0 {

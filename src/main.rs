@@ -31,6 +31,9 @@ enum Command {
     },
 }
 
+/// Stack of every runtime thread, workers and blocking pool alike.
+const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::VerifyBackup { archive }) = &cli.command {
@@ -51,7 +54,14 @@ fn main() -> ExitCode {
 
 fn serve(config: Config) -> ExitCode {
     init_logging(&config);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Planning and evaluating an expression recurses once per nesting level; the statement
+    // limits (`sql::limits`) are sized for this stack, not the 2 MiB default. Untouched stack
+    // pages cost no memory.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK_BYTES)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("kalamdb: cannot start the async runtime: {e}");
@@ -144,4 +154,10 @@ fn init_logging(config: &Config) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    // A panic is a bug: it reaches the log with where it happened and how it got there, while
+    // the connection that hit it answers XX000 and carries on.
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        tracing::error!("panic: {info}\n{backtrace}");
+    }));
 }

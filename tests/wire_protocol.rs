@@ -212,13 +212,22 @@ async fn a_cancel_request_stops_a_running_query() {
 }
 
 #[tokio::test]
-async fn connections_beyond_max_connections_get_53300() {
+async fn connections_beyond_max_connections_get_53300_and_reserved_slots_admit_only_system() {
     let server = TestServer::start_with(ServerOptions {
-        max_connections: 2,
+        max_connections: 3,
+        reserved_connections: 1,
         ..Default::default()
     });
-    let _a = server.root().await;
-    let _b = server.root().await;
+    let root = server.root().await;
+    root.batch_execute("CREATE USER ann WITH PASSWORD 'ann-secret' ROLE dba")
+        .await
+        .unwrap();
+    let _a = server.connect("ann", "ann-secret").await.unwrap();
+    // Two general slots are taken (root, ann): the last one is kept for the system role.
+    let err = server.connect("ann", "ann-secret").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "53300");
+    assert!(message(&err).contains("reserved"), "{}", message(&err));
+    let _admin = server.root().await;
     let err = server
         .connect("root", &server.options.root_password)
         .await
@@ -226,7 +235,7 @@ async fn connections_beyond_max_connections_get_53300() {
     assert_eq!(sqlstate(&err), "53300");
     drop(_a);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server.root().await;
+    server.connect("ann", "ann-secret").await.unwrap();
 }
 
 fn tls_connector(root_ca: bool) -> tokio_postgres_rustls::MakeRustlsConnect {

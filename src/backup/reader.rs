@@ -204,6 +204,14 @@ pub fn read_archive(
                 .map_err(ArchiveError::io(format!("writing {key}")))?;
             read += n as u64;
             done += n as u64;
+            // A header that understates the total would let staging fill the disk that
+            // the live database shares: the free-space check was made against it.
+            if done > declared.total_bytes {
+                return Err(ArchiveError::Invalid(format!(
+                    "the archive holds more than the {} bytes its header declares",
+                    declared.total_bytes
+                )));
+            }
             on_progress(done)?;
         }
         if read != size {

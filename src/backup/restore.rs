@@ -6,6 +6,7 @@
 //! publish the directory as `<data>_restore_pending/`, atomically exchanging it with an older
 //! pending restore if there is one. Any failure removes the staging directory.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -63,7 +64,10 @@ fn stage(ctx: &JobContext, source: &Path) -> JobResult<String> {
     let started = Instant::now();
     let data_dir = ctx.store.dir().root().to_path_buf();
     let staging = PathBuf::from(format!("{}{}", staging_prefix(&data_dir), ctx.job_id));
-    std::fs::create_dir(&staging)
+    // Only the server's user may look into staged data (mode 0700, like the data directory).
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
         .map_err(|e| JobError::Failed(format!("creating {}: {e}", staging.display())))?;
     let result = fill_staging(ctx, source, &staging, &data_dir);
     match result {

@@ -249,6 +249,8 @@ fn restore_archived_config(
     let target = restored_config_path(data, config_path);
     let tmp = target.with_extension("restored.tmp");
     std::fs::copy(&archived, &tmp).map_err(io(format!("writing {}", tmp.display())))?;
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io(format!("writing {}", tmp.display())))?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(io(format!("syncing {}", tmp.display())))?;

@@ -6,6 +6,7 @@
 //! the manifest while it streams through tar into the parallel gzip compressor (gzp, zlib-rs),
 //! so memory stays bounded by the compressor's queue whatever the database size.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -64,6 +65,27 @@ impl JobWork for BackupJob {
             .await
             .map_err(|e| JobError::Failed(format!("backup task failed: {e}")))?
     }
+}
+
+/// What an archived `server.toml` holds in place of a secret's value.
+pub const REDACTED: &str = "<removed from the backup>";
+/// Keys whose values never leave the server inside an archive.
+const SECRET_KEYS: [&str; 2] = ["root_password", "signing_key"];
+
+/// `server.toml` as archived: every secret's value replaced by [`REDACTED`], the rest as is.
+pub fn redact_secrets(config: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(config);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let key = line.split('=').next().unwrap_or("").trim();
+        if line.contains('=') && SECRET_KEYS.contains(&key) {
+            let ending = if line.ends_with('\n') { "\n" } else { "" };
+            out.push_str(&format!("{key} = \"{REDACTED}\"{ending}"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.into_bytes()
 }
 
 /// `<path>.partial`: where an archive is written before it is published.
@@ -137,18 +159,20 @@ impl BackupJob {
             "captured the backup point"
         );
         let config = match &self.config_path {
-            Some(path) => Some(
-                std::fs::read(path).map_err(io_failed(format!("reading {}", path.display())))?,
-            ),
+            Some(path) => Some(redact_secrets(
+                &std::fs::read(path).map_err(io_failed(format!("reading {}", path.display())))?,
+            )),
             None => None,
         };
         let total = point.total_bytes() + config.as_ref().map_or(0, |c| c.len() as u64);
         ctx.progress(0, Some(total))?;
 
         let partial = partial_path(&self.target);
+        // Readable by the server's user only: an archive holds every table and verifier.
         let file = File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&partial)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => JobError::Failed(format!(
@@ -445,5 +469,19 @@ impl<R: Read> Read for HashingReader<'_, '_, R> {
         self.read += n as u64;
         self.progress.advance(n as u64)?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn archived_configs_carry_no_secrets() {
+        let config = b"[auth]\nroot_password = \"hunter2\"\nscram_iterations = 4096\n[backup]\n  signing_key=\"k\"\n";
+        let text = String::from_utf8(redact_secrets(config)).unwrap();
+        assert!(!text.contains("hunter2") && !text.contains("\"k\""), "{text}");
+        assert!(text.contains("scram_iterations = 4096"));
+        assert_eq!(text.matches(REDACTED).count(), 2);
     }
 }

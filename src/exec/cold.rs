@@ -29,13 +29,14 @@ use futures::StreamExt;
 use super::catalog::storage_error;
 use crate::storage::rows::RowDecoder;
 use crate::storage::segments::segment_schema;
-use crate::storage::{ColdEntry, SegmentRecord, Store, TableRecord};
+use crate::storage::{ColdEntry, ReadView, SegmentRecord, Store, TableRecord};
 
 /// Builds the plan that reads `segments` of `record`, producing `output` (the table's projected
 /// schema, hidden key/version columns included when requested): `projection` indexes into the
 /// table columns followed by key and version.
 pub fn scan_segments(
     store: &Store,
+    view: &ReadView<'_>,
     record: &TableRecord,
     segments: &[SegmentRecord],
     shadowed: &HashSet<Vec<u8>>,
@@ -55,7 +56,7 @@ pub fn scan_segments(
             .with_file(PartitionedFile::new(location, segment.bytes))
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-        let mut hidden = store.dead_keys(segment.segment_id).map_err(storage_error)?;
+        let mut hidden = view.dead_keys(segment.segment_id).map_err(storage_error)?;
         hidden.extend(shadowed.iter().cloned());
         let in_file = |index: usize| file_column(segment, columns, index);
         // Only the file columns needed are read (the key too when rows are to be dropped by

@@ -187,7 +187,20 @@ impl Session {
                 super::dml::cast_type(spec.sql_type)
             );
             let (_, batches) = self.select(&sql).await?;
-            let value = super::dml::conform(&record, &column, batches[0].column(0))?;
+            // A set-returning default gives no row or several: PostgreSQL refuses those.
+            let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+                return Err(crate::sql::SqlError::Unsupported(
+                    "a DEFAULT expression must give exactly one value".into(),
+                )
+                .into());
+            };
+            if batches.iter().map(|b| b.num_rows()).sum::<usize>() != 1 {
+                return Err(crate::sql::SqlError::Unsupported(
+                    "a DEFAULT expression must give exactly one value".into(),
+                )
+                .into());
+            }
+            let value = super::dml::conform(&record, &column, batch.column(0))?;
             let mut encoded = Vec::new();
             crate::storage::rows::encode_datum(value.as_ref(), 0, &mut encoded);
             column.missing_value = Some(encoded);

@@ -98,7 +98,14 @@ pub(super) fn conform(
             safe: false,
             ..Default::default()
         };
-        cast_with_options(array, &target, &options).map_err(|e| invalid_text(column, e))?
+        cast_with_options(array, &target, &options).map_err(|e| {
+            // A number too large for the column is out of range, as PostgreSQL reports it.
+            if array.data_type().is_numeric() && target.is_integer() {
+                ExecError::NumericOutOfRange(format!("{} out of range", column.sql_type.sql_name()))
+            } else {
+                invalid_text(column, e)
+            }
+        })?
     };
     if !column.nullable && array.null_count() > 0 {
         return Err(ExecError::NotNullViolation(format!(

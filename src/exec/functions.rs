@@ -40,7 +40,7 @@ fn constant_text(name: &str, value: String) -> ScalarUDF {
 
 /// A function computed over its arguments as arrays; when every argument is a scalar the
 /// answer is a scalar too.
-fn vectorized(
+pub(super) fn vectorized(
     name: &str,
     signature: Signature,
     returns: DataType,

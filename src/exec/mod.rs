@@ -6,6 +6,7 @@
 //! them and returns Arrow data or a command tag. It knows nothing of the wire protocol.
 
 mod catalog;
+mod checked_arithmetic;
 mod cold;
 mod ddl;
 mod dml;
@@ -66,6 +67,8 @@ pub enum ExecError {
     ObjectInUse(String),
     #[error("canceling statement due to user request")]
     QueryCanceled,
+    #[error("canceling statement due to statement timeout")]
+    StatementTimeout,
     #[error("{0}")]
     UndefinedTable(String),
     #[error("{0}")]
@@ -78,6 +81,8 @@ pub enum ExecError {
     UniqueViolation(String),
     #[error("{0}")]
     StringTooLong(String),
+    #[error("{0}")]
+    NumericOutOfRange(String),
     #[error("{0}")]
     InvalidText(String),
     #[error("{0}")]
@@ -112,6 +117,8 @@ pub struct Engine {
     /// Per-statement tables (RETURNING rows, ON CONFLICT's `excluded`).
     scratch: Arc<catalog::ScratchSchema>,
     jobs: JobManager,
+    /// Memory pool and spill files shared by every session's queries.
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     /// Rows written per table since its last automatic flush was queued.
     writes_since_flush: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
     /// Users' roles as of a catalog epoch (see `role_of`).
@@ -129,12 +136,18 @@ impl Engine {
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE_NAME.into(), Arc::new(catalog));
         let jobs = JobManager::new(store.clone(), config.jobs.max_concurrent);
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(
+                datafusion::execution::memory_pool::FairSpillPool::new(config.query.memory_limit),
+            ))
+            .build_arc()?;
         let engine = Arc::new(Engine {
             store,
             config,
             catalogs: Arc::new(catalogs),
             scratch,
             jobs,
+            runtime,
             writes_since_flush: Default::default(),
             roles: std::sync::Mutex::new((u64::MAX, Default::default())),
         });

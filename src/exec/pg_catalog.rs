@@ -53,6 +53,7 @@ impl PgCatalogContextProvider for UsersAsRoles {
 }
 
 const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
+const AUTHID_TABLE: &str = "pg_authid";
 
 /// The tables KalamDB adds to `pg_catalog`.
 const KALAMDB_TABLES: [&str; 5] = [
@@ -110,6 +111,17 @@ impl SchemaProvider for PgCatalogSchema {
                 Arc::new(super::system_tables::ColumnsTable),
                 self.store.clone(),
             )));
+        }
+        // The crate ships static pg_authid rows, a verifier among them; ours are the users,
+        // under either name.
+        if name == AUTHID_TABLE || name.strip_prefix(BASE_PREFIX) == Some(AUTHID_TABLE) {
+            return Ok(match self.inner.table(AUTHID_TABLE).await? {
+                Some(base) => Some(super::system_tables::store_backed(
+                    Arc::new(super::system_tables::AuthIdTable::new(base.schema())),
+                    self.store.clone(),
+                )),
+                None => None,
+            });
         }
         if let Some(base) = name.strip_prefix(BASE_PREFIX) {
             return self.inner.table(base).await;

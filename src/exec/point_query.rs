@@ -160,10 +160,12 @@ impl PointQuery {
                 unique.push(*index);
             }
         }
+        let view = store.view();
         let (batch, hot_keys) = {
             let tables = pending.tables.lock().expect("pending writes");
             table
                 .read(
+                    &view,
                     tables.get(&record.table_id),
                     Some(key.clone()),
                     Some(&unique),
@@ -175,7 +177,7 @@ impl PointQuery {
         // when that position is not recorded).
         // (A hot row, or its tombstone, answers without looking at the cold index.)
         let batch = if hot_keys.is_empty()
-            && let Some(entry) = store.cold_entry(&key).ok()?
+            && let Some(entry) = view.cold_entry(&key).ok()?
         {
             table.read_cold_point(entry, &unique).ok()??
         } else {

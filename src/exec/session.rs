@@ -96,6 +96,8 @@ pub struct Session {
     /// The same writes by table and key, which this session's reads see.
     pending: Arc<PendingWrites>,
     cancel: Arc<CancelFlag>,
+    /// When the running statement must stop (`statement_timeout`); its result stream checks too.
+    deadline: Mutex<Option<tokio::time::Instant>>,
     pub(super) ctx: SessionContext,
 }
 
@@ -117,6 +119,10 @@ impl CancelFlag {
         }
     }
 }
+
+/// Shared by every session: the rule holds the checked operators' function definitions.
+static CHECKED_ARITHMETIC: std::sync::LazyLock<Arc<super::checked_arithmetic::CheckedIntegerArithmetic>> =
+    std::sync::LazyLock::new(Arc::default);
 
 impl Engine {
     /// Opens a session for an authenticated user. `startup` holds the parameters the client sent.
@@ -142,9 +148,11 @@ impl Engine {
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_catalog_list(self.catalogs.clone())
+            .with_runtime_env(self.runtime.clone())
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
+        ctx.add_analyzer_rule(CHECKED_ARITHMETIC.clone());
         if let Err(e) = super::pg_catalog::install(&ctx, self.store.clone()) {
             tracing::warn!("pg_catalog unavailable for this session: {e}");
         }
@@ -163,6 +171,7 @@ impl Engine {
             savepoints: Mutex::default(),
             pending,
             cancel: Arc::default(),
+            deadline: Mutex::default(),
             ctx,
         }
     }
@@ -288,6 +297,7 @@ impl Session {
             (Statement::Commit, TransactionState::InBlock) => self.commit(),
             (Statement::RollbackToSavepoint { name }, _) => self.rollback_to_savepoint(name),
             (_, TransactionState::Failed) => Err(ExecError::InFailedTransaction),
+            (Statement::Query(_), _) => self.run_with_timeout(prepared, params).await,
             _ => self.run(prepared, params).await,
         };
         if result.is_err() && state == TransactionState::InBlock {
@@ -680,8 +690,43 @@ impl Session {
         }
     }
 
+    /// Runs a query under `statement_timeout`, which also bounds the reading of its rows. Writes
+    /// are not cut short: a timeout must never leave the client unsure whether one committed.
+    async fn run_with_timeout(
+        &self,
+        prepared: &PreparedStatement,
+        params: Vec<ScalarValue>,
+    ) -> ExecResult<Outcome> {
+        let timeout = self
+            .settings
+            .lock()
+            .expect("settings lock")
+            .timeout("statement_timeout");
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        *self.deadline.lock().expect("deadline lock") = deadline;
+        match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, self.run(prepared, params))
+                .await
+                .unwrap_or(Err(ExecError::StatementTimeout)),
+            None => self.run(prepared, params).await,
+        }
+    }
+
+    /// How long this session may sit idle inside a transaction block before it is ended
+    /// (`idle_in_transaction_session_timeout`); `None` outside a block or when it is off.
+    pub fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
+        if *self.transaction.lock().expect("transaction lock") == TransactionState::Idle {
+            return None;
+        }
+        self.settings
+            .lock()
+            .expect("settings lock")
+            .timeout("idle_in_transaction_session_timeout")
+    }
+
     /// Results are computed while the client reads them, so the stream itself must stop on a
-    /// cancel request and mark an open transaction block failed when execution errors.
+    /// cancel request or at the statement's deadline, and mark an open transaction block failed
+    /// when execution errors.
     fn guard(
         &self,
         schema: SchemaRef,
@@ -689,15 +734,25 @@ impl Session {
     ) -> SendableRecordBatchStream {
         let cancel = self.cancel.clone();
         let transaction = self.transaction.clone();
+        let deadline = self.deadline.lock().expect("deadline lock").take();
         let guarded = futures::stream::unfold(Some(stream), move |stream| {
             let cancel = cancel.clone();
             let transaction = transaction.clone();
             async move {
                 let mut stream = stream?;
+                let timeout = async {
+                    match deadline {
+                        Some(deadline) => tokio::time::sleep_until(deadline).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let item = tokio::select! {
                     biased;
                     () = cancel.cancelled() => Some(Err(DataFusionError::External(Box::new(
                         ExecError::QueryCanceled,
+                    )))),
+                    () = timeout => Some(Err(DataFusionError::External(Box::new(
+                        ExecError::StatementTimeout,
                     )))),
                     item = stream.next() => item,
                 };

@@ -222,8 +222,20 @@ impl Settings {
                 "client encoding \"{value}\" is not supported: KalamDB speaks UTF8 only"
             )));
         }
+        if matches!(
+            *key,
+            "statement_timeout" | "idle_in_transaction_session_timeout"
+        ) {
+            duration_setting(key, value)?;
+        }
         self.values.insert(key, value.to_owned());
         Ok(())
+    }
+
+    /// A timeout setting as a duration; `None` when it is 0 (off).
+    pub fn timeout(&self, name: &str) -> Option<std::time::Duration> {
+        let value = self.values.get(name)?;
+        duration_setting(name, value).ok().flatten()
     }
 
     pub fn get(&self, name: &str) -> ExecResult<String> {
@@ -282,5 +294,52 @@ mod tests {
             settings.set("client_encoding", Some("LATIN1")),
             Err(ExecError::InvalidParameterValue(_))
         ));
+    }
+}
+
+/// A time setting as PostgreSQL reads it: a bare number in milliseconds, or a number with a
+/// unit (`us`, `ms`, `s`, `min`, `h`, `d`). `None` for 0, which turns the timeout off.
+fn duration_setting(name: &str, value: &str) -> ExecResult<Option<std::time::Duration>> {
+    let invalid = || {
+        ExecError::InvalidParameterValue(format!(
+            "invalid value for parameter \"{name}\": \"{value}\""
+        ))
+    };
+    let text = value.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| invalid())?;
+    let millis_per_unit = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return Err(invalid()),
+    };
+    let millis = number * millis_per_unit;
+    if !(0.0..=i32::MAX as f64).contains(&millis) {
+        return Err(invalid());
+    }
+    Ok((millis >= 1.0).then(|| std::time::Duration::from_millis(millis as u64)))
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_read_as_postgresql_reads_them() {
+        let ms = |v: &str| duration_setting("statement_timeout", v).map(|d| d.map(|d| d.as_millis()));
+        assert_eq!(ms("0").unwrap(), None);
+        assert_eq!(ms("250").unwrap(), Some(250));
+        assert_eq!(ms("2s").unwrap(), Some(2000));
+        assert_eq!(ms("1min").unwrap(), Some(60_000));
+        assert!(ms("soon").is_err());
+        assert!(ms("-5").is_err());
+        assert!(ms("5 parsecs").is_err());
     }
 }

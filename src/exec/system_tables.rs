@@ -413,3 +413,61 @@ impl SystemTable for TablesTable {
         ])
     }
 }
+
+/// `pg_authid` with one row per KalamDB user, in the shape of the catalog crate's table. No
+/// password column ever holds a verifier: `rolpassword` is NULL, as PostgreSQL shows it to
+/// anyone who is not a superuser.
+#[derive(Debug)]
+pub(super) struct AuthIdTable {
+    schema: SchemaRef,
+}
+
+impl AuthIdTable {
+    pub(super) fn new(schema: SchemaRef) -> Self {
+        AuthIdTable { schema }
+    }
+}
+
+/// The OID `pg_get_userbyid` and `pg_authid` give a user: 10 (PostgreSQL's bootstrap
+/// superuser) for root, and a stable number above the system range for everyone else.
+pub(super) fn user_oid(user_id: &str) -> i64 {
+    if user_id == "root" {
+        return 10;
+    }
+    // FNV-1a: stable across releases, unlike std's hasher.
+    let hash = user_id.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    16_384 + i64::from(hash % 1_000_000_000)
+}
+
+impl SystemTable for AuthIdTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        use crate::storage::Role;
+        let users = store.users().map_err(storage_error)?;
+        self.schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let text: StringArray = users
+                    .iter()
+                    .map(|u| match field.name().as_str() {
+                        "oid" => Some(user_oid(&u.user_id).to_string()),
+                        "rolname" => Some(u.user_id.clone()),
+                        "rolsuper" | "rolbypassrls" => Some((u.role == Role::System).to_string()),
+                        "rolcreaterole" => Some((u.role >= Role::Dba).to_string()),
+                        "rolinherit" | "rolcanlogin" => Some("true".into()),
+                        "rolcreatedb" | "rolreplication" => Some("false".into()),
+                        "rolconnlimit" => Some("-1".into()),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(datafusion::arrow::compute::cast(&text, field.data_type())?)
+            })
+            .collect()
+    }
+}

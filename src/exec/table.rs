@@ -20,7 +20,7 @@ use super::catalog::storage_error;
 use crate::storage::SegmentRecord;
 use crate::storage::rows::{self, RowDecoder};
 use crate::storage::types::schema_of;
-use crate::storage::{StorageResult, Store, TableRecord, is_tombstone};
+use crate::storage::{ReadView, StorageResult, Store, TableRecord, is_tombstone};
 
 /// Hidden columns a DML statement's scan adds to find and version the rows it changes.
 pub const KEY_COLUMN: &str = "__kalamdb_key";
@@ -88,6 +88,7 @@ impl UserTable {
     /// shadow: every hot key, tombstones included, whose cold copy must not be read.
     pub(super) fn read(
         &self,
+        view: &ReadView<'_>,
         pending: Option<&PendingRows>,
         point: Option<Vec<u8>>,
         projection: Option<&[usize]>,
@@ -119,7 +120,7 @@ impl UserTable {
                     }
                     Some(None) => {}
                     None => {
-                        if let Some(stored) = self.store.row(&key).map_err(storage_error)? {
+                        if let Some(stored) = view.row(&key).map_err(storage_error)? {
                             hot_keys.push(key.clone());
                             if !is_tombstone(&stored) {
                                 let version =
@@ -139,8 +140,7 @@ impl UserTable {
                 hot_keys.extend(pending.unwrap_or(&empty).keys().cloned());
                 let mut overlay = pending.unwrap_or(&empty).iter().peekable();
                 let mut more = true;
-                self.store
-                    .scan_rows(self.record.table_id, |key, stored| {
+                view.scan_rows(self.record.table_id, |key, stored| {
                         hot_keys.push(key.to_vec());
                         // Emit the session's own rows that sort before this stored one.
                         while let Some((pending_key, row)) =
@@ -332,10 +332,10 @@ impl TableProvider for UserTable {
         let pending_rows = pending_tables
             .as_ref()
             .and_then(|tables| tables.get(&self.record.table_id));
-        let segments = self
-            .store
-            .segments(self.record.table_id)
-            .map_err(storage_error)?;
+        // Every read below sees one moment: a flush publishing meanwhile moves rows from the
+        // hot keys into a segment, and the two reads must not straddle it.
+        let view = self.store.view();
+        let segments = view.segments(self.record.table_id).map_err(storage_error)?;
         // A LIMIT is only safe to push when every filter is applied after the read and no
         // cold rows are merged in.
         let limit = if filters.is_empty() && segments.is_empty() {
@@ -345,6 +345,7 @@ impl TableProvider for UserTable {
         };
         let point = self.point_key(filters);
         let (batch, hot_keys) = self.read(
+            &view,
             pending_rows,
             point.clone(),
             projection.map(|p| p.as_slice()),
@@ -364,7 +365,7 @@ impl TableProvider for UserTable {
         let (segments, shadowed) = match &point {
             // A point read looks only at the segment the cold index names, unless the key is hot.
             Some(key) if hot_keys.contains(key) => (Vec::new(), HashSet::new()),
-            Some(key) => match self.store.cold_entry(key).map_err(storage_error)? {
+            Some(key) => match view.cold_entry(key).map_err(storage_error)? {
                 Some(entry) => {
                     let output_schema = Arc::new(self.schema.project(&output)?);
                     let (record, file_projection) = self.definition_for(&segments, &output)?;
@@ -394,8 +395,7 @@ impl TableProvider for UserTable {
             },
             None => (
                 segments,
-                self.store
-                    .with_cold_copies(&hot_keys)
+                view.with_cold_copies(&hot_keys)
                     .map_err(storage_error)?
                     .into_iter()
                     .collect(),
@@ -408,6 +408,7 @@ impl TableProvider for UserTable {
         let (record, file_projection) = self.definition_for(&segments, &output)?;
         inputs.extend(super::cold::scan_segments(
             &self.store,
+            &view,
             &record,
             &segments,
             &shadowed,

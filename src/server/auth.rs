@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::Sink;
@@ -88,45 +87,6 @@ impl AuthSource for UserSecrets {
     }
 }
 
-/// Counts consecutive failed logins per user name and locks a name out for a while.
-pub struct Lockout {
-    max_failures: u32,
-    duration: Duration,
-    entries: Mutex<HashMap<String, (u32, Option<Instant>)>>,
-}
-
-impl Lockout {
-    pub fn new(max_failures: u32, duration: Duration) -> Self {
-        Lockout {
-            max_failures,
-            duration,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn is_locked(&self, user: &str) -> bool {
-        let entries = self.entries.lock().expect("lockout lock");
-        matches!(entries.get(user), Some((_, Some(until))) if Instant::now() < *until)
-    }
-
-    fn record_failure(&self, user: &str) -> u32 {
-        let mut entries = self.entries.lock().expect("lockout lock");
-        let entry = entries.entry(user.to_owned()).or_insert((0, None));
-        if matches!(entry.1, Some(until) if Instant::now() >= until) {
-            *entry = (0, None);
-        }
-        entry.0 += 1;
-        if self.max_failures > 0 && entry.0 >= self.max_failures {
-            entry.1 = Some(Instant::now() + self.duration);
-        }
-        entry.0
-    }
-
-    fn record_success(&self, user: &str) {
-        self.entries.lock().expect("lockout lock").remove(user);
-    }
-}
-
 /// The role of the authenticated user, kept in the connection's extensions for the parameters.
 struct AuthenticatedRole(Role);
 
@@ -176,7 +136,7 @@ impl ServerParameterProvider for StartupParameters {
 /// Everything authentication needs that outlives a single connection.
 pub struct Authenticator {
     pub scram: ScramAuth,
-    pub lockout: Lockout,
+    pub lockout: super::lockout::Lockout,
     pub driver: AuthDriver<StartupParameters>,
 }
 
@@ -210,12 +170,14 @@ impl StartupHandler for Connection {
         let auth = &self.shared.auth;
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
-                if self.over_limit {
+                if self.logging_in.lock().expect("login permit").is_none() {
                     return Err(fatal(
                         TOO_MANY_CONNECTIONS,
                         "sorry, too many clients already",
                     ));
                 }
+                *self.slot.lock().expect("slot") =
+                    self.shared.slots.general.clone().try_acquire_owned().ok();
                 if self.shared.config.tls.required && !client.is_secure() {
                     return Err(fatal(
                         INVALID_AUTHORIZATION,
@@ -231,7 +193,7 @@ impl StartupHandler for Connection {
                         "no user name specified in startup packet",
                     ));
                 }
-                if auth.lockout.is_locked(&user) {
+                if auth.lockout.is_locked(&user, client.socket_addr().ip()) {
                     tracing::warn!(user, peer = %client.socket_addr(), "login refused: user is locked out after repeated failures");
                     return Err(password_failed(&user));
                 }
@@ -246,6 +208,12 @@ impl StartupHandler for Connection {
             }
             PgWireFrontendMessage::PasswordMessageFamily(message) => {
                 let user = user_of(client);
+                let peer = client.socket_addr().ip();
+                // Again at the proof: connections opened before a lock must not keep guessing.
+                if auth.lockout.is_locked(&user, peer) {
+                    tracing::warn!(user, %peer, "login refused: locked out after repeated failures");
+                    return Err(password_failed(&user));
+                }
                 match auth.driver.advance_authentication(client, message).await {
                     Ok(AuthOutcome::InProgress) => Ok(()),
                     Ok(AuthOutcome::Authenticated { final_message, .. }) => {
@@ -257,7 +225,8 @@ impl StartupHandler for Connection {
                                 return Err(password_failed(&user));
                             }
                         };
-                        auth.lockout.record_success(&user);
+                        self.claim_slot(role)?;
+                        auth.lockout.record_success(&user, peer);
                         client.session_extensions().insert(AuthenticatedRole(role));
                         let startup = client.metadata().clone();
                         let session = self.shared.engine.open_session(
@@ -275,7 +244,7 @@ impl StartupHandler for Connection {
                         Ok(())
                     }
                     Err(e) => {
-                        let failures = auth.lockout.record_failure(&user);
+                        let failures = auth.lockout.record_failure(&user, peer);
                         tracing::warn!(user, peer = %client.socket_addr(), failures, "login failed: {e}");
                         Err(password_failed(&user))
                     }
@@ -283,6 +252,30 @@ impl StartupHandler for Connection {
             }
             _ => Ok(()),
         }
+    }
+}
+
+impl Connection {
+    /// A login without a general slot may take a reserved one if it is the system role.
+    fn claim_slot(&self, role: Role) -> PgWireResult<()> {
+        let mut slot = self.slot.lock().expect("slot");
+        if slot.is_some() {
+            return Ok(());
+        }
+        if role < Role::System {
+            return Err(fatal(
+                TOO_MANY_CONNECTIONS,
+                "remaining connection slots are reserved for the system role",
+            ));
+        }
+        *slot = self.shared.slots.reserved.clone().try_acquire_owned().ok();
+        if slot.is_none() {
+            return Err(fatal(
+                TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -391,6 +391,18 @@ pub fn decode_params<S: Clone>(
     declared: &[Type],
     planned: &[Option<DataType>],
 ) -> PgWireResult<Vec<ScalarValue>> {
+    // PostgreSQL checks the count at Bind; pgwire accepts any, so it is checked here.
+    if portal.parameter_len() != declared.len() {
+        return Err(PgWireError::UserError(Box::new(sqlstate::error(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!(
+                "bind message supplies {} parameters, but prepared statement \"{}\" requires {}",
+                portal.parameter_len(),
+                portal.statement.id,
+                declared.len()
+            ),
+        ))));
+    }
     (0..portal.parameter_len())
         .map(|i| {
             let pg = declared.get(i).cloned().unwrap_or(Type::TEXT);

@@ -8,6 +8,8 @@
 mod auth;
 mod cancel;
 mod encode;
+mod guard;
+mod lockout;
 mod query;
 mod socket;
 pub mod sqlstate;
@@ -59,6 +61,18 @@ struct Shared {
     auth: auth::Authenticator,
     cancels: Arc<cancel::CancelRegistry>,
     in_flight: InFlight,
+    slots: Slots,
+}
+
+/// Connection slots. A connection takes a `general` one once it has sent a valid startup
+/// packet; when they are all taken, a system-role login may take a `reserved` one. Until login
+/// completes it also holds a `logging_in` one: there may be twice as many connections logging
+/// in as slots (PostgreSQL allows as many), and an idle socket that never logs in is dropped at
+/// the authentication timeout without ever having taken a slot.
+struct Slots {
+    general: Arc<Semaphore>,
+    reserved: Arc<Semaphore>,
+    logging_in: Arc<Semaphore>,
 }
 
 /// Counts statements being executed, so shutdown can wait for them.
@@ -102,11 +116,13 @@ impl Drop for InFlightGuard {
 /// One client connection; implements pgwire's handler traits.
 pub struct Connection {
     shared: Arc<Shared>,
-    over_limit: bool,
     session: Arc<OnceLock<Arc<Session>>>,
     statements: Arc<query::StatementPreparer>,
     cancel_key: Mutex<Option<(i32, bytes::Bytes)>>,
-    _permit: Option<OwnedSemaphorePermit>,
+    /// Held from accept until login completes; `None` when too many clients are logging in.
+    logging_in: Mutex<Option<OwnedSemaphorePermit>>,
+    /// The connection slot, taken at the startup packet (see [`Slots`]).
+    slot: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl Connection {
@@ -118,6 +134,7 @@ impl Connection {
             .register(cancel_key.clone(), Arc::downgrade(&session));
         *self.cancel_key.lock().expect("cancel key") = Some(cancel_key);
         let _ = self.session.set(session);
+        self.logging_in.lock().expect("login permit").take();
     }
 }
 
@@ -198,7 +215,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let shared = Arc::new(Shared {
         auth: auth::Authenticator {
             scram: auth::scram_auth(engine.clone(), tls.as_ref().map(|t| t.cert_pem.as_slice()))?,
-            lockout: auth::Lockout::new(
+            lockout: lockout::Lockout::new(
                 config.auth.max_failed_attempts,
                 Duration::from_secs(config.auth.lockout_seconds),
             ),
@@ -208,6 +225,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config: config.clone(),
         engine,
         in_flight: InFlight::default(),
+        slots: Slots {
+            general: Arc::new(Semaphore::new(
+                config.server.max_connections - config.server.reserved_connections,
+            )),
+            reserved: Arc::new(Semaphore::new(config.server.reserved_connections)),
+            logging_in: Arc::new(Semaphore::new(config.server.max_connections * 2)),
+        },
     });
 
     let address = config.listen_address();
@@ -244,7 +268,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         })
     };
-    let slots = Arc::new(Semaphore::new(config.server.max_connections));
     let acceptor = tls.map(|t| t.acceptor);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
@@ -260,19 +283,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                         continue;
                     }
                 };
-                let permit = slots.clone().try_acquire_owned().ok();
+                let logging_in = shared.slots.logging_in.clone().try_acquire_owned().ok();
                 let session = Arc::new(OnceLock::new());
                 let connection = Arc::new(Connection {
                     shared: shared.clone(),
-                    over_limit: permit.is_none(),
                     statements: Arc::new(query::StatementPreparer::new(session.clone(), shared.clone())),
                     session,
                     cancel_key: Mutex::new(None),
-                    _permit: permit,
+                    logging_in: Mutex::new(logging_in),
+                    slot: Mutex::new(None),
                 });
                 let acceptor = acceptor.clone();
+                let logged_in = connection.session.clone();
+                let limits = socket::Limits {
+                    max_message_bytes: config.server.max_message_bytes,
+                    authentication_timeout: Duration::from_secs(config.server.authentication_timeout_seconds),
+                    idle_in_transaction: Box::new(move || {
+                        logged_in.get().and_then(|s| s.idle_in_transaction_timeout())
+                    }),
+                };
                 tasks.spawn(async move {
-                    if let Err(e) = socket::serve(socket, acceptor, Handlers(connection)).await {
+                    if let Err(e) = socket::serve(socket, acceptor, Handlers(connection), limits).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                 });

@@ -9,21 +9,32 @@
 //! with the socket swapped after TLS negotiation.
 
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
-use pgwire::messages::PgWireFrontendMessage;
+use pgwire::error::ErrorInfo;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::TlsAcceptor;
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
-/// A client that has not finished logging in within this time is dropped (as pgwire does).
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+use super::guard::GuardedIo;
+use super::sqlstate;
+
+/// What one connection may ask of the server.
+pub struct Limits {
+    pub max_message_bytes: usize,
+    /// A client that has not finished logging in within this time is dropped.
+    pub authentication_timeout: Duration,
+    /// How long the client may now stay silent inside a transaction block (`None`: forever).
+    pub idle_in_transaction: Box<dyn Fn() -> Option<Duration> + Send>,
+}
 /// Pending output beyond this is written without waiting for the next read (large results).
 const COALESCE_LIMIT: usize = 64 * 1024;
 
@@ -105,8 +116,14 @@ pub async fn serve<H: PgWireServerHandlers>(
     tcp: TcpStream,
     tls: Option<TlsAcceptor>,
     handlers: H,
+    limits: Limits,
 ) -> io::Result<()> {
-    let startup_timeout = tokio::time::sleep(STARTUP_TIMEOUT);
+    let Limits {
+        max_message_bytes,
+        authentication_timeout,
+        idle_in_transaction,
+    } = limits;
+    let startup_timeout = tokio::time::sleep(authentication_timeout);
     tokio::pin!(startup_timeout);
     let negotiated = tokio::select! {
         _ = &mut startup_timeout => return Ok(()),
@@ -116,8 +133,9 @@ pub async fn serve<H: PgWireServerHandlers>(
         return Ok(());
     };
     let old = framed.into_parts();
-    let mut parts = FramedParts::new(CoalescingIo::new(old.io), old.codec);
-    parts.read_buf = old.read_buf;
+    // Bytes read ahead during TLS negotiation are validated like every later frame.
+    let io = GuardedIo::new(CoalescingIo::new(old.io), old.read_buf, max_message_bytes);
+    let mut parts = FramedParts::new(io, old.codec);
     parts.write_buf = old.write_buf;
     let mut socket = Framed::from_parts(parts);
 
@@ -133,16 +151,55 @@ pub async fn serve<H: PgWireServerHandlers>(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
+        let next = AssertUnwindSafe(socket.next()).catch_unwind();
         let message = if logging_in {
             tokio::select! {
                 _ = &mut startup_timeout => None,
-                message = socket.next() => message,
+                message = next => Some(message),
             }
+        } else if let Some(idle) = idle_in_transaction() {
+            let waited = tokio::select! {
+                message = next => Some(message),
+                () = tokio::time::sleep(idle) => None,
+            };
+            if waited.is_none() {
+                let info = ErrorInfo::new(
+                    sqlstate::SEVERITY_FATAL.into(),
+                    sqlstate::IDLE_IN_TRANSACTION_TIMEOUT.into(),
+                    "terminating connection due to idle-in-transaction timeout".into(),
+                );
+                let _ = socket
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await;
+                break;
+            }
+            waited
         } else {
-            socket.next().await
+            Some(next.await)
         };
-        let Some(Ok(message)) = message else {
-            break;
+        let message = match message {
+            None | Some(Ok(None)) => break,
+            Some(Ok(Some(Ok(message)))) => message,
+            Some(Ok(Some(Err(e)))) => {
+                // A malformed frame: PostgreSQL answers FATAL 08P01 and closes.
+                let why = match socket.get_ref().violation() {
+                    Some(why) => why.to_owned(),
+                    None => e.to_string(),
+                };
+                let info = ErrorInfo::new(
+                    sqlstate::SEVERITY_FATAL.into(),
+                    sqlstate::PROTOCOL_VIOLATION.into(),
+                    why,
+                );
+                let _ = socket
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await;
+                break;
+            }
+            Some(Err(panic)) => {
+                statement_panicked(panic);
+                break;
+            }
         };
         // The client is leaving; some (asyncpg) wait for the server to close first.
         if matches!(message, PgWireFrontendMessage::Terminate(_)) {
@@ -153,7 +210,9 @@ pub async fn serve<H: PgWireServerHandlers>(
             _ => message.is_extended_query(),
         };
         let cancel_request = matches!(message, PgWireFrontendMessage::CancelRequest(_));
-        let outcome = process_message(
+        // A panic anywhere in a statement's handling fails that statement alone (XX000): the
+        // connection, its session and every other connection carry on.
+        let outcome = AssertUnwindSafe(process_message(
             message,
             &mut socket,
             startup.clone(),
@@ -161,15 +220,32 @@ pub async fn serve<H: PgWireServerHandlers>(
             extended.clone(),
             copy.clone(),
             cancel.clone(),
-        )
-        .await;
+        ))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(statement_panicked(panic)));
         if let Err(mut e) = outcome {
             errors.on_error(&socket, &mut e);
-            let fatal = e.is_fatal();
-            process_error(&mut socket, e, extended_protocol).await?;
-            if fatal {
+            // Every error before login ends the connection, as in PostgreSQL; a FATAL one
+            // is the last message, never followed by ReadyForQuery.
+            if e.is_fatal() || logging_in {
+                let mut info = ErrorInfo::from(e);
+                info.severity = sqlstate::SEVERITY_FATAL.into();
+                let _ = socket
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await;
                 break;
             }
+            process_error(&mut socket, e, extended_protocol).await?;
+        }
+        if logging_in
+            && !matches!(
+                socket.state(),
+                PgWireConnectionState::AwaitingStartup
+                    | PgWireConnectionState::AuthenticationInProgress
+            )
+        {
+            socket.get_mut().logged_in();
         }
         if cancel_request {
             break;
@@ -178,4 +254,19 @@ pub async fn serve<H: PgWireServerHandlers>(
     // Whatever is still pending (a final error) goes out before the socket closes.
     let _ = socket.close().await;
     Ok(())
+}
+
+/// The error a client receives for a statement whose handling panicked; the panic itself was
+/// logged with its backtrace by the hook `main` installs.
+fn statement_panicked(panic: Box<dyn std::any::Any + Send>) -> pgwire::error::PgWireError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    tracing::error!("a statement panicked: {what}");
+    pgwire::error::PgWireError::UserError(Box::new(sqlstate::error(
+        sqlstate::INTERNAL_ERROR,
+        format!("internal error: the statement failed unexpectedly ({what})"),
+    )))
 }

@@ -22,6 +22,8 @@ pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
 pub const ADMIN_SHUTDOWN: &str = "57P01";
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+pub const INTERNAL_ERROR: &str = "XX000";
+pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
 
 /// SQLSTATE and message for an execution-layer error.
 pub fn exec_error(err: &ExecError) -> ErrorInfo {
@@ -43,13 +45,14 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::CantChangeRuntimeParam(_) => "55P02",
         ExecError::InFailedTransaction => "25P02",
         ExecError::ObjectInUse(_) => "55006",
-        ExecError::QueryCanceled => "57014",
+        ExecError::QueryCanceled | ExecError::StatementTimeout => "57014",
         ExecError::UndefinedTable(_) => "42P01",
         ExecError::UndefinedColumn(_) => "42703",
         ExecError::DuplicateColumn(_) => "42701",
         ExecError::NotNullViolation(_) => "23502",
         ExecError::UniqueViolation(_) => "23505",
         ExecError::StringTooLong(_) => "22001",
+        ExecError::NumericOutOfRange(_) => "22003",
         ExecError::InvalidText(_) => INVALID_TEXT_REPRESENTATION,
         ExecError::WrongObjectType(_) => "42809",
         ExecError::InvalidColumnReference(_) => "42P10",
@@ -95,6 +98,8 @@ fn sql_code(err: &SqlError) -> &'static str {
         }
         SqlError::DuplicateColumn(_) => "42701",
         SqlError::UndefinedColumn(_) => "42703",
+        SqlError::StackDepth(_) => "54001",
+        SqlError::UndefinedParameter(_) => "42P02",
     }
 }
 

@@ -204,7 +204,15 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
         match &option.option {
             ColumnOption::Null => column.nullable = true,
             ColumnOption::NotNull => column.nullable = false,
-            ColumnOption::Default(expr) => column.default = Some(expr.to_string()),
+            ColumnOption::Default(expr) => {
+                // As in PostgreSQL; a default runs with the rights of whoever inserts.
+                if contains_subquery(expr) {
+                    return Err(SqlError::Unsupported(
+                        "cannot use subquery in DEFAULT expression".into(),
+                    ));
+                }
+                column.default = Some(expr.to_string())
+            }
             ColumnOption::PrimaryKey(_) => is_key = true,
             other => {
                 return Err(SqlError::Unsupported(format!(
@@ -216,6 +224,17 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
     Ok((column, is_key))
 }
 
+fn contains_subquery(expr: &ast::Expr) -> bool {
+    struct Finder;
+    impl ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &ast::Query) -> std::ops::ControlFlow<()> {
+            std::ops::ControlFlow::Break(())
+        }
+    }
+    ast::Visit::visit(expr, &mut Finder).is_break()
+}
+
 /// Maps a declared SQL type, by PostgreSQL's names and aliases, to a stored type.
 pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType, SqlError> {
     sql_type_named(&data_type.to_string())
@@ -225,18 +244,23 @@ pub fn sql_type(data_type: &ast::DataType) -> Result<SqlType, SqlError> {
 pub fn sql_type_named(name: &str) -> Result<SqlType, SqlError> {
     let data_type = name.trim();
     let text = data_type.to_ascii_lowercase();
-    let (base, args) = match text.find('(') {
-        Some(open) => (
-            text[..open].trim().to_owned(),
-            text[open + 1..text.rfind(')').unwrap_or(text.len())]
+    let invalid_modifier = || SqlError::Syntax(format!("invalid type modifier in {data_type}"));
+    // `name(args) suffix`; a ')' before the '(' (a quoted name like "a)(") is no modifier list.
+    let (base, args, suffix) = match text.find('(') {
+        Some(open) => {
+            let close = text[open..]
+                .find(')')
+                .map(|i| open + i)
+                .ok_or_else(invalid_modifier)?;
+            let args = text[open + 1..close]
                 .split(',')
                 .map(|a| a.trim().parse::<u32>())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| SqlError::Syntax(format!("invalid type modifier in {data_type}")))?,
-        ),
-        None => (text.trim().to_owned(), Vec::new()),
+                .map_err(|_| invalid_modifier())?;
+            (text[..open].trim().to_owned(), args, text[close + 1..].trim())
+        }
+        None => (text.trim().to_owned(), Vec::new(), ""),
     };
-    let suffix = text.rfind(')').map(|i| text[i + 1..].trim()).unwrap_or("");
     Ok(match (base.as_str(), args.as_slice()) {
         ("boolean" | "bool", []) => SqlType::Boolean,
         ("smallint" | "int2", []) => SqlType::SmallInt,

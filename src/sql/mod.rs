@@ -7,6 +7,7 @@
 
 mod catalog_queries;
 mod ddl;
+pub mod limits;
 mod output_names;
 mod parse;
 mod subqueries;
@@ -41,6 +42,10 @@ pub enum SqlError {
     DuplicateColumn(String),
     #[error("column \"{0}\" does not exist")]
     UndefinedColumn(String),
+    #[error("{0}")]
+    StackDepth(String),
+    #[error("{0}")]
+    UndefinedParameter(String),
 }
 
 /// A parsed statement.
@@ -208,8 +213,13 @@ pub fn authorize(
     caller: &Caller,
     role_of: impl Fn(&str) -> Option<Role>,
 ) -> Result<(), SqlError> {
+    if caller.role < Role::Dba && reads_system_schema(statement) {
+        return Err(SqlError::PermissionDenied {
+            statement: "reading system tables",
+            required: Role::Dba,
+        });
+    }
     let required = match statement {
-        Statement::Query(query) if reads_system_schema(query) => Role::Dba,
         Statement::Query(_)
         | Statement::Set { .. }
         | Statement::Show { .. }
@@ -258,30 +268,37 @@ pub fn authorize(
     }
 }
 
-/// True when a query mentions a table in the `system` schema anywhere (joins, subqueries, CTEs).
-fn reads_system_schema(statement: &ast::Statement) -> bool {
-    use datafusion::sql::sqlparser::ast::Visit;
-    use std::ops::ControlFlow;
-
-    struct Finder;
-    impl ast::Visitor for Finder {
-        type Break = ();
-        fn pre_visit_relation(&mut self, relation: &ast::ObjectName) -> ControlFlow<()> {
-            let parts = &relation.0;
-            let schema = match parts.len() {
-                2 => parts.first(),
-                3 => parts.get(1),
-                _ => None,
-            };
-            match schema.and_then(|p| p.as_ident()) {
-                Some(ident) if ident.value.eq_ignore_ascii_case(SYSTEM_SCHEMA) => {
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            }
-        }
+/// True when any part of a statement reads a table in the `system` schema: a query's joins,
+/// subqueries and CTEs, and a DML statement's source, SET and ON CONFLICT expressions, WHERE
+/// and RETURNING lists. Column defaults cannot hold subqueries (see `ddl`), so they read none.
+fn reads_system_schema(statement: &Statement) -> bool {
+    match statement {
+        Statement::Query(ast)
+        | Statement::Insert(ast)
+        | Statement::Update(ast)
+        | Statement::Delete(ast) => names_system_table(ast.as_ref()),
+        _ => false,
     }
-    statement.visit(&mut Finder).is_break()
+}
+
+fn names_system_table<V: ast::Visit>(node: &V) -> bool {
+    ast::visit_relations(node, |relation| {
+        let parts = &relation.0;
+        let schema = match parts.len() {
+            1 => return std::ops::ControlFlow::Continue(()),
+            2 => parts.first(),
+            3 => parts.get(1),
+            _ => None,
+        };
+        // A name part that is no plain identifier cannot be vouched for: refuse it.
+        match schema.and_then(|p| p.as_ident()) {
+            Some(ident) if !ident.value.eq_ignore_ascii_case(SYSTEM_SCHEMA) => {
+                std::ops::ControlFlow::Continue(())
+            }
+            _ => std::ops::ControlFlow::Break(()),
+        }
+    })
+    .is_break()
 }
 
 #[cfg(test)]
@@ -308,6 +325,16 @@ mod tests {
             "SELECT 1 FROM (SELECT * FROM kalamdb.system.users) s",
             "WITH u AS (SELECT * FROM SYSTEM.USERS) SELECT * FROM u",
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM system.users)",
+            "EXPLAIN SELECT * FROM system.jobs",
+            "INSERT INTO t(v) VALUES ('x') RETURNING (SELECT string_agg(user_id, ',') FROM system.users)",
+            "INSERT INTO t(v) SELECT user_id FROM system.users",
+            "WITH u AS (SELECT user_id FROM system.users) INSERT INTO t(v) SELECT * FROM u",
+            "INSERT INTO t(k, v) VALUES (1, 'x') ON CONFLICT (k) DO UPDATE SET v = (SELECT max(job_id) FROM system.jobs)",
+            "UPDATE t SET v = (SELECT max(user_id) FROM system.users)",
+            "UPDATE t SET v = 'x' WHERE k IN (SELECT 1 FROM system.jobs)",
+            "UPDATE t SET v = 'x' RETURNING (SELECT count(*) FROM system.users)",
+            "DELETE FROM t WHERE EXISTS (SELECT 1 FROM \"system\".\"users\")",
+            "DELETE FROM t RETURNING (SELECT count(*) FROM system.jobs)",
         ] {
             let statement = only(sql);
             let err = authorize(&statement, &caller(Role::Service), |_| None).unwrap_err();

@@ -4,7 +4,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr, Value};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::ddl::{self, TableName};
 use super::{SetValue, SqlError, Statement};
@@ -21,20 +21,32 @@ impl From<ParserError> for SqlError {
 
 /// Parses one SQL expression (a DEFAULT, a literal, a rewritten call).
 pub fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
-    Ok(Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(sql)?
+    let dialect = PostgreSqlDialect {};
+    Ok(Parser::new(&dialect)
+        .with_tokens_with_locations(checked_tokens(&dialect, sql)?)
         .parse_expr()?)
+}
+
+/// The statement's tokens, once they are known to stay within [`super::limits`].
+fn checked_tokens(dialect: &PostgreSqlDialect, sql: &str) -> Result<Vec<TokenWithSpan>, SqlError> {
+    let tokens = Tokenizer::new(dialect, sql)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(ParserError::from)?;
+    super::limits::check_tokens(&tokens)?;
+    Ok(tokens)
 }
 
 /// Parses every statement in `sql` (a simple-protocol Query may carry several).
 pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    let dialect = PostgreSqlDialect {};
+    let tokens = checked_tokens(&dialect, sql)?;
     if super::catalog_queries::mentions_catalog(sql)
         && let Some(statements) = super::catalog_queries::parse(sql)
     {
         return statements.into_iter().map(from_standard).collect();
     }
-    let dialect = PostgreSqlDialect {};
-    let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}

@@ -27,6 +27,9 @@ impl DataDir {
     pub fn create_and_lock(root: &Path) -> StorageResult<DataDir> {
         std::fs::create_dir_all(root)
             .map_err(|e| StorageError::io(format!("creating {}", root.display()), e))?;
+        // The data directory holds every row and verifier: the server's user alone may read it.
+        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| StorageError::io(format!("restricting {}", root.display()), e))?;
         let root = std::fs::canonicalize(root)
             .map_err(|e| StorageError::io(format!("resolving {}", root.display()), e))?;
         let lock_path = root.join(LOCK_FILE);

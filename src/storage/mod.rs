@@ -14,6 +14,7 @@ pub mod rows;
 pub mod segments;
 pub mod streams;
 pub mod types;
+mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -37,6 +38,7 @@ pub use records::{
     JobRecord, JobStatus, NamespaceRecord, Role, ScramVerifier, TableKind, TableRecord, UserRecord,
 };
 pub use segments::SegmentRecord;
+pub use view::ReadView;
 
 /// Past this much write-ahead log, RocksDB flushes the column families that pin old logs.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 * 1024 * 1024;
@@ -355,8 +357,13 @@ impl Store {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Reads that all see the store as it is now, whatever is published meanwhile.
+    pub fn view(&self) -> ReadView<'_> {
+        ReadView::pinned(self)
+    }
+
     pub fn segments(&self, table_id: u64) -> StorageResult<Vec<SegmentRecord>> {
-        self.scan_records(CF_CATALOG, &catalog_keys::segments_of(table_id))
+        ReadView::latest(self).segments(table_id)
     }
 
     pub fn segment(&self, table_id: u64, segment_id: u64) -> StorageResult<Option<SegmentRecord>> {
@@ -391,10 +398,7 @@ impl Store {
 
     /// Where the live cold copy of `key` is.
     pub fn cold_entry(&self, key: &[u8]) -> StorageResult<Option<ColdEntry>> {
-        self.db
-            .get_cf(cf(&self.db, CF_COLD_INDEX), key)?
-            .map(|v| command::decode_cold_entry(&v))
-            .transpose()
+        ReadView::latest(self).cold_entry(key)
     }
 
     /// The version of the live row under `key`, hot or cold (`None`: no live row).
@@ -411,34 +415,12 @@ impl Store {
 
     /// Those of `keys` that have a live cold copy.
     pub fn with_cold_copies(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Vec<u8>>> {
-        let handle = cf(&self.db, CF_COLD_INDEX);
-        let found = self
-            .db
-            .multi_get_cf(keys.iter().map(|k| (handle, k.as_slice())));
-        let mut out = Vec::new();
-        for (key, value) in keys.iter().zip(found) {
-            if value?.is_some() {
-                out.push(key.clone());
-            }
-        }
-        Ok(out)
+        ReadView::latest(self).with_cold_copies(keys)
     }
 
     /// Keys whose copy in `segment_id` is no longer live.
     pub fn dead_keys(&self, segment_id: u64) -> StorageResult<std::collections::HashSet<Vec<u8>>> {
-        let prefix = segment_id.to_be_bytes();
-        let mut keys = std::collections::HashSet::new();
-        for item in self
-            .db
-            .prefix_iterator_cf(cf(&self.db, CF_DEAD_KEYS), prefix)
-        {
-            let (key, _) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            keys.insert(key[8..].to_vec());
-        }
-        Ok(keys)
+        ReadView::latest(self).dead_keys(segment_id)
     }
 
     /// Deletes segment files no manifest entry references (a crash between writing a segment
@@ -526,7 +508,7 @@ impl Store {
 
     /// The stored hot row (version and payload) under `key`, if any.
     pub fn row(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(cf(&self.db, CF_ROWS), key)?)
+        ReadView::latest(self).row(key)
     }
 
     /// Calls `visit(key, stored_row)` for every hot row of a table, in key order, from one
@@ -534,23 +516,10 @@ impl Store {
     pub fn scan_rows(
         &self,
         table_id: u64,
-        mut visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+        visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
     ) -> StorageResult<()> {
-        let prefix = rows::table_prefix(table_id);
-        let mut options = rocksdb::ReadOptions::default();
-        options.set_iterate_upper_bound(rows::table_prefix(table_id + 1).to_vec());
-        let iter = self.db.iterator_cf_opt(
-            cf(&self.db, CF_ROWS),
-            options,
-            rocksdb::IteratorMode::From(&prefix, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (key, value) = item?;
-            if !visit(&key, &value)? {
-                break;
-            }
-        }
-        Ok(())
+        // One iterator: RocksDB iterators read from the implicit snapshot they were opened at.
+        ReadView::latest(self).scan_rows(table_id, visit)
     }
 
     fn get_record<T: serde::de::DeserializeOwned>(
@@ -569,15 +538,7 @@ impl Store {
         cf_name: &'static str,
         prefix: &[u8],
     ) -> StorageResult<Vec<T>> {
-        let mut out = Vec::new();
-        for item in self.db.prefix_iterator_cf(cf(&self.db, cf_name), prefix) {
-            let (key, value) = item?;
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push(records::decode(cf_name, &value)?);
-        }
-        Ok(out)
+        ReadView::latest(self).scan_records(cf_name, prefix)
     }
 
     pub fn user(&self, user_id: &str) -> StorageResult<Option<UserRecord>> {

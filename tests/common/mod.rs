@@ -32,6 +32,7 @@ pub struct ServerOptions {
     pub max_failed_attempts: u32,
     pub lockout_seconds: u64,
     pub max_connections: usize,
+    pub reserved_connections: usize,
     pub root_password: String,
     pub extra: String,
     /// Environment variables for the server process (fault injection).
@@ -50,6 +51,7 @@ impl Default for ServerOptions {
             max_failed_attempts: 5,
             lockout_seconds: 60,
             max_connections: 100,
+            reserved_connections: 3,
             root_password: ROOT_PASSWORD.into(),
             extra: String::new(),
             env: Vec::new(),
@@ -115,6 +117,7 @@ impl TestServer {
 host = "{host}"
 port = {port}
 max_connections = {max_connections}
+reserved_connections = {reserved_connections}
 shutdown_timeout_seconds = 5
 
 [storage]
@@ -152,6 +155,7 @@ format = "text"
             host = o.host,
             port = self.port,
             max_connections = o.max_connections,
+            reserved_connections = o.reserved_connections,
             data = self.data_path().display(),
             root_password = o.root_password,
             max_failed = o.max_failed_attempts,

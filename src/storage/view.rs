@@ -1,0 +1,150 @@
+//! Reads of hot rows, segments and the cold index that agree with one another.
+//!
+//! A flush publishes in one write batch: rows leave the hot keys, their cold-index entries and
+//! the segment that holds them appear. A reader that lists a table's segments and then looks
+//! for a row can still fall between the two moments: the row already left the hot keys, and
+//! its segment came after the list. Every read through one [`ReadView`] sees the database at the
+//! moment the view was taken, so a row is always either hot or in a segment the view lists.
+
+use rocksdb::{ReadOptions, Snapshot};
+
+use super::command::{self, ColdEntry};
+use super::segments::SegmentRecord;
+use super::{CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, StorageResult, Store};
+use super::{catalog_keys, cf, records, rows};
+
+/// Reads from one point in the store's history (or, for [`Store`]'s own read methods, from
+/// whatever is current at each read).
+pub struct ReadView<'a> {
+    store: &'a Store,
+    snapshot: Option<Snapshot<'a>>,
+}
+
+impl<'a> ReadView<'a> {
+    pub(super) fn pinned(store: &'a Store) -> Self {
+        ReadView {
+            store,
+            snapshot: Some(store.db.snapshot()),
+        }
+    }
+
+    pub(super) fn latest(store: &'a Store) -> Self {
+        ReadView {
+            store,
+            snapshot: None,
+        }
+    }
+
+    fn options(&self) -> ReadOptions {
+        let mut options = ReadOptions::default();
+        if let Some(snapshot) = &self.snapshot {
+            options.set_snapshot(snapshot);
+        }
+        options
+    }
+
+    /// The stored hot row (version and payload) under `key`, if any.
+    pub fn row(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        let db = &self.store.db;
+        Ok(db.get_cf_opt(cf(db, CF_ROWS), key, &self.options())?)
+    }
+
+    /// Where the live cold copy of `key` is.
+    pub fn cold_entry(&self, key: &[u8]) -> StorageResult<Option<ColdEntry>> {
+        let db = &self.store.db;
+        db.get_cf_opt(cf(db, CF_COLD_INDEX), key, &self.options())?
+            .map(|v| command::decode_cold_entry(&v))
+            .transpose()
+    }
+
+    /// A table's published segments.
+    pub fn segments(&self, table_id: u64) -> StorageResult<Vec<SegmentRecord>> {
+        self.scan_records(CF_CATALOG, &catalog_keys::segments_of(table_id))
+    }
+
+    /// Those of `keys` that have a live cold copy.
+    pub fn with_cold_copies(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Vec<u8>>> {
+        let db = &self.store.db;
+        let handle = cf(db, CF_COLD_INDEX);
+        let found = db.multi_get_cf_opt(keys.iter().map(|k| (handle, k.as_slice())), &self.options());
+        let mut out = Vec::new();
+        for (key, value) in keys.iter().zip(found) {
+            if value?.is_some() {
+                out.push(key.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keys whose copy in `segment_id` is no longer live.
+    pub fn dead_keys(&self, segment_id: u64) -> StorageResult<std::collections::HashSet<Vec<u8>>> {
+        let prefix = segment_id.to_be_bytes();
+        let mut keys = std::collections::HashSet::new();
+        self.scan_prefix(CF_DEAD_KEYS, &prefix, |key, _| {
+            keys.insert(key[prefix.len()..].to_vec());
+            Ok(true)
+        })?;
+        Ok(keys)
+    }
+
+    /// Calls `visit(key, stored_row)` for every hot row of a table, in key order. `visit`
+    /// returns false to stop early.
+    pub fn scan_rows(
+        &self,
+        table_id: u64,
+        visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
+        self.scan_prefix(CF_ROWS, &rows::table_prefix(table_id), visit)
+    }
+
+    pub(super) fn scan_records<T: serde::de::DeserializeOwned>(
+        &self,
+        cf_name: &'static str,
+        prefix: &[u8],
+    ) -> StorageResult<Vec<T>> {
+        let mut out = Vec::new();
+        self.scan_prefix(cf_name, prefix, |_, value| {
+            out.push(records::decode(cf_name, value)?);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Visits the entries of `cf_name` whose keys start with `prefix`, in key order.
+    fn scan_prefix(
+        &self,
+        cf_name: &'static str,
+        prefix: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
+        let db = &self.store.db;
+        let mut options = self.options();
+        if let Some(end) = prefix_end(prefix) {
+            options.set_iterate_upper_bound(end);
+        }
+        let iter = db.iterator_cf_opt(
+            cf(db, cf_name),
+            options,
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) || !visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The smallest key after every key that starts with `prefix` (none if it is all 0xff).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
