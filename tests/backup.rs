@@ -138,14 +138,29 @@ async fn backup_as_root_writes_exactly_the_spec_layout_and_a_verified_manifest()
             .iter()
             .any(|e| e.contains("kalamdb.pid") || e.contains("backup_tmp"))
     );
-    // The archived config is the file the server loaded.
+    // The archived config is the file the server loaded, with its secrets' values removed.
     let config = Command::new("tar")
         .args(["-xzOf"])
         .arg(&archive)
         .arg("server.toml")
         .output()
         .unwrap();
-    assert_eq!(config.stdout, std::fs::read(server.config_path()).unwrap());
+    let loaded = String::from_utf8(std::fs::read(server.config_path()).unwrap()).unwrap();
+    let password_line = format!("root_password = \"{}\"", server.options.root_password);
+    assert!(loaded.contains(&password_line));
+    assert_eq!(
+        String::from_utf8(config.stdout).unwrap(),
+        loaded.replace(
+            &password_line,
+            "root_password = \"<removed from the backup>\""
+        )
+    );
+    // Readable by the server's user alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&archive).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "archive mode {mode:o}");
+    let mode = std::fs::metadata(server.data_path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "data directory mode {mode:o}");
 
     let (ok, report) = verify_backup(&archive);
     assert!(ok, "{report}");

@@ -361,7 +361,10 @@ async fn updates_racing_flushes_never_miss_a_row() {
             *expected.entry(id).or_default() += n;
         }
     }
-    assert_eq!(misses, 0, "UPDATEs of an existing row that answered UPDATE 0");
+    assert_eq!(
+        misses, 0,
+        "UPDATEs of an existing row that answered UPDATE 0"
+    );
     assert!(flushes > 20, "only {flushes} flushes were queued");
     let total: i64 = expected.values().sum();
     assert!(total > 1000, "only {total} updates in {seconds} s");

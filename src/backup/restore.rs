@@ -6,9 +6,9 @@
 //! publish the directory as `<data>_restore_pending/`, atomically exchanging it with an older
 //! pending restore if there is one. Any failure removes the staging directory.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

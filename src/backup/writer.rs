@@ -6,9 +6,9 @@
 //! the manifest while it streams through tar into the parallel gzip compressor (gzp, zlib-rs),
 //! so memory stays bounded by the compressor's queue whatever the database size.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -480,7 +480,10 @@ mod redaction_tests {
     fn archived_configs_carry_no_secrets() {
         let config = b"[auth]\nroot_password = \"hunter2\"\nscram_iterations = 4096\n[backup]\n  signing_key=\"k\"\n";
         let text = String::from_utf8(redact_secrets(config)).unwrap();
-        assert!(!text.contains("hunter2") && !text.contains("\"k\""), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("\"k\""),
+            "{text}"
+        );
         assert!(text.contains("scram_iterations = 4096"));
         assert_eq!(text.matches(REDACTED).count(), 2);
     }

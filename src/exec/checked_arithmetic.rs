@@ -1,10 +1,14 @@
 //! Integer `+`, `-` and `*` that fail on overflow, as PostgreSQL's do (22003 "bigint out of
-//! range"), instead of wrapping as DataFusion's operators do.
+//! range"), instead of wrapping as DataFusion's operators do; and narrowing integer casts that
+//! fail the same way rather than as an invalid-text error.
 //!
 //! An analyzer rule, run after type coercion, replaces each such operator on two `smallint`,
 //! `integer` or `bigint` operands with PostgreSQL's function for it (`int8pl`, `int4mi`,
-//! `int2mul`, ...), computed with Arrow's checked kernels. Every other operator and type is left
-//! to DataFusion.
+//! `int2mul`, ...), computed with Arrow's checked kernels, and each cast from a wider integer
+//! type to `integer` or `smallint` with PostgreSQL's cast function (`int4`, `int2`). DataFusion
+//! types integer literals as `bigint`, so `i * 2` on an `integer` column is computed in `bigint`
+//! and overflows only in the cast back to the column's type. Every other operator, cast and
+//! type is left to DataFusion.
 
 use std::sync::Arc;
 
@@ -29,6 +33,8 @@ use super::ExecError;
 #[derive(Debug)]
 pub struct CheckedIntegerArithmetic {
     functions: Vec<(Operator, DataType, Arc<ScalarUDF>)>,
+    /// (from, to, function) for the narrowing integer casts.
+    casts: Vec<(DataType, DataType, Arc<ScalarUDF>)>,
 }
 
 impl Default for CheckedIntegerArithmetic {
@@ -44,12 +50,48 @@ impl Default for CheckedIntegerArithmetic {
                 (Operator::Minus, "mi"),
                 (Operator::Multiply, "mul"),
             ] {
-                let udf = checked(&format!("{prefix}{suffix}"), op, data_type.clone(), type_name);
+                let udf = checked(
+                    &format!("{prefix}{suffix}"),
+                    op,
+                    data_type.clone(),
+                    type_name,
+                );
                 functions.push((op, data_type.clone(), Arc::new(udf)));
             }
         }
-        CheckedIntegerArithmetic { functions }
+        let mut casts = Vec::new();
+        for (from, to, name, type_name) in [
+            (DataType::Int64, DataType::Int32, "int4", "integer"),
+            (DataType::Int64, DataType::Int16, "int2", "smallint"),
+            (DataType::Int32, DataType::Int16, "int2", "smallint"),
+        ] {
+            let udf = checked_cast(name, from.clone(), to.clone(), type_name);
+            casts.push((from, to, Arc::new(udf)));
+        }
+        CheckedIntegerArithmetic { functions, casts }
     }
+}
+
+fn checked_cast(name: &str, from: DataType, to: DataType, type_name: &'static str) -> ScalarUDF {
+    let target = to.clone();
+    super::functions::vectorized(
+        name,
+        Signature::exact(vec![from], Volatility::Immutable),
+        to,
+        move |args| {
+            let options = datafusion::arrow::compute::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            datafusion::arrow::compute::cast_with_options(&args[0], &target, &options).map_err(
+                |_| {
+                    DataFusionError::External(Box::new(ExecError::NumericOutOfRange(format!(
+                        "{type_name} out of range"
+                    ))))
+                },
+            )
+        },
+    )
 }
 
 fn checked(name: &str, op: Operator, data_type: DataType, type_name: &'static str) -> ScalarUDF {
@@ -81,23 +123,60 @@ impl CheckedIntegerArithmetic {
             .map(|(_, _, f)| f)
     }
 
+    /// An operand's type. The operands of a long chain are this rule's own functions, whose
+    /// type is known without walking the chain below them (which would make a chain of n
+    /// operators cost n² type derivations).
+    fn operand_type(&self, expr: &Expr, schema: &DFSchema) -> Option<DataType> {
+        match expr {
+            Expr::ScalarFunction(call) => {
+                let own = self
+                    .functions
+                    .iter()
+                    .map(|(_, t, f)| (t, f))
+                    .chain(self.casts.iter().map(|(_, t, f)| (t, f)))
+                    .find(|(_, f)| Arc::ptr_eq(f, &call.func));
+                if let Some((data_type, _)) = own {
+                    return Some(data_type.clone());
+                }
+            }
+            Expr::Literal(value, _) => return Some(value.data_type()),
+            _ => {}
+        }
+        expr.get_type(schema).ok()
+    }
+
     fn rewrite_expr(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         expr.transform_up(|expr| {
+            if let Expr::Cast(cast) = &expr
+                && let Ok(from) = cast.expr.get_type(schema)
+                && let Some((_, _, function)) = self
+                    .casts
+                    .iter()
+                    .find(|(f, t, _)| *f == from && t == cast.field.data_type())
+            {
+                return Ok(Transformed::yes(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(function.clone(), vec![cast.expr.as_ref().clone()]),
+                )));
+            }
             let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &expr else {
                 return Ok(Transformed::no(expr));
             };
+            if !matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply) {
+                return Ok(Transformed::no(expr));
+            }
             // A type that cannot be worked out here is DataFusion's to report later.
-            let (Ok(left_type), Ok(right_type)) = (left.get_type(schema), right.get_type(schema))
-            else {
+            let (Some(left_type), Some(right_type)) = (
+                self.operand_type(left, schema),
+                self.operand_type(right, schema),
+            ) else {
                 return Ok(Transformed::no(expr));
             };
             match self.function_for(*op, &left_type) {
                 Some(function) if left_type == right_type => {
                     let args = vec![left.as_ref().clone(), right.as_ref().clone()];
-                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
-                        function.clone(),
-                        args,
-                    ))))
+                    Ok(Transformed::yes(Expr::ScalarFunction(
+                        ScalarFunction::new_udf(function.clone(), args),
+                    )))
                 }
                 _ => Ok(Transformed::no(expr)),
             }
@@ -118,7 +197,9 @@ impl AnalyzerRule for CheckedIntegerArithmetic {
             let names = NamePreserver::new(&plan);
             let rewritten = plan.map_expressions(|expr| {
                 let saved = names.save(&expr);
-                Ok(self.rewrite_expr(expr, &schema)?.update_data(|e| saved.restore(e)))
+                Ok(self
+                    .rewrite_expr(expr, &schema)?
+                    .update_data(|e| saved.restore(e)))
             })?;
             if rewritten.transformed {
                 rewritten.map_data(|plan| plan.recompute_schema())
@@ -159,11 +240,21 @@ mod tests {
             ("SELECT CAST(9223372036854775807 AS BIGINT) + 1", "bigint"),
             ("SELECT CAST(-9223372036854775807 AS BIGINT) - 2", "bigint"),
             ("SELECT CAST(2147483647 AS INT) * CAST(2 AS INT)", "integer"),
-            ("SELECT CAST(32767 AS SMALLINT) + CAST(1 AS SMALLINT)", "smallint"),
+            (
+                "SELECT CAST(32767 AS SMALLINT) + CAST(1 AS SMALLINT)",
+                "smallint",
+            ),
         ];
         for (sql, type_name) in cases {
-            assert_eq!(out_of_range(run(sql).await), format!("{type_name} out of range"));
+            assert_eq!(
+                out_of_range(run(sql).await),
+                format!("{type_name} out of range")
+            );
         }
+        assert_eq!(
+            out_of_range(run("SELECT CAST(CAST(40000 AS BIGINT) AS SMALLINT)").await),
+            "smallint out of range"
+        );
         let over_columns =
             "SELECT b + 1 FROM (VALUES (CAST(1 AS BIGINT)), (9223372036854775807)) AS t(b)";
         assert_eq!(out_of_range(run(over_columns).await), "bigint out of range");
@@ -171,9 +262,10 @@ mod tests {
 
     #[tokio::test]
     async fn arithmetic_within_range_keeps_its_value_and_name() {
-        let batches = run("SELECT b * 2 - 1 AS x, b + 1 FROM (VALUES (CAST(20 AS BIGINT))) AS t(b)")
-            .await
-            .unwrap();
+        let batches =
+            run("SELECT b * 2 - 1 AS x, b + 1 FROM (VALUES (CAST(20 AS BIGINT))) AS t(b)")
+                .await
+                .unwrap();
         let schema = batches[0].schema();
         assert_eq!(schema.field(0).name(), "x");
         assert_eq!(schema.field(1).name(), "t.b + Int64(1)");

@@ -121,8 +121,9 @@ impl CancelFlag {
 }
 
 /// Shared by every session: the rule holds the checked operators' function definitions.
-static CHECKED_ARITHMETIC: std::sync::LazyLock<Arc<super::checked_arithmetic::CheckedIntegerArithmetic>> =
-    std::sync::LazyLock::new(Arc::default);
+static CHECKED_ARITHMETIC: std::sync::LazyLock<
+    Arc<super::checked_arithmetic::CheckedIntegerArithmetic>,
+> = std::sync::LazyLock::new(Arc::default);
 
 impl Engine {
     /// Opens a session for an authenticated user. `startup` holds the parameters the client sent.

@@ -333,7 +333,8 @@ mod timeout_tests {
 
     #[test]
     fn timeouts_read_as_postgresql_reads_them() {
-        let ms = |v: &str| duration_setting("statement_timeout", v).map(|d| d.map(|d| d.as_millis()));
+        let ms =
+            |v: &str| duration_setting("statement_timeout", v).map(|d| d.map(|d| d.as_millis()));
         assert_eq!(ms("0").unwrap(), None);
         assert_eq!(ms("250").unwrap(), Some(250));
         assert_eq!(ms("2s").unwrap(), Some(2000));

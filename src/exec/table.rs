@@ -141,32 +141,32 @@ impl UserTable {
                 let mut overlay = pending.unwrap_or(&empty).iter().peekable();
                 let mut more = true;
                 view.scan_rows(self.record.table_id, |key, stored| {
-                        hot_keys.push(key.to_vec());
-                        // Emit the session's own rows that sort before this stored one.
-                        while let Some((pending_key, row)) =
-                            overlay.next_if(|(k, _)| k.as_slice() < key)
-                        {
-                            if let Some(row) = row {
-                                more = emit(pending_key, None, row)?;
-                                if !more {
-                                    return Ok(false);
-                                }
+                    hot_keys.push(key.to_vec());
+                    // Emit the session's own rows that sort before this stored one.
+                    while let Some((pending_key, row)) =
+                        overlay.next_if(|(k, _)| k.as_slice() < key)
+                    {
+                        if let Some(row) = row {
+                            more = emit(pending_key, None, row)?;
+                            if !more {
+                                return Ok(false);
                             }
                         }
-                        if let Some((_, row)) = overlay.next_if(|(k, _)| k.as_slice() == key) {
-                            if let Some(row) = row {
-                                more = emit(key, None, row)?;
-                            }
-                            return Ok(more);
+                    }
+                    if let Some((_, row)) = overlay.next_if(|(k, _)| k.as_slice() == key) {
+                        if let Some(row) = row {
+                            more = emit(key, None, row)?;
                         }
-                        if is_tombstone(stored) {
-                            return Ok(true);
-                        }
-                        let version = rows::stored_version(stored)?;
-                        more = emit(key, Some(version), rows::stored_payload(stored))?;
-                        Ok(more)
-                    })
-                    .map_err(storage_error)?;
+                        return Ok(more);
+                    }
+                    if is_tombstone(stored) {
+                        return Ok(true);
+                    }
+                    let version = rows::stored_version(stored)?;
+                    more = emit(key, Some(version), rows::stored_payload(stored))?;
+                    Ok(more)
+                })
+                .map_err(storage_error)?;
                 if more {
                     for (key, row) in overlay {
                         if let Some(row) = row

@@ -120,7 +120,7 @@ impl<T> GuardedIo<T> {
                 let code = u32::from_be_bytes(frame[4..8].try_into().expect("startup code"));
                 match code {
                     // 3.x: a newer minor version is answered by protocol negotiation.
-                    _ if code >> 16 == 3 => {
+                    _ if code & 0xffff_0000 == PROTOCOL_3 => {
                         startup_parameters(&frame[8..])?;
                         self.phase = Phase::SaslInitial;
                     }

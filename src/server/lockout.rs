@@ -157,7 +157,10 @@ mod tests {
             lockout.record_failure("root", REMOTE);
         }
         assert!(lockout.is_locked("root", REMOTE));
-        assert!(lockout.is_locked("root", OTHER), "the name is locked for every remote");
+        assert!(
+            lockout.is_locked("root", OTHER),
+            "the name is locked for every remote"
+        );
         assert!(!lockout.is_locked("root", LOCAL));
         assert!(!lockout.is_locked("alice", OTHER));
     }

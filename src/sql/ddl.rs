@@ -257,7 +257,11 @@ pub fn sql_type_named(name: &str) -> Result<SqlType, SqlError> {
                 .map(|a| a.trim().parse::<u32>())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| invalid_modifier())?;
-            (text[..open].trim().to_owned(), args, text[close + 1..].trim())
+            (
+                text[..open].trim().to_owned(),
+                args,
+                text[close + 1..].trim(),
+            )
         }
         None => (text.trim().to_owned(), Vec::new(), ""),
     };

@@ -18,7 +18,7 @@ use super::SqlError;
 /// The deepest expression (in operators and brackets) a statement may contain. Test suites run
 /// the server's debug build, whose stack frames are the largest; this depth is planned and
 /// evaluated there with room to spare (see `tests/hostile_sql.rs`).
-pub const MAX_EXPRESSION_DEPTH: usize = 2_000;
+pub const MAX_EXPRESSION_DEPTH: usize = 1_000;
 
 /// The highest `$n` a statement may use: the protocol counts parameters in 16 bits.
 pub const MAX_PARAMETER_NUMBER: u64 = 65_535;
@@ -179,7 +179,10 @@ mod tests {
     fn long_flat_operator_chains_are_refused_as_stack_depth() {
         let sql = format!("SELECT {}", chain("+", MAX_EXPRESSION_DEPTH + 2));
         assert!(matches!(check(&sql), Err(SqlError::StackDepth(_))));
-        let sql = format!("SELECT 1 WHERE {}", chain(" AND ", MAX_EXPRESSION_DEPTH + 2));
+        let sql = format!(
+            "SELECT 1 WHERE {}",
+            chain(" AND ", MAX_EXPRESSION_DEPTH + 2)
+        );
         assert!(matches!(check(&sql), Err(SqlError::StackDepth(_))));
     }
 
@@ -213,7 +216,12 @@ mod tests {
     #[test]
     fn placeholders_beyond_65535_are_undefined_parameters() {
         check("SELECT $1, $65535").unwrap();
-        for bad in ["$0", "$65536", "$100000000000000000", "$99999999999999999999999"] {
+        for bad in [
+            "$0",
+            "$65536",
+            "$100000000000000000",
+            "$99999999999999999999999",
+        ] {
             assert!(
                 matches!(
                     check(&format!("SELECT 1 WHERE 1 = {bad}")),

@@ -66,7 +66,8 @@ impl<'a> ReadView<'a> {
     pub fn with_cold_copies(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Vec<u8>>> {
         let db = &self.store.db;
         let handle = cf(db, CF_COLD_INDEX);
-        let found = db.multi_get_cf_opt(keys.iter().map(|k| (handle, k.as_slice())), &self.options());
+        let found =
+            db.multi_get_cf_opt(keys.iter().map(|k| (handle, k.as_slice())), &self.options());
         let mut out = Vec::new();
         for (key, value) in keys.iter().zip(found) {
             if value?.is_some() {
