@@ -159,7 +159,10 @@ async fn backup_as_root_writes_exactly_the_spec_layout_and_a_verified_manifest()
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&archive).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "archive mode {mode:o}");
-    let mode = std::fs::metadata(server.data_path()).unwrap().permissions().mode();
+    let mode = std::fs::metadata(server.data_path())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700, "data directory mode {mode:o}");
 
     let (ok, report) = verify_backup(&archive);
