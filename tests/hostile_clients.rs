@@ -122,11 +122,18 @@ async fn integer_overflow_raises_22003_and_changes_nothing() {
         ("UPDATE big SET s = s + CAST(1 AS SMALLINT)", "smallint"),
         ("SELECT b + 1 FROM big", "bigint"),
         ("SELECT -b - 2 FROM big", "bigint"),
+        ("INSERT INTO big VALUES (2, 1, 1, 100000)", "smallint"),
+        ("INSERT INTO big VALUES (3, 1, 3000000000, 1)", "integer"),
     ] {
         let (code, text) = simple_error(&client, sql).await;
         assert_eq!(code, "22003", "{sql}: {text}");
         assert_eq!(text, format!("{type_name} out of range"), "{sql}");
     }
+    let count = client
+        .query_one("SELECT count(*) FROM big", &[])
+        .await
+        .unwrap();
+    assert_eq!(count.get::<_, i64>(0), 1);
     let row = client
         .query_one("SELECT b, i, s FROM big WHERE id = 1", &[])
         .await

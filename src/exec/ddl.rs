@@ -188,18 +188,14 @@ impl Session {
             );
             let (_, batches) = self.select(&sql).await?;
             // A set-returning default gives no row or several: PostgreSQL refuses those.
-            let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let batch = batches.iter().find(|b| b.num_rows() > 0);
+            let (1, Some(batch)) = (rows, batch) else {
                 return Err(crate::sql::SqlError::Unsupported(
                     "a DEFAULT expression must give exactly one value".into(),
                 )
                 .into());
             };
-            if batches.iter().map(|b| b.num_rows()).sum::<usize>() != 1 {
-                return Err(crate::sql::SqlError::Unsupported(
-                    "a DEFAULT expression must give exactly one value".into(),
-                )
-                .into());
-            }
             let value = super::dml::conform(&record, &column, batch.column(0))?;
             let mut encoded = Vec::new();
             crate::storage::rows::encode_datum(value.as_ref(), 0, &mut encoded);

@@ -160,7 +160,10 @@ impl PointQuery {
                 unique.push(*index);
             }
         }
-        let view = store.view();
+        // Hot row, then cold-index entry, then that entry's segment by id: a flush publishing
+        // between any two of these is seen by the later ones, so no snapshot is needed on this
+        // path (unlike a scan, which lists segments before it reads rows).
+        let view = store.unpinned_view();
         let (batch, hot_keys) = {
             let tables = pending.tables.lock().expect("pending writes");
             table

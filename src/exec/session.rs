@@ -705,12 +705,16 @@ impl Session {
             .timeout("statement_timeout");
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         *self.deadline.lock().expect("deadline lock") = deadline;
-        match deadline {
+        let outcome = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline, self.run(prepared, params))
                 .await
                 .unwrap_or(Err(ExecError::StatementTimeout)),
             None => self.run(prepared, params).await,
-        }
+        };
+        // A query answered without a result stream (the point-read path) leaves it unused;
+        // no later statement's stream may inherit it.
+        self.deadline.lock().expect("deadline lock").take();
+        outcome
     }
 
     /// How long this session may sit idle inside a transaction block before it is ended

@@ -372,28 +372,29 @@ impl SystemTable for TablesTable {
         let mut cold = Vec::with_capacity(tables.len());
         let mut segment_counts = Vec::with_capacity(tables.len());
         for table in &tables {
+            // One moment for every count: a flush publishing meanwhile moves rows from hot to cold.
+            let view = store.view();
             let mut hot_rows = 0i64;
             let mut hot_keys = Vec::new();
-            store
-                .scan_rows(table.table_id, |key, stored| {
-                    if !crate::storage::is_tombstone(stored) {
-                        hot_rows += 1;
-                    }
-                    hot_keys.push(key.to_vec());
-                    Ok(true)
-                })
-                .map_err(storage_error)?;
-            let segments = store.segments(table.table_id).map_err(storage_error)?;
+            view.scan_rows(table.table_id, |key, stored| {
+                if !crate::storage::is_tombstone(stored) {
+                    hot_rows += 1;
+                }
+                hot_keys.push(key.to_vec());
+                Ok(true)
+            })
+            .map_err(storage_error)?;
+            let segments = view.segments(table.table_id).map_err(storage_error)?;
             let mut cold_rows = 0i64;
             for segment in &segments {
-                let dead = store
+                let dead = view
                     .dead_keys(segment.segment_id)
                     .map_err(storage_error)?
                     .len();
                 cold_rows += segment.rows as i64 - dead as i64;
             }
             // Cold copies that a newer hot row or a tombstone hides are not live.
-            let shadowed = store
+            let shadowed = view
                 .with_cold_copies(&hot_keys)
                 .map_err(storage_error)?
                 .len();
@@ -430,7 +431,7 @@ impl AuthIdTable {
 
 /// The OID `pg_get_userbyid` and `pg_authid` give a user: 10 (PostgreSQL's bootstrap
 /// superuser) for root, and a stable number above the system range for everyone else.
-pub(super) fn user_oid(user_id: &str) -> i64 {
+fn user_oid(user_id: &str) -> i64 {
     if user_id == "root" {
         return 10;
     }

@@ -114,44 +114,48 @@ impl<T> GuardedIo<T> {
     }
 
     /// Checks the complete frame `frame` and moves to the phase it leads to.
-    fn admit(&mut self, frame: &[u8]) -> Result<(), String> {
-        match self.phase {
-            Phase::Startup => {
-                let code = u32::from_be_bytes(frame[4..8].try_into().expect("startup code"));
-                match code {
-                    // 3.x: a newer minor version is answered by protocol negotiation.
-                    _ if code & 0xffff_0000 == PROTOCOL_3 => {
-                        startup_parameters(&frame[8..])?;
-                        self.phase = Phase::SaslInitial;
-                    }
-                    CANCEL_REQUEST if frame.len() >= 16 => {}
-                    _ if code >> 16 < 1000 => {
-                        return Err(format!(
-                            "unsupported frontend protocol {}.{}: server supports 3.0",
-                            code >> 16,
-                            code & 0xffff
-                        ));
-                    }
-                    _ => return Err(format!("invalid startup packet (code {code})")),
-                }
-            }
-            Phase::SaslInitial => {
-                expect_tag(frame, &[b'p', b'X'])?;
-                if frame[0] == b'p' {
-                    let mut body = Body::new(&frame[5..]);
-                    body.string()?;
-                    let length = body.i32()?;
-                    if length != -1 {
-                        body.bytes(length)?;
-                    }
-                    body.end()?;
-                    self.phase = Phase::Sasl;
-                }
-            }
-            Phase::Sasl => expect_tag(frame, &[b'p', b'X'])?,
-            Phase::Session => session_message(frame)?,
-        }
+    fn admit(&mut self, frame_size: usize) -> Result<(), String> {
+        self.phase = next_phase(self.phase, &self.pending[..frame_size])?;
         Ok(())
+    }
+}
+
+/// Checks `frame`, complete, against what `phase` allows; returns the phase it leads to.
+fn next_phase(phase: Phase, frame: &[u8]) -> Result<Phase, String> {
+    match phase {
+        Phase::Startup => {
+            let code = u32::from_be_bytes(frame[4..8].try_into().expect("startup code"));
+            match code {
+                // 3.x: a newer minor version is answered by protocol negotiation.
+                _ if code & 0xffff_0000 == PROTOCOL_3 => {
+                    startup_parameters(&frame[8..])?;
+                    Ok(Phase::SaslInitial)
+                }
+                CANCEL_REQUEST if frame.len() >= 16 => Ok(Phase::Startup),
+                _ if code >> 16 < 1000 => Err(format!(
+                    "unsupported frontend protocol {}.{}: server supports 3.0",
+                    code >> 16,
+                    code & 0xffff
+                )),
+                _ => Err(format!("invalid startup packet (code {code})")),
+            }
+        }
+        Phase::SaslInitial => {
+            expect_tag(frame, b"pX")?;
+            if frame[0] != b'p' {
+                return Ok(phase);
+            }
+            let mut body = Body::new(&frame[5..]);
+            body.string()?;
+            let length = body.i32()?;
+            if length != -1 {
+                body.bytes(length)?;
+            }
+            body.end()?;
+            Ok(Phase::Sasl)
+        }
+        Phase::Sasl => expect_tag(frame, b"pX").map(|()| phase),
+        Phase::Session => session_message(frame).map(|()| phase),
     }
 }
 
@@ -333,8 +337,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
             }
             let wanted = match this.frame_size()? {
                 Some(size) if this.pending.len() >= size => {
-                    let frame = this.pending[..size].to_vec();
-                    if let Err(why) = this.admit(&frame) {
+                    if let Err(why) = this.admit(size) {
                         return Poll::Ready(Err(this.refuse(why)));
                     }
                     this.released = size;
@@ -399,7 +402,7 @@ mod tests {
     fn admit(io: &mut GuardedIo<()>, frame: &[u8]) -> Result<(), String> {
         io.pending = BytesMut::from(frame);
         match io.frame_size() {
-            Ok(Some(size)) if size == frame.len() => io.admit(frame),
+            Ok(Some(size)) if size == frame.len() => io.admit(size),
             Ok(other) => Err(format!("frame size {other:?} for {} bytes", frame.len())),
             Err(e) => Err(e.to_string()),
         }

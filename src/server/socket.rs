@@ -163,14 +163,11 @@ pub async fn serve<H: PgWireServerHandlers>(
                 () = tokio::time::sleep(idle) => None,
             };
             if waited.is_none() {
-                let info = ErrorInfo::new(
-                    sqlstate::SEVERITY_FATAL.into(),
-                    sqlstate::IDLE_IN_TRANSACTION_TIMEOUT.into(),
-                    "terminating connection due to idle-in-transaction timeout".into(),
+                let info = sqlstate::fatal_info(
+                    sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
+                    "terminating connection due to idle-in-transaction timeout",
                 );
-                let _ = socket
-                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await;
+                send_last_error(&mut socket, info).await;
                 break;
             }
             waited
@@ -186,14 +183,8 @@ pub async fn serve<H: PgWireServerHandlers>(
                     Some(why) => why.to_owned(),
                     None => e.to_string(),
                 };
-                let info = ErrorInfo::new(
-                    sqlstate::SEVERITY_FATAL.into(),
-                    sqlstate::PROTOCOL_VIOLATION.into(),
-                    why,
-                );
-                let _ = socket
-                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await;
+                let info = sqlstate::fatal_info(sqlstate::PROTOCOL_VIOLATION, why);
+                send_last_error(&mut socket, info).await;
                 break;
             }
             Some(Err(panic)) => {
@@ -231,9 +222,7 @@ pub async fn serve<H: PgWireServerHandlers>(
             if e.is_fatal() || logging_in {
                 let mut info = ErrorInfo::from(e);
                 info.severity = sqlstate::SEVERITY_FATAL.into();
-                let _ = socket
-                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await;
+                send_last_error(&mut socket, info).await;
                 break;
             }
             process_error(&mut socket, e, extended_protocol).await?;
@@ -254,6 +243,16 @@ pub async fn serve<H: PgWireServerHandlers>(
     // Whatever is still pending (a final error) goes out before the socket closes.
     let _ = socket.close().await;
     Ok(())
+}
+
+/// Sends the error that ends the connection; the client may already be gone.
+async fn send_last_error<S>(socket: &mut S, info: ErrorInfo)
+where
+    S: futures::Sink<PgWireBackendMessage> + Unpin,
+{
+    let _ = socket
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await;
 }
 
 /// The error a client receives for a statement whose handling panicked; the panic itself was

@@ -82,11 +82,12 @@ pub fn error(code: &str, message: impl Into<String>) -> ErrorInfo {
 }
 
 pub fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        SEVERITY_FATAL.into(),
-        code.into(),
-        message.into(),
-    )))
+    PgWireError::UserError(Box::new(fatal_info(code, message)))
+}
+
+/// A FATAL error: the last message a connection receives.
+pub fn fatal_info(code: &str, message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo::new(SEVERITY_FATAL.into(), code.into(), message.into())
 }
 
 fn sql_code(err: &SqlError) -> &'static str {

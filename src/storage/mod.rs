@@ -362,6 +362,12 @@ impl Store {
         ReadView::pinned(self)
     }
 
+    /// Reads that each see the store as it is when they are made: for a reader that looks at
+    /// the hot row first and the cold index after, which no publish can fall between unseen.
+    pub fn unpinned_view(&self) -> ReadView<'_> {
+        ReadView::latest(self)
+    }
+
     pub fn segments(&self, table_id: u64) -> StorageResult<Vec<SegmentRecord>> {
         ReadView::latest(self).segments(table_id)
     }
@@ -411,16 +417,6 @@ impl Store {
             };
         }
         Ok(self.cold_entry(key)?.map(|entry| entry.version))
-    }
-
-    /// Those of `keys` that have a live cold copy.
-    pub fn with_cold_copies(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Vec<u8>>> {
-        ReadView::latest(self).with_cold_copies(keys)
-    }
-
-    /// Keys whose copy in `segment_id` is no longer live.
-    pub fn dead_keys(&self, segment_id: u64) -> StorageResult<std::collections::HashSet<Vec<u8>>> {
-        ReadView::latest(self).dead_keys(segment_id)
     }
 
     /// Deletes segment files no manifest entry references (a crash between writing a segment
@@ -658,10 +654,9 @@ mod tests {
         assert!(matches!(err, StorageError::Locked(..)), "{err}");
     }
 
-    #[test]
-    fn a_second_flush_of_the_same_rows_keeps_the_first_copy_live() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path(), durability()).unwrap();
+    /// A store holding one hot row of table 7: its key and the write that put it there.
+    fn store_with_one_hot_row(dir: &Path) -> (Store, Vec<u8>, Applied) {
+        let store = Store::open(dir, durability()).unwrap();
         let key = rows::row_id_key(7, 1);
         let written = store
             .apply(&Command::WriteRows {
@@ -674,20 +669,52 @@ mod tests {
                 row_id_high_water: Some(1),
             })
             .unwrap();
-        let segment = |id| SegmentRecord {
-            segment_id: id,
+        (store, key, written)
+    }
+
+    fn one_row_segment(segment_id: u64) -> SegmentRecord {
+        SegmentRecord {
+            segment_id,
             table_id: 7,
-            file: format!("s{id}.parquet"),
+            file: format!("s{segment_id}.parquet"),
             rows: 1,
             bytes: 0,
             columns: 1,
             created_at: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_view_taken_before_a_flush_publishes_sees_the_row_hot_and_not_the_new_segment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, key, written) = store_with_one_hot_row(tmp.path());
+        let before = store.view();
+        store
+            .apply(&Command::FlushSegment {
+                segment: one_row_segment(1),
+                rows: vec![(key.clone(), written.seq, false)],
+            })
+            .unwrap();
+        // The earlier view: the row is still hot and no segment exists, so a reader that lists
+        // segments and then looks for the row finds it one way or the other.
+        assert!(before.row(&key).unwrap().is_some());
+        assert!(before.segments(7).unwrap().is_empty());
+        assert!(before.cold_entry(&key).unwrap().is_none());
+        let after = store.view();
+        assert!(after.row(&key).unwrap().is_none());
+        assert_eq!(after.segments(7).unwrap().len(), 1);
+        assert!(after.cold_entry(&key).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_second_flush_of_the_same_rows_keeps_the_first_copy_live() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, key, written) = store_with_one_hot_row(tmp.path());
         // Both flushes read the same hot version before either published.
         for id in [1, 2] {
             store
                 .apply(&Command::FlushSegment {
-                    segment: segment(id),
+                    segment: one_row_segment(id),
                     rows: vec![(key.clone(), written.seq, false)],
                 })
                 .unwrap();
@@ -700,8 +727,9 @@ mod tests {
                 row: Some(0)
             })
         );
-        assert!(store.dead_keys(1).unwrap().is_empty());
-        assert!(store.dead_keys(2).unwrap().contains(&key));
+        let view = store.unpinned_view();
+        assert!(view.dead_keys(1).unwrap().is_empty());
+        assert!(view.dead_keys(2).unwrap().contains(&key));
         assert_eq!(store.live_version(&key).unwrap(), Some(written.seq));
     }
 
