@@ -17,6 +17,10 @@ pub const SHIPPED_ROOT_PASSWORD: &str = "kalamdb";
 
 /// Environment variable that overrides `[auth] root_password`.
 pub const ROOT_PASSWORD_ENV: &str = "KALAMDB_ROOT_PASSWORD";
+/// Overrides `[backup] signing_key`, so the key need not sit in a file.
+pub const SIGNING_KEY_ENV: &str = "KALAMDB_BACKUP_SIGNING_KEY";
+/// RFC 2104: an HMAC key shorter than the hash output weakens it.
+const MIN_SIGNING_KEY_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -172,6 +176,13 @@ pub struct BackupSection {
     pub keep_pre_restore: usize,
     #[serde(default = "BackupSection::default_snapshots_keep")]
     pub snapshots_keep: usize,
+    /// Restore staging stops before free disk falls below this many bytes.
+    #[serde(default = "BackupSection::default_min_free_bytes")]
+    pub min_free_bytes: u64,
+    /// HMAC-SHA-256 key that signs backups and that restores require (or
+    /// `KALAMDB_BACKUP_SIGNING_KEY`).
+    #[serde(default)]
+    pub signing_key: Option<String>,
 }
 
 impl BackupSection {
@@ -183,6 +194,9 @@ impl BackupSection {
     }
     fn default_snapshots_keep() -> usize {
         5
+    }
+    fn default_min_free_bytes() -> u64 {
+        64 * 1024 * 1024
     }
 
     /// Compression threads to use: the configured number, or one per CPU.
@@ -231,6 +245,9 @@ impl Config {
             .filter(|p| p.is_file());
         if let Ok(password) = std::env::var(ROOT_PASSWORD_ENV) {
             config.auth.root_password = password;
+        }
+        if let Ok(key) = std::env::var(SIGNING_KEY_ENV) {
+            config.backup.signing_key = Some(key);
         }
         config.validate()?;
         Ok(config)
@@ -284,6 +301,16 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "[backup] compression_level must be between 1 and 9".into(),
             ));
+        }
+        if self
+            .backup
+            .signing_key
+            .as_ref()
+            .is_some_and(|key| key.len() < MIN_SIGNING_KEY_BYTES)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[backup] signing_key must be at least {MIN_SIGNING_KEY_BYTES} bytes (for example `openssl rand -hex 32`)"
+            )));
         }
         if self.auth.root_password.is_empty() {
             return Err(ConfigError::Invalid(

@@ -36,9 +36,6 @@ const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::VerifyBackup { archive }) = &cli.command {
-        return verify_backup(archive);
-    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -48,7 +45,7 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
-        Command::VerifyBackup { .. } => unreachable!("handled before loading the config"),
+        Command::VerifyBackup { archive } => verify_backup(&archive, &config),
     }
 }
 
@@ -81,9 +78,15 @@ fn serve(config: Config) -> ExitCode {
     }
 }
 
-fn verify_backup(archive: &std::path::Path) -> ExitCode {
+/// Checks an archive as RESTORE would, under the config's `[backup] signing_key`.
+fn verify_backup(archive: &std::path::Path, config: &Config) -> ExitCode {
     let started = std::time::Instant::now();
-    match kalamdb::backup::verify_archive(archive) {
+    let key = config
+        .backup
+        .signing_key
+        .as_ref()
+        .map(|key| kalamdb::backup::SigningKey::new(key.as_bytes()));
+    match kalamdb::backup::verify_archive(archive, key.as_ref()) {
         Ok(checked) => {
             let manifest = &checked.manifest;
             let mut areas: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
@@ -129,6 +132,16 @@ fn verify_backup(archive: &std::path::Path) -> ExitCode {
                     "included"
                 } else {
                     "not included"
+                }
+            );
+            println!(
+                "  signature        {}",
+                match checked.signature {
+                    kalamdb::backup::Signature::Verified =>
+                        "HMAC-SHA-256, verified with [backup] signing_key",
+                    kalamdb::backup::Signature::Unchecked =>
+                        "HMAC-SHA-256, not checked (no [backup] signing_key set)",
+                    kalamdb::backup::Signature::Absent => "none (the archive is not signed)",
                 }
             );
             println!(

@@ -283,6 +283,13 @@ async fn hostile_and_damaged_archives_fail_the_job_and_leave_the_database_untouc
         ("foreign", "not a KalamDB backup"),
         // Declares a petabyte: refused before anything is extracted.
         ("huge_declared", "not enough free disk space"),
+        // 16 MiB extended headers in a few KiB of gzip: refused by their declared size.
+        ("huge_pax_header", "pax header of"),
+        ("long_name_bomb", "GNU long-name header of"),
+        ("pax_size_record", "pax 'size' record"),
+        // Headers that understate the archive: caught while streaming, not at the end.
+        ("size_lie", "more than the 1 bytes its header declares"),
+        ("count_lie", "1 files"),
     ];
     for (name, needle) in cases {
         let archive = hostile.join(format!("{name}.tar.gz"));

@@ -25,6 +25,14 @@ pub const PAX_FORMAT_VERSION: &str = "KALAMDB.format_version";
 pub const PAX_TOTAL_BYTES: &str = "KALAMDB.total_bytes";
 pub const PAX_FILE_COUNT: &str = "KALAMDB.file_count";
 
+/// The longest entry path an archive may hold (PostgreSQL's MAXPGPATH is 1 KiB; ours are far
+/// shorter), and so the largest GNU long-name header the reader accepts.
+pub const MAX_PATH_BYTES: usize = 4096;
+/// The largest pax header (global or per entry) the reader accepts.
+pub const MAX_PAX_HEADER_BYTES: u64 = 64 * 1024;
+/// The most components an entry path may have: `data/storage/<namespace>/<table>/<segment>` is 5.
+pub const MAX_PATH_DEPTH: usize = 16;
+
 /// A manifest larger than this is not a manifest of ours.
 pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
 
@@ -54,6 +62,47 @@ pub struct ManifestFile {
 struct Envelope<T> {
     manifest: T,
     manifest_sha256: String,
+    /// HMAC-SHA-256 of the same serialization under `[backup] signing_key`, when one is set.
+    /// The digest above only detects damage (anyone can recompute it); this shows the archive
+    /// was written by a server holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    manifest_hmac_sha256: Option<String>,
+}
+
+/// `[backup] signing_key`, ready to sign and verify manifests.
+#[derive(Clone)]
+pub struct SigningKey(ring::hmac::Key);
+
+impl SigningKey {
+    pub fn new(secret: &[u8]) -> SigningKey {
+        SigningKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
+    }
+
+    fn sign(&self, canonical: &[u8]) -> String {
+        hex::encode(ring::hmac::sign(&self.0, canonical))
+    }
+
+    /// Constant-time comparison, so timing reveals nothing about the expected tag.
+    fn verifies(&self, canonical: &[u8], tag_hex: &str) -> bool {
+        hex::decode(tag_hex).is_ok_and(|tag| ring::hmac::verify(&self.0, canonical, &tag).is_ok())
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(<secret>)")
+    }
+}
+
+/// What a manifest's signature says about where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// Signed with the key the reader holds.
+    Verified,
+    /// Signed, but the reader holds no key to check it with.
+    Unchecked,
+    /// Not signed.
+    Absent,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -66,8 +115,15 @@ fn canonical<T: Serialize>(body: &T) -> String {
 
 /// Serializes `body` together with the SHA-256 of its canonical serialization.
 pub fn seal<T: Serialize>(body: &T) -> Vec<u8> {
+    seal_signed(body, None)
+}
+
+/// [`seal`], and with `key` an HMAC-SHA-256 of the same serialization.
+pub fn seal_signed<T: Serialize>(body: &T, key: Option<&SigningKey>) -> Vec<u8> {
+    let canonical = canonical(body);
     let envelope = Envelope {
-        manifest_sha256: sha256_hex(canonical(body).as_bytes()),
+        manifest_sha256: sha256_hex(canonical.as_bytes()),
+        manifest_hmac_sha256: key.map(|key| key.sign(canonical.as_bytes())),
         manifest: body,
     };
     let mut out = serde_json::to_vec_pretty(&envelope).expect("envelope serializes");
@@ -81,13 +137,24 @@ pub fn unseal<T: Serialize + for<'de> Deserialize<'de>>(
     bytes: &[u8],
     what: &str,
 ) -> Result<T, String> {
+    unseal_signed(bytes, what, None).map(|(body, _)| body)
+}
+
+/// [`unseal`], and checks the signature: with `key`, an unsigned document or one signed with
+/// another key is refused.
+pub fn unseal_signed<T: Serialize + for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    what: &str,
+    key: Option<&SigningKey>,
+) -> Result<(T, Signature), String> {
     let envelope: Envelope<serde_json::Value> =
         serde_json::from_slice(bytes).map_err(|e| format!("{what} is not valid JSON: {e}"))?;
     let body: T = serde_json::from_value(envelope.manifest.clone())
         .map_err(|e| format!("{what} is malformed: {e}"))?;
     // Fields the reader does not know would be dropped by the typed round trip: hash the
     // document as written too, so they cannot be slipped in either.
-    let actual = sha256_hex(canonical(&body).as_bytes());
+    let canonical = canonical(&body);
+    let actual = sha256_hex(canonical.as_bytes());
     if actual != envelope.manifest_sha256
         || serde_json::to_value(&body).ok() != Some(envelope.manifest)
     {
@@ -96,7 +163,22 @@ pub fn unseal<T: Serialize + for<'de> Deserialize<'de>>(
             envelope.manifest_sha256
         ));
     }
-    Ok(body)
+    let signature = match (key, &envelope.manifest_hmac_sha256) {
+        (None, None) => Signature::Absent,
+        (None, Some(_)) => Signature::Unchecked,
+        (Some(_), None) => {
+            return Err(format!(
+                "{what} is not signed, but [backup] signing_key is set: only archives signed with that key are accepted"
+            ));
+        }
+        (Some(key), Some(tag)) if key.verifies(canonical.as_bytes(), tag) => Signature::Verified,
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{what} is signed with another key than [backup] signing_key (or was altered and re-signed without it)"
+            ));
+        }
+    };
+    Ok((body, signature))
 }
 
 /// The body of a pax global header holding `records`.
@@ -129,6 +211,12 @@ impl Place {
     /// Checks an entry's path against the layout: relative, only normal components, and under
     /// one of the spec's areas. Returns why it is refused otherwise.
     pub fn of(path: &[u8]) -> Result<Place, String> {
+        if path.len() > MAX_PATH_BYTES {
+            return Err(format!(
+                "entry path of {} bytes is longer than the {MAX_PATH_BYTES} allowed",
+                path.len()
+            ));
+        }
         let text = std::str::from_utf8(path).map_err(|_| {
             format!(
                 "entry {:?} has a path that is not UTF-8",
@@ -147,6 +235,11 @@ impl Place {
         let parts: Vec<&str> = trimmed.split('/').collect();
         if parts.contains(&"..") {
             return Err(format!("entry '{text}' escapes the archive with '..'"));
+        }
+        if parts.len() > MAX_PATH_DEPTH {
+            return Err(format!(
+                "entry '{text}' is nested deeper than {MAX_PATH_DEPTH} directories"
+            ));
         }
         if parts.iter().any(|p| p.is_empty() || *p == ".") {
             return Err(format!("entry '{text}' has an empty or '.' path component"));
@@ -217,6 +310,36 @@ mod tests {
             .replace("\"size\": 3", "\"size\": 4");
         let err = unseal::<Manifest>(tampered.as_bytes(), "manifest").unwrap_err();
         assert!(err.contains("checksum mismatch"), "{err}");
+    }
+
+    #[test]
+    fn signed_manifests_verify_only_under_their_key() {
+        let body = serde_json::json!({"files": 3});
+        let key = SigningKey::new(b"0123456789abcdef0123456789abcdef");
+        let other = SigningKey::new(b"fedcba9876543210fedcba9876543210");
+        let signed = seal_signed(&body, Some(&key));
+        let unsigned = seal(&body);
+        let read = |bytes: &[u8], key| unseal_signed::<serde_json::Value>(bytes, "m", key);
+        assert_eq!(read(&signed, Some(&key)).unwrap().1, Signature::Verified);
+        assert_eq!(read(&signed, None).unwrap().1, Signature::Unchecked);
+        assert_eq!(read(&unsigned, None).unwrap().1, Signature::Absent);
+        let err = read(&signed, Some(&other)).unwrap_err();
+        assert!(err.contains("another key"), "{err}");
+        let err = read(&unsigned, Some(&key)).unwrap_err();
+        assert!(err.contains("not signed"), "{err}");
+        // Re-sealing a changed body without the key cannot carry a valid tag over.
+        let text = String::from_utf8(signed).unwrap();
+        let tag_line = text
+            .lines()
+            .find(|l| l.contains("manifest_hmac_sha256"))
+            .unwrap();
+        let forged = String::from_utf8(seal(&serde_json::json!({"files": 4}))).unwrap();
+        let forged = forged.replacen(
+            "{\n",
+            &format!("{{\n{}\n", tag_line.trim_end_matches(',').to_owned() + ","),
+            1,
+        );
+        assert!(read(forged.as_bytes(), Some(&key)).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use format::{Signature, SigningKey};
 pub use paths::{PathError, PathPolicy, PathUse, check_path};
 pub use reader::{ArchiveError, CheckedArchive};
 pub use restore::RestoreJob;
@@ -141,7 +142,11 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// Reads and checks an archive without restoring it: `kalamdb verify-backup`.
-pub fn verify_archive(path: &Path) -> Result<CheckedArchive, ArchiveError> {
-    reader::read_archive(path, &mut reader::DiscardSink, &mut |_| Ok(()))
+/// Reads and checks an archive without restoring it: `kalamdb verify-backup`. With `key`, an
+/// archive not signed with it fails.
+pub fn verify_archive(
+    path: &Path,
+    key: Option<&SigningKey>,
+) -> Result<CheckedArchive, ArchiveError> {
+    reader::read_archive(path, key, &mut reader::DiscardSink, &mut |_| Ok(()))
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 
-use super::format::{self, Manifest, Place};
+use super::format::{self, Manifest, Place, Signature, SigningKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -89,14 +89,17 @@ pub struct CheckedArchive {
     pub archive_bytes: u64,
     pub directories: usize,
     pub has_config: bool,
+    pub signature: Signature,
 }
 
 const CHUNK: usize = 256 * 1024;
 
 /// Reads and checks the archive at `path`, handing every entry to `sink`. `on_progress` is
-/// called with the file bytes read so far and may stop the read (cancellation).
+/// called with the file bytes read so far and may stop the read (cancellation). With `key`,
+/// only an archive signed with it passes.
 pub fn read_archive(
     path: &Path,
+    key: Option<&SigningKey>,
     sink: &mut dyn Sink,
     on_progress: &mut dyn FnMut(u64) -> ArchiveResult<()>,
 ) -> ArchiveResult<CheckedArchive> {
@@ -121,21 +124,24 @@ pub fn read_archive(
     let file = File::open(path).map_err(ArchiveError::io(context()))?;
     let decoder = MultiGzDecoder::new(BufReader::with_capacity(CHUNK, file));
     let mut tar = tar::Archive::new(Pipelined::spawn(decoder));
-    let damaged = |e: std::io::Error| {
-        ArchiveError::Invalid(format!("the archive is truncated or damaged: {e}"))
-    };
-    let mut entries = tar.entries().map_err(damaged)?;
+    // Raw: long-name and pax headers come to `next_member`, which bounds them, instead of
+    // being read whole by the tar crate.
+    let mut entries = tar.entries().map_err(damaged)?.raw(true);
     let declared = read_header(&mut entries)?;
     sink.reserve(declared.total_bytes)?;
+    // Every directory we write is `data/`, an area, or an ancestor of a file.
+    let most_directories = 1
+        + format::LAYOUT.len() as u64
+        + declared
+            .file_count
+            .saturating_mul(format::MAX_PATH_DEPTH as u64);
 
     let mut seen: std::collections::HashMap<String, (u64, String)> = Default::default();
     let mut directories = 0;
     let mut manifest_bytes: Option<Vec<u8>> = None;
     let mut done = 0u64;
     let mut buffer = vec![0u8; CHUNK];
-    for entry in entries {
-        let mut entry = entry.map_err(damaged)?;
-        let raw_path = entry.path_bytes().into_owned();
+    while let Some((raw_path, mut entry)) = next_member(&mut entries)? {
         let shown = String::from_utf8_lossy(&raw_path).into_owned();
         if manifest_bytes.is_some() {
             return Err(ArchiveError::Invalid(format!(
@@ -152,6 +158,12 @@ pub fn read_archive(
                     )));
                 }
                 directories += 1;
+                if directories as u64 > most_directories {
+                    return Err(ArchiveError::Invalid(format!(
+                        "the archive holds more than {most_directories} directories, more than its {} files can need",
+                        declared.file_count
+                    )));
+                }
                 sink.directory(&place)?;
                 continue;
             }
@@ -191,6 +203,12 @@ pub fn read_archive(
             manifest_bytes = Some(bytes);
             continue;
         }
+        if seen.len() as u64 >= declared.file_count {
+            return Err(ArchiveError::Invalid(format!(
+                "the archive holds more than the {} files its header declares",
+                declared.file_count
+            )));
+        }
         let mut out = sink.create(&place)?;
         let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         let mut read = 0u64;
@@ -228,8 +246,9 @@ pub fn read_archive(
             "the archive has no MANIFEST.json (truncated, or not a complete KalamDB backup)".into(),
         ));
     };
-    let manifest: Manifest =
-        format::unseal(&manifest_bytes, "MANIFEST.json").map_err(ArchiveError::Invalid)?;
+    let (manifest, signature): (Manifest, _) =
+        format::unseal_signed(&manifest_bytes, "MANIFEST.json", key)
+            .map_err(ArchiveError::Invalid)?;
     check_against_manifest(&manifest, &declared, &seen)?;
     let has_config = seen.contains_key(format::CONFIG_NAME);
     Ok(CheckedArchive {
@@ -237,6 +256,7 @@ pub fn read_archive(
         archive_bytes,
         directories,
         has_config,
+        signature,
     })
 }
 
@@ -324,23 +344,14 @@ fn read_header<R: Read>(entries: &mut tar::Entries<R>) -> ArchiveResult<Declared
     };
     let mut first = match entries.next() {
         None => return Err(foreign("it holds no entries")),
-        Some(Err(e)) => {
-            return Err(ArchiveError::Invalid(format!(
-                "the archive is truncated or damaged: {e}"
-            )));
-        }
+        Some(Err(e)) => return Err(damaged(e)),
         Some(Ok(entry)) => entry,
     };
     if first.header().entry_type() != tar::EntryType::XGlobalHeader {
         let path = String::from_utf8_lossy(&first.path_bytes()).into_owned();
         return Err(foreign(&format!("its first entry is '{path}'")));
     }
-    let mut body = Vec::new();
-    first
-        .by_ref()
-        .take(64 * 1024)
-        .read_to_end(&mut body)
-        .map_err(|e| ArchiveError::Invalid(format!("the archive is truncated or damaged: {e}")))?;
+    let body = read_extended_header(&mut first, "pax global", format::MAX_PAX_HEADER_BYTES)?;
     let mut values = std::collections::HashMap::new();
     for record in tar::PaxExtensions::new(&body) {
         let record = record.map_err(|e| foreign(&format!("its header is malformed: {e}")))?;
@@ -366,6 +377,97 @@ fn read_header<R: Read>(entries: &mut tar::Entries<R>) -> ArchiveResult<Declared
         total_bytes: number(format::PAX_TOTAL_BYTES)?,
         file_count: number(format::PAX_FILE_COUNT)?,
     })
+}
+
+/// The next member with its path. GNU long-name and pax headers in front of it are read here,
+/// within [`format::MAX_PATH_BYTES`] and [`format::MAX_PAX_HEADER_BYTES`]: a few megabytes of
+/// gzip can otherwise declare a header of gigabytes that a reader buffers whole.
+fn next_member<'a, R: Read>(
+    entries: &mut tar::Entries<'a, R>,
+) -> ArchiveResult<Option<(Vec<u8>, tar::Entry<'a, R>)>> {
+    let mut extended = false;
+    let mut long_path: Option<Vec<u8>> = None;
+    loop {
+        let Some(entry) = entries.next() else {
+            if extended {
+                return Err(ArchiveError::Invalid(
+                    "the archive ends after an extended header, without the entry it describes"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let mut entry = entry.map_err(damaged)?;
+        let kind = entry.header().entry_type();
+        if kind.is_gnu_longlink() {
+            return Err(ArchiveError::Invalid(
+                "the archive has a GNU long link name; links are not allowed".into(),
+            ));
+        }
+        if !kind.is_gnu_longname() && !kind.is_pax_local_extensions() {
+            let path = long_path.unwrap_or_else(|| entry.path_bytes().into_owned());
+            return Ok(Some((path, entry)));
+        }
+        if extended {
+            return Err(ArchiveError::Invalid(
+                "two extended headers describe the same entry".into(),
+            ));
+        }
+        extended = true;
+        if kind.is_gnu_longname() {
+            // The name is NUL-terminated inside the header's data.
+            let limit = format::MAX_PATH_BYTES as u64 + 1;
+            let mut name = read_extended_header(&mut entry, "GNU long-name", limit)?;
+            while name.last() == Some(&0) {
+                name.pop();
+            }
+            long_path = Some(name);
+            continue;
+        }
+        let body = read_extended_header(&mut entry, "pax", format::MAX_PAX_HEADER_BYTES)?;
+        for record in tar::PaxExtensions::new(&body) {
+            let record = record.map_err(|e| {
+                ArchiveError::Invalid(format!("the archive has a malformed pax header: {e}"))
+            })?;
+            match record.key() {
+                Ok("path") => long_path = Some(record.value_bytes().to_vec()),
+                // Each would make the entry something the plain header does not say: a
+                // different size, a link, a sparse map. KalamDB never writes them.
+                Ok(key) if key == "size" || key == "linkpath" || key.starts_with("GNU.sparse") => {
+                    return Err(ArchiveError::Invalid(format!(
+                        "the archive has a pax '{key}' record, which backups never hold"
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The data of an extended header, refused unread when it declares more than `limit` bytes.
+fn read_extended_header<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    what: &str,
+    limit: u64,
+) -> ArchiveResult<Vec<u8>> {
+    let size = entry.size();
+    if size > limit {
+        return Err(ArchiveError::Invalid(format!(
+            "the archive has a {what} header of {size} bytes; at most {limit} are accepted"
+        )));
+    }
+    let mut body = Vec::with_capacity(size as usize);
+    entry.read_to_end(&mut body).map_err(damaged)?;
+    if body.len() as u64 != size {
+        return Err(ArchiveError::Invalid(format!(
+            "the archive is truncated inside a {what} header"
+        )));
+    }
+    Ok(body)
+}
+
+fn damaged(e: std::io::Error) -> ArchiveError {
+    ArchiveError::Invalid(format!("the archive is truncated or damaged: {e}"))
 }
 
 fn check_against_manifest(

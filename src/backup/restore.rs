@@ -14,16 +14,20 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::format::Place;
+use super::format::{Place, Signature, SigningKey};
 use super::reader::{self, ArchiveError, ArchiveResult, FileSink, Sink};
 use super::{RestoreMarker, fsync_dir, human_bytes, pending_dir, staging_prefix};
 use crate::jobs::{JobContext, JobError, JobResult, JobWork};
 
-/// Kept free beyond the archive's size while staging, for RocksDB and the rest of the system.
-const FREE_SPACE_MARGIN: u64 = 64 * 1024 * 1024;
+/// How often, in staged bytes, free disk is measured again while staging.
+const FREE_SPACE_CHECK_BYTES: u64 = 16 * 1024 * 1024;
 
 pub struct RestoreJob {
     pub source: PathBuf,
+    /// `[backup] signing_key`: only archives signed with it are staged.
+    pub signing_key: Option<SigningKey>,
+    /// `[backup] min_free_bytes`: free disk kept for the live database while staging.
+    pub min_free_bytes: u64,
 }
 
 #[async_trait::async_trait]
@@ -46,7 +50,11 @@ impl JobWork for RestoreJob {
 
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
         let source = self.source.clone();
-        tokio::task::spawn_blocking(move || stage(&ctx, &source))
+        let limits = StagingLimits {
+            signing_key: self.signing_key.clone(),
+            min_free_bytes: self.min_free_bytes,
+        };
+        tokio::task::spawn_blocking(move || stage(&ctx, &source, &limits))
             .await
             .map_err(|e| JobError::Failed(format!("restore task failed: {e}")))?
     }
@@ -60,7 +68,12 @@ pub fn staged_message(source: &Path) -> String {
     )
 }
 
-fn stage(ctx: &JobContext, source: &Path) -> JobResult<String> {
+struct StagingLimits {
+    signing_key: Option<SigningKey>,
+    min_free_bytes: u64,
+}
+
+fn stage(ctx: &JobContext, source: &Path, limits: &StagingLimits) -> JobResult<String> {
     let started = Instant::now();
     let data_dir = ctx.store.dir().root().to_path_buf();
     let staging = PathBuf::from(format!("{}{}", staging_prefix(&data_dir), ctx.job_id));
@@ -69,7 +82,7 @@ fn stage(ctx: &JobContext, source: &Path) -> JobResult<String> {
         .mode(0o700)
         .create(&staging)
         .map_err(|e| JobError::Failed(format!("creating {}: {e}", staging.display())))?;
-    let result = fill_staging(ctx, source, &staging, &data_dir);
+    let result = fill_staging(ctx, source, &staging, &data_dir, limits);
     match result {
         Ok(summary) => {
             tracing::info!(
@@ -100,16 +113,25 @@ fn fill_staging(
     source: &Path,
     staging: &Path,
     data_dir: &Path,
+    limits: &StagingLimits,
 ) -> ArchiveResult<String> {
     let mut sink = StagingSink {
         root: staging.to_path_buf(),
         ctx,
+        min_free_bytes: limits.min_free_bytes,
     };
     let mut last_report = Instant::now();
+    let mut next_space_check = FREE_SPACE_CHECK_BYTES;
     let mut on_progress = |done: u64| -> ArchiveResult<()> {
         crate::fault::crash_point("restore_during_staging");
         if ctx.is_cancelled() {
             return Err(ArchiveError::Cancelled);
+        }
+        // The check before staging assumed nothing else fills the disk meanwhile; the live
+        // database and other processes still write, so measure again as the staging grows.
+        if done >= next_space_check {
+            next_space_check = done + FREE_SPACE_CHECK_BYTES;
+            keep_free_space(staging, 0, limits.min_free_bytes)?;
         }
         if last_report.elapsed().as_millis() >= 250 {
             last_report = Instant::now();
@@ -118,7 +140,23 @@ fn fill_staging(
         }
         Ok(())
     };
-    let checked = reader::read_archive(source, &mut sink, &mut on_progress)?;
+    let checked = reader::read_archive(
+        source,
+        limits.signing_key.as_ref(),
+        &mut sink,
+        &mut on_progress,
+    )?;
+    if checked.signature != Signature::Verified {
+        tracing::warn!(
+            job_id = ctx.job_id,
+            archive = %source.display(),
+            "restoring an archive whose origin is not checked: set [backup] signing_key so that only archives signed with it are restored"
+        );
+    }
+    // The staged catalog names the files the server will later read, overwrite and delete:
+    // a crafted one must not reach outside the data directory.
+    crate::storage::verify_catalog_at(&staging.join("rocksdb"))
+        .map_err(|e| ArchiveError::Invalid(format!("the archive's catalog is unsafe: {e}")))?;
     let total = checked.manifest.total_bytes;
     ctx.progress(total, None)
         .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
@@ -178,6 +216,25 @@ fn publish(staging: &Path, pending: &Path) -> std::io::Result<()> {
 struct StagingSink<'a> {
     root: PathBuf,
     ctx: &'a JobContext,
+    min_free_bytes: u64,
+}
+
+/// Fails unless writing `more` bytes under `dir` leaves `min_free` bytes free.
+fn keep_free_space(dir: &Path, more: u64, min_free: u64) -> ArchiveResult<()> {
+    let available = super::available_space(dir).map_err(ArchiveError::io(format!(
+        "checking free space on {}",
+        dir.display()
+    )))?;
+    if available < more.saturating_add(min_free) {
+        return Err(ArchiveError::NoSpace(format!(
+            "not enough free disk space to restore: {} still to write and {} kept free ([backup] min_free_bytes), but only {} available on {}",
+            human_bytes(more),
+            human_bytes(min_free),
+            human_bytes(available),
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 impl StagingSink<'_> {
@@ -198,20 +255,7 @@ impl Sink for StagingSink<'_> {
         self.ctx
             .progress(0, Some(total_bytes))
             .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        let available = super::available_space(&self.root).map_err(ArchiveError::io(format!(
-            "checking free space on {}",
-            self.root.display()
-        )))?;
-        if available < total_bytes + FREE_SPACE_MARGIN {
-            return Err(ArchiveError::NoSpace(format!(
-                "not enough free disk space to restore: the archive holds {} and {} more are kept free, but only {} are available on {}",
-                human_bytes(total_bytes),
-                human_bytes(FREE_SPACE_MARGIN),
-                human_bytes(available),
-                self.root.display()
-            )));
-        }
-        Ok(())
+        keep_free_space(&self.root, total_bytes, self.min_free_bytes)
     }
 
     fn directory(&mut self, place: &Place) -> ArchiveResult<()> {

@@ -17,7 +17,7 @@ use gzp::deflate::Gzip;
 use gzp::par::compress::{ParCompress, ParCompressBuilder};
 use serde_json::json;
 
-use super::format::{self, Manifest, ManifestFile};
+use super::format::{self, Manifest, ManifestFile, SigningKey};
 use super::{fsync_dir, human_bytes};
 use crate::jobs::{JobContext, JobError, JobResult, JobWork};
 use crate::storage::BackupPoint;
@@ -35,6 +35,8 @@ pub struct BackupJob {
     pub config_path: Option<PathBuf>,
     pub compression_level: u32,
     pub compression_threads: usize,
+    /// `[backup] signing_key`: the manifest is signed with it when set.
+    pub signing_key: Option<SigningKey>,
 }
 
 #[async_trait::async_trait]
@@ -198,6 +200,7 @@ impl BackupJob {
             progress: Progress::new(ctx, total),
             manifest_files: Vec::with_capacity(point.files.len() + 1),
             mtime: chrono::Utc::now().timestamp().max(0) as u64,
+            signing_key: self.signing_key.as_ref(),
         };
         let written = archive.write_all(&point, config.as_deref(), &ctx.job_id, total);
         let file = match written.and_then(|()| archive.finish()) {
@@ -275,6 +278,7 @@ struct ArchiveWriter<'a> {
     progress: Progress<'a>,
     manifest_files: Vec<ManifestFile>,
     mtime: u64,
+    signing_key: Option<&'a SigningKey>,
 }
 
 impl ArchiveWriter<'_> {
@@ -321,7 +325,7 @@ impl ArchiveWriter<'_> {
             total_bytes: total,
             files: std::mem::take(&mut self.manifest_files),
         };
-        let sealed = format::seal(&manifest);
+        let sealed = format::seal_signed(&manifest, self.signing_key);
         let mut header = self.header(tar::EntryType::Regular, sealed.len() as u64, 0o644);
         self.tar
             .append_data(&mut header, format::MANIFEST_NAME, sealed.as_slice())

@@ -1,6 +1,7 @@
 //! Statements that start or stop background jobs (FLUSH TABLE, BACKUP DATABASE, RESTORE
 //! DATABASE, KILL JOB) and CLUSTER SNAPSHOT.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
@@ -9,9 +10,35 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::session::Outcome;
 use super::{ExecError, ExecResult, Session};
 use crate::backup::{self, BackupJob, PathPolicy, PathUse, RestoreJob};
+use crate::config::Config;
 use crate::jobs::FlushJob;
 use crate::sql::TableName;
 use crate::storage::TableKind;
+
+/// A BACKUP job to `target` under the server's `[backup]` settings.
+pub(super) fn backup_job(config: &Config, target: PathBuf) -> BackupJob {
+    BackupJob {
+        target,
+        config_path: config.source_path.clone(),
+        compression_level: config.backup.compression_level,
+        compression_threads: config.backup.threads(),
+        signing_key: signing_key(config),
+    }
+}
+
+/// A RESTORE job from `source` under the server's `[backup]` settings.
+pub(super) fn restore_job(config: &Config, source: PathBuf) -> RestoreJob {
+    RestoreJob {
+        source,
+        signing_key: signing_key(config),
+        min_free_bytes: config.backup.min_free_bytes,
+    }
+}
+
+fn signing_key(config: &Config) -> Option<backup::SigningKey> {
+    let key = config.backup.signing_key.as_ref()?;
+    Some(backup::SigningKey::new(key.as_bytes()))
+}
 
 /// The row a statement that queues a job returns.
 pub(super) fn job_started_schema() -> SchemaRef {
@@ -76,15 +103,10 @@ impl Session {
     pub(super) fn backup_database(&self, raw: &str, quoted: bool) -> ExecResult<Outcome> {
         let target = self.checked_path(raw, quoted, PathUse::BackupTarget)?;
         let config = self.engine.config();
-        let job_id = self.engine.jobs().submit(
-            Arc::new(BackupJob {
-                target: target.clone(),
-                config_path: config.source_path.clone(),
-                compression_level: config.backup.compression_level,
-                compression_threads: config.backup.threads(),
-            }),
-            self.user_id(),
-        )?;
+        let job_id = self
+            .engine
+            .jobs()
+            .submit(Arc::new(backup_job(config, target.clone())), self.user_id())?;
         job_started(
             &job_id,
             format!(
@@ -97,9 +119,7 @@ impl Session {
     pub(super) fn restore_database(&self, raw: &str, quoted: bool) -> ExecResult<Outcome> {
         let source = self.checked_path(raw, quoted, PathUse::RestoreSource)?;
         let job_id = self.engine.jobs().submit(
-            Arc::new(RestoreJob {
-                source: source.clone(),
-            }),
+            Arc::new(restore_job(self.engine.config(), source.clone())),
             self.user_id(),
         )?;
         job_started(

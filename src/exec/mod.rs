@@ -191,15 +191,8 @@ impl Engine {
                     namespace: text("namespace"),
                     table: text("table"),
                 }),
-                "backup" => Arc::new(crate::backup::BackupJob {
-                    target: text("path").into(),
-                    config_path: self.config.source_path.clone(),
-                    compression_level: self.config.backup.compression_level,
-                    compression_threads: self.config.backup.threads(),
-                }),
-                "restore" => Arc::new(crate::backup::RestoreJob {
-                    source: text("path").into(),
-                }),
+                "backup" => Arc::new(maintenance::backup_job(&self.config, text("path").into())),
+                "restore" => Arc::new(maintenance::restore_job(&self.config, text("path").into())),
                 other => {
                     tracing::warn!(job_id = job.job_id, "cannot resume a queued {other} job");
                     continue;

@@ -9,6 +9,7 @@
 mod capture;
 mod command;
 mod datadir;
+mod file_names;
 mod records;
 pub mod rows;
 pub mod segments;
@@ -34,6 +35,7 @@ pub fn is_tombstone(stored: &[u8]) -> bool {
     rows::stored_payload(stored) == command::TOMBSTONE
 }
 pub use datadir::{DataDir, LOCK_FILE};
+pub use file_names::verify_catalog_at;
 pub use records::{
     JobRecord, JobStatus, NamespaceRecord, Role, ScramVerifier, TableKind, TableRecord, UserRecord,
 };
@@ -249,6 +251,7 @@ impl Store {
             segment_footers: Default::default(),
         })
         .and_then(|store| {
+            file_names::check_catalog(&store.db)?;
             let highest = store
                 .all_segments()?
                 .iter()

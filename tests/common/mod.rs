@@ -394,11 +394,18 @@ pub fn partial_exists(target: &Path) -> bool {
 
 /// Runs `kalamdb verify-backup <archive>`: (passed, stdout + stderr).
 pub fn verify_backup(archive: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kalamdb"))
-        .arg("verify-backup")
-        .arg(archive)
-        .output()
-        .expect("kalamdb runs");
+    verify_backup_with_key(archive, None)
+}
+
+/// `kalamdb verify-backup`, with `key` as `KALAMDB_BACKUP_SIGNING_KEY` (none when `None`).
+pub fn verify_backup_with_key(archive: &Path, key: Option<&str>) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kalamdb"));
+    command.arg("verify-backup").arg(archive);
+    match key {
+        Some(key) => command.env("KALAMDB_BACKUP_SIGNING_KEY", key),
+        None => command.env_remove("KALAMDB_BACKUP_SIGNING_KEY"),
+    };
+    let out = command.output().expect("kalamdb runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -2,12 +2,15 @@
 """Builds damaged, foreign and hostile variants of a good KalamDB backup archive.
 
 usage: hostile_archives.py GOOD.tar.gz OUT_DIR
+       hostile_archives.py --repack GOOD.tar.gz DATA_DIR OUT.tar.gz
 
 Each variant is written to OUT_DIR/<name>.tar.gz. Variants that add or change entries keep the
 archive's pax global header and put their change before MANIFEST.json, so the restore meets
 them as it would in a crafted attack rather than failing earlier for an unrelated reason.
 """
+import hashlib
 import io
+import json
 import os
 import sys
 import tarfile
@@ -100,6 +103,21 @@ def main():
     # A header declaring far more data than any disk holds.
     write(target("huge_declared"), dict(headers, **{"KALAMDB.total_bytes": str(10**15)}), entries)
 
+    # Header bombs: a few kilobytes of gzip declaring megabytes of pax records or of a GNU long
+    # name, which a reader that buffers extended headers whole would hold in memory.
+    bomb = file_entry("data/storage/bomb.parquet", b"x")
+    bomb[0].pax_headers = {"comment": "a" * (16 << 20)}
+    write(target("huge_pax_header"), headers, before_manifest(entries, [bomb]))
+    write_with_gnu_entry(target("long_name_bomb"), headers, entries,
+                         file_entry("data/storage/" + "n" * (16 << 20), b"x"))
+    # A pax record that would silently give an entry another size than its header says.
+    resized = file_entry("data/storage/resized.parquet", b"x")
+    resized[0].pax_headers = {"size": "1"}
+    write(target("pax_size_record"), headers, before_manifest(entries, [resized]))
+    # Headers that understate what follows: one byte, one file.
+    write(target("size_lie"), dict(headers, **{"KALAMDB.total_bytes": "1"}), entries)
+    write(target("count_lie"), dict(headers, **{"KALAMDB.file_count": "1"}), entries)
+
     # A well-formed .tar.gz that some other program wrote: no KalamDB header, no manifest.
     with tarfile.open(target("foreign"), "w:gz", format=tarfile.GNU_FORMAT) as dst:
         for info, data in entries:
@@ -107,5 +125,57 @@ def main():
                 dst.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
+def write_with_gnu_entry(path, headers, entries, extra):
+    """Like write, with `extra` in GNU format (a long name becomes an 'L' header)."""
+    body = [e for e in entries if e[0].name != "MANIFEST.json"]
+    manifest = [e for e in entries if e[0].name == "MANIFEST.json"]
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT, pax_headers=headers) as dst:
+        for info, data in body:
+            dst.addfile(info, io.BytesIO(data) if data is not None else None)
+        dst.format = tarfile.GNU_FORMAT
+        dst.addfile(extra[0], io.BytesIO(extra[1]))
+        dst.format = tarfile.PAX_FORMAT
+        for info, data in manifest:
+            dst.addfile(info, io.BytesIO(data))
+
+
+def canonical(body):
+    """The serialization KalamDB seals: serde_json's pretty printer, which this matches."""
+    return json.dumps(body, indent=2, ensure_ascii=False)
+
+
+def repack(good, data_dir, out):
+    """A correctly sealed archive of DATA_DIR (an extracted, then edited, `data/`): the attack
+    of someone who can rewrite an archive and recompute its checksums, but holds no signing key."""
+    headers, entries = members(good)
+    old = json.loads(next(d for i, d in entries if i.name == "MANIFEST.json"))["manifest"]
+    dirs, files = [], []
+    for root, subdirs, names in os.walk(data_dir):
+        subdirs.sort()
+        rel = os.path.relpath(root, os.path.dirname(data_dir))
+        dirs.append(rel)
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            files.append((os.path.join(rel, name), open(full, "rb").read()))
+    listed = [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in files]
+    manifest = dict(old, total_bytes=sum(len(d) for _, d in files), files=listed)
+    sealed = {"manifest": manifest,
+              "manifest_sha256": hashlib.sha256(canonical(manifest).encode()).hexdigest()}
+    header = dict(headers, **{"KALAMDB.total_bytes": str(manifest["total_bytes"]),
+                              "KALAMDB.file_count": str(len(files))})
+    out_entries = []
+    for d in dirs:
+        info = tarfile.TarInfo(d + "/")
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+        out_entries.append((info, None))
+    out_entries += [file_entry(p, d) for p, d in files]
+    out_entries.append(file_entry("MANIFEST.json", (canonical(sealed) + "\n").encode()))
+    write(out, header, out_entries)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--repack":
+        repack(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        main()
