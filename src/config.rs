@@ -68,6 +68,9 @@ pub struct ServerSection {
     /// The largest Query, Parse, Bind or CopyData message a logged-in client may send.
     #[serde(default = "defaults::max_message_bytes")]
     pub max_message_bytes: usize,
+    /// Named prepared statements, and named portals, one connection may hold at once.
+    #[serde(default = "defaults::max_prepared_statements")]
+    pub max_prepared_statements: usize,
     /// A client must complete its login within this many seconds.
     #[serde(default = "defaults::authentication_timeout_seconds")]
     pub authentication_timeout_seconds: u64,
@@ -81,6 +84,9 @@ mod defaults {
     }
     pub fn max_message_bytes() -> usize {
         128 * 1024 * 1024
+    }
+    pub fn max_prepared_statements() -> usize {
+        10_000
     }
     pub fn authentication_timeout_seconds() -> u64 {
         60
@@ -285,6 +291,11 @@ impl Config {
         if !(1024..=0x3fff_fffe).contains(&self.server.max_message_bytes) {
             return Err(ConfigError::Invalid(
                 "[server] max_message_bytes must be between 1024 and 1073741822".into(),
+            ));
+        }
+        if self.server.max_prepared_statements == 0 {
+            return Err(ConfigError::Invalid(
+                "[server] max_prepared_statements must be at least 1".into(),
             ));
         }
         if self.server.authentication_timeout_seconds == 0 {

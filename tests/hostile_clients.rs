@@ -9,8 +9,23 @@ use common::{ServerOptions, TestServer, message, sqlstate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The server still answers a fresh login within a second.
-async fn still_serves(server: &TestServer) {
+/// Where a case starts: the server's resident memory before it.
+struct Baseline(u64);
+
+/// Measured once the server has served a login and a query: what any server in use holds.
+async fn baseline(server: &TestServer) -> Baseline {
+    let client = server.root().await;
+    client.simple_query("SELECT 1 + 1").await.unwrap();
+    drop(client);
+    Baseline(server.rss_bytes())
+}
+
+/// Memory a hostile case may leave behind (allocator caches, catalog caches).
+const RSS_ALLOWANCE: u64 = 64 * 1024 * 1024;
+
+/// The server still answers a fresh login within a second, and holds no more than
+/// [`RSS_ALLOWANCE`] beyond where the case started.
+async fn still_serves(server: &TestServer, before: &Baseline) {
     let started = Instant::now();
     let client = tokio::time::timeout(Duration::from_secs(5), server.root())
         .await
@@ -21,6 +36,13 @@ async fn still_serves(server: &TestServer) {
         started.elapsed() < Duration::from_secs(1),
         "login took {:?}",
         started.elapsed()
+    );
+    let rss = server.rss_bytes();
+    assert!(
+        rss <= before.0 + RSS_ALLOWANCE,
+        "resident memory grew from {} MiB to {} MiB",
+        before.0 >> 20,
+        rss >> 20
     );
 }
 
@@ -36,6 +58,7 @@ async fn simple_error(client: &tokio_postgres::Client, sql: &str) -> (String, St
 #[tokio::test]
 async fn flat_operator_chains_answer_54001_instead_of_overflowing_the_stack() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     let client = server.root().await;
     for sql in [
         format!("SELECT {}", chain("+", 5_000)),
@@ -51,12 +74,13 @@ async fn flat_operator_chains_answer_54001_instead_of_overflowing_the_stack() {
     let sql = format!("SELECT {}", chain("+", terms));
     let row = client.query_one(sql.as_str(), &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), terms as i64);
-    still_serves(&server).await;
+    still_serves(&server, &before).await;
 }
 
 #[tokio::test]
 async fn placeholder_numbers_beyond_65535_are_refused_with_42p02() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     let client = server.root().await;
     for sql in [
         "SELECT 1 WHERE 1 = $100000000000000000",
@@ -69,12 +93,13 @@ async fn placeholder_numbers_beyond_65535_are_refused_with_42p02() {
         assert_eq!(sqlstate(&err), "42P02");
     }
     client.prepare("SELECT $65535::int").await.unwrap();
-    still_serves(&server).await;
+    still_serves(&server, &before).await;
 }
 
 #[tokio::test]
 async fn malformed_type_names_are_errors_not_panics() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     let client = server.root().await;
     let row = client
         .query_one("SELECT to_regtype(')(') IS NULL", &[])
@@ -102,12 +127,13 @@ async fn malformed_type_names_are_errors_not_panics() {
     )
     .await;
     assert_eq!(code, "0A000", "{text}");
-    still_serves(&server).await;
+    still_serves(&server, &before).await;
 }
 
 #[tokio::test]
 async fn integer_overflow_raises_22003_and_changes_nothing() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     let client = server.root().await;
     client
         .batch_execute(
@@ -141,11 +167,13 @@ async fn integer_overflow_raises_22003_and_changes_nothing() {
     assert_eq!(row.get::<_, i64>(0), i64::MAX);
     assert_eq!(row.get::<_, i32>(1), i32::MAX);
     assert_eq!(row.get::<_, i16>(2), i16::MAX);
+    still_serves(&server, &before).await;
 }
 
 #[tokio::test]
 async fn a_user_login_reads_system_tables_through_no_part_of_a_statement() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     let root = server.root().await;
     root.batch_execute(
         "CREATE USER carl WITH PASSWORD 'carl-secret' ROLE user;
@@ -182,6 +210,7 @@ async fn a_user_login_reads_system_tables_through_no_part_of_a_statement() {
     let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(names, ["carl", "root"]);
     assert!(rows.iter().all(|r| r.get::<_, Option<String>>(1).is_none()));
+    still_serves(&server, &before).await;
 }
 
 /// A raw connection that sends `bytes` and returns everything the server answers until it
@@ -236,6 +265,7 @@ fn error_code(body: &[u8]) -> String {
 #[tokio::test]
 async fn malformed_startup_packets_are_refused_without_buffering() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     // A startup length of 2 GiB, a garbage packet, a truncated one, an SSLRequest then garbage.
     let mut huge = 0x7fff_fff0u32.to_be_bytes().to_vec();
     huge.extend_from_slice(&(3u32 << 16).to_be_bytes());
@@ -254,12 +284,13 @@ async fn malformed_startup_packets_are_refused_without_buffering() {
             "no login and no ReadyForQuery for {case:?}"
         );
     }
-    still_serves(&server).await;
+    still_serves(&server, &before).await;
 }
 
 #[tokio::test]
 async fn a_fatal_login_error_is_the_last_message() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     // No user name: FATAL 28000, then the server closes, with no ReadyForQuery.
     let answer = exchange(&server, &startup(&[("database", "kalamdb")])).await;
     let messages = messages(&answer);
@@ -275,7 +306,7 @@ async fn a_fatal_login_error_is_the_last_message() {
     assert!(!messages.iter().any(|(t, _)| *t == b'Z'));
     let last = messages.last().expect("an answer");
     assert_eq!(last.0, b'E');
-    still_serves(&server).await;
+    still_serves(&server, &before).await;
 }
 
 /// A raw socket logged in as root, ready for hand-made frames.
@@ -388,6 +419,7 @@ mod pgwire_scram {
 #[tokio::test]
 async fn malformed_extended_protocol_messages_answer_08p01() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     let frame = pgwire_scram::frame_of;
     // A Parse declaring length 2; a Bind whose value runs past the message; a Bind with a bad
     // format code; a Describe without a subtype; an Execute cut short.
@@ -415,13 +447,14 @@ async fn malformed_extended_protocol_messages_answer_08p01() {
             .map(|(_, b)| error_code(b))
             .collect();
         assert!(errors.contains(&"08P01".to_owned()), "{case:?}: {errors:?}");
-        still_serves(&server).await;
+        still_serves(&server, &before).await;
     }
 }
 
 #[tokio::test]
 async fn a_bind_with_more_values_than_parameters_is_refused() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     let frame = pgwire_scram::frame_of;
     let mut socket = logged_in_socket(&server).await;
     let mut bind = b"\0\0\0\0".to_vec();
@@ -456,7 +489,7 @@ async fn a_bind_with_more_values_than_parameters_is_refused() {
         .map(|(_, b)| error_code(b))
         .collect();
     assert_eq!(codes, ["08P01"]);
-    still_serves(&server).await;
+    still_serves(&server, &before).await;
 }
 
 #[tokio::test]
@@ -466,6 +499,7 @@ async fn idle_sockets_take_no_connection_slot() {
         reserved_connections: 2,
         ..Default::default()
     });
+    let before = baseline(&server).await;
     let mut idle = Vec::new();
     for _ in 0..30 {
         idle.push(
@@ -474,7 +508,7 @@ async fn idle_sockets_take_no_connection_slot() {
                 .unwrap(),
         );
     }
-    still_serves(&server).await;
+    still_serves(&server, &before).await;
     // Logged-in connections do count: beyond the general slots a user gets 53300.
     let root = server.root().await;
     root.batch_execute("CREATE USER dora WITH PASSWORD 'dora-secret' ROLE user")
@@ -504,6 +538,7 @@ async fn a_wrong_password_storm_locks_only_its_target() {
         max_failed_attempts: 3,
         ..Default::default()
     });
+    let before = baseline(&server).await;
     let root = server.root().await;
     root.batch_execute(
         "CREATE USER eve WITH PASSWORD 'eve-secret' ROLE user;
@@ -519,12 +554,13 @@ async fn a_wrong_password_storm_locks_only_its_target() {
     let err = server.connect("eve", "eve-secret").await.unwrap_err();
     assert_eq!(sqlstate(&err), "28P01");
     server.connect("fay", "fay-secret").await.unwrap();
-    still_serves(&server).await;
+    still_serves(&server, &before).await;
 }
 
 #[tokio::test]
 async fn statement_timeout_cancels_a_long_query_with_57014() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     let client = server.root().await;
     client
         .batch_execute("SET statement_timeout = '300ms'")
@@ -545,11 +581,13 @@ async fn statement_timeout_cancels_a_long_query_with_57014() {
     client.simple_query("SELECT 1").await.unwrap();
     let (code, _) = simple_error(&client, "SET statement_timeout = 'soon'").await;
     assert_eq!(code, "22023");
+    still_serves(&server, &before).await;
 }
 
 #[tokio::test]
 async fn an_idle_transaction_is_ended_after_its_timeout() {
     let server = TestServer::start();
+    let before = baseline(&server).await;
     let client = server.root().await;
     client
         .batch_execute("SET idle_in_transaction_session_timeout = '300ms'; BEGIN")
@@ -557,5 +595,59 @@ async fn an_idle_transaction_is_ended_after_its_timeout() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(client.simple_query("SELECT 1").await.is_err());
-    still_serves(&server).await;
+    still_serves(&server, &before).await;
+}
+
+#[tokio::test]
+async fn ten_thousand_prepared_statements_fit_and_the_next_one_is_54000() {
+    let server = TestServer::start();
+    let before = baseline(&server).await;
+    let client = server.root().await;
+    let mut held = Vec::with_capacity(10_000);
+    let started = Instant::now();
+    for i in 0..10_000 {
+        let sql = format!("SELECT $1::TEXT || '-{i}'");
+        held.push(client.prepare(&sql).await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    let err = client.prepare("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "54000", "{}", message(&err));
+    assert!(message(&err).contains("10000 named prepared statements"));
+    // Every statement still works; closing some (tokio-postgres sends Close on drop) makes room.
+    let row = client.query_one(&held[9_999], &[&"s"]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "s-9999");
+    held.truncate(9_990);
+    let again = client.prepare("SELECT 2").await.unwrap();
+    assert_eq!(
+        client
+            .query_one(&again, &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        2
+    );
+    eprintln!("10,000 Parse round trips: {elapsed:?}");
+    drop(held);
+    drop(client);
+    still_serves(&server, &before).await;
+}
+
+#[tokio::test]
+async fn deallocate_all_drops_every_named_statement() {
+    let server = TestServer::start();
+    let before = baseline(&server).await;
+    let client = server.root().await;
+    let statement = client.prepare("SELECT 41 + 1").await.unwrap();
+    assert_eq!(
+        client
+            .query_one(&statement, &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        42
+    );
+    client.batch_execute("DEALLOCATE ALL").await.unwrap();
+    let err = client.query_one(&statement, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "26000", "{}", message(&err));
+    still_serves(&server, &before).await;
 }

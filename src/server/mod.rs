@@ -10,6 +10,7 @@ mod cancel;
 mod encode;
 mod guard;
 mod lockout;
+mod named;
 mod query;
 mod socket;
 pub mod sqlstate;
@@ -123,6 +124,7 @@ pub struct Connection {
     logging_in: Mutex<Option<OwnedSemaphorePermit>>,
     /// The connection slot, taken at the startup packet (see [`Slots`]).
     slot: Mutex<Option<OwnedSemaphorePermit>>,
+    named: Mutex<named::NamedObjects>,
 }
 
 impl Connection {
@@ -292,6 +294,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     cancel_key: Mutex::new(None),
                     logging_in: Mutex::new(logging_in),
                     slot: Mutex::new(None),
+                    named: Mutex::default(),
                 });
                 let acceptor = acceptor.clone();
                 let logged_in = connection.session.clone();
@@ -302,9 +305,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                         logged_in.get().and_then(|s| s.idle_in_transaction_timeout())
                     }),
                 };
+                let ended = connection.clone();
                 tasks.spawn(async move {
                     if let Err(e) = socket::serve(socket, acceptor, Handlers(connection), limits).await {
                         tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                    // Its statements and portals were freed with the protocol state.
+                    if ended.named.lock().expect("named objects").held() >= named::MANY {
+                        named::release_freed_memory();
                     }
                 });
             }

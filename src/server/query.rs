@@ -4,17 +4,19 @@ use std::fmt::Debug;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use futures::{Sink, StreamExt};
+use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use pgwire::api::stmt::StoredStatement;
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::{Bind, BindComplete, Parse, ParseComplete};
 
-use super::{Connection, InFlightGuard, encode, sqlstate};
+use super::{Connection, InFlightGuard, encode, named, sqlstate};
 use crate::exec::{Outcome, PreparedStatement, Session};
 use crate::sql;
 
@@ -139,13 +141,59 @@ impl Connection {
     }
 }
 
-/// DEALLOCATE. pgwire's statement store cannot list its statements, so DEALLOCATE ALL closes
-/// every portal and leaves named statements to be replaced by the next Parse of the same name,
-/// which is what drivers do after resetting a connection.
-fn deallocate<S: PortalStore>(store: &S, name: Option<&str>) {
-    match name {
-        Some(name) => store.rm_statement(name),
-        None => store.clear_portals(),
+impl Connection {
+    /// DEALLOCATE `name`, or every named statement and portal for DEALLOCATE ALL.
+    fn deallocate<S: PortalStore>(&self, store: &S, name: Option<&str>) {
+        let mut named = self.named.lock().expect("named objects");
+        match name {
+            Some(name) => {
+                store.rm_statement(name);
+                named.statements.remove(name);
+            }
+            None => {
+                for name in named.statements.drain() {
+                    store.rm_statement(&name);
+                }
+                named.portals.clear();
+                store.clear_portals();
+            }
+        }
+    }
+
+    /// A Parse that failed stores nothing (pgwire leaves any older statement of that name).
+    fn forget_statement<S: PortalStore>(&self, name: &str, store: &S) {
+        if store.get_statement(name).is_none() {
+            self.named
+                .lock()
+                .expect("named objects")
+                .statements
+                .remove(name);
+        }
+    }
+
+    fn max_named(&self) -> usize {
+        self.shared.engine.config().server.max_prepared_statements
+    }
+
+    /// Fails with 54000 when `name` is new and the connection already holds its cap of `what`.
+    fn admit_named(
+        &self,
+        pick: fn(&mut named::NamedObjects) -> &mut std::collections::HashSet<String>,
+        name: &str,
+        what: &str,
+        still_stored: impl Fn(&str) -> bool,
+    ) -> PgWireResult<()> {
+        let cap = self.max_named();
+        let mut named = self.named.lock().expect("named objects");
+        if named::admit(pick(&mut named), name, cap, still_stored) {
+            return Ok(());
+        }
+        Err(user_error(sqlstate::error(
+            sqlstate::PROGRAM_LIMIT_EXCEEDED,
+            &format!(
+                "this connection already holds {cap} named {what} ([server] max_prepared_statements); close or DEALLOCATE some first"
+            ),
+        )))
     }
 }
 
@@ -192,7 +240,7 @@ impl SimpleQueryHandler for Connection {
                 other => other,
             };
             if let Ok(Outcome::Deallocate { name }) = &outcome {
-                deallocate(client.portal_store(), name.as_deref());
+                self.deallocate(client.portal_store(), name.as_deref());
             }
             match outcome {
                 Ok(outcome) => responses.push(encode::response(
@@ -218,6 +266,75 @@ impl ExtendedQueryHandler for Connection {
         self.statements.clone()
     }
 
+    /// As pgwire's, after admitting a new statement name under the connection's cap.
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let store = client.portal_store();
+        self.admit_named(
+            |n| &mut n.statements,
+            name,
+            "prepared statements",
+            |n| store.get_statement(n).is_some(),
+        )?;
+        let parsed = StoredStatement::parse(client, &message, self.query_parser()).await;
+        let parsed = parsed.inspect_err(|_| self.forget_statement(name, client.portal_store()))?;
+        match parsed {
+            Some(statement) => client.portal_store().put_statement(Arc::new(statement)),
+            None => client.portal_store().put_empty_statement(name),
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    /// As pgwire's, after admitting a new portal name under the connection's cap.
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement_name = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal_name = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let store = client.portal_store();
+        let portal = match store.get_statement(statement_name) {
+            Some(Entry::Value(statement)) => Some(Portal::try_new(&message, statement)?),
+            Some(Entry::Empty) if message.parameters.is_empty() => None,
+            Some(Entry::Empty) => {
+                return Err(user_error(sqlstate::error(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    &format!(
+                        "bind message supplies {} parameters, but prepared statement \"{statement_name}\" requires 0",
+                        message.parameters.len()
+                    ),
+                )));
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        };
+        self.admit_named(
+            |n| &mut n.portals,
+            portal_name,
+            "portals",
+            |n| store.get_portal(n).is_some(),
+        )?;
+        match portal {
+            Some(portal) => store.put_portal(Arc::new(portal)),
+            None => store.put_empty_portal(portal_name),
+        }
+        client
+            .send(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -241,7 +358,7 @@ impl ExtendedQueryHandler for Connection {
             .await
             .map_err(|e| user_error(sqlstate::exec_error(&e)))?;
         if let Outcome::Deallocate { name } = &outcome {
-            deallocate(client.portal_store(), name.as_deref());
+            self.deallocate(client.portal_store(), name.as_deref());
         }
         Ok(encode::response(
             self.until_streamed(outcome),

@@ -24,6 +24,7 @@ pub const ADMIN_SHUTDOWN: &str = "57P01";
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub const INTERNAL_ERROR: &str = "XX000";
 pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
+pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 
 /// SQLSTATE and message for an execution-layer error.
 pub fn exec_error(err: &ExecError) -> ErrorInfo {
