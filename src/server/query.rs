@@ -190,7 +190,7 @@ impl Connection {
         }
         Err(user_error(sqlstate::error(
             sqlstate::PROGRAM_LIMIT_EXCEEDED,
-            &format!(
+            format!(
                 "this connection already holds {cap} named {what} ([server] max_prepared_statements); close or DEALLOCATE some first"
             ),
         )))
@@ -311,7 +311,7 @@ impl ExtendedQueryHandler for Connection {
             Some(Entry::Empty) => {
                 return Err(user_error(sqlstate::error(
                     sqlstate::PROTOCOL_VIOLATION,
-                    &format!(
+                    format!(
                         "bind message supplies {} parameters, but prepared statement \"{statement_name}\" requires 0",
                         message.parameters.len()
                     ),
