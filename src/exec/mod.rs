@@ -103,6 +103,8 @@ pub enum ExecError {
     NoActiveTransaction(String),
     #[error("{0}")]
     InvalidSavepoint(String),
+    #[error("role \"{0}\" was dropped: this session can no longer run statements")]
+    RoleDropped(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

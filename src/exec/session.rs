@@ -795,13 +795,15 @@ impl Session {
     }
 
     fn authorize(&self, statement: &Statement) -> ExecResult<()> {
-        // The caller's role is re-read so that ALTER USER ... ROLE takes effect at once.
+        // The caller's role is re-read so that ALTER USER ... ROLE and DROP USER take effect
+        // at the session's next statement.
+        let role = self
+            .engine
+            .role_of(&self.caller.user_id)
+            .ok_or_else(|| ExecError::RoleDropped(self.caller.user_id.clone()))?;
         let caller = Caller {
             user_id: self.caller.user_id.clone(),
-            role: self
-                .engine
-                .role_of(&self.caller.user_id)
-                .unwrap_or(Role::User),
+            role,
         };
         sql::authorize(statement, &caller, |user| self.engine.role_of(user))?;
         Ok(())

@@ -70,6 +70,7 @@ fn exec_code(err: &ExecError) -> &'static str {
             JobError::AlreadyFinished(_) => "55000",
             JobError::Failed(_) | JobError::Cancelled => "XX000",
         },
+        ExecError::RoleDropped(_) => INVALID_AUTHORIZATION,
         ExecError::Internal(_) => "XX000",
     }
 }
