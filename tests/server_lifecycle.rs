@@ -75,6 +75,34 @@ fn the_shipped_root_password_is_refused_off_loopback() {
 }
 
 #[test]
+fn the_published_development_tls_key_is_refused_off_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer {
+        dir,
+        port: common::free_port(),
+        options: ServerOptions {
+            host: "0.0.0.0".into(),
+            tls: true,
+            root_password: "a-strong-root-password-for-this-test".into(),
+            ..Default::default()
+        },
+        child: None,
+    };
+    server.write_config();
+    let (status, log) = run_to_exit(
+        server.dir.path(),
+        &server.config_path(),
+        Duration::from_secs(30),
+    );
+    assert!(!status.success());
+    assert!(
+        log.contains("development TLS key published in certs/"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
 fn unknown_config_keys_are_rejected_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("server.toml");

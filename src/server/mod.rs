@@ -210,7 +210,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     let engine = Engine::start(store.clone(), config.clone())?;
     let tls = if config.tls.enabled {
-        Some(tls::load(&config.tls.cert, &config.tls.key)?)
+        Some(tls::load(
+            &config.tls.cert,
+            &config.tls.key,
+            config.listens_on_loopback(),
+        )?)
     } else {
         None
     };

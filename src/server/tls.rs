@@ -16,7 +16,12 @@ pub struct Tls {
     pub cert_pem: Vec<u8>,
 }
 
-pub fn load(cert: &Path, key: &Path) -> Result<Tls, ServerError> {
+/// The development key published in `certs/`: it protects nothing, since anyone has it.
+const SHIPPED_DEVELOPMENT_KEY: &[u8] = include_bytes!("../../certs/server.key");
+
+/// Loads the certificate chain and key. The published development key is refused unless the
+/// server listens on loopback only, as the shipped root password is.
+pub fn load(cert: &Path, key: &Path, loopback_only: bool) -> Result<Tls, ServerError> {
     let tls_error = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
         ServerError::Tls(format!("{what} {}: {e}", path.display()))
     };
@@ -30,6 +35,12 @@ pub fn load(cert: &Path, key: &Path) -> Result<Tls, ServerError> {
     }
     let key_der =
         PrivateKeyDer::from_pem_file(key).map_err(|e| tls_error("invalid [tls] key", key, &e))?;
+    if !loopback_only && is_shipped_development_key(&key_der) {
+        return Err(ServerError::Tls(format!(
+            "refusing to listen off loopback with the development TLS key published in certs/ ({}): anyone can impersonate this server with it; configure your own [tls] cert and key (certs/gen-certs.sh makes a new pair)",
+            key.display()
+        )));
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -43,4 +54,9 @@ pub fn load(cert: &Path, key: &Path) -> Result<Tls, ServerError> {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         cert_pem,
     })
+}
+
+fn is_shipped_development_key(key: &PrivateKeyDer<'_>) -> bool {
+    PrivateKeyDer::from_pem_slice(SHIPPED_DEVELOPMENT_KEY)
+        .is_ok_and(|shipped| shipped.secret_der() == key.secret_der())
 }
