@@ -11,7 +11,8 @@
 //!
 //! [`jobs`] runs background work (flush, stream eviction, backup, restore) as rows of
 //! `system.jobs`; [`backup`] owns the archive format, BACKUP and RESTORE jobs, the start-up swap
-//! of a staged restore, and CLUSTER SNAPSHOT. [`config`] describes `server.toml`.
+//! of a staged restore, and CLUSTER SNAPSHOT. [`config`] describes `server.toml`; [`allocator`]
+//! tunes the process's memory allocator.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod allocator;
 pub mod backup;
 pub mod config;
 pub mod exec;

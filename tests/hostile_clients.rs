@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::raw::{frame, startup};
 use common::{ServerOptions, TestServer, message, sqlstate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -225,20 +226,6 @@ async fn exchange(server: &TestServer, bytes: &[u8]) -> Vec<u8> {
     answer
 }
 
-fn startup(params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = (3u32 << 16).to_be_bytes().to_vec();
-    for (k, v) in params {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    packet.extend_from_slice(&body);
-    packet
-}
-
 /// The backend messages in `bytes`, as (type, body).
 fn messages(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
@@ -311,116 +298,13 @@ async fn a_fatal_login_error_is_the_last_message() {
 
 /// A raw socket logged in as root, ready for hand-made frames.
 async fn logged_in_socket(server: &TestServer) -> TcpStream {
-    use pgwire_scram::login;
-    login(server.port, "root", &server.options.root_password).await
-}
-
-/// SCRAM-SHA-256 over a raw socket, just enough to reach a logged-in session.
-mod pgwire_scram {
-    use super::*;
-    use base64::Engine as _;
-    use ring::{digest, hmac, pbkdf2};
-
-    async fn read_message(socket: &mut TcpStream) -> (u8, Vec<u8>) {
-        let mut header = [0u8; 5];
-        socket.read_exact(&mut header).await.unwrap();
-        let len = u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
-        let mut body = vec![0u8; len - 4];
-        socket.read_exact(&mut body).await.unwrap();
-        (header[0], body)
-    }
-
-    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        out.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
-        out.extend_from_slice(body);
-        out
-    }
-
-    pub async fn login(port: u16, user: &str, password: &str) -> TcpStream {
-        let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        socket
-            .write_all(&startup(&[("user", user), ("database", "kalamdb")]))
-            .await
-            .unwrap();
-        let (tag, _) = read_message(&mut socket).await;
-        assert_eq!(tag, b'R');
-        let nonce = "hostileclientnonce0123456789";
-        let first_bare = format!("n={user},r={nonce}");
-        let mut body = b"SCRAM-SHA-256\0".to_vec();
-        let initial = format!("n,,{first_bare}");
-        body.extend_from_slice(&(initial.len() as i32).to_be_bytes());
-        body.extend_from_slice(initial.as_bytes());
-        socket.write_all(&frame(b'p', &body)).await.unwrap();
-        let (tag, body) = read_message(&mut socket).await;
-        assert_eq!(tag, b'R');
-        let server_first = String::from_utf8(body[4..].to_vec()).unwrap();
-        let field = |name: &str| {
-            server_first
-                .split(',')
-                .find_map(|f| f.strip_prefix(name))
-                .unwrap()
-                .to_owned()
-        };
-        let (combined, salt, iterations) = (field("r="), field("s="), field("i="));
-        let salt = base64::engine::general_purpose::STANDARD
-            .decode(salt)
-            .unwrap();
-        let mut salted = [0u8; 32];
-        pbkdf2::derive(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            iterations.parse().unwrap(),
-            &salt,
-            password.as_bytes(),
-            &mut salted,
-        );
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &salted);
-        let client_key = hmac::sign(&key, b"Client Key");
-        let stored_key = digest::digest(&digest::SHA256, client_key.as_ref());
-        let without_proof = format!("c=biws,r={combined}");
-        let auth_message = format!("{first_bare},{server_first},{without_proof}");
-        let signature = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, stored_key.as_ref()),
-            auth_message.as_bytes(),
-        );
-        let proof: Vec<u8> = client_key
-            .as_ref()
-            .iter()
-            .zip(signature.as_ref())
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let final_message = format!(
-            "{without_proof},p={}",
-            base64::engine::general_purpose::STANDARD.encode(proof)
-        );
-        socket
-            .write_all(&frame(b'p', final_message.as_bytes()))
-            .await
-            .unwrap();
-        loop {
-            let (tag, body) = read_message(&mut socket).await;
-            assert_ne!(
-                tag,
-                b'E',
-                "login failed: {}",
-                String::from_utf8_lossy(&body)
-            );
-            if tag == b'Z' {
-                return socket;
-            }
-        }
-    }
-
-    pub fn frame_of(tag: u8, body: &[u8]) -> Vec<u8> {
-        frame(tag, body)
-    }
+    common::raw::login(server.port, "root", &server.options.root_password).await
 }
 
 #[tokio::test]
 async fn malformed_extended_protocol_messages_answer_08p01() {
     let server = TestServer::start();
     let before = baseline(&server).await;
-    let frame = pgwire_scram::frame_of;
     // A Parse declaring length 2; a Bind whose value runs past the message; a Bind with a bad
     // format code; a Describe without a subtype; an Execute cut short.
     let mut bind_long = b"\0\0\0\0\0\x01\x00\x00\x03\xe8abc".to_vec();
@@ -455,7 +339,6 @@ async fn malformed_extended_protocol_messages_answer_08p01() {
 async fn a_bind_with_more_values_than_parameters_is_refused() {
     let server = TestServer::start();
     let before = baseline(&server).await;
-    let frame = pgwire_scram::frame_of;
     let mut socket = logged_in_socket(&server).await;
     let mut bind = b"\0\0\0\0".to_vec();
     bind.extend_from_slice(&65_535u16.to_be_bytes());
@@ -649,5 +532,87 @@ async fn deallocate_all_drops_every_named_statement() {
     client.batch_execute("DEALLOCATE ALL").await.unwrap();
     let err = client.query_one(&statement, &[]).await.unwrap_err();
     assert_eq!(sqlstate(&err), "26000", "{}", message(&err));
+    still_serves(&server, &before).await;
+}
+
+/// Sends `sql` as one Query message and reads the answer until ReadyForQuery, discarding rows.
+/// Returns the DataRows seen, the CommandComplete tags, and the server's peak resident memory
+/// sampled while the rows streamed.
+async fn stream_through(
+    server: &TestServer,
+    socket: &mut TcpStream,
+    sql: &str,
+) -> (u64, Vec<String>, u64) {
+    socket.write_all(&common::raw::query(sql)).await.unwrap();
+    let (mut rows, mut tags, mut peak) = (0u64, Vec::new(), 0);
+    loop {
+        let (tag, body) =
+            tokio::time::timeout(Duration::from_secs(120), common::raw::read_message(socket))
+                .await
+                .expect("the result keeps streaming");
+        match tag {
+            b'D' => {
+                rows += 1;
+                if rows % 20_000 == 0 {
+                    peak = peak.max(server.rss_bytes());
+                }
+            }
+            b'C' => tags.push(String::from_utf8_lossy(&body[..body.len() - 1]).into_owned()),
+            b'E' => panic!("{}", String::from_utf8_lossy(&body)),
+            b'Z' => return (rows, tags, peak),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_statement_of_a_query_message_streams_before_the_next_runs() {
+    let server = TestServer::start();
+    let before = baseline(&server).await;
+    let mut socket = logged_in_socket(&server).await;
+    // 600 MB of rows ahead of a second statement: they stream, so only the batches in flight
+    // (a few 8 MB batches in DataFusion's exchanges, more under CPU contention) are resident.
+    let (rows, tags, peak) = stream_through(
+        &server,
+        &mut socket,
+        "SELECT repeat('x', 1000) FROM generate_series(1, 600000); SELECT 1",
+    )
+    .await;
+    assert_eq!(rows, 600_001);
+    assert_eq!(tags, ["SELECT 600000", "SELECT 1"]);
+    assert!(
+        peak <= before.0 + 4 * RSS_ALLOWANCE,
+        "resident memory peaked at {} MiB from {} MiB",
+        peak >> 20,
+        before.0 >> 20
+    );
+    // Later statements see the earlier ones' effects; an error ends the message.
+    let (_, tags, _) = stream_through(
+        &server,
+        &mut socket,
+        "CREATE TABLE seq (id INT PRIMARY KEY); INSERT INTO seq VALUES (1); SELECT count(*) FROM seq",
+    )
+    .await;
+    assert_eq!(tags, ["CREATE TABLE", "INSERT 0 1", "SELECT 1"]);
+    still_serves(&server, &before).await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_a_large_result_holds_no_server_memory() {
+    let server = TestServer::start();
+    let before = baseline(&server).await;
+    let mut stalled = logged_in_socket(&server).await;
+    // About 2 GB of rows, never read: the server may only fill the socket buffers.
+    stalled
+        .write_all(&common::raw::query(
+            "SELECT repeat('x', 1000) FROM generate_series(1, 2000000)",
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    still_serves(&server, &before).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    still_serves(&server, &before).await;
+    drop(stalled);
     still_serves(&server, &before).await;
 }

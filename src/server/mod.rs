@@ -316,7 +316,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     }
                     // Its statements and portals were freed with the protocol state.
                     if ended.named.lock().expect("named objects").held() >= named::MANY {
-                        named::release_freed_memory();
+                        crate::allocator::release_freed_memory();
                     }
                 });
             }

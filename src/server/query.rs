@@ -6,15 +6,20 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+    send_ready_for_query,
+};
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::stmt::StoredStatement;
 use pgwire::api::store::{Entry, PortalStore};
-use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::extendedquery::{Bind, BindComplete, Parse, ParseComplete};
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::simplequery::Query;
 
 use super::{Connection, InFlightGuard, encode, named, sqlstate};
 use crate::exec::{Outcome, PreparedStatement, Session};
@@ -197,28 +202,97 @@ impl Connection {
     }
 }
 
-/// Keeps results of all but the last statement of a multi-statement Query in memory, so each
-/// statement sees the effects of the ones before it and none of the ones after.
-async fn materialize(outcome: Outcome) -> Result<Outcome, crate::exec::ExecError> {
-    match outcome {
-        Outcome::Rows { schema, stream } => {
-            let batches: Vec<_> = stream.collect().await;
-            let batches = batches.into_iter().collect::<Result<Vec<_>, _>>()?;
-            let stream = datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                schema.clone(),
-                futures::stream::iter(batches.into_iter().map(Ok)),
-            );
-            Ok(Outcome::Rows {
-                schema,
-                stream: Box::pin(stream),
-            })
+/// Sends one statement's response the way pgwire's own simple-query loop does, tracking the
+/// transaction status it implies.
+async fn send_response<C>(
+    client: &mut C,
+    response: Response,
+    status: &mut TransactionStatus,
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    match response {
+        Response::EmptyQuery => {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?
         }
-        other => Ok(other),
+        Response::Query(results) => send_query_response(client, results, true).await?,
+        Response::Execution(tag) => send_execution_response(client, tag).await?,
+        Response::TransactionStart(tag) => {
+            send_execution_response(client, tag).await?;
+            *status = status.to_in_transaction_state();
+        }
+        Response::TransactionEnd(tag) => {
+            send_execution_response(client, tag).await?;
+            *status = status.to_idle_state();
+        }
+        Response::Error(e) => {
+            client
+                .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                .await?;
+            *status = status.to_error_state();
+        }
+        Response::CopyIn(_) | Response::CopyOut(_) | Response::CopyBoth(_) => {
+            return Err(PgWireError::ApiError(
+                "COPY responses are not produced by simple queries here".into(),
+            ));
+        }
     }
+    Ok(())
 }
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
+    /// Runs a Query message's statements one at a time, each one's rows streamed to the client
+    /// before the next statement starts, as PostgreSQL does: a later statement sees the earlier
+    /// ones' effects, and no result waits in memory for the statements after it.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let mut status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let session = session_of(&self.session)?;
+        let _busy = InFlightGuard::enter(&self.shared);
+        crate::fault::panic_point("query", &query.query);
+        match sql::parse(&query.query) {
+            Err(e) => {
+                let error = Response::Error(Box::new(sqlstate::sql_error(&e)));
+                send_response(client, error, &mut status).await?;
+            }
+            Ok(statements) if statements.is_empty() => {
+                send_response(client, Response::EmptyQuery, &mut status).await?;
+            }
+            Ok(statements) => {
+                for statement in statements {
+                    let response = self.run_simple(client, &session, statement).await;
+                    let failed = matches!(response, Response::Error(_));
+                    send_response(client, response, &mut status).await?;
+                    if failed {
+                        break;
+                    }
+                }
+            }
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await
+    }
+
+    /// The responses of a whole Query message at once; pgwire calls it only through
+    /// `on_query`, which this handler replaces with a statement-at-a-time loop.
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -227,33 +301,44 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session_of(&self.session)?;
-        let _busy = InFlightGuard::enter(&self.shared);
         let statements = match sql::parse(query) {
             Ok(statements) => statements,
             Err(e) => return Ok(vec![Response::Error(Box::new(sqlstate::sql_error(&e)))]),
         };
-        let last = statements.len().saturating_sub(1);
         let mut responses = Vec::with_capacity(statements.len());
-        for (i, statement) in statements.into_iter().enumerate() {
-            let outcome = match session.execute(statement).await {
-                Ok(outcome) if i < last => materialize(outcome).await,
-                other => other,
-            };
-            if let Ok(Outcome::Deallocate { name }) = &outcome {
-                self.deallocate(client.portal_store(), name.as_deref());
-            }
-            match outcome {
-                Ok(outcome) => responses.push(encode::response(
-                    self.until_streamed(outcome),
-                    &Format::UnifiedText,
-                )),
-                Err(e) => {
-                    responses.push(Response::Error(Box::new(sqlstate::exec_error(&e))));
-                    break;
-                }
+        for statement in statements {
+            let response = self.run_simple(client, &session, statement).await;
+            let failed = matches!(response, Response::Error(_));
+            responses.push(response);
+            if failed {
+                break;
             }
         }
         Ok(responses)
+    }
+}
+
+impl Connection {
+    /// Executes one statement of a Query message; its rows stream when the response is sent.
+    async fn run_simple<C>(
+        &self,
+        client: &mut C,
+        session: &Session,
+        statement: sql::Statement,
+    ) -> Response
+    where
+        C: ClientPortalStore,
+        C::PortalStore: PortalStore,
+    {
+        match session.execute(statement).await {
+            Ok(outcome) => {
+                if let Outcome::Deallocate { name } = &outcome {
+                    self.deallocate(client.portal_store(), name.as_deref());
+                }
+                encode::response(self.until_streamed(outcome), &Format::UnifiedText)
+            }
+            Err(e) => Response::Error(Box::new(sqlstate::exec_error(&e))),
+        }
     }
 }
 
