@@ -19,6 +19,42 @@ pub fn hold_to_single_row(statement: &mut ast::Statement) {
     let _ = VisitMut::visit(statement, &mut SingleRow);
 }
 
+/// Refuses an expression subquery (scalar, IN, ANY/ALL) whose select list is not one column,
+/// as PostgreSQL does; DataFusion would index the missing column of an empty list.
+pub fn check_expression_subqueries(statement: &ast::Statement) -> Result<(), super::SqlError> {
+    let found = ast::visit_expressions(statement, |expr| {
+        let query = match expr {
+            Expr::Subquery(query) => query,
+            Expr::InSubquery { subquery, .. } => subquery,
+            Expr::AnyOp { right, .. } | Expr::AllOp { right, .. } => match right.as_ref() {
+                Expr::Subquery(query) => query,
+                _ => return ControlFlow::Continue(()),
+            },
+            _ => return ControlFlow::Continue(()),
+        };
+        match query.body.as_ref() {
+            SetExpr::Select(select)
+                if select.projection.len() != 1
+                    && !select.projection.iter().any(|item| {
+                        matches!(
+                            item,
+                            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                        )
+                    }) =>
+            {
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    });
+    if found.is_break() {
+        return Err(super::SqlError::Syntax(
+            "subquery must return only one column".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The SELECT of a scalar subquery expression.
 pub fn subquery_select(expr: &mut Expr) -> Option<&mut ast::Select> {
     let Expr::Subquery(query) = expr else {
@@ -112,6 +148,25 @@ mod tests {
             .remove(0);
         hold_to_single_row(&mut statement);
         statement.to_string()
+    }
+
+    #[test]
+    fn expression_subqueries_must_have_one_column() {
+        for sql in [
+            "SELECT (SELECT FROM t)",
+            "SELECT 1 WHERE 1 IN (SELECT 1, 2 FROM t)",
+            "SELECT 1 WHERE 1 = ANY (SELECT FROM t)",
+        ] {
+            let statement = crate::sql::parse(sql).map(drop);
+            assert!(statement.is_err(), "{sql}");
+        }
+        for sql in [
+            "SELECT (SELECT 1)",
+            "SELECT 1 WHERE 1 IN (SELECT * FROM t)",
+            "SELECT FROM t",
+        ] {
+            assert!(crate::sql::parse(sql).is_ok(), "{sql}");
+        }
     }
 
     #[test]
