@@ -94,6 +94,23 @@ async fn placeholder_numbers_beyond_65535_are_refused_with_42p02() {
         assert_eq!(sqlstate(&err), "42P02");
     }
     client.prepare("SELECT $65535::int").await.unwrap();
+    // Every parameter at once: refused at PostgreSQL's select-list limit, or planned in time
+    // that grows linearly with the list (it grew with its square).
+    let all: Vec<String> = (1..=65_535).map(|i| format!("${i}")).collect();
+    let started = Instant::now();
+    let err = client
+        .prepare(&format!("SELECT {}", all.join(", ")))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "54011", "{}", message(&err));
+    let in_list = format!("SELECT 1 WHERE 1 IN ({})", all.join(", "));
+    let statement = client.prepare(&in_list).await.unwrap();
+    assert_eq!(statement.params().len(), 65_535);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     still_serves(&server, &before).await;
 }
 

@@ -102,6 +102,7 @@ fn sql_code(err: &SqlError) -> &'static str {
         SqlError::DuplicateColumn(_) => "42701",
         SqlError::UndefinedColumn(_) => "42703",
         SqlError::StackDepth(_) => "54001",
+        SqlError::TooManyColumns(_) => "54011",
         SqlError::UndefinedParameter(_) => "42P02",
     }
 }

@@ -9,7 +9,14 @@
 //! (every operator counts as one level, brackets nest) and statements beyond
 //! [`MAX_EXPRESSION_DEPTH`] are refused before they are parsed. Placeholder numbers are checked
 //! on the same pass, because they size per-statement vectors.
+//!
+//! Select lists are bounded after parsing, at PostgreSQL's 1,664 entries (54011): DataFusion's
+//! planner compares each new item's name with every earlier one, so planning time grows with
+//! the square of the list (8,000 items took 8 s; `SELECT $1, ..., $65535` would take minutes).
 
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{self, SetExpr, Visit, Visitor};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
@@ -22,6 +29,39 @@ pub const MAX_EXPRESSION_DEPTH: usize = 1_000;
 
 /// The highest `$n` a statement may use: the protocol counts parameters in 16 bits.
 pub const MAX_PARAMETER_NUMBER: u64 = 65_535;
+
+/// PostgreSQL's `MaxTupleAttributeNumber`: the most entries a select list may have.
+pub const MAX_TARGET_LIST: usize = 1_664;
+
+/// Refuses a statement with a select list (at any depth) longer than [`MAX_TARGET_LIST`].
+pub fn check_target_lists(statement: &ast::Statement) -> Result<(), SqlError> {
+    struct Lists;
+    impl Visitor for Lists {
+        type Break = usize;
+        fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<usize> {
+            match longest_list(query.body.as_ref()) {
+                entries if entries > MAX_TARGET_LIST => ControlFlow::Break(entries),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    /// The longest select list among a query body's set operands.
+    fn longest_list(body: &SetExpr) -> usize {
+        match body {
+            SetExpr::Select(select) => select.projection.len(),
+            SetExpr::SetOperation { left, right, .. } => {
+                longest_list(left).max(longest_list(right))
+            }
+            _ => 0,
+        }
+    }
+    match statement.visit(&mut Lists) {
+        ControlFlow::Break(entries) => Err(SqlError::TooManyColumns(format!(
+            "target lists can have at most {MAX_TARGET_LIST} entries (this one has {entries})"
+        ))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
 
 /// Refuses a token stream whose expressions would nest deeper than [`MAX_EXPRESSION_DEPTH`] or
 /// that names a parameter outside `$1..=$65535`.
@@ -159,6 +199,31 @@ fn check_placeholder(name: &str) -> Result<(), SqlError> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn select_lists_beyond_1664_entries_are_refused() {
+        let list = |n: usize| {
+            (1..=n)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        assert!(crate::sql::parse(&format!("SELECT {}", list(1664))).is_ok());
+        for sql in [
+            format!("SELECT {}", list(1665)),
+            format!("SELECT 1 UNION ALL SELECT {}", list(65535)),
+            format!("SELECT * FROM (SELECT {}) s", list(2000)),
+        ] {
+            match crate::sql::parse(&sql) {
+                Err(SqlError::TooManyColumns(message)) => {
+                    assert!(message.starts_with("target lists can have at most 1664 entries"))
+                }
+                other => panic!("{:?}", other.map(|_| ())),
+            }
+        }
+    }
+
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::tokenizer::Tokenizer;
 

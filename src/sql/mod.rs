@@ -45,6 +45,8 @@ pub enum SqlError {
     #[error("{0}")]
     StackDepth(String),
     #[error("{0}")]
+    TooManyColumns(String),
+    #[error("{0}")]
     UndefinedParameter(String),
 }
 

@@ -305,6 +305,7 @@ pub fn fold_ident(ident: &ast::Ident) -> String {
 
 fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     use ast::Statement as S;
+    super::limits::check_target_lists(&statement)?;
     super::subqueries::check_expression_subqueries(&statement)?;
     super::subqueries::hold_to_single_row(&mut statement);
     super::output_names::alias_repeated_columns(&mut statement);
