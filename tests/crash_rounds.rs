@@ -64,10 +64,11 @@ async fn write_until_killed(
         if let Err(e) = client.execute(&insert, &[&id, &(writer as i32)]).await {
             return alive(e);
         }
-        let mut book = ledger.lock().unwrap();
-        book.acknowledged.insert(id);
-        *book.increments_sent.entry(writer).or_default() += 1;
-        drop(book);
+        {
+            let mut book = ledger.lock().unwrap();
+            book.acknowledged.insert(id);
+            *book.increments_sent.entry(writer).or_default() += 1;
+        }
         if let Err(e) = client.simple_query(&counter).await {
             return alive(e);
         }

@@ -199,6 +199,9 @@ fn check_placeholder(name: &str) -> Result<(), SqlError> {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::Tokenizer;
+
     use super::*;
 
     #[test]
@@ -223,11 +226,6 @@ mod tests {
             }
         }
     }
-
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::tokenizer::Tokenizer;
-
-    use super::*;
 
     fn check(sql: &str) -> Result<(), SqlError> {
         let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
