@@ -53,39 +53,34 @@ fn a_taken_port_is_reported_with_the_setting_to_change() {
 
 #[test]
 fn the_shipped_root_password_is_refused_off_loopback() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer {
-        dir,
-        port: common::free_port(),
-        options: ServerOptions {
-            host: "0.0.0.0".into(),
-            root_password: "kalamdb".into(),
-            ..Default::default()
-        },
-        child: None,
-    };
-    server.write_config();
-    let (status, log) = run_to_exit(
-        server.dir.path(),
-        &server.config_path(),
-        Duration::from_secs(30),
-    );
-    assert!(!status.success());
+    let log = refused_start(ServerOptions {
+        host: "0.0.0.0".into(),
+        root_password: "kalamdb".into(),
+        ..Default::default()
+    });
     assert!(log.contains("shipped default password"), "{log}");
 }
 
 #[test]
 fn the_published_development_tls_key_is_refused_off_loopback() {
-    let dir = tempfile::tempdir().unwrap();
+    let log = refused_start(ServerOptions {
+        host: "0.0.0.0".into(),
+        tls: true,
+        root_password: "a-strong-root-password-for-this-test".into(),
+        ..Default::default()
+    });
+    assert!(
+        log.contains("development TLS key published in certs/"),
+        "{log}"
+    );
+}
+
+/// Runs a server with `options` that must refuse to start; returns its log.
+fn refused_start(options: ServerOptions) -> String {
     let server = TestServer {
-        dir,
+        dir: tempfile::tempdir().unwrap(),
         port: common::free_port(),
-        options: ServerOptions {
-            host: "0.0.0.0".into(),
-            tls: true,
-            root_password: "a-strong-root-password-for-this-test".into(),
-            ..Default::default()
-        },
+        options,
         child: None,
     };
     server.write_config();
@@ -94,12 +89,9 @@ fn the_published_development_tls_key_is_refused_off_loopback() {
         &server.config_path(),
         Duration::from_secs(30),
     );
-    assert!(!status.success());
-    assert!(
-        log.contains("development TLS key published in certs/"),
-        "{log}"
-    );
+    assert!(!status.success(), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+    log
 }
 
 #[test]
