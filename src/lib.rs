@@ -12,7 +12,8 @@
 //! [`jobs`] runs background work (flush, stream eviction, backup, restore) as rows of
 //! `system.jobs`; [`backup`] owns the archive format, BACKUP and RESTORE jobs, the start-up swap
 //! of a staged restore, and CLUSTER SNAPSHOT. [`config`] describes `server.toml`; [`allocator`]
-//! tunes the process's memory allocator.
+//! tunes the process's memory allocator. [`model`] holds the domain types every layer shares and
+//! depends on nothing in the crate.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -27,6 +28,7 @@ pub mod config;
 pub mod exec;
 pub mod fault;
 pub mod jobs;
+pub mod model;
 pub mod server;
 pub mod sql;
 pub mod storage;

@@ -140,7 +140,7 @@ impl SchemaProvider for NamespaceSchema {
             .table(&self.namespace, base)
             .map_err(storage_error)?
             .map(|record| match record.kind {
-                crate::storage::TableKind::Stream { .. } if !with_row_identity => Arc::new(
+                crate::model::TableKind::Stream { .. } if !with_row_identity => Arc::new(
                     super::stream_table::StreamTable::new(self.store.clone(), Arc::new(record)),
                 )
                     as Arc<dyn TableProvider>,

@@ -7,8 +7,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::session::Outcome;
 use super::{ExecError, ExecResult, Session, now_micros};
+use crate::model::types::ColumnDef;
 use crate::sql::{ColumnSpec, CreateTable, SYSTEM_SCHEMA, TableName};
-use crate::storage::types::ColumnDef;
 use crate::storage::{
     Command, Conflict, NamespaceRecord, PUBLIC_NAMESPACE, StorageError, TableRecord,
 };

@@ -23,10 +23,11 @@ use datafusion::sql::sqlparser::ast::{
 use super::session::Outcome;
 use super::table::{KEY_COLUMN, VERSION_COLUMN};
 use super::{ExecError, ExecResult, Session};
+use crate::model::TableKind;
+use crate::model::types::{ColumnDef, SqlType, schema_of};
 use crate::sql::TableName;
 use crate::storage::rows;
-use crate::storage::types::{ColumnDef, SqlType, schema_of};
-use crate::storage::{Expect, RowWrite, TableKind, TableRecord};
+use crate::storage::{Expect, RowWrite, TableRecord};
 
 /// How many times an autocommit UPDATE or upsert is re-run after losing a write race. Each
 /// retry reads the newer row, so a retry only fails again if yet another writer got in first.

@@ -12,8 +12,8 @@ use super::{ExecError, ExecResult, Session};
 use crate::backup::{self, BackupJob, PathPolicy, PathUse, RestoreJob};
 use crate::config::Config;
 use crate::jobs::FlushJob;
+use crate::model::TableKind;
 use crate::sql::TableName;
-use crate::storage::TableKind;
 
 /// A BACKUP job to `target` under the server's `[backup]` settings.
 pub(super) fn backup_job(config: &Config, target: PathBuf) -> BackupJob {

@@ -34,13 +34,12 @@ pub use users::{AuthSecret, LoginOutcome};
 
 use crate::config::Config;
 use crate::jobs::{self, JobError, JobManager};
+use crate::model::TableKind;
 use crate::sql::SqlError;
-use crate::storage::{
-    Command, Conflict, NamespaceRecord, PUBLIC_NAMESPACE, StorageError, Store, TableKind,
-};
+use crate::storage::{Command, Conflict, NamespaceRecord, PUBLIC_NAMESPACE, StorageError, Store};
 
-/// The one database a KalamDB server holds, as `current_database()` and `\l` name it.
-pub const DATABASE_NAME: &str = "kalamdb";
+pub use crate::model::DATABASE_NAME;
+
 /// The PostgreSQL version KalamDB speaks, as reported in `server_version`.
 pub const PG_SERVER_VERSION: &str = "16.6";
 pub const PG_SERVER_VERSION_NUM: &str = "160006";
@@ -126,7 +125,7 @@ pub struct Engine {
     /// Users' roles as of a catalog epoch (see `role_of`).
     roles: std::sync::Mutex<(
         u64,
-        std::collections::HashMap<String, Option<crate::storage::Role>>,
+        std::collections::HashMap<String, Option<crate::model::Role>>,
     )>,
 }
 

@@ -12,7 +12,8 @@ use super::pg_derived::{
     self, BASE_PREFIX, COLUMNS_TABLE, DEFINITIONS_TABLE, RELATION_SIZES_TABLE, TABLE_SIZES_TABLE,
 };
 use super::{DATABASE_NAME, ExecError, ExecResult};
-use crate::storage::{Role, Store};
+use crate::model::Role;
+use crate::storage::Store;
 
 /// KalamDB users, as `pg_roles` and `\du` list them.
 #[derive(Clone)]

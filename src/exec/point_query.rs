@@ -19,7 +19,8 @@ use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
 use super::table::{PendingWrites, UserTable, encode_point_key};
-use crate::storage::{Store, TableKind};
+use crate::model::TableKind;
+use crate::storage::Store;
 
 /// Where a key column's value comes from at execution.
 #[derive(Debug, Clone)]

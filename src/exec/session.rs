@@ -20,8 +20,8 @@ use datafusion::scalar::ScalarValue;
 use super::settings::Settings;
 use super::table::PendingWrites;
 use super::{DATABASE_NAME, Engine, ExecError, ExecResult, functions};
+use crate::model::Role;
 use crate::sql::{self, Caller, SetValue, Statement, TableName};
-use crate::storage::Role;
 use crate::storage::{Command, Conflict, Expect, RowWrite, StorageError, TableRecord};
 
 /// What running a statement produced.

@@ -13,9 +13,10 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::catalog::storage_error;
+use crate::model::TableKind;
+use crate::model::types::schema_of;
 use crate::storage::rows::RowDecoder;
-use crate::storage::types::schema_of;
-use crate::storage::{Store, TableKind, TableRecord, now_micros, streams};
+use crate::storage::{Store, TableRecord, now_micros, streams};
 
 #[derive(Debug)]
 pub struct StreamTable {

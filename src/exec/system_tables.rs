@@ -448,7 +448,7 @@ impl SystemTable for AuthIdTable {
     }
 
     fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
-        use crate::storage::Role;
+        use crate::model::Role;
         let users = store.users().map_err(storage_error)?;
         self.schema
             .fields()

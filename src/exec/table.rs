@@ -17,9 +17,9 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::catalog::storage_error;
+use crate::model::types::schema_of;
 use crate::storage::SegmentRecord;
 use crate::storage::rows::{self, RowDecoder};
-use crate::storage::types::schema_of;
 use crate::storage::{ReadView, StorageResult, Store, TableRecord, is_tombstone};
 
 /// Hidden columns a DML statement's scan adds to find and version the rows it changes.

@@ -5,7 +5,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::{Engine, ExecError, ExecResult, now_micros};
 use crate::config::SHIPPED_ROOT_PASSWORD;
-use crate::storage::{Command, Role, ScramVerifier, UserRecord};
+use crate::model::Role;
+use crate::storage::{Command, ScramVerifier, UserRecord};
 
 pub const ROOT_USER: &str = "root";
 const SALT_LEN: usize = 16;

@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use super::{JobContext, JobError, JobResult, JobWork};
-use crate::storage::{Command, TableKind, now_micros};
+use crate::model::TableKind;
+use crate::storage::{Command, now_micros};
 
 pub struct StreamEvictJob {
     pub table_id: u64,

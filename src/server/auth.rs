@@ -22,7 +22,7 @@ use ring::hmac;
 use super::Connection;
 use super::sqlstate::{INVALID_AUTHORIZATION, INVALID_PASSWORD, TOO_MANY_CONNECTIONS, fatal};
 use crate::exec::{AuthSecret, Engine, LoginOutcome, PG_SERVER_VERSION};
-use crate::storage::Role;
+use crate::model::Role;
 
 /// Looks users up for SCRAM. Unknown users get a deterministic fake verifier, so the exchange
 /// runs to the end and fails exactly as a wrong password does.

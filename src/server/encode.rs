@@ -26,7 +26,7 @@ use rust_decimal::Decimal;
 use super::sqlstate;
 use super::values::{PgFloat, PgNumeric, PgTimestamp, TextTyped};
 use crate::exec::Outcome;
-use crate::storage::types::PG_TYPE_METADATA;
+use crate::model::types::PG_TYPE_METADATA;
 
 /// The PostgreSQL type an Arrow type is reported as.
 pub fn pg_type(data_type: &DataType) -> Type {

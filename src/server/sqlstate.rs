@@ -207,7 +207,7 @@ mod tests {
     fn permission_denied_is_42501_and_names_the_role() {
         let info = sql_error(&SqlError::PermissionDenied {
             statement: "CREATE USER",
-            required: crate::storage::Role::Dba,
+            required: crate::model::Role::Dba,
         });
         assert_eq!(info.code, "42501");
         assert!(info.message.contains("dba"));

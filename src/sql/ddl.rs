@@ -4,8 +4,8 @@ use datafusion::sql::sqlparser::ast::{self, ColumnOption, TableConstraint};
 
 use super::SqlError;
 use super::parse::fold_ident;
-use crate::storage::TableKind;
-use crate::storage::types::{DEFAULT_NUMERIC, SqlType};
+use crate::model::TableKind;
+use crate::model::types::{DEFAULT_NUMERIC, SqlType};
 
 /// A possibly schema-qualified table name as written; `exec` resolves it with `search_path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ impl TableName {
                 namespace: Some(namespace.clone()),
                 name: table.clone(),
             }),
-            [database, namespace, table] if database == crate::exec::DATABASE_NAME => {
+            [database, namespace, table] if database == crate::model::DATABASE_NAME => {
                 Ok(TableName {
                     namespace: Some(namespace.clone()),
                     name: table.clone(),

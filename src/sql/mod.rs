@@ -23,7 +23,7 @@ pub use subqueries::SINGLE_ROW_FUNCTION;
 
 use datafusion::sql::sqlparser::ast;
 
-use crate::storage::Role;
+use crate::model::Role;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {

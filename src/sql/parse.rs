@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::ddl::{self, TableName};
 use super::{SetValue, SqlError, Statement};
-use crate::storage::{Role, TableKind};
+use crate::model::{Role, TableKind};
 
 impl From<ParserError> for SqlError {
     fn from(err: ParserError) -> Self {

@@ -370,8 +370,10 @@ impl Command {
                     .table_by_id(*table_id)?
                     .ok_or_else(|| Conflict::TableChanged(format!("#{table_id}")))?;
                 let ttl = match table.kind {
-                    records::TableKind::Stream { ttl_seconds } => ttl_seconds as i64 * 1_000_000,
-                    records::TableKind::Regular => {
+                    crate::model::TableKind::Stream { ttl_seconds } => {
+                        ttl_seconds as i64 * 1_000_000
+                    }
+                    crate::model::TableKind::Regular => {
                         return Err(Conflict::TableChanged(table.name).into());
                     }
                 };

@@ -14,7 +14,6 @@ mod records;
 pub mod rows;
 pub mod segments;
 pub mod streams;
-pub mod types;
 mod view;
 
 use std::path::{Path, PathBuf};
@@ -36,9 +35,7 @@ pub fn is_tombstone(stored: &[u8]) -> bool {
 }
 pub use datadir::{DataDir, LOCK_FILE};
 pub use file_names::verify_catalog_at;
-pub use records::{
-    JobRecord, JobStatus, NamespaceRecord, Role, ScramVerifier, TableKind, TableRecord, UserRecord,
-};
+pub use records::{JobRecord, JobStatus, NamespaceRecord, ScramVerifier, TableRecord, UserRecord};
 pub use segments::SegmentRecord;
 pub use view::ReadView;
 
@@ -453,7 +450,7 @@ impl Store {
             .iter()
             .map(|s| s.bytes)
             .sum::<u64>();
-        if matches!(table.kind, TableKind::Stream { .. }) {
+        if matches!(table.kind, crate::model::TableKind::Stream { .. }) {
             let state = self.stream_state(table.table_id)?;
             bytes += streams::files(&self.streams_root, &state)
                 .iter()
@@ -637,7 +634,7 @@ mod tests {
     #[test]
     fn applied_sequence_survives_reopen() {
         let tmp = tempfile::tempdir().unwrap();
-        let user = UserRecord::new_for_test("alice", Role::User);
+        let user = UserRecord::new_for_test("alice", crate::model::Role::User);
         {
             let store = Store::open(tmp.path(), durability()).unwrap();
             assert_eq!(store.applied_seq(), 0);
@@ -646,7 +643,10 @@ mod tests {
         }
         let store = Store::open(tmp.path(), durability()).unwrap();
         assert_eq!(store.applied_seq(), 2);
-        assert_eq!(store.user("alice").unwrap().unwrap().role, Role::User);
+        assert_eq!(
+            store.user("alice").unwrap().unwrap().role,
+            crate::model::Role::User
+        );
     }
 
     #[test]

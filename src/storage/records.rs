@@ -3,43 +3,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::{StorageError, StorageResult};
-
-/// Roles, from least to most privileged; a role may do everything a lower one may.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    User,
-    Service,
-    Dba,
-    System,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Service => "service",
-            Role::Dba => "dba",
-            Role::System => "system",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Role> {
-        match name.to_ascii_lowercase().as_str() {
-            "user" => Some(Role::User),
-            "service" => Some(Role::Service),
-            "dba" => Some(Role::Dba),
-            "system" => Some(Role::System),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::model::{Role, TableKind};
 
 /// A SCRAM-SHA-256 verifier as PostgreSQL stores it: enough to check a login, not enough to
 /// recover or replay the password.
@@ -109,16 +73,6 @@ pub struct NamespaceRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TableKind {
-    Regular,
-    /// Append-only, kept as a commit log; rows older than the TTL are evicted.
-    Stream {
-        ttl_seconds: u64,
-    },
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableRecord {
     /// Assigned when the table is created; row keys start with it.
@@ -126,7 +80,7 @@ pub struct TableRecord {
     pub namespace: String,
     pub name: String,
     pub kind: TableKind,
-    pub columns: Vec<super::types::ColumnDef>,
+    pub columns: Vec<crate::model::ColumnDef>,
     /// Indexes into `columns`; empty when the table has no declared key (a hidden row id).
     pub primary_key: Vec<usize>,
     pub created_at: i64,

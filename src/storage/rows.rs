@@ -18,8 +18,8 @@ use datafusion::arrow::datatypes::{
     TimestampMicrosecondType,
 };
 
-use super::types::{ColumnDef, SqlType};
 use super::{StorageError, StorageResult};
+use crate::model::types::{ColumnDef, SqlType};
 
 const ABSENT: u8 = 0;
 const PRESENT: u8 = 1;

@@ -25,8 +25,8 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
-use super::types::ColumnDef;
 use super::{StorageError, StorageResult};
+use crate::model::types::ColumnDef;
 
 /// Rows per data page, and the largest dictionary page, of a segment column.
 const PAGE_ROWS: usize = 1024;

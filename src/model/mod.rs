@@ -1,0 +1,12 @@
+//! The domain model every layer shares: SQL types with their PostgreSQL identities, column
+//! definitions, roles, table kinds and the database's name. It depends on nothing else in the
+//! crate (only serde and Arrow's type definitions), so any layer may use it and it never changes
+//! because a layer above it did.
+
+mod roles;
+mod tables;
+pub mod types;
+
+pub use roles::Role;
+pub use tables::{DATABASE_NAME, TableKind};
+pub use types::{ColumnDef, SqlType};
