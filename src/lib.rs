@@ -9,7 +9,8 @@
 //! - [`storage`] owns the data directory and RocksDB; every durable change is a
 //!   [`storage::Command`] applied as one atomic write batch.
 //!
-//! [`jobs`] runs background work (flush, stream eviction, backup, restore) as rows of
+//! [`node`] starts and stops everything: a staged restore, the store, the engine, housekeeping,
+//! and the server. [`jobs`] runs background work (flush, stream eviction, backup, restore) as rows of
 //! `system.jobs`; [`backup`] owns the archive format, BACKUP and RESTORE jobs, the start-up swap
 //! of a staged restore, and CLUSTER SNAPSHOT. [`config`] describes `server.toml`; [`allocator`]
 //! tunes the process's memory allocator. [`model`] holds the domain types every layer shares and
@@ -18,7 +19,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = kalamdb::config::Config::load(None)?;
-//! kalamdb::server::run(config, kalamdb::server::shutdown_signal()).await?;
+//! kalamdb::node::run(config, kalamdb::node::shutdown_signal()).await?;
 //! # Ok(()) }
 //! ```
 
@@ -29,6 +30,7 @@ pub mod exec;
 pub mod fault;
 pub mod jobs;
 pub mod model;
+pub mod node;
 pub mod server;
 pub mod sql;
 pub mod storage;

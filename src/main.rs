@@ -66,10 +66,7 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(kalamdb::server::run(
-        config,
-        kalamdb::server::shutdown_signal(),
-    )) {
+    match runtime.block_on(kalamdb::node::run(config, kalamdb::node::shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

@@ -17,6 +17,8 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     ("jobs", &["exec", "server", "sql"]),
     ("backup", &["exec", "server", "sql"]),
+    ("exec", &["server", "node"]),
+    ("server", &["node"]),
 ];
 
 /// The top-level crate modules a source text names through `crate::`, including inside

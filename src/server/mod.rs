@@ -1,5 +1,6 @@
 //! The PostgreSQL front end: listener, TLS, startup/authentication, simple and extended query,
-//! cancel, result encoding, and graceful shutdown.
+//! cancel, result encoding, and the graceful close of connections. It receives a running
+//! engine from `node`, which owns start-up and shutdown of everything else.
 //!
 //! Each accepted socket gets a [`Connection`], which implements pgwire's handler traits and holds
 //! the connection's `exec::Session` once the user has logged in. This layer holds no SQL
@@ -30,12 +31,9 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::exec::{Engine, ExecError, Session};
-use crate::storage::{Durability, StorageError, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
     #[error(transparent)]
     Exec(#[from] ExecError),
     #[error("TLS: {0}")]
@@ -51,8 +49,6 @@ pub enum ServerError {
     },
     #[error("{0}")]
     Protocol(#[from] pgwire::error::PgWireError),
-    #[error("pending restore: {0}")]
-    Restore(#[from] crate::backup::SwapError),
 }
 
 /// State shared by all connections.
@@ -168,47 +164,13 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
-/// Opens the data directory, serves connections until `shutdown` resolves, then stops cleanly.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
-    let config = Arc::new(config);
-    // A staged restore is swapped in before the data directory is opened.
-    let swapped = crate::backup::prepare_data_dir(
-        &config.storage.data_path,
-        config.source_path.as_deref(),
-        config.backup.keep_pre_restore,
-    )?;
-    let store = Arc::new(Store::open(
-        &config.storage.data_path,
-        Durability {
-            sync_writes: config.storage.sync_writes,
-            wal_enabled: config.storage.wal_enabled,
-        },
-    )?);
-    if let Some(swapped) = &swapped {
-        crate::backup::finish_restore(&store, swapped)?;
-    }
-    tracing::info!(
-        data = %store.dir().root().display(),
-        config = %config.source_path.as_ref().map_or("embedded defaults".into(), |p| p.display().to_string()),
-        "opened data directory"
-    );
-    let engine = Engine::start(store.clone(), config.clone())?;
+/// Serves PostgreSQL connections for `engine` until `shutdown` resolves, then lets running
+/// statements finish (up to `[server] shutdown_timeout_seconds`) and closes every connection.
+pub async fn serve(
+    engine: Arc<Engine>,
+    config: Arc<Config>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     let tls = if config.tls.enabled {
         Some(tls::load(
             &config.tls.cert,
@@ -255,25 +217,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     })?;
     tracing::info!(%address, tls = tls.is_some(), "KalamDB {} listening", env!("CARGO_PKG_VERSION"));
 
-    // Housekeeping: stream evictions every interval, expired job rows every hour.
-    let evictor = {
-        let engine = shared.engine.clone();
-        let every = Duration::from_secs(config.streams.eviction_interval_seconds.max(1));
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            let mut last_purge = tokio::time::Instant::now();
-            loop {
-                ticks.tick().await;
-                engine.queue_stream_evictions();
-                if last_purge.elapsed() >= Duration::from_secs(3600) {
-                    last_purge = tokio::time::Instant::now();
-                    if let Err(e) = engine.purge_expired_jobs() {
-                        tracing::warn!("purging expired jobs: {e}");
-                    }
-                }
-            }
-        })
-    };
     let acceptor = tls.map(|t| t.acceptor);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
@@ -324,7 +267,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
 
     drop(listener);
-    evictor.abort();
     let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
     tracing::info!("shutting down: waiting up to {grace:?} for running statements");
     if tokio::time::timeout(grace, shared.in_flight.wait_idle())
@@ -334,13 +276,5 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::warn!("statements still running after {grace:?}; aborting them");
     }
     tasks.shutdown().await;
-    if !shared.engine.jobs().wait_idle(grace).await {
-        tracing::warn!(
-            "background jobs still running after {grace:?}; they will be marked failed at the next start"
-        );
-    }
-    drop(shared);
-    store.flush()?;
-    tracing::info!("stopped");
     Ok(())
 }
