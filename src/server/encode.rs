@@ -206,7 +206,7 @@ fn encode_cell(
                 Some(PgNumeric(
                     Decimal::try_from_i128_with_scale(array.value(row), scale).map_err(|e| {
                         PgWireError::UserError(Box::new(sqlstate::error(
-                            "22003",
+                            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
                             format!("numeric value out of range: {e}"),
                         )))
                     })?,

@@ -75,7 +75,7 @@ impl QueryParser for StatementPreparer {
         let mut statements = sql::parse(text).map_err(|e| user_error(sqlstate::sql_error(&e)))?;
         if statements.len() > 1 {
             return Err(user_error(sqlstate::error(
-                "42601",
+                sqlstate::SYNTAX_ERROR,
                 "cannot insert multiple commands into a prepared statement",
             )));
         }

@@ -10,6 +10,9 @@ use crate::jobs::JobError;
 use crate::sql::SqlError;
 use crate::storage::{Conflict, StorageError};
 
+// PostgreSQL's SQLSTATE codes (Appendix A of its manual), by its condition names. Every code
+// the server sends is named here, and chosen below by error type.
+
 pub const SEVERITY_ERROR: &str = "ERROR";
 pub const SEVERITY_FATAL: &str = "FATAL";
 
@@ -25,6 +28,41 @@ pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub const INTERNAL_ERROR: &str = "XX000";
 pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
 pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+pub const AMBIGUOUS_COLUMN: &str = "42702";
+pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
+pub const CARDINALITY_VIOLATION: &str = "21000";
+pub const DATATYPE_MISMATCH: &str = "42804";
+pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
+pub const DIVISION_BY_ZERO: &str = "22012";
+pub const DUPLICATE_COLUMN: &str = "42701";
+pub const DUPLICATE_OBJECT: &str = "42710";
+pub const DUPLICATE_SCHEMA: &str = "42P06";
+pub const DUPLICATE_TABLE: &str = "42P07";
+pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
+pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
+pub const INVALID_SCHEMA_NAME: &str = "3F000";
+pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+pub const IO_ERROR: &str = "58030";
+pub const NOT_NULL_VIOLATION: &str = "23502";
+pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+pub const OBJECT_IN_USE: &str = "55006";
+pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+pub const OUT_OF_MEMORY: &str = "53200";
+pub const QUERY_CANCELED: &str = "57014";
+pub const RESERVED_NAME: &str = "42939";
+pub const SERIALIZATION_FAILURE: &str = "40001";
+pub const STATEMENT_TOO_COMPLEX: &str = "54001";
+pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
+pub const SYNTAX_ERROR: &str = "42601";
+pub const TOO_MANY_COLUMNS: &str = "54011";
+pub const UNDEFINED_COLUMN: &str = "42703";
+pub const UNDEFINED_FUNCTION: &str = "42883";
+pub const UNDEFINED_OBJECT: &str = "42704";
+pub const UNDEFINED_PARAMETER: &str = "42P02";
+pub const UNDEFINED_TABLE: &str = "42P01";
+pub const UNIQUE_VIOLATION: &str = "23505";
+pub const WRONG_OBJECT_TYPE: &str = "42809";
 
 /// SQLSTATE and message for an execution-layer error.
 pub fn exec_error(err: &ExecError) -> ErrorInfo {
@@ -40,38 +78,38 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::Sql(e) => sql_code(e),
         ExecError::Storage(e) => storage_code(e),
         ExecError::DataFusion(e) => datafusion_code(e),
-        ExecError::UndefinedObject(_) => "42704",
-        ExecError::DuplicateObject(_) => "42710",
+        ExecError::UndefinedObject(_) => UNDEFINED_OBJECT,
+        ExecError::DuplicateObject(_) => DUPLICATE_OBJECT,
         ExecError::InvalidParameterValue(_) => INVALID_PARAMETER_VALUE,
-        ExecError::CantChangeRuntimeParam(_) => "55P02",
-        ExecError::InFailedTransaction => "25P02",
-        ExecError::ObjectInUse(_) => "55006",
-        ExecError::QueryCanceled | ExecError::StatementTimeout => "57014",
-        ExecError::UndefinedTable(_) => "42P01",
-        ExecError::UndefinedColumn(_) => "42703",
-        ExecError::DuplicateColumn(_) => "42701",
-        ExecError::NotNullViolation(_) => "23502",
-        ExecError::UniqueViolation(_) => "23505",
-        ExecError::StringTooLong(_) => "22001",
-        ExecError::NumericOutOfRange(_) => "22003",
+        ExecError::CantChangeRuntimeParam(_) => CANT_CHANGE_RUNTIME_PARAM,
+        ExecError::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,
+        ExecError::ObjectInUse(_) => OBJECT_IN_USE,
+        ExecError::QueryCanceled | ExecError::StatementTimeout => QUERY_CANCELED,
+        ExecError::UndefinedTable(_) => UNDEFINED_TABLE,
+        ExecError::UndefinedColumn(_) => UNDEFINED_COLUMN,
+        ExecError::DuplicateColumn(_) => DUPLICATE_COLUMN,
+        ExecError::NotNullViolation(_) => NOT_NULL_VIOLATION,
+        ExecError::UniqueViolation(_) => UNIQUE_VIOLATION,
+        ExecError::StringTooLong(_) => STRING_DATA_RIGHT_TRUNCATION,
+        ExecError::NumericOutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
         ExecError::InvalidText(_) => INVALID_TEXT_REPRESENTATION,
-        ExecError::WrongObjectType(_) => "42809",
-        ExecError::InvalidColumnReference(_) => "42P10",
-        ExecError::CardinalityViolation(_) => "21000",
-        ExecError::InvalidSchemaName(_) => "3F000",
-        ExecError::ReservedName(_) => "42939",
-        ExecError::NoActiveTransaction(_) => "25P01",
-        ExecError::InvalidSavepoint(_) => "3B001",
+        ExecError::WrongObjectType(_) => WRONG_OBJECT_TYPE,
+        ExecError::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,
+        ExecError::CardinalityViolation(_) => CARDINALITY_VIOLATION,
+        ExecError::InvalidSchemaName(_) => INVALID_SCHEMA_NAME,
+        ExecError::ReservedName(_) => RESERVED_NAME,
+        ExecError::NoActiveTransaction(_) => NO_ACTIVE_SQL_TRANSACTION,
+        ExecError::InvalidSavepoint(_) => INVALID_SAVEPOINT_SPECIFICATION,
         ExecError::BackupPath(PathError::Invalid(_)) => INVALID_PARAMETER_VALUE,
         ExecError::BackupPath(PathError::Forbidden(_)) => INSUFFICIENT_PRIVILEGE,
         ExecError::Job(e) => match e {
             JobError::Storage(e) => storage_code(e),
-            JobError::NoSuchJob(_) => "42704",
-            JobError::AlreadyFinished(_) => "55000",
-            JobError::Failed(_) | JobError::Cancelled => "XX000",
+            JobError::NoSuchJob(_) => UNDEFINED_OBJECT,
+            JobError::AlreadyFinished(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
+            JobError::Failed(_) | JobError::Cancelled => INTERNAL_ERROR,
         },
         ExecError::RoleDropped(_) => INVALID_AUTHORIZATION,
-        ExecError::Internal(_) => "XX000",
+        ExecError::Internal(_) => INTERNAL_ERROR,
     }
 }
 
@@ -94,59 +132,63 @@ pub fn fatal_info(code: &str, message: impl Into<String>) -> ErrorInfo {
 
 fn sql_code(err: &SqlError) -> &'static str {
     match err {
-        SqlError::Syntax(_) => "42601",
+        SqlError::Syntax(_) => SYNTAX_ERROR,
         SqlError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
         SqlError::PermissionDenied { .. } | SqlError::PermissionDeniedDetail(_) => {
             INSUFFICIENT_PRIVILEGE
         }
-        SqlError::DuplicateColumn(_) => "42701",
-        SqlError::UndefinedColumn(_) => "42703",
-        SqlError::StackDepth(_) => "54001",
-        SqlError::TooManyColumns(_) => "54011",
-        SqlError::UndefinedParameter(_) => "42P02",
+        SqlError::DuplicateColumn(_) => DUPLICATE_COLUMN,
+        SqlError::UndefinedColumn(_) => UNDEFINED_COLUMN,
+        SqlError::StackDepth(_) => STATEMENT_TOO_COMPLEX,
+        SqlError::TooManyColumns(_) => TOO_MANY_COLUMNS,
+        SqlError::UndefinedParameter(_) => UNDEFINED_PARAMETER,
     }
 }
 
 fn storage_code(err: &StorageError) -> &'static str {
     match err {
-        StorageError::Io { .. } => "58030",
-        StorageError::Locked(..) => "55006",
-        StorageError::Rocks(_) | StorageError::Corrupt { .. } => "XX000",
+        StorageError::Io { .. } => IO_ERROR,
+        StorageError::Locked(..) => OBJECT_IN_USE,
+        StorageError::Rocks(_) | StorageError::Corrupt { .. } => INTERNAL_ERROR,
         StorageError::Conflict(conflict) => match conflict {
-            Conflict::NamespaceExists(_) => "42P06",
-            Conflict::NoSuchNamespace(_) => "3F000",
-            Conflict::NamespaceNotEmpty(_) => "2BP01",
-            Conflict::TableExists(..) => "42P07",
-            Conflict::NoSuchTable(..) => "42P01",
-            Conflict::DuplicateKey { .. } => "23505",
-            Conflict::TableChanged(_) | Conflict::RowChanged { .. } => "40001",
+            Conflict::NamespaceExists(_) => DUPLICATE_SCHEMA,
+            Conflict::NoSuchNamespace(_) => INVALID_SCHEMA_NAME,
+            Conflict::NamespaceNotEmpty(_) => DEPENDENT_OBJECTS_STILL_EXIST,
+            Conflict::TableExists(..) => DUPLICATE_TABLE,
+            Conflict::NoSuchTable(..) => UNDEFINED_TABLE,
+            Conflict::DuplicateKey { .. } => UNIQUE_VIOLATION,
+            Conflict::TableChanged(_) | Conflict::RowChanged { .. } => SERIALIZATION_FAILURE,
         },
     }
 }
 
 fn datafusion_code(err: &DataFusionError) -> &'static str {
     match err.find_root() {
-        DataFusionError::SQL(..) => "42601",
+        DataFusionError::SQL(..) => SYNTAX_ERROR,
         DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
         DataFusionError::SchemaError(e, _) => match **e {
-            datafusion::common::SchemaError::FieldNotFound { .. } => "42703",
-            datafusion::common::SchemaError::AmbiguousReference { .. } => "42702",
+            datafusion::common::SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
+            datafusion::common::SchemaError::AmbiguousReference { .. } => AMBIGUOUS_COLUMN,
             datafusion::common::SchemaError::DuplicateQualifiedField { .. }
-            | datafusion::common::SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+            | datafusion::common::SchemaError::DuplicateUnqualifiedField { .. } => DUPLICATE_COLUMN,
         },
         DataFusionError::ArrowError(e, _) => arrow_code(e),
         DataFusionError::Plan(message) if message.contains("not found") => {
             if message.contains("table") {
-                "42P01"
+                UNDEFINED_TABLE
             } else if message.contains("function") {
-                "42883"
+                UNDEFINED_FUNCTION
             } else {
-                "42704"
+                UNDEFINED_OBJECT
             }
         }
-        DataFusionError::Plan(message) if message.contains("Invalid function") => "42883",
-        DataFusionError::Plan(_) => "42804",
-        DataFusionError::Execution(message) if message.contains("Divide by zero") => "22012",
+        DataFusionError::Plan(message) if message.contains("Invalid function") => {
+            UNDEFINED_FUNCTION
+        }
+        DataFusionError::Plan(_) => DATATYPE_MISMATCH,
+        DataFusionError::Execution(message) if message.contains("Divide by zero") => {
+            DIVISION_BY_ZERO
+        }
         DataFusionError::Execution(message) if message.contains("Cannot cast") => {
             INVALID_TEXT_REPRESENTATION
         }
@@ -156,20 +198,20 @@ fn datafusion_code(err: &DataFusionError) -> &'static str {
             } else if let Some(e) = inner.downcast_ref::<StorageError>() {
                 storage_code(e)
             } else {
-                "XX000"
+                INTERNAL_ERROR
             }
         }
-        DataFusionError::ResourcesExhausted(_) => "53200",
-        _ => "XX000",
+        DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
+        _ => INTERNAL_ERROR,
     }
 }
 
 fn arrow_code(err: &ArrowError) -> &'static str {
     match err {
-        ArrowError::DivideByZero => "22012",
+        ArrowError::DivideByZero => DIVISION_BY_ZERO,
         ArrowError::CastError(_) | ArrowError::ParseError(_) => INVALID_TEXT_REPRESENTATION,
-        ArrowError::ArithmeticOverflow(_) => "22003",
-        _ => "XX000",
+        ArrowError::ArithmeticOverflow(_) => NUMERIC_VALUE_OUT_OF_RANGE,
+        _ => INTERNAL_ERROR,
     }
 }
 
