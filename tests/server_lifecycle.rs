@@ -21,10 +21,7 @@ fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let other = tempfile::tempdir().unwrap();
     let config = std::fs::read_to_string(server.config_path())
         .unwrap()
-        .replace(
-            &format!("port = {}", server.port),
-            &format!("port = {}", common::free_port()),
-        );
+        .replace("port = 0", &format!("port = {}", common::free_port()));
     let path = other.path().join("server.toml");
     std::fs::write(&path, config).unwrap();
     let (status, log) = run_to_exit(other.path(), &path, Duration::from_secs(30));
@@ -41,7 +38,8 @@ fn a_taken_port_is_reported_with_the_setting_to_change() {
         .replace(
             &server.data_path().display().to_string(),
             &other.path().join("data").display().to_string(),
-        );
+        )
+        .replace("port = 0", &format!("port = {}", server.port));
     let path = other.path().join("server.toml");
     std::fs::write(&path, config).unwrap();
     let (status, log) = run_to_exit(other.path(), &path, Duration::from_secs(30));

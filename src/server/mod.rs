@@ -215,7 +215,16 @@ pub async fn serve(
             }
         }
     })?;
-    tracing::info!(%address, tls = tls.is_some(), "KalamDB {} listening", env!("CARGO_PKG_VERSION"));
+    // With `port = 0` the system picks a free port: the log line names the one bound, so
+    // whoever started the server (a test harness, a supervisor) can read it.
+    let bound = listener
+        .local_addr()
+        .map_or(address.clone(), |a| a.to_string());
+    tracing::info!(
+        tls = tls.is_some(),
+        "KalamDB {} listening on {bound}",
+        env!("CARGO_PKG_VERSION")
+    );
 
     let acceptor = tls.map(|t| t.acceptor);
     let mut tasks = JoinSet::new();

@@ -16,6 +16,19 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The port a server's log says it is listening on.
+pub fn listening_port(log: &str) -> Option<u16> {
+    let (_, after) = log.split_once(" listening on ")?;
+    let address: String = after
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '\x1b')
+        .collect();
+    address
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.port())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -84,7 +97,9 @@ impl TestServer {
         populate(&dir.path().join("data"));
         let mut server = TestServer {
             dir,
-            port: free_port(),
+            // The server binds a port the system picks and names it in its log: no race
+            // between choosing a free port here and binding it there.
+            port: 0,
             options,
             child: None,
         };
@@ -211,7 +226,8 @@ format = "text"
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("kalamdb exited during start ({status}):\n{}", self.log());
             }
-            if self.log().contains("listening") {
+            if let Some(port) = listening_port(&self.log()) {
+                self.port = port;
                 break;
             }
             assert!(
