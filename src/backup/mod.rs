@@ -21,10 +21,10 @@ use serde::{Deserialize, Serialize};
 pub use format::{Signature, SigningKey};
 pub use paths::{PathError, PathPolicy, PathUse, check_path};
 pub use reader::{ArchiveError, CheckedArchive};
-pub use restore::RestoreJob;
+pub use restore::{RestoreJob, RestoreParameters};
 pub use snapshot::take_cluster_snapshot;
 pub use swap::{SwapError, finish_restore, prepare_data_dir};
-pub use writer::{BackupJob, remove_leftovers};
+pub use writer::{BackupJob, BackupParameters, remove_leftovers};
 
 /// Inside a staged restore: the archived `server.toml`, restored next to the config at swap.
 const ARCHIVED_CONFIG: &str = "server.toml.archived";

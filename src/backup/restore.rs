@@ -12,8 +12,6 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::json;
-
 use super::format::{Place, Signature, SigningKey};
 use super::reader::{self, ArchiveError, ArchiveResult, FileSink, Sink};
 use super::{RestoreMarker, fsync_dir, human_bytes, pending_dir, staging_prefix};
@@ -30,10 +28,20 @@ pub struct RestoreJob {
     pub min_free_bytes: u64,
 }
 
+/// What a restore job records in `system.jobs.parameters`, and what resuming it reads back.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RestoreParameters {
+    pub path: PathBuf,
+}
+
+impl RestoreJob {
+    pub const JOB_TYPE: &'static str = "restore";
+}
+
 #[async_trait::async_trait]
 impl JobWork for RestoreJob {
     fn job_type(&self) -> &'static str {
-        "restore"
+        Self::JOB_TYPE
     }
 
     fn id_prefix(&self) -> &'static str {
@@ -45,7 +53,10 @@ impl JobWork for RestoreJob {
     }
 
     fn parameters(&self) -> serde_json::Value {
-        json!({ "path": self.source })
+        let parameters = RestoreParameters {
+            path: self.source.clone(),
+        };
+        serde_json::to_value(parameters).expect("restore parameters serialize")
     }
 
     async fn run(&self, ctx: JobContext) -> JobResult<String> {

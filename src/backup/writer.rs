@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use gzp::ZWriter;
 use gzp::deflate::Gzip;
 use gzp::par::compress::{ParCompress, ParCompressBuilder};
-use serde_json::json;
 
 use super::format::{self, Manifest, ManifestFile, SigningKey};
 use super::{fsync_dir, human_bytes};
@@ -39,10 +38,22 @@ pub struct BackupJob {
     pub signing_key: Option<SigningKey>,
 }
 
+/// What a backup job records in `system.jobs.parameters`, and what resuming it reads back.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BackupParameters {
+    pub path: PathBuf,
+    pub compression_level: u32,
+    pub compression_threads: usize,
+}
+
+impl BackupJob {
+    pub const JOB_TYPE: &'static str = "backup";
+}
+
 #[async_trait::async_trait]
 impl JobWork for BackupJob {
     fn job_type(&self) -> &'static str {
-        "backup"
+        Self::JOB_TYPE
     }
 
     fn id_prefix(&self) -> &'static str {
@@ -54,11 +65,12 @@ impl JobWork for BackupJob {
     }
 
     fn parameters(&self) -> serde_json::Value {
-        json!({
-            "path": self.target,
-            "compression_level": self.compression_level,
-            "compression_threads": self.compression_threads,
-        })
+        let parameters = BackupParameters {
+            path: self.target.clone(),
+            compression_level: self.compression_level,
+            compression_threads: self.compression_threads,
+        };
+        serde_json::to_value(parameters).expect("backup parameters serialize")
     }
 
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
@@ -99,16 +111,14 @@ pub fn partial_path(target: &Path) -> PathBuf {
 
 /// Removes what an interrupted backup job left: its partial archive (the capture directory is
 /// removed when the data directory is opened).
-pub fn remove_leftovers(parameters: &serde_json::Value) {
-    if let Some(target) = parameters["path"].as_str() {
-        let partial = partial_path(Path::new(target));
-        match std::fs::remove_file(&partial) {
-            Ok(()) => {
-                tracing::info!(file = %partial.display(), "removed an interrupted backup's partial archive")
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(file = %partial.display(), "removing a partial archive: {e}"),
+pub fn remove_leftovers(parameters: &BackupParameters) {
+    let partial = partial_path(&parameters.path);
+    match std::fs::remove_file(&partial) {
+        Ok(()) => {
+            tracing::info!(file = %partial.display(), "removed an interrupted backup's partial archive")
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(file = %partial.display(), "removing a partial archive: {e}"),
     }
 }
 

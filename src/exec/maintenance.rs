@@ -8,30 +8,43 @@ use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::session::Outcome;
-use super::{ExecError, ExecResult, Session};
+use super::{Engine, ExecError, ExecResult, Session};
 use crate::backup::{self, BackupJob, PathPolicy, PathUse, RestoreJob};
 use crate::config::Config;
 use crate::jobs::FlushJob;
 use crate::model::TableKind;
 use crate::sql::TableName;
 
-/// A BACKUP job to `target` under the server's `[backup]` settings.
-pub(super) fn backup_job(config: &Config, target: PathBuf) -> BackupJob {
-    BackupJob {
-        target,
-        config_path: config.source_path.clone(),
-        compression_level: config.backup.compression_level,
-        compression_threads: config.backup.threads(),
-        signing_key: signing_key(config),
+impl Engine {
+    /// A BACKUP job to `raw` under the server's `[backup]` settings. The path rules are checked
+    /// here, so a job resumed after a restart is held to the rules of the server it resumes on.
+    pub(super) fn backup_job(&self, raw: &str, quoted: bool) -> ExecResult<BackupJob> {
+        let config = self.config();
+        Ok(BackupJob {
+            target: self.checked_path(raw, quoted, PathUse::BackupTarget)?,
+            config_path: config.source_path.clone(),
+            compression_level: config.backup.compression_level,
+            compression_threads: config.backup.threads(),
+            signing_key: signing_key(config),
+        })
     }
-}
 
-/// A RESTORE job from `source` under the server's `[backup]` settings.
-pub(super) fn restore_job(config: &Config, source: PathBuf) -> RestoreJob {
-    RestoreJob {
-        source,
-        signing_key: signing_key(config),
-        min_free_bytes: config.backup.min_free_bytes,
+    /// A RESTORE job from `raw`; the path rules are checked as for [`Engine::backup_job`].
+    pub(super) fn restore_job(&self, raw: &str, quoted: bool) -> ExecResult<RestoreJob> {
+        let config = self.config();
+        Ok(RestoreJob {
+            source: self.checked_path(raw, quoted, PathUse::RestoreSource)?,
+            signing_key: signing_key(config),
+            min_free_bytes: config.backup.min_free_bytes,
+        })
+    }
+
+    fn checked_path(&self, raw: &str, quoted: bool, usage: PathUse) -> ExecResult<PathBuf> {
+        let policy = PathPolicy {
+            data_dir: self.store().dir().root(),
+            allowed_dirs: &self.config().backup.allowed_dirs,
+        };
+        Ok(backup::check_path(raw, quoted, usage, &policy)?)
     }
 }
 
@@ -101,12 +114,9 @@ impl Session {
 
     /// Checks the path rules, then queues the backup; the row comes back at once.
     pub(super) fn backup_database(&self, raw: &str, quoted: bool) -> ExecResult<Outcome> {
-        let target = self.checked_path(raw, quoted, PathUse::BackupTarget)?;
-        let config = self.engine.config();
-        let job_id = self
-            .engine
-            .jobs()
-            .submit(Arc::new(backup_job(config, target.clone())), self.user_id())?;
+        let job = self.engine.backup_job(raw, quoted)?;
+        let target = job.target.clone();
+        let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
         job_started(
             &job_id,
             format!(
@@ -117,11 +127,9 @@ impl Session {
     }
 
     pub(super) fn restore_database(&self, raw: &str, quoted: bool) -> ExecResult<Outcome> {
-        let source = self.checked_path(raw, quoted, PathUse::RestoreSource)?;
-        let job_id = self.engine.jobs().submit(
-            Arc::new(restore_job(self.engine.config(), source.clone())),
-            self.user_id(),
-        )?;
+        let job = self.engine.restore_job(raw, quoted)?;
+        let source = job.source.clone();
+        let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
         job_started(
             &job_id,
             format!(
@@ -129,20 +137,6 @@ impl Session {
                 source.display()
             ),
         )
-    }
-
-    fn checked_path(
-        &self,
-        raw: &str,
-        quoted: bool,
-        usage: PathUse,
-    ) -> ExecResult<std::path::PathBuf> {
-        let store = self.engine.store();
-        let policy = PathPolicy {
-            data_dir: store.dir().root(),
-            allowed_dirs: &self.engine.config().backup.allowed_dirs,
-        };
-        Ok(backup::check_path(raw, quoted, usage, &policy)?)
     }
 
     pub(super) async fn cluster_snapshot(&self) -> ExecResult<Outcome> {

@@ -177,25 +177,18 @@ impl Engine {
         self.purge_expired_jobs()?;
         let recovered = self.jobs.recover()?;
         for job in &recovered.interrupted {
-            if job.job_type == "backup" {
-                let parameters = serde_json::from_str(&job.parameters).unwrap_or_default();
+            if job.job_type == crate::backup::BackupJob::JOB_TYPE
+                && let Ok(parameters) = serde_json::from_str(&job.parameters)
+            {
                 crate::backup::remove_leftovers(&parameters);
             }
         }
         for job in recovered.queued {
-            let parameters: serde_json::Value =
-                serde_json::from_str(&job.parameters).unwrap_or_default();
-            let text = |key: &str| parameters[key].as_str().unwrap_or_default().to_owned();
-            let work: Arc<dyn jobs::JobWork> = match job.job_type.as_str() {
-                "flush" => Arc::new(jobs::FlushJob {
-                    table_id: parameters["table_id"].as_u64().unwrap_or_default(),
-                    namespace: text("namespace"),
-                    table: text("table"),
-                }),
-                "backup" => Arc::new(maintenance::backup_job(&self.config, text("path").into())),
-                "restore" => Arc::new(maintenance::restore_job(&self.config, text("path").into())),
-                other => {
-                    tracing::warn!(job_id = job.job_id, "cannot resume a queued {other} job");
+            let work = match self.resumed_work(&job) {
+                Ok(work) => work,
+                Err(e) => {
+                    let message = format!("not resumed after the restart: {e}");
+                    self.jobs.fail_queued(job, message)?;
                     continue;
                 }
             };
@@ -207,6 +200,37 @@ impl Engine {
             self.jobs.resume(job.job_id, work);
         }
         Ok(())
+    }
+
+    /// The work of a queued job, rebuilt from its recorded parameters by the constructor that
+    /// built it when it was submitted (so a backup's path is checked again).
+    fn resumed_work(&self, job: &crate::storage::JobRecord) -> ExecResult<Arc<dyn jobs::JobWork>> {
+        let malformed = |e: serde_json::Error| {
+            ExecError::Internal(format!("its recorded parameters are unreadable: {e}"))
+        };
+        let path_text = |path: &std::path::Path| path.to_string_lossy().into_owned();
+        Ok(match job.job_type.as_str() {
+            jobs::FlushJob::JOB_TYPE => {
+                let flush: jobs::FlushJob =
+                    serde_json::from_str(&job.parameters).map_err(malformed)?;
+                Arc::new(flush)
+            }
+            crate::backup::BackupJob::JOB_TYPE => {
+                let parameters: crate::backup::BackupParameters =
+                    serde_json::from_str(&job.parameters).map_err(malformed)?;
+                Arc::new(self.backup_job(&path_text(&parameters.path), true)?)
+            }
+            crate::backup::RestoreJob::JOB_TYPE => {
+                let parameters: crate::backup::RestoreParameters =
+                    serde_json::from_str(&job.parameters).map_err(malformed)?;
+                Arc::new(self.restore_job(&path_text(&parameters.path), true)?)
+            }
+            other => {
+                return Err(ExecError::Internal(format!(
+                    "a queued {other} job is not resumable"
+                )));
+            }
+        })
     }
 
     /// Applies a session's command. The call waits for the group commit's fsync, so on the

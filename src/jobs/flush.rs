@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::{JobContext, JobError, JobResult, JobWork};
 use crate::storage::rows::{self, RowDecoder};
 use crate::storage::segments::{self, SegmentRecord};
@@ -12,16 +10,23 @@ use crate::storage::{Command, is_tombstone};
 /// Rows per segment; a larger backlog is flushed as several segments.
 const SEGMENT_ROWS: usize = 1_000_000;
 
+/// A flush's parameters are the job itself: resuming it after a restart deserializes the row's
+/// `parameters` back into this struct.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FlushJob {
     pub table_id: u64,
     pub namespace: String,
     pub table: String,
 }
 
+impl FlushJob {
+    pub const JOB_TYPE: &'static str = "flush";
+}
+
 #[async_trait::async_trait]
 impl JobWork for FlushJob {
     fn job_type(&self) -> &'static str {
-        "flush"
+        Self::JOB_TYPE
     }
 
     fn id_prefix(&self) -> &'static str {
@@ -33,7 +38,7 @@ impl JobWork for FlushJob {
     }
 
     fn parameters(&self) -> serde_json::Value {
-        json!({ "namespace": self.namespace, "table": self.table, "table_id": self.table_id })
+        serde_json::to_value(self).expect("flush parameters serialize")
     }
 
     async fn run(&self, ctx: JobContext) -> JobResult<String> {

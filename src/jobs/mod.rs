@@ -112,6 +112,18 @@ impl Inner {
     }
 }
 
+/// `job`, ended as failed with `message`.
+fn failed(job: JobRecord, message: String) -> JobRecord {
+    let now = crate::storage::now_micros();
+    JobRecord {
+        status: JobStatus::Failed,
+        message: Some(message),
+        finished_at: Some(now),
+        updated_at: now,
+        ..job
+    }
+}
+
 /// What a restart found: jobs it failed because they were running, and jobs still queued.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -146,14 +158,7 @@ impl JobManager {
         for job in self.inner.store.jobs()? {
             match job.status {
                 JobStatus::Running => {
-                    let now = crate::storage::now_micros();
-                    let failed = JobRecord {
-                        status: JobStatus::Failed,
-                        message: Some("server stopped while the job was running".into()),
-                        finished_at: Some(now),
-                        updated_at: now,
-                        ..job
-                    };
+                    let failed = failed(job, "server stopped while the job was running".into());
                     self.inner.store.apply(&Command::PutJob(failed.clone()))?;
                     recovered.interrupted.push(failed);
                 }
@@ -162,6 +167,16 @@ impl JobManager {
             }
         }
         Ok(recovered)
+    }
+
+    /// Ends a queued job that can no longer run as it was submitted (say, its path is no longer
+    /// allowed), with `message` saying why.
+    pub fn fail_queued(&self, job: JobRecord, message: String) -> JobResult<()> {
+        tracing::warn!(job_id = job.job_id, "not resuming a queued job: {message}");
+        self.inner
+            .store
+            .apply(&Command::PutJob(failed(job, message)))?;
+        Ok(())
     }
 
     /// Removes finished jobs older than `retention`.
