@@ -13,7 +13,7 @@
 //! and the server. [`jobs`] runs background work (flush, stream eviction, backup, restore) as rows of
 //! `system.jobs`; [`backup`] owns the archive format, BACKUP and RESTORE jobs, the start-up swap
 //! of a staged restore, and CLUSTER SNAPSHOT. [`config`] describes `server.toml`; [`allocator`]
-//! tunes the process's memory allocator. [`model`] holds the domain types every layer shares and
+//! tunes the process's memory allocator; [`durable`] publishes files crash-safely. [`model`] holds the domain types every layer shares and
 //! depends on nothing in the crate.
 //!
 //! ```no_run
@@ -26,6 +26,7 @@
 pub mod allocator;
 pub mod backup;
 pub mod config;
+pub mod durable;
 pub mod exec;
 pub mod fault;
 pub mod jobs;

@@ -7,6 +7,7 @@ use std::path::Path;
 /// (module, modules of the crate it must never name)
 const FORBIDDEN: &[(&str, &[&str])] = &[
     ("model", &["*"]),
+    ("durable", &["*"]),
     (
         "sql",
         &["exec", "storage", "server", "backup", "jobs", "config"],

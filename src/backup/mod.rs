@@ -56,13 +56,9 @@ impl RestoreMarker {
         format::unseal(&bytes, "the restore marker").map_err(std::io::Error::other)
     }
 
-    /// Writes the marker durably: a temporary file, fsync, rename, fsync of the directory.
+    /// Writes the marker durably (see [`crate::durable`]).
     fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let tmp = dir.join(format!("{MARKER_NAME}.tmp"));
-        std::fs::write(&tmp, format::seal(self))?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, Self::path(dir))?;
-        fsync_dir(dir)
+        crate::durable::write_file(&Self::path(dir), &format::seal(self), None)
     }
 }
 
@@ -76,55 +72,8 @@ fn staging_prefix(data: &Path) -> String {
     format!("{}_restore_pending.tmp-", data.display())
 }
 
-pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Makes everything written on `path`'s file system durable (syncfs).
-fn sync_filesystem(path: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let dir = std::fs::File::open(path)?;
-    // SAFETY: the descriptor is open for the duration of the call.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// Atomically exchanges two directory entries (renameat2 with RENAME_EXCHANGE).
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
-    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
-    // SAFETY: both paths are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// Bytes available to this user on the file system holding `path`.
-fn available_space(path: &Path) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c_path` is NUL-terminated and `stat` is a valid out-parameter.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
-}
+pub use crate::durable::fsync_dir;
+use crate::durable::{available_space, exchange, sync_filesystem};
 
 /// `1.5 GiB`-style sizes for messages.
 pub fn human_bytes(bytes: u64) -> String {

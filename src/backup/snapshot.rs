@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use super::{format, fsync_dir};
+use super::format;
 use crate::storage::{MetadataSnapshot, StorageError, StorageResult, Store};
 
 pub const SNAPSHOT_FILE: &str = "snapshot.json";
@@ -34,12 +34,10 @@ pub fn take_cluster_snapshot(store: &Store, keep: usize) -> StorageResult<Snapsh
         std::fs::create_dir_all(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
         let sealed = format::seal(metadata);
         let file = tmp.join(SNAPSHOT_FILE);
-        std::fs::write(&file, &sealed).map_err(io(format!("writing {}", file.display())))?;
-        std::fs::File::open(&file)
-            .and_then(|f| f.sync_all())
-            .map_err(io(format!("syncing {}", file.display())))?;
-        std::fs::rename(&tmp, &dir).map_err(io(format!("renaming {}", tmp.display())))?;
-        fsync_dir(&root).map_err(io(format!("syncing {}", root.display())))?;
+        crate::durable::write_file(&file, &sealed, None)
+            .map_err(io(format!("writing {}", file.display())))?;
+        crate::durable::publish_dir(&tmp, &dir)
+            .map_err(io(format!("publishing {}", dir.display())))?;
         prune(&root, keep)?;
         Ok(SnapshotInfo {
             snapshot_id,

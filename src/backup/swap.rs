@@ -247,14 +247,9 @@ fn restore_archived_config(
         return Ok(());
     }
     let target = restored_config_path(data, config_path);
-    let tmp = target.with_extension("restored.tmp");
-    std::fs::copy(&archived, &tmp).map_err(io(format!("writing {}", tmp.display())))?;
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(io(format!("writing {}", tmp.display())))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io(format!("syncing {}", tmp.display())))?;
-    std::fs::rename(&tmp, &target).map_err(io(format!("writing {}", target.display())))?;
+    let bytes = std::fs::read(&archived).map_err(io(format!("reading {}", archived.display())))?;
+    crate::durable::write_file(&target, &bytes, Some(0o600))
+        .map_err(io(format!("writing {}", target.display())))?;
     tracing::warn!(
         file = %target.display(),
         "the backup's server.toml was restored as this file; it is NOT applied: compare it with the running config and apply changes by hand"

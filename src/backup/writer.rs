@@ -17,7 +17,8 @@ use gzp::deflate::Gzip;
 use gzp::par::compress::{ParCompress, ParCompressBuilder};
 
 use super::format::{self, Manifest, ManifestFile, SigningKey};
-use super::{fsync_dir, human_bytes};
+use super::human_bytes;
+use crate::durable::Publish;
 use crate::jobs::{JobContext, JobError, JobResult, JobWork};
 use crate::storage::BackupPoint;
 
@@ -228,8 +229,8 @@ impl BackupJob {
             .len();
         drop(file);
         ctx.check_cancelled()?;
-        // A link never replaces an existing file, unlike rename.
-        std::fs::hard_link(&partial, &self.target).map_err(|e| {
+        // Never replaces an existing file, unlike a rename.
+        crate::durable::publish_file(&partial, &self.target, Publish::NoClobber).map_err(|e| {
             JobError::Failed(format!(
                 "publishing {}: {e}{}",
                 self.target.display(),
@@ -241,11 +242,6 @@ impl BackupJob {
             ))
         })?;
         partial_guard.armed = false;
-        std::fs::remove_file(&partial)
-            .map_err(io_failed(format!("removing {}", partial.display())))?;
-        if let Some(dir) = self.target.parent() {
-            fsync_dir(dir).map_err(io_failed(format!("syncing {}", dir.display())))?;
-        }
         ctx.progress(total, None)?;
         let elapsed = started.elapsed();
         let rate = total as f64 / elapsed.as_secs_f64().max(1e-3);

@@ -100,17 +100,15 @@ pub fn write_segment(
         cf: "segments",
         message: e.to_string(),
     })?;
-    file.sync_all().map_err(|e| io("syncing", e))?;
     let bytes = file.metadata().map_err(|e| io("reading", e))?.len();
     drop(file);
-    std::fs::rename(&tmp, final_path).map_err(|e| io("renaming", e))?;
-    sync_dir(dir)?;
+    crate::durable::publish_file(&tmp, final_path, crate::durable::Publish::Replace)
+        .map_err(|e| io("publishing", e))?;
     Ok(bytes)
 }
 
 pub fn sync_dir(dir: &Path) -> StorageResult<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
+    crate::durable::fsync_dir(dir)
         .map_err(|e| StorageError::io(format!("syncing directory {}", dir.display()), e))
 }
 
