@@ -4,37 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-use common::{ServerOptions, TestServer, wait_for_job};
-use tokio_postgres::Client;
-
-async fn start_backup(client: &Client, path: &Path) -> String {
-    let row = client
-        .query_one(&format!("BACKUP DATABASE TO '{}'", path.display()), &[])
-        .await
-        .unwrap();
-    row.get("job_id")
-}
-
-async fn wait_until_running(client: &Client, job_id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let row = client
-            .query_one(
-                "SELECT status, bytes_done FROM system.jobs WHERE job_id = $1",
-                &[&job_id],
-            )
-            .await
-            .unwrap();
-        if row.get::<_, String>(0) == "Running" && row.get::<_, i64>(1) > 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the backup never ran");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use common::{
+    ServerOptions, TestServer, start_backup, wait_for_job, wait_until_running_with_progress,
+};
 
 #[tokio::test]
 async fn queued_backups_resume_after_a_crash_only_where_their_path_is_still_allowed() {
@@ -47,7 +19,7 @@ async fn queued_backups_resume_after_a_crash_only_where_their_path_is_still_allo
     let running = start_backup(&client, &allowed.path().join("running.tar.gz")).await;
     let stays_allowed = start_backup(&client, &allowed.path().join("kept.tar.gz")).await;
     let now_refused = start_backup(&client, &elsewhere.path().join("refused.tar.gz")).await;
-    wait_until_running(&client, &running).await;
+    wait_until_running_with_progress(&client, &running).await;
     drop(client);
     server.kill();
 

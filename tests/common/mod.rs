@@ -478,3 +478,54 @@ pub fn psql(server: &TestServer, args: &[&str]) -> std::process::Output {
         .output()
         .expect("psql is installed")
 }
+
+/// Starts BACKUP and returns the job id, checking the row the statement returns.
+pub async fn start_backup(client: &tokio_postgres::Client, path: &Path) -> String {
+    let row = client
+        .query_one(&format!("BACKUP DATABASE TO '{}'", path.display()), &[])
+        .await
+        .unwrap();
+    let job_id: String = row.get("job_id");
+    assert!(job_id.starts_with("BK-"), "{job_id}");
+    assert_eq!(row.get::<_, String>("status"), "Queued");
+    assert_eq!(
+        row.get::<_, String>("message"),
+        format!(
+            "Database backup started to '{}'. Job ID: {job_id}",
+            path.display()
+        )
+    );
+    job_id
+}
+
+/// Waits (bounded) until the job runs and reports progress.
+pub async fn wait_until_running_with_progress(client: &tokio_postgres::Client, job_id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT status, bytes_done, bytes_total, progress FROM system.jobs WHERE job_id = $1",
+                &[&job_id],
+            )
+            .await
+            .unwrap();
+        let status: String = row.get(0);
+        let done: i64 = row.get(1);
+        if status == "Running" && done > 0 {
+            let total: Option<i64> = row.get(2);
+            assert!(
+                total.is_some_and(|t| t >= done),
+                "bytes_total is known once running"
+            );
+            let progress: f64 = row.get(3);
+            assert!(progress > 0.0 && progress < 1.0, "{progress}");
+            return;
+        }
+        assert!(
+            status == "Queued" || status == "Running",
+            "job ended early: {status}"
+        );
+        assert!(Instant::now() < deadline, "job never showed progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
