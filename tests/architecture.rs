@@ -19,7 +19,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("jobs", &["exec", "server", "sql"]),
     ("backup", &["exec", "server", "sql"]),
     ("exec", &["server", "node"]),
-    ("server", &["node"]),
+    ("server", &["node", "storage", "backup", "jobs"]),
 ];
 
 /// The top-level crate modules a source text names through `crate::`, including inside

@@ -51,8 +51,9 @@ impl ScratchSchema {
     }
 }
 
+/// A storage error inside DataFusion, already in the execution layer's terms.
 pub(super) fn storage_error(e: crate::storage::StorageError) -> DataFusionError {
-    DataFusionError::External(Box::new(e))
+    DataFusionError::External(Box::new(super::ExecError::from(e)))
 }
 
 impl CatalogProvider for KalamCatalog {

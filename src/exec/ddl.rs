@@ -279,7 +279,7 @@ impl Session {
 }
 
 fn conflict_error(c: Conflict) -> ExecError {
-    ExecError::Storage(StorageError::Conflict(c))
+    ExecError::from(StorageError::Conflict(c))
 }
 
 const SHOW_NAMESPACES_COLUMNS: &[&str] = &["namespace_name"];

@@ -364,9 +364,9 @@ impl Session {
                 .write_insert(&record, &alias, &new_rows, on_conflict)
                 .await;
             match result {
-                Err(ExecError::Storage(crate::storage::StorageError::Conflict(
-                    crate::storage::Conflict::RowChanged { .. },
-                ))) if attempt < WRITE_RETRIES && !self.in_transaction_block() => {
+                Err(ExecError::ConcurrentUpdate(_))
+                    if attempt < WRITE_RETRIES && !self.in_transaction_block() =>
+                {
                     tokio::task::yield_now().await;
                     continue;
                 }
@@ -774,9 +774,9 @@ impl Session {
             }
             writes.extend(inserts);
             match self.commit_rows(&record, writes, None) {
-                Err(ExecError::Storage(crate::storage::StorageError::Conflict(
-                    crate::storage::Conflict::RowChanged { .. },
-                ))) if attempt < WRITE_RETRIES && !self.in_transaction_block() => {
+                Err(ExecError::ConcurrentUpdate(_))
+                    if attempt < WRITE_RETRIES && !self.in_transaction_block() =>
+                {
                     tokio::task::yield_now().await;
                     continue;
                 }

@@ -49,8 +49,6 @@ pub enum ExecError {
     #[error(transparent)]
     Sql(#[from] SqlError),
     #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error("{0}")]
     UndefinedObject(String),
@@ -94,10 +92,31 @@ pub enum ExecError {
     InvalidSchemaName(String),
     #[error("{0}")]
     ReservedName(String),
-    #[error(transparent)]
-    Job(#[from] JobError),
-    #[error(transparent)]
-    BackupPath(#[from] crate::backup::PathError),
+    #[error("{0}")]
+    DuplicateSchema(String),
+    #[error("{0}")]
+    DuplicateTable(String),
+    #[error("{0}")]
+    DependentObjectsStillExist(String),
+    /// A row changed under a write between its read and its commit: the write is retried.
+    #[error("{0}")]
+    ConcurrentUpdate(String),
+    /// A table's definition changed while a statement used it.
+    #[error("{0}")]
+    ConcurrentDefinitionChange(String),
+    #[error("{0}")]
+    Io(String),
+    /// Storage found something it cannot read or write (RocksDB, a corrupt record).
+    #[error("{0}")]
+    StorageFailure(String),
+    #[error("{0}")]
+    ObjectNotInPrerequisiteState(String),
+    /// A background job failed or was cancelled.
+    #[error("{0}")]
+    JobFailed(String),
+    /// A BACKUP or RESTORE path the path rules refuse to this server.
+    #[error("{0}")]
+    PathForbidden(String),
     #[error("{0}")]
     NoActiveTransaction(String),
     #[error("{0}")]
@@ -109,6 +128,53 @@ pub enum ExecError {
 }
 
 pub type ExecResult<T> = Result<T, ExecError>;
+
+/// Storage conditions become execution errors by kind here, once, so the layers above never
+/// see storage's types.
+impl From<StorageError> for ExecError {
+    fn from(err: StorageError) -> Self {
+        use crate::storage::Conflict;
+        let message = err.to_string();
+        match err {
+            StorageError::Io { .. } => ExecError::Io(message),
+            StorageError::Locked(..) => ExecError::ObjectInUse(message),
+            StorageError::Rocks(_) | StorageError::Corrupt { .. } => {
+                ExecError::StorageFailure(message)
+            }
+            StorageError::Conflict(conflict) => match conflict {
+                Conflict::NamespaceExists(_) => ExecError::DuplicateSchema(message),
+                Conflict::NoSuchNamespace(_) => ExecError::InvalidSchemaName(message),
+                Conflict::NamespaceNotEmpty(_) => ExecError::DependentObjectsStillExist(message),
+                Conflict::TableExists(..) => ExecError::DuplicateTable(message),
+                Conflict::NoSuchTable(..) => ExecError::UndefinedTable(message),
+                Conflict::DuplicateKey { .. } => ExecError::UniqueViolation(message),
+                Conflict::RowChanged { .. } => ExecError::ConcurrentUpdate(message),
+                Conflict::TableChanged(_) => ExecError::ConcurrentDefinitionChange(message),
+            },
+        }
+    }
+}
+
+impl From<JobError> for ExecError {
+    fn from(err: JobError) -> Self {
+        let message = err.to_string();
+        match err {
+            JobError::Storage(e) => e.into(),
+            JobError::NoSuchJob(_) => ExecError::UndefinedObject(message),
+            JobError::AlreadyFinished(_) => ExecError::ObjectNotInPrerequisiteState(message),
+            JobError::Failed(_) | JobError::Cancelled => ExecError::JobFailed(message),
+        }
+    }
+}
+
+impl From<crate::backup::PathError> for ExecError {
+    fn from(err: crate::backup::PathError) -> Self {
+        match err {
+            crate::backup::PathError::Invalid(m) => ExecError::InvalidParameterValue(m),
+            crate::backup::PathError::Forbidden(m) => ExecError::PathForbidden(m),
+        }
+    }
+}
 
 /// Server-wide execution state shared by every session.
 pub struct Engine {

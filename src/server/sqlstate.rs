@@ -4,11 +4,8 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
-use crate::backup::PathError;
 use crate::exec::ExecError;
-use crate::jobs::JobError;
 use crate::sql::SqlError;
-use crate::storage::{Conflict, StorageError};
 
 // PostgreSQL's SQLSTATE codes (Appendix A of its manual), by its condition names. Every code
 // the server sends is named here, and chosen below by error type.
@@ -76,7 +73,6 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
 fn exec_code(err: &ExecError) -> &'static str {
     match err {
         ExecError::Sql(e) => sql_code(e),
-        ExecError::Storage(e) => storage_code(e),
         ExecError::DataFusion(e) => datafusion_code(e),
         ExecError::UndefinedObject(_) => UNDEFINED_OBJECT,
         ExecError::DuplicateObject(_) => DUPLICATE_OBJECT,
@@ -100,14 +96,16 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::ReservedName(_) => RESERVED_NAME,
         ExecError::NoActiveTransaction(_) => NO_ACTIVE_SQL_TRANSACTION,
         ExecError::InvalidSavepoint(_) => INVALID_SAVEPOINT_SPECIFICATION,
-        ExecError::BackupPath(PathError::Invalid(_)) => INVALID_PARAMETER_VALUE,
-        ExecError::BackupPath(PathError::Forbidden(_)) => INSUFFICIENT_PRIVILEGE,
-        ExecError::Job(e) => match e {
-            JobError::Storage(e) => storage_code(e),
-            JobError::NoSuchJob(_) => UNDEFINED_OBJECT,
-            JobError::AlreadyFinished(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
-            JobError::Failed(_) | JobError::Cancelled => INTERNAL_ERROR,
-        },
+        ExecError::DuplicateSchema(_) => DUPLICATE_SCHEMA,
+        ExecError::DuplicateTable(_) => DUPLICATE_TABLE,
+        ExecError::DependentObjectsStillExist(_) => DEPENDENT_OBJECTS_STILL_EXIST,
+        ExecError::ConcurrentUpdate(_) | ExecError::ConcurrentDefinitionChange(_) => {
+            SERIALIZATION_FAILURE
+        }
+        ExecError::Io(_) => IO_ERROR,
+        ExecError::StorageFailure(_) | ExecError::JobFailed(_) => INTERNAL_ERROR,
+        ExecError::ObjectNotInPrerequisiteState(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
+        ExecError::PathForbidden(_) => INSUFFICIENT_PRIVILEGE,
         ExecError::RoleDropped(_) => INVALID_AUTHORIZATION,
         ExecError::Internal(_) => INTERNAL_ERROR,
     }
@@ -145,23 +143,6 @@ fn sql_code(err: &SqlError) -> &'static str {
     }
 }
 
-fn storage_code(err: &StorageError) -> &'static str {
-    match err {
-        StorageError::Io { .. } => IO_ERROR,
-        StorageError::Locked(..) => OBJECT_IN_USE,
-        StorageError::Rocks(_) | StorageError::Corrupt { .. } => INTERNAL_ERROR,
-        StorageError::Conflict(conflict) => match conflict {
-            Conflict::NamespaceExists(_) => DUPLICATE_SCHEMA,
-            Conflict::NoSuchNamespace(_) => INVALID_SCHEMA_NAME,
-            Conflict::NamespaceNotEmpty(_) => DEPENDENT_OBJECTS_STILL_EXIST,
-            Conflict::TableExists(..) => DUPLICATE_TABLE,
-            Conflict::NoSuchTable(..) => UNDEFINED_TABLE,
-            Conflict::DuplicateKey { .. } => UNIQUE_VIOLATION,
-            Conflict::TableChanged(_) | Conflict::RowChanged { .. } => SERIALIZATION_FAILURE,
-        },
-    }
-}
-
 fn datafusion_code(err: &DataFusionError) -> &'static str {
     match err.find_root() {
         DataFusionError::SQL(..) => SYNTAX_ERROR,
@@ -192,15 +173,10 @@ fn datafusion_code(err: &DataFusionError) -> &'static str {
         DataFusionError::Execution(message) if message.contains("Cannot cast") => {
             INVALID_TEXT_REPRESENTATION
         }
-        DataFusionError::External(inner) => {
-            if let Some(e) = inner.downcast_ref::<ExecError>() {
-                exec_code(e)
-            } else if let Some(e) = inner.downcast_ref::<StorageError>() {
-                storage_code(e)
-            } else {
-                INTERNAL_ERROR
-            }
-        }
+        DataFusionError::External(inner) => match inner.downcast_ref::<ExecError>() {
+            Some(e) => exec_code(e),
+            None => INTERNAL_ERROR,
+        },
         DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
         _ => INTERNAL_ERROR,
     }
