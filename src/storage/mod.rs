@@ -9,7 +9,9 @@
 mod capture;
 mod command;
 mod datadir;
+mod error;
 mod file_names;
+mod keys;
 mod records;
 pub mod rows;
 pub mod segments;
@@ -34,7 +36,12 @@ pub fn is_tombstone(stored: &[u8]) -> bool {
     rows::stored_payload(stored) == command::TOMBSTONE
 }
 pub use datadir::{DataDir, LOCK_FILE};
+pub use error::{Conflict, StorageError, StorageResult};
 pub use file_names::verify_catalog_at;
+use keys::{
+    CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_ROWS, CF_USERS, COLUMN_FAMILIES,
+    catalog_keys,
+};
 pub use records::{JobRecord, JobStatus, NamespaceRecord, ScramVerifier, TableRecord, UserRecord};
 pub use segments::SegmentRecord;
 pub use view::ReadView;
@@ -45,118 +52,10 @@ const MAX_TOTAL_WAL_BYTES: u64 = 256 * 1024 * 1024;
 /// Shared RocksDB block cache (uncompressed blocks of every column family).
 const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
 
-/// Column families. `meta` holds store-wide values: the applied sequence number and counters.
-const CF_META: &str = "meta";
-const CF_USERS: &str = "users";
-/// Namespaces and table definitions.
-const CF_CATALOG: &str = "catalog";
-/// Hot rows of every table, keyed by table id and primary key.
-const CF_ROWS: &str = "rows";
-/// Cold rows: row key to the segment holding its live copy and that copy's version.
-const CF_COLD_INDEX: &str = "cold_index";
-/// Keys whose copy in a segment was superseded: segment id, then row key.
-const CF_DEAD_KEYS: &str = "dead_keys";
-const CF_JOBS: &str = "jobs";
-const COLUMN_FAMILIES: [&str; 7] = [
-    CF_META,
-    CF_USERS,
-    CF_CATALOG,
-    CF_ROWS,
-    CF_COLD_INDEX,
-    CF_DEAD_KEYS,
-    CF_JOBS,
-];
-
 /// The namespace every server has and that cannot be dropped.
 pub const PUBLIC_NAMESPACE: &str = "public";
 
-mod catalog_keys {
-    pub fn namespace(name: &str) -> Vec<u8> {
-        format!("ns\0{name}").into_bytes()
-    }
-    pub fn namespaces() -> Vec<u8> {
-        b"ns\0".to_vec()
-    }
-    pub fn table(namespace: &str, name: &str) -> Vec<u8> {
-        format!("tbl\0{namespace}\0{name}").into_bytes()
-    }
-    pub fn tables_of(namespace: &str) -> Vec<u8> {
-        format!("tbl\0{namespace}\0").into_bytes()
-    }
-    pub fn tables() -> Vec<u8> {
-        b"tbl\0".to_vec()
-    }
-    pub fn stream(table_id: u64) -> Vec<u8> {
-        let mut key = b"str\0".to_vec();
-        key.extend_from_slice(&table_id.to_be_bytes());
-        key
-    }
-    pub fn segment(table_id: u64, segment_id: u64) -> Vec<u8> {
-        let mut key = segments_of(table_id);
-        key.extend_from_slice(&segment_id.to_be_bytes());
-        key
-    }
-    pub fn segments_of(table_id: u64) -> Vec<u8> {
-        let mut key = b"seg\0".to_vec();
-        key.extend_from_slice(&table_id.to_be_bytes());
-        key
-    }
-}
-
-/// A command's precondition that did not hold; nothing of the command was applied.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum Conflict {
-    #[error("schema \"{0}\" already exists")]
-    NamespaceExists(String),
-    #[error("schema \"{0}\" does not exist")]
-    NoSuchNamespace(String),
-    #[error(
-        "cannot drop schema \"{0}\" because it still has tables; use DROP NAMESPACE ... CASCADE"
-    )]
-    NamespaceNotEmpty(String),
-    #[error("relation \"{0}.{1}\" already exists")]
-    TableExists(String, String),
-    #[error("relation \"{0}.{1}\" does not exist")]
-    NoSuchTable(String, String),
-    #[error("table \"{0}\" was changed concurrently")]
-    TableChanged(String),
-    #[error("duplicate key value violates unique constraint")]
-    DuplicateKey { table_id: u64, key: Vec<u8> },
-    #[error("could not serialize access due to concurrent update")]
-    RowChanged { table_id: u64 },
-}
-
 const APPLIED_SEQ_KEY: &[u8] = b"applied_seq";
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "the data directory {0} is in use by another KalamDB server (lock file {1} is held); stop that server or choose another [storage] data_path"
-    )]
-    Locked(PathBuf, PathBuf),
-    #[error("RocksDB: {0}")]
-    Rocks(#[from] rocksdb::Error),
-    #[error("corrupt record in {cf}: {message}")]
-    Corrupt { cf: &'static str, message: String },
-    #[error(transparent)]
-    Conflict(#[from] Conflict),
-}
-
-impl StorageError {
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StorageError::Io {
-            context: context.into(),
-            source,
-        }
-    }
-}
-
-pub type StorageResult<T> = Result<T, StorageError>;
 
 /// Durability knobs for RocksDB writes.
 #[derive(Debug, Clone, Copy)]

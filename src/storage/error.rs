@@ -1,0 +1,57 @@
+//! What can go wrong in storage: I/O, RocksDB, a record that does not decode, the data directory
+//! held by another server, and the preconditions of a command that did not hold.
+
+use std::path::PathBuf;
+
+/// A command's precondition that did not hold; nothing of the command was applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Conflict {
+    #[error("schema \"{0}\" already exists")]
+    NamespaceExists(String),
+    #[error("schema \"{0}\" does not exist")]
+    NoSuchNamespace(String),
+    #[error(
+        "cannot drop schema \"{0}\" because it still has tables; use DROP NAMESPACE ... CASCADE"
+    )]
+    NamespaceNotEmpty(String),
+    #[error("relation \"{0}.{1}\" already exists")]
+    TableExists(String, String),
+    #[error("relation \"{0}.{1}\" does not exist")]
+    NoSuchTable(String, String),
+    #[error("table \"{0}\" was changed concurrently")]
+    TableChanged(String),
+    #[error("duplicate key value violates unique constraint")]
+    DuplicateKey { table_id: u64, key: Vec<u8> },
+    #[error("could not serialize access due to concurrent update")]
+    RowChanged { table_id: u64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the data directory {0} is in use by another KalamDB server (lock file {1} is held); stop that server or choose another [storage] data_path"
+    )]
+    Locked(PathBuf, PathBuf),
+    #[error("RocksDB: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt record in {cf}: {message}")]
+    Corrupt { cf: &'static str, message: String },
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+}
+
+impl StorageError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StorageError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type StorageResult<T> = Result<T, StorageError>;

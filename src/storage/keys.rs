@@ -1,0 +1,58 @@
+//! How the store is laid out in RocksDB: its column families, and the keys of catalog records
+//! (namespaces, tables, segments, stream logs), whose prefixes let one scan read a kind.
+
+/// Column families. `meta` holds store-wide values: the applied sequence number and counters.
+pub(super) const CF_META: &str = "meta";
+pub(super) const CF_USERS: &str = "users";
+/// Namespaces and table definitions.
+pub(super) const CF_CATALOG: &str = "catalog";
+/// Hot rows of every table, keyed by table id and primary key.
+pub(super) const CF_ROWS: &str = "rows";
+/// Cold rows: row key to the segment holding its live copy and that copy's version.
+pub(super) const CF_COLD_INDEX: &str = "cold_index";
+/// Keys whose copy in a segment was superseded: segment id, then row key.
+pub(super) const CF_DEAD_KEYS: &str = "dead_keys";
+pub(super) const CF_JOBS: &str = "jobs";
+pub(super) const COLUMN_FAMILIES: [&str; 7] = [
+    CF_META,
+    CF_USERS,
+    CF_CATALOG,
+    CF_ROWS,
+    CF_COLD_INDEX,
+    CF_DEAD_KEYS,
+    CF_JOBS,
+];
+
+/// Keys of records in the `catalog` column family.
+pub(super) mod catalog_keys {
+    pub fn namespace(name: &str) -> Vec<u8> {
+        format!("ns\0{name}").into_bytes()
+    }
+    pub fn namespaces() -> Vec<u8> {
+        b"ns\0".to_vec()
+    }
+    pub fn table(namespace: &str, name: &str) -> Vec<u8> {
+        format!("tbl\0{namespace}\0{name}").into_bytes()
+    }
+    pub fn tables_of(namespace: &str) -> Vec<u8> {
+        format!("tbl\0{namespace}\0").into_bytes()
+    }
+    pub fn tables() -> Vec<u8> {
+        b"tbl\0".to_vec()
+    }
+    pub fn stream(table_id: u64) -> Vec<u8> {
+        let mut key = b"str\0".to_vec();
+        key.extend_from_slice(&table_id.to_be_bytes());
+        key
+    }
+    pub fn segment(table_id: u64, segment_id: u64) -> Vec<u8> {
+        let mut key = segments_of(table_id);
+        key.extend_from_slice(&segment_id.to_be_bytes());
+        key
+    }
+    pub fn segments_of(table_id: u64) -> Vec<u8> {
+        let mut key = b"seg\0".to_vec();
+        key.extend_from_slice(&table_id.to_be_bytes());
+        key
+    }
+}
