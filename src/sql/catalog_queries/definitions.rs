@@ -1,0 +1,119 @@
+//! Functions PostgreSQL answers from its catalogs (`pg_get_indexdef`, `pg_get_constraintdef`, the
+//! size functions), as lookups in catalog tables KalamDB derives.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    self, Expr, FunctionArguments, SelectItem, SetExpr, VisitorMut,
+};
+
+use crate::sql::subqueries::{SINGLE_ROW_FUNCTION, function_name};
+
+/// `(objid, column_no, definition)` in `pg_catalog`: what `pg_get_indexdef(objid, column_no)`
+/// and `pg_get_constraintdef(objid)` return (column 0 is the whole definition).
+pub const DEFINITIONS_TABLE: &str = "kalamdb_definitions";
+
+/// `(oid, bytes)` in `pg_catalog`: the size of each KalamDB table, by its `pg_class` OID.
+pub const RELATION_SIZES_TABLE: &str = "kalamdb_relation_sizes";
+
+/// Functions PostgreSQL answers from its catalogs become lookups in catalog tables KalamDB
+/// derives from its own (a function cannot see the OIDs the session's catalog tables hand
+/// out): `pg_get_indexdef(oid [, column, pretty])` and `pg_get_constraintdef(oid [, pretty])`
+/// read `kalamdb_definitions`; `pg_table_size`, `pg_total_relation_size` and
+/// `pg_relation_size` read `kalamdb_relation_sizes`, and `pg_database_size` sums it.
+pub(super) struct DefinitionFunctions;
+
+/// The functions `DefinitionFunctions` answers.
+pub(super) const DEFINITION_FUNCTIONS: [&str; 6] = [
+    "pg_get_indexdef",
+    "pg_get_constraintdef",
+    "pg_table_size",
+    "pg_total_relation_size",
+    "pg_relation_size",
+    "pg_database_size",
+];
+
+/// The lookup replacing a call of `name` with `args`, if it is one `DefinitionFunctions`
+/// answers.
+pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<String> {
+    let definition = |object: &ast::FunctionArg, column: &str| {
+        format!(
+            "(SELECT {SINGLE_ROW_FUNCTION}(kalamdb_def.definition) \
+             FROM pg_catalog.{DEFINITIONS_TABLE} kalamdb_def \
+             WHERE kalamdb_def.objid = {object} AND kalamdb_def.column_no = {column})"
+        )
+    };
+    Some(match (name, args) {
+        ("pg_get_indexdef", [object]) | ("pg_get_constraintdef", [object] | [object, _]) => {
+            definition(object, "0")
+        }
+        ("pg_get_indexdef", [object, column, _]) => definition(object, &column.to_string()),
+        (
+            "pg_table_size" | "pg_total_relation_size" | "pg_relation_size",
+            [object] | [object, _],
+        ) => format!(
+            "(SELECT {SINGLE_ROW_FUNCTION}(kalamdb_size.bytes) \
+             FROM pg_catalog.{RELATION_SIZES_TABLE} kalamdb_size WHERE kalamdb_size.oid = {object})"
+        ),
+        // One database: its size is its tables'.
+        ("pg_database_size", [_]) => format!(
+            "(SELECT CAST(COALESCE(sum(kalamdb_size.bytes), 0) AS BIGINT) \
+             FROM pg_catalog.{RELATION_SIZES_TABLE} kalamdb_size)"
+        ),
+        _ => return None,
+    })
+}
+
+impl VisitorMut for DefinitionFunctions {
+    type Break = ();
+
+    /// A select item calling one of them is named after the function, as PostgreSQL names
+    /// it; the lookup replacing the call would otherwise be named like any other subquery.
+    /// A second call of the same function in one list gets a repeat's alias instead.
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let mut used = std::collections::HashSet::new();
+        for (position, item) in select.projection.iter_mut().enumerate() {
+            if let SelectItem::UnnamedExpr(Expr::Function(function)) = item
+                && let Some(name) = function_name(function)
+                && DEFINITION_FUNCTIONS.contains(&name.as_str())
+            {
+                let name = if used.insert(name.clone()) {
+                    name
+                } else {
+                    format!("{}{position}", crate::sql::REPEAT_ALIAS_PREFIX)
+                };
+                let SelectItem::UnnamedExpr(expr) = std::mem::replace(
+                    item,
+                    SelectItem::Wildcard(ast::WildcardAdditionalOptions::default()),
+                ) else {
+                    unreachable!("matched above")
+                };
+                *item = SelectItem::ExprWithAlias {
+                    expr,
+                    alias: ast::Ident::new(name),
+                };
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Function(function) = expr else {
+            return ControlFlow::Continue(());
+        };
+        let FunctionArguments::List(list) = &function.args else {
+            return ControlFlow::Continue(());
+        };
+        let Some(lookup) = function_name(function)
+            .and_then(|name| catalog_lookup(&name, &list.args))
+            .and_then(|sql| crate::sql::parse_expr(&sql).ok())
+        else {
+            return ControlFlow::Continue(());
+        };
+        *expr = lookup;
+        ControlFlow::Continue(())
+    }
+}

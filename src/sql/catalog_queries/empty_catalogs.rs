@@ -1,0 +1,49 @@
+//! Subqueries over catalogs KalamDB keeps empty, answered without reading them.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{self, Expr, VisitorMut};
+
+use crate::sql::subqueries::subquery_select;
+
+/// `pg_catalog` tables that are empty in KalamDB: it has no sequences.
+pub(super) const EMPTY_CATALOG_TABLES: [&str; 1] = ["pg_sequence"];
+
+/// A scalar subquery reading only a catalog table KalamDB keeps empty is NULL, whatever it
+/// selects or correlates on (SQLAlchemy's identity options read `pg_sequence` through
+/// `pg_get_serial_sequence(attrelid::regclass::text, ...)`, which DataFusion cannot
+/// decorrelate).
+pub(super) struct EmptyCatalogSubqueries;
+
+impl VisitorMut for EmptyCatalogSubqueries {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Some(select) = subquery_select(expr) else {
+            return ControlFlow::Continue(());
+        };
+        let reads_only_empty = match select.from.as_slice() {
+            [only] if only.joins.is_empty() => match &only.relation {
+                ast::TableFactor::Table { name, .. } => {
+                    let parts: Vec<String> = name
+                        .0
+                        .iter()
+                        .filter_map(|p| p.as_ident())
+                        .map(|i| i.value.to_ascii_lowercase())
+                        .collect();
+                    match parts.as_slice() {
+                        [table] | [_, table] if parts.len() == 1 || parts[0] == "pg_catalog" => {
+                            EMPTY_CATALOG_TABLES.contains(&table.as_str())
+                        }
+                        _ => false,
+                    }
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if reads_only_empty {
+            *expr = Expr::Value(ast::Value::Null.into());
+        }
+        ControlFlow::Continue(())
+    }
+}

@@ -1,0 +1,203 @@
+//! Catalog queries from PostgreSQL tools (psql's `\d`, drivers' type lookups): rewritten by
+//! datafusion-pg-catalog's parser, which matches psql's exact text, into forms DataFusion plans.
+
+use std::sync::LazyLock;
+
+use datafusion::sql::sqlparser::ast::{self, VisitMut};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+mod arrays;
+mod correlated;
+mod definitions;
+mod empty_catalogs;
+mod exists;
+mod jdbc;
+mod like;
+
+use arrays::*;
+use correlated::*;
+use definitions::*;
+use empty_catalogs::*;
+use exists::*;
+use jdbc::*;
+use like::*;
+
+pub use definitions::{DEFINITIONS_TABLE, RELATION_SIZES_TABLE};
+pub use jdbc::PRIMARY_KEYS_TABLE;
+pub use like::{LIKE_PATTERN_FUNCTION, backslash_like_pattern};
+
+static COMPATIBILITY: LazyLock<PostgresCompatibilityParser> =
+    LazyLock::new(PostgresCompatibilityParser::new);
+
+/// True when `text` reads PostgreSQL's catalogs or uses its catalog casts.
+pub fn mentions_catalog(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.contains("pg_catalog")
+        || lower.contains("pg_class")
+        || lower.contains("pg_type")
+        || lower.contains("pg_namespace")
+        || lower.contains("pg_roles")
+        || lower.contains("::reg")
+        || lower.contains("information_schema")
+        || lower.contains("_size(")
+}
+
+/// The rewritten statements, when every statement in `text` is a query.
+pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
+    let rewritten = jdbc_primary_keys(text).or_else(|| keep_correlated_subqueries(text));
+    let text = rewritten.as_deref().unwrap_or(text);
+    let mut statements = COMPATIBILITY.parse(text).ok()?;
+    if statements.is_empty()
+        || !statements
+            .iter()
+            .all(|s| matches!(s, ast::Statement::Query(_)))
+    {
+        return None;
+    }
+    for statement in &mut statements {
+        let _ = VisitMut::visit(statement, &mut ArraySubqueries);
+        let _ = VisitMut::visit(statement, &mut LikeEscapes);
+        let _ = VisitMut::visit(statement, &mut GenerateSubscripts);
+        let _ = VisitMut::visit(statement, &mut ExistsInSelectLists);
+        let _ = VisitMut::visit(statement, &mut DefinitionFunctions);
+        let _ = VisitMut::visit(statement, &mut EmptyCatalogSubqueries);
+        let _ = VisitMut::visit(statement, &mut OuterOnlyConditions);
+    }
+    Some(statements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let statements = parse(sql).expect("a catalog query");
+        statements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn conditions_on_outer_columns_only_become_a_guard_around_the_subquery() {
+        let sql = rewritten(
+            "SELECT CASE WHEN a.atthasdef THEN (SELECT d.adbin FROM pg_catalog.pg_attrdef d \
+             WHERE a.atthasdef AND d.adrelid = a.attrelid) END FROM pg_catalog.pg_attribute a",
+        );
+        assert!(
+            sql.contains("CASE WHEN (a.atthasdef) THEN (SELECT d.adbin"),
+            "{sql}"
+        );
+        assert!(sql.contains("WHERE d.adrelid = a.attrelid)"), "{sql}");
+    }
+
+    #[test]
+    fn conditions_reading_the_subquerys_own_tables_stay_inside() {
+        let sql = rewritten(
+            "SELECT (SELECT max(d.adnum) FROM pg_catalog.pg_attrdef d \
+             WHERE d.adnum > 0 AND d.adrelid = a.attrelid) FROM pg_catalog.pg_attribute a",
+        );
+        assert!(
+            sql.contains("WHERE d.adnum > 0 AND d.adrelid = a.attrelid"),
+            "{sql}"
+        );
+        assert!(!sql.contains("CASE WHEN (d."), "{sql}");
+    }
+
+    #[test]
+    fn a_subquery_over_an_always_empty_catalog_is_null() {
+        let sql = rewritten(
+            "SELECT a.attname, (SELECT s.seqstart FROM pg_catalog.pg_sequence s \
+             WHERE s.seqrelid = a.attrelid) AS seq FROM pg_catalog.pg_attribute a",
+        );
+        assert!(sql.contains("THEN NULL END AS seq"), "{sql}");
+        assert!(!sql.contains("pg_sequence"), "{sql}");
+    }
+
+    #[test]
+    fn generate_subscripts_zips_with_unnest() {
+        let sql = rewritten(
+            "SELECT unnest(i.indkey) AS attnum, generate_subscripts(i.indkey, 1) AS ord \
+             FROM pg_catalog.pg_index i",
+        );
+        assert!(
+            sql.contains(
+                "unnest(generate_series(1, CAST(CASE WHEN 1 = 1 THEN cardinality(i.indkey) ELSE 0 END AS BIGINT))) AS ord"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn index_and_constraint_definitions_are_looked_up_and_keep_their_names() {
+        let sql = rewritten(
+            "SELECT pg_catalog.pg_get_indexdef(i.indexrelid, 0, true), \
+             pg_catalog.pg_get_constraintdef(c.oid, true) FROM pg_catalog.pg_index i, \
+             pg_catalog.pg_constraint c",
+        );
+        assert!(
+            sql.contains(
+                "kalamdb_def.objid = i.indexrelid AND kalamdb_def.column_no = 0) AS pg_get_indexdef"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "kalamdb_def.objid = c.oid AND kalamdb_def.column_no = 0) AS pg_get_constraintdef"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn exists_in_a_select_list_becomes_a_count() {
+        let sql = rewritten(
+            "SELECT i.indisunique, EXISTS (SELECT 1 FROM pg_catalog.pg_constraint \
+             WHERE conindid = i.indexrelid), NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+             WHERE c.oid = i.indrelid) FROM pg_catalog.pg_index i \
+             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c2 WHERE c2.oid = i.indrelid)",
+        );
+        assert!(
+            sql.contains(
+                "((SELECT count(*) FROM pg_catalog.pg_constraint WHERE conindid = i.indexrelid) > 0)"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "((SELECT count(*) FROM pg_catalog.pg_class c WHERE c.oid = i.indrelid) = 0)"
+            ),
+            "{sql}"
+        );
+        // EXISTS in WHERE, which DataFusion plans, stays.
+        assert!(
+            sql.contains("WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn correlated_select_items_are_kept_only_when_datafusion_can_join_them() {
+        let joinable = "SELECT (SELECT d.adbin FROM pg_catalog.pg_attrdef d \
+                        WHERE d.adrelid = a.attrelid AND a.atthasdef) FROM pg_catalog.pg_attribute a";
+        let kept = keep_correlated_subqueries(joinable).expect("wrapped");
+        assert!(
+            kept.contains("CASE WHEN true THEN (SELECT d.adbin"),
+            "{kept}"
+        );
+        let unequal = "SELECT (SELECT c.collname FROM pg_catalog.pg_collation c \
+                       WHERE c.oid = a.attcollation AND a.attcollation <> c.collencoding) \
+                       FROM pg_catalog.pg_attribute a";
+        assert_eq!(keep_correlated_subqueries(unequal), None);
+        let uncorrelated = "SELECT (SELECT count(*) FROM pg_catalog.pg_class c)";
+        assert_eq!(keep_correlated_subqueries(uncorrelated), None);
+    }
+
+    #[test]
+    fn like_patterns_with_another_escape_become_backslash_escaped() {
+        assert_eq!(backslash_like_pattern("pg/_%", "/"), "pg\\_%");
+        assert_eq!(backslash_like_pattern("a//b", "/"), "a/b");
+        assert_eq!(backslash_like_pattern("a\\b/%", "/"), "a\\\\b\\%");
+    }
+}
