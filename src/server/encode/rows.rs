@@ -1,21 +1,20 @@
-//! Result and parameter encoding between Arrow values and PostgreSQL wire values.
+//! Result rows: Arrow batches encoded as DataRows, in text or binary, per column format.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Field, Float32Type,
-    Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimeUnit,
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type,
+    Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions as ArrowFormat};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use pgwire::api::Type;
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
@@ -23,73 +22,11 @@ use pgwire::types::ToSqlText;
 use postgres_types::ToSql;
 use rust_decimal::Decimal;
 
-use super::sqlstate;
-use super::values::{PgFloat, PgNumeric, PgTimestamp, TextTyped};
 use crate::exec::Outcome;
-use crate::model::types::PG_TYPE_METADATA;
+use crate::server::sqlstate;
+use crate::server::values::{PgFloat, PgNumeric, PgTimestamp, TextTyped};
 
-/// The PostgreSQL type an Arrow type is reported as.
-pub fn pg_type(data_type: &DataType) -> Type {
-    match data_type {
-        DataType::Null => Type::TEXT,
-        DataType::Boolean => Type::BOOL,
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
-        DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 => Type::INT8,
-        DataType::UInt64 | DataType::Decimal128(..) | DataType::Decimal256(..) => Type::NUMERIC,
-        DataType::Float32 => Type::FLOAT4,
-        DataType::Float64 => Type::FLOAT8,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Type::TEXT,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
-        DataType::FixedSizeBinary(_) => Type::BYTEA,
-        DataType::Date32 | DataType::Date64 => Type::DATE,
-        DataType::Timestamp(_, None) => Type::TIMESTAMP,
-        DataType::Timestamp(_, Some(_)) => Type::TIMESTAMPTZ,
-        DataType::Time32(_) | DataType::Time64(_) => Type::TIME,
-        DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
-        DataType::List(element) | DataType::LargeList(element) => {
-            match pg_type(element.data_type()) {
-                Type::BOOL => Type::BOOL_ARRAY,
-                Type::INT2 => Type::INT2_ARRAY,
-                Type::INT4 => Type::INT4_ARRAY,
-                Type::INT8 => Type::INT8_ARRAY,
-                Type::FLOAT4 => Type::FLOAT4_ARRAY,
-                Type::FLOAT8 => Type::FLOAT8_ARRAY,
-                _ => Type::TEXT_ARRAY,
-            }
-        }
-        _ => Type::TEXT,
-    }
-}
-
-/// The PostgreSQL type of a result column: Arrow's type, refined by the column's declared
-/// type where Arrow cannot tell (VARCHAR, JSON, JSONB and UUID are all Utf8).
-pub fn pg_type_of(field: &Field) -> Type {
-    match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
-        Some("varchar") => Type::VARCHAR,
-        Some("json") => Type::JSON,
-        Some("jsonb") => Type::JSONB,
-        Some("uuid") => Type::UUID,
-        _ => pg_type(field.data_type()),
-    }
-}
-
-pub fn field_infos(schema: &SchemaRef, format: &Format) -> Vec<FieldInfo> {
-    schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, field)| {
-            FieldInfo::new(
-                field.name().clone(),
-                None,
-                None,
-                pg_type_of(field),
-                format.format_for(i),
-            )
-        })
-        .collect()
-}
+use super::*;
 
 /// Turns an execution outcome into a pgwire response, rows encoded in `format`.
 pub fn response(outcome: Outcome, format: &Format) -> Response {
@@ -382,91 +319,4 @@ fn encode_array(
             put(encoder, Some(values), field)
         }
     }
-}
-
-/// Decodes the portal's bound parameters. `declared` are the types the statement reported
-/// (client-given or inferred); `planned` the Arrow types planning expects, where known.
-pub fn decode_params<S: Clone>(
-    portal: &Portal<S>,
-    declared: &[Type],
-    planned: &[Option<DataType>],
-) -> PgWireResult<Vec<ScalarValue>> {
-    // PostgreSQL checks the count at Bind; pgwire accepts any, so it is checked here.
-    if portal.parameter_len() != declared.len() {
-        return Err(PgWireError::UserError(Box::new(sqlstate::error(
-            sqlstate::PROTOCOL_VIOLATION,
-            format!(
-                "bind message supplies {} parameters, but prepared statement \"{}\" requires {}",
-                portal.parameter_len(),
-                portal.statement.id,
-                declared.len()
-            ),
-        ))));
-    }
-    (0..portal.parameter_len())
-        .map(|i| {
-            let pg = declared.get(i).cloned().unwrap_or(Type::TEXT);
-            let value = decode_param(portal, i, &pg)?;
-            match planned.get(i).cloned().flatten() {
-                Some(target) if value.data_type() != target => {
-                    value.cast_to(&target).map_err(|e| {
-                        PgWireError::UserError(Box::new(sqlstate::error(
-                            sqlstate::INVALID_TEXT_REPRESENTATION,
-                            format!("parameter ${}: {}", i + 1, e.strip_backtrace()),
-                        )))
-                    })
-                }
-                _ => Ok(value),
-            }
-        })
-        .collect()
-}
-
-fn decode_param<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResult<ScalarValue> {
-    Ok(match *pg {
-        Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, pg)?),
-        Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, pg)?),
-        Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, pg)?),
-        Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, pg)?),
-        Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, pg)?),
-        Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, pg)?),
-        Type::NUMERIC => {
-            let value = portal.parameter::<Decimal>(i, pg)?;
-            match value {
-                Some(d) => ScalarValue::Decimal128(Some(d.mantissa()), 38, d.scale() as i8),
-                None => ScalarValue::Decimal128(None, 38, 0),
-            }
-        }
-        Type::BYTEA => ScalarValue::Binary(portal.parameter::<Vec<u8>>(i, pg)?),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-            ScalarValue::Utf8(portal.parameter::<String>(i, pg)?)
-        }
-        Type::DATE => ScalarValue::Date32(
-            portal
-                .parameter::<NaiveDate>(i, pg)?
-                .map(|d| (d - NaiveDate::default()).num_days() as i32),
-        ),
-        Type::TIMESTAMP => ScalarValue::TimestampMicrosecond(
-            portal
-                .parameter::<NaiveDateTime>(i, pg)?
-                .map(|t| t.and_utc().timestamp_micros()),
-            None,
-        ),
-        Type::TIMESTAMPTZ => ScalarValue::TimestampMicrosecond(
-            portal
-                .parameter::<DateTime<chrono::FixedOffset>>(i, pg)?
-                .map(|t| t.timestamp_micros()),
-            Some("UTC".into()),
-        ),
-        _ if portal.parameter_format.is_binary(i) => {
-            return Err(PgWireError::UserError(Box::new(sqlstate::error(
-                sqlstate::FEATURE_NOT_SUPPORTED,
-                format!(
-                    "binary parameters of type {} are not supported; send them as text",
-                    pg.name()
-                ),
-            ))));
-        }
-        _ => ScalarValue::Utf8(portal.parameter::<String>(i, &Type::TEXT)?),
-    })
 }

@@ -1,0 +1,10 @@
+//! Result and parameter encoding between Arrow values and PostgreSQL wire values: the types
+//! columns are reported as, the rows of a result, and the parameters of a Bind.
+
+mod params;
+mod rows;
+mod types;
+
+pub use params::decode_params;
+pub use rows::response;
+pub use types::{field_infos, pg_type};
