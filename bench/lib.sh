@@ -22,8 +22,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# KALAMDB_BIN runs a binary built elsewhere (an older commit, for before/after figures).
 start_kalamdb() {
-  (cd "$ROOT" && cargo build --release --quiet)
+  local bin="${KALAMDB_BIN:-}"
+  if [ -z "$bin" ]; then
+    (cd "$ROOT" && cargo build --release --quiet)
+    bin="$CARGO_TARGET_DIR/release/kalamdb"
+  fi
   sed -e "s/^port = 5432/port = $KALAM_PORT/" \
       -e "s#^data_path = .*#data_path = \"$WORK/kalam\"#" \
       -e "s/^root_password = .*/root_password = \"$PGPASSWORD\"/" \
@@ -31,7 +36,7 @@ start_kalamdb() {
       -e "s/^row_limit = .*/row_limit = ${FLUSH_ROW_LIMIT:-1000000}/" \
       -e "s/^compression_level = .*/compression_level = ${BACKUP_LEVEL:-3}/" \
       "$ROOT/server.toml" > "$WORK/server.toml"
-  "$CARGO_TARGET_DIR/release/kalamdb" --config "$WORK/server.toml" 2>"$WORK/kalam.log" &
+  "$bin" --config "$WORK/server.toml" 2>"$WORK/kalam.log" &
   KALAM_PID=$!
   for _ in $(seq 100); do
     psql -X -q -h 127.0.0.1 -p "$KALAM_PORT" -U root -d kalamdb -c 'SELECT 1' >/dev/null 2>&1 && return

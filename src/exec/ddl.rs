@@ -14,12 +14,7 @@ use crate::storage::{
 };
 
 /// Names no namespace may take: they belong to the system and to PostgreSQL's catalogs.
-const RESERVED_NAMESPACES: [&str; 4] = [
-    SYSTEM_SCHEMA,
-    "pg_catalog",
-    "information_schema",
-    super::catalog::SCRATCH_SCHEMA,
-];
+const RESERVED_NAMESPACES: [&str; 3] = [SYSTEM_SCHEMA, "pg_catalog", "information_schema"];
 
 /// DDL is applied at once, also inside a transaction block, and ROLLBACK does not undo it (as in
 /// MySQL): ORMs and migration tools run DDL inside blocks, and KalamDB's catalog changes are
@@ -108,16 +103,17 @@ impl Session {
     /// Checks a column's DEFAULT by evaluating it once, so a bad default fails at CREATE time.
     async fn column_def(&self, spec: &ColumnSpec) -> ExecResult<ColumnDef> {
         if let Some(default) = &spec.default {
-            let sql = format!(
-                "SELECT CAST(({default}) AS {})",
-                super::dml::cast_type(spec.sql_type)
-            );
-            self.select(&sql).await.map_err(|e| {
-                ExecError::InvalidText(format!(
-                    "invalid DEFAULT for column \"{}\": {}",
-                    spec.name, e
-                ))
-            })?;
+            self.evaluate_default(default, spec.sql_type)
+                .await
+                .map_err(|e| match e {
+                    unsupported @ ExecError::Sql(crate::sql::SqlError::Unsupported(_)) => {
+                        unsupported
+                    }
+                    other => ExecError::InvalidText(format!(
+                        "invalid DEFAULT for column \"{}\": {other}",
+                        spec.name
+                    )),
+                })?;
         }
         Ok(ColumnDef {
             name: spec.name.clone(),
@@ -182,11 +178,7 @@ impl Session {
         let mut column = self.column_def(spec).await?;
         // Existing rows read the default as it is now (PostgreSQL's "missing value").
         if let Some(default) = &spec.default {
-            let sql = format!(
-                "SELECT CAST(({default}) AS {})",
-                super::dml::cast_type(spec.sql_type)
-            );
-            let (_, batches) = self.select(&sql).await?;
+            let batches = self.evaluate_default(default, spec.sql_type).await?;
             // A set-returning default gives no row or several: PostgreSQL refuses those.
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
             let batch = batches.iter().find(|b| b.num_rows() > 0);

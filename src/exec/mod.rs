@@ -181,8 +181,6 @@ pub struct Engine {
     store: Arc<Store>,
     config: Arc<Config>,
     catalogs: Arc<dyn CatalogProviderList>,
-    /// Per-statement tables (RETURNING rows, ON CONFLICT's `excluded`).
-    scratch: Arc<catalog::ScratchSchema>,
     jobs: JobManager,
     /// Memory pool and spill files shared by every session's queries.
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
@@ -198,8 +196,7 @@ pub struct Engine {
 impl Engine {
     /// Builds the engine over an opened store and creates the `root` user on first start.
     pub fn start(store: Arc<Store>, config: Arc<Config>) -> ExecResult<Arc<Engine>> {
-        let scratch = Arc::new(catalog::ScratchSchema::default());
-        let catalog = catalog::KalamCatalog::new(store.clone(), scratch.clone());
+        let catalog = catalog::KalamCatalog::new(store.clone());
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE_NAME.into(), Arc::new(catalog));
         let jobs = JobManager::new(store.clone(), config.jobs.max_concurrent);
@@ -212,7 +209,6 @@ impl Engine {
             store,
             config,
             catalogs: Arc::new(catalogs),
-            scratch,
             jobs,
             runtime,
             writes_since_flush: Default::default(),

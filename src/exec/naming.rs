@@ -72,7 +72,7 @@ fn select_items(body: &SetExpr) -> Option<&[SelectItem]> {
 }
 
 /// PostgreSQL's FigureColname, for the expressions it gives names to.
-fn expr_name(expr: &Expr) -> String {
+pub(super) fn expr_name(expr: &Expr) -> String {
     match expr {
         Expr::Identifier(ident) => crate::sql::fold(ident),
         Expr::CompoundIdentifier(parts) => parts.last().map(crate::sql::fold).unwrap_or_default(),

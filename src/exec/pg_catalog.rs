@@ -94,10 +94,11 @@ impl PgCatalogSchema {
 
 #[async_trait]
 impl SchemaProvider for PgCatalogSchema {
+    /// KalamDB's helper relations resolve by name for the rewritten catalog queries but are not
+    /// listed: PostgreSQL has no such relations, so `pg_class` and `information_schema` must
+    /// not show them.
     fn table_names(&self) -> Vec<String> {
-        let mut names = self.inner.table_names();
-        names.extend(KALAMDB_TABLES.map(String::from));
-        names
+        self.inner.table_names()
     }
 
     async fn table(&self, name: &str) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {

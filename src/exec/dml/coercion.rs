@@ -1,0 +1,180 @@
+//! Turning computed values into a column's stored form: the cast a value gets before it is
+//! checked, PostgreSQL's text input for BYTEA and UUID, and the column's constraints (NOT NULL,
+//! VARCHAR length, valid JSON).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::compute::{CastOptions, cast_with_options};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::{Expr, ExprSchemable, cast};
+
+use super::super::{ExecError, ExecResult};
+use crate::model::types::{ColumnDef, SqlType};
+use crate::storage::TableRecord;
+
+/// The type an expression assigned to a column of `sql_type` is cast to. Text stays text for
+/// the types whose input syntax `conform` parses (JSON, UUID, VARCHAR's length check).
+fn cast_target(sql_type: SqlType) -> DataType {
+    match sql_type {
+        SqlType::Varchar { .. }
+        | SqlType::Json
+        | SqlType::Jsonb
+        | SqlType::Uuid
+        | SqlType::Text => DataType::Utf8,
+        other => other.arrow_type(),
+    }
+}
+
+/// `value` cast for a column of `sql_type`. Text bound for BYTEA stays text so that `conform`
+/// reads it as PostgreSQL's bytea input (`\x0102`), not as the text's own bytes.
+pub(in crate::exec) fn assignment_cast(
+    value: Expr,
+    sql_type: SqlType,
+    schema: &DFSchema,
+) -> ExecResult<Expr> {
+    let target = match (sql_type, value.get_type(schema)?) {
+        (SqlType::Bytea, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {
+            DataType::Utf8
+        }
+        (other, _) => cast_target(other),
+    };
+    Ok(cast(value, target))
+}
+
+fn invalid_text(column: &ColumnDef, detail: impl std::fmt::Display) -> ExecError {
+    ExecError::InvalidText(format!(
+        "invalid input for column \"{}\" of type {}: {detail}",
+        column.name,
+        column.sql_type.sql_name()
+    ))
+}
+
+/// Casts `array` to the column's stored type and checks the column's constraints.
+pub(in crate::exec) fn conform(
+    record: &TableRecord,
+    column: &ColumnDef,
+    array: &ArrayRef,
+) -> ExecResult<ArrayRef> {
+    let target = column.sql_type.arrow_type();
+    // Text into BYTEA is PostgreSQL's bytea input syntax, not the text's own bytes.
+    let array = if column.sql_type == SqlType::Bytea && array.data_type() == &DataType::Utf8 {
+        let decoded: datafusion::arrow::array::BinaryArray = array
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(parse_bytea).transpose())
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid_text(column, e))?;
+        Arc::new(decoded) as ArrayRef
+    } else {
+        array.clone()
+    };
+    let array = &array;
+    let array = if array.data_type() == &target {
+        array.clone()
+    } else {
+        let options = CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        cast_with_options(array, &target, &options).map_err(|e| {
+            // A number too large for the column is out of range, as PostgreSQL reports it.
+            if array.data_type().is_numeric() && target.is_integer() {
+                ExecError::NumericOutOfRange(format!("{} out of range", column.sql_type.sql_name()))
+            } else {
+                invalid_text(column, e)
+            }
+        })?
+    };
+    if !column.nullable && array.null_count() > 0 {
+        return Err(ExecError::NotNullViolation(format!(
+            "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+            column.name, record.name
+        )));
+    }
+    match column.sql_type {
+        SqlType::Varchar { max_len: Some(max) } => {
+            let strings = array.as_string::<i32>();
+            if strings
+                .iter()
+                .flatten()
+                .any(|s| s.chars().count() > max as usize)
+            {
+                return Err(ExecError::StringTooLong(format!(
+                    "value too long for type character varying({max})"
+                )));
+            }
+            Ok(array)
+        }
+        SqlType::Json | SqlType::Jsonb => {
+            for text in array.as_string::<i32>().iter().flatten() {
+                serde_json::from_str::<serde::de::IgnoredAny>(text)
+                    .map_err(|e| invalid_text(column, format!("invalid JSON: {e}")))?;
+            }
+            Ok(array)
+        }
+        SqlType::Uuid => {
+            let normalized: StringArray = array
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(normalize_uuid).transpose())
+                .collect::<Result<_, _>>()
+                .map_err(|bad| invalid_text(column, format!("\"{bad}\" is not a UUID")))?;
+            Ok(Arc::new(normalized))
+        }
+        _ => Ok(array),
+    }
+}
+
+/// PostgreSQL's bytea input: `\x` followed by hex digits, or the escape format in which
+/// `\\` is a backslash and `\nnn` an octal byte.
+fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
+    if let Some(hex_digits) = text.strip_prefix("\\x") {
+        let compact: String = hex_digits.chars().filter(|c| !c.is_whitespace()).collect();
+        return hex::decode(compact).map_err(|e| format!("invalid hexadecimal data: {e}"));
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let octal = bytes
+                .get(i + 1..i + 4)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+                .ok_or_else(|| "invalid escape sequence in bytea input".to_owned())?;
+            out.push(octal);
+            i += 4;
+        }
+    }
+    Ok(out)
+}
+
+/// Canonical lower-case hyphenated form; accepts the spellings PostgreSQL accepts.
+fn normalize_uuid(text: &str) -> Result<String, String> {
+    let hex: String = text
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
+    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(text.to_owned());
+    }
+    let h = hex.to_ascii_lowercase();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}

@@ -1,0 +1,414 @@
+//! INSERT: the source rows (constant VALUES built directly, anything else planned), defaults
+//! for the columns not named, keys, and the write with its ON CONFLICT handling.
+
+use std::collections::HashSet;
+
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::sql::sqlparser::ast::{
+    self, Expr as SqlExpr, Ident, OnConflictAction, OnInsert, SelectItem, SetExpr, TableObject,
+};
+
+use super::coercion::assignment_cast;
+use super::planner::StatementPlanner;
+use super::{TableRows, WRITE_RETRIES, column_index, literals, unsupported};
+use crate::exec::session::Outcome;
+use crate::exec::{ExecError, ExecResult, Session};
+use crate::model::TableKind;
+use crate::sql::{SqlError, TableName};
+use crate::storage::rows;
+use crate::storage::{Expect, RowWrite, TableRecord};
+
+/// Numbers the rows of a VALUES list planned row by row, so they keep their order.
+const VALUES_ROW_NUMBER: &str = "__values_row";
+
+fn column_count_mismatch(targets: usize, expressions: usize) -> ExecError {
+    ExecError::Sql(SqlError::Syntax(if expressions > targets {
+        "INSERT has more expressions than target columns".into()
+    } else {
+        "INSERT has more target columns than expressions".into()
+    }))
+}
+
+impl Session {
+    pub(in crate::exec) async fn insert(&self, statement: &ast::Statement) -> ExecResult<Outcome> {
+        let ast::Statement::Insert(insert) = statement else {
+            return Err(ExecError::Internal(
+                "insert() called with another statement".into(),
+            ));
+        };
+        let TableObject::TableName(object) = &insert.table else {
+            return Err(unsupported("INSERT into a table function"));
+        };
+        let record = self.resolve_table(&TableName::from_object_name(object)?)?;
+        let alias = insert
+            .table_alias
+            .as_ref()
+            .map(|a| crate::sql::fold(&a.alias))
+            .unwrap_or_else(|| record.name.clone());
+        let targets: Vec<usize> = if insert.columns.is_empty() {
+            (0..record.columns.len()).collect()
+        } else {
+            insert
+                .columns
+                .iter()
+                .map(|c| {
+                    let name =
+                        c.0.last()
+                            .and_then(|p| p.as_ident())
+                            .map(crate::sql::fold)
+                            .unwrap_or_default();
+                    column_index(&record, &name)
+                })
+                .collect::<ExecResult<_>>()?
+        };
+        let planner = StatementPlanner::new(self, statement).await?;
+        let new_rows = self
+            .insert_source_rows(&planner, &record, insert, &targets)
+            .await?;
+        let returning = insert.returning.as_deref();
+        if let TableKind::Stream { .. } = record.kind {
+            if insert.on.is_some() {
+                return Err(unsupported("ON CONFLICT on a stream table"));
+            }
+            let rows = (0..new_rows.len)
+                .map(|row| {
+                    let mut value = Vec::new();
+                    rows::encode_row(&new_rows.columns, row, &mut value);
+                    value
+                })
+                .collect();
+            self.append_stream(&record, rows)?;
+            return self
+                .finish_dml(&planner, (&record, &alias), new_rows, returning, "INSERT")
+                .await;
+        }
+        let on_conflict = match &insert.on {
+            None => None,
+            Some(OnInsert::OnConflict(on_conflict)) => {
+                if let Some(target) = &on_conflict.conflict_target {
+                    check_conflict_target(&record, target)?;
+                } else if matches!(on_conflict.action, OnConflictAction::DoUpdate(_)) {
+                    return Err(ExecError::Sql(SqlError::Syntax(
+                        "ON CONFLICT DO UPDATE requires inference specification or constraint name"
+                            .into(),
+                    )));
+                }
+                if record.primary_key.is_empty() {
+                    return Err(ExecError::InvalidColumnReference(
+                        "there is no unique or exclusion constraint matching the ON CONFLICT specification".into(),
+                    ));
+                }
+                Some(&on_conflict.action)
+            }
+            Some(_) => return Err(unsupported("ON DUPLICATE KEY UPDATE")),
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .write_insert(&planner, &record, &alias, &new_rows, on_conflict)
+                .await;
+            match result {
+                Err(ExecError::ConcurrentUpdate(_))
+                    if attempt < WRITE_RETRIES && !self.in_transaction_block() =>
+                {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                other => {
+                    let written = other?;
+                    return self
+                        .finish_dml(&planner, (&record, &alias), written, returning, "INSERT")
+                        .await;
+                }
+            }
+        }
+    }
+
+    /// Evaluates VALUES or the query, fills defaults, and returns full rows in table order.
+    async fn insert_source_rows(
+        &self,
+        planner: &StatementPlanner,
+        record: &TableRecord,
+        insert: &ast::Insert,
+        targets: &[usize],
+    ) -> ExecResult<TableRows> {
+        let defaults: Vec<Option<SqlExpr>> = record
+            .columns
+            .iter()
+            .map(|c| {
+                c.default
+                    .as_deref()
+                    .map(|d| crate::sql::parse_expr(d).map_err(ExecError::Sql))
+                    .transpose()
+            })
+            .collect::<ExecResult<_>>()?;
+        let mut source = match &insert.source {
+            Some(source) => source.as_ref().clone(),
+            None => return Err(unsupported("INSERT ... DEFAULT VALUES")),
+        };
+        // `DEFAULT` inside VALUES means the column's default expression.
+        if let SetExpr::Values(values) = source.body.as_mut() {
+            for row in &mut values.rows {
+                if row.len() != targets.len() {
+                    return Err(column_count_mismatch(targets.len(), row.len()));
+                }
+                for (value, &column) in row.iter_mut().zip(targets) {
+                    if matches!(value, SqlExpr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+                    {
+                        *value = defaults[column]
+                            .clone()
+                            .unwrap_or(SqlExpr::value(ast::Value::Null));
+                    }
+                }
+            }
+        }
+        // PostgreSQL allows a SELECT feeding an INSERT to repeat an output name
+        // (`SELECT v, CAST(v AS INT)`); DataFusion does not, and the names are replaced anyway.
+        if let SetExpr::Select(select) = source.body.as_mut() {
+            for (i, item) in select.projection.iter_mut().enumerate() {
+                if let SelectItem::UnnamedExpr(expr) = item {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::new(format!("__v{i}")),
+                    };
+                }
+            }
+        }
+        if let Some(batch) =
+            literals::literal_values(&source, targets, &defaults, record.columns.len())
+        {
+            return self.table_rows(record, &[batch]);
+        }
+        let source = match values_with_subqueries(&source) {
+            Some(rows) => values_row_by_row(planner, rows)?,
+            None => planner.query(source)?,
+        };
+        let width = source.schema().fields().len();
+        if width != targets.len() {
+            return Err(column_count_mismatch(targets.len(), width));
+        }
+        let source_schema = source.schema().clone();
+        let empty = DFSchema::empty();
+        let projection = record
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(index, column)| {
+                let value = match targets.iter().position(|&t| t == index) {
+                    Some(position) => {
+                        Expr::Column(Column::from(source_schema.qualified_field(position)))
+                    }
+                    None => {
+                        let default = match &defaults[index] {
+                            Some(default) => planner.expr(default, &empty)?,
+                            None => lit(ScalarValue::Null),
+                        };
+                        assignment_cast(default, column.sql_type, &empty)?
+                    }
+                };
+                Ok(value.alias(format!("c{index}")))
+            })
+            .collect::<ExecResult<Vec<_>>>()?;
+        let plan = LogicalPlanBuilder::from(source)
+            .project(projection)?
+            .build()?;
+        let batches = planner.collect(plan).await?;
+        self.table_rows(record, &batches)
+    }
+
+    /// Encodes the key of every row (allocating hidden row ids where the table has no key).
+    pub(super) fn row_keys(
+        &self,
+        record: &TableRecord,
+        rows: &TableRows,
+    ) -> ExecResult<(Vec<Vec<u8>>, Option<u64>)> {
+        if record.primary_key.is_empty() {
+            let first = self
+                .engine
+                .store
+                .allocate_row_ids(record.table_id, rows.len as u64)?;
+            let keys = (0..rows.len as u64)
+                .map(|i| rows::row_id_key(record.table_id, first + i))
+                .collect();
+            return Ok((keys, (rows.len > 0).then(|| first + rows.len as u64 - 1)));
+        }
+        let key_columns: Vec<_> = record
+            .primary_key
+            .iter()
+            .map(|&i| rows.columns[i].clone())
+            .collect();
+        let keys = (0..rows.len)
+            .map(|row| {
+                let mut key = rows::table_prefix(record.table_id).to_vec();
+                rows::encode_key(&key_columns, row, &mut key);
+                key
+            })
+            .collect();
+        Ok((keys, None))
+    }
+
+    async fn write_insert(
+        &self,
+        planner: &StatementPlanner,
+        record: &TableRecord,
+        alias: &str,
+        rows: &TableRows,
+        on_conflict: Option<&OnConflictAction>,
+    ) -> ExecResult<TableRows> {
+        let (keys, high_water) = self.row_keys(record, rows)?;
+        if on_conflict.is_none() {
+            // Every row is written: no per-row bookkeeping, and the rows are already the result.
+            let writes = keys
+                .into_iter()
+                .enumerate()
+                .map(|(row, key)| {
+                    let mut value = Vec::new();
+                    rows::encode_row(&rows.columns, row, &mut value);
+                    RowWrite {
+                        key,
+                        value: Some(value),
+                        expect: Expect::Absent,
+                    }
+                })
+                .collect();
+            self.commit_rows(record, writes, high_water)?;
+            return Ok(TableRows {
+                columns: rows.columns.clone(),
+                len: rows.len,
+            });
+        }
+        let mut writes = Vec::with_capacity(rows.len);
+        let mut written: Vec<usize> = Vec::with_capacity(rows.len);
+        let mut conflicting: Vec<(usize, Option<u64>)> = Vec::new();
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        for (row, key) in keys.iter().enumerate() {
+            if on_conflict.is_some() {
+                let first_in_statement = seen.insert(key.as_slice());
+                match (first_in_statement, self.current_version(key)?) {
+                    (true, None) => {}
+                    (true, Some(version)) => {
+                        conflicting.push((row, version));
+                        continue;
+                    }
+                    (false, _) => {
+                        if matches!(on_conflict, Some(OnConflictAction::DoUpdate(_))) {
+                            return Err(ExecError::CardinalityViolation(
+                                "ON CONFLICT DO UPDATE command cannot affect row a second time"
+                                    .into(),
+                            ));
+                        }
+                        continue;
+                    }
+                }
+            }
+            let mut value = Vec::new();
+            rows::encode_row(&rows.columns, row, &mut value);
+            writes.push(RowWrite {
+                key: key.clone(),
+                value: Some(value),
+                expect: Expect::Absent,
+            });
+            written.push(row);
+        }
+        let mut result = rows.take(&written)?;
+        if let (Some(OnConflictAction::DoUpdate(update)), false) =
+            (on_conflict, conflicting.is_empty())
+        {
+            let updated = self
+                .upsert_rows(planner, record, alias, rows, &keys, &conflicting, update)
+                .await?;
+            for (key, version, row) in updated.writes {
+                writes.push(RowWrite {
+                    key,
+                    value: Some(row),
+                    expect: version.map_or(Expect::Anything, Expect::Version),
+                });
+            }
+            result = result.append(updated.rows)?;
+        }
+        self.commit_rows(record, writes, high_water)?;
+        Ok(result)
+    }
+
+    /// The version of the live row under `key` (`Some(None)`: an uncommitted row of this
+    /// session), or `None` when there is no live row.
+    fn current_version(&self, key: &[u8]) -> ExecResult<Option<Option<u64>>> {
+        if let Some(pending) = self.pending_row(key) {
+            return Ok(pending.map(|_| None));
+        }
+        Ok(self.engine.store.live_version(key)?.map(Some))
+    }
+}
+
+/// ON CONFLICT (columns) must name the primary key, the only unique constraint tables have.
+fn check_conflict_target(record: &TableRecord, target: &ast::ConflictTarget) -> ExecResult<()> {
+    let ast::ConflictTarget::Columns(columns) = target else {
+        return Err(unsupported("ON CONFLICT ON CONSTRAINT"));
+    };
+    let named: HashSet<String> = columns.iter().map(crate::sql::fold).collect();
+    let key: HashSet<String> = record
+        .primary_key
+        .iter()
+        .map(|&i| record.columns[i].name.clone())
+        .collect();
+    if named != key {
+        return Err(ExecError::InvalidColumnReference(
+            "there is no unique or exclusion constraint matching the ON CONFLICT specification"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The rows of a VALUES list that holds a subquery: DataFusion runs subqueries in a projection
+/// but not inside VALUES, so such a list is planned row by row.
+fn values_with_subqueries(source: &ast::Query) -> Option<Vec<&[SqlExpr]>> {
+    let SetExpr::Values(values) = source.body.as_ref() else {
+        return None;
+    };
+    if source.with.is_some() || source.order_by.is_some() || source.limit_clause.is_some() {
+        return None;
+    }
+    let has_subquery = ast::visit_expressions(&values.rows, |e| match e {
+        SqlExpr::Subquery(_) | SqlExpr::Exists { .. } | SqlExpr::InSubquery { .. } => {
+            std::ops::ControlFlow::Break(())
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break();
+    has_subquery.then(|| values.rows.iter().map(|row| row.as_slice()).collect())
+}
+
+/// One single-row projection per VALUES row, in a UNION ALL ordered by row number (RETURNING
+/// shows the rows in VALUES order).
+fn values_row_by_row(planner: &StatementPlanner, rows: Vec<&[SqlExpr]>) -> ExecResult<LogicalPlan> {
+    let empty = DFSchema::empty();
+    let mut union: Option<LogicalPlanBuilder> = None;
+    let mut width = 0;
+    for (number, row) in rows.iter().enumerate() {
+        width = row.len();
+        let mut items = row
+            .iter()
+            .enumerate()
+            .map(|(i, value)| {
+                Ok(planner
+                    .expr(value, &empty)?
+                    .alias(format!("column{}", i + 1)))
+            })
+            .collect::<ExecResult<Vec<_>>>()?;
+        items.push(lit(number as i64).alias(VALUES_ROW_NUMBER));
+        let one = LogicalPlanBuilder::empty(true).project(items)?.build()?;
+        union = Some(match union {
+            None => LogicalPlanBuilder::from(one),
+            Some(all) => all.union(one)?,
+        });
+    }
+    let union = union.ok_or_else(|| ExecError::Internal("VALUES without rows".into()))?;
+    let columns: Vec<Expr> = (1..=width).map(|i| col(format!("column{i}"))).collect();
+    Ok(union
+        .sort(vec![col(VALUES_ROW_NUMBER).sort(true, false)])?
+        .project(columns)?
+        .build()?)
+}

@@ -1,0 +1,172 @@
+//! UPDATE and DELETE: a scan of the table with each row's hidden key and version, filtered by
+//! WHERE, projected to the new rows (UPDATE) or the rows to remove (DELETE).
+
+use std::sync::Arc;
+
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast::{self, Assignment, Expr as SqlExpr, FromTable};
+
+use super::coercion::assignment_cast;
+use super::planner::{StatementPlanner, scan};
+use super::{WRITE_RETRIES, assignment_column, column_ref, unsupported};
+use crate::exec::session::Outcome;
+use crate::exec::table::{KEY_COLUMN, UserTable, VERSION_COLUMN};
+use crate::exec::{ExecError, ExecResult, Session};
+use crate::storage::{Expect, RowWrite, TableRecord};
+
+impl Session {
+    pub(in crate::exec) async fn update(&self, statement: &ast::Statement) -> ExecResult<Outcome> {
+        let ast::Statement::Update(update) = statement else {
+            return Err(ExecError::Internal(
+                "update() called with another statement".into(),
+            ));
+        };
+        if update.from.is_some() || !update.table.joins.is_empty() {
+            return Err(unsupported("UPDATE ... FROM"));
+        }
+        let (record, alias) = self.dml_target(&update.table.relation)?;
+        let planner = StatementPlanner::new(self, statement).await?;
+        let plan = self.rows_with_identity(
+            &planner,
+            &record,
+            &alias,
+            update.selection.as_ref(),
+            &update.assignments,
+        )?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let batches = planner.collect(plan.clone()).await?;
+            let updated = self.updated_rows(&record, &batches)?;
+            let new_keys: Vec<Vec<u8>> = if record.primary_key.is_empty() {
+                updated.writes.iter().map(|(k, _, _)| k.clone()).collect()
+            } else {
+                self.row_keys(&record, &updated.rows)?.0
+            };
+            let mut writes = Vec::with_capacity(updated.writes.len());
+            let mut inserts = Vec::new();
+            for ((old_key, version, value), new_key) in updated.writes.into_iter().zip(new_keys) {
+                let expect = version.map_or(Expect::Anything, Expect::Version);
+                if old_key == new_key {
+                    writes.push(RowWrite {
+                        key: old_key,
+                        value: Some(value),
+                        expect,
+                    });
+                } else {
+                    // The primary key changed: remove the old row, then insert under the new key.
+                    writes.push(RowWrite {
+                        key: old_key,
+                        value: None,
+                        expect,
+                    });
+                    inserts.push(RowWrite {
+                        key: new_key,
+                        value: Some(value),
+                        expect: Expect::Absent,
+                    });
+                }
+            }
+            writes.extend(inserts);
+            match self.commit_rows(&record, writes, None) {
+                Err(ExecError::ConcurrentUpdate(_))
+                    if attempt < WRITE_RETRIES && !self.in_transaction_block() =>
+                {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    return self
+                        .finish_dml(
+                            &planner,
+                            (&record, &alias),
+                            updated.rows,
+                            update.returning.as_deref(),
+                            "UPDATE",
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+
+    pub(in crate::exec) async fn delete(&self, statement: &ast::Statement) -> ExecResult<Outcome> {
+        let ast::Statement::Delete(delete) = statement else {
+            return Err(ExecError::Internal(
+                "delete() called with another statement".into(),
+            ));
+        };
+        let from = match &delete.from {
+            FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from) => from,
+        };
+        if from.len() != 1 || !from[0].joins.is_empty() || delete.using.is_some() {
+            return Err(unsupported("DELETE from several tables or with USING"));
+        }
+        let (record, alias) = self.dml_target(&from[0].relation)?;
+        let planner = StatementPlanner::new(self, statement).await?;
+        let plan =
+            self.rows_with_identity(&planner, &record, &alias, delete.selection.as_ref(), &[])?;
+        let batches = planner.collect(plan).await?;
+        let deleted = self.updated_rows(&record, &batches)?;
+        let writes = deleted
+            .writes
+            .into_iter()
+            .map(|(key, _, _)| RowWrite {
+                key,
+                value: None,
+                expect: Expect::Anything,
+            })
+            .collect();
+        self.commit_rows(&record, writes, None)?;
+        self.finish_dml(
+            &planner,
+            (&record, &alias),
+            deleted.rows,
+            delete.returning.as_deref(),
+            "DELETE",
+        )
+        .await
+    }
+
+    /// The rows WHERE selects, with `assignments` applied, followed by each row's key and the
+    /// version it was read at: what an UPDATE writes or a DELETE removes.
+    fn rows_with_identity(
+        &self,
+        planner: &StatementPlanner,
+        record: &TableRecord,
+        alias: &str,
+        selection: Option<&SqlExpr>,
+        assignments: &[Assignment],
+    ) -> ExecResult<LogicalPlan> {
+        let table = Arc::new(UserTable::new(
+            self.engine.store.clone(),
+            Arc::new(record.clone()),
+            true,
+        ));
+        let mut rows = scan(alias, table)?;
+        if let Some(selection) = selection {
+            let predicate = planner.expr(selection, rows.schema())?;
+            rows = rows.filter(predicate)?;
+        }
+        let schema = rows.schema().clone();
+        let mut values: Vec<_> = record
+            .columns
+            .iter()
+            .map(|c| column_ref(alias, &c.name))
+            .collect();
+        for assignment in assignments {
+            let index = assignment_column(record, &assignment.target)?;
+            let column = &record.columns[index];
+            values[index] = assignment_cast(
+                planner.expr(&assignment.value, &schema)?,
+                column.sql_type,
+                &schema,
+            )?
+            .alias(&column.name);
+        }
+        values.push(column_ref(alias, KEY_COLUMN));
+        values.push(column_ref(alias, VERSION_COLUMN));
+        Ok(rows.project(values)?.build()?)
+    }
+}

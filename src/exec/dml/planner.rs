@@ -1,0 +1,211 @@
+//! Turns the SQL pieces of one DML statement (its source query, SET values, WHERE, RETURNING,
+//! column defaults) into DataFusion logical plans over the session's own state.
+//!
+//! Rows the statement holds itself, such as an upsert's proposed rows or the rows RETURNING
+//! reads, are scanned as in-memory relations that exist only inside the plan: nothing is
+//! registered in a catalog, so no other session (and no catalog query) can ever see them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DFSchema, ResolvedTableReference, TableReference, config::ConfigOptions};
+use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner};
+use datafusion::logical_expr::{
+    AggregateUDF, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableSource, WindowUDF,
+};
+use datafusion::prelude::DataFrame;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
+use datafusion::sql::sqlparser::ast;
+
+use super::super::{ExecResult, Session};
+
+/// Plans one statement's expressions and queries; built once per statement.
+pub(in crate::exec) struct StatementPlanner {
+    state: SessionState,
+    /// Every table the statement names, resolved when the statement starts.
+    tables: HashMap<ResolvedTableReference, Arc<dyn TableSource>>,
+}
+
+impl StatementPlanner {
+    /// Resolves the tables `statement` refers to (subqueries included) in the session's catalog.
+    pub async fn new(session: &Session, statement: &ast::Statement) -> ExecResult<Self> {
+        let state = session.ctx.state();
+        let normalize = state.config_options().sql_parser.enable_ident_normalization;
+        let (references, _) = datafusion::sql::resolve::resolve_table_references(
+            &DFStatement::Statement(Box::new(statement.clone())),
+            normalize,
+        )?;
+        let mut planner = StatementPlanner {
+            state,
+            tables: HashMap::new(),
+        };
+        for reference in references {
+            let resolved = planner.resolve(reference);
+            if planner.tables.contains_key(&resolved) {
+                continue;
+            }
+            if let Ok(schema) = planner.state.schema_for_ref(resolved.clone())
+                && let Some(table) = schema.table(&resolved.table).await?
+            {
+                planner.tables.insert(resolved, provider_as_source(table));
+            }
+        }
+        Ok(planner)
+    }
+
+    /// A planner for expressions that name no table (column defaults).
+    pub fn without_tables(session: &Session) -> Self {
+        StatementPlanner {
+            state: session.ctx.state(),
+            tables: HashMap::new(),
+        }
+    }
+
+    fn resolve(&self, reference: TableReference) -> ResolvedTableReference {
+        let catalog = &self.state.config_options().catalog;
+        reference.resolve(&catalog.default_catalog, &catalog.default_schema)
+    }
+
+    fn sql(&self) -> SqlToRel<'_, Self> {
+        let options = &self.state.config_options().sql_parser;
+        SqlToRel::new_with_options(
+            self,
+            ParserOptions {
+                parse_float_as_decimal: options.parse_float_as_decimal,
+                enable_ident_normalization: options.enable_ident_normalization,
+                support_varchar_with_length: options.support_varchar_with_length,
+                enable_options_value_normalization: options.enable_options_value_normalization,
+                collect_spans: options.collect_spans,
+                map_string_types_to_utf8view: options.map_string_types_to_utf8view,
+                default_null_ordering: options.default_null_ordering.as_str().into(),
+            },
+        )
+    }
+
+    /// Plans `expr` over the columns of `schema`; subqueries may refer to them.
+    pub fn expr(&self, expr: &ast::Expr, schema: &DFSchema) -> ExecResult<Expr> {
+        Ok(self
+            .sql()
+            .sql_to_expr(expr.clone(), schema, &mut PlannerContext::new())?)
+    }
+
+    /// Plans a query (a SELECT, VALUES, a set operation).
+    pub fn query(&self, query: ast::Query) -> ExecResult<LogicalPlan> {
+        Ok(self
+            .sql()
+            .sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?)
+    }
+
+    /// Runs `plan` to completion.
+    pub async fn collect(&self, plan: LogicalPlan) -> ExecResult<Vec<RecordBatch>> {
+        Ok(DataFrame::new(self.state.clone(), plan).collect().await?)
+    }
+}
+
+/// A scan of `table` that the statement's expressions call `alias`.
+pub(in crate::exec) fn scan(
+    alias: &str,
+    table: Arc<dyn TableProvider>,
+) -> ExecResult<LogicalPlanBuilder> {
+    Ok(LogicalPlanBuilder::scan(
+        TableReference::bare(alias),
+        provider_as_source(table),
+        None,
+    )?)
+}
+
+/// A scan of rows the statement holds in memory, called `alias` inside this plan only.
+pub(in crate::exec) fn rows_relation(
+    alias: &str,
+    rows: RecordBatch,
+) -> ExecResult<LogicalPlanBuilder> {
+    let table = MemTable::try_new(rows.schema(), vec![vec![rows]])?;
+    scan(alias, Arc::new(table))
+}
+
+impl ContextProvider for StatementPlanner {
+    fn get_table_source(
+        &self,
+        name: TableReference,
+    ) -> datafusion::error::Result<Arc<dyn TableSource>> {
+        let resolved = self.resolve(name);
+        self.tables.get(&resolved).cloned().ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan(format!("table '{resolved}' not found"))
+        })
+    }
+
+    fn get_table_function_source(
+        &self,
+        name: &str,
+        args: Vec<Expr>,
+    ) -> datafusion::error::Result<Arc<dyn TableSource>> {
+        let function = self.state.table_functions().get(name).ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan(format!("table function '{name}' not found"))
+        })?;
+        let args = datafusion::catalog::TableFunctionArgs::new(&args, &self.state);
+        Ok(provider_as_source(
+            function.create_table_provider_with_args(args)?,
+        ))
+    }
+
+    fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
+        self.state.expr_planners()
+    }
+
+    fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
+        self.state.scalar_functions().get(name).cloned()
+    }
+
+    fn get_higher_order_meta(
+        &self,
+        name: &str,
+    ) -> Option<Arc<datafusion::logical_expr::HigherOrderUDF>> {
+        self.state.higher_order_functions().get(name).cloned()
+    }
+
+    fn get_aggregate_meta(&self, name: &str) -> Option<Arc<AggregateUDF>> {
+        self.state.aggregate_functions().get(name).cloned()
+    }
+
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        self.state.window_functions().get(name).cloned()
+    }
+
+    fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
+        None
+    }
+
+    fn get_variable_field(&self, _variable_names: &[String]) -> Option<FieldRef> {
+        None
+    }
+
+    fn options(&self) -> &ConfigOptions {
+        self.state.config_options()
+    }
+
+    fn udf_names(&self) -> Vec<String> {
+        self.state.scalar_functions().keys().cloned().collect()
+    }
+
+    fn higher_order_function_names(&self) -> Vec<String> {
+        self.state
+            .higher_order_functions()
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn udaf_names(&self) -> Vec<String> {
+        self.state.aggregate_functions().keys().cloned().collect()
+    }
+
+    fn udwf_names(&self) -> Vec<String> {
+        self.state.window_functions().keys().cloned().collect()
+    }
+}

@@ -1,0 +1,118 @@
+//! `ON CONFLICT ... DO UPDATE`: the rows whose key already exists are joined with their proposed
+//! versions (`excluded`) and updated by the statement's SET list and WHERE.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::common::{Column, ScalarValue, TableReference};
+use datafusion::logical_expr::{JoinType, in_list, lit};
+use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Ident, VisitMut, VisitorMut};
+
+use super::coercion::assignment_cast;
+use super::planner::{StatementPlanner, rows_relation, scan};
+use super::{TableRows, UpdatedRows, assignment_column, column_ref, with_identity};
+use crate::exec::table::{KEY_COLUMN, UserTable, VERSION_COLUMN};
+use crate::exec::{ExecResult, Session};
+use crate::storage::TableRecord;
+
+/// What the proposed rows are called in the SET list and WHERE.
+const EXCLUDED: &str = "excluded";
+
+/// Qualifies bare column names with `table` so that `x` means `table.x` next to `excluded.x`.
+struct Qualify<'a> {
+    table: &'a str,
+    columns: &'a HashSet<String>,
+}
+
+impl VisitorMut for Qualify<'_> {
+    type Break = ();
+    fn pre_visit_expr(&mut self, expr: &mut SqlExpr) -> std::ops::ControlFlow<()> {
+        if let SqlExpr::Identifier(ident) = expr
+            && self.columns.contains(&crate::sql::fold(ident))
+        {
+            *expr = SqlExpr::CompoundIdentifier(vec![
+                Ident::with_quote('"', self.table),
+                ident.clone(),
+            ]);
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+impl Session {
+    /// The new versions of the `conflicting` rows (index into `proposed`, version seen).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn upsert_rows(
+        &self,
+        planner: &StatementPlanner,
+        record: &TableRecord,
+        alias: &str,
+        proposed: &TableRows,
+        keys: &[Vec<u8>],
+        conflicting: &[(usize, Option<u64>)],
+        update: &ast::DoUpdate,
+    ) -> ExecResult<UpdatedRows> {
+        let indices: Vec<usize> = conflicting.iter().map(|(r, _)| *r).collect();
+        let excluded = with_identity(
+            record,
+            proposed.take(&indices)?.columns,
+            indices.iter().map(|&r| keys[r].clone()).collect(),
+            vec![None; indices.len()],
+        )?;
+        let existing = Arc::new(UserTable::new(
+            self.engine.store.clone(),
+            Arc::new(record.clone()),
+            true,
+        ));
+        // The key list lets the scan read just these rows instead of the whole table.
+        let existing_keys = indices
+            .iter()
+            .map(|&r| lit(ScalarValue::Binary(Some(keys[r].clone()))))
+            .collect();
+        let mut joined = scan(alias, existing)?
+            .filter(in_list(column_ref(alias, KEY_COLUMN), existing_keys, false))?
+            .join(
+                rows_relation(EXCLUDED, excluded)?.build()?,
+                JoinType::Inner,
+                (
+                    vec![Column::new(Some(TableReference::bare(alias)), KEY_COLUMN)],
+                    vec![Column::new(
+                        Some(TableReference::bare(EXCLUDED)),
+                        KEY_COLUMN,
+                    )],
+                ),
+                None,
+            )?;
+        let columns: HashSet<String> = record.columns.iter().map(|c| c.name.clone()).collect();
+        let mut qualify = Qualify {
+            table: alias,
+            columns: &columns,
+        };
+        if let Some(selection) = &update.selection {
+            let mut selection = selection.clone();
+            let _ = selection.visit(&mut qualify);
+            let predicate = planner.expr(&selection, joined.schema())?;
+            joined = joined.filter(predicate)?;
+        }
+        let schema = joined.schema().clone();
+        let mut values: Vec<_> = record
+            .columns
+            .iter()
+            .map(|c| column_ref(alias, &c.name))
+            .collect();
+        for assignment in &update.assignments {
+            let index = assignment_column(record, &assignment.target)?;
+            let mut value = assignment.value.clone();
+            let _ = value.visit(&mut qualify);
+            let column = &record.columns[index];
+            values[index] =
+                assignment_cast(planner.expr(&value, &schema)?, column.sql_type, &schema)?
+                    .alias(&column.name);
+        }
+        values.push(column_ref(alias, KEY_COLUMN));
+        values.push(column_ref(alias, VERSION_COLUMN));
+        let plan = joined.project(values)?.build()?;
+        let batches = planner.collect(plan).await?;
+        self.updated_rows(record, &batches)
+    }
+}
