@@ -12,6 +12,7 @@ mod ddl;
 mod dml;
 mod functions;
 mod maintenance;
+mod names;
 mod naming;
 mod params;
 mod pg_catalog;
@@ -22,6 +23,7 @@ mod settings;
 mod stream_table;
 mod system_tables;
 mod table;
+mod transaction;
 mod users;
 
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! Bound parameters of INSERT, UPDATE and DELETE.
 //!
-//! DataFusion plans queries with placeholders itself; DML is evaluated through SELECTs composed
-//! from the statement, so its placeholders are typed here from the column each one is assigned
-//! to or compared with, and replaced by literals of the bound values before it runs.
+//! DataFusion plans queries with placeholders itself; DML is planned piece by piece (see
+//! `dml::planner`), so its placeholders are typed here from the column each one is assigned to
+//! or compared with, and replaced by literals of the bound values before it is planned.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;

@@ -19,10 +19,10 @@ use datafusion::scalar::ScalarValue;
 
 use super::settings::Settings;
 use super::table::PendingWrites;
+use super::transaction::{BlockState, SharedTransaction};
 use super::{DATABASE_NAME, Engine, ExecError, ExecResult, functions};
 use crate::model::Role;
-use crate::sql::{self, Caller, SetValue, Statement, TableName};
-use crate::storage::{Command, Conflict, Expect, RowWrite, StorageError, TableRecord};
+use crate::sql::{self, Caller, SetValue, Statement};
 
 /// What running a statement produced.
 pub enum Outcome {
@@ -76,25 +76,14 @@ pub struct PreparedStatement {
     pub result_schema: Option<SchemaRef>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TransactionState {
-    Idle,
-    InBlock,
-    Failed,
-}
-
 pub struct Session {
     pub(super) engine: Arc<Engine>,
     caller: Caller,
     /// Shared with the session's `current_setting` function.
     settings: Arc<Mutex<Settings>>,
-    transaction: Arc<Mutex<TransactionState>>,
-    /// Writes of the open transaction block, applied as one command at COMMIT.
-    pending_commands: Mutex<Vec<Command>>,
-    /// Savepoints of the open block: name and how many pending commands existed then.
-    savepoints: Mutex<Vec<(String, usize)>>,
+    pub(super) transaction: SharedTransaction,
     /// The same writes by table and key, which this session's reads see.
-    pending: Arc<PendingWrites>,
+    pub(super) pending: Arc<PendingWrites>,
     cancel: Arc<CancelFlag>,
     /// When the running statement must stop (`statement_timeout`); its result stream checks too.
     deadline: Mutex<Option<tokio::time::Instant>>,
@@ -167,9 +156,7 @@ impl Engine {
                 role,
             },
             settings,
-            transaction: Arc::new(Mutex::new(TransactionState::Idle)),
-            pending_commands: Mutex::default(),
-            savepoints: Mutex::default(),
+            transaction: SharedTransaction::default(),
             pending,
             cancel: Arc::default(),
             deadline: Mutex::default(),
@@ -289,278 +276,20 @@ impl Session {
     ) -> ExecResult<Outcome> {
         // A cancel request applies to the statement running when it arrives, not later ones.
         self.cancel.cancelled.store(false, Ordering::SeqCst);
-        let state = *self.transaction.lock().expect("transaction lock");
+        let state = self.transaction().state;
         let result = match (&prepared.statement, state) {
             (Statement::Rollback, _) => self.end_transaction(Outcome::Rollback),
-            (Statement::Commit, TransactionState::Failed) => {
-                self.end_transaction(Outcome::Rollback)
-            }
-            (Statement::Commit, TransactionState::InBlock) => self.commit(),
+            (Statement::Commit, BlockState::Failed) => self.end_transaction(Outcome::Rollback),
+            (Statement::Commit, BlockState::InBlock) => self.commit(),
             (Statement::RollbackToSavepoint { name }, _) => self.rollback_to_savepoint(name),
-            (_, TransactionState::Failed) => Err(ExecError::InFailedTransaction),
+            (_, BlockState::Failed) => Err(ExecError::InFailedTransaction),
             (Statement::Query(_), _) => self.run_with_timeout(prepared, params).await,
             _ => self.run(prepared, params).await,
         };
-        if result.is_err() && state == TransactionState::InBlock {
-            *self.transaction.lock().expect("transaction lock") = TransactionState::Failed;
+        if result.is_err() && state == BlockState::InBlock {
+            super::transaction::mark_failed(&self.transaction);
         }
         result
-    }
-
-    /// Ends the block, discarding its uncommitted writes.
-    fn end_transaction(&self, outcome: Outcome) -> ExecResult<Outcome> {
-        *self.transaction.lock().expect("transaction lock") = TransactionState::Idle;
-        self.pending_commands
-            .lock()
-            .expect("pending commands")
-            .clear();
-        self.pending.tables.lock().expect("pending writes").clear();
-        self.savepoints.lock().expect("savepoints").clear();
-        Ok(outcome)
-    }
-
-    fn savepoint(&self, name: &str) -> ExecResult<Outcome> {
-        if !self.in_transaction_block() {
-            return Err(ExecError::NoActiveTransaction(
-                "SAVEPOINT can only be used in transaction blocks".into(),
-            ));
-        }
-        let depth = self
-            .pending_commands
-            .lock()
-            .expect("pending commands")
-            .len();
-        self.savepoints
-            .lock()
-            .expect("savepoints")
-            .push((name.to_owned(), depth));
-        Ok(Outcome::Done { tag: "SAVEPOINT" })
-    }
-
-    /// Drops the savepoints above `name` (and `name` itself unless `keep`); returns the number
-    /// of pending commands the block had when `name` was set.
-    fn unwind_savepoints(&self, name: &str, keep: bool) -> ExecResult<usize> {
-        let mut savepoints = self.savepoints.lock().expect("savepoints");
-        let at = savepoints
-            .iter()
-            .rposition(|(n, _)| n == name)
-            .ok_or_else(|| {
-                ExecError::InvalidSavepoint(format!("savepoint \"{name}\" does not exist"))
-            })?;
-        let depth = savepoints[at].1;
-        savepoints.truncate(if keep { at + 1 } else { at });
-        Ok(depth)
-    }
-
-    fn release_savepoint(&self, name: &str) -> ExecResult<Outcome> {
-        self.unwind_savepoints(name, false)?;
-        Ok(Outcome::Done { tag: "RELEASE" })
-    }
-
-    /// Undoes the block's writes since the savepoint and leaves a failed block usable again.
-    fn rollback_to_savepoint(&self, name: &str) -> ExecResult<Outcome> {
-        let depth = self.unwind_savepoints(name, true)?;
-        let mut commands = self.pending_commands.lock().expect("pending commands");
-        commands.truncate(depth);
-        let mut tables = self.pending.tables.lock().expect("pending writes");
-        tables.clear();
-        for command in commands.iter() {
-            if let Command::WriteRows {
-                table_id, writes, ..
-            } = command
-            {
-                let overlay = tables.entry(*table_id).or_default();
-                for write in writes {
-                    overlay.insert(write.key.clone(), write.value.clone());
-                }
-            }
-        }
-        *self.transaction.lock().expect("transaction lock") = TransactionState::InBlock;
-        Ok(Outcome::Done { tag: "ROLLBACK" })
-    }
-
-    /// COMMIT: the block's writes become one command, applied atomically or not at all.
-    fn commit(&self) -> ExecResult<Outcome> {
-        let commands =
-            std::mem::take(&mut *self.pending_commands.lock().expect("pending commands"));
-        let written: Vec<(u64, usize)> = commands
-            .iter()
-            .filter_map(|c| match c {
-                Command::WriteRows {
-                    table_id, writes, ..
-                } => Some((*table_id, writes.len())),
-                _ => None,
-            })
-            .collect();
-        let result = if commands.is_empty() {
-            Ok(())
-        } else {
-            self.engine
-                .apply(&Command::Batch(commands))
-                .map(|_| ())
-                .map_err(|e| self.write_error(e))
-        };
-        if result.is_ok() {
-            for (table_id, rows) in written {
-                self.engine.note_writes(table_id, rows);
-            }
-        }
-        self.end_transaction(Outcome::Commit)?;
-        result.map(|()| Outcome::Commit)
-    }
-
-    pub(super) fn in_transaction_block(&self) -> bool {
-        *self.transaction.lock().expect("transaction lock") != TransactionState::Idle
-    }
-
-    /// This session's uncommitted version of a row: `Some(None)` if it deleted it.
-    pub(super) fn pending_row(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        let table_id = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
-        self.pending
-            .tables
-            .lock()
-            .expect("pending writes")
-            .get(&table_id)?
-            .get(key)
-            .cloned()
-    }
-
-    /// Writes rows now (autocommit) or into the open block, checking `Expect::Absent` either way.
-    pub(super) fn commit_rows(
-        &self,
-        record: &TableRecord,
-        writes: Vec<RowWrite>,
-        row_id_high_water: Option<u64>,
-    ) -> ExecResult<()> {
-        if writes.is_empty() {
-            return Ok(());
-        }
-        if !self.in_transaction_block() {
-            let rows = writes.len();
-            self.engine
-                .apply(&Command::WriteRows {
-                    table_id: record.table_id,
-                    writes,
-                    row_id_high_water,
-                })
-                .map_err(|e| self.write_error(e))?;
-            self.engine.note_writes(record.table_id, rows);
-            return Ok(());
-        }
-        // Inside a block: check inserts against committed rows and the block's own writes now,
-        // as PostgreSQL does, and again at COMMIT against whatever committed meanwhile.
-        let mut tables = self.pending.tables.lock().expect("pending writes");
-        let overlay = tables.entry(record.table_id).or_default();
-        for write in &writes {
-            if write.expect == Expect::Absent {
-                let live = match overlay.get(&write.key) {
-                    Some(pending) => pending.is_some(),
-                    None => self.engine.store.live_version(&write.key)?.is_some(),
-                };
-                if live {
-                    return Err(
-                        self.write_error(StorageError::Conflict(Conflict::DuplicateKey {
-                            table_id: record.table_id,
-                            key: write.key.clone(),
-                        })),
-                    );
-                }
-            }
-        }
-        for write in &writes {
-            overlay.insert(write.key.clone(), write.value.clone());
-        }
-        drop(tables);
-        self.pending_commands
-            .lock()
-            .expect("pending commands")
-            .push(Command::WriteRows {
-                table_id: record.table_id,
-                writes,
-                row_id_high_water,
-            });
-        Ok(())
-    }
-
-    /// Appends rows to a stream table now, or at COMMIT inside a block.
-    pub(super) fn append_stream(&self, record: &TableRecord, rows: Vec<Vec<u8>>) -> ExecResult<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let command = Command::AppendStream {
-            table_id: record.table_id,
-            appended_at: crate::storage::now_micros(),
-            rows,
-        };
-        if self.in_transaction_block() {
-            self.pending_commands
-                .lock()
-                .expect("pending commands")
-                .push(command);
-            return Ok(());
-        }
-        self.engine.apply(&command)?;
-        Ok(())
-    }
-
-    /// Gives storage conflicts the names a user knows (the table, not its id).
-    fn write_error(&self, err: StorageError) -> ExecError {
-        match err {
-            StorageError::Conflict(Conflict::DuplicateKey { table_id, .. }) => {
-                let table = self
-                    .engine
-                    .store
-                    .tables()
-                    .ok()
-                    .and_then(|all| all.into_iter().find(|t| t.table_id == table_id))
-                    .map_or_else(|| format!("table {table_id}"), |t| t.name);
-                ExecError::UniqueViolation(format!(
-                    "duplicate key value violates unique constraint \"{table}_pkey\""
-                ))
-            }
-            other => other.into(),
-        }
-    }
-
-    /// The namespaces of `search_path` that exist, in order.
-    fn search_path(&self) -> ExecResult<Vec<String>> {
-        let path = self.setting("search_path")?;
-        let mut namespaces = Vec::new();
-        for entry in path.split(',') {
-            let name = entry.trim().trim_matches('"');
-            if name.is_empty() || name == "$user" {
-                continue;
-            }
-            if self.engine.store.namespace(name)?.is_some() {
-                namespaces.push(name.to_owned());
-            }
-        }
-        Ok(namespaces)
-    }
-
-    /// Finds a table by qualified name, or along `search_path` (42P01 when there is none).
-    pub(super) fn resolve_table(&self, name: &TableName) -> ExecResult<TableRecord> {
-        let candidates = match &name.namespace {
-            Some(ns) => vec![ns.clone()],
-            None => self.search_path()?,
-        };
-        for namespace in candidates {
-            if let Some(record) = self.engine.store.table(&namespace, &name.name)? {
-                return Ok(record);
-            }
-        }
-        Err(ExecError::UndefinedTable(format!(
-            "relation \"{name}\" does not exist"
-        )))
-    }
-
-    /// Where an unqualified CREATE TABLE puts the table: the first namespace of `search_path`.
-    pub(super) fn creation_namespace(&self) -> ExecResult<String> {
-        self.search_path()?.into_iter().next().ok_or_else(|| {
-            ExecError::InvalidSchemaName(
-                "no schema has been selected to create in: check search_path".into(),
-            )
-        })
     }
 
     async fn run(
@@ -618,9 +347,9 @@ impl Session {
             }
             Statement::Show { name } => self.show(name),
             Statement::Begin => {
-                let mut transaction = self.transaction.lock().expect("transaction lock");
-                if *transaction == TransactionState::Idle {
-                    *transaction = TransactionState::InBlock;
+                let mut transaction = self.transaction();
+                if transaction.state == BlockState::Idle {
+                    transaction.state = BlockState::InBlock;
                 }
                 Ok(Outcome::Begin)
             }
@@ -720,7 +449,7 @@ impl Session {
     /// How long this session may sit idle inside a transaction block before it is ended
     /// (`idle_in_transaction_session_timeout`); `None` outside a block or when it is off.
     pub fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
-        if *self.transaction.lock().expect("transaction lock") == TransactionState::Idle {
+        if self.transaction().state == BlockState::Idle {
             return None;
         }
         self.settings
@@ -763,10 +492,7 @@ impl Session {
                 };
                 match item {
                     Some(Err(e)) => {
-                        let mut state = transaction.lock().expect("transaction lock");
-                        if *state == TransactionState::InBlock {
-                            *state = TransactionState::Failed;
-                        }
+                        super::transaction::mark_failed(&transaction);
                         Some((Err(e), None))
                     }
                     Some(Ok(batch)) => Some((Ok(batch), Some(stream))),
@@ -775,23 +501,6 @@ impl Session {
             }
         });
         Box::pin(RecordBatchStreamAdapter::new(schema, guarded))
-    }
-
-    /// Unqualified names in queries resolve in the first namespace of `search_path`.
-    fn follow_search_path(&self) -> ExecResult<()> {
-        let first = self
-            .search_path()?
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| crate::storage::PUBLIC_NAMESPACE.to_owned());
-        self.ctx
-            .state_ref()
-            .write()
-            .config_mut()
-            .options_mut()
-            .catalog
-            .default_schema = first;
-        Ok(())
     }
 
     fn authorize(&self, statement: &Statement) -> ExecResult<()> {

@@ -1,0 +1,245 @@
+//! A session's transaction block: whether one is open (or failed), the writes it holds until
+//! COMMIT applies them as one command, its savepoints, and the same writes by key, which the
+//! session's own reads see through the table providers.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::session::Outcome;
+use super::{ExecError, ExecResult, Session};
+use crate::storage::{Command, Conflict, Expect, RowWrite, StorageError, TableRecord};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum BlockState {
+    #[default]
+    Idle,
+    InBlock,
+    /// A statement failed inside the block: everything but ROLLBACK is refused until it ends.
+    Failed,
+}
+
+/// Everything a transaction block holds, behind one lock.
+#[derive(Debug, Default)]
+pub(super) struct Transaction {
+    pub state: BlockState,
+    /// Writes of the open block, applied as one command at COMMIT.
+    commands: Vec<Command>,
+    /// Savepoints of the open block: name and how many commands existed then.
+    savepoints: Vec<(String, usize)>,
+}
+
+/// Shared with a running query's result stream, which marks the block failed when it errors.
+pub(super) type SharedTransaction = Arc<Mutex<Transaction>>;
+
+/// Marks an open block failed (a statement or its result stream errored).
+pub(super) fn mark_failed(transaction: &Mutex<Transaction>) {
+    let mut transaction = transaction.lock().expect("transaction lock");
+    if transaction.state == BlockState::InBlock {
+        transaction.state = BlockState::Failed;
+    }
+}
+
+impl Session {
+    pub(super) fn transaction(&self) -> MutexGuard<'_, Transaction> {
+        self.transaction.lock().expect("transaction lock")
+    }
+
+    /// Ends the block, discarding its uncommitted writes.
+    pub(super) fn end_transaction(&self, outcome: Outcome) -> ExecResult<Outcome> {
+        *self.transaction() = Transaction::default();
+        self.pending.tables.lock().expect("pending writes").clear();
+        Ok(outcome)
+    }
+
+    pub(super) fn savepoint(&self, name: &str) -> ExecResult<Outcome> {
+        if !self.in_transaction_block() {
+            return Err(ExecError::NoActiveTransaction(
+                "SAVEPOINT can only be used in transaction blocks".into(),
+            ));
+        }
+        let mut transaction = self.transaction();
+        let depth = transaction.commands.len();
+        transaction.savepoints.push((name.to_owned(), depth));
+        Ok(Outcome::Done { tag: "SAVEPOINT" })
+    }
+
+    /// Drops the savepoints above `name` (and `name` itself unless `keep`); returns the number
+    /// of pending commands the block had when `name` was set.
+    fn unwind_savepoints(&self, name: &str, keep: bool) -> ExecResult<usize> {
+        let mut transaction = self.transaction();
+        let savepoints = &mut transaction.savepoints;
+        let at = savepoints
+            .iter()
+            .rposition(|(n, _)| n == name)
+            .ok_or_else(|| {
+                ExecError::InvalidSavepoint(format!("savepoint \"{name}\" does not exist"))
+            })?;
+        let depth = savepoints[at].1;
+        savepoints.truncate(if keep { at + 1 } else { at });
+        Ok(depth)
+    }
+
+    pub(super) fn release_savepoint(&self, name: &str) -> ExecResult<Outcome> {
+        self.unwind_savepoints(name, false)?;
+        Ok(Outcome::Done { tag: "RELEASE" })
+    }
+
+    /// Undoes the block's writes since the savepoint and leaves a failed block usable again.
+    pub(super) fn rollback_to_savepoint(&self, name: &str) -> ExecResult<Outcome> {
+        let depth = self.unwind_savepoints(name, true)?;
+        let mut transaction = self.transaction();
+        transaction.commands.truncate(depth);
+        let mut tables = self.pending.tables.lock().expect("pending writes");
+        tables.clear();
+        for command in transaction.commands.iter() {
+            if let Command::WriteRows {
+                table_id, writes, ..
+            } = command
+            {
+                let overlay = tables.entry(*table_id).or_default();
+                for write in writes {
+                    overlay.insert(write.key.clone(), write.value.clone());
+                }
+            }
+        }
+        transaction.state = BlockState::InBlock;
+        Ok(Outcome::Done { tag: "ROLLBACK" })
+    }
+
+    /// COMMIT: the block's writes become one command, applied atomically or not at all.
+    pub(super) fn commit(&self) -> ExecResult<Outcome> {
+        let commands = std::mem::take(&mut self.transaction().commands);
+        let written: Vec<(u64, usize)> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::WriteRows {
+                    table_id, writes, ..
+                } => Some((*table_id, writes.len())),
+                _ => None,
+            })
+            .collect();
+        let result = if commands.is_empty() {
+            Ok(())
+        } else {
+            self.engine
+                .apply(&Command::Batch(commands))
+                .map(|_| ())
+                .map_err(|e| self.write_error(e))
+        };
+        if result.is_ok() {
+            for (table_id, rows) in written {
+                self.engine.note_writes(table_id, rows);
+            }
+        }
+        self.end_transaction(Outcome::Commit)?;
+        result.map(|()| Outcome::Commit)
+    }
+
+    pub(super) fn in_transaction_block(&self) -> bool {
+        self.transaction().state != BlockState::Idle
+    }
+
+    /// This session's uncommitted version of a row: `Some(None)` if it deleted it.
+    pub(super) fn pending_row(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        let table_id = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+        self.pending
+            .tables
+            .lock()
+            .expect("pending writes")
+            .get(&table_id)?
+            .get(key)
+            .cloned()
+    }
+
+    /// Writes rows now (autocommit) or into the open block, checking `Expect::Absent` either way.
+    pub(super) fn commit_rows(
+        &self,
+        record: &TableRecord,
+        writes: Vec<RowWrite>,
+        row_id_high_water: Option<u64>,
+    ) -> ExecResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        if !self.in_transaction_block() {
+            let rows = writes.len();
+            self.engine
+                .apply(&Command::WriteRows {
+                    table_id: record.table_id,
+                    writes,
+                    row_id_high_water,
+                })
+                .map_err(|e| self.write_error(e))?;
+            self.engine.note_writes(record.table_id, rows);
+            return Ok(());
+        }
+        // Inside a block: check inserts against committed rows and the block's own writes now,
+        // as PostgreSQL does, and again at COMMIT against whatever committed meanwhile.
+        let mut tables = self.pending.tables.lock().expect("pending writes");
+        let overlay = tables.entry(record.table_id).or_default();
+        for write in &writes {
+            if write.expect == Expect::Absent {
+                let live = match overlay.get(&write.key) {
+                    Some(pending) => pending.is_some(),
+                    None => self.engine.store.live_version(&write.key)?.is_some(),
+                };
+                if live {
+                    return Err(
+                        self.write_error(StorageError::Conflict(Conflict::DuplicateKey {
+                            table_id: record.table_id,
+                            key: write.key.clone(),
+                        })),
+                    );
+                }
+            }
+        }
+        for write in &writes {
+            overlay.insert(write.key.clone(), write.value.clone());
+        }
+        drop(tables);
+        self.transaction().commands.push(Command::WriteRows {
+            table_id: record.table_id,
+            writes,
+            row_id_high_water,
+        });
+        Ok(())
+    }
+
+    /// Appends rows to a stream table now, or at COMMIT inside a block.
+    pub(super) fn append_stream(&self, record: &TableRecord, rows: Vec<Vec<u8>>) -> ExecResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let command = Command::AppendStream {
+            table_id: record.table_id,
+            appended_at: crate::storage::now_micros(),
+            rows,
+        };
+        let mut transaction = self.transaction();
+        if transaction.state != BlockState::Idle {
+            transaction.commands.push(command);
+            return Ok(());
+        }
+        drop(transaction);
+        self.engine.apply(&command)?;
+        Ok(())
+    }
+
+    /// Gives storage conflicts the names a user knows (the table, not its id).
+    fn write_error(&self, err: StorageError) -> ExecError {
+        match err {
+            StorageError::Conflict(Conflict::DuplicateKey { table_id, .. }) => {
+                let table = self
+                    .engine
+                    .store
+                    .tables()
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|t| t.table_id == table_id))
+                    .map_or_else(|| format!("table {table_id}"), |t| t.name);
+                ExecError::UniqueViolation(format!(
+                    "duplicate key value violates unique constraint \"{table}_pkey\""
+                ))
+            }
+            other => other.into(),
+        }
+    }
+}
