@@ -183,3 +183,92 @@ pub fn schema_of(columns: &[ColumnDef]) -> Arc<datafusion::arrow::datatypes::Sch
         columns.iter().map(ColumnDef::field).collect::<Vec<_>>(),
     ))
 }
+
+/// OIDs of the result types that no column can be declared with.
+const TIME_OID: i32 = 1083;
+const INTERVAL_OID: i32 = 1186;
+const TEXT_ARRAY_OID: i32 = 1009;
+
+/// The array type of `element` (`pg_type.typarray`), for the element types arrays are sent as.
+fn array_oid(element: i32) -> i32 {
+    match element {
+        16 => 1000,
+        21 => 1005,
+        23 => 1007,
+        20 => 1016,
+        700 => 1021,
+        701 => 1022,
+        _ => TEXT_ARRAY_OID,
+    }
+}
+
+/// PostgreSQL's OID for a result column: the declared type where the column carries one
+/// (Arrow alone cannot tell VARCHAR, JSON, JSONB and UUID from text), otherwise the type its
+/// Arrow type is reported as. The one table of PostgreSQL type OIDs, with [`SqlType::pg_oid`].
+pub fn result_oid(field: &Field) -> i32 {
+    let declared = match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
+        Some("varchar") => Some(SqlType::Varchar { max_len: None }),
+        Some("json") => Some(SqlType::Json),
+        Some("jsonb") => Some(SqlType::Jsonb),
+        Some("uuid") => Some(SqlType::Uuid),
+        _ => None,
+    };
+    match declared {
+        Some(sql_type) => sql_type.pg_oid(),
+        None => arrow_oid(field.data_type()),
+    }
+}
+
+fn arrow_oid(data_type: &DataType) -> i32 {
+    let sql_type = match data_type {
+        DataType::Boolean => SqlType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => SqlType::SmallInt,
+        DataType::Int32 | DataType::UInt16 => SqlType::Integer,
+        DataType::Int64 | DataType::UInt32 => SqlType::BigInt,
+        DataType::UInt64 | DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            let (precision, scale) = DEFAULT_NUMERIC;
+            SqlType::Numeric { precision, scale }
+        }
+        DataType::Float32 => SqlType::Real,
+        DataType::Float64 => SqlType::Double,
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => SqlType::Bytea,
+        DataType::Date32 | DataType::Date64 => SqlType::Date,
+        DataType::Timestamp(_, None) => SqlType::Timestamp,
+        DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
+        DataType::Time32(_) | DataType::Time64(_) => return TIME_OID,
+        DataType::Interval(_) | DataType::Duration(_) => return INTERVAL_OID,
+        DataType::List(element) | DataType::LargeList(element) => {
+            return array_oid(arrow_oid(element.data_type()));
+        }
+        // Text, NULL, and whatever else has no closer PostgreSQL type is sent as text.
+        _ => SqlType::Text,
+    };
+    sql_type.pg_oid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_columns_report_the_declared_type_or_the_nearest_postgres_type() {
+        let varchar = SqlType::Varchar { max_len: Some(8) }.field("v", true);
+        assert_eq!(result_oid(&varchar), 1043);
+        assert_eq!(result_oid(&SqlType::Uuid.field("u", true)), 2950);
+        let computed = |data_type: DataType| result_oid(&Field::new("c", data_type, true));
+        assert_eq!(computed(DataType::Utf8View), 25);
+        assert_eq!(computed(DataType::UInt32), 20);
+        assert_eq!(computed(DataType::Decimal128(5, 2)), 1700);
+        assert_eq!(computed(DataType::Time64(TimeUnit::Microsecond)), 1083);
+        let list = |element: DataType| {
+            computed(DataType::List(Arc::new(Field::new("item", element, true))))
+        };
+        assert_eq!(list(DataType::Int32), 1007);
+        assert_eq!(list(DataType::Float64), 1022);
+        assert_eq!(list(DataType::Utf8), 1009);
+        assert_eq!(computed(DataType::Null), 25);
+    }
+}
