@@ -7,6 +7,7 @@
 //! feed commands in later).
 
 mod capture;
+mod catalog_reads;
 mod command;
 mod datadir;
 mod error;
@@ -16,6 +17,7 @@ mod records;
 pub mod rows;
 pub mod segments;
 pub mod streams;
+mod table_reads;
 mod view;
 
 use std::path::{Path, PathBuf};
@@ -265,192 +267,6 @@ impl Store {
     /// the hot row first and the cold index after, which no publish can fall between unseen.
     pub fn unpinned_view(&self) -> ReadView<'_> {
         ReadView::latest(self)
-    }
-
-    pub fn segments(&self, table_id: u64) -> StorageResult<Vec<SegmentRecord>> {
-        ReadView::latest(self).segments(table_id)
-    }
-
-    pub fn segment(&self, table_id: u64, segment_id: u64) -> StorageResult<Option<SegmentRecord>> {
-        self.get_record(CF_CATALOG, &catalog_keys::segment(table_id, segment_id))
-    }
-
-    fn all_segments(&self) -> StorageResult<Vec<SegmentRecord>> {
-        self.scan_records(CF_CATALOG, b"seg\0")
-    }
-
-    /// The absolute path of a segment file.
-    pub fn segment_path(&self, segment: &SegmentRecord) -> PathBuf {
-        self.dir.storage().join(&segment.file)
-    }
-
-    /// Row `row` of `segment`: the file's columns at `columns` (ascending indexes into the
-    /// segment schema, whose table columns are followed by key and version).
-    pub fn read_segment_row(
-        &self,
-        segment: &SegmentRecord,
-        row: u64,
-        columns: &[usize],
-    ) -> StorageResult<datafusion::arrow::array::RecordBatch> {
-        segments::read_segment_row(
-            &self.segment_path(segment),
-            &self.segment_footers,
-            segment.segment_id,
-            row,
-            columns,
-        )
-    }
-
-    /// Where the live cold copy of `key` is.
-    pub fn cold_entry(&self, key: &[u8]) -> StorageResult<Option<ColdEntry>> {
-        ReadView::latest(self).cold_entry(key)
-    }
-
-    /// The version of the live row under `key`, hot or cold (`None`: no live row).
-    pub fn live_version(&self, key: &[u8]) -> StorageResult<Option<u64>> {
-        if let Some(stored) = self.row(key)? {
-            return if is_tombstone(&stored) {
-                Ok(None)
-            } else {
-                rows::stored_version(&stored).map(Some)
-            };
-        }
-        Ok(self.cold_entry(key)?.map(|entry| entry.version))
-    }
-
-    /// Deletes segment files no manifest entry references (a crash between writing a segment
-    /// and publishing it, or after dropping a table), and leftover temporary files.
-    fn remove_orphan_segment_files(&self) -> StorageResult<()> {
-        let referenced: std::collections::HashSet<PathBuf> = self
-            .all_segments()?
-            .iter()
-            .map(|s| self.segment_path(s))
-            .collect();
-        remove_unreferenced_files(&self.dir.storage(), &referenced, "segment file")
-    }
-
-    /// A stream table's committed commit-log files.
-    pub fn stream_state(&self, table_id: u64) -> StorageResult<streams::StreamState> {
-        Ok(self
-            .get_record(CF_CATALOG, &catalog_keys::stream(table_id))?
-            .unwrap_or_default())
-    }
-
-    /// The bytes a table occupies: its hot rows (keys and values as stored), its Parquet
-    /// segments and, for a stream table, its commit log files.
-    pub fn table_bytes(&self, table: &TableRecord) -> StorageResult<u64> {
-        let mut bytes = 0u64;
-        self.scan_rows(table.table_id, |key, stored| {
-            bytes += (key.len() + stored.len()) as u64;
-            Ok(true)
-        })?;
-        bytes += self
-            .segments(table.table_id)?
-            .iter()
-            .map(|s| s.bytes)
-            .sum::<u64>();
-        if matches!(table.kind, crate::model::TableKind::Stream { .. }) {
-            let state = self.stream_state(table.table_id)?;
-            bytes += streams::files(&self.streams_root, &state)
-                .iter()
-                .filter_map(|f| std::fs::metadata(f).ok())
-                .map(|m| m.len())
-                .sum::<u64>();
-        }
-        Ok(bytes)
-    }
-
-    /// Where stream commit logs live.
-    pub fn streams_root(&self) -> &Path {
-        &self.streams_root
-    }
-
-    fn remove_orphan_stream_files(&self) -> StorageResult<()> {
-        let mut referenced = std::collections::HashSet::new();
-        for state in self.scan_records::<streams::StreamState>(CF_CATALOG, b"str\0")? {
-            referenced.extend(streams::files(&self.streams_root, &state));
-        }
-        remove_unreferenced_files(&self.streams_root, &referenced, "stream log file")
-    }
-
-    pub fn job(&self, job_id: &str) -> StorageResult<Option<JobRecord>> {
-        self.get_record(CF_JOBS, job_id.as_bytes())
-    }
-
-    pub fn jobs(&self) -> StorageResult<Vec<JobRecord>> {
-        self.scan_records(CF_JOBS, b"")
-    }
-
-    pub fn namespace(&self, name: &str) -> StorageResult<Option<NamespaceRecord>> {
-        self.get_record(CF_CATALOG, &catalog_keys::namespace(name))
-    }
-
-    pub fn namespaces(&self) -> StorageResult<Vec<NamespaceRecord>> {
-        self.scan_records(CF_CATALOG, &catalog_keys::namespaces())
-    }
-
-    pub fn table(&self, namespace: &str, name: &str) -> StorageResult<Option<TableRecord>> {
-        self.get_record(CF_CATALOG, &catalog_keys::table(namespace, name))
-    }
-
-    pub fn tables_in(&self, namespace: &str) -> StorageResult<Vec<TableRecord>> {
-        self.scan_records(CF_CATALOG, &catalog_keys::tables_of(namespace))
-    }
-
-    pub fn tables(&self) -> StorageResult<Vec<TableRecord>> {
-        self.scan_records(CF_CATALOG, &catalog_keys::tables())
-    }
-
-    /// The stored hot row (version and payload) under `key`, if any.
-    pub fn row(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        ReadView::latest(self).row(key)
-    }
-
-    /// Calls `visit(key, stored_row)` for every hot row of a table, in key order, from one
-    /// consistent view of the database. `visit` returns false to stop early.
-    pub fn scan_rows(
-        &self,
-        table_id: u64,
-        visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
-    ) -> StorageResult<()> {
-        // One iterator: RocksDB iterators read from the implicit snapshot they were opened at.
-        ReadView::latest(self).scan_rows(table_id, visit)
-    }
-
-    fn get_record<T: serde::de::DeserializeOwned>(
-        &self,
-        cf_name: &'static str,
-        key: &[u8],
-    ) -> StorageResult<Option<T>> {
-        self.db
-            .get_cf(cf(&self.db, cf_name), key)?
-            .map(|bytes| records::decode(cf_name, &bytes))
-            .transpose()
-    }
-
-    fn scan_records<T: serde::de::DeserializeOwned>(
-        &self,
-        cf_name: &'static str,
-        prefix: &[u8],
-    ) -> StorageResult<Vec<T>> {
-        ReadView::latest(self).scan_records(cf_name, prefix)
-    }
-
-    pub fn user(&self, user_id: &str) -> StorageResult<Option<UserRecord>> {
-        self.db
-            .get_cf(cf(&self.db, CF_USERS), user_id.as_bytes())?
-            .map(|bytes| records::decode(CF_USERS, &bytes))
-            .transpose()
-    }
-
-    pub fn users(&self) -> StorageResult<Vec<UserRecord>> {
-        self.db
-            .iterator_cf(cf(&self.db, CF_USERS), rocksdb::IteratorMode::Start)
-            .map(|item| {
-                let (_, value) = item?;
-                records::decode(CF_USERS, &value)
-            })
-            .collect()
     }
 
     /// Compacts a table's range of hot rows, dropping the deletion markers a flush leaves.
