@@ -11,17 +11,23 @@ use common::{TestServer, sqlstate};
 /// Schemas a fresh database lists: its own namespace, KalamDB's and PostgreSQL's catalogs.
 const EXPECTED_SCHEMAS: [&str; 4] = ["information_schema", "pg_catalog", "public", "system"];
 
-async fn schemas(client: &tokio_postgres::Client) -> Vec<String> {
+/// The first column of every row `sql` returns.
+async fn strings(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
     client
-        .query(
-            "SELECT DISTINCT table_schema FROM information_schema.tables ORDER BY 1",
-            &[],
-        )
+        .query(sql, &[])
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect()
+}
+
+async fn schemas(client: &tokio_postgres::Client) -> Vec<String> {
+    strings(
+        client,
+        "SELECT DISTINCT table_schema FROM information_schema.tables ORDER BY 1",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -111,28 +117,18 @@ async fn catalogs_list_only_the_objects_users_created() {
         .await
         .unwrap();
     assert_eq!(schemas(&client).await, EXPECTED_SCHEMAS);
-    let public: Vec<String> = client
-        .query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let public = strings(
+        &client,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .await;
     assert_eq!(public, ["accounts"]);
-    let columns: Vec<String> = client
-        .query(
-            "SELECT column_name FROM information_schema.columns \
-             WHERE table_schema = 'public' ORDER BY ordinal_position",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let columns = strings(
+        &client,
+        "SELECT column_name FROM information_schema.columns \
+         WHERE table_schema = 'public' ORDER BY ordinal_position",
+    )
+    .await;
     assert_eq!(columns, ["id", "owner"]);
     let relations: i64 = client
         .query_one(

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::sql::sqlparser::ast::{
-    self, Expr as SqlExpr, Ident, OnConflictAction, OnInsert, SelectItem, SetExpr, TableObject,
+    self, Expr as SqlExpr, Ident, OnConflictAction, OnInsert, SelectItem, SetExpr,
 };
 
 use super::coercion::assignment_cast;
@@ -15,7 +15,7 @@ use super::{TableRows, WRITE_RETRIES, column_index, literals, unsupported};
 use crate::exec::session::Outcome;
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::model::TableKind;
-use crate::sql::{SqlError, TableName};
+use crate::sql::SqlError;
 use crate::storage::rows;
 use crate::storage::{Expect, RowWrite, TableRecord};
 
@@ -37,15 +37,9 @@ impl Session {
                 "insert() called with another statement".into(),
             ));
         };
-        let TableObject::TableName(object) = &insert.table else {
+        let Some((record, alias)) = self.insert_target(insert)? else {
             return Err(unsupported("INSERT into a table function"));
         };
-        let record = self.resolve_table(&TableName::from_object_name(object)?)?;
-        let alias = insert
-            .table_alias
-            .as_ref()
-            .map(|a| crate::sql::fold(&a.alias))
-            .unwrap_or_else(|| record.name.clone());
         let targets: Vec<usize> = if insert.columns.is_empty() {
             (0..record.columns.len()).collect()
         } else {

@@ -136,6 +136,33 @@ fn unsupported(what: &str) -> ExecError {
     )))
 }
 
+/// An UPDATE-shaped projection over `schema`: every column as read from `alias`, or its SET
+/// value (after `rewrite`) cast for the column, followed by the row's hidden key and version.
+fn updated_row_values(
+    planner: &StatementPlanner,
+    record: &TableRecord,
+    alias: &str,
+    assignments: &[ast::Assignment],
+    schema: &DFSchema,
+    rewrite: impl Fn(&ast::Expr) -> ast::Expr,
+) -> ExecResult<Vec<Expr>> {
+    let mut values: Vec<Expr> = record
+        .columns
+        .iter()
+        .map(|c| column_ref(alias, &c.name))
+        .collect();
+    for assignment in assignments {
+        let index = assignment_column(record, &assignment.target)?;
+        let column = &record.columns[index];
+        let value = planner.expr(&rewrite(&assignment.value), schema)?;
+        values[index] =
+            coercion::assignment_cast(value, column.sql_type, schema)?.alias(&column.name);
+    }
+    values.push(column_ref(alias, KEY_COLUMN));
+    values.push(column_ref(alias, VERSION_COLUMN));
+    Ok(values)
+}
+
 /// Functions that return a set of rows; PostgreSQL refuses them where one value is needed.
 const SET_RETURNING_FUNCTIONS: [&str; 3] = ["unnest", "generate_series", "generate_subscripts"];
 
@@ -150,6 +177,21 @@ impl Session {
             )));
         }
         Ok(record)
+    }
+
+    /// The table an INSERT writes and the name its expressions call it by (`None`: an INSERT
+    /// into a table function).
+    fn insert_target(&self, insert: &ast::Insert) -> ExecResult<Option<(TableRecord, String)>> {
+        let ast::TableObject::TableName(object) = &insert.table else {
+            return Ok(None);
+        };
+        let record = self.resolve_table(&TableName::from_object_name(object)?)?;
+        let alias = insert
+            .table_alias
+            .as_ref()
+            .map(|a| crate::sql::fold(&a.alias))
+            .unwrap_or_else(|| record.name.clone());
+        Ok(Some((record, alias)))
     }
 
     fn dml_target(&self, relation: &TableFactor) -> ExecResult<(TableRecord, String)> {
@@ -171,15 +213,9 @@ impl Session {
     ) -> ExecResult<Option<DmlTarget<'s>>> {
         Ok(Some(match statement {
             ast::Statement::Insert(insert) => {
-                let ast::TableObject::TableName(object) = &insert.table else {
+                let Some((record, alias)) = self.insert_target(insert)? else {
                     return Ok(None);
                 };
-                let record = self.resolve_table(&TableName::from_object_name(object)?)?;
-                let alias = insert
-                    .table_alias
-                    .as_ref()
-                    .map(|a| crate::sql::fold(&a.alias))
-                    .unwrap_or_else(|| record.name.clone());
                 (record, alias, insert.returning.as_deref())
             }
             ast::Statement::Update(update) => {

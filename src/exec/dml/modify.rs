@@ -6,11 +6,10 @@ use std::sync::Arc;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{self, Assignment, Expr as SqlExpr, FromTable};
 
-use super::coercion::assignment_cast;
 use super::planner::{StatementPlanner, scan};
-use super::{WRITE_RETRIES, assignment_column, column_ref, unsupported};
+use super::{WRITE_RETRIES, unsupported, updated_row_values};
 use crate::exec::session::Outcome;
-use crate::exec::table::{KEY_COLUMN, UserTable, VERSION_COLUMN};
+use crate::exec::table::UserTable;
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::storage::{Expect, RowWrite, TableRecord};
 
@@ -150,23 +149,8 @@ impl Session {
             rows = rows.filter(predicate)?;
         }
         let schema = rows.schema().clone();
-        let mut values: Vec<_> = record
-            .columns
-            .iter()
-            .map(|c| column_ref(alias, &c.name))
-            .collect();
-        for assignment in assignments {
-            let index = assignment_column(record, &assignment.target)?;
-            let column = &record.columns[index];
-            values[index] = assignment_cast(
-                planner.expr(&assignment.value, &schema)?,
-                column.sql_type,
-                &schema,
-            )?
-            .alias(&column.name);
-        }
-        values.push(column_ref(alias, KEY_COLUMN));
-        values.push(column_ref(alias, VERSION_COLUMN));
+        let values =
+            updated_row_values(planner, record, alias, assignments, &schema, Clone::clone)?;
         Ok(rows.project(values)?.build()?)
     }
 }

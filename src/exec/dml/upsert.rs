@@ -8,10 +8,9 @@ use datafusion::common::{Column, ScalarValue, TableReference};
 use datafusion::logical_expr::{JoinType, in_list, lit};
 use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Ident, VisitMut, VisitorMut};
 
-use super::coercion::assignment_cast;
 use super::planner::{StatementPlanner, rows_relation, scan};
-use super::{TableRows, UpdatedRows, assignment_column, column_ref, with_identity};
-use crate::exec::table::{KEY_COLUMN, UserTable, VERSION_COLUMN};
+use super::{TableRows, UpdatedRows, column_ref, updated_row_values, with_identity};
+use crate::exec::table::{KEY_COLUMN, UserTable};
 use crate::exec::{ExecResult, Session};
 use crate::storage::TableRecord;
 
@@ -95,22 +94,22 @@ impl Session {
             joined = joined.filter(predicate)?;
         }
         let schema = joined.schema().clone();
-        let mut values: Vec<_> = record
-            .columns
-            .iter()
-            .map(|c| column_ref(alias, &c.name))
-            .collect();
-        for assignment in &update.assignments {
-            let index = assignment_column(record, &assignment.target)?;
-            let mut value = assignment.value.clone();
-            let _ = value.visit(&mut qualify);
-            let column = &record.columns[index];
-            values[index] =
-                assignment_cast(planner.expr(&value, &schema)?, column.sql_type, &schema)?
-                    .alias(&column.name);
-        }
-        values.push(column_ref(alias, KEY_COLUMN));
-        values.push(column_ref(alias, VERSION_COLUMN));
+        let qualified = |value: &SqlExpr| {
+            let mut value = value.clone();
+            let _ = value.visit(&mut Qualify {
+                table: alias,
+                columns: &columns,
+            });
+            value
+        };
+        let values = updated_row_values(
+            planner,
+            record,
+            alias,
+            &update.assignments,
+            &schema,
+            qualified,
+        )?;
         let plan = joined.project(values)?.build()?;
         let batches = planner.collect(plan).await?;
         self.updated_rows(record, &batches)
