@@ -6,6 +6,7 @@
 //! the database's history (the point a backup captures, and the seam where a replicated log will
 //! feed commands in later).
 
+mod apply_context;
 mod capture;
 mod catalog_reads;
 mod command;

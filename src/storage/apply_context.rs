@@ -1,0 +1,181 @@
+//! What one command sees while it is turned into a write batch: the database as of the
+//! command's start plus the command's own earlier writes, so that later parts of a batch (a
+//! transaction's statements) see earlier ones.
+
+use std::collections::HashMap;
+
+use rocksdb::{DB, WriteBatch};
+
+use super::command::{Applied, RowWrite};
+use super::records::{self, TableRecord};
+use super::{CF_CATALOG, CF_COLD_INDEX, CF_META, CF_ROWS, StorageResult, catalog_keys, cf};
+
+/// Below this many rows a write reads each key; the range check costs two seeks.
+const UNOCCUPIED_RANGE_MIN_WRITES: usize = 64;
+
+/// State visible while one command is being turned into a write batch: the database plus the
+/// command's own earlier writes, so that later parts of a batch see earlier ones.
+pub(super) struct ApplyContext<'a> {
+    pub db: &'a DB,
+    pub seq: u64,
+    pub streams_root: &'a std::path::Path,
+    pub sync: bool,
+    /// Per column family, the keys this command wrote so far (`None`: deleted).
+    pending: HashMap<&'static str, HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// A key range in which the database held no row and no cold-index entry when the
+    /// command started, so lookups of those keys need not read the database.
+    unoccupied: Option<(Vec<u8>, Vec<u8>)>,
+    pub applied: Applied,
+}
+
+impl<'a> ApplyContext<'a> {
+    pub fn new(db: &'a DB, seq: u64, streams_root: &'a std::path::Path, sync: bool) -> Self {
+        ApplyContext {
+            db,
+            seq,
+            streams_root,
+            sync,
+            pending: HashMap::new(),
+            unoccupied: None,
+            applied: Applied {
+                seq,
+                table_ids: Vec::new(),
+            },
+        }
+    }
+
+    pub(super) fn get(&self, cf_name: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        if let Some(value) = self.pending.get(cf_name).and_then(|keys| keys.get(key)) {
+            return Ok(value.clone());
+        }
+        if (cf_name == CF_ROWS || cf_name == CF_COLD_INDEX)
+            && let Some((low, high)) = &self.unoccupied
+            && (low.as_slice()..=high.as_slice()).contains(&key)
+        {
+            return Ok(None);
+        }
+        Ok(self.db.get_cf(cf(self.db, cf_name), key)?)
+    }
+
+    pub(super) fn put(
+        &mut self,
+        batch: &mut WriteBatch,
+        cf_name: &'static str,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) {
+        batch.put_cf(cf(self.db, cf_name), &key, &value);
+        self.pending
+            .entry(cf_name)
+            .or_default()
+            .insert(key, Some(value));
+    }
+
+    pub(super) fn delete(&mut self, batch: &mut WriteBatch, cf_name: &'static str, key: Vec<u8>) {
+        batch.delete_cf(cf(self.db, cf_name), &key);
+        self.pending.entry(cf_name).or_default().insert(key, None);
+    }
+
+    /// Whether the database holds any key of `cf_name` between `low` and `high` inclusive.
+    fn occupied(&self, cf_name: &'static str, low: &[u8], high: &[u8]) -> StorageResult<bool> {
+        let mut iter = self.db.raw_iterator_cf(cf(self.db, cf_name));
+        iter.seek(low);
+        match iter.key() {
+            Some(key) => Ok(key <= high),
+            None => {
+                iter.status()?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Prepares for `writes`: lets a large write skip one database read per row when its keys fall in a range that
+    /// holds no row yet (a bulk load into new keys): two seeks instead of two reads per row.
+    pub(super) fn begin_row_writes(&mut self, writes: &[RowWrite]) -> StorageResult<()> {
+        self.pending
+            .entry(CF_ROWS)
+            .or_default()
+            .reserve(writes.len());
+        self.unoccupied = None;
+        if writes.len() < UNOCCUPIED_RANGE_MIN_WRITES {
+            return Ok(());
+        }
+        let (Some(low), Some(high)) = (
+            writes.iter().map(|w| &w.key).min(),
+            writes.iter().map(|w| &w.key).max(),
+        ) else {
+            return Ok(());
+        };
+        if !self.occupied(CF_ROWS, low, high)? && !self.occupied(CF_COLD_INDEX, low, high)? {
+            self.unoccupied = Some((low.clone(), high.clone()));
+        }
+        Ok(())
+    }
+
+    pub(super) fn counter(&self, name: &[u8]) -> StorageResult<u64> {
+        self.get(CF_META, name)?
+            .map(|bytes| super::decode_u64(CF_META, &bytes))
+            .transpose()
+            .map(|v| v.unwrap_or(0))
+    }
+
+    pub(super) fn next_counter(
+        &mut self,
+        batch: &mut WriteBatch,
+        name: Vec<u8>,
+    ) -> StorageResult<u64> {
+        let next = self.counter(&name)? + 1;
+        self.put(batch, CF_META, name, next.to_be_bytes().to_vec());
+        Ok(next)
+    }
+
+    pub(super) fn table(&self, namespace: &str, name: &str) -> StorageResult<Option<TableRecord>> {
+        self.get(CF_CATALOG, &catalog_keys::table(namespace, name))?
+            .map(|b| records::decode(CF_CATALOG, &b))
+            .transpose()
+    }
+
+    pub(super) fn table_by_id(&self, table_id: u64) -> StorageResult<Option<TableRecord>> {
+        for item in self
+            .db
+            .prefix_iterator_cf(cf(self.db, CF_CATALOG), catalog_keys::tables())
+        {
+            let (key, value) = item?;
+            if !key.starts_with(&catalog_keys::tables()) {
+                break;
+            }
+            let table: TableRecord = records::decode(CF_CATALOG, &value)?;
+            if table.table_id == table_id {
+                return Ok(Some(table));
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) fn tables_in(&self, namespace: &str) -> StorageResult<Vec<TableRecord>> {
+        let prefix = catalog_keys::tables_of(namespace);
+        let mut found: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+        for item in self.db.prefix_iterator_cf(cf(self.db, CF_CATALOG), &prefix) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            found.insert(key.to_vec(), Some(value.to_vec()));
+        }
+        for (key, value) in self.pending.get(CF_CATALOG).into_iter().flatten() {
+            if key.starts_with(&prefix) {
+                found.insert(key.clone(), value.clone());
+            }
+        }
+        found
+            .into_values()
+            .flatten()
+            .map(|b| records::decode(CF_CATALOG, &b))
+            .collect()
+    }
+
+    /// Ends what [`Self::begin_row_writes`] set up: later parts of the command read normally.
+    pub(super) fn end_row_writes(&mut self) {
+        self.unoccupied = None;
+    }
+}
