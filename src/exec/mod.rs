@@ -18,6 +18,7 @@ mod params;
 mod pg_catalog;
 mod pg_derived;
 mod point_query;
+mod prepare;
 mod session;
 mod settings;
 mod stream_table;
@@ -31,7 +32,8 @@ use std::sync::Arc;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::error::DataFusionError;
 
-pub use session::{Outcome, PreparedStatement, Session};
+pub use prepare::PreparedStatement;
+pub use session::{Outcome, Session};
 pub use users::{AuthSecret, LoginOutcome};
 
 use crate::config::Config;

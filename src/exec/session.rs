@@ -10,13 +10,14 @@ use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::context::SQLOptions;
+
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::LogicalPlan;
+
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
+use super::prepare::PreparedStatement;
 use super::settings::Settings;
 use super::table::PendingWrites;
 use super::transaction::{BlockState, SharedTransaction};
@@ -61,19 +62,6 @@ impl Outcome {
             stream: Box::pin(stream),
         }
     }
-}
-
-/// A statement prepared through the extended protocol, with what Describe must report.
-#[derive(Debug, Clone)]
-pub struct PreparedStatement {
-    pub statement: Statement,
-    plan: Option<LogicalPlan>,
-    /// Set when the query is a primary-key point read the fast path can answer.
-    point: Option<super::point_query::PointQuery>,
-    /// Parameter types as far as planning could infer them; `None` where it could not.
-    pub param_types: Vec<Option<DataType>>,
-    /// `None` for statements that return no rows.
-    pub result_schema: Option<SchemaRef>,
 }
 
 pub struct Session {
@@ -184,88 +172,6 @@ impl Session {
     pub async fn execute(&self, statement: Statement) -> ExecResult<Outcome> {
         let prepared = self.prepare(statement).await?;
         self.execute_prepared(&prepared, Vec::new()).await
-    }
-
-    /// Plans a statement for the extended protocol without running it.
-    pub async fn prepare(&self, statement: Statement) -> ExecResult<PreparedStatement> {
-        self.authorize(&statement)?;
-        match &statement {
-            Statement::Query(ast) => {
-                let plan = self
-                    .ctx
-                    .state()
-                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(ast.clone()))
-                    .await?;
-                SQLOptions::new()
-                    .with_allow_ddl(false)
-                    .with_allow_dml(false)
-                    .with_allow_statements(false)
-                    .verify_plan(&plan)?;
-                let param_types = ordered_parameter_types(&plan)?;
-                let result_schema = Some(super::naming::postgres_names(
-                    ast,
-                    Arc::new(plan.schema().as_arrow().clone()),
-                ));
-                Ok(PreparedStatement {
-                    statement,
-                    point: super::point_query::PointQuery::recognize(&plan),
-                    plan: Some(plan),
-                    param_types,
-                    result_schema,
-                })
-            }
-            Statement::Show { name } => Ok(PreparedStatement {
-                result_schema: Some(show_schema(name)),
-                statement,
-                plan: None,
-                point: None,
-                param_types: Vec::new(),
-            }),
-            Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
-                let result_schema = self.returning_schema(ast).await?;
-                let param_types = match self.dml_table(ast)? {
-                    Some((record, _, _)) => super::params::parameter_types(ast, &record),
-                    None => Vec::new(),
-                };
-                Ok(PreparedStatement {
-                    statement,
-                    plan: None,
-                    point: None,
-                    param_types,
-                    result_schema,
-                })
-            }
-            Statement::FlushTable { .. }
-            | Statement::BackupDatabase { .. }
-            | Statement::RestoreDatabase { .. } => Ok(PreparedStatement {
-                result_schema: Some(super::maintenance::job_started_schema()),
-                statement,
-                plan: None,
-                point: None,
-                param_types: Vec::new(),
-            }),
-            Statement::ClusterSnapshot => Ok(PreparedStatement {
-                result_schema: Some(super::maintenance::cluster_snapshot_schema()),
-                statement,
-                plan: None,
-                point: None,
-                param_types: Vec::new(),
-            }),
-            other if super::ddl::listing_schema(other).is_some() => Ok(PreparedStatement {
-                result_schema: super::ddl::listing_schema(other),
-                statement,
-                plan: None,
-                point: None,
-                param_types: Vec::new(),
-            }),
-            _ => Ok(PreparedStatement {
-                statement,
-                plan: None,
-                point: None,
-                param_types: Vec::new(),
-                result_schema: None,
-            }),
-        }
     }
 
     /// Runs a prepared statement with bound parameter values.
@@ -503,7 +409,7 @@ impl Session {
         Box::pin(RecordBatchStreamAdapter::new(schema, guarded))
     }
 
-    fn authorize(&self, statement: &Statement) -> ExecResult<()> {
+    pub(super) fn authorize(&self, statement: &Statement) -> ExecResult<()> {
         // The caller's role is re-read so that ALTER USER ... ROLE and DROP USER take effect
         // at the session's next statement.
         let role = self
@@ -550,7 +456,7 @@ impl Session {
     }
 }
 
-fn show_schema(name: &str) -> SchemaRef {
+pub(super) fn show_schema(name: &str) -> SchemaRef {
     if name == "all" {
         Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, false),
@@ -565,26 +471,4 @@ fn show_schema(name: &str) -> SchemaRef {
         };
         Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]))
     }
-}
-
-/// `$1..$n` in order; a gap (only `$2` used) still counts `$1`, as PostgreSQL does.
-fn ordered_parameter_types(plan: &LogicalPlan) -> ExecResult<Vec<Option<DataType>>> {
-    let found = plan.get_parameter_types()?;
-    let mut types = Vec::new();
-    for (name, data_type) in found {
-        let index: usize = name
-            .strip_prefix('$')
-            .and_then(|n| n.parse().ok())
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| {
-                ExecError::Sql(sql::SqlError::Syntax(format!(
-                    "parameter {name} is not of the form $1, $2, ..."
-                )))
-            })?;
-        if types.len() < index {
-            types.resize(index, None);
-        }
-        types[index - 1] = data_type;
-    }
-    Ok(types)
 }

@@ -1,0 +1,130 @@
+//! Preparing statements for the extended protocol: the plan a query runs with, the parameter
+//! types Describe reports, and the result columns, worked out once at Parse.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
+
+use super::{ExecError, ExecResult, Session};
+use crate::sql::{self, Statement};
+
+/// A statement prepared through the extended protocol, with what Describe must report.
+#[derive(Debug, Clone)]
+pub struct PreparedStatement {
+    pub statement: Statement,
+    pub(super) plan: Option<LogicalPlan>,
+    /// Set when the query is a primary-key point read the fast path can answer.
+    pub(super) point: Option<super::point_query::PointQuery>,
+    /// Parameter types as far as planning could infer them; `None` where it could not.
+    pub param_types: Vec<Option<DataType>>,
+    /// `None` for statements that return no rows.
+    pub result_schema: Option<SchemaRef>,
+}
+
+impl Session {
+    /// Plans a statement for the extended protocol without running it.
+    pub async fn prepare(&self, statement: Statement) -> ExecResult<PreparedStatement> {
+        self.authorize(&statement)?;
+        match &statement {
+            Statement::Query(ast) => {
+                let plan = self
+                    .ctx
+                    .state()
+                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(ast.clone()))
+                    .await?;
+                SQLOptions::new()
+                    .with_allow_ddl(false)
+                    .with_allow_dml(false)
+                    .with_allow_statements(false)
+                    .verify_plan(&plan)?;
+                let param_types = ordered_parameter_types(&plan)?;
+                let result_schema = Some(super::naming::postgres_names(
+                    ast,
+                    Arc::new(plan.schema().as_arrow().clone()),
+                ));
+                Ok(PreparedStatement {
+                    statement,
+                    point: super::point_query::PointQuery::recognize(&plan),
+                    plan: Some(plan),
+                    param_types,
+                    result_schema,
+                })
+            }
+            Statement::Show { name } => Ok(PreparedStatement {
+                result_schema: Some(super::session::show_schema(name)),
+                statement,
+                plan: None,
+                point: None,
+                param_types: Vec::new(),
+            }),
+            Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
+                let result_schema = self.returning_schema(ast).await?;
+                let param_types = match self.dml_table(ast)? {
+                    Some((record, _, _)) => super::params::parameter_types(ast, &record),
+                    None => Vec::new(),
+                };
+                Ok(PreparedStatement {
+                    statement,
+                    plan: None,
+                    point: None,
+                    param_types,
+                    result_schema,
+                })
+            }
+            Statement::FlushTable { .. }
+            | Statement::BackupDatabase { .. }
+            | Statement::RestoreDatabase { .. } => Ok(PreparedStatement {
+                result_schema: Some(super::maintenance::job_started_schema()),
+                statement,
+                plan: None,
+                point: None,
+                param_types: Vec::new(),
+            }),
+            Statement::ClusterSnapshot => Ok(PreparedStatement {
+                result_schema: Some(super::maintenance::cluster_snapshot_schema()),
+                statement,
+                plan: None,
+                point: None,
+                param_types: Vec::new(),
+            }),
+            other if super::ddl::listing_schema(other).is_some() => Ok(PreparedStatement {
+                result_schema: super::ddl::listing_schema(other),
+                statement,
+                plan: None,
+                point: None,
+                param_types: Vec::new(),
+            }),
+            _ => Ok(PreparedStatement {
+                statement,
+                plan: None,
+                point: None,
+                param_types: Vec::new(),
+                result_schema: None,
+            }),
+        }
+    }
+}
+
+/// `$1..$n` in order; a gap (only `$2` used) still counts `$1`, as PostgreSQL does.
+fn ordered_parameter_types(plan: &LogicalPlan) -> ExecResult<Vec<Option<DataType>>> {
+    let found = plan.get_parameter_types()?;
+    let mut types = Vec::new();
+    for (name, data_type) in found {
+        let index: usize = name
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                ExecError::Sql(sql::SqlError::Syntax(format!(
+                    "parameter {name} is not of the form $1, $2, ..."
+                )))
+            })?;
+        if types.len() < index {
+            types.resize(index, None);
+        }
+        types[index - 1] = data_type;
+    }
+    Ok(types)
+}
