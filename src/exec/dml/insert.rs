@@ -2,9 +2,10 @@
 //! for the columns not named, keys, and the write with its ON CONFLICT handling.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Union, col, lit};
 use datafusion::sql::sqlparser::ast::{
     self, Expr as SqlExpr, Ident, OnConflictAction, OnInsert, SelectItem, SetExpr,
 };
@@ -379,7 +380,7 @@ fn values_with_subqueries(source: &ast::Query) -> Option<Vec<&[SqlExpr]>> {
 /// shows the rows in VALUES order).
 fn values_row_by_row(planner: &StatementPlanner, rows: Vec<&[SqlExpr]>) -> ExecResult<LogicalPlan> {
     let empty = DFSchema::empty();
-    let mut union: Option<LogicalPlanBuilder> = None;
+    let mut branches = Vec::with_capacity(rows.len());
     let mut width = 0;
     for (number, row) in rows.iter().enumerate() {
         width = row.len();
@@ -393,13 +394,18 @@ fn values_row_by_row(planner: &StatementPlanner, rows: Vec<&[SqlExpr]>) -> ExecR
             })
             .collect::<ExecResult<Vec<_>>>()?;
         items.push(lit(number as i64).alias(VALUES_ROW_NUMBER));
-        let one = LogicalPlanBuilder::empty(true).project(items)?.build()?;
-        union = Some(match union {
-            None => LogicalPlanBuilder::from(one),
-            Some(all) => all.union(one)?,
-        });
+        branches.push(Arc::new(
+            LogicalPlanBuilder::empty(true).project(items)?.build()?,
+        ));
     }
-    let union = union.ok_or_else(|| ExecError::Internal("VALUES without rows".into()))?;
+    // One flat UNION of every row: a nested one would be as deep as the list is long.
+    let union = match branches.len() {
+        0 => return Err(ExecError::Internal("VALUES without rows".into())),
+        1 => LogicalPlanBuilder::from(branches[0].as_ref().clone()),
+        _ => LogicalPlanBuilder::from(LogicalPlan::Union(Union::try_new_with_loose_types(
+            branches,
+        )?)),
+    };
     let columns: Vec<Expr> = (1..=width).map(|i| col(format!("column{i}"))).collect();
     Ok(union
         .sort(vec![col(VALUES_ROW_NUMBER).sort(true, false)])?
