@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::coercion::assignment_cast;
-use super::planner::StatementPlanner;
+use super::planner::{LazyPlanner, StatementPlanner};
 use super::{TableRows, WRITE_RETRIES, column_index, literals, unsupported};
 use crate::exec::session::Outcome;
 use crate::exec::{ExecError, ExecResult, Session};
@@ -57,7 +57,7 @@ impl Session {
                 })
                 .collect::<ExecResult<_>>()?
         };
-        let planner = StatementPlanner::new(self, statement).await?;
+        let planner = LazyPlanner::new(self, statement);
         let new_rows = self
             .insert_source_rows(&planner, &record, insert, &targets)
             .await?;
@@ -124,7 +124,7 @@ impl Session {
     /// Evaluates VALUES or the query, fills defaults, and returns full rows in table order.
     async fn insert_source_rows(
         &self,
-        planner: &StatementPlanner,
+        planner: &LazyPlanner<'_>,
         record: &TableRecord,
         insert: &ast::Insert,
         targets: &[usize],
@@ -176,6 +176,7 @@ impl Session {
         {
             return self.table_rows(record, &[batch]);
         }
+        let planner = planner.get().await?;
         let source = match values_with_subqueries(&source) {
             Some(rows) => values_row_by_row(planner, rows)?,
             None => planner.query(source)?,
@@ -246,7 +247,7 @@ impl Session {
 
     async fn write_insert(
         &self,
-        planner: &StatementPlanner,
+        planner: &LazyPlanner<'_>,
         record: &TableRecord,
         alias: &str,
         rows: &TableRows,
@@ -312,7 +313,15 @@ impl Session {
             (on_conflict, conflicting.is_empty())
         {
             let updated = self
-                .upsert_rows(planner, record, alias, rows, &keys, &conflicting, update)
+                .upsert_rows(
+                    planner.get().await?,
+                    record,
+                    alias,
+                    rows,
+                    &keys,
+                    &conflicting,
+                    update,
+                )
                 .await?;
             for (key, version, row) in updated.writes {
                 writes.push(RowWrite {

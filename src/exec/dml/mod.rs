@@ -26,7 +26,7 @@ use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{self, AssignmentTarget, FromTable, SelectItem, TableFactor};
 
 pub(super) use coercion::conform;
-use planner::StatementPlanner;
+use planner::{LazyPlanner, StatementPlanner};
 
 use super::session::Outcome;
 use super::table::{KEY_COLUMN, VERSION_COLUMN};
@@ -291,7 +291,7 @@ impl Session {
     /// The command tag, or the RETURNING rows evaluated over the rows the statement wrote.
     async fn finish_dml(
         &self,
-        planner: &StatementPlanner,
+        planner: &LazyPlanner<'_>,
         target: (&TableRecord, &str),
         rows: TableRows,
         returning: Option<&[SelectItem]>,
@@ -303,7 +303,7 @@ impl Session {
             return Ok(Outcome::Affected { tag, rows: count });
         };
         let (schema, batches) =
-            returning::evaluate(planner, alias, rows.batch(record)?, items).await?;
+            returning::evaluate(planner.get().await?, alias, rows.batch(record)?, items).await?;
         Ok(Outcome::rows(schema, batches))
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{self, Assignment, Expr as SqlExpr, FromTable};
 
-use super::planner::{StatementPlanner, scan};
+use super::planner::{LazyPlanner, StatementPlanner, scan};
 use super::{WRITE_RETRIES, unsupported, updated_row_values};
 use crate::exec::session::Outcome;
 use crate::exec::table::UserTable;
@@ -24,9 +24,10 @@ impl Session {
             return Err(unsupported("UPDATE ... FROM"));
         }
         let (record, alias) = self.dml_target(&update.table.relation)?;
-        let planner = StatementPlanner::new(self, statement).await?;
+        let lazy = LazyPlanner::new(self, statement);
+        let planner = lazy.get().await?;
         let plan = self.rows_with_identity(
-            &planner,
+            planner,
             &record,
             &alias,
             update.selection.as_ref(),
@@ -78,7 +79,7 @@ impl Session {
                 Ok(()) => {
                     return self
                         .finish_dml(
-                            &planner,
+                            &lazy,
                             (&record, &alias),
                             updated.rows,
                             update.returning.as_deref(),
@@ -103,9 +104,10 @@ impl Session {
             return Err(unsupported("DELETE from several tables or with USING"));
         }
         let (record, alias) = self.dml_target(&from[0].relation)?;
-        let planner = StatementPlanner::new(self, statement).await?;
+        let lazy = LazyPlanner::new(self, statement);
+        let planner = lazy.get().await?;
         let plan =
-            self.rows_with_identity(&planner, &record, &alias, delete.selection.as_ref(), &[])?;
+            self.rows_with_identity(planner, &record, &alias, delete.selection.as_ref(), &[])?;
         let batches = planner.collect(plan).await?;
         let deleted = self.updated_rows(&record, &batches)?;
         let writes = deleted
@@ -119,7 +121,7 @@ impl Session {
             .collect();
         self.commit_rows(&record, writes, None)?;
         self.finish_dml(
-            &planner,
+            &lazy,
             (&record, &alias),
             deleted.rows,
             delete.returning.as_deref(),

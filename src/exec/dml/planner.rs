@@ -108,6 +108,30 @@ impl StatementPlanner {
     }
 }
 
+/// A statement's planner, built the first time part of the statement needs planning, so that
+/// an INSERT of constants without RETURNING (what drivers send most) resolves no tables.
+pub(in crate::exec) struct LazyPlanner<'s> {
+    session: &'s Session,
+    statement: &'s ast::Statement,
+    planner: tokio::sync::OnceCell<StatementPlanner>,
+}
+
+impl<'s> LazyPlanner<'s> {
+    pub fn new(session: &'s Session, statement: &'s ast::Statement) -> Self {
+        LazyPlanner {
+            session,
+            statement,
+            planner: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn get(&self) -> ExecResult<&StatementPlanner> {
+        self.planner
+            .get_or_try_init(|| StatementPlanner::new(self.session, self.statement))
+            .await
+    }
+}
+
 /// A scan of `table` that the statement's expressions call `alias`.
 pub(in crate::exec) fn scan(
     alias: &str,
