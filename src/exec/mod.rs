@@ -17,6 +17,7 @@ mod naming;
 mod params;
 mod pg_catalog;
 mod pg_derived;
+mod planner;
 mod point_query;
 mod prepare;
 mod session;
@@ -74,6 +75,8 @@ pub enum ExecError {
     UndefinedTable(String),
     #[error("{0}")]
     UndefinedColumn(String),
+    #[error("{0}")]
+    UndefinedFunction(String),
     #[error("{0}")]
     DuplicateColumn(String),
     #[error("{0}")]

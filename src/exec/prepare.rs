@@ -7,6 +7,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 
+use super::planner::StatementPlanner;
 use super::{ExecError, ExecResult, Session};
 use crate::sql::{self, Statement};
 
@@ -29,11 +30,9 @@ impl Session {
         self.authorize(&statement)?;
         match &statement {
             Statement::Query(ast) => {
-                let plan = self
-                    .ctx
-                    .state()
-                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(ast.clone()))
-                    .await?;
+                let plan = StatementPlanner::new(self, ast)
+                    .await?
+                    .statement(ast.as_ref().clone())?;
                 SQLOptions::new()
                     .with_allow_ddl(false)
                     .with_allow_dml(false)

@@ -12,6 +12,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::planner::TypePlanner;
 
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -76,6 +77,9 @@ pub struct Session {
     /// When the running statement must stop (`statement_timeout`); its result stream checks too.
     deadline: Mutex<Option<tokio::time::Instant>>,
     pub(super) ctx: SessionContext,
+    /// pg_catalog's planner for PostgreSQL type names (`regtype`, ...); SessionState keeps it
+    /// without a getter, and statement planning needs it.
+    pub(super) type_planner: Option<Arc<dyn TypePlanner>>,
 }
 
 /// Set by a cancel request; the running statement's result stream stops at its next batch.
@@ -134,6 +138,9 @@ impl Engine {
         if let Err(e) = super::pg_catalog::install(&ctx, self.store.clone()) {
             tracing::warn!("pg_catalog unavailable for this session: {e}");
         }
+        let type_planner = SessionStateBuilder::new_from_existing(ctx.state())
+            .type_planner()
+            .clone();
         let settings = Arc::new(Mutex::new(settings));
         // After pg_catalog, whose session functions answer for a fixed user.
         functions::register(&ctx, user_id, settings.clone());
@@ -149,6 +156,7 @@ impl Engine {
             cancel: Arc::default(),
             deadline: Mutex::default(),
             ctx,
+            type_planner,
         }
     }
 }

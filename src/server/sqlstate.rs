@@ -83,6 +83,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::QueryCanceled | ExecError::StatementTimeout => QUERY_CANCELED,
         ExecError::UndefinedTable(_) => UNDEFINED_TABLE,
         ExecError::UndefinedColumn(_) => UNDEFINED_COLUMN,
+        ExecError::UndefinedFunction(_) => UNDEFINED_FUNCTION,
         ExecError::DuplicateColumn(_) => DUPLICATE_COLUMN,
         ExecError::NotNullViolation(_) => NOT_NULL_VIOLATION,
         ExecError::UniqueViolation(_) => UNIQUE_VIOLATION,
@@ -154,25 +155,7 @@ fn datafusion_code(err: &DataFusionError) -> &'static str {
             | datafusion::common::SchemaError::DuplicateUnqualifiedField { .. } => DUPLICATE_COLUMN,
         },
         DataFusionError::ArrowError(e, _) => arrow_code(e),
-        DataFusionError::Plan(message) if message.contains("not found") => {
-            if message.contains("table") {
-                UNDEFINED_TABLE
-            } else if message.contains("function") {
-                UNDEFINED_FUNCTION
-            } else {
-                UNDEFINED_OBJECT
-            }
-        }
-        DataFusionError::Plan(message) if message.contains("Invalid function") => {
-            UNDEFINED_FUNCTION
-        }
         DataFusionError::Plan(_) => DATATYPE_MISMATCH,
-        DataFusionError::Execution(message) if message.contains("Divide by zero") => {
-            DIVISION_BY_ZERO
-        }
-        DataFusionError::Execution(message) if message.contains("Cannot cast") => {
-            INVALID_TEXT_REPRESENTATION
-        }
         DataFusionError::External(inner) => match inner.downcast_ref::<ExecError>() {
             Some(e) => exec_code(e),
             None => INTERNAL_ERROR,
@@ -194,11 +177,6 @@ fn arrow_code(err: &ArrowError) -> &'static str {
 /// DataFusion wraps messages in context ("Error during planning: ..."); clients want the cause.
 fn datafusion_message(err: &DataFusionError) -> String {
     match err.find_root() {
-        DataFusionError::Plan(m) if m.starts_with("table '") && m.ends_with("' not found") => {
-            let name = &m["table '".len()..m.len() - "' not found".len()];
-            let name = name.strip_prefix("kalamdb.").unwrap_or(name);
-            format!("relation \"{name}\" does not exist")
-        }
         DataFusionError::SchemaError(e, _) => match e.as_ref() {
             datafusion::common::SchemaError::FieldNotFound { field, .. } => {
                 format!("column \"{}\" does not exist", field.name)

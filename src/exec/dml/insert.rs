@@ -11,8 +11,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::coercion::assignment_cast;
-use super::planner::{LazyPlanner, StatementPlanner};
 use super::{TableRows, WRITE_RETRIES, column_index, literals, unsupported};
+use crate::exec::planner::{LazyPlanner, StatementPlanner};
 use crate::exec::session::Outcome;
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::model::TableKind;

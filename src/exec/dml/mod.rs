@@ -13,7 +13,6 @@ mod coercion;
 mod insert;
 mod literals;
 mod modify;
-mod planner;
 mod returning;
 mod upsert;
 
@@ -25,8 +24,8 @@ use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{self, AssignmentTarget, FromTable, SelectItem, TableFactor};
 
+use crate::exec::planner::{LazyPlanner, StatementPlanner};
 pub(super) use coercion::conform;
-use planner::{LazyPlanner, StatementPlanner};
 
 use super::session::Outcome;
 use super::table::{KEY_COLUMN, VERSION_COLUMN};

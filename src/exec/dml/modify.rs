@@ -6,8 +6,8 @@ use std::sync::Arc;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{self, Assignment, Expr as SqlExpr, FromTable};
 
-use super::planner::{LazyPlanner, StatementPlanner, scan};
 use super::{WRITE_RETRIES, unsupported, updated_row_values};
+use crate::exec::planner::{LazyPlanner, StatementPlanner, scan};
 use crate::exec::session::Outcome;
 use crate::exec::table::UserTable;
 use crate::exec::{ExecError, ExecResult, Session};

@@ -8,8 +8,8 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::sqlparser::ast::{self, SelectItem};
 
-use super::planner::{StatementPlanner, rows_relation};
 use super::{column_ref, unsupported};
+use crate::exec::planner::{StatementPlanner, rows_relation};
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::model::types::schema_of;
 

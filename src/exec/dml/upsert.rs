@@ -8,8 +8,8 @@ use datafusion::common::{Column, ScalarValue, TableReference};
 use datafusion::logical_expr::{JoinType, in_list, lit};
 use datafusion::sql::sqlparser::ast::{self, Expr as SqlExpr, Ident, VisitMut, VisitorMut};
 
-use super::planner::{StatementPlanner, rows_relation, scan};
 use super::{TableRows, UpdatedRows, column_ref, updated_row_values, with_identity};
+use crate::exec::planner::{StatementPlanner, rows_relation, scan};
 use crate::exec::table::{KEY_COLUMN, UserTable};
 use crate::exec::{ExecResult, Session};
 use crate::storage::TableRecord;

@@ -1,35 +1,46 @@
-//! Turns the SQL pieces of one DML statement (its source query, SET values, WHERE, RETURNING,
-//! column defaults) into DataFusion logical plans over the session's own state.
+//! Turns a statement's SQL into DataFusion logical plans over the session's own state: whole
+//! queries, and the pieces of a DML statement (its source query, SET values, WHERE, RETURNING,
+//! column defaults).
 //!
-//! Rows the statement holds itself, such as an upsert's proposed rows or the rows RETURNING
+//! Names are resolved here, before planning, so that a missing relation or function becomes a
+//! typed error rather than DataFusion's planning text. Rows the statement holds itself, such as an upsert's proposed rows or the rows RETURNING
 //! reads, are scanned as in-memory relations that exist only inside the plan: nothing is
 //! registered in a catalog, so no other session (and no catalog query) can ever see them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef, SchemaRef};
 use datafusion::catalog::TableProvider;
+use datafusion::catalog::cte_worktable::CteWorkTable;
 use datafusion::common::{DFSchema, ResolvedTableReference, TableReference, config::ConfigOptions};
 use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::error::DataFusionError;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner};
+use datafusion::logical_expr::planner::{RelationPlanner, TypePlanner};
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{
     AggregateUDF, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableSource, WindowUDF,
 };
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::prelude::DataFrame;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use datafusion::sql::sqlparser::ast;
 
-use super::super::{ExecResult, Session};
+use super::{ExecError, ExecResult, Session};
 
 /// Plans one statement's expressions and queries; built once per statement.
 pub(in crate::exec) struct StatementPlanner {
     state: SessionState,
     /// Every table the statement names, resolved when the statement starts.
     tables: HashMap<ResolvedTableReference, Arc<dyn TableSource>>,
+    type_planner: Option<Arc<dyn TypePlanner>>,
+    /// The first function name planning asked for that no function registry knows: when
+    /// planning then fails, this is why.
+    unknown_function: OnceLock<String>,
 }
 
 impl StatementPlanner {
@@ -43,10 +54,12 @@ impl StatementPlanner {
         )?;
         let mut planner = StatementPlanner {
             state,
-            tables: HashMap::new(),
+            tables: HashMap::with_capacity(references.len()),
+            type_planner: session.type_planner.clone(),
+            unknown_function: OnceLock::new(),
         };
         for reference in references {
-            let resolved = planner.resolve(reference);
+            let resolved = planner.resolve(reference.clone());
             if planner.tables.contains_key(&resolved) {
                 continue;
             }
@@ -54,6 +67,14 @@ impl StatementPlanner {
                 && let Some(table) = schema.table(&resolved.table).await?
             {
                 planner.tables.insert(resolved, provider_as_source(table));
+            } else if !planner
+                .state
+                .table_functions()
+                .contains_key(resolved.table.as_ref())
+            {
+                // `FROM f(...)` is reported as a relation named `f` too; planning resolves it
+                // as a table function.
+                return Err(undefined_relation(&reference));
             }
         }
         Ok(planner)
@@ -64,12 +85,31 @@ impl StatementPlanner {
         StatementPlanner {
             state: session.ctx.state(),
             tables: HashMap::new(),
+            type_planner: session.type_planner.clone(),
+            unknown_function: OnceLock::new(),
         }
     }
 
     fn resolve(&self, reference: TableReference) -> ResolvedTableReference {
         let catalog = &self.state.config_options().catalog;
         reference.resolve(&catalog.default_catalog, &catalog.default_schema)
+    }
+
+    fn is_known_function(&self, name: &str) -> bool {
+        self.state.scalar_functions().contains_key(name)
+            || self.state.aggregate_functions().contains_key(name)
+            || self.state.window_functions().contains_key(name)
+            || self.state.higher_order_functions().contains_key(name)
+            || self.state.table_functions().contains_key(name)
+    }
+
+    /// DataFusion reports an unknown function as a planning error like any other; the name
+    /// planning could not find says which it was.
+    fn planning_error(&self, err: DataFusionError) -> ExecError {
+        match (err.find_root(), self.unknown_function.get()) {
+            (DataFusionError::Plan(_), Some(name)) => undefined_function(name),
+            _ => err.into(),
+        }
     }
 
     fn sql(&self) -> SqlToRel<'_, Self> {
@@ -90,16 +130,21 @@ impl StatementPlanner {
 
     /// Plans `expr` over the columns of `schema`; subqueries may refer to them.
     pub fn expr(&self, expr: &ast::Expr, schema: &DFSchema) -> ExecResult<Expr> {
-        Ok(self
-            .sql()
-            .sql_to_expr(expr.clone(), schema, &mut PlannerContext::new())?)
+        self.sql()
+            .sql_to_expr(expr.clone(), schema, &mut PlannerContext::new())
+            .map_err(|e| self.planning_error(e))
     }
 
     /// Plans a query (a SELECT, VALUES, a set operation).
     pub fn query(&self, query: ast::Query) -> ExecResult<LogicalPlan> {
-        Ok(self
-            .sql()
-            .sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?)
+        self.statement(ast::Statement::Query(Box::new(query)))
+    }
+
+    /// Plans a whole statement DataFusion can plan (a query, EXPLAIN).
+    pub fn statement(&self, statement: ast::Statement) -> ExecResult<LogicalPlan> {
+        self.sql()
+            .sql_statement_to_plan(statement)
+            .map_err(|e| self.planning_error(e))
     }
 
     /// Runs `plan` to completion.
@@ -153,15 +198,29 @@ pub(in crate::exec) fn rows_relation(
     scan(alias, Arc::new(table))
 }
 
+/// PostgreSQL names the relation as the statement wrote it.
+fn undefined_relation(reference: &TableReference) -> ExecError {
+    let name = match reference.schema() {
+        Some(schema) => format!("{schema}.{}", reference.table()),
+        None => reference.table().to_owned(),
+    };
+    ExecError::UndefinedTable(format!("relation \"{name}\" does not exist"))
+}
+
+fn undefined_function(name: &str) -> ExecError {
+    ExecError::UndefinedFunction(format!("function {name} does not exist"))
+}
+
 impl ContextProvider for StatementPlanner {
     fn get_table_source(
         &self,
         name: TableReference,
     ) -> datafusion::error::Result<Arc<dyn TableSource>> {
-        let resolved = self.resolve(name);
-        self.tables.get(&resolved).cloned().ok_or_else(|| {
-            datafusion::error::DataFusionError::Plan(format!("table '{resolved}' not found"))
-        })
+        let resolved = self.resolve(name.clone());
+        self.tables
+            .get(&resolved)
+            .cloned()
+            .ok_or_else(|| DataFusionError::External(Box::new(undefined_relation(&name))))
     }
 
     fn get_table_function_source(
@@ -169,13 +228,51 @@ impl ContextProvider for StatementPlanner {
         name: &str,
         args: Vec<Expr>,
     ) -> datafusion::error::Result<Arc<dyn TableSource>> {
-        let function = self.state.table_functions().get(name).ok_or_else(|| {
-            datafusion::error::DataFusionError::Plan(format!("table function '{name}' not found"))
-        })?;
+        let function = self
+            .state
+            .table_functions()
+            .get(name)
+            .ok_or_else(|| DataFusionError::External(Box::new(undefined_function(name))))?;
+        // Arguments such as `generate_series(1, 2 + 1)` reach the function as constants.
+        let simplifier = ExprSimplifier::new(
+            SimplifyContext::builder()
+                .with_config_options(Arc::clone(self.state.config_options()))
+                .with_query_execution_start_time(
+                    self.state.execution_props().query_execution_start_time,
+                )
+                .build(),
+        );
+        let empty = DFSchema::empty();
+        let args = args
+            .into_iter()
+            .map(|arg| {
+                simplifier
+                    .coerce(arg, &empty)
+                    .and_then(|e| simplifier.simplify(e))
+            })
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
         let args = datafusion::catalog::TableFunctionArgs::new(&args, &self.state);
         Ok(provider_as_source(
             function.create_table_provider_with_args(args)?,
         ))
+    }
+
+    fn create_cte_work_table(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+    ) -> datafusion::error::Result<Arc<dyn TableSource>> {
+        Ok(provider_as_source(Arc::new(CteWorkTable::new(
+            name, schema,
+        ))))
+    }
+
+    fn get_relation_planners(&self) -> &[Arc<dyn RelationPlanner>] {
+        self.state.relation_planners()
+    }
+
+    fn get_type_planner(&self) -> Option<Arc<dyn TypePlanner>> {
+        self.type_planner.clone()
     }
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
@@ -183,7 +280,12 @@ impl ContextProvider for StatementPlanner {
     }
 
     fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
-        self.state.scalar_functions().get(name).cloned()
+        let function = self.state.scalar_functions().get(name).cloned();
+        if function.is_none() && !self.is_known_function(name) {
+            // Only the first is kept: it is the one planning stopped at.
+            let _ = self.unknown_function.set(name.to_owned());
+        }
+        function
     }
 
     fn get_higher_order_meta(
