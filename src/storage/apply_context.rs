@@ -22,6 +22,10 @@ pub(super) struct ApplyContext<'a> {
     pub sync: bool,
     /// Per column family, the keys this command wrote so far (`None`: deleted).
     pending: HashMap<&'static str, HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Rows of large writes into key ranges that held nothing, each run sorted by key: found by
+    /// binary search, so a bulk load does not hash and copy every row into `pending`. Later
+    /// runs and `pending` shadow earlier runs.
+    row_runs: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
     /// A key range in which the database held no row and no cold-index entry when the
     /// command started, so lookups of those keys need not read the database.
     unoccupied: Option<(Vec<u8>, Vec<u8>)>,
@@ -36,6 +40,7 @@ impl<'a> ApplyContext<'a> {
             streams_root,
             sync,
             pending: HashMap::new(),
+            row_runs: Vec::new(),
             unoccupied: None,
             applied: Applied {
                 seq,
@@ -47,6 +52,13 @@ impl<'a> ApplyContext<'a> {
     pub(super) fn get(&self, cf_name: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
         if let Some(value) = self.pending.get(cf_name).and_then(|keys| keys.get(key)) {
             return Ok(value.clone());
+        }
+        if cf_name == CF_ROWS {
+            for run in self.row_runs.iter().rev() {
+                if let Ok(at) = run.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                    return Ok(Some(run[at].1.clone()));
+                }
+            }
         }
         if (cf_name == CF_ROWS || cf_name == CF_COLD_INDEX)
             && let Some((low, high)) = &self.unoccupied
@@ -89,27 +101,48 @@ impl<'a> ApplyContext<'a> {
         }
     }
 
-    /// Prepares for `writes`: lets a large write skip one database read per row when its keys fall in a range that
-    /// holds no row yet (a bulk load into new keys): two seeks instead of two reads per row.
-    pub(super) fn begin_row_writes(&mut self, writes: &[RowWrite]) -> StorageResult<()> {
-        self.pending
-            .entry(CF_ROWS)
-            .or_default()
-            .reserve(writes.len());
+    /// Decides how `writes` are applied. A large write of new rows whose keys are distinct and
+    /// fall in a range holding no row and no cold-index entry gets the order (by key) to write
+    /// them in, and until [`Self::end_row_writes`] lookups in that range skip the database:
+    /// two seeks instead of two reads per row. `None`: write row by row.
+    pub(super) fn begin_row_writes(
+        &mut self,
+        writes: &[RowWrite],
+    ) -> StorageResult<Option<Vec<usize>>> {
         self.unoccupied = None;
-        if writes.len() < UNOCCUPIED_RANGE_MIN_WRITES {
-            return Ok(());
+        if writes.len() < UNOCCUPIED_RANGE_MIN_WRITES || writes.iter().any(|w| w.value.is_none()) {
+            return Ok(None);
         }
-        let (Some(low), Some(high)) = (
-            writes.iter().map(|w| &w.key).min(),
-            writes.iter().map(|w| &w.key).max(),
-        ) else {
-            return Ok(());
-        };
-        if !self.occupied(CF_ROWS, low, high)? && !self.occupied(CF_COLD_INDEX, low, high)? {
-            self.unoccupied = Some((low.clone(), high.clone()));
+        let key = |i: usize| writes[i].key.as_slice();
+        let mut order: Vec<usize> = (0..writes.len()).collect();
+        if !writes.windows(2).all(|pair| pair[0].key < pair[1].key) {
+            order.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+            if order.windows(2).any(|pair| key(pair[0]) == key(pair[1])) {
+                return Ok(None);
+            }
         }
-        Ok(())
+        let (low, high) = (key(order[0]), key(order[order.len() - 1]));
+        if self.occupied(CF_ROWS, low, high)? || self.occupied(CF_COLD_INDEX, low, high)? {
+            return Ok(None);
+        }
+        self.unoccupied = Some((low.to_vec(), high.to_vec()));
+        Ok(Some(order))
+    }
+
+    /// Ends a write [`Self::begin_row_writes`] ordered: `run` (its keys and stored rows, sorted)
+    /// is what later parts of the command see for those keys.
+    pub(super) fn end_row_writes(&mut self, run: Vec<(Vec<u8>, Vec<u8>)>) {
+        self.unoccupied = None;
+        if let Some(rows) = self
+            .pending
+            .get_mut(CF_ROWS)
+            .filter(|rows| !rows.is_empty())
+        {
+            for (key, _) in &run {
+                rows.remove(key);
+            }
+        }
+        self.row_runs.push(run);
     }
 
     pub(super) fn counter(&self, name: &[u8]) -> StorageResult<u64> {
@@ -172,10 +205,5 @@ impl<'a> ApplyContext<'a> {
             .flatten()
             .map(|b| records::decode(CF_CATALOG, &b))
             .collect()
-    }
-
-    /// Ends what [`Self::begin_row_writes`] set up: later parts of the command read normally.
-    pub(super) fn end_row_writes(&mut self) {
-        self.unoccupied = None;
     }
 }

@@ -246,11 +246,14 @@ impl Command {
                 writes,
                 row_id_high_water,
             } => {
-                ctx.begin_row_writes(writes)?;
-                for write in writes {
-                    write_row(ctx, batch, *table_id, write)?;
+                match ctx.begin_row_writes(writes)? {
+                    Some(order) => write_new_rows(ctx, batch, *table_id, writes, &order)?,
+                    None => {
+                        for write in writes {
+                            write_row(ctx, batch, *table_id, write)?;
+                        }
+                    }
                 }
-                ctx.end_row_writes();
                 if let Some(high) = row_id_high_water {
                     let name = super::row_id_counter(*table_id);
                     let current = ctx.counter(&name)?;
@@ -436,22 +439,50 @@ fn live_version(ctx: &ApplyContext, key: &[u8]) -> StorageResult<Option<u64>> {
         .map(|entry| entry.version))
 }
 
+/// Fails the command when `write` expects another state of its row than the current one.
+fn check_expectation(ctx: &ApplyContext, table_id: u64, write: &RowWrite) -> StorageResult<()> {
+    match (write.expect, live_version(ctx, &write.key)?) {
+        (Expect::Anything, _) | (Expect::Absent, None) => Ok(()),
+        (Expect::Version(v), Some(current)) if v == current => Ok(()),
+        (Expect::Absent, Some(_)) => Err(Conflict::DuplicateKey {
+            table_id,
+            key: write.key.clone(),
+        }
+        .into()),
+        (Expect::Version(_), _) => Err(Conflict::RowChanged { table_id }.into()),
+    }
+}
+
+/// Writes rows, in the key `order` [`ApplyContext::begin_row_writes`] chose, into a range that
+/// held nothing when the command started; they are recorded as one sorted run.
+fn write_new_rows(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table_id: u64,
+    writes: &[RowWrite],
+    order: &[usize],
+) -> StorageResult<()> {
+    let rows_cf = cf(ctx.db, CF_ROWS);
+    let mut run = Vec::with_capacity(order.len());
+    for write in order.iter().map(|&i| &writes[i]) {
+        check_expectation(ctx, table_id, write)?;
+        // begin_row_writes admits only writes that carry a row.
+        let stored = rows::stored_row(ctx.seq, write.value.as_deref().unwrap_or(TOMBSTONE));
+        batch.put_cf(rows_cf, &write.key, &stored);
+        run.push((write.key.clone(), stored));
+    }
+    ctx.end_row_writes(run);
+    Ok(())
+}
+
 fn write_row(
     ctx: &mut ApplyContext,
     batch: &mut WriteBatch,
     table_id: u64,
     write: &RowWrite,
 ) -> StorageResult<()> {
+    check_expectation(ctx, table_id, write)?;
     let key = write.key.clone();
-    let current = live_version(ctx, &key)?;
-    match (write.expect, current) {
-        (Expect::Anything, _) | (Expect::Absent, None) => {}
-        (Expect::Version(v), Some(current)) if v == current => {}
-        (Expect::Absent, Some(_)) => {
-            return Err(Conflict::DuplicateKey { table_id, key }.into());
-        }
-        (Expect::Version(_), _) => return Err(Conflict::RowChanged { table_id }.into()),
-    }
     match &write.value {
         Some(value) => {
             let stored = rows::stored_row(ctx.seq, value);
