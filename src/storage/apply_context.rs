@@ -8,6 +8,7 @@ use rocksdb::{DB, WriteBatch};
 
 use super::command::{Applied, RowWrite};
 use super::records::{self, TableRecord};
+use super::rows;
 use super::{CF_CATALOG, CF_COLD_INDEX, CF_META, CF_ROWS, StorageResult, catalog_keys, cf};
 
 /// Below this many rows a write reads each key; the range check costs two seeks.
@@ -22,14 +23,20 @@ pub(super) struct ApplyContext<'a> {
     pub sync: bool,
     /// Per column family, the keys this command wrote so far (`None`: deleted).
     pending: HashMap<&'static str, HashMap<Vec<u8>, Option<Vec<u8>>>>,
-    /// Rows of large writes into key ranges that held nothing, each run sorted by key: found by
-    /// binary search, so a bulk load does not hash and copy every row into `pending`. Later
-    /// runs and `pending` shadow earlier runs.
-    row_runs: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// Large writes into key ranges that held nothing, found by binary search, so that a bulk
+    /// load does not hash and copy every row into `pending`. Later runs and `pending` shadow
+    /// earlier runs.
+    row_runs: Vec<RowRun<'a>>,
     /// A key range in which the database held no row and no cold-index entry when the
     /// command started, so lookups of those keys need not read the database.
     unoccupied: Option<(Vec<u8>, Vec<u8>)>,
     pub applied: Applied,
+}
+
+/// The rows of one large write, borrowed from its command, and their order by key.
+struct RowRun<'a> {
+    writes: &'a [RowWrite],
+    order: Vec<usize>,
 }
 
 impl<'a> ApplyContext<'a> {
@@ -55,8 +62,10 @@ impl<'a> ApplyContext<'a> {
         }
         if cf_name == CF_ROWS {
             for run in self.row_runs.iter().rev() {
-                if let Ok(at) = run.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                    return Ok(Some(run[at].1.clone()));
+                let key_at = |i: &usize| run.writes[*i].key.as_slice().cmp(key);
+                if let Ok(at) = run.order.binary_search_by(key_at) {
+                    let row = run.writes[run.order[at]].value.as_deref();
+                    return Ok(row.map(|row| rows::stored_row(self.seq, row)));
                 }
             }
         }
@@ -116,7 +125,8 @@ impl<'a> ApplyContext<'a> {
         let key = |i: usize| writes[i].key.as_slice();
         let mut order: Vec<usize> = (0..writes.len()).collect();
         if !writes.windows(2).all(|pair| pair[0].key < pair[1].key) {
-            order.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+            // A stable sort merges the sorted stretches a parallel plan's batches arrive in.
+            order.sort_by(|&a, &b| key(a).cmp(key(b)));
             if order.windows(2).any(|pair| key(pair[0]) == key(pair[1])) {
                 return Ok(None);
             }
@@ -129,20 +139,20 @@ impl<'a> ApplyContext<'a> {
         Ok(Some(order))
     }
 
-    /// Ends a write [`Self::begin_row_writes`] ordered: `run` (its keys and stored rows, sorted)
-    /// is what later parts of the command see for those keys.
-    pub(super) fn end_row_writes(&mut self, run: Vec<(Vec<u8>, Vec<u8>)>) {
+    /// Ends a write [`Self::begin_row_writes`] ordered: its rows are what later parts of the
+    /// command see for those keys.
+    pub(super) fn end_row_writes(&mut self, writes: &'a [RowWrite], order: Vec<usize>) {
         self.unoccupied = None;
-        if let Some(rows) = self
+        if let Some(pending) = self
             .pending
             .get_mut(CF_ROWS)
             .filter(|rows| !rows.is_empty())
         {
-            for (key, _) in &run {
-                rows.remove(key);
+            for write in writes {
+                pending.remove(&write.key);
             }
         }
-        self.row_runs.push(run);
+        self.row_runs.push(RowRun { writes, order });
     }
 
     pub(super) fn counter(&self, name: &[u8]) -> StorageResult<u64> {

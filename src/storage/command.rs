@@ -163,9 +163,9 @@ impl Command {
         }
     }
 
-    pub(super) fn write_into(
-        &self,
-        ctx: &mut ApplyContext,
+    pub(super) fn write_into<'a>(
+        &'a self,
+        ctx: &mut ApplyContext<'a>,
         batch: &mut WriteBatch,
     ) -> StorageResult<()> {
         match self {
@@ -247,7 +247,7 @@ impl Command {
                 row_id_high_water,
             } => {
                 match ctx.begin_row_writes(writes)? {
-                    Some(order) => write_new_rows(ctx, batch, *table_id, writes, &order)?,
+                    Some(order) => write_new_rows(ctx, batch, *table_id, writes, order)?,
                     None => {
                         for write in writes {
                             write_row(ctx, batch, *table_id, write)?;
@@ -455,23 +455,24 @@ fn check_expectation(ctx: &ApplyContext, table_id: u64, write: &RowWrite) -> Sto
 
 /// Writes rows, in the key `order` [`ApplyContext::begin_row_writes`] chose, into a range that
 /// held nothing when the command started; they are recorded as one sorted run.
-fn write_new_rows(
-    ctx: &mut ApplyContext,
+fn write_new_rows<'a>(
+    ctx: &mut ApplyContext<'a>,
     batch: &mut WriteBatch,
     table_id: u64,
-    writes: &[RowWrite],
-    order: &[usize],
+    writes: &'a [RowWrite],
+    order: Vec<usize>,
 ) -> StorageResult<()> {
     let rows_cf = cf(ctx.db, CF_ROWS);
-    let mut run = Vec::with_capacity(order.len());
+    let mut stored = Vec::new();
     for write in order.iter().map(|&i| &writes[i]) {
         check_expectation(ctx, table_id, write)?;
         // begin_row_writes admits only writes that carry a row.
-        let stored = rows::stored_row(ctx.seq, write.value.as_deref().unwrap_or(TOMBSTONE));
-        batch.put_cf(rows_cf, &write.key, &stored);
-        run.push((write.key.clone(), stored));
+        if let Some(row) = &write.value {
+            rows::store_row_into(ctx.seq, row, &mut stored);
+            batch.put_cf(rows_cf, &write.key, &stored);
+        }
     }
-    ctx.end_row_writes(run);
+    ctx.end_row_writes(writes, order);
     Ok(())
 }
 

@@ -32,6 +32,21 @@ fn corrupt(message: impl Into<String>) -> StorageError {
 }
 
 /// Encodes row `row` of `columns` (arrays of each column's Arrow type, in table order).
+/// Encodes row after row, each into a vector of exactly its size: growing a fresh vector per
+/// row reallocates several times, which bulk writes feel.
+#[derive(Default)]
+pub struct RowEncoder {
+    scratch: Vec<u8>,
+}
+
+impl RowEncoder {
+    pub fn encode(&mut self, columns: &[ArrayRef], row: usize) -> Vec<u8> {
+        self.scratch.clear();
+        encode_row(columns, row, &mut self.scratch);
+        self.scratch.clone()
+    }
+}
+
 pub fn encode_row(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) {
     for column in columns {
         encode_datum(column.as_ref(), row, out);
@@ -394,9 +409,15 @@ fn escape_bytes(bytes: &[u8], out: &mut Vec<u8>) {
 /// A stored row: the sequence number of the command that wrote it (its version), then the row.
 pub fn stored_row(seq: u64, row: &[u8]) -> Vec<u8> {
     let mut stored = Vec::with_capacity(8 + row.len());
-    stored.extend_from_slice(&seq.to_le_bytes());
-    stored.extend_from_slice(row);
+    store_row_into(seq, row, &mut stored);
     stored
+}
+
+/// [`stored_row`] into a buffer the caller reuses.
+pub fn store_row_into(seq: u64, row: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(row);
 }
 
 pub fn stored_version(stored: &[u8]) -> StorageResult<u64> {

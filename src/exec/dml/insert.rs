@@ -66,12 +66,9 @@ impl Session {
             if insert.on.is_some() {
                 return Err(unsupported("ON CONFLICT on a stream table"));
             }
+            let mut encoder = rows::RowEncoder::default();
             let rows = (0..new_rows.len)
-                .map(|row| {
-                    let mut value = Vec::new();
-                    rows::encode_row(&new_rows.columns, row, &mut value);
-                    value
-                })
+                .map(|row| encoder.encode(&new_rows.columns, row))
                 .collect();
             self.append_stream(&record, rows)?;
             return self
@@ -235,11 +232,15 @@ impl Session {
             .iter()
             .map(|&i| rows.columns[i].clone())
             .collect();
+        let prefix = rows::table_prefix(record.table_id);
+        // One scratch buffer, and each key copied out at its exact size.
+        let mut scratch = Vec::new();
         let keys = (0..rows.len)
             .map(|row| {
-                let mut key = rows::table_prefix(record.table_id).to_vec();
-                rows::encode_key(&key_columns, row, &mut key);
-                key
+                scratch.clear();
+                scratch.extend_from_slice(&prefix);
+                rows::encode_key(&key_columns, row, &mut scratch);
+                scratch.clone()
             })
             .collect();
         Ok((keys, None))
@@ -254,19 +255,16 @@ impl Session {
         on_conflict: Option<&OnConflictAction>,
     ) -> ExecResult<TableRows> {
         let (keys, high_water) = self.row_keys(record, rows)?;
+        let mut encoder = rows::RowEncoder::default();
         if on_conflict.is_none() {
             // Every row is written: no per-row bookkeeping, and the rows are already the result.
             let writes = keys
                 .into_iter()
                 .enumerate()
-                .map(|(row, key)| {
-                    let mut value = Vec::new();
-                    rows::encode_row(&rows.columns, row, &mut value);
-                    RowWrite {
-                        key,
-                        value: Some(value),
-                        expect: Expect::Absent,
-                    }
+                .map(|(row, key)| RowWrite {
+                    key,
+                    value: Some(encoder.encode(&rows.columns, row)),
+                    expect: Expect::Absent,
                 })
                 .collect();
             self.commit_rows(record, writes, high_water)?;
@@ -299,11 +297,9 @@ impl Session {
                     }
                 }
             }
-            let mut value = Vec::new();
-            rows::encode_row(&rows.columns, row, &mut value);
             writes.push(RowWrite {
                 key: key.clone(),
-                value: Some(value),
+                value: Some(encoder.encode(&rows.columns, row)),
                 expect: Expect::Absent,
             });
             written.push(row);

@@ -275,14 +275,11 @@ impl Session {
                 ));
             }
         }
+        let mut encoder = rows::RowEncoder::default();
         let writes = identities
             .into_iter()
             .enumerate()
-            .map(|(row, (key, version))| {
-                let mut value = Vec::new();
-                rows::encode_row(&rows.columns, row, &mut value);
-                (key, version, value)
-            })
+            .map(|(row, (key, version))| (key, version, encoder.encode(&rows.columns, row)))
             .collect();
         Ok(UpdatedRows { writes, rows })
     }
