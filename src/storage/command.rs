@@ -163,6 +163,21 @@ impl Command {
         }
     }
 
+    /// About how many bytes this command's write batch takes, so that a bulk write's batch is
+    /// allocated once instead of grown (and copied) a doubling at a time.
+    pub(super) fn batch_size_hint(&self) -> usize {
+        // Per entry: tag, column family id, two varint lengths, the stored row's version.
+        const ENTRY_OVERHEAD: usize = 24;
+        match self {
+            Command::WriteRows { writes, .. } => writes
+                .iter()
+                .map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD)
+                .sum(),
+            Command::Batch(commands) => commands.iter().map(Command::batch_size_hint).sum(),
+            _ => 0,
+        }
+    }
+
     pub(super) fn write_into<'a>(
         &'a self,
         ctx: &mut ApplyContext<'a>,

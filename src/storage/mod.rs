@@ -186,7 +186,7 @@ impl Store {
         let (seq, outcome) = {
             let mut applied = self.apply_lock.lock().expect("apply lock poisoned");
             let seq = *applied + 1;
-            let mut batch = WriteBatch::default();
+            let mut batch = WriteBatch::with_capacity_bytes(command.batch_size_hint());
             let mut ctx =
                 command::ApplyContext::new(&self.db, seq, &self.streams_root, self.sync_writes);
             command.write_into(&mut ctx, &mut batch)?;
