@@ -19,6 +19,9 @@ use crate::jobs::{JobContext, JobError, JobResult, JobWork};
 
 /// How often, in staged bytes, free disk is measured again while staging.
 const FREE_SPACE_CHECK_BYTES: u64 = 16 * 1024 * 1024;
+/// Finished files waiting for their fdatasync; extraction waits when the disk falls this far
+/// behind.
+const QUEUED_SYNCS: usize = 64;
 
 pub struct RestoreJob {
     pub source: PathBuf,
@@ -130,6 +133,8 @@ fn fill_staging(
         root: staging.to_path_buf(),
         ctx,
         min_free_bytes: limits.min_free_bytes,
+        background_sync: BackgroundSync::start()
+            .map_err(ArchiveError::io("starting the restore's sync thread"))?,
     };
     let mut last_report = Instant::now();
     let mut next_space_check = FREE_SPACE_CHECK_BYTES;
@@ -151,12 +156,17 @@ fn fill_staging(
         }
         Ok(())
     };
-    let checked = reader::read_archive(
+    let read = reader::read_archive(
         source,
         limits.signing_key.as_ref(),
         &mut sink,
         &mut on_progress,
-    )?;
+    );
+    // A failed fdatasync is the cause when the read stopped because the sync thread had quit.
+    sink.background_sync
+        .finish()
+        .map_err(ArchiveError::io(format!("syncing files staged in {}", staging.display())))?;
+    let checked = read?;
     if checked.signature != Signature::Verified {
         tracing::warn!(
             job_id = ctx.job_id,
@@ -171,8 +181,8 @@ fn fill_staging(
     let total = checked.manifest.total_bytes;
     ctx.progress(total, None)
         .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    // One syncfs makes every staged file and directory durable: far cheaper than an fsync
-    // per file when a checkpoint holds hundreds of them.
+    // One syncfs makes the directories and the last files durable (the background syncs
+    // covered the rest) without an fsync per directory.
     super::sync_filesystem(staging)
         .map_err(ArchiveError::io(format!("syncing {}", staging.display())))?;
     let marker = RestoreMarker {
@@ -228,6 +238,54 @@ struct StagingSink<'a> {
     root: PathBuf,
     ctx: &'a JobContext,
     min_free_bytes: u64,
+    background_sync: BackgroundSync,
+}
+
+/// Makes staged files durable while later ones are still being extracted. Left to one syncfs
+/// at the end, a gigabyte of dirty pages would be written only then (the kernel starts
+/// writeback on its own only past `dirty_background_ratio` of memory); synced one by one on a
+/// thread of their own, the disk writes overlap decompression.
+struct BackgroundSync {
+    files: Option<std::sync::mpsc::SyncSender<File>>,
+    worker: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl BackgroundSync {
+    fn start() -> std::io::Result<BackgroundSync> {
+        let (files, finished) = std::sync::mpsc::sync_channel::<File>(QUEUED_SYNCS);
+        let worker = std::thread::Builder::new()
+            .name("restore-sync".into())
+            .spawn(move || {
+                for file in finished {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })?;
+        Ok(BackgroundSync {
+            files: Some(files),
+            worker: Some(worker),
+        })
+    }
+
+    fn queue(&self) -> std::sync::mpsc::SyncSender<File> {
+        self.files.clone().expect("files are queued only before finish")
+    }
+
+    /// Waits for every queued file's sync; the first failure, if any.
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.files = None;
+        match self.worker.take().map(|worker| worker.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(std::io::Error::other("the sync thread panicked")),
+        }
+    }
+}
+
+impl Drop for BackgroundSync {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
 }
 
 /// Fails unless writing `more` bytes under `dir` leaves `min_free` bytes free.
@@ -294,27 +352,32 @@ impl Sink for StagingSink<'_> {
             .create_new(true)
             .open(&path)
             .map_err(ArchiveError::io(format!("creating {}", path.display())))?;
-        Ok(Box::new(StagedFile(std::io::BufWriter::with_capacity(
-            256 * 1024,
-            file,
-        ))))
+        Ok(Box::new(StagedFile {
+            out: std::io::BufWriter::with_capacity(256 * 1024, file),
+            sync_queue: self.background_sync.queue(),
+        }))
     }
 }
 
-struct StagedFile(std::io::BufWriter<File>);
+struct StagedFile {
+    out: std::io::BufWriter<File>,
+    sync_queue: std::sync::mpsc::SyncSender<File>,
+}
 
 impl Write for StagedFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
+        self.out.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
+        self.out.flush()
     }
 }
 
 impl FileSink for StagedFile {
     fn commit(self: Box<Self>) -> std::io::Result<()> {
-        // Durability comes from one syncfs after the last file (see `fill_staging`).
-        self.0.into_inner().map(drop).map_err(|e| e.into_error())
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        self.sync_queue
+            .send(file)
+            .map_err(|_| std::io::Error::other("the restore's sync thread stopped"))
     }
 }

@@ -66,6 +66,12 @@ impl Store {
     pub fn capture_backup_point(&self, dest: &Path) -> StorageResult<BackupPoint> {
         let io = |what: String| move |e| StorageError::io(what, e);
         std::fs::create_dir_all(dest).map_err(io(format!("creating {}", dest.display())))?;
+        // A small column family written by every batch (`meta`) pins write-ahead logs until
+        // `MAX_TOTAL_WAL_BYTES`, so without a flush the checkpoint would carry up to that much
+        // log whose rows are already in SST files, and a restore would replay it twice (when
+        // staging checks the catalog, and when the server starts). Flushed outside the apply
+        // lock: writes continue, and only what they add meanwhile lands in the checkpoint's log.
+        self.flush()?;
         let _snapshots = self.snapshots_lock.lock().expect("snapshots lock");
         let started = std::time::Instant::now();
         let applied = self.apply_lock.lock().expect("apply lock poisoned");
