@@ -165,7 +165,10 @@ fn fill_staging(
     // A failed fdatasync is the cause when the read stopped because the sync thread had quit.
     sink.background_sync
         .finish()
-        .map_err(ArchiveError::io(format!("syncing files staged in {}", staging.display())))?;
+        .map_err(ArchiveError::io(format!(
+            "syncing files staged in {}",
+            staging.display()
+        )))?;
     let checked = read?;
     if checked.signature != Signature::Verified {
         tracing::warn!(
@@ -268,7 +271,9 @@ impl BackgroundSync {
     }
 
     fn queue(&self) -> std::sync::mpsc::SyncSender<File> {
-        self.files.clone().expect("files are queued only before finish")
+        self.files
+            .clone()
+            .expect("files are queued only before finish")
     }
 
     /// Waits for every queued file's sync; the first failure, if any.

@@ -71,6 +71,12 @@ impl Session {
         for spec in &create.columns {
             columns.push(self.column_def(spec).await?);
         }
+        let mut commands = self.column_sequences(
+            &namespace,
+            &create.table.name,
+            &mut columns,
+            &create.columns,
+        )?;
         let primary_key = create
             .primary_key
             .iter()
@@ -90,9 +96,12 @@ impl Session {
             primary_key,
             created_at: now_micros(),
         };
-        match self.engine.apply(&Command::CreateTable(record)) {
+        // The sequences of SERIAL and identity columns come and go with their table.
+        commands.push(Command::CreateTable(record));
+        match self.engine.apply(&Command::Batch(commands)) {
             Ok(_) => {}
-            Err(StorageError::Conflict(Conflict::TableExists(..))) if create.if_not_exists => {}
+            Err(StorageError::Conflict(Conflict::TableExists(_, name)))
+                if create.if_not_exists && name == create.table.name => {}
             Err(e) => return Err(e.into()),
         }
         Ok(Outcome::Done {
@@ -100,9 +109,32 @@ impl Session {
         })
     }
 
-    /// Checks a column's DEFAULT by evaluating it once, so a bad default fails at CREATE time.
+    /// Checks a column's DEFAULT by evaluating it once, so a bad default fails at CREATE time;
+    /// one that calls nextval is checked for its sequences instead (running it would use a
+    /// value), and a plain `nextval('name')` is bound to the sequence the name means now.
     async fn column_def(&self, spec: &ColumnSpec) -> ExecResult<ColumnDef> {
-        if let Some(default) = &spec.default {
+        let mut default = spec.default.clone();
+        let sequences = default
+            .as_deref()
+            .map(super::sequences::sequences_in_default)
+            .unwrap_or_default();
+        if !sequences.is_empty() {
+            let mut bound = Vec::new();
+            for text in &sequences {
+                let name = crate::sql::relation_name(text).map_err(|_| {
+                    ExecError::UndefinedTable(format!("relation \"{text}\" does not exist"))
+                })?;
+                bound.push(self.resolve_sequence(&name)?);
+            }
+            if let [sequence] = bound.as_slice()
+                && super::sequences::is_plain_nextval(default.as_deref().unwrap_or_default())
+            {
+                default = Some(super::sequences::nextval_default(
+                    &sequence.namespace,
+                    &sequence.name,
+                ));
+            }
+        } else if let Some(default) = &spec.default {
             self.evaluate_default(default, spec.sql_type)
                 .await
                 .map_err(|e| match e {
@@ -119,8 +151,9 @@ impl Session {
             name: spec.name.clone(),
             sql_type: spec.sql_type,
             nullable: spec.nullable,
-            default: spec.default.clone(),
+            default,
             missing_value: None,
+            identity: None,
         })
     }
 
@@ -166,6 +199,13 @@ impl Session {
         if_not_exists: bool,
     ) -> ExecResult<Outcome> {
         let mut record = self.resolve_table(table)?;
+        if spec.sequence.is_some() {
+            // Existing rows would each need their own value, which a missing value cannot give.
+            return Err(crate::sql::SqlError::Unsupported(
+                "ALTER TABLE ... ADD COLUMN with SERIAL or an identity is not supported; create the sequence and add the column with DEFAULT nextval(...) instead".into(),
+            )
+            .into());
+        }
         if record.columns.iter().any(|c| c.name == spec.name) {
             if if_not_exists {
                 return Ok(Outcome::Done { tag: "ALTER TABLE" });
@@ -176,8 +216,18 @@ impl Session {
             )));
         }
         let mut column = self.column_def(spec).await?;
+        let calls_nextval = column
+            .default
+            .as_deref()
+            .is_some_and(|d| !super::sequences::sequences_in_default(d).is_empty());
+        if calls_nextval && self.table_has_rows(&record)? {
+            return Err(crate::sql::SqlError::Unsupported(
+                "ALTER TABLE ... ADD COLUMN with a nextval default on a table with rows is not supported".into(),
+            )
+            .into());
+        }
         // Existing rows read the default as it is now (PostgreSQL's "missing value").
-        if let Some(default) = &spec.default {
+        if let Some(default) = spec.default.as_ref().filter(|_| !calls_nextval) {
             let batches = self.evaluate_default(default, spec.sql_type).await?;
             // A set-returning default gives no row or several: PostgreSQL refuses those.
             let rows: usize = batches.iter().map(|b| b.num_rows()).sum();

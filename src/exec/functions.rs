@@ -234,14 +234,6 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
             Ok(Arc::new(out))
         },
     ));
-    // KalamDB has no sequences, so no column owns one.
-    ctx.register_udf(create_udf(
-        "pg_get_serial_sequence",
-        vec![DataType::Utf8, DataType::Utf8],
-        DataType::Utf8,
-        Volatility::Stable,
-        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-    ));
     ctx.register_udf(constant_text("current_database", DATABASE_NAME.into()));
     ctx.register_udf(constant_text("current_catalog", DATABASE_NAME.into()));
     ctx.register_udf(constant_text("current_schema", "public".into()));

@@ -20,6 +20,8 @@ mod pg_derived;
 mod planner;
 mod point_query;
 mod prepare;
+mod sequence_functions;
+mod sequences;
 mod session;
 mod settings;
 mod stream_table;
@@ -132,6 +134,12 @@ pub enum ExecError {
     RoleDropped(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// nextval past a sequence's bound without CYCLE.
+    #[error("{0}")]
+    SequenceLimit(String),
+    /// A value given to a `GENERATED ALWAYS` identity column.
+    #[error("{0}")]
+    GeneratedAlways(String),
 }
 
 pub type ExecResult<T> = Result<T, ExecError>;
@@ -153,7 +161,10 @@ impl From<StorageError> for ExecError {
                 Conflict::NoSuchNamespace(_) => ExecError::InvalidSchemaName(message),
                 Conflict::NamespaceNotEmpty(_) => ExecError::DependentObjectsStillExist(message),
                 Conflict::TableExists(..) => ExecError::DuplicateTable(message),
-                Conflict::NoSuchTable(..) => ExecError::UndefinedTable(message),
+                Conflict::NoSuchTable(..) | Conflict::NoSuchSequence(_) => {
+                    ExecError::UndefinedTable(message)
+                }
+                Conflict::SequenceExhausted { .. } => ExecError::SequenceLimit(message),
                 Conflict::DuplicateKey { .. } => ExecError::UniqueViolation(message),
                 Conflict::RowChanged { .. } => ExecError::ConcurrentUpdate(message),
                 Conflict::TableChanged(_) => ExecError::ConcurrentDefinitionChange(message),

@@ -3,23 +3,27 @@
 
 use super::{ExecError, ExecResult, Session};
 use crate::sql::TableName;
-use crate::storage::TableRecord;
+use crate::storage::{Store, TableRecord};
+
+/// The namespaces a `search_path` value names that exist, in order.
+pub(super) fn namespaces_on_path(store: &Store, path: &str) -> ExecResult<Vec<String>> {
+    let mut namespaces = Vec::new();
+    for entry in path.split(',') {
+        let name = entry.trim().trim_matches('"');
+        if name.is_empty() || name == "$user" {
+            continue;
+        }
+        if store.namespace(name)?.is_some() {
+            namespaces.push(name.to_owned());
+        }
+    }
+    Ok(namespaces)
+}
 
 impl Session {
     /// The namespaces of `search_path` that exist, in order.
     pub(super) fn search_path(&self) -> ExecResult<Vec<String>> {
-        let path = self.setting("search_path")?;
-        let mut namespaces = Vec::new();
-        for entry in path.split(',') {
-            let name = entry.trim().trim_matches('"');
-            if name.is_empty() || name == "$user" {
-                continue;
-            }
-            if self.engine.store.namespace(name)?.is_some() {
-                namespaces.push(name.to_owned());
-            }
-        }
-        Ok(namespaces)
+        namespaces_on_path(&self.engine.store, &self.setting("search_path")?)
     }
 
     /// Finds a table by qualified name, or along `search_path` (42P01 when there is none).

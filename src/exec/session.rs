@@ -144,6 +144,7 @@ impl Engine {
         let settings = Arc::new(Mutex::new(settings));
         // After pg_catalog, whose session functions answer for a fixed user.
         functions::register(&ctx, user_id, settings.clone());
+        super::sequence_functions::register(&ctx, self.store.clone(), settings.clone());
         Session {
             engine: self.clone(),
             caller: Caller {
@@ -314,6 +315,21 @@ impl Session {
                 column,
                 if_not_exists,
             } => self.add_column(table, column, *if_not_exists).await,
+            Statement::CreateSequence {
+                name,
+                if_not_exists,
+                options,
+            } => self.create_sequence(name, *if_not_exists, options),
+            Statement::AlterSequence {
+                name,
+                if_exists,
+                options,
+            } => self.alter_sequence(name, *if_exists, options),
+            Statement::DropSequence {
+                names,
+                if_exists,
+                cascade,
+            } => self.drop_sequences(names, *if_exists, *cascade),
             Statement::FlushTable { table } => self.flush_table(table),
             Statement::KillJob { job_id } => self.kill_job(job_id),
             Statement::BackupDatabase { path, quoted } => self.backup_database(path, *quoted),

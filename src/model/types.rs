@@ -170,6 +170,28 @@ pub struct ColumnDef {
     /// existed read as (PostgreSQL's "missing value"); `None` reads as NULL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_value: Option<Vec<u8>>,
+    /// An identity column's kind; its `default` is then the nextval of its sequence, which
+    /// catalogs show as the identity rather than as a default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identity {
+    /// `GENERATED ALWAYS`: an INSERT may not give a value (without OVERRIDING SYSTEM VALUE).
+    Always,
+    ByDefault,
+}
+
+impl Identity {
+    /// `pg_attribute.attidentity`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Identity::Always => "a",
+            Identity::ByDefault => "d",
+        }
+    }
 }
 
 impl ColumnDef {

@@ -60,6 +60,8 @@ pub const UNDEFINED_PARAMETER: &str = "42P02";
 pub const UNDEFINED_TABLE: &str = "42P01";
 pub const UNIQUE_VIOLATION: &str = "23505";
 pub const WRONG_OBJECT_TYPE: &str = "42809";
+pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
+pub const GENERATED_ALWAYS: &str = "428C9";
 
 /// SQLSTATE and message for an execution-layer error.
 pub fn exec_error(err: &ExecError) -> ErrorInfo {
@@ -109,6 +111,8 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::PathForbidden(_) => INSUFFICIENT_PRIVILEGE,
         ExecError::RoleDropped(_) => INVALID_AUTHORIZATION,
         ExecError::Internal(_) => INTERNAL_ERROR,
+        ExecError::SequenceLimit(_) => SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
+        ExecError::GeneratedAlways(_) => GENERATED_ALWAYS,
     }
 }
 
@@ -141,6 +145,7 @@ fn sql_code(err: &SqlError) -> &'static str {
         SqlError::StackDepth(_) => STATEMENT_TOO_COMPLEX,
         SqlError::TooManyColumns(_) => TOO_MANY_COLUMNS,
         SqlError::UndefinedParameter(_) => UNDEFINED_PARAMETER,
+        SqlError::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
     }
 }
 

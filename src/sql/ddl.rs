@@ -63,6 +63,29 @@ pub struct ColumnSpec {
     pub nullable: bool,
     /// The DEFAULT expression, kept as SQL text and evaluated per inserted row.
     pub default: Option<String>,
+    /// A sequence the column takes its values from, created with the table.
+    pub sequence: Option<ColumnSequence>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnSequence {
+    /// SMALLSERIAL, SERIAL or BIGSERIAL: a DEFAULT of nextval.
+    Serial,
+    /// `GENERATED {ALWAYS | BY DEFAULT} AS IDENTITY [(options)]`.
+    Identity {
+        always: bool,
+        options: super::SequenceOptions,
+    },
+}
+
+/// The integer type behind a SERIAL pseudo-type name.
+fn serial_type(data_type: &ast::DataType) -> Option<SqlType> {
+    match data_type.to_string().to_ascii_lowercase().as_str() {
+        "smallserial" | "serial2" => Some(SqlType::SmallInt),
+        "serial" | "serial4" => Some(SqlType::Integer),
+        "bigserial" | "serial8" => Some(SqlType::BigInt),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -193,17 +216,59 @@ pub fn stream_ttl(create: &ast::CreateTable) -> Result<u64, SqlError> {
 
 /// Converts one column definition; the flag says whether it declared PRIMARY KEY inline.
 pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError> {
+    let serial = serial_type(&def.data_type);
     let mut column = ColumnSpec {
         name: fold_ident(&def.name),
-        sql_type: sql_type(&def.data_type)?,
-        nullable: true,
+        sql_type: match serial {
+            Some(t) => t,
+            None => sql_type(&def.data_type)?,
+        },
+        nullable: serial.is_none(),
         default: None,
+        sequence: serial.map(|_| ColumnSequence::Serial),
     };
     let mut is_key = false;
+    let conflicting = |what: &str| {
+        SqlError::Syntax(format!(
+            "{what} specified for column \"{}\"",
+            fold_ident(&def.name)
+        ))
+    };
     for option in &def.options {
         match &option.option {
+            ColumnOption::Null if serial.is_some() => {
+                return Err(conflicting("conflicting NULL/NOT NULL declarations"));
+            }
             ColumnOption::Null => column.nullable = true,
             ColumnOption::NotNull => column.nullable = false,
+            ColumnOption::Default(_) if column.sequence.is_some() => {
+                return Err(conflicting("both default and identity or serial"));
+            }
+            ColumnOption::Generated {
+                generated_as: generated @ (ast::GeneratedAs::Always | ast::GeneratedAs::ByDefault),
+                sequence_options,
+                generation_expr: None,
+                ..
+            } => {
+                if column.sequence.is_some() || column.default.is_some() {
+                    return Err(conflicting("both default and identity or serial"));
+                }
+                if !matches!(
+                    column.sql_type,
+                    SqlType::SmallInt | SqlType::Integer | SqlType::BigInt
+                ) {
+                    return Err(SqlError::InvalidParameter(
+                        "identity column type must be smallint, integer, or bigint".into(),
+                    ));
+                }
+                column.nullable = false;
+                column.sequence = Some(ColumnSequence::Identity {
+                    always: matches!(generated, ast::GeneratedAs::Always),
+                    options: super::sequences::from_identity_options(
+                        sequence_options.as_deref().unwrap_or_default(),
+                    )?,
+                });
+            }
             ColumnOption::Default(expr) => {
                 // As in PostgreSQL; a default runs with the rights of whoever inserts.
                 if contains_subquery(expr) {

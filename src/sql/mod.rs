@@ -10,15 +10,19 @@ mod ddl;
 pub mod limits;
 mod output_names;
 mod parse;
+mod sequences;
 mod subqueries;
 
 pub use catalog_queries::{
     DEFINITIONS_TABLE, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE, RELATION_SIZES_TABLE,
     backslash_like_pattern,
 };
-pub use ddl::{ColumnSpec, CreateTable, TableName, sql_type as declared_type, sql_type_named};
+pub use ddl::{
+    ColumnSequence, ColumnSpec, CreateTable, TableName, sql_type as declared_type, sql_type_named,
+};
 pub use output_names::REPEAT_ALIAS_PREFIX;
-pub use parse::{fold_ident as fold, parse, parse_expr};
+pub use parse::{fold_ident as fold, parse, parse_expr, relation_name};
+pub use sequences::SequenceOptions;
 pub use subqueries::SINGLE_ROW_FUNCTION;
 
 use datafusion::sql::sqlparser::ast;
@@ -48,6 +52,8 @@ pub enum SqlError {
     TooManyColumns(String),
     #[error("{0}")]
     UndefinedParameter(String),
+    #[error("{0}")]
+    InvalidParameter(String),
 }
 
 /// A parsed statement.
@@ -128,6 +134,24 @@ pub enum Statement {
         column: ColumnSpec,
         if_not_exists: bool,
     },
+    /// `CREATE SEQUENCE [IF NOT EXISTS] name [options]`
+    CreateSequence {
+        name: TableName,
+        if_not_exists: bool,
+        options: SequenceOptions,
+    },
+    /// `ALTER SEQUENCE [IF EXISTS] name options`
+    AlterSequence {
+        name: TableName,
+        if_exists: bool,
+        options: SequenceOptions,
+    },
+    /// `DROP SEQUENCE [IF EXISTS] name [, ...] [CASCADE | RESTRICT]`
+    DropSequence {
+        names: Vec<TableName>,
+        if_exists: bool,
+        cascade: bool,
+    },
     /// `FLUSH TABLE t`: moves the table's hot rows into a Parquet segment, as a job.
     FlushTable {
         table: TableName,
@@ -196,6 +220,9 @@ impl Statement {
             Statement::CreateTable(_) => "CREATE TABLE",
             Statement::DropTable { .. } => "DROP TABLE",
             Statement::AddColumn { .. } => "ALTER TABLE",
+            Statement::CreateSequence { .. } => "CREATE SEQUENCE",
+            Statement::AlterSequence { .. } => "ALTER SEQUENCE",
+            Statement::DropSequence { .. } => "DROP SEQUENCE",
             Statement::FlushTable { .. } => "FLUSH TABLE",
             Statement::KillJob { .. } => "KILL JOB",
             Statement::BackupDatabase { .. } => "BACKUP DATABASE",
@@ -238,9 +265,12 @@ pub fn authorize(
         | Statement::Insert(_)
         | Statement::Update(_)
         | Statement::Delete(_) => Role::User,
-        Statement::CreateTable(_) | Statement::DropTable { .. } | Statement::AddColumn { .. } => {
-            Role::Service
-        }
+        Statement::CreateTable(_)
+        | Statement::DropTable { .. }
+        | Statement::AddColumn { .. }
+        | Statement::CreateSequence { .. }
+        | Statement::AlterSequence { .. }
+        | Statement::DropSequence { .. } => Role::Service,
         Statement::CreateNamespace { .. }
         | Statement::DropNamespace { .. }
         | Statement::FlushTable { .. }

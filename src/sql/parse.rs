@@ -27,6 +27,19 @@ pub fn parse_expr(sql: &str) -> Result<Expr, SqlError> {
         .parse_expr()?)
 }
 
+/// A relation named in text, as `'name'::regclass` reads it: `ns.name` or `name`, each part
+/// folded to lower case unless quoted.
+pub fn relation_name(text: &str) -> Result<TableName, SqlError> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser =
+        Parser::new(&dialect).with_tokens_with_locations(checked_tokens(&dialect, text)?);
+    let name = parser.parse_object_name(false)?;
+    if parser.peek_token().token != Token::EOF {
+        return Err(SqlError::Syntax(format!("invalid name syntax: {text}")));
+    }
+    TableName::from_object_name(&name)
+}
+
 /// The statement's tokens, once they are known to stay within [`super::limits`].
 fn checked_tokens(dialect: &PostgreSqlDialect, sql: &str) -> Result<Vec<TokenWithSpan>, SqlError> {
     let tokens = Tokenizer::new(dialect, sql)
@@ -41,6 +54,11 @@ fn checked_tokens(dialect: &PostgreSqlDialect, sql: &str) -> Result<Vec<TokenWit
 pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
     let dialect = PostgreSqlDialect {};
     let tokens = checked_tokens(&dialect, sql)?;
+    let unwrapped = super::sequences::without_regclass_arguments(sql);
+    let (sql, tokens) = match &unwrapped {
+        Some(text) => (text.as_str(), checked_tokens(&dialect, text)?),
+        None => (sql, tokens),
+    };
     if super::catalog_queries::mentions_catalog(sql)
         && let Some(statements) = super::catalog_queries::parse(sql)
     {
@@ -76,6 +94,12 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
         let user_id = parse_name(parser)?;
         return Ok(Statement::DropUser { user_id, if_exists });
+    }
+    if parser.parse_keywords(&[Keyword::CREATE, Keyword::SEQUENCE]) {
+        return super::sequences::parse_create(parser);
+    }
+    if parser.parse_keywords(&[Keyword::ALTER, Keyword::SEQUENCE]) {
+        return super::sequences::parse_alter(parser);
     }
     if parser.parse_keyword(Keyword::CREATE) {
         if parse_word(parser, "STREAM") {
@@ -309,6 +333,7 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     super::subqueries::check_expression_subqueries(&statement)?;
     super::subqueries::hold_to_single_row(&mut statement);
     super::output_names::alias_repeated_columns(&mut statement);
+    super::sequences::unwrap_regclass_arguments(&mut statement);
     Ok(match statement {
         S::Query(_) | S::Explain { .. } => Statement::Query(Box::new(statement)),
         S::Set(set) => from_set(set)?,
@@ -357,6 +382,14 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
                     .map(TableName::from_object_name)
                     .collect::<Result<_, _>>()?,
                 if_exists,
+            },
+            ast::ObjectType::Sequence => Statement::DropSequence {
+                names: names
+                    .iter()
+                    .map(TableName::from_object_name)
+                    .collect::<Result<_, _>>()?,
+                if_exists,
+                cascade,
             },
             ast::ObjectType::Schema if names.len() == 1 => Statement::DropNamespace {
                 name: object_name(&names[0]),

@@ -196,17 +196,24 @@ impl<'a> ApplyContext<'a> {
     }
 
     pub(super) fn tables_in(&self, namespace: &str) -> StorageResult<Vec<TableRecord>> {
-        let prefix = catalog_keys::tables_of(namespace);
+        self.records_in(&catalog_keys::tables_of(namespace))
+    }
+
+    /// The catalog records under `prefix`, this command's own changes included.
+    pub(super) fn records_in<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+    ) -> StorageResult<Vec<T>> {
         let mut found: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
-        for item in self.db.prefix_iterator_cf(cf(self.db, CF_CATALOG), &prefix) {
+        for item in self.db.prefix_iterator_cf(cf(self.db, CF_CATALOG), prefix) {
             let (key, value) = item?;
-            if !key.starts_with(&prefix) {
+            if !key.starts_with(prefix) {
                 break;
             }
             found.insert(key.to_vec(), Some(value.to_vec()));
         }
         for (key, value) in self.pending.get(CF_CATALOG).into_iter().flatten() {
-            if key.starts_with(&prefix) {
+            if key.starts_with(prefix) {
                 found.insert(key.clone(), value.clone());
             }
         }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 pub(super) use super::apply_context::ApplyContext;
 use super::records::{self, JobRecord, NamespaceRecord, TableRecord, UserRecord};
 use super::segments::SegmentRecord;
+use super::sequences::{self, SequencePosition, SequenceRecord};
 use super::streams::{self, StreamState};
 use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_ROWS, CF_USERS, Conflict,
@@ -111,6 +112,24 @@ pub enum Command {
         table_id: u64,
         numbers: Vec<u64>,
     },
+    /// Creates a sequence; its `sequence_id` is assigned when the command is applied.
+    CreateSequence(SequenceRecord),
+    /// Replaces a sequence's definition and position (ALTER SEQUENCE).
+    AlterSequence {
+        sequence: SequenceRecord,
+        position: SequencePosition,
+    },
+    DropSequence {
+        namespace: String,
+        name: String,
+    },
+    /// Moves a sequence's position: a reservation of values (expecting the position it read),
+    /// or setval.
+    MoveSequence {
+        sequence_id: u64,
+        expect: Option<SequencePosition>,
+        to: SequencePosition,
+    },
     /// Creates or updates a job's row in `system.jobs`.
     PutJob(JobRecord),
     DeleteJobs(Vec<String>),
@@ -157,7 +176,10 @@ impl Command {
             | Command::DropNamespace { .. }
             | Command::CreateTable(_)
             | Command::AlterTable(_)
-            | Command::DropTable { .. } => true,
+            | Command::DropTable { .. }
+            | Command::CreateSequence(_)
+            | Command::AlterSequence { .. }
+            | Command::DropSequence { .. } => true,
             Command::Batch(commands) => commands.iter().any(Command::changes_catalog),
             _ => false,
         }
@@ -208,12 +230,16 @@ impl Command {
                     return Err(Conflict::NoSuchNamespace(name.clone()).into());
                 }
                 let tables = ctx.tables_in(name)?;
-                if !tables.is_empty() && !cascade {
+                let has_sequences = !ctx
+                    .records_in::<SequenceRecord>(&catalog_keys::sequences_of(name))?
+                    .is_empty();
+                if (!tables.is_empty() || has_sequences) && !cascade {
                     return Err(Conflict::NamespaceNotEmpty(name.clone()).into());
                 }
                 for table in tables {
                     drop_table(ctx, batch, &table)?;
                 }
+                sequences::drop_all_in(ctx, batch, name)?;
                 ctx.delete(batch, CF_CATALOG, key);
             }
             Command::CreateTable(table) => {
@@ -223,7 +249,7 @@ impl Command {
                 {
                     return Err(Conflict::NoSuchNamespace(table.namespace.clone()).into());
                 }
-                if ctx.table(&table.namespace, &table.name)?.is_some() {
+                if sequences::relation_exists(ctx, &table.namespace, &table.name)? {
                     return Err(
                         Conflict::TableExists(table.namespace.clone(), table.name.clone()).into(),
                     );
@@ -319,6 +345,18 @@ impl Command {
                     ctx.put(batch, CF_CATALOG, key, records::encode(&state));
                 }
             }
+            Command::CreateSequence(sequence) => sequences::create(ctx, batch, sequence)?,
+            Command::AlterSequence { sequence, position } => {
+                sequences::alter(ctx, batch, sequence, *position)?
+            }
+            Command::DropSequence { namespace, name } => {
+                sequences::drop(ctx, batch, namespace, name)?
+            }
+            Command::MoveSequence {
+                sequence_id,
+                expect,
+                to,
+            } => sequences::move_to(ctx, batch, *sequence_id, *expect, *to)?,
             Command::PutJob(job) => {
                 ctx.put(
                     batch,
@@ -372,6 +410,7 @@ fn drop_table(
         ctx.delete(batch, CF_CATALOG, key);
     }
     ctx.delete(batch, CF_CATALOG, catalog_keys::stream(table.table_id));
+    sequences::drop_owned_by(ctx, batch, &table.namespace, &table.name)?;
     ctx.delete(
         batch,
         CF_CATALOG,

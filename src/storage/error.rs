@@ -18,6 +18,17 @@ pub enum Conflict {
     TableExists(String, String),
     #[error("relation \"{0}.{1}\" does not exist")]
     NoSuchTable(String, String),
+    #[error("relation \"{0}\" does not exist")]
+    NoSuchSequence(String),
+    #[error(
+        "nextval: reached {} value of sequence \"{name}\" ({bound})",
+        if *ascending { "maximum" } else { "minimum" }
+    )]
+    SequenceExhausted {
+        name: String,
+        ascending: bool,
+        bound: i64,
+    },
     #[error("table \"{0}\" was changed concurrently")]
     TableChanged(String),
     #[error("duplicate key value violates unique constraint")]

@@ -50,6 +50,15 @@ pub(super) mod catalog_keys {
         key.extend_from_slice(&segment_id.to_be_bytes());
         key
     }
+    pub fn sequence(namespace: &str, name: &str) -> Vec<u8> {
+        format!("sqn\0{namespace}\0{name}").into_bytes()
+    }
+    pub fn sequences_of(namespace: &str) -> Vec<u8> {
+        format!("sqn\0{namespace}\0").into_bytes()
+    }
+    pub fn sequences() -> Vec<u8> {
+        b"sqn\0".to_vec()
+    }
     pub fn segments_of(table_id: u64) -> Vec<u8> {
         let mut key = b"seg\0".to_vec();
         key.extend_from_slice(&table_id.to_be_bytes());

@@ -17,6 +17,7 @@ mod keys;
 mod records;
 pub mod rows;
 pub mod segments;
+mod sequences;
 pub mod streams;
 mod table_reads;
 mod view;
@@ -47,6 +48,7 @@ use keys::{
 };
 pub use records::{JobRecord, JobStatus, NamespaceRecord, ScramVerifier, TableRecord, UserRecord};
 pub use segments::SegmentRecord;
+pub use sequences::{OwnedBy, SequencePosition, SequenceRecord};
 pub use view::ReadView;
 
 /// Past this much write-ahead log, RocksDB flushes the column families that pin old logs.
@@ -76,6 +78,8 @@ pub struct Store {
     apply_lock: Mutex<u64>,
     /// Next hidden row id per table, handed out before the rows are committed.
     row_ids: Mutex<std::collections::HashMap<u64, u64>>,
+    /// Sequence values reserved durably and not handed out yet (see `sequences`).
+    sequence_ranges: Mutex<sequences::ReservedRanges>,
     /// Next segment id, handed out before the segment file is written.
     next_segment_id: std::sync::atomic::AtomicU64,
     streams_root: PathBuf,
@@ -140,6 +144,7 @@ impl Store {
             write_options,
             apply_lock: Mutex::new(applied),
             row_ids: Mutex::default(),
+            sequence_ranges: Mutex::default(),
             next_segment_id: Default::default(),
             streams_root,
             sync_writes: durability.sync_writes,

@@ -471,6 +471,7 @@ mod tests {
                 nullable: false,
                 default: None,
                 missing_value: None,
+                identity: None,
             },
             ColumnDef {
                 name: "name".into(),
@@ -478,6 +479,7 @@ mod tests {
                 nullable: true,
                 default: None,
                 missing_value: None,
+                identity: None,
             },
         ]);
         let arrays: Vec<ArrayRef> = vec![

@@ -31,6 +31,39 @@ fn column_count_mismatch(targets: usize, expressions: usize) -> ExecError {
     }))
 }
 
+fn is_default_keyword(value: &SqlExpr) -> bool {
+    matches!(value, SqlExpr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+}
+
+/// A `GENERATED ALWAYS` identity column takes only its own values: an INSERT naming it must
+/// give DEFAULT in every row (428C9 otherwise, as PostgreSQL without OVERRIDING SYSTEM VALUE).
+fn check_generated_always(
+    record: &TableRecord,
+    insert: &ast::Insert,
+    targets: &[usize],
+) -> ExecResult<()> {
+    for (position, &index) in targets.iter().enumerate() {
+        let column = &record.columns[index];
+        if column.identity != Some(crate::model::types::Identity::Always) {
+            continue;
+        }
+        let all_default = match insert.source.as_deref().map(|s| s.body.as_ref()) {
+            Some(SetExpr::Values(values)) => values
+                .rows
+                .iter()
+                .all(|row| row.get(position).is_some_and(is_default_keyword)),
+            _ => false,
+        };
+        if !all_default {
+            return Err(ExecError::GeneratedAlways(format!(
+                "cannot insert a non-DEFAULT value into column \"{}\"",
+                column.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Session {
     pub(in crate::exec) async fn insert(&self, statement: &ast::Statement) -> ExecResult<Outcome> {
         let ast::Statement::Insert(insert) = statement else {
@@ -57,6 +90,7 @@ impl Session {
                 })
                 .collect::<ExecResult<_>>()?
         };
+        check_generated_always(&record, insert, &targets)?;
         let planner = LazyPlanner::new(self, statement);
         let new_rows = self
             .insert_source_rows(&planner, &record, insert, &targets)
@@ -147,8 +181,7 @@ impl Session {
                     return Err(column_count_mismatch(targets.len(), row.len()));
                 }
                 for (value, &column) in row.iter_mut().zip(targets) {
-                    if matches!(value, SqlExpr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
-                    {
+                    if is_default_keyword(value) {
                         *value = defaults[column]
                             .clone()
                             .unwrap_or(SqlExpr::value(ast::Value::Null));

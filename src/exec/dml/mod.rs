@@ -153,6 +153,12 @@ fn updated_row_values(
     for assignment in assignments {
         let index = assignment_column(record, &assignment.target)?;
         let column = &record.columns[index];
+        if column.identity == Some(crate::model::types::Identity::Always) {
+            return Err(ExecError::GeneratedAlways(format!(
+                "column \"{}\" can only be updated to DEFAULT",
+                column.name
+            )));
+        }
         let value = planner.expr(&rewrite(&assignment.value), schema)?;
         values[index] =
             coercion::assignment_cast(value, column.sql_type, schema)?.alias(&column.name);
