@@ -381,3 +381,70 @@ async fn updates_racing_flushes_never_miss_a_row() {
         assert_eq!(n, expected.get(&id).copied().unwrap_or(0), "row {id}");
     }
 }
+
+/// TRUNCATE empties hot rows and flushed segments alike and deletes the segment files; a flush
+/// racing it never brings rows back, and leaves no segment behind that holds no live row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_removes_flushed_rows_and_racing_flushes_leave_no_dead_segment() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE churn (id BIGINT PRIMARY KEY, v TEXT, n INT);
+             INSERT INTO churn SELECT value, 'cold', 1 FROM generate_series(1, 500);",
+        )
+        .await
+        .unwrap();
+    flush(&client, "churn").await;
+    client
+        .batch_execute("INSERT INTO churn SELECT value, 'hot', 2 FROM generate_series(501, 600)")
+        .await
+        .unwrap();
+    let dir = server.data_path().join("storage/public/churn");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    client.batch_execute("TRUNCATE churn").await.unwrap();
+    assert!(contents(&client, "churn").await.is_empty());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+
+    for round in 0..20i64 {
+        let base = round * 1000;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO churn SELECT value, 'r', 3 FROM generate_series({}, {})",
+                base + 1,
+                base + 300
+            ))
+            .await
+            .unwrap();
+        let job: String = client
+            .query_one("FLUSH TABLE churn", &[])
+            .await
+            .unwrap()
+            .get("job_id");
+        client.batch_execute("TRUNCATE churn").await.unwrap();
+        let (status, message) = wait_for_job(&client, &job).await;
+        assert!(
+            status == "Completed" || status == "Failed",
+            "{status}: {message}"
+        );
+        assert!(
+            contents(&client, "churn").await.is_empty(),
+            "round {round}: a flush racing TRUNCATE brought rows back"
+        );
+    }
+    // Every segment a flush published after its TRUNCATE would hold only dead rows.
+    let segments: i64 = client
+        .query_one(
+            "SELECT segments FROM system.tables WHERE table_name = 'churn'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(segments, 0);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "segment files left behind"
+    );
+}

@@ -147,3 +147,51 @@ async fn psql_describes_tables_users_namespaces_and_the_database() {
         "only kalamdb is listed: {databases}"
     );
 }
+
+#[tokio::test]
+async fn psql_lists_sequences_and_shows_serial_and_identity_columns() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE NAMESPACE app; \
+             CREATE TABLE app.tickets (id SERIAL PRIMARY KEY, title TEXT); \
+             CREATE TABLE app.events (id BIGINT GENERATED ALWAYS AS IDENTITY, what TEXT); \
+             CREATE SEQUENCE app.invoice_no START 1000",
+        )
+        .await
+        .unwrap();
+
+    let listed = psql(&server, r"\ds app.*");
+    for name in ["tickets_id_seq", "events_id_seq", "invoice_no"] {
+        let row = lines_containing(&listed, name);
+        assert_eq!(row.len(), 1, "{name} in {listed}");
+        assert!(
+            row[0].contains("app") && row[0].contains("sequence"),
+            "{listed}"
+        );
+    }
+
+    let tickets = psql(&server, r"\d app.tickets");
+    let id = lines_containing(&tickets, " id ");
+    assert_eq!(id.len(), 1, "{tickets}");
+    assert!(
+        id[0].contains("not null") && id[0].contains("nextval('app.tickets_id_seq'::regclass)"),
+        "{tickets}"
+    );
+
+    let events = psql(&server, r"\d app.events");
+    let id = lines_containing(&events, " id ");
+    assert_eq!(id.len(), 1, "{events}");
+    assert!(id[0].contains("generated always as identity"), "{events}");
+
+    let parameters = psql(
+        &server,
+        "SELECT s.seqstart, s.seqincrement, s.seqmax FROM pg_catalog.pg_sequence s \
+         JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid WHERE c.relname = 'invoice_no'",
+    );
+    assert!(
+        parameters.contains("1000") && parameters.contains("9223372036854775807"),
+        "{parameters}"
+    );
+}

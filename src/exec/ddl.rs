@@ -169,27 +169,46 @@ impl Session {
                 Err(e) => return Err(e),
             }
         }
-        let mut files = Vec::new();
-        for command in &commands {
-            if let Command::DropTable { namespace, name } = command
-                && let Some(record) = self.engine.store.table(namespace, name)?
-            {
-                for segment in self.engine.store.segments(record.table_id)? {
-                    files.push(self.engine.store.segment_path(&segment));
-                }
-            }
-        }
         if !commands.is_empty() {
-            self.engine.apply(&Command::Batch(commands))?;
-        }
-        // The manifest no longer references them; a crash before this point leaves them for
-        // the orphan sweep at the next start.
-        for file in files {
-            if let Err(e) = std::fs::remove_file(&file) {
-                tracing::warn!(file = %file.display(), "removing a dropped table's segment: {e}");
-            }
+            let applied = self.engine.apply(&Command::Batch(commands))?;
+            self.remove_segment_files(&applied);
         }
         Ok(Outcome::Done { tag: "DROP TABLE" })
+    }
+
+    /// Deletes the segment files a DROP or TRUNCATE left unreferenced. A crash before this
+    /// leaves them for the orphan sweep at the next start.
+    fn remove_segment_files(&self, applied: &crate::storage::Applied) {
+        for segment in &applied.unreferenced_segments {
+            let file = self.engine.store.segment_path(segment);
+            if let Err(e) = std::fs::remove_file(&file) {
+                tracing::warn!(file = %file.display(), "removing an unreferenced segment: {e}");
+            }
+        }
+    }
+
+    /// TRUNCATE: every named table loses all its rows (hot and flushed) in one command.
+    pub(super) fn truncate(
+        &self,
+        tables: &[TableName],
+        restart_identity: bool,
+    ) -> ExecResult<Outcome> {
+        let mut commands = Vec::new();
+        for name in tables {
+            // A stream table's rows leave only by eviction, as they never leave by DELETE.
+            let record = self.table_for_write(name)?;
+            commands.push(Command::TruncateTable {
+                namespace: record.namespace,
+                name: record.name,
+                table_id: record.table_id,
+                restart_identity,
+            });
+        }
+        let applied = self.engine.apply(&Command::Batch(commands))?;
+        self.remove_segment_files(&applied);
+        Ok(Outcome::Done {
+            tag: "TRUNCATE TABLE",
+        })
     }
 
     pub(super) async fn add_column(

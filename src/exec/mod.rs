@@ -194,6 +194,18 @@ impl From<crate::backup::PathError> for ExecError {
     }
 }
 
+/// Runs `work`, which may wait for an fsync, so that on the multi-threaded runtime the worker
+/// is given up meanwhile and other sessions' tasks keep running.
+pub(crate) fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
 /// Server-wide execution state shared by every session.
 pub struct Engine {
     store: Arc<Store>,
@@ -317,14 +329,7 @@ impl Engine {
     /// multi-threaded runtime it gives up its worker meanwhile: other sessions keep running and
     /// their commits join the same fsync instead of queueing behind a blocked worker.
     pub(crate) fn apply(&self, command: &Command) -> Result<crate::storage::Applied, StorageError> {
-        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-        });
-        if multi_thread {
-            tokio::task::block_in_place(|| self.store.apply(command))
-        } else {
-            self.store.apply(command)
-        }
+        off_the_runtime(|| self.store.apply(command))
     }
 
     /// Removes finished jobs older than `[jobs] retention_days` (at start and periodically).

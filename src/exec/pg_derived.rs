@@ -28,6 +28,9 @@ pub const COLUMNS_TABLE: &str = "kalamdb_columns";
 
 pub use crate::sql::{DEFINITIONS_TABLE, RELATION_SIZES_TABLE};
 
+/// Every sequence with its OID and parameters (see `SequencesTable`).
+pub const SEQUENCES_TABLE: &str = "kalamdb_sequences";
+
 /// Each table's size in bytes (see `Store::table_bytes`).
 pub const TABLE_SIZES_TABLE: &str = "kalamdb_table_sizes";
 
@@ -81,6 +84,7 @@ fn definition(name: &str) -> Option<Vec<Part>> {
                     ("atttypid", text("COALESCE(k.type_oid, a.atttypid)")),
                     ("atttypmod", text("COALESCE(k.typmod, a.atttypmod)")),
                     ("attnotnull", text("COALESCE(k.not_null, a.attnotnull)")),
+                    ("attidentity", text("COALESCE(k.identity, a.attidentity)")),
                     (
                         "atthasdef",
                         text(
@@ -92,7 +96,7 @@ fn definition(name: &str) -> Option<Vec<Part>> {
                 from: format!(
                     "FROM pg_catalog.{BASE_PREFIX}pg_attribute a LEFT JOIN (\
                  SELECT c.oid AS relid, k.column_name, k.type_oid, k.typmod, k.not_null, \
-                 k.default_expr FROM pg_catalog.{BASE_PREFIX}pg_class c \
+                 k.default_expr, k.identity FROM pg_catalog.{BASE_PREFIX}pg_class c \
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  JOIN pg_catalog.{COLUMNS_TABLE} k \
                  ON k.namespace = n.nspname AND k.table_name = c.relname) k \
@@ -199,7 +203,61 @@ fn definition(name: &str) -> Option<Vec<Part>> {
                 ),
                 copies_base: false,
             },
+            Part {
+                values: vec![
+                    ("oid", text("s.oid")),
+                    ("relname", text("s.name")),
+                    ("relnamespace", text("n.oid")),
+                    ("reltype", text("0")),
+                    ("reloftype", text("0")),
+                    ("relowner", text("0")),
+                    ("relam", text("0")),
+                    ("relfilenode", text("0")),
+                    ("reltablespace", text("0")),
+                    ("relpages", text("1")),
+                    ("reltuples", text("1")),
+                    ("relallvisible", text("0")),
+                    ("reltoastrelid", text("0")),
+                    ("relhasindex", text("false")),
+                    ("relisshared", text("false")),
+                    ("relpersistence", text("'p'")),
+                    ("relkind", text("'S'")),
+                    ("relnatts", text("3")),
+                    ("relchecks", text("0")),
+                    ("relhasrules", text("false")),
+                    ("relhastriggers", text("false")),
+                    ("relhassubclass", text("false")),
+                    ("relrowsecurity", text("false")),
+                    ("relforcerowsecurity", text("false")),
+                    ("relispopulated", text("true")),
+                    ("relreplident", text("'n'")),
+                    ("relispartition", text("false")),
+                    ("relrewrite", text("0")),
+                    ("relfrozenxid", text("0")),
+                    ("relminmxid", text("0")),
+                ],
+                from: format!(
+                    "FROM pg_catalog.{SEQUENCES_TABLE} s \
+                     JOIN pg_catalog.pg_namespace n ON n.nspname = s.namespace"
+                ),
+                copies_base: false,
+            },
         ],
+        // A sequence's columns are last_value, log_cnt and is_called, as in PostgreSQL.
+        "pg_sequence" => vec![Part {
+            values: vec![
+                ("seqrelid", text("s.oid")),
+                ("seqtypid", text("s.type_oid")),
+                ("seqstart", text("s.start")),
+                ("seqincrement", text("s.increment")),
+                ("seqmax", text("s.max")),
+                ("seqmin", text("s.min")),
+                ("seqcache", text("s.cache")),
+                ("seqcycle", text("s.cycle")),
+            ],
+            from: format!("FROM pg_catalog.{SEQUENCES_TABLE} s"),
+            copies_base: false,
+        }],
         // One unique index per primary key, as PostgreSQL creates for each.
         "pg_index" => vec![Part {
             values: vec![

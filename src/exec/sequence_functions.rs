@@ -120,9 +120,7 @@ impl Context {
 
     fn nextval(&self, text: &str, count: usize) -> Result<Vec<i64>> {
         let sequence = self.resolve(text)?;
-        let values = self
-            .store
-            .next_sequence_values(&sequence, count)
+        let values = super::off_the_runtime(|| self.store.next_sequence_values(&sequence, count))
             .map_err(failed)?;
         if let Some(&last) = values.last() {
             let mut handed = self.handed.lock().expect("sequence state lock");
@@ -177,8 +175,7 @@ impl Context {
                 last: None,
             }
         };
-        self.store
-            .set_sequence_position(sequence.sequence_id, to)
+        super::off_the_runtime(|| self.store.set_sequence_position(sequence.sequence_id, to))
             .map_err(failed)?;
         if is_called {
             let mut handed = self.handed.lock().expect("sequence state lock");

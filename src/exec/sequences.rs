@@ -151,6 +151,35 @@ pub fn quote_ident(name: &str) -> String {
     }
 }
 
+/// Sequences' `pg_class` OIDs, in a range datafusion-pg-catalog's OID counter (from 16384)
+/// and the OIDs derived from tables' (see `pg_derived`) do not reach.
+const SEQUENCE_OID_BASE: i64 = 0x5000_0000;
+
+pub fn sequence_oid(sequence_id: u64) -> i32 {
+    (SEQUENCE_OID_BASE + (sequence_id as i64 % 0x1000_0000)) as i32
+}
+
+/// A DEFAULT as PostgreSQL prints it: a sequence's nextval names it as a regclass literal
+/// (`nextval('t_id_seq'::regclass)`, qualified outside `public`), which is what SQLAlchemy and
+/// psql's `\d` recognise.
+pub fn display_default(default: &str) -> String {
+    if !is_plain_nextval(default) {
+        return default.to_owned();
+    }
+    let Some(name) = sequences_in_default(default)
+        .into_iter()
+        .next()
+        .and_then(|text| crate::sql::relation_name(&text).ok())
+    else {
+        return default.to_owned();
+    };
+    let shown = match name.namespace.as_deref() {
+        None | Some(crate::storage::PUBLIC_NAMESPACE) => quote_ident(&name.name),
+        Some(namespace) => qualified(namespace, &name.name),
+    };
+    format!("nextval('{}'::regclass)", shown.replace('\'', "''"))
+}
+
 /// `ns.name`, each part quoted where it must be: how a sequence is named inside a DEFAULT.
 pub fn qualified(namespace: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(namespace), quote_ident(name))

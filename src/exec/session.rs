@@ -330,6 +330,10 @@ impl Session {
                 if_exists,
                 cascade,
             } => self.drop_sequences(names, *if_exists, *cascade),
+            Statement::Truncate {
+                tables,
+                restart_identity,
+            } => self.truncate(tables, *restart_identity),
             Statement::FlushTable { table } => self.flush_table(table),
             Statement::KillJob { job_id } => self.kill_job(job_id),
             Statement::BackupDatabase { path, quoted } => self.backup_database(path, *quoted),

@@ -292,6 +292,8 @@ impl SystemTable for ColumnsTable {
             Field::new("typmod", DataType::Int32, false),
             Field::new("not_null", DataType::Boolean, false),
             Field::new("default_expr", DataType::Utf8, true),
+            // `pg_attribute.attidentity`: 'a', 'd' or ''.
+            Field::new("identity", DataType::Utf8, false),
         ]))
     }
 
@@ -300,6 +302,13 @@ impl SystemTable for ColumnsTable {
         let columns: Vec<_> = tables
             .iter()
             .flat_map(|t| t.columns.iter().map(move |c| (t, c)))
+            .collect();
+        let defaults: Vec<Option<String>> = columns
+            .iter()
+            .map(|(_, c)| match (&c.default, c.identity) {
+                (Some(default), None) => Some(super::sequences::display_default(default)),
+                _ => None,
+            })
             .collect();
         Ok(vec![
             texts(columns.iter().map(|(t, _)| Some(t.namespace.as_str()))),
@@ -314,7 +323,73 @@ impl SystemTable for ColumnsTable {
             Arc::new(BooleanArray::from_iter(
                 columns.iter().map(|(_, c)| Some(!c.nullable)),
             )),
-            texts(columns.iter().map(|(_, c)| c.default.as_deref())),
+            // An identity column's nextval is its identity, not a default, in the catalogs.
+            texts(defaults.iter().map(|d| d.as_deref())),
+            texts(
+                columns
+                    .iter()
+                    .map(|(_, c)| Some(c.identity.map_or("", |i| i.code()))),
+            ),
+        ])
+    }
+}
+
+/// Each sequence with its `pg_class` OID, its `pg_sequence` parameters and the last value
+/// reserved (`pg_sequences.last_value`).
+#[derive(Debug)]
+pub(super) struct SequencesTable;
+
+impl SystemTable for SequencesTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("namespace", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("oid", DataType::Int32, false),
+            Field::new("type_oid", DataType::Int32, false),
+            Field::new("start", DataType::Int64, false),
+            Field::new("increment", DataType::Int64, false),
+            Field::new("max", DataType::Int64, false),
+            Field::new("min", DataType::Int64, false),
+            Field::new("cache", DataType::Int64, false),
+            Field::new("cycle", DataType::Boolean, false),
+            Field::new("last_value", DataType::Int64, true),
+        ]))
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        let sequences = store.sequences().map_err(storage_error)?;
+        let last_values = sequences
+            .iter()
+            .map(|s| {
+                store
+                    .sequence_position(s.sequence_id)
+                    .map(|p| p.and_then(|p| p.last))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(storage_error)?;
+        let ints = |f: fn(&crate::storage::SequenceRecord) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(sequences.iter().map(f)))
+        };
+        Ok(vec![
+            texts(sequences.iter().map(|s| Some(s.namespace.as_str()))),
+            texts(sequences.iter().map(|s| Some(s.name.as_str()))),
+            Arc::new(Int32Array::from_iter_values(
+                sequences
+                    .iter()
+                    .map(|s| super::sequences::sequence_oid(s.sequence_id)),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                sequences.iter().map(|s| s.data_type.pg_oid()),
+            )),
+            ints(|s| s.start),
+            ints(|s| s.increment),
+            ints(|s| s.max_value),
+            ints(|s| s.min_value),
+            ints(|s| s.cache),
+            Arc::new(BooleanArray::from_iter(
+                sequences.iter().map(|s| Some(s.cycle)),
+            )),
+            Arc::new(Int64Array::from(last_values)),
         ])
     }
 }

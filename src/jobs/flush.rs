@@ -104,10 +104,17 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
             created_at: crate::storage::now_micros(),
         };
         let done = entries.len() < SEGMENT_ROWS;
-        store.apply(&Command::FlushSegment {
+        let applied = store.apply(&Command::FlushSegment {
             segment,
             rows: entries,
         })?;
+        if applied.unpublished_segments.contains(&segment_id) {
+            // The table was truncated or dropped meanwhile: no row of the file is live.
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), "removing an unpublished segment: {e}");
+            }
+            break;
+        }
         flushed_rows += row_count;
         flushed_deletes += deletes;
         bytes += size;

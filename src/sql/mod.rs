@@ -152,6 +152,11 @@ pub enum Statement {
         if_exists: bool,
         cascade: bool,
     },
+    /// `TRUNCATE [TABLE] t [, ...] [RESTART IDENTITY | CONTINUE IDENTITY] [CASCADE | RESTRICT]`
+    Truncate {
+        tables: Vec<TableName>,
+        restart_identity: bool,
+    },
     /// `FLUSH TABLE t`: moves the table's hot rows into a Parquet segment, as a job.
     FlushTable {
         table: TableName,
@@ -221,6 +226,7 @@ impl Statement {
             Statement::DropTable { .. } => "DROP TABLE",
             Statement::AddColumn { .. } => "ALTER TABLE",
             Statement::CreateSequence { .. } => "CREATE SEQUENCE",
+            Statement::Truncate { .. } => "TRUNCATE TABLE",
             Statement::AlterSequence { .. } => "ALTER SEQUENCE",
             Statement::DropSequence { .. } => "DROP SEQUENCE",
             Statement::FlushTable { .. } => "FLUSH TABLE",
@@ -270,7 +276,8 @@ pub fn authorize(
         | Statement::AddColumn { .. }
         | Statement::CreateSequence { .. }
         | Statement::AlterSequence { .. }
-        | Statement::DropSequence { .. } => Role::Service,
+        | Statement::DropSequence { .. }
+        | Statement::Truncate { .. } => Role::Service,
         Statement::CreateNamespace { .. }
         | Statement::DropNamespace { .. }
         | Statement::FlushTable { .. }

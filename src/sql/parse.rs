@@ -432,6 +432,17 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
                 }
             }
         }
+        S::Truncate(truncate) => Statement::Truncate {
+            tables: truncate
+                .table_names
+                .iter()
+                .map(|t| TableName::from_object_name(&t.name))
+                .collect::<Result<_, _>>()?,
+            restart_identity: matches!(
+                truncate.identity,
+                Some(ast::TruncateIdentityOption::Restart)
+            ),
+        },
         S::Insert(_) => Statement::Insert(Box::new(statement)),
         S::Update(_) => Statement::Update(Box::new(statement)),
         S::Delete(_) => Statement::Delete(Box::new(statement)),

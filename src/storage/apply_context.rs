@@ -51,7 +51,7 @@ impl<'a> ApplyContext<'a> {
             unoccupied: None,
             applied: Applied {
                 seq,
-                table_ids: Vec::new(),
+                ..Applied::default()
             },
         }
     }

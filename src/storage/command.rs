@@ -87,6 +87,14 @@ pub enum Command {
         namespace: String,
         name: String,
     },
+    /// Removes every row of a table, hot and flushed, keeping its definition; with
+    /// `restart_identity`, the sequences its columns own start over.
+    TruncateTable {
+        namespace: String,
+        name: String,
+        table_id: u64,
+        restart_identity: bool,
+    },
     WriteRows {
         table_id: u64,
         writes: Vec<RowWrite>,
@@ -163,6 +171,12 @@ pub struct Applied {
     pub seq: u64,
     /// Ids assigned to tables created by the command, in order.
     pub table_ids: Vec<u64>,
+    /// Flushed segments left out of the manifest because none of their rows was current.
+    pub unpublished_segments: Vec<u64>,
+    /// Segments that dropped or truncated tables no longer reference: their files can go.
+    pub unreferenced_segments: Vec<SegmentRecord>,
+    /// Sequences set back to their start (TRUNCATE ... RESTART IDENTITY).
+    pub restarted_sequences: Vec<u64>,
 }
 
 impl Command {
@@ -177,10 +191,22 @@ impl Command {
             | Command::CreateTable(_)
             | Command::AlterTable(_)
             | Command::DropTable { .. }
+            | Command::TruncateTable { .. }
             | Command::CreateSequence(_)
             | Command::AlterSequence { .. }
             | Command::DropSequence { .. } => true,
             Command::Batch(commands) => commands.iter().any(Command::changes_catalog),
+            _ => false,
+        }
+    }
+
+    /// Whether applying this may set sequences back (TRUNCATE ... RESTART IDENTITY).
+    pub fn restarts_sequences(&self) -> bool {
+        match self {
+            Command::TruncateTable {
+                restart_identity, ..
+            } => *restart_identity,
+            Command::Batch(commands) => commands.iter().any(Command::restarts_sequences),
             _ => false,
         }
     }
@@ -281,6 +307,24 @@ impl Command {
                     .table(namespace, name)?
                     .ok_or_else(|| Conflict::NoSuchTable(namespace.clone(), name.clone()))?;
                 drop_table(ctx, batch, &table)?;
+            }
+            Command::TruncateTable {
+                namespace,
+                name,
+                table_id,
+                restart_identity,
+            } => {
+                let table = match ctx.table(namespace, name)? {
+                    Some(table) if table.table_id == *table_id => table,
+                    Some(_) => return Err(Conflict::TableChanged(name.clone()).into()),
+                    None => {
+                        return Err(Conflict::NoSuchTable(namespace.clone(), name.clone()).into());
+                    }
+                };
+                clear_table_data(ctx, batch, &table)?;
+                if *restart_identity {
+                    sequences::restart_owned_by(ctx, batch, namespace, name)?;
+                }
             }
             Command::WriteRows {
                 table_id,
@@ -385,31 +429,7 @@ fn drop_table(
     batch: &mut WriteBatch,
     table: &TableRecord,
 ) -> StorageResult<()> {
-    let start = rows::table_prefix(table.table_id);
-    let end = rows::table_prefix(table.table_id + 1);
-    batch.delete_range_cf(cf(ctx.db, CF_ROWS), start, end);
-    batch.delete_range_cf(cf(ctx.db, CF_COLD_INDEX), start, end);
-    // The segment files become unreferenced and are deleted by the dropping executor or, after
-    // a crash, at the next start.
-    let prefix = catalog_keys::segments_of(table.table_id);
-    let mut manifest = Vec::new();
-    for item in ctx.db.prefix_iterator_cf(cf(ctx.db, CF_CATALOG), &prefix) {
-        let (key, value) = item?;
-        if !key.starts_with(&prefix) {
-            break;
-        }
-        let segment: SegmentRecord = records::decode(CF_CATALOG, &value)?;
-        manifest.push((key.to_vec(), segment.segment_id));
-    }
-    for (key, segment_id) in manifest {
-        batch.delete_range_cf(
-            cf(ctx.db, CF_DEAD_KEYS),
-            segment_id.to_be_bytes(),
-            (segment_id + 1).to_be_bytes(),
-        );
-        ctx.delete(batch, CF_CATALOG, key);
-    }
-    ctx.delete(batch, CF_CATALOG, catalog_keys::stream(table.table_id));
+    clear_table_data(ctx, batch, table)?;
     sequences::drop_owned_by(ctx, batch, &table.namespace, &table.name)?;
     ctx.delete(
         batch,
@@ -419,27 +439,72 @@ fn drop_table(
     Ok(())
 }
 
+/// Removes a table's hot rows, cold index, segments and stream log from the catalog. The
+/// segment files become unreferenced: the executor deletes them once this is applied (the
+/// start-up sweep after a crash).
+fn clear_table_data(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+) -> StorageResult<()> {
+    let start = rows::table_prefix(table.table_id);
+    let end = rows::table_prefix(table.table_id + 1);
+    batch.delete_range_cf(cf(ctx.db, CF_ROWS), start, end);
+    batch.delete_range_cf(cf(ctx.db, CF_COLD_INDEX), start, end);
+    let prefix = catalog_keys::segments_of(table.table_id);
+    let mut manifest = Vec::new();
+    for item in ctx.db.prefix_iterator_cf(cf(ctx.db, CF_CATALOG), &prefix) {
+        let (key, value) = item?;
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let segment: SegmentRecord = records::decode(CF_CATALOG, &value)?;
+        manifest.push((key.to_vec(), segment));
+    }
+    for (key, segment) in manifest {
+        batch.delete_range_cf(
+            cf(ctx.db, CF_DEAD_KEYS),
+            segment.segment_id.to_be_bytes(),
+            (segment.segment_id + 1).to_be_bytes(),
+        );
+        ctx.delete(batch, CF_CATALOG, key);
+        ctx.applied.unreferenced_segments.push(segment);
+    }
+    ctx.delete(batch, CF_CATALOG, catalog_keys::stream(table.table_id));
+    Ok(())
+}
+
 fn flush_segment(
     ctx: &mut ApplyContext,
     batch: &mut WriteBatch,
     segment: &SegmentRecord,
     flushed: &[(Vec<u8>, u64, bool)],
 ) -> StorageResult<()> {
+    let mut current = Vec::with_capacity(flushed.len());
+    for (key, version, _) in flushed {
+        current.push(match ctx.get(CF_ROWS, key)? {
+            Some(stored) => rows::stored_version(&stored)? == *version,
+            None => false,
+        });
+    }
+    // A segment none of whose rows is still current (its table was truncated or dropped
+    // since the flush read it, or every row rewritten) is not published: its file is left
+    // unreferenced, for the flush job to delete (or the start-up sweep after a crash).
+    let publish = flushed
+        .iter()
+        .zip(&current)
+        .any(|((_, _, tombstone), current)| *current && !tombstone);
     // The segment holds the flushed rows that are not deletions, in this order.
     let mut position = 0u64;
-    for (key, version, tombstone) in flushed {
+    for ((key, version, tombstone), still_current) in flushed.iter().zip(current) {
         let row = position;
         if !tombstone {
             position += 1;
         }
-        let still_current = match ctx.get(CF_ROWS, key)? {
-            Some(stored) => rows::stored_version(&stored)? == *version,
-            None => false,
-        };
         if !still_current {
             // Rewritten, or flushed by another flush, since this flush read it: the segment's
             // copy is stale or a duplicate, and nothing else changes.
-            if !tombstone {
+            if !tombstone && publish {
                 ctx.put(
                     batch,
                     CF_DEAD_KEYS,
@@ -470,12 +535,16 @@ fn flush_segment(
         }
         ctx.delete(batch, CF_ROWS, key.clone());
     }
-    ctx.put(
-        batch,
-        CF_CATALOG,
-        catalog_keys::segment(segment.table_id, segment.segment_id),
-        records::encode(segment),
-    );
+    if publish {
+        ctx.put(
+            batch,
+            CF_CATALOG,
+            catalog_keys::segment(segment.table_id, segment.segment_id),
+            records::encode(segment),
+        );
+    } else {
+        ctx.applied.unpublished_segments.push(segment.segment_id);
+    }
     Ok(())
 }
 

@@ -188,6 +188,10 @@ impl Store {
     /// Applies one command atomically: all of it, with the new sequence number, or nothing.
     /// With `sync_writes`, it returns once the batch is fsynced.
     pub fn apply(&self, command: &Command) -> StorageResult<Applied> {
+        // A sequence set back to its start must not hand out a value reserved before.
+        let mut ranges = command
+            .restarts_sequences()
+            .then(|| self.sequence_ranges.lock().expect("sequence ranges lock"));
         let (seq, outcome) = {
             let mut applied = self.apply_lock.lock().expect("apply lock poisoned");
             let seq = *applied + 1;
@@ -204,6 +208,12 @@ impl Store {
             }
             (seq, ctx.applied)
         };
+        if let Some(ranges) = ranges.as_mut() {
+            for id in &outcome.restarted_sequences {
+                ranges.remove(id);
+            }
+        }
+        drop(ranges);
         if self.wal_sync {
             self.sync_wal_through(seq)?;
         }
@@ -431,18 +441,23 @@ mod tests {
     }
 
     #[test]
-    fn a_second_flush_of_the_same_rows_keeps_the_first_copy_live() {
+    fn a_second_flush_of_the_same_rows_is_not_published() {
         let tmp = tempfile::tempdir().unwrap();
         let (store, key, written) = store_with_one_hot_row(tmp.path());
         // Both flushes read the same hot version before either published.
-        for id in [1, 2] {
-            store
-                .apply(&Command::FlushSegment {
-                    segment: one_row_segment(id),
-                    rows: vec![(key.clone(), written.seq, false)],
-                })
-                .unwrap();
-        }
+        let applied: Vec<Applied> = [1, 2]
+            .into_iter()
+            .map(|id| {
+                store
+                    .apply(&Command::FlushSegment {
+                        segment: one_row_segment(id),
+                        rows: vec![(key.clone(), written.seq, false)],
+                    })
+                    .unwrap()
+            })
+            .collect();
+        assert!(applied[0].unpublished_segments.is_empty());
+        assert_eq!(applied[1].unpublished_segments, vec![2]);
         assert_eq!(
             store.cold_entry(&key).unwrap(),
             Some(ColdEntry {
@@ -452,9 +467,38 @@ mod tests {
             })
         );
         let view = store.unpinned_view();
+        assert_eq!(view.segments(7).unwrap().len(), 1);
         assert!(view.dead_keys(1).unwrap().is_empty());
-        assert!(view.dead_keys(2).unwrap().contains(&key));
         assert_eq!(store.live_version(&key).unwrap(), Some(written.seq));
+    }
+
+    #[test]
+    fn a_flush_whose_rows_were_all_deleted_meanwhile_is_not_published() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, key, written) = store_with_one_hot_row(tmp.path());
+        // What TRUNCATE or DROP TABLE does to the row between the flush's read and its publish.
+        store
+            .apply(&Command::WriteRows {
+                table_id: 7,
+                writes: vec![RowWrite {
+                    key: key.clone(),
+                    value: None,
+                    expect: Expect::Anything,
+                }],
+                row_id_high_water: None,
+            })
+            .unwrap();
+        let applied = store
+            .apply(&Command::FlushSegment {
+                segment: one_row_segment(1),
+                rows: vec![(key.clone(), written.seq, false)],
+            })
+            .unwrap();
+        assert_eq!(applied.unpublished_segments, vec![1]);
+        let view = store.unpinned_view();
+        assert!(view.segments(7).unwrap().is_empty());
+        assert!(view.dead_keys(1).unwrap().is_empty());
+        assert!(store.cold_entry(&key).unwrap().is_none());
     }
 
     #[test]

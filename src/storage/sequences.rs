@@ -363,6 +363,32 @@ pub(super) fn drop_owned_by(
     Ok(())
 }
 
+/// Starts the sequences owned by a table's columns over (TRUNCATE ... RESTART IDENTITY).
+pub(super) fn restart_owned_by(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    namespace: &str,
+    table: &str,
+) -> StorageResult<()> {
+    let owned = ctx
+        .records_in::<SequenceRecord>(&catalog_keys::sequences_of(namespace))?
+        .into_iter()
+        .filter(|s| s.owned_by.as_ref().is_some_and(|o| o.table == table));
+    for sequence in owned {
+        ctx.put(
+            batch,
+            CF_META,
+            position_key(sequence.sequence_id),
+            records::encode(&SequencePosition {
+                next: Some(sequence.start),
+                last: None,
+            }),
+        );
+        ctx.applied.restarted_sequences.push(sequence.sequence_id);
+    }
+    Ok(())
+}
+
 /// Drops every sequence of a namespace (DROP SCHEMA ... CASCADE).
 pub(super) fn drop_all_in(
     ctx: &mut ApplyContext,

@@ -173,7 +173,7 @@ const SET_RETURNING_FUNCTIONS: [&str; 3] = ["unnest", "generate_series", "genera
 
 impl Session {
     /// A table that UPDATE or DELETE may change (stream tables only take appended rows).
-    fn table_for_write(&self, name: &TableName) -> ExecResult<TableRecord> {
+    pub(in crate::exec) fn table_for_write(&self, name: &TableName) -> ExecResult<TableRecord> {
         let record = self.resolve_table(name)?;
         if let TableKind::Stream { .. } = record.kind {
             return Err(ExecError::WrongObjectType(format!(

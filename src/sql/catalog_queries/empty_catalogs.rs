@@ -1,4 +1,4 @@
-//! Subqueries over catalogs KalamDB keeps empty, answered without reading them.
+//! Correlated subqueries over `pg_sequence`, answered NULL without reading it.
 
 use std::ops::ControlFlow;
 
@@ -6,13 +6,14 @@ use datafusion::sql::sqlparser::ast::{self, Expr, VisitorMut};
 
 use crate::sql::subqueries::subquery_select;
 
-/// `pg_catalog` tables that are empty in KalamDB: it has no sequences.
+/// `pg_catalog` tables whose scalar subqueries are answered NULL.
 pub(super) const EMPTY_CATALOG_TABLES: [&str; 1] = ["pg_sequence"];
 
-/// A scalar subquery reading only a catalog table KalamDB keeps empty is NULL, whatever it
-/// selects or correlates on (SQLAlchemy's identity options read `pg_sequence` through
+/// A scalar subquery reading only `pg_sequence` is NULL, whatever it selects or correlates
+/// on. SQLAlchemy's column reflection reads an identity column's options that way, through
 /// `pg_get_serial_sequence(attrelid::regclass::text, ...)`, which DataFusion cannot
-/// decorrelate).
+/// decorrelate; the inspector then reports the identity without its options. `pg_sequence`
+/// itself lists every sequence.
 pub(super) struct EmptyCatalogSubqueries;
 
 impl VisitorMut for EmptyCatalogSubqueries {
