@@ -448,3 +448,55 @@ async fn truncate_removes_flushed_rows_and_racing_flushes_leave_no_dead_segment(
         "segment files left behind"
     );
 }
+
+/// Flushed segments written before a rename read the same afterwards (files keep their paths,
+/// columns are read by position), also after a restart and a further flush.
+#[tokio::test]
+async fn renamed_tables_and_columns_read_their_flushed_segments() {
+    let mut server = TestServer::start();
+    {
+        let client = server.root().await;
+        client
+            .batch_execute(
+                "CREATE TABLE before (id BIGINT PRIMARY KEY, v TEXT, n INT);
+                 INSERT INTO before VALUES (1, 'a', 1), (2, 'b', 2);",
+            )
+            .await
+            .unwrap();
+        flush(&client, "before").await;
+        client
+            .batch_execute(
+                "ALTER TABLE before RENAME TO after_t;
+                 ALTER TABLE after_t RENAME COLUMN n TO amount;
+                 INSERT INTO after_t VALUES (3, 'c', 3);",
+            )
+            .await
+            .unwrap();
+        flush(&client, "after_t").await;
+    }
+    server.restart();
+    let client = server.root().await;
+    let rows: Vec<(i64, String, i32)> = client
+        .query("SELECT id, v, amount FROM after_t ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(1, "a".into(), 1), (2, "b".into(), 2), (3, "c".into(), 3)]
+    );
+    let point: i32 = client
+        .query_one("SELECT amount FROM after_t WHERE id = 2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(point, 2);
+    client.batch_execute("DROP TABLE after_t").await.unwrap();
+    for dir in ["before", "after_t"] {
+        let path = server.data_path().join("storage/public").join(dir);
+        let left = std::fs::read_dir(&path).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "segment files left in {dir}");
+    }
+}

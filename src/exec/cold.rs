@@ -28,7 +28,6 @@ use futures::StreamExt;
 
 use super::catalog::storage_error;
 use crate::storage::rows::RowDecoder;
-use crate::storage::segments::segment_schema;
 use crate::storage::{ColdEntry, ReadView, SegmentRecord, Store, TableRecord};
 
 /// Builds the plan that reads `segments` of `record`, producing `output` (the table's projected
@@ -47,7 +46,7 @@ pub fn scan_segments(
     let mut plans = Vec::with_capacity(segments.len());
     for segment in segments {
         // The file holds the columns the table had when it was written, then key and version.
-        let file_schema = segment_schema(&record.columns[..segment.columns]);
+        let file_schema = segment.file_schema(&record.columns);
         let key_index = segment.columns;
         let source = Arc::new(ParquetSource::new(file_schema.clone()));
         let path = store.segment_path(segment);

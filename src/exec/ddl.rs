@@ -112,7 +112,7 @@ impl Session {
     /// Checks a column's DEFAULT by evaluating it once, so a bad default fails at CREATE time;
     /// one that calls nextval is checked for its sequences instead (running it would use a
     /// value), and a plain `nextval('name')` is bound to the sequence the name means now.
-    async fn column_def(&self, spec: &ColumnSpec) -> ExecResult<ColumnDef> {
+    pub(super) async fn column_def(&self, spec: &ColumnSpec) -> ExecResult<ColumnDef> {
         let mut default = spec.default.clone();
         let sequences = default
             .as_deref()

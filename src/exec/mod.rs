@@ -5,6 +5,7 @@
 //! arrive here already parsed by `sql`; `exec` authorizes them through `sql::authorize`, runs
 //! them and returns Arrow data or a command tag. It knows nothing of the wire protocol.
 
+mod alter;
 mod catalog;
 mod checked_arithmetic;
 mod cold;
@@ -140,6 +141,8 @@ pub enum ExecError {
     /// A value given to a `GENERATED ALWAYS` identity column.
     #[error("{0}")]
     GeneratedAlways(String),
+    #[error("{0}")]
+    InvalidTableDefinition(String),
 }
 
 pub type ExecResult<T> = Result<T, ExecError>;

@@ -334,6 +334,17 @@ impl Session {
                 tables,
                 restart_identity,
             } => self.truncate(tables, *restart_identity),
+            Statement::RenameTable { table, new_name } => self.rename_table(table, new_name),
+            Statement::RenameColumn {
+                table,
+                column,
+                new_name,
+            } => self.rename_column(table, column, new_name),
+            Statement::AlterColumn {
+                table,
+                column,
+                change,
+            } => self.alter_column(table, column, change).await,
             Statement::FlushTable { table } => self.flush_table(table),
             Statement::KillJob { job_id } => self.kill_job(job_id),
             Statement::BackupDatabase { path, quoted } => self.backup_database(path, *quoted),

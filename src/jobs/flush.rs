@@ -102,6 +102,7 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
             bytes: size,
             columns: record.columns.len(),
             created_at: crate::storage::now_micros(),
+            column_names: record.columns.iter().map(|c| c.name.clone()).collect(),
         };
         let done = entries.len() < SEGMENT_ROWS;
         let applied = store.apply(&Command::FlushSegment {

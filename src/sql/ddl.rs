@@ -270,12 +270,7 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
                 });
             }
             ColumnOption::Default(expr) => {
-                // As in PostgreSQL; a default runs with the rights of whoever inserts.
-                if contains_subquery(expr) {
-                    return Err(SqlError::Unsupported(
-                        "cannot use subquery in DEFAULT expression".into(),
-                    ));
-                }
+                check_default(expr)?;
                 column.default = Some(expr.to_string())
             }
             ColumnOption::PrimaryKey(_) => is_key = true,
@@ -287,6 +282,16 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
         }
     }
     Ok((column, is_key))
+}
+
+/// As in PostgreSQL; a default runs with the rights of whoever inserts.
+pub fn check_default(expr: &ast::Expr) -> Result<(), SqlError> {
+    if contains_subquery(expr) {
+        return Err(SqlError::Unsupported(
+            "cannot use subquery in DEFAULT expression".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn contains_subquery(expr: &ast::Expr) -> bool {

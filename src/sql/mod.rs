@@ -5,6 +5,7 @@
 //! everything else is handed to DataFusion as a standard statement. [`authorize`] is the single
 //! place where roles are enforced.
 
+mod alter;
 mod catalog_queries;
 mod ddl;
 pub mod limits;
@@ -157,6 +158,23 @@ pub enum Statement {
         tables: Vec<TableName>,
         restart_identity: bool,
     },
+    /// `ALTER TABLE t RENAME TO new`
+    RenameTable {
+        table: TableName,
+        new_name: String,
+    },
+    /// `ALTER TABLE t RENAME [COLUMN] old TO new`
+    RenameColumn {
+        table: TableName,
+        column: String,
+        new_name: String,
+    },
+    /// `ALTER TABLE t ALTER [COLUMN] c {SET DEFAULT e | DROP DEFAULT | SET NOT NULL | DROP NOT NULL}`
+    AlterColumn {
+        table: TableName,
+        column: String,
+        change: ColumnChange,
+    },
     /// `FLUSH TABLE t`: moves the table's hot rows into a Parquet segment, as a job.
     FlushTable {
         table: TableName,
@@ -182,6 +200,15 @@ pub enum Statement {
     Insert(Box<ast::Statement>),
     Update(Box<ast::Statement>),
     Delete(Box<ast::Statement>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnChange {
+    /// The new DEFAULT as SQL text.
+    SetDefault(String),
+    DropDefault,
+    SetNotNull,
+    DropNotNull,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,7 +251,10 @@ impl Statement {
             | Statement::Describe { .. } => "SHOW",
             Statement::CreateTable(_) => "CREATE TABLE",
             Statement::DropTable { .. } => "DROP TABLE",
-            Statement::AddColumn { .. } => "ALTER TABLE",
+            Statement::AddColumn { .. }
+            | Statement::RenameTable { .. }
+            | Statement::RenameColumn { .. }
+            | Statement::AlterColumn { .. } => "ALTER TABLE",
             Statement::CreateSequence { .. } => "CREATE SEQUENCE",
             Statement::Truncate { .. } => "TRUNCATE TABLE",
             Statement::AlterSequence { .. } => "ALTER SEQUENCE",
@@ -277,7 +307,10 @@ pub fn authorize(
         | Statement::CreateSequence { .. }
         | Statement::AlterSequence { .. }
         | Statement::DropSequence { .. }
-        | Statement::Truncate { .. } => Role::Service,
+        | Statement::Truncate { .. }
+        | Statement::RenameTable { .. }
+        | Statement::RenameColumn { .. }
+        | Statement::AlterColumn { .. } => Role::Service,
         Statement::CreateNamespace { .. }
         | Statement::DropNamespace { .. }
         | Statement::FlushTable { .. }

@@ -402,36 +402,7 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
                 )));
             }
         },
-        S::AlterTable(alter) => {
-            let table = TableName::from_object_name(&alter.name)?;
-            match alter.operations.as_slice() {
-                [
-                    ast::AlterTableOperation::AddColumn {
-                        if_not_exists,
-                        column_def,
-                        column_position: None,
-                        ..
-                    },
-                ] => {
-                    let (column, is_key) = ddl::column_spec(column_def)?;
-                    if is_key {
-                        return Err(SqlError::Unsupported(
-                            "adding a PRIMARY KEY column is not supported".into(),
-                        ));
-                    }
-                    Statement::AddColumn {
-                        table,
-                        column,
-                        if_not_exists: *if_not_exists,
-                    }
-                }
-                _ => {
-                    return Err(SqlError::Unsupported(
-                        "ALTER TABLE supports ADD COLUMN only".into(),
-                    ));
-                }
-            }
-        }
+        S::AlterTable(alter) => super::alter::from_alter_table(&alter)?,
         S::Truncate(truncate) => Statement::Truncate {
             tables: truncate
                 .table_names

@@ -8,6 +8,7 @@ use super::records::{self, JobRecord, NamespaceRecord, TableRecord, UserRecord};
 use super::segments::SegmentRecord;
 use super::sequences::{self, SequencePosition, SequenceRecord};
 use super::streams::{self, StreamState};
+use super::table_ddl;
 use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_ROWS, CF_USERS, Conflict,
     StorageError, StorageResult, catalog_keys, cf, rows,
@@ -94,6 +95,20 @@ pub enum Command {
         name: String,
         table_id: u64,
         restart_identity: bool,
+    },
+    /// Gives a table a new name in its namespace.
+    RenameTable {
+        namespace: String,
+        name: String,
+        table_id: u64,
+        new_name: String,
+    },
+    RenameColumn {
+        namespace: String,
+        table: String,
+        table_id: u64,
+        column: String,
+        new_name: String,
     },
     WriteRows {
         table_id: u64,
@@ -192,6 +207,8 @@ impl Command {
             | Command::AlterTable(_)
             | Command::DropTable { .. }
             | Command::TruncateTable { .. }
+            | Command::RenameTable { .. }
+            | Command::RenameColumn { .. }
             | Command::CreateSequence(_)
             | Command::AlterSequence { .. }
             | Command::DropSequence { .. } => true,
@@ -263,68 +280,34 @@ impl Command {
                     return Err(Conflict::NamespaceNotEmpty(name.clone()).into());
                 }
                 for table in tables {
-                    drop_table(ctx, batch, &table)?;
+                    table_ddl::drop_record(ctx, batch, &table)?;
                 }
                 sequences::drop_all_in(ctx, batch, name)?;
                 ctx.delete(batch, CF_CATALOG, key);
             }
-            Command::CreateTable(table) => {
-                if ctx
-                    .get(CF_CATALOG, &catalog_keys::namespace(&table.namespace))?
-                    .is_none()
-                {
-                    return Err(Conflict::NoSuchNamespace(table.namespace.clone()).into());
-                }
-                if sequences::relation_exists(ctx, &table.namespace, &table.name)? {
-                    return Err(
-                        Conflict::TableExists(table.namespace.clone(), table.name.clone()).into(),
-                    );
-                }
-                let mut table = table.clone();
-                table.table_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
-                ctx.applied.table_ids.push(table.table_id);
-                ctx.put(
-                    batch,
-                    CF_CATALOG,
-                    catalog_keys::table(&table.namespace, &table.name),
-                    records::encode(&table),
-                );
-            }
-            Command::AlterTable(table) => {
-                match ctx.table(&table.namespace, &table.name)? {
-                    Some(current) if current.table_id == table.table_id => {}
-                    _ => return Err(Conflict::TableChanged(table.name.clone()).into()),
-                }
-                ctx.put(
-                    batch,
-                    CF_CATALOG,
-                    catalog_keys::table(&table.namespace, &table.name),
-                    records::encode(table),
-                );
-            }
-            Command::DropTable { namespace, name } => {
-                let table = ctx
-                    .table(namespace, name)?
-                    .ok_or_else(|| Conflict::NoSuchTable(namespace.clone(), name.clone()))?;
-                drop_table(ctx, batch, &table)?;
-            }
+            Command::CreateTable(table) => table_ddl::create(ctx, batch, table)?,
+            Command::AlterTable(table) => table_ddl::alter(ctx, batch, table)?,
+            Command::DropTable { namespace, name } => table_ddl::drop(ctx, batch, namespace, name)?,
             Command::TruncateTable {
                 namespace,
                 name,
                 table_id,
                 restart_identity,
+            } => table_ddl::truncate(ctx, batch, namespace, name, *table_id, *restart_identity)?,
+            Command::RenameTable {
+                namespace,
+                name,
+                table_id,
+                new_name,
+            } => table_ddl::rename(ctx, batch, namespace, name, *table_id, new_name)?,
+            Command::RenameColumn {
+                namespace,
+                table,
+                table_id,
+                column,
+                new_name,
             } => {
-                let table = match ctx.table(namespace, name)? {
-                    Some(table) if table.table_id == *table_id => table,
-                    Some(_) => return Err(Conflict::TableChanged(name.clone()).into()),
-                    None => {
-                        return Err(Conflict::NoSuchTable(namespace.clone(), name.clone()).into());
-                    }
-                };
-                clear_table_data(ctx, batch, &table)?;
-                if *restart_identity {
-                    sequences::restart_owned_by(ctx, batch, namespace, name)?;
-                }
+                table_ddl::rename_column(ctx, batch, namespace, table, *table_id, column, new_name)?
             }
             Command::WriteRows {
                 table_id,
@@ -422,56 +405,6 @@ impl Command {
         }
         Ok(())
     }
-}
-
-fn drop_table(
-    ctx: &mut ApplyContext,
-    batch: &mut WriteBatch,
-    table: &TableRecord,
-) -> StorageResult<()> {
-    clear_table_data(ctx, batch, table)?;
-    sequences::drop_owned_by(ctx, batch, &table.namespace, &table.name)?;
-    ctx.delete(
-        batch,
-        CF_CATALOG,
-        catalog_keys::table(&table.namespace, &table.name),
-    );
-    Ok(())
-}
-
-/// Removes a table's hot rows, cold index, segments and stream log from the catalog. The
-/// segment files become unreferenced: the executor deletes them once this is applied (the
-/// start-up sweep after a crash).
-fn clear_table_data(
-    ctx: &mut ApplyContext,
-    batch: &mut WriteBatch,
-    table: &TableRecord,
-) -> StorageResult<()> {
-    let start = rows::table_prefix(table.table_id);
-    let end = rows::table_prefix(table.table_id + 1);
-    batch.delete_range_cf(cf(ctx.db, CF_ROWS), start, end);
-    batch.delete_range_cf(cf(ctx.db, CF_COLD_INDEX), start, end);
-    let prefix = catalog_keys::segments_of(table.table_id);
-    let mut manifest = Vec::new();
-    for item in ctx.db.prefix_iterator_cf(cf(ctx.db, CF_CATALOG), &prefix) {
-        let (key, value) = item?;
-        if !key.starts_with(&prefix) {
-            break;
-        }
-        let segment: SegmentRecord = records::decode(CF_CATALOG, &value)?;
-        manifest.push((key.to_vec(), segment));
-    }
-    for (key, segment) in manifest {
-        batch.delete_range_cf(
-            cf(ctx.db, CF_DEAD_KEYS),
-            segment.segment_id.to_be_bytes(),
-            (segment.segment_id + 1).to_be_bytes(),
-        );
-        ctx.delete(batch, CF_CATALOG, key);
-        ctx.applied.unreferenced_segments.push(segment);
-    }
-    ctx.delete(batch, CF_CATALOG, catalog_keys::stream(table.table_id));
-    Ok(())
 }
 
 fn flush_segment(

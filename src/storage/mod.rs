@@ -19,6 +19,7 @@ pub mod rows;
 pub mod segments;
 mod sequences;
 pub mod streams;
+mod table_ddl;
 mod table_reads;
 mod view;
 
@@ -415,6 +416,7 @@ mod tests {
             bytes: 0,
             columns: 1,
             created_at: 0,
+            column_names: Vec::new(),
         }
     }
 

@@ -48,6 +48,24 @@ pub struct SegmentRecord {
     /// missing value).
     pub columns: usize,
     pub created_at: i64,
+    /// The names of those columns as written in the file. Files are matched to the table by
+    /// position, so a later RENAME COLUMN reads them under the new name. Empty in segments
+    /// written before renames existed (their names are the table's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_names: Vec<String>,
+}
+
+impl SegmentRecord {
+    /// The Arrow schema of this segment's file, for a table with `columns` now.
+    pub fn file_schema(&self, columns: &[ColumnDef]) -> SchemaRef {
+        let mut written = columns[..self.columns.min(columns.len())].to_vec();
+        if self.column_names.len() == written.len() {
+            for (column, name) in written.iter_mut().zip(&self.column_names) {
+                column.name = name.clone();
+            }
+        }
+        segment_schema(&written)
+    }
 }
 
 /// The Arrow schema of a segment written for `columns`.

@@ -31,6 +31,19 @@ fn column_count_mismatch(targets: usize, expressions: usize) -> ExecError {
     }))
 }
 
+/// `INSERT ... DEFAULT VALUES`: one row of `DEFAULT` for every column.
+fn default_values_row(columns: usize) -> ExecResult<ast::Query> {
+    let sql = format!("VALUES ({})", vec!["DEFAULT"; columns].join(", "));
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    match datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &sql)
+        .map_err(|e| ExecError::Internal(e.to_string()))?
+        .pop()
+    {
+        Some(ast::Statement::Query(query)) => Ok(*query),
+        _ => Err(ExecError::Internal(format!("{sql} is not a query"))),
+    }
+}
+
 fn is_default_keyword(value: &SqlExpr) -> bool {
     matches!(value, SqlExpr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
 }
@@ -48,6 +61,8 @@ fn check_generated_always(
             continue;
         }
         let all_default = match insert.source.as_deref().map(|s| s.body.as_ref()) {
+            // DEFAULT VALUES
+            None => true,
             Some(SetExpr::Values(values)) => values
                 .rows
                 .iter()
@@ -172,7 +187,7 @@ impl Session {
             .collect::<ExecResult<_>>()?;
         let mut source = match &insert.source {
             Some(source) => source.as_ref().clone(),
-            None => return Err(unsupported("INSERT ... DEFAULT VALUES")),
+            None => default_values_row(targets.len())?,
         };
         // `DEFAULT` inside VALUES means the column's default expression.
         if let SetExpr::Values(values) = source.body.as_mut() {

@@ -1,0 +1,122 @@
+//! ALTER TABLE ... RENAME TO, RENAME COLUMN and ALTER COLUMN (SET/DROP DEFAULT, SET/DROP NOT
+//! NULL). ADD COLUMN is with the other column DDL in `ddl`.
+
+use super::session::Outcome;
+use super::{ExecError, ExecResult, Session};
+use crate::sql::{ColumnSpec, TableName};
+use crate::storage::{Command, TableRecord};
+
+impl Session {
+    pub(super) fn rename_table(&self, table: &TableName, new_name: &str) -> ExecResult<Outcome> {
+        let record = self.resolve_table(table)?;
+        self.engine.apply(&Command::RenameTable {
+            namespace: record.namespace,
+            name: record.name,
+            table_id: record.table_id,
+            new_name: new_name.to_owned(),
+        })?;
+        Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    pub(super) fn rename_column(
+        &self,
+        table: &TableName,
+        column: &str,
+        new_name: &str,
+    ) -> ExecResult<Outcome> {
+        let record = self.resolve_table(table)?;
+        column_position(&record, column)?;
+        if record.columns.iter().any(|c| c.name == new_name) {
+            return Err(ExecError::DuplicateColumn(format!(
+                "column \"{new_name}\" of relation \"{}\" already exists",
+                record.name
+            )));
+        }
+        self.engine.apply(&Command::RenameColumn {
+            namespace: record.namespace,
+            table: record.name,
+            table_id: record.table_id,
+            column: column.to_owned(),
+            new_name: new_name.to_owned(),
+        })?;
+        Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    /// SET/DROP DEFAULT and SET/DROP NOT NULL. SET NOT NULL first checks that no row, hot or
+    /// flushed, holds a NULL there (23502 naming the column, as PostgreSQL).
+    pub(super) async fn alter_column(
+        &self,
+        table: &TableName,
+        column: &str,
+        change: &crate::sql::ColumnChange,
+    ) -> ExecResult<Outcome> {
+        use crate::sql::ColumnChange;
+        let mut record = self.resolve_table(table)?;
+        let index = column_position(&record, column)?;
+        let current = record.columns[index].clone();
+        match change {
+            ColumnChange::SetDefault(_) | ColumnChange::DropDefault
+                if current.identity.is_some() =>
+            {
+                return Err(ExecError::Sql(crate::sql::SqlError::Syntax(format!(
+                    "column \"{column}\" of relation \"{}\" is an identity column",
+                    record.name
+                ))));
+            }
+            ColumnChange::SetDefault(default) => {
+                let spec = ColumnSpec {
+                    name: current.name.clone(),
+                    sql_type: current.sql_type,
+                    nullable: current.nullable,
+                    default: Some(default.clone()),
+                    sequence: None,
+                };
+                record.columns[index].default = self.column_def(&spec).await?.default;
+            }
+            ColumnChange::DropDefault => record.columns[index].default = None,
+            ColumnChange::DropNotNull if record.primary_key.contains(&index) => {
+                return Err(ExecError::InvalidTableDefinition(format!(
+                    "column \"{column}\" is in a primary key"
+                )));
+            }
+            ColumnChange::DropNotNull => record.columns[index].nullable = true,
+            ColumnChange::SetNotNull => {
+                if current.nullable && self.column_has_nulls(&record, column).await? {
+                    return Err(ExecError::NotNullViolation(format!(
+                        "column \"{column}\" of relation \"{}\" contains null values",
+                        record.name
+                    )));
+                }
+                record.columns[index].nullable = false;
+            }
+        }
+        if record.columns[index] != current {
+            self.engine.apply(&Command::AlterTable(record))?;
+        }
+        Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    async fn column_has_nulls(&self, record: &TableRecord, column: &str) -> ExecResult<bool> {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {} IS NULL LIMIT 1",
+            super::sequences::qualified(&record.namespace, &record.name),
+            super::sequences::quote_ident(column)
+        );
+        let batches = self.ctx.sql(&sql).await?.collect().await?;
+        Ok(batches.iter().any(|b| b.num_rows() > 0))
+    }
+}
+
+/// A column's position, or 42703 naming the table.
+fn column_position(record: &TableRecord, column: &str) -> ExecResult<usize> {
+    record
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .ok_or_else(|| {
+            ExecError::UndefinedColumn(format!(
+                "column \"{column}\" of relation \"{}\" does not exist",
+                record.name
+            ))
+        })
+}

@@ -1,0 +1,227 @@
+//! Applying table DDL: create, alter, rename, truncate and drop, with what each does to the
+//! rows, segments and sequences a table has.
+
+use rocksdb::WriteBatch;
+
+use super::command::ApplyContext;
+use super::records::{self, TableRecord};
+use super::segments::SegmentRecord;
+use super::sequences::{self, SequenceRecord};
+use super::{
+    CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, Conflict, StorageResult, catalog_keys, cf,
+    rows,
+};
+
+/// Creates a table; its id comes from the counter sequences share.
+pub(super) fn create(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+) -> StorageResult<()> {
+    if ctx
+        .get(CF_CATALOG, &catalog_keys::namespace(&table.namespace))?
+        .is_none()
+    {
+        return Err(Conflict::NoSuchNamespace(table.namespace.clone()).into());
+    }
+    if sequences::relation_exists(ctx, &table.namespace, &table.name)? {
+        return Err(Conflict::TableExists(table.namespace.clone(), table.name.clone()).into());
+    }
+    let mut table = table.clone();
+    table.table_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
+    ctx.applied.table_ids.push(table.table_id);
+    put(ctx, batch, &table);
+    Ok(())
+}
+
+fn put(ctx: &mut ApplyContext, batch: &mut WriteBatch, table: &TableRecord) {
+    ctx.put(
+        batch,
+        CF_CATALOG,
+        catalog_keys::table(&table.namespace, &table.name),
+        records::encode(table),
+    );
+}
+
+/// The table as it is now, if it is still the one with `table_id`.
+fn current(
+    ctx: &ApplyContext,
+    namespace: &str,
+    name: &str,
+    table_id: u64,
+) -> StorageResult<TableRecord> {
+    match ctx.table(namespace, name)? {
+        Some(table) if table.table_id == table_id => Ok(table),
+        Some(_) => Err(Conflict::TableChanged(name.to_owned()).into()),
+        None => Err(Conflict::NoSuchTable(namespace.to_owned(), name.to_owned()).into()),
+    }
+}
+
+/// Replaces a table's definition (ALTER TABLE); the table must still have the same id.
+pub(super) fn alter(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+) -> StorageResult<()> {
+    match ctx.table(&table.namespace, &table.name)? {
+        Some(current) if current.table_id == table.table_id => {}
+        _ => return Err(Conflict::TableChanged(table.name.clone()).into()),
+    }
+    put(ctx, batch, table);
+    Ok(())
+}
+
+pub(super) fn drop(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    namespace: &str,
+    name: &str,
+) -> StorageResult<()> {
+    let table = ctx
+        .table(namespace, name)?
+        .ok_or_else(|| Conflict::NoSuchTable(namespace.to_owned(), name.to_owned()))?;
+    drop_record(ctx, batch, &table)
+}
+
+/// Drops a table with its data and the sequences its columns own.
+pub(super) fn drop_record(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+) -> StorageResult<()> {
+    clear_data(ctx, batch, table)?;
+    sequences::drop_owned_by(ctx, batch, &table.namespace, &table.name)?;
+    ctx.delete(
+        batch,
+        CF_CATALOG,
+        catalog_keys::table(&table.namespace, &table.name),
+    );
+    Ok(())
+}
+
+pub(super) fn truncate(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    namespace: &str,
+    name: &str,
+    table_id: u64,
+    restart_identity: bool,
+) -> StorageResult<()> {
+    let table = current(ctx, namespace, name, table_id)?;
+    clear_data(ctx, batch, &table)?;
+    if restart_identity {
+        sequences::restart_owned_by(ctx, batch, namespace, name)?;
+    }
+    Ok(())
+}
+
+/// ALTER TABLE ... RENAME TO: the record moves to its new name, with the sequences its columns
+/// own. Segment and log files keep their paths (the catalog records them).
+pub(super) fn rename(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    namespace: &str,
+    name: &str,
+    table_id: u64,
+    new_name: &str,
+) -> StorageResult<()> {
+    let mut table = current(ctx, namespace, name, table_id)?;
+    if sequences::relation_exists(ctx, namespace, new_name)? {
+        return Err(Conflict::TableExists(namespace.to_owned(), new_name.to_owned()).into());
+    }
+    ctx.delete(batch, CF_CATALOG, catalog_keys::table(namespace, name));
+    table.name = new_name.to_owned();
+    put(ctx, batch, &table);
+    reown_sequences(ctx, batch, namespace, name, |owner| {
+        owner.table = new_name.to_owned();
+    })
+}
+
+/// ALTER TABLE ... RENAME COLUMN: rows are stored by position, so only the definition (and
+/// the sequences the column owns) change.
+pub(super) fn rename_column(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    namespace: &str,
+    table_name: &str,
+    table_id: u64,
+    column: &str,
+    new_name: &str,
+) -> StorageResult<()> {
+    let mut table = current(ctx, namespace, table_name, table_id)?;
+    let Some(index) = table.columns.iter().position(|c| c.name == column) else {
+        return Err(Conflict::TableChanged(table_name.to_owned()).into());
+    };
+    if table.columns.iter().any(|c| c.name == new_name) {
+        return Err(Conflict::TableChanged(table_name.to_owned()).into());
+    }
+    table.columns[index].name = new_name.to_owned();
+    put(ctx, batch, &table);
+    reown_sequences(ctx, batch, namespace, table_name, |owner| {
+        if owner.column == column {
+            owner.column = new_name.to_owned();
+        }
+    })
+}
+
+/// Rewrites the owner of each sequence a table's columns own.
+fn reown_sequences(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    namespace: &str,
+    table: &str,
+    change: impl Fn(&mut super::OwnedBy),
+) -> StorageResult<()> {
+    let owned: Vec<SequenceRecord> = ctx
+        .records_in::<SequenceRecord>(&catalog_keys::sequences_of(namespace))?
+        .into_iter()
+        .filter(|s| s.owned_by.as_ref().is_some_and(|o| o.table == table))
+        .collect();
+    for mut sequence in owned {
+        if let Some(owner) = sequence.owned_by.as_mut() {
+            change(owner);
+        }
+        ctx.put(
+            batch,
+            CF_CATALOG,
+            catalog_keys::sequence(namespace, &sequence.name),
+            records::encode(&sequence),
+        );
+    }
+    Ok(())
+}
+
+/// Removes a table's hot rows, cold index, segments and stream log from the catalog. The
+/// segment files become unreferenced: the executor deletes them once this is applied (the
+/// start-up sweep after a crash).
+fn clear_data(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+) -> StorageResult<()> {
+    let start = rows::table_prefix(table.table_id);
+    let end = rows::table_prefix(table.table_id + 1);
+    batch.delete_range_cf(cf(ctx.db, CF_ROWS), start, end);
+    batch.delete_range_cf(cf(ctx.db, CF_COLD_INDEX), start, end);
+    let prefix = catalog_keys::segments_of(table.table_id);
+    let mut manifest = Vec::new();
+    for item in ctx.db.prefix_iterator_cf(cf(ctx.db, CF_CATALOG), &prefix) {
+        let (key, value) = item?;
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let segment: SegmentRecord = records::decode(CF_CATALOG, &value)?;
+        manifest.push((key.to_vec(), segment));
+    }
+    for (key, segment) in manifest {
+        batch.delete_range_cf(
+            cf(ctx.db, CF_DEAD_KEYS),
+            segment.segment_id.to_be_bytes(),
+            (segment.segment_id + 1).to_be_bytes(),
+        );
+        ctx.delete(batch, CF_CATALOG, key);
+        ctx.applied.unreferenced_segments.push(segment);
+    }
+    ctx.delete(batch, CF_CATALOG, catalog_keys::stream(table.table_id));
+    Ok(())
+}
