@@ -500,3 +500,33 @@ async fn renamed_tables_and_columns_read_their_flushed_segments() {
         assert_eq!(left, 0, "segment files left in {dir}");
     }
 }
+
+/// A fully flushed table is not empty: adding a NOT NULL column without a default fails as it
+/// does while the rows are hot, and SET NOT NULL finds a NULL in a segment.
+#[tokio::test]
+async fn not_null_checks_see_flushed_rows() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE cold_only (id BIGINT PRIMARY KEY, v TEXT, n INT);
+             INSERT INTO cold_only VALUES (1, NULL, 1);",
+        )
+        .await
+        .unwrap();
+    flush(&client, "cold_only").await;
+    let err = client
+        .batch_execute("ALTER TABLE cold_only ADD COLUMN must INT NOT NULL")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "23502", "{err}");
+    let err = client
+        .batch_execute("ALTER TABLE cold_only ALTER COLUMN v SET NOT NULL")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "23502", "{err}");
+    client
+        .batch_execute("ALTER TABLE cold_only ALTER COLUMN n SET NOT NULL")
+        .await
+        .unwrap();
+}

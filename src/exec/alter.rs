@@ -81,7 +81,8 @@ impl Session {
             }
             ColumnChange::DropNotNull => record.columns[index].nullable = true,
             ColumnChange::SetNotNull => {
-                if current.nullable && self.column_has_nulls(&record, column).await? {
+                let is_null = format!("{} IS NULL", super::sequences::quote_ident(column));
+                if current.nullable && self.any_row(&record, &is_null).await? {
                     return Err(ExecError::NotNullViolation(format!(
                         "column \"{column}\" of relation \"{}\" contains null values",
                         record.name
@@ -94,16 +95,6 @@ impl Session {
             self.engine.apply(&Command::AlterTable(record))?;
         }
         Ok(Outcome::Done { tag: "ALTER TABLE" })
-    }
-
-    async fn column_has_nulls(&self, record: &TableRecord, column: &str) -> ExecResult<bool> {
-        let sql = format!(
-            "SELECT 1 FROM {} WHERE {} IS NULL LIMIT 1",
-            super::sequences::qualified(&record.namespace, &record.name),
-            super::sequences::quote_ident(column)
-        );
-        let batches = self.ctx.sql(&sql).await?.collect().await?;
-        Ok(batches.iter().any(|b| b.num_rows() > 0))
     }
 }
 

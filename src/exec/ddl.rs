@@ -1,10 +1,14 @@
-//! Namespaces and tables: CREATE, DROP, ALTER TABLE ADD COLUMN, SHOW and DESCRIBE.
+//! Namespaces and tables: CREATE (also AS a query and LIKE another), DROP, TRUNCATE, ALTER
+//! TABLE ADD COLUMN, SHOW and DESCRIBE.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use datafusion::sql::sqlparser::ast;
+
+use super::planner::LazyPlanner;
 use super::session::Outcome;
 use super::{ExecError, ExecResult, Session, now_micros};
 use crate::model::types::ColumnDef;
@@ -67,14 +71,28 @@ impl Session {
             Some(ns) => ns.clone(),
             None => self.creation_namespace()?,
         };
-        let mut columns = Vec::with_capacity(create.columns.len());
+        if let Some(query) = &create.as_query {
+            return self.create_table_as(namespace, create, query).await;
+        }
+        let mut columns = match &create.like {
+            Some((source, with_defaults)) => self.like_columns(source, *with_defaults)?,
+            None => Vec::new(),
+        };
+        let copied = columns.len();
         for spec in &create.columns {
-            columns.push(self.column_def(spec).await?);
+            let column = self.column_def(spec).await?;
+            if columns.iter().any(|c| c.name == column.name) {
+                return Err(ExecError::DuplicateColumn(format!(
+                    "column \"{}\" specified more than once",
+                    column.name
+                )));
+            }
+            columns.push(column);
         }
         let mut commands = self.column_sequences(
             &namespace,
             &create.table.name,
-            &mut columns,
+            &mut columns[copied..],
             &create.columns,
         )?;
         let primary_key = create
@@ -107,6 +125,106 @@ impl Session {
         Ok(Outcome::Done {
             tag: "CREATE TABLE",
         })
+    }
+
+    /// The columns `CREATE TABLE ... (LIKE source)` copies: names, types and NOT NULL, and the
+    /// defaults only with INCLUDING DEFAULTS (an identity is not copied, as in PostgreSQL).
+    fn like_columns(&self, source: &TableName, with_defaults: bool) -> ExecResult<Vec<ColumnDef>> {
+        let record = self.resolve_table(source)?;
+        Ok(record
+            .columns
+            .into_iter()
+            .map(|c| ColumnDef {
+                default: c.default.filter(|_| with_defaults && c.identity.is_none()),
+                missing_value: None,
+                identity: None,
+                ..c
+            })
+            .collect())
+    }
+
+    /// `CREATE TABLE ... AS query`: a table with the query's result columns (named as
+    /// PostgreSQL names them), then its rows, reported as `SELECT n`. A failed insert drops
+    /// the table again.
+    async fn create_table_as(
+        &self,
+        namespace: String,
+        create: &CreateTable,
+        query: &ast::Query,
+    ) -> ExecResult<Outcome> {
+        let statement = ast::Statement::Query(Box::new(query.clone()));
+        let planner = LazyPlanner::new(self, &statement);
+        let plan = planner.get().await?.query(query.clone())?;
+        let schema = super::naming::postgres_names(&statement, plan.schema().inner().clone());
+        let mut columns: Vec<ColumnDef> = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            let sql_type = crate::model::types::storable_type(field).ok_or_else(|| {
+                ExecError::Sql(crate::sql::SqlError::Unsupported(format!(
+                    "column \"{}\" has type {} that a table cannot store",
+                    field.name(),
+                    field.data_type()
+                )))
+            })?;
+            if columns.iter().any(|c| &c.name == field.name()) {
+                return Err(ExecError::DuplicateColumn(format!(
+                    "column \"{}\" specified more than once",
+                    field.name()
+                )));
+            }
+            columns.push(ColumnDef {
+                name: field.name().clone(),
+                sql_type,
+                nullable: true,
+                default: None,
+                missing_value: None,
+                identity: None,
+            });
+        }
+        let name = create.table.name.clone();
+        let record = TableRecord {
+            table_id: 0,
+            namespace: namespace.clone(),
+            name: name.clone(),
+            kind: create.kind,
+            columns,
+            primary_key: Vec::new(),
+            created_at: now_micros(),
+        };
+        match self.engine.apply(&Command::CreateTable(record)) {
+            Ok(_) => {}
+            Err(StorageError::Conflict(Conflict::TableExists(..))) if create.if_not_exists => {
+                return Ok(Outcome::Done {
+                    tag: "CREATE TABLE AS",
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let insert = format!(
+            "INSERT INTO {} {query}",
+            super::sequences::qualified(&namespace, &name)
+        );
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let filled = match datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &insert)
+        {
+            Ok(mut statements) if statements.len() == 1 => self.insert(&statements.remove(0)).await,
+            Ok(_) => Err(ExecError::Internal(format!(
+                "{insert} is not one statement"
+            ))),
+            Err(e) => Err(ExecError::Internal(e.to_string())),
+        };
+        match filled {
+            Ok(Outcome::Affected { rows, .. }) => Ok(Outcome::Affected {
+                tag: "SELECT",
+                rows,
+            }),
+            Ok(_) => Ok(Outcome::Done {
+                tag: "CREATE TABLE AS",
+            }),
+            Err(e) => {
+                let _ = self.engine.apply(&Command::DropTable { namespace, name });
+                Err(e)
+            }
+        }
     }
 
     /// Checks a column's DEFAULT by evaluating it once, so a bad default fails at CREATE time;
@@ -239,7 +357,7 @@ impl Session {
             .default
             .as_deref()
             .is_some_and(|d| !super::sequences::sequences_in_default(d).is_empty());
-        if calls_nextval && self.table_has_rows(&record)? {
+        if calls_nextval && self.table_has_rows(&record).await? {
             return Err(crate::sql::SqlError::Unsupported(
                 "ALTER TABLE ... ADD COLUMN with a nextval default on a table with rows is not supported".into(),
             )
@@ -261,7 +379,7 @@ impl Session {
             let mut encoded = Vec::new();
             crate::storage::rows::encode_datum(value.as_ref(), 0, &mut encoded);
             column.missing_value = Some(encoded);
-        } else if !spec.nullable && self.table_has_rows(&record)? {
+        } else if !spec.nullable && self.table_has_rows(&record).await? {
             return Err(ExecError::NotNullViolation(format!(
                 "column \"{}\" of relation \"{}\" contains null values",
                 spec.name, record.name
@@ -272,13 +390,20 @@ impl Session {
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
 
-    fn table_has_rows(&self, record: &TableRecord) -> ExecResult<bool> {
-        let mut found = false;
-        self.engine.store.scan_rows(record.table_id, |_, _| {
-            found = true;
-            Ok(false)
-        })?;
-        Ok(found)
+    /// Whether the table has a live row, hot or flushed (a scan of hot rows alone would take
+    /// a fully flushed table for empty, and a deletion marker for a row).
+    async fn table_has_rows(&self, record: &TableRecord) -> ExecResult<bool> {
+        self.any_row(record, "true").await
+    }
+
+    /// Whether some live row of the table satisfies `condition` (SQL over its columns).
+    pub(super) async fn any_row(&self, record: &TableRecord, condition: &str) -> ExecResult<bool> {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {condition} LIMIT 1",
+            super::sequences::qualified(&record.namespace, &record.name),
+        );
+        let batches = self.ctx.sql(&sql).await?.collect().await?;
+        Ok(batches.iter().any(|b| b.num_rows() > 0))
     }
 
     pub(super) fn show_namespaces(&self) -> ExecResult<Outcome> {

@@ -224,6 +224,39 @@ fn array_oid(element: i32) -> i32 {
     }
 }
 
+/// The type a table column made from a result column gets (CREATE TABLE ... AS): the declared
+/// type the result carries, else the nearest one for its Arrow type; `None` when no column
+/// type can hold it (intervals, times, arrays).
+pub fn storable_type(field: &Field) -> Option<SqlType> {
+    match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
+        Some("varchar") => return Some(SqlType::Varchar { max_len: None }),
+        Some("json") => return Some(SqlType::Json),
+        Some("jsonb") => return Some(SqlType::Jsonb),
+        Some("uuid") => return Some(SqlType::Uuid),
+        _ => {}
+    }
+    Some(match field.data_type() {
+        DataType::Boolean => SqlType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => SqlType::SmallInt,
+        DataType::Int32 | DataType::UInt16 => SqlType::Integer,
+        DataType::Int64 | DataType::UInt32 => SqlType::BigInt,
+        DataType::Decimal128(precision, scale) if *precision <= 38 && *scale >= 0 => {
+            SqlType::Numeric {
+                precision: *precision,
+                scale: *scale,
+            }
+        }
+        DataType::Float32 => SqlType::Real,
+        DataType::Float64 => SqlType::Double,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => SqlType::Text,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => SqlType::Bytea,
+        DataType::Date32 | DataType::Date64 => SqlType::Date,
+        DataType::Timestamp(_, None) => SqlType::Timestamp,
+        DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
+        _ => return None,
+    })
+}
+
 /// PostgreSQL's OID for a result column: the declared type where the column carries one
 /// (Arrow alone cannot tell VARCHAR, JSON, JSONB and UUID from text), otherwise the type its
 /// Arrow type is reported as. The one table of PostgreSQL type OIDs, with [`SqlType::pg_oid`].

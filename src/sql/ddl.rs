@@ -96,15 +96,39 @@ pub struct CreateTable {
     pub primary_key: Vec<String>,
     pub if_not_exists: bool,
     pub kind: TableKind,
+    /// `CREATE TABLE ... AS query`: the columns come from the query, then its rows.
+    pub as_query: Option<Box<ast::Query>>,
+    /// `CREATE TABLE t (LIKE other [INCLUDING DEFAULTS])`: the columns of `other` come first.
+    pub like: Option<(TableName, bool)>,
 }
 
 pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<CreateTable, SqlError> {
-    if create.query.is_some() {
-        return Err(SqlError::Unsupported(
-            "CREATE TABLE ... AS is not supported".into(),
-        ));
-    }
     let table = TableName::from_object_name(&create.name)?;
+    if let Some(query) = &create.query {
+        if !create.columns.is_empty() || !create.constraints.is_empty() {
+            return Err(SqlError::Unsupported(
+                "CREATE TABLE ... AS with a column list is not supported".into(),
+            ));
+        }
+        return Ok(CreateTable {
+            table,
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            if_not_exists: create.if_not_exists,
+            kind,
+            as_query: Some(query.clone()),
+            like: None,
+        });
+    }
+    let like = match &create.like {
+        None => None,
+        Some(
+            ast::CreateTableLikeKind::Parenthesized(like) | ast::CreateTableLikeKind::Plain(like),
+        ) => Some((
+            TableName::from_object_name(&like.name)?,
+            matches!(like.defaults, Some(ast::CreateTableLikeDefaults::Including)),
+        )),
+    };
     let mut primary_key = Vec::new();
     let mut columns = Vec::with_capacity(create.columns.len());
     for def in &create.columns {
@@ -141,7 +165,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
             }
         }
     }
-    if columns.is_empty() {
+    if columns.is_empty() && like.is_none() {
         return Err(SqlError::Syntax("a table needs at least one column".into()));
     }
     match kind {
@@ -177,6 +201,8 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
         primary_key,
         if_not_exists: create.if_not_exists,
         kind,
+        as_query: None,
+        like,
     })
 }
 
