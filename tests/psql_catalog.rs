@@ -195,3 +195,26 @@ async fn psql_lists_sequences_and_shows_serial_and_identity_columns() {
         "{parameters}"
     );
 }
+
+#[tokio::test]
+async fn comments_show_in_psql_dt_plus_and_col_description() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE public.notes (id INT PRIMARY KEY, body TEXT); \
+             COMMENT ON TABLE public.notes IS 'meeting notes'; \
+             COMMENT ON COLUMN public.notes.body IS 'what was said'",
+        )
+        .await
+        .unwrap();
+    let listed = psql(&server, r"\dt+ public.notes");
+    assert!(listed.contains("meeting notes"), "{listed}");
+    let column = psql(
+        &server,
+        "SELECT col_description(c.oid, a.attnum) FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+         WHERE c.relname = 'notes' AND a.attname = 'body'",
+    );
+    assert!(column.contains("what was said"), "{column}");
+}

@@ -18,6 +18,27 @@ impl Session {
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
 
+    /// COMMENT ON TABLE / COLUMN: kept with the definition (an empty comment removes it, as
+    /// in PostgreSQL).
+    pub(super) fn comment_on(
+        &self,
+        table: &TableName,
+        column: Option<&str>,
+        comment: Option<String>,
+    ) -> ExecResult<Outcome> {
+        let mut record = self.resolve_table(table)?;
+        let comment = comment.filter(|c| !c.is_empty());
+        match column {
+            None => record.comment = comment,
+            Some(column) => {
+                let index = column_position(&record, column)?;
+                record.columns[index].comment = comment;
+            }
+        }
+        self.engine.apply(&Command::AlterTable(record))?;
+        Ok(Outcome::Done { tag: "COMMENT" })
+    }
+
     pub(super) fn rename_column(
         &self,
         table: &TableName,

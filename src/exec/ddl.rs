@@ -113,6 +113,7 @@ impl Session {
             columns,
             primary_key,
             created_at: now_micros(),
+            comment: None,
         };
         // The sequences of SERIAL and identity columns come and go with their table.
         commands.push(Command::CreateTable(record));
@@ -138,6 +139,7 @@ impl Session {
                 default: c.default.filter(|_| with_defaults && c.identity.is_none()),
                 missing_value: None,
                 identity: None,
+                comment: None,
                 ..c
             })
             .collect())
@@ -178,6 +180,7 @@ impl Session {
                 default: None,
                 missing_value: None,
                 identity: None,
+                comment: None,
             });
         }
         let name = create.table.name.clone();
@@ -189,6 +192,7 @@ impl Session {
             columns,
             primary_key: Vec::new(),
             created_at: now_micros(),
+            comment: None,
         };
         match self.engine.apply(&Command::CreateTable(record)) {
             Ok(_) => {}
@@ -272,6 +276,7 @@ impl Session {
             default,
             missing_value: None,
             identity: None,
+            comment: None,
         })
     }
 

@@ -173,7 +173,9 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
             Ok(Arc::new(out))
         },
     ));
-    // KalamDB keeps no comments on objects: every description is NULL.
+    // Statements calling obj_description or col_description take the catalog-query path,
+    // which answers them from pg_description (see `sql::catalog_queries`); these answer the
+    // calls it cannot rewrite. Shared objects (the database, roles) have no comments.
     for (name, arguments) in [
         ("obj_description", vec![1, 2]),
         ("col_description", vec![2]),

@@ -9,8 +9,8 @@ use datafusion::prelude::SessionContext;
 use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role as PgRole};
 
 use super::pg_derived::{
-    self, BASE_PREFIX, COLUMNS_TABLE, DEFINITIONS_TABLE, RELATION_SIZES_TABLE, SEQUENCES_TABLE,
-    TABLE_SIZES_TABLE,
+    self, BASE_PREFIX, COLUMNS_TABLE, COMMENTS_TABLE, DEFINITIONS_TABLE, RELATION_SIZES_TABLE,
+    SEQUENCES_TABLE, TABLE_SIZES_TABLE,
 };
 use super::{DATABASE_NAME, ExecError, ExecResult};
 use crate::model::Role;
@@ -58,8 +58,9 @@ const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 const AUTHID_TABLE: &str = "pg_authid";
 
 /// The tables KalamDB adds to `pg_catalog`.
-const KALAMDB_TABLES: [&str; 6] = [
+const KALAMDB_TABLES: [&str; 7] = [
     PRIMARY_KEYS_TABLE,
+    COMMENTS_TABLE,
     SEQUENCES_TABLE,
     COLUMNS_TABLE,
     DEFINITIONS_TABLE,
@@ -107,6 +108,12 @@ impl SchemaProvider for PgCatalogSchema {
         if name == PRIMARY_KEYS_TABLE {
             return Ok(Some(super::system_tables::store_backed(
                 Arc::new(super::system_tables::PrimaryKeysTable),
+                self.store.clone(),
+            )));
+        }
+        if name == COMMENTS_TABLE {
+            return Ok(Some(super::system_tables::store_backed(
+                Arc::new(super::system_tables::CommentsTable),
                 self.store.clone(),
             )));
         }

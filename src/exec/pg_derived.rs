@@ -28,6 +28,12 @@ pub const COLUMNS_TABLE: &str = "kalamdb_columns";
 
 pub use crate::sql::{DEFINITIONS_TABLE, RELATION_SIZES_TABLE};
 
+/// `COMMENT ON` texts by table and column (see `CommentsTable`).
+pub const COMMENTS_TABLE: &str = "kalamdb_comments";
+
+/// `pg_class.oid` of `pg_class` itself: the `classoid` of a relation's description.
+const PG_CLASS_OID: i64 = 1259;
+
 /// Every sequence with its OID and parameters (see `SequencesTable`).
 pub const SEQUENCES_TABLE: &str = "kalamdb_sequences";
 
@@ -240,6 +246,40 @@ fn definition(name: &str) -> Option<Vec<Part>> {
                     "FROM pg_catalog.{SEQUENCES_TABLE} s \
                      JOIN pg_catalog.pg_namespace n ON n.nspname = s.namespace"
                 ),
+                copies_base: false,
+            },
+        ],
+        // PostgreSQL's own descriptions, then COMMENT ON of tables (objsubid 0) and columns.
+        "pg_description" => vec![
+            Part {
+                values: vec![],
+                from: format!("FROM pg_catalog.{BASE_PREFIX}pg_description a"),
+                copies_base: true,
+            },
+            Part {
+                values: vec![
+                    ("objoid", text("c.oid")),
+                    ("classoid", PG_CLASS_OID.to_string()),
+                    ("objsubid", text("0")),
+                    ("description", text("k.comment")),
+                ],
+                from: format!(
+                    "FROM pg_catalog.{BASE_PREFIX}pg_class c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     JOIN pg_catalog.{COMMENTS_TABLE} k \
+                     ON k.namespace = n.nspname AND k.table_name = c.relname \
+                     WHERE k.column_name IS NULL"
+                ),
+                copies_base: false,
+            },
+            Part {
+                values: vec![
+                    ("objoid", text("c.oid")),
+                    ("classoid", PG_CLASS_OID.to_string()),
+                    ("objsubid", text("a.attnum")),
+                    ("description", text("k.comment")),
+                ],
+                from: format!("FROM {}", kalamdb_rows(COMMENTS_TABLE)),
                 copies_base: false,
             },
         ],

@@ -335,6 +335,11 @@ impl Session {
                 restart_identity,
             } => self.truncate(tables, *restart_identity),
             Statement::RenameTable { table, new_name } => self.rename_table(table, new_name),
+            Statement::Comment {
+                table,
+                column,
+                comment,
+            } => self.comment_on(table, column.as_deref(), comment.clone()),
             Statement::RenameColumn {
                 table,
                 column,

@@ -334,6 +334,42 @@ impl SystemTable for ColumnsTable {
     }
 }
 
+/// `COMMENT ON` texts: a table's (`column_name` NULL) and its columns'.
+#[derive(Debug)]
+pub(super) struct CommentsTable;
+
+impl SystemTable for CommentsTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("namespace", DataType::Utf8, false),
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("column_name", DataType::Utf8, true),
+            Field::new("comment", DataType::Utf8, false),
+        ]))
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        let tables = store.tables().map_err(storage_error)?;
+        let mut comments: Vec<(&str, &str, Option<&str>, &str)> = Vec::new();
+        for table in &tables {
+            if let Some(comment) = &table.comment {
+                comments.push((&table.namespace, &table.name, None, comment));
+            }
+            for column in &table.columns {
+                if let Some(comment) = &column.comment {
+                    comments.push((&table.namespace, &table.name, Some(&column.name), comment));
+                }
+            }
+        }
+        Ok(vec![
+            texts(comments.iter().map(|c| Some(c.0))),
+            texts(comments.iter().map(|c| Some(c.1))),
+            texts(comments.iter().map(|c| c.2)),
+            texts(comments.iter().map(|c| Some(c.3))),
+        ])
+    }
+}
+
 /// Each sequence with its `pg_class` OID, its `pg_sequence` parameters and the last value
 /// reserved (`pg_sequences.last_value`).
 #[derive(Debug)]

@@ -174,6 +174,9 @@ pub struct ColumnDef {
     /// catalogs show as the identity rather than as a default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// `COMMENT ON COLUMN` (`col_description`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -175,6 +175,12 @@ pub enum Statement {
         column: String,
         change: ColumnChange,
     },
+    /// `COMMENT ON TABLE t IS '...'` / `COMMENT ON COLUMN t.c IS NULL`
+    Comment {
+        table: TableName,
+        column: Option<String>,
+        comment: Option<String>,
+    },
     /// `FLUSH TABLE t`: moves the table's hot rows into a Parquet segment, as a job.
     FlushTable {
         table: TableName,
@@ -257,6 +263,7 @@ impl Statement {
             | Statement::AlterColumn { .. } => "ALTER TABLE",
             Statement::CreateSequence { .. } => "CREATE SEQUENCE",
             Statement::Truncate { .. } => "TRUNCATE TABLE",
+            Statement::Comment { .. } => "COMMENT",
             Statement::AlterSequence { .. } => "ALTER SEQUENCE",
             Statement::DropSequence { .. } => "DROP SEQUENCE",
             Statement::FlushTable { .. } => "FLUSH TABLE",
@@ -310,7 +317,8 @@ pub fn authorize(
         | Statement::Truncate { .. }
         | Statement::RenameTable { .. }
         | Statement::RenameColumn { .. }
-        | Statement::AlterColumn { .. } => Role::Service,
+        | Statement::AlterColumn { .. }
+        | Statement::Comment { .. } => Role::Service,
         Statement::CreateNamespace { .. }
         | Statement::DropNamespace { .. }
         | Statement::FlushTable { .. }

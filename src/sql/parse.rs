@@ -403,6 +403,39 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
             }
         },
         S::AlterTable(alter) => super::alter::from_alter_table(&alter)?,
+        S::Comment {
+            object_type,
+            object_name,
+            comment,
+            ..
+        } => match object_type {
+            ast::CommentObject::Table => Statement::Comment {
+                table: TableName::from_object_name(&object_name)?,
+                column: None,
+                comment,
+            },
+            ast::CommentObject::Column => {
+                let mut parts = object_name.0.clone();
+                let column = match parts.pop().as_ref().and_then(|p| p.as_ident()) {
+                    Some(ident) if !parts.is_empty() => fold_ident(ident),
+                    _ => {
+                        return Err(SqlError::Syntax(
+                            "column name must be qualified: COMMENT ON COLUMN table.column".into(),
+                        ));
+                    }
+                };
+                Statement::Comment {
+                    table: TableName::from_object_name(&ast::ObjectName(parts))?,
+                    column: Some(column),
+                    comment,
+                }
+            }
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "COMMENT ON {other} is not supported"
+                )));
+            }
+        },
         S::Truncate(truncate) => Statement::Truncate {
             tables: truncate
                 .table_names

@@ -84,6 +84,9 @@ pub struct TableRecord {
     /// Indexes into `columns`; empty when the table has no declared key (a hidden row id).
     pub primary_key: Vec<usize>,
     pub created_at: i64,
+    /// `COMMENT ON TABLE` (`obj_description`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -472,6 +472,7 @@ mod tests {
                 default: None,
                 missing_value: None,
                 identity: None,
+                comment: None,
             },
             ColumnDef {
                 name: "name".into(),
@@ -480,6 +481,7 @@ mod tests {
                 default: None,
                 missing_value: None,
                 identity: None,
+                comment: None,
             },
         ]);
         let arrays: Vec<ArrayRef> = vec![

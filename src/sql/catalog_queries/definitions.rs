@@ -24,7 +24,9 @@ pub const RELATION_SIZES_TABLE: &str = "kalamdb_relation_sizes";
 pub(super) struct DefinitionFunctions;
 
 /// The functions `DefinitionFunctions` answers.
-pub(super) const DEFINITION_FUNCTIONS: [&str; 6] = [
+pub(super) const DEFINITION_FUNCTIONS: [&str; 8] = [
+    "obj_description",
+    "col_description",
     "pg_get_indexdef",
     "pg_get_constraintdef",
     "pg_table_size",
@@ -43,7 +45,17 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
              WHERE kalamdb_def.objid = {object} AND kalamdb_def.column_no = {column})"
         )
     };
+    let description = |object: &ast::FunctionArg, column: &str| {
+        format!(
+            "(SELECT {SINGLE_ROW_FUNCTION}(kalamdb_desc.description) \
+             FROM pg_catalog.pg_description kalamdb_desc \
+             WHERE kalamdb_desc.objoid = {object} AND kalamdb_desc.objsubid = {column})"
+        )
+    };
     Some(match (name, args) {
+        // KalamDB keeps descriptions of relations and their columns only.
+        ("obj_description", [object] | [object, _]) => description(object, "0"),
+        ("col_description", [object, column]) => description(object, &column.to_string()),
         ("pg_get_indexdef", [object]) | ("pg_get_constraintdef", [object] | [object, _]) => {
             definition(object, "0")
         }

@@ -40,6 +40,7 @@ pub fn mentions_catalog(text: &str) -> bool {
         || lower.contains("::reg")
         || lower.contains("information_schema")
         || lower.contains("_size(")
+        || lower.contains("_description(")
 }
 
 /// The rewritten statements, when every statement in `text` is a query.
