@@ -72,6 +72,38 @@ fn kalamdb_rows(kalamdb_table: &str) -> String {
     )
 }
 
+/// A relation KalamDB derives (a primary key's index, a sequence), with the `pg_class`
+/// columns such relations share added to `values`: permanent, no storage of its own, and no
+/// rules, triggers, row security or partitions.
+fn derived_relation(mut values: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    for (column, value) in [
+        ("reltype", "0"),
+        ("reloftype", "0"),
+        ("relfilenode", "0"),
+        ("reltablespace", "0"),
+        ("relallvisible", "0"),
+        ("reltoastrelid", "0"),
+        ("relhasindex", "false"),
+        ("relisshared", "false"),
+        ("relpersistence", "'p'"),
+        ("relchecks", "0"),
+        ("relhasrules", "false"),
+        ("relhastriggers", "false"),
+        ("relhassubclass", "false"),
+        ("relrowsecurity", "false"),
+        ("relforcerowsecurity", "false"),
+        ("relispopulated", "true"),
+        ("relreplident", "'n'"),
+        ("relispartition", "false"),
+        ("relrewrite", "0"),
+        ("relfrozenxid", "0"),
+        ("relminmxid", "0"),
+    ] {
+        values.push((column, text(value)));
+    }
+    values
+}
+
 fn text(s: &str) -> String {
     s.to_owned()
 }
@@ -171,38 +203,17 @@ fn definition(name: &str) -> Option<Vec<Part>> {
                 copies_base: true,
             },
             Part {
-                values: vec![
+                values: derived_relation(vec![
                     ("oid", index_oid.clone()),
                     ("relname", text("k.pk_name")),
                     ("relnamespace", text("c.relnamespace")),
-                    ("reltype", text("0")),
-                    ("reloftype", text("0")),
                     ("relowner", text("c.relowner")),
                     ("relam", BTREE_AM_OID.to_string()),
-                    ("relfilenode", text("0")),
-                    ("reltablespace", text("0")),
                     ("relpages", text("0")),
                     ("reltuples", text("0")),
-                    ("relallvisible", text("0")),
-                    ("reltoastrelid", text("0")),
-                    ("relhasindex", text("false")),
-                    ("relisshared", text("false")),
-                    ("relpersistence", text("'p'")),
                     ("relkind", text("'i'")),
                     ("relnatts", text("count(*)")),
-                    ("relchecks", text("0")),
-                    ("relhasrules", text("false")),
-                    ("relhastriggers", text("false")),
-                    ("relhassubclass", text("false")),
-                    ("relrowsecurity", text("false")),
-                    ("relforcerowsecurity", text("false")),
-                    ("relispopulated", text("true")),
-                    ("relreplident", text("'n'")),
-                    ("relispartition", text("false")),
-                    ("relrewrite", text("0")),
-                    ("relfrozenxid", text("0")),
-                    ("relminmxid", text("0")),
-                ],
+                ]),
                 from: format!(
                     "FROM {} GROUP BY c.oid, k.pk_name, c.relnamespace, c.relowner",
                     kalamdb_rows(PRIMARY_KEYS_TABLE)
@@ -210,38 +221,17 @@ fn definition(name: &str) -> Option<Vec<Part>> {
                 copies_base: false,
             },
             Part {
-                values: vec![
+                values: derived_relation(vec![
                     ("oid", text("s.oid")),
                     ("relname", text("s.name")),
                     ("relnamespace", text("n.oid")),
-                    ("reltype", text("0")),
-                    ("reloftype", text("0")),
                     ("relowner", text("0")),
                     ("relam", text("0")),
-                    ("relfilenode", text("0")),
-                    ("reltablespace", text("0")),
                     ("relpages", text("1")),
                     ("reltuples", text("1")),
-                    ("relallvisible", text("0")),
-                    ("reltoastrelid", text("0")),
-                    ("relhasindex", text("false")),
-                    ("relisshared", text("false")),
-                    ("relpersistence", text("'p'")),
                     ("relkind", text("'S'")),
                     ("relnatts", text("3")),
-                    ("relchecks", text("0")),
-                    ("relhasrules", text("false")),
-                    ("relhastriggers", text("false")),
-                    ("relhassubclass", text("false")),
-                    ("relrowsecurity", text("false")),
-                    ("relforcerowsecurity", text("false")),
-                    ("relispopulated", text("true")),
-                    ("relreplident", text("'n'")),
-                    ("relispartition", text("false")),
-                    ("relrewrite", text("0")),
-                    ("relfrozenxid", text("0")),
-                    ("relminmxid", text("0")),
-                ],
+                ]),
                 from: format!(
                     "FROM pg_catalog.{SEQUENCES_TABLE} s \
                      JOIN pg_catalog.pg_namespace n ON n.nspname = s.namespace"

@@ -86,6 +86,20 @@ fn failed(e: impl Into<ExecError>) -> DataFusionError {
 }
 
 impl Context {
+    /// Where to look for a relation: its namespace, or those of `search_path`.
+    fn namespaces_for(&self, name: &crate::sql::TableName) -> Result<Vec<String>> {
+        if let Some(namespace) = &name.namespace {
+            return Ok(vec![namespace.clone()]);
+        }
+        let path = self
+            .settings
+            .lock()
+            .expect("settings lock")
+            .get("search_path")
+            .map_err(failed)?;
+        super::names::namespaces_on_path(&self.store, &path).map_err(failed)
+    }
+
     /// The sequence a `regclass`-style name means: qualified, or along `search_path`.
     fn resolve(&self, text: &str) -> Result<SequenceRecord> {
         let undefined = || {
@@ -94,18 +108,7 @@ impl Context {
             )))
         };
         let name = crate::sql::relation_name(text).map_err(|_| undefined())?;
-        let namespaces = match &name.namespace {
-            Some(ns) => vec![ns.clone()],
-            None => {
-                let path = self
-                    .settings
-                    .lock()
-                    .expect("settings lock")
-                    .get("search_path")
-                    .map_err(failed)?;
-                super::names::namespaces_on_path(&self.store, &path).map_err(failed)?
-            }
-        };
+        let namespaces = self.namespaces_for(&name)?;
         for namespace in namespaces {
             if let Some(sequence) = self
                 .store
@@ -194,18 +197,7 @@ impl Context {
             )))
         };
         let name = crate::sql::relation_name(table).map_err(|_| undefined())?;
-        let namespaces = match &name.namespace {
-            Some(ns) => vec![ns.clone()],
-            None => {
-                let path = self
-                    .settings
-                    .lock()
-                    .expect("settings lock")
-                    .get("search_path")
-                    .map_err(failed)?;
-                super::names::namespaces_on_path(&self.store, &path).map_err(failed)?
-            }
-        };
+        let namespaces = self.namespaces_for(&name)?;
         let mut found = None;
         for namespace in namespaces {
             if let Some(record) = self.store.table(&namespace, &name.name).map_err(failed)? {

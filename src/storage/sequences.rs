@@ -345,6 +345,19 @@ fn remove(ctx: &mut ApplyContext, batch: &mut WriteBatch, sequence: &SequenceRec
     );
 }
 
+/// The sequences a table's columns own, this command's own changes included.
+pub(super) fn owned_by(
+    ctx: &ApplyContext,
+    namespace: &str,
+    table: &str,
+) -> StorageResult<Vec<SequenceRecord>> {
+    Ok(ctx
+        .records_in::<SequenceRecord>(&catalog_keys::sequences_of(namespace))?
+        .into_iter()
+        .filter(|s| s.owned_by.as_ref().is_some_and(|o| o.table == table))
+        .collect())
+}
+
 /// Drops the sequences owned by a table's columns, with the table.
 pub(super) fn drop_owned_by(
     ctx: &mut ApplyContext,
@@ -352,12 +365,7 @@ pub(super) fn drop_owned_by(
     namespace: &str,
     table: &str,
 ) -> StorageResult<()> {
-    let owned: Vec<SequenceRecord> = ctx
-        .records_in::<SequenceRecord>(&catalog_keys::sequences_of(namespace))?
-        .into_iter()
-        .filter(|s| s.owned_by.as_ref().is_some_and(|o| o.table == table))
-        .collect();
-    for sequence in &owned {
+    for sequence in &owned_by(ctx, namespace, table)? {
         remove(ctx, batch, sequence);
     }
     Ok(())
@@ -370,11 +378,7 @@ pub(super) fn restart_owned_by(
     namespace: &str,
     table: &str,
 ) -> StorageResult<()> {
-    let owned = ctx
-        .records_in::<SequenceRecord>(&catalog_keys::sequences_of(namespace))?
-        .into_iter()
-        .filter(|s| s.owned_by.as_ref().is_some_and(|o| o.table == table));
-    for sequence in owned {
+    for sequence in owned_by(ctx, namespace, table)? {
         ctx.put(
             batch,
             CF_META,

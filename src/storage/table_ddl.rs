@@ -6,7 +6,7 @@ use rocksdb::WriteBatch;
 use super::command::ApplyContext;
 use super::records::{self, TableRecord};
 use super::segments::SegmentRecord;
-use super::sequences::{self, SequenceRecord};
+use super::sequences;
 use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, Conflict, StorageResult, catalog_keys, cf,
     rows,
@@ -172,12 +172,7 @@ fn reown_sequences(
     table: &str,
     change: impl Fn(&mut super::OwnedBy),
 ) -> StorageResult<()> {
-    let owned: Vec<SequenceRecord> = ctx
-        .records_in::<SequenceRecord>(&catalog_keys::sequences_of(namespace))?
-        .into_iter()
-        .filter(|s| s.owned_by.as_ref().is_some_and(|o| o.table == table))
-        .collect();
-    for mut sequence in owned {
+    for mut sequence in sequences::owned_by(ctx, namespace, table)? {
         if let Some(owner) = sequence.owned_by.as_mut() {
             change(owner);
         }
