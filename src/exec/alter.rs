@@ -1,10 +1,11 @@
 //! ALTER TABLE ... RENAME TO, RENAME COLUMN and ALTER COLUMN (SET/DROP DEFAULT, SET/DROP NOT
 //! NULL). ADD COLUMN is with the other column DDL in `ddl`.
 
+use super::dml::column_index;
 use super::session::Outcome;
 use super::{ExecError, ExecResult, Session};
 use crate::sql::{ColumnSpec, TableName};
-use crate::storage::{Command, TableRecord};
+use crate::storage::Command;
 
 impl Session {
     pub(super) fn rename_table(&self, table: &TableName, new_name: &str) -> ExecResult<Outcome> {
@@ -31,7 +32,7 @@ impl Session {
         match column {
             None => record.comment = comment,
             Some(column) => {
-                let index = column_position(&record, column)?;
+                let index = column_index(&record, column)?;
                 record.columns[index].comment = comment;
             }
         }
@@ -46,7 +47,7 @@ impl Session {
         new_name: &str,
     ) -> ExecResult<Outcome> {
         let record = self.resolve_table(table)?;
-        column_position(&record, column)?;
+        column_index(&record, column)?;
         if record.columns.iter().any(|c| c.name == new_name) {
             return Err(ExecError::DuplicateColumn(format!(
                 "column \"{new_name}\" of relation \"{}\" already exists",
@@ -73,7 +74,7 @@ impl Session {
     ) -> ExecResult<Outcome> {
         use crate::sql::ColumnChange;
         let mut record = self.resolve_table(table)?;
-        let index = column_position(&record, column)?;
+        let index = column_index(&record, column)?;
         let current = record.columns[index].clone();
         match change {
             ColumnChange::SetDefault(_) | ColumnChange::DropDefault
@@ -117,18 +118,4 @@ impl Session {
         }
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
-}
-
-/// A column's position, or 42703 naming the table.
-fn column_position(record: &TableRecord, column: &str) -> ExecResult<usize> {
-    record
-        .columns
-        .iter()
-        .position(|c| c.name == column)
-        .ok_or_else(|| {
-            ExecError::UndefinedColumn(format!(
-                "column \"{column}\" of relation \"{}\" does not exist",
-                record.name
-            ))
-        })
 }

@@ -83,6 +83,14 @@ impl SequenceRecord {
         }
     }
 
+    /// The position of a new or restarted sequence: its start value next.
+    fn restarted(&self) -> SequencePosition {
+        SequencePosition {
+            next: Some(self.start),
+            last: None,
+        }
+    }
+
     /// The error of a sequence that has nothing left to hand out.
     pub fn exhausted(&self) -> Conflict {
         Conflict::SequenceExhausted {
@@ -99,6 +107,20 @@ impl SequenceRecord {
 
 fn position_key(sequence_id: u64) -> Vec<u8> {
     format!("seq_position/{sequence_id}").into_bytes()
+}
+
+fn put_position(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    sequence_id: u64,
+    position: SequencePosition,
+) {
+    ctx.put(
+        batch,
+        CF_META,
+        position_key(sequence_id),
+        records::encode(&position),
+    );
 }
 
 /// Values of a reserved range not handed out yet.
@@ -258,15 +280,7 @@ pub(super) fn create(
     }
     let mut sequence = sequence.clone();
     sequence.sequence_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
-    ctx.put(
-        batch,
-        CF_META,
-        position_key(sequence.sequence_id),
-        records::encode(&SequencePosition {
-            next: Some(sequence.start),
-            last: None,
-        }),
-    );
+    put_position(ctx, batch, sequence.sequence_id, sequence.restarted());
     ctx.put(
         batch,
         CF_CATALOG,
@@ -309,12 +323,7 @@ pub(super) fn alter(
         Some(found) if found.sequence_id == sequence.sequence_id => {}
         _ => return Err(Conflict::TableChanged(sequence.name.clone()).into()),
     }
-    ctx.put(
-        batch,
-        CF_META,
-        position_key(sequence.sequence_id),
-        records::encode(&position),
-    );
+    put_position(ctx, batch, sequence.sequence_id, position);
     ctx.put(
         batch,
         CF_CATALOG,
@@ -379,15 +388,7 @@ pub(super) fn restart_owned_by(
     table: &str,
 ) -> StorageResult<()> {
     for sequence in owned_by(ctx, namespace, table)? {
-        ctx.put(
-            batch,
-            CF_META,
-            position_key(sequence.sequence_id),
-            records::encode(&SequencePosition {
-                next: Some(sequence.start),
-                last: None,
-            }),
-        );
+        put_position(ctx, batch, sequence.sequence_id, sequence.restarted());
         ctx.applied.restarted_sequences.push(sequence.sequence_id);
     }
     Ok(())

@@ -116,7 +116,7 @@ fn assignment_column(record: &TableRecord, target: &AssignmentTarget) -> ExecRes
 }
 
 /// The index of a column by name, or 42703 naming the table.
-fn column_index(record: &TableRecord, name: &str) -> ExecResult<usize> {
+pub(in crate::exec) fn column_index(record: &TableRecord, name: &str) -> ExecResult<usize> {
     record
         .columns
         .iter()
