@@ -117,9 +117,51 @@ def sqlalchemy_core_and_inspector():
     engine.dispose()
 
 
+def sqlalchemy_orm_with_autoincrement_keys():
+    import sqlalchemy as sa
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Ticket(Base):
+        __tablename__ = "orm_tickets"
+        id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+        title: Mapped[str] = mapped_column(sa.String(50))
+
+    class Event(Base):
+        __tablename__ = "orm_events"
+        id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=True), primary_key=True)
+        what: Mapped[str] = mapped_column(sa.String(20))
+
+    engine = sa.create_engine(f"postgresql+psycopg://root:{PASSWORD}@{HOST}:{PORT}/kalamdb")
+    # create_all emits SERIAL and GENERATED ALWAYS AS IDENTITY; the ORM reads the new keys back
+    # through INSERT ... RETURNING.
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add_all([Ticket(title="a"), Ticket(title="b"), Event(what="boot")])
+        session.commit()
+        assert [(t.id, t.title) for t in session.scalars(sa.select(Ticket).order_by(Ticket.id))] == [(1, "a"), (2, "b")]
+        assert session.scalars(sa.select(Event.id)).all() == [1]
+        session.get(Ticket, 2).title = "B"
+        session.delete(session.get(Ticket, 1))
+        session.commit()
+        assert [(t.id, t.title) for t in session.scalars(sa.select(Ticket))] == [(2, "B")]
+        session.add(Ticket(title="c"))
+        session.commit()
+        assert session.scalars(sa.select(Ticket.id).where(Ticket.title == "c")).one() == 3
+    columns = {c["name"]: c for c in sa.inspect(engine).get_columns("orm_tickets")}
+    assert columns["id"]["autoincrement"] is True, columns
+    assert columns["id"]["default"] == "nextval('orm_tickets_id_seq'::regclass)", columns
+    Base.metadata.drop_all(engine)
+    assert not sa.inspect(engine).has_table("orm_tickets")
+    engine.dispose()
+
+
 check("psycopg_extended_protocol", psycopg_extended_protocol)
 check("asyncpg_binary_protocol", asyncpg_binary_protocol)
 check("sqlalchemy_core_and_inspector", sqlalchemy_core_and_inspector)
+check("sqlalchemy_orm_with_autoincrement_keys", sqlalchemy_orm_with_autoincrement_keys)
 for name, error in results:
     print(f"{'ok' if error is None else 'FAILED'}: {name}" + ("" if error is None else f": {error!r}"))
 failed = sum(1 for _, e in results if e is not None)
