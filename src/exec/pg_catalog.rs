@@ -10,7 +10,7 @@ use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role 
 
 use super::pg_derived::{
     self, BASE_PREFIX, COLUMNS_TABLE, COMMENTS_TABLE, DEFINITIONS_TABLE, RELATION_SIZES_TABLE,
-    SEQUENCES_TABLE, TABLE_SIZES_TABLE,
+    SEQUENCES_TABLE, SEQUENCES_VIEW, TABLE_SIZES_TABLE,
 };
 use super::{DATABASE_NAME, ExecError, ExecResult};
 use crate::model::Role;
@@ -58,8 +58,9 @@ const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 const AUTHID_TABLE: &str = "pg_authid";
 
 /// The tables KalamDB adds to `pg_catalog`.
-const KALAMDB_TABLES: [&str; 7] = [
+const KALAMDB_TABLES: [&str; 8] = [
     PRIMARY_KEYS_TABLE,
+    SEQUENCES_VIEW,
     COMMENTS_TABLE,
     SEQUENCES_TABLE,
     COLUMNS_TABLE,
@@ -149,7 +150,7 @@ impl SchemaProvider for PgCatalogSchema {
                 self.store.clone(),
             )));
         }
-        if name == DEFINITIONS_TABLE || name == RELATION_SIZES_TABLE {
+        if name == DEFINITIONS_TABLE || name == RELATION_SIZES_TABLE || name == SEQUENCES_VIEW {
             return Ok(pg_derived::table(name, None));
         }
         let table = self.inner.table(name).await?;

@@ -28,6 +28,9 @@ pub const COLUMNS_TABLE: &str = "kalamdb_columns";
 
 pub use crate::sql::{DEFINITIONS_TABLE, RELATION_SIZES_TABLE};
 
+/// PostgreSQL's `pg_sequences` view: one row per sequence with its parameters.
+pub const SEQUENCES_VIEW: &str = "pg_sequences";
+
 /// `COMMENT ON` texts by table and column (see `CommentsTable`).
 pub const COMMENTS_TABLE: &str = "kalamdb_comments";
 
@@ -273,6 +276,31 @@ fn definition(name: &str) -> Option<Vec<Part>> {
                 copies_base: false,
             },
         ],
+        // `last_value` is the last value reserved, which PostgreSQL's documentation allows:
+        // "greater than the last value handed out from the sequence" when caching is used.
+        SEQUENCES_VIEW => vec![Part {
+            values: vec![
+                ("schemaname", text("s.namespace")),
+                ("sequencename", text("s.name")),
+                ("sequenceowner", text("pg_get_userbyid(CAST(0 AS INT))")),
+                (
+                    "data_type",
+                    text(
+                        "CASE s.type_oid WHEN 21 THEN 'smallint' WHEN 23 THEN 'integer' \
+                         ELSE 'bigint' END",
+                    ),
+                ),
+                ("start_value", text("s.start")),
+                ("min_value", text("s.min")),
+                ("max_value", text("s.max")),
+                ("increment_by", text("s.increment")),
+                ("cycle", text("s.cycle")),
+                ("cache_size", text("s.cache")),
+                ("last_value", text("s.last_value")),
+            ],
+            from: format!("FROM pg_catalog.{SEQUENCES_TABLE} s"),
+            copies_base: false,
+        }],
         // A sequence's columns are last_value, log_cnt and is_called, as in PostgreSQL.
         "pg_sequence" => vec![Part {
             values: vec![
@@ -409,6 +437,19 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 Field::new("oid", DataType::Int32, true),
                 Field::new("bytes", DataType::Int64, true),
             ]
+        } else if name == SEQUENCES_VIEW {
+            let mut fields: Vec<Field> =
+                ["schemaname", "sequencename", "sequenceowner", "data_type"]
+                    .iter()
+                    .map(|n| Field::new(*n, DataType::Utf8, true))
+                    .collect();
+            for n in ["start_value", "min_value", "max_value", "increment_by"] {
+                fields.push(Field::new(n, DataType::Int64, true));
+            }
+            fields.push(Field::new("cycle", DataType::Boolean, true));
+            fields.push(Field::new("cache_size", DataType::Int64, true));
+            fields.push(Field::new("last_value", DataType::Int64, true));
+            fields
         } else {
             vec![
                 Field::new("objid", DataType::Int32, true),

@@ -67,6 +67,8 @@ impl StatementPlanner {
                 && let Some(table) = schema.table(&resolved.table).await?
             {
                 planner.tables.insert(resolved, provider_as_source(table));
+            } else if let Some(table) = planner.catalog_relation(&reference).await? {
+                planner.tables.insert(resolved, provider_as_source(table));
             } else if !planner
                 .state
                 .table_functions()
@@ -78,6 +80,23 @@ impl StatementPlanner {
             }
         }
         Ok(planner)
+    }
+
+    /// An unqualified name that no namespace of the path holds, found in `pg_catalog`, which
+    /// PostgreSQL searches before the path (`SELECT * FROM pg_sequences`).
+    async fn catalog_relation(
+        &self,
+        reference: &TableReference,
+    ) -> ExecResult<Option<Arc<dyn TableProvider>>> {
+        let TableReference::Bare { table } = reference else {
+            return Ok(None);
+        };
+        let in_catalog = TableReference::partial("pg_catalog", table.as_ref());
+        let resolved = self.resolve(in_catalog);
+        match self.state.schema_for_ref(resolved.clone()) {
+            Ok(schema) => Ok(schema.table(&resolved.table).await?),
+            Err(_) => Ok(None),
+        }
     }
 
     /// A planner for expressions that name no table (column defaults).
