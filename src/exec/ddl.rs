@@ -243,9 +243,8 @@ impl Session {
         if !sequences.is_empty() {
             let mut bound = Vec::new();
             for text in &sequences {
-                let name = crate::sql::relation_name(text).map_err(|_| {
-                    ExecError::UndefinedTable(format!("relation \"{text}\" does not exist"))
-                })?;
+                let name = crate::sql::relation_name(text)
+                    .map_err(|_| super::names::undefined_relation(text))?;
                 bound.push(self.resolve_sequence(&name)?);
             }
             if let [sequence] = bound.as_slice()

@@ -3,7 +3,12 @@
 
 use super::{ExecError, ExecResult, Session};
 use crate::sql::TableName;
-use crate::storage::{Store, TableRecord};
+use crate::storage::{StorageResult, Store, TableRecord};
+
+/// 42P01, naming the relation as the statement did.
+pub(super) fn undefined_relation(name: impl std::fmt::Display) -> ExecError {
+    ExecError::UndefinedTable(format!("relation \"{name}\" does not exist"))
+}
 
 /// The namespaces a `search_path` value names that exist, in order.
 pub(super) fn namespaces_on_path(store: &Store, path: &str) -> ExecResult<Vec<String>> {
@@ -20,7 +25,28 @@ pub(super) fn namespaces_on_path(store: &Store, path: &str) -> ExecResult<Vec<St
     Ok(namespaces)
 }
 
+/// The relation `lookup` finds in the first of `namespaces` that holds one.
+pub(super) fn first_in_path<T>(
+    namespaces: Vec<String>,
+    mut lookup: impl FnMut(&str) -> StorageResult<Option<T>>,
+) -> StorageResult<Option<T>> {
+    for namespace in namespaces {
+        if let Some(found) = lookup(&namespace)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
 impl Session {
+    /// Where to look for a relation: its own namespace, or those of `search_path`.
+    pub(super) fn candidate_namespaces(&self, name: &TableName) -> ExecResult<Vec<String>> {
+        match &name.namespace {
+            Some(namespace) => Ok(vec![namespace.clone()]),
+            None => self.search_path(),
+        }
+    }
+
     /// The namespaces of `search_path` that exist, in order.
     pub(super) fn search_path(&self) -> ExecResult<Vec<String>> {
         namespaces_on_path(&self.engine.store, &self.setting("search_path")?)
@@ -28,18 +54,10 @@ impl Session {
 
     /// Finds a table by qualified name, or along `search_path` (42P01 when there is none).
     pub(super) fn resolve_table(&self, name: &TableName) -> ExecResult<TableRecord> {
-        let candidates = match &name.namespace {
-            Some(ns) => vec![ns.clone()],
-            None => self.search_path()?,
-        };
-        for namespace in candidates {
-            if let Some(record) = self.engine.store.table(&namespace, &name.name)? {
-                return Ok(record);
-            }
-        }
-        Err(ExecError::UndefinedTable(format!(
-            "relation \"{name}\" does not exist"
-        )))
+        first_in_path(self.candidate_namespaces(name)?, |namespace| {
+            self.engine.store.table(namespace, &name.name)
+        })?
+        .ok_or_else(|| undefined_relation(name))
     }
 
     /// Where an unqualified CREATE TABLE puts the table: the first namespace of `search_path`.

@@ -223,7 +223,7 @@ fn undefined_relation(reference: &TableReference) -> ExecError {
         Some(schema) => format!("{schema}.{}", reference.table()),
         None => reference.table().to_owned(),
     };
-    ExecError::UndefinedTable(format!("relation \"{name}\" does not exist"))
+    super::names::undefined_relation(name)
 }
 
 fn undefined_function(name: &str) -> ExecError {

@@ -20,6 +20,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
 use super::ExecError;
+use super::names::{first_in_path, undefined_relation};
 use super::sequences::qualified;
 use super::settings::Settings;
 use crate::storage::{SequencePosition, SequenceRecord, Store};
@@ -102,23 +103,13 @@ impl Context {
 
     /// The sequence a `regclass`-style name means: qualified, or along `search_path`.
     fn resolve(&self, text: &str) -> Result<SequenceRecord> {
-        let undefined = || {
-            failed(ExecError::UndefinedTable(format!(
-                "relation \"{text}\" does not exist"
-            )))
-        };
+        let undefined = || failed(undefined_relation(text));
         let name = crate::sql::relation_name(text).map_err(|_| undefined())?;
-        let namespaces = self.namespaces_for(&name)?;
-        for namespace in namespaces {
-            if let Some(sequence) = self
-                .store
-                .sequence(&namespace, &name.name)
-                .map_err(failed)?
-            {
-                return Ok(sequence);
-            }
-        }
-        Err(undefined())
+        first_in_path(self.namespaces_for(&name)?, |namespace| {
+            self.store.sequence(namespace, &name.name)
+        })
+        .map_err(failed)?
+        .ok_or_else(undefined)
     }
 
     fn nextval(&self, text: &str, count: usize) -> Result<Vec<i64>> {
@@ -191,21 +182,14 @@ impl Context {
     /// `pg_get_serial_sequence(table, column)`: the qualified name of the sequence the
     /// column owns (SERIAL, identity, OWNED BY), or NULL.
     fn serial_sequence(&self, table: &str, column: &str) -> Result<Option<String>> {
-        let undefined = || {
-            failed(ExecError::UndefinedTable(format!(
-                "relation \"{table}\" does not exist"
-            )))
-        };
+        let undefined = || failed(undefined_relation(table));
         let name = crate::sql::relation_name(table).map_err(|_| undefined())?;
         let namespaces = self.namespaces_for(&name)?;
-        let mut found = None;
-        for namespace in namespaces {
-            if let Some(record) = self.store.table(&namespace, &name.name).map_err(failed)? {
-                found = Some(record);
-                break;
-            }
-        }
-        let record = found.ok_or_else(undefined)?;
+        let record = first_in_path(namespaces, |namespace| {
+            self.store.table(namespace, &name.name)
+        })
+        .map_err(failed)?
+        .ok_or_else(undefined)?;
         // The column argument is an identifier as written, quoted or not.
         let column = crate::sql::relation_name(column)
             .ok()

@@ -237,18 +237,10 @@ fn string_literal(expr: &ast::Expr) -> Option<String> {
 impl Session {
     /// Finds a sequence by qualified name or along `search_path` (42P01 when there is none).
     pub(super) fn resolve_sequence(&self, name: &TableName) -> ExecResult<SequenceRecord> {
-        let candidates = match &name.namespace {
-            Some(ns) => vec![ns.clone()],
-            None => self.search_path()?,
-        };
-        for namespace in candidates {
-            if let Some(sequence) = self.engine.store.sequence(&namespace, &name.name)? {
-                return Ok(sequence);
-            }
-        }
-        Err(ExecError::UndefinedTable(format!(
-            "relation \"{name}\" does not exist"
-        )))
+        super::names::first_in_path(self.candidate_namespaces(name)?, |namespace| {
+            self.engine.store.sequence(namespace, &name.name)
+        })?
+        .ok_or_else(|| super::names::undefined_relation(name))
     }
 
     pub(super) fn create_sequence(
