@@ -194,6 +194,10 @@ pub(super) fn unwrap_regclass_arguments(statement: &mut ast::Statement) {
 /// `::regclass` would otherwise send the query down the catalog-query path, whose rewrite looks
 /// the name up among tables.
 pub(super) fn without_regclass_arguments(sql: &str) -> Option<String> {
+    // Every statement comes through here: most have no cast at all, and skip the lowering.
+    if !sql.contains("::") {
+        return None;
+    }
     let lower = sql.to_ascii_lowercase();
     if !lower.contains("regclass") || !lower.contains("val(") {
         return None;
