@@ -218,3 +218,40 @@ async fn comments_show_in_psql_dt_plus_and_col_description() {
     );
     assert!(column.contains("what was said"), "{column}");
 }
+
+#[tokio::test]
+async fn psql_lists_views_and_shows_their_definition() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE NAMESPACE app; \
+             CREATE TABLE app.orders (id INT PRIMARY KEY, customer TEXT, amount INT); \
+             CREATE VIEW app.big_orders AS SELECT id, customer FROM app.orders WHERE amount > 10",
+        )
+        .await
+        .unwrap();
+
+    let listed = psql(&server, r"\dv app.*");
+    let row = lines_containing(&listed, "big_orders");
+    assert_eq!(row.len(), 1, "{listed}");
+    assert!(
+        row[0].contains("app") && row[0].contains("view"),
+        "{listed}"
+    );
+    assert!(!listed.contains("table"), "only views: {listed}");
+
+    let described = psql(&server, r"\d+ app.big_orders");
+    assert!(
+        described.contains(r#"View "app.big_orders""#),
+        "{described}"
+    );
+    let customer = lines_containing(&described, " customer ");
+    assert!(customer[0].contains("text"), "{described}");
+    assert!(described.contains("View definition:"), "{described}");
+    assert!(described.contains("amount > 10"), "{described}");
+
+    // `\d+` of a table reads the same storage options.
+    let table = psql(&server, r"\d+ app.orders");
+    assert!(table.contains(r#"Table "app.orders""#), "{table}");
+}

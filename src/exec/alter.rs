@@ -10,12 +10,14 @@ use crate::storage::Command;
 impl Session {
     pub(super) fn rename_table(&self, table: &TableName, new_name: &str) -> ExecResult<Outcome> {
         let record = self.resolve_table(table)?;
-        self.engine.apply(&Command::RenameTable {
-            namespace: record.namespace,
-            name: record.name,
+        let mut commands = vec![Command::RenameTable {
+            namespace: record.namespace.clone(),
+            name: record.name.clone(),
             table_id: record.table_id,
             new_name: new_name.to_owned(),
-        })?;
+        }];
+        commands.extend(self.views_renamed_with(&record.namespace, &record.name, new_name)?);
+        self.engine.apply(&Command::Batch(commands))?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
 

@@ -99,30 +99,47 @@ struct NamespaceSchema {
 #[async_trait]
 impl SchemaProvider for NamespaceSchema {
     fn table_names(&self) -> Vec<String> {
-        self.store
-            .tables_in(&self.namespace)
-            .map(|tables| tables.into_iter().map(|t| t.name).collect())
-            .unwrap_or_default()
+        let tables = self.store.tables_in(&self.namespace).unwrap_or_default();
+        let views = self
+            .store
+            .view_definitions_in(&self.namespace)
+            .unwrap_or_default();
+        tables
+            .into_iter()
+            .map(|t| t.name)
+            .chain(views.into_iter().map(|v| v.name))
+            .collect()
     }
 
+    /// A table, or else a view.
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Ok(self
+        let table = self
             .store
             .table(&self.namespace, name)
-            .map_err(storage_error)?
-            .map(|record| match record.kind {
-                crate::model::TableKind::Stream { .. } => Arc::new(
-                    super::stream_table::StreamTable::new(self.store.clone(), Arc::new(record)),
-                )
-                    as Arc<dyn TableProvider>,
-                crate::model::TableKind::Regular => {
-                    Arc::new(UserTable::new(self.store.clone(), Arc::new(record), false))
-                        as Arc<dyn TableProvider>
-                }
-            }))
+            .map_err(storage_error)?;
+        if table.is_none() {
+            return Ok(self
+                .store
+                .view_definition(&self.namespace, name)
+                .map_err(storage_error)?
+                .map(|view| Arc::new(super::view_table::StoredView::new(view)) as _));
+        }
+        Ok(table.map(|record| match record.kind {
+            crate::model::TableKind::Stream { .. } => Arc::new(
+                super::stream_table::StreamTable::new(self.store.clone(), Arc::new(record)),
+            ) as Arc<dyn TableProvider>,
+            crate::model::TableKind::Regular => {
+                Arc::new(UserTable::new(self.store.clone(), Arc::new(record), false))
+                    as Arc<dyn TableProvider>
+            }
+        }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
         matches!(self.store.table(&self.namespace, name), Ok(Some(_)))
+            || matches!(
+                self.store.view_definition(&self.namespace, name),
+                Ok(Some(_))
+            )
     }
 }

@@ -225,7 +225,11 @@ impl Session {
                 tag: "CREATE TABLE AS",
             }),
             Err(e) => {
-                let _ = self.engine.apply(&Command::DropTable { namespace, name });
+                let _ = self.engine.apply(&Command::DropTable {
+                    namespace,
+                    name,
+                    cascade: false,
+                });
                 Err(e)
             }
         }
@@ -279,13 +283,19 @@ impl Session {
         })
     }
 
-    pub(super) fn drop_tables(&self, tables: &[TableName], if_exists: bool) -> ExecResult<Outcome> {
+    pub(super) fn drop_tables(
+        &self,
+        tables: &[TableName],
+        if_exists: bool,
+        cascade: bool,
+    ) -> ExecResult<Outcome> {
         let mut commands = Vec::new();
         for name in tables {
             match self.resolve_table(name) {
                 Ok(record) => commands.push(Command::DropTable {
                     namespace: record.namespace,
                     name: record.name,
+                    cascade,
                 }),
                 Err(ExecError::UndefinedTable(_)) if if_exists => {}
                 Err(e) => return Err(e),

@@ -30,6 +30,8 @@ mod system_tables;
 mod table;
 mod transaction;
 mod users;
+mod view_table;
+mod views;
 
 use std::sync::Arc;
 
@@ -143,6 +145,9 @@ pub enum ExecError {
     GeneratedAlways(String),
     #[error("{0}")]
     InvalidTableDefinition(String),
+    /// A view whose definition cannot stand (one that reads itself).
+    #[error("{0}")]
+    InvalidObjectDefinition(String),
 }
 
 pub type ExecResult<T> = Result<T, ExecError>;
@@ -162,7 +167,11 @@ impl From<StorageError> for ExecError {
             StorageError::Conflict(conflict) => match conflict {
                 Conflict::NamespaceExists(_) => ExecError::DuplicateSchema(message),
                 Conflict::NoSuchNamespace(_) => ExecError::InvalidSchemaName(message),
-                Conflict::NamespaceNotEmpty(_) => ExecError::DependentObjectsStillExist(message),
+                Conflict::NamespaceNotEmpty(_)
+                | Conflict::HasDependents { .. }
+                | Conflict::ColumnHasDependents { .. } => {
+                    ExecError::DependentObjectsStillExist(message)
+                }
                 Conflict::TableExists(..) => ExecError::DuplicateTable(message),
                 Conflict::NoSuchTable(..) | Conflict::NoSuchSequence(_) => {
                     ExecError::UndefinedTable(message)

@@ -53,11 +53,23 @@ impl Session {
     }
 
     /// Finds a table by qualified name, or along `search_path` (42P01 when there is none).
+    /// A view of that name is 42809, as PostgreSQL answers a table statement on a view.
     pub(super) fn resolve_table(&self, name: &TableName) -> ExecResult<TableRecord> {
-        first_in_path(self.candidate_namespaces(name)?, |namespace| {
+        let namespaces = self.candidate_namespaces(name)?;
+        if let Some(table) = first_in_path(namespaces.clone(), |namespace| {
             self.engine.store.table(namespace, &name.name)
-        })?
-        .ok_or_else(|| undefined_relation(name))
+        })? {
+            return Ok(table);
+        }
+        match first_in_path(namespaces, |namespace| {
+            self.engine.store.view_definition(namespace, &name.name)
+        })? {
+            Some(_) => Err(ExecError::WrongObjectType(format!(
+                "\"{}\" is not a table",
+                name.name
+            ))),
+            None => Err(undefined_relation(name)),
+        }
     }
 
     /// Where an unqualified CREATE TABLE puts the table: the first namespace of `search_path`.

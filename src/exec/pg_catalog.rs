@@ -58,7 +58,8 @@ const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 const AUTHID_TABLE: &str = "pg_authid";
 
 /// The tables KalamDB adds to `pg_catalog`.
-const KALAMDB_TABLES: [&str; 8] = [
+const KALAMDB_TABLES: [&str; 9] = [
+    super::view_table::VIEWS_TABLE,
     PRIMARY_KEYS_TABLE,
     SEQUENCES_VIEW,
     COMMENTS_TABLE,
@@ -115,6 +116,12 @@ impl SchemaProvider for PgCatalogSchema {
         if name == COMMENTS_TABLE {
             return Ok(Some(super::system_tables::store_backed(
                 Arc::new(super::system_tables::CommentsTable),
+                self.store.clone(),
+            )));
+        }
+        if name == super::view_table::VIEWS_TABLE {
+            return Ok(Some(super::system_tables::store_backed(
+                Arc::new(super::view_table::ViewsTable),
                 self.store.clone(),
             )));
         }

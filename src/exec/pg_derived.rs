@@ -45,6 +45,8 @@ pub const TABLE_SIZES_TABLE: &str = "kalamdb_table_sizes";
 
 const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 
+use super::view_table::{INFORMATION_SCHEMA_VIEWS, VIEWS_TABLE};
+
 /// Objects KalamDB derives from a table get OIDs at fixed offsets from the table's, in
 /// ranges datafusion-pg-catalog's OID counter (which starts at 16384) does not reach.
 const INDEX_OID_OFFSET: i64 = 0x2000_0000;
@@ -278,6 +280,36 @@ fn definition(name: &str) -> Option<Vec<Part>> {
         ],
         // `last_value` is the last value reserved, which PostgreSQL's documentation allows:
         // "greater than the last value handed out from the sequence" when caching is used.
+        "pg_views" => vec![Part {
+            values: vec![
+                ("schemaname", text("v.namespace")),
+                ("viewname", text("v.name")),
+                ("viewowner", text("pg_get_userbyid(CAST(0 AS INT))")),
+                ("definition", text("v.definition")),
+            ],
+            from: format!("FROM pg_catalog.{VIEWS_TABLE} v"),
+            copies_base: false,
+        }],
+        // KalamDB's views are read-only and have no CHECK OPTION.
+        INFORMATION_SCHEMA_VIEWS => vec![Part {
+            values: vec![
+                (
+                    "table_catalog",
+                    format!("'{}'", crate::model::DATABASE_NAME),
+                ),
+                ("table_schema", text("v.namespace")),
+                ("table_name", text("v.name")),
+                ("view_definition", text("v.definition")),
+                ("check_option", text("'NONE'")),
+                ("is_updatable", text("'NO'")),
+                ("is_insertable_into", text("'NO'")),
+                ("is_trigger_updatable", text("'NO'")),
+                ("is_trigger_deletable", text("'NO'")),
+                ("is_trigger_insertable_into", text("'NO'")),
+            ],
+            from: format!("FROM pg_catalog.{VIEWS_TABLE} v"),
+            copies_base: false,
+        }],
         SEQUENCES_VIEW => vec![Part {
             values: vec![
                 ("schemaname", text("s.namespace")),
@@ -381,6 +413,21 @@ fn definition(name: &str) -> Option<Vec<Part>> {
             copies_base: false,
         }],
         DEFINITIONS_TABLE => vec![
+            // pg_get_viewdef
+            Part {
+                values: vec![
+                    ("objid", text("c.oid")),
+                    ("column_no", text("0")),
+                    ("definition", text("v.definition")),
+                ],
+                from: format!(
+                    "FROM pg_catalog.{BASE_PREFIX}pg_class c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     JOIN pg_catalog.{VIEWS_TABLE} v \
+                     ON v.namespace = n.nspname AND v.name = c.relname"
+                ),
+                copies_base: false,
+            },
             Part {
                 values: vec![
                     ("objid", index_oid.clone()),
@@ -437,6 +484,22 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 Field::new("oid", DataType::Int32, true),
                 Field::new("bytes", DataType::Int64, true),
             ]
+        } else if name == INFORMATION_SCHEMA_VIEWS {
+            [
+                "table_catalog",
+                "table_schema",
+                "table_name",
+                "view_definition",
+                "check_option",
+                "is_updatable",
+                "is_insertable_into",
+                "is_trigger_updatable",
+                "is_trigger_deletable",
+                "is_trigger_insertable_into",
+            ]
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect()
         } else if name == SEQUENCES_VIEW {
             let mut fields: Vec<Field> =
                 ["schemaname", "sequencename", "sequenceowner", "data_type"]

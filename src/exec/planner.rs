@@ -7,7 +7,9 @@
 //! reads, are scanned as in-memory relations that exist only inside the plan: nothing is
 //! registered in a catalog, so no other session (and no catalog query) can ever see them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::RecordBatch;
@@ -15,6 +17,7 @@ use datafusion::arrow::datatypes::{DataType, FieldRef, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::cte_worktable::CteWorkTable;
 use datafusion::common::{DFSchema, ResolvedTableReference, TableReference, config::ConfigOptions};
+use datafusion::datasource::ViewTable;
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::error::DataFusionError;
 use datafusion::execution::session_state::SessionState;
@@ -30,13 +33,17 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use datafusion::sql::sqlparser::ast;
 
+use super::view_table::StoredView;
 use super::{ExecError, ExecResult, Session};
+use crate::storage::ViewRecord;
 
 /// Plans one statement's expressions and queries; built once per statement.
 pub(in crate::exec) struct StatementPlanner {
     state: SessionState,
     /// Every table the statement names, resolved when the statement starts.
     tables: HashMap<ResolvedTableReference, Arc<dyn TableSource>>,
+    /// The unqualified names among `tables` that were found in `pg_catalog`.
+    found_in_catalog: HashSet<ResolvedTableReference>,
     type_planner: Option<Arc<dyn TypePlanner>>,
     /// The first function name planning asked for that no function registry knows: when
     /// planning then fails, this is why.
@@ -46,6 +53,16 @@ pub(in crate::exec) struct StatementPlanner {
 impl StatementPlanner {
     /// Resolves the tables `statement` refers to (subqueries included) in the session's catalog.
     pub async fn new(session: &Session, statement: &ast::Statement) -> ExecResult<Self> {
+        Self::inside_views(session, statement, 0).await
+    }
+
+    /// A planner for `statement` read through `depth` views: each view it names is planned
+    /// (one level deeper) and inlined.
+    async fn inside_views(
+        session: &Session,
+        statement: &ast::Statement,
+        depth: usize,
+    ) -> ExecResult<Self> {
         let state = session.ctx.state();
         let normalize = state.config_options().sql_parser.enable_ident_normalization;
         let (references, _) = datafusion::sql::resolve::resolve_table_references(
@@ -55,6 +72,7 @@ impl StatementPlanner {
         let mut planner = StatementPlanner {
             state,
             tables: HashMap::with_capacity(references.len()),
+            found_in_catalog: HashSet::new(),
             type_planner: session.type_planner.clone(),
             unknown_function: OnceLock::new(),
         };
@@ -63,11 +81,19 @@ impl StatementPlanner {
             if planner.tables.contains_key(&resolved) {
                 continue;
             }
-            if let Ok(schema) = planner.state.schema_for_ref(resolved.clone())
+            if let Some(table) = super::view_table::information_schema_view(&resolved) {
+                planner.tables.insert(resolved, provider_as_source(table));
+            } else if let Ok(schema) = planner.state.schema_for_ref(resolved.clone())
                 && let Some(table) = schema.table(&resolved.table).await?
             {
+                let table =
+                    match (table.as_ref() as &dyn std::any::Any).downcast_ref::<StoredView>() {
+                        Some(view) => expand_view(session, view.record(), depth + 1).await?,
+                        None => table,
+                    };
                 planner.tables.insert(resolved, provider_as_source(table));
             } else if let Some(table) = planner.catalog_relation(&reference).await? {
+                planner.found_in_catalog.insert(resolved.clone());
                 planner.tables.insert(resolved, provider_as_source(table));
             } else if !planner
                 .state
@@ -104,9 +130,58 @@ impl StatementPlanner {
         StatementPlanner {
             state: session.ctx.state(),
             tables: HashMap::new(),
+            found_in_catalog: HashSet::new(),
             type_planner: session.type_planner.clone(),
             unknown_function: OnceLock::new(),
         }
+    }
+
+    /// The namespace an unqualified relation name of the statement resolved to, if it named
+    /// a relation (not a CTE or a table function).
+    pub fn namespace_of(&self, name: &str) -> Option<String> {
+        let resolved = self.resolve(TableReference::bare(name));
+        if self.found_in_catalog.contains(&resolved) {
+            Some("pg_catalog".to_owned())
+        } else {
+            self.tables
+                .contains_key(&resolved)
+                .then(|| resolved.schema.to_string())
+        }
+    }
+
+    /// Every relation the statement names, as (namespace, name).
+    pub fn relations(&self) -> Vec<(String, String)> {
+        self.tables
+            .keys()
+            .filter(|r| !self.found_in_catalog.contains(*r))
+            .map(|r| (r.schema.to_string(), r.table.to_string()))
+            .collect()
+    }
+
+    /// The columns `plan` reads of each table it scans, once optimized (views inlined,
+    /// projections pushed into the scans), as (namespace, table) to column names.
+    pub fn scanned_columns(
+        &self,
+        plan: &LogicalPlan,
+    ) -> ExecResult<HashMap<(String, String), Vec<String>>> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let optimized = self.state.optimize(plan)?;
+        let mut scanned: HashMap<(String, String), Vec<String>> = HashMap::new();
+        optimized.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                let table = self.resolve(scan.table_name.clone());
+                let columns = scanned
+                    .entry((table.schema.to_string(), table.table.to_string()))
+                    .or_default();
+                for field in scan.projected_schema.fields() {
+                    if !columns.contains(field.name()) {
+                        columns.push(field.name().clone());
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(scanned)
     }
 
     fn resolve(&self, reference: TableReference) -> ResolvedTableReference {
@@ -170,6 +245,59 @@ impl StatementPlanner {
     pub async fn collect(&self, plan: LogicalPlan) -> ExecResult<Vec<RecordBatch>> {
         Ok(DataFrame::new(self.state.clone(), plan).collect().await?)
     }
+}
+
+/// Views inside views deeper than this are taken for a cycle (two views redefined to read
+/// each other).
+const MAX_VIEW_DEPTH: usize = 32;
+
+/// Planning that recurses (a view inside a view) and so must be boxed.
+type BoxedPlanning<'a, T> = Pin<Box<dyn Future<Output = ExecResult<T>> + Send + 'a>>;
+
+/// A view's query planned and wrapped as a relation DataFusion inlines into the plan that
+/// reads it, its columns named and limited as the view defines them.
+fn expand_view<'a>(
+    session: &'a Session,
+    view: &'a ViewRecord,
+    depth: usize,
+) -> BoxedPlanning<'a, Arc<dyn TableProvider>> {
+    Box::pin(async move {
+        if depth > MAX_VIEW_DEPTH {
+            return Err(ExecError::InvalidObjectDefinition(format!(
+                "infinite recursion detected in rules for relation \"{}\"",
+                view.name
+            )));
+        }
+        let query = crate::sql::parse_view_query(&view.query)?;
+        let statement = ast::Statement::Query(Box::new(query.clone()));
+        let planner = StatementPlanner::inside_views(session, &statement, depth).await?;
+        let plan = with_view_columns(planner.query(query)?, view)?;
+        Ok(Arc::new(ViewTable::new(plan, Some(view.query.clone()))) as Arc<dyn TableProvider>)
+    })
+}
+
+/// `plan` with the view's column names, and only its columns: a view keeps the columns it
+/// had when created (a `*` does not grow with its table).
+pub(in crate::exec) fn with_view_columns(
+    plan: LogicalPlan,
+    view: &ViewRecord,
+) -> datafusion::error::Result<LogicalPlan> {
+    let schema = plan.schema().clone();
+    if schema.fields().len() < view.columns.len() {
+        return datafusion::common::plan_err!(
+            "view \"{}\" reads fewer columns than it defines",
+            view.name
+        );
+    }
+    let columns = view.columns.iter().enumerate().map(|(i, column)| {
+        let (qualifier, field) = schema.qualified_field(i);
+        Expr::Column(datafusion::common::Column::new(
+            qualifier.cloned(),
+            field.name(),
+        ))
+        .alias(&column.name)
+    });
+    LogicalPlanBuilder::from(plan).project(columns)?.build()
 }
 
 /// A statement's planner, built the first time part of the statement needs planning, so that

@@ -309,7 +309,22 @@ impl Session {
             Statement::ShowTables { namespace } => self.show_tables(namespace.as_deref()),
             Statement::Describe { table } => self.describe(table),
             Statement::CreateTable(create) => self.create_table(create).await,
-            Statement::DropTable { tables, if_exists } => self.drop_tables(tables, *if_exists),
+            Statement::DropTable {
+                tables,
+                if_exists,
+                cascade,
+            } => self.drop_tables(tables, *if_exists, *cascade),
+            Statement::CreateView {
+                name,
+                or_replace,
+                columns,
+                query,
+            } => self.create_view(name, *or_replace, columns, query).await,
+            Statement::DropView {
+                names,
+                if_exists,
+                cascade,
+            } => self.drop_views(names, *if_exists, *cascade),
             Statement::AddColumn {
                 table,
                 column,

@@ -149,7 +149,7 @@ fn timestamps(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
     )
 }
 
-fn texts<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
+pub(super) fn texts<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(StringArray::from(values.into_iter().collect::<Vec<_>>()))
 }
 

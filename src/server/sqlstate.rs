@@ -63,6 +63,7 @@ pub const WRONG_OBJECT_TYPE: &str = "42809";
 pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
 pub const GENERATED_ALWAYS: &str = "428C9";
 pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
 
 /// SQLSTATE and message for an execution-layer error.
 pub fn exec_error(err: &ExecError) -> ErrorInfo {
@@ -115,6 +116,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::SequenceLimit(_) => SEQUENCE_GENERATOR_LIMIT_EXCEEDED,
         ExecError::GeneratedAlways(_) => GENERATED_ALWAYS,
         ExecError::InvalidTableDefinition(_) => INVALID_TABLE_DEFINITION,
+        ExecError::InvalidObjectDefinition(_) => INVALID_OBJECT_DEFINITION,
     }
 }
 

@@ -13,6 +13,7 @@ mod output_names;
 mod parse;
 mod sequences;
 mod subqueries;
+mod views;
 
 pub use catalog_queries::{
     DEFINITIONS_TABLE, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE, RELATION_SIZES_TABLE,
@@ -25,6 +26,7 @@ pub use output_names::REPEAT_ALIAS_PREFIX;
 pub use parse::{fold_ident as fold, parse, parse_expr, relation_name};
 pub use sequences::SequenceOptions;
 pub use subqueries::SINGLE_ROW_FUNCTION;
+pub use views::{parse_view_query, qualify_relations, rename_relation};
 
 use datafusion::sql::sqlparser::ast;
 
@@ -125,9 +127,24 @@ pub enum Statement {
         table: TableName,
     },
     CreateTable(CreateTable),
+    /// `DROP TABLE [IF EXISTS] t [, ...] [CASCADE | RESTRICT]`
     DropTable {
         tables: Vec<TableName>,
         if_exists: bool,
+        cascade: bool,
+    },
+    /// `CREATE [OR REPLACE] VIEW name [(column, ...)] AS query`
+    CreateView {
+        name: TableName,
+        or_replace: bool,
+        columns: Vec<String>,
+        query: Box<ast::Query>,
+    },
+    /// `DROP VIEW [IF EXISTS] name [, ...] [CASCADE | RESTRICT]`
+    DropView {
+        names: Vec<TableName>,
+        if_exists: bool,
+        cascade: bool,
     },
     /// `ALTER TABLE t ADD [COLUMN] [IF NOT EXISTS] column`
     AddColumn {
@@ -257,6 +274,8 @@ impl Statement {
             | Statement::Describe { .. } => "SHOW",
             Statement::CreateTable(_) => "CREATE TABLE",
             Statement::DropTable { .. } => "DROP TABLE",
+            Statement::CreateView { .. } => "CREATE VIEW",
+            Statement::DropView { .. } => "DROP VIEW",
             Statement::AddColumn { .. }
             | Statement::RenameTable { .. }
             | Statement::RenameColumn { .. }
@@ -310,6 +329,8 @@ pub fn authorize(
         | Statement::Delete(_) => Role::User,
         Statement::CreateTable(_)
         | Statement::DropTable { .. }
+        | Statement::CreateView { .. }
+        | Statement::DropView { .. }
         | Statement::AddColumn { .. }
         | Statement::CreateSequence { .. }
         | Statement::AlterSequence { .. }
@@ -357,6 +378,7 @@ fn reads_system_schema(statement: &Statement) -> bool {
         | Statement::Insert(ast)
         | Statement::Update(ast)
         | Statement::Delete(ast) => names_system_table(ast.as_ref()),
+        Statement::CreateView { query, .. } => names_system_table(query.as_ref()),
         _ => false,
     }
 }

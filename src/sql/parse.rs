@@ -354,6 +354,7 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
         S::CreateTable(create) => {
             Statement::CreateTable(ddl::create_table(&create, TableKind::Regular)?)
         }
+        S::CreateView(create) => super::views::create_view(create)?,
         S::CreateSchema {
             schema_name,
             if_not_exists,
@@ -382,6 +383,15 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
                     .map(TableName::from_object_name)
                     .collect::<Result<_, _>>()?,
                 if_exists,
+                cascade,
+            },
+            ast::ObjectType::View => Statement::DropView {
+                names: names
+                    .iter()
+                    .map(TableName::from_object_name)
+                    .collect::<Result<_, _>>()?,
+                if_exists,
+                cascade,
             },
             ast::ObjectType::Sequence => Statement::DropSequence {
                 names: names

@@ -9,6 +9,7 @@ use super::segments::SegmentRecord;
 use super::sequences::{self, SequencePosition, SequenceRecord};
 use super::streams::{self, StreamState};
 use super::table_ddl;
+use super::view_ddl::{self, ViewRecord};
 use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_ROWS, CF_USERS, Conflict,
     StorageError, StorageResult, catalog_keys, cf, rows,
@@ -84,9 +85,12 @@ pub enum Command {
     CreateTable(TableRecord),
     /// Replaces a table's definition (ALTER TABLE); the table must still have the same id.
     AlterTable(TableRecord),
+    /// Drops a table; with `cascade` the views that depend on it too.
     DropTable {
         namespace: String,
         name: String,
+        #[serde(default)]
+        cascade: bool,
     },
     /// Removes every row of a table, hot and flushed, keeping its definition; with
     /// `restart_identity`, the sequences its columns own start over.
@@ -153,6 +157,17 @@ pub enum Command {
         expect: Option<SequencePosition>,
         to: SequencePosition,
     },
+    /// Creates a view, or with `replace` redefines an existing one (keeping its id).
+    CreateView {
+        view: ViewRecord,
+        replace: bool,
+    },
+    /// Drops a view; with `cascade` the views that depend on it too.
+    DropView {
+        namespace: String,
+        name: String,
+        cascade: bool,
+    },
     /// Creates or updates a job's row in `system.jobs`.
     PutJob(JobRecord),
     DeleteJobs(Vec<String>),
@@ -211,7 +226,9 @@ impl Command {
             | Command::RenameColumn { .. }
             | Command::CreateSequence(_)
             | Command::AlterSequence { .. }
-            | Command::DropSequence { .. } => true,
+            | Command::DropSequence { .. }
+            | Command::CreateView { .. }
+            | Command::DropView { .. } => true,
             Command::Batch(commands) => commands.iter().any(Command::changes_catalog),
             _ => false,
         }
@@ -276,18 +293,26 @@ impl Command {
                 let has_sequences = !ctx
                     .records_in::<SequenceRecord>(&catalog_keys::sequences_of(name))?
                     .is_empty();
-                if (!tables.is_empty() || has_sequences) && !cascade {
+                let views: Vec<ViewRecord> = ctx.records_in(&catalog_keys::views_of(name))?;
+                if (!tables.is_empty() || has_sequences || !views.is_empty()) && !cascade {
                     return Err(Conflict::NamespaceNotEmpty(name.clone()).into());
                 }
+                for view in views {
+                    view_ddl::drop(ctx, batch, name, &view.name, true)?;
+                }
                 for table in tables {
-                    table_ddl::drop_record(ctx, batch, &table)?;
+                    table_ddl::drop_record(ctx, batch, &table, true)?;
                 }
                 sequences::drop_all_in(ctx, batch, name)?;
                 ctx.delete(batch, CF_CATALOG, key);
             }
             Command::CreateTable(table) => table_ddl::create(ctx, batch, table)?,
             Command::AlterTable(table) => table_ddl::alter(ctx, batch, table)?,
-            Command::DropTable { namespace, name } => table_ddl::drop(ctx, batch, namespace, name)?,
+            Command::DropTable {
+                namespace,
+                name,
+                cascade,
+            } => table_ddl::drop(ctx, batch, namespace, name, *cascade)?,
             Command::TruncateTable {
                 namespace,
                 name,
@@ -384,6 +409,12 @@ impl Command {
                 expect,
                 to,
             } => sequences::move_to(ctx, batch, *sequence_id, *expect, *to)?,
+            Command::CreateView { view, replace } => view_ddl::create(ctx, batch, view, *replace)?,
+            Command::DropView {
+                namespace,
+                name,
+                cascade,
+            } => view_ddl::drop(ctx, batch, namespace, name, *cascade)?,
             Command::PutJob(job) => {
                 ctx.put(
                     batch,

@@ -29,6 +29,23 @@ pub enum Conflict {
         ascending: bool,
         bound: i64,
     },
+    #[error(
+        "cannot drop {object} because other objects depend on it: {}",
+        dependents.iter().map(|v| format!("view {v}")).collect::<Vec<_>>().join(", ")
+    )]
+    HasDependents {
+        object: String,
+        dependents: Vec<String>,
+    },
+    #[error(
+        "cannot change column {column} of table {table} because other objects depend on it: {}",
+        dependents.iter().map(|v| format!("view {v}")).collect::<Vec<_>>().join(", ")
+    )]
+    ColumnHasDependents {
+        table: String,
+        column: String,
+        dependents: Vec<String>,
+    },
     #[error("table \"{0}\" was changed concurrently")]
     TableChanged(String),
     #[error("duplicate key value violates unique constraint")]

@@ -59,6 +59,15 @@ pub(super) mod catalog_keys {
     pub fn sequences() -> Vec<u8> {
         b"sqn\0".to_vec()
     }
+    pub fn view(namespace: &str, name: &str) -> Vec<u8> {
+        format!("view\0{namespace}\0{name}").into_bytes()
+    }
+    pub fn views_of(namespace: &str) -> Vec<u8> {
+        format!("view\0{namespace}\0").into_bytes()
+    }
+    pub fn views() -> Vec<u8> {
+        b"view\0".to_vec()
+    }
     pub fn segments_of(table_id: u64) -> Vec<u8> {
         let mut key = b"seg\0".to_vec();
         key.extend_from_slice(&table_id.to_be_bytes());

@@ -22,6 +22,7 @@ pub mod streams;
 mod table_ddl;
 mod table_reads;
 mod view;
+mod view_ddl;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -51,6 +52,7 @@ pub use records::{JobRecord, JobStatus, NamespaceRecord, ScramVerifier, TableRec
 pub use segments::SegmentRecord;
 pub use sequences::{OwnedBy, SequencePosition, SequenceRecord};
 pub use view::ReadView;
+pub use view_ddl::{Dependency, ViewColumn, ViewRecord};
 
 /// Past this much write-ahead log, RocksDB flushes the column families that pin old logs.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 * 1024 * 1024;

@@ -290,7 +290,8 @@ pub(super) fn create(
     Ok(())
 }
 
-/// Whether a table or a sequence already has this name (they share PostgreSQL's relations).
+/// Whether a table, a sequence or a view already has this name (they share PostgreSQL's
+/// relations).
 pub(super) fn relation_exists(
     ctx: &ApplyContext,
     namespace: &str,
@@ -299,6 +300,9 @@ pub(super) fn relation_exists(
     Ok(ctx.table(namespace, name)?.is_some()
         || ctx
             .get(CF_CATALOG, &catalog_keys::sequence(namespace, name))?
+            .is_some()
+        || ctx
+            .get(CF_CATALOG, &catalog_keys::view(namespace, name))?
             .is_some())
 }
 

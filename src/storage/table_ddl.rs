@@ -7,6 +7,7 @@ use super::command::ApplyContext;
 use super::records::{self, TableRecord};
 use super::segments::SegmentRecord;
 use super::sequences;
+use super::view_ddl;
 use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, Conflict, StorageResult, catalog_keys, cf,
     rows,
@@ -76,19 +77,23 @@ pub(super) fn drop(
     batch: &mut WriteBatch,
     namespace: &str,
     name: &str,
+    cascade: bool,
 ) -> StorageResult<()> {
     let table = ctx
         .table(namespace, name)?
         .ok_or_else(|| Conflict::NoSuchTable(namespace.to_owned(), name.to_owned()))?;
-    drop_record(ctx, batch, &table)
+    drop_record(ctx, batch, &table, cascade)
 }
 
-/// Drops a table with its data and the sequences its columns own.
+/// Drops a table with its data and the sequences its columns own; with `cascade` the views
+/// that depend on it too.
 pub(super) fn drop_record(
     ctx: &mut ApplyContext,
     batch: &mut WriteBatch,
     table: &TableRecord,
+    cascade: bool,
 ) -> StorageResult<()> {
+    view_ddl::release(ctx, batch, &table.namespace, &table.name, cascade)?;
     clear_data(ctx, batch, table)?;
     sequences::drop_owned_by(ctx, batch, &table.namespace, &table.name)?;
     ctx.delete(
@@ -155,6 +160,7 @@ pub(super) fn rename_column(
     if table.columns.iter().any(|c| c.name == new_name) {
         return Err(Conflict::TableChanged(table_name.to_owned()).into());
     }
+    view_ddl::check_column_unused(ctx, namespace, table_name, column)?;
     table.columns[index].name = new_name.to_owned();
     put(ctx, batch, &table);
     reown_sequences(ctx, batch, namespace, table_name, |owner| {

@@ -24,7 +24,8 @@ pub const RELATION_SIZES_TABLE: &str = "kalamdb_relation_sizes";
 pub(super) struct DefinitionFunctions;
 
 /// The functions `DefinitionFunctions` answers.
-pub(super) const DEFINITION_FUNCTIONS: [&str; 8] = [
+pub(super) const DEFINITION_FUNCTIONS: [&str; 9] = [
+    "pg_get_viewdef",
     "obj_description",
     "col_description",
     "pg_get_indexdef",
@@ -56,7 +57,8 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
         // KalamDB keeps descriptions of relations and their columns only.
         ("obj_description", [object] | [object, _]) => description(object, "0"),
         ("col_description", [object, column]) => description(object, &column.to_string()),
-        ("pg_get_indexdef", [object]) | ("pg_get_constraintdef", [object] | [object, _]) => {
+        ("pg_get_indexdef", [object])
+        | ("pg_get_constraintdef" | "pg_get_viewdef", [object] | [object, _]) => {
             definition(object, "0")
         }
         ("pg_get_indexdef", [object, column, _]) => definition(object, &column.to_string()),

@@ -1,4 +1,5 @@
-//! Correlated subqueries over `pg_sequence`, answered NULL without reading it.
+//! Correlated subqueries over `pg_sequence`, or over a relation's storage options, answered
+//! NULL without reading them.
 
 use std::ops::ControlFlow;
 
@@ -24,6 +25,23 @@ impl VisitorMut for EmptyCatalogSubqueries {
         };
         let reads_only_empty = match select.from.as_slice() {
             [only] if only.joins.is_empty() => match &only.relation {
+                // `unnest(c.reloptions)`, as psql's `\d+` reads a TOAST table's options:
+                // KalamDB relations have no storage options (`reloptions` is always NULL), so
+                // there is nothing to unnest.
+                ast::TableFactor::UNNEST { array_exprs, .. } => {
+                    matches!(array_exprs.as_slice(), [array] if names_storage_options(array))
+                }
+                ast::TableFactor::Table {
+                    name,
+                    args: Some(args),
+                    ..
+                } => {
+                    let function = name.0.last().and_then(|p| p.as_ident());
+                    function.is_some_and(|f| f.value.eq_ignore_ascii_case("unnest"))
+                        && matches!(args.args.as_slice(),
+                            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(array))]
+                                if names_storage_options(array))
+                }
                 ast::TableFactor::Table { name, .. } => {
                     let parts: Vec<String> = name
                         .0
@@ -47,4 +65,14 @@ impl VisitorMut for EmptyCatalogSubqueries {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `reloptions` or `x.reloptions`.
+fn names_storage_options(expr: &Expr) -> bool {
+    let last = match expr {
+        Expr::Identifier(ident) => Some(ident),
+        Expr::CompoundIdentifier(parts) => parts.last(),
+        _ => None,
+    };
+    last.is_some_and(|ident| ident.value.eq_ignore_ascii_case("reloptions"))
 }

@@ -117,6 +117,17 @@ mod tests {
     }
 
     #[test]
+    fn toast_options_unnested_by_psql_are_null() {
+        let sql = rewritten(
+            "SELECT pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x \
+             from pg_catalog.unnest(tc.reloptions) x), ', ') FROM pg_catalog.pg_class c \
+             LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)",
+        );
+        assert!(!sql.contains("unnest"), "{sql}");
+        assert!(sql.contains("c.reloptions || NULL"), "{sql}");
+    }
+
+    #[test]
     fn generate_subscripts_zips_with_unnest() {
         let sql = rewritten(
             "SELECT unnest(i.indkey) AS attnum, generate_subscripts(i.indkey, 1) AS ord \
