@@ -17,7 +17,7 @@ impl Session {
             new_name: new_name.to_owned(),
         }];
         commands.extend(self.views_renamed_with(&record.namespace, &record.name, new_name)?);
-        self.engine.apply(&Command::Batch(commands))?;
+        self.apply_ddl(Command::Batch(commands))?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
 
@@ -38,7 +38,7 @@ impl Session {
                 record.columns[index].comment = comment;
             }
         }
-        self.engine.apply(&Command::AlterTable(record))?;
+        self.apply_ddl(Command::AlterTable(record))?;
         Ok(Outcome::Done { tag: "COMMENT" })
     }
 
@@ -56,7 +56,7 @@ impl Session {
                 record.name
             )));
         }
-        self.engine.apply(&Command::RenameColumn {
+        self.apply_ddl(Command::RenameColumn {
             namespace: record.namespace,
             table: record.name,
             table_id: record.table_id,
@@ -116,7 +116,7 @@ impl Session {
             }
         }
         if record.columns[index] != current {
-            self.engine.apply(&Command::AlterTable(record))?;
+            self.apply_ddl(Command::AlterTable(record))?;
         }
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }

@@ -9,7 +9,7 @@ use datafusion::error::{DataFusionError, Result};
 use super::system_tables::SystemSchema;
 use super::table::UserTable;
 use crate::sql::SYSTEM_SCHEMA;
-use crate::storage::Store;
+use crate::storage::{Store, TableRecord};
 
 #[derive(Debug)]
 pub struct KalamCatalog {
@@ -90,6 +90,19 @@ impl CatalogProvider for KalamCatalog {
     }
 }
 
+/// The provider that reads a table of either kind.
+pub(super) fn table_provider(store: &Arc<Store>, record: TableRecord) -> Arc<dyn TableProvider> {
+    match record.kind {
+        crate::model::TableKind::Stream { .. } => Arc::new(super::stream_table::StreamTable::new(
+            store.clone(),
+            Arc::new(record),
+        )),
+        crate::model::TableKind::Regular => {
+            Arc::new(UserTable::new(store.clone(), Arc::new(record), false))
+        }
+    }
+}
+
 #[derive(Debug)]
 struct NamespaceSchema {
     store: Arc<Store>,
@@ -124,15 +137,7 @@ impl SchemaProvider for NamespaceSchema {
                 .map_err(storage_error)?
                 .map(|view| Arc::new(super::view_table::StoredView::new(view)) as _));
         }
-        Ok(table.map(|record| match record.kind {
-            crate::model::TableKind::Stream { .. } => Arc::new(
-                super::stream_table::StreamTable::new(self.store.clone(), Arc::new(record)),
-            ) as Arc<dyn TableProvider>,
-            crate::model::TableKind::Regular => {
-                Arc::new(UserTable::new(self.store.clone(), Arc::new(record), false))
-                    as Arc<dyn TableProvider>
-            }
-        }))
+        Ok(table.map(|record| table_provider(&self.store, record)))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -20,9 +20,8 @@ use crate::storage::{
 /// Names no namespace may take: they belong to the system and to PostgreSQL's catalogs.
 const RESERVED_NAMESPACES: [&str; 3] = [SYSTEM_SCHEMA, "pg_catalog", "information_schema"];
 
-/// DDL is applied at once, also inside a transaction block, and ROLLBACK does not undo it (as in
-/// MySQL): ORMs and migration tools run DDL inside blocks, and KalamDB's catalog changes are
-/// single commands, not part of a block's writes.
+/// Each statement is one command, applied at once, or inside a transaction block kept with
+/// the block's writes until COMMIT (see `block_ddl`).
 impl Session {
     pub(super) fn create_namespace(&self, name: &str, if_not_exists: bool) -> ExecResult<Outcome> {
         if RESERVED_NAMESPACES.contains(&name) || name.starts_with("pg_") {
@@ -34,7 +33,7 @@ impl Session {
             name: name.to_owned(),
             created_at: now_micros(),
         });
-        match self.engine.apply(&command) {
+        match self.apply_ddl(command) {
             Ok(_) => {}
             Err(StorageError::Conflict(Conflict::NamespaceExists(_))) if if_not_exists => {}
             Err(e) => return Err(e.into()),
@@ -55,7 +54,7 @@ impl Session {
                 "namespace \"{name}\" cannot be dropped"
             )));
         }
-        match self.engine.apply(&Command::DropNamespace {
+        match self.apply_ddl(Command::DropNamespace {
             name: name.to_owned(),
             cascade,
         }) {
@@ -106,7 +105,7 @@ impl Session {
             })
             .collect();
         let record = TableRecord {
-            table_id: 0,
+            table_id: self.relation_id()?,
             namespace: namespace.clone(),
             name: create.table.name.clone(),
             kind: create.kind,
@@ -114,10 +113,11 @@ impl Session {
             primary_key,
             created_at: now_micros(),
             comment: None,
+            version: 0,
         };
         // The sequences of SERIAL and identity columns come and go with their table.
         commands.push(Command::CreateTable(record));
-        match self.engine.apply(&Command::Batch(commands)) {
+        match self.apply_ddl(Command::Batch(commands)) {
             Ok(_) => {}
             Err(StorageError::Conflict(Conflict::TableExists(_, name)))
                 if create.if_not_exists && name == create.table.name => {}
@@ -185,7 +185,7 @@ impl Session {
         }
         let name = create.table.name.clone();
         let record = TableRecord {
-            table_id: 0,
+            table_id: self.relation_id()?,
             namespace: namespace.clone(),
             name: name.clone(),
             kind: create.kind,
@@ -193,8 +193,9 @@ impl Session {
             primary_key: Vec::new(),
             created_at: now_micros(),
             comment: None,
+            version: 0,
         };
-        match self.engine.apply(&Command::CreateTable(record)) {
+        match self.apply_ddl(Command::CreateTable(record)) {
             Ok(_) => {}
             Err(StorageError::Conflict(Conflict::TableExists(..))) if create.if_not_exists => {
                 return Ok(Outcome::Done {
@@ -225,9 +226,10 @@ impl Session {
                 tag: "CREATE TABLE AS",
             }),
             Err(e) => {
-                let _ = self.engine.apply(&Command::DropTable {
+                let _ = self.apply_ddl(Command::DropTable {
                     namespace,
                     name,
+                    expect: None,
                     cascade: false,
                 });
                 Err(e)
@@ -293,6 +295,7 @@ impl Session {
         for name in tables {
             match self.resolve_table(name) {
                 Ok(record) => commands.push(Command::DropTable {
+                    expect: Some((record.table_id, record.version)),
                     namespace: record.namespace,
                     name: record.name,
                     cascade,
@@ -302,7 +305,7 @@ impl Session {
             }
         }
         if !commands.is_empty() {
-            let applied = self.engine.apply(&Command::Batch(commands))?;
+            let applied = self.apply_ddl(Command::Batch(commands))?;
             self.remove_segment_files(&applied);
         }
         Ok(Outcome::Done { tag: "DROP TABLE" })
@@ -310,7 +313,7 @@ impl Session {
 
     /// Deletes the segment files a DROP or TRUNCATE left unreferenced. A crash before this
     /// leaves them for the orphan sweep at the next start.
-    fn remove_segment_files(&self, applied: &crate::storage::Applied) {
+    pub(super) fn remove_segment_files(&self, applied: &crate::storage::Applied) {
         for segment in &applied.unreferenced_segments {
             let file = self.engine.store.segment_path(segment);
             if let Err(e) = std::fs::remove_file(&file) {
@@ -336,7 +339,7 @@ impl Session {
                 restart_identity,
             });
         }
-        let applied = self.engine.apply(&Command::Batch(commands))?;
+        let applied = self.apply_ddl(Command::Batch(commands))?;
         self.remove_segment_files(&applied);
         Ok(Outcome::Done {
             tag: "TRUNCATE TABLE",
@@ -400,7 +403,7 @@ impl Session {
             )));
         }
         record.columns.push(column);
-        self.engine.apply(&Command::AlterTable(record))?;
+        self.apply_ddl(Command::AlterTable(record))?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
 
@@ -434,12 +437,12 @@ impl Session {
     pub(super) fn show_tables(&self, namespace: Option<&str>) -> ExecResult<Outcome> {
         let tables = match namespace {
             Some(ns) => {
-                if self.engine.store.namespace(ns)?.is_none() {
+                if self.catalog().namespace(ns)?.is_none() {
                     return Err(conflict_error(Conflict::NoSuchNamespace(ns.to_owned())));
                 }
-                self.engine.store.tables_in(ns)?
+                self.catalog().tables_in(ns)?
             }
-            None => self.engine.store.tables()?,
+            None => self.catalog().tables()?,
         };
         let mut ns = Vec::new();
         let mut names = Vec::new();

@@ -6,6 +6,7 @@
 //! them and returns Arrow data or a command tag. It knows nothing of the wire protocol.
 
 mod alter;
+mod block_ddl;
 mod catalog;
 mod checked_arithmetic;
 mod cold;

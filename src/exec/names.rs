@@ -3,7 +3,7 @@
 
 use super::{ExecError, ExecResult, Session};
 use crate::sql::TableName;
-use crate::storage::{StorageResult, Store, TableRecord};
+use crate::storage::{CatalogRead, StorageResult, TableRecord};
 
 /// 42P01, naming the relation as the statement did.
 pub(super) fn undefined_relation(name: impl std::fmt::Display) -> ExecError {
@@ -11,14 +11,14 @@ pub(super) fn undefined_relation(name: impl std::fmt::Display) -> ExecError {
 }
 
 /// The namespaces a `search_path` value names that exist, in order.
-pub(super) fn namespaces_on_path(store: &Store, path: &str) -> ExecResult<Vec<String>> {
+pub(super) fn namespaces_on_path(catalog: &CatalogRead, path: &str) -> ExecResult<Vec<String>> {
     let mut namespaces = Vec::new();
     for entry in path.split(',') {
         let name = entry.trim().trim_matches('"');
         if name.is_empty() || name == "$user" {
             continue;
         }
-        if store.namespace(name)?.is_some() {
+        if catalog.namespace(name)?.is_some() {
             namespaces.push(name.to_owned());
         }
     }
@@ -49,7 +49,7 @@ impl Session {
 
     /// The namespaces of `search_path` that exist, in order.
     pub(super) fn search_path(&self) -> ExecResult<Vec<String>> {
-        namespaces_on_path(&self.engine.store, &self.setting("search_path")?)
+        namespaces_on_path(&self.catalog(), &self.setting("search_path")?)
     }
 
     /// Finds a table by qualified name, or along `search_path` (42P01 when there is none).
@@ -57,12 +57,12 @@ impl Session {
     pub(super) fn resolve_table(&self, name: &TableName) -> ExecResult<TableRecord> {
         let namespaces = self.candidate_namespaces(name)?;
         if let Some(table) = first_in_path(namespaces.clone(), |namespace| {
-            self.engine.store.table(namespace, &name.name)
+            self.catalog().table(namespace, &name.name)
         })? {
             return Ok(table);
         }
         match first_in_path(namespaces, |namespace| {
-            self.engine.store.view_definition(namespace, &name.name)
+            self.catalog().view_definition(namespace, &name.name)
         })? {
             Some(_) => Err(ExecError::WrongObjectType(format!(
                 "\"{}\" is not a table",

@@ -81,16 +81,30 @@ impl StatementPlanner {
             if planner.tables.contains_key(&resolved) {
                 continue;
             }
-            if let Some(table) = super::view_table::information_schema_view(&resolved) {
-                planner.tables.insert(resolved, provider_as_source(table));
-            } else if let Ok(schema) = planner.state.schema_for_ref(resolved.clone())
-                && let Some(table) = schema.table(&resolved.table).await?
-            {
-                let table =
-                    match (table.as_ref() as &dyn std::any::Any).downcast_ref::<StoredView>() {
-                        Some(view) => expand_view(session, view.record(), depth + 1).await?,
-                        None => table,
-                    };
+            let replaced = super::view_table::information_schema_view(&resolved);
+            let found = match block_relation(session, &resolved)? {
+                _ if replaced.is_some() => replaced,
+                Some(BlockRelation::Table(table)) => Some(table),
+                Some(BlockRelation::View(view)) => {
+                    Some(expand_view(session, &view, depth + 1).await?)
+                }
+                Some(BlockRelation::Absent) => None,
+                None => match planner.state.schema_for_ref(resolved.clone()) {
+                    Ok(schema) => match schema.table(&resolved.table).await? {
+                        Some(table) => match (table.as_ref() as &dyn std::any::Any)
+                            .downcast_ref::<StoredView>()
+                        {
+                            Some(view) => {
+                                Some(expand_view(session, view.record(), depth + 1).await?)
+                            }
+                            None => Some(table),
+                        },
+                        None => None,
+                    },
+                    Err(_) => None,
+                },
+            };
+            if let Some(table) = found {
                 planner.tables.insert(resolved, provider_as_source(table));
             } else if let Some(table) = planner.catalog_relation(&reference).await? {
                 planner.found_in_catalog.insert(resolved.clone());
@@ -245,6 +259,41 @@ impl StatementPlanner {
     pub async fn collect(&self, plan: LogicalPlan) -> ExecResult<Vec<RecordBatch>> {
         Ok(DataFrame::new(self.state.clone(), plan).collect().await?)
     }
+}
+
+/// A relation as a transaction block with DDL sees it.
+enum BlockRelation {
+    Table(Arc<dyn TableProvider>),
+    View(ViewRecord),
+    /// The namespace exists for the block and holds no such relation (it may have dropped it).
+    Absent,
+}
+
+/// Inside a block that ran DDL, a relation of a namespace is read from the block's catalog
+/// (the shared catalog holds committed relations only). `None`: look where everyone looks.
+fn block_relation(
+    session: &Session,
+    reference: &ResolvedTableReference,
+) -> ExecResult<Option<BlockRelation>> {
+    if session.pending.catalog_changes().is_empty() {
+        return Ok(None);
+    }
+    let catalog = session.catalog();
+    let (namespace, name) = (reference.schema.as_ref(), reference.table.as_ref());
+    if catalog.namespace(namespace)?.is_none() {
+        // `pg_catalog`, `system`, `information_schema`: not the block's to change.
+        return Ok(None);
+    }
+    if let Some(table) = catalog.table(namespace, name)? {
+        return Ok(Some(BlockRelation::Table(super::catalog::table_provider(
+            &session.engine.store,
+            table,
+        ))));
+    }
+    Ok(Some(match catalog.view_definition(namespace, name)? {
+        Some(view) => BlockRelation::View(view),
+        None => BlockRelation::Absent,
+    }))
 }
 
 /// Views inside views deeper than this are taken for a cycle (two views redefined to read

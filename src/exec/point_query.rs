@@ -137,6 +137,10 @@ impl PointQuery {
         params: &[ScalarValue],
         schema: &SchemaRef,
     ) -> Option<RecordBatch> {
+        // The block's own DDL is not in the committed catalog this path reads.
+        if !pending.catalog_changes().is_empty() {
+            return None;
+        }
         let table = self.table(store)?;
         let record = table.record();
         if record.table_id != self.table_id || record.columns.len() != self.column_count {
@@ -164,6 +168,9 @@ impl PointQuery {
         // Hot row, then cold-index entry, then that entry's segment by id: a flush publishing
         // between any two of these is seen by the later ones, so no snapshot is needed on this
         // path (unlike a scan, which lists segments before it reads rows).
+        if pending.truncated(record.table_id) {
+            return None;
+        }
         let view = store.unpinned_view();
         let (batch, hot_keys) = {
             let tables = pending.tables.lock().expect("pending writes");
@@ -171,6 +178,7 @@ impl PointQuery {
                 .read(
                     &view,
                     tables.get(&record.table_id),
+                    true,
                     Some(key.clone()),
                     Some(&unique),
                     None,

@@ -23,7 +23,8 @@ use super::ExecError;
 use super::names::{first_in_path, undefined_relation};
 use super::sequences::qualified;
 use super::settings::Settings;
-use crate::storage::{SequencePosition, SequenceRecord, Store};
+use super::table::PendingWrites;
+use crate::storage::{CatalogRead, SequencePosition, SequenceRecord, Store};
 
 /// What this session's nextval calls returned: currval per sequence, and lastval.
 #[derive(Debug, Default)]
@@ -45,6 +46,8 @@ enum Kind {
 struct Context {
     store: Arc<Store>,
     settings: Arc<Mutex<Settings>>,
+    /// The session's uncommitted writes: its block's DDL names sequences too.
+    pending: Arc<PendingWrites>,
     handed: Mutex<Handed>,
 }
 
@@ -87,6 +90,11 @@ fn failed(e: impl Into<ExecError>) -> DataFusionError {
 }
 
 impl Context {
+    /// The catalog as the session sees it, its block's DDL included.
+    fn catalog(&self) -> CatalogRead<'_> {
+        self.store.catalog(self.pending.catalog_changes())
+    }
+
     /// Where to look for a relation: its namespace, or those of `search_path`.
     fn namespaces_for(&self, name: &crate::sql::TableName) -> Result<Vec<String>> {
         if let Some(namespace) = &name.namespace {
@@ -98,7 +106,7 @@ impl Context {
             .expect("settings lock")
             .get("search_path")
             .map_err(failed)?;
-        super::names::namespaces_on_path(&self.store, &path).map_err(failed)
+        super::names::namespaces_on_path(&self.catalog(), &path).map_err(failed)
     }
 
     /// The sequence a `regclass`-style name means: qualified, or along `search_path`.
@@ -106,7 +114,7 @@ impl Context {
         let undefined = || failed(undefined_relation(text));
         let name = crate::sql::relation_name(text).map_err(|_| undefined())?;
         first_in_path(self.namespaces_for(&name)?, |namespace| {
-            self.store.sequence(namespace, &name.name)
+            self.catalog().sequence(namespace, &name.name)
         })
         .map_err(failed)?
         .ok_or_else(undefined)
@@ -186,7 +194,7 @@ impl Context {
         let name = crate::sql::relation_name(table).map_err(|_| undefined())?;
         let namespaces = self.namespaces_for(&name)?;
         let record = first_in_path(namespaces, |namespace| {
-            self.store.table(namespace, &name.name)
+            self.catalog().table(namespace, &name.name)
         })
         .map_err(failed)?
         .ok_or_else(undefined)?;
@@ -202,7 +210,7 @@ impl Context {
                 record.name
             ))));
         }
-        let sequences = self.store.sequences().map_err(failed)?;
+        let sequences = self.catalog().sequences().map_err(failed)?;
         Ok(sequences
             .into_iter()
             .find(|s| {
@@ -362,10 +370,16 @@ impl ScalarUDFImpl for SequenceFunction {
 }
 
 /// Registers this session's sequence functions.
-pub fn register(ctx: &SessionContext, store: Arc<Store>, settings: Arc<Mutex<Settings>>) {
+pub fn register(
+    ctx: &SessionContext,
+    store: Arc<Store>,
+    settings: Arc<Mutex<Settings>>,
+    pending: Arc<PendingWrites>,
+) {
     let context = Arc::new(Context {
         store,
         settings,
+        pending,
         handed: Mutex::default(),
     });
     let any_text = |arity| Signature::any(arity, Volatility::Volatile);

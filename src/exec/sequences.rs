@@ -238,7 +238,7 @@ impl Session {
     /// Finds a sequence by qualified name or along `search_path` (42P01 when there is none).
     pub(super) fn resolve_sequence(&self, name: &TableName) -> ExecResult<SequenceRecord> {
         super::names::first_in_path(self.candidate_namespaces(name)?, |namespace| {
-            self.engine.store.sequence(namespace, &name.name)
+            self.catalog().sequence(namespace, &name.name)
         })?
         .ok_or_else(|| super::names::undefined_relation(name))
     }
@@ -254,8 +254,9 @@ impl Session {
             None => self.creation_namespace()?,
         };
         let (mut sequence, _) = define(new_record(&namespace, &name.name), options, None)?;
+        sequence.sequence_id = self.relation_id()?;
         sequence.owned_by = self.owner(&namespace, options)?;
-        match self.engine.apply(&Command::CreateSequence(sequence)) {
+        match self.apply_ddl(Command::CreateSequence(sequence)) {
             Ok(_) => {}
             Err(StorageError::Conflict(Conflict::TableExists(..))) if if_not_exists => {}
             Err(e) => return Err(e.into()),
@@ -323,7 +324,7 @@ impl Session {
         cascade: bool,
     ) -> ExecResult<Outcome> {
         let mut commands = Vec::new();
-        let tables = self.engine.store.tables()?;
+        let tables = self.catalog().tables()?;
         for name in names {
             let sequence = match self.resolve_sequence(name) {
                 Ok(sequence) => sequence,
@@ -365,7 +366,7 @@ impl Session {
             });
         }
         if !commands.is_empty() {
-            self.engine.apply(&Command::Batch(commands))?;
+            self.apply_ddl(Command::Batch(commands))?;
         }
         Ok(Outcome::Done {
             tag: "DROP SEQUENCE",
@@ -405,6 +406,7 @@ impl Session {
             };
             let name = self.unused_relation_name(namespace, table, &column.name, &taken)?;
             let (mut sequence, _) = define(new_record(namespace, &name), &options, None)?;
+            sequence.sequence_id = self.relation_id()?;
             sequence.owned_by = Some(OwnedBy {
                 table: table.to_owned(),
                 column: column.name.clone(),
@@ -423,7 +425,7 @@ impl Session {
         column: &str,
         taken: &[String],
     ) -> ExecResult<String> {
-        let store = &self.engine.store;
+        let store = self.catalog();
         for n in 0..u32::MAX {
             let suffix = if n == 0 {
                 "_seq".to_owned()

@@ -144,7 +144,12 @@ impl Engine {
         let settings = Arc::new(Mutex::new(settings));
         // After pg_catalog, whose session functions answer for a fixed user.
         functions::register(&ctx, user_id, settings.clone());
-        super::sequence_functions::register(&ctx, self.store.clone(), settings.clone());
+        super::sequence_functions::register(
+            &ctx,
+            self.store.clone(),
+            settings.clone(),
+            pending.clone(),
+        );
         Session {
             engine: self.clone(),
             caller: Caller {

@@ -20,7 +20,7 @@ use super::catalog::storage_error;
 use crate::model::types::schema_of;
 use crate::storage::SegmentRecord;
 use crate::storage::rows::{self, RowDecoder};
-use crate::storage::{ReadView, StorageResult, Store, TableRecord, is_tombstone};
+use crate::storage::{CatalogChanges, ReadView, StorageResult, Store, TableRecord, is_tombstone};
 
 /// Hidden columns a DML statement's scan adds to find and version the rows it changes.
 pub const KEY_COLUMN: &str = "__kalamdb_key";
@@ -29,10 +29,27 @@ pub const VERSION_COLUMN: &str = "__kalamdb_version";
 /// One table's uncommitted writes: encoded key to row (`None`: deleted).
 pub type PendingRows = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// A session's writes not yet committed, per table.
+/// A session's writes not yet committed: rows per table, and its block's DDL.
 #[derive(Debug, Default)]
 pub struct PendingWrites {
     pub tables: Mutex<HashMap<u64, PendingRows>>,
+    /// The catalog records the block's DDL changed (see `storage::CatalogChanges`).
+    pub catalog: Mutex<Arc<CatalogChanges>>,
+    /// Tables the block truncated: their committed rows are gone for it.
+    pub truncated: Mutex<HashSet<u64>>,
+}
+
+impl PendingWrites {
+    pub fn catalog_changes(&self) -> Arc<CatalogChanges> {
+        self.catalog.lock().expect("pending catalog").clone()
+    }
+
+    pub fn truncated(&self, table_id: u64) -> bool {
+        self.truncated
+            .lock()
+            .expect("pending truncations")
+            .contains(&table_id)
+    }
 }
 
 #[derive(Debug)]
@@ -90,6 +107,7 @@ impl UserTable {
         &self,
         view: &ReadView<'_>,
         pending: Option<&PendingRows>,
+        committed: bool,
         point: Option<Vec<u8>>,
         projection: Option<&[usize]>,
         limit: Option<usize>,
@@ -119,6 +137,7 @@ impl UserTable {
                         emit(&key, None, row).map_err(storage_error)?;
                     }
                     Some(None) => {}
+                    None if !committed => {}
                     None => {
                         if let Some(stored) = view.row(&key).map_err(storage_error)? {
                             hot_keys.push(key.clone());
@@ -140,7 +159,14 @@ impl UserTable {
                 hot_keys.extend(pending.unwrap_or(&empty).keys().cloned());
                 let mut overlay = pending.unwrap_or(&empty).iter().peekable();
                 let mut more = true;
-                view.scan_rows(self.record.table_id, |key, stored| {
+                // A table the block truncated has only the block's rows.
+                let table_id = if committed {
+                    self.record.table_id
+                } else {
+                    // No table has this id: the scan reads nothing.
+                    u64::MAX
+                };
+                view.scan_rows(table_id, |key, stored| {
                     hot_keys.push(key.to_vec());
                     // Emit the session's own rows that sort before this stored one.
                     while let Some((pending_key, row)) =
@@ -326,6 +352,9 @@ impl TableProvider for UserTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let pending = state.config().get_extension::<PendingWrites>();
+        let committed = !pending
+            .as_ref()
+            .is_some_and(|p| p.truncated(self.record.table_id));
         let pending_tables = pending
             .as_ref()
             .map(|p| p.tables.lock().expect("pending writes"));
@@ -335,7 +364,11 @@ impl TableProvider for UserTable {
         // Every read below sees one moment: a flush publishing meanwhile moves rows from the
         // hot keys into a segment, and the two reads must not straddle it.
         let view = self.store.view();
-        let segments = view.segments(self.record.table_id).map_err(storage_error)?;
+        let segments = if committed {
+            view.segments(self.record.table_id).map_err(storage_error)?
+        } else {
+            Vec::new()
+        };
         // A LIMIT is only safe to push when every filter is applied after the read and no
         // cold rows are merged in.
         let limit = if filters.is_empty() && segments.is_empty() {
@@ -347,6 +380,7 @@ impl TableProvider for UserTable {
         let (batch, hot_keys) = self.read(
             &view,
             pending_rows,
+            committed,
             point.clone(),
             projection.map(|p| p.as_slice()),
             limit,

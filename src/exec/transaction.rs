@@ -30,6 +30,16 @@ pub(super) struct Transaction {
 /// Shared with a running query's result stream, which marks the block failed when it errors.
 pub(super) type SharedTransaction = Arc<Mutex<Transaction>>;
 
+impl Transaction {
+    pub fn commands(&self) -> &[Command] {
+        &self.commands
+    }
+
+    pub fn push(&mut self, command: Command) {
+        self.commands.push(command);
+    }
+}
+
 /// Marks an open block failed (a statement or its result stream errored).
 pub(super) fn mark_failed(transaction: &Mutex<Transaction>) {
     let mut transaction = transaction.lock().expect("transaction lock");
@@ -47,6 +57,12 @@ impl Session {
     pub(super) fn end_transaction(&self, outcome: Outcome) -> ExecResult<Outcome> {
         *self.transaction() = Transaction::default();
         self.pending.tables.lock().expect("pending writes").clear();
+        *self.pending.catalog.lock().expect("pending catalog") = Default::default();
+        self.pending
+            .truncated
+            .lock()
+            .expect("pending truncations")
+            .clear();
         Ok(outcome)
     }
 
@@ -101,6 +117,8 @@ impl Session {
                 }
             }
         }
+        drop(tables);
+        self.recompute_block_catalog(&transaction)?;
         transaction.state = BlockState::InBlock;
         Ok(Outcome::Done { tag: "ROLLBACK" })
     }
@@ -117,13 +135,23 @@ impl Session {
                 _ => None,
             })
             .collect();
+        let has_ddl = commands.iter().any(Command::changes_catalog);
         let result = if commands.is_empty() {
             Ok(())
         } else {
             self.engine
                 .apply(&Command::Batch(commands))
-                .map(|_| ())
-                .map_err(|e| self.write_error(e))
+                .map(|applied| self.remove_segment_files(&applied))
+                .map_err(|e| match e {
+                    // The block's DDL was checked against the catalog as it was; another
+                    // session's DDL committed since conflicts with it.
+                    StorageError::Conflict(conflict) if has_ddl && conflict.is_catalog() => {
+                        ExecError::ConcurrentUpdate(format!(
+                            "could not serialize access due to concurrent DDL: {conflict}"
+                        ))
+                    }
+                    other => self.write_error(other),
+                })
         };
         if result.is_ok() {
             for (table_id, rows) in written {
@@ -174,12 +202,14 @@ impl Session {
         }
         // Inside a block: check inserts against committed rows and the block's own writes now,
         // as PostgreSQL does, and again at COMMIT against whatever committed meanwhile.
+        let truncated = self.pending.truncated(record.table_id);
         let mut tables = self.pending.tables.lock().expect("pending writes");
         let overlay = tables.entry(record.table_id).or_default();
         for write in &writes {
             if write.expect == Expect::Absent {
                 let live = match overlay.get(&write.key) {
                     Some(pending) => pending.is_some(),
+                    None if truncated => false,
                     None => self.engine.store.live_version(&write.key)?.is_some(),
                 };
                 if live {

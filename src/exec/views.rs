@@ -26,7 +26,7 @@ impl Session {
             Some(ns) => ns.clone(),
             None => self.creation_namespace()?,
         };
-        if self.engine.store.table(&namespace, &name.name)?.is_some()
+        if self.catalog().table(&namespace, &name.name)?.is_some()
             || self
                 .engine
                 .store
@@ -86,12 +86,12 @@ impl Session {
             )));
         }
         if or_replace
-            && let Some(existing) = self.engine.store.view_definition(&namespace, &name.name)?
+            && let Some(existing) = self.catalog().view_definition(&namespace, &name.name)?
         {
             check_replacement(&existing.columns, &columns)?;
         }
         let view = ViewRecord {
-            view_id: 0,
+            view_id: self.relation_id()?,
             namespace,
             name: name.name.clone(),
             columns,
@@ -99,7 +99,7 @@ impl Session {
             depends_on,
             created_at: now_micros(),
         };
-        self.engine.apply(&Command::CreateView {
+        self.apply_ddl(Command::CreateView {
             view,
             replace: or_replace,
         })?;
@@ -108,7 +108,7 @@ impl Session {
 
     /// Whether `depends_on`, or the views in it (at any depth), read `namespace.name`.
     fn reaches(&self, depends_on: &[Dependency], namespace: &str, name: &str) -> ExecResult<bool> {
-        let views = self.engine.store.view_definitions()?;
+        let views = self.catalog().view_definitions()?;
         let mut pending: Vec<(&str, &str)> = depends_on
             .iter()
             .map(|d| (d.namespace.as_str(), d.name.as_str()))
@@ -136,7 +136,7 @@ impl Session {
     }
 
     fn is_stored_namespace(&self, namespace: &str) -> bool {
-        namespace != SYSTEM_SCHEMA && matches!(self.engine.store.namespace(namespace), Ok(Some(_)))
+        namespace != SYSTEM_SCHEMA && matches!(self.catalog().namespace(namespace), Ok(Some(_)))
     }
 
     /// Finds a view by qualified name, or along `search_path`: 42809 when the name is a table,
@@ -144,12 +144,11 @@ impl Session {
     fn resolve_view(&self, name: &TableName) -> ExecResult<ViewRecord> {
         let namespaces = self.candidate_namespaces(name)?;
         if let Some(view) = super::names::first_in_path(namespaces.clone(), |ns| {
-            self.engine.store.view_definition(ns, &name.name)
+            self.catalog().view_definition(ns, &name.name)
         })? {
             return Ok(view);
         }
-        match super::names::first_in_path(namespaces, |ns| self.engine.store.table(ns, &name.name))?
-        {
+        match super::names::first_in_path(namespaces, |ns| self.catalog().table(ns, &name.name))? {
             Some(_) => Err(ExecError::WrongObjectType(format!(
                 "\"{}\" is not a view",
                 name.name
@@ -179,7 +178,7 @@ impl Session {
             }
         }
         if !commands.is_empty() {
-            self.engine.apply(&Command::Batch(commands))?;
+            self.apply_ddl(Command::Batch(commands))?;
         }
         Ok(Outcome::Done { tag: "DROP VIEW" })
     }
@@ -193,7 +192,7 @@ impl Session {
         new_name: &str,
     ) -> ExecResult<Vec<Command>> {
         let mut commands = Vec::new();
-        for mut view in self.engine.store.view_definitions()? {
+        for mut view in self.catalog().view_definitions()? {
             if !view
                 .depends_on
                 .iter()

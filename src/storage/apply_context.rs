@@ -30,7 +30,18 @@ pub(super) struct ApplyContext<'a> {
     /// A key range in which the database held no row and no cold-index entry when the
     /// command started, so lookups of those keys need not read the database.
     unoccupied: Option<(Vec<u8>, Vec<u8>)>,
+    /// Key ranges this command deleted whole (a truncated or dropped table's rows), with how
+    /// many row runs existed then: earlier writes in the range read as deleted, later ones
+    /// as written.
+    deleted_ranges: Vec<DeletedRange>,
     pub applied: Applied,
+}
+
+struct DeletedRange {
+    cf_name: &'static str,
+    start: Vec<u8>,
+    end: Vec<u8>,
+    runs_before: usize,
 }
 
 /// The rows of one large write, borrowed from its command, and their order by key.
@@ -49,6 +60,7 @@ impl<'a> ApplyContext<'a> {
             pending: HashMap::new(),
             row_runs: Vec::new(),
             unoccupied: None,
+            deleted_ranges: Vec::new(),
             applied: Applied {
                 seq,
                 ..Applied::default()
@@ -60,14 +72,25 @@ impl<'a> ApplyContext<'a> {
         if let Some(value) = self.pending.get(cf_name).and_then(|keys| keys.get(key)) {
             return Ok(value.clone());
         }
+        // Row runs written after the last range deletion covering `key` are newer than it.
+        let deleted_after = self
+            .deleted_ranges
+            .iter()
+            .filter(|d| d.cf_name == cf_name && d.start.as_slice() <= key && key < d.end.as_slice())
+            .map(|d| d.runs_before)
+            .max();
         if cf_name == CF_ROWS {
-            for run in self.row_runs.iter().rev() {
+            let newer = deleted_after.unwrap_or(0);
+            for run in self.row_runs[newer..].iter().rev() {
                 let key_at = |i: &usize| run.writes[*i].key.as_slice().cmp(key);
                 if let Ok(at) = run.order.binary_search_by(key_at) {
                     let row = run.writes[run.order[at]].value.as_deref();
                     return Ok(row.map(|row| rows::stored_row(self.seq, row)));
                 }
             }
+        }
+        if deleted_after.is_some() {
+            return Ok(None);
         }
         if (cf_name == CF_ROWS || cf_name == CF_COLD_INDEX)
             && let Some((low, high)) = &self.unoccupied
@@ -76,6 +99,14 @@ impl<'a> ApplyContext<'a> {
             return Ok(None);
         }
         Ok(self.db.get_cf(cf(self.db, cf_name), key)?)
+    }
+
+    /// What this command wrote to `cf_name` so far (a dry run's result).
+    pub(super) fn take_pending(
+        &mut self,
+        cf_name: &'static str,
+    ) -> HashMap<Vec<u8>, Option<Vec<u8>>> {
+        self.pending.remove(cf_name).unwrap_or_default()
     }
 
     pub(super) fn put(
@@ -95,6 +126,27 @@ impl<'a> ApplyContext<'a> {
     pub(super) fn delete(&mut self, batch: &mut WriteBatch, cf_name: &'static str, key: Vec<u8>) {
         batch.delete_cf(cf(self.db, cf_name), &key);
         self.pending.entry(cf_name).or_default().insert(key, None);
+    }
+
+    /// Deletes every key of `cf_name` from `start` (inclusive) to `end` (exclusive), including
+    /// the ones this command wrote before.
+    pub(super) fn delete_range(
+        &mut self,
+        batch: &mut WriteBatch,
+        cf_name: &'static str,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    ) {
+        batch.delete_range_cf(cf(self.db, cf_name), &start, &end);
+        if let Some(pending) = self.pending.get_mut(cf_name) {
+            pending.retain(|key, _| !(start.as_slice() <= key.as_slice() && key < &end));
+        }
+        self.deleted_ranges.push(DeletedRange {
+            cf_name,
+            start,
+            end,
+            runs_before: self.row_runs.len(),
+        });
     }
 
     /// Whether the database holds any key of `cf_name` between `low` and `high` inclusive.

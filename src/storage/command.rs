@@ -89,6 +89,10 @@ pub enum Command {
     DropTable {
         namespace: String,
         name: String,
+        /// The (table id, version) the statement resolved: another definition by now is a
+        /// conflict. `None` drops whatever table has the name.
+        #[serde(default)]
+        expect: Option<(u64, u64)>,
         #[serde(default)]
         cascade: bool,
     },
@@ -168,6 +172,14 @@ pub enum Command {
         name: String,
         cascade: bool,
     },
+    /// Reserves ids for relations a transaction block creates, so that the rows it writes
+    /// to them before COMMIT carry the ids they will have.
+    ReserveRelationIds {
+        count: u64,
+    },
+    /// Writes the start position of a sequence a transaction block creates (with a reserved
+    /// id), so nextval can hand out its values before COMMIT.
+    StartSequence(SequenceRecord),
     /// Creates or updates a job's row in `system.jobs`.
     PutJob(JobRecord),
     DeleteJobs(Vec<String>),
@@ -311,8 +323,9 @@ impl Command {
             Command::DropTable {
                 namespace,
                 name,
+                expect,
                 cascade,
-            } => table_ddl::drop(ctx, batch, namespace, name, *cascade)?,
+            } => table_ddl::drop(ctx, batch, namespace, name, *expect, *cascade)?,
             Command::TruncateTable {
                 namespace,
                 name,
@@ -415,6 +428,13 @@ impl Command {
                 name,
                 cascade,
             } => view_ddl::drop(ctx, batch, namespace, name, *cascade)?,
+            Command::ReserveRelationIds { count } => {
+                for _ in 0..*count {
+                    let id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
+                    ctx.applied.table_ids.push(id);
+                }
+            }
+            Command::StartSequence(sequence) => sequences::start(ctx, batch, sequence)?,
             Command::PutJob(job) => {
                 ctx.put(
                     batch,

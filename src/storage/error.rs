@@ -54,6 +54,18 @@ pub enum Conflict {
     RowChanged { table_id: u64 },
 }
 
+impl Conflict {
+    /// Whether this is about the catalog (relations, namespaces) rather than rows.
+    pub fn is_catalog(&self) -> bool {
+        !matches!(
+            self,
+            Conflict::DuplicateKey { .. }
+                | Conflict::RowChanged { .. }
+                | Conflict::SequenceExhausted { .. }
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("{context}: {source}")]

@@ -8,6 +8,7 @@
 
 mod apply_context;
 mod capture;
+mod catalog_changes;
 mod catalog_reads;
 mod command;
 mod datadir;
@@ -30,6 +31,7 @@ use std::sync::Mutex;
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
 pub use capture::{BackupPoint, CapturedFile, MetadataSnapshot, list_files};
+pub use catalog_changes::{CatalogChanges, CatalogRead};
 pub use command::{Applied, ColdEntry, Command, Expect, RowWrite};
 
 /// Microseconds since the Unix epoch: how every timestamp in storage is kept.

@@ -87,6 +87,10 @@ pub struct TableRecord {
     /// `COMMENT ON TABLE` (`obj_description`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// How many times the definition has been written: a change computed from one version
+    /// applies only while the table is still at it, so concurrent DDL cannot undo another's.
+    #[serde(default)]
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

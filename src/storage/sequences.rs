@@ -279,8 +279,18 @@ pub(super) fn create(
         return Err(Conflict::TableExists(namespace.clone(), sequence.name.clone()).into());
     }
     let mut sequence = sequence.clone();
-    sequence.sequence_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
-    put_position(ctx, batch, sequence.sequence_id, sequence.restarted());
+    // A sequence a transaction block creates had its id reserved, and its position written
+    // (so nextval works inside the block), when the block created it: values handed out
+    // since stay handed out.
+    if sequence.sequence_id == 0 {
+        sequence.sequence_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
+    }
+    if ctx
+        .get(CF_META, &position_key(sequence.sequence_id))?
+        .is_none()
+    {
+        put_position(ctx, batch, sequence.sequence_id, sequence.restarted());
+    }
     ctx.put(
         batch,
         CF_CATALOG,
@@ -406,6 +416,21 @@ pub(super) fn drop_all_in(
 ) -> StorageResult<()> {
     for sequence in ctx.records_in::<SequenceRecord>(&catalog_keys::sequences_of(namespace))? {
         remove(ctx, batch, &sequence);
+    }
+    Ok(())
+}
+
+/// Writes the start position of a sequence a transaction block creates, ahead of its COMMIT.
+pub(super) fn start(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    sequence: &SequenceRecord,
+) -> StorageResult<()> {
+    if ctx
+        .get(CF_META, &position_key(sequence.sequence_id))?
+        .is_none()
+    {
+        put_position(ctx, batch, sequence.sequence_id, sequence.restarted());
     }
     Ok(())
 }

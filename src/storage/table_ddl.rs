@@ -29,18 +29,24 @@ pub(super) fn create(
         return Err(Conflict::TableExists(table.namespace.clone(), table.name.clone()).into());
     }
     let mut table = table.clone();
-    table.table_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
+    // A table a transaction block creates had its id reserved when the block created it.
+    if table.table_id == 0 {
+        table.table_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
+    }
     ctx.applied.table_ids.push(table.table_id);
     put(ctx, batch, &table);
     Ok(())
 }
 
+/// Writes a table's definition as its next version.
 fn put(ctx: &mut ApplyContext, batch: &mut WriteBatch, table: &TableRecord) {
+    let mut table = table.clone();
+    table.version += 1;
     ctx.put(
         batch,
         CF_CATALOG,
         catalog_keys::table(&table.namespace, &table.name),
-        records::encode(table),
+        records::encode(&table),
     );
 }
 
@@ -65,7 +71,8 @@ pub(super) fn alter(
     table: &TableRecord,
 ) -> StorageResult<()> {
     match ctx.table(&table.namespace, &table.name)? {
-        Some(current) if current.table_id == table.table_id => {}
+        Some(current) if current.table_id == table.table_id && current.version == table.version => {
+        }
         _ => return Err(Conflict::TableChanged(table.name.clone()).into()),
     }
     put(ctx, batch, table);
@@ -77,11 +84,15 @@ pub(super) fn drop(
     batch: &mut WriteBatch,
     namespace: &str,
     name: &str,
+    expect: Option<(u64, u64)>,
     cascade: bool,
 ) -> StorageResult<()> {
     let table = ctx
         .table(namespace, name)?
         .ok_or_else(|| Conflict::NoSuchTable(namespace.to_owned(), name.to_owned()))?;
+    if expect.is_some_and(|expected| expected != (table.table_id, table.version)) {
+        return Err(Conflict::TableChanged(name.to_owned()).into());
+    }
     drop_record(ctx, batch, &table, cascade)
 }
 
@@ -202,8 +213,8 @@ fn clear_data(
 ) -> StorageResult<()> {
     let start = rows::table_prefix(table.table_id);
     let end = rows::table_prefix(table.table_id + 1);
-    batch.delete_range_cf(cf(ctx.db, CF_ROWS), start, end);
-    batch.delete_range_cf(cf(ctx.db, CF_COLD_INDEX), start, end);
+    ctx.delete_range(batch, CF_ROWS, start.to_vec(), end.to_vec());
+    ctx.delete_range(batch, CF_COLD_INDEX, start.to_vec(), end.to_vec());
     let prefix = catalog_keys::segments_of(table.table_id);
     let mut manifest = Vec::new();
     for item in ctx.db.prefix_iterator_cf(cf(ctx.db, CF_CATALOG), &prefix) {

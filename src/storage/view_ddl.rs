@@ -99,6 +99,7 @@ pub(super) fn create(
         None if sequences::relation_exists(ctx, namespace, &view.name)? => {
             return Err(Conflict::TableExists(namespace.clone(), view.name.clone()).into());
         }
+        None if view.view_id != 0 => {}
         None => view.view_id = ctx.next_counter(batch, b"next_table_id".to_vec())?,
     }
     for dependency in &view.depends_on {
