@@ -13,6 +13,7 @@ mod cold;
 mod ddl;
 mod dml;
 mod functions;
+mod information_schema;
 mod maintenance;
 mod names;
 mod naming;

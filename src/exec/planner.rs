@@ -81,7 +81,7 @@ impl StatementPlanner {
             if planner.tables.contains_key(&resolved) {
                 continue;
             }
-            let replaced = super::view_table::information_schema_view(&resolved);
+            let replaced = super::information_schema::replacement(&resolved);
             let found = match block_relation(session, &resolved)? {
                 _ if replaced.is_some() => replaced,
                 Some(BlockRelation::Table(table)) => Some(table),

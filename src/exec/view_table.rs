@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session as CatalogSession, TableProvider};
-use datafusion::common::ResolvedTableReference;
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
@@ -25,9 +24,6 @@ use crate::storage::{Store, ViewRecord};
 
 /// `pg_catalog.kalamdb_views`: each view's namespace, name and definition text.
 pub const VIEWS_TABLE: &str = "kalamdb_views";
-
-/// The derived table that answers for `information_schema.views`.
-pub const INFORMATION_SCHEMA_VIEWS: &str = "kalamdb_information_schema_views";
 
 #[derive(Debug)]
 pub(super) struct StoredView {
@@ -124,14 +120,4 @@ impl SystemTable for ViewsTable {
             texts(definitions.iter().map(|d| Some(d.as_str()))),
         ])
     }
-}
-
-/// PostgreSQL's `information_schema.views` in place of DataFusion's (which has other columns),
-/// when `reference` names it.
-pub(super) fn information_schema_view(
-    reference: &ResolvedTableReference,
-) -> Option<Arc<dyn TableProvider>> {
-    (reference.schema.as_ref() == "information_schema" && reference.table.as_ref() == "views")
-        .then(|| super::pg_derived::table(INFORMATION_SCHEMA_VIEWS, None))
-        .flatten()
 }

@@ -13,6 +13,7 @@ mod output_names;
 mod parse;
 mod sequences;
 mod subqueries;
+mod users;
 mod views;
 
 pub use catalog_queries::{

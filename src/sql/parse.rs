@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::ddl::{self, TableName};
 use super::{SetValue, SqlError, Statement};
-use crate::model::{Role, TableKind};
+use crate::model::TableKind;
 
 impl From<ParserError> for SqlError {
     fn from(err: ParserError) -> Self {
@@ -85,10 +85,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
 
 fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     if parser.parse_keywords(&[Keyword::CREATE, Keyword::USER]) {
-        return parse_create_user(parser);
+        return super::users::parse_create_user(parser);
     }
     if parser.parse_keywords(&[Keyword::ALTER, Keyword::USER]) {
-        return parse_alter_user(parser);
+        return super::users::parse_alter_user(parser);
     }
     if parser.parse_keywords(&[Keyword::DROP, Keyword::USER]) {
         let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
@@ -240,81 +240,13 @@ fn parse_word(parser: &mut Parser, word: &str) -> bool {
     }
 }
 
-fn parse_create_user(parser: &mut Parser) -> Result<Statement, SqlError> {
-    let user_id = parse_name(parser)?;
-    let options = parse_user_options(parser)?;
-    let password = options.password.ok_or_else(|| {
-        SqlError::Syntax("CREATE USER needs WITH PASSWORD '...': users log in with SCRAM".into())
-    })?;
-    Ok(Statement::CreateUser {
-        user_id,
-        password,
-        role: options.role.unwrap_or(Role::User),
-    })
-}
-
-fn parse_alter_user(parser: &mut Parser) -> Result<Statement, SqlError> {
-    let user_id = parse_name(parser)?;
-    let options = parse_user_options(parser)?;
-    if options.password.is_none() && options.role.is_none() {
-        return Err(SqlError::Syntax(
-            "ALTER USER needs WITH PASSWORD '...' or ROLE <role>".into(),
-        ));
-    }
-    Ok(Statement::AlterUser {
-        user_id,
-        password: options.password,
-        role: options.role,
-    })
-}
-
-#[derive(Default)]
-struct UserOptions {
-    password: Option<String>,
-    role: Option<Role>,
-}
-
-/// `[WITH] { PASSWORD 'secret' | ROLE name } ...` in any order.
-fn parse_user_options(parser: &mut Parser) -> Result<UserOptions, SqlError> {
-    let mut options = UserOptions::default();
-    let _optional_with = parser.parse_keyword(Keyword::WITH);
-    loop {
-        if parser.parse_keyword(Keyword::PASSWORD) {
-            let token = parser.next_token();
-            let Token::SingleQuotedString(password) = token.token else {
-                return Err(SqlError::Syntax(format!(
-                    "PASSWORD must be a single-quoted string, found {}",
-                    token.token
-                )));
-            };
-            if password.is_empty() {
-                return Err(SqlError::Syntax("PASSWORD must not be empty".into()));
-            }
-            options.password = Some(password);
-        } else if parser.parse_keyword(Keyword::ROLE) {
-            let token = parser.next_token();
-            let name = match token.token {
-                Token::Word(word) => word.value,
-                Token::SingleQuotedString(name) => name,
-                other => {
-                    return Err(SqlError::Syntax(format!(
-                        "ROLE expects a role name, found {other}"
-                    )));
-                }
-            };
-            options.role = Some(Role::parse(&name).ok_or_else(|| {
-                SqlError::Syntax(format!(
-                    "unknown role \"{name}\": expected user, service, dba or system"
-                ))
-            })?);
-        } else {
-            return Ok(options);
-        }
-    }
+/// The relations a DROP names.
+fn relation_names(names: &[ast::ObjectName]) -> Result<Vec<TableName>, SqlError> {
+    names.iter().map(TableName::from_object_name).collect()
 }
 
 /// An identifier folded to lower case unless quoted, as PostgreSQL does.
-fn parse_name(parser: &mut Parser) -> Result<String, SqlError> {
+pub(super) fn parse_name(parser: &mut Parser) -> Result<String, SqlError> {
     let ident = parser.parse_identifier()?;
     Ok(fold_ident(&ident))
 }
@@ -378,26 +310,17 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
             ..
         } => match object_type {
             ast::ObjectType::Table => Statement::DropTable {
-                tables: names
-                    .iter()
-                    .map(TableName::from_object_name)
-                    .collect::<Result<_, _>>()?,
+                tables: relation_names(&names)?,
                 if_exists,
                 cascade,
             },
             ast::ObjectType::View => Statement::DropView {
-                names: names
-                    .iter()
-                    .map(TableName::from_object_name)
-                    .collect::<Result<_, _>>()?,
+                names: relation_names(&names)?,
                 if_exists,
                 cascade,
             },
             ast::ObjectType::Sequence => Statement::DropSequence {
-                names: names
-                    .iter()
-                    .map(TableName::from_object_name)
-                    .collect::<Result<_, _>>()?,
+                names: relation_names(&names)?,
                 if_exists,
                 cascade,
             },
@@ -553,6 +476,7 @@ fn first_words(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Role;
 
     #[test]
     fn several_statements_and_stray_semicolons() {

@@ -224,10 +224,18 @@ impl<'a> ApplyContext<'a> {
         Ok(next)
     }
 
-    pub(super) fn table(&self, namespace: &str, name: &str) -> StorageResult<Option<TableRecord>> {
-        self.get(CF_CATALOG, &catalog_keys::table(namespace, name))?
+    /// The catalog record under `key`, this command's own changes included.
+    pub(super) fn record<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> StorageResult<Option<T>> {
+        self.get(CF_CATALOG, key)?
             .map(|b| records::decode(CF_CATALOG, &b))
             .transpose()
+    }
+
+    pub(super) fn table(&self, namespace: &str, name: &str) -> StorageResult<Option<TableRecord>> {
+        self.record(&catalog_keys::table(namespace, name))
     }
 
     pub(super) fn table_by_id(&self, table_id: u64) -> StorageResult<Option<TableRecord>> {

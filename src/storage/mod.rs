@@ -16,6 +16,7 @@ mod error;
 mod file_names;
 mod keys;
 mod records;
+mod row_writes;
 pub mod rows;
 pub mod segments;
 mod sequences;
@@ -32,7 +33,8 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
 pub use capture::{BackupPoint, CapturedFile, MetadataSnapshot, list_files};
 pub use catalog_changes::{CatalogChanges, CatalogRead};
-pub use command::{Applied, ColdEntry, Command, Expect, RowWrite};
+pub use command::{Applied, Command, Expect, RowWrite};
+pub use row_writes::ColdEntry;
 
 /// Microseconds since the Unix epoch: how every timestamp in storage is kept.
 pub fn now_micros() -> i64 {
@@ -41,7 +43,7 @@ pub fn now_micros() -> i64 {
 
 /// Whether a stored hot row is a tombstone (a deleted cold row).
 pub fn is_tombstone(stored: &[u8]) -> bool {
-    rows::stored_payload(stored) == command::TOMBSTONE
+    rows::stored_payload(stored) == row_writes::TOMBSTONE
 }
 pub use datadir::{DataDir, LOCK_FILE};
 pub use error::{Conflict, StorageError, StorageResult};

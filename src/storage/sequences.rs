@@ -321,9 +321,7 @@ fn current(
     namespace: &str,
     name: &str,
 ) -> StorageResult<Option<SequenceRecord>> {
-    ctx.get(CF_CATALOG, &catalog_keys::sequence(namespace, name))?
-        .map(|bytes| records::decode(CF_CATALOG, &bytes))
-        .transpose()
+    ctx.record(&catalog_keys::sequence(namespace, name))
 }
 
 /// Replaces a sequence's definition and position.

@@ -8,7 +8,7 @@
 
 use rocksdb::{ReadOptions, Snapshot};
 
-use super::command::{self, ColdEntry};
+use super::row_writes::{self, ColdEntry};
 use super::segments::SegmentRecord;
 use super::{CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, StorageResult, Store};
 use super::{catalog_keys, cf, records, rows};
@@ -53,7 +53,7 @@ impl<'a> ReadView<'a> {
     pub fn cold_entry(&self, key: &[u8]) -> StorageResult<Option<ColdEntry>> {
         let db = &self.store.db;
         db.get_cf_opt(cf(db, CF_COLD_INDEX), key, &self.options())?
-            .map(|v| command::decode_cold_entry(&v))
+            .map(|v| row_writes::decode_cold_entry(&v))
             .transpose()
     }
 

@@ -72,9 +72,7 @@ impl Store {
 }
 
 fn current(ctx: &ApplyContext, namespace: &str, name: &str) -> StorageResult<Option<ViewRecord>> {
-    ctx.get(CF_CATALOG, &catalog_keys::view(namespace, name))?
-        .map(|bytes| records::decode(CF_CATALOG, &bytes))
-        .transpose()
+    ctx.record(&catalog_keys::view(namespace, name))
 }
 
 /// Creates a view, or with `replace` gives an existing one a new definition (the caller has

@@ -1,0 +1,232 @@
+//! Row writes inside a command: checking each write's expectation, the hot rows and cold-index
+//! entries it changes, and publishing a flushed segment over the rows it holds.
+
+use rocksdb::WriteBatch;
+
+use super::apply_context::ApplyContext;
+use super::command::{Expect, RowWrite};
+use super::segments::SegmentRecord;
+use super::{
+    CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, Conflict, StorageError, StorageResult,
+    catalog_keys, cf, records, rows,
+};
+
+/// A hot value that hides a cold row: the key was deleted after it was flushed.
+pub(super) const TOMBSTONE: &[u8] = &[0xFF];
+
+/// Where the live cold copy of a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdEntry {
+    pub segment_id: u64,
+    pub version: u64,
+    /// The row's position in the segment file; `None` in entries written before positions
+    /// were recorded (the row is then found by its key).
+    pub row: Option<u64>,
+}
+
+pub(super) fn cold_entry(segment_id: u64, version: u64, row: u64) -> Vec<u8> {
+    let mut value = segment_id.to_be_bytes().to_vec();
+    value.extend_from_slice(&version.to_be_bytes());
+    value.extend_from_slice(&row.to_be_bytes());
+    value
+}
+
+pub(super) fn decode_cold_entry(value: &[u8]) -> StorageResult<ColdEntry> {
+    let word = |at: usize| {
+        value
+            .get(at..at + 8)
+            .and_then(|w| w.try_into().ok())
+            .map(u64::from_be_bytes)
+    };
+    match (value.len(), word(0), word(8)) {
+        (16, Some(segment_id), Some(version)) => Ok(ColdEntry {
+            segment_id,
+            version,
+            row: None,
+        }),
+        (24, Some(segment_id), Some(version)) => Ok(ColdEntry {
+            segment_id,
+            version,
+            row: word(16),
+        }),
+        _ => Err(StorageError::Corrupt {
+            cf: CF_COLD_INDEX,
+            message: format!("entry is {} bytes, not 16 or 24", value.len()),
+        }),
+    }
+}
+
+fn dead_key(segment_id: u64, key: &[u8]) -> Vec<u8> {
+    let mut dead = segment_id.to_be_bytes().to_vec();
+    dead.extend_from_slice(key);
+    dead
+}
+
+pub(super) fn flush_segment(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    segment: &SegmentRecord,
+    flushed: &[(Vec<u8>, u64, bool)],
+) -> StorageResult<()> {
+    let mut current = Vec::with_capacity(flushed.len());
+    for (key, version, _) in flushed {
+        current.push(match ctx.get(CF_ROWS, key)? {
+            Some(stored) => rows::stored_version(&stored)? == *version,
+            None => false,
+        });
+    }
+    // A segment none of whose rows is still current (its table was truncated or dropped
+    // since the flush read it, or every row rewritten) is not published: its file is left
+    // unreferenced, for the flush job to delete (or the start-up sweep after a crash).
+    let publish = flushed
+        .iter()
+        .zip(&current)
+        .any(|((_, _, tombstone), current)| *current && !tombstone);
+    // The segment holds the flushed rows that are not deletions, in this order.
+    let mut position = 0u64;
+    for ((key, version, tombstone), still_current) in flushed.iter().zip(current) {
+        let row = position;
+        if !tombstone {
+            position += 1;
+        }
+        if !still_current {
+            // Rewritten, or flushed by another flush, since this flush read it: the segment's
+            // copy is stale or a duplicate, and nothing else changes.
+            if !tombstone && publish {
+                ctx.put(
+                    batch,
+                    CF_DEAD_KEYS,
+                    dead_key(segment.segment_id, key),
+                    Vec::new(),
+                );
+            }
+            continue;
+        }
+        if let Some(old) = ctx.get(CF_COLD_INDEX, key)? {
+            let old = decode_cold_entry(&old)?;
+            ctx.put(
+                batch,
+                CF_DEAD_KEYS,
+                dead_key(old.segment_id, key),
+                Vec::new(),
+            );
+        }
+        if *tombstone {
+            ctx.delete(batch, CF_COLD_INDEX, key.clone());
+        } else {
+            ctx.put(
+                batch,
+                CF_COLD_INDEX,
+                key.clone(),
+                cold_entry(segment.segment_id, *version, row),
+            );
+        }
+        ctx.delete(batch, CF_ROWS, key.clone());
+    }
+    if publish {
+        ctx.put(
+            batch,
+            CF_CATALOG,
+            catalog_keys::segment(segment.table_id, segment.segment_id),
+            records::encode(segment),
+        );
+    } else {
+        ctx.applied.unpublished_segments.push(segment.segment_id);
+    }
+    Ok(())
+}
+
+/// The version of the live row under `key`, hot or cold; `None` when there is none.
+fn live_version(ctx: &ApplyContext, key: &[u8]) -> StorageResult<Option<u64>> {
+    if let Some(stored) = ctx.get(CF_ROWS, key)? {
+        return (rows::stored_payload(&stored) != TOMBSTONE)
+            .then(|| rows::stored_version(&stored))
+            .transpose();
+    }
+    Ok(ctx
+        .get(CF_COLD_INDEX, key)?
+        .map(|entry| decode_cold_entry(&entry))
+        .transpose()?
+        .map(|entry| entry.version))
+}
+
+/// Fails the command when `write` expects another state of its row than the current one.
+fn check_expectation(ctx: &ApplyContext, table_id: u64, write: &RowWrite) -> StorageResult<()> {
+    match (write.expect, live_version(ctx, &write.key)?) {
+        (Expect::Anything, _) | (Expect::Absent, None) => Ok(()),
+        (Expect::Version(v), Some(current)) if v == current => Ok(()),
+        (Expect::Absent, Some(_)) => Err(Conflict::DuplicateKey {
+            table_id,
+            key: write.key.clone(),
+        }
+        .into()),
+        (Expect::Version(_), _) => Err(Conflict::RowChanged { table_id }.into()),
+    }
+}
+
+/// Writes rows, in the key `order` [`ApplyContext::begin_row_writes`] chose, into a range that
+/// held nothing when the command started; they are recorded as one sorted run.
+pub(super) fn write_new_rows<'a>(
+    ctx: &mut ApplyContext<'a>,
+    batch: &mut WriteBatch,
+    table_id: u64,
+    writes: &'a [RowWrite],
+    order: Vec<usize>,
+) -> StorageResult<()> {
+    let rows_cf = cf(ctx.db, CF_ROWS);
+    let mut stored = Vec::new();
+    for write in order.iter().map(|&i| &writes[i]) {
+        check_expectation(ctx, table_id, write)?;
+        // begin_row_writes admits only writes that carry a row.
+        if let Some(row) = &write.value {
+            rows::store_row_into(ctx.seq, row, &mut stored);
+            batch.put_cf(rows_cf, &write.key, &stored);
+        }
+    }
+    ctx.end_row_writes(writes, order);
+    Ok(())
+}
+
+pub(super) fn write_row(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table_id: u64,
+    write: &RowWrite,
+) -> StorageResult<()> {
+    check_expectation(ctx, table_id, write)?;
+    let key = write.key.clone();
+    match &write.value {
+        Some(value) => {
+            let stored = rows::stored_row(ctx.seq, value);
+            ctx.put(batch, CF_ROWS, key, stored);
+        }
+        // A flushed row is hidden by a tombstone until the next flush records it as dead.
+        None if ctx.get(CF_COLD_INDEX, &key)?.is_some() => {
+            ctx.put(batch, CF_ROWS, key, rows::stored_row(ctx.seq, TOMBSTONE));
+        }
+        None => ctx.delete(batch, CF_ROWS, key),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cold_entries_carry_a_row_position_and_older_ones_read_without_it() {
+        let entry = decode_cold_entry(&cold_entry(4, 99, 12)).unwrap();
+        assert_eq!(
+            entry,
+            ColdEntry {
+                segment_id: 4,
+                version: 99,
+                row: Some(12)
+            }
+        );
+        let mut legacy = 4u64.to_be_bytes().to_vec();
+        legacy.extend_from_slice(&99u64.to_be_bytes());
+        assert_eq!(decode_cold_entry(&legacy).unwrap().row, None);
+        assert!(decode_cold_entry(&legacy[..12]).is_err());
+    }
+}
