@@ -146,9 +146,24 @@ impl Session {
     }
 
     /// `CREATE TABLE ... AS query`: a table with the query's result columns (named as
-    /// PostgreSQL names them), then its rows, reported as `SELECT n`. A failed insert drops
-    /// the table again.
+    /// PostgreSQL names them), then its rows, reported as `SELECT n`. The table and its rows
+    /// are one atomic write: outside a block the statement runs as a block of its own.
     async fn create_table_as(
+        &self,
+        namespace: String,
+        create: &CreateTable,
+        query: &ast::Query,
+    ) -> ExecResult<Outcome> {
+        if self.in_transaction_block() {
+            return self.create_and_fill(namespace, create, query).await;
+        }
+        let block = super::transaction::ImplicitBlock::begin(self);
+        let outcome = self.create_and_fill(namespace, create, query).await?;
+        block.commit()?;
+        Ok(outcome)
+    }
+
+    async fn create_and_fill(
         &self,
         namespace: String,
         create: &CreateTable,
@@ -217,24 +232,15 @@ impl Session {
             ))),
             Err(e) => Err(ExecError::Internal(e.to_string())),
         };
-        match filled {
-            Ok(Outcome::Affected { rows, .. }) => Ok(Outcome::Affected {
+        Ok(match filled? {
+            Outcome::Affected { rows, .. } => Outcome::Affected {
                 tag: "SELECT",
                 rows,
-            }),
-            Ok(_) => Ok(Outcome::Done {
+            },
+            _ => Outcome::Done {
                 tag: "CREATE TABLE AS",
-            }),
-            Err(e) => {
-                let _ = self.apply_ddl(Command::DropTable {
-                    namespace,
-                    name,
-                    expect: None,
-                    cascade: false,
-                });
-                Err(e)
-            }
-        }
+            },
+        })
     }
 
     /// Checks a column's DEFAULT by evaluating it once, so a bad default fails at CREATE time;

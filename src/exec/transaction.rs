@@ -40,6 +40,37 @@ impl Transaction {
     }
 }
 
+/// A statement that must be one atomic write although it makes several (CREATE TABLE AS),
+/// run outside a block: a block of its own, committed by [`ImplicitBlock::commit`] and
+/// rolled back if dropped first (an error, a cancel, a timeout).
+pub(super) struct ImplicitBlock<'s> {
+    session: &'s Session,
+    open: bool,
+}
+
+impl<'s> ImplicitBlock<'s> {
+    pub fn begin(session: &'s Session) -> Self {
+        session.transaction().state = BlockState::InBlock;
+        ImplicitBlock {
+            session,
+            open: true,
+        }
+    }
+
+    pub fn commit(mut self) -> ExecResult<()> {
+        self.open = false;
+        self.session.commit().map(|_| ())
+    }
+}
+
+impl Drop for ImplicitBlock<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.session.end_transaction(Outcome::Rollback);
+        }
+    }
+}
+
 /// Marks an open block failed (a statement or its result stream errored).
 pub(super) fn mark_failed(transaction: &Mutex<Transaction>) {
     let mut transaction = transaction.lock().expect("transaction lock");
