@@ -159,14 +159,7 @@ impl UserTable {
                 hot_keys.extend(pending.unwrap_or(&empty).keys().cloned());
                 let mut overlay = pending.unwrap_or(&empty).iter().peekable();
                 let mut more = true;
-                // A table the block truncated has only the block's rows.
-                let table_id = if committed {
-                    self.record.table_id
-                } else {
-                    // No table has this id: the scan reads nothing.
-                    u64::MAX
-                };
-                view.scan_rows(table_id, |key, stored| {
+                let mut visit = |key: &[u8], stored: &[u8]| -> StorageResult<bool> {
                     hot_keys.push(key.to_vec());
                     // Emit the session's own rows that sort before this stored one.
                     while let Some((pending_key, row)) =
@@ -191,8 +184,12 @@ impl UserTable {
                     let version = rows::stored_version(stored)?;
                     more = emit(key, Some(version), rows::stored_payload(stored))?;
                     Ok(more)
-                })
-                .map_err(storage_error)?;
+                };
+                // A table the block truncated has only the block's rows.
+                if committed {
+                    view.scan_rows(self.record.table_id, &mut visit)
+                        .map_err(storage_error)?;
+                }
                 if more {
                     for (key, row) in overlay {
                         if let Some(row) = row

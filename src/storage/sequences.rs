@@ -269,15 +269,7 @@ pub(super) fn create(
     sequence: &SequenceRecord,
 ) -> StorageResult<()> {
     let namespace = &sequence.namespace;
-    if ctx
-        .get(CF_CATALOG, &catalog_keys::namespace(namespace))?
-        .is_none()
-    {
-        return Err(Conflict::NoSuchNamespace(namespace.clone()).into());
-    }
-    if relation_exists(ctx, namespace, &sequence.name)? {
-        return Err(Conflict::TableExists(namespace.clone(), sequence.name.clone()).into());
-    }
+    check_new_relation(ctx, namespace, &sequence.name)?;
     let mut sequence = sequence.clone();
     // A sequence a transaction block creates had its id reserved, and its position written
     // (so nextval works inside the block), when the block created it: values handed out
@@ -297,6 +289,27 @@ pub(super) fn create(
         catalog_keys::sequence(namespace, &sequence.name),
         records::encode(&sequence),
     );
+    Ok(())
+}
+
+/// 3F000 unless the namespace exists (this command's own changes included).
+pub(super) fn require_namespace(ctx: &ApplyContext, namespace: &str) -> StorageResult<()> {
+    match ctx.get(CF_CATALOG, &catalog_keys::namespace(namespace))? {
+        Some(_) => Ok(()),
+        None => Err(Conflict::NoSuchNamespace(namespace.to_owned()).into()),
+    }
+}
+
+/// A new relation needs its namespace and a name no table, sequence or view has.
+pub(super) fn check_new_relation(
+    ctx: &ApplyContext,
+    namespace: &str,
+    name: &str,
+) -> StorageResult<()> {
+    require_namespace(ctx, namespace)?;
+    if relation_exists(ctx, namespace, name)? {
+        return Err(Conflict::TableExists(namespace.to_owned(), name.to_owned()).into());
+    }
     Ok(())
 }
 

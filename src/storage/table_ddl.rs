@@ -19,15 +19,7 @@ pub(super) fn create(
     batch: &mut WriteBatch,
     table: &TableRecord,
 ) -> StorageResult<()> {
-    if ctx
-        .get(CF_CATALOG, &catalog_keys::namespace(&table.namespace))?
-        .is_none()
-    {
-        return Err(Conflict::NoSuchNamespace(table.namespace.clone()).into());
-    }
-    if sequences::relation_exists(ctx, &table.namespace, &table.name)? {
-        return Err(Conflict::TableExists(table.namespace.clone(), table.name.clone()).into());
-    }
+    sequences::check_new_relation(ctx, &table.namespace, &table.name)?;
     let mut table = table.clone();
     // A table a transaction block creates had its id reserved when the block created it.
     if table.table_id == 0 {

@@ -84,12 +84,7 @@ pub(super) fn create(
     replace: bool,
 ) -> StorageResult<()> {
     let namespace = &view.namespace;
-    if ctx
-        .get(CF_CATALOG, &catalog_keys::namespace(namespace))?
-        .is_none()
-    {
-        return Err(Conflict::NoSuchNamespace(namespace.clone()).into());
-    }
+    sequences::require_namespace(ctx, namespace)?;
     let mut view = view.clone();
     match current(ctx, namespace, &view.name)? {
         Some(existing) if replace => view.view_id = existing.view_id,
