@@ -13,6 +13,8 @@ mod cold;
 mod ddl;
 mod dml;
 mod functions;
+mod index_scan;
+mod indexes;
 mod information_schema;
 mod maintenance;
 mod names;
@@ -90,6 +92,9 @@ pub enum ExecError {
     NotNullViolation(String),
     #[error("{0}")]
     UniqueViolation(String),
+    /// A unique violation with PostgreSQL's DETAIL naming the key.
+    #[error("{message}")]
+    KeyViolation { message: String, detail: String },
     #[error("{0}")]
     StringTooLong(String),
     #[error("{0}")]
@@ -180,6 +185,11 @@ impl From<StorageError> for ExecError {
                 }
                 Conflict::SequenceExhausted { .. } => ExecError::SequenceLimit(message),
                 Conflict::DuplicateKey { .. } => ExecError::UniqueViolation(message),
+                Conflict::UniqueViolation { detail, .. }
+                | Conflict::UniqueBuildFailed { detail, .. } => {
+                    ExecError::KeyViolation { message, detail }
+                }
+                Conflict::NoSuchIndex(_) => ExecError::UndefinedObject(message),
                 Conflict::RowChanged { .. } => ExecError::ConcurrentUpdate(message),
                 Conflict::TableChanged(_) => ExecError::ConcurrentDefinitionChange(message),
             },
@@ -261,6 +271,7 @@ impl Engine {
         engine.bootstrap_root()?;
         engine.bootstrap_public_namespace()?;
         engine.recover_jobs()?;
+        engine.resume_index_builds()?;
         Ok(engine)
     }
 

@@ -325,6 +325,17 @@ impl Session {
                 columns,
                 query,
             } => self.create_view(name, *or_replace, columns, query).await,
+            Statement::CreateIndex {
+                name,
+                table,
+                columns,
+                unique,
+                if_not_exists,
+            } => {
+                self.create_index(name.as_deref(), table, columns, *unique, *if_not_exists)
+                    .await
+            }
+            Statement::DropIndex { names, if_exists } => self.drop_indexes(names, *if_exists),
             Statement::DropView {
                 names,
                 if_exists,

@@ -232,6 +232,55 @@ impl UserTable {
 }
 
 impl UserTable {
+    fn output_schema(&self, projection: Option<&Vec<usize>>) -> Result<SchemaRef> {
+        Ok(match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        })
+    }
+
+    /// The rows under `keys` (an index's, in its order) as the session sees them, followed by
+    /// the session's other uncommitted rows (which no committed entry names yet).
+    fn read_keys(
+        &self,
+        view: &ReadView<'_>,
+        pending: Option<&PendingRows>,
+        keys: Vec<Vec<u8>>,
+        projection: Option<&Vec<usize>>,
+    ) -> Result<RecordBatch> {
+        let output: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let schema = self.output_schema(projection)?;
+        let mut batches = Vec::with_capacity(keys.len() + 1);
+        let named: HashSet<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let others: PendingRows = pending
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| !named.contains(key.as_slice()))
+            .map(|(key, row)| (key.clone(), row.clone()))
+            .collect();
+        for key in &keys {
+            let (batch, hot_keys) =
+                self.read(view, pending, true, Some(key.clone()), Some(&output), None)?;
+            if !hot_keys.is_empty() {
+                batches.push(batch);
+            } else if let Some(entry) = view.cold_entry(key).map_err(storage_error)? {
+                batches.extend(self.read_cold_point(entry, &output)?);
+            }
+        }
+        if !others.is_empty() {
+            batches.push(
+                self.read(view, Some(&others), false, None, Some(&output), None)?
+                    .0,
+            );
+        }
+        Ok(datafusion::arrow::compute::concat_batches(
+            &schema, &batches,
+        )?)
+    }
+
     /// The definition to read `segments` with, and `projection` mapped onto it. A statement
     /// prepared before ALTER TABLE ADD COLUMN holds the older definition, and a segment flushed
     /// since has more columns than it knows; the current one then reads the file. Columns are
@@ -374,6 +423,32 @@ impl TableProvider for UserTable {
             None
         };
         let point = self.point_key(filters);
+        let catalog_unchanged = pending
+            .as_ref()
+            .is_none_or(|p| p.catalog_changes().is_empty());
+        // A block's own DDL may have created an index not committed yet: only committed
+        // indexes, whose entries exist, are read.
+        if point.is_none() && committed && catalog_unchanged {
+            let indexes = self
+                .store
+                .indexes_of(self.record.table_id)
+                .map_err(storage_error)?;
+            if let Some(range) = super::index_scan::choose(&self.record, &indexes, filters)
+                && let Some(keys) = view
+                    .index_row_keys(&range.low, &range.high, super::index_scan::MAX_INDEXED_ROWS)
+                    .map_err(storage_error)?
+            {
+                let rows = self.read_keys(&view, pending_rows, keys, projection)?;
+                return Ok(Arc::new(super::index_scan::IndexScanExec::new(
+                    MemorySourceConfig::try_new_exec(
+                        &[vec![rows]],
+                        self.output_schema(projection)?,
+                        None,
+                    )?,
+                    &range,
+                )));
+            }
+        }
         let (batch, hot_keys) = self.read(
             &view,
             pending_rows,

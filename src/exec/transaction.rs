@@ -172,7 +172,17 @@ impl Session {
         } else {
             self.engine
                 .apply(&Command::Batch(commands))
-                .map(|applied| self.remove_segment_files(&applied))
+                .map(|applied| {
+                    self.remove_segment_files(&applied);
+                    // Indexes the block created on tables with rows build after COMMIT (the
+                    // block's writes are in them already); queries use them once built.
+                    if let Err(e) = self
+                        .engine
+                        .start_index_builds(&applied.indexes_to_build, self.user_id())
+                    {
+                        tracing::warn!("starting the index builds of a committed block: {e}");
+                    }
+                })
                 .map_err(|e| match e {
                     // The block's DDL was checked against the catalog as it was; another
                     // session's DDL committed since conflicts with it.

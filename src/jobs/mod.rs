@@ -8,6 +8,7 @@
 
 mod evict;
 mod flush;
+mod index_build;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use tokio::sync::{Notify, Semaphore};
 
 pub use evict::{StreamEvictJob, expired_files};
 pub use flush::FlushJob;
+pub use index_build::IndexBuildJob;
 
 use crate::storage::{Command, JobRecord, JobStatus, StorageError, Store};
 
@@ -340,6 +342,31 @@ impl JobManager {
                 Some(_) => Err(JobError::AlreadyFinished(job_id.to_owned())),
                 None => Err(JobError::NoSuchJob(job_id.to_owned())),
             },
+        }
+    }
+
+    /// Waits for a job to finish and returns its final row.
+    pub async fn wait(&self, job_id: &str) -> JobResult<JobRecord> {
+        loop {
+            let notified = self.inner.finished.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a finish between the two still wakes us.
+            notified.as_mut().enable();
+            let job = self
+                .inner
+                .store
+                .job(job_id)?
+                .ok_or_else(|| JobError::NoSuchJob(job_id.to_owned()))?;
+            let running = self
+                .inner
+                .running
+                .lock()
+                .expect("running jobs")
+                .contains_key(job_id);
+            if job.status.is_finished() && !running {
+                return Ok(job);
+            }
+            notified.await;
         }
     }
 

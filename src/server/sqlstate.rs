@@ -71,7 +71,11 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
         ExecError::DataFusion(e) => datafusion_message(e),
         other => other.to_string(),
     };
-    error(exec_code(err), message)
+    let mut info = error(exec_code(err), message);
+    if let ExecError::KeyViolation { detail, .. } = err {
+        info.detail = Some(detail.clone());
+    }
+    info
 }
 
 fn exec_code(err: &ExecError) -> &'static str {
@@ -90,7 +94,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::UndefinedFunction(_) => UNDEFINED_FUNCTION,
         ExecError::DuplicateColumn(_) => DUPLICATE_COLUMN,
         ExecError::NotNullViolation(_) => NOT_NULL_VIOLATION,
-        ExecError::UniqueViolation(_) => UNIQUE_VIOLATION,
+        ExecError::UniqueViolation(_) | ExecError::KeyViolation { .. } => UNIQUE_VIOLATION,
         ExecError::StringTooLong(_) => STRING_DATA_RIGHT_TRUNCATION,
         ExecError::NumericOutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
         ExecError::InvalidText(_) => INVALID_TEXT_REPRESENTATION,

@@ -8,6 +8,7 @@
 mod alter;
 mod catalog_queries;
 mod ddl;
+mod indexes;
 pub mod limits;
 mod output_names;
 mod parse;
@@ -147,6 +148,19 @@ pub enum Statement {
         if_exists: bool,
         cascade: bool,
     },
+    /// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (column, ...)`
+    CreateIndex {
+        name: Option<String>,
+        table: TableName,
+        columns: Vec<String>,
+        unique: bool,
+        if_not_exists: bool,
+    },
+    /// `DROP INDEX [IF EXISTS] name [, ...] [CASCADE | RESTRICT]`
+    DropIndex {
+        names: Vec<TableName>,
+        if_exists: bool,
+    },
     /// `ALTER TABLE t ADD [COLUMN] [IF NOT EXISTS] column`
     AddColumn {
         table: TableName,
@@ -277,6 +291,8 @@ impl Statement {
             Statement::DropTable { .. } => "DROP TABLE",
             Statement::CreateView { .. } => "CREATE VIEW",
             Statement::DropView { .. } => "DROP VIEW",
+            Statement::CreateIndex { .. } => "CREATE INDEX",
+            Statement::DropIndex { .. } => "DROP INDEX",
             Statement::AddColumn { .. }
             | Statement::RenameTable { .. }
             | Statement::RenameColumn { .. }
@@ -332,6 +348,8 @@ pub fn authorize(
         | Statement::DropTable { .. }
         | Statement::CreateView { .. }
         | Statement::DropView { .. }
+        | Statement::CreateIndex { .. }
+        | Statement::DropIndex { .. }
         | Statement::AddColumn { .. }
         | Statement::CreateSequence { .. }
         | Statement::AlterSequence { .. }

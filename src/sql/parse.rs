@@ -287,6 +287,7 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
             Statement::CreateTable(ddl::create_table(&create, TableKind::Regular)?)
         }
         S::CreateView(create) => super::views::create_view(create)?,
+        S::CreateIndex(create) => super::indexes::create_index(&create)?,
         S::CreateSchema {
             schema_name,
             if_not_exists,
@@ -318,6 +319,10 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
                 names: relation_names(&names)?,
                 if_exists,
                 cascade,
+            },
+            ast::ObjectType::Index => Statement::DropIndex {
+                names: relation_names(&names)?,
+                if_exists,
             },
             ast::ObjectType::Sequence => Statement::DropSequence {
                 names: relation_names(&names)?,
@@ -536,7 +541,7 @@ mod tests {
     #[test]
     fn unsupported_statements_say_so() {
         assert!(matches!(
-            parse("CREATE INDEX i ON t (a)"),
+            parse("CREATE INDEX i ON t ((a + 1))"),
             Err(SqlError::Unsupported(_))
         ));
     }

@@ -35,6 +35,16 @@ pub(super) struct ApplyContext<'a> {
     /// as written.
     deleted_ranges: Vec<DeletedRange>,
     pub applied: Applied,
+    /// Where flushed rows are read from, when a command must see a row's flushed copy (to
+    /// remove that row's index entries).
+    segment_files: Option<SegmentFiles<'a>>,
+}
+
+/// The storage directory and the footer cache, for reading one flushed row.
+#[derive(Clone, Copy)]
+pub(super) struct SegmentFiles<'a> {
+    pub storage_root: &'a std::path::Path,
+    pub footers: &'a super::segments::SegmentFooters,
 }
 
 struct DeletedRange {
@@ -65,7 +75,77 @@ impl<'a> ApplyContext<'a> {
                 seq,
                 ..Applied::default()
             },
+            segment_files: None,
         }
+    }
+
+    pub fn with_segment_files(mut self, files: SegmentFiles<'a>) -> Self {
+        self.segment_files = Some(files);
+        self
+    }
+
+    /// Whether the table has any row, hot or flushed, committed or written by this command.
+    pub(super) fn has_rows(&self, table_id: u64) -> StorageResult<bool> {
+        let prefix = rows::table_prefix(table_id);
+        let high = rows::table_prefix(table_id + 1);
+        if self.pending.get(CF_ROWS).is_some_and(|keys| {
+            keys.iter()
+                .any(|(k, v)| v.is_some() && k.starts_with(&prefix))
+        }) || self
+            .row_runs
+            .iter()
+            .any(|run| run.writes.iter().any(|w| w.key.starts_with(&prefix)))
+        {
+            return Ok(true);
+        }
+        let segments = catalog_keys::segments_of(table_id);
+        let mut iter = self.db.raw_iterator_cf(cf(self.db, CF_CATALOG));
+        iter.seek(&segments);
+        if iter.key().is_some_and(|k| k.starts_with(&segments)) {
+            return Ok(true);
+        }
+        self.occupied(CF_ROWS, &prefix, &high)
+    }
+
+    /// The live row under `key` (encoded, without its version), hot or flushed; a flushed row
+    /// is read from its segment and gives its first `columns` columns at most.
+    pub(super) fn live_row(
+        &self,
+        table_id: u64,
+        key: &[u8],
+        columns: usize,
+    ) -> StorageResult<Option<Vec<u8>>> {
+        if let Some(stored) = self.get(CF_ROWS, key)? {
+            let payload = rows::stored_payload(&stored);
+            return Ok((payload != super::row_writes::TOMBSTONE).then(|| payload.to_vec()));
+        }
+        let Some(entry) = self.get(CF_COLD_INDEX, key)? else {
+            return Ok(None);
+        };
+        let entry = super::row_writes::decode_cold_entry(&entry)?;
+        let corrupt = |message: String| super::StorageError::Corrupt {
+            cf: CF_COLD_INDEX,
+            message,
+        };
+        let (Some(files), Some(position)) = (self.segment_files, entry.row) else {
+            return Err(corrupt(format!(
+                "the flushed row of table {table_id} has no recorded position; FLUSH the table again"
+            )));
+        };
+        let segment: super::SegmentRecord = self
+            .record(&catalog_keys::segment(table_id, entry.segment_id))?
+            .ok_or_else(|| corrupt(format!("segment {} is not published", entry.segment_id)))?;
+        let read: Vec<usize> = (0..segment.columns.min(columns)).collect();
+        let batch = super::segments::read_segment_row(
+            &files.storage_root.join(&segment.file),
+            files.footers,
+            segment.segment_id,
+            position,
+            &read,
+        )?;
+        let mut row = Vec::new();
+        rows::encode_row(batch.columns(), 0, &mut row);
+        Ok(Some(row))
     }
 
     pub(super) fn get(&self, cf_name: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {

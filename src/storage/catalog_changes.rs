@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rocksdb::WriteBatch;
 
 use super::command::{ApplyContext, Command};
+use super::indexes::IndexRecord;
 use super::keys::{CF_CATALOG, catalog_keys};
 use super::view_ddl::ViewRecord;
 use super::{NamespaceRecord, SequenceRecord, StorageResult, Store, TableRecord, cf, records};
@@ -124,6 +125,39 @@ impl CatalogRead<'_> {
         name: &str,
     ) -> StorageResult<Option<ViewRecord>> {
         self.get(&catalog_keys::view(namespace, name))
+    }
+
+    pub fn indexes_of(&self, table_id: u64) -> StorageResult<Vec<IndexRecord>> {
+        self.scan(&catalog_keys::indexes_of(table_id))
+    }
+
+    pub fn all_indexes(&self) -> StorageResult<Vec<IndexRecord>> {
+        self.scan(&catalog_keys::indexes())
+    }
+
+    /// The index named `name` in `namespace`.
+    pub fn index(&self, namespace: &str, name: &str) -> StorageResult<Option<IndexRecord>> {
+        let key = catalog_keys::index_name(namespace, name);
+        let table_id = match self.changes.records.get(&key) {
+            Some(Some(bytes)) => Some(bytes.clone()),
+            Some(None) => None,
+            None => {
+                let db = &self.store.db;
+                db.get_cf(cf(db, CF_CATALOG), &key)?
+            }
+        };
+        match table_id {
+            Some(bytes) => {
+                let table_id = super::decode_u64(CF_CATALOG, &bytes)?;
+                self.get(&catalog_keys::index(table_id, name))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the block's DDL changed anything.
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
     }
 
     pub fn view_definitions(&self) -> StorageResult<Vec<ViewRecord>> {

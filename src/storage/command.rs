@@ -4,6 +4,8 @@ use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 pub(super) use super::apply_context::ApplyContext;
+use super::index_ddl;
+use super::indexes::{self, IndexRecord, IndexedRow};
 use super::records::{self, JobRecord, NamespaceRecord, TableRecord, UserRecord};
 use super::row_writes::{flush_segment, write_new_rows, write_row};
 use super::segments::SegmentRecord;
@@ -127,6 +129,28 @@ pub enum Command {
     /// Writes the start position of a sequence a transaction block creates (with a reserved
     /// id), so nextval can hand out its values before COMMIT.
     StartSequence(SequenceRecord),
+    /// Creates an index on `table`; its id is assigned when applied (unless a block reserved
+    /// one). On a table with rows it starts building (`Applied::indexes_to_build`).
+    CreateIndex {
+        table: String,
+        index: IndexRecord,
+    },
+    DropIndex {
+        namespace: String,
+        name: String,
+    },
+    /// Entries for rows a build job read, added for those still at the version read.
+    AddIndexEntries {
+        table_id: u64,
+        index: String,
+        rows: Vec<IndexedRow>,
+    },
+    /// A build finished: the index is used by queries from now on.
+    IndexReady {
+        table_id: u64,
+        name: String,
+        index_id: u64,
+    },
     /// Creates or updates a job's row in `system.jobs`.
     PutJob(JobRecord),
     DeleteJobs(Vec<String>),
@@ -166,6 +190,8 @@ pub struct Applied {
     pub unreferenced_segments: Vec<SegmentRecord>,
     /// Sequences set back to their start (TRUNCATE ... RESTART IDENTITY).
     pub restarted_sequences: Vec<u64>,
+    /// Indexes created on tables with rows: (table id, index name), each to be built by a job.
+    pub indexes_to_build: Vec<(u64, String)>,
 }
 
 impl Command {
@@ -187,7 +213,10 @@ impl Command {
             | Command::AlterSequence { .. }
             | Command::DropSequence { .. }
             | Command::CreateView { .. }
-            | Command::DropView { .. } => true,
+            | Command::DropView { .. }
+            | Command::CreateIndex { .. }
+            | Command::DropIndex { .. }
+            | Command::IndexReady { .. } => true,
             Command::Batch(commands) => commands.iter().any(Command::changes_catalog),
             _ => false,
         }
@@ -299,11 +328,12 @@ impl Command {
                 writes,
                 row_id_high_water,
             } => {
+                let indexes = indexes::of_table(ctx, *table_id)?;
                 match ctx.begin_row_writes(writes)? {
-                    Some(order) => write_new_rows(ctx, batch, *table_id, writes, order)?,
+                    Some(order) => write_new_rows(ctx, batch, *table_id, writes, order, &indexes)?,
                     None => {
                         for write in writes {
-                            write_row(ctx, batch, *table_id, write)?;
+                            write_row(ctx, batch, *table_id, write, &indexes)?;
                         }
                     }
                 }
@@ -382,6 +412,18 @@ impl Command {
                 }
             }
             Command::StartSequence(sequence) => sequences::start(ctx, batch, sequence)?,
+            Command::CreateIndex { table, index } => index_ddl::create(ctx, batch, table, index)?,
+            Command::DropIndex { namespace, name } => index_ddl::drop(ctx, batch, namespace, name)?,
+            Command::AddIndexEntries {
+                table_id,
+                index,
+                rows,
+            } => indexes::add_built_entries(ctx, batch, *table_id, index, rows)?,
+            Command::IndexReady {
+                table_id,
+                name,
+                index_id,
+            } => index_ddl::mark_ready(ctx, batch, *table_id, name, *index_id)?,
             Command::PutJob(job) => {
                 ctx.put(
                     batch,

@@ -46,6 +46,12 @@ pub enum Conflict {
         column: String,
         dependents: Vec<String>,
     },
+    #[error("index \"{0}\" does not exist")]
+    NoSuchIndex(String),
+    #[error("duplicate key value violates unique constraint \"{constraint}\"")]
+    UniqueViolation { constraint: String, detail: String },
+    #[error("could not create unique index \"{index}\"")]
+    UniqueBuildFailed { index: String, detail: String },
     #[error("table \"{0}\" was changed concurrently")]
     TableChanged(String),
     #[error("duplicate key value violates unique constraint")]
@@ -55,11 +61,22 @@ pub enum Conflict {
 }
 
 impl Conflict {
+    /// PostgreSQL's DETAIL line, when the conflict has one.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Conflict::UniqueViolation { detail, .. }
+            | Conflict::UniqueBuildFailed { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
+
     /// Whether this is about the catalog (relations, namespaces) rather than rows.
     pub fn is_catalog(&self) -> bool {
         !matches!(
             self,
             Conflict::DuplicateKey { .. }
+                | Conflict::UniqueViolation { .. }
+                | Conflict::UniqueBuildFailed { .. }
                 | Conflict::RowChanged { .. }
                 | Conflict::SequenceExhausted { .. }
         )

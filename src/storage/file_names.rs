@@ -86,7 +86,13 @@ pub(super) fn check_catalog(db: &DB) -> StorageResult<()> {
 /// Checks the catalog of a RocksDB directory that no server has open (a staged restore), opening
 /// it read-only.
 pub fn verify_catalog_at(rocksdb_dir: &Path) -> StorageResult<()> {
-    let db = DB::open_cf_for_read_only(&Options::default(), rocksdb_dir, COLUMN_FAMILIES, false)?;
+    // A backup taken before a column family was added lacks it (the server creates it when it
+    // opens the restored store).
+    let present = DB::list_cf(&Options::default(), rocksdb_dir)?;
+    let families = COLUMN_FAMILIES
+        .iter()
+        .filter(|name| present.iter().any(|p| p == *name));
+    let db = DB::open_cf_for_read_only(&Options::default(), rocksdb_dir, families, false)?;
     check_catalog(&db)
 }
 

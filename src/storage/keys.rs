@@ -13,7 +13,9 @@ pub(super) const CF_COLD_INDEX: &str = "cold_index";
 /// Keys whose copy in a segment was superseded: segment id, then row key.
 pub(super) const CF_DEAD_KEYS: &str = "dead_keys";
 pub(super) const CF_JOBS: &str = "jobs";
-pub(super) const COLUMN_FAMILIES: [&str; 7] = [
+/// Secondary index entries: index id and indexed values to the row key (see `indexes`).
+pub(super) const CF_INDEX_ENTRIES: &str = "index_entries";
+pub(super) const COLUMN_FAMILIES: [&str; 8] = [
     CF_META,
     CF_USERS,
     CF_CATALOG,
@@ -21,6 +23,7 @@ pub(super) const COLUMN_FAMILIES: [&str; 7] = [
     CF_COLD_INDEX,
     CF_DEAD_KEYS,
     CF_JOBS,
+    CF_INDEX_ENTRIES,
 ];
 
 /// Keys of records in the `catalog` column family.
@@ -67,6 +70,26 @@ pub(super) mod catalog_keys {
     }
     pub fn views() -> Vec<u8> {
         b"view\0".to_vec()
+    }
+    /// An index's definition, under its table (row writes read a table's indexes).
+    pub fn index(table_id: u64, name: &str) -> Vec<u8> {
+        let mut key = indexes_of(table_id);
+        key.extend_from_slice(name.as_bytes());
+        key
+    }
+    pub fn indexes_of(table_id: u64) -> Vec<u8> {
+        let mut key = indexes();
+        key.extend_from_slice(&table_id.to_be_bytes());
+        key.push(0);
+        key
+    }
+    pub fn indexes() -> Vec<u8> {
+        b"tix\0".to_vec()
+    }
+    /// An index's name in its namespace, to the id of its table (index names are relation
+    /// names, as in PostgreSQL).
+    pub fn index_name(namespace: &str, name: &str) -> Vec<u8> {
+        format!("ixn\0{namespace}\0{name}").into_bytes()
     }
     pub fn segments_of(table_id: u64) -> Vec<u8> {
         let mut key = b"seg\0".to_vec();

@@ -14,6 +14,9 @@ mod command;
 mod datadir;
 mod error;
 mod file_names;
+mod index_ddl;
+mod index_reads;
+mod indexes;
 mod keys;
 mod records;
 mod row_writes;
@@ -48,6 +51,8 @@ pub fn is_tombstone(stored: &[u8]) -> bool {
 pub use datadir::{DataDir, LOCK_FILE};
 pub use error::{Conflict, StorageError, StorageResult};
 pub use file_names::verify_catalog_at;
+pub use index_reads::IndexCheck;
+pub use indexes::{IndexRecord, IndexState, IndexedRow};
 use keys::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_ROWS, CF_USERS, COLUMN_FAMILIES,
     catalog_keys,
@@ -203,8 +208,13 @@ impl Store {
             let mut applied = self.apply_lock.lock().expect("apply lock poisoned");
             let seq = *applied + 1;
             let mut batch = WriteBatch::with_capacity_bytes(command.batch_size_hint());
+            let storage_root = self.dir.storage();
             let mut ctx =
-                command::ApplyContext::new(&self.db, seq, &self.streams_root, self.sync_writes);
+                command::ApplyContext::new(&self.db, seq, &self.streams_root, self.sync_writes)
+                    .with_segment_files(apply_context::SegmentFiles {
+                        storage_root: &storage_root,
+                        footers: &self.segment_footers,
+                    });
             command.write_into(&mut ctx, &mut batch)?;
             batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
             self.db.write_opt(batch, &self.write_options)?;

@@ -5,6 +5,7 @@ use rocksdb::WriteBatch;
 
 use super::apply_context::ApplyContext;
 use super::command::{Expect, RowWrite};
+use super::indexes::{IndexRecord, update_entries};
 use super::segments::SegmentRecord;
 use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, Conflict, StorageError, StorageResult,
@@ -137,7 +138,7 @@ pub(super) fn flush_segment(
 }
 
 /// The version of the live row under `key`, hot or cold; `None` when there is none.
-fn live_version(ctx: &ApplyContext, key: &[u8]) -> StorageResult<Option<u64>> {
+pub(super) fn live_version(ctx: &ApplyContext, key: &[u8]) -> StorageResult<Option<u64>> {
     if let Some(stored) = ctx.get(CF_ROWS, key)? {
         return (rows::stored_payload(&stored) != TOMBSTONE)
             .then(|| rows::stored_version(&stored))
@@ -172,6 +173,7 @@ pub(super) fn write_new_rows<'a>(
     table_id: u64,
     writes: &'a [RowWrite],
     order: Vec<usize>,
+    indexes: &[IndexRecord],
 ) -> StorageResult<()> {
     let rows_cf = cf(ctx.db, CF_ROWS);
     let mut stored = Vec::new();
@@ -181,6 +183,9 @@ pub(super) fn write_new_rows<'a>(
         if let Some(row) = &write.value {
             rows::store_row_into(ctx.seq, row, &mut stored);
             batch.put_cf(rows_cf, &write.key, &stored);
+            if !indexes.is_empty() {
+                update_entries(ctx, batch, indexes, &write.key, None, Some(row))?;
+            }
         }
     }
     ctx.end_row_writes(writes, order);
@@ -192,8 +197,21 @@ pub(super) fn write_row(
     batch: &mut WriteBatch,
     table_id: u64,
     write: &RowWrite,
+    indexes: &[IndexRecord],
 ) -> StorageResult<()> {
     check_expectation(ctx, table_id, write)?;
+    if !indexes.is_empty() {
+        let columns = indexes.iter().map(|i| i.layout.len()).max().unwrap_or(0);
+        let old = ctx.live_row(table_id, &write.key, columns)?;
+        update_entries(
+            ctx,
+            batch,
+            indexes,
+            &write.key,
+            old.as_deref(),
+            write.value.as_deref(),
+        )?;
+    }
     let key = write.key.clone();
     match &write.value {
         Some(value) => {

@@ -204,6 +204,91 @@ fn datum_len(sql_type: SqlType, bytes: &[u8]) -> StorageResult<usize> {
     Ok(len)
 }
 
+/// The encoded datums (presence byte included) of the first `columns.len()` columns of a
+/// stored row; a row written before a column was added reads that column's missing value.
+pub fn split_datums<'r>(columns: &'r [ColumnDef], row: &'r [u8]) -> StorageResult<Vec<&'r [u8]>> {
+    let mut cursor = row;
+    let mut datums = Vec::with_capacity(columns.len());
+    for column in columns {
+        if cursor.is_empty() {
+            datums.push(column.missing_value.as_deref().unwrap_or(&[ABSENT]));
+            continue;
+        }
+        let len = datum_len(column.sql_type, cursor)?;
+        let (datum, rest) = cursor.split_at(len);
+        cursor = rest;
+        datums.push(datum);
+    }
+    Ok(datums)
+}
+
+/// Appends the memcomparable form of one stored datum of `sql_type` to `out`: a marker byte
+/// (values before NULLs, PostgreSQL's ascending order), then the value ordered bytewise.
+pub fn datum_key(sql_type: SqlType, datum: &[u8], out: &mut Vec<u8>) -> StorageResult<()> {
+    const VALUE: u8 = 1;
+    const NULL: u8 = 2;
+    if datum.first() != Some(&PRESENT) {
+        out.push(NULL);
+        return Ok(());
+    }
+    out.push(VALUE);
+    let value = &datum[1..];
+    fn word<const N: usize>(value: &[u8]) -> StorageResult<[u8; N]> {
+        value
+            .get(..N)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt("bad width"))
+    }
+    match sql_type {
+        SqlType::Boolean => out.push(word::<1>(value)?[0]),
+        SqlType::SmallInt => {
+            let v = i16::from_le_bytes(word(value)?);
+            out.extend_from_slice(&((v as u16) ^ 0x8000).to_be_bytes());
+        }
+        SqlType::Integer | SqlType::Date => {
+            let v = i32::from_le_bytes(word(value)?);
+            out.extend_from_slice(&((v as u32) ^ (1 << 31)).to_be_bytes());
+        }
+        SqlType::BigInt | SqlType::Timestamp | SqlType::TimestampTz => {
+            let v = i64::from_le_bytes(word(value)?);
+            out.extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        SqlType::Numeric { .. } => {
+            let v = i128::from_le_bytes(word(value)?);
+            out.extend_from_slice(&((v as u128) ^ (1 << 127)).to_be_bytes());
+        }
+        SqlType::Real => {
+            let v = f32::from_le_bytes(word(value)?);
+            out.extend_from_slice(&normalize_f64(v as f64).to_be_bytes());
+        }
+        SqlType::Double => {
+            let v = f64::from_le_bytes(word(value)?);
+            out.extend_from_slice(&normalize_f64(v).to_be_bytes());
+        }
+        SqlType::Text
+        | SqlType::Varchar { .. }
+        | SqlType::Json
+        | SqlType::Jsonb
+        | SqlType::Uuid
+        | SqlType::Bytea => escape_bytes(value.get(4..).ok_or_else(|| corrupt("bad length"))?, out),
+    }
+    Ok(())
+}
+
+/// A stored datum as text, for messages (`Key (email)=(a@b.c) already exists`).
+pub fn datum_text(sql_type: SqlType, datum: &[u8]) -> String {
+    let mut decoder = ColumnBuilder::new(sql_type);
+    if decoder.push(datum).is_err() {
+        return "?".into();
+    }
+    let array = decoder.finish();
+    if array.is_null(0) {
+        return "null".into();
+    }
+    datafusion::arrow::util::display::array_value_to_string(&array, 0)
+        .unwrap_or_else(|_| "?".into())
+}
+
 enum ColumnBuilder {
     Boolean(BooleanBuilder),
     Int16(Int16Builder),

@@ -231,6 +231,27 @@ pub fn read_segment_row(
     }
 }
 
+/// Reads a whole segment file, batch by batch: `visit` gets each batch (every column the file
+/// has, key and version last) and returns false to stop.
+pub fn read_segment(
+    path: &Path,
+    mut visit: impl FnMut(&RecordBatch) -> StorageResult<bool>,
+) -> StorageResult<()> {
+    let file = File::open(path)
+        .map_err(|e| StorageError::io(format!("opening segment {}", path.display()), e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(parquet_error)?
+        .with_batch_size(8192)
+        .build()
+        .map_err(parquet_error)?;
+    for batch in reader {
+        if !visit(&batch.map_err(parquet_error)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Where a table's segments live, relative to `storage/`.
 pub fn table_dir(namespace: &str, table: &str) -> PathBuf {
     PathBuf::from(namespace).join(table)

@@ -313,7 +313,7 @@ pub(super) fn check_new_relation(
     Ok(())
 }
 
-/// Whether a table, a sequence or a view already has this name (they share PostgreSQL's
+/// Whether a table, a sequence, a view or an index already has this name (they share PostgreSQL's
 /// relations).
 pub(super) fn relation_exists(
     ctx: &ApplyContext,
@@ -326,6 +326,9 @@ pub(super) fn relation_exists(
             .is_some()
         || ctx
             .get(CF_CATALOG, &catalog_keys::view(namespace, name))?
+            .is_some()
+        || ctx
+            .get(CF_CATALOG, &catalog_keys::index_name(namespace, name))?
             .is_some())
 }
 

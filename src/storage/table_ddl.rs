@@ -12,6 +12,7 @@ use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, Conflict, StorageResult, catalog_keys, cf,
     rows,
 };
+use super::{index_ddl, indexes};
 
 /// Creates a table; its id comes from the counter sequences share.
 pub(super) fn create(
@@ -98,6 +99,7 @@ pub(super) fn drop_record(
 ) -> StorageResult<()> {
     view_ddl::release(ctx, batch, &table.namespace, &table.name, cascade)?;
     clear_data(ctx, batch, table)?;
+    indexes::drop_all_of_table(ctx, batch, table.table_id)?;
     sequences::drop_owned_by(ctx, batch, &table.namespace, &table.name)?;
     ctx.delete(
         batch,
@@ -166,6 +168,7 @@ pub(super) fn rename_column(
     view_ddl::check_column_unused(ctx, namespace, table_name, column)?;
     table.columns[index].name = new_name.to_owned();
     put(ctx, batch, &table);
+    index_ddl::follow_table(ctx, batch, &table)?;
     reown_sequences(ctx, batch, namespace, table_name, |owner| {
         if owner.column == column {
             owner.column = new_name.to_owned();
@@ -227,5 +230,5 @@ fn clear_data(
         ctx.applied.unreferenced_segments.push(segment);
     }
     ctx.delete(batch, CF_CATALOG, catalog_keys::stream(table.table_id));
-    Ok(())
+    indexes::clear_entries(ctx, batch, table.table_id)
 }

@@ -111,6 +111,32 @@ impl<'a> ReadView<'a> {
         Ok(out)
     }
 
+    /// Visits the entries of `cf_name` from `low` (inclusive) to `high` (exclusive), in key
+    /// order.
+    pub(super) fn scan_range(
+        &self,
+        cf_name: &'static str,
+        low: &[u8],
+        high: &[u8],
+        mut visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
+        let db = &self.store.db;
+        let mut options = self.options();
+        options.set_iterate_upper_bound(high.to_vec());
+        let iter = db.iterator_cf_opt(
+            cf(db, cf_name),
+            options,
+            rocksdb::IteratorMode::From(low, rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item?;
+            if !visit(&key, &value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Visits the entries of `cf_name` whose keys start with `prefix`, in key order.
     fn scan_prefix(
         &self,

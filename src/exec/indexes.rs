@@ -1,0 +1,202 @@
+//! Index DDL: `CREATE [UNIQUE] INDEX` and `DROP INDEX`. An index on a table with rows is built
+//! by a job (its progress in `system.jobs`) that CREATE INDEX waits for, as PostgreSQL's
+//! statement does; writes to the table go on meanwhile.
+
+use std::sync::Arc;
+
+use super::session::Outcome;
+use super::{Engine, ExecError, ExecResult, Session, now_micros};
+use crate::jobs::IndexBuildJob;
+use crate::model::TableKind;
+use crate::sql::TableName;
+use crate::storage::{Command, Conflict, IndexRecord, IndexState, JobStatus, StorageError};
+
+impl Session {
+    pub(super) async fn create_index(
+        &self,
+        name: Option<&str>,
+        table: &TableName,
+        columns: &[String],
+        unique: bool,
+        if_not_exists: bool,
+    ) -> ExecResult<Outcome> {
+        let record = self.resolve_table(table)?;
+        if let TableKind::Stream { .. } = record.kind {
+            return Err(ExecError::WrongObjectType(format!(
+                "cannot create index on stream table \"{}\"",
+                record.name
+            )));
+        }
+        let mut positions = Vec::with_capacity(columns.len());
+        for column in columns {
+            let position = record
+                .columns
+                .iter()
+                .position(|c| &c.name == column)
+                .ok_or_else(|| {
+                    ExecError::UndefinedColumn(format!("column \"{column}\" does not exist"))
+                })?;
+            positions.push(position);
+        }
+        let name = match name {
+            Some(name) => name.to_owned(),
+            None => self.free_relation_name(&record.namespace, &record.name, columns, "idx")?,
+        };
+        let index = IndexRecord {
+            index_id: self.relation_id()?,
+            namespace: record.namespace.clone(),
+            name,
+            table_id: record.table_id,
+            columns: positions,
+            unique,
+            constraint: None,
+            state: IndexState::Building,
+            layout: Vec::new(),
+            created_at: now_micros(),
+        };
+        let command = Command::CreateIndex {
+            table: record.name.clone(),
+            index,
+        };
+        let applied = match self.apply_ddl(command) {
+            Ok(applied) => applied,
+            Err(StorageError::Conflict(Conflict::TableExists(..))) if if_not_exists => {
+                return Ok(Outcome::Done {
+                    tag: "CREATE INDEX",
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (job_id, job) in self
+            .engine
+            .start_index_builds(&applied.indexes_to_build, self.user_id())?
+        {
+            self.engine.wait_for_build(&job_id, &job).await?;
+        }
+        Ok(Outcome::Done {
+            tag: "CREATE INDEX",
+        })
+    }
+
+    /// PostgreSQL's name for an unnamed index or constraint: table, columns and `suffix`
+    /// joined by underscores, numbered when that relation name is taken.
+    pub(super) fn free_relation_name(
+        &self,
+        namespace: &str,
+        table: &str,
+        columns: &[String],
+        suffix: &str,
+    ) -> ExecResult<String> {
+        let base = format!("{table}_{}", columns.join("_"));
+        let catalog = self.catalog();
+        for n in 0.. {
+            let candidate = match n {
+                0 => format!("{base}_{suffix}"),
+                n => format!("{base}_{suffix}{n}"),
+            };
+            let taken = catalog.table(namespace, &candidate)?.is_some()
+                || catalog.sequence(namespace, &candidate)?.is_some()
+                || catalog.view_definition(namespace, &candidate)?.is_some()
+                || catalog.index(namespace, &candidate)?.is_some();
+            if !taken {
+                return Ok(candidate);
+            }
+        }
+        unreachable!("some numbered name is free")
+    }
+
+    pub(super) fn drop_indexes(&self, names: &[TableName], if_exists: bool) -> ExecResult<Outcome> {
+        let mut commands = Vec::new();
+        for name in names {
+            let found = super::names::first_in_path(self.candidate_namespaces(name)?, |ns| {
+                self.catalog().index(ns, &name.name)
+            })?;
+            match found {
+                Some(index) => {
+                    if let Some(constraint) = &index.constraint {
+                        return Err(ExecError::DependentObjectsStillExist(format!(
+                            "cannot drop index {} because constraint {constraint} requires it",
+                            index.name
+                        )));
+                    }
+                    commands.push(Command::DropIndex {
+                        namespace: index.namespace,
+                        name: index.name,
+                    });
+                }
+                None if if_exists => {}
+                None => {
+                    return Err(ExecError::UndefinedObject(format!(
+                        "index \"{name}\" does not exist"
+                    )));
+                }
+            }
+        }
+        if !commands.is_empty() {
+            self.apply_ddl(Command::Batch(commands))?;
+        }
+        Ok(Outcome::Done { tag: "DROP INDEX" })
+    }
+}
+
+impl Engine {
+    /// Starts a build job for each index a command left building.
+    pub(crate) fn start_index_builds(
+        &self,
+        to_build: &[(u64, String)],
+        created_by: &str,
+    ) -> ExecResult<Vec<(String, Arc<IndexBuildJob>)>> {
+        let mut started = Vec::new();
+        for (table_id, name) in to_build {
+            let Some(index) = self
+                .store
+                .indexes_of(*table_id)?
+                .into_iter()
+                .find(|i| &i.name == name)
+            else {
+                continue;
+            };
+            let job = Arc::new(IndexBuildJob::new(
+                *table_id,
+                index.namespace,
+                index.name,
+                index.index_id,
+            ));
+            let job_id = self.jobs().submit(job.clone(), created_by)?;
+            started.push((job_id, job));
+        }
+        Ok(started)
+    }
+
+    /// Waits for a build; a failed one is the statement's error (a duplicate value for a unique
+    /// index keeps its SQLSTATE).
+    pub(crate) async fn wait_for_build(&self, job_id: &str, job: &IndexBuildJob) -> ExecResult<()> {
+        let finished = self.jobs().wait(job_id).await?;
+        match finished.status {
+            JobStatus::Completed => Ok(()),
+            _ => match job.conflict() {
+                Some(conflict) => Err(StorageError::Conflict(conflict).into()),
+                None => Err(ExecError::JobFailed(format!(
+                    "index build {job_id} {}: {}",
+                    finished.status.as_str().to_lowercase(),
+                    finished.message.unwrap_or_default()
+                ))),
+            },
+        }
+    }
+
+    /// Starts again the builds a crash interrupted.
+    pub(super) fn resume_index_builds(&self) -> ExecResult<()> {
+        let building: Vec<(u64, String)> = self
+            .store
+            .all_indexes()?
+            .into_iter()
+            .filter(|i| i.state == IndexState::Building)
+            .map(|i| (i.table_id, i.name))
+            .collect();
+        for (job_id, _) in self.start_index_builds(&building, "system")? {
+            tracing::info!(job_id, "restarting an interrupted index build");
+        }
+        Ok(())
+    }
+}
