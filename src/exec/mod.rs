@@ -13,6 +13,7 @@ mod cold;
 mod ddl;
 mod dml;
 mod functions;
+mod index_catalog;
 mod index_scan;
 mod indexes;
 mod information_schema;

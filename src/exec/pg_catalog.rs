@@ -58,7 +58,9 @@ const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 const AUTHID_TABLE: &str = "pg_authid";
 
 /// The tables KalamDB adds to `pg_catalog`.
-const KALAMDB_TABLES: [&str; 9] = [
+const KALAMDB_TABLES: [&str; 11] = [
+    pg_derived::INDEXES_TABLE,
+    pg_derived::INDEXES_VIEW,
     super::view_table::VIEWS_TABLE,
     PRIMARY_KEYS_TABLE,
     SEQUENCES_VIEW,
@@ -113,6 +115,12 @@ impl SchemaProvider for PgCatalogSchema {
                 self.store.clone(),
             )));
         }
+        if name == pg_derived::INDEXES_TABLE {
+            return Ok(Some(super::system_tables::store_backed(
+                Arc::new(super::index_catalog::IndexesTable),
+                self.store.clone(),
+            )));
+        }
         if name == COMMENTS_TABLE {
             return Ok(Some(super::system_tables::store_backed(
                 Arc::new(super::system_tables::CommentsTable),
@@ -157,7 +165,11 @@ impl SchemaProvider for PgCatalogSchema {
                 self.store.clone(),
             )));
         }
-        if name == DEFINITIONS_TABLE || name == RELATION_SIZES_TABLE || name == SEQUENCES_VIEW {
+        if name == DEFINITIONS_TABLE
+            || name == RELATION_SIZES_TABLE
+            || name == SEQUENCES_VIEW
+            || name == pg_derived::INDEXES_VIEW
+        {
             return Ok(pg_derived::table(name, None));
         }
         let table = self.inner.table(name).await?;

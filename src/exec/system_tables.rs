@@ -39,12 +39,13 @@ impl SystemSchema {
             "jobs" => Some(Arc::new(JobsTable)),
             "namespaces" => Some(Arc::new(NamespacesTable)),
             "tables" => Some(Arc::new(TablesTable)),
+            "indexes" => Some(Arc::new(super::index_catalog::IndexHealthTable)),
             _ => None,
         }
     }
 }
 
-const TABLE_NAMES: [&str; 4] = ["users", "jobs", "namespaces", "tables"];
+const TABLE_NAMES: [&str; 5] = ["users", "jobs", "namespaces", "tables", "indexes"];
 
 /// A table provider computing `table`'s rows from `store` at every scan.
 pub(super) fn store_backed(

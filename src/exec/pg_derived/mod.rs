@@ -37,11 +37,18 @@ pub const COMMENTS_TABLE: &str = "kalamdb_comments";
 /// Every sequence with its OID and parameters (see `SequencesTable`).
 pub const SEQUENCES_TABLE: &str = "kalamdb_sequences";
 
+/// Every column of every secondary index (see `index_catalog::IndexesTable`).
+pub const INDEXES_TABLE: &str = "kalamdb_indexes";
+
+/// PostgreSQL's `pg_indexes` view.
+pub const INDEXES_VIEW: &str = "pg_indexes";
+
 /// Each table's size in bytes (see `Store::table_bytes`).
 pub const TABLE_SIZES_TABLE: &str = "kalamdb_table_sizes";
 
 use super::information_schema;
 
+mod index_parts;
 mod queries;
 
 use queries::definition;
@@ -90,6 +97,11 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 text("increment"),
                 text("cycle_option"),
             ]
+        } else if name == INDEXES_VIEW {
+            ["schemaname", "tablename", "indexname", "tablespace", "indexdef"]
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, true))
+                .collect()
         } else if name == SEQUENCES_VIEW {
             let mut fields: Vec<Field> =
                 ["schemaname", "sequencename", "sequenceowner", "data_type"]

@@ -33,7 +33,7 @@ pub(super) struct Part {
 
 /// Every key (or column) row of `kalamdb_table` joined with its relation `c`, namespace `n`
 /// and datafusion-pg-catalog's attribute row `a` (for the column's number).
-fn kalamdb_rows(kalamdb_table: &str) -> String {
+pub(super) fn kalamdb_rows(kalamdb_table: &str) -> String {
     format!(
         "pg_catalog.{BASE_PREFIX}pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -46,7 +46,7 @@ fn kalamdb_rows(kalamdb_table: &str) -> String {
 /// A relation KalamDB derives (a primary key's index, a sequence), with the `pg_class`
 /// columns such relations share added to `values`: permanent, no storage of its own, and no
 /// rules, triggers, row security or partitions.
-fn derived_relation(mut values: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+pub(super) fn derived_relation(mut values: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
     for (column, value) in [
         ("reltype", "0"),
         ("reloftype", "0"),
@@ -75,7 +75,7 @@ fn derived_relation(mut values: Vec<(&'static str, String)>) -> Vec<(&'static st
     values
 }
 
-fn text(s: &str) -> String {
+pub(super) fn text(s: &str) -> String {
     s.to_owned()
 }
 
@@ -84,7 +84,7 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
     let zeros = "array_agg(0 ORDER BY k.key_seq)";
     let index_oid = format!("c.oid + {INDEX_OID_OFFSET}");
     let quoted_keys = "string_agg(quote_ident(k.column_name), ', ' ORDER BY k.key_seq)";
-    Some(match name {
+    let mut parts = match name {
         // The declared type (VARCHAR(n), NUMERIC(p,s), JSON, UUID), NOT NULL and whether a
         // default exists, over the columns datafusion-pg-catalog reads from Arrow types.
         "pg_attribute" => vec![
@@ -168,8 +168,9 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
                 values: vec![("relhasindex", text("a.relhasindex OR pk.oid IS NOT NULL"))],
                 from: format!(
                     "FROM pg_catalog.{BASE_PREFIX}pg_class a LEFT JOIN (\
-                     SELECT DISTINCT c.oid FROM {}) pk ON pk.oid = a.oid",
-                    kalamdb_rows(PRIMARY_KEYS_TABLE)
+                     SELECT DISTINCT c.oid FROM {} UNION {}) pk ON pk.oid = a.oid",
+                    kalamdb_rows(PRIMARY_KEYS_TABLE),
+                    super::index_parts::indexed_tables()
                 ),
                 copies_base: true,
             },
@@ -469,6 +470,29 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
                 copies_base: false,
             },
         ],
+        // The primary keys' indexes; secondary indexes add theirs below.
+        super::INDEXES_VIEW => vec![Part {
+            values: vec![
+                ("schemaname", text("n.nspname")),
+                ("tablename", text("c.relname")),
+                ("indexname", text("k.pk_name")),
+                (
+                    "indexdef",
+                    format!(
+                        "'CREATE UNIQUE INDEX ' || quote_ident(k.pk_name) || ' ON ' || \
+                         quote_ident(n.nspname) || '.' || quote_ident(c.relname) || \
+                         ' USING btree (' || {quoted_keys} || ')'"
+                    ),
+                ),
+            ],
+            from: format!(
+                "FROM {} GROUP BY c.oid, k.pk_name, n.nspname, c.relname",
+                kalamdb_rows(PRIMARY_KEYS_TABLE)
+            ),
+            copies_base: false,
+        }],
         _ => return None,
-    })
+    };
+    parts.extend(super::index_parts::parts(name));
+    Some(parts)
 }

@@ -1,0 +1,142 @@
+//! The rows secondary indexes add to the derived catalog tables: a relation of kind `i` in
+//! `pg_class`, a `pg_index` row, their key columns in `pg_attribute`, `pg_get_indexdef`'s
+//! text, and (with the primary keys' indexes) the `pg_indexes` view.
+
+use super::queries::{Part, derived_relation, kalamdb_rows, text};
+use super::{COLUMNS_TABLE, INDEXES_TABLE};
+
+/// Secondary indexes' OIDs: this base plus the index's relation id, in a range apart from the
+/// tables' (datafusion-pg-catalog's counter) and the primary keys' indexes.
+const INDEX_OID_BASE: i64 = 0x5000_0000;
+
+/// `pg_am.oid` of btree.
+const BTREE_AM_OID: i64 = 403;
+
+fn index_oid() -> String {
+    format!("{INDEX_OID_BASE} + k.index_id")
+}
+
+/// The tables with at least one secondary index, as a subquery of their OIDs.
+pub(super) fn indexed_tables() -> String {
+    format!("SELECT DISTINCT c.oid FROM {}", kalamdb_rows(INDEXES_TABLE))
+}
+
+/// `CREATE [UNIQUE] INDEX name ON schema.table USING btree (columns)`, over a group of one
+/// index's rows.
+fn index_definition() -> String {
+    "'CREATE ' || CASE WHEN k.is_unique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || \
+     quote_ident(k.index_name) || ' ON ' || quote_ident(n.nspname) || '.' || \
+     quote_ident(c.relname) || ' USING btree (' || \
+     string_agg(quote_ident(k.column_name), ', ' ORDER BY k.key_seq) || ')'"
+        .to_owned()
+}
+
+pub(super) fn parts(name: &str) -> Vec<Part> {
+    let group = "GROUP BY k.index_id, k.index_name, k.is_unique, k.is_ready, c.oid, \
+                 c.relnamespace, c.relowner, n.nspname, c.relname";
+    match name {
+        "pg_class" => vec![Part {
+            values: derived_relation(vec![
+                ("oid", index_oid()),
+                ("relname", text("k.index_name")),
+                ("relnamespace", text("c.relnamespace")),
+                ("relowner", text("c.relowner")),
+                ("relam", BTREE_AM_OID.to_string()),
+                ("relpages", text("0")),
+                ("reltuples", text("0")),
+                ("relkind", text("'i'")),
+                ("relnatts", text("count(*)")),
+            ]),
+            from: format!("FROM {} {group}", kalamdb_rows(INDEXES_TABLE)),
+            copies_base: false,
+        }],
+        "pg_index" => vec![Part {
+            values: vec![
+                ("indexrelid", index_oid()),
+                ("indrelid", text("c.oid")),
+                ("indnatts", text("count(*)")),
+                ("indnkeyatts", text("count(*)")),
+                ("indisunique", text("k.is_unique")),
+                ("indnullsnotdistinct", text("false")),
+                ("indisprimary", text("false")),
+                ("indisexclusion", text("false")),
+                ("indimmediate", text("true")),
+                ("indisclustered", text("false")),
+                ("indisvalid", text("k.is_ready")),
+                ("indcheckxmin", text("false")),
+                ("indisready", text("k.is_ready")),
+                ("indislive", text("true")),
+                ("indisreplident", text("false")),
+                ("indkey", text("array_agg(a.attnum ORDER BY k.key_seq)")),
+                ("indcollation", text("array_agg(0 ORDER BY k.key_seq)")),
+                ("indclass", text("array_agg(0 ORDER BY k.key_seq)")),
+                ("indoption", text("array_agg(0 ORDER BY k.key_seq)")),
+            ],
+            from: format!("FROM {} {group}", kalamdb_rows(INDEXES_TABLE)),
+            copies_base: false,
+        }],
+        // An index has its key columns as its own attributes, numbered in key order.
+        "pg_attribute" => vec![Part {
+            values: vec![
+                ("attrelid", index_oid()),
+                ("attname", text("k.column_name")),
+                ("atttypid", text("kc.type_oid")),
+                ("attstattarget", text("-1")),
+                ("attlen", text("a.attlen")),
+                ("attnum", text("k.key_seq")),
+                ("attndims", text("0")),
+                ("attcacheoff", text("-1")),
+                ("atttypmod", text("kc.typmod")),
+                ("attbyval", text("a.attbyval")),
+                ("attalign", text("a.attalign")),
+                ("attstorage", text("a.attstorage")),
+                ("attnotnull", text("false")),
+                ("atthasdef", text("false")),
+                ("atthasmissing", text("false")),
+                ("attidentity", text("''")),
+                ("attgenerated", text("''")),
+                ("attisdropped", text("false")),
+                ("attislocal", text("true")),
+                ("attinhcount", text("0")),
+                ("attcollation", text("a.attcollation")),
+            ],
+            from: format!(
+                "FROM {} JOIN pg_catalog.{COLUMNS_TABLE} kc ON kc.namespace = k.namespace \
+                 AND kc.table_name = k.table_name AND kc.column_name = k.column_name",
+                kalamdb_rows(INDEXES_TABLE)
+            ),
+            copies_base: false,
+        }],
+        super::DEFINITIONS_TABLE => vec![
+            Part {
+                values: vec![
+                    ("objid", index_oid()),
+                    ("column_no", text("0")),
+                    ("definition", index_definition()),
+                ],
+                from: format!("FROM {} {group}", kalamdb_rows(INDEXES_TABLE)),
+                copies_base: false,
+            },
+            Part {
+                values: vec![
+                    ("objid", index_oid()),
+                    ("column_no", text("k.key_seq")),
+                    ("definition", text("quote_ident(k.column_name)")),
+                ],
+                from: format!("FROM {}", kalamdb_rows(INDEXES_TABLE)),
+                copies_base: false,
+            },
+        ],
+        super::INDEXES_VIEW => vec![Part {
+            values: vec![
+                ("schemaname", text("n.nspname")),
+                ("tablename", text("c.relname")),
+                ("indexname", text("k.index_name")),
+                ("indexdef", index_definition()),
+            ],
+            from: format!("FROM {} {group}", kalamdb_rows(INDEXES_TABLE)),
+            copies_base: false,
+        }],
+        _ => Vec::new(),
+    }
+}
