@@ -60,7 +60,8 @@ impl SystemTable for IndexesTable {
                 rows.iter().map(|(_, i, ..)| Some(i.unique)),
             )),
             Arc::new(BooleanArray::from_iter(
-                rows.iter().map(|(_, i, ..)| Some(i.state == IndexState::Ready)),
+                rows.iter()
+                    .map(|(_, i, ..)| Some(i.state == IndexState::Ready)),
             )),
             texts(rows.iter().map(|(_, i, ..)| i.constraint.as_deref())),
         ])

@@ -98,10 +98,16 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 text("cycle_option"),
             ]
         } else if name == INDEXES_VIEW {
-            ["schemaname", "tablename", "indexname", "tablespace", "indexdef"]
-                .iter()
-                .map(|n| Field::new(*n, DataType::Utf8, true))
-                .collect()
+            [
+                "schemaname",
+                "tablename",
+                "indexname",
+                "tablespace",
+                "indexdef",
+            ]
+            .iter()
+            .map(|n| Field::new(*n, DataType::Utf8, true))
+            .collect()
         } else if name == SEQUENCES_VIEW {
             let mut fields: Vec<Field> =
                 ["schemaname", "sequencename", "sequenceowner", "data_type"]

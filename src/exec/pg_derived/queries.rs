@@ -46,7 +46,9 @@ pub(super) fn kalamdb_rows(kalamdb_table: &str) -> String {
 /// A relation KalamDB derives (a primary key's index, a sequence), with the `pg_class`
 /// columns such relations share added to `values`: permanent, no storage of its own, and no
 /// rules, triggers, row security or partitions.
-pub(super) fn derived_relation(mut values: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+pub(super) fn derived_relation(
+    mut values: Vec<(&'static str, String)>,
+) -> Vec<(&'static str, String)> {
     for (column, value) in [
         ("reltype", "0"),
         ("reloftype", "0"),
