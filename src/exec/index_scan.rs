@@ -140,7 +140,11 @@ fn range_for(
 
 /// The memcomparable key of `value` as column `position` stores it; `None` when it does not
 /// convert. (A conversion that rounds toward zero only widens an inclusive range.)
-fn value_key(record: &TableRecord, position: usize, value: &ScalarValue) -> Option<Vec<u8>> {
+pub(super) fn value_key(
+    record: &TableRecord,
+    position: usize,
+    value: &ScalarValue,
+) -> Option<Vec<u8>> {
     if value.is_null() {
         return None;
     }
@@ -156,8 +160,24 @@ fn value_key(record: &TableRecord, position: usize, value: &ScalarValue) -> Opti
     Some(key)
 }
 
+/// [`value_key`] for a value the column holds exactly (a lossy conversion is `None`): what a
+/// lookup that applies no filter afterwards needs.
+pub(super) fn exact_value_key(
+    record: &TableRecord,
+    position: usize,
+    value: &ScalarValue,
+) -> Option<Vec<u8>> {
+    let sql_type = record.columns[position].sql_type;
+    let stored = cast(&value.to_array_of_size(1).ok()?, &sql_type.arrow_type()).ok()?;
+    let back = cast(&stored, &value.data_type()).ok()?;
+    if ScalarValue::try_from_array(&back, 0).ok()? != *value {
+        return None;
+    }
+    value_key(record, position, value)
+}
+
 /// The smallest key after every key that starts with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

@@ -1,28 +1,33 @@
-//! The primary-key point read fast path: `SELECT cols FROM t WHERE pk = $1` without DataFusion.
+//! The point read fast path: `SELECT cols FROM t WHERE pk = $1`, or `WHERE col = $1` on the
+//! leading columns of a secondary index, without DataFusion.
 //!
 //! Planning, optimizing and building a physical plan costs far more than reading one row from
 //! RocksDB, and a prepared point SELECT is the most common statement a service sends. When a
 //! prepared query's logical plan is exactly a projection of plain columns over a filter that
-//! pins every primary-key column of one user table to a parameter or literal, the execution
-//! reads the row directly: the session's uncommitted writes first, then the hot rows. Anything
-//! the fast path does not cover (a key held only in a Parquet segment, a changed table, a value
-//! that does not convert) answers `None`, and the statement runs through DataFusion as usual,
-//! so both paths give the same answer.
+//! pins columns of one user table to a parameter or literal, the execution reads the rows
+//! directly. Pinning every primary-key column reads one key: the session's uncommitted writes
+//! first, then the hot row, then its flushed copy. Pinning the leading columns of an index
+//! reads the index's entries for those values and the rows they name, in one snapshot (so an
+//! entry and its row agree). Anything the fast path does not cover (a changed table, no usable
+//! index, uncommitted rows in the table, a value that does not convert) answers `None`, and the
+//! statement runs through DataFusion as usual, so both paths give the same answer.
 
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
+use super::index_scan::{MAX_INDEXED_ROWS, exact_value_key, prefix_end};
 use super::table::{PendingWrites, UserTable, encode_point_key};
 use crate::model::TableKind;
-use crate::storage::Store;
+use crate::storage::{IndexRecord, IndexState, Store, TableRecord};
 
-/// Where a key column's value comes from at execution.
+/// Where a pinned column's value comes from at execution.
 #[derive(Debug, Clone)]
 enum KeyValue {
     /// `$n`, zero-based.
@@ -30,8 +35,17 @@ enum KeyValue {
     Literal(ScalarValue),
 }
 
-/// A table and the catalog epoch its definition was read at.
-type CachedTable = (u64, Arc<UserTable>);
+/// A table, its indexes, and the catalog epoch they were read at.
+type CachedTable = (u64, Arc<UserTable>, Arc<Vec<IndexRecord>>);
+
+/// What the filter pins.
+#[derive(Debug, Clone)]
+enum Lookup {
+    /// Every primary-key column, in key order.
+    PrimaryKey(Vec<KeyValue>),
+    /// Other columns (table positions), for an index whose leading columns they are.
+    Indexed(Vec<(usize, KeyValue)>),
+}
 
 /// A prepared query the fast path can answer.
 #[derive(Debug, Clone)]
@@ -41,8 +55,7 @@ pub struct PointQuery {
     table_id: u64,
     /// The number of columns the table had when planned; ALTER TABLE changes it.
     column_count: usize,
-    /// Per primary-key column, in key order.
-    key: Vec<KeyValue>,
+    lookup: Lookup,
     /// Table column indexes of the output columns.
     projection: Vec<usize>,
     /// The table as of a catalog epoch, so executions skip reading its definition.
@@ -50,7 +63,7 @@ pub struct PointQuery {
 }
 
 impl PointQuery {
-    /// Recognises the plan shape `Projection(columns) <- Filter(pk = value AND ...) <- Scan`.
+    /// Recognises the plan shape `Projection(columns) <- Filter(col = value AND ...) <- Scan`.
     pub fn recognize(plan: &LogicalPlan) -> Option<PointQuery> {
         let LogicalPlan::Projection(projection) = plan else {
             return None;
@@ -67,7 +80,7 @@ impl PointQuery {
         let provider = source_as_provider(&scan.source).ok()?;
         let table = (provider.as_ref() as &dyn std::any::Any).downcast_ref::<UserTable>()?;
         let record = table.record();
-        if record.primary_key.is_empty() || !matches!(record.kind, TableKind::Regular) {
+        if !matches!(record.kind, TableKind::Regular) {
             return None;
         }
         let column_index =
@@ -88,48 +101,59 @@ impl PointQuery {
         if !collect_pins(&filter.predicate, &mut pinned) {
             return None;
         }
-        let mut key = Vec::with_capacity(record.primary_key.len());
-        for &index in &record.primary_key {
-            let mut values = pinned
-                .iter()
-                .filter(|(column, _)| column_index(column) == Some(index));
-            let (_, value) = values.next()?;
-            if values.next().is_some() {
+        let mut columns: Vec<(usize, KeyValue)> = Vec::with_capacity(pinned.len());
+        for (column, value) in pinned {
+            let index = column_index(&column)?;
+            // A column pinned twice is left to the general path.
+            if columns.iter().any(|(c, _)| *c == index) {
                 return None;
             }
-            key.push(value.clone());
+            columns.push((index, value));
         }
-        // Every condition must be on a key column, each exactly once.
-        if pinned.len() != key.len() {
-            return None;
-        }
+        let value_of = |key: &usize| columns.iter().find(|(c, _)| c == key).map(|(_, v)| v);
+        let lookup = if !record.primary_key.is_empty()
+            && columns.len() == record.primary_key.len()
+            && record.primary_key.iter().all(|k| value_of(k).is_some())
+        {
+            Lookup::PrimaryKey(
+                record
+                    .primary_key
+                    .iter()
+                    .filter_map(|k| value_of(k).cloned())
+                    .collect(),
+            )
+        } else {
+            Lookup::Indexed(columns)
+        };
         Some(PointQuery {
             namespace: record.namespace.clone(),
             table: record.name.clone(),
             table_id: record.table_id,
             column_count: record.columns.len(),
-            key,
+            lookup,
             projection: output,
             cached: Arc::default(),
         })
     }
 
-    /// The table as of the current catalog epoch (read again only after a catalog change).
-    fn table(&self, store: &Arc<Store>) -> Option<Arc<UserTable>> {
+    /// The table and its indexes as of the current catalog epoch (read again only after a
+    /// catalog change).
+    fn table(&self, store: &Arc<Store>) -> Option<(Arc<UserTable>, Arc<Vec<IndexRecord>>)> {
         let epoch = store.catalog_epoch();
         let mut cached = self.cached.lock().expect("point query cache");
-        if let Some((at, table)) = cached.as_ref()
+        if let Some((at, table, indexes)) = cached.as_ref()
             && *at == epoch
         {
-            return Some(table.clone());
+            return Some((table.clone(), indexes.clone()));
         }
         let record = store.table(&self.namespace, &self.table).ok()??;
+        let indexes = Arc::new(store.indexes_of(record.table_id).ok()?);
         let table = Arc::new(UserTable::new(store.clone(), Arc::new(record), false));
-        *cached = Some((epoch, table.clone()));
-        Some(table)
+        *cached = Some((epoch, table.clone(), indexes.clone()));
+        Some((table, indexes))
     }
 
-    /// Reads the row, or `None` when the general path must answer.
+    /// Reads the rows, or `None` when the general path must answer.
     pub fn execute(
         &self,
         store: &Arc<Store>,
@@ -141,23 +165,21 @@ impl PointQuery {
         if !pending.catalog_changes().is_empty() {
             return None;
         }
-        let table = self.table(store)?;
+        let (table, indexes) = self.table(store)?;
         let record = table.record();
         if record.table_id != self.table_id || record.columns.len() != self.column_count {
             return None;
         }
-        let values: Vec<&ScalarValue> = self
-            .key
-            .iter()
-            .map(|value| match value {
-                KeyValue::Parameter(n) => params.get(*n),
-                KeyValue::Literal(v) => Some(v),
-            })
-            .collect::<Option<_>>()?;
-        if values.iter().any(|v| v.is_null()) {
+        if pending.truncated(record.table_id) {
             return None;
         }
-        let key = encode_point_key(record, &values)?;
+        let value = |value: &KeyValue| -> Option<ScalarValue> {
+            let v = match value {
+                KeyValue::Parameter(n) => params.get(*n)?,
+                KeyValue::Literal(v) => v,
+            };
+            (!v.is_null()).then(|| v.clone())
+        };
         // The reader produces each column once; a query may name one twice.
         let mut unique: Vec<usize> = Vec::with_capacity(self.projection.len());
         for index in &self.projection {
@@ -165,35 +187,35 @@ impl PointQuery {
                 unique.push(*index);
             }
         }
-        // Hot row, then cold-index entry, then that entry's segment by id: a flush publishing
-        // between any two of these is seen by the later ones, so no snapshot is needed on this
-        // path (unlike a scan, which lists segments before it reads rows).
-        if pending.truncated(record.table_id) {
-            return None;
-        }
-        let view = store.unpinned_view();
-        let (batch, hot_keys) = {
-            let tables = pending.tables.lock().expect("pending writes");
-            table
-                .read(
-                    &view,
-                    tables.get(&record.table_id),
-                    true,
-                    Some(key.clone()),
-                    Some(&unique),
-                    None,
-                )
-                .ok()?
-        };
-        // Not hot: a flushed row is read at its segment position (or by the general path
-        // when that position is not recorded).
-        // (A hot row, or its tombstone, answers without looking at the cold index.)
-        let batch = if hot_keys.is_empty()
-            && let Some(entry) = view.cold_entry(&key).ok()?
-        {
-            table.read_cold_point(entry, &unique).ok()??
-        } else {
-            batch
+        let batch = match &self.lookup {
+            Lookup::PrimaryKey(key) => {
+                let values: Vec<ScalarValue> = key.iter().map(value).collect::<Option<_>>()?;
+                let values: Vec<&ScalarValue> = values.iter().collect();
+                let key = encode_point_key(record, &values)?;
+                read_by_key(&table, store, pending, key, &unique)?
+            }
+            Lookup::Indexed(columns) => {
+                // The session's uncommitted rows of the table are in no index yet.
+                if pending
+                    .tables
+                    .lock()
+                    .expect("pending writes")
+                    .get(&record.table_id)
+                    .is_some_and(|rows| !rows.is_empty())
+                {
+                    return None;
+                }
+                let values: Vec<(usize, ScalarValue)> = columns
+                    .iter()
+                    .map(|(c, v)| Some((*c, value(v)?)))
+                    .collect::<Option<_>>()?;
+                let (low, high) = index_range(record, &indexes, &values)?;
+                let view = store.view();
+                let keys = view.index_row_keys(&low, &high, MAX_INDEXED_ROWS).ok()??;
+                let batches = table.read_rows(&view, None, &keys, &unique).ok()?;
+                let read_schema = std::sync::Arc::new(table.schema().project(&unique).ok()?);
+                concat_batches(&read_schema, &batches).ok()?
+            }
         };
         let arrays: Vec<ArrayRef> = self
             .projection
@@ -212,6 +234,67 @@ impl PointQuery {
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
         RecordBatch::try_new_with_options(schema.clone(), arrays, &options).ok()
     }
+}
+
+/// One row by primary key. Hot row, then cold-index entry, then that entry's segment by id: a
+/// flush publishing between any two of these is seen by the later ones, so no snapshot is
+/// needed (unlike a scan, which lists segments before it reads rows).
+fn read_by_key(
+    table: &UserTable,
+    store: &Store,
+    pending: &PendingWrites,
+    key: Vec<u8>,
+    columns: &[usize],
+) -> Option<RecordBatch> {
+    let view = store.unpinned_view();
+    let (batch, hot_keys) = {
+        let tables = pending.tables.lock().expect("pending writes");
+        table
+            .read(
+                &view,
+                tables.get(&table.record().table_id),
+                true,
+                Some(key.clone()),
+                Some(columns),
+                None,
+            )
+            .ok()?
+    };
+    // Not hot: a flushed row is read at its segment position (or by the general path when
+    // that position is not recorded). A hot row, or its tombstone, answers without looking
+    // at the cold index.
+    if hot_keys.is_empty()
+        && let Some(entry) = view.cold_entry(&key).ok()?
+    {
+        table.read_cold_point(entry, columns).ok()?
+    } else {
+        Some(batch)
+    }
+}
+
+/// The entries of a ready index whose leading columns are exactly the pinned ones: the range
+/// holding `values` (table position and value per pinned column).
+fn index_range(
+    record: &TableRecord,
+    indexes: &[IndexRecord],
+    values: &[(usize, ScalarValue)],
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    let index = indexes
+        .iter()
+        .filter(|i| i.state == IndexState::Ready && i.columns.len() >= values.len())
+        .filter(|i| {
+            i.columns[..values.len()]
+                .iter()
+                .all(|c| values.iter().any(|(v, _)| v == c))
+        })
+        .min_by_key(|i| i.columns.len())?;
+    let mut low = index.index_id.to_be_bytes().to_vec();
+    for position in &index.columns[..values.len()] {
+        let (_, value) = values.iter().find(|(c, _)| c == position)?;
+        low.extend_from_slice(&exact_value_key(record, *position, value)?);
+    }
+    let high = prefix_end(&low)?;
+    Some((low, high))
 }
 
 /// Collects `column = $n` / `column = literal` conjuncts; false if anything else appears.

@@ -252,8 +252,6 @@ impl UserTable {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let schema = self.output_schema(projection)?;
-        let mut batches = Vec::with_capacity(keys.len() + 1);
         let named: HashSet<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         let others: PendingRows = pending
             .into_iter()
@@ -261,15 +259,7 @@ impl UserTable {
             .filter(|(key, _)| !named.contains(key.as_slice()))
             .map(|(key, row)| (key.clone(), row.clone()))
             .collect();
-        for key in &keys {
-            let (batch, hot_keys) =
-                self.read(view, pending, true, Some(key.clone()), Some(&output), None)?;
-            if !hot_keys.is_empty() {
-                batches.push(batch);
-            } else if let Some(entry) = view.cold_entry(key).map_err(storage_error)? {
-                batches.extend(self.read_cold_point(entry, &output)?);
-            }
-        }
+        let mut batches = self.read_rows(view, pending, &keys, &output)?;
         if !others.is_empty() {
             batches.push(
                 self.read(view, Some(&others), false, None, Some(&output), None)?
@@ -277,8 +267,37 @@ impl UserTable {
             );
         }
         Ok(datafusion::arrow::compute::concat_batches(
-            &schema, &batches,
+            &self.output_schema(projection)?,
+            &batches,
         )?)
+    }
+
+    /// The live rows under `keys`, `projection` of each: the session's version, else the hot
+    /// row, else the flushed copy.
+    pub(super) fn read_rows(
+        &self,
+        view: &ReadView<'_>,
+        pending: Option<&PendingRows>,
+        keys: &[Vec<u8>],
+        projection: &[usize],
+    ) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (batch, hot_keys) = self.read(
+                view,
+                pending,
+                true,
+                Some(key.clone()),
+                Some(projection),
+                None,
+            )?;
+            if !hot_keys.is_empty() {
+                batches.push(batch);
+            } else if let Some(entry) = view.cold_entry(key).map_err(storage_error)? {
+                batches.extend(self.read_cold_point(entry, projection)?);
+            }
+        }
+        Ok(batches)
     }
 
     /// The definition to read `segments` with, and `projection` mapped onto it. A statement
