@@ -94,6 +94,7 @@ impl Session {
                     nullable: current.nullable,
                     default: Some(default.clone()),
                     sequence: None,
+                    unique: None,
                 };
                 record.columns[index].default = self.column_def(&spec).await?.default;
             }

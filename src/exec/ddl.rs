@@ -115,8 +115,43 @@ impl Session {
             comment: None,
             version: 0,
         };
-        // The sequences of SERIAL and identity columns come and go with their table.
+        // The sequences of SERIAL and identity columns come and go with their table, and the
+        // indexes of its UNIQUE constraints are created with it.
+        let mut constraints = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for unique in &create.unique {
+            let name = match &unique.name {
+                Some(name) => name.clone(),
+                None => {
+                    let base =
+                        self.free_relation_name(&namespace, &record.name, &unique.columns, "key")?;
+                    let mut name = base.clone();
+                    let mut n = 0;
+                    while names.contains(&name) {
+                        n += 1;
+                        name = format!("{base}{n}");
+                    }
+                    name
+                }
+            };
+            names.push(name.clone());
+            let mut index = self.new_index(
+                &record,
+                Some(&name),
+                &unique.columns,
+                true,
+                Some(name.clone()),
+            )?;
+            // A table created outside a block gets its id when applied: the index follows
+            // the table the same command creates.
+            index.table_id = record.table_id;
+            constraints.push(Command::CreateIndex {
+                table: record.name.clone(),
+                index,
+            });
+        }
         commands.push(Command::CreateTable(record));
+        commands.extend(constraints);
         match self.apply_ddl(Command::Batch(commands)) {
             Ok(_) => {}
             Err(StorageError::Conflict(Conflict::TableExists(_, name)))

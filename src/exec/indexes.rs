@@ -8,8 +8,10 @@ use super::session::Outcome;
 use super::{Engine, ExecError, ExecResult, Session, now_micros};
 use crate::jobs::IndexBuildJob;
 use crate::model::TableKind;
-use crate::sql::TableName;
-use crate::storage::{Command, Conflict, IndexRecord, IndexState, JobStatus, StorageError};
+use crate::sql::{TableName, UniqueSpec};
+use crate::storage::{
+    Command, Conflict, IndexRecord, IndexState, JobStatus, StorageError, TableRecord,
+};
 
 impl Session {
     pub(super) async fn create_index(
@@ -21,6 +23,84 @@ impl Session {
         if_not_exists: bool,
     ) -> ExecResult<Outcome> {
         let record = self.resolve_table(table)?;
+        let index = self.new_index(&record, name, columns, unique, None)?;
+        self.add_index(&record, index, if_not_exists).await?;
+        Ok(Outcome::Done {
+            tag: "CREATE INDEX",
+        })
+    }
+
+    /// `ALTER TABLE t ADD [CONSTRAINT name] UNIQUE (columns)`: a unique index that enforces
+    /// the constraint, built over (and so checking) the rows the table has.
+    pub(super) async fn add_unique(
+        &self,
+        table: &TableName,
+        unique: &UniqueSpec,
+    ) -> ExecResult<Outcome> {
+        let record = self.resolve_table(table)?;
+        let name = match &unique.name {
+            Some(name) => name.clone(),
+            None => {
+                self.free_relation_name(&record.namespace, &record.name, &unique.columns, "key")?
+            }
+        };
+        let index = self.new_index(
+            &record,
+            Some(&name),
+            &unique.columns,
+            true,
+            Some(name.clone()),
+        )?;
+        self.add_index(&record, index, false).await?;
+        Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    /// `ALTER TABLE t DROP CONSTRAINT name`: drops the index a UNIQUE constraint owns.
+    pub(super) fn drop_constraint(
+        &self,
+        table: &TableName,
+        name: &str,
+        if_exists: bool,
+    ) -> ExecResult<Outcome> {
+        let record = self.resolve_table(table)?;
+        let index = self
+            .catalog()
+            .indexes_of(record.table_id)?
+            .into_iter()
+            .find(|i| i.constraint.as_deref() == Some(name));
+        match index {
+            Some(index) => {
+                self.apply_ddl(Command::DropIndex {
+                    namespace: index.namespace,
+                    name: index.name,
+                })?;
+            }
+            None if name == format!("{}_pkey", record.name) && !record.primary_key.is_empty() => {
+                return Err(ExecError::Sql(crate::sql::SqlError::Unsupported(
+                    "dropping a primary key is not supported".into(),
+                )));
+            }
+            None if if_exists => {}
+            None => {
+                return Err(ExecError::UndefinedObject(format!(
+                    "constraint \"{name}\" of relation \"{}\" does not exist",
+                    record.name
+                )));
+            }
+        }
+        Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    /// The definition of a new index on `record` (its name chosen as PostgreSQL would when
+    /// none is given).
+    pub(super) fn new_index(
+        &self,
+        record: &TableRecord,
+        name: Option<&str>,
+        columns: &[String],
+        unique: bool,
+        constraint: Option<String>,
+    ) -> ExecResult<IndexRecord> {
         if let TableKind::Stream { .. } = record.kind {
             return Err(ExecError::WrongObjectType(format!(
                 "cannot create index on stream table \"{}\"",
@@ -42,18 +122,27 @@ impl Session {
             Some(name) => name.to_owned(),
             None => self.free_relation_name(&record.namespace, &record.name, columns, "idx")?,
         };
-        let index = IndexRecord {
+        Ok(IndexRecord {
             index_id: self.relation_id()?,
             namespace: record.namespace.clone(),
             name,
             table_id: record.table_id,
             columns: positions,
             unique,
-            constraint: None,
+            constraint,
             state: IndexState::Building,
             layout: Vec::new(),
             created_at: now_micros(),
-        };
+        })
+    }
+
+    /// Creates `index`, and outside a block waits for the build it needs, if any.
+    async fn add_index(
+        &self,
+        record: &TableRecord,
+        index: IndexRecord,
+        if_not_exists: bool,
+    ) -> ExecResult<()> {
         let command = Command::CreateIndex {
             table: record.name.clone(),
             index,
@@ -61,9 +150,7 @@ impl Session {
         let applied = match self.apply_ddl(command) {
             Ok(applied) => applied,
             Err(StorageError::Conflict(Conflict::TableExists(..))) if if_not_exists => {
-                return Ok(Outcome::Done {
-                    tag: "CREATE INDEX",
-                });
+                return Ok(());
             }
             Err(e) => return Err(e.into()),
         };
@@ -73,9 +160,7 @@ impl Session {
         {
             self.engine.wait_for_build(&job_id, &job).await?;
         }
-        Ok(Outcome::Done {
-            tag: "CREATE INDEX",
-        })
+        Ok(())
     }
 
     /// PostgreSQL's name for an unnamed index or constraint: table, columns and `suffix`

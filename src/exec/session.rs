@@ -336,6 +336,12 @@ impl Session {
                     .await
             }
             Statement::DropIndex { names, if_exists } => self.drop_indexes(names, *if_exists),
+            Statement::AddUnique { table, unique } => self.add_unique(table, unique).await,
+            Statement::DropConstraint {
+                table,
+                name,
+                if_exists,
+            } => self.drop_constraint(table, name, *if_exists),
             Statement::DropView {
                 names,
                 if_exists,

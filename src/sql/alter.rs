@@ -23,12 +23,37 @@ pub(super) fn from_alter_table(alter: &ast::AlterTable) -> Result<Statement, Sql
                     "adding a PRIMARY KEY column is not supported".into(),
                 ));
             }
+            if column.unique.is_some() {
+                return Err(SqlError::Unsupported(
+                    "adding a UNIQUE column is not supported: add the column, then ADD CONSTRAINT ... UNIQUE".into(),
+                ));
+            }
             Statement::AddColumn {
                 table,
                 column,
                 if_not_exists: *if_not_exists,
             }
         }
+        [
+            ast::AlterTableOperation::AddConstraint {
+                constraint: ast::TableConstraint::Unique(unique),
+                not_valid: false,
+            },
+        ] => Statement::AddUnique {
+            table,
+            unique: ddl::UniqueSpec::from_constraint(None, unique)?,
+        },
+        [
+            ast::AlterTableOperation::DropConstraint {
+                if_exists,
+                name,
+                drop_behavior: None | Some(ast::DropBehavior::Restrict),
+            },
+        ] => Statement::DropConstraint {
+            table,
+            name: fold_ident(name),
+            if_exists: *if_exists,
+        },
         [ast::AlterTableOperation::RenameTable { table_name }] => {
             let (ast::RenameTableNameKind::To(new) | ast::RenameTableNameKind::As(new)) =
                 table_name;

@@ -65,6 +65,42 @@ pub struct ColumnSpec {
     pub default: Option<String>,
     /// A sequence the column takes its values from, created with the table.
     pub sequence: Option<ColumnSequence>,
+    /// `UNIQUE` on the column, with the constraint's name if it was given one.
+    pub unique: Option<Option<String>>,
+}
+
+/// A UNIQUE constraint: its name if given, and its columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueSpec {
+    pub name: Option<String>,
+    pub columns: Vec<String>,
+}
+
+impl UniqueSpec {
+    pub(super) fn from_constraint(
+        name: Option<&ast::Ident>,
+        unique: &ast::UniqueConstraint,
+    ) -> Result<UniqueSpec, SqlError> {
+        if unique.nulls_distinct == ast::NullsDistinctOption::NotDistinct {
+            return Err(SqlError::Unsupported(
+                "NULLS NOT DISTINCT is not supported".into(),
+            ));
+        }
+        let columns = unique
+            .columns
+            .iter()
+            .map(|column| match &column.column.expr {
+                ast::Expr::Identifier(ident) => Ok(fold_ident(ident)),
+                other => Err(SqlError::Unsupported(format!(
+                    "a unique constraint on an expression ({other}) is not supported"
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(UniqueSpec {
+            name: name.or(unique.name.as_ref()).map(fold_ident),
+            columns,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +136,8 @@ pub struct CreateTable {
     pub as_query: Option<Box<ast::Query>>,
     /// `CREATE TABLE t (LIKE other [INCLUDING DEFAULTS])`: the columns of `other` come first.
     pub like: Option<(TableName, bool)>,
+    /// UNIQUE constraints, of columns and of the table, in the order declared.
+    pub unique: Vec<UniqueSpec>,
 }
 
 pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<CreateTable, SqlError> {
@@ -118,6 +156,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
             kind,
             as_query: Some(query.clone()),
             like: None,
+            unique: Vec::new(),
         });
     }
     let like = match &create.like {
@@ -130,11 +169,18 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
         )),
     };
     let mut primary_key = Vec::new();
+    let mut unique = Vec::new();
     let mut columns = Vec::with_capacity(create.columns.len());
     for def in &create.columns {
         let (column, is_key) = column_spec(def)?;
         if is_key {
             primary_key.push(column.name.clone());
+        }
+        if let Some(name) = &column.unique {
+            unique.push(UniqueSpec {
+                name: name.clone(),
+                columns: vec![column.name.clone()],
+            });
         }
         columns.push(column);
     }
@@ -157,6 +203,9 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
                         }
                     }
                 }
+            }
+            TableConstraint::Unique(constraint) => {
+                unique.push(UniqueSpec::from_constraint(None, constraint)?);
             }
             other => {
                 return Err(SqlError::Unsupported(format!(
@@ -195,6 +244,14 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
         // Key columns are implicitly NOT NULL, as in PostgreSQL.
         column.nullable = false;
     }
+    // Columns a LIKE source brings are checked when the statement runs.
+    if like.is_none() {
+        for column in unique.iter().flat_map(|u| &u.columns) {
+            if !columns.iter().any(|c| &c.name == column) {
+                return Err(SqlError::UndefinedColumn(column.clone()));
+            }
+        }
+    }
     Ok(CreateTable {
         table,
         columns,
@@ -203,6 +260,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
         kind,
         as_query: None,
         like,
+        unique,
     })
 }
 
@@ -252,6 +310,7 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
         nullable: serial.is_none(),
         default: None,
         sequence: serial.map(|_| ColumnSequence::Serial),
+        unique: None,
     };
     let mut is_key = false;
     let conflicting = |what: &str| {
@@ -300,6 +359,10 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
                 column.default = Some(expr.to_string())
             }
             ColumnOption::PrimaryKey(_) => is_key = true,
+            ColumnOption::Unique(constraint) => {
+                column.unique =
+                    Some(UniqueSpec::from_constraint(option.name.as_ref(), constraint)?.name);
+            }
             other => {
                 return Err(SqlError::Unsupported(format!(
                     "column option not supported: {other}"

@@ -22,7 +22,8 @@ pub use catalog_queries::{
     backslash_like_pattern,
 };
 pub use ddl::{
-    ColumnSequence, ColumnSpec, CreateTable, TableName, sql_type as declared_type, sql_type_named,
+    ColumnSequence, ColumnSpec, CreateTable, TableName, UniqueSpec, sql_type as declared_type,
+    sql_type_named,
 };
 pub use output_names::REPEAT_ALIAS_PREFIX;
 pub use parse::{fold_ident as fold, parse, parse_expr, relation_name};
@@ -155,6 +156,17 @@ pub enum Statement {
         columns: Vec<String>,
         unique: bool,
         if_not_exists: bool,
+    },
+    /// `ALTER TABLE t ADD [CONSTRAINT name] UNIQUE (column, ...)`
+    AddUnique {
+        table: TableName,
+        unique: UniqueSpec,
+    },
+    /// `ALTER TABLE t DROP CONSTRAINT [IF EXISTS] name [RESTRICT]`
+    DropConstraint {
+        table: TableName,
+        name: String,
+        if_exists: bool,
     },
     /// `DROP INDEX [IF EXISTS] name [, ...] [CASCADE | RESTRICT]`
     DropIndex {
@@ -292,6 +304,7 @@ impl Statement {
             Statement::CreateView { .. } => "CREATE VIEW",
             Statement::DropView { .. } => "DROP VIEW",
             Statement::CreateIndex { .. } => "CREATE INDEX",
+            Statement::AddUnique { .. } | Statement::DropConstraint { .. } => "ALTER TABLE",
             Statement::DropIndex { .. } => "DROP INDEX",
             Statement::AddColumn { .. }
             | Statement::RenameTable { .. }
@@ -350,6 +363,8 @@ pub fn authorize(
         | Statement::DropView { .. }
         | Statement::CreateIndex { .. }
         | Statement::DropIndex { .. }
+        | Statement::AddUnique { .. }
+        | Statement::DropConstraint { .. }
         | Statement::AddColumn { .. }
         | Statement::CreateSequence { .. }
         | Statement::AlterSequence { .. }

@@ -18,8 +18,9 @@ pub(super) fn create(
     table: &str,
     index: &IndexRecord,
 ) -> StorageResult<()> {
+    // Table id 0: the table the same command creates (its id is assigned as it is applied).
     let record = match ctx.table(&index.namespace, table)? {
-        Some(record) if record.table_id == index.table_id => record,
+        Some(record) if record.table_id == index.table_id || index.table_id == 0 => record,
         Some(_) => return Err(Conflict::TableChanged(table.to_owned()).into()),
         None => {
             return Err(Conflict::NoSuchTable(index.namespace.clone(), table.to_owned()).into());
@@ -31,6 +32,7 @@ pub(super) fn create(
         return Err(Conflict::TableChanged(table.to_owned()).into());
     }
     let mut index = index.clone();
+    index.table_id = record.table_id;
     if index.index_id == 0 {
         index.index_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
     }

@@ -1,6 +1,7 @@
 //! The rows secondary indexes add to the derived catalog tables: a relation of kind `i` in
 //! `pg_class`, a `pg_index` row, their key columns in `pg_attribute`, `pg_get_indexdef`'s
-//! text, and (with the primary keys' indexes) the `pg_indexes` view.
+//! text, and (with the primary keys' indexes) the `pg_indexes` view; an index that enforces a
+//! UNIQUE constraint adds the constraint's `pg_constraint` row and `pg_get_constraintdef`.
 
 use super::queries::{Part, derived_relation, kalamdb_rows, text};
 use super::{COLUMNS_TABLE, INDEXES_TABLE};
@@ -12,8 +13,16 @@ const INDEX_OID_BASE: i64 = 0x5000_0000;
 /// `pg_am.oid` of btree.
 const BTREE_AM_OID: i64 = 403;
 
+/// The OIDs of the UNIQUE constraints secondary indexes enforce: this base plus the index's
+/// relation id.
+const CONSTRAINT_OID_BASE: i64 = 0x6000_0000;
+
 fn index_oid() -> String {
     format!("{INDEX_OID_BASE} + k.index_id")
+}
+
+fn constraint_oid() -> String {
+    format!("{CONSTRAINT_OID_BASE} + k.index_id")
 }
 
 /// The tables with at least one secondary index, as a subquery of their OIDs.
@@ -107,7 +116,54 @@ pub(super) fn parts(name: &str) -> Vec<Part> {
             ),
             copies_base: false,
         }],
+        "pg_constraint" => vec![Part {
+            values: vec![
+                ("oid", constraint_oid()),
+                ("conname", text("k.constraint_name")),
+                ("connamespace", text("n.oid")),
+                ("contype", text("'u'")),
+                ("condeferrable", text("false")),
+                ("condeferred", text("false")),
+                ("convalidated", text("true")),
+                ("conrelid", text("c.oid")),
+                ("contypid", text("0")),
+                ("conindid", index_oid()),
+                ("conparentid", text("0")),
+                ("confrelid", text("0")),
+                ("confupdtype", text("' '")),
+                ("confdeltype", text("' '")),
+                ("confmatchtype", text("' '")),
+                ("conislocal", text("true")),
+                ("coninhcount", text("0")),
+                ("connoinherit", text("true")),
+                ("conkey", text("array_agg(a.attnum ORDER BY k.key_seq)")),
+            ],
+            from: format!(
+                "FROM {} WHERE k.constraint_name IS NOT NULL \
+                 GROUP BY k.index_id, k.constraint_name, n.oid, c.oid",
+                kalamdb_rows(INDEXES_TABLE)
+            ),
+            copies_base: false,
+        }],
         super::DEFINITIONS_TABLE => vec![
+            Part {
+                values: vec![
+                    ("objid", constraint_oid()),
+                    ("column_no", text("0")),
+                    (
+                        "definition",
+                        text(
+                            "'UNIQUE (' || string_agg(quote_ident(k.column_name), ', ' \
+                             ORDER BY k.key_seq) || ')'",
+                        ),
+                    ),
+                ],
+                from: format!(
+                    "FROM {} WHERE k.constraint_name IS NOT NULL GROUP BY k.index_id",
+                    kalamdb_rows(INDEXES_TABLE)
+                ),
+                copies_base: false,
+            },
             Part {
                 values: vec![
                     ("objid", index_oid()),
