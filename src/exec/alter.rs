@@ -95,6 +95,7 @@ impl Session {
                     default: Some(default.clone()),
                     sequence: None,
                     unique: None,
+                    checks: Vec::new(),
                 };
                 record.columns[index].default = self.column_def(&spec).await?.default;
             }

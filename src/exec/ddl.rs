@@ -114,7 +114,10 @@ impl Session {
             created_at: now_micros(),
             comment: None,
             version: 0,
+            checks: Vec::new(),
         };
+        let mut record = record;
+        record.checks = self.check_constraints(&record, &create.checks)?;
         // The sequences of SERIAL and identity columns come and go with their table, and the
         // indexes of its UNIQUE constraints are created with it.
         let mut constraints = Vec::new();
@@ -244,6 +247,7 @@ impl Session {
             created_at: now_micros(),
             comment: None,
             version: 0,
+            checks: Vec::new(),
         };
         match self.apply_ddl(Command::CreateTable(record)) {
             Ok(_) => {}

@@ -133,3 +133,37 @@ impl SystemTable for IndexHealthTable {
         ])
     }
 }
+
+/// `pg_catalog.kalamdb_checks`: every CHECK constraint (namespace, table, name, expression,
+/// position), behind their `pg_constraint` rows and `pg_get_constraintdef`.
+#[derive(Debug)]
+pub(super) struct ChecksTable;
+
+impl SystemTable for ChecksTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("namespace", DataType::Utf8, false),
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("expr", DataType::Utf8, false),
+            Field::new("seq", DataType::Int64, false),
+        ]))
+    }
+
+    fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
+        let tables = store.tables().map_err(storage_error)?;
+        let checks: Vec<_> = tables
+            .iter()
+            .flat_map(|t| t.checks.iter().enumerate().map(move |(i, c)| (t, i, c)))
+            .collect();
+        Ok(vec![
+            texts(checks.iter().map(|(t, ..)| Some(t.namespace.as_str()))),
+            texts(checks.iter().map(|(t, ..)| Some(t.name.as_str()))),
+            texts(checks.iter().map(|(.., c)| Some(c.name.as_str()))),
+            texts(checks.iter().map(|(.., c)| Some(c.expr.as_str()))),
+            Arc::new(Int64Array::from_iter_values(
+                checks.iter().map(|(_, i, _)| *i as i64),
+            )),
+        ])
+    }
+}

@@ -55,7 +55,8 @@ impl Session {
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
 
-    /// `ALTER TABLE t DROP CONSTRAINT name`: drops the index a UNIQUE constraint owns.
+    /// `ALTER TABLE t DROP CONSTRAINT name`: a CHECK constraint, or the index a UNIQUE
+    /// constraint owns.
     pub(super) fn drop_constraint(
         &self,
         table: &TableName,
@@ -68,6 +69,12 @@ impl Session {
             .indexes_of(record.table_id)?
             .into_iter()
             .find(|i| i.constraint.as_deref() == Some(name));
+        if let Some(at) = record.checks.iter().position(|c| c.name == name) {
+            let mut record = record;
+            record.checks.remove(at);
+            self.apply_ddl(Command::AlterTable(record))?;
+            return Ok(Outcome::Done { tag: "ALTER TABLE" });
+        }
         match index {
             Some(index) => {
                 self.apply_ddl(Command::DropIndex {

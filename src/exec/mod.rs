@@ -9,6 +9,7 @@ mod alter;
 mod block_ddl;
 mod catalog;
 mod checked_arithmetic;
+mod checks;
 mod cold;
 mod ddl;
 mod dml;
@@ -96,6 +97,12 @@ pub enum ExecError {
     /// A unique violation with PostgreSQL's DETAIL naming the key.
     #[error("{message}")]
     KeyViolation { message: String, detail: String },
+    /// An expression of the wrong type where the statement needs another (42804).
+    #[error("{0}")]
+    DatatypeMismatch(String),
+    /// A row a CHECK constraint refuses, with the failing row as DETAIL.
+    #[error("{message}")]
+    CheckViolation { message: String, detail: String },
     #[error("{0}")]
     StringTooLong(String),
     #[error("{0}")]

@@ -58,7 +58,8 @@ const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 const AUTHID_TABLE: &str = "pg_authid";
 
 /// The tables KalamDB adds to `pg_catalog`.
-const KALAMDB_TABLES: [&str; 11] = [
+const KALAMDB_TABLES: [&str; 12] = [
+    pg_derived::CHECKS_TABLE,
     pg_derived::INDEXES_TABLE,
     pg_derived::INDEXES_VIEW,
     super::view_table::VIEWS_TABLE,
@@ -112,6 +113,12 @@ impl SchemaProvider for PgCatalogSchema {
         if name == PRIMARY_KEYS_TABLE {
             return Ok(Some(super::system_tables::store_backed(
                 Arc::new(super::system_tables::PrimaryKeysTable),
+                self.store.clone(),
+            )));
+        }
+        if name == pg_derived::CHECKS_TABLE {
+            return Ok(Some(super::system_tables::store_backed(
+                Arc::new(super::index_catalog::ChecksTable),
                 self.store.clone(),
             )));
         }

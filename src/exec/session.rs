@@ -337,6 +337,7 @@ impl Session {
             }
             Statement::DropIndex { names, if_exists } => self.drop_indexes(names, *if_exists),
             Statement::AddUnique { table, unique } => self.add_unique(table, unique).await,
+            Statement::AddCheck { table, check } => self.add_check(table, check).await,
             Statement::DropConstraint {
                 table,
                 name,

@@ -59,6 +59,7 @@ pub const UNDEFINED_OBJECT: &str = "42704";
 pub const UNDEFINED_PARAMETER: &str = "42P02";
 pub const UNDEFINED_TABLE: &str = "42P01";
 pub const UNIQUE_VIOLATION: &str = "23505";
+pub const CHECK_VIOLATION: &str = "23514";
 pub const WRONG_OBJECT_TYPE: &str = "42809";
 pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
 pub const GENERATED_ALWAYS: &str = "428C9";
@@ -72,7 +73,7 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
         other => other.to_string(),
     };
     let mut info = error(exec_code(err), message);
-    if let ExecError::KeyViolation { detail, .. } = err {
+    if let ExecError::KeyViolation { detail, .. } | ExecError::CheckViolation { detail, .. } = err {
         info.detail = Some(detail.clone());
     }
     info
@@ -95,6 +96,8 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::DuplicateColumn(_) => DUPLICATE_COLUMN,
         ExecError::NotNullViolation(_) => NOT_NULL_VIOLATION,
         ExecError::UniqueViolation(_) | ExecError::KeyViolation { .. } => UNIQUE_VIOLATION,
+        ExecError::CheckViolation { .. } => CHECK_VIOLATION,
+        ExecError::DatatypeMismatch(_) => DATATYPE_MISMATCH,
         ExecError::StringTooLong(_) => STRING_DATA_RIGHT_TRUNCATION,
         ExecError::NumericOutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
         ExecError::InvalidText(_) => INVALID_TEXT_REPRESENTATION,

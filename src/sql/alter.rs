@@ -23,9 +23,9 @@ pub(super) fn from_alter_table(alter: &ast::AlterTable) -> Result<Statement, Sql
                     "adding a PRIMARY KEY column is not supported".into(),
                 ));
             }
-            if column.unique.is_some() {
+            if column.unique.is_some() || !column.checks.is_empty() {
                 return Err(SqlError::Unsupported(
-                    "adding a UNIQUE column is not supported: add the column, then ADD CONSTRAINT ... UNIQUE".into(),
+                    "adding a column with a UNIQUE or CHECK constraint is not supported: add the column, then ADD CONSTRAINT".into(),
                 ));
             }
             Statement::AddColumn {
@@ -42,6 +42,15 @@ pub(super) fn from_alter_table(alter: &ast::AlterTable) -> Result<Statement, Sql
         ] => Statement::AddUnique {
             table,
             unique: ddl::UniqueSpec::from_constraint(None, unique)?,
+        },
+        [
+            ast::AlterTableOperation::AddConstraint {
+                constraint: ast::TableConstraint::Check(check),
+                not_valid: false,
+            },
+        ] => Statement::AddCheck {
+            table,
+            check: ddl::CheckSpec::from_constraint(None, check, None)?,
         },
         [
             ast::AlterTableOperation::DropConstraint {

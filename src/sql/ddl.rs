@@ -67,6 +67,36 @@ pub struct ColumnSpec {
     pub sequence: Option<ColumnSequence>,
     /// `UNIQUE` on the column, with the constraint's name if it was given one.
     pub unique: Option<Option<String>>,
+    /// `CHECK` constraints declared on the column.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// A CHECK constraint as declared: its name if given, the expression as SQL text, and the
+/// column it was declared on (a column constraint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckSpec {
+    pub name: Option<String>,
+    pub expr: String,
+    pub column: Option<String>,
+}
+
+impl CheckSpec {
+    pub(super) fn from_constraint(
+        name: Option<&ast::Ident>,
+        check: &ast::CheckConstraint,
+        column: Option<&str>,
+    ) -> Result<CheckSpec, SqlError> {
+        if contains_subquery(&check.expr) {
+            return Err(SqlError::Unsupported(
+                "cannot use subquery in check constraint".into(),
+            ));
+        }
+        Ok(CheckSpec {
+            name: name.or(check.name.as_ref()).map(fold_ident),
+            expr: check.expr.to_string(),
+            column: column.map(str::to_owned),
+        })
+    }
 }
 
 /// A UNIQUE constraint: its name if given, and its columns.
@@ -138,6 +168,8 @@ pub struct CreateTable {
     pub like: Option<(TableName, bool)>,
     /// UNIQUE constraints, of columns and of the table, in the order declared.
     pub unique: Vec<UniqueSpec>,
+    /// CHECK constraints, of columns and of the table, in the order declared.
+    pub checks: Vec<CheckSpec>,
 }
 
 pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<CreateTable, SqlError> {
@@ -157,6 +189,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
             as_query: Some(query.clone()),
             like: None,
             unique: Vec::new(),
+            checks: Vec::new(),
         });
     }
     let like = match &create.like {
@@ -170,6 +203,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
     };
     let mut primary_key = Vec::new();
     let mut unique = Vec::new();
+    let mut checks = Vec::new();
     let mut columns = Vec::with_capacity(create.columns.len());
     for def in &create.columns {
         let (column, is_key) = column_spec(def)?;
@@ -182,6 +216,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
                 columns: vec![column.name.clone()],
             });
         }
+        checks.extend(column.checks.iter().cloned());
         columns.push(column);
     }
     for constraint in &create.constraints {
@@ -206,6 +241,9 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
             }
             TableConstraint::Unique(constraint) => {
                 unique.push(UniqueSpec::from_constraint(None, constraint)?);
+            }
+            TableConstraint::Check(check) => {
+                checks.push(CheckSpec::from_constraint(None, check, None)?);
             }
             other => {
                 return Err(SqlError::Unsupported(format!(
@@ -261,6 +299,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
         as_query: None,
         like,
         unique,
+        checks,
     })
 }
 
@@ -311,6 +350,7 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
         default: None,
         sequence: serial.map(|_| ColumnSequence::Serial),
         unique: None,
+        checks: Vec::new(),
     };
     let mut is_key = false;
     let conflicting = |what: &str| {
@@ -359,6 +399,14 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
                 column.default = Some(expr.to_string())
             }
             ColumnOption::PrimaryKey(_) => is_key = true,
+            ColumnOption::Check(check) => {
+                let name = fold_ident(&def.name);
+                column.checks.push(CheckSpec::from_constraint(
+                    option.name.as_ref(),
+                    check,
+                    Some(&name),
+                )?);
+            }
             ColumnOption::Unique(constraint) => {
                 column.unique =
                     Some(UniqueSpec::from_constraint(option.name.as_ref(), constraint)?.name);

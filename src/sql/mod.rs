@@ -22,8 +22,8 @@ pub use catalog_queries::{
     backslash_like_pattern,
 };
 pub use ddl::{
-    ColumnSequence, ColumnSpec, CreateTable, TableName, UniqueSpec, sql_type as declared_type,
-    sql_type_named,
+    CheckSpec, ColumnSequence, ColumnSpec, CreateTable, TableName, UniqueSpec,
+    sql_type as declared_type, sql_type_named,
 };
 pub use output_names::REPEAT_ALIAS_PREFIX;
 pub use parse::{fold_ident as fold, parse, parse_expr, relation_name};
@@ -161,6 +161,11 @@ pub enum Statement {
     AddUnique {
         table: TableName,
         unique: UniqueSpec,
+    },
+    /// `ALTER TABLE t ADD [CONSTRAINT name] CHECK (expr)`
+    AddCheck {
+        table: TableName,
+        check: CheckSpec,
     },
     /// `ALTER TABLE t DROP CONSTRAINT [IF EXISTS] name [RESTRICT]`
     DropConstraint {
@@ -304,7 +309,9 @@ impl Statement {
             Statement::CreateView { .. } => "CREATE VIEW",
             Statement::DropView { .. } => "DROP VIEW",
             Statement::CreateIndex { .. } => "CREATE INDEX",
-            Statement::AddUnique { .. } | Statement::DropConstraint { .. } => "ALTER TABLE",
+            Statement::AddUnique { .. }
+            | Statement::AddCheck { .. }
+            | Statement::DropConstraint { .. } => "ALTER TABLE",
             Statement::DropIndex { .. } => "DROP INDEX",
             Statement::AddColumn { .. }
             | Statement::RenameTable { .. }
@@ -364,6 +371,7 @@ pub fn authorize(
         | Statement::CreateIndex { .. }
         | Statement::DropIndex { .. }
         | Statement::AddUnique { .. }
+        | Statement::AddCheck { .. }
         | Statement::DropConstraint { .. }
         | Statement::AddColumn { .. }
         | Statement::CreateSequence { .. }

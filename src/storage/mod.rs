@@ -57,7 +57,9 @@ use keys::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_ROWS, CF_USERS, COLUMN_FAMILIES,
     catalog_keys,
 };
-pub use records::{JobRecord, JobStatus, NamespaceRecord, ScramVerifier, TableRecord, UserRecord};
+pub use records::{
+    CheckConstraint, JobRecord, JobStatus, NamespaceRecord, ScramVerifier, TableRecord, UserRecord,
+};
 pub use segments::SegmentRecord;
 pub use sequences::{OwnedBy, SequencePosition, SequenceRecord};
 pub use view::ReadView;

@@ -91,6 +91,17 @@ pub struct TableRecord {
     /// applies only while the table is still at it, so concurrent DDL cannot undo another's.
     #[serde(default)]
     pub version: u64,
+    /// CHECK constraints, in the order they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckConstraint>,
+}
+
+/// A CHECK constraint: a boolean SQL expression over the table's columns that every row
+/// written must not make false.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckConstraint {
+    pub name: String,
+    pub expr: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -241,8 +241,20 @@ impl Session {
         }))
     }
 
-    /// Checks computed rows (one column per table column, in table order) against the table.
+    /// Checks computed rows (one column per table column, in table order) against the table:
+    /// its column types and NOT NULL, then its CHECK constraints.
     fn table_rows(&self, record: &TableRecord, batches: &[RecordBatch]) -> ExecResult<TableRows> {
+        let rows = self.conformed_rows(record, batches)?;
+        self.enforce_checks(record, &rows.columns, rows.len)?;
+        Ok(rows)
+    }
+
+    /// Computed rows in the table's column types (NOT NULL checked).
+    fn conformed_rows(
+        &self,
+        record: &TableRecord,
+        batches: &[RecordBatch],
+    ) -> ExecResult<TableRows> {
         let len: usize = batches.iter().map(|b| b.num_rows()).sum();
         let columns = record
             .columns
@@ -263,12 +275,19 @@ impl Session {
     }
 
     /// Turns the output of an UPDATE-shaped plan (table columns, key, version) into writes.
+    /// `written` rows are checked against the table's constraints; rows a DELETE removes are
+    /// not.
     fn updated_rows(
         &self,
         record: &TableRecord,
         batches: &[RecordBatch],
+        written: bool,
     ) -> ExecResult<UpdatedRows> {
-        let rows = self.table_rows(record, batches)?;
+        let rows = if written {
+            self.table_rows(record, batches)?
+        } else {
+            self.conformed_rows(record, batches)?
+        };
         let n = record.columns.len();
         let mut identities = Vec::with_capacity(rows.len);
         for batch in batches {

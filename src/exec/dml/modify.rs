@@ -37,7 +37,7 @@ impl Session {
         loop {
             attempt += 1;
             let batches = planner.collect(plan.clone()).await?;
-            let updated = self.updated_rows(&record, &batches)?;
+            let updated = self.updated_rows(&record, &batches, true)?;
             let new_keys: Vec<Vec<u8>> = if record.primary_key.is_empty() {
                 updated.writes.iter().map(|(k, _, _)| k.clone()).collect()
             } else {
@@ -109,7 +109,7 @@ impl Session {
         let plan =
             self.rows_with_identity(planner, &record, &alias, delete.selection.as_ref(), &[])?;
         let batches = planner.collect(plan).await?;
-        let deleted = self.updated_rows(&record, &batches)?;
+        let deleted = self.updated_rows(&record, &batches, false)?;
         let writes = deleted
             .writes
             .into_iter()

@@ -112,6 +112,6 @@ impl Session {
         )?;
         let plan = joined.project(values)?.build()?;
         let batches = planner.collect(plan).await?;
-        self.updated_rows(record, &batches)
+        self.updated_rows(record, &batches, true)
     }
 }

@@ -4,7 +4,7 @@
 //! UNIQUE constraint adds the constraint's `pg_constraint` row and `pg_get_constraintdef`.
 
 use super::queries::{Part, derived_relation, kalamdb_rows, text};
-use super::{COLUMNS_TABLE, INDEXES_TABLE};
+use super::{CHECKS_TABLE, COLUMNS_TABLE, INDEXES_TABLE};
 
 /// Secondary indexes' OIDs: this base plus the index's relation id, in a range apart from the
 /// tables' (datafusion-pg-catalog's counter) and the primary keys' indexes.
@@ -16,6 +16,31 @@ const BTREE_AM_OID: i64 = 403;
 /// The OIDs of the UNIQUE constraints secondary indexes enforce: this base plus the index's
 /// relation id.
 const CONSTRAINT_OID_BASE: i64 = 0x6000_0000;
+
+/// CHECK constraints' OIDs: this base plus 64 per table OID plus the constraint's position.
+const CHECK_OID_BASE: i64 = 0x7000_0000;
+
+/// Every CHECK constraint `k` with its table `c` and namespace `n`.
+fn check_rows() -> String {
+    format!(
+        "pg_catalog.{}pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_catalog.{CHECKS_TABLE} k ON k.namespace = n.nspname AND k.table_name = c.relname",
+        super::BASE_PREFIX
+    )
+}
+
+/// Each table with CHECK constraints and how many (`pg_class.relchecks`).
+pub(super) fn check_counts() -> String {
+    format!(
+        "SELECT c.oid, CAST(count(*) AS SMALLINT) AS checks FROM {} GROUP BY c.oid",
+        check_rows()
+    )
+}
+
+fn check_oid() -> String {
+    format!("{CHECK_OID_BASE} + c.oid * 64 + k.seq")
+}
 
 fn index_oid() -> String {
     format!("{INDEX_OID_BASE} + k.index_id")
@@ -116,36 +141,71 @@ pub(super) fn parts(name: &str) -> Vec<Part> {
             ),
             copies_base: false,
         }],
-        "pg_constraint" => vec![Part {
-            values: vec![
-                ("oid", constraint_oid()),
-                ("conname", text("k.constraint_name")),
-                ("connamespace", text("n.oid")),
-                ("contype", text("'u'")),
-                ("condeferrable", text("false")),
-                ("condeferred", text("false")),
-                ("convalidated", text("true")),
-                ("conrelid", text("c.oid")),
-                ("contypid", text("0")),
-                ("conindid", index_oid()),
-                ("conparentid", text("0")),
-                ("confrelid", text("0")),
-                ("confupdtype", text("' '")),
-                ("confdeltype", text("' '")),
-                ("confmatchtype", text("' '")),
-                ("conislocal", text("true")),
-                ("coninhcount", text("0")),
-                ("connoinherit", text("true")),
-                ("conkey", text("array_agg(a.attnum ORDER BY k.key_seq)")),
-            ],
-            from: format!(
-                "FROM {} WHERE k.constraint_name IS NOT NULL \
+        "pg_constraint" => vec![
+            Part {
+                values: vec![
+                    ("oid", check_oid()),
+                    ("conname", text("k.name")),
+                    ("connamespace", text("n.oid")),
+                    ("contype", text("'c'")),
+                    ("condeferrable", text("false")),
+                    ("condeferred", text("false")),
+                    ("convalidated", text("true")),
+                    ("conrelid", text("c.oid")),
+                    ("contypid", text("0")),
+                    ("conindid", text("0")),
+                    ("conparentid", text("0")),
+                    ("confrelid", text("0")),
+                    ("confupdtype", text("' '")),
+                    ("confdeltype", text("' '")),
+                    ("confmatchtype", text("' '")),
+                    ("conislocal", text("true")),
+                    ("coninhcount", text("0")),
+                    ("connoinherit", text("false")),
+                ],
+                from: format!("FROM {}", check_rows()),
+                copies_base: false,
+            },
+            Part {
+                values: vec![
+                    ("oid", constraint_oid()),
+                    ("conname", text("k.constraint_name")),
+                    ("connamespace", text("n.oid")),
+                    ("contype", text("'u'")),
+                    ("condeferrable", text("false")),
+                    ("condeferred", text("false")),
+                    ("convalidated", text("true")),
+                    ("conrelid", text("c.oid")),
+                    ("contypid", text("0")),
+                    ("conindid", index_oid()),
+                    ("conparentid", text("0")),
+                    ("confrelid", text("0")),
+                    ("confupdtype", text("' '")),
+                    ("confdeltype", text("' '")),
+                    ("confmatchtype", text("' '")),
+                    ("conislocal", text("true")),
+                    ("coninhcount", text("0")),
+                    ("connoinherit", text("true")),
+                    ("conkey", text("array_agg(a.attnum ORDER BY k.key_seq)")),
+                ],
+                from: format!(
+                    "FROM {} WHERE k.constraint_name IS NOT NULL \
                  GROUP BY k.index_id, k.constraint_name, n.oid, c.oid",
-                kalamdb_rows(INDEXES_TABLE)
-            ),
-            copies_base: false,
-        }],
+                    kalamdb_rows(INDEXES_TABLE)
+                ),
+                copies_base: false,
+            },
+        ],
         super::DEFINITIONS_TABLE => vec![
+            Part {
+                values: vec![
+                    ("objid", check_oid()),
+                    ("column_no", text("0")),
+                    ("definition", text("'CHECK (' || k.expr || ')'")),
+                ],
+                from: format!("FROM {}", check_rows()),
+                copies_base: false,
+            },
             Part {
                 values: vec![
                     ("objid", constraint_oid()),

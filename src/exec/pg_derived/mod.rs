@@ -40,6 +40,9 @@ pub const SEQUENCES_TABLE: &str = "kalamdb_sequences";
 /// Every column of every secondary index (see `index_catalog::IndexesTable`).
 pub const INDEXES_TABLE: &str = "kalamdb_indexes";
 
+/// Every CHECK constraint (see `index_catalog::ChecksTable`).
+pub const CHECKS_TABLE: &str = "kalamdb_checks";
+
 /// PostgreSQL's `pg_indexes` view.
 pub const INDEXES_VIEW: &str = "pg_indexes";
 

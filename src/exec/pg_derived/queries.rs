@@ -167,12 +167,17 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
         // Tables with a primary key have an index, and each such index is a relation.
         "pg_class" => vec![
             Part {
-                values: vec![("relhasindex", text("a.relhasindex OR pk.oid IS NOT NULL"))],
+                values: vec![
+                    ("relhasindex", text("a.relhasindex OR pk.oid IS NOT NULL")),
+                    ("relchecks", text("COALESCE(ck.checks, a.relchecks)")),
+                ],
                 from: format!(
                     "FROM pg_catalog.{BASE_PREFIX}pg_class a LEFT JOIN (\
-                     SELECT DISTINCT c.oid FROM {} UNION {}) pk ON pk.oid = a.oid",
+                     SELECT DISTINCT c.oid FROM {} UNION {}) pk ON pk.oid = a.oid \
+                     LEFT JOIN ({}) ck ON ck.oid = a.oid",
                     kalamdb_rows(PRIMARY_KEYS_TABLE),
-                    super::index_parts::indexed_tables()
+                    super::index_parts::indexed_tables(),
+                    super::index_parts::check_counts()
                 ),
                 copies_base: true,
             },
