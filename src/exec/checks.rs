@@ -47,13 +47,7 @@ impl Session {
                         Some(column) => format!("{}_{column}_check", record.name),
                         None => format!("{}_check", record.name),
                     };
-                    let mut name = base.clone();
-                    let mut n = 0;
-                    while taken.contains(&name) {
-                        n += 1;
-                        name = format!("{base}{n}");
-                    }
-                    name
+                    super::indexes::numbered_past(base, &taken)
                 }
             };
             taken.push(name.clone());

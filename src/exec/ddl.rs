@@ -123,31 +123,8 @@ impl Session {
         let mut constraints = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for unique in &create.unique {
-            let name = match &unique.name {
-                Some(name) => name.clone(),
-                None => {
-                    let base =
-                        self.free_relation_name(&namespace, &record.name, &unique.columns, "key")?;
-                    let mut name = base.clone();
-                    let mut n = 0;
-                    while names.contains(&name) {
-                        n += 1;
-                        name = format!("{base}{n}");
-                    }
-                    name
-                }
-            };
-            names.push(name.clone());
-            let mut index = self.new_index(
-                &record,
-                Some(&name),
-                &unique.columns,
-                true,
-                Some(name.clone()),
-            )?;
-            // A table created outside a block gets its id when applied: the index follows
-            // the table the same command creates.
-            index.table_id = record.table_id;
+            let index = self.unique_constraint_index(&record, unique, &names)?;
+            names.push(index.name.clone());
             constraints.push(Command::CreateIndex {
                 table: record.name.clone(),
                 index,

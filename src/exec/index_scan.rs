@@ -22,8 +22,8 @@ use datafusion::physical_plan::{
     ReplaceChildrenOptions,
 };
 
-use crate::storage::rows;
 use crate::storage::{IndexRecord, IndexState, TableRecord};
+use crate::storage::{prefix_end, rows};
 
 /// Past this many matching entries an index is not used.
 pub const MAX_INDEXED_ROWS: usize = 2000;
@@ -174,18 +174,6 @@ pub(super) fn exact_value_key(
         return None;
     }
     value_key(record, position, value)
-}
-
-/// The smallest key after every key that starts with `prefix`.
-pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 /// Collects `column op literal` conjuncts (and BETWEEN) by column.

@@ -38,19 +38,7 @@ impl Session {
         unique: &UniqueSpec,
     ) -> ExecResult<Outcome> {
         let record = self.resolve_table(table)?;
-        let name = match &unique.name {
-            Some(name) => name.clone(),
-            None => {
-                self.free_relation_name(&record.namespace, &record.name, &unique.columns, "key")?
-            }
-        };
-        let index = self.new_index(
-            &record,
-            Some(&name),
-            &unique.columns,
-            true,
-            Some(name.clone()),
-        )?;
+        let index = self.unique_constraint_index(&record, unique, &[])?;
         self.add_index(&record, index, false).await?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
@@ -96,6 +84,36 @@ impl Session {
             }
         }
         Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    /// The index that enforces UNIQUE constraint `unique` on `record`: named as given, or as
+    /// PostgreSQL names it (`<table>_<columns>_key`, numbered past relations that exist and
+    /// past `taken`, names the same statement already chose).
+    pub(super) fn unique_constraint_index(
+        &self,
+        record: &TableRecord,
+        unique: &UniqueSpec,
+        taken: &[String],
+    ) -> ExecResult<IndexRecord> {
+        let name = match &unique.name {
+            Some(name) => name.clone(),
+            None => {
+                let base = self.free_relation_name(
+                    &record.namespace,
+                    &record.name,
+                    &unique.columns,
+                    "key",
+                )?;
+                numbered_past(base, taken)
+            }
+        };
+        self.new_index(
+            record,
+            Some(&name),
+            &unique.columns,
+            true,
+            Some(name.clone()),
+        )
     }
 
     /// The definition of a new index on `record` (its name chosen as PostgreSQL would when
@@ -291,4 +309,16 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// `base`, or `base` numbered from 1 until it is none of `taken` (PostgreSQL's choice of a
+/// constraint name already in use).
+pub(super) fn numbered_past(base: String, taken: &[String]) -> String {
+    let mut name = base.clone();
+    let mut n = 0;
+    while taken.contains(&name) {
+        n += 1;
+        name = format!("{base}{n}");
+    }
+    name
 }

@@ -22,10 +22,10 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
-use super::index_scan::{MAX_INDEXED_ROWS, exact_value_key, prefix_end};
+use super::index_scan::{MAX_INDEXED_ROWS, exact_value_key};
 use super::table::{PendingWrites, UserTable, encode_point_key};
 use crate::model::TableKind;
-use crate::storage::{IndexRecord, IndexState, Store, TableRecord};
+use crate::storage::{IndexRecord, IndexState, Store, TableRecord, prefix_end};
 
 /// Where a pinned column's value comes from at execution.
 #[derive(Debug, Clone)]

@@ -165,7 +165,7 @@ impl<'a> ReadView<'a> {
 }
 
 /// The smallest key after every key that starts with `prefix` (none if it is all 0xff).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

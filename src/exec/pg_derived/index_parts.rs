@@ -3,7 +3,9 @@
 //! text, and (with the primary keys' indexes) the `pg_indexes` view; an index that enforces a
 //! UNIQUE constraint adds the constraint's `pg_constraint` row and `pg_get_constraintdef`.
 
-use super::queries::{Part, derived_relation, kalamdb_rows, text};
+use super::queries::{
+    Part, constraint_values, derived_relation, index_attribute, kalamdb_rows, text,
+};
 use super::{CHECKS_TABLE, COLUMNS_TABLE, INDEXES_TABLE};
 
 /// Secondary indexes' OIDs: this base plus the index's relation id, in a range apart from the
@@ -111,29 +113,7 @@ pub(super) fn parts(name: &str) -> Vec<Part> {
         }],
         // An index has its key columns as its own attributes, numbered in key order.
         "pg_attribute" => vec![Part {
-            values: vec![
-                ("attrelid", index_oid()),
-                ("attname", text("k.column_name")),
-                ("atttypid", text("kc.type_oid")),
-                ("attstattarget", text("-1")),
-                ("attlen", text("a.attlen")),
-                ("attnum", text("k.key_seq")),
-                ("attndims", text("0")),
-                ("attcacheoff", text("-1")),
-                ("atttypmod", text("kc.typmod")),
-                ("attbyval", text("a.attbyval")),
-                ("attalign", text("a.attalign")),
-                ("attstorage", text("a.attstorage")),
-                ("attnotnull", text("false")),
-                ("atthasdef", text("false")),
-                ("atthasmissing", text("false")),
-                ("attidentity", text("''")),
-                ("attgenerated", text("''")),
-                ("attisdropped", text("false")),
-                ("attislocal", text("true")),
-                ("attinhcount", text("0")),
-                ("attcollation", text("a.attcollation")),
-            ],
+            values: index_attribute(index_oid()),
             from: format!(
                 "FROM {} JOIN pg_catalog.{COLUMNS_TABLE} kc ON kc.namespace = k.namespace \
                  AND kc.table_name = k.table_name AND kc.column_name = k.column_name",
@@ -143,51 +123,29 @@ pub(super) fn parts(name: &str) -> Vec<Part> {
         }],
         "pg_constraint" => vec![
             Part {
-                values: vec![
+                values: constraint_values(vec![
                     ("oid", check_oid()),
                     ("conname", text("k.name")),
                     ("connamespace", text("n.oid")),
                     ("contype", text("'c'")),
-                    ("condeferrable", text("false")),
-                    ("condeferred", text("false")),
-                    ("convalidated", text("true")),
                     ("conrelid", text("c.oid")),
-                    ("contypid", text("0")),
                     ("conindid", text("0")),
-                    ("conparentid", text("0")),
-                    ("confrelid", text("0")),
-                    ("confupdtype", text("' '")),
-                    ("confdeltype", text("' '")),
-                    ("confmatchtype", text("' '")),
-                    ("conislocal", text("true")),
-                    ("coninhcount", text("0")),
                     ("connoinherit", text("false")),
-                ],
+                ]),
                 from: format!("FROM {}", check_rows()),
                 copies_base: false,
             },
             Part {
-                values: vec![
+                values: constraint_values(vec![
                     ("oid", constraint_oid()),
                     ("conname", text("k.constraint_name")),
                     ("connamespace", text("n.oid")),
                     ("contype", text("'u'")),
-                    ("condeferrable", text("false")),
-                    ("condeferred", text("false")),
-                    ("convalidated", text("true")),
                     ("conrelid", text("c.oid")),
-                    ("contypid", text("0")),
                     ("conindid", index_oid()),
-                    ("conparentid", text("0")),
-                    ("confrelid", text("0")),
-                    ("confupdtype", text("' '")),
-                    ("confdeltype", text("' '")),
-                    ("confmatchtype", text("' '")),
-                    ("conislocal", text("true")),
-                    ("coninhcount", text("0")),
                     ("connoinherit", text("true")),
                     ("conkey", text("array_agg(a.attnum ORDER BY k.key_seq)")),
-                ],
+                ]),
                 from: format!(
                     "FROM {} WHERE k.constraint_name IS NOT NULL \
                  GROUP BY k.index_id, k.constraint_name, n.oid, c.oid",

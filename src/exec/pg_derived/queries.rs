@@ -77,6 +77,62 @@ pub(super) fn derived_relation(
     values
 }
 
+/// The `pg_attribute` row of an index's key column `k` (with its table column `a` and
+/// declared type `kc`): an attribute of relation `attrelid`, numbered in key order.
+pub(super) fn index_attribute(attrelid: String) -> Vec<(&'static str, String)> {
+    let mut values = vec![
+        ("attrelid", attrelid),
+        ("attname", text("k.column_name")),
+        ("atttypid", text("kc.type_oid")),
+        ("attnum", text("k.key_seq")),
+        ("atttypmod", text("kc.typmod")),
+    ];
+    for (column, value) in [
+        ("attstattarget", "-1"),
+        ("attlen", "a.attlen"),
+        ("attndims", "0"),
+        ("attcacheoff", "-1"),
+        ("attbyval", "a.attbyval"),
+        ("attalign", "a.attalign"),
+        ("attstorage", "a.attstorage"),
+        ("attnotnull", "false"),
+        ("atthasdef", "false"),
+        ("atthasmissing", "false"),
+        ("attidentity", "''"),
+        ("attgenerated", "''"),
+        ("attisdropped", "false"),
+        ("attislocal", "true"),
+        ("attinhcount", "0"),
+        ("attcollation", "a.attcollation"),
+    ] {
+        values.push((column, text(value)));
+    }
+    values
+}
+
+/// The `pg_constraint` columns every KalamDB constraint has the same value in: not deferrable,
+/// validated, local, and no foreign key.
+pub(super) fn constraint_values(
+    mut values: Vec<(&'static str, String)>,
+) -> Vec<(&'static str, String)> {
+    for (column, value) in [
+        ("condeferrable", "false"),
+        ("condeferred", "false"),
+        ("convalidated", "true"),
+        ("contypid", "0"),
+        ("conparentid", "0"),
+        ("confrelid", "0"),
+        ("confupdtype", "' '"),
+        ("confdeltype", "' '"),
+        ("confmatchtype", "' '"),
+        ("conislocal", "true"),
+        ("coninhcount", "0"),
+    ] {
+        values.push((column, text(value)));
+    }
+    values
+}
+
 pub(super) fn text(s: &str) -> String {
     s.to_owned()
 }
@@ -86,6 +142,12 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
     let zeros = "array_agg(0 ORDER BY k.key_seq)";
     let index_oid = format!("c.oid + {INDEX_OID_OFFSET}");
     let quoted_keys = "string_agg(quote_ident(k.column_name), ', ' ORDER BY k.key_seq)";
+    // What pg_get_indexdef and pg_indexes say of a primary key's index.
+    let pk_index_definition = format!(
+        "'CREATE UNIQUE INDEX ' || quote_ident(k.pk_name) || ' ON ' || \
+         quote_ident(n.nspname) || '.' || quote_ident(c.relname) || \
+         ' USING btree (' || {quoted_keys} || ')'"
+    );
     let mut parts = match name {
         // The declared type (VARCHAR(n), NUMERIC(p,s), JSON, UUID), NOT NULL and whether a
         // default exists, over the columns datafusion-pg-catalog reads from Arrow types.
@@ -117,29 +179,7 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
             },
             Part {
                 // A primary key's index has the key columns as its own, numbered in key order.
-                values: vec![
-                    ("attrelid", index_oid.clone()),
-                    ("attname", text("k.column_name")),
-                    ("atttypid", text("kc.type_oid")),
-                    ("attstattarget", text("-1")),
-                    ("attlen", text("a.attlen")),
-                    ("attnum", text("k.key_seq")),
-                    ("attndims", text("0")),
-                    ("attcacheoff", text("-1")),
-                    ("atttypmod", text("kc.typmod")),
-                    ("attbyval", text("a.attbyval")),
-                    ("attalign", text("a.attalign")),
-                    ("attstorage", text("a.attstorage")),
-                    ("attnotnull", text("false")),
-                    ("atthasdef", text("false")),
-                    ("atthasmissing", text("false")),
-                    ("attidentity", text("''")),
-                    ("attgenerated", text("''")),
-                    ("attisdropped", text("false")),
-                    ("attislocal", text("true")),
-                    ("attinhcount", text("0")),
-                    ("attcollation", text("a.attcollation")),
-                ],
+                values: index_attribute(index_oid.clone()),
                 from: format!(
                     "FROM {} JOIN pg_catalog.{COLUMNS_TABLE} kc ON kc.namespace = k.namespace \
                  AND kc.table_name = k.table_name AND kc.column_name = k.column_name",
@@ -383,27 +423,16 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
             copies_base: false,
         }],
         "pg_constraint" => vec![Part {
-            values: vec![
+            values: constraint_values(vec![
                 ("oid", format!("c.oid + {CONSTRAINT_OID_OFFSET}")),
                 ("conname", text("k.pk_name")),
                 ("connamespace", text("n.oid")),
                 ("contype", text("'p'")),
-                ("condeferrable", text("false")),
-                ("condeferred", text("false")),
-                ("convalidated", text("true")),
                 ("conrelid", text("c.oid")),
-                ("contypid", text("0")),
-                ("conindid", index_oid),
-                ("conparentid", text("0")),
-                ("confrelid", text("0")),
-                ("confupdtype", text("' '")),
-                ("confdeltype", text("' '")),
-                ("confmatchtype", text("' '")),
-                ("conislocal", text("true")),
-                ("coninhcount", text("0")),
+                ("conindid", index_oid.clone()),
                 ("connoinherit", text("true")),
                 ("conkey", text(key_columns)),
-            ],
+            ]),
             from: format!(
                 "FROM {} GROUP BY c.oid, n.oid, k.pk_name",
                 kalamdb_rows(PRIMARY_KEYS_TABLE)
@@ -440,14 +469,7 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
                 values: vec![
                     ("objid", index_oid.clone()),
                     ("column_no", text("0")),
-                    (
-                        "definition",
-                        format!(
-                            "'CREATE UNIQUE INDEX ' || quote_ident(k.pk_name) || ' ON ' || \
-                             quote_ident(n.nspname) || '.' || quote_ident(c.relname) || \
-                             ' USING btree (' || {quoted_keys} || ')'"
-                        ),
-                    ),
+                    ("definition", pk_index_definition.clone()),
                 ],
                 from: format!(
                     "FROM {} GROUP BY c.oid, k.pk_name, n.nspname, c.relname",
@@ -483,14 +505,7 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
                 ("schemaname", text("n.nspname")),
                 ("tablename", text("c.relname")),
                 ("indexname", text("k.pk_name")),
-                (
-                    "indexdef",
-                    format!(
-                        "'CREATE UNIQUE INDEX ' || quote_ident(k.pk_name) || ' ON ' || \
-                         quote_ident(n.nspname) || '.' || quote_ident(c.relname) || \
-                         ' USING btree (' || {quoted_keys} || ')'"
-                    ),
-                ),
+                ("indexdef", pk_index_definition),
             ],
             from: format!(
                 "FROM {} GROUP BY c.oid, k.pk_name, n.nspname, c.relname",
