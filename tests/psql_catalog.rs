@@ -255,3 +255,52 @@ async fn psql_lists_views_and_shows_their_definition() {
     let table = psql(&server, r"\d+ app.orders");
     assert!(table.contains(r#"Table "app.orders""#), "{table}");
 }
+
+#[tokio::test]
+async fn psql_lists_indexes_and_shows_indexes_and_constraints_of_a_table() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE NAMESPACE shop; \
+             CREATE TABLE shop.items (id INT PRIMARY KEY, sku TEXT UNIQUE, price INT CHECK (price > 0), kind TEXT); \
+             CREATE INDEX items_kind_price ON shop.items (kind, price)",
+        )
+        .await
+        .unwrap();
+
+    let listed = psql(&server, r"\di shop.*");
+    for index in ["items_pkey", "items_sku_key", "items_kind_price"] {
+        let row = lines_containing(&listed, index);
+        assert_eq!(row.len(), 1, "{listed}");
+        assert!(
+            row[0].contains("index") && row[0].contains("items"),
+            "{listed}"
+        );
+    }
+
+    let described = psql(&server, r"\d shop.items");
+    assert!(described.contains("Indexes:"), "{described}");
+    assert!(
+        described.contains(r#""items_pkey" PRIMARY KEY, btree (id)"#),
+        "{described}"
+    );
+    assert!(
+        described.contains(r#""items_sku_key" UNIQUE CONSTRAINT, btree (sku)"#),
+        "{described}"
+    );
+    assert!(
+        described.contains(r#""items_kind_price" btree (kind, price)"#),
+        "{described}"
+    );
+    assert!(described.contains("Check constraints:"), "{described}");
+    assert!(
+        described.contains(r#""items_price_check" CHECK (price > 0)"#),
+        "{described}"
+    );
+
+    // An index described on its own lists its columns.
+    let index = psql(&server, r"\d shop.items_kind_price");
+    assert!(index.contains("kind"), "{index}");
+    assert!(index.contains("price"), "{index}");
+}
