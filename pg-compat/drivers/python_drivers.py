@@ -126,8 +126,12 @@ def sqlalchemy_orm_with_autoincrement_keys():
 
     class Ticket(Base):
         __tablename__ = "orm_tickets"
+        __table_args__ = (sa.CheckConstraint("priority BETWEEN 0 AND 9", name="orm_tickets_priority"),)
         id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
         title: Mapped[str] = mapped_column(sa.String(50))
+        code: Mapped[str] = mapped_column(sa.String(20), unique=True, nullable=True)
+        owner: Mapped[str] = mapped_column(sa.String(20), index=True, nullable=True)
+        priority: Mapped[int] = mapped_column(sa.Integer, default=0)
 
     class Event(Base):
         __tablename__ = "orm_events"
@@ -150,6 +154,36 @@ def sqlalchemy_orm_with_autoincrement_keys():
         session.add(Ticket(title="c"))
         session.commit()
         assert session.scalars(sa.select(Ticket.id).where(Ticket.title == "c")).one() == 3
+    # unique=True, index=True and CheckConstraint were created with the table and are enforced.
+    with Session(engine) as session:
+        session.add(Ticket(title="d", code="T-1", owner="ann", priority=5))
+        session.commit()
+        session.add(Ticket(title="e", code="T-1"))
+        try:
+            session.commit()
+            raise AssertionError("a duplicate code was accepted")
+        except sa.exc.IntegrityError as e:
+            assert getattr(e.orig, "sqlstate", None) == "23505", e
+            session.rollback()
+        session.add(Ticket(title="f", priority=12))
+        try:
+            session.commit()
+            raise AssertionError("a priority outside the check was accepted")
+        except sa.exc.IntegrityError as e:
+            assert getattr(e.orig, "sqlstate", None) == "23514", e
+            session.rollback()
+        assert session.scalars(sa.select(Ticket.title).where(Ticket.owner == "ann")).all() == ["d"]
+    inspector = sa.inspect(engine)
+    indexes = inspector.get_indexes("orm_tickets")
+    # As on PostgreSQL, a unique constraint's index is listed too, marked as its duplicate.
+    assert [(i["name"], i["column_names"], i["unique"], i.get("duplicates_constraint")) for i in indexes] == [
+        ("ix_orm_tickets_owner", ["owner"], False, None),
+        ("orm_tickets_code_key", ["code"], True, "orm_tickets_code_key"),
+    ], indexes
+    uniques = inspector.get_unique_constraints("orm_tickets")
+    assert [(u["name"], u["column_names"]) for u in uniques] == [("orm_tickets_code_key", ["code"])], uniques
+    checks = inspector.get_check_constraints("orm_tickets")
+    assert [c["name"] for c in checks] == ["orm_tickets_priority"], checks
     columns = {c["name"]: c for c in sa.inspect(engine).get_columns("orm_tickets")}
     assert columns["id"]["autoincrement"] is True, columns
     assert columns["id"]["default"] == "nextval('orm_tickets_id_seq'::regclass)", columns

@@ -212,6 +212,9 @@ pub fn schema_of(columns: &[ColumnDef]) -> Arc<datafusion::arrow::datatypes::Sch
 /// OIDs of the result types that no column can be declared with.
 const TIME_OID: i32 = 1083;
 const INTERVAL_OID: i32 = 1186;
+/// The catalog vector types (`pg_index.indkey`, `indclass`), space-separated on the wire.
+pub const INT2VECTOR_OID: i32 = 22;
+pub const OIDVECTOR_OID: i32 = 30;
 const TEXT_ARRAY_OID: i32 = 1009;
 
 /// The array type of `element` (`pg_type.typarray`), for the element types arrays are sent as.
@@ -265,6 +268,8 @@ pub fn storable_type(field: &Field) -> Option<SqlType> {
 /// Arrow type is reported as. The one table of PostgreSQL type OIDs, with [`SqlType::pg_oid`].
 pub fn result_oid(field: &Field) -> i32 {
     let declared = match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
+        Some("int2vector") => return INT2VECTOR_OID,
+        Some("oidvector") => return OIDVECTOR_OID,
         Some("varchar") => Some(SqlType::Varchar { max_len: None }),
         Some("json") => Some(SqlType::Json),
         Some("jsonb") => Some(SqlType::Jsonb),

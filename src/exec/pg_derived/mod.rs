@@ -137,12 +137,27 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
         .iter()
         .map(|f| {
             let field = f.as_ref().clone().with_nullable(true);
+            // `int2vector` and `oidvector` columns are lists to queries (`indkey[0]`, unnest)
+            // and go to clients as PostgreSQL sends them: `1 2`, under their own type OIDs.
+            let vector = |field: Field, pg_type: &str| {
+                field.with_metadata(std::collections::HashMap::from([(
+                    crate::model::types::PG_TYPE_METADATA.to_owned(),
+                    pg_type.to_owned(),
+                )]))
+            };
             match f.name().as_str() {
-                "indkey" | "indoption" | "conkey" | "confkey" | "confdelsetcols" => {
+                "indkey" | "indoption" => {
+                    vector(field.with_data_type(list(DataType::Int16)), "int2vector")
+                }
+                "conkey" | "confkey" | "confdelsetcols" => {
                     field.with_data_type(list(DataType::Int16))
                 }
-                "indcollation" | "indclass" | "conpfeqop" | "conppeqop" | "conffeqop"
-                | "conexclop" => field.with_data_type(list(DataType::Int32)),
+                "indcollation" | "indclass" => {
+                    vector(field.with_data_type(list(DataType::Int32)), "oidvector")
+                }
+                "conpfeqop" | "conppeqop" | "conffeqop" | "conexclop" => {
+                    field.with_data_type(list(DataType::Int32))
+                }
                 _ => field,
             }
         })

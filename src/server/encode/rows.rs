@@ -261,6 +261,9 @@ fn encode_cell(
             } else {
                 Some(column.as_list::<i64>().value(row))
             };
+            if *field.datatype() == Type::INT2_VECTOR || *field.datatype() == Type::OID_VECTOR {
+                return encode_vector(encoder, elements.as_deref(), field);
+            }
             encode_array(encoder, elements.as_deref(), field)
         }
         _ => {
@@ -274,6 +277,28 @@ fn encode_cell(
             put(encoder, text, field)
         }
     }
+}
+
+/// An `int2vector` or `oidvector` (`1 2`): its elements separated by spaces.
+fn encode_vector(
+    encoder: &mut DataRowEncoder,
+    elements: Option<&dyn Array>,
+    field: &FieldInfo,
+) -> PgWireResult<()> {
+    let text = match elements {
+        None => None,
+        Some(elements) => {
+            let formatter = ArrayFormatter::try_new(elements, &ArrowFormat::default())
+                .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+            Some(
+                (0..elements.len())
+                    .map(|i| formatter.value(i).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        }
+    };
+    put(encoder, text, field)
 }
 
 /// One list value as a PostgreSQL array of the element type `pg_type` chose for it.
