@@ -96,6 +96,7 @@ impl Session {
                     sequence: None,
                     unique: None,
                     checks: Vec::new(),
+                    foreign_keys: Vec::new(),
                 };
                 record.columns[index].default = self.column_def(&spec).await?.default;
             }
@@ -117,9 +118,29 @@ impl Session {
                 record.columns[index].nullable = false;
             }
         }
-        if record.columns[index] != current {
-            self.apply_ddl(Command::AlterTable(record))?;
+        if record.columns[index] == current {
+            return Ok(Outcome::Done { tag: "ALTER TABLE" });
         }
+        // ON ... SET DEFAULT constraints write the column's default as it now is.
+        let mut commands = Vec::new();
+        if record.columns[index].default != current.default {
+            for fk in self.catalog().foreign_keys_of(record.table_id)? {
+                if fk.defaults.is_empty() || !fk.columns.contains(&index) {
+                    continue;
+                }
+                let mut defaults = Vec::with_capacity(fk.columns.len());
+                for &column in &fk.columns {
+                    defaults.push(self.constant_default(&record, column).await?);
+                }
+                commands.push(Command::SetForeignKeyDefaults {
+                    table_id: record.table_id,
+                    name: fk.name,
+                    defaults,
+                });
+            }
+        }
+        commands.insert(0, Command::AlterTable(record));
+        self.apply_ddl(Command::Batch(commands))?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
 }

@@ -132,20 +132,7 @@ impl Session {
             super::sequences::qualified(&record.namespace, &record.name),
             check.expr
         );
-        let statement = crate::sql::parse(&query)?
-            .into_iter()
-            .next()
-            .and_then(|s| match s {
-                crate::sql::Statement::Query(q) => Some(*q),
-                _ => None,
-            })
-            .ok_or_else(|| ExecError::Internal(format!("{query} is not a query")))?;
-        let ast::Statement::Query(select) = &statement else {
-            return Err(ExecError::Internal(format!("{query} is not a query")));
-        };
-        let planner = super::planner::StatementPlanner::new(self, &statement).await?;
-        let plan = planner.query(select.as_ref().clone())?;
-        let batches = planner.collect(plan).await?;
+        let batches = self.internal_query(&query).await?;
         let violating = batches
             .first()
             .filter(|b| b.num_rows() > 0)
@@ -167,6 +154,27 @@ impl Session {
         record.checks.push(check);
         self.apply_ddl(Command::AlterTable(record))?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+}
+
+impl Session {
+    /// Runs a query the server composed (to validate a constraint over a table's rows) as
+    /// this session, seeing what it sees.
+    pub(super) async fn internal_query(&self, query: &str) -> ExecResult<Vec<RecordBatch>> {
+        let statement = crate::sql::parse(query)?
+            .into_iter()
+            .next()
+            .and_then(|s| match s {
+                crate::sql::Statement::Query(q) => Some(*q),
+                _ => None,
+            })
+            .ok_or_else(|| ExecError::Internal(format!("{query} is not a query")))?;
+        let ast::Statement::Query(select) = &statement else {
+            return Err(ExecError::Internal(format!("{query} is not a query")));
+        };
+        let planner = super::planner::StatementPlanner::new(self, &statement).await?;
+        let plan = planner.query(select.as_ref().clone())?;
+        planner.collect(plan).await
     }
 }
 

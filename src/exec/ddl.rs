@@ -122,13 +122,33 @@ impl Session {
         // indexes of its UNIQUE constraints are created with it.
         let mut constraints = Vec::new();
         let mut names: Vec<String> = Vec::new();
+        let mut new_indexes = Vec::new();
         for unique in &create.unique {
             let index = self.unique_constraint_index(&record, unique, &names)?;
             names.push(index.name.clone());
+            new_indexes.push(index.clone());
             constraints.push(Command::CreateIndex {
                 table: record.name.clone(),
                 index,
             });
+        }
+        let mut taken: Vec<String> = names.clone();
+        taken.extend(record.checks.iter().map(|c| c.name.clone()));
+        if !record.primary_key.is_empty() {
+            taken.push(format!("{}_pkey", record.name));
+        }
+        for spec in &create.foreign_keys {
+            let planned = self
+                .plan_foreign_key(&record, spec, &new_indexes, &mut taken, true)
+                .await?;
+            if let Some(index) = &planned.index {
+                new_indexes.push(index.clone());
+                constraints.push(Command::CreateIndex {
+                    table: record.name.clone(),
+                    index: index.clone(),
+                });
+            }
+            constraints.push(planned.command(&record.name));
         }
         commands.push(Command::CreateTable(record));
         commands.extend(constraints);
@@ -349,11 +369,22 @@ impl Session {
         &self,
         tables: &[TableName],
         restart_identity: bool,
+        cascade: bool,
     ) -> ExecResult<Outcome> {
-        let mut commands = Vec::new();
+        let mut records = Vec::new();
         for name in tables {
             // A stream table's rows leave only by eviction, as they never leave by DELETE.
             let record = self.table_for_write(name)?;
+            if !records
+                .iter()
+                .any(|r: &TableRecord| r.table_id == record.table_id)
+            {
+                records.push(record);
+            }
+        }
+        self.truncated_with(&mut records, cascade)?;
+        let mut commands = Vec::new();
+        for record in records {
             commands.push(Command::TruncateTable {
                 namespace: record.namespace,
                 name: record.name,
@@ -404,20 +435,7 @@ impl Session {
         }
         // Existing rows read the default as it is now (PostgreSQL's "missing value").
         if let Some(default) = spec.default.as_ref().filter(|_| !calls_nextval) {
-            let batches = self.evaluate_default(default, spec.sql_type).await?;
-            // A set-returning default gives no row or several: PostgreSQL refuses those.
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            let batch = batches.iter().find(|b| b.num_rows() > 0);
-            let (1, Some(batch)) = (rows, batch) else {
-                return Err(crate::sql::SqlError::Unsupported(
-                    "a DEFAULT expression must give exactly one value".into(),
-                )
-                .into());
-            };
-            let value = super::dml::conform(&record, &column, batch.column(0))?;
-            let mut encoded = Vec::new();
-            crate::storage::rows::encode_datum(value.as_ref(), 0, &mut encoded);
-            column.missing_value = Some(encoded);
+            column.missing_value = Some(self.default_datum(&record, &column, default).await?);
         } else if !spec.nullable && self.table_has_rows(&record).await? {
             return Err(ExecError::NotNullViolation(format!(
                 "column \"{}\" of relation \"{}\" contains null values",
@@ -425,8 +443,43 @@ impl Session {
             )));
         }
         record.columns.push(column);
+        let Some(foreign_key) = spec.foreign_keys.first() else {
+            self.apply_ddl(Command::AlterTable(record))?;
+            return Ok(Outcome::Done { tag: "ALTER TABLE" });
+        };
+        // The column and its REFERENCES clause are one change: outside a block the statement
+        // runs as a block of its own.
+        let block =
+            (!self.in_transaction_block()).then(|| super::transaction::ImplicitBlock::begin(self));
         self.apply_ddl(Command::AlterTable(record))?;
+        self.add_foreign_key(table, foreign_key).await?;
+        if let Some(block) = block {
+            block.commit()?;
+        }
         Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    /// `default` (SQL text) evaluated once, as column `column` of `record` stores it.
+    pub(super) async fn default_datum(
+        &self,
+        record: &TableRecord,
+        column: &ColumnDef,
+        default: &str,
+    ) -> ExecResult<Vec<u8>> {
+        let batches = self.evaluate_default(default, column.sql_type).await?;
+        // A set-returning default gives no row or several: PostgreSQL refuses those.
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let batch = batches.iter().find(|b| b.num_rows() > 0);
+        let (1, Some(batch)) = (rows, batch) else {
+            return Err(crate::sql::SqlError::Unsupported(
+                "a DEFAULT expression must give exactly one value".into(),
+            )
+            .into());
+        };
+        let value = super::dml::conform(record, column, batch.column(0))?;
+        let mut encoded = Vec::new();
+        crate::storage::rows::encode_datum(value.as_ref(), 0, &mut encoded);
+        Ok(encoded)
     }
 
     /// Whether the table has a live row, hot or flushed (a scan of hot rows alone would take

@@ -52,6 +52,18 @@ impl Session {
         if_exists: bool,
     ) -> ExecResult<Outcome> {
         let record = self.resolve_table(table)?;
+        if self
+            .catalog()
+            .foreign_keys_of(record.table_id)?
+            .iter()
+            .any(|fk| fk.name == name)
+        {
+            self.apply_ddl(Command::DropForeignKey {
+                table_id: record.table_id,
+                name: name.to_owned(),
+            })?;
+            return Ok(Outcome::Done { tag: "ALTER TABLE" });
+        }
         let index = self
             .catalog()
             .indexes_of(record.table_id)?
@@ -162,7 +174,7 @@ impl Session {
     }
 
     /// Creates `index`, and outside a block waits for the build it needs, if any.
-    async fn add_index(
+    pub(super) async fn add_index(
         &self,
         record: &TableRecord,
         index: IndexRecord,
@@ -198,21 +210,25 @@ impl Session {
         suffix: &str,
     ) -> ExecResult<String> {
         let base = format!("{table}_{}", columns.join("_"));
-        let catalog = self.catalog();
         for n in 0.. {
             let candidate = match n {
                 0 => format!("{base}_{suffix}"),
                 n => format!("{base}_{suffix}{n}"),
             };
-            let taken = catalog.table(namespace, &candidate)?.is_some()
-                || catalog.sequence(namespace, &candidate)?.is_some()
-                || catalog.view_definition(namespace, &candidate)?.is_some()
-                || catalog.index(namespace, &candidate)?.is_some();
-            if !taken {
+            if !self.relation_name_taken(namespace, &candidate)? {
                 return Ok(candidate);
             }
         }
         unreachable!("some numbered name is free")
+    }
+
+    /// Whether a table, sequence, view or index of `namespace` has the name.
+    pub(super) fn relation_name_taken(&self, namespace: &str, name: &str) -> ExecResult<bool> {
+        let catalog = self.catalog();
+        Ok(catalog.table(namespace, name)?.is_some()
+            || catalog.sequence(namespace, name)?.is_some()
+            || catalog.view_definition(namespace, name)?.is_some()
+            || catalog.index(namespace, name)?.is_some())
     }
 
     pub(super) fn drop_indexes(&self, names: &[TableName], if_exists: bool) -> ExecResult<Outcome> {

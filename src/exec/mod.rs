@@ -13,6 +13,7 @@ mod checks;
 mod cold;
 mod ddl;
 mod dml;
+mod foreign_keys;
 mod functions;
 mod index_catalog;
 mod index_scan;
@@ -97,6 +98,13 @@ pub enum ExecError {
     /// A unique violation with PostgreSQL's DETAIL naming the key.
     #[error("{message}")]
     KeyViolation { message: String, detail: String },
+    /// A foreign key that cannot be declared as written (42830).
+    #[error("{0}")]
+    InvalidForeignKey(String),
+    /// A row referring to a key that does not exist, or a referenced row still referred to,
+    /// with the key as DETAIL (23503).
+    #[error("{message}")]
+    ForeignKeyViolation { message: String, detail: String },
     /// An expression of the wrong type where the statement needs another (42804).
     #[error("{0}")]
     DatatypeMismatch(String),
@@ -184,6 +192,7 @@ impl From<StorageError> for ExecError {
                 Conflict::NoSuchNamespace(_) => ExecError::InvalidSchemaName(message),
                 Conflict::NamespaceNotEmpty(_)
                 | Conflict::HasDependents { .. }
+                | Conflict::IndexRequired { .. }
                 | Conflict::ColumnHasDependents { .. } => {
                     ExecError::DependentObjectsStillExist(message)
                 }
@@ -197,7 +206,15 @@ impl From<StorageError> for ExecError {
                 | Conflict::UniqueBuildFailed { detail, .. } => {
                     ExecError::KeyViolation { message, detail }
                 }
-                Conflict::NoSuchIndex(_) => ExecError::UndefinedObject(message),
+                Conflict::NoSuchIndex(_) | Conflict::NoSuchConstraint(_) => {
+                    ExecError::UndefinedObject(message)
+                }
+                Conflict::ConstraintExists { .. } => ExecError::DuplicateObject(message),
+                Conflict::ForeignKeyViolation { detail, .. } => {
+                    ExecError::ForeignKeyViolation { message, detail }
+                }
+                Conflict::NotNull { .. } => ExecError::NotNullViolation(message),
+                Conflict::OutOfRange(_) => ExecError::NumericOutOfRange(message),
                 Conflict::RowChanged { .. } => ExecError::ConcurrentUpdate(message),
                 Conflict::TableChanged(_) => ExecError::ConcurrentDefinitionChange(message),
             },

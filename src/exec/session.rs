@@ -338,6 +338,9 @@ impl Session {
             Statement::DropIndex { names, if_exists } => self.drop_indexes(names, *if_exists),
             Statement::AddUnique { table, unique } => self.add_unique(table, unique).await,
             Statement::AddCheck { table, check } => self.add_check(table, check).await,
+            Statement::AddForeignKey { table, foreign_key } => {
+                self.add_foreign_key(table, foreign_key).await
+            }
             Statement::DropConstraint {
                 table,
                 name,
@@ -371,7 +374,8 @@ impl Session {
             Statement::Truncate {
                 tables,
                 restart_identity,
-            } => self.truncate(tables, *restart_identity),
+                cascade,
+            } => self.truncate(tables, *restart_identity, *cascade),
             Statement::RenameTable { table, new_name } => self.rename_table(table, new_name),
             Statement::Comment {
                 table,

@@ -8,5 +8,5 @@ mod tables;
 pub mod types;
 
 pub use roles::Role;
-pub use tables::{DATABASE_NAME, TableKind};
+pub use tables::{DATABASE_NAME, ReferentialAction, TableKind};
 pub use types::{ColumnDef, SqlType};

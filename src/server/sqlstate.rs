@@ -59,6 +59,8 @@ pub const UNDEFINED_OBJECT: &str = "42704";
 pub const UNDEFINED_PARAMETER: &str = "42P02";
 pub const UNDEFINED_TABLE: &str = "42P01";
 pub const UNIQUE_VIOLATION: &str = "23505";
+pub const FOREIGN_KEY_VIOLATION: &str = "23503";
+pub const INVALID_FOREIGN_KEY: &str = "42830";
 pub const CHECK_VIOLATION: &str = "23514";
 pub const WRONG_OBJECT_TYPE: &str = "42809";
 pub const SEQUENCE_GENERATOR_LIMIT_EXCEEDED: &str = "2200H";
@@ -73,7 +75,10 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
         other => other.to_string(),
     };
     let mut info = error(exec_code(err), message);
-    if let ExecError::KeyViolation { detail, .. } | ExecError::CheckViolation { detail, .. } = err {
+    if let ExecError::KeyViolation { detail, .. }
+    | ExecError::CheckViolation { detail, .. }
+    | ExecError::ForeignKeyViolation { detail, .. } = err
+    {
         info.detail = Some(detail.clone());
     }
     info
@@ -97,6 +102,8 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::NotNullViolation(_) => NOT_NULL_VIOLATION,
         ExecError::UniqueViolation(_) | ExecError::KeyViolation { .. } => UNIQUE_VIOLATION,
         ExecError::CheckViolation { .. } => CHECK_VIOLATION,
+        ExecError::ForeignKeyViolation { .. } => FOREIGN_KEY_VIOLATION,
+        ExecError::InvalidForeignKey(_) => INVALID_FOREIGN_KEY,
         ExecError::DatatypeMismatch(_) => DATATYPE_MISMATCH,
         ExecError::StringTooLong(_) => STRING_DATA_RIGHT_TRUNCATION,
         ExecError::NumericOutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,

@@ -3,6 +3,7 @@
 use datafusion::sql::sqlparser::ast;
 
 use super::ddl::{self, TableName};
+use super::foreign_keys::ForeignKeySpec;
 use super::parse::fold_ident;
 use super::{ColumnChange, SqlError, Statement};
 
@@ -28,6 +29,11 @@ pub(super) fn from_alter_table(alter: &ast::AlterTable) -> Result<Statement, Sql
                     "adding a column with a UNIQUE or CHECK constraint is not supported: add the column, then ADD CONSTRAINT".into(),
                 ));
             }
+            if column.foreign_keys.len() > 1 {
+                return Err(SqlError::Unsupported(
+                    "adding a column with several REFERENCES clauses is not supported".into(),
+                ));
+            }
             Statement::AddColumn {
                 table,
                 column,
@@ -51,6 +57,15 @@ pub(super) fn from_alter_table(alter: &ast::AlterTable) -> Result<Statement, Sql
         ] => Statement::AddCheck {
             table,
             check: ddl::CheckSpec::from_constraint(None, check, None)?,
+        },
+        [
+            ast::AlterTableOperation::AddConstraint {
+                constraint: ast::TableConstraint::ForeignKey(fk),
+                not_valid: false,
+            },
+        ] => Statement::AddForeignKey {
+            table,
+            foreign_key: ForeignKeySpec::from_constraint(None, fk, None)?,
         },
         [
             ast::AlterTableOperation::DropConstraint {

@@ -3,6 +3,7 @@
 use datafusion::sql::sqlparser::ast::{self, ColumnOption, TableConstraint};
 
 use super::SqlError;
+use super::foreign_keys::ForeignKeySpec;
 use super::parse::fold_ident;
 use crate::model::TableKind;
 use crate::model::types::{DEFAULT_NUMERIC, SqlType};
@@ -69,6 +70,8 @@ pub struct ColumnSpec {
     pub unique: Option<Option<String>>,
     /// `CHECK` constraints declared on the column.
     pub checks: Vec<CheckSpec>,
+    /// `REFERENCES` clauses on the column.
+    pub foreign_keys: Vec<ForeignKeySpec>,
 }
 
 /// A CHECK constraint as declared: its name if given, the expression as SQL text, and the
@@ -170,6 +173,8 @@ pub struct CreateTable {
     pub unique: Vec<UniqueSpec>,
     /// CHECK constraints, of columns and of the table, in the order declared.
     pub checks: Vec<CheckSpec>,
+    /// FOREIGN KEY constraints, the table's and its columns'.
+    pub foreign_keys: Vec<ForeignKeySpec>,
 }
 
 pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<CreateTable, SqlError> {
@@ -190,6 +195,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
             like: None,
             unique: Vec::new(),
             checks: Vec::new(),
+            foreign_keys: Vec::new(),
         });
     }
     let like = match &create.like {
@@ -204,6 +210,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
     let mut primary_key = Vec::new();
     let mut unique = Vec::new();
     let mut checks = Vec::new();
+    let mut foreign_keys = Vec::new();
     let mut columns = Vec::with_capacity(create.columns.len());
     for def in &create.columns {
         let (column, is_key) = column_spec(def)?;
@@ -217,6 +224,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
             });
         }
         checks.extend(column.checks.iter().cloned());
+        foreign_keys.extend(column.foreign_keys.iter().cloned());
         columns.push(column);
     }
     for constraint in &create.constraints {
@@ -244,6 +252,9 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
             }
             TableConstraint::Check(check) => {
                 checks.push(CheckSpec::from_constraint(None, check, None)?);
+            }
+            TableConstraint::ForeignKey(fk) => {
+                foreign_keys.push(ForeignKeySpec::from_constraint(None, fk, None)?);
             }
             other => {
                 return Err(SqlError::Unsupported(format!(
@@ -300,6 +311,7 @@ pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<Create
         like,
         unique,
         checks,
+        foreign_keys,
     })
 }
 
@@ -351,6 +363,7 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
         sequence: serial.map(|_| ColumnSequence::Serial),
         unique: None,
         checks: Vec::new(),
+        foreign_keys: Vec::new(),
     };
     let mut is_key = false;
     let conflicting = |what: &str| {
@@ -410,6 +423,14 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
             ColumnOption::Unique(constraint) => {
                 column.unique =
                     Some(UniqueSpec::from_constraint(option.name.as_ref(), constraint)?.name);
+            }
+            ColumnOption::ForeignKey(fk) => {
+                let name = fold_ident(&def.name);
+                column.foreign_keys.push(ForeignKeySpec::from_constraint(
+                    option.name.as_ref(),
+                    fk,
+                    Some(&name),
+                )?);
             }
             other => {
                 return Err(SqlError::Unsupported(format!(

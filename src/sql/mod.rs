@@ -8,6 +8,7 @@
 mod alter;
 mod catalog_queries;
 mod ddl;
+mod foreign_keys;
 mod indexes;
 pub mod limits;
 mod output_names;
@@ -25,6 +26,7 @@ pub use ddl::{
     CheckSpec, ColumnSequence, ColumnSpec, CreateTable, TableName, UniqueSpec,
     sql_type as declared_type, sql_type_named,
 };
+pub use foreign_keys::ForeignKeySpec;
 pub use output_names::REPEAT_ALIAS_PREFIX;
 pub use parse::{fold_ident as fold, parse, parse_expr, relation_name};
 pub use sequences::SequenceOptions;
@@ -167,6 +169,11 @@ pub enum Statement {
         table: TableName,
         check: CheckSpec,
     },
+    /// `ALTER TABLE t ADD [CONSTRAINT name] FOREIGN KEY (columns) REFERENCES ...`
+    AddForeignKey {
+        table: TableName,
+        foreign_key: ForeignKeySpec,
+    },
     /// `ALTER TABLE t DROP CONSTRAINT [IF EXISTS] name [RESTRICT]`
     DropConstraint {
         table: TableName,
@@ -206,6 +213,8 @@ pub enum Statement {
     Truncate {
         tables: Vec<TableName>,
         restart_identity: bool,
+        /// Also empties the tables whose foreign keys refer to the ones listed.
+        cascade: bool,
     },
     /// `ALTER TABLE t RENAME TO new`
     RenameTable {
@@ -311,6 +320,7 @@ impl Statement {
             Statement::CreateIndex { .. } => "CREATE INDEX",
             Statement::AddUnique { .. }
             | Statement::AddCheck { .. }
+            | Statement::AddForeignKey { .. }
             | Statement::DropConstraint { .. } => "ALTER TABLE",
             Statement::DropIndex { .. } => "DROP INDEX",
             Statement::AddColumn { .. }
@@ -372,6 +382,7 @@ pub fn authorize(
         | Statement::DropIndex { .. }
         | Statement::AddUnique { .. }
         | Statement::AddCheck { .. }
+        | Statement::AddForeignKey { .. }
         | Statement::DropConstraint { .. }
         | Statement::AddColumn { .. }
         | Statement::CreateSequence { .. }

@@ -384,6 +384,7 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
                 truncate.identity,
                 Some(ast::TruncateIdentityOption::Restart)
             ),
+            cascade: matches!(truncate.cascade, Some(ast::CascadeOption::Cascade)),
         },
         S::Insert(_) => Statement::Insert(Box::new(statement)),
         S::Update(_) => Statement::Update(Box::new(statement)),

@@ -2,14 +2,18 @@
 //! command's start plus the command's own earlier writes, so that later parts of a batch (a
 //! transaction's statements) see earlier ones.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::{DB, WriteBatch};
 
 use super::command::{Applied, RowWrite};
 use super::records::{self, TableRecord};
+use super::referential::Check;
 use super::rows;
-use super::{CF_CATALOG, CF_COLD_INDEX, CF_META, CF_ROWS, StorageResult, catalog_keys, cf};
+use super::{
+    CF_CATALOG, CF_COLD_INDEX, CF_META, CF_ROWS, StorageResult, catalog_keys, cf,
+    keys::CF_INDEX_ENTRIES,
+};
 
 /// Below this many rows a write reads each key; the range check costs two seeks.
 const UNOCCUPIED_RANGE_MIN_WRITES: usize = 64;
@@ -23,6 +27,12 @@ pub(super) struct ApplyContext<'a> {
     pub sync: bool,
     /// Per column family, the keys this command wrote so far (`None`: deleted).
     pending: HashMap<&'static str, HashMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// The index entries this command wrote so far, ordered, so that a foreign key finds the
+    /// rows referring to a value with a range read that sees them.
+    pending_entries: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Foreign-key checks of deferrable constraints, made when the whole command is applied
+    /// (a transaction block's end).
+    pub deferred_checks: Vec<Check>,
     /// Large writes into key ranges that held nothing, found by binary search, so that a bulk
     /// load does not hash and copy every row into `pending`. Later runs and `pending` shadow
     /// earlier runs.
@@ -68,6 +78,8 @@ impl<'a> ApplyContext<'a> {
             streams_root,
             sync,
             pending: HashMap::new(),
+            pending_entries: BTreeMap::new(),
+            deferred_checks: Vec::new(),
             row_runs: Vec::new(),
             unoccupied: None,
             deleted_ranges: Vec::new(),
@@ -149,7 +161,12 @@ impl<'a> ApplyContext<'a> {
     }
 
     pub(super) fn get(&self, cf_name: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        if let Some(value) = self.pending.get(cf_name).and_then(|keys| keys.get(key)) {
+        let pending = if cf_name == CF_INDEX_ENTRIES {
+            self.pending_entries.get(key)
+        } else {
+            self.pending.get(cf_name).and_then(|keys| keys.get(key))
+        };
+        if let Some(value) = pending {
             return Ok(value.clone());
         }
         // Row runs written after the last range deletion covering `key` are newer than it.
@@ -197,15 +214,65 @@ impl<'a> ApplyContext<'a> {
         value: Vec<u8>,
     ) {
         batch.put_cf(cf(self.db, cf_name), &key, &value);
-        self.pending
-            .entry(cf_name)
-            .or_default()
-            .insert(key, Some(value));
+        self.remember(cf_name, key, Some(value));
     }
 
     pub(super) fn delete(&mut self, batch: &mut WriteBatch, cf_name: &'static str, key: Vec<u8>) {
         batch.delete_cf(cf(self.db, cf_name), &key);
-        self.pending.entry(cf_name).or_default().insert(key, None);
+        self.remember(cf_name, key, None);
+    }
+
+    fn remember(&mut self, cf_name: &'static str, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if cf_name == CF_INDEX_ENTRIES {
+            self.pending_entries.insert(key, value);
+        } else {
+            self.pending.entry(cf_name).or_default().insert(key, value);
+        }
+    }
+
+    /// The keys of `cf_name` under `prefix` and their values, this command's writes included,
+    /// at most `limit` of them, in no particular order.
+    pub(super) fn scan_prefix(
+        &self,
+        cf_name: &'static str,
+        prefix: &[u8],
+        limit: usize,
+    ) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let empty = BTreeMap::new();
+        let pending = if cf_name == CF_INDEX_ENTRIES {
+            &self.pending_entries
+        } else {
+            // Only index entries are scanned by prefix while a command is applied.
+            &empty
+        };
+        let mut found: Vec<(Vec<u8>, Vec<u8>)> = pending
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .filter_map(|(key, value)| Some((key.clone(), value.clone()?)))
+            .take(limit)
+            .collect();
+        let hidden = |key: &[u8]| {
+            pending.contains_key(key)
+                || self.deleted_ranges.iter().any(|d| {
+                    d.cf_name == cf_name && d.start.as_slice() <= key && key < d.end.as_slice()
+                })
+        };
+        let mut iter = self.db.raw_iterator_cf(cf(self.db, cf_name));
+        iter.seek(prefix);
+        while found.len() < limit {
+            let (Some(key), Some(value)) = (iter.key(), iter.value()) else {
+                iter.status()?;
+                break;
+            };
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if !hidden(key) {
+                found.push((key.to_vec(), value.to_vec()));
+            }
+            iter.next();
+        }
+        Ok(found)
     }
 
     /// Deletes every key of `cf_name` from `start` (inclusive) to `end` (exclusive), including
@@ -220,6 +287,10 @@ impl<'a> ApplyContext<'a> {
         batch.delete_range_cf(cf(self.db, cf_name), &start, &end);
         if let Some(pending) = self.pending.get_mut(cf_name) {
             pending.retain(|key, _| !(start.as_slice() <= key.as_slice() && key < &end));
+        }
+        if cf_name == CF_INDEX_ENTRIES {
+            self.pending_entries
+                .retain(|key, _| !(start.as_slice() <= key.as_slice() && key < &end));
         }
         self.deleted_ranges.push(DeletedRange {
             cf_name,
@@ -337,6 +408,27 @@ impl<'a> ApplyContext<'a> {
 
     pub(super) fn tables_in(&self, namespace: &str) -> StorageResult<Vec<TableRecord>> {
         self.records_in(&catalog_keys::tables_of(namespace))
+    }
+
+    /// The catalog keys under `prefix`, this command's own changes included.
+    pub(super) fn keys_in(&self, prefix: &[u8]) -> StorageResult<Vec<Vec<u8>>> {
+        let mut found = std::collections::BTreeSet::new();
+        for item in self.db.prefix_iterator_cf(cf(self.db, CF_CATALOG), prefix) {
+            let (key, _) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            found.insert(key.to_vec());
+        }
+        for (key, value) in self.pending.get(CF_CATALOG).into_iter().flatten() {
+            if key.starts_with(prefix) {
+                match value {
+                    Some(_) => found.insert(key.clone()),
+                    None => found.remove(key),
+                };
+            }
+        }
+        Ok(found.into_iter().collect())
     }
 
     /// The catalog records under `prefix`, this command's own changes included.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rocksdb::WriteBatch;
 
 use super::command::{ApplyContext, Command};
+use super::foreign_keys::ForeignKeyRecord;
 use super::indexes::IndexRecord;
 use super::keys::{CF_CATALOG, catalog_keys};
 use super::view_ddl::ViewRecord;
@@ -37,7 +38,7 @@ impl Store {
         let mut ctx = ApplyContext::new(&self.db, 0, &self.streams_root, false);
         let mut batch = WriteBatch::default();
         for command in commands {
-            command.write_into(&mut ctx, &mut batch)?;
+            command.write_all_into(&mut ctx, &mut batch)?;
         }
         Ok(CatalogChanges {
             records: ctx.take_pending(CF_CATALOG),
@@ -133,6 +134,15 @@ impl CatalogRead<'_> {
 
     pub fn all_indexes(&self) -> StorageResult<Vec<IndexRecord>> {
         self.scan(&catalog_keys::indexes())
+    }
+
+    /// The foreign keys of a table (it is the referencing side).
+    pub fn foreign_keys_of(&self, table_id: u64) -> StorageResult<Vec<ForeignKeyRecord>> {
+        self.scan(&catalog_keys::foreign_keys_of(table_id))
+    }
+
+    pub fn all_foreign_keys(&self) -> StorageResult<Vec<ForeignKeyRecord>> {
+        self.scan(&catalog_keys::foreign_keys())
     }
 
     /// The index named `name` in `namespace`.

@@ -4,9 +4,11 @@ use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 pub(super) use super::apply_context::ApplyContext;
+use super::foreign_keys::{self, ForeignKeyRecord};
 use super::index_ddl;
 use super::indexes::{self, IndexRecord, IndexedRow};
 use super::records::{self, JobRecord, NamespaceRecord, TableRecord, UserRecord};
+use super::referential;
 use super::row_writes::{flush_segment, write_new_rows, write_row};
 use super::segments::SegmentRecord;
 use super::sequences::{self, SequencePosition, SequenceRecord};
@@ -151,6 +153,25 @@ pub enum Command {
         name: String,
         index_id: u64,
     },
+    /// Adds a foreign key to `table` (in the key's namespace) referencing `parent`
+    /// (namespace, name); ids the executor could not know yet (tables and indexes the same
+    /// command creates) are resolved by name when applied.
+    AddForeignKey {
+        table: String,
+        parent: (String, String),
+        foreign_key: ForeignKeyRecord,
+    },
+    /// Drops a foreign key, with the index it owns.
+    DropForeignKey {
+        table_id: u64,
+        name: String,
+    },
+    /// Sets what an ON ... SET DEFAULT foreign key writes (its columns' defaults changed).
+    SetForeignKeyDefaults {
+        table_id: u64,
+        name: String,
+        defaults: Vec<Vec<u8>>,
+    },
     /// Creates or updates a job's row in `system.jobs`.
     PutJob(JobRecord),
     DeleteJobs(Vec<String>),
@@ -216,7 +237,10 @@ impl Command {
             | Command::DropView { .. }
             | Command::CreateIndex { .. }
             | Command::DropIndex { .. }
-            | Command::IndexReady { .. } => true,
+            | Command::IndexReady { .. }
+            | Command::AddForeignKey { .. }
+            | Command::DropForeignKey { .. }
+            | Command::SetForeignKeyDefaults { .. } => true,
             Command::Batch(commands) => commands.iter().any(Command::changes_catalog),
             _ => false,
         }
@@ -248,7 +272,17 @@ impl Command {
         }
     }
 
-    pub(super) fn write_into<'a>(
+    /// Turns the command into `batch`, then makes the checks deferred to its end.
+    pub(super) fn write_all_into<'a>(
+        &'a self,
+        ctx: &mut ApplyContext<'a>,
+        batch: &mut WriteBatch,
+    ) -> StorageResult<()> {
+        self.write_into(ctx, batch)?;
+        referential::verify_deferred(ctx)
+    }
+
+    fn write_into<'a>(
         &'a self,
         ctx: &mut ApplyContext<'a>,
         batch: &mut WriteBatch,
@@ -328,12 +362,19 @@ impl Command {
                 writes,
                 row_id_high_water,
             } => {
-                let indexes = indexes::of_table(ctx, *table_id)?;
-                match ctx.begin_row_writes(writes)? {
-                    Some(order) => write_new_rows(ctx, batch, *table_id, writes, order, &indexes)?,
-                    None => {
-                        for write in writes {
-                            write_row(ctx, batch, *table_id, write, &indexes)?;
+                let links = foreign_keys::links_of(ctx, *table_id)?;
+                if !links.is_empty() {
+                    referential::write_rows(ctx, batch, *table_id, writes, links)?;
+                } else {
+                    let indexes = indexes::of_table(ctx, *table_id)?;
+                    match ctx.begin_row_writes(writes)? {
+                        Some(order) => {
+                            write_new_rows(ctx, batch, *table_id, writes, order, &indexes)?
+                        }
+                        None => {
+                            for write in writes {
+                                write_row(ctx, batch, *table_id, write, &indexes, 0)?;
+                            }
                         }
                     }
                 }
@@ -424,6 +465,19 @@ impl Command {
                 name,
                 index_id,
             } => index_ddl::mark_ready(ctx, batch, *table_id, name, *index_id)?,
+            Command::AddForeignKey {
+                table,
+                parent,
+                foreign_key,
+            } => foreign_keys::add(ctx, batch, table, (&parent.0, &parent.1), foreign_key)?,
+            Command::DropForeignKey { table_id, name } => {
+                foreign_keys::drop(ctx, batch, *table_id, name)?
+            }
+            Command::SetForeignKeyDefaults {
+                table_id,
+                name,
+                defaults,
+            } => foreign_keys::set_defaults(ctx, batch, *table_id, name, defaults)?,
             Command::PutJob(job) => {
                 ctx.put(
                     batch,

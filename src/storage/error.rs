@@ -29,9 +29,10 @@ pub enum Conflict {
         ascending: bool,
         bound: i64,
     },
+    /// `object` and each of `dependents` name their kind: `table t`, `view v`.
     #[error(
         "cannot drop {object} because other objects depend on it: {}",
-        dependents.iter().map(|v| format!("view {v}")).collect::<Vec<_>>().join(", ")
+        dependents.join(", ")
     )]
     HasDependents {
         object: String,
@@ -48,6 +49,28 @@ pub enum Conflict {
     },
     #[error("index \"{0}\" does not exist")]
     NoSuchIndex(String),
+    #[error("constraint \"{0}\" does not exist")]
+    NoSuchConstraint(String),
+    #[error("constraint \"{name}\" for relation \"{table}\" already exists")]
+    ConstraintExists { name: String, table: String },
+    /// A row refers to a key its referenced table does not have, or a referenced row would go
+    /// while rows still refer to it.
+    #[error("{message}")]
+    ForeignKeyViolation { message: String, detail: String },
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
+    NotNull { table: String, column: String },
+    #[error(
+        "cannot drop index {index} because constraint {constraint} on table {table} requires it"
+    )]
+    IndexRequired {
+        index: String,
+        constraint: String,
+        table: String,
+    },
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { constraint: String, detail: String },
     #[error("could not create unique index \"{index}\"")]
@@ -65,7 +88,8 @@ impl Conflict {
     pub fn detail(&self) -> Option<&str> {
         match self {
             Conflict::UniqueViolation { detail, .. }
-            | Conflict::UniqueBuildFailed { detail, .. } => Some(detail),
+            | Conflict::UniqueBuildFailed { detail, .. }
+            | Conflict::ForeignKeyViolation { detail, .. } => Some(detail),
             _ => None,
         }
     }
@@ -77,6 +101,9 @@ impl Conflict {
             Conflict::DuplicateKey { .. }
                 | Conflict::UniqueViolation { .. }
                 | Conflict::UniqueBuildFailed { .. }
+                | Conflict::ForeignKeyViolation { .. }
+                | Conflict::NotNull { .. }
+                | Conflict::OutOfRange(_)
                 | Conflict::RowChanged { .. }
                 | Conflict::SequenceExhausted { .. }
         )

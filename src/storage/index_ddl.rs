@@ -85,6 +85,17 @@ pub(super) fn drop(
 ) -> StorageResult<()> {
     let index =
         find(ctx, namespace, name)?.ok_or_else(|| Conflict::NoSuchIndex(name.to_owned()))?;
+    if let Some(fk) = super::foreign_keys::needing_index(ctx, &index)? {
+        let table = ctx
+            .table_by_id(fk.table_id)?
+            .map_or_else(|| format!("#{}", fk.table_id), |t| t.name);
+        return Err(Conflict::IndexRequired {
+            index: index.name,
+            constraint: fk.name,
+            table,
+        }
+        .into());
+    }
     indexes::drop_record(ctx, batch, &index);
     Ok(())
 }

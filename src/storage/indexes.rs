@@ -102,6 +102,15 @@ pub(super) fn of_table(ctx: &ApplyContext, table_id: u64) -> StorageResult<Vec<I
     ctx.records_in(&catalog_keys::indexes_of(table_id))
 }
 
+/// How a write's index entries are recorded for the rest of its command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Visibility {
+    /// Unique entries only: enough for uniqueness checks (a bulk load of new rows).
+    UniqueOnly,
+    /// Every entry, so that a foreign key later in the command finds referring rows.
+    All,
+}
+
 /// Changes the entries of `indexes` for one row: from what `old` gave (the row as it was, if
 /// it was live) to what `new` gives (the row as written, if not deleted). A unique entry that
 /// another row holds fails the command.
@@ -110,8 +119,8 @@ pub(super) fn update_entries(
     batch: &mut WriteBatch,
     indexes: &[IndexRecord],
     row_key: &[u8],
-    old: Option<&[u8]>,
-    new: Option<&[u8]>,
+    (old, new): (Option<&[u8]>, Option<&[u8]>),
+    visibility: Visibility,
 ) -> StorageResult<()> {
     for index in indexes {
         let old_entry = old.map(|row| index.entry_of(row, row_key)).transpose()?;
@@ -120,14 +129,14 @@ pub(super) fn update_entries(
             continue;
         }
         if let Some((entry, unique)) = old_entry {
-            if unique {
+            if unique || visibility == Visibility::All {
                 ctx.delete(batch, CF_INDEX_ENTRIES, entry);
             } else {
                 batch.delete_cf(cf(ctx.db, CF_INDEX_ENTRIES), entry);
             }
         }
         if let (Some((entry, unique)), Some(row)) = (new_entry, new) {
-            put_entry(ctx, batch, index, entry, unique, row_key, row)?;
+            put_entry(ctx, batch, index, (entry, unique), row_key, row, visibility)?;
         }
     }
     Ok(())
@@ -138,13 +147,16 @@ fn put_entry(
     ctx: &mut ApplyContext,
     batch: &mut WriteBatch,
     index: &IndexRecord,
-    entry: Vec<u8>,
-    unique: bool,
+    (entry, unique): (Vec<u8>, bool),
     row_key: &[u8],
     row: &[u8],
+    visibility: Visibility,
 ) -> StorageResult<()> {
     if !unique {
-        batch.put_cf(cf(ctx.db, CF_INDEX_ENTRIES), entry, row_key);
+        match visibility {
+            Visibility::All => ctx.put(batch, CF_INDEX_ENTRIES, entry, row_key.to_vec()),
+            Visibility::UniqueOnly => batch.put_cf(cf(ctx.db, CF_INDEX_ENTRIES), entry, row_key),
+        }
         return Ok(());
     }
     if let Some(holder) = ctx.get(CF_INDEX_ENTRIES, &entry)?
@@ -184,9 +196,17 @@ pub(super) fn add_built_entries(
         if super::row_writes::live_version(ctx, &read.key)? != Some(read.version) {
             continue;
         }
-        let (entry, unique) = index.entry_of(&read.row, &read.key)?;
-        put_entry(ctx, batch, &index, entry, unique, &read.key, &read.row)
-            .map_err(|e| duplicated(e, &index, &read.row))?;
+        let entry = index.entry_of(&read.row, &read.key)?;
+        put_entry(
+            ctx,
+            batch,
+            &index,
+            entry,
+            &read.key,
+            &read.row,
+            Visibility::All,
+        )
+        .map_err(|e| duplicated(e, &index, &read.row))?;
     }
     Ok(())
 }

@@ -91,6 +91,34 @@ pub(super) mod catalog_keys {
     pub fn index_name(namespace: &str, name: &str) -> Vec<u8> {
         format!("ixn\0{namespace}\0{name}").into_bytes()
     }
+    /// A foreign key, under the referencing (child) table.
+    pub fn foreign_key(table_id: u64, name: &str) -> Vec<u8> {
+        let mut key = foreign_keys_of(table_id);
+        key.extend_from_slice(name.as_bytes());
+        key
+    }
+    pub fn foreign_keys_of(table_id: u64) -> Vec<u8> {
+        let mut key = foreign_keys();
+        key.extend_from_slice(&table_id.to_be_bytes());
+        key.push(0);
+        key
+    }
+    pub fn foreign_keys() -> Vec<u8> {
+        b"fk\0".to_vec()
+    }
+    /// A foreign key under the table it references: child table id and name, so that a write
+    /// to the referenced table finds what refers to it with one scan.
+    pub fn referencing(parent_id: u64, table_id: u64, name: &str) -> Vec<u8> {
+        let mut key = referencing_of(parent_id);
+        key.extend_from_slice(&table_id.to_be_bytes());
+        key.extend_from_slice(name.as_bytes());
+        key
+    }
+    pub fn referencing_of(parent_id: u64) -> Vec<u8> {
+        let mut key = b"fkr\0".to_vec();
+        key.extend_from_slice(&parent_id.to_be_bytes());
+        key
+    }
     pub fn segments_of(table_id: u64) -> Vec<u8> {
         let mut key = b"seg\0".to_vec();
         key.extend_from_slice(&table_id.to_be_bytes());

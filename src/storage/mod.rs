@@ -14,11 +14,13 @@ mod command;
 mod datadir;
 mod error;
 mod file_names;
+mod foreign_keys;
 mod index_ddl;
 mod index_reads;
 mod indexes;
 mod keys;
 mod records;
+mod referential;
 mod row_writes;
 pub mod rows;
 pub mod segments;
@@ -51,6 +53,7 @@ pub fn is_tombstone(stored: &[u8]) -> bool {
 pub use datadir::{DataDir, LOCK_FILE};
 pub use error::{Conflict, StorageError, StorageResult};
 pub use file_names::verify_catalog_at;
+pub use foreign_keys::ForeignKeyRecord;
 pub use index_reads::IndexCheck;
 pub use indexes::{IndexRecord, IndexState, IndexedRow};
 use keys::{
@@ -217,7 +220,7 @@ impl Store {
                         storage_root: &storage_root,
                         footers: &self.segment_footers,
                     });
-            command.write_into(&mut ctx, &mut batch)?;
+            command.write_all_into(&mut ctx, &mut batch)?;
             batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
             self.db.write_opt(batch, &self.write_options)?;
             *applied = seq;

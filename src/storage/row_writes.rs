@@ -5,7 +5,7 @@ use rocksdb::WriteBatch;
 
 use super::apply_context::ApplyContext;
 use super::command::{Expect, RowWrite};
-use super::indexes::{IndexRecord, update_entries};
+use super::indexes::{IndexRecord, Visibility, update_entries};
 use super::segments::SegmentRecord;
 use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, Conflict, StorageError, StorageResult,
@@ -184,7 +184,15 @@ pub(super) fn write_new_rows<'a>(
             rows::store_row_into(ctx.seq, row, &mut stored);
             batch.put_cf(rows_cf, &write.key, &stored);
             if !indexes.is_empty() {
-                update_entries(ctx, batch, indexes, &write.key, None, Some(row))?;
+                let change = (None, Some(row.as_slice()));
+                update_entries(
+                    ctx,
+                    batch,
+                    indexes,
+                    &write.key,
+                    change,
+                    Visibility::UniqueOnly,
+                )?;
             }
         }
     }
@@ -192,25 +200,30 @@ pub(super) fn write_new_rows<'a>(
     Ok(())
 }
 
+/// Writes one row and its index entries. Returns the live row it replaced, read when the
+/// indexes need it or `old_columns` asks for it (its first columns, as many as both need).
 pub(super) fn write_row(
     ctx: &mut ApplyContext,
     batch: &mut WriteBatch,
     table_id: u64,
     write: &RowWrite,
     indexes: &[IndexRecord],
-) -> StorageResult<()> {
+    old_columns: usize,
+) -> StorageResult<Option<Vec<u8>>> {
     check_expectation(ctx, table_id, write)?;
+    let columns = indexes
+        .iter()
+        .map(|i| i.layout.len())
+        .max()
+        .unwrap_or(0)
+        .max(old_columns);
+    let old = match columns {
+        0 => None,
+        columns => ctx.live_row(table_id, &write.key, columns)?,
+    };
     if !indexes.is_empty() {
-        let columns = indexes.iter().map(|i| i.layout.len()).max().unwrap_or(0);
-        let old = ctx.live_row(table_id, &write.key, columns)?;
-        update_entries(
-            ctx,
-            batch,
-            indexes,
-            &write.key,
-            old.as_deref(),
-            write.value.as_deref(),
-        )?;
+        let change = (old.as_deref(), write.value.as_deref());
+        update_entries(ctx, batch, indexes, &write.key, change, Visibility::All)?;
     }
     let key = write.key.clone();
     match &write.value {
@@ -224,7 +237,7 @@ pub(super) fn write_row(
         }
         None => ctx.delete(batch, CF_ROWS, key),
     }
-    Ok(())
+    Ok(old)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::{
     CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_ROWS, Conflict, StorageResult, catalog_keys, cf,
     rows,
 };
-use super::{index_ddl, indexes};
+use super::{foreign_keys, index_ddl, indexes};
 
 /// Creates a table; its id comes from the counter sequences share.
 pub(super) fn create(
@@ -69,7 +69,8 @@ pub(super) fn alter(
         _ => return Err(Conflict::TableChanged(table.name.clone()).into()),
     }
     put(ctx, batch, table);
-    Ok(())
+    // Foreign keys carry their columns' definitions (nullability, for SET NULL).
+    foreign_keys::follow_table(ctx, batch, table)
 }
 
 pub(super) fn drop(
@@ -98,6 +99,7 @@ pub(super) fn drop_record(
     cascade: bool,
 ) -> StorageResult<()> {
     view_ddl::release(ctx, batch, &table.namespace, &table.name, cascade)?;
+    foreign_keys::release_table(ctx, batch, table, cascade)?;
     clear_data(ctx, batch, table)?;
     indexes::drop_all_of_table(ctx, batch, table.table_id)?;
     sequences::drop_owned_by(ctx, batch, &table.namespace, &table.name)?;
@@ -169,6 +171,7 @@ pub(super) fn rename_column(
     table.columns[index].name = new_name.to_owned();
     put(ctx, batch, &table);
     index_ddl::follow_table(ctx, batch, &table)?;
+    foreign_keys::follow_table(ctx, batch, &table)?;
     reown_sequences(ctx, batch, namespace, table_name, |owner| {
         if owner.column == column {
             owner.column = new_name.to_owned();

@@ -166,7 +166,10 @@ pub(super) fn release(
         return Ok(());
     }
     if !cascade {
-        let mut dependents: Vec<String> = doomed.into_iter().map(|(_, view)| view).collect();
+        let mut dependents: Vec<String> = doomed
+            .into_iter()
+            .map(|(_, view)| format!("view {view}"))
+            .collect();
         dependents.sort();
         return Err(Conflict::HasDependents {
             object: name.to_owned(),
