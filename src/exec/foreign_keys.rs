@@ -198,6 +198,7 @@ impl Session {
         };
         let record = ForeignKeyRecord {
             name,
+            constraint_id: 0,
             namespace: child.namespace.clone(),
             table_id: child.table_id,
             columns,

@@ -13,6 +13,7 @@ mod checks;
 mod cold;
 mod ddl;
 mod dml;
+mod foreign_key_catalog;
 mod foreign_keys;
 mod functions;
 mod index_catalog;

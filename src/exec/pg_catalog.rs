@@ -122,6 +122,12 @@ impl SchemaProvider for PgCatalogSchema {
                 self.store.clone(),
             )));
         }
+        if name == pg_derived::FOREIGN_KEYS_TABLE {
+            return Ok(Some(super::system_tables::store_backed(
+                Arc::new(super::foreign_key_catalog::ForeignKeysTable),
+                self.store.clone(),
+            )));
+        }
         if name == pg_derived::INDEXES_TABLE {
             return Ok(Some(super::system_tables::store_backed(
                 Arc::new(super::index_catalog::IndexesTable),

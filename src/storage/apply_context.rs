@@ -375,6 +375,11 @@ impl<'a> ApplyContext<'a> {
         Ok(next)
     }
 
+    /// A new id from the counter tables, indexes, sequences, views and constraints share.
+    pub(super) fn next_relation_id(&mut self, batch: &mut WriteBatch) -> StorageResult<u64> {
+        self.next_counter(batch, b"next_table_id".to_vec())
+    }
+
     /// The catalog record under `key`, this command's own changes included.
     pub(super) fn record<T: serde::de::DeserializeOwned>(
         &self,

@@ -39,6 +39,10 @@ impl Store {
         self.scan_records(CF_CATALOG, &catalog_keys::tables_of(namespace))
     }
 
+    pub fn all_foreign_keys(&self) -> StorageResult<Vec<super::ForeignKeyRecord>> {
+        self.scan_records(CF_CATALOG, &catalog_keys::foreign_keys())
+    }
+
     pub fn tables(&self) -> StorageResult<Vec<TableRecord>> {
         self.scan_records(CF_CATALOG, &catalog_keys::tables())
     }

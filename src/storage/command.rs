@@ -448,7 +448,7 @@ impl Command {
             } => view_ddl::drop(ctx, batch, namespace, name, *cascade)?,
             Command::ReserveRelationIds { count } => {
                 for _ in 0..*count {
-                    let id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
+                    let id = ctx.next_relation_id(batch)?;
                     ctx.applied.table_ids.push(id);
                 }
             }

@@ -20,6 +20,9 @@ use crate::model::types::ColumnDef;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForeignKeyRecord {
     pub name: String,
+    /// From the relation id counter when applied (the constraint's OID derives from it).
+    #[serde(default)]
+    pub constraint_id: u64,
     /// The referencing table's namespace.
     pub namespace: String,
     /// The referencing table; 0 until applied when the same command creates it.
@@ -187,6 +190,7 @@ pub(super) fn add(
         .into());
     }
     let mut fk = fk.clone();
+    fk.constraint_id = ctx.next_relation_id(batch)?;
     fk.table_id = child.table_id;
     fk.parent_id = referenced.table_id;
     fk.layout = columns_up_to(&child, &fk.columns)?;

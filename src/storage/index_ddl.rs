@@ -34,7 +34,7 @@ pub(super) fn create(
     let mut index = index.clone();
     index.table_id = record.table_id;
     if index.index_id == 0 {
-        index.index_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
+        index.index_id = ctx.next_relation_id(batch)?;
     }
     index.layout = record.columns[..=last].to_vec();
     index.state = if ctx.has_rows(record.table_id)? {

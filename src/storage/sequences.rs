@@ -275,7 +275,7 @@ pub(super) fn create(
     // (so nextval works inside the block), when the block created it: values handed out
     // since stay handed out.
     if sequence.sequence_id == 0 {
-        sequence.sequence_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
+        sequence.sequence_id = ctx.next_relation_id(batch)?;
     }
     if ctx
         .get(CF_META, &position_key(sequence.sequence_id))?

@@ -24,7 +24,7 @@ pub(super) fn create(
     let mut table = table.clone();
     // A table a transaction block creates had its id reserved when the block created it.
     if table.table_id == 0 {
-        table.table_id = ctx.next_counter(batch, b"next_table_id".to_vec())?;
+        table.table_id = ctx.next_relation_id(batch)?;
     }
     ctx.applied.table_ids.push(table.table_id);
     put(ctx, batch, &table);

@@ -93,7 +93,7 @@ pub(super) fn create(
             return Err(Conflict::TableExists(namespace.clone(), view.name.clone()).into());
         }
         None if view.view_id != 0 => {}
-        None => view.view_id = ctx.next_counter(batch, b"next_table_id".to_vec())?,
+        None => view.view_id = ctx.next_relation_id(batch)?,
     }
     for dependency in &view.depends_on {
         let (ns, name) = (&dependency.namespace, &dependency.name);

@@ -10,14 +10,14 @@ use super::{CHECKS_TABLE, COLUMNS_TABLE, INDEXES_TABLE};
 
 /// Secondary indexes' OIDs: this base plus the index's relation id, in a range apart from the
 /// tables' (datafusion-pg-catalog's counter) and the primary keys' indexes.
-const INDEX_OID_BASE: i64 = 0x5000_0000;
+pub(super) const INDEX_OID_BASE: i64 = 0x5000_0000;
 
 /// `pg_am.oid` of btree.
 const BTREE_AM_OID: i64 = 403;
 
 /// The OIDs of the UNIQUE constraints secondary indexes enforce: this base plus the index's
 /// relation id.
-const CONSTRAINT_OID_BASE: i64 = 0x6000_0000;
+pub(super) const CONSTRAINT_OID_BASE: i64 = 0x6000_0000;
 
 /// CHECK constraints' OIDs: this base plus 64 per table OID plus the constraint's position.
 const CHECK_OID_BASE: i64 = 0x7000_0000;

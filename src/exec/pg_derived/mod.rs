@@ -43,6 +43,9 @@ pub const INDEXES_TABLE: &str = "kalamdb_indexes";
 /// Every CHECK constraint (see `index_catalog::ChecksTable`).
 pub const CHECKS_TABLE: &str = "kalamdb_checks";
 
+/// Every column pair of every foreign key (see `foreign_key_catalog::ForeignKeysTable`).
+pub const FOREIGN_KEYS_TABLE: &str = "kalamdb_foreign_keys";
+
 /// PostgreSQL's `pg_indexes` view.
 pub const INDEXES_VIEW: &str = "pg_indexes";
 
@@ -51,6 +54,7 @@ pub const TABLE_SIZES_TABLE: &str = "kalamdb_table_sizes";
 
 use super::information_schema;
 
+mod foreign_key_parts;
 mod index_parts;
 mod queries;
 

@@ -15,7 +15,7 @@ const PG_CLASS_OID: i64 = 1259;
 
 /// Objects KalamDB derives from a table get OIDs at fixed offsets from the table's, in
 /// ranges datafusion-pg-catalog's OID counter (which starts at 16384) does not reach.
-const INDEX_OID_OFFSET: i64 = 0x2000_0000;
+pub(super) const INDEX_OID_OFFSET: i64 = 0x2000_0000;
 const CONSTRAINT_OID_OFFSET: i64 = 0x3000_0000;
 /// A column default's OID: this base plus 2048 per table (mod 2^19 tables) plus `attnum`.
 const ATTRDEF_OID_BASE: i64 = 0x4000_0000;
@@ -115,7 +115,7 @@ pub(super) fn index_attribute(attrelid: String) -> Vec<(&'static str, String)> {
 pub(super) fn constraint_values(
     mut values: Vec<(&'static str, String)>,
 ) -> Vec<(&'static str, String)> {
-    for (column, value) in [
+    let defaults = [
         ("condeferrable", "false"),
         ("condeferred", "false"),
         ("convalidated", "true"),
@@ -127,8 +127,11 @@ pub(super) fn constraint_values(
         ("confmatchtype", "' '"),
         ("conislocal", "true"),
         ("coninhcount", "0"),
-    ] {
-        values.push((column, text(value)));
+    ];
+    for (column, value) in defaults {
+        if !values.iter().any(|(given, _)| *given == column) {
+            values.push((column, text(value)));
+        }
     }
     values
 }
@@ -210,14 +213,22 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
                 values: vec![
                     ("relhasindex", text("a.relhasindex OR pk.oid IS NOT NULL")),
                     ("relchecks", text("COALESCE(ck.checks, a.relchecks)")),
+                    // PostgreSQL enforces foreign keys with triggers on both tables, and
+                    // psql lists foreign keys only of tables that have triggers.
+                    (
+                        "relhastriggers",
+                        text("a.relhastriggers OR fk.oid IS NOT NULL"),
+                    ),
                 ],
                 from: format!(
                     "FROM pg_catalog.{BASE_PREFIX}pg_class a LEFT JOIN (\
                      SELECT DISTINCT c.oid FROM {} UNION {}) pk ON pk.oid = a.oid \
-                     LEFT JOIN ({}) ck ON ck.oid = a.oid",
+                     LEFT JOIN ({}) ck ON ck.oid = a.oid \
+                     LEFT JOIN ({}) fk ON fk.oid = a.oid",
                     kalamdb_rows(PRIMARY_KEYS_TABLE),
                     super::index_parts::indexed_tables(),
-                    super::index_parts::check_counts()
+                    super::index_parts::check_counts(),
+                    super::foreign_key_parts::linked_tables()
                 ),
                 copies_base: true,
             },
@@ -516,5 +527,6 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
         _ => return None,
     };
     parts.extend(super::index_parts::parts(name));
+    parts.extend(super::foreign_key_parts::parts(name));
     Some(parts)
 }

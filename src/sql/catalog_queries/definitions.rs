@@ -18,14 +18,15 @@ pub const RELATION_SIZES_TABLE: &str = "kalamdb_relation_sizes";
 
 /// Functions PostgreSQL answers from its catalogs become lookups in catalog tables KalamDB
 /// derives from its own (a function cannot see the OIDs the session's catalog tables hand
-/// out): `pg_get_indexdef(oid [, column, pretty])` and `pg_get_constraintdef(oid [, pretty])`
-/// read `kalamdb_definitions`; `pg_table_size`, `pg_total_relation_size` and
+/// out): `pg_get_indexdef(oid [, column, pretty])`, `pg_get_constraintdef(oid [, pretty])`
+/// and `pg_get_triggerdef(oid [, pretty])` read `kalamdb_definitions`; `pg_table_size`, `pg_total_relation_size` and
 /// `pg_relation_size` read `kalamdb_relation_sizes`, and `pg_database_size` sums it.
 pub(super) struct DefinitionFunctions;
 
 /// The functions `DefinitionFunctions` answers.
-pub(super) const DEFINITION_FUNCTIONS: [&str; 9] = [
+pub(super) const DEFINITION_FUNCTIONS: [&str; 10] = [
     "pg_get_viewdef",
+    "pg_get_triggerdef",
     "obj_description",
     "col_description",
     "pg_get_indexdef",
@@ -58,7 +59,8 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
         ("obj_description", [object] | [object, _]) => description(object, "0"),
         ("col_description", [object, column]) => description(object, &column.to_string()),
         ("pg_get_indexdef", [object])
-        | ("pg_get_constraintdef" | "pg_get_viewdef", [object] | [object, _]) => {
+        // KalamDB has no triggers: no definition has a trigger's OID.
+        | ("pg_get_constraintdef" | "pg_get_viewdef" | "pg_get_triggerdef", [object] | [object, _]) => {
             definition(object, "0")
         }
         ("pg_get_indexdef", [object, column, _]) => definition(object, &column.to_string()),

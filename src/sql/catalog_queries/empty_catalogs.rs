@@ -7,8 +7,8 @@ use datafusion::sql::sqlparser::ast::{self, Expr, VisitorMut};
 
 use crate::sql::subqueries::subquery_select;
 
-/// `pg_catalog` tables whose scalar subqueries are answered NULL.
-pub(super) const EMPTY_CATALOG_TABLES: [&str; 1] = ["pg_sequence"];
+/// `pg_catalog` tables whose scalar subqueries are answered NULL (KalamDB has no triggers).
+pub(super) const EMPTY_CATALOG_TABLES: [&str; 2] = ["pg_sequence", "pg_trigger"];
 
 /// A scalar subquery reading only `pg_sequence` is NULL, whatever it selects or correlates
 /// on. SQLAlchemy's column reflection reads an identity column's options that way, through

@@ -13,6 +13,7 @@ mod empty_catalogs;
 mod exists;
 mod jdbc;
 mod like;
+mod partitions;
 
 use arrays::*;
 use correlated::*;
@@ -21,6 +22,7 @@ use empty_catalogs::*;
 use exists::*;
 use jdbc::*;
 use like::*;
+use partitions::*;
 
 pub use definitions::{DEFINITIONS_TABLE, RELATION_SIZES_TABLE};
 pub use jdbc::PRIMARY_KEYS_TABLE;
@@ -45,6 +47,8 @@ pub fn mentions_catalog(text: &str) -> bool {
 
 /// The rewritten statements, when every statement in `text` is a query.
 pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
+    let named = referencing_table_names(text);
+    let text = named.as_deref().unwrap_or(text);
     let rewritten = jdbc_primary_keys(text).or_else(|| keep_correlated_subqueries(text));
     let text = rewritten.as_deref().unwrap_or(text);
     let mut statements = COMPATIBILITY.parse(text).ok()?;
@@ -56,6 +60,7 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
         return None;
     }
     for statement in &mut statements {
+        let _ = VisitMut::visit(statement, &mut PartitionAncestors);
         let _ = VisitMut::visit(statement, &mut ArraySubqueries);
         let _ = VisitMut::visit(statement, &mut LikeEscapes);
         let _ = VisitMut::visit(statement, &mut GenerateSubscripts);
@@ -65,6 +70,20 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
         let _ = VisitMut::visit(statement, &mut OuterOnlyConditions);
     }
     Some(statements)
+}
+
+/// psql's `\d` lists the tables referring to a table (`Referenced by:`) by their
+/// `conrelid::regclass`, which prints as the table's name; the crate's rewrite of `::regclass`
+/// keeps the OID, so the name is looked up instead.
+fn referencing_table_names(text: &str) -> Option<String> {
+    const CAST: &str = "SELECT conname, conrelid::pg_catalog.regclass AS ontable,";
+    text.contains(CAST).then(|| {
+        text.replace(
+            CAST,
+            "SELECT conname, (SELECT kalamdb_rel.relname FROM pg_catalog.pg_class kalamdb_rel \
+             WHERE kalamdb_rel.oid = c.conrelid) AS ontable,",
+        )
+    })
 }
 
 #[cfg(test)]
