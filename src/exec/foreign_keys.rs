@@ -425,7 +425,7 @@ fn referenced_key(
 ) -> ExecResult<(Vec<usize>, Option<String>)> {
     if spec.parent_columns.is_empty() {
         if parent.primary_key.is_empty() {
-            return Err(invalid_foreign_key(format!(
+            return Err(ExecError::UndefinedObject(format!(
                 "there is no primary key for referenced table \"{}\"",
                 parent.name
             )));

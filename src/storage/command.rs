@@ -188,6 +188,11 @@ pub struct RowWrite {
     /// The encoded row, or `None` to delete.
     pub value: Option<Vec<u8>>,
     pub expect: Expect,
+    /// For a deletion that is half of an UPDATE changing the row's primary key: the key the
+    /// row moves to (written by the same command), so that foreign keys referring to the row
+    /// see an update rather than a deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -421,6 +421,7 @@ mod tests {
                     key: key.clone(),
                     value: Some(vec![1, 0]),
                     expect: Expect::Absent,
+                    moved_to: None,
                 }],
                 row_id_high_water: Some(1),
             })
@@ -507,6 +508,7 @@ mod tests {
                     key: key.clone(),
                     value: None,
                     expect: Expect::Anything,
+                    moved_to: None,
                 }],
                 row_id_high_water: None,
             })

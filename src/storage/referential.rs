@@ -130,15 +130,27 @@ pub(super) fn write_rows(
     writes: &[RowWrite],
     links: Links,
 ) -> StorageResult<()> {
+    // The rows an UPDATE that changes primary keys moves, by their new key.
+    let moved: HashMap<&[u8], &[u8]> = writes
+        .iter()
+        .filter(|w| w.expect == Expect::Absent)
+        .filter_map(|w| Some((w.key.as_slice(), w.value.as_deref()?)))
+        .collect();
     let mut writer = Writer::default();
     let indexes = indexes::of_table(ctx, table_id)?;
     writer
         .tables
         .insert(table_id, Arc::new(TableLinks::new(indexes, links)));
     for write in writes {
-        writer.write(ctx, batch, table_id, write)?;
+        let moved_row = write
+            .moved_to
+            .as_deref()
+            .and_then(|key| moved.get(key).copied());
+        writer.write(ctx, batch, table_id, write, moved_row, false)?;
         while let Some((table_id, write)) = writer.cascades.pop_front() {
-            writer.write(ctx, batch, table_id, &write)?;
+            // SET DEFAULT may write the key a row already had: its referenced row must still
+            // exist, so a cascaded write is always checked.
+            writer.write(ctx, batch, table_id, &write, None, true)?;
         }
     }
     for check in writer.checks {
@@ -204,6 +216,8 @@ impl Writer {
         batch: &mut WriteBatch,
         table_id: u64,
         write: &RowWrite,
+        moved_row: Option<&[u8]>,
+        cascaded: bool,
     ) -> StorageResult<()> {
         let table = self.table(ctx, table_id)?;
         let old = write_row(
@@ -221,7 +235,8 @@ impl Writer {
                 if values.iter().any(|v| rows::datum_is_null(v)) {
                     continue;
                 }
-                if let Some(old) = &old
+                if !cascaded
+                    && let Some(old) = &old
                     && datums_of(&fk.layout, &fk.columns, old)? == values
                 {
                     continue;
@@ -241,9 +256,11 @@ impl Writer {
             if old_values.iter().any(|v| rows::datum_is_null(v)) {
                 continue;
             }
+            // A row an UPDATE moves to another primary key is updated, not deleted.
             let new_values = write
                 .value
                 .as_deref()
+                .or(moved_row)
                 .map(|new| datums_of(&fk.parent_layout, &fk.parent_columns, new))
                 .transpose()?;
             if new_values.as_ref() == Some(&old_values) {
@@ -305,12 +322,22 @@ impl Writer {
                 }
             }
         }
+        if action == ReferentialAction::SetDefault {
+            // A default equal to the old key leaves the rows referring to it, as PostgreSQL
+            // reports: checked before the rows' own check of the key they now have.
+            self.checks.push(Check::Unreferenced {
+                fk: fk.clone(),
+                values: old_values.to_vec(),
+                restrict: false,
+            });
+        }
         for row_key in referring_rows(ctx, fk, old_values, usize::MAX)? {
             let write = match &replacement {
                 None => RowWrite {
                     key: row_key,
                     value: None,
                     expect: Expect::Anything,
+                    moved_to: None,
                 },
                 Some(values) => {
                     let Some(row) = ctx.live_row(fk.table_id, &row_key, usize::MAX)? else {
@@ -326,6 +353,7 @@ impl Writer {
                         value: Some(rows::replace_datums(&fk.layout, &row, &changes)?),
                         key: row_key,
                         expect: Expect::Anything,
+                        moved_to: None,
                     }
                 }
             };

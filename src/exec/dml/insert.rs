@@ -313,6 +313,7 @@ impl Session {
                     key,
                     value: Some(encoder.encode(&rows.columns, row)),
                     expect: Expect::Absent,
+                    moved_to: None,
                 })
                 .collect();
             self.commit_rows(record, writes, high_water)?;
@@ -349,6 +350,7 @@ impl Session {
                 key: key.clone(),
                 value: Some(encoder.encode(&rows.columns, row)),
                 expect: Expect::Absent,
+                moved_to: None,
             });
             written.push(row);
         }
@@ -372,6 +374,7 @@ impl Session {
                     key,
                     value: Some(row),
                     expect: version.map_or(Expect::Anything, Expect::Version),
+                    moved_to: None,
                 });
             }
             result = result.append(updated.rows)?;

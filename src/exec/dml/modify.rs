@@ -52,6 +52,7 @@ impl Session {
                         key: old_key,
                         value: Some(value),
                         expect,
+                        moved_to: None,
                     });
                 } else {
                     // The primary key changed: remove the old row, then insert under the new key.
@@ -59,11 +60,13 @@ impl Session {
                         key: old_key,
                         value: None,
                         expect,
+                        moved_to: Some(new_key.clone()),
                     });
                     inserts.push(RowWrite {
                         key: new_key,
                         value: Some(value),
                         expect: Expect::Absent,
+                        moved_to: None,
                     });
                 }
             }
@@ -117,6 +120,7 @@ impl Session {
                 key,
                 value: None,
                 expect: Expect::Anything,
+                moved_to: None,
             })
             .collect();
         self.commit_rows(&record, writes, None)?;
