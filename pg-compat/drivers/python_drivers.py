@@ -192,10 +192,97 @@ def sqlalchemy_orm_with_autoincrement_keys():
     engine.dispose()
 
 
+def sqlalchemy_orm_with_foreign_keys_and_relationships():
+    import sqlalchemy as sa
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+    class Base(DeclarativeBase):
+        pass
+
+    shelf_tags = sa.Table(
+        "orm_book_tags", Base.metadata,
+        sa.Column("book_id", sa.ForeignKey("orm_books.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("tag", sa.String(20), primary_key=True),
+    )
+
+    class Author(Base):
+        __tablename__ = "orm_authors"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(sa.String(40))
+        books: Mapped[list["Book"]] = relationship(
+            back_populates="author", cascade="all, delete-orphan", order_by="Book.id",
+            foreign_keys="Book.author_id")
+
+    class Book(Base):
+        __tablename__ = "orm_books"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        title: Mapped[str] = mapped_column(sa.String(40))
+        author_id: Mapped[int] = mapped_column(sa.ForeignKey("orm_authors.id"))
+        editor_id: Mapped[int | None] = mapped_column(
+            sa.ForeignKey("orm_authors.id", ondelete="SET NULL"), nullable=True)
+        author: Mapped[Author] = relationship(back_populates="books", foreign_keys=[author_id])
+
+    engine = sa.create_engine(f"postgresql+psycopg://root:{PASSWORD}@{HOST}:{PORT}/kalamdb")
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        ann = Author(name="Ann", books=[Book(title="One"), Book(title="Two")])
+        bob = Author(name="Bob")
+        session.add_all([ann, bob])
+        session.commit()
+        one = session.scalars(sa.select(Book).where(Book.title == "One")).one()
+        assert one.author.name == "Ann"
+        one.editor_id = bob.id
+        session.execute(shelf_tags.insert(), [{"book_id": one.id, "tag": "new"}])
+        session.commit()
+        assert [b.title for b in session.get(Author, ann.id).books] == ["One", "Two"]
+        # The database refuses a book by nobody, and the ORM sees an IntegrityError.
+        session.add(Book(title="Nobody's", author_id=999))
+        try:
+            session.commit()
+            raise AssertionError("a book by a missing author was accepted")
+        except sa.exc.IntegrityError as e:
+            assert getattr(e.orig, "sqlstate", None) == "23503", e
+            session.rollback()
+        # Deleting a referenced author directly fails (NO ACTION)...
+        try:
+            session.execute(sa.delete(Author).where(Author.id == ann.id))
+            session.commit()
+            raise AssertionError("a referenced author was deleted")
+        except sa.exc.IntegrityError as e:
+            assert getattr(e.orig, "sqlstate", None) == "23503", e
+            session.rollback()
+        # ...while the ORM's cascade deletes the books first; ON DELETE CASCADE takes the tags.
+        session.delete(session.get(Author, ann.id))
+        session.commit()
+        assert session.scalars(sa.select(sa.func.count()).select_from(Book)).one() == 0
+        assert session.execute(sa.select(sa.func.count()).select_from(shelf_tags)).scalar() == 0
+        # ON DELETE SET NULL clears an editor that goes.
+        session.add(Book(title="Three", author_id=bob.id, editor_id=bob.id))
+        carl = Author(name="Carl")
+        session.add(carl)
+        session.commit()
+        three = session.scalars(sa.select(Book).where(Book.title == "Three")).one()
+        three.editor_id = carl.id
+        session.commit()
+        session.execute(sa.delete(Author).where(Author.id == carl.id))
+        session.commit()
+        session.expire_all()
+        assert session.scalars(sa.select(Book.editor_id).where(Book.title == "Three")).one() is None
+    keys = sa.inspect(engine).get_foreign_keys("orm_books")
+    found = sorted((k["constrained_columns"], k["referred_table"], k["referred_columns"],
+                    k["options"].get("ondelete")) for k in keys)
+    assert found == [(["author_id"], "orm_authors", ["id"], None),
+                     (["editor_id"], "orm_authors", ["id"], "SET NULL")], keys
+    Base.metadata.drop_all(engine)
+    assert not sa.inspect(engine).has_table("orm_books")
+    engine.dispose()
+
+
 check("psycopg_extended_protocol", psycopg_extended_protocol)
 check("asyncpg_binary_protocol", asyncpg_binary_protocol)
 check("sqlalchemy_core_and_inspector", sqlalchemy_core_and_inspector)
 check("sqlalchemy_orm_with_autoincrement_keys", sqlalchemy_orm_with_autoincrement_keys)
+check("sqlalchemy_orm_with_foreign_keys_and_relationships", sqlalchemy_orm_with_foreign_keys_and_relationships)
 for name, error in results:
     print(f"{'ok' if error is None else 'FAILED'}: {name}" + ("" if error is None else f": {error!r}"))
 failed = sum(1 for _, e in results if e is not None)
