@@ -1,6 +1,6 @@
-//! Real drivers against the real server: psycopg 3, asyncpg and SQLAlchemy (Python), node-postgres
-//! and pgJDBC. Each script in `pg-compat/drivers/` checks its own results and exits non-zero on
-//! a failure; `.ci/run` installs the drivers.
+//! Real drivers against the real server: psycopg 3, asyncpg, SQLAlchemy and Django (Python),
+//! node-postgres and pgJDBC. Each script in `pg-compat/drivers/` checks its own results and
+//! exits non-zero on a failure; `.ci/run` installs the drivers.
 
 mod common;
 
@@ -35,6 +35,12 @@ fn run_driver(server: &TestServer, program: &str, args: &[&str]) {
 fn psycopg_asyncpg_and_sqlalchemy_work() {
     let server = TestServer::start();
     run_driver(&server, "python3", &["python_drivers.py"]);
+}
+
+#[test]
+fn django_migrates_an_app_and_back() {
+    let server = TestServer::start();
+    run_driver(&server, "python3", &["migrations.py"]);
 }
 
 #[test]

@@ -42,8 +42,7 @@ fn invalid_foreign_key(message: String) -> ExecError {
 /// converts between integer widths and between text kinds).
 fn comparable(child: SqlType, parent: SqlType) -> bool {
     let integer = |t: SqlType| matches!(t, SqlType::SmallInt | SqlType::Integer | SqlType::BigInt);
-    let text = |t: SqlType| matches!(t, SqlType::Text | SqlType::Varchar { .. });
-    child == parent || (integer(child) && integer(parent)) || (text(child) && text(parent))
+    child == parent || (integer(child) && integer(parent)) || (child.is_text() && parent.is_text())
 }
 
 impl Session {

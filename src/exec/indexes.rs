@@ -19,10 +19,19 @@ impl Session {
         name: Option<&str>,
         table: &TableName,
         columns: &[String],
-        unique: bool,
-        if_not_exists: bool,
+        (unique, if_not_exists): (bool, bool),
+        pattern_ops: &[(String, String)],
     ) -> ExecResult<Outcome> {
         let record = self.resolve_table(table)?;
+        for (column, class) in pattern_ops {
+            let column = record.columns.iter().find(|c| &c.name == column);
+            if let Some(column) = column.filter(|c| !c.sql_type.is_text()) {
+                return Err(ExecError::DatatypeMismatch(format!(
+                    "operator class \"{class}\" does not accept data type {}",
+                    column.sql_type.sql_name()
+                )));
+            }
+        }
         let index = self.new_index(&record, name, columns, unique, None)?;
         self.add_index(&record, index, if_not_exists).await?;
         Ok(Outcome::Done {

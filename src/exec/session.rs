@@ -331,9 +331,16 @@ impl Session {
                 columns,
                 unique,
                 if_not_exists,
+                pattern_ops,
             } => {
-                self.create_index(name.as_deref(), table, columns, *unique, *if_not_exists)
-                    .await
+                self.create_index(
+                    name.as_deref(),
+                    table,
+                    columns,
+                    (*unique, *if_not_exists),
+                    pattern_ops,
+                )
+                .await
             }
             Statement::DropIndex { names, if_exists } => self.drop_indexes(names, *if_exists),
             Statement::AddUnique { table, unique } => self.add_unique(table, unique).await,

@@ -56,6 +56,11 @@ impl SqlType {
         }
     }
 
+    /// Whether values are character strings (`text`, `varchar(n)`).
+    pub fn is_text(self) -> bool {
+        matches!(self, SqlType::Text | SqlType::Varchar { .. })
+    }
+
     /// The name PostgreSQL's `format_type` gives this type.
     pub fn sql_name(self) -> String {
         match self {

@@ -8,6 +8,13 @@ use super::ddl::TableName;
 use super::parse::fold_ident;
 use super::{SqlError, Statement};
 
+/// Operator classes that compare text bytewise.
+const PATTERN_OPS: [&str; 3] = [
+    "text_pattern_ops",
+    "varchar_pattern_ops",
+    "bpchar_pattern_ops",
+];
+
 pub(super) fn create_index(create: &ast::CreateIndex) -> Result<Statement, SqlError> {
     let unsupported = |what: &str| Err(SqlError::Unsupported(format!("{what} is not supported")));
     if create.predicate.is_some() {
@@ -33,13 +40,21 @@ pub(super) fn create_index(create: &ast::CreateIndex) -> Result<Statement, SqlEr
         }
     }
     let mut columns = Vec::with_capacity(create.columns.len());
+    let mut pattern_ops = Vec::new();
     for column in &create.columns {
-        if column.operator_class.is_some() {
-            return unsupported("an index operator class");
-        }
         let ast::Expr::Identifier(ident) = &column.column.expr else {
             return unsupported("an index on an expression");
         };
+        if let Some(class) = &column.operator_class {
+            let class = class.to_string().to_ascii_lowercase();
+            let class = class.strip_prefix("pg_catalog.").unwrap_or(&class);
+            // Pattern classes order text bytewise, the order every KalamDB index keeps: an
+            // index with one serves LIKE 'prefix%' as PostgreSQL's does (Django creates them).
+            if !PATTERN_OPS.contains(&class) {
+                return unsupported(&format!("the index operator class {class}"));
+            }
+            pattern_ops.push((fold_ident(ident), class.to_owned()));
+        }
         if column.column.options.asc == Some(false)
             || column.column.options.nulls_first == Some(true)
         {
@@ -66,5 +81,6 @@ pub(super) fn create_index(create: &ast::CreateIndex) -> Result<Statement, SqlEr
         columns,
         unique: create.unique,
         if_not_exists: create.if_not_exists,
+        pattern_ops,
     })
 }

@@ -158,6 +158,8 @@ pub enum Statement {
         columns: Vec<String>,
         unique: bool,
         if_not_exists: bool,
+        /// (column, class) for columns given a text pattern operator class.
+        pattern_ops: Vec<(String, String)>,
     },
     /// `ALTER TABLE t ADD [CONSTRAINT name] UNIQUE (column, ...)`
     AddUnique {

@@ -279,8 +279,7 @@ pub fn datum_key(sql_type: SqlType, datum: &[u8], out: &mut Vec<u8>) -> StorageR
 /// whose columns differ in integer width or text kind. `None`: no value of `to` equals it (an
 /// integer out of `to`'s range), or the types do not compare.
 pub fn convert_datum(from: SqlType, to: SqlType, datum: &[u8]) -> Option<Vec<u8>> {
-    let text = |t: SqlType| matches!(t, SqlType::Text | SqlType::Varchar { .. });
-    if from == to || (text(from) && text(to)) || datum.first() != Some(&PRESENT) {
+    if from == to || (from.is_text() && to.is_text()) || datum.first() != Some(&PRESENT) {
         return Some(datum.to_vec());
     }
     let value = &datum[1..];
