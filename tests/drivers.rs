@@ -1,5 +1,5 @@
 //! Real drivers against the real server: psycopg 3, asyncpg, SQLAlchemy and Django (Python),
-//! node-postgres and pgJDBC. Each script in `pg-compat/drivers/` checks its own results and
+//! node-postgres with Knex, and pgJDBC. Each script in `pg-compat/drivers/` checks its own results and
 //! exits non-zero on a failure; `.ci/run` installs the drivers.
 
 mod common;
@@ -47,6 +47,12 @@ fn django_migrates_an_app_and_back() {
 fn node_postgres_works() {
     let server = TestServer::start();
     run_driver(&server, "node", &["node_pg.js"]);
+}
+
+#[test]
+fn knex_migrates_and_rolls_back() {
+    let server = TestServer::start();
+    run_driver(&server, "node", &["knex_migrations.js"]);
 }
 
 #[test]

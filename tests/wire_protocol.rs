@@ -346,3 +346,21 @@ async fn dml_parameters_are_typed_from_their_columns() {
     let rows = client.query(&delete, &[&7i64]).await.unwrap();
     assert_eq!(rows.len(), 1);
 }
+
+#[tokio::test]
+async fn limit_and_offset_parameters_are_bigint() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute("CREATE TABLE l (id INT PRIMARY KEY); INSERT INTO l VALUES (1), (2), (3)")
+        .await
+        .unwrap();
+    let page = client
+        .prepare("SELECT id FROM l WHERE id > $1 ORDER BY id LIMIT $2 OFFSET $3")
+        .await
+        .unwrap();
+    assert_eq!(page.params(), &[Type::INT4, Type::INT8, Type::INT8]);
+    let rows = client.query(&page, &[&0i32, &1i64, &1i64]).await.unwrap();
+    let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, [2]);
+}

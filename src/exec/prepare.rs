@@ -1,6 +1,7 @@
 //! Preparing statements for the extended protocol: the plan a query runs with, the parameter
 //! types Describe reports, and the result columns, worked out once at Parse.
 
+use datafusion::common::tree_node::TreeNode;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -125,5 +126,24 @@ fn ordered_parameter_types(plan: &LogicalPlan) -> ExecResult<Vec<Option<DataType
         }
         types[index - 1] = data_type;
     }
+    // DataFusion leaves a LIMIT or OFFSET placeholder untyped; it counts rows, as PostgreSQL's
+    // bigint does (Knex sends `LIMIT $2`).
+    plan.apply(|node| {
+        if let LogicalPlan::Limit(limit) = node {
+            for count in [&limit.skip, &limit.fetch].into_iter().flatten() {
+                if let datafusion::logical_expr::Expr::Placeholder(placeholder) = count.as_ref()
+                    && let Some(index) = placeholder
+                        .id
+                        .strip_prefix('$')
+                        .and_then(|n| n.parse::<usize>().ok())
+                    && let Some(slot) = types.get_mut(index.wrapping_sub(1))
+                    && slot.is_none()
+                {
+                    *slot = Some(DataType::Int64);
+                }
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })?;
     Ok(types)
 }
