@@ -1,5 +1,6 @@
 //! Sequences under concurrency and crashes: every value is handed out once, whatever the number
-//! of clients, and a kill -9 between a reservation and its use leaves a gap, never a repeat.
+//! of clients, and a kill -9 between a reservation and its use leaves a gap, never a repeat
+//! (nor an index entry without its row, or a row without its entry).
 
 mod common;
 
@@ -77,14 +78,22 @@ async fn insert_until_killed(client: tokio_postgres::Client, acked: Arc<Mutex<Ve
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_serial_inserts_never_repeats_a_value() {
+async fn kill_9_during_serial_inserts_never_repeats_a_value_and_keeps_indexes_whole() {
     let mut server = TestServer::start();
     {
         let root = server.root().await;
-        // No primary key: a repeated id would be stored, and found below.
-        root.batch_execute("CREATE NAMESPACE seq; CREATE TABLE seq.items (id SERIAL, writer INT)")
-            .await
-            .unwrap();
+        // No primary key: a repeated id would be stored, and found below. The index and the
+        // foreign key change in the same write batches as the rows, so the crashes must leave
+        // them consistent too.
+        root.batch_execute(
+            "CREATE NAMESPACE seq; \
+             CREATE TABLE seq.writers (id INT PRIMARY KEY); \
+             INSERT INTO seq.writers VALUES (1), (2), (3); \
+             CREATE TABLE seq.items (id SERIAL, writer INT REFERENCES seq.writers); \
+             CREATE INDEX items_id ON seq.items (id)",
+        )
+        .await
+        .unwrap();
     }
     let acked = Arc::new(Mutex::new(Vec::new()));
     for round in 0..6u64 {
@@ -118,6 +127,34 @@ async fn kill_9_during_serial_inserts_never_repeats_a_value() {
     for id in acked.iter() {
         assert!(distinct.contains(id), "acknowledged id {id} is missing");
     }
+    // The full consistency scan: every row has its index entries and every entry its row.
+    for row in root
+        .query(
+            "SELECT index_name, entries, live_rows, missing_entries, dangling_entries \
+             FROM system.indexes WHERE table_name = 'items'",
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        let name: String = row.get(0);
+        let counts: (i64, i64, i64, i64) = (row.get(1), row.get(2), row.get(3), row.get(4));
+        assert_eq!(
+            counts.0, counts.1,
+            "{name}: entries vs live rows {counts:?}"
+        );
+        assert_eq!((counts.2, counts.3), (0, 0), "{name}: {counts:?}");
+        assert_eq!(counts.1, stored.len() as i64, "{name}");
+    }
+    let orphans: i64 = root
+        .query_one(
+            "SELECT count(*) FROM seq.items WHERE writer NOT IN (SELECT id FROM seq.writers)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0);
     // After the crashes, the sequence goes on past every stored value.
     let next: i64 = root
         .query_one("SELECT nextval('seq.items_id_seq')", &[])
