@@ -355,6 +355,76 @@ impl Session {
         )))
     }
 
+    /// `SET CONSTRAINTS {ALL | names} {DEFERRED | IMMEDIATE}`. Only foreign keys declared
+    /// DEFERRABLE can be deferred. Inside a block the setting holds until COMMIT, and making
+    /// constraints immediate checks what the block deferred so far, now; outside one it has
+    /// nothing to act on, as in PostgreSQL.
+    pub(super) fn set_constraints(
+        &self,
+        names: Option<&[TableName]>,
+        deferred: bool,
+    ) -> ExecResult<Outcome> {
+        let done = Outcome::Done {
+            tag: "SET CONSTRAINTS",
+        };
+        let names = match names {
+            None => None,
+            Some(names) => Some(self.deferrable_constraints(names)?),
+        };
+        if !self.in_transaction_block() {
+            return Ok(done);
+        }
+        let command = Command::SetConstraintTiming { names, deferred };
+        if !deferred {
+            let mut commands = self.transaction().commands().to_vec();
+            commands.push(command.clone());
+            self.engine.store.dry_run(&commands)?;
+        }
+        self.transaction().push(command);
+        Ok(done)
+    }
+
+    /// The foreign keys `names` name (each along the search path unless qualified), all of
+    /// them deferrable.
+    fn deferrable_constraints(&self, names: &[TableName]) -> ExecResult<Vec<String>> {
+        let keys = self.catalog().all_foreign_keys()?;
+        let mut found = Vec::with_capacity(names.len());
+        for name in names {
+            let namespaces = self.candidate_namespaces(name)?;
+            let matching: Vec<&ForeignKeyRecord> = keys
+                .iter()
+                .filter(|fk| fk.name == name.name && namespaces.contains(&fk.namespace))
+                .collect();
+            if matching.is_empty() {
+                let other = self.catalog().tables()?.into_iter().any(|t| {
+                    namespaces.contains(&t.namespace)
+                        && self
+                            .constraint_names(&t)
+                            .is_ok_and(|names| names.contains(&name.name))
+                });
+                return Err(if other {
+                    ExecError::WrongObjectType(format!(
+                        "constraint \"{}\" is not deferrable",
+                        name.name
+                    ))
+                } else {
+                    ExecError::UndefinedObject(format!(
+                        "constraint \"{}\" does not exist",
+                        name.name
+                    ))
+                });
+            }
+            if matching.iter().any(|fk| !fk.deferrable) {
+                return Err(ExecError::WrongObjectType(format!(
+                    "constraint \"{}\" is not deferrable",
+                    name.name
+                )));
+            }
+            found.push(name.name.clone());
+        }
+        Ok(found)
+    }
+
     /// The names of the constraints a table has: primary key, UNIQUE, CHECK, FOREIGN KEY.
     pub(super) fn constraint_names(&self, record: &TableRecord) -> ExecResult<Vec<String>> {
         let mut names: Vec<String> = record.checks.iter().map(|c| c.name.clone()).collect();

@@ -273,6 +273,9 @@ impl Session {
                 }
                 Ok(Outcome::Begin)
             }
+            Statement::SetConstraints { names, deferred } => {
+                self.set_constraints(names.as_deref(), *deferred)
+            }
             Statement::Commit => self.end_transaction(Outcome::Commit),
             Statement::Rollback => self.end_transaction(Outcome::Rollback),
             Statement::Savepoint { name } => self.savepoint(name),

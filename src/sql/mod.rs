@@ -79,6 +79,12 @@ pub enum Statement {
         name: String,
     },
     Begin,
+    /// `SET CONSTRAINTS {ALL | name [, ...]} {DEFERRED | IMMEDIATE}`; `names` is `None` for
+    /// ALL.
+    SetConstraints {
+        names: Option<Vec<TableName>>,
+        deferred: bool,
+    },
     Commit,
     Rollback,
     Savepoint {
@@ -302,6 +308,7 @@ impl Statement {
             Statement::Set { .. } => "SET",
             Statement::Show { .. } => "SHOW",
             Statement::Begin => "BEGIN",
+            Statement::SetConstraints { .. } => "SET CONSTRAINTS",
             Statement::Commit => "COMMIT",
             Statement::Rollback | Statement::RollbackToSavepoint { .. } => "ROLLBACK",
             Statement::Savepoint { .. } => "SAVEPOINT",
@@ -364,6 +371,7 @@ pub fn authorize(
         | Statement::Set { .. }
         | Statement::Show { .. }
         | Statement::Begin
+        | Statement::SetConstraints { .. }
         | Statement::Commit
         | Statement::Rollback
         | Statement::Savepoint { .. }

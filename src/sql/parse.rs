@@ -171,6 +171,12 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         }
         parser.prev_token();
     }
+    if parser.parse_keyword(Keyword::SET) {
+        if parse_word(parser, "CONSTRAINTS") {
+            return parse_set_constraints(parser);
+        }
+        parser.prev_token();
+    }
     if parse_word(parser, "BACKUP") {
         parser.expect_keyword(Keyword::DATABASE)?;
         parser.expect_keyword(Keyword::TO)?;
@@ -198,6 +204,32 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         return Ok(Statement::Describe { table });
     }
     from_standard(parser.parse_statement()?)
+}
+
+/// After `SET CONSTRAINTS`: `ALL` or constraint names, then `DEFERRED` or `IMMEDIATE`.
+fn parse_set_constraints(parser: &mut Parser) -> Result<Statement, SqlError> {
+    let names = if parser.parse_keyword(Keyword::ALL) {
+        None
+    } else {
+        let names = parser.parse_comma_separated(|p| p.parse_object_name(false))?;
+        Some(
+            names
+                .iter()
+                .map(TableName::from_object_name)
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let deferred = match parser.parse_one_of_keywords(&[Keyword::DEFERRED, Keyword::IMMEDIATE]) {
+        Some(Keyword::DEFERRED) => true,
+        Some(_) => false,
+        None => {
+            return Err(SqlError::Syntax(format!(
+                "syntax error at or near \"{}\": SET CONSTRAINTS ends with DEFERRED or IMMEDIATE",
+                parser.peek_token().token
+            )));
+        }
+    };
+    Ok(Statement::SetConstraints { names, deferred })
 }
 
 /// The path operand of BACKUP/RESTORE: a quoted string, or (to be refused with the path rules

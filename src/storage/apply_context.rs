@@ -33,6 +33,9 @@ pub(super) struct ApplyContext<'a> {
     /// Foreign-key checks of deferrable constraints, made when the whole command is applied
     /// (a transaction block's end).
     pub deferred_checks: Vec<Check>,
+    /// `SET CONSTRAINTS` so far: ALL (deferred or not), then named constraints' own settings.
+    timing_all: Option<bool>,
+    timing_named: HashMap<String, bool>,
     /// Large writes into key ranges that held nothing, found by binary search, so that a bulk
     /// load does not hash and copy every row into `pending`. Later runs and `pending` shadow
     /// earlier runs.
@@ -80,6 +83,8 @@ impl<'a> ApplyContext<'a> {
             pending: HashMap::new(),
             pending_entries: BTreeMap::new(),
             deferred_checks: Vec::new(),
+            timing_all: None,
+            timing_named: HashMap::new(),
             row_runs: Vec::new(),
             unoccupied: None,
             deleted_ranges: Vec::new(),
@@ -94,6 +99,33 @@ impl<'a> ApplyContext<'a> {
     pub fn with_segment_files(mut self, files: SegmentFiles<'a>) -> Self {
         self.segment_files = Some(files);
         self
+    }
+
+    /// Applies `SET CONSTRAINTS names|ALL DEFERRED|IMMEDIATE` to what follows in the command.
+    pub(super) fn set_constraint_timing(&mut self, names: Option<&[String]>, deferred: bool) {
+        match names {
+            None => {
+                self.timing_all = Some(deferred);
+                self.timing_named.clear();
+            }
+            Some(names) => {
+                for name in names {
+                    self.timing_named.insert(name.clone(), deferred);
+                }
+            }
+        }
+    }
+
+    /// Whether a foreign key's checks wait for the end of the command.
+    pub(super) fn defers(&self, fk: &super::ForeignKeyRecord) -> bool {
+        if !fk.deferrable {
+            return false;
+        }
+        match (self.timing_named.get(&fk.name), self.timing_all) {
+            (Some(deferred), _) => *deferred,
+            (None, Some(deferred)) => deferred,
+            (None, None) => fk.initially_deferred,
+        }
     }
 
     /// Whether the table has any row, hot or flushed, committed or written by this command.

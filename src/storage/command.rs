@@ -172,6 +172,14 @@ pub enum Command {
         name: String,
         defaults: Vec<Vec<u8>>,
     },
+    /// `SET CONSTRAINTS` inside a transaction block: from here to the end of the command, the
+    /// named deferrable foreign keys (every deferrable one when `names` is `None`) are checked
+    /// at its end (`deferred`) or at the end of each statement. Made immediate, the checks
+    /// they had deferred so far are made now.
+    SetConstraintTiming {
+        names: Option<Vec<String>>,
+        deferred: bool,
+    },
     /// Creates or updates a job's row in `system.jobs`.
     PutJob(JobRecord),
     DeleteJobs(Vec<String>),
@@ -287,7 +295,7 @@ impl Command {
         referential::verify_deferred(ctx)
     }
 
-    fn write_into<'a>(
+    pub(super) fn write_into<'a>(
         &'a self,
         ctx: &mut ApplyContext<'a>,
         batch: &mut WriteBatch,
@@ -483,6 +491,12 @@ impl Command {
                 name,
                 defaults,
             } => foreign_keys::set_defaults(ctx, batch, *table_id, name, defaults)?,
+            Command::SetConstraintTiming { names, deferred } => {
+                ctx.set_constraint_timing(names.as_deref(), *deferred);
+                if !deferred {
+                    referential::verify_deferred_of(ctx, names.as_deref())?;
+                }
+            }
             Command::PutJob(job) => {
                 ctx.put(
                     batch,

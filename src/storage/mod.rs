@@ -242,6 +242,25 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Applies `commands` (a transaction block's so far) to nothing: the error applying them
+    /// now would give, checks deferred to their end aside. Stream appends are left out (they
+    /// write log files as they apply).
+    pub fn dry_run(&self, commands: &[Command]) -> StorageResult<()> {
+        let storage_root = self.dir.storage();
+        let mut ctx = command::ApplyContext::new(&self.db, 0, &self.streams_root, false)
+            .with_segment_files(apply_context::SegmentFiles {
+                storage_root: &storage_root,
+                footers: &self.segment_footers,
+            });
+        let mut batch = WriteBatch::default();
+        for command in commands {
+            if !matches!(command, Command::AppendStream { .. }) {
+                command.write_into(&mut ctx, &mut batch)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Group commit: fsyncs the write-ahead log unless a concurrent caller's fsync already
     /// covered `seq`. Whoever syncs covers every batch written before it started, so commits
     /// that arrive during one fsync share the next instead of queueing one each.

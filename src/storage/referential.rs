@@ -46,9 +46,9 @@ pub(crate) enum Check {
 }
 
 impl Check {
-    fn deferred(&self) -> bool {
+    fn constraint(&self) -> &ForeignKeyRecord {
         match self {
-            Check::Referenced { fk, .. } | Check::Unreferenced { fk, .. } => fk.initially_deferred,
+            Check::Referenced { fk, .. } | Check::Unreferenced { fk, .. } => fk,
         }
     }
 
@@ -115,8 +115,20 @@ impl Check {
 
 /// Verifies the checks deferred to the end of the command.
 pub(super) fn verify_deferred(ctx: &mut ApplyContext) -> StorageResult<()> {
-    let checks = std::mem::take(&mut ctx.deferred_checks);
-    for check in &checks {
+    verify_deferred_of(ctx, None)
+}
+
+/// Verifies the deferred checks of the constraints named (of all when `None`) now, as
+/// `SET CONSTRAINTS ... IMMEDIATE` does; the others stay deferred.
+pub(super) fn verify_deferred_of(
+    ctx: &mut ApplyContext,
+    names: Option<&[String]>,
+) -> StorageResult<()> {
+    let (due, later): (Vec<Check>, Vec<Check>) = std::mem::take(&mut ctx.deferred_checks)
+        .into_iter()
+        .partition(|check| names.is_none_or(|names| names.contains(&check.constraint().name)));
+    ctx.deferred_checks = later;
+    for check in &due {
         check.verify(ctx)?;
     }
     Ok(())
@@ -154,7 +166,7 @@ pub(super) fn write_rows(
         }
     }
     for check in writer.checks {
-        if check.deferred() {
+        if ctx.defers(check.constraint()) {
             ctx.deferred_checks.push(check);
         } else {
             check.verify(ctx)?;
