@@ -143,4 +143,75 @@ impl Session {
         self.apply_ddl(Command::Batch(commands))?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
+
+    /// `ALTER TABLE t DROP [COLUMN] [IF EXISTS] c [CASCADE]`: the column's indexes, foreign
+    /// keys and CHECK constraints go with it, as in PostgreSQL; with CASCADE so do other
+    /// tables' foreign keys referring to it. Flushed segments are not rewritten.
+    pub(super) fn drop_column(
+        &self,
+        table: &TableName,
+        column: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> ExecResult<Outcome> {
+        let record = self.resolve_table(table)?;
+        if let crate::model::TableKind::Stream { .. } = record.kind {
+            return Err(crate::sql::SqlError::Unsupported(
+                "ALTER TABLE ... DROP COLUMN on a stream table is not supported".into(),
+            )
+            .into());
+        }
+        let Some(position) = record.columns.iter().position(|c| c.name == column) else {
+            if if_exists {
+                return Ok(Outcome::Done { tag: "ALTER TABLE" });
+            }
+            return Err(ExecError::UndefinedColumn(format!(
+                "column \"{column}\" of relation \"{}\" does not exist",
+                record.name
+            )));
+        };
+        if record.primary_key.contains(&position) {
+            return Err(crate::sql::SqlError::Unsupported(format!(
+                "dropping column \"{column}\" of the primary key of \"{}\" is not supported",
+                record.name
+            ))
+            .into());
+        }
+        // The block's own rows are held in the table's current layout until COMMIT.
+        let written = self
+            .pending
+            .tables
+            .lock()
+            .expect("pending writes")
+            .contains_key(&record.table_id);
+        if written {
+            return Err(crate::sql::SqlError::Unsupported(format!(
+                "dropping a column of \"{}\" after writing to it in the same transaction block is not supported",
+                record.name
+            ))
+            .into());
+        }
+        if record.columns.len() == 1 {
+            return Err(crate::sql::SqlError::Unsupported(
+                "dropping a table's only column is not supported".into(),
+            )
+            .into());
+        }
+        let mut without = record.clone();
+        without.columns.remove(position);
+        without.primary_key = record
+            .primary_key
+            .iter()
+            .map(|&c| if c > position { c - 1 } else { c })
+            .collect();
+        without.checks.retain(|check| {
+            !super::checks::columns_read(&record, &check.expr).contains(&column.to_owned())
+        });
+        self.apply_ddl(Command::DropColumn {
+            table: without,
+            position,
+            cascade,
+        })?;
+        Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
 }

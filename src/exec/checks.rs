@@ -181,7 +181,15 @@ impl Session {
 /// The one table column `expr` reads, if it reads exactly one (PostgreSQL names a table
 /// constraint after its column only then).
 fn only_column(record: &TableRecord, expr: &str) -> Option<String> {
-    let parsed = crate::sql::parse_expr(expr).ok()?;
+    let mut found = columns_read(record, expr);
+    (found.len() == 1).then(|| found.remove(0))
+}
+
+/// The table columns a constraint's expression reads.
+pub(super) fn columns_read(record: &TableRecord, expr: &str) -> Vec<String> {
+    let Ok(parsed) = crate::sql::parse_expr(expr) else {
+        return Vec::new();
+    };
     let mut found: Vec<String> = Vec::new();
     let _ = ast::visit_expressions(&parsed, |e| {
         if let ast::Expr::Identifier(ident) = e {
@@ -192,7 +200,7 @@ fn only_column(record: &TableRecord, expr: &str) -> Option<String> {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
-    (found.len() == 1).then(|| found.remove(0))
+    found
 }
 
 /// `1, -5, null`: a row as PostgreSQL's "Failing row contains" shows it.

@@ -103,10 +103,10 @@ pub fn scan_segments(
 
 /// Where column `index` of a table with `table_columns` columns (then its hidden key and
 /// version, as projections number them) is in `segment`'s file; `None` for a column added
-/// after the segment was written.
+/// after the segment was written. Columns dropped since are skipped.
 fn file_column(segment: &SegmentRecord, table_columns: usize, index: usize) -> Option<usize> {
-    if index < segment.columns {
-        Some(index)
+    if index < table_columns {
+        segment.file_position(index)
     } else if index == table_columns {
         Some(segment.columns)
     } else if index > table_columns {

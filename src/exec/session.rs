@@ -348,6 +348,12 @@ impl Session {
             Statement::DropIndex { names, if_exists } => self.drop_indexes(names, *if_exists),
             Statement::AddUnique { table, unique } => self.add_unique(table, unique).await,
             Statement::AddCheck { table, check } => self.add_check(table, check).await,
+            Statement::DropColumn {
+                table,
+                column,
+                if_exists,
+                cascade,
+            } => self.drop_column(table, column, *if_exists, *cascade),
             Statement::AddForeignKey { table, foreign_key } => {
                 self.add_foreign_key(table, foreign_key).await
             }

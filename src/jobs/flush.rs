@@ -103,6 +103,8 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
             columns: record.columns.len(),
             created_at: crate::storage::now_micros(),
             column_names: record.columns.iter().map(|c| c.name.clone()).collect(),
+            dropped: Vec::new(),
+            schema_version: Some(record.version),
         };
         let done = entries.len() < SEGMENT_ROWS;
         let applied = store.apply(&Command::FlushSegment {

@@ -78,6 +78,19 @@ pub(super) fn from_alter_table(alter: &ast::AlterTable) -> Result<Statement, Sql
             name: fold_ident(name),
             if_exists: *if_exists,
         },
+        [
+            ast::AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                drop_behavior,
+                ..
+            },
+        ] if column_names.len() == 1 => Statement::DropColumn {
+            table,
+            column: fold_ident(&column_names[0]),
+            if_exists: *if_exists,
+            cascade: matches!(drop_behavior, Some(ast::DropBehavior::Cascade)),
+        },
         [ast::AlterTableOperation::RenameTable { table_name }] => {
             let (ast::RenameTableNameKind::To(new) | ast::RenameTableNameKind::As(new)) =
                 table_name;
@@ -125,7 +138,7 @@ pub(super) fn from_alter_table(alter: &ast::AlterTable) -> Result<Statement, Sql
         }
         _ => {
             return Err(SqlError::Unsupported(
-                "ALTER TABLE supports one action at a time: ADD COLUMN, RENAME TO, RENAME COLUMN, or ALTER COLUMN SET/DROP DEFAULT and SET/DROP NOT NULL".into(),
+                "ALTER TABLE supports one action at a time: ADD COLUMN, DROP COLUMN, ADD/DROP CONSTRAINT, RENAME TO, RENAME COLUMN, or ALTER COLUMN SET/DROP DEFAULT and SET/DROP NOT NULL".into(),
             ));
         }
     })

@@ -193,6 +193,13 @@ pub enum Statement {
         names: Vec<TableName>,
         if_exists: bool,
     },
+    /// `ALTER TABLE t DROP [COLUMN] [IF EXISTS] column [CASCADE | RESTRICT]`
+    DropColumn {
+        table: TableName,
+        column: String,
+        if_exists: bool,
+        cascade: bool,
+    },
     /// `ALTER TABLE t ADD [COLUMN] [IF NOT EXISTS] column`
     AddColumn {
         table: TableName,
@@ -330,6 +337,7 @@ impl Statement {
             Statement::AddUnique { .. }
             | Statement::AddCheck { .. }
             | Statement::AddForeignKey { .. }
+            | Statement::DropColumn { .. }
             | Statement::DropConstraint { .. } => "ALTER TABLE",
             Statement::DropIndex { .. } => "DROP INDEX",
             Statement::AddColumn { .. }
@@ -393,6 +401,7 @@ pub fn authorize(
         | Statement::AddUnique { .. }
         | Statement::AddCheck { .. }
         | Statement::AddForeignKey { .. }
+        | Statement::DropColumn { .. }
         | Statement::DropConstraint { .. }
         | Statement::AddColumn { .. }
         | Statement::CreateSequence { .. }

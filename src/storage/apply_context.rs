@@ -151,6 +151,46 @@ impl<'a> ApplyContext<'a> {
         self.occupied(CF_ROWS, &prefix, &high)
     }
 
+    /// Every hot row of a table (key and stored value, tombstones included) as this command
+    /// sees it: the database's, then this command's own writes over them.
+    pub(super) fn hot_rows(&self, table_id: u64) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let prefix = rows::table_prefix(table_id);
+        let mut keys = std::collections::BTreeSet::new();
+        let mut iter = self.db.raw_iterator_cf(cf(self.db, CF_ROWS));
+        iter.seek(prefix);
+        while let Some(key) = iter.key() {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            keys.insert(key.to_vec());
+            iter.next();
+        }
+        iter.status()?;
+        let pending = self
+            .pending
+            .get(CF_ROWS)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k);
+        let runs = self
+            .row_runs
+            .iter()
+            .flat_map(|r| r.writes.iter().map(|w| &w.key));
+        keys.extend(
+            pending
+                .chain(runs)
+                .filter(|k| k.starts_with(&prefix))
+                .cloned(),
+        );
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(stored) = self.get(CF_ROWS, &key)? {
+                found.push((key, stored));
+            }
+        }
+        Ok(found)
+    }
+
     /// The live row under `key` (encoded, without its version), hot or flushed; a flushed row
     /// is read from its segment and gives its first `columns` columns at most.
     pub(super) fn live_row(
@@ -179,7 +219,11 @@ impl<'a> ApplyContext<'a> {
         let segment: super::SegmentRecord = self
             .record(&catalog_keys::segment(table_id, entry.segment_id))?
             .ok_or_else(|| corrupt(format!("segment {} is not published", entry.segment_id)))?;
-        let read: Vec<usize> = (0..segment.columns.min(columns)).collect();
+        let read: Vec<usize> = segment
+            .table_positions()
+            .into_iter()
+            .take(columns)
+            .collect();
         let batch = super::segments::read_segment_row(
             &files.storage_root.join(&segment.file),
             files.footers,

@@ -62,6 +62,12 @@ pub enum Command {
         table_id: u64,
         new_name: String,
     },
+    /// Drops column `position`; `table` is the definition without it, at the version read.
+    DropColumn {
+        table: TableRecord,
+        position: usize,
+        cascade: bool,
+    },
     RenameColumn {
         namespace: String,
         table: String,
@@ -243,6 +249,7 @@ impl Command {
             | Command::TruncateTable { .. }
             | Command::RenameTable { .. }
             | Command::RenameColumn { .. }
+            | Command::DropColumn { .. }
             | Command::CreateSequence(_)
             | Command::AlterSequence { .. }
             | Command::DropSequence { .. }
@@ -370,6 +377,11 @@ impl Command {
             } => {
                 table_ddl::rename_column(ctx, batch, namespace, table, *table_id, column, new_name)?
             }
+            Command::DropColumn {
+                table,
+                position,
+                cascade,
+            } => super::column_drop::drop_column(ctx, batch, table, *position, *cascade)?,
             Command::WriteRows {
                 table_id,
                 writes,

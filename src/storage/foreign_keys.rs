@@ -316,6 +316,73 @@ pub(super) fn follow_table(
     Ok(())
 }
 
+/// Column `position` of `old` is dropped (`new` is the table without it): foreign keys on the
+/// column go, the rest are renumbered. Other tables' keys referring to the column go only
+/// with `cascade`.
+pub(super) fn follow_dropped_column(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    old: &TableRecord,
+    new: &TableRecord,
+    position: usize,
+    cascade: bool,
+) -> StorageResult<()> {
+    use super::column_drop::shifted;
+    let links = links_of(ctx, old.table_id)?;
+    let referring: Vec<&ForeignKeyRecord> = links
+        .incoming
+        .iter()
+        .filter(|fk| fk.table_id != old.table_id && fk.parent_columns.contains(&position))
+        .collect();
+    if !referring.is_empty() && !cascade {
+        let mut dependents = Vec::new();
+        for fk in referring {
+            let child = ctx.table_by_id(fk.table_id)?;
+            let child = child.map_or_else(|| format!("#{}", fk.table_id), |t| t.name);
+            dependents.push(format!("constraint {} on table {child}", fk.name));
+        }
+        return Err(Conflict::HasDependents {
+            object: format!(
+                "column {} of table {}",
+                old.columns[position].name, old.name
+            ),
+            dependents,
+        }
+        .into());
+    }
+    let layout = |columns: &[usize]| {
+        let last = columns.iter().copied().max().unwrap_or(0);
+        new.columns[..=last].to_vec()
+    };
+    for mut fk in links.outgoing {
+        let itself = fk.parent_id == old.table_id;
+        if fk.columns.contains(&position) || (itself && fk.parent_columns.contains(&position)) {
+            remove(ctx, batch, &fk);
+            continue;
+        }
+        fk.columns = shifted(&fk.columns, position);
+        fk.layout = layout(&fk.columns);
+        if itself {
+            fk.parent_columns = shifted(&fk.parent_columns, position);
+            fk.parent_layout = layout(&fk.parent_columns);
+        }
+        put(ctx, batch, &fk);
+    }
+    for mut fk in links.incoming {
+        if fk.table_id == old.table_id {
+            continue;
+        }
+        if fk.parent_columns.contains(&position) {
+            remove(ctx, batch, &fk);
+            continue;
+        }
+        fk.parent_columns = shifted(&fk.parent_columns, position);
+        fk.parent_layout = layout(&fk.parent_columns);
+        put(ctx, batch, &fk);
+    }
+    Ok(())
+}
+
 /// The foreign key that needs index `index` (on its referencing or referenced side), if any:
 /// such an index cannot be dropped on its own.
 pub(super) fn needing_index(

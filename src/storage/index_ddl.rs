@@ -55,7 +55,7 @@ pub(super) fn create(
     Ok(())
 }
 
-fn put(ctx: &mut ApplyContext, batch: &mut WriteBatch, index: &IndexRecord) {
+pub(super) fn put(ctx: &mut ApplyContext, batch: &mut WriteBatch, index: &IndexRecord) {
     ctx.put(
         batch,
         CF_CATALOG,

@@ -57,12 +57,15 @@ impl Store {
                 break;
             }
             let columns = segment.columns;
+            let positions = segment.table_positions();
             super::segments::read_segment(&self.segment_path(&segment), |batch| {
                 let keys = batch.column(columns).as_binary::<i32>();
                 let versions = batch.column(columns + 1).as_primitive::<Int64Type>();
+                let table_columns: Vec<_> =
+                    positions.iter().map(|&p| batch.column(p).clone()).collect();
                 for i in 0..batch.num_rows() {
                     let mut row = Vec::new();
-                    rows::encode_row(&batch.columns()[..columns], i, &mut row);
+                    rows::encode_row(&table_columns, i, &mut row);
                     let read = IndexedRow {
                         key: keys.value(i).to_vec(),
                         version: versions.value(i) as u64,

@@ -10,6 +10,7 @@ mod apply_context;
 mod capture;
 mod catalog_changes;
 mod catalog_reads;
+mod column_drop;
 mod command;
 mod datadir;
 mod error;
@@ -458,6 +459,8 @@ mod tests {
             columns: 1,
             created_at: 0,
             column_names: Vec::new(),
+            dropped: Vec::new(),
+            schema_version: None,
         }
     }
 

@@ -69,10 +69,18 @@ pub(super) fn flush_segment(
     segment: &SegmentRecord,
     flushed: &[(Vec<u8>, u64, bool)],
 ) -> StorageResult<()> {
+    // Rows flushed under a definition that has changed since (a column dropped, rewriting
+    // every hot row) are all stale: the segment is not published.
+    let schema_changed = match segment.schema_version {
+        Some(version) => ctx
+            .table_by_id(segment.table_id)?
+            .is_none_or(|table| table.version != version),
+        None => false,
+    };
     let mut current = Vec::with_capacity(flushed.len());
     for (key, version, _) in flushed {
         current.push(match ctx.get(CF_ROWS, key)? {
-            Some(stored) => rows::stored_version(&stored)? == *version,
+            Some(stored) => !schema_changed && rows::stored_version(&stored)? == *version,
             None => false,
         });
     }

@@ -336,6 +336,29 @@ pub fn replace_datums(
     Ok(out)
 }
 
+/// A stored row without its datum of column `position` (of `columns`, the row's layout): a
+/// row too short to have it (written before the column was added) is returned whole.
+pub fn without_datum(columns: &[ColumnDef], row: &[u8], position: usize) -> StorageResult<Vec<u8>> {
+    let mut rest = row;
+    let mut start = 0;
+    for column in &columns[..position] {
+        if rest.is_empty() {
+            return Ok(row.to_vec());
+        }
+        let len = datum_len(column.sql_type, rest)?;
+        start += len;
+        rest = &rest[len..];
+    }
+    if rest.is_empty() {
+        return Ok(row.to_vec());
+    }
+    let len = datum_len(columns[position].sql_type, rest)?;
+    let mut out = Vec::with_capacity(row.len() - len);
+    out.extend_from_slice(&row[..start]);
+    out.extend_from_slice(&row[start + len..]);
+    Ok(out)
+}
+
 /// A stored datum as text, for messages (`Key (email)=(a@b.c) already exists`).
 pub fn datum_text(sql_type: SqlType, datum: &[u8]) -> String {
     let mut decoder = ColumnBuilder::new(sql_type);

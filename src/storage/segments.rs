@@ -53,12 +53,50 @@ pub struct SegmentRecord {
     /// written before renames existed (their names are the table's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub column_names: Vec<String>,
+    /// Columns of the file that the table has dropped since: their position in the file and
+    /// their definition (to read the file), in the order they were dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<DroppedColumn>,
+    /// The table definition's version the segment was written under: a flush published under
+    /// another one (a column dropped meanwhile) would mislabel its columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<u64>,
+}
+
+/// A column a segment's file holds that its table no longer has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedColumn {
+    pub file_position: usize,
+    pub column: ColumnDef,
 }
 
 impl SegmentRecord {
+    /// Where the table's columns are in the file, in table order: every file column but
+    /// dropped ones. A table column past these was added after the segment was written.
+    pub fn table_positions(&self) -> Vec<usize> {
+        (0..self.columns)
+            .filter(|p| !self.dropped.iter().any(|d| d.file_position == *p))
+            .collect()
+    }
+
+    /// Where table column `column` is in the file, if the segment has it.
+    pub fn file_position(&self, column: usize) -> Option<usize> {
+        self.table_positions().get(column).copied()
+    }
+
     /// The Arrow schema of this segment's file, for a table with `columns` now.
     pub fn file_schema(&self, columns: &[ColumnDef]) -> SchemaRef {
-        let mut written = columns[..self.columns.min(columns.len())].to_vec();
+        let mut table_columns = columns.iter();
+        let mut written = Vec::with_capacity(self.columns);
+        for position in 0..self.columns {
+            match self.dropped.iter().find(|d| d.file_position == position) {
+                Some(dropped) => written.push(dropped.column.clone()),
+                None => match table_columns.next() {
+                    Some(column) => written.push(column.clone()),
+                    None => break,
+                },
+            }
+        }
         if self.column_names.len() == written.len() {
             for (column, name) in written.iter_mut().zip(&self.column_names) {
                 column.name = name.clone();

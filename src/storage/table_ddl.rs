@@ -32,7 +32,7 @@ pub(super) fn create(
 }
 
 /// Writes a table's definition as its next version.
-fn put(ctx: &mut ApplyContext, batch: &mut WriteBatch, table: &TableRecord) {
+pub(super) fn put(ctx: &mut ApplyContext, batch: &mut WriteBatch, table: &TableRecord) {
     let mut table = table.clone();
     table.version += 1;
     ctx.put(
