@@ -1,9 +1,10 @@
 //! Durability and concurrency of table writes through real clients: acknowledged writes survive
-//! kill -9, everything survives a restart, and concurrent writers lose nothing.
+//! kill -9, everything survives a restart, concurrent writers lose nothing, and a dropped
+//! column leaves every row readable.
 
 mod common;
 
-use common::{TestServer, sqlstate};
+use common::{TestServer, run_job, sqlstate};
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
@@ -287,4 +288,97 @@ async fn primary_key_point_reads_answer_like_scans_in_every_row_state() {
         .unwrap();
     let row = client.query_one(&fast, &[&2i64]).await.unwrap();
     assert_eq!(row.get::<_, i32>(3), 102);
+}
+
+#[tokio::test]
+async fn a_dropped_column_leaves_flushed_and_hot_rows_readable_through_flushes_and_restarts() {
+    let mut server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE wide (id INT PRIMARY KEY, gone TEXT, kept INT, tag TEXT); \
+             INSERT INTO wide SELECT value, 'x' || value, value * 2, 't' || (value % 10) FROM generate_series(1, 3000); \
+             CREATE INDEX wide_tag ON wide (tag)",
+        )
+        .await
+        .unwrap();
+    let (_, status, _) = run_job(&client, "FLUSH TABLE wide").await;
+    assert_eq!(status, "Completed");
+    // Rows in every state: flushed, updated after the flush (hot over cold), new, deleted.
+    client
+        .batch_execute(
+            "UPDATE wide SET kept = -1 WHERE id <= 10; \
+             INSERT INTO wide VALUES (5000, 'new', 5000, 't0'); \
+             DELETE FROM wide WHERE id = 20; \
+             ALTER TABLE wide DROP COLUMN gone",
+        )
+        .await
+        .unwrap();
+    let expect = |client: tokio_postgres::Client| async move {
+        let row = client
+            .query_one(
+                "SELECT count(*), sum(kept), count(*) FILTER (WHERE tag = 't0') FROM wide",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (count, sum, tagged): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        // 3000 rows, one deleted, one added; ids 1..=10 carry -1.
+        let kept: i64 = (11..=3000i64)
+            .filter(|&v| v != 20)
+            .map(|v| v * 2)
+            .sum::<i64>()
+            - 10
+            + 5000;
+        assert_eq!((count, sum, tagged), (3000, kept, 300));
+        let columns: Vec<String> = client
+            .query("SELECT * FROM wide WHERE id = 3", &[])
+            .await
+            .unwrap()[0]
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        assert_eq!(columns, ["id", "kept", "tag"]);
+        let point = client
+            .query_one("SELECT kept, tag FROM wide WHERE id = $1", &[&2999i32])
+            .await
+            .unwrap();
+        assert_eq!(
+            (point.get::<_, i32>(0), point.get::<_, String>(1)),
+            (5998, "t9".to_owned())
+        );
+        let health = client
+            .query_one(
+                "SELECT missing_entries, dangling_entries, live_rows FROM system.indexes \
+                 WHERE index_name = 'wide_tag'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                health.get::<_, i64>(0),
+                health.get::<_, i64>(1),
+                health.get::<_, i64>(2)
+            ),
+            (0, 0, 3000)
+        );
+    };
+    expect(client).await;
+    // A flush after the drop writes the new layout beside the old segment.
+    let client = server.root().await;
+    client
+        .batch_execute("UPDATE wide SET tag = 't0' WHERE id = 2999")
+        .await
+        .unwrap();
+    client
+        .batch_execute("UPDATE wide SET tag = 't9' WHERE id = 2999")
+        .await
+        .unwrap();
+    let (_, status, _) = run_job(&client, "FLUSH TABLE wide").await;
+    assert_eq!(status, "Completed");
+    expect(client).await;
+    server.restart();
+    expect(server.root().await).await;
 }
