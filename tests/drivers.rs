@@ -1,4 +1,4 @@
-//! Real drivers against the real server: psycopg 3, asyncpg, SQLAlchemy and Django (Python),
+//! Real drivers against the real server: psycopg 3, asyncpg, SQLAlchemy, Alembic and Django (Python),
 //! node-postgres with Knex, and pgJDBC. Each script in `pg-compat/drivers/` checks its own results and
 //! exits non-zero on a failure; `.ci/run` installs the drivers.
 
@@ -38,7 +38,7 @@ fn psycopg_asyncpg_and_sqlalchemy_work() {
 }
 
 #[test]
-fn django_migrates_an_app_and_back() {
+fn alembic_and_django_migrate_and_back() {
     let server = TestServer::start();
     run_driver(&server, "python3", &["migrations.py"]);
 }

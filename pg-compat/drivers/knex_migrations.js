@@ -30,6 +30,7 @@ const migrations = {
     }).then(() => knex.schema.alterTable('knex_players', (t) => { t.index(['number']); })),
     down: (knex) => knex.schema.alterTable('knex_players', (t) => {
       t.dropIndex(['number']);
+      t.dropColumn('number');
     }),
   },
 };
@@ -62,8 +63,10 @@ async function main() {
   const expect = (cond, what) => { if (!cond) throw new Error(what); };
 
   await check('migrate to latest', async () => {
-    const [, applied] = await knex.migrate.latest({ migrationSource: source(migrations) });
-    expect(applied.length === 2, `applied ${JSON.stringify(applied)}`);
+    // Two batches: the first migration alone, then the rest.
+    await knex.migrate.up({ migrationSource: source(migrations) });
+    const [batch, applied] = await knex.migrate.latest({ migrationSource: source(migrations) });
+    expect(batch === 2 && applied.length === 1, `batch ${batch} applied ${JSON.stringify(applied)}`);
     expect(await knex.schema.hasTable('knex_players'), 'knex_players exists');
     expect(await knex.schema.hasColumn('knex_players', 'number'), 'number column exists');
   });
@@ -104,6 +107,9 @@ async function main() {
   });
 
   await check('roll back every migration', async () => {
+    await knex.migrate.rollback({ migrationSource: source(migrations) });
+    expect(await knex.schema.hasTable('knex_players'), 'the first batch stays');
+    expect(!(await knex.schema.hasColumn('knex_players', 'number')), 'number column dropped');
     await knex.migrate.rollback({ migrationSource: source(migrations) }, true);
     expect(!(await knex.schema.hasTable('knex_players')), 'knex_players dropped');
     expect(!(await knex.schema.hasTable('knex_teams')), 'knex_teams dropped');
