@@ -1,6 +1,6 @@
-//! Real drivers against the real server: psycopg 3, asyncpg, SQLAlchemy, Alembic and Django (Python),
-//! node-postgres with Knex, and pgJDBC. Each script in `pg-compat/drivers/` checks its own results and
-//! exits non-zero on a failure; `.ci/run` installs the drivers.
+//! Real drivers against the real server: psycopg 3, asyncpg, SQLAlchemy, Alembic and Django
+//! (Python), node-postgres with Knex, and pgJDBC. Each script in `pg-compat/drivers/` checks
+//! its own results and exits non-zero on a failure; `.ci/run` installs the drivers.
 
 mod common;
 

@@ -80,10 +80,9 @@ impl VisitorMut for PartitionAncestors {
             && is_ancestors(&function.name)
             && let ast::FunctionArguments::List(list) = &function.args
             && let Some(arg) = only_argument(&list.args)
+            && let Ok(cast) = crate::sql::parse_expr(&format!("CAST({arg} AS BIGINT)"))
         {
-            if let Ok(cast) = crate::sql::parse_expr(&format!("CAST({arg} AS BIGINT)")) {
-                *expr = cast;
-            }
+            *expr = cast;
         }
         ControlFlow::Continue(())
     }
