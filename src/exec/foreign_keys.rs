@@ -233,7 +233,7 @@ impl Session {
     ) -> ExecResult<Vec<u8>> {
         let definition = &table.columns[column];
         let Some(default) = &definition.default else {
-            return Ok(crate::storage::rows::NULL_DATUM.to_vec());
+            return Ok(crate::storage::datums::NULL_DATUM.to_vec());
         };
         if !super::sequences::sequences_in_default(default).is_empty() {
             return Err(SqlError::Unsupported(format!(

@@ -9,8 +9,8 @@ use super::apply_context::ApplyContext;
 use super::keys::{CF_CATALOG, CF_ROWS};
 use super::segments::{DroppedColumn, SegmentRecord};
 use super::{
-    Conflict, StorageResult, TableRecord, catalog_keys, foreign_keys, index_ddl, indexes, records,
-    rows, sequences, table_ddl, view_ddl,
+    Conflict, StorageResult, TableRecord, catalog_keys, datums, foreign_keys, index_ddl, indexes,
+    records, rows, sequences, table_ddl, view_ddl,
 };
 
 /// Column positions after `dropped` move down by one.
@@ -60,7 +60,7 @@ pub(super) fn drop_column(
         if payload == super::row_writes::TOMBSTONE {
             continue;
         }
-        let row = rows::without_datum(&old.columns, payload, position)?;
+        let row = datums::without_datum(&old.columns, payload, position)?;
         ctx.put(batch, CF_ROWS, key, rows::stored_row(ctx.seq, &row));
     }
     let prefix = catalog_keys::segments_of(old.table_id);

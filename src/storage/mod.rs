@@ -13,6 +13,7 @@ mod catalog_reads;
 mod column_drop;
 mod command;
 mod datadir;
+pub mod datums;
 mod error;
 mod file_names;
 mod foreign_keys;

@@ -22,7 +22,7 @@ use super::foreign_keys::{ForeignKeyRecord, Links, links_of};
 use super::indexes::{self, IndexRecord};
 use super::keys::CF_INDEX_ENTRIES;
 use super::row_writes::{live_version, write_row};
-use super::{Conflict, StorageResult, rows};
+use super::{Conflict, StorageResult, datums, rows};
 use crate::model::ReferentialAction;
 use crate::model::types::{ColumnDef, SqlType};
 
@@ -244,7 +244,7 @@ impl Writer {
             for fk in &table.outgoing {
                 let values = datums_of(&fk.layout, &fk.columns, new)?;
                 // MATCH SIMPLE: a key with a NULL refers to nothing.
-                if values.iter().any(|v| rows::datum_is_null(v)) {
+                if values.iter().any(|v| datums::datum_is_null(v)) {
                     continue;
                 }
                 if !cascaded
@@ -265,7 +265,7 @@ impl Writer {
         };
         for fk in &table.incoming {
             let old_values = datums_of(&fk.parent_layout, &fk.parent_columns, &old)?;
-            if old_values.iter().any(|v| rows::datum_is_null(v)) {
+            if old_values.iter().any(|v| datums::datum_is_null(v)) {
                 continue;
             }
             // A row an UPDATE moves to another primary key is updated, not deleted.
@@ -318,14 +318,14 @@ impl Writer {
                 })?)
             }
             (ReferentialAction::SetNull, _) => {
-                Some(vec![rows::NULL_DATUM.to_vec(); fk.columns.len()])
+                Some(vec![datums::NULL_DATUM.to_vec(); fk.columns.len()])
             }
             (ReferentialAction::SetDefault, _) => Some(fk.defaults.clone()),
             (ReferentialAction::NoAction | ReferentialAction::Restrict, _) => return Ok(()),
         };
         if let Some(values) = &replacement {
             for (&column, value) in fk.columns.iter().zip(values) {
-                if rows::datum_is_null(value) && !fk.layout[column].nullable {
+                if datums::datum_is_null(value) && !fk.layout[column].nullable {
                     return Err(Conflict::NotNull {
                         table: table_name(ctx, fk.table_id),
                         column: fk.layout[column].name.clone(),
@@ -362,7 +362,7 @@ impl Writer {
                         .zip(values.iter().cloned())
                         .collect();
                     RowWrite {
-                        value: Some(rows::replace_datums(&fk.layout, &row, &changes)?),
+                        value: Some(datums::replace_datums(&fk.layout, &row, &changes)?),
                         key: row_key,
                         expect: Expect::Anything,
                         moved_to: None,
@@ -397,8 +397,8 @@ fn converted(fk: &ForeignKeyRecord, values: &[Vec<u8>], side: Side) -> Option<Ve
             let child = fk.layout[fk.columns[i]].sql_type;
             let parent = fk.parent_layout[fk.parent_columns[i]].sql_type;
             match side {
-                Side::ToParent => rows::convert_datum(child, parent, value),
-                Side::ToChild => rows::convert_datum(parent, child, value),
+                Side::ToParent => datums::convert_datum(child, parent, value),
+                Side::ToChild => datums::convert_datum(parent, child, value),
             }
         })
         .collect()
