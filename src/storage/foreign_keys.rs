@@ -145,11 +145,11 @@ fn resolve(
     name: &str,
     table_id: u64,
 ) -> StorageResult<TableRecord> {
-    match ctx.table(namespace, name)? {
-        Some(table) if table.table_id == table_id || table_id == 0 => Ok(table),
-        Some(_) => Err(Conflict::TableChanged(name.to_owned()).into()),
-        None => Err(Conflict::NoSuchTable(namespace.to_owned(), name.to_owned()).into()),
+    if table_id != 0 {
+        return super::table_ddl::current(ctx, namespace, name, table_id);
     }
+    ctx.table(namespace, name)?
+        .ok_or_else(|| Conflict::NoSuchTable(namespace.to_owned(), name.to_owned()).into())
 }
 
 fn columns_up_to(table: &TableRecord, columns: &[usize]) -> StorageResult<Vec<ColumnDef>> {

@@ -44,7 +44,7 @@ pub(super) fn put(ctx: &mut ApplyContext, batch: &mut WriteBatch, table: &TableR
 }
 
 /// The table as it is now, if it is still the one with `table_id`.
-fn current(
+pub(super) fn current(
     ctx: &ApplyContext,
     namespace: &str,
     name: &str,
