@@ -1,5 +1,5 @@
-//! ALTER TABLE ... RENAME TO, RENAME COLUMN and ALTER COLUMN (SET/DROP DEFAULT, SET/DROP NOT
-//! NULL). ADD COLUMN is with the other column DDL in `ddl`.
+//! ALTER TABLE ... RENAME TO, SET SCHEMA, RENAME COLUMN, DROP COLUMN and ALTER COLUMN (SET/DROP
+//! DEFAULT, SET/DROP NOT NULL). ADD COLUMN is with the other column DDL in `ddl`.
 
 use super::dml::column_index;
 use super::session::Outcome;
@@ -16,9 +16,63 @@ impl Session {
             table_id: record.table_id,
             new_name: new_name.to_owned(),
         }];
-        commands.extend(self.views_renamed_with(&record.namespace, &record.name, new_name)?);
+        commands.extend(self.views_renamed_with(
+            (&record.namespace, &record.name),
+            (&record.namespace, new_name),
+        )?);
         self.apply_ddl(Command::Batch(commands))?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    /// `ALTER TABLE [IF EXISTS] t SET SCHEMA ns`: the table moves with its indexes and the
+    /// sequences its columns own (their defaults follow), and views reading it follow it.
+    pub(super) fn set_schema(
+        &self,
+        table: &TableName,
+        if_exists: bool,
+        namespace: &str,
+    ) -> ExecResult<Outcome> {
+        let done = Outcome::Done { tag: "ALTER TABLE" };
+        let record = match self.resolve_table(table) {
+            Ok(record) => record,
+            Err(ExecError::UndefinedTable(_)) if if_exists => return Ok(done),
+            Err(e) => return Err(e),
+        };
+        if let crate::model::TableKind::Stream { .. } = record.kind {
+            return Err(crate::sql::SqlError::Unsupported(
+                "ALTER TABLE ... SET SCHEMA on a stream table is not supported".into(),
+            )
+            .into());
+        }
+        if record.namespace == namespace {
+            return Ok(done);
+        }
+        let mut moved = record.clone();
+        moved.namespace = namespace.to_owned();
+        for sequence in self.catalog().sequences()? {
+            let owned = sequence.owned_by.as_ref().is_some_and(|owner| {
+                sequence.namespace == record.namespace && owner.table == record.name
+            });
+            if !owned {
+                continue;
+            }
+            let before = super::sequences::nextval_default(&record.namespace, &sequence.name);
+            for column in &mut moved.columns {
+                if column.default.as_deref() == Some(before.as_str()) {
+                    column.default =
+                        Some(super::sequences::nextval_default(namespace, &sequence.name));
+                }
+            }
+        }
+        let mut commands = vec![Command::SetSchema {
+            namespace: record.namespace.clone(),
+            table: moved,
+        }];
+        commands.extend(
+            self.views_renamed_with((&record.namespace, &record.name), (namespace, &record.name))?,
+        );
+        self.apply_ddl(Command::Batch(commands))?;
+        Ok(done)
     }
 
     /// COMMENT ON TABLE / COLUMN: kept with the definition (an empty comment removes it, as

@@ -354,6 +354,11 @@ impl Session {
                 if_exists,
                 cascade,
             } => self.drop_column(table, column, *if_exists, *cascade),
+            Statement::SetSchema {
+                table,
+                if_exists,
+                namespace,
+            } => self.set_schema(table, *if_exists, namespace),
             Statement::AddForeignKey { table, foreign_key } => {
                 self.add_foreign_key(table, foreign_key).await
             }

@@ -183,13 +183,13 @@ impl Session {
         Ok(Outcome::Done { tag: "DROP VIEW" })
     }
 
-    /// The views reading table `namespace.name`, redefined to read it as `new_name`: what a
-    /// rename applies with itself, since views name their relations in their text.
+    /// The views reading table `namespace.name`, redefined to read it as `new_namespace.
+    /// new_name`: what a rename or SET SCHEMA applies with itself, since views name their
+    /// relations in their text.
     pub(super) fn views_renamed_with(
         &self,
-        namespace: &str,
-        name: &str,
-        new_name: &str,
+        (namespace, name): (&str, &str),
+        (new_namespace, new_name): (&str, &str),
     ) -> ExecResult<Vec<Command>> {
         let mut commands = Vec::new();
         for mut view in self.catalog().view_definitions()? {
@@ -201,9 +201,12 @@ impl Session {
                 continue;
             }
             let query = crate::sql::parse_view_query(&view.query)?;
-            view.query = crate::sql::rename_relation(&query, namespace, name, new_name).to_string();
+            view.query =
+                crate::sql::rename_relation(&query, (namespace, name), (new_namespace, new_name))
+                    .to_string();
             for dependency in &mut view.depends_on {
                 if dependency.namespace == namespace && dependency.name == name {
+                    dependency.namespace = new_namespace.to_owned();
                     dependency.name = new_name.to_owned();
                 }
             }

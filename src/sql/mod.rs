@@ -193,6 +193,12 @@ pub enum Statement {
         names: Vec<TableName>,
         if_exists: bool,
     },
+    /// `ALTER TABLE [IF EXISTS] t SET SCHEMA namespace`
+    SetSchema {
+        table: TableName,
+        if_exists: bool,
+        namespace: String,
+    },
     /// `ALTER TABLE t DROP [COLUMN] [IF EXISTS] column [CASCADE | RESTRICT]`
     DropColumn {
         table: TableName,
@@ -338,6 +344,7 @@ impl Statement {
             | Statement::AddCheck { .. }
             | Statement::AddForeignKey { .. }
             | Statement::DropColumn { .. }
+            | Statement::SetSchema { .. }
             | Statement::DropConstraint { .. } => "ALTER TABLE",
             Statement::DropIndex { .. } => "DROP INDEX",
             Statement::AddColumn { .. }
@@ -402,6 +409,7 @@ pub fn authorize(
         | Statement::AddCheck { .. }
         | Statement::AddForeignKey { .. }
         | Statement::DropColumn { .. }
+        | Statement::SetSchema { .. }
         | Statement::DropConstraint { .. }
         | Statement::AddColumn { .. }
         | Statement::CreateSequence { .. }

@@ -171,6 +171,21 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         }
         parser.prev_token();
     }
+    // sqlparser has no ALTER TABLE ... SET SCHEMA.
+    if let Some((table, if_exists, namespace)) = parser.maybe_parse(|p| {
+        p.expect_keywords(&[Keyword::ALTER, Keyword::TABLE])?;
+        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let _only = p.parse_keyword(Keyword::ONLY);
+        let table = p.parse_object_name(false)?;
+        p.expect_keywords(&[Keyword::SET, Keyword::SCHEMA])?;
+        Ok((table, if_exists, p.parse_identifier()?))
+    })? {
+        return Ok(Statement::SetSchema {
+            table: TableName::from_object_name(&table)?,
+            if_exists,
+            namespace: fold_ident(&namespace),
+        });
+    }
     if parser.parse_keyword(Keyword::SET) {
         if parse_word(parser, "CONSTRAINTS") {
             return parse_set_constraints(parser);

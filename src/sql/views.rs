@@ -64,8 +64,13 @@ pub fn qualify_relations(
     query
 }
 
-/// A stored (qualified) view query reading `namespace.old` as `namespace.new` instead.
-pub fn rename_relation(query: &ast::Query, namespace: &str, old: &str, new: &str) -> ast::Query {
+/// A stored (qualified) view query reading `namespace.old` as `new_namespace.new` instead (a
+/// renamed table, or one moved to another namespace).
+pub fn rename_relation(
+    query: &ast::Query,
+    (namespace, old): (&str, &str),
+    (new_namespace, new): (&str, &str),
+) -> ast::Query {
     let mut query = query.clone();
     let _ = ast::visit_relations_mut(&mut query, |name| {
         let parts: Vec<Option<String>> = name
@@ -77,8 +82,11 @@ pub fn rename_relation(query: &ast::Query, namespace: &str, old: &str, new: &str
             [.., Some(ns), Some(table)] => ns == namespace && table == old,
             _ => false,
         };
-        if names_it && let Some(last) = name.0.last_mut() {
-            *last = ast::ObjectNamePart::Identifier(ast::Ident::with_quote('"', new));
+        if names_it {
+            let parts = name.0.len();
+            name.0[parts - 1] = ast::ObjectNamePart::Identifier(ast::Ident::with_quote('"', new));
+            name.0[parts - 2] =
+                ast::ObjectNamePart::Identifier(ast::Ident::with_quote('"', new_namespace));
         }
         ControlFlow::<()>::Continue(())
     });
@@ -146,7 +154,7 @@ mod tests {
         assert!(text.contains("app.users"), "{text}");
         assert!(text.contains("FROM \"ns\".items"), "{text}");
         assert_eq!(parse_view_query(&text).unwrap().to_string(), text);
-        let renamed = rename_relation(&qualified, "ns", "orders", "Orders2").to_string();
+        let renamed = rename_relation(&qualified, ("ns", "orders"), ("ns", "Orders2")).to_string();
         assert!(renamed.contains("FROM \"ns\".\"Orders2\""), "{renamed}");
         assert!(renamed.contains("FROM \"ns\".items"), "{renamed}");
     }

@@ -62,6 +62,12 @@ pub enum Command {
         table_id: u64,
         new_name: String,
     },
+    /// Moves a table from `namespace` to `table.namespace` (its definition there, at the
+    /// version read), with its indexes and the sequences its columns own.
+    SetSchema {
+        namespace: String,
+        table: TableRecord,
+    },
     /// Drops column `position`; `table` is the definition without it, at the version read.
     DropColumn {
         table: TableRecord,
@@ -250,6 +256,7 @@ impl Command {
             | Command::RenameTable { .. }
             | Command::RenameColumn { .. }
             | Command::DropColumn { .. }
+            | Command::SetSchema { .. }
             | Command::CreateSequence(_)
             | Command::AlterSequence { .. }
             | Command::DropSequence { .. }
@@ -376,6 +383,9 @@ impl Command {
                 new_name,
             } => {
                 table_ddl::rename_column(ctx, batch, namespace, table, *table_id, column, new_name)?
+            }
+            Command::SetSchema { namespace, table } => {
+                table_ddl::set_schema(ctx, batch, namespace, table)?
             }
             Command::DropColumn {
                 table,

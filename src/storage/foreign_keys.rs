@@ -292,7 +292,8 @@ pub(super) fn release_table(
     Ok(())
 }
 
-/// Takes a table's changed column definitions (a rename) into the foreign keys on both sides.
+/// Takes a table's changed definition (renamed columns, another namespace) into the foreign
+/// keys on both sides.
 pub(super) fn follow_table(
     ctx: &mut ApplyContext,
     batch: &mut WriteBatch,
@@ -300,6 +301,7 @@ pub(super) fn follow_table(
 ) -> StorageResult<()> {
     let links = links_of(ctx, table.table_id)?;
     for mut fk in links.outgoing {
+        fk.namespace = table.namespace.clone();
         fk.layout = table.columns[..fk.layout.len()].to_vec();
         if fk.parent_id == table.table_id {
             fk.parent_layout = table.columns[..fk.parent_layout.len()].to_vec();

@@ -149,6 +149,70 @@ pub(super) fn rename(
     })
 }
 
+/// ALTER TABLE ... SET SCHEMA: the table's record, its indexes' names and the sequences its
+/// columns own move to `table.namespace`; every one of those names must be free there. Rows,
+/// segments and index entries are keyed by ids and stay.
+pub(super) fn set_schema(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    namespace: &str,
+    table: &TableRecord,
+) -> StorageResult<()> {
+    let old = current(ctx, namespace, &table.name, table.table_id)?;
+    if old.version != table.version {
+        return Err(Conflict::TableChanged(table.name.clone()).into());
+    }
+    let target = &table.namespace;
+    if ctx
+        .get(CF_CATALOG, &catalog_keys::namespace(target))?
+        .is_none()
+    {
+        return Err(Conflict::NoSuchNamespace(target.clone()).into());
+    }
+    let table_indexes = indexes::of_table(ctx, old.table_id)?;
+    let owned = sequences::owned_by(ctx, namespace, &old.name)?;
+    let names = std::iter::once(&old.name)
+        .chain(table_indexes.iter().map(|i| &i.name))
+        .chain(owned.iter().map(|s| &s.name));
+    for name in names {
+        if sequences::relation_exists(ctx, target, name)? {
+            return Err(Conflict::TableExists(target.clone(), name.clone()).into());
+        }
+    }
+    ctx.delete(batch, CF_CATALOG, catalog_keys::table(namespace, &old.name));
+    put(ctx, batch, table);
+    for mut index in table_indexes {
+        ctx.delete(
+            batch,
+            CF_CATALOG,
+            catalog_keys::index_name(namespace, &index.name),
+        );
+        index.namespace = target.clone();
+        index_ddl::put(ctx, batch, &index);
+        ctx.put(
+            batch,
+            CF_CATALOG,
+            catalog_keys::index_name(target, &index.name),
+            index.table_id.to_be_bytes().to_vec(),
+        );
+    }
+    for mut sequence in owned {
+        ctx.delete(
+            batch,
+            CF_CATALOG,
+            catalog_keys::sequence(namespace, &sequence.name),
+        );
+        sequence.namespace = target.clone();
+        ctx.put(
+            batch,
+            CF_CATALOG,
+            catalog_keys::sequence(target, &sequence.name),
+            records::encode(&sequence),
+        );
+    }
+    foreign_keys::follow_table(ctx, batch, table)
+}
+
 /// ALTER TABLE ... RENAME COLUMN: rows are stored by position, so only the definition (and
 /// the sequences the column owns) change.
 pub(super) fn rename_column(
