@@ -382,3 +382,71 @@ async fn a_dropped_column_leaves_flushed_and_hot_rows_readable_through_flushes_a
     server.restart();
     expect(server.root().await).await;
 }
+
+#[tokio::test]
+async fn a_retyped_column_reads_its_new_values_over_flushed_rows_after_flushes_and_restarts() {
+    let mut server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE r (id INT PRIMARY KEY, amount INT, code TEXT, tag TEXT); \
+             INSERT INTO r SELECT value, value, CAST(value AS TEXT), 't' || (value % 4) FROM generate_series(1, 2000); \
+             CREATE INDEX r_tag ON r (tag)",
+        )
+        .await
+        .unwrap();
+    let (_, status, _) = run_job(&client, "FLUSH TABLE r").await;
+    assert_eq!(status, "Completed");
+    client
+        .batch_execute(
+            "DELETE FROM r WHERE id = 7; \
+             ALTER TABLE r ALTER COLUMN amount TYPE BIGINT; \
+             ALTER TABLE r ALTER COLUMN code TYPE BIGINT USING code::bigint * 1000000000; \
+             ALTER TABLE r DROP COLUMN amount",
+        )
+        .await
+        .unwrap();
+    let expect = |client: tokio_postgres::Client| async move {
+        let row = client
+            .query_one(
+                "SELECT count(*), CAST(sum(code) AS BIGINT), count(*) FILTER (WHERE tag = 't1') FROM r",
+                &[],
+            )
+            .await
+            .unwrap();
+        let sum: i64 = (1..=2000i64)
+            .filter(|&v| v != 7)
+            .map(|v| v * 1_000_000_000)
+            .sum();
+        let got: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(got, (1999, sum, 500));
+        let point = client
+            .query_one("SELECT code FROM r WHERE id = $1", &[&1999i32])
+            .await
+            .unwrap();
+        assert_eq!(point.get::<_, i64>(0), 1_999_000_000_000);
+        let health = client
+            .query_one(
+                "SELECT missing_entries, dangling_entries, live_rows FROM system.indexes \
+                 WHERE index_name = 'r_tag'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                health.get::<_, i64>(0),
+                health.get::<_, i64>(1),
+                health.get::<_, i64>(2)
+            ),
+            (0, 0, 1999)
+        );
+    };
+    expect(client).await;
+    let client = server.root().await;
+    let (_, status, _) = run_job(&client, "FLUSH TABLE r").await;
+    assert_eq!(status, "Completed");
+    expect(client).await;
+    server.restart();
+    expect(server.root().await).await;
+}

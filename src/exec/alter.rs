@@ -133,6 +133,11 @@ impl Session {
         let index = column_index(&record, column)?;
         let current = record.columns[index].clone();
         match change {
+            ColumnChange::SetType { sql_type, using } => {
+                return self
+                    .retype_column(record, index, *sql_type, using.as_deref())
+                    .await;
+            }
             ColumnChange::SetDefault(_) | ColumnChange::DropDefault
                 if current.identity.is_some() =>
             {
@@ -268,4 +273,99 @@ impl Session {
         })?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
     }
+
+    /// `ALTER TABLE t ALTER COLUMN c [SET DATA] TYPE type [USING expr]`: every row is rewritten
+    /// with the value converted (or USING's value), checked against the table's CHECK
+    /// constraints, in one command with the new definition.
+    async fn retype_column(
+        &self,
+        record: crate::storage::TableRecord,
+        index: usize,
+        sql_type: crate::model::SqlType,
+        using: Option<&str>,
+    ) -> ExecResult<Outcome> {
+        let done = Outcome::Done { tag: "ALTER TABLE" };
+        let column = record.columns[index].clone();
+        if column.sql_type == sql_type && using.is_none() {
+            return Ok(done);
+        }
+        let unsupported = |why: String| -> ExecResult<Outcome> {
+            Err(crate::sql::SqlError::Unsupported(format!(
+                "changing the type of column \"{}\" {why} is not supported",
+                column.name
+            ))
+            .into())
+        };
+        if let crate::model::TableKind::Stream { .. } = record.kind {
+            return unsupported("of a stream table".into());
+        }
+        if record.primary_key.contains(&index) {
+            return unsupported("of a primary key".into());
+        }
+        let catalog = self.catalog();
+        if let Some(found) = catalog
+            .indexes_of(record.table_id)?
+            .into_iter()
+            .find(|i| i.columns.contains(&index))
+        {
+            return unsupported(format!("while index \"{}\" covers it", found.name));
+        }
+        if let Some(fk) = catalog.all_foreign_keys()?.into_iter().find(|fk| {
+            (fk.table_id == record.table_id && fk.columns.contains(&index))
+                || (fk.parent_id == record.table_id && fk.parent_columns.contains(&index))
+        }) {
+            return unsupported(format!("while foreign key \"{}\" uses it", fk.name));
+        }
+        let written = self
+            .pending
+            .tables
+            .lock()
+            .expect("pending writes")
+            .contains_key(&record.table_id);
+        if written {
+            return unsupported("after writing to its table in the same transaction block".into());
+        }
+        if using.is_none() && !assignment_castable(column.sql_type, sql_type) {
+            return Err(ExecError::DatatypeMismatch(format!(
+                "column \"{}\" cannot be cast automatically to type {}",
+                column.name,
+                sql_type.sql_name()
+            )));
+        }
+        let mut retyped = record.clone();
+        retyped.columns[index].sql_type = sql_type;
+        retyped.columns[index].missing_value = None;
+        let value = using.map_or_else(
+            || super::sequences::quote_ident(&column.name),
+            |using| format!("({using})"),
+        );
+        let rows = self
+            .rows_rewritten((&record, &retyped), &column.name, &value)
+            .await?;
+        self.apply_ddl(Command::RetypeColumn {
+            table: retyped,
+            position: index,
+            rows,
+        })?;
+        Ok(done)
+    }
+}
+
+/// Whether PostgreSQL converts `from` to `to` without USING: between numeric types, into text,
+/// between text kinds, and from date to timestamps.
+fn assignment_castable(from: crate::model::SqlType, to: crate::model::SqlType) -> bool {
+    use crate::model::SqlType as T;
+    let numeric = |t: T| {
+        matches!(
+            t,
+            T::SmallInt | T::Integer | T::BigInt | T::Real | T::Double | T::Numeric { .. }
+        )
+    };
+    let timestamp = |t: T| matches!(t, T::Timestamp | T::TimestampTz);
+    from == to
+        || (numeric(from) && numeric(to))
+        || to.is_text()
+        || (timestamp(from) && timestamp(to))
+        || (from == T::Date && timestamp(to))
+        || (matches!(from, T::Json | T::Jsonb) && matches!(to, T::Json | T::Jsonb))
 }

@@ -122,6 +122,12 @@ pub(super) fn from_alter_table(alter: &ast::AlterTable) -> Result<Statement, Sql
                     ColumnChange::SetDefault(value.to_string())
                 }
                 ast::AlterColumnOperation::DropDefault => ColumnChange::DropDefault,
+                ast::AlterColumnOperation::SetDataType {
+                    data_type, using, ..
+                } => ColumnChange::SetType {
+                    sql_type: ddl::sql_type(data_type)?,
+                    using: using.as_ref().map(ToString::to_string),
+                },
                 ast::AlterColumnOperation::SetNotNull => ColumnChange::SetNotNull,
                 ast::AlterColumnOperation::DropNotNull => ColumnChange::DropNotNull,
                 other => {

@@ -289,6 +289,11 @@ pub enum Statement {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnChange {
+    /// `[SET DATA] TYPE t [USING expr]`, the expression as SQL text.
+    SetType {
+        sql_type: crate::model::SqlType,
+        using: Option<String>,
+    },
     /// The new DEFAULT as SQL text.
     SetDefault(String),
     DropDefault,

@@ -219,11 +219,18 @@ impl<'a> ApplyContext<'a> {
         let segment: super::SegmentRecord = self
             .record(&catalog_keys::segment(table_id, entry.segment_id))?
             .ok_or_else(|| corrupt(format!("segment {} is not published", entry.segment_id)))?;
-        let read: Vec<usize> = segment
+        let positions: Vec<Option<usize>> = segment
             .table_positions()
             .into_iter()
             .take(columns)
             .collect();
+        if positions.iter().any(Option::is_none) {
+            // A retyped column's rows were all rewritten hot: a live row is never read here.
+            return Err(corrupt(format!(
+                "a flushed row of table {table_id} was read under a column's old type"
+            )));
+        }
+        let read: Vec<usize> = positions.into_iter().flatten().collect();
         let batch = super::segments::read_segment_row(
             &files.storage_root.join(&segment.file),
             files.footers,

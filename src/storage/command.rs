@@ -68,6 +68,13 @@ pub enum Command {
         namespace: String,
         table: TableRecord,
     },
+    /// Gives column `position` the type `table` (the new definition, at the version read)
+    /// has, rewriting every live row: (key, version read, row in the new definition).
+    RetypeColumn {
+        table: TableRecord,
+        position: usize,
+        rows: Vec<(Vec<u8>, u64, Vec<u8>)>,
+    },
     /// Drops column `position`; `table` is the definition without it, at the version read.
     DropColumn {
         table: TableRecord,
@@ -257,6 +264,7 @@ impl Command {
             | Command::RenameColumn { .. }
             | Command::DropColumn { .. }
             | Command::SetSchema { .. }
+            | Command::RetypeColumn { .. }
             | Command::CreateSequence(_)
             | Command::AlterSequence { .. }
             | Command::DropSequence { .. }
@@ -384,6 +392,11 @@ impl Command {
             } => {
                 table_ddl::rename_column(ctx, batch, namespace, table, *table_id, column, new_name)?
             }
+            Command::RetypeColumn {
+                table,
+                position,
+                rows,
+            } => super::column_ddl::retype_column(ctx, batch, table, *position, rows)?,
             Command::SetSchema { namespace, table } => {
                 table_ddl::set_schema(ctx, batch, namespace, table)?
             }
@@ -391,7 +404,7 @@ impl Command {
                 table,
                 position,
                 cascade,
-            } => super::column_drop::drop_column(ctx, batch, table, *position, *cascade)?,
+            } => super::column_ddl::drop_column(ctx, batch, table, *position, *cascade)?,
             Command::WriteRows {
                 table_id,
                 writes,

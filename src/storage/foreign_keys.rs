@@ -329,7 +329,7 @@ pub(super) fn follow_dropped_column(
     position: usize,
     cascade: bool,
 ) -> StorageResult<()> {
-    use super::column_drop::shifted;
+    use super::column_ddl::shifted;
     let links = links_of(ctx, old.table_id)?;
     let referring: Vec<&ForeignKeyRecord> = links
         .incoming

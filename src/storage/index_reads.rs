@@ -61,8 +61,19 @@ impl Store {
             super::segments::read_segment(&self.segment_path(&segment), |batch| {
                 let keys = batch.column(columns).as_binary::<i32>();
                 let versions = batch.column(columns + 1).as_primitive::<Int64Type>();
-                let table_columns: Vec<_> =
-                    positions.iter().map(|&p| batch.column(p).clone()).collect();
+                // A retyped column's file values are shadowed rows' (the version check
+                // leaves them out): NULL keeps the row's shape.
+                let table_columns: Vec<_> = positions
+                    .iter()
+                    .zip(&table.columns)
+                    .map(|(p, column)| match p {
+                        Some(p) => batch.column(*p).clone(),
+                        None => datafusion::arrow::array::new_null_array(
+                            &column.sql_type.arrow_type(),
+                            batch.num_rows(),
+                        ),
+                    })
+                    .collect();
                 for i in 0..batch.num_rows() {
                     let mut row = Vec::new();
                     rows::encode_row(&table_columns, i, &mut row);

@@ -10,7 +10,7 @@ mod apply_context;
 mod capture;
 mod catalog_changes;
 mod catalog_reads;
-mod column_drop;
+mod column_ddl;
 mod command;
 mod datadir;
 pub mod datums;

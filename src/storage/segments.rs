@@ -63,25 +63,50 @@ pub struct SegmentRecord {
     pub schema_version: Option<u64>,
 }
 
-/// A column a segment's file holds that its table no longer has.
+/// A column a segment's file holds that its table no longer has, or (`replaced`) has under
+/// another type: the file's values are not the table's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DroppedColumn {
     pub file_position: usize,
     pub column: ColumnDef,
+    /// The table still has the column at this place, retyped; every row was rewritten hot
+    /// when it was, so the file's copies are shadowed and read as NULL.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaced: bool,
 }
 
 impl SegmentRecord {
     /// Where the table's columns are in the file, in table order: every file column but
-    /// dropped ones. A table column past these was added after the segment was written.
-    pub fn table_positions(&self) -> Vec<usize> {
+    /// dropped ones, `None` for a retyped one. A table column past these was added after the
+    /// segment was written.
+    pub fn table_positions(&self) -> Vec<Option<usize>> {
         (0..self.columns)
-            .filter(|p| !self.dropped.iter().any(|d| d.file_position == *p))
+            .filter_map(
+                |p| match self.dropped.iter().rfind(|d| d.file_position == p) {
+                    None => Some(Some(p)),
+                    Some(d) if d.replaced => Some(None),
+                    Some(_) => None,
+                },
+            )
             .collect()
     }
 
-    /// Where table column `column` is in the file, if the segment has it.
+    /// Where table column `column` is in the file, if the segment has it in the table's type.
     pub fn file_position(&self, column: usize) -> Option<usize> {
-        self.table_positions().get(column).copied()
+        self.table_positions().get(column).copied().flatten()
+    }
+
+    /// Whether the file holds table column `column` at all (in its type or an older one).
+    pub fn holds(&self, column: usize) -> Option<usize> {
+        let mut table_column = 0;
+        for p in 0..self.columns {
+            match self.dropped.iter().rfind(|d| d.file_position == p) {
+                Some(d) if !d.replaced => continue,
+                _ if table_column == column => return Some(p),
+                _ => table_column += 1,
+            }
+        }
+        None
     }
 
     /// The Arrow schema of this segment's file, for a table with `columns` now.
@@ -89,9 +114,18 @@ impl SegmentRecord {
         let mut table_columns = columns.iter();
         let mut written = Vec::with_capacity(self.columns);
         for position in 0..self.columns {
-            match self.dropped.iter().find(|d| d.file_position == position) {
-                Some(dropped) => written.push(dropped.column.clone()),
-                None => match table_columns.next() {
+            // The first entry for a position holds the type the file was written with; the
+            // last says whether the table still has the column (retyped) or not (dropped).
+            let first = self.dropped.iter().find(|d| d.file_position == position);
+            let last = self.dropped.iter().rfind(|d| d.file_position == position);
+            match (first, last) {
+                (Some(first), Some(last)) => {
+                    written.push(first.column.clone());
+                    if last.replaced {
+                        table_columns.next();
+                    }
+                }
+                _ => match table_columns.next() {
                     Some(column) => written.push(column.clone()),
                     None => break,
                 },

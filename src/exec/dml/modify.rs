@@ -134,6 +134,45 @@ impl Session {
         .await
     }
 
+    /// Every live row of `record` with `column` set to `value` (SQL over the row, as an UPDATE
+    /// assignment) and the row conformed to `retyped` (the table's new definition, whose CHECK
+    /// constraints it must pass): key, version read, and the row encoded for `retyped`.
+    pub(in crate::exec) async fn rows_rewritten(
+        &self,
+        (record, retyped): (&TableRecord, &TableRecord),
+        column: &str,
+        value: &str,
+    ) -> ExecResult<Vec<(Vec<u8>, u64, Vec<u8>)>> {
+        use crate::exec::sequences::{qualified, quote_ident};
+        let sql = format!(
+            "UPDATE {} SET {} = {value}",
+            qualified(&record.namespace, &record.name),
+            quote_ident(column)
+        );
+        let statement = match crate::sql::parse(&sql)?.into_iter().next() {
+            Some(crate::sql::Statement::Update(statement)) => statement,
+            _ => return Err(ExecError::Internal(format!("{sql} is not an UPDATE"))),
+        };
+        let ast::Statement::Update(update) = statement.as_ref() else {
+            return Err(ExecError::Internal(format!("{sql} is not an UPDATE")));
+        };
+        let (_, alias) = self.dml_target(&update.table.relation)?;
+        let lazy = LazyPlanner::new(self, &statement);
+        let planner = lazy.get().await?;
+        let plan = self.rows_with_identity(planner, record, &alias, None, &update.assignments)?;
+        let batches = planner.collect(plan).await?;
+        self.updated_rows(retyped, &batches, true)?
+            .writes
+            .into_iter()
+            .map(|(key, version, row)| {
+                let version = version.ok_or_else(|| {
+                    ExecError::Internal("a committed row was read without its version".into())
+                })?;
+                Ok((key, version, row))
+            })
+            .collect()
+    }
+
     /// The rows WHERE selects, with `assignments` applied, followed by each row's key and the
     /// version it was read at: what an UPDATE writes or a DELETE removes.
     fn rows_with_identity(

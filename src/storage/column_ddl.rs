@@ -1,0 +1,155 @@
+//! ALTER TABLE ... DROP COLUMN and ALTER COLUMN ... TYPE, applied. A dropped column leaves the
+//! definition, every hot row is rewritten without it, and each flushed segment records that its
+//! file still holds it (and where), so the file reads by the new definition without being
+//! rewritten; indexes and foreign keys on it go, the ones after it are renumbered. A retyped
+//! column's rows are all rewritten hot by the statement (which evaluated USING), and segments
+//! record that their copies of it are of the old type (and shadowed).
+
+use rocksdb::WriteBatch;
+
+use super::apply_context::ApplyContext;
+use super::keys::{CF_CATALOG, CF_ROWS};
+use super::row_writes::{TOMBSTONE, live_version};
+use super::segments::{DroppedColumn, SegmentRecord};
+use super::{
+    Conflict, StorageResult, TableRecord, catalog_keys, datums, foreign_keys, index_ddl, indexes,
+    records, rows, sequences, table_ddl, view_ddl,
+};
+
+/// Column positions after `dropped` move down by one.
+pub(super) fn shifted(columns: &[usize], dropped: usize) -> Vec<usize> {
+    columns
+        .iter()
+        .map(|&c| if c > dropped { c - 1 } else { c })
+        .collect()
+}
+
+/// Drops column `position` of the table `table` redefines (the same table, at the version the
+/// statement read, without that column). `cascade` also drops other tables' foreign keys that
+/// refer to the column; without, they stop the drop.
+pub(super) fn drop_column(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+    position: usize,
+    cascade: bool,
+) -> StorageResult<()> {
+    let old = match ctx.table(&table.namespace, &table.name)? {
+        Some(old)
+            if old.table_id == table.table_id
+                && old.version == table.version
+                && old.columns.len() == table.columns.len() + 1
+                && position < old.columns.len() =>
+        {
+            old
+        }
+        _ => return Err(Conflict::TableChanged(table.name.clone()).into()),
+    };
+    let column = old.columns[position].clone();
+    view_ddl::check_column_unused(ctx, &old.namespace, &old.name, &column.name)?;
+    foreign_keys::follow_dropped_column(ctx, batch, &old, table, position, cascade)?;
+    for mut index in indexes::of_table(ctx, old.table_id)? {
+        if index.columns.contains(&position) {
+            indexes::drop_record(ctx, batch, &index);
+            continue;
+        }
+        index.columns = shifted(&index.columns, position);
+        let last = index.columns.iter().copied().max().unwrap_or(0);
+        index.layout = table.columns[..=last].to_vec();
+        index_ddl::put(ctx, batch, &index);
+    }
+    for (key, stored) in ctx.hot_rows(old.table_id)? {
+        let payload = rows::stored_payload(&stored);
+        if payload == TOMBSTONE {
+            continue;
+        }
+        let row = datums::without_datum(&old.columns, payload, position)?;
+        ctx.put(batch, CF_ROWS, key, rows::stored_row(ctx.seq, &row));
+    }
+    let prefix = catalog_keys::segments_of(old.table_id);
+    for key in ctx.keys_in(&prefix)? {
+        let Some(mut segment) = ctx.record::<SegmentRecord>(&key)? else {
+            continue;
+        };
+        if let Some(file_position) = segment.holds(position) {
+            segment.dropped.push(DroppedColumn {
+                file_position,
+                column: column.clone(),
+                replaced: false,
+            });
+            ctx.put(batch, CF_CATALOG, key, records::encode(&segment));
+        }
+    }
+    for sequence in sequences::owned_by(ctx, &old.namespace, &old.name)? {
+        if sequence
+            .owned_by
+            .as_ref()
+            .is_some_and(|owner| owner.column == column.name)
+        {
+            sequences::drop(ctx, batch, &old.namespace, &sequence.name)?;
+        }
+    }
+    table_ddl::put(ctx, batch, table);
+    Ok(())
+}
+
+/// Retypes column `position`: `table` is the definition with the new type, at the version the
+/// statement read; `rows` is every live row (key, version read, row in the new definition).
+/// A row written since the statement read the table fails the command (40001): its encoding
+/// would be the old type's.
+pub(super) fn retype_column(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+    position: usize,
+    rows: &[(Vec<u8>, u64, Vec<u8>)],
+) -> StorageResult<()> {
+    let old = match ctx.table(&table.namespace, &table.name)? {
+        Some(old)
+            if old.table_id == table.table_id
+                && old.version == table.version
+                && old.columns.len() == table.columns.len()
+                && position < old.columns.len() =>
+        {
+            old
+        }
+        _ => return Err(Conflict::TableChanged(table.name.clone()).into()),
+    };
+    let column = old.columns[position].clone();
+    view_ddl::check_column_unused(ctx, &old.namespace, &old.name, &column.name)?;
+    let changed = || Conflict::RowChanged {
+        table_id: old.table_id,
+    };
+    let mut rewritten = std::collections::HashSet::with_capacity(rows.len());
+    for (key, version, _) in rows {
+        if live_version(ctx, key)? != Some(*version) {
+            return Err(changed().into());
+        }
+        rewritten.insert(key.as_slice());
+    }
+    for (key, stored) in ctx.hot_rows(old.table_id)? {
+        if rows::stored_payload(&stored) != TOMBSTONE && !rewritten.contains(key.as_slice()) {
+            return Err(changed().into());
+        }
+    }
+    for (key, _, row) in rows {
+        ctx.put(batch, CF_ROWS, key.clone(), rows::stored_row(ctx.seq, row));
+    }
+    let prefix = catalog_keys::segments_of(old.table_id);
+    for key in ctx.keys_in(&prefix)? {
+        let Some(mut segment) = ctx.record::<SegmentRecord>(&key)? else {
+            continue;
+        };
+        if let Some(file_position) = segment.holds(position) {
+            segment.dropped.push(DroppedColumn {
+                file_position,
+                column: column.clone(),
+                replaced: true,
+            });
+            ctx.put(batch, CF_CATALOG, key, records::encode(&segment));
+        }
+    }
+    table_ddl::put(ctx, batch, table);
+    index_ddl::follow_table(ctx, batch, table)?;
+    foreign_keys::follow_table(ctx, batch, table)
+}
