@@ -290,6 +290,20 @@ async fn primary_key_point_reads_answer_like_scans_in_every_row_state() {
     assert_eq!(row.get::<_, i32>(3), 102);
 }
 
+/// `(missing_entries, dangling_entries, live_rows)` of an index, from `system.indexes`' full
+/// check.
+async fn index_health(client: &tokio_postgres::Client, index: &str) -> (i64, i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT missing_entries, dangling_entries, live_rows FROM system.indexes \
+             WHERE index_name = $1",
+            &[&index],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
 #[tokio::test]
 async fn a_dropped_column_leaves_flushed_and_hot_rows_readable_through_flushes_and_restarts() {
     let mut server = TestServer::start();
@@ -348,22 +362,7 @@ async fn a_dropped_column_leaves_flushed_and_hot_rows_readable_through_flushes_a
             (point.get::<_, i32>(0), point.get::<_, String>(1)),
             (5998, "t9".to_owned())
         );
-        let health = client
-            .query_one(
-                "SELECT missing_entries, dangling_entries, live_rows FROM system.indexes \
-                 WHERE index_name = 'wide_tag'",
-                &[],
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            (
-                health.get::<_, i64>(0),
-                health.get::<_, i64>(1),
-                health.get::<_, i64>(2)
-            ),
-            (0, 0, 3000)
-        );
+        assert_eq!(index_health(&client, "wide_tag").await, (0, 0, 3000));
     };
     expect(client).await;
     // A flush after the drop writes the new layout beside the old segment.
@@ -425,22 +424,7 @@ async fn a_retyped_column_reads_its_new_values_over_flushed_rows_after_flushes_a
             .await
             .unwrap();
         assert_eq!(point.get::<_, i64>(0), 1_999_000_000_000);
-        let health = client
-            .query_one(
-                "SELECT missing_entries, dangling_entries, live_rows FROM system.indexes \
-                 WHERE index_name = 'r_tag'",
-                &[],
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            (
-                health.get::<_, i64>(0),
-                health.get::<_, i64>(1),
-                health.get::<_, i64>(2)
-            ),
-            (0, 0, 1999)
-        );
+        assert_eq!(index_health(&client, "r_tag").await, (0, 0, 1999));
     };
     expect(client).await;
     let client = server.root().await;

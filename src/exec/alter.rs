@@ -236,14 +236,7 @@ impl Session {
             ))
             .into());
         }
-        // The block's own rows are held in the table's current layout until COMMIT.
-        let written = self
-            .pending
-            .tables
-            .lock()
-            .expect("pending writes")
-            .contains_key(&record.table_id);
-        if written {
+        if self.block_wrote_to(&record) {
             return Err(crate::sql::SqlError::Unsupported(format!(
                 "dropping a column of \"{}\" after writing to it in the same transaction block is not supported",
                 record.name
@@ -272,6 +265,16 @@ impl Session {
             cascade,
         })?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
+    }
+
+    /// Whether the open block wrote rows to the table: they are held in its current layout
+    /// until COMMIT, so its columns cannot be dropped or retyped meanwhile.
+    fn block_wrote_to(&self, record: &crate::storage::TableRecord) -> bool {
+        self.pending
+            .tables
+            .lock()
+            .expect("pending writes")
+            .contains_key(&record.table_id)
     }
 
     /// `ALTER TABLE t ALTER COLUMN c [SET DATA] TYPE type [USING expr]`: every row is rewritten
@@ -316,13 +319,7 @@ impl Session {
         }) {
             return unsupported(format!("while foreign key \"{}\" uses it", fk.name));
         }
-        let written = self
-            .pending
-            .tables
-            .lock()
-            .expect("pending writes")
-            .contains_key(&record.table_id);
-        if written {
+        if self.block_wrote_to(&record) {
             return unsupported("after writing to its table in the same transaction block".into());
         }
         if using.is_none() && !assignment_castable(column.sql_type, sql_type) {

@@ -66,20 +66,7 @@ pub(super) fn drop_column(
         let row = datums::without_datum(&old.columns, payload, position)?;
         ctx.put(batch, CF_ROWS, key, rows::stored_row(ctx.seq, &row));
     }
-    let prefix = catalog_keys::segments_of(old.table_id);
-    for key in ctx.keys_in(&prefix)? {
-        let Some(mut segment) = ctx.record::<SegmentRecord>(&key)? else {
-            continue;
-        };
-        if let Some(file_position) = segment.holds(position) {
-            segment.dropped.push(DroppedColumn {
-                file_position,
-                column: column.clone(),
-                replaced: false,
-            });
-            ctx.put(batch, CF_CATALOG, key, records::encode(&segment));
-        }
-    }
+    mark_segments(ctx, batch, &old, position, false)?;
     for sequence in sequences::owned_by(ctx, &old.namespace, &old.name)? {
         if sequence
             .owned_by
@@ -135,7 +122,22 @@ pub(super) fn retype_column(
     for (key, _, row) in rows {
         ctx.put(batch, CF_ROWS, key.clone(), rows::stored_row(ctx.seq, row));
     }
-    let prefix = catalog_keys::segments_of(old.table_id);
+    mark_segments(ctx, batch, &old, position, true)?;
+    table_ddl::put(ctx, batch, table);
+    index_ddl::follow_table(ctx, batch, table)?;
+    foreign_keys::follow_table(ctx, batch, table)
+}
+
+/// Records in each segment of `table` that its file's copy of column `position` is no longer
+/// the table's: dropped, or (`replaced`) of the column's old type.
+fn mark_segments(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+    position: usize,
+    replaced: bool,
+) -> StorageResult<()> {
+    let prefix = catalog_keys::segments_of(table.table_id);
     for key in ctx.keys_in(&prefix)? {
         let Some(mut segment) = ctx.record::<SegmentRecord>(&key)? else {
             continue;
@@ -143,13 +145,11 @@ pub(super) fn retype_column(
         if let Some(file_position) = segment.holds(position) {
             segment.dropped.push(DroppedColumn {
                 file_position,
-                column: column.clone(),
-                replaced: true,
+                column: table.columns[position].clone(),
+                replaced,
             });
             ctx.put(batch, CF_CATALOG, key, records::encode(&segment));
         }
     }
-    table_ddl::put(ctx, batch, table);
-    index_ddl::follow_table(ctx, batch, table)?;
-    foreign_keys::follow_table(ctx, batch, table)
+    Ok(())
 }
