@@ -335,6 +335,81 @@ mod tests {
     use datafusion::arrow::array::{AsArray, Int64Array};
     use datafusion::arrow::datatypes::Int64Type;
 
+    fn column(name: &str, sql_type: crate::model::SqlType) -> ColumnDef {
+        ColumnDef {
+            name: name.into(),
+            sql_type,
+            nullable: true,
+            default: None,
+            missing_value: None,
+            identity: None,
+            comment: None,
+        }
+    }
+
+    #[test]
+    fn dropped_and_retyped_columns_map_table_columns_to_file_columns() {
+        use crate::model::SqlType::{BigInt, Integer, Text};
+        // Written with (a int, b int, c text, d int).
+        let mut segment = SegmentRecord {
+            segment_id: 1,
+            table_id: 1,
+            file: "s.parquet".into(),
+            rows: 0,
+            bytes: 0,
+            columns: 4,
+            created_at: 0,
+            column_names: Vec::new(),
+            dropped: Vec::new(),
+            schema_version: None,
+        };
+        let dropped = |position: usize, def: ColumnDef, replaced: bool| DroppedColumn {
+            file_position: position,
+            column: def,
+            replaced,
+        };
+        // b retyped to bigint: still the table's second column, but not readable from the file.
+        segment.dropped.push(dropped(1, column("b", Integer), true));
+        assert_eq!(segment.table_positions(), [Some(0), None, Some(2), Some(3)]);
+        assert_eq!(segment.holds(1), Some(1));
+        // Then a dropped: the table is (b bigint, c text, d int).
+        segment
+            .dropped
+            .push(dropped(0, column("a", Integer), false));
+        assert_eq!(segment.table_positions(), [None, Some(2), Some(3)]);
+        assert_eq!(segment.file_position(2), Some(3));
+        // Then b dropped too: the table is (c text, d int, e int added later).
+        segment.dropped.push(dropped(1, column("b", BigInt), false));
+        assert_eq!(segment.table_positions(), [Some(2), Some(3)]);
+        assert_eq!(
+            segment.file_position(2),
+            None,
+            "e was added after the segment"
+        );
+        let table = [
+            column("c", Text),
+            column("d", Integer),
+            column("e", Integer),
+        ];
+        let schema = segment.file_schema(&table);
+        let fields: Vec<(&str, &DataType)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type()))
+            .collect();
+        // The file's own columns and types, then the row key and version.
+        assert_eq!(
+            fields[..4],
+            [
+                ("a", &DataType::Int32),
+                ("b", &DataType::Int32),
+                ("c", &DataType::Utf8),
+                ("d", &DataType::Int32)
+            ]
+        );
+        assert_eq!(fields.len(), 6);
+    }
+
     #[test]
     fn a_row_is_read_by_position_in_any_row_group() {
         let dir = tempfile::tempdir().unwrap();
