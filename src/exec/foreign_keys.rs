@@ -57,6 +57,13 @@ impl Session {
         taken: &mut Vec<String>,
         creating: bool,
     ) -> ExecResult<PlannedForeignKey> {
+        if !matches!(child.kind, TableKind::Regular) {
+            return Err(SqlError::Unsupported(format!(
+                "foreign keys on stream table \"{}\" are not supported (streams are append-only logs)",
+                child.name
+            ))
+            .into());
+        }
         let refers_to_itself = spec.parent.name == child.name
             && spec
                 .parent
