@@ -304,3 +304,30 @@ async fn psql_lists_indexes_and_shows_indexes_and_constraints_of_a_table() {
     assert!(index.contains("kind"), "{index}");
     assert!(index.contains("price"), "{index}");
 }
+
+#[tokio::test]
+async fn psql_shows_foreign_keys_and_the_tables_that_refer_to_a_table() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE owners (id INT PRIMARY KEY); \
+             CREATE TABLE pets (id INT PRIMARY KEY, owner INT REFERENCES owners ON DELETE CASCADE)",
+        )
+        .await
+        .unwrap();
+    let pets = psql(&server, r"\d pets");
+    assert!(pets.contains("Foreign-key constraints:"), "{pets}");
+    assert!(
+        pets.contains(
+            r#""pets_owner_fkey" FOREIGN KEY (owner) REFERENCES owners(id) ON DELETE CASCADE"#
+        ),
+        "{pets}"
+    );
+    let owners = psql(&server, r"\d owners");
+    assert!(owners.contains("Referenced by:"), "{owners}");
+    assert!(
+        owners.contains(r#"TABLE "pets" CONSTRAINT "pets_owner_fkey" FOREIGN KEY (owner)"#),
+        "{owners}"
+    );
+}
