@@ -313,21 +313,15 @@ impl<'a> ApplyContext<'a> {
         }
     }
 
-    /// The keys of `cf_name` under `prefix` and their values, this command's writes included,
-    /// at most `limit` of them, in no particular order.
-    pub(super) fn scan_prefix(
+    /// The index entries under `prefix` and their values (row keys), this command's writes
+    /// included, at most `limit` of them, in no particular order.
+    pub(super) fn index_entries(
         &self,
-        cf_name: &'static str,
         prefix: &[u8],
         limit: usize,
     ) -> StorageResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let empty = BTreeMap::new();
-        let pending = if cf_name == CF_INDEX_ENTRIES {
-            &self.pending_entries
-        } else {
-            // Only index entries are scanned by prefix while a command is applied.
-            &empty
-        };
+        let cf_name = CF_INDEX_ENTRIES;
+        let pending = &self.pending_entries;
         let mut found: Vec<(Vec<u8>, Vec<u8>)> = pending
             .range(prefix.to_vec()..)
             .take_while(|(key, _)| key.starts_with(prefix))

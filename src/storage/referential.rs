@@ -447,7 +447,7 @@ fn referring_rows(
         rows::datum_key(*sql_type, value, &mut prefix)?;
     }
     Ok(ctx
-        .scan_prefix(CF_INDEX_ENTRIES, &prefix, limit)?
+        .index_entries(&prefix, limit)?
         .into_iter()
         .map(|(_, row_key)| row_key)
         .collect())
