@@ -306,13 +306,6 @@ impl Session {
             return unsupported("of a primary key".into());
         }
         let catalog = self.catalog();
-        if let Some(found) = catalog
-            .indexes_of(record.table_id)?
-            .into_iter()
-            .find(|i| i.columns.contains(&index))
-        {
-            return unsupported(format!("while index \"{}\" covers it", found.name));
-        }
         if let Some(fk) = catalog.all_foreign_keys()?.into_iter().find(|fk| {
             (fk.table_id == record.table_id && fk.columns.contains(&index))
                 || (fk.parent_id == record.table_id && fk.parent_columns.contains(&index))
@@ -332,6 +325,9 @@ impl Session {
         let mut retyped = record.clone();
         retyped.columns[index].sql_type = sql_type;
         retyped.columns[index].missing_value = None;
+        // A new id: files keep the old type's values under the old one.
+        retyped.columns[index].id = crate::model::UNASSIGNED_COLUMN_ID;
+        retyped.number_columns();
         let value = using.map_or_else(
             || super::sequences::quote_ident(&column.name),
             |using| format!("({using})"),

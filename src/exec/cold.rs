@@ -45,9 +45,9 @@ pub fn scan_segments(
     let columns = record.columns.len();
     let mut plans = Vec::with_capacity(segments.len());
     for segment in segments {
-        // The file holds the columns the table had when it was written, then key and version.
-        let file_schema = segment.file_schema(&record.columns);
-        let key_index = segment.columns;
+        // The file holds columns by id, then key and version; only the table's are scanned.
+        let (file_schema, held) = segment.scan_schema(&record.columns);
+        let key_index = file_schema.fields().len() - 2;
         let source = Arc::new(ParquetSource::new(file_schema.clone()));
         let path = store.segment_path(segment);
         let location = path.to_string_lossy().trim_start_matches('/').to_owned();
@@ -57,7 +57,7 @@ pub fn scan_segments(
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         let mut hidden = view.dead_keys(segment.segment_id).map_err(storage_error)?;
         hidden.extend(shadowed.iter().cloned());
-        let in_file = |index: usize| file_column(segment, columns, index);
+        let in_file = |index: usize| file_column(&held, key_index, columns, index);
         // Only the file columns needed are read (the key too when rows are to be dropped by
         // it): a projection right above the scan, which DataFusion folds into it.
         let mut read: Vec<usize> = projection.iter().filter_map(|&i| in_file(i)).collect();
@@ -102,17 +102,19 @@ pub fn scan_segments(
 }
 
 /// Where column `index` of a table with `table_columns` columns (then its hidden key and
-/// version, as projections number them) is in `segment`'s file; `None` for a column added
-/// after the segment was written. Columns dropped since are skipped.
-fn file_column(segment: &SegmentRecord, table_columns: usize, index: usize) -> Option<usize> {
-    if index < table_columns {
-        segment.file_position(index)
-    } else if index == table_columns {
-        Some(segment.columns)
-    } else if index > table_columns {
-        Some(segment.columns + 1)
-    } else {
-        None
+/// version, as projections number them) is among a segment's columns, given where its table
+/// columns are (`held`) and its key (the version follows it); `None` for a column the file
+/// does not hold (added or retyped since it was written).
+fn file_column(
+    held: &[Option<usize>],
+    key: usize,
+    table_columns: usize,
+    index: usize,
+) -> Option<usize> {
+    match index.cmp(&table_columns) {
+        std::cmp::Ordering::Less => held.get(index).copied().flatten(),
+        std::cmp::Ordering::Equal => Some(key),
+        std::cmp::Ordering::Greater => Some(key + 1),
     }
 }
 
@@ -134,7 +136,9 @@ pub fn read_cold_row(
         return Ok(None);
     };
     let columns = record.columns.len();
-    let in_file = |index: usize| file_column(segment, columns, index);
+    let layout = segment.layout(&record.columns);
+    let in_file =
+        |index: usize| file_column(&layout.positions, layout.key_position, columns, index);
     let mut wanted: Vec<usize> = projection.iter().filter_map(|&i| in_file(i)).collect();
     wanted.sort_unstable();
     wanted.dedup();

@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast;
 use super::planner::LazyPlanner;
 use super::session::Outcome;
 use super::{ExecError, ExecResult, Session, now_micros};
-use crate::model::types::ColumnDef;
+use crate::model::types::{ColumnDef, UNASSIGNED_COLUMN_ID};
 use crate::sql::{ColumnSpec, CreateTable, SYSTEM_SCHEMA, TableName};
 use crate::storage::{
     Command, Conflict, NamespaceRecord, PUBLIC_NAMESPACE, StorageError, TableRecord,
@@ -115,8 +115,10 @@ impl Session {
             comment: None,
             version: 0,
             checks: Vec::new(),
+            next_column_id: 0,
         };
         let mut record = record;
+        record.number_columns();
         record.checks = self.check_constraints(&record, &create.checks)?;
         // The sequences of SERIAL and identity columns come and go with their table, and the
         // indexes of its UNIQUE constraints are created with it.
@@ -171,6 +173,7 @@ impl Session {
             .columns
             .into_iter()
             .map(|c| ColumnDef {
+                id: UNASSIGNED_COLUMN_ID,
                 default: c.default.filter(|_| with_defaults && c.identity.is_none()),
                 missing_value: None,
                 identity: None,
@@ -224,6 +227,7 @@ impl Session {
                 )));
             }
             columns.push(ColumnDef {
+                id: UNASSIGNED_COLUMN_ID,
                 name: field.name().clone(),
                 sql_type,
                 nullable: true,
@@ -245,7 +249,10 @@ impl Session {
             comment: None,
             version: 0,
             checks: Vec::new(),
+            next_column_id: 0,
         };
+        let mut record = record;
+        record.number_columns();
         match self.apply_ddl(Command::CreateTable(record)) {
             Ok(_) => {}
             Err(StorageError::Conflict(Conflict::TableExists(..))) if create.if_not_exists => {
@@ -317,6 +324,7 @@ impl Session {
                 })?;
         }
         Ok(ColumnDef {
+            id: UNASSIGNED_COLUMN_ID,
             name: spec.name.clone(),
             sql_type: spec.sql_type,
             nullable: spec.nullable,
@@ -443,6 +451,7 @@ impl Session {
             )));
         }
         record.columns.push(column);
+        record.number_columns();
         let Some(foreign_key) = spec.foreign_keys.first() else {
             self.apply_ddl(Command::AlterTable(record))?;
             return Ok(Outcome::Done { tag: "ALTER TABLE" });

@@ -102,9 +102,8 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
             bytes: size,
             columns: record.columns.len(),
             created_at: crate::storage::now_micros(),
+            column_ids: record.columns.iter().map(|c| c.id).collect(),
             column_names: record.columns.iter().map(|c| c.name.clone()).collect(),
-            dropped: Vec::new(),
-            schema_version: Some(record.version),
         };
         let done = entries.len() < SEGMENT_ROWS;
         let applied = store.apply(&Command::FlushSegment {

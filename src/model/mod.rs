@@ -9,4 +9,4 @@ pub mod types;
 
 pub use roles::Role;
 pub use tables::{DATABASE_NAME, ReferentialAction, TableKind};
-pub use types::{ColumnDef, SqlType};
+pub use types::{ColumnDef, SqlType, UNASSIGNED_COLUMN_ID};

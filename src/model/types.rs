@@ -166,6 +166,11 @@ impl SqlType {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnDef {
+    /// Stable for the column's life and never reused in its table: files written under an
+    /// older definition name their columns by it, so renames, drops and retypes need no
+    /// rewrite of them. `UNASSIGNED_COLUMN_ID` until storage writes the definition.
+    #[serde(default = "unassigned_column_id")]
+    pub id: u32,
     pub name: String,
     pub sql_type: SqlType,
     pub nullable: bool,
@@ -200,6 +205,13 @@ impl Identity {
             Identity::ByDefault => "d",
         }
     }
+}
+
+/// The id of a column storage has not numbered yet (one a statement is adding).
+pub const UNASSIGNED_COLUMN_ID: u32 = u32::MAX;
+
+fn unassigned_column_id() -> u32 {
+    UNASSIGNED_COLUMN_ID
 }
 
 impl ColumnDef {

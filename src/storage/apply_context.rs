@@ -2,7 +2,9 @@
 //! command's start plus the command's own earlier writes, so that later parts of a batch (a
 //! transaction's statements) see earlier ones.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use rocksdb::{DB, WriteBatch};
 
@@ -51,6 +53,9 @@ pub(super) struct ApplyContext<'a> {
     /// Where flushed rows are read from, when a command must see a row's flushed copy (to
     /// remove that row's index entries).
     segment_files: Option<SegmentFiles<'a>>,
+    /// Table definitions found by id to read flushed rows with; forgotten whenever the
+    /// command writes the catalog.
+    definitions: RefCell<HashMap<u64, Arc<TableRecord>>>,
 }
 
 /// The storage directory and the footer cache, for reading one flushed row.
@@ -93,6 +98,7 @@ impl<'a> ApplyContext<'a> {
                 ..Applied::default()
             },
             segment_files: None,
+            definitions: RefCell::default(),
         }
     }
 
@@ -219,18 +225,15 @@ impl<'a> ApplyContext<'a> {
         let segment: super::SegmentRecord = self
             .record(&catalog_keys::segment(table_id, entry.segment_id))?
             .ok_or_else(|| corrupt(format!("segment {} is not published", entry.segment_id)))?;
-        let positions: Vec<Option<usize>> = segment
-            .table_positions()
-            .into_iter()
-            .take(columns)
-            .collect();
-        if positions.iter().any(Option::is_none) {
-            // A retyped column's rows were all rewritten hot: a live row is never read here.
-            return Err(corrupt(format!(
-                "a flushed row of table {table_id} was read under a column's old type"
-            )));
-        }
-        let read: Vec<usize> = positions.into_iter().flatten().collect();
+        let table = self.definition(table_id)?.ok_or_else(|| {
+            corrupt(format!(
+                "table {table_id} has flushed rows but no definition"
+            ))
+        })?;
+        let columns = &table.columns[..columns.min(table.columns.len())];
+        let layout = segment.layout(columns);
+        let mut read: Vec<usize> = layout.positions.iter().flatten().copied().collect();
+        read.sort_unstable();
         let batch = super::segments::read_segment_row(
             &files.storage_root.join(&segment.file),
             files.footers,
@@ -238,8 +241,14 @@ impl<'a> ApplyContext<'a> {
             position,
             &read,
         )?;
+        // The batch holds the read columns in file order.
+        let positions: Vec<Option<usize>> = layout
+            .positions
+            .iter()
+            .map(|p| p.map(|p| read.binary_search(&p).expect("every held column is read")))
+            .collect();
         let mut row = Vec::new();
-        rows::encode_row(batch.columns(), 0, &mut row);
+        rows::encode_file_row(columns, &positions, batch.columns(), 0, &mut row);
         Ok(Some(row))
     }
 
@@ -306,6 +315,9 @@ impl<'a> ApplyContext<'a> {
     }
 
     fn remember(&mut self, cf_name: &'static str, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if cf_name == CF_CATALOG {
+            self.definitions.get_mut().clear();
+        }
         if cf_name == CF_INDEX_ENTRIES {
             self.pending_entries.insert(key, value);
         } else {
@@ -486,6 +498,25 @@ impl<'a> ApplyContext<'a> {
             }
         }
         Ok(None)
+    }
+
+    /// The definition of table `table_id` as this command has left it so far.
+    fn definition(&self, table_id: u64) -> StorageResult<Option<Arc<TableRecord>>> {
+        if let Some(found) = self.definitions.borrow().get(&table_id) {
+            return Ok(Some(found.clone()));
+        }
+        let Some(stored) = self.table_by_id(table_id)? else {
+            return Ok(None);
+        };
+        let table = match self.table(&stored.namespace, &stored.name)? {
+            Some(current) if current.table_id == table_id => current,
+            _ => stored,
+        };
+        let table = Arc::new(table);
+        self.definitions
+            .borrow_mut()
+            .insert(table_id, table.clone());
+        Ok(Some(table))
     }
 
     pub(super) fn tables_in(&self, namespace: &str) -> StorageResult<Vec<TableRecord>> {

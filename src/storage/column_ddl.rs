@@ -1,19 +1,18 @@
 //! ALTER TABLE ... DROP COLUMN and ALTER COLUMN ... TYPE, applied. A dropped column leaves the
-//! definition, every hot row is rewritten without it, and each flushed segment records that its
-//! file still holds it (and where), so the file reads by the new definition without being
-//! rewritten; indexes and foreign keys on it go, the ones after it are renumbered. A retyped
-//! column's rows are all rewritten hot by the statement (which evaluated USING), and segments
-//! record that their copies of it are of the old type (and shadowed).
+//! definition and every hot row is rewritten without it; flushed segments are left as they are,
+//! since their files name columns by id and the table no longer has that id. Indexes and
+//! foreign keys on it go, the ones after it are renumbered. A retyped column's rows are all
+//! rewritten hot by the statement (which evaluated USING), and the column gets a new id, so the
+//! files' copies of the old type (all shadowed) are never read as the new one.
 
 use rocksdb::WriteBatch;
 
 use super::apply_context::ApplyContext;
-use super::keys::{CF_CATALOG, CF_ROWS};
+use super::keys::CF_ROWS;
 use super::row_writes::{TOMBSTONE, live_version};
-use super::segments::{DroppedColumn, SegmentRecord};
 use super::{
-    Conflict, StorageResult, TableRecord, catalog_keys, datums, foreign_keys, index_ddl, indexes,
-    records, rows, sequences, table_ddl, view_ddl,
+    Conflict, StorageResult, TableRecord, datums, foreign_keys, index_ddl, indexes, rows,
+    sequences, table_ddl, view_ddl,
 };
 
 /// Column positions after `dropped` move down by one.
@@ -66,7 +65,6 @@ pub(super) fn drop_column(
         let row = datums::without_datum(&old.columns, payload, position)?;
         ctx.put(batch, CF_ROWS, key, rows::stored_row(ctx.seq, &row));
     }
-    mark_segments(ctx, batch, &old, position, false)?;
     for sequence in sequences::owned_by(ctx, &old.namespace, &old.name)? {
         if sequence
             .owned_by
@@ -122,34 +120,22 @@ pub(super) fn retype_column(
     for (key, _, row) in rows {
         ctx.put(batch, CF_ROWS, key.clone(), rows::stored_row(ctx.seq, row));
     }
-    mark_segments(ctx, batch, &old, position, true)?;
-    table_ddl::put(ctx, batch, table);
-    index_ddl::follow_table(ctx, batch, table)?;
-    foreign_keys::follow_table(ctx, batch, table)
-}
-
-/// Records in each segment of `table` that its file's copy of column `position` is no longer
-/// the table's: dropped, or (`replaced`) of the column's old type.
-fn mark_segments(
-    ctx: &mut ApplyContext,
-    batch: &mut WriteBatch,
-    table: &TableRecord,
-    position: usize,
-    replaced: bool,
-) -> StorageResult<()> {
-    let prefix = catalog_keys::segments_of(table.table_id);
-    for key in ctx.keys_in(&prefix)? {
-        let Some(mut segment) = ctx.record::<SegmentRecord>(&key)? else {
-            continue;
-        };
-        if let Some(file_position) = segment.holds(position) {
-            segment.dropped.push(DroppedColumn {
-                file_position,
-                column: table.columns[position].clone(),
-                replaced,
-            });
-            ctx.put(batch, CF_CATALOG, key, records::encode(&segment));
+    let mut table = table.clone();
+    if old
+        .columns
+        .iter()
+        .any(|c| c.id == table.columns[position].id)
+    {
+        // The retyped column needs an id no file holds values of the old type under.
+        table.columns[position].id = crate::model::UNASSIGNED_COLUMN_ID;
+        table.number_columns();
+    }
+    table_ddl::put(ctx, batch, &table);
+    index_ddl::follow_table(ctx, batch, &table)?;
+    for index in indexes::of_table(ctx, table.table_id)? {
+        if index.columns.contains(&position) {
+            indexes::rebuild_entries(ctx, batch, &index, rows)?;
         }
     }
-    Ok(())
+    foreign_keys::follow_table(ctx, batch, &table)
 }

@@ -56,27 +56,23 @@ impl Store {
             if !more {
                 break;
             }
-            let columns = segment.columns;
-            let positions = segment.table_positions();
+            let layout = segment.layout(&table.columns);
+            let key_position = layout.key_position;
             super::segments::read_segment(&self.segment_path(&segment), |batch| {
-                let keys = batch.column(columns).as_binary::<i32>();
-                let versions = batch.column(columns + 1).as_primitive::<Int64Type>();
-                // A retyped column's file values are shadowed rows' (the version check
-                // leaves them out): NULL keeps the row's shape.
-                let table_columns: Vec<_> = positions
-                    .iter()
-                    .zip(&table.columns)
-                    .map(|(p, column)| match p {
-                        Some(p) => batch.column(*p).clone(),
-                        None => datafusion::arrow::array::new_null_array(
-                            &column.sql_type.arrow_type(),
-                            batch.num_rows(),
-                        ),
-                    })
-                    .collect();
+                let keys = batch.column(key_position).as_binary::<i32>();
+                let versions = batch.column(key_position + 1).as_primitive::<Int64Type>();
                 for i in 0..batch.num_rows() {
+                    // A column the file does not hold (added or retyped since) reads as its
+                    // missing value; a retyped one's rows are all hot, so the version check
+                    // leaves these out.
                     let mut row = Vec::new();
-                    rows::encode_row(&table_columns, i, &mut row);
+                    rows::encode_file_row(
+                        &table.columns,
+                        &layout.positions,
+                        batch.columns(),
+                        i,
+                        &mut row,
+                    );
                     let read = IndexedRow {
                         key: keys.value(i).to_vec(),
                         version: versions.value(i) as u64,

@@ -211,6 +211,26 @@ pub(super) fn add_built_entries(
     Ok(())
 }
 
+/// Replaces every entry of `index` with the entries of `rows`: every live row of its table,
+/// rewritten by ALTER COLUMN TYPE of an indexed column (the values' encoding changed with
+/// their type). Values the new type makes equal fail a unique index as CREATE UNIQUE INDEX
+/// would.
+pub(super) fn rebuild_entries(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    index: &IndexRecord,
+    rows: &[(Vec<u8>, u64, Vec<u8>)],
+) -> StorageResult<()> {
+    let (start, end) = entry_range(index.index_id);
+    ctx.delete_range(batch, CF_INDEX_ENTRIES, start, end);
+    for (key, _, row) in rows {
+        let entry = index.entry_of(row, key)?;
+        put_entry(ctx, batch, index, entry, key, row, Visibility::All)
+            .map_err(|e| duplicated(e, index, row))?;
+    }
+    Ok(())
+}
+
 /// A unique violation found while building an index is reported as PostgreSQL's CREATE
 /// UNIQUE INDEX reports it.
 fn duplicated(err: super::StorageError, index: &IndexRecord, row: &[u8]) -> super::StorageError {

@@ -459,9 +459,8 @@ mod tests {
             bytes: 0,
             columns: 1,
             created_at: 0,
+            column_ids: vec![0],
             column_names: Vec::new(),
-            dropped: Vec::new(),
-            schema_version: None,
         }
     }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::{StorageError, StorageResult};
-use crate::model::{Role, TableKind};
+use crate::model::{Role, TableKind, UNASSIGNED_COLUMN_ID};
 
 /// A SCRAM-SHA-256 verifier as PostgreSQL stores it: enough to check a login, not enough to
 /// recover or replay the password.
@@ -80,6 +80,7 @@ pub struct TableRecord {
     pub namespace: String,
     pub name: String,
     pub kind: TableKind,
+    #[serde(deserialize_with = "columns_with_ids")]
     pub columns: Vec<crate::model::ColumnDef>,
     /// Indexes into `columns`; empty when the table has no declared key (a hidden row id).
     pub primary_key: Vec<usize>,
@@ -94,6 +95,54 @@ pub struct TableRecord {
     /// CHECK constraints, in the order they were added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckConstraint>,
+    /// The id the next column added gets (ids are never reused, even after a drop).
+    #[serde(default)]
+    pub next_column_id: u32,
+}
+
+impl TableRecord {
+    /// The id the next new column gets: above every id the table has or had.
+    pub fn next_free_column_id(&self) -> u32 {
+        let highest = self
+            .columns
+            .iter()
+            .map(|c| c.id)
+            .filter(|&id| id != UNASSIGNED_COLUMN_ID)
+            .max();
+        self.next_column_id
+            .max(highest.map_or(0, |id| id.saturating_add(1)))
+    }
+
+    /// Gives every column still unnumbered (new in this definition) the next free id.
+    pub fn number_columns(&mut self) {
+        let mut next = self.next_free_column_id();
+        for column in &mut self.columns {
+            if column.id == UNASSIGNED_COLUMN_ID {
+                column.id = next;
+                next += 1;
+            }
+        }
+        self.next_column_id = next;
+    }
+
+    /// The column with `id`, and where it is.
+    pub fn column_by_id(&self, id: u32) -> Option<(usize, &crate::model::ColumnDef)> {
+        self.columns.iter().enumerate().find(|(_, c)| c.id == id)
+    }
+}
+
+/// Reads a table's columns; a definition written before columns had ids numbers them by
+/// position, which is what its files' columns were matched by.
+fn columns_with_ids<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<crate::model::ColumnDef>, D::Error> {
+    let mut columns: Vec<crate::model::ColumnDef> = Deserialize::deserialize(deserializer)?;
+    if columns.iter().all(|c| c.id == UNASSIGNED_COLUMN_ID) {
+        for (position, column) in columns.iter_mut().enumerate() {
+            column.id = position as u32;
+        }
+    }
+    Ok(columns)
 }
 
 /// A CHECK constraint: a boolean SQL expression over the table's columns that every row
@@ -149,4 +198,36 @@ pub struct JobRecord {
     pub updated_at: i64,
     pub bytes_total: Option<u64>,
     pub bytes_done: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_definition_written_before_column_ids_numbers_its_columns_by_place() {
+        let stored = serde_json::json!({
+            "table_id": 9, "namespace": "public", "name": "t", "kind": "regular",
+            "columns": [
+                {"name": "a", "sql_type": "integer", "nullable": true, "default": null},
+                {"name": "b", "sql_type": "text", "nullable": true, "default": null}
+            ],
+            "primary_key": [], "created_at": 0, "version": 4
+        });
+        let mut table: TableRecord = serde_json::from_value(stored).unwrap();
+        let ids: Vec<u32> = table.columns.iter().map(|c| c.id).collect();
+        assert_eq!(ids, [0, 1]);
+        assert_eq!(table.next_free_column_id(), 2);
+        // A column added later takes the next id; a dropped one's id is never given again.
+        table.columns.remove(1);
+        table.next_column_id = 2;
+        let mut added = table.columns[0].clone();
+        added.id = UNASSIGNED_COLUMN_ID;
+        added.name = "b".into();
+        table.columns.push(added);
+        table.number_columns();
+        let ids: Vec<u32> = table.columns.iter().map(|c| c.id).collect();
+        assert_eq!(ids, [0, 2]);
+        assert_eq!(table.next_column_id, 3);
+    }
 }

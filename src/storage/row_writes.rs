@@ -69,18 +69,22 @@ pub(super) fn flush_segment(
     segment: &SegmentRecord,
     flushed: &[(Vec<u8>, u64, bool)],
 ) -> StorageResult<()> {
-    // Rows flushed under a definition that has changed since (a column dropped, rewriting
-    // every hot row) are all stale: the segment is not published.
-    let schema_changed = match segment.schema_version {
-        Some(version) => ctx
-            .table_by_id(segment.table_id)?
-            .is_none_or(|table| table.version != version),
-        None => false,
-    };
+    // Hot rows are encoded by column place, so the flush decoded them right only if the
+    // table still has the columns it read them with: ids are never reused, so a change of
+    // columns meanwhile (a drop, a retype, an added column) leaves them different. Then none
+    // of the rows is taken as current and the segment is not published. (A dropped table's
+    // rows are gone, which the version check below sees.)
+    let columns_changed = ctx.table_by_id(segment.table_id)?.is_some_and(|table| {
+        !table
+            .columns
+            .iter()
+            .map(|c| c.id)
+            .eq(segment.column_ids.iter().copied())
+    });
     let mut current = Vec::with_capacity(flushed.len());
     for (key, version, _) in flushed {
         current.push(match ctx.get(CF_ROWS, key)? {
-            Some(stored) => !schema_changed && rows::stored_version(&stored)? == *version,
+            Some(stored) => !columns_changed && rows::stored_version(&stored)? == *version,
             None => false,
         });
     }

@@ -53,6 +53,24 @@ pub fn encode_row(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) {
     }
 }
 
+/// Encodes row `row` of a segment's columns as a stored row of `columns`: `positions` says
+/// which of `file_columns` holds each (by column id); one the file does not hold gets its
+/// missing value.
+pub fn encode_file_row(
+    columns: &[ColumnDef],
+    positions: &[Option<usize>],
+    file_columns: &[ArrayRef],
+    row: usize,
+    out: &mut Vec<u8>,
+) {
+    for (column, position) in columns.iter().zip(positions) {
+        match position {
+            Some(p) => encode_datum(file_columns[*p].as_ref(), row, out),
+            None => out.extend_from_slice(column.missing_value.as_deref().unwrap_or(&[ABSENT])),
+        }
+    }
+}
+
 /// Encodes one value as a row stores it (also used for a column's missing value).
 pub fn encode_datum(array: &dyn Array, row: usize, out: &mut Vec<u8>) {
     use datafusion::arrow::datatypes::DataType as D;
@@ -551,6 +569,7 @@ mod tests {
     fn rows_round_trip_and_short_rows_read_missing_values() {
         let columns = Arc::new(vec![
             ColumnDef {
+                id: 0,
                 name: "id".into(),
                 sql_type: SqlType::BigInt,
                 nullable: false,
@@ -560,6 +579,7 @@ mod tests {
                 comment: None,
             },
             ColumnDef {
+                id: 1,
                 name: "name".into(),
                 sql_type: SqlType::Text,
                 nullable: true,

@@ -37,6 +37,7 @@ pub const SEGMENT_KEY_COLUMN: &str = "__kalamdb_key";
 pub const SEGMENT_VERSION_COLUMN: &str = "__kalamdb_version";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredSegmentRecord")]
 pub struct SegmentRecord {
     pub segment_id: u64,
     pub table_id: u64,
@@ -44,99 +45,128 @@ pub struct SegmentRecord {
     pub file: String,
     pub rows: u64,
     pub bytes: u64,
-    /// How many columns the table had when the segment was written (later ones read as their
-    /// missing value).
+    /// How many table columns the file holds; its row key and version follow them.
     pub columns: usize,
     pub created_at: i64,
-    /// The names of those columns as written in the file. Files are matched to the table by
-    /// position, so a later RENAME COLUMN reads them under the new name. Empty in segments
-    /// written before renames existed (their names are the table's).
+    /// The id of each of those columns, in file order. A file column is the table's column
+    /// with its id, whatever that column is called or wherever it sits now; one whose id the
+    /// table no longer has was dropped or retyped since, and is not read.
+    pub column_ids: Vec<u32>,
+    /// The names of those columns as written in the file, which a scan asks the file for.
+    /// Empty in segments written before renames existed (their names are the table's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub column_names: Vec<String>,
-    /// Columns of the file that the table has dropped since: their position in the file and
-    /// their definition (to read the file), in the order they were dropped.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dropped: Vec<DroppedColumn>,
-    /// The table definition's version the segment was written under: a flush published under
-    /// another one (a column dropped meanwhile) would mislabel its columns.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema_version: Option<u64>,
 }
 
-/// A column a segment's file holds that its table no longer has, or (`replaced`) has under
-/// another type: the file's values are not the table's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DroppedColumn {
-    pub file_position: usize,
-    pub column: ColumnDef,
-    /// The table still has the column at this place, retyped; every row was rewritten hot
-    /// when it was, so the file's copies are shadowed and read as NULL.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub replaced: bool,
+/// A segment record as stored, including those written before column ids.
+#[derive(Deserialize)]
+struct StoredSegmentRecord {
+    segment_id: u64,
+    table_id: u64,
+    file: String,
+    rows: u64,
+    bytes: u64,
+    columns: usize,
+    created_at: i64,
+    #[serde(default)]
+    column_ids: Vec<u32>,
+    #[serde(default)]
+    column_names: Vec<String>,
+    /// Before ids: the columns dropped or (`replaced`) retyped since, by place in the file.
+    #[serde(default)]
+    dropped: Vec<LegacyDroppedColumn>,
+}
+
+#[derive(Deserialize)]
+struct LegacyDroppedColumn {
+    file_position: usize,
+    #[serde(default)]
+    replaced: bool,
+}
+
+/// The id a legacy segment's dropped or retyped-away column reads as: no column has it.
+const RETIRED_COLUMN_ID: u32 = u32::MAX - 1;
+
+impl From<StoredSegmentRecord> for SegmentRecord {
+    fn from(stored: StoredSegmentRecord) -> Self {
+        let mut column_ids = stored.column_ids;
+        if column_ids.is_empty() {
+            // Before ids, a file's columns were the table's columns in order (a table's ids
+            // were then given by position), less the ones recorded as dropped or retyped.
+            let mut table_column = 0u32;
+            for position in 0..stored.columns {
+                match stored.dropped.iter().rfind(|d| d.file_position == position) {
+                    Some(dropped) => {
+                        column_ids.push(RETIRED_COLUMN_ID);
+                        if dropped.replaced {
+                            table_column += 1;
+                        }
+                    }
+                    None => {
+                        column_ids.push(table_column);
+                        table_column += 1;
+                    }
+                }
+            }
+        }
+        SegmentRecord {
+            segment_id: stored.segment_id,
+            table_id: stored.table_id,
+            file: stored.file,
+            rows: stored.rows,
+            bytes: stored.bytes,
+            columns: stored.columns,
+            created_at: stored.created_at,
+            column_ids,
+            column_names: stored.column_names,
+        }
+    }
+}
+
+/// How a table's columns are found in one segment's file, by column id.
+pub struct SegmentLayout {
+    /// For each table column, its position in the file; `None` when the file does not hold
+    /// it (added or retyped after the segment was written: it reads as its missing value).
+    pub positions: Vec<Option<usize>>,
+    /// Where the row key is in the file (the version follows it).
+    pub key_position: usize,
 }
 
 impl SegmentRecord {
-    /// Where the table's columns are in the file, in table order: every file column but
-    /// dropped ones, `None` for a retyped one. A table column past these was added after the
-    /// segment was written.
-    pub fn table_positions(&self) -> Vec<Option<usize>> {
-        (0..self.columns)
-            .filter_map(
-                |p| match self.dropped.iter().rfind(|d| d.file_position == p) {
-                    None => Some(Some(p)),
-                    Some(d) if d.replaced => Some(None),
-                    Some(_) => None,
-                },
-            )
-            .collect()
+    /// Where the columns of a table defined as `columns` are in this segment's file.
+    pub fn layout(&self, columns: &[ColumnDef]) -> SegmentLayout {
+        SegmentLayout {
+            positions: columns
+                .iter()
+                .map(|column| self.column_ids.iter().position(|&id| id == column.id))
+                .collect(),
+            key_position: self.columns,
+        }
     }
 
-    /// Where table column `column` is in the file, if the segment has it in the table's type.
-    pub fn file_position(&self, column: usize) -> Option<usize> {
-        self.table_positions().get(column).copied().flatten()
-    }
-
-    /// Whether the file holds table column `column` at all (in its type or an older one).
-    pub fn holds(&self, column: usize) -> Option<usize> {
-        let mut table_column = 0;
-        for p in 0..self.columns {
-            match self.dropped.iter().rfind(|d| d.file_position == p) {
-                Some(d) if !d.replaced => continue,
-                _ if table_column == column => return Some(p),
-                _ => table_column += 1,
-            }
+    /// The schema to scan this segment's file with, for a table defined as `columns`: the
+    /// table columns the file holds, under the names the file gives them, then the row key and
+    /// version; and each table column's index in it. Other file columns are left unread.
+    pub fn scan_schema(&self, columns: &[ColumnDef]) -> (SchemaRef, Vec<Option<usize>>) {
+        let layout = self.layout(columns);
+        let mut held: Vec<(usize, usize)> = layout
+            .positions
+            .iter()
+            .enumerate()
+            .filter_map(|(column, position)| position.map(|p| (p, column)))
+            .collect();
+        held.sort_unstable();
+        let mut indexes = vec![None; columns.len()];
+        let mut fields = Vec::with_capacity(held.len() + 2);
+        for (index, &(position, column)) in held.iter().enumerate() {
+            let def = &columns[column];
+            let name = self.column_names.get(position).unwrap_or(&def.name);
+            fields.push(def.sql_type.field(name, def.nullable));
+            indexes[column] = Some(index);
         }
-        None
-    }
-
-    /// The Arrow schema of this segment's file, for a table with `columns` now.
-    pub fn file_schema(&self, columns: &[ColumnDef]) -> SchemaRef {
-        let mut table_columns = columns.iter();
-        let mut written = Vec::with_capacity(self.columns);
-        for position in 0..self.columns {
-            // The first entry for a position holds the type the file was written with; the
-            // last says whether the table still has the column (retyped) or not (dropped).
-            let first = self.dropped.iter().find(|d| d.file_position == position);
-            let last = self.dropped.iter().rfind(|d| d.file_position == position);
-            match (first, last) {
-                (Some(first), Some(last)) => {
-                    written.push(first.column.clone());
-                    if last.replaced {
-                        table_columns.next();
-                    }
-                }
-                _ => match table_columns.next() {
-                    Some(column) => written.push(column.clone()),
-                    None => break,
-                },
-            }
-        }
-        if self.column_names.len() == written.len() {
-            for (column, name) in written.iter_mut().zip(&self.column_names) {
-                column.name = name.clone();
-            }
-        }
-        segment_schema(&written)
+        fields.push(Field::new(SEGMENT_KEY_COLUMN, DataType::Binary, false));
+        fields.push(Field::new(SEGMENT_VERSION_COLUMN, DataType::Int64, false));
+        (Arc::new(Schema::new(fields)), indexes)
     }
 }
 
@@ -335,8 +365,9 @@ mod tests {
     use datafusion::arrow::array::{AsArray, Int64Array};
     use datafusion::arrow::datatypes::Int64Type;
 
-    fn column(name: &str, sql_type: crate::model::SqlType) -> ColumnDef {
+    fn column(id: u32, name: &str, sql_type: crate::model::SqlType) -> ColumnDef {
         ColumnDef {
+            id,
             name: name.into(),
             sql_type,
             nullable: true,
@@ -347,67 +378,86 @@ mod tests {
         }
     }
 
-    #[test]
-    fn dropped_and_retyped_columns_map_table_columns_to_file_columns() {
-        use crate::model::SqlType::{BigInt, Integer, Text};
-        // Written with (a int, b int, c text, d int).
-        let mut segment = SegmentRecord {
+    fn segment(column_ids: Vec<u32>, names: &[&str]) -> SegmentRecord {
+        SegmentRecord {
             segment_id: 1,
             table_id: 1,
             file: "s.parquet".into(),
             rows: 0,
             bytes: 0,
-            columns: 4,
+            columns: names.len(),
             created_at: 0,
-            column_names: Vec::new(),
-            dropped: Vec::new(),
-            schema_version: None,
-        };
-        let dropped = |position: usize, def: ColumnDef, replaced: bool| DroppedColumn {
-            file_position: position,
-            column: def,
-            replaced,
-        };
-        // b retyped to bigint: still the table's second column, but not readable from the file.
-        segment.dropped.push(dropped(1, column("b", Integer), true));
-        assert_eq!(segment.table_positions(), [Some(0), None, Some(2), Some(3)]);
-        assert_eq!(segment.holds(1), Some(1));
-        // Then a dropped: the table is (b bigint, c text, d int).
-        segment
-            .dropped
-            .push(dropped(0, column("a", Integer), false));
-        assert_eq!(segment.table_positions(), [None, Some(2), Some(3)]);
-        assert_eq!(segment.file_position(2), Some(3));
-        // Then b dropped too: the table is (c text, d int, e int added later).
-        segment.dropped.push(dropped(1, column("b", BigInt), false));
-        assert_eq!(segment.table_positions(), [Some(2), Some(3)]);
-        assert_eq!(
-            segment.file_position(2),
-            None,
-            "e was added after the segment"
-        );
+            column_ids,
+            column_names: names.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_file_column_is_the_table_column_with_its_id_whatever_its_name_or_place() {
+        use crate::model::SqlType::{BigInt, Integer, Text};
+        // Written with (a int, b int, c text, d int), ids 0 to 3.
+        let segment = segment(vec![0, 1, 2, 3], &["a", "b", "c", "d"]);
+        // Since: b retyped to bigint (a new id), a dropped, c renamed to k, e added.
         let table = [
-            column("c", Text),
-            column("d", Integer),
-            column("e", Integer),
+            column(4, "b", BigInt),
+            column(2, "k", Text),
+            column(3, "d", Integer),
+            column(5, "e", Integer),
         ];
-        let schema = segment.file_schema(&table);
+        let layout = segment.layout(&table);
+        assert_eq!(layout.positions, [None, Some(2), Some(3), None]);
+        assert_eq!(layout.key_position, 4);
+        let (schema, indexes) = segment.scan_schema(&table);
         let fields: Vec<(&str, &DataType)> = schema
             .fields()
             .iter()
             .map(|f| (f.name().as_str(), f.data_type()))
             .collect();
-        // The file's own columns and types, then the row key and version.
+        // Only the columns the table still has, under the file's names, then key and version.
         assert_eq!(
-            fields[..4],
+            fields,
             [
-                ("a", &DataType::Int32),
-                ("b", &DataType::Int32),
                 ("c", &DataType::Utf8),
-                ("d", &DataType::Int32)
+                ("d", &DataType::Int32),
+                (SEGMENT_KEY_COLUMN, &DataType::Binary),
+                (SEGMENT_VERSION_COLUMN, &DataType::Int64)
             ]
         );
-        assert_eq!(fields.len(), 6);
+        assert_eq!(indexes, [None, Some(0), Some(1), None]);
+    }
+
+    #[test]
+    fn a_segment_written_before_column_ids_reads_its_recorded_drops_as_ids() {
+        // Written with (a, b, c, d); then b retyped, a dropped, b dropped (the old format
+        // recorded each by file position). The table is (c, d, e), numbered 0 to 2 by position.
+        let legacy = serde_json::json!({
+            "segment_id": 1, "table_id": 1, "file": "s.parquet", "rows": 0, "bytes": 0,
+            "columns": 4, "created_at": 0,
+            "dropped": [
+                {"file_position": 1, "column": {"name": "b"}, "replaced": true},
+                {"file_position": 0, "column": {"name": "a"}},
+                {"file_position": 1, "column": {"name": "b"}}
+            ],
+            "schema_version": 3
+        });
+        let segment: SegmentRecord = serde_json::from_value(legacy).unwrap();
+        assert_eq!(
+            segment.column_ids,
+            [RETIRED_COLUMN_ID, RETIRED_COLUMN_ID, 0, 1]
+        );
+        use crate::model::SqlType::{Integer, Text};
+        let table = [
+            column(0, "c", Text),
+            column(1, "d", Integer),
+            column(2, "e", Integer),
+        ];
+        assert_eq!(segment.layout(&table).positions, [Some(2), Some(3), None]);
+        // Written again, it says the same in ids.
+        let reencoded = serde_json::to_vec(&segment).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<SegmentRecord>(&reencoded).unwrap(),
+            segment
+        );
     }
 
     #[test]

@@ -31,9 +31,10 @@ pub(super) fn create(
     Ok(())
 }
 
-/// Writes a table's definition as its next version.
+/// Writes a table's definition as its next version, numbering the columns it adds.
 pub(super) fn put(ctx: &mut ApplyContext, batch: &mut WriteBatch, table: &TableRecord) {
     let mut table = table.clone();
+    table.number_columns();
     table.version += 1;
     ctx.put(
         batch,
@@ -64,8 +65,17 @@ pub(super) fn alter(
     table: &TableRecord,
 ) -> StorageResult<()> {
     match ctx.table(&table.namespace, &table.name)? {
-        Some(current) if current.table_id == table.table_id && current.version == table.version => {
-        }
+        // A column keeps its id and type (RetypeColumn gives one a new type and id); a new
+        // column has an id the table never had.
+        Some(current)
+            if current.table_id == table.table_id
+                && current.version == table.version
+                && table.columns.iter().all(|c| {
+                    c.id >= current.next_free_column_id()
+                        || current
+                            .column_by_id(c.id)
+                            .is_some_and(|(_, was)| was.sql_type == c.sql_type)
+                }) => {}
         _ => return Err(Conflict::TableChanged(table.name.clone()).into()),
     }
     put(ctx, batch, table);
