@@ -80,7 +80,8 @@ impl SystemTable for ForeignKeysTable {
             };
             let tail = definition_tail(fk);
             let parent_relation = relation_text(parent);
-            for (seq, (&c, &p)) in fk.columns.iter().zip(&fk.parent_columns).enumerate() {
+            for (seq, pair) in fk.in_declared_order().into_iter().enumerate() {
+                let (c, p) = (fk.columns[pair], fk.parent_columns[pair]);
                 let (Some(column), Some(parent_column)) =
                     (table.columns.get(c), parent.columns.get(p))
                 else {

@@ -130,6 +130,16 @@ impl Session {
             .iter()
             .map(|p| declared[referenced.iter().position(|r| r == p).unwrap_or(0)])
             .collect();
+        // Where each named pair went (a column may be named twice, a referenced one not).
+        let declared_order: Vec<usize> = referenced
+            .iter()
+            .map(|r| parent_columns.iter().position(|p| p == r).unwrap_or(0))
+            .collect();
+        let declared_order = if declared_order.iter().copied().eq(0..columns.len()) {
+            Vec::new()
+        } else {
+            declared_order
+        };
         let name = match &spec.name {
             Some(name) if taken.contains(name) => {
                 return Err(ExecError::DuplicateObject(format!(
@@ -223,6 +233,7 @@ impl Session {
             deferrable: spec.deferrable,
             initially_deferred: spec.initially_deferred,
             created_at: now_micros(),
+            declared_order,
         };
         Ok(PlannedForeignKey {
             index,

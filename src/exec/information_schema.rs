@@ -1,8 +1,10 @@
 //! `information_schema` relations KalamDB answers for itself, where DataFusion's differ from
-//! PostgreSQL's (`views` has other columns; `sequences` does not exist there).
+//! PostgreSQL's (`views` has other columns) or do not exist (`sequences` and the constraint
+//! relations that pgJDBC's metadata, Django and BI tools read).
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::catalog::TableProvider;
 use datafusion::common::ResolvedTableReference;
 
@@ -12,6 +14,84 @@ pub const VIEWS: &str = "kalamdb_information_schema_views";
 /// The derived table that answers for `information_schema.sequences`.
 pub const SEQUENCES: &str = "kalamdb_information_schema_sequences";
 
+/// The derived tables answering for `information_schema`'s constraint relations.
+pub const TABLE_CONSTRAINTS: &str = "kalamdb_information_schema_table_constraints";
+pub const KEY_COLUMN_USAGE: &str = "kalamdb_information_schema_key_column_usage";
+pub const REFERENTIAL_CONSTRAINTS: &str = "kalamdb_information_schema_referential_constraints";
+pub const CONSTRAINT_COLUMN_USAGE: &str = "kalamdb_information_schema_constraint_column_usage";
+pub const CHECK_CONSTRAINTS: &str = "kalamdb_information_schema_check_constraints";
+
+/// The columns of a constraint relation, as PostgreSQL 15 has them: text, but for
+/// positions.
+pub(super) fn constraint_fields(name: &str) -> Option<Vec<Field>> {
+    let constraint = ["constraint_catalog", "constraint_schema", "constraint_name"];
+    let table = ["table_catalog", "table_schema", "table_name"];
+    let (names, positions): (Vec<&str>, &[&str]) = match name {
+        TABLE_CONSTRAINTS => (
+            [
+                &constraint[..],
+                &table[..],
+                &[
+                    "constraint_type",
+                    "is_deferrable",
+                    "initially_deferred",
+                    "enforced",
+                    "nulls_distinct",
+                ],
+            ]
+            .concat(),
+            &[],
+        ),
+        KEY_COLUMN_USAGE => (
+            [
+                &constraint[..],
+                &table[..],
+                &[
+                    "column_name",
+                    "ordinal_position",
+                    "position_in_unique_constraint",
+                ],
+            ]
+            .concat(),
+            &["ordinal_position", "position_in_unique_constraint"],
+        ),
+        REFERENTIAL_CONSTRAINTS => (
+            [
+                &constraint[..],
+                &[
+                    "unique_constraint_catalog",
+                    "unique_constraint_schema",
+                    "unique_constraint_name",
+                    "match_option",
+                    "update_rule",
+                    "delete_rule",
+                ],
+            ]
+            .concat(),
+            &[],
+        ),
+        CONSTRAINT_COLUMN_USAGE => (
+            [&table[..], &["column_name"], &constraint[..]].concat(),
+            &[],
+        ),
+        CHECK_CONSTRAINTS => ([&constraint[..], &["check_clause"]].concat(), &[]),
+        _ => return None,
+    };
+    Some(
+        names
+            .into_iter()
+            .map(|n| {
+                let data_type = if positions.contains(&n) {
+                    DataType::Int32
+                } else {
+                    DataType::Utf8
+                };
+                Field::new(n, data_type, true)
+            })
+            .collect(),
+    )
+}
+
 /// The relation answering for `reference`, when it names one KalamDB replaces.
 pub(super) fn replacement(reference: &ResolvedTableReference) -> Option<Arc<dyn TableProvider>> {
     if reference.schema.as_ref() != "information_schema" {
@@ -20,6 +100,11 @@ pub(super) fn replacement(reference: &ResolvedTableReference) -> Option<Arc<dyn 
     match reference.table.as_ref() {
         "views" => super::pg_derived::table(VIEWS, None),
         "sequences" => super::pg_derived::table(SEQUENCES, None),
+        "table_constraints" => super::pg_derived::table(TABLE_CONSTRAINTS, None),
+        "key_column_usage" => super::pg_derived::table(KEY_COLUMN_USAGE, None),
+        "referential_constraints" => super::pg_derived::table(REFERENTIAL_CONSTRAINTS, None),
+        "constraint_column_usage" => super::pg_derived::table(CONSTRAINT_COLUMN_USAGE, None),
+        "check_constraints" => super::pg_derived::table(CHECK_CONSTRAINTS, None),
         _ => None,
     }
 }

@@ -57,9 +57,23 @@ pub struct ForeignKeyRecord {
     /// Checked at COMMIT rather than at the end of each statement.
     pub initially_deferred: bool,
     pub created_at: i64,
+    /// The order the statement named the columns in, as indexes into `columns` (which
+    /// follow the referenced key's order); empty when they were named in that order.
+    /// Catalogs and `pg_get_constraintdef` list them so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declared_order: Vec<usize>,
 }
 
 impl ForeignKeyRecord {
+    /// Indexes into `columns` (and `parent_columns`) in the order the statement named them.
+    pub fn in_declared_order(&self) -> Vec<usize> {
+        if self.declared_order.len() == self.columns.len() {
+            self.declared_order.clone()
+        } else {
+            (0..self.columns.len()).collect()
+        }
+    }
+
     pub fn references_primary_key(&self) -> bool {
         self.parent_index.is_none()
     }
