@@ -220,3 +220,63 @@ async fn flushed_files_follow_renames_drops_and_re_added_names_by_column_id() {
     server.restart();
     expect(server.root().await).await;
 }
+
+#[tokio::test]
+async fn a_retyped_primary_key_moves_hot_and_flushed_rows_to_their_new_keys() {
+    let mut server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE pk (id INT PRIMARY KEY, tag TEXT); \
+             INSERT INTO pk SELECT value, 't' || (value % 5) FROM generate_series(1, 2000); \
+             CREATE INDEX pk_tag ON pk (tag)",
+        )
+        .await
+        .unwrap();
+    let (_, status, _) = run_job(&client, "FLUSH TABLE pk").await;
+    assert_eq!(status, "Completed");
+    // Rows in every state before the retype: flushed, updated hot over flushed, new, deleted.
+    client
+        .batch_execute(
+            "UPDATE pk SET tag = 'changed' WHERE id <= 3; \
+             INSERT INTO pk VALUES (5000, 't0'); \
+             DELETE FROM pk WHERE id = 10; \
+             ALTER TABLE pk ALTER COLUMN id TYPE BIGINT",
+        )
+        .await
+        .unwrap();
+    let expect = |client: tokio_postgres::Client| async move {
+        let row = client
+            .query_one(
+                "SELECT count(*), CAST(sum(id) AS BIGINT), count(*) FILTER (WHERE tag = 'changed') FROM pk",
+                &[],
+            )
+            .await
+            .unwrap();
+        let sum: i64 = (1..=2000i64).filter(|&v| v != 10).sum::<i64>() + 5000;
+        let got: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(got, (2000, sum, 3));
+        // Point reads by the new key type, hot and flushed; the deleted row stays gone.
+        for (id, tag) in [
+            (2i64, Some("changed")),
+            (1999, Some("t4")),
+            (5000, Some("t0")),
+            (10, None),
+        ] {
+            let found = client
+                .query_opt("SELECT tag FROM pk WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .map(|r| r.get::<_, String>(0));
+            assert_eq!(found.as_deref(), tag, "id {id}");
+        }
+        assert_eq!(index_health(&client, "pk_tag").await, (0, 0, 2000));
+    };
+    expect(client).await;
+    let client = server.root().await;
+    let (_, status, _) = run_job(&client, "FLUSH TABLE pk").await;
+    assert_eq!(status, "Completed");
+    expect(client).await;
+    server.restart();
+    expect(server.root().await).await;
+}

@@ -302,9 +302,6 @@ impl Session {
         if let crate::model::TableKind::Stream { .. } = record.kind {
             return unsupported("of a stream table".into());
         }
-        if record.primary_key.contains(&index) {
-            return unsupported("of a primary key".into());
-        }
         let catalog = self.catalog();
         if let Some(fk) = catalog.all_foreign_keys()?.into_iter().find(|fk| {
             (fk.table_id == record.table_id && fk.columns.contains(&index))

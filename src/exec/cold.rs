@@ -47,6 +47,17 @@ pub fn scan_segments(
     for segment in segments {
         // The file holds columns by id, then key and version; only the table's are scanned.
         let (file_schema, held) = segment.scan_schema(&record.columns);
+        // A NOT NULL column the file lacks and that has no missing value was retyped after
+        // the segment was written: that rewrote every row hot (under new keys, for a key
+        // column), so no row of this segment is live, and none could be read as NOT NULL.
+        let retyped_since = record
+            .columns
+            .iter()
+            .zip(&held)
+            .any(|(c, at)| at.is_none() && !c.nullable && c.missing_value.is_none());
+        if retyped_since {
+            continue;
+        }
         let key_index = file_schema.fields().len() - 2;
         let source = Arc::new(ParquetSource::new(file_schema.clone()));
         let path = store.segment_path(segment);

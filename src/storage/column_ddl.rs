@@ -8,6 +8,7 @@
 use rocksdb::WriteBatch;
 
 use super::apply_context::ApplyContext;
+use super::command::RewrittenRow;
 use super::keys::CF_ROWS;
 use super::row_writes::{TOMBSTONE, live_version};
 use super::{
@@ -87,7 +88,7 @@ pub(super) fn retype_column(
     batch: &mut WriteBatch,
     table: &TableRecord,
     position: usize,
-    rows: &[(Vec<u8>, u64, Vec<u8>)],
+    rows: &[RewrittenRow],
 ) -> StorageResult<()> {
     let old = match ctx.table(&table.namespace, &table.name)? {
         Some(old)
@@ -117,6 +118,22 @@ pub(super) fn retype_column(
             return Err(changed().into());
         }
     }
+    // A key column's new type encodes every key anew: each row moves to its new key.
+    let moved;
+    let rows = if old.primary_key.contains(&position) {
+        moved = rekeyed(table, rows)?;
+        for (key, _, _) in rows {
+            ctx.put(
+                batch,
+                CF_ROWS,
+                key.clone(),
+                rows::stored_row(ctx.seq, TOMBSTONE),
+            );
+        }
+        &moved[..]
+    } else {
+        rows
+    };
     for (key, _, row) in rows {
         ctx.put(batch, CF_ROWS, key.clone(), rows::stored_row(ctx.seq, row));
     }
@@ -132,10 +149,60 @@ pub(super) fn retype_column(
     }
     table_ddl::put(ctx, batch, &table);
     index_ddl::follow_table(ctx, batch, &table)?;
+    let rekeyed = old.primary_key.contains(&position);
     for index in indexes::of_table(ctx, table.table_id)? {
-        if index.columns.contains(&position) {
+        // Every entry names its row's key: a new key means new entries in every index.
+        if rekeyed || index.columns.contains(&position) {
             indexes::rebuild_entries(ctx, batch, &index, rows)?;
         }
     }
     foreign_keys::follow_table(ctx, batch, &table)
+}
+
+/// `rows` (every live row of `table`, rewritten in a key column's new type) under the keys
+/// their new values encode. Two rows whose keys the new type makes equal fail the command,
+/// as PostgreSQL fails rebuilding the primary key's index.
+fn rekeyed(table: &TableRecord, rows: &[RewrittenRow]) -> StorageResult<Vec<RewrittenRow>> {
+    let mut moved = Vec::with_capacity(rows.len());
+    let mut keys = std::collections::HashSet::with_capacity(rows.len());
+    for (_, version, row) in rows {
+        let datums = rows::split_datums(&table.columns, row)?;
+        let mut key = rows::table_prefix(table.table_id).to_vec();
+        for &column in &table.primary_key {
+            let mut encoded = Vec::new();
+            rows::datum_key(table.columns[column].sql_type, datums[column], &mut encoded)?;
+            // A key datum's marker byte says NULL or value; key columns are never NULL.
+            if encoded.first() != Some(&1) {
+                return Err(Conflict::NotNull {
+                    table: table.name.clone(),
+                    column: table.columns[column].name.clone(),
+                }
+                .into());
+            }
+            key.extend_from_slice(&encoded[1..]);
+        }
+        if !keys.insert(key.clone()) {
+            let names: Vec<&str> = table
+                .primary_key
+                .iter()
+                .map(|&c| table.columns[c].name.as_str())
+                .collect();
+            let values: Vec<String> = table
+                .primary_key
+                .iter()
+                .map(|&c| rows::datum_text(table.columns[c].sql_type, datums[c]))
+                .collect();
+            return Err(Conflict::UniqueBuildFailed {
+                index: format!("{}_pkey", table.name),
+                detail: format!(
+                    "Key ({})=({}) is duplicated.",
+                    names.join(", "),
+                    values.join(", ")
+                ),
+            }
+            .into());
+        }
+        moved.push((key, *version, row.clone()));
+    }
+    Ok(moved)
 }

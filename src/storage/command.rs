@@ -19,6 +19,10 @@ use super::{CF_CATALOG, CF_JOBS, CF_META, CF_USERS, Conflict, StorageResult, cat
 
 /// One atomic change to the database. Commands are serialisable so that a replicated log can
 /// carry them; applying the same sequence of commands to the same state gives the same state.
+/// A row a statement rewrote in full (ALTER COLUMN TYPE): its key, the version the statement
+/// read, and the row in the new definition.
+pub type RewrittenRow = (Vec<u8>, u64, Vec<u8>);
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Command {
     /// Creates or replaces a user.
@@ -73,7 +77,7 @@ pub enum Command {
     RetypeColumn {
         table: TableRecord,
         position: usize,
-        rows: Vec<(Vec<u8>, u64, Vec<u8>)>,
+        rows: Vec<RewrittenRow>,
     },
     /// Drops column `position`; `table` is the definition without it, at the version read.
     DropColumn {

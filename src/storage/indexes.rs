@@ -219,7 +219,7 @@ pub(super) fn rebuild_entries(
     ctx: &mut ApplyContext,
     batch: &mut WriteBatch,
     index: &IndexRecord,
-    rows: &[(Vec<u8>, u64, Vec<u8>)],
+    rows: &[super::command::RewrittenRow],
 ) -> StorageResult<()> {
     let (start, end) = entry_range(index.index_id);
     ctx.delete_range(batch, CF_INDEX_ENTRIES, start, end);

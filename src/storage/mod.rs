@@ -40,7 +40,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
 pub use capture::{BackupPoint, CapturedFile, MetadataSnapshot, list_files};
 pub use catalog_changes::{CatalogChanges, CatalogRead};
-pub use command::{Applied, Command, Expect, RowWrite};
+pub use command::{Applied, Command, Expect, RewrittenRow, RowWrite};
 pub use row_writes::ColdEntry;
 
 /// Microseconds since the Unix epoch: how every timestamp in storage is kept.

@@ -142,7 +142,7 @@ impl Session {
         (record, retyped): (&TableRecord, &TableRecord),
         column: &str,
         value: &str,
-    ) -> ExecResult<Vec<(Vec<u8>, u64, Vec<u8>)>> {
+    ) -> ExecResult<Vec<crate::storage::RewrittenRow>> {
         use crate::exec::sequences::{qualified, quote_ident};
         let sql = format!(
             "UPDATE {} SET {} = {value}",
