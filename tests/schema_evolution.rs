@@ -280,3 +280,56 @@ async fn a_retyped_primary_key_moves_hot_and_flushed_rows_to_their_new_keys() {
     server.restart();
     expect(server.root().await).await;
 }
+
+#[tokio::test]
+async fn widened_keys_on_both_sides_of_a_foreign_key_keep_flushed_references() {
+    let mut server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE parents (id INT PRIMARY KEY); \
+             CREATE TABLE kids (id INT PRIMARY KEY, parent_id INT REFERENCES parents ON DELETE CASCADE); \
+             INSERT INTO parents SELECT value FROM generate_series(1, 100); \
+             INSERT INTO kids SELECT value, value % 100 + 1 FROM generate_series(1, 1000)",
+        )
+        .await
+        .unwrap();
+    for table in ["parents", "kids"] {
+        let (_, status, _) = run_job(&client, &format!("FLUSH TABLE {table}")).await;
+        assert_eq!(status, "Completed");
+    }
+    client
+        .batch_execute(
+            "ALTER TABLE parents ALTER COLUMN id TYPE BIGINT; \
+             ALTER TABLE kids ALTER COLUMN parent_id TYPE BIGINT; \
+             DELETE FROM parents WHERE id = 7",
+        )
+        .await
+        .unwrap();
+    let expect = |client: tokio_postgres::Client| async move {
+        let orphan = client
+            .execute("INSERT INTO kids VALUES (5000, 7)", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(common::sqlstate(&orphan), "23503");
+        let row = client
+            .query_one(
+                "SELECT count(*) AS kids, count(*) FILTER (WHERE parent_id = 7) AS orphans, \
+                 (SELECT count(*) FROM parents) AS parents FROM kids",
+                &[],
+            )
+            .await
+            .unwrap();
+        let got: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        // The cascade removed parent 7's ten children, flushed as they were.
+        assert_eq!(got, (990, 0, 99));
+        let kid = client
+            .query_one("SELECT parent_id FROM kids WHERE id = $1", &[&205i32])
+            .await
+            .unwrap();
+        assert_eq!(kid.get::<_, i64>(0), 6);
+    };
+    expect(client).await;
+    server.restart();
+    expect(server.root().await).await;
+}

@@ -156,7 +156,9 @@ pub(super) fn retype_column(
             indexes::rebuild_entries(ctx, batch, &index, rows)?;
         }
     }
-    foreign_keys::follow_table(ctx, batch, &table)
+    foreign_keys::follow_table(ctx, batch, &table)?;
+    let retyped = (column.sql_type, table.columns[position].sql_type);
+    foreign_keys::follow_retyped_column(ctx, batch, table.table_id, position, retyped)
 }
 
 /// `rows` (every live row of `table`, rewritten in a key column's new type) under the keys

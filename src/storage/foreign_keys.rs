@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::apply_context::ApplyContext;
 use super::indexes::{IndexRecord, IndexState};
 use super::keys::CF_CATALOG;
-use super::{Conflict, StorageResult, TableRecord, catalog_keys, records};
+use super::{Conflict, StorageResult, TableRecord, catalog_keys, datums, records};
 use crate::model::ReferentialAction;
 use crate::model::types::ColumnDef;
 
@@ -327,6 +327,35 @@ pub(super) fn follow_table(
             continue;
         }
         fk.parent_layout = table.columns[..fk.parent_layout.len()].to_vec();
+        put(ctx, batch, &fk);
+    }
+    Ok(())
+}
+
+/// Column `position` of table `table_id` changed type from `from` to `to`, keeping every
+/// value: the SET DEFAULT values its foreign keys write are re-encoded in the new type.
+pub(super) fn follow_retyped_column(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table_id: u64,
+    position: usize,
+    (from, to): (crate::model::SqlType, crate::model::SqlType),
+) -> StorageResult<()> {
+    for mut fk in links_of(ctx, table_id)?.outgoing {
+        if fk.defaults.len() != fk.columns.len() || !fk.columns.contains(&position) {
+            continue;
+        }
+        for (column, default) in fk.columns.iter().zip(fk.defaults.iter_mut()) {
+            if *column == position {
+                *default = datums::convert_datum(from, to, default).ok_or_else(|| {
+                    Conflict::OutOfRange(format!(
+                        "the default foreign key \"{}\" sets is out of range for type {}",
+                        fk.name,
+                        to.sql_name()
+                    ))
+                })?;
+            }
+        }
         put(ctx, batch, &fk);
     }
     Ok(())
