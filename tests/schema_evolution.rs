@@ -6,6 +6,22 @@ mod common;
 
 use common::{TestServer, run_job};
 
+/// Runs `expect` now, after FLUSH TABLE `table` (rows hot before now flushed beside older
+/// segments), and after a restart.
+async fn holds_after_flush_and_restart<F, Fut>(server: &mut TestServer, table: &str, expect: F)
+where
+    F: Fn(tokio_postgres::Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    expect(server.root().await).await;
+    let client = server.root().await;
+    let (_, status, _) = run_job(&client, &format!("FLUSH TABLE {table}")).await;
+    assert_eq!(status, "Completed");
+    expect(client).await;
+    server.restart();
+    expect(server.root().await).await;
+}
+
 /// `(missing_entries, dangling_entries, live_rows)` of an index, from `system.indexes`' full
 /// check.
 async fn index_health(client: &tokio_postgres::Client, index: &str) -> (i64, i64, i64) {
@@ -143,13 +159,8 @@ async fn retyped_columns_read_their_new_values_over_flushed_rows_and_rebuild_the
         assert_eq!(point.get::<_, i64>(0), 1_999_000_000_000);
         assert_eq!(index_health(&client, "r_tag").await, (0, 0, 1999));
     };
-    expect(client).await;
-    let client = server.root().await;
-    let (_, status, _) = run_job(&client, "FLUSH TABLE r").await;
-    assert_eq!(status, "Completed");
-    expect(client).await;
-    server.restart();
-    expect(server.root().await).await;
+    drop(client);
+    holds_after_flush_and_restart(&mut server, "r", expect).await;
 }
 
 #[tokio::test]
@@ -212,13 +223,8 @@ async fn flushed_files_follow_renames_drops_and_re_added_names_by_column_id() {
         assert_eq!(got, (1000, 1000, 1));
         assert_eq!(index_health(&client, "ev_c").await, (0, 0, 1000));
     };
-    expect(client).await;
-    let client = server.root().await;
-    let (_, status, _) = run_job(&client, "FLUSH TABLE ev").await;
-    assert_eq!(status, "Completed");
-    expect(client).await;
-    server.restart();
-    expect(server.root().await).await;
+    drop(client);
+    holds_after_flush_and_restart(&mut server, "ev", expect).await;
 }
 
 #[tokio::test]
@@ -272,13 +278,8 @@ async fn a_retyped_primary_key_moves_hot_and_flushed_rows_to_their_new_keys() {
         }
         assert_eq!(index_health(&client, "pk_tag").await, (0, 0, 2000));
     };
-    expect(client).await;
-    let client = server.root().await;
-    let (_, status, _) = run_job(&client, "FLUSH TABLE pk").await;
-    assert_eq!(status, "Completed");
-    expect(client).await;
-    server.restart();
-    expect(server.root().await).await;
+    drop(client);
+    holds_after_flush_and_restart(&mut server, "pk", expect).await;
 }
 
 #[tokio::test]

@@ -184,22 +184,11 @@ fn rekeyed(table: &TableRecord, rows: &[RewrittenRow]) -> StorageResult<Vec<Rewr
             key.extend_from_slice(&encoded[1..]);
         }
         if !keys.insert(key.clone()) {
-            let names: Vec<&str> = table
-                .primary_key
-                .iter()
-                .map(|&c| table.columns[c].name.as_str())
-                .collect();
-            let values: Vec<String> = table
-                .primary_key
-                .iter()
-                .map(|&c| rows::datum_text(table.columns[c].sql_type, datums[c]))
-                .collect();
             return Err(Conflict::UniqueBuildFailed {
                 index: format!("{}_pkey", table.name),
                 detail: format!(
-                    "Key ({})=({}) is duplicated.",
-                    names.join(", "),
-                    values.join(", ")
+                    "{} is duplicated.",
+                    rows::describe_key(&table.columns, &table.primary_key, &datums)
                 ),
             }
             .into());

@@ -75,17 +75,7 @@ impl IndexRecord {
         let Ok(datums) = rows::split_datums(&self.layout, row) else {
             return "Key".into();
         };
-        let names: Vec<&str> = self
-            .columns
-            .iter()
-            .map(|&c| self.layout[c].name.as_str())
-            .collect();
-        let values: Vec<String> = self
-            .columns
-            .iter()
-            .map(|&c| rows::datum_text(self.layout[c].sql_type, datums[c]))
-            .collect();
-        format!("Key ({})=({})", names.join(", "), values.join(", "))
+        rows::describe_key(&self.layout, &self.columns, &datums)
     }
 }
 

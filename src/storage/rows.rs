@@ -293,6 +293,17 @@ pub fn datum_key(sql_type: SqlType, datum: &[u8], out: &mut Vec<u8>) -> StorageR
     Ok(())
 }
 
+/// `Key (a, b)=(1, x)`: the values of `key` (positions in `columns`) among a row's `datums`,
+/// for messages about that row.
+pub fn describe_key(columns: &[ColumnDef], key: &[usize], datums: &[&[u8]]) -> String {
+    let names: Vec<&str> = key.iter().map(|&c| columns[c].name.as_str()).collect();
+    let values: Vec<String> = key
+        .iter()
+        .map(|&c| datum_text(columns[c].sql_type, datums[c]))
+        .collect();
+    format!("Key ({})=({})", names.join(", "), values.join(", "))
+}
+
 /// A stored datum as text, for messages (`Key (email)=(a@b.c) already exists`).
 pub fn datum_text(sql_type: SqlType, datum: &[u8]) -> String {
     let mut decoder = ColumnBuilder::new(sql_type);
