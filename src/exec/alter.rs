@@ -306,7 +306,7 @@ impl Session {
         // A key a foreign key uses stays valid when every value stays the same: a conversion
         // within the integer types or within the text types, which fails rather than change a
         // value. Other changes would need the constraint checked again (not supported yet).
-        let keeps_values = using.is_none() && same_kind(column.sql_type, sql_type);
+        let keeps_values = using.is_none() && column.sql_type.same_kind(sql_type);
         if let Some(fk) = catalog.all_foreign_keys()?.into_iter().find(|fk| {
             (fk.table_id == record.table_id && fk.columns.contains(&index))
                 || (fk.parent_id == record.table_id && fk.parent_columns.contains(&index))
@@ -349,14 +349,6 @@ impl Session {
         })?;
         Ok(done)
     }
-}
-
-/// Whether both types are integer types, or both text types: a conversion between them keeps
-/// every value or fails.
-fn same_kind(from: crate::model::SqlType, to: crate::model::SqlType) -> bool {
-    use crate::model::SqlType as T;
-    let integer = |t: T| matches!(t, T::SmallInt | T::Integer | T::BigInt);
-    from == to || (integer(from) && integer(to)) || (from.is_text() && to.is_text())
 }
 
 /// Whether PostgreSQL converts `from` to `to` without USING: between numeric types, into text,

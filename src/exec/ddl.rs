@@ -226,16 +226,7 @@ impl Session {
                     field.name()
                 )));
             }
-            columns.push(ColumnDef {
-                id: UNASSIGNED_COLUMN_ID,
-                name: field.name().clone(),
-                sql_type,
-                nullable: true,
-                default: None,
-                missing_value: None,
-                identity: None,
-                comment: None,
-            });
+            columns.push(ColumnDef::new(field.name(), sql_type));
         }
         let name = create.table.name.clone();
         let record = TableRecord {

@@ -11,7 +11,6 @@ use datafusion::arrow::util::display::array_value_to_string;
 
 use super::session::Outcome;
 use super::{ExecError, ExecResult, Session, now_micros};
-use crate::model::types::SqlType;
 use crate::model::{ReferentialAction, TableKind};
 use crate::sql::{ForeignKeySpec, SqlError, TableName};
 use crate::storage::{Command, ForeignKeyRecord, IndexRecord, IndexState, TableRecord};
@@ -36,13 +35,6 @@ impl PlannedForeignKey {
 
 fn invalid_foreign_key(message: String) -> ExecError {
     ExecError::InvalidForeignKey(message)
-}
-
-/// Whether values of the two column types can be compared across a foreign key (storage
-/// converts between integer widths and between text kinds).
-fn comparable(child: SqlType, parent: SqlType) -> bool {
-    let integer = |t: SqlType| matches!(t, SqlType::SmallInt | SqlType::Integer | SqlType::BigInt);
-    child == parent || (integer(child) && integer(parent)) || (child.is_text() && parent.is_text())
 }
 
 impl Session {
@@ -156,7 +148,7 @@ impl Session {
         };
         for (&c, &p) in columns.iter().zip(&parent_columns) {
             let (child_type, parent_type) = (child.columns[c].sql_type, parent.columns[p].sql_type);
-            if !comparable(child_type, parent_type) {
+            if !child_type.same_kind(parent_type) {
                 return Err(ExecError::DatatypeMismatch(format!(
                     "foreign key constraint \"{name}\" cannot be implemented: key columns \"{}\" and \"{}\" are of incompatible types: {} and {}",
                     child.columns[c].name,

@@ -57,6 +57,14 @@ impl SqlType {
     }
 
     /// Whether values are character strings (`text`, `varchar(n)`).
+    /// Whether both are integer types, or both text types: a conversion between them keeps
+    /// every value or fails, so keys of one compare with keys of the other.
+    pub fn same_kind(self, other: SqlType) -> bool {
+        let integer =
+            |t: SqlType| matches!(t, SqlType::SmallInt | SqlType::Integer | SqlType::BigInt);
+        self == other || (integer(self) && integer(other)) || (self.is_text() && other.is_text())
+    }
+
     pub fn is_text(self) -> bool {
         matches!(self, SqlType::Text | SqlType::Varchar { .. })
     }
@@ -215,6 +223,20 @@ fn unassigned_column_id() -> u32 {
 }
 
 impl ColumnDef {
+    /// A nullable column without default or comment, not numbered yet.
+    pub fn new(name: &str, sql_type: SqlType) -> ColumnDef {
+        ColumnDef {
+            id: UNASSIGNED_COLUMN_ID,
+            name: name.to_owned(),
+            sql_type,
+            nullable: true,
+            default: None,
+            missing_value: None,
+            identity: None,
+            comment: None,
+        }
+    }
+
     pub fn field(&self) -> Field {
         self.sql_type.field(&self.name, self.nullable)
     }

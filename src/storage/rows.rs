@@ -581,23 +581,12 @@ mod tests {
         let columns = Arc::new(vec![
             ColumnDef {
                 id: 0,
-                name: "id".into(),
-                sql_type: SqlType::BigInt,
                 nullable: false,
-                default: None,
-                missing_value: None,
-                identity: None,
-                comment: None,
+                ..ColumnDef::new("id", SqlType::BigInt)
             },
             ColumnDef {
                 id: 1,
-                name: "name".into(),
-                sql_type: SqlType::Text,
-                nullable: true,
-                default: None,
-                missing_value: None,
-                identity: None,
-                comment: None,
+                ..ColumnDef::new("name", SqlType::Text)
             },
         ]);
         let arrays: Vec<ArrayRef> = vec![

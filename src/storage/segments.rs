@@ -368,13 +368,7 @@ mod tests {
     fn column(id: u32, name: &str, sql_type: crate::model::SqlType) -> ColumnDef {
         ColumnDef {
             id,
-            name: name.into(),
-            sql_type,
-            nullable: true,
-            default: None,
-            missing_value: None,
-            identity: None,
-            comment: None,
+            ..ColumnDef::new(name, sql_type)
         }
     }
 
