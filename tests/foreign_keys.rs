@@ -220,3 +220,62 @@ async fn a_block_that_refers_to_a_row_deleted_by_another_session_fails_at_commit
     assert_eq!(sqlstate(&err), "23503");
     assert_eq!(orphans(&first, "pets", "owner", "owners").await, 0);
 }
+
+#[tokio::test]
+async fn a_cascade_that_breaks_a_check_on_flushed_rows_changes_nothing() {
+    let mut server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE depots (id INT PRIMARY KEY); \
+             CREATE TABLE crates (id INT PRIMARY KEY, depot INT REFERENCES depots ON UPDATE CASCADE, \
+                CHECK (depot < 1000)); \
+             INSERT INTO depots SELECT value FROM generate_series(1, 10); \
+             INSERT INTO crates SELECT value, value % 10 + 1 FROM generate_series(1, 500)",
+        )
+        .await
+        .unwrap();
+    for table in ["depots", "crates"] {
+        let (_, status, _) = run_job(&client, &format!("FLUSH TABLE {table}")).await;
+        assert_eq!(status, "Completed", "{table}");
+    }
+    // Depot 4's fifty flushed crates would move to 4000, past their CHECK.
+    let err = client
+        .batch_execute("UPDATE depots SET id = 4000 WHERE id = 4")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "23514", "{err:?}");
+    let unchanged = |client: tokio_postgres::Client| async move {
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM crates WHERE depot = 4), \
+                        (SELECT count(*) FROM depots WHERE id = 4)",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (50, 1));
+    };
+    unchanged(client).await;
+    let client = server.root().await;
+    // Within the CHECK the same cascade goes through.
+    client
+        .batch_execute("UPDATE depots SET id = 400 WHERE id = 4")
+        .await
+        .unwrap();
+    let moved: i64 = client
+        .query_one("SELECT count(*) FROM crates WHERE depot = 400", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(moved, 50);
+    server.restart();
+    let client = server.root().await;
+    let moved: i64 = client
+        .query_one("SELECT count(*) FROM crates WHERE depot = 400", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(moved, 50);
+    assert_eq!(orphans(&client, "crates", "depot", "depots").await, 0);
+}

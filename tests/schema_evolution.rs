@@ -334,3 +334,66 @@ async fn widened_keys_on_both_sides_of_a_foreign_key_keep_flushed_references() {
     server.restart();
     expect(server.root().await).await;
 }
+
+#[tokio::test]
+async fn a_key_retyped_with_using_is_validated_against_flushed_references() {
+    let mut server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE accounts (id INT PRIMARY KEY); \
+             CREATE TABLE entries (id INT PRIMARY KEY, account_id INT REFERENCES accounts); \
+             INSERT INTO accounts SELECT value FROM generate_series(1, 100); \
+             INSERT INTO entries SELECT value, value % 100 + 1 FROM generate_series(1, 1000)",
+        )
+        .await
+        .unwrap();
+    for table in ["accounts", "entries"] {
+        let (_, status, _) = run_job(&client, &format!("FLUSH TABLE {table}")).await;
+        assert_eq!(status, "Completed");
+    }
+    // Shifting the referenced keys strands the flushed entries of account 1.
+    let err = client
+        .batch_execute("ALTER TABLE accounts ALTER COLUMN id TYPE BIGINT USING id + 1")
+        .await
+        .unwrap_err();
+    assert_eq!(common::sqlstate(&err), "23503", "{err:?}");
+    // Shifting both sides keeps every reference.
+    client
+        .batch_execute(
+            "BEGIN; \
+             ALTER TABLE entries DROP CONSTRAINT entries_account_id_fkey; \
+             ALTER TABLE accounts ALTER COLUMN id TYPE BIGINT USING id + 1000; \
+             ALTER TABLE entries ALTER COLUMN account_id TYPE BIGINT USING account_id + 1000; \
+             ALTER TABLE entries ADD FOREIGN KEY (account_id) REFERENCES accounts; \
+             COMMIT",
+        )
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute(
+            "ALTER TABLE entries ALTER COLUMN account_id TYPE BIGINT USING account_id - 1000",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(common::sqlstate(&err), "23503", "{err:?}");
+    let expect = |client: tokio_postgres::Client| async move {
+        let row = client
+            .query_one(
+                "SELECT min(account_id), max(account_id), count(*) FROM entries",
+                &[],
+            )
+            .await
+            .unwrap();
+        let got: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(got, (1001, 1100, 1000));
+        let err = client
+            .execute("DELETE FROM accounts WHERE id = 1050", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(common::sqlstate(&err), "23503");
+    };
+    expect(client).await;
+    server.restart();
+    expect(server.root().await).await;
+}

@@ -2,20 +2,21 @@
 //! table has when one is added, and checking every row an INSERT or UPDATE writes. A row
 //! passes when the expression is true or NULL, as in PostgreSQL.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast;
 
 use super::session::Outcome;
 use super::{ExecError, ExecResult, Session};
 use crate::model::types::schema_of;
 use crate::sql::{CheckSpec, TableName};
-use crate::storage::{CheckConstraint, Command, TableRecord};
+use crate::storage::{CheckConstraint, CheckEvaluator, Command, TableRecord};
 
 impl Session {
     /// The constraints `specs` declare on `record`, named as PostgreSQL names them when no
@@ -65,19 +66,7 @@ impl Session {
         record: &TableRecord,
         expr: &str,
     ) -> ExecResult<Arc<dyn PhysicalExpr>> {
-        let schema = DFSchema::try_from(schema_of(&record.columns).as_ref().clone())?;
-        let logical = self.ctx.parse_sql_expr(expr, &schema)?;
-        let physical = self.ctx.create_physical_expr(logical, &schema)?;
-        let data_type = physical.data_type(schema.as_arrow())?;
-        if data_type != DataType::Boolean && data_type != DataType::Null {
-            let field = datafusion::arrow::datatypes::Field::new("check", data_type.clone(), true);
-            let type_name = crate::model::types::storable_type(&field)
-                .map_or_else(|| data_type.to_string(), |t| t.sql_name());
-            return Err(ExecError::DatatypeMismatch(format!(
-                "argument of CHECK must be type boolean, not type {type_name}"
-            )));
-        }
-        Ok(physical)
+        compile_check(&self.ctx, record, expr)
     }
 
     /// Fails with 23514 when a row of `columns` (one array per table column) makes one of the
@@ -88,34 +77,16 @@ impl Session {
         columns: &[ArrayRef],
         rows: usize,
     ) -> ExecResult<()> {
-        if record.checks.is_empty() || rows == 0 {
-            return Ok(());
+        match first_violation(&self.ctx, record, columns, rows)? {
+            None => Ok(()),
+            Some((check, row)) => Err(ExecError::CheckViolation {
+                message: format!(
+                    "new row for relation \"{}\" violates check constraint \"{}\"",
+                    record.name, check.name
+                ),
+                detail: format!("Failing row contains ({}).", row_text(columns, row)),
+            }),
         }
-        let batch = RecordBatch::try_new(schema_of(&record.columns), columns.to_vec())
-            .map_err(|e| ExecError::Internal(e.to_string()))?;
-        // In name order, as PostgreSQL checks them: a row failing several names the first.
-        let mut checks: Vec<&CheckConstraint> = record.checks.iter().collect();
-        checks.sort_by(|a, b| a.name.cmp(&b.name));
-        for check in checks {
-            let verdict = self
-                .check_expression(record, &check.expr)?
-                .evaluate(&batch)?
-                .into_array(rows)?;
-            if verdict.data_type() != &DataType::Boolean {
-                continue;
-            }
-            let verdict = verdict.as_boolean();
-            if let Some(row) = (0..rows).find(|&i| verdict.is_valid(i) && !verdict.value(i)) {
-                return Err(ExecError::CheckViolation {
-                    message: format!(
-                        "new row for relation \"{}\" violates check constraint \"{}\"",
-                        record.name, check.name
-                    ),
-                    detail: format!("Failing row contains ({}).", row_text(columns, row)),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// `ALTER TABLE t ADD [CONSTRAINT name] CHECK (expr)`: every row the table has must pass.
@@ -175,6 +146,95 @@ impl Session {
         let planner = super::planner::StatementPlanner::new(self, &statement).await?;
         let plan = planner.query(select.as_ref().clone())?;
         planner.collect(plan).await
+    }
+}
+
+/// `expr` compiled for evaluation over the rows of `record`'s table; it must be boolean.
+fn compile_check(
+    ctx: &SessionContext,
+    record: &TableRecord,
+    expr: &str,
+) -> ExecResult<Arc<dyn PhysicalExpr>> {
+    let schema = DFSchema::try_from(schema_of(&record.columns).as_ref().clone())?;
+    let logical = ctx.parse_sql_expr(expr, &schema)?;
+    let physical = ctx.create_physical_expr(logical, &schema)?;
+    let data_type = physical.data_type(schema.as_arrow())?;
+    if data_type != DataType::Boolean && data_type != DataType::Null {
+        let field = datafusion::arrow::datatypes::Field::new("check", data_type.clone(), true);
+        let type_name = crate::model::types::storable_type(&field)
+            .map_or_else(|| data_type.to_string(), |t| t.sql_name());
+        return Err(ExecError::DatatypeMismatch(format!(
+            "argument of CHECK must be type boolean, not type {type_name}"
+        )));
+    }
+    Ok(physical)
+}
+
+/// The first row of `columns` (one array per table column) that makes one of the table's
+/// CHECK constraints false, with that constraint. A row passes when the expression is true or
+/// NULL; constraints are tried in name order, as PostgreSQL does, so a row failing several
+/// names the first.
+fn first_violation<'r>(
+    ctx: &SessionContext,
+    record: &'r TableRecord,
+    columns: &[ArrayRef],
+    rows: usize,
+) -> ExecResult<Option<(&'r CheckConstraint, usize)>> {
+    if record.checks.is_empty() || rows == 0 {
+        return Ok(None);
+    }
+    let batch = RecordBatch::try_new(schema_of(&record.columns), columns.to_vec())
+        .map_err(|e| ExecError::Internal(e.to_string()))?;
+    let mut checks: Vec<&CheckConstraint> = record.checks.iter().collect();
+    checks.sort_by(|a, b| a.name.cmp(&b.name));
+    for check in checks {
+        let verdict = compile_check(ctx, record, &check.expr)?
+            .evaluate(&batch)?
+            .into_array(rows)?;
+        if verdict.data_type() != &DataType::Boolean {
+            continue;
+        }
+        let verdict = verdict.as_boolean();
+        if let Some(row) = (0..rows).find(|&i| verdict.is_valid(i) && !verdict.value(i)) {
+            return Ok(Some((check, row)));
+        }
+    }
+    Ok(None)
+}
+
+/// Storage's view of CHECK constraints: it asks this about rows a foreign key's cascade
+/// rewrote. Its expression context is a session's without a user: a CHECK constraint reads
+/// only its row.
+pub struct CheckRules {
+    ctx: SessionContext,
+}
+
+impl CheckRules {
+    pub fn new() -> CheckRules {
+        let mut config = SessionConfig::new();
+        config.options_mut().execution.time_zone = Some("UTC".into());
+        config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        let ctx = SessionContext::new_with_config(config);
+        let settings = super::settings::Settings::new(super::users::ROOT_USER, true);
+        super::functions::register(
+            &ctx,
+            super::users::ROOT_USER,
+            Arc::new(Mutex::new(settings)),
+        );
+        CheckRules { ctx }
+    }
+}
+
+impl CheckEvaluator for CheckRules {
+    fn first_violation(
+        &self,
+        table: &TableRecord,
+        columns: &[ArrayRef],
+        rows: usize,
+    ) -> Result<Option<(String, usize)>, String> {
+        first_violation(&self.ctx, table, columns, rows)
+            .map(|found| found.map(|(check, row)| (check.name.clone(), row)))
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -214,6 +214,9 @@ impl From<StorageError> for ExecError {
                 Conflict::ForeignKeyViolation { detail, .. } => {
                     ExecError::ForeignKeyViolation { message, detail }
                 }
+                Conflict::CheckViolation { detail, .. } => {
+                    ExecError::CheckViolation { message, detail }
+                }
                 Conflict::NotNull { .. } => ExecError::NotNullViolation(message),
                 Conflict::OutOfRange(_) => ExecError::NumericOutOfRange(message),
                 Conflict::RowChanged { .. } => ExecError::ConcurrentUpdate(message),
@@ -285,6 +288,7 @@ impl Engine {
                 datafusion::execution::memory_pool::FairSpillPool::new(config.query.memory_limit),
             ))
             .build_arc()?;
+        store.install_check_evaluator(Arc::new(checks::CheckRules::new()));
         let engine = Arc::new(Engine {
             store,
             config,

@@ -56,6 +56,8 @@ pub(super) struct ApplyContext<'a> {
     /// Table definitions found by id to read flushed rows with; forgotten whenever the
     /// command writes the catalog.
     definitions: RefCell<HashMap<u64, Arc<TableRecord>>>,
+    /// Evaluates CHECK constraints over rows a cascade rewrote (`None`: none installed).
+    pub check_evaluator: Option<&'a dyn super::CheckEvaluator>,
 }
 
 /// The storage directory and the footer cache, for reading one flushed row.
@@ -99,6 +101,7 @@ impl<'a> ApplyContext<'a> {
             },
             segment_files: None,
             definitions: RefCell::default(),
+            check_evaluator: None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! since their files name columns by id and the table no longer has that id. Indexes and
 //! foreign keys on it go, the ones after it are renumbered. A retyped column's rows are all
 //! rewritten hot by the statement (which evaluated USING), and the column gets a new id, so the
-//! files' copies of the old type (all shadowed) are never read as the new one.
+//! files' copies of the old type (all shadowed) are never read as the new one; every foreign
+//! key using it is validated again over the rewritten values.
 
 use rocksdb::WriteBatch;
 
@@ -12,8 +13,8 @@ use super::command::RewrittenRow;
 use super::keys::CF_ROWS;
 use super::row_writes::{TOMBSTONE, live_version};
 use super::{
-    Conflict, StorageResult, TableRecord, datums, foreign_keys, index_ddl, indexes, rows,
-    sequences, table_ddl, view_ddl,
+    Conflict, StorageResult, TableRecord, datums, foreign_keys, index_ddl, indexes, referential,
+    rows, sequences, table_ddl, view_ddl,
 };
 
 /// Column positions after `dropped` move down by one.
@@ -158,7 +159,8 @@ pub(super) fn retype_column(
     }
     foreign_keys::follow_table(ctx, batch, &table)?;
     let retyped = (column.sql_type, table.columns[position].sql_type);
-    foreign_keys::follow_retyped_column(ctx, batch, table.table_id, position, retyped)
+    foreign_keys::follow_retyped_column(ctx, batch, table.table_id, position, retyped)?;
+    referential::verify_retyped_column(ctx, table.table_id, position, rows)
 }
 
 /// `rows` (every live row of `table`, rewritten in a key column's new type) under the keys

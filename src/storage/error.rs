@@ -57,6 +57,9 @@ pub enum Conflict {
     /// while rows still refer to it.
     #[error("{message}")]
     ForeignKeyViolation { message: String, detail: String },
+    /// A row storage rewrote itself (a foreign key's cascade) breaks a CHECK constraint.
+    #[error("{message}")]
+    CheckViolation { message: String, detail: String },
     #[error("{0}")]
     OutOfRange(String),
     #[error(
@@ -89,7 +92,8 @@ impl Conflict {
         match self {
             Conflict::UniqueViolation { detail, .. }
             | Conflict::UniqueBuildFailed { detail, .. }
-            | Conflict::ForeignKeyViolation { detail, .. } => Some(detail),
+            | Conflict::ForeignKeyViolation { detail, .. }
+            | Conflict::CheckViolation { detail, .. } => Some(detail),
             _ => None,
         }
     }
@@ -102,6 +106,7 @@ impl Conflict {
                 | Conflict::UniqueViolation { .. }
                 | Conflict::UniqueBuildFailed { .. }
                 | Conflict::ForeignKeyViolation { .. }
+                | Conflict::CheckViolation { .. }
                 | Conflict::NotNull { .. }
                 | Conflict::OutOfRange(_)
                 | Conflict::RowChanged { .. }

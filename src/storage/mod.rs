@@ -23,6 +23,7 @@ mod indexes;
 mod keys;
 mod records;
 mod referential;
+mod row_checks;
 mod row_writes;
 pub mod rows;
 pub mod segments;
@@ -34,13 +35,14 @@ mod view;
 mod view_ddl;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
 pub use capture::{BackupPoint, CapturedFile, MetadataSnapshot, list_files};
 pub use catalog_changes::{CatalogChanges, CatalogRead};
 pub use command::{Applied, Command, Expect, RewrittenRow, RowWrite};
+pub use row_checks::CheckEvaluator;
 pub use row_writes::ColdEntry;
 
 /// Microseconds since the Unix epoch: how every timestamp in storage is kept.
@@ -113,6 +115,8 @@ pub struct Store {
     /// cache catalog records and know when to read them again.
     catalog_epoch: std::sync::atomic::AtomicU64,
     segment_footers: segments::SegmentFooters,
+    /// The executor's evaluator of CHECK constraints (see `row_checks`).
+    check_evaluator: std::sync::OnceLock<Arc<dyn CheckEvaluator>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -172,6 +176,7 @@ impl Store {
             wal_sync: durability.sync_writes && durability.wal_enabled,
             catalog_epoch: Default::default(),
             segment_footers: Default::default(),
+            check_evaluator: std::sync::OnceLock::new(),
         })
         .and_then(|store| {
             file_names::check_catalog(&store.db)?;
@@ -216,12 +221,7 @@ impl Store {
             let seq = *applied + 1;
             let mut batch = WriteBatch::with_capacity_bytes(command.batch_size_hint());
             let storage_root = self.dir.storage();
-            let mut ctx =
-                command::ApplyContext::new(&self.db, seq, &self.streams_root, self.sync_writes)
-                    .with_segment_files(apply_context::SegmentFiles {
-                        storage_root: &storage_root,
-                        footers: &self.segment_footers,
-                    });
+            let mut ctx = self.apply_context(seq, self.sync_writes, &storage_root);
             command.write_all_into(&mut ctx, &mut batch)?;
             batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
             self.db.write_opt(batch, &self.write_options)?;
@@ -249,11 +249,7 @@ impl Store {
     /// write log files as they apply).
     pub fn dry_run(&self, commands: &[Command]) -> StorageResult<()> {
         let storage_root = self.dir.storage();
-        let mut ctx = command::ApplyContext::new(&self.db, 0, &self.streams_root, false)
-            .with_segment_files(apply_context::SegmentFiles {
-                storage_root: &storage_root,
-                footers: &self.segment_footers,
-            });
+        let mut ctx = self.apply_context(0, false, &storage_root);
         let mut batch = WriteBatch::default();
         for command in commands {
             if !matches!(command, Command::AppendStream { .. }) {
@@ -261,6 +257,28 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// What a command applied as sequence number `seq` sees.
+    fn apply_context<'a>(
+        &'a self,
+        seq: u64,
+        sync: bool,
+        storage_root: &'a Path,
+    ) -> command::ApplyContext<'a> {
+        let mut ctx = command::ApplyContext::new(&self.db, seq, &self.streams_root, sync)
+            .with_segment_files(apply_context::SegmentFiles {
+                storage_root,
+                footers: &self.segment_footers,
+            });
+        ctx.check_evaluator = self.check_evaluator.get().map(|e| e.as_ref());
+        ctx
+    }
+
+    /// Installs what evaluates CHECK constraints over rows a foreign key's cascade rewrites
+    /// (the executor does, at start); only the first call counts.
+    pub fn install_check_evaluator(&self, evaluator: Arc<dyn CheckEvaluator>) {
+        let _ = self.check_evaluator.set(evaluator);
     }
 
     /// Group commit: fsyncs the write-ahead log unless a concurrent caller's fsync already

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use rocksdb::WriteBatch;
 
 use super::apply_context::ApplyContext;
-use super::command::{Expect, RowWrite};
+use super::command::{Expect, RewrittenRow, RowWrite};
 use super::foreign_keys::{ForeignKeyRecord, Links, links_of};
 use super::indexes::{self, IndexRecord};
 use super::keys::CF_INDEX_ENTRIES;
+use super::row_checks::RewrittenRows;
 use super::row_writes::{live_version, write_row};
 use super::{Conflict, StorageResult, datums, rows};
 use crate::model::ReferentialAction;
@@ -134,6 +135,60 @@ pub(super) fn verify_deferred_of(
     Ok(())
 }
 
+/// After column `position` of table `table_id` was retyped (`rows`: every row of the table,
+/// as the batch now holds them): every row that refers through a foreign key using the column,
+/// on either side, must still find its referenced key. PostgreSQL validates such a constraint
+/// again after the rewrite, and reports a failure as a write's violation.
+pub(super) fn verify_retyped_column(
+    ctx: &ApplyContext,
+    table_id: u64,
+    position: usize,
+    rows: &[RewrittenRow],
+) -> StorageResult<()> {
+    let links = links_of(ctx, table_id)?;
+    for fk in links.outgoing {
+        if !fk.columns.contains(&position) {
+            continue;
+        }
+        let fk = Arc::new(fk);
+        for (row_key, _, row) in rows {
+            verify_referring_row(ctx, &fk, row_key, row)?;
+        }
+    }
+    for fk in links.incoming {
+        if !fk.parent_columns.contains(&position) {
+            continue;
+        }
+        let fk = Arc::new(fk);
+        let index_prefix = fk.index_id.to_be_bytes();
+        for (_, row_key) in ctx.index_entries(&index_prefix, usize::MAX)? {
+            if let Some(row) = ctx.live_row(fk.table_id, &row_key, fk.layout.len())? {
+                verify_referring_row(ctx, &fk, &row_key, &row)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verify_referring_row(
+    ctx: &ApplyContext,
+    fk: &Arc<ForeignKeyRecord>,
+    row_key: &[u8],
+    row: &[u8],
+) -> StorageResult<()> {
+    let values = datums_of(&fk.layout, &fk.columns, row)?;
+    // MATCH SIMPLE: a key with a NULL refers to nothing.
+    if values.iter().any(|v| datums::datum_is_null(v)) {
+        return Ok(());
+    }
+    Check::Referenced {
+        fk: fk.clone(),
+        row_key: row_key.to_vec(),
+        values,
+    }
+    .verify(ctx)
+}
+
 /// Writes one statement's rows to a table that has foreign keys or is referenced by some.
 pub(super) fn write_rows(
     ctx: &mut ApplyContext,
@@ -153,6 +208,8 @@ pub(super) fn write_rows(
     writer
         .tables
         .insert(table_id, Arc::new(TableLinks::new(indexes, links)));
+    // Rows the cascades rewrote: no statement checked them against their CHECK constraints.
+    let mut rewritten = RewrittenRows::default();
     for write in writes {
         let moved_row = write
             .moved_to
@@ -163,8 +220,12 @@ pub(super) fn write_rows(
             // SET DEFAULT may write the key a row already had: its referenced row must still
             // exist, so a cascaded write is always checked.
             writer.write(ctx, batch, table_id, &write, None, true)?;
+            if write.value.is_some() {
+                rewritten.push(table_id, write.key);
+            }
         }
     }
+    rewritten.verify(ctx)?;
     for check in writer.checks {
         if ctx.defers(check.constraint()) {
             ctx.deferred_checks.push(check);
