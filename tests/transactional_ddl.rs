@@ -110,3 +110,123 @@ async fn a_block_cut_off_by_a_crash_leaves_no_ddl_behind() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn rows_encoded_before_another_sessions_drop_column_fail_their_commit_with_40001() {
+    let mut server = TestServer::start();
+    let writer = server.root().await;
+    let migrator = server.root().await;
+    writer
+        .batch_execute(
+            "CREATE TABLE ledger (id INT PRIMARY KEY, memo TEXT, amount INT); \
+             INSERT INTO ledger VALUES (1, 'one', 10)",
+        )
+        .await
+        .unwrap();
+    // The writer's rows are encoded with `memo`; the migrator's DROP commits first.
+    writer
+        .batch_execute("BEGIN; INSERT INTO ledger VALUES (2, 'two', 20); UPDATE ledger SET amount = 11 WHERE id = 1")
+        .await
+        .unwrap();
+    migrator
+        .batch_execute("ALTER TABLE ledger DROP COLUMN memo")
+        .await
+        .unwrap();
+    let err = writer.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "40001", "{err:?}");
+    // A retype as well: a write planned for the old type is refused, not stored.
+    writer
+        .batch_execute("BEGIN; INSERT INTO ledger VALUES (3, 30)")
+        .await
+        .unwrap();
+    migrator
+        .batch_execute("ALTER TABLE ledger ALTER COLUMN amount TYPE BIGINT")
+        .await
+        .unwrap();
+    let err = writer.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "40001", "{err:?}");
+    let expect = |client: tokio_postgres::Client| async move {
+        let rows = client
+            .query("SELECT id, amount FROM ledger ORDER BY id", &[])
+            .await
+            .unwrap();
+        let got: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(got, vec![(1, 10)]);
+    };
+    expect(writer).await;
+    server.restart();
+    expect(server.root().await).await;
+}
+
+#[tokio::test]
+async fn a_block_that_drops_and_retypes_columns_over_flushed_rows_commits_what_it_read() {
+    let mut server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE orders (id INT PRIMARY KEY, legacy TEXT, total INT); \
+             INSERT INTO orders SELECT value, 'l' || value, value FROM generate_series(1, 300)",
+        )
+        .await
+        .unwrap();
+    let (_, status, _) = common::run_job(&client, "FLUSH TABLE orders").await;
+    assert_eq!(status, "Completed");
+    // Hot rows beside the flushed ones, some of them newer copies of flushed rows.
+    client
+        .batch_execute(
+            "INSERT INTO orders SELECT value, 'l' || value, value FROM generate_series(301, 400); \
+             UPDATE orders SET total = total + 1000 WHERE id <= 50",
+        )
+        .await
+        .unwrap();
+    // A migration: backfill, drop the old column, widen and rewrite another, all in one block.
+    client
+        .batch_execute(
+            "BEGIN; \
+             UPDATE orders SET total = total + 1 WHERE id % 2 = 0; \
+             ALTER TABLE orders DROP COLUMN legacy; \
+             ALTER TABLE orders ALTER COLUMN total TYPE BIGINT USING total * 10; \
+             INSERT INTO orders VALUES (401, 7); \
+             UPDATE orders SET total = 0 WHERE id = 3",
+        )
+        .await
+        .unwrap();
+    // Every total plus 1000 for ids up to 50 and 1 for even ids, times ten; id 3 (1003 then)
+    // set to 0; 401 added with 7.
+    let expected: i64 = ((1..=400).sum::<i64>() + 50 * 1000 + 200) * 10 - 10_030 + 7;
+    assert_eq!(
+        count(&client, "SELECT sum(total)::BIGINT FROM orders").await,
+        expected
+    );
+    client.batch_execute("COMMIT").await.unwrap();
+    let check = |client: tokio_postgres::Client| async move {
+        assert_eq!(
+            count(&client, "SELECT sum(total)::BIGINT FROM orders").await,
+            expected
+        );
+        assert_eq!(count(&client, "SELECT count(*) FROM orders").await, 401);
+        assert_eq!(
+            count(&client, "SELECT total FROM orders WHERE id = 2").await,
+            (1002 + 1) * 10
+        );
+        assert_eq!(
+            count(&client, "SELECT total FROM orders WHERE id = 299").await,
+            2990
+        );
+        assert_eq!(
+            count(&client, "SELECT total FROM orders WHERE id = 3").await,
+            0
+        );
+        let columns = count(
+            &client,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders'",
+        )
+        .await;
+        assert_eq!(columns, 2);
+    };
+    check(server.root().await).await;
+    let (_, status, _) = common::run_job(&server.root().await, "FLUSH TABLE orders").await;
+    assert_eq!(status, "Completed");
+    server.restart();
+    check(server.root().await).await;
+}

@@ -236,13 +236,6 @@ impl Session {
             ))
             .into());
         }
-        if self.block_wrote_to(&record) {
-            return Err(crate::sql::SqlError::Unsupported(format!(
-                "dropping a column of \"{}\" after writing to it in the same transaction block is not supported",
-                record.name
-            ))
-            .into());
-        }
         if record.columns.len() == 1 {
             return Err(crate::sql::SqlError::Unsupported(
                 "dropping a table's only column is not supported".into(),
@@ -259,22 +252,20 @@ impl Session {
         without.checks.retain(|check| {
             !super::checks::columns_read(&record, &check.expr).contains(&column.to_owned())
         });
+        without.layout_generation += 1;
+        let columns = (record.columns.clone(), without.columns.clone());
         self.apply_ddl(Command::DropColumn {
             table: without,
             position,
             cascade,
         })?;
+        super::block_ddl::relayout_held(
+            &mut self.pending.tables.lock().expect("pending writes"),
+            record.table_id,
+            &columns.0,
+            &columns.1,
+        )?;
         Ok(Outcome::Done { tag: "ALTER TABLE" })
-    }
-
-    /// Whether the open block wrote rows to the table: they are held in its current layout
-    /// until COMMIT, so its columns cannot be dropped or retyped meanwhile.
-    fn block_wrote_to(&self, record: &crate::storage::TableRecord) -> bool {
-        self.pending
-            .tables
-            .lock()
-            .expect("pending writes")
-            .contains_key(&record.table_id)
     }
 
     /// A foreign key using column `index` of `record`, on either side, must compare the
@@ -338,9 +329,6 @@ impl Session {
             return unsupported("of a stream table".into());
         }
         self.check_foreign_keys_can_follow(&record, index, sql_type)?;
-        if self.block_wrote_to(&record) {
-            return unsupported("after writing to its table in the same transaction block".into());
-        }
         if using.is_none() && !assignment_castable(column.sql_type, sql_type) {
             return Err(ExecError::DatatypeMismatch(format!(
                 "column \"{}\" cannot be cast automatically to type {}",
@@ -354,6 +342,7 @@ impl Session {
         // A new id: files keep the old type's values under the old one.
         retyped.columns[index].id = crate::model::UNASSIGNED_COLUMN_ID;
         retyped.number_columns();
+        retyped.layout_generation += 1;
         let value = using.map_or_else(
             || super::sequences::quote_ident(&column.name),
             |using| format!("({using})"),
@@ -361,11 +350,22 @@ impl Session {
         let rows = self
             .rows_rewritten((&record, &retyped), &column.name, &value)
             .await?;
+        let held = self
+            .in_transaction_block()
+            .then(|| (retyped.clone(), rows.clone()));
         self.apply_ddl(Command::RetypeColumn {
             table: retyped,
             position: index,
             rows,
         })?;
+        if let Some((retyped, rows)) = held {
+            super::block_ddl::hold_retyped(
+                &mut self.pending.tables.lock().expect("pending writes"),
+                &retyped,
+                index,
+                rows,
+            )?;
+        }
         Ok(done)
     }
 }

@@ -7,12 +7,20 @@
 //! block writes to them carry the ids they will keep; a sequence it creates gets its position
 //! at once too, so nextval works before COMMIT (values handed out stay handed out, as
 //! nextval's always do).
+//!
+//! DDL that changes how rows are encoded (DROP COLUMN, ALTER COLUMN TYPE) also re-encodes the
+//! block's own rows for the new definition; a retype makes every row of the table the block's
+//! own, in the new type. The block reads committed rows of such a table re-encoded by column
+//! id (`CommittedRows::Relayout`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::table::PendingRows;
 use super::transaction::Transaction;
 use super::{ExecResult, Session};
-use crate::storage::{Applied, CatalogRead, Command, StorageError};
+use crate::model::ColumnDef;
+use crate::storage::{Applied, CatalogRead, Command, RewrittenRow, StorageError, TableRecord};
 
 impl Session {
     /// The catalog as this session sees it: the committed records under its block's DDL.
@@ -50,7 +58,22 @@ impl Session {
             self.engine
                 .apply(&Command::StartSequence(sequence.clone()))?;
         }
+        // The preview left out the block's rows; a statement rewriting them is checked with
+        // them now (foreign keys over the new values, rows another session changed), as
+        // PostgreSQL reports such errors at the statement.
+        let rewrites_rows = matches!(
+            command,
+            Command::RetypeColumn { .. } | Command::DropColumn { .. }
+        );
         transaction.push(command);
+        if rewrites_rows
+            && transaction
+                .commands()
+                .iter()
+                .any(|c| matches!(c, Command::WriteRows { .. }))
+        {
+            self.engine.store.dry_run(transaction.commands())?;
+        }
         self.refresh_block_state(&transaction, changes);
         Ok(Applied::default())
     }
@@ -70,6 +93,63 @@ impl Session {
         }
     }
 
+    /// The block's own rows per table as `commands` leave them, each encoded for the block's
+    /// latest definition of its table: what ROLLBACK TO keeps.
+    pub(super) fn block_rows(&self, commands: &[Command]) -> ExecResult<HeldTables> {
+        let mut held = HeldTables::new();
+        // The columns each table's held rows are encoded for, once a command defined them.
+        let mut layouts: HashMap<u64, Vec<ColumnDef>> = HashMap::new();
+        let mut queue: Vec<&Command> = commands.iter().rev().collect();
+        while let Some(command) = queue.pop() {
+            match command {
+                Command::Batch(inner) => queue.extend(inner.iter().rev()),
+                Command::WriteRows {
+                    table_id, writes, ..
+                } => {
+                    let rows = held.entry(*table_id).or_default();
+                    for write in writes {
+                        rows.insert(write.key.clone(), write.value.clone());
+                    }
+                }
+                Command::DropColumn { table, .. } => {
+                    let before = match layouts.remove(&table.table_id) {
+                        Some(columns) => columns,
+                        None => self.committed_columns(table.table_id)?,
+                    };
+                    relayout_held(&mut held, table.table_id, &before, &table.columns)?;
+                    layouts.insert(table.table_id, table.columns.clone());
+                }
+                Command::RetypeColumn {
+                    table,
+                    position,
+                    rows,
+                } => {
+                    hold_retyped(&mut held, table, *position, rows.clone())?;
+                    layouts.insert(table.table_id, table.columns.clone());
+                }
+                Command::CreateTable(table)
+                | Command::AlterTable(table)
+                | Command::SetSchema { table, .. } => {
+                    layouts.insert(table.table_id, table.columns.clone());
+                }
+                _ => {}
+            }
+        }
+        Ok(held)
+    }
+
+    fn committed_columns(&self, table_id: u64) -> ExecResult<Vec<ColumnDef>> {
+        self.engine
+            .store
+            .tables()?
+            .into_iter()
+            .find(|t| t.table_id == table_id)
+            .map(|t| t.columns)
+            .ok_or_else(|| {
+                super::ExecError::Internal(format!("table {table_id} has no committed definition"))
+            })
+    }
+
     /// The block's catalog after a ROLLBACK TO removed commands.
     pub(super) fn recompute_block_catalog(&self, transaction: &Transaction) -> ExecResult<()> {
         let changes = self.engine.store.preview_catalog(
@@ -81,6 +161,51 @@ impl Session {
         self.refresh_block_state(transaction, changes);
         Ok(())
     }
+}
+
+/// A block's own rows: per table, key to row (`None`: deleted).
+pub(super) type HeldTables = HashMap<u64, PendingRows>;
+
+/// Re-encodes the block's own rows of a table for its columns after the block dropped one
+/// (storage rewrites them the same way at COMMIT).
+pub(super) fn relayout_held(
+    held: &mut HeldTables,
+    table_id: u64,
+    from: &[ColumnDef],
+    to: &[ColumnDef],
+) -> ExecResult<()> {
+    if let Some(rows) = held.get_mut(&table_id) {
+        for row in rows.values_mut().flatten() {
+            *row = crate::storage::rows::relayout(from, to, row)?;
+        }
+    }
+    Ok(())
+}
+
+/// After the block retyped column `position` of `retyped`: every live row of the table, as
+/// `rows` has them in the new definition, is the block's own from then on, so its reads never
+/// decode a committed row of the old type. A retyped key column moves each row to the key its
+/// new value encodes, as storage does at COMMIT.
+pub(super) fn hold_retyped(
+    held: &mut HeldTables,
+    retyped: &TableRecord,
+    position: usize,
+    rows: Vec<RewrittenRow>,
+) -> ExecResult<()> {
+    let table = held.entry(retyped.table_id).or_default();
+    let rows = if retyped.primary_key.contains(&position) {
+        let moved = crate::storage::rekeyed(retyped, &rows)?;
+        for (key, _, _) in rows {
+            table.insert(key, None);
+        }
+        moved
+    } else {
+        rows
+    };
+    for (key, _, row) in rows {
+        table.insert(key, Some(row));
+    }
+    Ok(())
 }
 
 fn created_sequences(command: &Command) -> Vec<&crate::storage::SequenceRecord> {

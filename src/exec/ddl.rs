@@ -116,6 +116,7 @@ impl Session {
             version: 0,
             checks: Vec::new(),
             next_column_id: 0,
+            layout_generation: 0,
         };
         let mut record = record;
         record.number_columns();
@@ -241,6 +242,7 @@ impl Session {
             version: 0,
             checks: Vec::new(),
             next_column_id: 0,
+            layout_generation: 0,
         };
         let mut record = record;
         record.number_columns();

@@ -253,7 +253,7 @@ fn read_by_key(
             .read(
                 &view,
                 tables.get(&table.record().table_id),
-                true,
+                super::table::CommittedRows::Current,
                 Some(key.clone()),
                 Some(columns),
                 None,

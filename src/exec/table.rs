@@ -26,6 +26,18 @@ use crate::storage::{CatalogChanges, ReadView, StorageResult, Store, TableRecord
 pub const KEY_COLUMN: &str = "__kalamdb_key";
 pub const VERSION_COLUMN: &str = "__kalamdb_version";
 
+/// What a read takes from the table's committed hot rows.
+#[derive(Clone, Copy)]
+pub(super) enum CommittedRows<'a> {
+    /// None: the reading block truncated the table.
+    Hidden,
+    /// Every one, encoded as the reader's definition says.
+    Current,
+    /// Every one, stored under these (older) columns: the reading block dropped or retyped a
+    /// column, so each row is re-encoded by column id for the block's definition.
+    Relayout(&'a [crate::model::ColumnDef]),
+}
+
 /// One table's uncommitted writes: encoded key to row (`None`: deleted).
 pub type PendingRows = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
@@ -107,7 +119,7 @@ impl UserTable {
         &self,
         view: &ReadView<'_>,
         pending: Option<&PendingRows>,
-        committed: bool,
+        committed: CommittedRows<'_>,
         point: Option<Vec<u8>>,
         projection: Option<&[usize]>,
         limit: Option<usize>,
@@ -123,8 +135,19 @@ impl UserTable {
         let mut keys = BinaryBuilder::new();
         let mut versions = Int64Builder::new();
         let limit = limit.unwrap_or(usize::MAX);
+        let relayout = |row: &[u8]| -> StorageResult<Option<Vec<u8>>> {
+            match committed {
+                CommittedRows::Relayout(stored) => {
+                    rows::relayout(stored, &self.record.columns, row).map(Some)
+                }
+                _ => Ok(None),
+            }
+        };
         let mut emit = |key: &[u8], version: Option<u64>, row: &[u8]| -> StorageResult<bool> {
-            decoder.push(row)?;
+            match version.map(|_| relayout(row)).transpose()?.flatten() {
+                Some(row) => decoder.push(&row)?,
+                None => decoder.push(row)?,
+            }
             keys.append_value(key);
             versions.append_option(version.map(|v| v as i64));
             Ok(decoder.len() < limit)
@@ -137,7 +160,7 @@ impl UserTable {
                         emit(&key, None, row).map_err(storage_error)?;
                     }
                     Some(None) => {}
-                    None if !committed => {}
+                    None if matches!(committed, CommittedRows::Hidden) => {}
                     None => {
                         if let Some(stored) = view.row(&key).map_err(storage_error)? {
                             hot_keys.push(key.clone());
@@ -186,7 +209,7 @@ impl UserTable {
                     Ok(more)
                 };
                 // A table the block truncated has only the block's rows.
-                if committed {
+                if !matches!(committed, CommittedRows::Hidden) {
                     view.scan_rows(self.record.table_id, &mut visit)
                         .map_err(storage_error)?;
                 }
@@ -262,8 +285,15 @@ impl UserTable {
         let mut batches = self.read_rows(view, pending, &keys, &output)?;
         if !others.is_empty() {
             batches.push(
-                self.read(view, Some(&others), false, None, Some(&output), None)?
-                    .0,
+                self.read(
+                    view,
+                    Some(&others),
+                    CommittedRows::Hidden,
+                    None,
+                    Some(&output),
+                    None,
+                )?
+                .0,
             );
         }
         Ok(datafusion::arrow::compute::concat_batches(
@@ -286,7 +316,7 @@ impl UserTable {
             let (batch, hot_keys) = self.read(
                 view,
                 pending,
-                true,
+                CommittedRows::Current,
                 Some(key.clone()),
                 Some(projection),
                 None,
@@ -300,37 +330,34 @@ impl UserTable {
         Ok(batches)
     }
 
-    /// The definition to read `segments` with, and `projection` mapped onto it. A statement
-    /// prepared before ALTER TABLE ADD COLUMN holds the older definition, and a segment flushed
-    /// since has more columns than it knows; the current one then reads the file. Columns are
-    /// only ever appended, so the old indexes still name the same columns, except the hidden
-    /// key and version, which follow the table's columns.
-    fn definition_for(
-        &self,
-        segments: &[SegmentRecord],
-        projection: &[usize],
-    ) -> Result<(Arc<TableRecord>, Vec<usize>)> {
-        let known = self.record.columns.len();
-        if segments.iter().all(|s| s.columns <= known) {
-            return Ok((self.record.clone(), projection.to_vec()));
+    /// The columns committed rows are stored under, when they are not encoded as this reader's
+    /// definition says: a block that dropped or retyped a column reads them re-encoded. A
+    /// statement planned before another session's DROP COLUMN or ALTER COLUMN TYPE fails, as
+    /// PostgreSQL's cached plans do.
+    fn stored_layout(&self, catalog_unchanged: bool) -> Result<Option<TableRecord>> {
+        let table_id = self.record.table_id;
+        if catalog_unchanged {
+            let stored = self
+                .store
+                .layout_generation(table_id)
+                .map_err(storage_error)?;
+            if stored > self.record.layout_generation {
+                return Err(datafusion::error::DataFusionError::NotImplemented(
+                    "cached plan must not change result type".into(),
+                ));
+            }
+            return Ok(None);
         }
-        let current = self
-            .store
-            .table(&self.record.namespace, &self.record.name)
-            .map_err(storage_error)?
-            .filter(|t| t.table_id == self.record.table_id)
-            .ok_or_else(|| {
-                datafusion::error::DataFusionError::Plan(format!(
-                    "table {}.{} was dropped since this statement was prepared",
-                    self.record.namespace, self.record.name
-                ))
-            })?;
-        let added = current.columns.len() - known;
-        let projection = projection
-            .iter()
-            .map(|&i| if i < known { i } else { i + added })
-            .collect();
-        Ok((Arc::new(current), projection))
+        let Some(stored) = self.store.table_by_id(table_id).map_err(storage_error)? else {
+            return Ok(None);
+        };
+        let ids = |columns: &[crate::model::ColumnDef]| -> Vec<u32> {
+            columns.iter().map(|c| c.id).collect()
+        };
+        let (stored_ids, read_ids) = (ids(&stored.columns), ids(&self.record.columns));
+        // Columns added at the end leave the others where they were.
+        let aligned = stored_ids.starts_with(&read_ids) || read_ids.starts_with(&stored_ids);
+        Ok((!aligned).then_some(stored))
     }
 
     /// The flushed row `entry` locates, `projection` of the table's schema, read at its
@@ -347,13 +374,14 @@ impl UserTable {
             .map_err(storage_error)?
             .into_iter()
             .collect();
-        let (record, file_projection) = self.definition_for(&segments, projection)?;
+        // Files name their columns by id, so this definition reads segments flushed under any
+        // other (a statement prepared before ADD COLUMN, a block after its DROP COLUMN).
         super::cold::read_cold_row(
             &self.store,
-            &record,
+            &self.record,
             &segments,
             entry,
-            &file_projection,
+            projection,
             Arc::new(self.schema.project(projection)?),
         )
     }
@@ -445,6 +473,16 @@ impl TableProvider for UserTable {
         let catalog_unchanged = pending
             .as_ref()
             .is_none_or(|p| p.catalog_changes().is_empty());
+        let stored_layout = if committed {
+            self.stored_layout(catalog_unchanged)?
+        } else {
+            None
+        };
+        let committed_rows = match (&stored_layout, committed) {
+            (_, false) => CommittedRows::Hidden,
+            (Some(stored), true) => CommittedRows::Relayout(&stored.columns),
+            (None, true) => CommittedRows::Current,
+        };
         // A block's own DDL may have created an index not committed yet: only committed
         // indexes, whose entries exist, are read.
         if point.is_none() && committed && catalog_unchanged {
@@ -471,7 +509,7 @@ impl TableProvider for UserTable {
         let (batch, hot_keys) = self.read(
             &view,
             pending_rows,
-            committed,
+            committed_rows,
             point.clone(),
             projection.map(|p| p.as_slice()),
             limit,
@@ -493,13 +531,12 @@ impl TableProvider for UserTable {
             Some(key) => match view.cold_entry(key).map_err(storage_error)? {
                 Some(entry) => {
                     let output_schema = Arc::new(self.schema.project(&output)?);
-                    let (record, file_projection) = self.definition_for(&segments, &output)?;
                     if let Some(row) = super::cold::read_cold_row(
                         &self.store,
-                        &record,
+                        &self.record,
                         &segments,
                         entry,
-                        &file_projection,
+                        &output,
                         output_schema.clone(),
                     )? {
                         return Ok(MemorySourceConfig::try_new_exec(
@@ -530,14 +567,13 @@ impl TableProvider for UserTable {
             return Ok(hot);
         }
         let mut inputs = vec![hot];
-        let (record, file_projection) = self.definition_for(&segments, &output)?;
         inputs.extend(super::cold::scan_segments(
             &self.store,
             &view,
-            &record,
+            &self.record,
             &segments,
             &shadowed,
-            &file_projection,
+            &output,
             schema,
         )?);
         datafusion::physical_plan::union::UnionExec::try_new(inputs)

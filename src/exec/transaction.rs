@@ -135,20 +135,8 @@ impl Session {
         let depth = self.unwind_savepoints(name, true)?;
         let mut transaction = self.transaction();
         transaction.commands.truncate(depth);
-        let mut tables = self.pending.tables.lock().expect("pending writes");
-        tables.clear();
-        for command in transaction.commands.iter() {
-            if let Command::WriteRows {
-                table_id, writes, ..
-            } = command
-            {
-                let overlay = tables.entry(*table_id).or_default();
-                for write in writes {
-                    overlay.insert(write.key.clone(), write.value.clone());
-                }
-            }
-        }
-        drop(tables);
+        *self.pending.tables.lock().expect("pending writes") =
+            self.block_rows(&transaction.commands)?;
         self.recompute_block_catalog(&transaction)?;
         transaction.state = BlockState::InBlock;
         Ok(Outcome::Done { tag: "ROLLBACK" })
@@ -236,6 +224,7 @@ impl Session {
                     table_id: record.table_id,
                     writes,
                     row_id_high_water,
+                    layout_generation: record.layout_generation,
                 })
                 .map_err(|e| self.write_error(e))?;
             self.engine.note_writes(record.table_id, rows);
@@ -271,6 +260,7 @@ impl Session {
             table_id: record.table_id,
             writes,
             row_id_high_water,
+            layout_generation: record.layout_generation,
         });
         Ok(())
     }

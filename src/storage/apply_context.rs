@@ -58,6 +58,12 @@ pub(super) struct ApplyContext<'a> {
     definitions: RefCell<HashMap<u64, Arc<TableRecord>>>,
     /// Evaluates CHECK constraints over rows a cascade rewrote (`None`: none installed).
     pub check_evaluator: Option<&'a dyn super::CheckEvaluator>,
+    /// Rows this command re-encoded for a dropped or retyped column, with the version each
+    /// had before: a later write of the same block read them at that version.
+    pub relaid_from: HashMap<Vec<u8>, u64>,
+    /// Set while a block's DDL is previewed for its catalog alone, without the block's row
+    /// writes: checks of rows against those writes wait for the block's COMMIT.
+    pub catalog_preview: bool,
 }
 
 /// The storage directory and the footer cache, for reading one flushed row.
@@ -102,6 +108,8 @@ impl<'a> ApplyContext<'a> {
             segment_files: None,
             definitions: RefCell::default(),
             check_evaluator: None,
+            catalog_preview: false,
+            relaid_from: HashMap::new(),
         }
     }
 

@@ -36,6 +36,7 @@ impl Store {
         commands: impl IntoIterator<Item = &'c Command>,
     ) -> StorageResult<CatalogChanges> {
         let mut ctx = ApplyContext::new(&self.db, 0, &self.streams_root, false);
+        ctx.catalog_preview = true;
         let mut batch = WriteBatch::default();
         for command in commands {
             command.write_all_into(&mut ctx, &mut batch)?;

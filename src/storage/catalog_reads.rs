@@ -35,6 +35,19 @@ impl Store {
         self.get_record(CF_CATALOG, &catalog_keys::table(namespace, name))
     }
 
+    /// The layout generation rows of `table_id` are stored under (see
+    /// `TableRecord::layout_generation`).
+    pub fn layout_generation(&self, table_id: u64) -> StorageResult<u64> {
+        let key = catalog_keys::layout_generation(table_id);
+        let stored = self.db.get_cf(cf(&self.db, CF_CATALOG), key)?;
+        records::layout_generation(table_id, stored.as_deref())
+    }
+
+    /// The committed definition of table `table_id`, whatever its name (a scan of the tables).
+    pub fn table_by_id(&self, table_id: u64) -> StorageResult<Option<TableRecord>> {
+        Ok(self.tables()?.into_iter().find(|t| t.table_id == table_id))
+    }
+
     pub fn tables_in(&self, namespace: &str) -> StorageResult<Vec<TableRecord>> {
         self.scan_records(CF_CATALOG, &catalog_keys::tables_of(namespace))
     }

@@ -11,7 +11,7 @@ use rocksdb::WriteBatch;
 use super::apply_context::ApplyContext;
 use super::command::RewrittenRow;
 use super::keys::CF_ROWS;
-use super::row_writes::{TOMBSTONE, live_version};
+use super::row_writes::{TOMBSTONE, live_version, read_at};
 use super::{
     Conflict, StorageResult, TableRecord, datums, foreign_keys, index_ddl, indexes, referential,
     rows, sequences, table_ddl, view_ddl,
@@ -65,6 +65,8 @@ pub(super) fn drop_column(
             continue;
         }
         let row = datums::without_datum(&old.columns, payload, position)?;
+        ctx.relaid_from
+            .insert(key.clone(), rows::stored_version(&stored)?);
         ctx.put(batch, CF_ROWS, key, rows::stored_row(ctx.seq, &row));
     }
     for sequence in sequences::owned_by(ctx, &old.namespace, &old.name)? {
@@ -77,6 +79,7 @@ pub(super) fn drop_column(
         }
     }
     table_ddl::put(ctx, batch, table);
+    table_ddl::put_layout_generation(ctx, batch, table);
     Ok(())
 }
 
@@ -107,16 +110,19 @@ pub(super) fn retype_column(
     let changed = || Conflict::RowChanged {
         table_id: old.table_id,
     };
-    let mut rewritten = std::collections::HashSet::with_capacity(rows.len());
-    for (key, version, _) in rows {
-        if live_version(ctx, key)? != Some(*version) {
-            return Err(changed().into());
+    if !ctx.catalog_preview {
+        let mut rewritten = std::collections::HashSet::with_capacity(rows.len());
+        for (key, version, _) in rows {
+            let read = version.unwrap_or(ctx.seq);
+            if !live_version(ctx, key)?.is_some_and(|current| read_at(ctx, key, read, current)) {
+                return Err(changed().into());
+            }
+            rewritten.insert(key.as_slice());
         }
-        rewritten.insert(key.as_slice());
-    }
-    for (key, stored) in ctx.hot_rows(old.table_id)? {
-        if rows::stored_payload(&stored) != TOMBSTONE && !rewritten.contains(key.as_slice()) {
-            return Err(changed().into());
+        for (key, stored) in ctx.hot_rows(old.table_id)? {
+            if rows::stored_payload(&stored) != TOMBSTONE && !rewritten.contains(key.as_slice()) {
+                return Err(changed().into());
+            }
         }
     }
     // A key column's new type encodes every key anew: each row moves to its new key.
@@ -135,7 +141,10 @@ pub(super) fn retype_column(
     } else {
         rows
     };
-    for (key, _, row) in rows {
+    for (key, version, row) in rows {
+        if let Some(version) = version {
+            ctx.relaid_from.insert(key.clone(), *version);
+        }
         ctx.put(batch, CF_ROWS, key.clone(), rows::stored_row(ctx.seq, row));
     }
     let mut table = table.clone();
@@ -149,6 +158,7 @@ pub(super) fn retype_column(
         table.number_columns();
     }
     table_ddl::put(ctx, batch, &table);
+    table_ddl::put_layout_generation(ctx, batch, &table);
     index_ddl::follow_table(ctx, batch, &table)?;
     let rekeyed = old.primary_key.contains(&position);
     for index in indexes::of_table(ctx, table.table_id)? {
@@ -160,13 +170,16 @@ pub(super) fn retype_column(
     foreign_keys::follow_table(ctx, batch, &table)?;
     let retyped = (column.sql_type, table.columns[position].sql_type);
     foreign_keys::follow_retyped_column(ctx, batch, table.table_id, position, retyped)?;
+    if ctx.catalog_preview {
+        return Ok(());
+    }
     referential::verify_retyped_column(ctx, table.table_id, position, rows)
 }
 
 /// `rows` (every live row of `table`, rewritten in a key column's new type) under the keys
 /// their new values encode. Two rows whose keys the new type makes equal fail the command,
 /// as PostgreSQL fails rebuilding the primary key's index.
-fn rekeyed(table: &TableRecord, rows: &[RewrittenRow]) -> StorageResult<Vec<RewrittenRow>> {
+pub fn rekeyed(table: &TableRecord, rows: &[RewrittenRow]) -> StorageResult<Vec<RewrittenRow>> {
     let mut moved = Vec::with_capacity(rows.len());
     let mut keys = std::collections::HashSet::with_capacity(rows.len());
     for (_, version, row) in rows {

@@ -20,8 +20,9 @@ use super::{CF_CATALOG, CF_JOBS, CF_META, CF_USERS, Conflict, StorageResult, cat
 /// One atomic change to the database. Commands are serialisable so that a replicated log can
 /// carry them; applying the same sequence of commands to the same state gives the same state.
 /// A row a statement rewrote in full (ALTER COLUMN TYPE): its key, the version the statement
-/// read, and the row in the new definition.
-pub type RewrittenRow = (Vec<u8>, u64, Vec<u8>);
+/// read (`None`: the row as the same transaction block wrote it, earlier in the command), and
+/// the row in the new definition.
+pub type RewrittenRow = (Vec<u8>, Option<u64>, Vec<u8>);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Command {
@@ -97,6 +98,10 @@ pub enum Command {
         writes: Vec<RowWrite>,
         /// The highest hidden row id used by `writes`, for tables without a declared key.
         row_id_high_water: Option<u64>,
+        /// The table's layout generation the rows are encoded for: a DROP COLUMN or ALTER
+        /// COLUMN TYPE applied since fails the write (40001) rather than store a stale layout.
+        #[serde(default)]
+        layout_generation: u64,
     },
     /// Publishes a flushed segment: adds it to the manifest, indexes its keys, marks older
     /// copies dead and removes the hot versions it holds. A hot row written after the flush read
@@ -413,7 +418,9 @@ impl Command {
                 table_id,
                 writes,
                 row_id_high_water,
+                layout_generation,
             } => {
+                table_ddl::check_layout_generation(ctx, *table_id, *layout_generation)?;
                 let links = foreign_keys::links_of(ctx, *table_id)?;
                 if !links.is_empty() {
                     referential::write_rows(ctx, batch, *table_id, writes, links)?;

@@ -119,6 +119,12 @@ pub(super) mod catalog_keys {
         key.extend_from_slice(&parent_id.to_be_bytes());
         key
     }
+    /// A table's layout generation (see `TableRecord::layout_generation`); absent means 0.
+    pub fn layout_generation(table_id: u64) -> Vec<u8> {
+        let mut key = b"lay\0".to_vec();
+        key.extend_from_slice(&table_id.to_be_bytes());
+        key
+    }
     pub fn segments_of(table_id: u64) -> Vec<u8> {
         let mut key = b"seg\0".to_vec();
         key.extend_from_slice(&table_id.to_be_bytes());

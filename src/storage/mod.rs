@@ -41,6 +41,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
 pub use capture::{BackupPoint, CapturedFile, MetadataSnapshot, list_files};
 pub use catalog_changes::{CatalogChanges, CatalogRead};
+pub use column_ddl::rekeyed;
 pub use command::{Applied, Command, Expect, RewrittenRow, RowWrite};
 pub use row_checks::CheckEvaluator;
 pub use row_writes::ColdEntry;
@@ -463,6 +464,7 @@ mod tests {
                     moved_to: None,
                 }],
                 row_id_high_water: Some(1),
+                layout_generation: 0,
             })
             .unwrap();
         (store, key, written)
@@ -551,6 +553,7 @@ mod tests {
                     moved_to: None,
                 }],
                 row_id_high_water: None,
+                layout_generation: 0,
             })
             .unwrap();
         let applied = store

@@ -98,6 +98,29 @@ pub struct TableRecord {
     /// The id the next column added gets (ids are never reused, even after a drop).
     #[serde(default)]
     pub next_column_id: u32,
+    /// Bumped when stored rows change encoding (DROP COLUMN, ALTER COLUMN TYPE); adding a
+    /// column keeps it, since shorter rows read the new column's missing value. Rows are
+    /// written only under the generation they were encoded for.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub layout_generation: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// A table's stored layout generation (the catalog's `layout_generation` key; absent is 0).
+pub(super) fn layout_generation(table_id: u64, stored: Option<&[u8]>) -> StorageResult<u64> {
+    let Some(bytes) = stored else {
+        return Ok(0);
+    };
+    bytes
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StorageError::Corrupt {
+            cf: super::keys::CF_CATALOG,
+            message: format!("the layout generation of table {table_id} is not 8 bytes"),
+        })
 }
 
 impl TableRecord {

@@ -163,11 +163,18 @@ pub(super) fn live_version(ctx: &ApplyContext, key: &[u8]) -> StorageResult<Opti
         .map(|entry| entry.version))
 }
 
+/// Whether a row now at version `current` is the one a statement read at version `read`: the
+/// same one, or the same block dropped or retyped a column after the read and this command
+/// re-encoded the row from that version.
+pub(super) fn read_at(ctx: &ApplyContext, key: &[u8], read: u64, current: u64) -> bool {
+    current == read || (current == ctx.seq && ctx.relaid_from.get(key) == Some(&read))
+}
+
 /// Fails the command when `write` expects another state of its row than the current one.
 fn check_expectation(ctx: &ApplyContext, table_id: u64, write: &RowWrite) -> StorageResult<()> {
     match (write.expect, live_version(ctx, &write.key)?) {
         (Expect::Anything, _) | (Expect::Absent, None) => Ok(()),
-        (Expect::Version(v), Some(current)) if v == current => Ok(()),
+        (Expect::Version(v), Some(current)) if read_at(ctx, &write.key, v, current) => Ok(()),
         (Expect::Absent, Some(_)) => Err(Conflict::DuplicateKey {
             table_id,
             key: write.key.clone(),

@@ -240,6 +240,24 @@ pub fn split_datums<'r>(columns: &'r [ColumnDef], row: &'r [u8]) -> StorageResul
     Ok(datums)
 }
 
+/// A row stored under the columns `from` re-encoded for the columns `to`, matching columns by
+/// id: a column `to` has and `from` lacks reads its missing value (else NULL), and a column only
+/// `from` has is left out. A transaction block that dropped or retyped a column reads the rows
+/// committed under the old layout this way.
+pub fn relayout(from: &[ColumnDef], to: &[ColumnDef], row: &[u8]) -> StorageResult<Vec<u8>> {
+    let datums = split_datums(from, row)?;
+    let mut out = Vec::with_capacity(row.len());
+    for column in to {
+        match from.iter().position(|c| c.id == column.id) {
+            Some(position) if from[position].sql_type == column.sql_type => {
+                out.extend_from_slice(datums[position]);
+            }
+            _ => out.extend_from_slice(column.missing_value.as_deref().unwrap_or(&[ABSENT])),
+        }
+    }
+    Ok(out)
+}
+
 /// Appends the memcomparable form of one stored datum of `sql_type` to `out`: a marker byte
 /// (values before NULLs, PostgreSQL's ascending order), then the value ordered bytewise.
 pub fn datum_key(sql_type: SqlType, datum: &[u8], out: &mut Vec<u8>) -> StorageResult<()> {

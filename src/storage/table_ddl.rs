@@ -44,6 +44,38 @@ pub(super) fn put(ctx: &mut ApplyContext, batch: &mut WriteBatch, table: &TableR
     );
 }
 
+/// Fails with `TableChanged` unless rows encoded for `generation` of table `table_id`'s
+/// layout are still encoded as the table stores them.
+pub(super) fn check_layout_generation(
+    ctx: &ApplyContext,
+    table_id: u64,
+    generation: u64,
+) -> StorageResult<()> {
+    let stored = ctx.get(CF_CATALOG, &catalog_keys::layout_generation(table_id))?;
+    let current = records::layout_generation(table_id, stored.as_deref())?;
+    if current == generation {
+        return Ok(());
+    }
+    let name = ctx
+        .table_by_id(table_id)?
+        .map_or_else(|| format!("#{table_id}"), |t| t.name);
+    Err(Conflict::TableChanged(name).into())
+}
+
+/// Records a table's layout generation for `check_layout_generation`.
+pub(super) fn put_layout_generation(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table: &TableRecord,
+) {
+    ctx.put(
+        batch,
+        CF_CATALOG,
+        catalog_keys::layout_generation(table.table_id),
+        table.layout_generation.to_be_bytes().to_vec(),
+    );
+}
+
 /// The table as it is now, if it is still the one with `table_id`.
 pub(super) fn current(
     ctx: &ApplyContext,
@@ -111,6 +143,11 @@ pub(super) fn drop_record(
     view_ddl::release(ctx, batch, &table.namespace, &table.name, cascade)?;
     foreign_keys::release_table(ctx, batch, table, cascade)?;
     clear_data(ctx, batch, table)?;
+    ctx.delete(
+        batch,
+        CF_CATALOG,
+        catalog_keys::layout_generation(table.table_id),
+    );
     indexes::drop_all_of_table(ctx, batch, table.table_id)?;
     sequences::drop_owned_by(ctx, batch, &table.namespace, &table.name)?;
     ctx.delete(

@@ -28,7 +28,7 @@ impl Session {
         let planner = lazy.get().await?;
         let plan = self.rows_with_identity(
             planner,
-            &record,
+            (&record, &record),
             &alias,
             update.selection.as_ref(),
             &update.assignments,
@@ -109,8 +109,13 @@ impl Session {
         let (record, alias) = self.dml_target(&from[0].relation)?;
         let lazy = LazyPlanner::new(self, statement);
         let planner = lazy.get().await?;
-        let plan =
-            self.rows_with_identity(planner, &record, &alias, delete.selection.as_ref(), &[])?;
+        let plan = self.rows_with_identity(
+            planner,
+            (&record, &record),
+            &alias,
+            delete.selection.as_ref(),
+            &[],
+        )?;
         let batches = planner.collect(plan).await?;
         let deleted = self.updated_rows(&record, &batches, false)?;
         let writes = deleted
@@ -159,26 +164,26 @@ impl Session {
         let (_, alias) = self.dml_target(&update.table.relation)?;
         let lazy = LazyPlanner::new(self, &statement);
         let planner = lazy.get().await?;
-        let plan = self.rows_with_identity(planner, record, &alias, None, &update.assignments)?;
+        // USING's value takes the new type (`'v' || n` for an integer column retyped to text).
+        let plan = self.rows_with_identity(
+            planner,
+            (record, retyped),
+            &alias,
+            None,
+            &update.assignments,
+        )?;
         let batches = planner.collect(plan).await?;
-        self.updated_rows(retyped, &batches, true)?
-            .writes
-            .into_iter()
-            .map(|(key, version, row)| {
-                let version = version.ok_or_else(|| {
-                    ExecError::Internal("a committed row was read without its version".into())
-                })?;
-                Ok((key, version, row))
-            })
-            .collect()
+        // A row the open block wrote carries no version: storage knows it as the block's own.
+        Ok(self.updated_rows(retyped, &batches, true)?.writes)
     }
 
-    /// The rows WHERE selects, with `assignments` applied, followed by each row's key and the
+    /// The rows WHERE selects, with `assignments` applied (each cast to its column's type in
+    /// `target`, the table's definition once written), followed by each row's key and the
     /// version it was read at: what an UPDATE writes or a DELETE removes.
     fn rows_with_identity(
         &self,
         planner: &StatementPlanner,
-        record: &TableRecord,
+        (record, target): (&TableRecord, &TableRecord),
         alias: &str,
         selection: Option<&SqlExpr>,
         assignments: &[Assignment],
@@ -195,7 +200,7 @@ impl Session {
         }
         let schema = rows.schema().clone();
         let values =
-            updated_row_values(planner, record, alias, assignments, &schema, Clone::clone)?;
+            updated_row_values(planner, target, alias, assignments, &schema, Clone::clone)?;
         Ok(rows.project(values)?.build()?)
     }
 }
