@@ -230,3 +230,49 @@ async fn a_block_that_drops_and_retypes_columns_over_flushed_rows_commits_what_i
     server.restart();
     check(server.root().await).await;
 }
+
+#[tokio::test]
+async fn queries_prepared_before_another_sessions_drop_column_are_planned_again() {
+    let server = TestServer::start();
+    let app = server.root().await;
+    let migrator = server.root().await;
+    app.batch_execute(
+        "CREATE TABLE items (id INT PRIMARY KEY, memo TEXT, amount INT); \
+         INSERT INTO items SELECT value, 'm' || value, value * 10 FROM generate_series(1, 20)",
+    )
+    .await
+    .unwrap();
+    let some = app
+        .prepare("SELECT id, amount FROM items WHERE id > $1 ORDER BY id")
+        .await
+        .unwrap();
+    let one = app
+        .prepare("SELECT amount FROM items WHERE id = $1")
+        .await
+        .unwrap();
+    let all = app
+        .prepare("SELECT * FROM items ORDER BY id")
+        .await
+        .unwrap();
+    migrator
+        .batch_execute("ALTER TABLE items DROP COLUMN memo; INSERT INTO items VALUES (21, 210)")
+        .await
+        .unwrap();
+    let rows = app.query(&some, &[&18i32]).await.unwrap();
+    let got: Vec<(i32, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(19, 190), (20, 200), (21, 210)]);
+    let row = app.query_one(&one, &[&21i32]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 210);
+    // The result columns changed: PostgreSQL's error, which drivers answer by preparing again.
+    let err = app.query(&all, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), "0A000", "{err:?}");
+    assert_eq!(
+        err.as_db_error().map(|e| e.message()),
+        Some("cached plan must not change result type")
+    );
+    let fresh = app
+        .prepare("SELECT * FROM items ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(app.query(&fresh, &[]).await.unwrap().len(), 21);
+}

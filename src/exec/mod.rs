@@ -140,6 +140,10 @@ pub enum ExecError {
     /// A table's definition changed while a statement used it.
     #[error("{0}")]
     ConcurrentDefinitionChange(String),
+    /// A prepared query's plan reads a table whose rows another session re-encoded (DROP
+    /// COLUMN, ALTER COLUMN TYPE) since, and planning it again changes its result columns.
+    #[error("cached plan must not change result type")]
+    CachedPlanChanged,
     #[error("{0}")]
     Io(String),
     /// Storage found something it cannot read or write (RocksDB, a corrupt record).

@@ -106,6 +106,41 @@ static CHECKED_ARITHMETIC: std::sync::LazyLock<
     Arc<super::checked_arithmetic::CheckedIntegerArithmetic>,
 > = std::sync::LazyLock::new(Arc::default);
 
+/// Whether planning failed because a table's rows were re-encoded since the plan was made.
+fn is_cached_plan_changed(err: &ExecError) -> bool {
+    let stale = |e: &ExecError| matches!(e, ExecError::CachedPlanChanged);
+    match err {
+        ExecError::DataFusion(e) => match e.find_root() {
+            DataFusionError::External(inner) => {
+                inner.downcast_ref::<ExecError>().is_some_and(stale)
+            }
+            _ => false,
+        },
+        other => stale(other),
+    }
+}
+
+impl Session {
+    /// A prepared query's plan with its parameters bound, started.
+    async fn execute_plan(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        params: &[ScalarValue],
+    ) -> ExecResult<SendableRecordBatchStream> {
+        let plan = if params.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(params.to_vec())?
+        };
+        Ok(self
+            .ctx
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await?)
+    }
+}
+
 impl Engine {
     /// Opens a session for an authenticated user. `startup` holds the parameters the client sent.
     pub fn open_session<'a>(
@@ -231,21 +266,27 @@ impl Session {
                     .plan
                     .clone()
                     .ok_or_else(|| ExecError::Internal("query prepared without a plan".into()))?;
-                let plan = if params.is_empty() {
-                    plan
-                } else {
-                    plan.with_param_values(params)?
-                };
                 let schema = prepared
                     .result_schema
                     .clone()
                     .unwrap_or_else(|| Arc::new(plan.schema().as_arrow().clone()));
-                let stream = self
-                    .ctx
-                    .execute_logical_plan(plan)
-                    .await?
-                    .execute_stream()
-                    .await?;
+                let stream = match self.execute_plan(plan, &params).await {
+                    // A table's rows were re-encoded since Parse: plan again, as PostgreSQL
+                    // does, unless that changes the result columns the client was told of.
+                    Err(e) if is_cached_plan_changed(&e) => {
+                        let fresh = Box::pin(self.prepare(prepared.statement.clone())).await?;
+                        let same_columns = fresh.result_schema.as_ref().is_some_and(|fresh| {
+                            fresh.fields().len() == schema.fields().len()
+                                && fresh.fields().iter().zip(schema.fields()).all(|(a, b)| {
+                                    a.name() == b.name() && a.data_type() == b.data_type()
+                                })
+                        });
+                        let plan = fresh.plan.filter(|_| same_columns);
+                        let plan = plan.ok_or(ExecError::CachedPlanChanged)?;
+                        self.execute_plan(plan, &params).await?
+                    }
+                    other => other?,
+                };
                 Ok(Outcome::Rows {
                     schema: schema.clone(),
                     stream: self.guard(schema, stream),

@@ -332,8 +332,8 @@ impl UserTable {
 
     /// The columns committed rows are stored under, when they are not encoded as this reader's
     /// definition says: a block that dropped or retyped a column reads them re-encoded. A
-    /// statement planned before another session's DROP COLUMN or ALTER COLUMN TYPE fails, as
-    /// PostgreSQL's cached plans do.
+    /// plan made before another session's DROP COLUMN or ALTER COLUMN TYPE fails with
+    /// `CachedPlanChanged` (a prepared query is then planned again).
     fn stored_layout(&self, catalog_unchanged: bool) -> Result<Option<TableRecord>> {
         let table_id = self.record.table_id;
         if catalog_unchanged {
@@ -342,9 +342,9 @@ impl UserTable {
                 .layout_generation(table_id)
                 .map_err(storage_error)?;
             if stored > self.record.layout_generation {
-                return Err(datafusion::error::DataFusionError::NotImplemented(
-                    "cached plan must not change result type".into(),
-                ));
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    super::ExecError::CachedPlanChanged,
+                )));
             }
             return Ok(None);
         }

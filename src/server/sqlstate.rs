@@ -121,6 +121,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::ConcurrentUpdate(_) | ExecError::ConcurrentDefinitionChange(_) => {
             SERIALIZATION_FAILURE
         }
+        ExecError::CachedPlanChanged => FEATURE_NOT_SUPPORTED,
         ExecError::Io(_) => IO_ERROR,
         ExecError::StorageFailure(_) | ExecError::JobFailed(_) => INTERNAL_ERROR,
         ExecError::ObjectNotInPrerequisiteState(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
