@@ -263,19 +263,15 @@ async fn a_cascade_that_breaks_a_check_on_flushed_rows_changes_nothing() {
         .batch_execute("UPDATE depots SET id = 400 WHERE id = 4")
         .await
         .unwrap();
-    let moved: i64 = client
-        .query_one("SELECT count(*) FROM crates WHERE depot = 400", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(moved, 50);
+    let moved = |client: tokio_postgres::Client| async move {
+        let row = client
+            .query_one("SELECT count(*) FROM crates WHERE depot = 400", &[])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), 50);
+        assert_eq!(orphans(&client, "crates", "depot", "depots").await, 0);
+    };
+    moved(client).await;
     server.restart();
-    let client = server.root().await;
-    let moved: i64 = client
-        .query_one("SELECT count(*) FROM crates WHERE depot = 400", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(moved, 50);
-    assert_eq!(orphans(&client, "crates", "depot", "depots").await, 0);
+    moved(server.root().await).await;
 }

@@ -55,6 +55,9 @@ pub struct PointQuery {
     table_id: u64,
     /// The number of columns the table had when planned; ALTER TABLE changes it.
     column_count: usize,
+    /// The table's layout generation when planned: DROP COLUMN or ALTER COLUMN TYPE since
+    /// moves columns or changes their types (the general path then plans again).
+    layout_generation: u64,
     lookup: Lookup,
     /// Table column indexes of the output columns.
     projection: Vec<usize>,
@@ -130,6 +133,7 @@ impl PointQuery {
             table: record.name.clone(),
             table_id: record.table_id,
             column_count: record.columns.len(),
+            layout_generation: record.layout_generation,
             lookup,
             projection: output,
             cached: Arc::default(),
@@ -167,7 +171,10 @@ impl PointQuery {
         }
         let (table, indexes) = self.table(store)?;
         let record = table.record();
-        if record.table_id != self.table_id || record.columns.len() != self.column_count {
+        if record.table_id != self.table_id
+            || record.columns.len() != self.column_count
+            || record.layout_generation != self.layout_generation
+        {
             return None;
         }
         if pending.truncated(record.table_id) {

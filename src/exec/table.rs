@@ -70,6 +70,9 @@ pub struct UserTable {
     record: Arc<TableRecord>,
     /// The table's columns, plus the hidden key and version columns for UPDATE and DELETE.
     schema: SchemaRef,
+    /// The catalog epoch at which the stored layout last matched `record`'s: until the next
+    /// DDL anywhere, a prepared plan's scans need not read the layout generation again.
+    layout_checked_at: std::sync::atomic::AtomicU64,
 }
 
 impl UserTable {
@@ -87,6 +90,7 @@ impl UserTable {
             store,
             record,
             schema: Arc::new(Schema::new(fields)),
+            layout_checked_at: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -337,6 +341,12 @@ impl UserTable {
     fn stored_layout(&self, catalog_unchanged: bool) -> Result<Option<TableRecord>> {
         let table_id = self.record.table_id;
         if catalog_unchanged {
+            use std::sync::atomic::Ordering;
+            // Read before the generation: DDL committing in between is seen next time.
+            let epoch = self.store.catalog_epoch();
+            if self.layout_checked_at.load(Ordering::Acquire) == epoch {
+                return Ok(None);
+            }
             let stored = self
                 .store
                 .layout_generation(table_id)
@@ -346,6 +356,7 @@ impl UserTable {
                     super::ExecError::CachedPlanChanged,
                 )));
             }
+            self.layout_checked_at.store(epoch, Ordering::Release);
             return Ok(None);
         }
         let Some(stored) = self.store.table_by_id(table_id).map_err(storage_error)? else {
