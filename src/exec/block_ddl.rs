@@ -141,9 +141,7 @@ impl Session {
     fn committed_columns(&self, table_id: u64) -> ExecResult<Vec<ColumnDef>> {
         self.engine
             .store
-            .tables()?
-            .into_iter()
-            .find(|t| t.table_id == table_id)
+            .table_by_id(table_id)?
             .map(|t| t.columns)
             .ok_or_else(|| {
                 super::ExecError::Internal(format!("table {table_id} has no committed definition"))

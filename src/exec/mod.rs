@@ -420,8 +420,8 @@ impl Engine {
         if !due {
             return;
         }
-        let table = match self.store.tables() {
-            Ok(tables) => tables.into_iter().find(|t| t.table_id == table_id),
+        let table = match self.store.table_by_id(table_id) {
+            Ok(table) => table,
             Err(e) => {
                 tracing::warn!("automatic flush: reading the catalog: {e}");
                 return;

@@ -292,9 +292,9 @@ impl Session {
                 let table = self
                     .engine
                     .store
-                    .tables()
+                    .table_by_id(table_id)
                     .ok()
-                    .and_then(|all| all.into_iter().find(|t| t.table_id == table_id))
+                    .flatten()
                     .map_or_else(|| format!("table {table_id}"), |t| t.name);
                 ExecError::UniqueViolation(format!(
                     "duplicate key value violates unique constraint \"{table}_pkey\""

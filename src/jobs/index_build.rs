@@ -100,11 +100,7 @@ fn build(ctx: &JobContext, table_id: u64, name: &str, index_id: u64) -> JobResul
     if index.state == IndexState::Ready {
         return Ok(format!("index \"{name}\" was already built"));
     }
-    let table = store
-        .tables()?
-        .into_iter()
-        .find(|t| t.table_id == table_id)
-        .ok_or_else(gone)?;
+    let table = store.table_by_id(table_id)?.ok_or_else(gone)?;
     // Every row written from here on is indexed by its own write; the rows read below are
     // those the table had, each added only while it is still the version read.
     let view = store.view();

@@ -97,9 +97,7 @@ impl Store {
     pub fn check_index(&self, index: &IndexRecord) -> StorageResult<IndexCheck> {
         let view = self.view();
         let table = self
-            .tables()?
-            .into_iter()
-            .find(|t| t.table_id == index.table_id)
+            .table_by_id(index.table_id)?
             .ok_or_else(|| StorageError::Corrupt {
                 cf: CF_CATALOG,
                 message: format!("index {} has no table", index.name),
