@@ -111,6 +111,100 @@ async fn index_reads_agree_with_scans_for_hot_flushed_and_uncommitted_rows() {
     assert_eq!(rows, count);
 }
 
+/// A prepared lookup pinning every column of a unique index reads its one entry directly; it
+/// must answer as a scan does while rows are flushed, updated to other values, deleted and
+/// inserted again, for one-column and two-column unique indexes, and a lookup pinning only a
+/// unique index's first column still finds every row with that value.
+#[tokio::test]
+async fn lookups_through_unique_indexes_agree_with_scans_as_rows_change() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE u (id BIGINT PRIMARY KEY, code BIGINT, a INT, b INT); \
+             INSERT INTO u SELECT value, value * 10, value % 5, value FROM generate_series(1, 300); \
+             CREATE UNIQUE INDEX u_code ON u (code); CREATE UNIQUE INDEX u_ab ON u (a, b)",
+        )
+        .await
+        .unwrap();
+    let (_, status, _) = run_job(&client, "FLUSH TABLE u").await;
+    assert_eq!(status, "Completed");
+    client
+        .batch_execute(
+            "UPDATE u SET code = code + 1, b = b + 1000 WHERE id % 3 = 0; \
+             DELETE FROM u WHERE id % 7 = 0; \
+             INSERT INTO u VALUES (7000, 70, 0, 7000), (7001, 140, 1, 7001)",
+        )
+        .await
+        .unwrap();
+    let by_code = client
+        .prepare("SELECT id, a FROM u WHERE code = $1")
+        .await
+        .unwrap();
+    let by_code_scan = client
+        .prepare("SELECT id, a FROM u WHERE code + 0 = $1")
+        .await
+        .unwrap();
+    let by_ab = client
+        .prepare("SELECT id FROM u WHERE a = $1 AND b = $2")
+        .await
+        .unwrap();
+    let by_ab_scan = client
+        .prepare("SELECT id FROM u WHERE a + 0 = $1 AND b + 0 = $2")
+        .await
+        .unwrap();
+    let by_a = client
+        .prepare("SELECT id FROM u WHERE a = $1")
+        .await
+        .unwrap();
+    let by_a_scan = client
+        .prepare("SELECT id FROM u WHERE a + 0 = $1")
+        .await
+        .unwrap();
+    let rows = |rows: Vec<tokio_postgres::Row>| {
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        ids.sort();
+        ids
+    };
+    let mut found = 0;
+    for code in [10i64, 30, 31, 60, 61, 70, 140, 2990, 3000, 3001, 5] {
+        let direct = rows(client.query(&by_code, &[&code]).await.unwrap());
+        found += direct.len();
+        assert_eq!(
+            direct,
+            rows(client.query(&by_code_scan, &[&code]).await.unwrap()),
+            "code {code}"
+        );
+    }
+    assert!(found >= 6, "the probe values name live rows: {found}");
+    for (a, b) in [
+        (1i32, 1i32),
+        (3, 3),
+        (3, 1003),
+        (2, 7),
+        (0, 7000),
+        (1, 7001),
+        (4, 999),
+    ] {
+        assert_eq!(
+            rows(client.query(&by_ab, &[&a, &b]).await.unwrap()),
+            rows(
+                client
+                    .query(&by_ab_scan, &[&(a as i64), &(b as i64)])
+                    .await
+                    .unwrap()
+            ),
+            "a {a}, b {b}"
+        );
+    }
+    for a in 0i32..5 {
+        let direct = rows(client.query(&by_a, &[&a]).await.unwrap());
+        assert!(direct.len() > 40);
+        let scanned = rows(client.query(&by_a_scan, &[&(a as i64)]).await.unwrap());
+        assert_eq!(direct, scanned);
+    }
+}
+
 #[tokio::test]
 async fn writes_go_on_while_an_index_builds_and_it_ends_consistent() {
     let server = TestServer::start();

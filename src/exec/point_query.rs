@@ -216,9 +216,17 @@ impl PointQuery {
                     .iter()
                     .map(|(c, v)| Some((*c, value(v)?)))
                     .collect::<Option<_>>()?;
-                let (low, high) = index_range(record, &indexes, &values)?;
                 let view = store.view();
-                let keys = view.index_row_keys(&low, &high, MAX_INDEXED_ROWS).ok()??;
+                let keys = match index_probe(record, &indexes, &values)? {
+                    IndexProbe::Unique(entry) => view
+                        .unique_entry_row_key(&entry)
+                        .ok()?
+                        .into_iter()
+                        .collect(),
+                    IndexProbe::Range(low, high) => {
+                        view.index_row_keys(&low, &high, MAX_INDEXED_ROWS).ok()??
+                    }
+                };
                 let batches = table.read_rows(&view, None, &keys, &unique).ok()?;
                 let read_schema = std::sync::Arc::new(table.schema().project(&unique).ok()?);
                 concat_batches(&read_schema, &batches).ok()?
@@ -279,13 +287,23 @@ fn read_by_key(
     }
 }
 
-/// The entries of a ready index whose leading columns are exactly the pinned ones: the range
-/// holding `values` (table position and value per pinned column).
-fn index_range(
+/// Where an index lookup finds its entries.
+enum IndexProbe {
+    /// Every column of a unique index is pinned to a non-NULL value: at most one entry, keyed
+    /// by the values alone, found with a point read (bloom filters skip most files, where a
+    /// range must seek in every level).
+    Unique(Vec<u8>),
+    /// The entries from the first key (inclusive) to the second (exclusive).
+    Range(Vec<u8>, Vec<u8>),
+}
+
+/// The entries of a ready index whose leading columns are exactly the pinned ones, holding
+/// `values` (table position and value per pinned column, none of them NULL).
+fn index_probe(
     record: &TableRecord,
     indexes: &[IndexRecord],
     values: &[(usize, ScalarValue)],
-) -> Option<(Vec<u8>, Vec<u8>)> {
+) -> Option<IndexProbe> {
     let index = indexes
         .iter()
         .filter(|i| i.state == IndexState::Ready && i.columns.len() >= values.len())
@@ -300,8 +318,11 @@ fn index_range(
         let (_, value) = values.iter().find(|(c, _)| c == position)?;
         low.extend_from_slice(&exact_value_key(record, *position, value)?);
     }
+    if index.unique && index.columns.len() == values.len() {
+        return Some(IndexProbe::Unique(low));
+    }
     let high = prefix_end(&low)?;
-    Some((low, high))
+    Some(IndexProbe::Range(low, high))
 }
 
 /// Collects `column = $n` / `column = literal` conjuncts; false if anything else appears.

@@ -157,6 +157,11 @@ pub struct IndexCheck {
 }
 
 impl ReadView<'_> {
+    /// The row key a unique index's entry (its id and values, no NULL among them) names.
+    pub fn unique_entry_row_key(&self, entry: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.get(CF_INDEX_ENTRIES, entry)
+    }
+
     /// The row keys of an index's entries from `low` (inclusive) to `high` (exclusive), in
     /// entry order; `None` when there are more than `limit`.
     pub fn index_row_keys(

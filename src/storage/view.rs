@@ -43,16 +43,19 @@ impl<'a> ReadView<'a> {
         options
     }
 
+    pub(super) fn get(&self, cf_name: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        let db = &self.store.db;
+        Ok(db.get_cf_opt(cf(db, cf_name), key, &self.options())?)
+    }
+
     /// The stored hot row (version and payload) under `key`, if any.
     pub fn row(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        let db = &self.store.db;
-        Ok(db.get_cf_opt(cf(db, CF_ROWS), key, &self.options())?)
+        self.get(CF_ROWS, key)
     }
 
     /// Where the live cold copy of `key` is.
     pub fn cold_entry(&self, key: &[u8]) -> StorageResult<Option<ColdEntry>> {
-        let db = &self.store.db;
-        db.get_cf_opt(cf(db, CF_COLD_INDEX), key, &self.options())?
+        self.get(CF_COLD_INDEX, key)?
             .map(|v| row_writes::decode_cold_entry(&v))
             .transpose()
     }
