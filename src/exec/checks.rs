@@ -77,16 +77,31 @@ impl Session {
         columns: &[ArrayRef],
         rows: usize,
     ) -> ExecResult<()> {
-        match first_violation(&self.ctx, record, columns, rows)? {
+        match self.check_violation(record, columns, rows)? {
             None => Ok(()),
-            Some((check, row)) => Err(ExecError::CheckViolation {
-                message: format!(
-                    "new row for relation \"{}\" violates check constraint \"{}\"",
-                    record.name, check.name
-                ),
-                detail: format!("Failing row contains ({}).", row_text(columns, row)),
-            }),
+            Some((error, _)) => Err(error),
         }
+    }
+
+    /// The first row that breaks one of the table's CHECKs: the error and the row's index.
+    pub(super) fn check_violation(
+        &self,
+        record: &TableRecord,
+        columns: &[ArrayRef],
+        rows: usize,
+    ) -> ExecResult<Option<(ExecError, usize)>> {
+        Ok(
+            first_violation(&self.ctx, record, columns, rows)?.map(|(check, row)| {
+                let error = ExecError::CheckViolation {
+                    message: format!(
+                        "new row for relation \"{}\" violates check constraint \"{}\"",
+                        record.name, check.name
+                    ),
+                    detail: format!("Failing row contains ({}).", row_text(columns, row)),
+                };
+                (error, row)
+            }),
+        )
     }
 
     /// `ALTER TABLE t ADD [CONSTRAINT name] CHECK (expr)`: every row the table has must pass.

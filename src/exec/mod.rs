@@ -46,6 +46,7 @@ use std::sync::Arc;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::error::DataFusionError;
 
+pub use dml::CopyIn;
 pub use prepare::PreparedStatement;
 pub use session::{Outcome, Session};
 pub use users::{AuthSecret, LoginOutcome};
@@ -96,6 +97,9 @@ pub enum ExecError {
     NotNullViolation(String),
     #[error("{0}")]
     UniqueViolation(String),
+    /// A primary key written twice, with the key as stored (COPY finds the row by it).
+    #[error("{message}")]
+    DuplicateKey { message: String, key: Vec<u8> },
     /// A unique violation with PostgreSQL's DETAIL naming the key.
     #[error("{message}")]
     KeyViolation { message: String, detail: String },
@@ -118,6 +122,13 @@ pub enum ExecError {
     NumericOutOfRange(String),
     #[error("{0}")]
     InvalidText(String),
+    /// An error loading one row of a COPY FROM, with where in the data it happened
+    /// (PostgreSQL's CONTEXT line: `COPY t, line 3, column n: "abc"`).
+    #[error("{source}")]
+    InCopy {
+        source: Box<ExecError>,
+        context: String,
+    },
     #[error("{0}")]
     WrongObjectType(String),
     #[error("{0}")]

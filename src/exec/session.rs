@@ -49,6 +49,15 @@ pub enum Outcome {
     Deallocate {
         name: Option<String>,
     },
+    /// COPY FROM STDIN is ready for its data, which the front end decodes and hands to
+    /// [`Session::copy_in_rows`], then [`Session::finish_copy_in`].
+    CopyIn(Box<super::CopyIn>),
+    /// COPY TO STDOUT: rows the front end writes in the COPY format of `options`.
+    CopyOut {
+        options: sql::CopyOptions,
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
 }
 
 impl Outcome {
@@ -292,6 +301,8 @@ impl Session {
                     stream: self.guard(schema, stream),
                 })
             }
+            Statement::Copy(copy) if copy.to_client => self.copy_out(copy).await,
+            Statement::Copy(copy) => Ok(Outcome::CopyIn(Box::new(self.begin_copy_in(copy)?))),
             Statement::Set { name, value } => {
                 let value = match value {
                     SetValue::Value(v) => Some(v.as_str()),

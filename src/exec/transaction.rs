@@ -191,6 +191,12 @@ impl Session {
         result.map(|()| Outcome::Commit)
     }
 
+    /// Marks an open transaction block failed, as a statement's error does (a COPY's data can
+    /// fail after its statement started).
+    pub fn fail_block(&self) {
+        mark_failed(&self.transaction);
+    }
+
     pub(super) fn in_transaction_block(&self) -> bool {
         self.transaction().state != BlockState::Idle
     }
@@ -288,7 +294,7 @@ impl Session {
     /// Gives storage conflicts the names a user knows (the table, not its id).
     fn write_error(&self, err: StorageError) -> ExecError {
         match err {
-            StorageError::Conflict(Conflict::DuplicateKey { table_id, .. }) => {
+            StorageError::Conflict(Conflict::DuplicateKey { table_id, key }) => {
                 let table = self
                     .engine
                     .store
@@ -296,9 +302,12 @@ impl Session {
                     .ok()
                     .flatten()
                     .map_or_else(|| format!("table {table_id}"), |t| t.name);
-                ExecError::UniqueViolation(format!(
-                    "duplicate key value violates unique constraint \"{table}_pkey\""
-                ))
+                ExecError::DuplicateKey {
+                    message: format!(
+                        "duplicate key value violates unique constraint \"{table}_pkey\""
+                    ),
+                    key,
+                }
             }
             other => other.into(),
         }

@@ -8,6 +8,7 @@
 
 mod auth;
 mod cancel;
+mod copy;
 mod encode;
 mod guard;
 mod lockout;
@@ -121,6 +122,8 @@ pub struct Connection {
     /// The connection slot, taken at the startup packet (see [`Slots`]).
     slot: Mutex<Option<OwnedSemaphorePermit>>,
     named: Mutex<named::NamedObjects>,
+    /// The COPY FROM STDIN waiting for its data, if one is.
+    copy_in: Mutex<Option<copy::ActiveCopy>>,
 }
 
 impl Connection {
@@ -156,6 +159,10 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.0.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
         self.0.clone()
     }
 
@@ -251,6 +258,7 @@ pub async fn serve(
                     logging_in: Mutex::new(logging_in),
                     slot: Mutex::new(None),
                     named: Mutex::default(),
+                    copy_in: Mutex::default(),
                 });
                 let acceptor = acceptor.clone();
                 let logged_in = connection.session.clone();

@@ -4,6 +4,8 @@ use std::fmt::Debug;
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
 use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
@@ -126,23 +128,25 @@ impl Connection {
     /// a graceful shutdown waits for it) until its result stream is done.
     fn until_streamed(&self, outcome: Outcome) -> Outcome {
         match outcome {
-            Outcome::Rows { schema, stream } => {
-                let guard = InFlightGuard::enter(&self.shared);
-                let stream = stream.map(move |batch| {
-                    let _held = &guard;
-                    batch
-                });
-                Outcome::Rows {
-                    schema: schema.clone(),
-                    stream: Box::pin(
-                        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                            schema, stream,
-                        ),
-                    ),
-                }
-            }
+            Outcome::Rows { schema, stream } => Outcome::Rows {
+                schema: schema.clone(),
+                stream: self.held_while_streamed(schema, stream),
+            },
             other => other,
         }
+    }
+
+    fn held_while_streamed(
+        &self,
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    ) -> SendableRecordBatchStream {
+        let guard = InFlightGuard::enter(&self.shared);
+        let stream = stream.map(move |batch| {
+            let _held = &guard;
+            batch
+        });
+        Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream))
     }
 }
 
@@ -276,12 +280,49 @@ impl SimpleQueryHandler for Connection {
                 send_response(client, Response::EmptyQuery, &mut status).await?;
             }
             Ok(statements) => {
-                for statement in statements {
-                    let response = self.run_simple(client, &session, statement).await;
-                    let failed = matches!(response, Response::Error(_));
-                    send_response(client, response, &mut status).await?;
-                    if failed {
-                        break;
+                let copy_in_at = statements
+                    .iter()
+                    .position(|s| matches!(s, sql::Statement::Copy(copy) if !copy.to_client));
+                if copy_in_at.is_some_and(|at| at + 1 < statements.len()) {
+                    let error = sqlstate::error(
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        "COPY FROM STDIN must be the last statement of a query string",
+                    );
+                    send_response(client, Response::Error(Box::new(error)), &mut status).await?;
+                } else {
+                    for statement in statements {
+                        let reply = self.run_simple(client, &session, statement).await;
+                        let response = match reply {
+                            Reply::Response(response) => response,
+                            Reply::CopyIn(response) => {
+                                let Response::CopyIn(copy) = response else {
+                                    return Err(PgWireError::ApiError(
+                                        "COPY IN without its response".into(),
+                                    ));
+                                };
+                                pgwire::api::copy::send_copy_in_response(client, copy).await?;
+                                // The rows, CopyDone and ReadyForQuery come through the copy handler.
+                                client.set_state(PgWireConnectionState::CopyInProgress(false));
+                                client.set_transaction_status(status);
+                                return Ok(());
+                            }
+                            Reply::CopyOut {
+                                options,
+                                schema,
+                                stream,
+                            } => match super::copy::send_copy_out(client, options, schema, stream)
+                                .await
+                            {
+                                Ok(()) => continue,
+                                Err(PgWireError::UserError(info)) => Response::Error(info),
+                                Err(other) => return Err(other),
+                            },
+                        };
+                        let failed = matches!(response, Response::Error(_));
+                        send_response(client, response, &mut status).await?;
+                        if failed {
+                            break;
+                        }
                     }
                 }
             }
@@ -307,7 +348,14 @@ impl SimpleQueryHandler for Connection {
         };
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
-            let response = self.run_simple(client, &session, statement).await;
+            let response = match self.run_simple(client, &session, statement).await {
+                Reply::Response(response) | Reply::CopyIn(response) => response,
+                Reply::CopyOut {
+                    options,
+                    schema,
+                    stream,
+                } => super::copy::copy_out_response(options, schema, stream),
+            };
             let failed = matches!(response, Response::Error(_));
             responses.push(response);
             if failed {
@@ -318,26 +366,52 @@ impl SimpleQueryHandler for Connection {
     }
 }
 
+/// What one statement of a Query message answers.
+enum Reply {
+    Response(Response),
+    /// A COPY FROM STDIN's CopyInResponse: the data follows in CopyData messages.
+    CopyIn(Response),
+    /// A COPY TO STDOUT's rows, written in the COPY format.
+    CopyOut {
+        options: sql::CopyOptions,
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
+}
+
 impl Connection {
     /// Executes one statement of a Query message; its rows stream when the response is sent.
     async fn run_simple<C>(
         &self,
         client: &mut C,
-        session: &Session,
+        session: &Arc<Session>,
         statement: sql::Statement,
-    ) -> Response
+    ) -> Reply
     where
         C: ClientPortalStore,
         C::PortalStore: PortalStore,
     {
         match session.execute(statement).await {
+            Ok(Outcome::CopyIn(copy)) => Reply::CopyIn(self.start_copy_in(session.clone(), copy)),
+            Ok(Outcome::CopyOut {
+                options,
+                schema,
+                stream,
+            }) => Reply::CopyOut {
+                options,
+                stream: self.held_while_streamed(schema.clone(), stream),
+                schema,
+            },
             Ok(outcome) => {
                 if let Outcome::Deallocate { name } = &outcome {
                     self.deallocate(client.portal_store(), name.as_deref());
                 }
-                encode::response(self.until_streamed(outcome), &Format::UnifiedText)
+                Reply::Response(encode::response(
+                    self.until_streamed(outcome),
+                    &Format::UnifiedText,
+                ))
             }
-            Err(e) => Response::Error(Box::new(sqlstate::exec_error(&e))),
+            Err(e) => Reply::Response(Response::Error(Box::new(sqlstate::exec_error(&e)))),
         }
     }
 }
@@ -442,6 +516,18 @@ impl ExtendedQueryHandler for Connection {
             .execute_prepared(&prepared.inner, params)
             .await
             .map_err(|e| user_error(sqlstate::exec_error(&e)))?;
+        let outcome = match outcome {
+            Outcome::CopyIn(copy) => return Ok(self.start_copy_in(session, copy)),
+            Outcome::CopyOut {
+                options,
+                schema,
+                stream,
+            } => {
+                let stream = self.held_while_streamed(schema.clone(), stream);
+                return Ok(super::copy::copy_out_response(options, schema, stream));
+            }
+            other => other,
+        };
         if let Outcome::Deallocate { name } = &outcome {
             self.deallocate(client.portal_store(), name.as_deref());
         }

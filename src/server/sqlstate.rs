@@ -20,6 +20,8 @@ pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
+pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
 pub const ADMIN_SHUTDOWN: &str = "57P01";
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub const INTERNAL_ERROR: &str = "XX000";
@@ -74,6 +76,11 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
         ExecError::DataFusion(e) => datafusion_message(e),
         other => other.to_string(),
     };
+    if let ExecError::InCopy { source, context } = err {
+        let mut info = exec_error(source);
+        info.where_context = Some(context.clone());
+        return info;
+    }
     let mut info = error(exec_code(err), message);
     if let ExecError::KeyViolation { detail, .. }
     | ExecError::CheckViolation { detail, .. }
@@ -86,6 +93,7 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
 
 fn exec_code(err: &ExecError) -> &'static str {
     match err {
+        ExecError::InCopy { source, .. } => exec_code(source),
         ExecError::Sql(e) => sql_code(e),
         ExecError::DataFusion(e) => datafusion_code(e),
         ExecError::UndefinedObject(_) => UNDEFINED_OBJECT,
@@ -100,7 +108,9 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::UndefinedFunction(_) => UNDEFINED_FUNCTION,
         ExecError::DuplicateColumn(_) => DUPLICATE_COLUMN,
         ExecError::NotNullViolation(_) => NOT_NULL_VIOLATION,
-        ExecError::UniqueViolation(_) | ExecError::KeyViolation { .. } => UNIQUE_VIOLATION,
+        ExecError::UniqueViolation(_)
+        | ExecError::DuplicateKey { .. }
+        | ExecError::KeyViolation { .. } => UNIQUE_VIOLATION,
         ExecError::CheckViolation { .. } => CHECK_VIOLATION,
         ExecError::ForeignKeyViolation { .. } => FOREIGN_KEY_VIOLATION,
         ExecError::InvalidForeignKey(_) => INVALID_FOREIGN_KEY,

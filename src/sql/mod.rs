@@ -7,6 +7,7 @@
 
 mod alter;
 mod catalog_queries;
+mod copy;
 mod ddl;
 mod foreign_keys;
 mod indexes;
@@ -22,6 +23,7 @@ pub use catalog_queries::{
     DEFINITIONS_TABLE, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE, RELATION_SIZES_TABLE,
     backslash_like_pattern,
 };
+pub use copy::{CopyFormat, CopyOptions, CopyRelation, CopyStatement};
 pub use ddl::{
     CheckSpec, ColumnSequence, ColumnSpec, CreateTable, TableName, UniqueSpec,
     sql_type as declared_type, sql_type_named,
@@ -69,6 +71,8 @@ pub enum SqlError {
 pub enum Statement {
     /// A statement DataFusion plans and runs (SELECT, VALUES, EXPLAIN, ...).
     Query(Box<ast::Statement>),
+    /// `COPY table [(columns)] FROM STDIN` or `COPY {table [(columns)] | (query)} TO STDOUT`.
+    Copy(CopyStatement),
     /// `SET [SESSION|LOCAL] name {=|TO} value`, `SET TIME ZONE value`.
     Set {
         name: String,
@@ -323,6 +327,7 @@ impl Statement {
     pub fn tag(&self) -> &'static str {
         match self {
             Statement::Query(_) => "SELECT",
+            Statement::Copy(_) => "COPY",
             Statement::Set { .. } => "SET",
             Statement::Show { .. } => "SHOW",
             Statement::Begin => "BEGIN",
@@ -403,7 +408,8 @@ pub fn authorize(
         | Statement::Describe { .. }
         | Statement::Insert(_)
         | Statement::Update(_)
-        | Statement::Delete(_) => Role::User,
+        | Statement::Delete(_)
+        | Statement::Copy(_) => Role::User,
         Statement::CreateTable(_)
         | Statement::DropTable { .. }
         | Statement::CreateView { .. }
@@ -464,6 +470,13 @@ fn reads_system_schema(statement: &Statement) -> bool {
         | Statement::Update(ast)
         | Statement::Delete(ast) => names_system_table(ast.as_ref()),
         Statement::CreateView { query, .. } => names_system_table(query.as_ref()),
+        Statement::Copy(copy) => match &copy.relation {
+            CopyRelation::Query(query) => names_system_table(query.as_ref()),
+            CopyRelation::Table { name, .. } => name
+                .namespace
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(SYSTEM_SCHEMA)),
+        },
         _ => false,
     }
 }

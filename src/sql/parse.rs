@@ -421,6 +421,14 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
                 )));
             }
         },
+        S::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            values,
+        } => super::copy::copy(source, to, target, &options, &legacy_options, &values)?,
         S::Truncate(truncate) => Statement::Truncate {
             tables: truncate
                 .table_names

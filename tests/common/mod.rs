@@ -1,6 +1,7 @@
 //! Test harness: runs the real `kalamdb` binary on a free port with a temporary data directory.
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod raw;
 pub mod slt;
 

@@ -1,4 +1,4 @@
-//! INSERT, UPDATE and DELETE.
+//! INSERT, UPDATE, DELETE and COPY.
 //!
 //! Each statement is planned as a DataFusion logical plan over the session's own state: the
 //! source rows of an INSERT, the new rows of an UPDATE (with the hidden key and version of each
@@ -10,6 +10,7 @@
 //! is retried against the new row version.
 
 mod coercion;
+mod copy;
 mod insert;
 mod literals;
 mod modify;
@@ -26,6 +27,7 @@ use datafusion::sql::sqlparser::ast::{self, AssignmentTarget, FromTable, SelectI
 
 use crate::exec::planner::{LazyPlanner, StatementPlanner};
 pub(super) use coercion::conform;
+pub use copy::CopyIn;
 
 use super::session::Outcome;
 use super::table::{KEY_COLUMN, VERSION_COLUMN};

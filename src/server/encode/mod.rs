@@ -6,5 +6,5 @@ mod rows;
 mod types;
 
 pub use params::decode_params;
-pub use rows::response;
+pub use rows::{data_rows, response, row_fields};
 pub use types::{field_infos, pg_type};

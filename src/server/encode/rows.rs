@@ -49,10 +49,37 @@ pub fn response(outcome: Outcome, format: &Format) -> Response {
         Outcome::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
         Outcome::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
         Outcome::Deallocate { .. } => Response::Execution(Tag::new("DEALLOCATE")),
+        // The connection answers COPY itself (it holds the data stream's state).
+        Outcome::CopyIn(_) | Outcome::CopyOut { .. } => Response::Error(Box::new(sqlstate::error(
+            sqlstate::INTERNAL_ERROR,
+            "COPY reached the row encoder",
+        ))),
     }
 }
 
-fn data_rows(
+/// The fields of an encoded row: each value's bytes, `None` for NULL.
+pub fn row_fields(row: &DataRow) -> Vec<Option<&[u8]>> {
+    let mut fields = Vec::with_capacity(row.field_count.max(0) as usize);
+    let data = &row.data[..];
+    let mut at = 0;
+    for _ in 0..row.field_count {
+        let Some(length) = data.get(at..at + 4) else {
+            break;
+        };
+        let length = i32::from_be_bytes([length[0], length[1], length[2], length[3]]);
+        at += 4;
+        if length < 0 {
+            fields.push(None);
+        } else {
+            let end = (at + length as usize).min(data.len());
+            fields.push(Some(&data[at..end]));
+            at = end;
+        }
+    }
+    fields
+}
+
+pub fn data_rows(
     stream: SendableRecordBatchStream,
     fields: Arc<Vec<FieldInfo>>,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
