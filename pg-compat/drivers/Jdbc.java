@@ -1,5 +1,6 @@
-// pgJDBC against a running KalamDB: connection start-up, prepared statements, and the
-// DatabaseMetaData calls BI tools make (getTables, getColumns, getPrimaryKeys).
+// pgJDBC against a running KalamDB: connection start-up, prepared statements, COPY through
+// CopyManager, and the DatabaseMetaData calls BI tools make (getTables, getColumns,
+// getPrimaryKeys).
 import java.sql.*;
 import java.util.*;
 
@@ -60,6 +61,26 @@ public class Jdbc {
                     }
                 }
                 if (!keys.equals(List.of("drivers.jdbc.id#1@jdbc_pkey"))) throw new AssertionError("primary keys: " + keys);
+            });
+            check("CopyManager copies in and out, and a bad row loads nothing", () -> {
+                try (Statement st = conn.createStatement()) {
+                    st.execute("CREATE TABLE drivers.jdbc_copy (id BIGINT PRIMARY KEY, name TEXT, at DATE)");
+                }
+                org.postgresql.copy.CopyManager copy = conn.unwrap(org.postgresql.PGConnection.class).getCopyAPI();
+                long loaded = copy.copyIn("COPY drivers.jdbc_copy FROM STDIN WITH (FORMAT csv)",
+                    new java.io.StringReader("1,one,2026-01-01\n2,\"t,wo\",\n"));
+                if (loaded != 2) throw new AssertionError("copyIn count " + loaded);
+                try {
+                    copy.copyIn("COPY drivers.jdbc_copy FROM STDIN", new java.io.StringReader("3\tthree\t\\N\nx\tbad\t\\N\n"));
+                    throw new AssertionError("a bad row was accepted");
+                } catch (SQLException e) {
+                    if (!"22P02".equals(e.getSQLState())) throw e;
+                }
+                java.io.StringWriter out = new java.io.StringWriter();
+                long written = copy.copyOut("COPY (SELECT * FROM drivers.jdbc_copy ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)", out);
+                if (written != 2) throw new AssertionError("copyOut count " + written);
+                if (!out.toString().equals("id,name,at\n1,one,2026-01-01\n2,\"t,wo\",\n"))
+                    throw new AssertionError("copyOut: " + out);
             });
         }
         System.out.println(passed + " passed, " + failed + " failed");

@@ -1,5 +1,9 @@
-// node-postgres against a running KalamDB: SCRAM login, parameters, types, errors.
+// node-postgres against a running KalamDB: SCRAM login, parameters, types, errors, and COPY
+// through pg-copy-streams.
 const { Client } = require('pg');
+const { from: copyFrom, to: copyTo } = require('pg-copy-streams');
+const { pipeline } = require('node:stream/promises');
+const { Readable, Writable } = require('node:stream');
 
 async function main() {
   const client = new Client({
@@ -28,6 +32,20 @@ async function main() {
     catch (e) { if (e.code !== '42P01') throw e; }
     const { rows } = await client.query('SELECT 1 AS one');
     if (rows[0].one !== 1 && rows[0].one !== '1') throw new Error(JSON.stringify(rows));
+  });
+  await check('pg-copy-streams loads and unloads CSV', async () => {
+    await client.query('CREATE TABLE drivers.node_copy (id BIGINT PRIMARY KEY, name TEXT)');
+    const rows = Array.from({ length: 1000 }, (_, i) => `${i + 1},"name ${i + 1}"\n`);
+    const sink = client.query(copyFrom('COPY drivers.node_copy FROM STDIN WITH (FORMAT csv)'));
+    await pipeline(Readable.from(rows), sink);
+    if (sink.rowCount !== 1000) throw new Error(`rowCount ${sink.rowCount}`);
+    const chunks = [];
+    const source = client.query(copyTo('COPY (SELECT * FROM drivers.node_copy WHERE id <= 3 ORDER BY id) TO STDOUT'));
+    await pipeline(source, new Writable({ write(chunk, _enc, done) { chunks.push(chunk); done(); } }));
+    const text = Buffer.concat(chunks).toString();
+    if (text !== '1\tname 1\n2\tname 2\n3\tname 3\n') throw new Error(`copied out: ${JSON.stringify(text)}`);
+    const { rows: [count] } = await client.query('SELECT count(*) AS n FROM drivers.node_copy');
+    if (Number(count.n) !== 1000) throw new Error(`count ${count.n}`);
   });
   await client.end();
   console.log(`${passed} passed, ${failed} failed`);

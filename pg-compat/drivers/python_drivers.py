@@ -1,6 +1,6 @@
 """psycopg 3, asyncpg and SQLAlchemy against a running KalamDB (host/port/password from the
-environment). Each driver creates its own table, writes typed rows with bound parameters,
-reads them back and checks the values; SQLAlchemy's inspector reads the catalog."""
+environment). Each driver creates its own table, writes typed rows with bound parameters and
+with COPY, reads them back and checks the values; SQLAlchemy's inspector reads the catalog."""
 import asyncio
 import datetime as dt
 import decimal
@@ -278,8 +278,77 @@ def sqlalchemy_orm_with_foreign_keys_and_relationships():
     engine.dispose()
 
 
+def psycopg_copy():
+    """cursor.copy both ways: text rows written with write_row, a CSV block, binary rows, a
+    bad row that loads nothing, and COPY TO read back row by row."""
+    import psycopg
+    with psycopg.connect(host=HOST, port=PORT, user="root", password=PASSWORD, dbname="kalamdb") as conn:
+        conn.autocommit = True
+        conn.execute("CREATE NAMESPACE IF NOT EXISTS drivers")
+        conn.execute(CREATE.format(t="drivers.psycopg_copy"))
+        with conn.cursor() as cur:
+            with cur.copy("COPY drivers.psycopg_copy FROM STDIN") as copy:
+                for row in ROWS:
+                    copy.write_row(row)
+            assert cur.rowcount == 2, cur.rowcount
+            with cur.copy("COPY drivers.psycopg_copy (id, name) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write('3,"c, with comma"\n4,plain\n')
+            with cur.copy("COPY drivers.psycopg_copy (id, name, score) FROM STDIN (FORMAT binary)") as copy:
+                copy.set_types(["int8", "text", "float8"])
+                copy.write_row((5, "binary", 2.5))
+            try:
+                with cur.copy("COPY drivers.psycopg_copy (id, name) FROM STDIN") as copy:
+                    copy.write_row((6, "fine"))
+                    copy.write_row((1, "duplicate"))
+                raise AssertionError("a duplicate key was loaded")
+            except psycopg.errors.UniqueViolation:
+                pass
+            assert conn.execute("SELECT count(*) FROM drivers.psycopg_copy").fetchone()[0] == 5
+            with cur.copy("COPY (SELECT * FROM drivers.psycopg_copy WHERE id <= 2 ORDER BY id) TO STDOUT") as copy:
+                copy.set_types(["int8", "text", "float8", "bool", "date", "timestamptz", "numeric"])
+                assert list(copy.rows()) == ROWS
+            with cur.copy("COPY drivers.psycopg_copy (id, name) TO STDOUT (FORMAT csv, HEADER)") as copy:
+                text = b"".join(bytes(block) for block in copy).decode()
+            assert text.splitlines()[:2] == ["id,name", "1,ann"], text
+
+
+def asyncpg_copy():
+    """copy_records_to_table (binary COPY FROM), copy_to_table from a file-like source, and
+    copy_from_query / copy_from_table (COPY TO)."""
+    import asyncpg
+    import io
+
+    async def run():
+        conn = await asyncpg.connect(host=HOST, port=PORT, user="root", password=PASSWORD, database="kalamdb")
+        try:
+            await conn.execute("CREATE NAMESPACE IF NOT EXISTS drivers")
+            await conn.execute(CREATE.format(t="drivers.asyncpg_copy"))
+            result = await conn.copy_records_to_table("asyncpg_copy", schema_name="drivers", records=ROWS)
+            assert result == "COPY 2", result
+            source = io.BytesIO(b"3,three\n4,four\n")
+            result = await conn.copy_to_table("asyncpg_copy", schema_name="drivers", source=source,
+                                              columns=["id", "name"], format="csv")
+            assert result == "COPY 2", result
+            rows = await conn.fetch("SELECT * FROM drivers.asyncpg_copy WHERE id <= 2 ORDER BY id")
+            assert [tuple(r) for r in rows] == ROWS, rows
+            out = io.BytesIO()
+            result = await conn.copy_from_query("SELECT id, name FROM drivers.asyncpg_copy ORDER BY id",
+                                                output=out, format="csv")
+            assert result == "COPY 4", result
+            assert out.getvalue() == b"1,ann\n2,bob\n3,three\n4,four\n", out.getvalue()
+            out = io.BytesIO()
+            await conn.copy_from_table("asyncpg_copy", schema_name="drivers", columns=["id"], output=out)
+            assert sorted(out.getvalue().split()) == [b"1", b"2", b"3", b"4"], out.getvalue()
+        finally:
+            await conn.close()
+
+    asyncio.run(asyncio.wait_for(run(), 60))
+
+
 check("psycopg_extended_protocol", psycopg_extended_protocol)
 check("asyncpg_binary_protocol", asyncpg_binary_protocol)
+check("psycopg_copy", psycopg_copy)
+check("asyncpg_copy", asyncpg_copy)
 check("sqlalchemy_core_and_inspector", sqlalchemy_core_and_inspector)
 check("sqlalchemy_orm_with_autoincrement_keys", sqlalchemy_orm_with_autoincrement_keys)
 check("sqlalchemy_orm_with_foreign_keys_and_relationships", sqlalchemy_orm_with_foreign_keys_and_relationships)
