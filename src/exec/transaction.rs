@@ -220,19 +220,36 @@ impl Session {
         writes: Vec<RowWrite>,
         row_id_high_water: Option<u64>,
     ) -> ExecResult<()> {
+        self.commit_rows_or_return(record, writes, row_id_high_water)
+            .map_err(|(error, _)| error)
+    }
+
+    /// As [`Self::commit_rows`], handing the writes back with an error (COPY finds the row a
+    /// duplicate key came from in them).
+    pub(super) fn commit_rows_or_return(
+        &self,
+        record: &TableRecord,
+        writes: Vec<RowWrite>,
+        row_id_high_water: Option<u64>,
+    ) -> Result<(), (ExecError, Vec<RowWrite>)> {
         if writes.is_empty() {
             return Ok(());
         }
         if !self.in_transaction_block() {
             let rows = writes.len();
-            self.engine
-                .apply(&Command::WriteRows {
-                    table_id: record.table_id,
-                    writes,
-                    row_id_high_water,
-                    layout_generation: record.layout_generation,
-                })
-                .map_err(|e| self.write_error(e))?;
+            let command = Command::WriteRows {
+                table_id: record.table_id,
+                writes,
+                row_id_high_water,
+                layout_generation: record.layout_generation,
+            };
+            if let Err(e) = self.engine.apply(&command) {
+                let writes = match command {
+                    Command::WriteRows { writes, .. } => writes,
+                    _ => Vec::new(),
+                };
+                return Err((self.write_error(e), writes));
+            }
             self.engine.note_writes(record.table_id, rows);
             return Ok(());
         }
@@ -246,15 +263,18 @@ impl Session {
                 let live = match overlay.get(&write.key) {
                     Some(pending) => pending.is_some(),
                     None if truncated => false,
-                    None => self.engine.store.live_version(&write.key)?.is_some(),
+                    None => match self.engine.store.live_version(&write.key) {
+                        Ok(version) => version.is_some(),
+                        Err(e) => return Err((e.into(), Vec::new())),
+                    },
                 };
                 if live {
-                    return Err(
-                        self.write_error(StorageError::Conflict(Conflict::DuplicateKey {
-                            table_id: record.table_id,
-                            key: write.key.clone(),
-                        })),
-                    );
+                    let error = self.write_error(StorageError::Conflict(Conflict::DuplicateKey {
+                        table_id: record.table_id,
+                        key: write.key.clone(),
+                    }));
+                    drop(tables);
+                    return Err((error, writes));
                 }
             }
         }

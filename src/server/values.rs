@@ -165,6 +165,61 @@ impl ToSqlText for PgNumeric {
     }
 }
 
+fn push_two_digits(value: u32, out: &mut BytesMut) {
+    out.put_u8(b'0' + (value / 10 % 10) as u8);
+    out.put_u8(b'0' + (value % 10) as u8);
+}
+
+/// `YYYY-MM-DD` for years 1 to 9999 (what nearly every date is), written without a format
+/// string: result and COPY encoding spend most of their time on dates otherwise. False for
+/// other years, which take chrono's formatting.
+fn push_iso_date(date: chrono::NaiveDate, out: &mut BytesMut) -> bool {
+    use chrono::Datelike;
+    let year = date.year();
+    if !(1..=9999).contains(&year) {
+        return false;
+    }
+    let year = year as u32;
+    push_two_digits(year / 100, out);
+    push_two_digits(year % 100, out);
+    out.put_u8(b'-');
+    push_two_digits(date.month(), out);
+    out.put_u8(b'-');
+    push_two_digits(date.day(), out);
+    true
+}
+
+/// A date printed as PostgreSQL prints it with DateStyle ISO.
+#[derive(Debug)]
+pub struct PgDate(pub chrono::NaiveDate);
+
+impl ToSql for PgDate {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        self.0.to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::DATE)
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for PgDate {
+    fn to_sql_text(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+        options: &FormatOptions,
+    ) -> Result<IsNull, BoxError> {
+        if push_iso_date(self.0, out) {
+            Ok(IsNull::No)
+        } else {
+            self.0.to_sql_text(ty, out, options)
+        }
+    }
+}
+
 /// A timestamp printed as PostgreSQL prints it with DateStyle ISO: fractional seconds without
 /// trailing zeros, and `+00` for timestamptz (sessions run in UTC).
 #[derive(Debug)]
@@ -199,7 +254,16 @@ impl ToSqlText for PgTimestamp {
             PgTimestamp::Naive(t) => (*t, ""),
             PgTimestamp::Utc(t) => (t.naive_utc(), "+00"),
         };
-        out.put_slice(naive.format("%Y-%m-%d %H:%M:%S").to_string().as_bytes());
+        if !push_iso_date(naive.date(), out) {
+            out.put_slice(naive.format("%Y-%m-%d").to_string().as_bytes());
+        }
+        use chrono::Timelike;
+        out.put_u8(b' ');
+        push_two_digits(naive.hour(), out);
+        out.put_u8(b':');
+        push_two_digits(naive.minute(), out);
+        out.put_u8(b':');
+        push_two_digits(naive.second(), out);
         let micros = naive.and_utc().timestamp_subsec_micros();
         if micros != 0 {
             out.put_slice(format!(".{micros:06}").trim_end_matches('0').as_bytes());
@@ -219,6 +283,32 @@ mod tests {
 
     fn f4(v: f32) -> String {
         float_text(v as f64, format!("{v:e}"), 6)
+    }
+
+    fn text(value: impl ToSqlText, ty: &Type) -> String {
+        let mut out = BytesMut::new();
+        value
+            .to_sql_text(ty, &mut out, &FormatOptions::default())
+            .unwrap();
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn dates_and_timestamps_print_in_iso_style() {
+        let day = chrono::NaiveDate::from_ymd_opt(7, 3, 9).unwrap();
+        assert_eq!(text(PgDate(day), &Type::DATE), "0007-03-09");
+        let at = day.and_hms_micro_opt(4, 5, 6, 120_000).unwrap();
+        assert_eq!(
+            text(PgTimestamp::Naive(at), &Type::TIMESTAMP),
+            "0007-03-09 04:05:06.12"
+        );
+        let utc = chrono::DateTime::from_naive_utc_and_offset(at, chrono::Utc);
+        assert_eq!(
+            text(PgTimestamp::Utc(utc), &Type::TIMESTAMPTZ),
+            "0007-03-09 04:05:06.12+00"
+        );
+        let late = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+        assert_eq!(text(PgDate(late), &Type::DATE), "2026-12-31");
     }
 
     #[test]

@@ -33,10 +33,22 @@ pub struct CopyIn {
     /// NULL text as NULL (FORCE_NULL).
     pub force_not_null: Vec<bool>,
     pub force_null: Vec<bool>,
-    chunks: Vec<TableRows>,
-    /// The line each row of each chunk starts on.
-    lines: Vec<Vec<u64>>,
+    /// The rows checked so far, encoded as they will be stored.
+    encoded: Encoded,
+    /// The line each row starts on, in row order.
+    lines: Vec<u64>,
     rows: usize,
+}
+
+/// Rows of a COPY ready to write: a chunk's typed columns are encoded as soon as it is
+/// checked, so only the stored form of the rows is held until the data ends.
+enum Encoded {
+    Rows {
+        writes: Vec<RowWrite>,
+        row_id_high_water: Option<u64>,
+    },
+    /// A stream table's appended rows.
+    Stream(Vec<Vec<u8>>),
 }
 
 impl CopyIn {
@@ -125,13 +137,20 @@ impl Session {
         };
         let force_not_null = flags(&copy.options.force_not_null, "FORCE_NOT_NULL")?;
         let force_null = flags(&copy.options.force_null, "FORCE_NULL")?;
+        let encoded = match record.kind {
+            TableKind::Stream { .. } => Encoded::Stream(Vec::new()),
+            _ => Encoded::Rows {
+                writes: Vec::new(),
+                row_id_high_water: None,
+            },
+        };
         Ok(CopyIn {
             record,
             targets,
             options: copy.options.clone(),
             force_not_null,
             force_null,
-            chunks: Vec::new(),
+            encoded,
             lines: Vec::new(),
             rows: 0,
         })
@@ -207,9 +226,28 @@ impl Session {
                 context: format!("{}, line {}", copy.context(), lines[row]),
             });
         }
+        let chunk = TableRows { columns, len };
+        let mut encoder = rows::RowEncoder::default();
+        match &mut copy.encoded {
+            Encoded::Stream(appended) => {
+                appended.extend((0..len).map(|row| encoder.encode(&chunk.columns, row)));
+            }
+            Encoded::Rows {
+                writes,
+                row_id_high_water,
+            } => {
+                let (keys, high_water) = self.row_keys(record, &chunk)?;
+                *row_id_high_water = high_water.or(*row_id_high_water);
+                writes.extend(keys.into_iter().enumerate().map(|(row, key)| RowWrite {
+                    key,
+                    value: Some(encoder.encode(&chunk.columns, row)),
+                    expect: Expect::Absent,
+                    moved_to: None,
+                }));
+            }
+        }
         copy.rows += len;
-        copy.chunks.push(TableRows { columns, len });
-        copy.lines.push(lines.to_vec());
+        copy.lines.extend_from_slice(lines);
         Ok(())
     }
 
@@ -273,71 +311,27 @@ impl Session {
     }
 
     fn write_copied(&self, copy: CopyIn) -> ExecResult<Outcome> {
-        let record = &copy.record;
-        let mut encoder = rows::RowEncoder::default();
-        if let TableKind::Stream { .. } = record.kind {
-            let rows = copy
-                .chunks
-                .iter()
-                .flat_map(|chunk| (0..chunk.len).map(move |row| (chunk, row)))
-                .map(|(chunk, row)| encoder.encode(&chunk.columns, row))
-                .collect();
-            self.append_stream(record, rows)?;
-        } else {
-            let mut writes = Vec::with_capacity(copy.rows);
-            let mut high_water = None;
-            for chunk in &copy.chunks {
-                let (keys, chunk_high) = self.row_keys(record, chunk)?;
-                high_water = chunk_high.or(high_water);
-                writes.extend(keys.into_iter().enumerate().map(|(row, key)| RowWrite {
-                    key,
-                    value: Some(encoder.encode(&chunk.columns, row)),
-                    expect: Expect::Absent,
-                    moved_to: None,
-                }));
-            }
-            if let Err(error) = self.commit_rows(record, writes, high_water) {
-                return Err(self.duplicate_in_copy(&copy, error));
+        let CopyIn {
+            record,
+            encoded,
+            lines,
+            rows,
+            ..
+        } = copy;
+        match encoded {
+            Encoded::Stream(appended) => self.append_stream(&record, appended)?,
+            Encoded::Rows {
+                writes,
+                row_id_high_water,
+            } => {
+                if let Err((error, writes)) =
+                    self.commit_rows_or_return(&record, writes, row_id_high_water)
+                {
+                    return Err(duplicate_in_copy(&record, &writes, &lines, error));
+                }
             }
         }
-        Ok(Outcome::Affected {
-            tag: "COPY",
-            rows: copy.rows,
-        })
-    }
-
-    /// A duplicate key names the line of the row that repeated it: the second row holding
-    /// the key when the data holds it twice, else the one row that met a stored row.
-    fn duplicate_in_copy(&self, copy: &CopyIn, error: ExecError) -> ExecError {
-        let ExecError::DuplicateKey { key, .. } = &error else {
-            return ExecError::InCopy {
-                source: Box::new(error),
-                context: copy.context(),
-            };
-        };
-        let mut found = Vec::with_capacity(2);
-        for (chunk, lines) in copy.chunks.iter().zip(&copy.lines) {
-            let Ok((keys, _)) = self.row_keys(&copy.record, chunk) else {
-                break;
-            };
-            found.extend(
-                keys.iter()
-                    .zip(lines)
-                    .filter(|(k, _)| *k == key)
-                    .map(|(_, line)| *line),
-            );
-            if found.len() >= 2 {
-                break;
-            }
-        }
-        let context = match found.get(1).or(found.first()) {
-            Some(line) => format!("{}, line {line}", copy.context()),
-            None => copy.context(),
-        };
-        ExecError::InCopy {
-            source: Box::new(error),
-            context,
-        }
+        Ok(Outcome::Affected { tag: "COPY", rows })
     }
 
     /// COPY TO: the rows of the query, or of the table's columns, as a stream.
@@ -387,6 +381,38 @@ impl Session {
             )
             .into()),
         }
+    }
+}
+
+/// A duplicate key names the line of the row that repeated it: the second row holding the key
+/// when the data holds it twice, else the one row that met a stored row.
+fn duplicate_in_copy(
+    record: &TableRecord,
+    writes: &[RowWrite],
+    lines: &[u64],
+    error: ExecError,
+) -> ExecError {
+    let context = format!("COPY {}", record.name);
+    let ExecError::DuplicateKey { key, .. } = &error else {
+        return ExecError::InCopy {
+            source: Box::new(error),
+            context,
+        };
+    };
+    let found: Vec<u64> = writes
+        .iter()
+        .zip(lines)
+        .filter(|(w, _)| w.key == *key)
+        .map(|(_, line)| *line)
+        .take(2)
+        .collect();
+    let context = match found.get(1).or(found.first()) {
+        Some(line) => format!("{context}, line {line}"),
+        None => context,
+    };
+    ExecError::InCopy {
+        source: Box::new(error),
+        context,
     }
 }
 

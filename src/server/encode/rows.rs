@@ -24,7 +24,7 @@ use rust_decimal::Decimal;
 
 use crate::exec::Outcome;
 use crate::server::sqlstate;
-use crate::server::values::{PgFloat, PgNumeric, PgTimestamp, TextTyped};
+use crate::server::values::{PgDate, PgFloat, PgNumeric, PgTimestamp, TextTyped};
 
 use super::*;
 
@@ -242,7 +242,7 @@ fn encode_cell(
                 .is_valid(row)
                 .then(|| array.value_as_date(row))
                 .flatten();
-            put(encoder, value, field)
+            put(encoder, value.map(PgDate), field)
         }
         DataType::Date64 => {
             let array = column.as_primitive::<Date64Type>();
@@ -250,7 +250,7 @@ fn encode_cell(
                 .is_valid(row)
                 .then(|| array.value_as_date(row))
                 .flatten();
-            put(encoder, value, field)
+            put(encoder, value.map(PgDate), field)
         }
         DataType::Timestamp(unit, tz) => {
             let naive: Option<NaiveDateTime> = if column.is_null(row) {
