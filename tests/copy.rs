@@ -268,6 +268,31 @@ async fn copy_loads_and_unloads_as_postgresql_does() {
         assert_eq!(differing.as_deref(), Some("0"));
         to.batch_execute("DROP TABLE copied").await.unwrap();
     }
+    // UUID and JSONB in binary: PostgreSQL's send forms load as the same values.
+    for client in [&pg, &kdb] {
+        client
+            .batch_execute("CREATE TABLE u (id UUID PRIMARY KEY, doc JSONB)")
+            .await
+            .unwrap();
+    }
+    pg.batch_execute(
+        "INSERT INTO u VALUES ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{\"a\": [1, 2]}'), \
+         ('00000000-0000-0000-0000-000000000001', NULL)",
+    )
+    .await
+    .unwrap();
+    let data = unload(&pg, "COPY u TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let sink = kdb
+        .copy_in::<_, Bytes>("COPY u FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(data)).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    let text = "COPY (SELECT * FROM u ORDER BY id) TO STDOUT";
+    assert_eq!(unload(&kdb, text).await, unload(&pg, text).await);
     assert_eq!(
         unload(
             &kdb,

@@ -85,7 +85,8 @@ fn decode(sql_type: SqlType, raw: &[u8]) -> Result<ScalarValue, String> {
             let bytes: [u8; 16] = raw
                 .try_into()
                 .map_err(|_| "invalid length for uuid".to_owned())?;
-            ScalarValue::Utf8(Some(hex_uuid(&bytes)))
+            // The column's input rule writes it in the canonical hyphenated form.
+            ScalarValue::Utf8(Some(hex::encode(bytes)))
         }
         SqlType::Bytea => ScalarValue::Binary(Some(raw.to_vec())),
         SqlType::Date => {
@@ -101,18 +102,6 @@ fn decode(sql_type: SqlType, raw: &[u8]) -> Result<ScalarValue, String> {
             ScalarValue::TimestampMicrosecond(Some(at.timestamp_micros()), Some("UTC".into()))
         }
     })
-}
-
-fn hex_uuid(bytes: &[u8; 16]) -> String {
-    let h = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// The scalar a NULL of the column's type decodes to.
