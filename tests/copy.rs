@@ -140,14 +140,7 @@ async fn connect(conn: &str) -> Client {
 /// How a load ended: the row count, or the error's SQLSTATE, message and CONTEXT up to the
 /// line (PostgreSQL also quotes the line's text there).
 async fn load(client: &Client, load: &Load) -> String {
-    let result = async {
-        let sink = client.copy_in::<_, Bytes>(load.copy).await?;
-        futures::pin_mut!(sink);
-        sink.send(Bytes::from_static(load.data)).await?;
-        sink.finish().await
-    }
-    .await;
-    match result {
+    match copy_in(client, load.copy, load.data.to_vec()).await {
         Ok(rows) => format!("COPY {rows}"),
         Err(e) => match e.as_db_error() {
             Some(db) => {
@@ -164,6 +157,14 @@ async fn load(client: &Client, load: &Load) -> String {
             None => format!("client error: {e}"),
         },
     }
+}
+
+/// Sends `data` as a COPY FROM STDIN's data; the number of rows loaded.
+async fn copy_in(client: &Client, copy: &str, data: Vec<u8>) -> Result<u64, tokio_postgres::Error> {
+    let sink = client.copy_in::<_, Bytes>(copy).await?;
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(data)).await?;
+    sink.finish().await
 }
 
 async fn rows(client: &Client) -> Vec<String> {
@@ -249,13 +250,9 @@ async fn copy_loads_and_unloads_as_postgresql_does() {
         to.batch_execute("CREATE TABLE copied (LIKE t)")
             .await
             .unwrap();
-        let sink = to
-            .copy_in::<_, Bytes>("COPY copied FROM STDIN (FORMAT binary)")
+        let loaded = copy_in(to, "COPY copied FROM STDIN (FORMAT binary)", data)
             .await
             .unwrap();
-        futures::pin_mut!(sink);
-        sink.send(Bytes::from(data)).await.unwrap();
-        let loaded = sink.finish().await.unwrap();
         assert!(loaded > 5);
         let copied = to
             .simple_query("SELECT count(*) FROM (SELECT * FROM copied EXCEPT SELECT * FROM t) AS d")
@@ -284,13 +281,8 @@ async fn copy_loads_and_unloads_as_postgresql_does() {
     let data = unload(&pg, "COPY u TO STDOUT (FORMAT binary)")
         .await
         .unwrap();
-    let sink = kdb
-        .copy_in::<_, Bytes>("COPY u FROM STDIN (FORMAT binary)")
-        .await
-        .unwrap();
-    futures::pin_mut!(sink);
-    sink.send(Bytes::from(data)).await.unwrap();
-    assert_eq!(sink.finish().await.unwrap(), 2);
+    let loaded = copy_in(&kdb, "COPY u FROM STDIN (FORMAT binary)", data).await;
+    assert_eq!(loaded.unwrap(), 2);
     let text = "COPY (SELECT * FROM u ORDER BY id) TO STDOUT";
     assert_eq!(unload(&kdb, text).await, unload(&pg, text).await);
     assert_eq!(

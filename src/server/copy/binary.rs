@@ -255,7 +255,8 @@ impl BinaryReader {
                     return Ok(datafusion::arrow::array::new_empty_array(&data_type));
                 }
                 // Decimals keep each value's own scale; widen all to the largest.
-                let values = widen_decimals(values);
+                let values = widen_decimals(values)
+                    .map_err(|e| bad(format!("incorrect binary data format: {e}"), row))?;
                 ScalarValue::iter_to_array(values)
                     .map_err(|e| bad(format!("incorrect binary data format: {e}"), row))
             })
@@ -265,8 +266,8 @@ impl BinaryReader {
 }
 
 /// Numeric values decoded with different scales, brought to one (the largest) so they form
-/// one array.
-fn widen_decimals(values: Vec<ScalarValue>) -> Vec<ScalarValue> {
+/// one array; a value that cannot take that scale in 38 digits is an error.
+fn widen_decimals(values: Vec<ScalarValue>) -> Result<Vec<ScalarValue>, String> {
     let scale = values
         .iter()
         .filter_map(|v| match v {
@@ -275,16 +276,18 @@ fn widen_decimals(values: Vec<ScalarValue>) -> Vec<ScalarValue> {
         })
         .max();
     let Some(scale) = scale else {
-        return values;
+        return Ok(values);
     };
     values
         .into_iter()
         .map(|v| match v {
-            ScalarValue::Decimal128(m, p, s) if s != scale => {
-                ScalarValue::Decimal128(m.map(|m| m * 10i128.pow((scale - s) as u32)), p, scale)
-            }
-            ScalarValue::Decimal128(m, p, _) => ScalarValue::Decimal128(m, p, scale),
-            other => other,
+            ScalarValue::Decimal128(Some(m), p, s) => 10i128
+                .checked_pow((scale - s) as u32)
+                .and_then(|factor| m.checked_mul(factor))
+                .map(|m| ScalarValue::Decimal128(Some(m), p, scale))
+                .ok_or_else(|| "numeric value out of range".to_owned()),
+            ScalarValue::Decimal128(None, p, _) => Ok(ScalarValue::Decimal128(None, p, scale)),
+            other => Ok(other),
         })
         .collect()
 }

@@ -62,7 +62,6 @@ pub struct ActiveCopy {
     session: Arc<Session>,
     copy: Box<CopyIn>,
     reader: Reader,
-    table: String,
     /// The first error: later data is discarded, and CopyDone reports it.
     failed: Option<PgWireError>,
 }
@@ -85,12 +84,10 @@ impl ActiveCopy {
                 copy.force_null.clone(),
             )),
         };
-        let table = copy.table_name().to_owned();
         ActiveCopy {
             session,
             copy,
             reader,
-            table,
             failed: None,
         }
     }
@@ -111,7 +108,7 @@ impl ActiveCopy {
             FormatFault::Encoding => sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
         };
         let mut info = sqlstate::error(code, e.message);
-        info.where_context = Some(format!("COPY {}, line {}", self.table, e.line));
+        info.where_context = Some(format!("COPY {}, line {}", self.copy.table_name(), e.line));
         user_error(info)
     }
 

@@ -45,11 +45,8 @@ impl PendingRows {
 
 /// Splits text or CSV COPY data into rows.
 pub struct TextReader {
+    options: CopyOptions,
     csv: bool,
-    delimiter: u8,
-    quote: u8,
-    escape: u8,
-    null: Vec<u8>,
     force_not_null: Vec<bool>,
     force_null: Vec<bool>,
     names: Vec<String>,
@@ -77,11 +74,8 @@ impl TextReader {
         force_null: Vec<bool>,
     ) -> Self {
         TextReader {
+            options: options.clone(),
             csv: options.format == CopyFormat::Csv,
-            delimiter: options.delimiter,
-            quote: options.quote,
-            escape: options.escape,
-            null: options.null.as_bytes().to_vec(),
             force_not_null,
             force_null,
             rows: PendingRows::new(names.len()),
@@ -144,22 +138,23 @@ impl TextReader {
             let b = bytes[i];
             if self.csv {
                 if self.in_quote {
-                    if b == self.escape && self.escape != self.quote {
+                    if b == self.options.escape && self.options.escape != self.options.quote {
                         // The escape applies to the next byte; wait for it.
                         if i + 1 >= bytes.len() {
                             break;
                         }
-                        if bytes[i + 1] == self.quote || bytes[i + 1] == self.escape {
+                        if bytes[i + 1] == self.options.quote || bytes[i + 1] == self.options.escape
+                        {
                             i += 2;
                             continue;
                         }
-                    } else if b == self.quote {
+                    } else if b == self.options.quote {
                         self.in_quote = false;
                     }
                     i += 1;
                     continue;
                 }
-                if b == self.quote {
+                if b == self.options.quote {
                     self.in_quote = true;
                     i += 1;
                     continue;
@@ -284,13 +279,13 @@ impl TextReader {
         at: usize,
     ) -> Result<(Option<()>, Option<usize>), CopyDataError> {
         let mut end = at;
-        while end < row.len() && row[end] != self.delimiter {
+        while end < row.len() && row[end] != self.options.delimiter {
             end += if row[end] == b'\\' { 2 } else { 1 };
         }
         let end = end.min(row.len());
         let next = (end < row.len()).then_some(end + 1);
         let raw = &row[at..end];
-        if raw == self.null.as_slice() {
+        if raw == self.options.null.as_bytes() {
             return Ok((None, next));
         }
         self.field.clear();
@@ -363,15 +358,16 @@ impl TextReader {
         while i < row.len() {
             let b = row[i];
             if in_quote {
-                if b == self.escape
+                if b == self.options.escape
                     && row
                         .get(i + 1)
-                        .is_some_and(|&n| n == self.quote || n == self.escape)
-                    && (self.escape != self.quote || row.get(i + 1) == Some(&self.quote))
+                        .is_some_and(|&n| n == self.options.quote || n == self.options.escape)
+                    && (self.options.escape != self.options.quote
+                        || row.get(i + 1) == Some(&self.options.quote))
                 {
                     self.field.push(row[i + 1]);
                     i += 2;
-                } else if b == self.quote {
+                } else if b == self.options.quote {
                     in_quote = false;
                     i += 1;
                 } else {
@@ -380,10 +376,10 @@ impl TextReader {
                 }
                 continue;
             }
-            if b == self.delimiter {
+            if b == self.options.delimiter {
                 break;
             }
-            if b == self.quote {
+            if b == self.options.quote {
                 quoted = true;
                 in_quote = true;
                 i += 1;
@@ -396,7 +392,7 @@ impl TextReader {
             return Err(self.fault(FormatFault::BadFormat, "unterminated CSV quoted field"));
         }
         let next = (i < row.len()).then_some(i + 1);
-        let matches_null = self.field == self.null;
+        let matches_null = self.field == self.options.null.as_bytes();
         let is_null = if quoted {
             matches_null && self.force_null.get(column).copied().unwrap_or(false)
         } else {

@@ -5,11 +5,8 @@ use crate::sql::{CopyFormat, CopyOptions};
 
 /// Writes rows in the text or CSV format.
 pub struct TextWriter {
+    options: CopyOptions,
     csv: bool,
-    delimiter: u8,
-    quote: u8,
-    escape: u8,
-    null: Vec<u8>,
     /// Per column: always quote (CSV FORCE_QUOTE).
     force_quote: Vec<bool>,
 }
@@ -17,11 +14,8 @@ pub struct TextWriter {
 impl TextWriter {
     pub fn new(options: &CopyOptions, force_quote: Vec<bool>) -> Self {
         TextWriter {
+            options: options.clone(),
             csv: options.format == CopyFormat::Csv,
-            delimiter: options.delimiter,
-            quote: options.quote,
-            escape: options.escape,
-            null: options.null.as_bytes().to_vec(),
             force_quote,
         }
     }
@@ -31,10 +25,10 @@ impl TextWriter {
         let single = values.len() == 1;
         for (column, value) in values.iter().enumerate() {
             if column > 0 {
-                out.push(self.delimiter);
+                out.push(self.options.delimiter);
             }
             match value {
-                None => out.extend_from_slice(&self.null),
+                None => out.extend_from_slice(self.options.null.as_bytes()),
                 Some(value) if self.csv => {
                     let force = self.force_quote.get(column).copied().unwrap_or(false);
                     self.csv_value(value, force, single, out)
@@ -55,7 +49,7 @@ impl TextWriter {
                 b'\r' => out.extend_from_slice(b"\\r"),
                 b'\t' => out.extend_from_slice(b"\\t"),
                 11 => out.extend_from_slice(b"\\v"),
-                b if b == self.delimiter => {
+                b if b == self.options.delimiter => {
                     out.push(b'\\');
                     out.push(b);
                 }
@@ -66,23 +60,23 @@ impl TextWriter {
 
     fn csv_value(&self, value: &[u8], force: bool, single: bool, out: &mut Vec<u8>) {
         let needs_quotes = force
-            || value == self.null.as_slice()
+            || value == self.options.null.as_bytes()
             || (single && value == b"\\.")
-            || value
-                .iter()
-                .any(|&b| b == self.delimiter || b == self.quote || b == b'\n' || b == b'\r');
+            || value.iter().any(|&b| {
+                b == self.options.delimiter || b == self.options.quote || b == b'\n' || b == b'\r'
+            });
         if !needs_quotes {
             out.extend_from_slice(value);
             return;
         }
-        out.push(self.quote);
+        out.push(self.options.quote);
         for &b in value {
-            if b == self.quote || b == self.escape {
-                out.push(self.escape);
+            if b == self.options.quote || b == self.options.escape {
+                out.push(self.options.escape);
             }
             out.push(b);
         }
-        out.push(self.quote);
+        out.push(self.options.quote);
     }
 }
 
