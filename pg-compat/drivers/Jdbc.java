@@ -36,6 +36,39 @@ public class Jdbc {
                     }
                 }
             });
+            check("a prepared insert of every type runs well past the prepare threshold", () -> {
+                try (Statement st = conn.createStatement()) {
+                    st.execute("CREATE TABLE drivers.jdbc_types (id BIGINT PRIMARY KEY, name TEXT, score DOUBLE PRECISION, ok BOOLEAN, at TIMESTAMP,"
+                        + " small SMALLINT, mid INTEGER, real_v REAL, price NUMERIC(10,3), day DATE, bytes BYTEA, tag UUID)");
+                }
+                java.sql.Timestamp at = java.sql.Timestamp.valueOf("2026-11-30 12:34:56.789");
+                // pgJDBC switches to a named server-side statement from the fifth execution.
+                try (PreparedStatement ps = conn.prepareStatement("INSERT INTO drivers.jdbc_types VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
+                    for (int i = 1; i <= 20; i++) {
+                        ps.setLong(1, i); ps.setString(2, "n" + i); ps.setDouble(3, i / 4.0); ps.setBoolean(4, i % 2 == 0);
+                        ps.setTimestamp(5, at); ps.setShort(6, (short) i); ps.setInt(7, i * 1000); ps.setFloat(8, i / 2.0f);
+                        ps.setBigDecimal(9, new java.math.BigDecimal(i + ".125")); ps.setDate(10, java.sql.Date.valueOf("2026-12-0" + (1 + i % 9)));
+                        ps.setBytes(11, new byte[] {(byte) i, 0, (byte) 255});
+                        ps.setObject(12, java.util.UUID.fromString("00000000-0000-0000-0000-0000000000" + String.format("%02d", i)));
+                        if (ps.executeUpdate() != 1) throw new AssertionError("update count at execution " + i);
+                    }
+                }
+                try (PreparedStatement ps = conn.prepareStatement("SELECT name, score, ok, at, small, mid, real_v, price, day, bytes, tag FROM drivers.jdbc_types WHERE id = ?")) {
+                    for (int i = 1; i <= 20; i++) {
+                        ps.setLong(1, i);
+                        try (ResultSet rs = ps.executeQuery()) {
+                            if (!rs.next()) throw new AssertionError("no row " + i);
+                            String got = rs.getString(1) + "|" + rs.getDouble(2) + "|" + rs.getBoolean(3) + "|" + rs.getTimestamp(4) + "|" + rs.getShort(5)
+                                + "|" + rs.getInt(6) + "|" + rs.getFloat(7) + "|" + rs.getBigDecimal(8) + "|" + rs.getDate(9) + "|" + Arrays.toString(rs.getBytes(10))
+                                + "|" + rs.getObject(11);
+                            String want = "n" + i + "|" + (i / 4.0) + "|" + (i % 2 == 0) + "|" + at + "|" + i + "|" + (i * 1000) + "|" + (i / 2.0f)
+                                + "|" + i + ".125|2026-12-0" + (1 + i % 9) + "|" + Arrays.toString(new byte[] {(byte) i, 0, (byte) 255})
+                                + "|00000000-0000-0000-0000-0000000000" + String.format("%02d", i);
+                            if (!got.equals(want)) throw new AssertionError("row " + i + ": " + got + " != " + want);
+                        }
+                    }
+                }
+            });
             check("DatabaseMetaData describes tables, columns and keys", () -> {
                 DatabaseMetaData meta = conn.getMetaData();
                 List<String> tables = new ArrayList<>();

@@ -19,7 +19,10 @@ use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::extendedquery::{Bind, BindComplete, Parse, ParseComplete};
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{
+    Bind, BindComplete, Describe, Parse, ParseComplete, TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 
@@ -451,6 +454,36 @@ impl ExtendedQueryHandler for Connection {
             .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
             .await?;
         Ok(())
+    }
+
+    /// As pgwire's, except that a statement returning no rows is described by NoData even
+    /// when it has parameters (pgwire sends an empty RowDescription then, which pgJDBC reads
+    /// as a result set it did not expect once it switches to named statements).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT
+            && let Some(Entry::Value(stored)) = client.portal_store().get_statement(name)
+            && stored.statement.inner.result_schema.is_none()
+        {
+            let described = self.do_describe_statement(client, &stored).await?;
+            let oids = described.parameters.iter().map(|t| t.oid()).collect();
+            client
+                .feed(PgWireBackendMessage::ParameterDescription(
+                    ParameterDescription::new(oids),
+                ))
+                .await?;
+            client
+                .send(PgWireBackendMessage::NoData(NoData::new()))
+                .await?;
+            return Ok(());
+        }
+        self._on_describe(client, message).await
     }
 
     /// As pgwire's, after admitting a new portal name under the connection's cap.

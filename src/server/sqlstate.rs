@@ -20,6 +20,7 @@ pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub const INVALID_PARAMETER_VALUE: &str = "22023";
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
 pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
 pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
 pub const ADMIN_SHUTDOWN: &str = "57P01";

@@ -84,6 +84,34 @@ fn decode_param<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResu
                 .map(|t| t.timestamp_micros()),
             Some("UTC".into()),
         ),
+        Type::UUID if portal.parameter_format.is_binary(i) => {
+            let raw = portal.parameters.get(i).cloned().flatten();
+            ScalarValue::Utf8(match raw {
+                None => None,
+                Some(bytes) => Some(
+                    uuid::Uuid::from_slice(&bytes)
+                        .map_err(|_| binary_format_error(i, "uuid"))?
+                        .hyphenated()
+                        .to_string(),
+                ),
+            })
+        }
+        Type::JSON if portal.parameter_format.is_binary(i) => {
+            ScalarValue::Utf8(portal.parameter::<String>(i, &Type::TEXT)?)
+        }
+        // jsonb's send form is a version byte (1) and the text.
+        Type::JSONB if portal.parameter_format.is_binary(i) => {
+            let raw = portal.parameters.get(i).cloned().flatten();
+            ScalarValue::Utf8(match raw.as_deref().map(|b| b.split_first()) {
+                None => None,
+                Some(Some((1, text))) => Some(
+                    std::str::from_utf8(text)
+                        .map_err(|_| binary_format_error(i, "jsonb"))?
+                        .to_owned(),
+                ),
+                Some(_) => return Err(binary_format_error(i, "jsonb")),
+            })
+        }
         _ if portal.parameter_format.is_binary(i) => {
             return Err(PgWireError::UserError(Box::new(sqlstate::error(
                 sqlstate::FEATURE_NOT_SUPPORTED,
@@ -95,4 +123,14 @@ fn decode_param<S: Clone>(portal: &Portal<S>, i: usize, pg: &Type) -> PgWireResu
         }
         _ => ScalarValue::Utf8(portal.parameter::<String>(i, &Type::TEXT)?),
     })
+}
+
+fn binary_format_error(i: usize, type_name: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(sqlstate::error(
+        sqlstate::INVALID_BINARY_REPRESENTATION,
+        format!(
+            "incorrect binary data format in bind parameter {}: not a {type_name} value",
+            i + 1
+        ),
+    )))
 }
