@@ -64,3 +64,52 @@ fn pgjdbc_works() {
         &["-cp", "/usr/share/java/postgresql.jar", "Jdbc.java"],
     );
 }
+
+#[test]
+fn pgbench_scripts_with_untyped_parameters_run_in_every_protocol_mode() {
+    let server = TestServer::start();
+    let setup = common::psql(
+        &server,
+        &[
+            "-c",
+            "CREATE NAMESPACE drivers",
+            "-c",
+            "CREATE TABLE drivers.pgbench (id BIGINT PRIMARY KEY, client INTEGER, note TEXT, at TIMESTAMP, hits INTEGER DEFAULT 0)",
+        ],
+    );
+    assert!(setup.status.success(), "{setup:?}");
+    let script = repo_root().join("pg-compat/drivers/pgbench_untyped.sql");
+    for mode in ["simple", "extended", "prepared"] {
+        let mut child = Command::new("pgbench")
+            .args(["-h", "127.0.0.1", "-U", "root", "-n", "-c", "2", "-t", "50"])
+            .args(["-M", mode, "-p", &server.port.to_string(), "-f"])
+            .arg(&script)
+            .arg("kalamdb")
+            .env("PGPASSWORD", &server.options.root_password)
+            .stdout(std::fs::File::create(server.dir.path().join("pgbench.out")).unwrap())
+            .stderr(std::fs::File::create(server.dir.path().join("pgbench.err")).unwrap())
+            .spawn()
+            .expect("pgbench is installed with postgresql-client");
+        let status = common::wait_with_timeout(&mut child, Duration::from_secs(120));
+        let out = std::fs::read_to_string(server.dir.path().join("pgbench.out")).unwrap();
+        let err = std::fs::read_to_string(server.dir.path().join("pgbench.err")).unwrap();
+        assert!(
+            status.success() && out.contains("processed: 100/100"),
+            "pgbench -M {mode}:\n{out}\n{err}"
+        );
+    }
+    // Every row carries the values its parameters computed.
+    let check = common::psql(
+        &server,
+        &[
+            "-At",
+            "-c",
+            "SELECT count(*) > 0, count(*) FILTER (WHERE id / 100000000 <> client OR note <> 'n' || (id % 100000000)::text OR hits < 1) FROM drivers.pgbench",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        "t|0",
+        "{check:?}"
+    );
+}

@@ -27,6 +27,17 @@ async function main() {
       throw new Error(`values: ${JSON.stringify(r)}`);
     }
   });
+  await check('untyped parameters take the type their context requires', async () => {
+    // node-postgres sends every parameter as text with no type: the server types each one.
+    await client.query('CREATE TABLE drivers.node_untyped (id BIGINT PRIMARY KEY, v INTEGER, note TEXT)');
+    await client.query('INSERT INTO drivers.node_untyped VALUES ($1 + $2 * 100000000, $3 * 2, $4)', [7, 3, 21, 'x']);
+    await client.query('UPDATE drivers.node_untyped SET v = v + $1 WHERE id = $2 + 0', [1, 300000007]);
+    const { rows } = await client.query(
+      'SELECT id, v, abs($2) AS a, substr($3, 2) AS s, CASE WHEN v > $4 THEN $5 ELSE note END AS c FROM drivers.node_untyped WHERE id = $1',
+      [300000007, -2.5, 'hello', 40, 'big']);
+    const got = JSON.stringify(rows);
+    if (got !== '[{"id":"300000007","v":43,"a":2.5,"s":"ello","c":"big"}]') throw new Error(got);
+  });
   await check('errors carry SQLSTATE and the connection stays usable', async () => {
     try { await client.query('SELECT * FROM drivers.missing'); throw new Error('no error'); }
     catch (e) { if (e.code !== '42P01') throw e; }

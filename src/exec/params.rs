@@ -135,6 +135,94 @@ pub fn parameter_types(statement: &ast::Statement, record: &TableRecord) -> Vec<
     (1..=highest).map(|n| types.get(&n).cloned()).collect()
 }
 
+/// A query with the DML statement's placeholders in the same places, for DataFusion to type the
+/// ones no column pins as PostgreSQL would from their context: `SET v = v + $1 WHERE id = $2`
+/// becomes `SELECT v + $1 FROM t WHERE id = $2`, and an INSERT's `VALUES ($1 + $2 * 10)`
+/// becomes `SELECT $1 + $2 * 10`. `None` when the statement has nothing to type this way.
+pub fn typing_probe(statement: &ast::Statement) -> Option<String> {
+    fn list<T: std::fmt::Display>(items: &[T]) -> String {
+        items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    let mut projection: Vec<String> = Vec::new();
+    let mut from: Vec<String> = Vec::new();
+    let mut selection = None;
+    let returning = |projection: &mut Vec<String>, items: &Option<Vec<ast::SelectItem>>| {
+        projection.extend(items.iter().flatten().map(|i| i.to_string()));
+    };
+    match statement {
+        ast::Statement::Insert(insert) => {
+            let source = insert.source.as_ref()?;
+            let SetExpr::Values(values) = source.body.as_ref() else {
+                return Some(source.to_string());
+            };
+            // Values cannot name the target's columns; only computed ones need typing.
+            projection.extend(
+                values
+                    .rows
+                    .iter()
+                    .flat_map(|row| row.iter())
+                    .filter(|e| {
+                        placeholder_index(e).is_none()
+                            && !matches!(e, Expr::Identifier(_) | Expr::Value(_))
+                    })
+                    .map(|e| e.to_string()),
+            );
+            returning(&mut projection, &insert.returning);
+            if insert.returning.is_some() {
+                from.push(insert.table.to_string());
+            }
+        }
+        ast::Statement::Update(update) => {
+            projection.extend(
+                update
+                    .assignments
+                    .iter()
+                    .filter(|a| placeholder_index(&a.value).is_none())
+                    .map(|a| a.value.to_string()),
+            );
+            returning(&mut projection, &update.returning);
+            from.push(update.table.to_string());
+            if let Some(
+                ast::UpdateTableFromKind::BeforeSet(tables)
+                | ast::UpdateTableFromKind::AfterSet(tables),
+            ) = &update.from
+            {
+                from.push(list(tables));
+            }
+            selection = update.selection.as_ref();
+        }
+        ast::Statement::Delete(delete) => {
+            let (ast::FromTable::WithFromKeyword(tables) | ast::FromTable::WithoutKeyword(tables)) =
+                &delete.from;
+            from.push(list(tables));
+            if let Some(using) = &delete.using {
+                from.push(list(using));
+            }
+            returning(&mut projection, &delete.returning);
+            selection = delete.selection.as_ref();
+        }
+        _ => return None,
+    }
+    if projection.is_empty() && selection.is_none() {
+        return None;
+    }
+    if projection.is_empty() {
+        projection.push("1".into());
+    }
+    let mut probe = format!("SELECT {}", projection.join(", "));
+    if !from.is_empty() {
+        probe.push_str(&format!(" FROM {}", from.join(", ")));
+    }
+    if let Some(selection) = selection {
+        probe.push_str(&format!(" WHERE {selection}"));
+    }
+    Some(probe)
+}
+
 /// Replaces `$n` placeholders with literals of the bound values.
 pub fn bind(statement: &ast::Statement, params: &[ScalarValue]) -> ExecResult<ast::Statement> {
     struct Bind<'a> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::sqlparser::ast;
 
 use super::planner::StatementPlanner;
 use super::{ExecError, ExecResult, Session};
@@ -61,10 +62,11 @@ impl Session {
             }),
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
                 let result_schema = self.returning_schema(ast).await?;
-                let param_types = match self.dml_table(ast)? {
+                let mut param_types = match self.dml_table(ast)? {
                     Some((record, _, _)) => super::params::parameter_types(ast, &record),
                     None => Vec::new(),
                 };
+                self.type_from_context(ast, &mut param_types).await;
                 Ok(PreparedStatement {
                     statement,
                     plan: None,
@@ -107,6 +109,45 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Types a DML statement's placeholders that no column pins from the expressions around
+    /// them, by planning `params::typing_probe`'s query. A probe that does not plan leaves
+    /// them untyped; the statement itself reports what is wrong when it runs.
+    async fn type_from_context(
+        &self,
+        statement: &ast::Statement,
+        types: &mut Vec<Option<DataType>>,
+    ) {
+        let Some(probe) = super::params::typing_probe(statement) else {
+            return;
+        };
+        let Ok(Some(probe)) = sql::parse(&probe).map(|mut s| s.pop()) else {
+            return;
+        };
+        let Statement::Query(probe) = probe else {
+            return;
+        };
+        let Ok(planner) = StatementPlanner::new(self, &probe).await else {
+            return;
+        };
+        let Ok(found) = planner
+            .statement(probe.as_ref().clone())
+            .map_err(|_| ())
+            .and_then(|plan| ordered_parameter_types(&plan).map_err(|_| ()))
+        else {
+            return;
+        };
+        if types.len() < found.len() {
+            types.resize(found.len(), None);
+        }
+        for (slot, inferred) in types.iter_mut().zip(found) {
+            if slot.is_none() {
+                *slot = inferred;
+            }
+        }
+    }
+}
+
 /// `$1..$n` in order; a gap (only `$2` used) still counts `$1`, as PostgreSQL does.
 fn ordered_parameter_types(plan: &LogicalPlan) -> ExecResult<Vec<Option<DataType>>> {
     let found = plan.get_parameter_types()?;
@@ -145,5 +186,79 @@ fn ordered_parameter_types(plan: &LogicalPlan) -> ExecResult<Vec<Option<DataType
         }
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     })?;
+    type_function_arguments(plan, &mut types)?;
     Ok(types)
+}
+
+/// Types an untyped placeholder passed to a function as PostgreSQL resolves an `unknown`
+/// argument: text when the function takes a string there, otherwise the preferred type of
+/// the category it takes (double precision for numbers, `abs($1)`), then the others.
+fn type_function_arguments(plan: &LogicalPlan, types: &mut [Option<DataType>]) -> ExecResult<()> {
+    use datafusion::arrow::datatypes::{Field, TimeUnit};
+    use datafusion::logical_expr::expr::ScalarFunction;
+    use datafusion::logical_expr::{Expr, ExprSchemable};
+    const CANDIDATES: [DataType; 5] = [
+        DataType::Utf8,
+        DataType::Float64,
+        DataType::Boolean,
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+        DataType::Int64,
+    ];
+    let untyped = |expr: &Expr| match expr {
+        Expr::Placeholder(p) if p.field.is_none() => {
+            p.id.strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n >= 1)
+        }
+        _ => None,
+    };
+    plan.apply(|node| {
+        let inputs = node.inputs();
+        let schema = match inputs.as_slice() {
+            [input] => input.schema(),
+            _ => node.schema(),
+        };
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                let Expr::ScalarFunction(ScalarFunction { func, args }) = e else {
+                    return Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue);
+                };
+                let Some((position, index)) = args
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, a)| untyped(a).map(|n| (i, n)))
+                else {
+                    return Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue);
+                };
+                if types.get(index - 1).is_some_and(|t| t.is_none()) {
+                    let mut fields = Vec::with_capacity(args.len());
+                    for arg in args {
+                        let data_type = match untyped(arg) {
+                            Some(_) => DataType::Utf8,
+                            None => match arg.get_type(schema) {
+                                Ok(t) => t,
+                                Err(_) => {
+                                    return Ok(
+                                        datafusion::common::tree_node::TreeNodeRecursion::Continue,
+                                    );
+                                }
+                            },
+                        };
+                        fields.push(Arc::new(Field::new("a", data_type, true)));
+                    }
+                    let accepted = CANDIDATES.into_iter().find(|candidate| {
+                        fields[position] = Arc::new(Field::new("a", candidate.clone(), true));
+                        datafusion::logical_expr::type_coercion::functions::fields_with_udf(
+                            &fields,
+                            func.as_ref(),
+                        )
+                        .is_ok()
+                    });
+                    types[index - 1] = accepted;
+                }
+                Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    Ok(())
 }

@@ -90,7 +90,13 @@ impl Session {
             return Err(unsupported("INSERT into a table function"));
         };
         let targets: Vec<usize> = if insert.columns.is_empty() {
-            (0..record.columns.len()).collect()
+            // Without a column list the values fill the leading columns; the rest take their
+            // defaults (`INSERT INTO t VALUES (1)` on a two-column table).
+            let width = match insert.source.as_deref().map(|s| s.body.as_ref()) {
+                Some(SetExpr::Values(values)) => values.rows.first().map(|r| r.len()),
+                _ => None,
+            };
+            (0..record.columns.len().min(width.unwrap_or(usize::MAX))).collect()
         } else {
             insert
                 .columns
@@ -191,7 +197,13 @@ impl Session {
         };
         // `DEFAULT` inside VALUES means the column's default expression.
         if let SetExpr::Values(values) = source.body.as_mut() {
+            let first_width = values.rows.first().map_or(0, |r| r.len());
             for row in &mut values.rows {
+                if row.len() != first_width {
+                    return Err(ExecError::Sql(SqlError::Syntax(
+                        "VALUES lists must all be the same length".into(),
+                    )));
+                }
                 if row.len() != targets.len() {
                     return Err(column_count_mismatch(targets.len(), row.len()));
                 }
@@ -227,6 +239,10 @@ impl Session {
             None => planner.query(source)?,
         };
         let width = source.schema().fields().len();
+        let targets = match insert.columns.is_empty() && width < targets.len() {
+            true => &targets[..width],
+            false => targets,
+        };
         if width != targets.len() {
             return Err(column_count_mismatch(targets.len(), width));
         }
