@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::sql::sqlparser::ast::{self, Expr, SelectItem, SetExpr};
+use datafusion::sql::sqlparser::ast::{self, SelectItem};
+
+use crate::sql::output_names::{is_repeat_alias, output_name, repeated_name, select_items};
 
 /// Renames the fields of `schema` for the SELECT list of `statement`. Explicit aliases and
 /// wildcard columns keep their names; anything the SELECT list does not explain is left alone.
@@ -35,12 +37,10 @@ pub fn postgres_names(statement: &ast::Statement, schema: SchemaRef) -> SchemaRe
     let mut names: Vec<Option<String>> = Vec::with_capacity(schema.fields().len());
     for item in items {
         match item {
-            SelectItem::UnnamedExpr(expr) => names.push(Some(expr_name(expr))),
-            SelectItem::ExprWithAlias { expr, alias }
-                if alias.value.starts_with(crate::sql::REPEAT_ALIAS_PREFIX) =>
-            {
-                names.push(Some(expr_name(expr)))
-            }
+            SelectItem::UnnamedExpr(expr) => names.push(Some(output_name(expr))),
+            SelectItem::ExprWithAlias { expr, alias } if is_repeat_alias(alias) => names.push(
+                Some(repeated_name(alias).unwrap_or_else(|| output_name(expr))),
+            ),
             SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => {
                 names.push(None)
             }
@@ -59,75 +59,6 @@ pub fn postgres_names(statement: &ast::Statement, schema: SchemaRef) -> SchemaRe
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
-fn select_items(body: &SetExpr) -> Option<&[SelectItem]> {
-    match body {
-        SetExpr::Select(select) => Some(&select.projection),
-        SetExpr::Query(query) => select_items(&query.body),
-        // A set operation takes its column names from its first branch.
-        SetExpr::SetOperation { left, .. } => select_items(left),
-        _ => None,
-    }
-}
-
-/// PostgreSQL's FigureColname, for the expressions it gives names to.
-pub(super) fn expr_name(expr: &Expr) -> String {
-    match expr {
-        Expr::Identifier(ident) => crate::sql::fold(ident),
-        Expr::CompoundIdentifier(parts) => parts.last().map(crate::sql::fold).unwrap_or_default(),
-        Expr::Function(function) => function
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(|i| i.value.to_lowercase())
-            .unwrap_or_else(unnamed),
-        Expr::Cast {
-            expr, data_type, ..
-        } => match expr_name(expr) {
-            name if name == unnamed() => type_name(data_type),
-            name => name,
-        },
-        Expr::Nested(inner) => expr_name(inner),
-        // A scalar subquery is named after its one column (seen through the single-row
-        // aggregate KalamDB holds it with).
-        Expr::Subquery(query) => match select_items(&query.body) {
-            Some([SelectItem::ExprWithAlias { alias, .. }]) => crate::sql::fold(alias),
-            Some([SelectItem::UnnamedExpr(Expr::Function(f))])
-                if f.name.to_string() == crate::sql::SINGLE_ROW_FUNCTION =>
-            {
-                match &f.args {
-                    ast::FunctionArguments::List(list) => match list.args.as_slice() {
-                        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(inner))] => {
-                            expr_name(inner)
-                        }
-                        _ => unnamed(),
-                    },
-                    _ => unnamed(),
-                }
-            }
-            Some([SelectItem::UnnamedExpr(inner)]) => expr_name(inner),
-            _ => unnamed(),
-        },
-        Expr::Case { .. } => "case".into(),
-        Expr::Exists { .. } => "exists".into(),
-        Expr::Array(_) => "array".into(),
-        Expr::Value(value) if matches!(value.value, ast::Value::Boolean(_)) => "bool".into(),
-        _ => unnamed(),
-    }
-}
-
-fn unnamed() -> String {
-    "?column?".into()
-}
-
-/// PostgreSQL's internal type names, which it uses to name a cast literal's column.
-fn type_name(data_type: &ast::DataType) -> String {
-    match crate::sql::declared_type(data_type) {
-        Ok(sql_type) => sql_type.internal_name().into(),
-        Err(_) => data_type.to_string().to_lowercase(),
-    }
 }
 
 #[cfg(test)]
@@ -165,6 +96,29 @@ mod tests {
                 "?column?", "a"
             ]
         );
+    }
+
+    #[test]
+    fn repeated_names_survive_the_aliases_that_keep_them_apart() {
+        let mut statement =
+            crate::sql::parse("SELECT 1 AS c, 2 AS c, a, 7 AS a, count(*), count(*) FROM t")
+                .unwrap()
+                .remove(0);
+        let crate::sql::Statement::Query(query) = &mut statement else {
+            panic!("a query")
+        };
+        // The plan names an explicit alias after itself and the others as DataFusion does.
+        let schema = Arc::new(Schema::new(
+            ["c", "__r1", "t.a", "__r3", "count(*)", "__r5"]
+                .map(|name| Field::new(name, DataType::Int64, true))
+                .to_vec(),
+        ));
+        let named: Vec<String> = postgres_names(query, schema)
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(named, ["c", "c", "a", "a", "count", "count"]);
     }
 
     #[test]

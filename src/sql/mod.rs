@@ -12,7 +12,7 @@ mod ddl;
 mod foreign_keys;
 mod indexes;
 pub mod limits;
-mod output_names;
+pub mod output_names;
 mod parse;
 mod sequences;
 mod subqueries;

@@ -30,22 +30,129 @@ fn alias_in(body: &mut SetExpr) {
 }
 
 fn alias_items(items: &mut [SelectItem]) {
+    // Names DataFusion would give (an expression's text, a column's last part) and the names
+    // PostgreSQL gives: a repeat of either is renamed.
     let mut seen = HashSet::new();
+    let has_wildcard = items.iter().any(|i| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
     for (position, item) in items.iter_mut().enumerate() {
-        let SelectItem::UnnamedExpr(expr) = item else {
-            continue;
+        let (expr, keys, name, beside_wildcard) = match &*item {
+            SelectItem::UnnamedExpr(expr) => {
+                let datafusion_key = match expr {
+                    // DataFusion names every scalar subquery alike.
+                    Expr::Subquery(_) => "(subquery)".to_owned(),
+                    Expr::Identifier(_) | Expr::CompoundIdentifier(_) => output_name(expr),
+                    other => other.to_string(),
+                };
+                let name = output_name(expr);
+                // A column beside a wildcard may repeat one of the wildcard's columns.
+                let beside_wildcard = has_wildcard
+                    && matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+                (
+                    expr.clone(),
+                    vec![datafusion_key, name.clone()],
+                    name,
+                    beside_wildcard,
+                )
+            }
+            SelectItem::ExprWithAlias { expr, alias } if !is_repeat_alias(alias) => {
+                let name = super::fold(alias);
+                (expr.clone(), vec![name.clone()], name, false)
+            }
+            _ => continue,
         };
-        // DataFusion names every scalar subquery alike.
-        let key = match &*expr {
-            Expr::Subquery(_) => "(subquery)".to_owned(),
-            other => other.to_string(),
-        };
-        if seen.insert(key) {
-            continue;
+        let repeated = beside_wildcard || keys.iter().any(|k| seen.contains(k));
+        seen.extend(keys);
+        if repeated {
+            *item = SelectItem::ExprWithAlias {
+                expr,
+                alias: Ident::new(format!("{REPEAT_ALIAS_PREFIX}{position}_{name}")),
+            };
         }
-        *item = SelectItem::ExprWithAlias {
-            expr: expr.clone(),
-            alias: Ident::new(format!("{REPEAT_ALIAS_PREFIX}{position}")),
-        };
+    }
+}
+
+/// Whether `alias` is one `alias_repeated_columns` gave.
+pub fn is_repeat_alias(alias: &Ident) -> bool {
+    alias.value.starts_with(REPEAT_ALIAS_PREFIX)
+}
+
+/// The result column name a repeat alias stands for (`None` for the older form without one).
+pub fn repeated_name(alias: &Ident) -> Option<String> {
+    let rest = alias.value.strip_prefix(REPEAT_ALIAS_PREFIX)?;
+    let (_, name) = rest.split_once('_')?;
+    Some(name.to_owned())
+}
+
+pub fn select_items(body: &SetExpr) -> Option<&[SelectItem]> {
+    match body {
+        SetExpr::Select(select) => Some(&select.projection),
+        SetExpr::Query(query) => select_items(&query.body),
+        // A set operation takes its column names from its first branch.
+        SetExpr::SetOperation { left, .. } => select_items(left),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's FigureColname, for the expressions it gives names to.
+pub fn output_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(ident) => super::fold(ident),
+        Expr::CompoundIdentifier(parts) => parts.last().map(super::fold).unwrap_or_default(),
+        Expr::Function(function) => function
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_lowercase())
+            .unwrap_or_else(unnamed),
+        Expr::Cast {
+            expr, data_type, ..
+        } => match output_name(expr) {
+            name if name == unnamed() => type_name(data_type),
+            name => name,
+        },
+        Expr::Nested(inner) => output_name(inner),
+        // A scalar subquery is named after its one column (seen through the single-row
+        // aggregate KalamDB holds it with).
+        Expr::Subquery(query) => match select_items(&query.body) {
+            Some([SelectItem::ExprWithAlias { alias, .. }]) => super::fold(alias),
+            Some([SelectItem::UnnamedExpr(Expr::Function(f))])
+                if f.name.to_string() == super::SINGLE_ROW_FUNCTION =>
+            {
+                match &f.args {
+                    ast::FunctionArguments::List(list) => match list.args.as_slice() {
+                        [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(inner))] => {
+                            output_name(inner)
+                        }
+                        _ => unnamed(),
+                    },
+                    _ => unnamed(),
+                }
+            }
+            Some([SelectItem::UnnamedExpr(inner)]) => output_name(inner),
+            _ => unnamed(),
+        },
+        Expr::Case { .. } => "case".into(),
+        Expr::Exists { .. } => "exists".into(),
+        Expr::Array(_) => "array".into(),
+        Expr::Value(value) if matches!(value.value, ast::Value::Boolean(_)) => "bool".into(),
+        _ => unnamed(),
+    }
+}
+
+fn unnamed() -> String {
+    "?column?".into()
+}
+
+/// PostgreSQL's internal type names, which it uses to name a cast literal's column.
+fn type_name(data_type: &ast::DataType) -> String {
+    match super::declared_type(data_type) {
+        Ok(sql_type) => sql_type.internal_name().into(),
+        Err(_) => data_type.to_string().to_lowercase(),
     }
 }

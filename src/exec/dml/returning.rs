@@ -34,7 +34,7 @@ fn plan(
         match item {
             SelectItem::UnnamedExpr(expr) => {
                 values.push(planner.expr(expr, &schema)?);
-                names.push(crate::exec::naming::expr_name(expr));
+                names.push(crate::sql::output_names::output_name(expr));
             }
             SelectItem::ExprWithAlias { expr, alias } => {
                 values.push(planner.expr(expr, &schema)?);
