@@ -683,7 +683,7 @@ async fn a_backup_carries_rows_in_sst_files_not_in_write_ahead_log() {
     client
         .batch_execute(
             "CREATE TABLE logged (id BIGINT PRIMARY KEY, note TEXT);
-             INSERT INTO logged SELECT value, repeat('x', 200) FROM generate_series(1, 2000);",
+             INSERT INTO logged SELECT value, repeat('x', 200) FROM generate_series(1, 2000) AS g(value);",
         )
         .await
         .unwrap();

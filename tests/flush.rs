@@ -48,7 +48,7 @@ async fn flushed_tables_answer_exactly_as_unflushed_ones() {
         client
             .batch_execute(&format!(
                 "CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
-                 INSERT INTO {table} SELECT value, 'v' || value, CAST(value % 7 AS INT) FROM generate_series(1, 1000)"
+                 INSERT INTO {table} SELECT value, 'v' || value, CAST(value % 7 AS INT) FROM generate_series(1, 1000) AS g(value)"
             ))
             .await
             .unwrap();
@@ -133,7 +133,7 @@ async fn a_crash_between_writing_and_publishing_a_segment_loses_and_duplicates_n
     let job_id = {
         let client = server.root().await;
         client
-            .batch_execute("CREATE TABLE c (id BIGINT PRIMARY KEY, v TEXT, n INT); INSERT INTO c SELECT value, 'x', 1 FROM generate_series(1, 500)")
+            .batch_execute("CREATE TABLE c (id BIGINT PRIMARY KEY, v TEXT, n INT); INSERT INTO c SELECT value, 'x', 1 FROM generate_series(1, 500) AS g(value)")
             .await
             .unwrap();
         let row = client.query_one("FLUSH TABLE c", &[]).await.unwrap();
@@ -210,7 +210,9 @@ async fn tables_flush_themselves_after_row_limit_writes() {
         .await
         .unwrap();
     client
-        .batch_execute("INSERT INTO auto SELECT value, 'x', 1 FROM generate_series(1, 150)")
+        .batch_execute(
+            "INSERT INTO auto SELECT value, 'x', 1 FROM generate_series(1, 150) AS g(value)",
+        )
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -250,7 +252,7 @@ async fn flushes_of_one_table_run_one_after_another() {
     client
         .batch_execute(
             "CREATE TABLE twice (id BIGINT PRIMARY KEY, v TEXT, n INT);
-             INSERT INTO twice SELECT value, 'v' || value, CAST(value AS INT) FROM generate_series(1, 20000);",
+             INSERT INTO twice SELECT value, 'v' || value, CAST(value AS INT) FROM generate_series(1, 20000) AS g(value);",
         )
         .await
         .unwrap();
@@ -309,7 +311,7 @@ async fn updates_racing_flushes_never_miss_a_row() {
     client
         .batch_execute(&format!(
             "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL);
-             INSERT INTO counters SELECT value, 0 FROM generate_series(1, {ROWS});"
+             INSERT INTO counters SELECT value, 0 FROM generate_series(1, {ROWS}) AS g(value);"
         ))
         .await
         .unwrap();
@@ -391,13 +393,15 @@ async fn truncate_removes_flushed_rows_and_racing_flushes_leave_no_dead_segment(
     client
         .batch_execute(
             "CREATE TABLE churn (id BIGINT PRIMARY KEY, v TEXT, n INT);
-             INSERT INTO churn SELECT value, 'cold', 1 FROM generate_series(1, 500);",
+             INSERT INTO churn SELECT value, 'cold', 1 FROM generate_series(1, 500) AS g(value);",
         )
         .await
         .unwrap();
     flush(&client, "churn").await;
     client
-        .batch_execute("INSERT INTO churn SELECT value, 'hot', 2 FROM generate_series(501, 600)")
+        .batch_execute(
+            "INSERT INTO churn SELECT value, 'hot', 2 FROM generate_series(501, 600) AS g(value)",
+        )
         .await
         .unwrap();
     let dir = server.data_path().join("storage/public/churn");
@@ -410,7 +414,7 @@ async fn truncate_removes_flushed_rows_and_racing_flushes_leave_no_dead_segment(
         let base = round * 1000;
         client
             .batch_execute(&format!(
-                "INSERT INTO churn SELECT value, 'r', 3 FROM generate_series({}, {})",
+                "INSERT INTO churn SELECT value, 'r', 3 FROM generate_series({}, {}) AS g(value)",
                 base + 1,
                 base + 300
             ))

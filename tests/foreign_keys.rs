@@ -29,7 +29,7 @@ async fn eight_clients_racing_on_a_referenced_row_never_leave_an_orphan() {
         .batch_execute(
             "CREATE TABLE parents (id INT PRIMARY KEY); \
              CREATE TABLE kids (id INT PRIMARY KEY, parent INT REFERENCES parents); \
-             INSERT INTO parents SELECT value FROM generate_series(1, 4)",
+             INSERT INTO parents SELECT value FROM generate_series(1, 4) AS g(value)",
         )
         .await
         .unwrap();
@@ -111,9 +111,9 @@ async fn cascades_and_checks_reach_rows_flushed_to_segments() {
             "CREATE TABLE teams (id INT PRIMARY KEY, name TEXT); \
              CREATE TABLE players (id INT PRIMARY KEY, team INT REFERENCES teams ON DELETE CASCADE ON UPDATE CASCADE); \
              CREATE TABLE badges (id INT PRIMARY KEY, player INT REFERENCES players ON DELETE SET NULL); \
-             INSERT INTO teams SELECT value, 'team' || value FROM generate_series(1, 20); \
-             INSERT INTO players SELECT value, value % 20 + 1 FROM generate_series(1, 2000); \
-             INSERT INTO badges SELECT value, value FROM generate_series(1, 2000)",
+             INSERT INTO teams SELECT value, 'team' || value FROM generate_series(1, 20) AS g(value); \
+             INSERT INTO players SELECT value, value % 20 + 1 FROM generate_series(1, 2000) AS g(value); \
+             INSERT INTO badges SELECT value, value FROM generate_series(1, 2000) AS g(value)",
         )
         .await
         .unwrap();
@@ -230,8 +230,8 @@ async fn a_cascade_that_breaks_a_check_on_flushed_rows_changes_nothing() {
             "CREATE TABLE depots (id INT PRIMARY KEY); \
              CREATE TABLE crates (id INT PRIMARY KEY, depot INT REFERENCES depots ON UPDATE CASCADE, \
                 CHECK (depot < 1000)); \
-             INSERT INTO depots SELECT value FROM generate_series(1, 10); \
-             INSERT INTO crates SELECT value, value % 10 + 1 FROM generate_series(1, 500)",
+             INSERT INTO depots SELECT value FROM generate_series(1, 10) AS g(value); \
+             INSERT INTO crates SELECT value, value % 10 + 1 FROM generate_series(1, 500) AS g(value)",
         )
         .await
         .unwrap();

@@ -598,7 +598,7 @@ async fn each_statement_of_a_query_message_streams_before_the_next_runs() {
     let (rows, tags, peak) = stream_through(
         &server,
         &mut socket,
-        "SELECT repeat('x', 1000) FROM generate_series(1, 600000); SELECT 1",
+        "SELECT repeat('x', 1000) FROM generate_series(1, 600000) AS g(value); SELECT 1",
     )
     .await;
     assert_eq!(rows, 600_001);
@@ -628,7 +628,7 @@ async fn a_client_that_never_reads_a_large_result_holds_no_server_memory() {
     // About 2 GB of rows, never read: the server may only fill the socket buffers.
     stalled
         .write_all(&common::raw::query(
-            "SELECT repeat('x', 1000) FROM generate_series(1, 2000000)",
+            "SELECT repeat('x', 1000) FROM generate_series(1, 2000000) AS g(value)",
         ))
         .await
         .unwrap();

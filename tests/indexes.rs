@@ -50,7 +50,7 @@ async fn index_reads_agree_with_scans_for_hot_flushed_and_uncommitted_rows() {
     client
         .batch_execute(
             "CREATE TABLE t (id BIGINT PRIMARY KEY, tag TEXT, n INT); \
-             INSERT INTO t SELECT value, 'tag' || (value % 50), value % 7 FROM generate_series(1, 2000); \
+             INSERT INTO t SELECT value, 'tag' || (value % 50), value % 7 FROM generate_series(1, 2000) AS g(value); \
              CREATE INDEX t_tag ON t (tag)",
         )
         .await
@@ -62,7 +62,7 @@ async fn index_reads_agree_with_scans_for_hot_flushed_and_uncommitted_rows() {
         .batch_execute(
             "UPDATE t SET tag = 'tag1' WHERE id % 50 = 2 AND id < 500; \
              DELETE FROM t WHERE tag = 'tag3' AND id > 1000; \
-             INSERT INTO t SELECT value, 'tag' || (value % 50), 0 FROM generate_series(2001, 2100)",
+             INSERT INTO t SELECT value, 'tag' || (value % 50), 0 FROM generate_series(2001, 2100) AS g(value)",
         )
         .await
         .unwrap();
@@ -122,7 +122,7 @@ async fn lookups_through_unique_indexes_agree_with_scans_as_rows_change() {
     client
         .batch_execute(
             "CREATE TABLE u (id BIGINT PRIMARY KEY, code BIGINT, a INT, b INT); \
-             INSERT INTO u SELECT value, value * 10, value % 5, value FROM generate_series(1, 300); \
+             INSERT INTO u SELECT value, value * 10, value % 5, value FROM generate_series(1, 300) AS g(value); \
              CREATE UNIQUE INDEX u_code ON u (code); CREATE UNIQUE INDEX u_ab ON u (a, b)",
         )
         .await
@@ -212,7 +212,7 @@ async fn writes_go_on_while_an_index_builds_and_it_ends_consistent() {
     setup
         .batch_execute(
             "CREATE TABLE w (id BIGINT PRIMARY KEY, k TEXT, n INT); \
-             INSERT INTO w SELECT value, 'k' || (value % 1000), 0 FROM generate_series(1, 60000)",
+             INSERT INTO w SELECT value, 'k' || (value % 1000), 0 FROM generate_series(1, 60000) AS g(value)",
         )
         .await
         .unwrap();
@@ -313,7 +313,9 @@ async fn eight_clients_racing_on_one_unique_value_admit_exactly_one() {
     }
     // Racing updates of eight rows onto one value, inside transaction blocks: one commits.
     setup
-        .batch_execute("INSERT INTO accounts SELECT value, NULL FROM generate_series(2000, 2007)")
+        .batch_execute(
+            "INSERT INTO accounts SELECT value, NULL FROM generate_series(2000, 2007) AS g(value)",
+        )
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -361,7 +363,7 @@ async fn a_crash_during_an_index_build_is_built_again_at_restart() {
         client
             .batch_execute(
                 "CREATE TABLE c (id BIGINT PRIMARY KEY, v TEXT); \
-                 INSERT INTO c SELECT value, 'v' || (value % 100) FROM generate_series(1, 12000)",
+                 INSERT INTO c SELECT value, 'v' || (value % 100) FROM generate_series(1, 12000) AS g(value)",
             )
             .await
             .unwrap();

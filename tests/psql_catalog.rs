@@ -96,7 +96,7 @@ async fn psql_describes_tables_users_namespaces_and_the_database() {
 
     // Sizes: a table's rows, psql's \dt+ and \l+, and pg_size_pretty as PostgreSQL prints.
     client
-        .batch_execute("INSERT INTO app.orders (id, customer) SELECT value, 'c' || value FROM generate_series(1, 2000)")
+        .batch_execute("INSERT INTO app.orders (id, customer) SELECT value, 'c' || value FROM generate_series(1, 2000) AS g(value)")
         .await
         .unwrap();
     let row = client

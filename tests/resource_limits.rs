@@ -28,7 +28,7 @@ async fn queries_beyond_the_memory_pool_spill_or_fail_with_53200() {
     // One aggregate state of ~100 MB cannot spill: the statement fails, the server stays.
     let err = client
         .simple_query(
-            "SELECT length(string_agg(repeat('x', 100), ',')) FROM generate_series(1, 1000000)",
+            "SELECT length(string_agg(repeat('x', 100), ',')) FROM generate_series(1, 1000000) AS g(value)",
         )
         .await
         .unwrap_err();

@@ -43,7 +43,7 @@ async fn a_dropped_column_leaves_flushed_and_hot_rows_readable_through_flushes_a
     client
         .batch_execute(
             "CREATE TABLE wide (id INT PRIMARY KEY, gone TEXT, kept INT, tag TEXT); \
-             INSERT INTO wide SELECT value, 'x' || value, value * 2, 't' || (value % 10) FROM generate_series(1, 3000); \
+             INSERT INTO wide SELECT value, 'x' || value, value * 2, 't' || (value % 10) FROM generate_series(1, 3000) AS g(value); \
              CREATE INDEX wide_tag ON wide (tag)",
         )
         .await
@@ -121,7 +121,7 @@ async fn retyped_columns_read_their_new_values_over_flushed_rows_and_rebuild_the
     client
         .batch_execute(
             "CREATE TABLE r (id INT PRIMARY KEY, amount INT, code TEXT, tag TEXT); \
-             INSERT INTO r SELECT value, value, CAST(value AS TEXT), 't' || (value % 4) FROM generate_series(1, 2000); \
+             INSERT INTO r SELECT value, value, CAST(value AS TEXT), 't' || (value % 4) FROM generate_series(1, 2000) AS g(value); \
              CREATE INDEX r_tag ON r (tag)",
         )
         .await
@@ -170,7 +170,7 @@ async fn flushed_files_follow_renames_drops_and_re_added_names_by_column_id() {
     client
         .batch_execute(
             "CREATE TABLE ev (id INT PRIMARY KEY, a INT, b TEXT, c TEXT); \
-             INSERT INTO ev SELECT value, value, 'b' || value, 'c' || value FROM generate_series(1, 1000); \
+             INSERT INTO ev SELECT value, value, 'b' || value, 'c' || value FROM generate_series(1, 1000) AS g(value); \
              CREATE INDEX ev_c ON ev (c)",
         )
         .await
@@ -234,7 +234,7 @@ async fn a_retyped_primary_key_moves_hot_and_flushed_rows_to_their_new_keys() {
     client
         .batch_execute(
             "CREATE TABLE pk (id INT PRIMARY KEY, tag TEXT); \
-             INSERT INTO pk SELECT value, 't' || (value % 5) FROM generate_series(1, 2000); \
+             INSERT INTO pk SELECT value, 't' || (value % 5) FROM generate_series(1, 2000) AS g(value); \
              CREATE INDEX pk_tag ON pk (tag)",
         )
         .await
@@ -290,8 +290,8 @@ async fn widened_keys_on_both_sides_of_a_foreign_key_keep_flushed_references() {
         .batch_execute(
             "CREATE TABLE parents (id INT PRIMARY KEY); \
              CREATE TABLE kids (id INT PRIMARY KEY, parent_id INT REFERENCES parents ON DELETE CASCADE); \
-             INSERT INTO parents SELECT value FROM generate_series(1, 100); \
-             INSERT INTO kids SELECT value, value % 100 + 1 FROM generate_series(1, 1000)",
+             INSERT INTO parents SELECT value FROM generate_series(1, 100) AS g(value); \
+             INSERT INTO kids SELECT value, value % 100 + 1 FROM generate_series(1, 1000) AS g(value)",
         )
         .await
         .unwrap();
@@ -343,8 +343,8 @@ async fn a_key_retyped_with_using_is_validated_against_flushed_references() {
         .batch_execute(
             "CREATE TABLE accounts (id INT PRIMARY KEY); \
              CREATE TABLE entries (id INT PRIMARY KEY, account_id INT REFERENCES accounts); \
-             INSERT INTO accounts SELECT value FROM generate_series(1, 100); \
-             INSERT INTO entries SELECT value, value % 100 + 1 FROM generate_series(1, 1000)",
+             INSERT INTO accounts SELECT value FROM generate_series(1, 100) AS g(value); \
+             INSERT INTO entries SELECT value, value % 100 + 1 FROM generate_series(1, 1000) AS g(value)",
         )
         .await
         .unwrap();

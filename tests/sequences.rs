@@ -33,7 +33,10 @@ async fn concurrent_clients_never_get_the_same_value() {
             }
             // Several values in one statement come from one reservation.
             for row in client
-                .query("SELECT nextval('shared') FROM generate_series(1, 50)", &[])
+                .query(
+                    "SELECT nextval('shared') FROM generate_series(1, 50) AS g(value)",
+                    &[],
+                )
                 .await
                 .unwrap()
             {

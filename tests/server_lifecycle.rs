@@ -140,7 +140,7 @@ async fn sigterm_lets_a_running_statement_finish() {
     let query = tokio::spawn(async move {
         // One simple-protocol message: the statement is running from the moment it arrives.
         let messages = client
-            .simple_query("SELECT count(*) FROM generate_series(1, 30000000)")
+            .simple_query("SELECT count(*) FROM generate_series(1, 30000000) AS g(value)")
             .await?;
         Ok::<i64, tokio_postgres::Error>(
             messages

@@ -175,7 +175,7 @@ async fn primary_key_point_reads_answer_like_scans_in_every_row_state() {
         .batch_execute(
             "CREATE TABLE pt (id BIGINT PRIMARY KEY, v TEXT, n INT);
              CREATE TABLE pair (a INT, b TEXT, w TEXT, PRIMARY KEY (a, b));
-             INSERT INTO pt SELECT value, 'v' || value, CAST(value AS INT) FROM generate_series(1, 50);
+             INSERT INTO pt SELECT value, 'v' || value, CAST(value AS INT) FROM generate_series(1, 50) AS g(value);
              INSERT INTO pair VALUES (1, 'x', 'one-x'), (1, 'y', 'one-y');",
         )
         .await

@@ -165,7 +165,7 @@ async fn a_block_that_drops_and_retypes_columns_over_flushed_rows_commits_what_i
     client
         .batch_execute(
             "CREATE TABLE orders (id INT PRIMARY KEY, legacy TEXT, total INT); \
-             INSERT INTO orders SELECT value, 'l' || value, value FROM generate_series(1, 300)",
+             INSERT INTO orders SELECT value, 'l' || value, value FROM generate_series(1, 300) AS g(value)",
         )
         .await
         .unwrap();
@@ -174,7 +174,7 @@ async fn a_block_that_drops_and_retypes_columns_over_flushed_rows_commits_what_i
     // Hot rows beside the flushed ones, some of them newer copies of flushed rows.
     client
         .batch_execute(
-            "INSERT INTO orders SELECT value, 'l' || value, value FROM generate_series(301, 400); \
+            "INSERT INTO orders SELECT value, 'l' || value, value FROM generate_series(301, 400) AS g(value); \
              UPDATE orders SET total = total + 1000 WHERE id <= 50",
         )
         .await
@@ -238,7 +238,7 @@ async fn queries_prepared_before_another_sessions_drop_column_are_planned_again(
     let migrator = server.root().await;
     app.batch_execute(
         "CREATE TABLE items (id INT PRIMARY KEY, memo TEXT, amount INT); \
-         INSERT INTO items SELECT value, 'm' || value, value * 10 FROM generate_series(1, 20)",
+         INSERT INTO items SELECT value, 'm' || value, value * 10 FROM generate_series(1, 20) AS g(value)",
     )
     .await
     .unwrap();

@@ -20,8 +20,6 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF, Signature, Volatility,
 };
@@ -186,28 +184,9 @@ impl CheckedIntegerArithmetic {
 
 impl AnalyzerRule for CheckedIntegerArithmetic {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|plan| {
-            let mut schema = merge_schema(&plan.inputs());
-            if let LogicalPlan::TableScan(scan) = &plan {
-                schema.merge(&DFSchema::try_from_qualified_schema(
-                    scan.table_name.clone(),
-                    &scan.source.schema(),
-                )?);
-            }
-            let names = NamePreserver::new(&plan);
-            let rewritten = plan.map_expressions(|expr| {
-                let saved = names.save(&expr);
-                Ok(self
-                    .rewrite_expr(expr, &schema)?
-                    .update_data(|e| saved.restore(e)))
-            })?;
-            if rewritten.transformed {
-                rewritten.map_data(|plan| plan.recompute_schema())
-            } else {
-                Ok(rewritten)
-            }
+        super::plan_rewrite::rewrite_expressions(plan, |expr, schema| {
+            self.rewrite_expr(expr, schema)
         })
-        .map(|t| t.data)
     }
 
     fn name(&self) -> &str {

@@ -122,6 +122,17 @@ mod tests {
     }
 
     #[test]
+    fn an_outer_cast_renames_a_name_that_came_from_a_cast() {
+        assert_eq!(
+            names(
+                "SELECT '1'::int::text, a::text, now()::date::text FROM t",
+                3
+            ),
+            ["text", "a", "now"]
+        );
+    }
+
+    #[test]
     fn a_single_wildcard_keeps_its_columns() {
         assert_eq!(names("SELECT *, 1 FROM t", 3), ["df0", "df1", "?column?"]);
     }

@@ -115,6 +115,10 @@ static CHECKED_ARITHMETIC: std::sync::LazyLock<
     Arc<super::checked_arithmetic::CheckedIntegerArithmetic>,
 > = std::sync::LazyLock::new(Arc::default);
 
+/// Shared by every session, as CHECKED_ARITHMETIC.
+static TEXT_CASTS: std::sync::LazyLock<Arc<super::text_casts::PostgresTextCasts>> =
+    std::sync::LazyLock::new(Arc::default);
+
 /// Whether planning failed because a table's rows were re-encoded since the plan was made.
 fn is_cached_plan_changed(err: &ExecError) -> bool {
     let stale = |e: &ExecError| matches!(e, ExecError::CachedPlanChanged);
@@ -179,6 +183,7 @@ impl Engine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(CHECKED_ARITHMETIC.clone());
+        ctx.add_analyzer_rule(TEXT_CASTS.clone());
         if let Err(e) = super::pg_catalog::install(&ctx, self.store.clone()) {
             tracing::warn!("pg_catalog unavailable for this session: {e}");
         }

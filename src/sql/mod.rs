@@ -15,6 +15,7 @@ pub mod limits;
 pub mod output_names;
 mod parse;
 mod sequences;
+mod set_returning;
 mod subqueries;
 mod users;
 mod views;

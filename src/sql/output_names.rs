@@ -110,10 +110,15 @@ pub fn output_name(expr: &Expr) -> String {
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_lowercase())
             .unwrap_or_else(unnamed),
+        // A name a cast gives is weak: an outer cast renames it (`'1'::int::text` is `text`).
         Expr::Cast {
             expr, data_type, ..
         } => match output_name(expr) {
-            name if name == unnamed() => type_name(data_type),
+            name if name == unnamed()
+                || matches!(expr.as_ref(), Expr::Cast { .. } if named_by_cast(expr)) =>
+            {
+                type_name(data_type)
+            }
             name => name,
         },
         Expr::Nested(inner) => output_name(inner),
@@ -142,6 +147,17 @@ pub fn output_name(expr: &Expr) -> String {
         Expr::Array(_) => "array".into(),
         Expr::Value(value) if matches!(value.value, ast::Value::Boolean(_)) => "bool".into(),
         _ => unnamed(),
+    }
+}
+
+/// Whether a cast's name comes from its type rather than from what it casts.
+fn named_by_cast(expr: &Expr) -> bool {
+    match expr {
+        Expr::Cast { expr, .. } => {
+            output_name(expr) == unnamed()
+                || matches!(expr.as_ref(), Expr::Cast { .. } if named_by_cast(expr))
+        }
+        _ => false,
     }
 }
 

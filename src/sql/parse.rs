@@ -311,6 +311,7 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     super::limits::check_target_lists(&statement)?;
     super::subqueries::check_expression_subqueries(&statement)?;
     super::subqueries::hold_to_single_row(&mut statement);
+    super::set_returning::spread_set_returning_functions(&mut statement);
     super::output_names::alias_repeated_columns(&mut statement);
     super::sequences::unwrap_regclass_arguments(&mut statement);
     Ok(match statement {

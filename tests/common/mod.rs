@@ -376,7 +376,7 @@ pub async fn populate_app(client: &tokio_postgres::Client) {
         .batch_execute(
             "CREATE NAMESPACE app;
              CREATE TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, price NUMERIC(10,2));
-             INSERT INTO app.items SELECT value, 'item ' || value, value * 1.5 FROM generate_series(1, 3000);
+             INSERT INTO app.items SELECT value, 'item ' || value, value * 1.5 FROM generate_series(1, 3000) AS g(value);
              CREATE STREAM TABLE app.events (id BIGINT, kind TEXT) WITH (TTL_SECONDS = 3600);
              INSERT INTO app.events VALUES (1, 'login'), (2, 'logout');
              CREATE USER alice WITH PASSWORD 'old-password' ROLE user;",

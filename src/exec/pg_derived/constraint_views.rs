@@ -40,7 +40,7 @@ const NOT_NULL_NAME: &str = "CAST(n.oid AS TEXT) || '_' || CAST(c.oid AS TEXT) |
 fn key_positions(keys: &str, relation: &str) -> (String, String) {
     (
         format!(
-            "CROSS JOIN generate_series(1, {MAX_KEY_COLUMNS}) AS s \
+            "CROSS JOIN generate_series(1, {MAX_KEY_COLUMNS}) AS s(value) \
              JOIN pg_catalog.pg_attribute a ON a.attrelid = {relation}"
         ),
         format!("s.value <= array_length({keys}, 1) AND a.attnum = array_element({keys}, s.value)"),

@@ -1,0 +1,187 @@
+//! Set-returning functions with PostgreSQL's shape. In a SELECT list `generate_series(...)`
+//! yields a row per element, where DataFusion's function of that name returns one array: the
+//! call is spread with `unnest` and keeps PostgreSQL's column name. In FROM, a one-column
+//! function named only by a table alias names its column after the alias (`FROM
+//! generate_series(1, 3) g` has column `g`), and without an alias after the function.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    self, Expr, Ident, SelectItem, SetExpr, TableAlias, TableAliasColumnDef, TableFactor, VisitMut,
+    VisitorMut,
+};
+
+use super::subqueries::function_name;
+
+/// Functions returning one column that DataFusion computes as an array per call.
+const ARRAY_BACKED: [&str; 1] = ["generate_series"];
+
+/// Functions usable in FROM that return one column.
+const ONE_COLUMN_SOURCES: [&str; 2] = ["generate_series", "unnest"];
+
+pub fn spread_set_returning_functions(statement: &mut ast::Statement) {
+    let _ = VisitMut::visit(statement, &mut Spread);
+}
+
+struct Spread;
+
+impl VisitorMut for Spread {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        in_body(query.body.as_mut());
+        ControlFlow::Continue(())
+    }
+}
+
+fn in_body(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for item in &mut select.projection {
+                match item {
+                    SelectItem::UnnamedExpr(expr) if array_backed(expr).is_some() => {
+                        let name = Ident::new(array_backed(expr).unwrap_or_default());
+                        *item = SelectItem::ExprWithAlias {
+                            expr: spread(expr.clone()),
+                            alias: name,
+                        };
+                    }
+                    SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                        spread_within(expr)
+                    }
+                    _ => {}
+                }
+            }
+            for table in &mut select.from {
+                name_single_column(&mut table.relation);
+                for join in &mut table.joins {
+                    name_single_column(&mut join.relation);
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            in_body(left);
+            in_body(right);
+        }
+        _ => {}
+    }
+}
+
+/// The function's name when `expr` calls an array-backed set-returning function.
+fn array_backed(expr: &Expr) -> Option<String> {
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    function_name(function).filter(|name| ARRAY_BACKED.contains(&name.as_str()))
+}
+
+fn spread(mut call: Expr) -> Expr {
+    if let Expr::Function(function) = &mut call {
+        type_untyped_bounds(function);
+    }
+    super::parse_expr(&format!("unnest({call})")).unwrap_or(call)
+}
+
+/// Spreads calls inside operators and casts (`generate_series(1, 3) * 2`); subqueries are
+/// queries of their own and are visited as such.
+fn spread_within(expr: &mut Expr) {
+    if array_backed(expr).is_some() {
+        *expr = spread(expr.clone());
+        return;
+    }
+    match expr {
+        Expr::BinaryOp { left, right, .. } => {
+            spread_within(left);
+            spread_within(right);
+        }
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => {
+            spread_within(expr)
+        }
+        _ => {}
+    }
+}
+
+/// `generate_series(TIMESTAMP '...', '...', '1 day')`: PostgreSQL types the quoted bounds
+/// and step from the first bound; DataFusion needs them typed.
+fn type_untyped_bounds(function: &mut ast::Function) {
+    let ast::FunctionArguments::List(list) = &mut function.args else {
+        return;
+    };
+    let [start, stop, step] = list.args.as_mut_slice() else {
+        return;
+    };
+    let bound_type = match start {
+        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Cast { data_type, .. }))
+        | ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::TypedString(
+            ast::TypedString { data_type, .. },
+        ))) => data_type.clone(),
+        _ => return,
+    };
+    let cast = |arg: &mut ast::FunctionArg, data_type: ast::DataType| {
+        if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)) = arg
+            && matches!(value, Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_)))
+        {
+            *value = Expr::Cast {
+                kind: ast::CastKind::Cast,
+                expr: Box::new(value.clone()),
+                data_type,
+                array: false,
+                format: None,
+            };
+        }
+    };
+    cast(stop, bound_type);
+    cast(
+        step,
+        ast::DataType::Interval {
+            fields: None,
+            precision: None,
+        },
+    );
+}
+
+fn name_single_column(relation: &mut TableFactor) {
+    let (function, alias) = match relation {
+        TableFactor::Table {
+            name,
+            args: Some(_),
+            alias,
+            ..
+        } => (
+            name.0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(super::fold)
+                .unwrap_or_default(),
+            alias,
+        ),
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } if array_exprs.len() == 1 => ("unnest".to_owned(), alias),
+        _ => return,
+    };
+    if !ONE_COLUMN_SOURCES.contains(&function.as_str()) {
+        return;
+    }
+    match alias {
+        Some(alias) if alias.columns.is_empty() => {
+            alias.columns = vec![TableAliasColumnDef {
+                name: alias.name.clone(),
+                data_type: None,
+            }]
+        }
+        Some(_) => {}
+        None => {
+            *alias = Some(TableAlias {
+                explicit: true,
+                name: Ident::new(&function),
+                columns: vec![TableAliasColumnDef::from_name(&function)],
+                at: None,
+            })
+        }
+    }
+}
