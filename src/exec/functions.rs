@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility, create_udf,
@@ -87,6 +87,40 @@ fn to_regtype() -> ScalarUDF {
     )
 }
 
+/// `pg_typeof(value)`: the name of the value's type, as `format_type` writes it without
+/// modifiers (`integer`, `numeric`, `text[]`, `unknown` for an untyped NULL).
+fn pg_typeof() -> ScalarUDF {
+    fn type_name(data_type: &DataType) -> String {
+        use crate::model::types::SqlType;
+        match data_type {
+            DataType::Null => "unknown".into(),
+            DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
+            DataType::Time32(_) | DataType::Time64(_) => "time without time zone".into(),
+            DataType::List(item) | DataType::LargeList(item) => {
+                format!("{}[]", type_name(item.data_type()))
+            }
+            other => match crate::model::types::storable_type(&Field::new("", other.clone(), true))
+            {
+                Some(SqlType::Numeric { .. }) => "numeric".into(),
+                Some(sql_type) => sql_type.sql_name(),
+                None => other.to_string().to_lowercase(),
+            },
+        }
+    }
+    vectorized(
+        "pg_typeof",
+        Signature::any(1, Volatility::Immutable),
+        DataType::Utf8,
+        |args| {
+            let name = type_name(args[0].data_type());
+            Ok(Arc::new(StringArray::from(vec![
+                name.as_str();
+                args[0].len()
+            ])))
+        },
+    )
+}
+
 /// Registers the functions that identify the server and the session's user, and read its
 /// settings.
 pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>) {
@@ -97,6 +131,10 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
     ));
     ctx.register_udf(constant_text("version", version_string()));
     ctx.register_udf(to_regtype());
+    ctx.register_udf(pg_typeof());
+    if let Some(uuid) = ctx.state().scalar_functions().get("uuid") {
+        ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
+    }
     // `current_setting(name [, missing_ok])`: a setting's value as `SHOW name` gives it; an
     // unknown name is an error unless `missing_ok`, which answers NULL.
     ctx.register_udf(vectorized(

@@ -14,6 +14,79 @@ pub const VIEWS: &str = "kalamdb_information_schema_views";
 /// The derived table that answers for `information_schema.sequences`.
 pub const SEQUENCES: &str = "kalamdb_information_schema_sequences";
 
+/// The derived table that answers for `information_schema.columns`.
+pub const COLUMNS: &str = "kalamdb_information_schema_columns";
+
+/// PostgreSQL 15's `information_schema.columns`: text, but for the numbers.
+pub(super) fn columns_fields() -> Vec<Field> {
+    const NUMBERS: [&str; 7] = [
+        "ordinal_position",
+        "character_maximum_length",
+        "character_octet_length",
+        "numeric_precision",
+        "numeric_precision_radix",
+        "numeric_scale",
+        "datetime_precision",
+    ];
+    [
+        "table_catalog",
+        "table_schema",
+        "table_name",
+        "column_name",
+        "ordinal_position",
+        "column_default",
+        "is_nullable",
+        "data_type",
+        "character_maximum_length",
+        "character_octet_length",
+        "numeric_precision",
+        "numeric_precision_radix",
+        "numeric_scale",
+        "datetime_precision",
+        "interval_type",
+        "interval_precision",
+        "character_set_catalog",
+        "character_set_schema",
+        "character_set_name",
+        "collation_catalog",
+        "collation_schema",
+        "collation_name",
+        "domain_catalog",
+        "domain_schema",
+        "domain_name",
+        "udt_catalog",
+        "udt_schema",
+        "udt_name",
+        "scope_catalog",
+        "scope_schema",
+        "scope_name",
+        "maximum_cardinality",
+        "dtd_identifier",
+        "is_self_referencing",
+        "is_identity",
+        "identity_generation",
+        "identity_start",
+        "identity_increment",
+        "identity_maximum",
+        "identity_minimum",
+        "identity_cycle",
+        "is_generated",
+        "generation_expression",
+        "is_updatable",
+    ]
+    .iter()
+    .map(|name| {
+        match NUMBERS.contains(name)
+            || *name == "maximum_cardinality"
+            || *name == "interval_precision"
+        {
+            true => Field::new(*name, DataType::Int32, true),
+            false => Field::new(*name, DataType::Utf8, true),
+        }
+    })
+    .collect()
+}
+
 /// The derived tables answering for `information_schema`'s constraint relations.
 pub const TABLE_CONSTRAINTS: &str = "kalamdb_information_schema_table_constraints";
 pub const KEY_COLUMN_USAGE: &str = "kalamdb_information_schema_key_column_usage";
@@ -99,6 +172,7 @@ pub(super) fn replacement(reference: &ResolvedTableReference) -> Option<Arc<dyn 
     }
     match reference.table.as_ref() {
         "views" => super::pg_derived::table(VIEWS, None),
+        "columns" => super::pg_derived::table(COLUMNS, None),
         "sequences" => super::pg_derived::table(SEQUENCES, None),
         "table_constraints" => super::pg_derived::table(TABLE_CONSTRAINTS, None),
         "key_column_usage" => super::pg_derived::table(KEY_COLUMN_USAGE, None),

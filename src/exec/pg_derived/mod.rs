@@ -54,6 +54,7 @@ pub const TABLE_SIZES_TABLE: &str = "kalamdb_table_sizes";
 
 use super::information_schema;
 
+mod columns_view;
 mod constraint_views;
 mod foreign_key_parts;
 mod index_parts;
@@ -105,6 +106,8 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 text("increment"),
                 text("cycle_option"),
             ]
+        } else if name == information_schema::COLUMNS {
+            information_schema::columns_fields()
         } else if let Some(fields) = information_schema::constraint_fields(name) {
             fields
         } else if name == INDEXES_VIEW {

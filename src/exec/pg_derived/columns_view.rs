@@ -1,0 +1,120 @@
+//! `information_schema.columns` as PostgreSQL 15 defines it over its catalogs: SQL type names
+//! (`character varying`, `timestamp without time zone`), lengths, precisions and scales from
+//! the type modifier, defaults and identity, for every column of every relation the derived
+//! `pg_attribute` describes. DataFusion's own view names Arrow types (`Int64`, `Utf8`).
+
+use super::COLUMNS_TABLE;
+use super::queries::{Part, text};
+use crate::exec::information_schema::COLUMNS;
+
+/// PostgreSQL's information_schema type name for `a.atttypid`.
+const DATA_TYPE: &str = "CASE a.atttypid \
+     WHEN 16 THEN 'boolean' WHEN 17 THEN 'bytea' WHEN 18 THEN '\"char\"' WHEN 19 THEN 'name' \
+     WHEN 20 THEN 'bigint' WHEN 21 THEN 'smallint' WHEN 23 THEN 'integer' WHEN 25 THEN 'text' \
+     WHEN 26 THEN 'oid' WHEN 114 THEN 'json' WHEN 700 THEN 'real' \
+     WHEN 701 THEN 'double precision' WHEN 1042 THEN 'character' \
+     WHEN 1043 THEN 'character varying' WHEN 1082 THEN 'date' \
+     WHEN 1083 THEN 'time without time zone' WHEN 1114 THEN 'timestamp without time zone' \
+     WHEN 1184 THEN 'timestamp with time zone' WHEN 1186 THEN 'interval' \
+     WHEN 1700 THEN 'numeric' WHEN 2950 THEN 'uuid' WHEN 3802 THEN 'jsonb' \
+     ELSE CASE WHEN t.typcategory = 'A' THEN 'ARRAY' ELSE 'USER-DEFINED' END END";
+
+/// Column `a` of relation `c` in namespace `n`, with its type `t` and, for a table's column,
+/// KalamDB's own row `k` (default and identity).
+fn columns_from() -> String {
+    format!(
+        "FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_catalog.{COLUMNS_TABLE} k ON k.namespace = n.nspname \
+         AND k.table_name = c.relname AND k.column_name = a.attname \
+         WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'v', 'p', 'f', 'm')"
+    )
+}
+
+pub(super) fn parts(name: &str) -> Option<Vec<Part>> {
+    if name != COLUMNS {
+        return None;
+    }
+    let modified = "a.atttypmod >= 0";
+    let values = vec![
+        (
+            "table_catalog",
+            format!("'{}'", crate::model::DATABASE_NAME),
+        ),
+        ("table_schema", text("n.nspname")),
+        ("table_name", text("c.relname")),
+        ("column_name", text("a.attname")),
+        ("ordinal_position", text("CAST(a.attnum AS INT)")),
+        ("column_default", text("k.default_expr")),
+        (
+            "is_nullable",
+            text("CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END"),
+        ),
+        ("data_type", text(DATA_TYPE)),
+        (
+            "character_maximum_length",
+            format!("CASE WHEN a.atttypid IN (1042, 1043) AND {modified} THEN a.atttypmod - 4 END"),
+        ),
+        (
+            // Four bytes per character in UTF8; unbounded text is capped at 1 GB.
+            "character_octet_length",
+            format!(
+                "CASE WHEN a.atttypid IN (1042, 1043) AND {modified} THEN (a.atttypmod - 4) * 4 \
+                 WHEN a.atttypid IN (25, 1042, 1043) THEN 1073741824 END"
+            ),
+        ),
+        (
+            "numeric_precision",
+            format!(
+                "CASE a.atttypid WHEN 21 THEN 16 WHEN 23 THEN 32 WHEN 20 THEN 64 WHEN 700 THEN 24 \
+                 WHEN 701 THEN 53 WHEN 1700 THEN CASE WHEN {modified} \
+                 THEN ((a.atttypmod - 4) / 65536) % 65536 END END"
+            ),
+        ),
+        (
+            "numeric_precision_radix",
+            text(
+                "CASE WHEN a.atttypid IN (20, 21, 23, 700, 701) THEN 2 WHEN a.atttypid = 1700 THEN 10 END",
+            ),
+        ),
+        (
+            "numeric_scale",
+            format!(
+                "CASE WHEN a.atttypid IN (20, 21, 23) THEN 0 WHEN a.atttypid = 1700 AND {modified} \
+                 THEN (a.atttypmod - 4) % 65536 END"
+            ),
+        ),
+        (
+            "datetime_precision",
+            format!(
+                "CASE WHEN a.atttypid = 1082 THEN 0 WHEN a.atttypid IN (1083, 1114, 1184, 1186) \
+                 THEN CASE WHEN {modified} THEN a.atttypmod ELSE 6 END END"
+            ),
+        ),
+        ("udt_catalog", format!("'{}'", crate::model::DATABASE_NAME)),
+        ("udt_schema", text("'pg_catalog'")),
+        ("udt_name", text("t.typname")),
+        ("dtd_identifier", text("CAST(a.attnum AS TEXT)")),
+        ("is_self_referencing", text("'NO'")),
+        (
+            "is_identity",
+            text("CASE WHEN k.identity IN ('a', 'd') THEN 'YES' ELSE 'NO' END"),
+        ),
+        (
+            "identity_generation",
+            text("CASE k.identity WHEN 'a' THEN 'ALWAYS' WHEN 'd' THEN 'BY DEFAULT' END"),
+        ),
+        ("is_generated", text("'NEVER'")),
+        (
+            "is_updatable",
+            text("CASE WHEN c.relkind IN ('r', 'p') THEN 'YES' ELSE 'NO' END"),
+        ),
+    ];
+    Some(vec![Part {
+        values,
+        from: columns_from(),
+        copies_base: false,
+    }])
+}
