@@ -132,6 +132,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
     ctx.register_udf(constant_text("version", version_string()));
     ctx.register_udf(to_regtype());
     ctx.register_udf(pg_typeof());
+    ctx.register_udf(super::to_char::to_char());
     if let Some(uuid) = ctx.state().scalar_functions().get("uuid") {
         ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
     }

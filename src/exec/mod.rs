@@ -38,6 +38,7 @@ mod stream_table;
 mod system_tables;
 mod table;
 mod text_casts;
+mod to_char;
 mod transaction;
 mod users;
 mod view_table;
