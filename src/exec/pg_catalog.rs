@@ -58,7 +58,8 @@ const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 const AUTHID_TABLE: &str = "pg_authid";
 
 /// The tables KalamDB adds to `pg_catalog`.
-const KALAMDB_TABLES: [&str; 12] = [
+const KALAMDB_TABLES: [&str; 13] = [
+    pg_derived::USER_VIEW,
     pg_derived::CHECKS_TABLE,
     pg_derived::INDEXES_TABLE,
     pg_derived::INDEXES_VIEW,
@@ -182,6 +183,7 @@ impl SchemaProvider for PgCatalogSchema {
             || name == RELATION_SIZES_TABLE
             || name == SEQUENCES_VIEW
             || name == pg_derived::INDEXES_VIEW
+            || name == pg_derived::USER_VIEW
         {
             return Ok(pg_derived::table(name, None));
         }

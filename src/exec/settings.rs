@@ -74,6 +74,12 @@ const PARAMETERS: &[(&str, &str, Access, &str)] = &[
         "Sets the maximum allowed idle time between queries, when in a transaction.",
     ),
     (
+        "max_index_keys",
+        "32",
+        Access::ReadOnly,
+        "Shows the maximum number of index keys.",
+    ),
+    (
         "integer_datetimes",
         "on",
         Access::ReadOnly,
@@ -258,6 +264,40 @@ impl Settings {
             .map(|(name, _, _, description)| (*name, self.values[name].clone(), *description))
             .collect()
     }
+}
+
+/// A parameter as `pg_settings` lists it.
+pub struct CatalogSetting {
+    /// The name as PostgreSQL spells it in `pg_settings` (`DateStyle`, `TimeZone`).
+    pub name: &'static str,
+    /// The lower-case name `current_setting` and SHOW take.
+    pub key: &'static str,
+    pub default: &'static str,
+    /// `user` for what a session may SET, `internal` for what it may only read.
+    pub context: &'static str,
+    pub description: &'static str,
+}
+
+/// Every parameter, for `pg_settings`.
+pub fn catalog_settings() -> Vec<CatalogSetting> {
+    PARAMETERS
+        .iter()
+        .map(|(key, default, access, description)| CatalogSetting {
+            name: match *key {
+                "datestyle" => "DateStyle",
+                "intervalstyle" => "IntervalStyle",
+                "timezone" => "TimeZone",
+                other => other,
+            },
+            key,
+            default,
+            context: match access {
+                Access::Session => "user",
+                Access::ReadOnly => "internal",
+            },
+            description,
+        })
+        .collect()
 }
 
 fn unknown(name: &str) -> ExecError {

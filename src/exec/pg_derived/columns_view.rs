@@ -1,7 +1,9 @@
-//! `information_schema.columns` as PostgreSQL 15 defines it over its catalogs: SQL type names
-//! (`character varying`, `timestamp without time zone`), lengths, precisions and scales from
-//! the type modifier, defaults and identity, for every column of every relation the derived
-//! `pg_attribute` describes. DataFusion's own view names Arrow types (`Int64`, `Utf8`).
+//! The catalog views of settings and columns. `information_schema.columns` as PostgreSQL 15
+//! defines it over its catalogs: SQL type names (`character varying`, `timestamp without
+//! time zone`), lengths, precisions and scales from the type modifier, defaults and identity,
+//! for every column of every relation the derived `pg_attribute` describes (DataFusion's own
+//! view names Arrow types: `Int64`, `Utf8`). `pg_settings`: every parameter the session can
+//! SHOW, with the session's current value.
 
 use super::COLUMNS_TABLE;
 use super::queries::{Part, text};
@@ -34,6 +36,24 @@ fn columns_from() -> String {
 }
 
 pub(super) fn parts(name: &str) -> Option<Vec<Part>> {
+    if name == "pg_settings" {
+        return Some(settings_parts());
+    }
+    if name == super::USER_VIEW {
+        return Some(vec![Part {
+            values: vec![
+                ("usename", text("r.rolname")),
+                ("usesysid", text("r.oid")),
+                ("usecreatedb", text("r.rolcreatedb")),
+                ("usesuper", text("r.rolsuper")),
+                ("userepl", text("r.rolreplication")),
+                ("usebypassrls", text("r.rolbypassrls")),
+                ("passwd", text("'********'")),
+            ],
+            from: "FROM pg_catalog.pg_roles r WHERE r.rolcanlogin".into(),
+            copies_base: false,
+        }]);
+    }
     if name != COLUMNS {
         return None;
     }
@@ -117,4 +137,47 @@ pub(super) fn parts(name: &str) -> Option<Vec<Part>> {
         from: columns_from(),
         copies_base: false,
     }])
+}
+
+/// `pg_settings`: a row per parameter, its value read with `current_setting` so that it is
+/// the session's own.
+fn settings_parts() -> Vec<Part> {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let rows: Vec<String> = crate::exec::settings::catalog_settings()
+        .iter()
+        .map(|s| {
+            let vartype = match s.default {
+                "on" | "off" => "bool",
+                d if !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()) => "integer",
+                _ => "string",
+            };
+            format!(
+                "({}, {}, {}, {}, {}, {})",
+                quote(s.name),
+                quote(s.key),
+                quote(s.default),
+                quote(s.context),
+                quote(s.description),
+                quote(vartype)
+            )
+        })
+        .collect();
+    vec![Part {
+        values: vec![
+            ("name", text("p.name")),
+            ("setting", text("current_setting(p.key)")),
+            ("short_desc", text("p.description")),
+            ("context", text("p.context")),
+            ("vartype", text("p.vartype")),
+            ("source", text("'default'")),
+            ("boot_val", text("p.boot")),
+            ("reset_val", text("p.boot")),
+            ("pending_restart", text("false")),
+        ],
+        from: format!(
+            "FROM (VALUES {}) AS p(name, key, boot, context, description, vartype)",
+            rows.join(", ")
+        ),
+        copies_base: false,
+    }]
 }

@@ -46,6 +46,9 @@ pub const CHECKS_TABLE: &str = "kalamdb_checks";
 /// Every column pair of every foreign key (see `foreign_key_catalog::ForeignKeysTable`).
 pub const FOREIGN_KEYS_TABLE: &str = "kalamdb_foreign_keys";
 
+/// PostgreSQL's `pg_user` view: the roles that can log in, which are KalamDB's users.
+pub const USER_VIEW: &str = "pg_user";
+
 /// PostgreSQL's `pg_indexes` view.
 pub const INDEXES_VIEW: &str = "pg_indexes";
 
@@ -105,6 +108,18 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 text("maximum_value"),
                 text("increment"),
                 text("cycle_option"),
+            ]
+        } else if name == USER_VIEW {
+            vec![
+                Field::new("usename", DataType::Utf8, true),
+                Field::new("usesysid", DataType::Int32, true),
+                Field::new("usecreatedb", DataType::Boolean, true),
+                Field::new("usesuper", DataType::Boolean, true),
+                Field::new("userepl", DataType::Boolean, true),
+                Field::new("usebypassrls", DataType::Boolean, true),
+                Field::new("passwd", DataType::Utf8, true),
+                Field::new("valuntil", DataType::Utf8, true),
+                Field::new("useconfig", list(DataType::Utf8), true),
             ]
         } else if name == information_schema::COLUMNS {
             information_schema::columns_fields()
