@@ -121,6 +121,86 @@ fn pg_typeof() -> ScalarUDF {
     )
 }
 
+/// PostgreSQL's encoding names by number (`pg_enc2name_tbl`).
+const ENCODINGS: [&str; 42] = [
+    "SQL_ASCII",
+    "EUC_JP",
+    "EUC_CN",
+    "EUC_KR",
+    "EUC_TW",
+    "EUC_JIS_2004",
+    "UTF8",
+    "MULE_INTERNAL",
+    "LATIN1",
+    "LATIN2",
+    "LATIN3",
+    "LATIN4",
+    "LATIN5",
+    "LATIN6",
+    "LATIN7",
+    "LATIN8",
+    "LATIN9",
+    "LATIN10",
+    "WIN1256",
+    "WIN1258",
+    "WIN866",
+    "WIN874",
+    "KOI8R",
+    "WIN1251",
+    "WIN1252",
+    "ISO_8859_5",
+    "ISO_8859_6",
+    "ISO_8859_7",
+    "ISO_8859_8",
+    "WIN1250",
+    "WIN1253",
+    "WIN1254",
+    "WIN1255",
+    "WIN1257",
+    "KOI8U",
+    "SJIS",
+    "BIG5",
+    "GBK",
+    "UHC",
+    "GB18030",
+    "JOHAB",
+    "SHIFT_JIS_2004",
+];
+
+/// `pg_encoding_to_char(n)`: the encoding's name, empty for a number that names none. Takes
+/// any integer (an integer literal is a bigint here; datafusion-pg-catalog's takes only
+/// `integer`, and answers `UTF-8` where PostgreSQL says `UTF8`).
+fn pg_encoding_to_char() -> ScalarUDF {
+    vectorized(
+        "pg_encoding_to_char",
+        Signature::one_of(
+            vec![
+                TypeSignature::Exact(vec![DataType::Int64]),
+                TypeSignature::Exact(vec![DataType::Int32]),
+            ],
+            Volatility::Immutable,
+        ),
+        DataType::Utf8,
+        |args| {
+            let numbers = cast(&args[0], &DataType::Int64)?;
+            let names: StringArray = numbers
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .iter()
+                .map(|n| {
+                    n.map(|n| {
+                        usize::try_from(n)
+                            .ok()
+                            .and_then(|i| ENCODINGS.get(i))
+                            .copied()
+                            .unwrap_or("")
+                    })
+                })
+                .collect();
+            Ok(Arc::new(names))
+        },
+    )
+}
+
 /// Registers the functions that identify the server and the session's user, and read its
 /// settings.
 pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>) {
@@ -132,6 +212,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
     ctx.register_udf(constant_text("version", version_string()));
     ctx.register_udf(to_regtype());
     ctx.register_udf(pg_typeof());
+    ctx.register_udf(pg_encoding_to_char());
     ctx.register_udf(super::to_char::to_char());
     if let Some(uuid) = ctx.state().scalar_functions().get("uuid") {
         ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));

@@ -17,17 +17,21 @@ pub const SEQUENCES: &str = "kalamdb_information_schema_sequences";
 /// The derived table that answers for `information_schema.columns`.
 pub const COLUMNS: &str = "kalamdb_information_schema_columns";
 
-/// PostgreSQL 15's `information_schema.columns`: text, but for the numbers.
+/// PostgreSQL 15's `information_schema.columns`: text, but for the numbers (its
+/// `cardinal_number` columns: positions, lengths, precisions, scales, cardinality).
 pub(super) fn columns_fields() -> Vec<Field> {
-    const NUMBERS: [&str; 7] = [
-        "ordinal_position",
-        "character_maximum_length",
-        "character_octet_length",
-        "numeric_precision",
-        "numeric_precision_radix",
-        "numeric_scale",
-        "datetime_precision",
-    ];
+    let is_number = |name: &str| {
+        [
+            "_length",
+            "_precision",
+            "_radix",
+            "_scale",
+            "_position",
+            "_cardinality",
+        ]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
+    };
     [
         "table_catalog",
         "table_schema",
@@ -75,14 +79,9 @@ pub(super) fn columns_fields() -> Vec<Field> {
         "is_updatable",
     ]
     .iter()
-    .map(|name| {
-        match NUMBERS.contains(name)
-            || *name == "maximum_cardinality"
-            || *name == "interval_precision"
-        {
-            true => Field::new(*name, DataType::Int32, true),
-            false => Field::new(*name, DataType::Utf8, true),
-        }
+    .map(|name| match is_number(name) {
+        true => Field::new(*name, DataType::Int32, true),
+        false => Field::new(*name, DataType::Utf8, true),
     })
     .collect()
 }
