@@ -1,7 +1,9 @@
-//! Casts to text that write values as PostgreSQL's output functions do. DataFusion writes a
-//! timestamp as `2024-01-01T00:00:00`; PostgreSQL (and KalamDB on the wire) as
-//! `2024-01-01 00:00:00`, with `+00` for `timestamptz` in the UTC session zone. The rule runs
-//! after type coercion, so implicit casts (`'at ' || ts`) are written the same way.
+//! Casts between timestamps and text as PostgreSQL's output and input functions make them.
+//! DataFusion writes a timestamp as `2024-01-01T00:00:00`; PostgreSQL (and KalamDB on the
+//! wire) as `2024-01-01 00:00:00`, with `+00` for `timestamptz` in the UTC session zone. And
+//! DataFusion cannot read a time of day without seconds (`2024-01-01 10:00`), which
+//! PostgreSQL accepts. The rule runs after type coercion, so implicit casts (`'at ' || ts`,
+//! `at = '2024-01-01 10:00'`) are handled the same way.
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use datafusion::optimizer::AnalyzerRule;
 pub struct PostgresTextCasts {
     timestamp: Arc<ScalarUDF>,
     timestamptz: Arc<ScalarUDF>,
+    timestamp_input: Arc<ScalarUDF>,
 }
 
 impl Default for PostgresTextCasts {
@@ -28,8 +31,62 @@ impl Default for PostgresTextCasts {
         PostgresTextCasts {
             timestamp: Arc::new(timestamp_text("timestamp_out", None)),
             timestamptz: Arc::new(timestamp_text("timestamptz_out", Some("+00"))),
+            timestamp_input: Arc::new(super::functions::vectorized(
+                "timestamp_in_text",
+                Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+                DataType::Utf8,
+                |args| Ok(complete_seconds_array(&args[0])),
+            )),
         }
     }
+}
+
+/// Timestamp text with seconds added where a time of day has only hours and minutes
+/// (`2024-01-01 10:00` is `2024-01-01 10:00:00`, `2024-01-01 9:05+02` is
+/// `2024-01-01 09:05:00+02`), so that Arrow's parser reads what PostgreSQL's does.
+pub(super) fn complete_seconds(text: &str) -> Option<String> {
+    let trimmed = text.trim();
+    let split = trimmed.find([' ', 'T'])?;
+    let (date, rest) = trimmed.split_at(split);
+    let time = rest[1..].trim_start();
+    let hour_digits = time.chars().take_while(|c| c.is_ascii_digit()).count();
+    if !(1..=2).contains(&hour_digits) || !time[hour_digits..].starts_with(':') {
+        return None;
+    }
+    let after_hour = &time[hour_digits + 1..];
+    let minute_digits = after_hour
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    if minute_digits != 2 || after_hour[2..].starts_with(':') {
+        return None;
+    }
+    Some(format!(
+        "{date} {:0>2}:{}:00{}",
+        &time[..hour_digits],
+        &after_hour[..2],
+        &after_hour[2..]
+    ))
+}
+
+/// `complete_seconds` over a text array, leaving other values as they are.
+pub(super) fn complete_seconds_array(array: &ArrayRef) -> ArrayRef {
+    use datafusion::arrow::array::AsArray;
+    let Some(strings) = array.as_string_opt::<i32>() else {
+        return array.clone();
+    };
+    if !strings
+        .iter()
+        .flatten()
+        .any(|s| complete_seconds(s).is_some())
+    {
+        return array.clone();
+    }
+    let completed: datafusion::arrow::array::StringArray = strings
+        .iter()
+        .map(|s| s.map(|s| complete_seconds(s).unwrap_or_else(|| s.to_owned())))
+        .collect();
+    Arc::new(completed)
 }
 
 fn timestamp_text(name: &str, zone_suffix: Option<&'static str>) -> ScalarUDF {
@@ -83,6 +140,20 @@ impl PostgresTextCasts {
             let Expr::Cast(cast) = &expr else {
                 return Ok(Transformed::no(expr));
             };
+            if matches!(cast.field.data_type(), DataType::Timestamp(..))
+                && cast.expr.get_type(schema).ok() == Some(DataType::Utf8)
+            {
+                let completed = Expr::ScalarFunction(ScalarFunction::new_udf(
+                    self.timestamp_input.clone(),
+                    vec![cast.expr.as_ref().clone()],
+                ));
+                return Ok(Transformed::yes(Expr::Cast(
+                    datafusion::logical_expr::Cast::new(
+                        Box::new(completed),
+                        cast.field.data_type().clone(),
+                    ),
+                )));
+            }
             if !matches!(
                 cast.field.data_type(),
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
@@ -115,5 +186,28 @@ impl AnalyzerRule for PostgresTextCasts {
 
     fn name(&self) -> &str {
         "postgres_text_casts"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::complete_seconds;
+
+    #[test]
+    fn a_time_of_day_without_seconds_gets_them() {
+        assert_eq!(
+            complete_seconds("2024-01-01 10:00").as_deref(),
+            Some("2024-01-01 10:00:00")
+        );
+        assert_eq!(
+            complete_seconds("2024-01-01T9:05+02").as_deref(),
+            Some("2024-01-01 09:05:00+02")
+        );
+        assert_eq!(
+            complete_seconds("2024-01-01 10:00 UTC").as_deref(),
+            Some("2024-01-01 10:00:00 UTC")
+        );
+        assert_eq!(complete_seconds("2024-01-01 10:00:30"), None);
+        assert_eq!(complete_seconds("2024-01-01"), None);
     }
 }

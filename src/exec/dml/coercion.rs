@@ -70,6 +70,11 @@ pub(in crate::exec) fn conform(
     } else {
         array.clone()
     };
+    // PostgreSQL reads a time of day without seconds; Arrow's parser does not.
+    let array = match target {
+        DataType::Timestamp(..) => crate::exec::text_casts::complete_seconds_array(&array),
+        _ => array,
+    };
     let array = &array;
     let array = if array.data_type() == &target {
         array.clone()
