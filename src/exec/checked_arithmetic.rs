@@ -143,7 +143,7 @@ impl CheckedIntegerArithmetic {
         expr.get_type(schema).ok()
     }
 
-    fn rewrite_expr(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    pub(super) fn rewrite_expr(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         expr.transform_up(|expr| {
             if let Expr::Cast(cast) = &expr
                 && let Ok(from) = cast.expr.get_type(schema)

@@ -110,13 +110,9 @@ impl CancelFlag {
     }
 }
 
-/// Shared by every session: the rule holds the checked operators' function definitions.
-static CHECKED_ARITHMETIC: std::sync::LazyLock<
-    Arc<super::checked_arithmetic::CheckedIntegerArithmetic>,
-> = std::sync::LazyLock::new(Arc::default);
-
-/// Shared by every session, as CHECKED_ARITHMETIC.
-static TEXT_CASTS: std::sync::LazyLock<Arc<super::text_casts::PostgresTextCasts>> =
+/// Shared by every session: the rule holds the checked operators' and text casts' function
+/// definitions.
+static POSTGRES_EXPRESSIONS: std::sync::LazyLock<Arc<super::plan_rewrite::PostgresExpressions>> =
     std::sync::LazyLock::new(Arc::default);
 
 /// Whether planning failed because a table's rows were re-encoded since the plan was made.
@@ -182,8 +178,7 @@ impl Engine {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.add_analyzer_rule(CHECKED_ARITHMETIC.clone());
-        ctx.add_analyzer_rule(TEXT_CASTS.clone());
+        ctx.add_analyzer_rule(POSTGRES_EXPRESSIONS.clone());
         if let Err(e) = super::pg_catalog::install(&ctx, self.store.clone()) {
             tracing::warn!("pg_catalog unavailable for this session: {e}");
         }

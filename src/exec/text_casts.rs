@@ -9,16 +9,12 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, StringBuilder, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::{
-    Expr, ExprSchemable, LogicalPlan, ScalarUDF, Signature, Volatility,
-};
-use datafusion::optimizer::AnalyzerRule;
+use datafusion::logical_expr::{Expr, ExprSchemable, ScalarUDF, Signature, Volatility};
 
-/// The analyzer rule; see the module documentation.
+/// The rewrite; see the module documentation. Run by `plan_rewrite::PostgresExpressions`.
 #[derive(Debug)]
 pub struct PostgresTextCasts {
     timestamp: Arc<ScalarUDF>,
@@ -134,7 +130,7 @@ pub(super) fn postgres_timestamp(at: chrono::NaiveDateTime, zone_suffix: Option<
 }
 
 impl PostgresTextCasts {
-    fn rewrite(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    pub(super) fn rewrite(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         use datafusion::common::tree_node::TreeNode;
         expr.transform_up(|expr| {
             let Expr::Cast(cast) = &expr else {
@@ -176,16 +172,6 @@ impl PostgresTextCasts {
                 other => text.cast_to(other, schema)?,
             }))
         })
-    }
-}
-
-impl AnalyzerRule for PostgresTextCasts {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        super::plan_rewrite::rewrite_expressions(plan, |expr, schema| self.rewrite(expr, schema))
-    }
-
-    fn name(&self) -> &str {
-        "postgres_text_casts"
     }
 }
 
