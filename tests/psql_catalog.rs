@@ -331,3 +331,101 @@ async fn psql_shows_foreign_keys_and_the_tables_that_refer_to_a_table() {
         "{owners}"
     );
 }
+
+/// The OIDs of every kind of object, read in one session, by name.
+async fn catalog_oids(client: &tokio_postgres::Client) -> Vec<(String, i64)> {
+    let rows = client
+        .query(
+            "SELECT n.nspname || '.' || c.relname, CAST(c.oid AS BIGINT) FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname IN ('app', 'public') \
+             UNION ALL SELECT 'namespace ' || nspname, CAST(oid AS BIGINT) FROM pg_catalog.pg_namespace \
+             WHERE nspname IN ('app', 'public', 'pg_catalog') \
+             UNION ALL SELECT 'constraint ' || conname, CAST(oid AS BIGINT) FROM pg_catalog.pg_constraint \
+             WHERE conname IN ('orders_pkey', 'orders_customer_fkey') \
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+#[tokio::test]
+async fn an_oid_names_the_same_object_in_every_session_and_after_a_restart() {
+    let mut server = TestServer::start();
+    let setup = server.root().await;
+    setup
+        .batch_execute(
+            "CREATE NAMESPACE app; \
+             CREATE TABLE app.customers (id INT PRIMARY KEY, name TEXT); \
+             CREATE TABLE app.orders (id INT PRIMARY KEY, customer INT REFERENCES app.customers, total REAL); \
+             CREATE INDEX orders_total ON app.orders (total); \
+             CREATE SEQUENCE app.order_numbers; \
+             CREATE VIEW app.big_orders AS SELECT * FROM app.orders WHERE total > 100; \
+             CREATE TABLE public.notes (body TEXT)",
+        )
+        .await
+        .unwrap();
+
+    // A session that has only looked at the catalog in another order.
+    let other = server.root().await;
+    other
+        .query(
+            "SELECT * FROM pg_catalog.pg_class WHERE relname = 'notes'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let first = catalog_oids(&setup).await;
+    assert_eq!(catalog_oids(&other).await, first);
+    assert!(first.len() >= 10, "{first:?}");
+    let oid_of = |name: &str| first.iter().find(|(n, _)| n == name).unwrap().1;
+    assert_eq!(oid_of("namespace pg_catalog"), 11);
+    assert_eq!(oid_of("namespace public"), 2200);
+    let distinct: std::collections::HashSet<i64> = first.iter().map(|(_, oid)| *oid).collect();
+    assert_eq!(distinct.len(), first.len(), "OIDs are unique: {first:?}");
+    // User objects are numbered from PostgreSQL's first normal OID.
+    assert!(oid_of("app.orders") > 16384 && oid_of("app.order_numbers") > 16384);
+
+    // The OID one session read gives that table's columns in another.
+    let orders = oid_of("app.orders");
+    let columns = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+        rows.iter().map(|r| r.get::<_, String>(0)).collect()
+    };
+    let by_oid = format!(
+        "SELECT attname::text FROM pg_catalog.pg_attribute \
+         WHERE attrelid = {orders} AND attnum > 0 ORDER BY attnum"
+    );
+    assert_eq!(
+        columns(other.query(&by_oid, &[]).await.unwrap()),
+        ["id", "customer", "total"]
+    );
+    assert_eq!(
+        other
+            .query_one("SELECT CAST('app.orders'::regclass AS BIGINT)", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        orders
+    );
+
+    // A new object takes the next OID and changes no other.
+    setup
+        .batch_execute("CREATE TABLE app.later (x INT)")
+        .await
+        .unwrap();
+    let after_ddl = catalog_oids(&other).await;
+    assert!(
+        first.iter().all(|entry| after_ddl.contains(entry)),
+        "{after_ddl:?}"
+    );
+
+    server.restart();
+    let client = server.root().await;
+    assert_eq!(catalog_oids(&client).await, after_ddl);
+    assert_eq!(
+        columns(client.query(&by_oid, &[]).await.unwrap()),
+        ["id", "customer", "total"]
+    );
+}

@@ -32,6 +32,7 @@ impl Session {
         let command = Command::CreateNamespace(NamespaceRecord {
             name: name.to_owned(),
             created_at: now_micros(),
+            namespace_id: 0,
         });
         match self.apply_ddl(command) {
             Ok(_) => {}

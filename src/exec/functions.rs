@@ -8,7 +8,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarUDF, Signature, SimpleScalarUDF, TypeSignature, Volatility, create_udf,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, SimpleScalarUDF,
+    TypeSignature, Volatility, create_udf,
 };
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
@@ -90,35 +91,55 @@ fn to_regtype() -> ScalarUDF {
 /// `pg_typeof(value)`: the name of the value's type, as `format_type` writes it without
 /// modifiers (`integer`, `numeric`, `text[]`, `unknown` for an untyped NULL).
 fn pg_typeof() -> ScalarUDF {
-    fn type_name(data_type: &DataType) -> String {
+    ScalarUDF::new_from_impl(PgTypeof {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+/// `pg_typeof(x)`: the PostgreSQL name of the argument's type, which its field says (Arrow's
+/// type alone cannot tell `json` from `text`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl PgTypeof {
+    fn type_name(field: &Field) -> String {
         use crate::model::types::SqlType;
-        match data_type {
+        match field.data_type() {
             DataType::Null => "unknown".into(),
             DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
             DataType::Time32(_) | DataType::Time64(_) => "time without time zone".into(),
             DataType::List(item) | DataType::LargeList(item) => {
-                format!("{}[]", type_name(item.data_type()))
+                format!("{}[]", Self::type_name(item))
             }
-            other => match crate::model::types::storable_type(&Field::new("", other.clone(), true))
-            {
+            other => match crate::model::types::storable_type(field) {
                 Some(SqlType::Numeric { .. }) => "numeric".into(),
+                Some(SqlType::Varchar { .. }) => "character varying".into(),
                 Some(sql_type) => sql_type.sql_name(),
                 None => other.to_string().to_lowercase(),
             },
         }
     }
-    vectorized(
-        "pg_typeof",
-        Signature::any(1, Volatility::Immutable),
-        DataType::Utf8,
-        |args| {
-            let name = type_name(args[0].data_type());
-            Ok(Arc::new(StringArray::from(vec![
-                name.as_str();
-                args[0].len()
-            ])))
-        },
-    )
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = Self::type_name(&args.arg_fields[0]);
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
 }
 
 /// PostgreSQL's encoding names by number (`pg_enc2name_tbl`).
@@ -249,29 +270,6 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
             Ok(Arc::new(out.finish()))
         },
     ));
-    // `json_build_object(k1, v1, k2, v2, ...)`: a JSON object as text, per row.
-    ctx.register_udf(vectorized(
-        "json_build_object",
-        Signature::variadic_any(Volatility::Immutable),
-        DataType::Utf8,
-        |args| {
-            if !args.len().is_multiple_of(2) {
-                return datafusion::common::exec_err!("json_build_object needs key/value pairs");
-            }
-            let rows = args.first().map_or(1, |a| a.len());
-            let mut out = StringBuilder::new();
-            for row in 0..rows {
-                let mut object = serde_json::Map::new();
-                for pair in args.chunks(2) {
-                    let key = ScalarValue::try_from_array(&pair[0], row)?.to_string();
-                    let value = ScalarValue::try_from_array(&pair[1], row)?;
-                    object.insert(key, json_value(&value));
-                }
-                out.append_value(serde_json::Value::Object(object).to_string());
-            }
-            Ok(Arc::new(out.finish()))
-        },
-    ));
     // `pg_get_expr(expr, relation [, pretty])`: KalamDB keeps expressions (column defaults)
     // as SQL text, so the text is its own rendering.
     ctx.register_udf(vectorized(
@@ -389,28 +387,6 @@ fn pretty_size(bytes: i64) -> String {
         size >>= 10;
     }
     format!("{} PB", half_rounded(size))
-}
-
-fn json_value(value: &ScalarValue) -> serde_json::Value {
-    if value.is_null() {
-        return serde_json::Value::Null;
-    }
-    match value {
-        ScalarValue::Boolean(Some(b)) => serde_json::Value::Bool(*b),
-        ScalarValue::Int8(_)
-        | ScalarValue::Int16(_)
-        | ScalarValue::Int32(_)
-        | ScalarValue::Int64(_)
-        | ScalarValue::UInt8(_)
-        | ScalarValue::UInt16(_)
-        | ScalarValue::UInt32(_)
-        | ScalarValue::UInt64(_)
-        | ScalarValue::Float32(_)
-        | ScalarValue::Float64(_) => {
-            serde_json::from_str(&value.to_string()).unwrap_or(serde_json::Value::Null)
-        }
-        other => serde_json::Value::String(other.to_string()),
-    }
 }
 
 /// The aggregate a scalar subquery's select item is wrapped in (see

@@ -8,6 +8,7 @@
 mod alter;
 mod block_ddl;
 mod catalog;
+mod catalog_oids;
 mod checked_arithmetic;
 mod checks;
 mod cold;
@@ -20,6 +21,7 @@ mod index_catalog;
 mod index_scan;
 mod indexes;
 mod information_schema;
+pub mod json;
 mod maintenance;
 mod names;
 mod naming;
@@ -125,6 +127,9 @@ pub enum ExecError {
     NumericOutOfRange(String),
     #[error("{0}")]
     InvalidText(String),
+    /// Text read as `json` or `jsonb` that is not JSON (22P02); the detail says where.
+    #[error("invalid input syntax for type json")]
+    InvalidJson { detail: String },
     /// An error loading one row of a COPY FROM, with where in the data it happened
     /// (PostgreSQL's CONTEXT line: `COPY t, line 3, column n: "abc"`).
     #[error("{source}")]
@@ -317,22 +322,33 @@ impl Engine {
             roles: std::sync::Mutex::new((u64::MAX, Default::default())),
         });
         engine.bootstrap_root()?;
-        engine.bootstrap_public_namespace()?;
+        engine.bootstrap_namespaces()?;
         engine.recover_jobs()?;
         engine.resume_index_builds()?;
         Ok(engine)
     }
 
-    fn bootstrap_public_namespace(&self) -> ExecResult<()> {
+    /// Creates `public` in a new data directory, and numbers the namespaces a data directory
+    /// from before namespaces had ids holds (their OIDs come from those ids).
+    fn bootstrap_namespaces(&self) -> ExecResult<()> {
         if self.store.namespace(PUBLIC_NAMESPACE)?.is_none() {
             let command = Command::CreateNamespace(NamespaceRecord {
                 name: PUBLIC_NAMESPACE.into(),
                 created_at: now_micros(),
+                namespace_id: 0,
             });
             match self.store.apply(&command) {
                 Ok(_) | Err(StorageError::Conflict(Conflict::NamespaceExists(_))) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+        if self
+            .store
+            .namespaces()?
+            .iter()
+            .any(|ns| ns.namespace_id == 0)
+        {
+            self.store.apply(&Command::NumberNamespaces)?;
         }
         Ok(())
     }

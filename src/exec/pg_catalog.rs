@@ -101,6 +101,20 @@ impl PgCatalogSchema {
     }
 }
 
+impl PgCatalogSchema {
+    /// datafusion-pg-catalog's table `name`, with stable OIDs (`catalog_oids`).
+    async fn crate_table(
+        &self,
+        name: &str,
+    ) -> datafusion::error::Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self
+            .inner
+            .table(name)
+            .await?
+            .map(|table| super::catalog_oids::stable(name, table, &self.inner, &self.store)))
+    }
+}
+
 #[async_trait]
 impl SchemaProvider for PgCatalogSchema {
     /// KalamDB's helper relations resolve by name for the rewritten catalog queries but are not
@@ -171,7 +185,7 @@ impl SchemaProvider for PgCatalogSchema {
             });
         }
         if let Some(base) = name.strip_prefix(BASE_PREFIX) {
-            return self.inner.table(base).await;
+            return self.crate_table(base).await;
         }
         if name == TABLE_SIZES_TABLE {
             return Ok(Some(super::system_tables::store_backed(
@@ -187,7 +201,7 @@ impl SchemaProvider for PgCatalogSchema {
         {
             return Ok(pg_derived::table(name, None));
         }
-        let table = self.inner.table(name).await?;
+        let table = self.crate_table(name).await?;
         if let Some(derived) = table
             .as_ref()
             .and_then(|base| pg_derived::table(name, Some(base.schema())))

@@ -238,8 +238,10 @@ impl StatementPlanner {
 
     /// Plans `expr` over the columns of `schema`; subqueries may refer to them.
     pub fn expr(&self, expr: &ast::Expr, schema: &DFSchema) -> ExecResult<Expr> {
+        let mut expr = expr.clone();
+        super::json::rewrite_casts_in(&mut expr);
         self.sql()
-            .sql_to_expr(expr.clone(), schema, &mut PlannerContext::new())
+            .sql_to_expr(expr, schema, &mut PlannerContext::new())
             .map_err(|e| self.planning_error(e))
     }
 
@@ -249,7 +251,8 @@ impl StatementPlanner {
     }
 
     /// Plans a whole statement DataFusion can plan (a query, EXPLAIN).
-    pub fn statement(&self, statement: ast::Statement) -> ExecResult<LogicalPlan> {
+    pub fn statement(&self, mut statement: ast::Statement) -> ExecResult<LogicalPlan> {
+        super::json::rewrite_casts(&mut statement);
         self.sql()
             .sql_statement_to_plan(statement)
             .map_err(|e| self.planning_error(e))

@@ -151,12 +151,9 @@ pub fn quote_ident(name: &str) -> String {
     }
 }
 
-/// Sequences' `pg_class` OIDs, in a range datafusion-pg-catalog's OID counter (from 16384)
-/// and the OIDs derived from tables' (see `pg_derived`) do not reach.
-const SEQUENCE_OID_BASE: i64 = 0x5000_0000;
-
+/// A sequence's `pg_class` OID, from its stored id like every object's (`model::oids`).
 pub fn sequence_oid(sequence_id: u64) -> i32 {
-    (SEQUENCE_OID_BASE + (sequence_id as i64 % 0x1000_0000)) as i32
+    crate::model::oids::object_oid(sequence_id)
 }
 
 /// A DEFAULT as PostgreSQL prints it: a sequence's nextval names it as a regclass literal

@@ -171,12 +171,17 @@ impl Engine {
         config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         let pending = Arc::new(PendingWrites::default());
         let config = config.with_extension(pending.clone());
-        let state = SessionStateBuilder::new()
+        let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_catalog_list(self.catalogs.clone())
             .with_runtime_env(self.runtime.clone())
-            .with_default_features()
-            .build();
+            .with_default_features();
+        // Before DataFusion's planners, whose `@>` is for arrays.
+        builder
+            .expr_planners()
+            .get_or_insert_with(Vec::new)
+            .insert(0, super::json::operators());
+        let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(POSTGRES_EXPRESSIONS.clone());
         if let Err(e) = super::pg_catalog::install(&ctx, self.store.clone()) {
@@ -188,6 +193,7 @@ impl Engine {
         let settings = Arc::new(Mutex::new(settings));
         // After pg_catalog, whose session functions answer for a fixed user.
         functions::register(&ctx, user_id, settings.clone());
+        super::json::register(&ctx);
         super::sequence_functions::register(
             &ctx,
             self.store.clone(),

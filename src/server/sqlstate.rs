@@ -73,6 +73,13 @@ pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
 
 /// SQLSTATE and message for an execution-layer error.
 pub fn exec_error(err: &ExecError) -> ErrorInfo {
+    // An error a function raised inside a query carries its own SQLSTATE and detail.
+    if let ExecError::DataFusion(e) = err
+        && let DataFusionError::External(inner) = e.find_root()
+        && let Some(raised) = inner.downcast_ref::<ExecError>()
+    {
+        return exec_error(raised);
+    }
     let message = match err {
         ExecError::DataFusion(e) => datafusion_message(e),
         other => other.to_string(),
@@ -85,7 +92,8 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
     let mut info = error(exec_code(err), message);
     if let ExecError::KeyViolation { detail, .. }
     | ExecError::CheckViolation { detail, .. }
-    | ExecError::ForeignKeyViolation { detail, .. } = err
+    | ExecError::ForeignKeyViolation { detail, .. }
+    | ExecError::InvalidJson { detail } = err
     {
         info.detail = Some(detail.clone());
     }
@@ -118,7 +126,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::DatatypeMismatch(_) => DATATYPE_MISMATCH,
         ExecError::StringTooLong(_) => STRING_DATA_RIGHT_TRUNCATION,
         ExecError::NumericOutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
-        ExecError::InvalidText(_) => INVALID_TEXT_REPRESENTATION,
+        ExecError::InvalidText(_) | ExecError::InvalidJson { .. } => INVALID_TEXT_REPRESENTATION,
         ExecError::WrongObjectType(_) => WRONG_OBJECT_TYPE,
         ExecError::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,
         ExecError::CardinalityViolation(_) => CARDINALITY_VIOLATION,

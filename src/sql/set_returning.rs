@@ -14,7 +14,15 @@ use datafusion::sql::sqlparser::ast::{
 use super::subqueries::function_name;
 
 /// Functions returning one column that DataFusion computes as an array per call.
-const ARRAY_BACKED: [&str; 1] = ["generate_series"];
+const ARRAY_BACKED: [&str; 7] = [
+    "generate_series",
+    "jsonb_array_elements",
+    "json_array_elements",
+    "jsonb_array_elements_text",
+    "json_array_elements_text",
+    "jsonb_object_keys",
+    "json_object_keys",
+];
 
 /// Functions usable in FROM that return one column.
 const ONE_COLUMN_SOURCES: [&str; 2] = ["generate_series", "unnest"];

@@ -31,7 +31,11 @@ pub enum Command {
     DropUser {
         user_id: String,
     },
+    /// Creates a namespace; its `namespace_id` is assigned when the command is applied.
     CreateNamespace(NamespaceRecord),
+    /// Gives every namespace without an id (one created before namespaces had ids) the next
+    /// one, so that its OID is stored like every other object's.
+    NumberNamespaces,
     /// Drops a namespace; with `cascade` its tables and their rows too.
     DropNamespace {
         name: String,
@@ -264,6 +268,7 @@ impl Command {
             Command::PutUser(_)
             | Command::DropUser { .. }
             | Command::CreateNamespace(_)
+            | Command::NumberNamespaces
             | Command::DropNamespace { .. }
             | Command::CreateTable(_)
             | Command::AlterTable(_)
@@ -348,7 +353,18 @@ impl Command {
                 if ctx.get(CF_CATALOG, &key)?.is_some() {
                     return Err(Conflict::NamespaceExists(ns.name.clone()).into());
                 }
-                ctx.put(batch, CF_CATALOG, key, records::encode(ns));
+                let mut ns = ns.clone();
+                ns.namespace_id = ctx.next_relation_id(batch)?;
+                ctx.put(batch, CF_CATALOG, key, records::encode(&ns));
+            }
+            Command::NumberNamespaces => {
+                let namespaces: Vec<NamespaceRecord> =
+                    ctx.records_in(&catalog_keys::namespaces())?;
+                for mut ns in namespaces.into_iter().filter(|ns| ns.namespace_id == 0) {
+                    ns.namespace_id = ctx.next_relation_id(batch)?;
+                    let key = catalog_keys::namespace(&ns.name);
+                    ctx.put(batch, CF_CATALOG, key, records::encode(&ns));
+                }
             }
             Command::DropNamespace { name, cascade } => {
                 let key = catalog_keys::namespace(name);

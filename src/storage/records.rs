@@ -71,6 +71,10 @@ pub(super) fn decode<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Sto
 pub struct NamespaceRecord {
     pub name: String,
     pub created_at: i64,
+    /// Drawn from the relation id counter when the namespace is created (0 until then, and in
+    /// namespaces written before namespaces had ids, until `NumberNamespaces` numbers them).
+    #[serde(default)]
+    pub namespace_id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,7 +62,7 @@ fn cell(row: &Row, i: usize) -> String {
             "{}+00",
             postgres_timestamp(&v.naive_utc())
         )),
-        Type::JSON | Type::JSONB => get!(serde_json::Value, |v| v.to_string()),
+        Type::JSON | Type::JSONB => get!(JsonText, |v| v.0),
         Type::UUID => get!(uuid::Uuid, |v| v.to_string()),
         Type::BYTEA => get!(Vec<u8>, |v| format!("\\x{}", hex::encode(v))),
         Type::INT2_ARRAY => get!(Vec<Option<i16>>, |v| array_text(&v)),
@@ -72,6 +72,28 @@ fn cell(row: &Row, i: usize) -> String {
         _ => get!(String, |v| v),
     };
     text(value.as_deref())
+}
+
+/// A `json` or `jsonb` value's text as the server sent it, so that its layout is compared
+/// (binary `jsonb` is a version byte and the text).
+struct JsonText(String);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for JsonText {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = if *ty == Type::JSONB {
+            raw.strip_prefix(&[1]).ok_or("unknown jsonb version")?
+        } else {
+            raw
+        };
+        Ok(JsonText(std::str::from_utf8(text)?.to_owned()))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::JSON | Type::JSONB)
+    }
 }
 
 /// An array as PostgreSQL's text output writes it: `{a,"b c",NULL}`.

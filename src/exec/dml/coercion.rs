@@ -112,12 +112,22 @@ pub(in crate::exec) fn conform(
             }
             Ok(array)
         }
-        SqlType::Json | SqlType::Jsonb => {
+        // `json` keeps the text as written; `jsonb` stores its canonical form.
+        SqlType::Json => {
             for text in array.as_string::<i32>().iter().flatten() {
-                serde_json::from_str::<serde::de::IgnoredAny>(text)
-                    .map_err(|e| invalid_text(column, format!("invalid JSON: {e}")))?;
+                crate::exec::json::parse(text)
+                    .map_err(|e| ExecError::InvalidJson { detail: e.0 })?;
             }
             Ok(array)
+        }
+        SqlType::Jsonb => {
+            let canonical: StringArray = array
+                .as_string::<i32>()
+                .iter()
+                .map(|text| text.map(crate::exec::json::canonical_jsonb).transpose())
+                .collect::<Result<_, _>>()
+                .map_err(|e| ExecError::InvalidJson { detail: e.0 })?;
+            Ok(Arc::new(canonical))
         }
         SqlType::Uuid => {
             let normalized: StringArray = array

@@ -3,7 +3,7 @@
 //! `pg_get_constraintdef`, which psql's `\d`, SQLAlchemy's inspector and pgJDBC read.
 
 use super::FOREIGN_KEYS_TABLE;
-use super::index_parts::{CONSTRAINT_OID_BASE, INDEX_OID_BASE};
+use super::index_parts::INDEX_OID_BASE;
 use super::queries::{INDEX_OID_OFFSET, Part, constraint_values, text};
 
 /// Every column pair `k` of every foreign key, with the referencing table `c` (namespace `n`,
@@ -34,7 +34,8 @@ const GROUP: &str = "GROUP BY k.constraint_id, k.name, n.oid, c.oid, pc.oid, k.p
                      k.parent_relation, k.definition_tail";
 
 fn constraint_oid() -> String {
-    format!("{CONSTRAINT_OID_BASE} + k.constraint_id")
+    // A foreign key has a stored id of its own.
+    format!("{} + k.constraint_id", crate::model::oids::FIRST_NORMAL_OID)
 }
 
 pub(super) fn parts(name: &str) -> Vec<Part> {

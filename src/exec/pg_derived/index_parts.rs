@@ -8,15 +8,15 @@ use super::queries::{
 };
 use super::{CHECKS_TABLE, COLUMNS_TABLE, INDEXES_TABLE};
 
-/// Secondary indexes' OIDs: this base plus the index's relation id, in a range apart from the
-/// tables' (datafusion-pg-catalog's counter) and the primary keys' indexes.
-pub(super) const INDEX_OID_BASE: i64 = 0x5000_0000;
+/// Secondary indexes' OIDs: this base plus the index's relation id, like every object with a
+/// stored id (`model::oids`).
+pub(super) const INDEX_OID_BASE: i64 = crate::model::oids::FIRST_NORMAL_OID;
 
 /// `pg_am.oid` of btree.
 const BTREE_AM_OID: i64 = 403;
 
-/// The OIDs of the UNIQUE constraints secondary indexes enforce: this base plus the index's
-/// relation id.
+/// The OIDs of the UNIQUE constraints secondary indexes enforce (which have no id of their
+/// own): this base plus the index's relation id.
 pub(super) const CONSTRAINT_OID_BASE: i64 = 0x6000_0000;
 
 /// CHECK constraints' OIDs: this base plus 64 per table OID plus the constraint's position.
