@@ -319,3 +319,45 @@ fn uncommitted_oid(namespace: &str, name: &str) -> i32 {
         });
     UNCOMMITTED_BASE + (hash % 0x0100_0000) as i32
 }
+
+/// Every committed relation a user created, by OID: (namespace, name). Tables, views,
+/// sequences, secondary indexes, and the index behind each primary key.
+pub fn relations_by_oid(store: &Store) -> Result<HashMap<i32, (String, String)>> {
+    let mut relations = HashMap::new();
+    for table in store.tables().map_err(storage_error)? {
+        let oid = object_oid(table.table_id);
+        if !table.primary_key.is_empty() {
+            relations.insert(
+                oid.saturating_add(oids::PRIMARY_KEY_INDEX_OFFSET),
+                (table.namespace.clone(), format!("{}_pkey", table.name)),
+            );
+        }
+        relations.insert(oid, (table.namespace, table.name));
+    }
+    for view in store.view_definitions().map_err(storage_error)? {
+        relations.insert(object_oid(view.view_id), (view.namespace, view.name));
+    }
+    for sequence in store.sequences().map_err(storage_error)? {
+        relations.insert(
+            object_oid(sequence.sequence_id),
+            (sequence.namespace, sequence.name),
+        );
+    }
+    for index in store.all_indexes().map_err(storage_error)? {
+        relations.insert(object_oid(index.index_id), (index.namespace, index.name));
+    }
+    Ok(relations)
+}
+
+/// The built-in namespace a built-in relation's OID belongs to (see `model::oids`).
+pub fn builtin_namespace(oid: i32) -> Option<&'static str> {
+    match oid {
+        _ if oid <= 0 => None,
+        _ if oid < oids::INFORMATION_SCHEMA_RELATIONS_BASE => Some("pg_catalog"),
+        _ if oid < oids::SYSTEM_NAMESPACE_OID => Some("information_schema"),
+        _ if (oids::SYSTEM_RELATIONS_BASE..oids::FIRST_NORMAL_OID as i32).contains(&oid) => {
+            Some("system")
+        }
+        _ => None,
+    }
+}

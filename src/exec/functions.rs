@@ -356,7 +356,6 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
     ));
     ctx.register_udf(constant_text("current_database", DATABASE_NAME.into()));
     ctx.register_udf(constant_text("current_catalog", DATABASE_NAME.into()));
-    ctx.register_udf(constant_text("current_schema", "public".into()));
     for name in ["current_user", "session_user", "user", "current_role"] {
         ctx.register_udf(constant_text(name, user.into()));
     }

@@ -32,6 +32,7 @@ mod plan_rewrite;
 mod planner;
 mod point_query;
 mod prepare;
+mod search_path;
 mod sequence_functions;
 mod sequences;
 mod session;

@@ -10,16 +10,32 @@ pub(super) fn undefined_relation(name: impl std::fmt::Display) -> ExecError {
     ExecError::UndefinedTable(format!("relation \"{name}\" does not exist"))
 }
 
-/// The namespaces a `search_path` value names that exist, in order.
-pub(super) fn namespaces_on_path(catalog: &CatalogRead, path: &str) -> ExecResult<Vec<String>> {
-    let mut namespaces = Vec::new();
+/// The namespaces a `search_path` value names, in order and each once; `$user` is the
+/// namespace named after the session's user.
+pub(super) fn path_entries(path: &str, user: &str) -> Vec<String> {
+    let mut entries: Vec<String> = Vec::new();
     for entry in path.split(',') {
-        let name = entry.trim().trim_matches('"');
-        if name.is_empty() || name == "$user" {
-            continue;
+        let name = match entry.trim().trim_matches('"') {
+            "$user" => user,
+            name => name,
+        };
+        if !name.is_empty() && !entries.iter().any(|n| n == name) {
+            entries.push(name.to_owned());
         }
-        if catalog.namespace(name)?.is_some() {
-            namespaces.push(name.to_owned());
+    }
+    entries
+}
+
+/// The namespaces a `search_path` value names that exist, in order.
+pub(super) fn namespaces_on_path(
+    catalog: &CatalogRead,
+    path: &str,
+    user: &str,
+) -> ExecResult<Vec<String>> {
+    let mut namespaces = Vec::new();
+    for name in path_entries(path, user) {
+        if catalog.namespace(&name)?.is_some() {
+            namespaces.push(name);
         }
     }
     Ok(namespaces)
@@ -49,7 +65,11 @@ impl Session {
 
     /// The namespaces of `search_path` that exist, in order.
     pub(super) fn search_path(&self) -> ExecResult<Vec<String>> {
-        namespaces_on_path(&self.catalog(), &self.setting("search_path")?)
+        namespaces_on_path(
+            &self.catalog(),
+            &self.setting("search_path")?,
+            self.user_id(),
+        )
     }
 
     /// Finds a table by qualified name, or along `search_path` (42P01 when there is none).

@@ -100,13 +100,12 @@ impl Context {
         if let Some(namespace) = &name.namespace {
             return Ok(vec![namespace.clone()]);
         }
-        let path = self
-            .settings
-            .lock()
-            .expect("settings lock")
-            .get("search_path")
-            .map_err(failed)?;
-        super::names::namespaces_on_path(&self.catalog(), &path).map_err(failed)
+        let (path, user) = {
+            let settings = self.settings.lock().expect("settings lock");
+            let path = settings.get("search_path").map_err(failed)?;
+            (path, settings.session_user().to_owned())
+        };
+        super::names::namespaces_on_path(&self.catalog(), &path, &user).map_err(failed)
     }
 
     /// The sequence a `regclass`-style name means: qualified, or along `search_path`.

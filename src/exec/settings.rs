@@ -111,7 +111,7 @@ const PARAMETERS: &[(&str, &str, Access, &str)] = &[
     ),
     (
         "search_path",
-        "public",
+        "\"$user\", public",
         Access::Session,
         "Sets the schema search order for names that are not schema-qualified.",
     ),
@@ -184,6 +184,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The user the session logged in as (`$user` in `search_path`).
+    pub fn session_user(&self) -> &str {
+        &self.session_user
+    }
+
     pub fn new(session_user: &str, is_superuser: bool) -> Settings {
         Settings {
             values: PARAMETERS

@@ -1,5 +1,7 @@
-//! Casts between timestamps and text as PostgreSQL's output and input functions make them.
-//! DataFusion writes a timestamp as `2024-01-01T00:00:00`; PostgreSQL (and KalamDB on the
+//! Casts between text and other types as PostgreSQL's output and input functions make them.
+//! Text read as a number is checked as PostgreSQL's input functions check it (surrounding
+//! spaces allowed; `invalid input syntax for type integer: "abc"`, `value "99999999999" is out
+//! of range for type integer`) before Arrow converts it. DataFusion writes a timestamp as `2024-01-01T00:00:00`; PostgreSQL (and KalamDB on the
 //! wire) as `2024-01-01 00:00:00`, with `+00` for `timestamptz` in the UTC session zone. And
 //! DataFusion cannot read a time of day without seconds (`2024-01-01 10:00`), which
 //! PostgreSQL accepts. The rule runs after type coercion, so implicit casts (`'at ' || ts`,
@@ -20,6 +22,7 @@ pub struct PostgresTextCasts {
     timestamp: Arc<ScalarUDF>,
     timestamptz: Arc<ScalarUDF>,
     timestamp_input: Arc<ScalarUDF>,
+    number_input: Arc<ScalarUDF>,
 }
 
 impl Default for PostgresTextCasts {
@@ -32,6 +35,12 @@ impl Default for PostgresTextCasts {
                 Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
                 DataType::Utf8,
                 |args| Ok(complete_seconds_array(&args[0])),
+            )),
+            number_input: Arc::new(super::functions::vectorized(
+                "number_in_text",
+                Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable),
+                DataType::Utf8,
+                |args| checked_number_text(&args[0], &args[1]),
             )),
         }
     }
@@ -129,6 +138,70 @@ pub(super) fn postgres_timestamp(at: chrono::NaiveDateTime, zone_suffix: Option<
     text
 }
 
+/// PostgreSQL's name for a numeric type text may be read as.
+fn number_type(data_type: &DataType) -> Option<&'static str> {
+    Some(match data_type {
+        DataType::Int16 => "smallint",
+        DataType::Int32 => "integer",
+        DataType::Int64 => "bigint",
+        DataType::Float32 => "real",
+        DataType::Float64 => "double precision",
+        DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric",
+        _ => return None,
+    })
+}
+
+/// The text trimmed of surrounding whitespace when it is a valid input for the type named by
+/// `type_names` (per row), else PostgreSQL's error.
+fn checked_number_text(texts: &ArrayRef, type_names: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::array::AsArray;
+    let texts = texts.as_string::<i32>();
+    let type_names = type_names.as_string::<i32>();
+    let mut out = StringBuilder::with_capacity(texts.len(), texts.value_data().len());
+    for (text, type_name) in texts.iter().zip(type_names.iter()) {
+        let (Some(text), Some(type_name)) = (text, type_name) else {
+            out.append_null();
+            continue;
+        };
+        let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        let invalid = || {
+            datafusion::error::DataFusionError::External(Box::new(super::ExecError::InvalidText(
+                format!("invalid input syntax for type {type_name}: \"{text}\""),
+            )))
+        };
+        let integer_range = match type_name {
+            "smallint" => Some((i64::from(i16::MIN), i64::from(i16::MAX))),
+            "integer" => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+            "bigint" => Some((i64::MIN, i64::MAX)),
+            _ => None,
+        };
+        match integer_range {
+            Some((min, max)) => {
+                let digits = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid());
+                }
+                if !trimmed
+                    .parse::<i64>()
+                    .is_ok_and(|v| (min..=max).contains(&v))
+                {
+                    return Err(datafusion::error::DataFusionError::External(Box::new(
+                        super::ExecError::NumericOutOfRange(format!(
+                            "value \"{text}\" is out of range for type {type_name}"
+                        )),
+                    )));
+                }
+            }
+            // Rust reads the forms PostgreSQL's float and numeric input accept (`1e5`, `.5`,
+            // `NaN`, `Infinity`, `-inf`).
+            None if trimmed.parse::<f64>().is_err() => return Err(invalid()),
+            None => {}
+        }
+        out.append_value(trimmed);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 impl PostgresTextCasts {
     pub(super) fn rewrite(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         use datafusion::common::tree_node::TreeNode;
@@ -136,6 +209,26 @@ impl PostgresTextCasts {
             let Expr::Cast(cast) = &expr else {
                 return Ok(Transformed::no(expr));
             };
+            if let Some(type_name) = number_type(cast.field.data_type())
+                && cast.expr.get_type(schema).ok() == Some(DataType::Utf8)
+            {
+                let checked = Expr::ScalarFunction(ScalarFunction::new_udf(
+                    self.number_input.clone(),
+                    vec![
+                        cast.expr.as_ref().clone(),
+                        Expr::Literal(
+                            datafusion::scalar::ScalarValue::Utf8(Some(type_name.into())),
+                            None,
+                        ),
+                    ],
+                ));
+                return Ok(Transformed::yes(Expr::Cast(
+                    datafusion::logical_expr::Cast::new(
+                        Box::new(checked),
+                        cast.field.data_type().clone(),
+                    ),
+                )));
+            }
             if matches!(cast.field.data_type(), DataType::Timestamp(..))
                 && cast.expr.get_type(schema).ok() == Some(DataType::Utf8)
             {

@@ -32,6 +32,9 @@ pub const PG_CATALOG_RELATIONS_BASE: i32 = 12_000;
 pub const INFORMATION_SCHEMA_RELATIONS_BASE: i32 = 13_300;
 pub const SYSTEM_RELATIONS_BASE: i32 = 14_100;
 
+/// A primary key's index has no id of its own: its OID is its table's plus this.
+pub const PRIMARY_KEY_INDEX_OFFSET: i32 = 0x2000_0000;
+
 /// The OID of the object whose stored id is `id`.
 pub fn object_oid(id: u64) -> i32 {
     // OIDs are unsigned 32-bit in PostgreSQL and sent as int4 here; ids past the int4 range

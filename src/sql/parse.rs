@@ -479,13 +479,18 @@ fn from_set(set: ast::Set) -> Result<Statement, SqlError> {
     match set {
         ast::Set::SingleAssignment {
             variable, values, ..
-        } => Ok(Statement::Set {
-            name: object_name(&variable),
-            value: set_value(&values),
-        }),
+        } => {
+            let name = object_name(&variable);
+            // A list of names keeps the quotes a name needs (`"$user", public`).
+            let quotes_names = name == "search_path";
+            Ok(Statement::Set {
+                value: set_value(&values, quotes_names),
+                name,
+            })
+        }
         ast::Set::SetTimeZone { value, .. } => Ok(Statement::Set {
             name: "timezone".into(),
-            value: set_value(std::slice::from_ref(&value)),
+            value: set_value(std::slice::from_ref(&value), false),
         }),
         ast::Set::SetNames { charset_name, .. } => Ok(Statement::Set {
             name: "client_encoding".into(),
@@ -507,7 +512,7 @@ fn object_name(name: &ast::ObjectName) -> String {
         .join(".")
 }
 
-fn set_value(values: &[Expr]) -> SetValue {
+fn set_value(values: &[Expr], quotes_names: bool) -> SetValue {
     if let [Expr::Identifier(ident)] = values
         && ident.quote_style.is_none()
         && ident.value.eq_ignore_ascii_case("default")
@@ -522,6 +527,15 @@ fn set_value(values: &[Expr]) -> SetValue {
                     Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
                     other => other.to_string(),
                 },
+                Expr::Identifier(ident)
+                    if quotes_names
+                        && ident.quote_style.is_some()
+                        && !ident.value.chars().enumerate().all(|(i, c)| {
+                            c.is_ascii_lowercase() || c == '_' || (i > 0 && c.is_ascii_digit())
+                        }) =>
+                {
+                    format!("\"{}\"", ident.value.replace('"', "\"\""))
+                }
                 Expr::Identifier(ident) => ident.value.clone(),
                 other => other.to_string(),
             })

@@ -15,7 +15,7 @@ const PG_CLASS_OID: i64 = 1259;
 
 /// Objects KalamDB derives from a table get OIDs at fixed offsets from the table's, in
 /// ranges datafusion-pg-catalog's OID counter (which starts at 16384) does not reach.
-pub(super) const INDEX_OID_OFFSET: i64 = 0x2000_0000;
+pub(super) const INDEX_OID_OFFSET: i64 = crate::model::oids::PRIMARY_KEY_INDEX_OFFSET as i64;
 const CONSTRAINT_OID_OFFSET: i64 = 0x3000_0000;
 /// A column default's OID: this base plus 2048 per table (mod 2^19 tables) plus `attnum`.
 const ATTRDEF_OID_BASE: i64 = 0x4000_0000;

@@ -14,6 +14,7 @@ mod exists;
 mod jdbc;
 mod like;
 mod partitions;
+mod regclass;
 
 use arrays::*;
 use correlated::*;
@@ -23,6 +24,7 @@ use exists::*;
 use jdbc::*;
 use like::*;
 use partitions::*;
+use regclass::RegclassAlongPath;
 
 pub use definitions::{DEFINITIONS_TABLE, RELATION_SIZES_TABLE};
 pub use jdbc::PRIMARY_KEYS_TABLE;
@@ -68,6 +70,7 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
         let _ = VisitMut::visit(statement, &mut DefinitionFunctions);
         let _ = VisitMut::visit(statement, &mut EmptyCatalogSubqueries);
         let _ = VisitMut::visit(statement, &mut OuterOnlyConditions);
+        let _ = VisitMut::visit(statement, &mut RegclassAlongPath);
     }
     Some(statements)
 }

@@ -1,0 +1,98 @@
+//! `'name'::regclass` along the search path. datafusion-pg-catalog turns the cast into a
+//! subquery over `pg_class` that looks for an unqualified name only in `current_schema()`;
+//! PostgreSQL looks in `pg_catalog` and then each namespace of `search_path`, taking the first
+//! that has the relation (`'pg_class'::regclass` is 1259 whatever the path).
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{self, Expr, SetExpr, TableFactor, VisitorMut};
+
+/// Where the namespace stands on the session's path, NULL when it is not on it.
+const PATH_POSITION: &str = "array_position(current_schemas(true), n.nspname)";
+
+/// Rewrites the crate's regclass subqueries: the unqualified case matches any namespace on
+/// the path, and the first on the path wins.
+pub(super) struct RegclassAlongPath;
+
+impl VisitorMut for RegclassAlongPath {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(query) = expr
+            && is_regclass_lookup(query)
+            && let SetExpr::Select(select) = query.body.as_mut()
+            && let Some(selection) = select.selection.as_mut()
+        {
+            let position = crate::sql::parse_expr(PATH_POSITION);
+            let mut replaced = false;
+            let _ = ast::visit_expressions_mut(selection, |e| {
+                if let Expr::BinaryOp {
+                    left,
+                    op: ast::BinaryOperator::Eq,
+                    right,
+                } = e
+                    && is_nspname(left)
+                    && is_current_schema(right)
+                    && let Ok(position) = &position
+                {
+                    *e = Expr::IsNotNull(Box::new(position.clone()));
+                    replaced = true;
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            if replaced && let Ok(position) = position {
+                query.order_by = Some(ast::OrderBy {
+                    kind: ast::OrderByKind::Expressions(vec![ast::OrderByExpr {
+                        expr: position,
+                        options: ast::OrderByOptions {
+                            asc: None,
+                            nulls_first: None,
+                        },
+                        with_fill: None,
+                    }]),
+                    interpolate: None,
+                });
+                query.limit_clause = Some(ast::LimitClause::LimitOffset {
+                    limit: Some(Expr::value(ast::Value::Number("1".into(), false))),
+                    offset: None,
+                    limit_by: vec![],
+                });
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The crate's lookup: `SELECT c.oid FROM pg_catalog.pg_class c ... CROSS JOIN (SELECT
+/// parse_ident(...) AS parts) WHERE ...`.
+fn is_regclass_lookup(query: &ast::Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let [from] = select.from.as_slice() else {
+        return false;
+    };
+    let reads_pg_class = matches!(&from.relation, TableFactor::Table { name, .. }
+        if name.to_string().eq_ignore_ascii_case("pg_catalog.pg_class"));
+    let parses_ident = from.joins.iter().any(|join| match &join.relation {
+        TableFactor::Derived { subquery, .. } => match subquery.body.as_ref() {
+            SetExpr::Select(inner) => inner.projection.iter().any(|item| {
+                matches!(item, ast::SelectItem::ExprWithAlias { expr: Expr::Function(f), alias }
+                    if alias.value == "parts" && f.name.to_string().eq_ignore_ascii_case("parse_ident"))
+            }),
+            _ => false,
+        },
+        _ => false,
+    });
+    reads_pg_class && parses_ident
+}
+
+fn is_nspname(expr: &Expr) -> bool {
+    matches!(expr, Expr::CompoundIdentifier(parts)
+        if parts.len() == 2 && parts[0].value == "n" && parts[1].value == "nspname")
+}
+
+fn is_current_schema(expr: &Expr) -> bool {
+    matches!(expr, Expr::Function(f)
+        if f.name.to_string().eq_ignore_ascii_case("current_schema"))
+}
