@@ -429,3 +429,54 @@ async fn an_oid_names_the_same_object_in_every_session_and_after_a_restart() {
         ["id", "customer", "total"]
     );
 }
+
+#[tokio::test]
+async fn psql_lists_schemas_privileges_and_only_the_tables_the_search_path_reaches() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE NAMESPACE app; CREATE TABLE app.hidden (id INT); CREATE TABLE shown (id INT)",
+        )
+        .await
+        .unwrap();
+
+    let schemas = psql(&server, r"\dn+");
+    for schema in ["app", "public"] {
+        assert_eq!(lines_containing(&schemas, schema).len(), 1, "{schemas}");
+    }
+    let privileges = psql(&server, r"\dp");
+    assert_eq!(
+        lines_containing(&privileges, "shown").len(),
+        1,
+        "{privileges}"
+    );
+    assert!(
+        lines_containing(&privileges, "hidden").is_empty(),
+        "{privileges}"
+    );
+
+    // `\dt` lists what an unqualified name reaches; another namespace's tables by pattern.
+    let tables = psql(&server, r"\dt");
+    assert_eq!(lines_containing(&tables, "shown").len(), 1, "{tables}");
+    assert!(lines_containing(&tables, "hidden").is_empty(), "{tables}");
+    let app = psql(&server, r"\dt app.*");
+    assert_eq!(lines_containing(&app, "hidden").len(), 1, "{app}");
+
+    // Operators and conversions all live in pg_catalog: the commands run and list none of ours.
+    for command in [r"\do", r"\dc", r"\df"] {
+        psql(&server, command);
+    }
+    // A built-in function's signatures, as PostgreSQL lists them.
+    let functions = psql(&server, r"\df lower");
+    let rows: Vec<Vec<&str>> = lines_containing(&functions, "lower")
+        .iter()
+        .map(|line| line.split('|').map(str::trim).collect())
+        .collect();
+    for expected in [
+        ["pg_catalog", "lower", "text", "text", "func"],
+        ["pg_catalog", "lower", "anyelement", "anyrange", "func"],
+    ] {
+        assert!(rows.iter().any(|row| row == &expected), "{functions}");
+    }
+}

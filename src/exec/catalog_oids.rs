@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch, new_null_array};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -63,7 +63,7 @@ impl std::fmt::Debug for StableOids {
 #[async_trait]
 impl TableProvider for StableOids {
     fn schema(&self) -> SchemaRef {
-        self.base.schema()
+        array_columns(&self.base.schema())
     }
 
     fn table_type(&self) -> TableType {
@@ -89,9 +89,24 @@ impl TableProvider for StableOids {
             )
             .await?
         };
+        let schema = self.schema();
         let rewritten = batches
             .iter()
-            .map(|batch| oids.rewrite(self.table, batch))
+            .map(|batch| {
+                let batch = oids.rewrite(self.table, batch)?;
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .zip(batch.columns())
+                    .map(|(field, column)| match field.data_type() {
+                        DataType::List(_) if column.data_type() == &DataType::Utf8 => {
+                            Ok(new_null_array(field.data_type(), column.len()))
+                        }
+                        _ => Ok(column.clone()),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(RecordBatch::try_new(schema.clone(), columns)?)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(MemorySourceConfig::try_new_exec(
             &[rewritten],
@@ -99,6 +114,27 @@ impl TableProvider for StableOids {
             projection.cloned(),
         )?)
     }
+}
+
+/// The schema with the access-privilege columns (`nspacl`, `attacl`, ...) as the arrays
+/// PostgreSQL has (datafusion-pg-catalog makes them text). KalamDB grants by role, not per
+/// object, so every object has the default privileges: a NULL list, as in PostgreSQL.
+fn array_columns(schema: &SchemaRef) -> SchemaRef {
+    let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, true)));
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let field = f.as_ref().clone();
+            match (f.name().as_str(), f.data_type()) {
+                (name, DataType::Utf8) if name.ends_with("acl") => field
+                    .with_data_type(list(DataType::Utf8))
+                    .with_nullable(true),
+                _ => field,
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 async fn scan_all(state: &dyn Session, table: &Arc<dyn TableProvider>) -> Result<Vec<RecordBatch>> {

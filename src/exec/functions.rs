@@ -142,6 +142,90 @@ impl ScalarUDFImpl for PgTypeof {
     }
 }
 
+/// `kalamdb_format_types('23 25')` is `integer, text`: each OID of an `oidvector` named as
+/// `format_type` names it (what `pg_get_function_arguments` lists, see `sql::catalog_queries`).
+fn format_types() -> ScalarUDF {
+    let format_type = datafusion_pg_catalog::pg_catalog::format_type::create_format_type_udf();
+    vectorized(
+        crate::sql::FORMAT_TYPES_FUNCTION,
+        Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        DataType::Utf8,
+        move |args| {
+            let texts = cast(&args[0], &DataType::Utf8)?;
+            let mut out = StringBuilder::new();
+            for text in texts.as_string::<i32>().iter() {
+                let Some(text) = text else {
+                    out.append_null();
+                    continue;
+                };
+                let oids: datafusion::arrow::array::Int32Array =
+                    text.split_whitespace().map(|t| t.parse().ok()).collect();
+                let rows = oids.len();
+                let int4 = || Arc::new(Field::new("oid", DataType::Int32, true));
+                let names = format_type
+                    .invoke_with_args(ScalarFunctionArgs {
+                        args: vec![
+                            ColumnarValue::Array(Arc::new(oids)),
+                            ColumnarValue::Scalar(ScalarValue::Int32(None)),
+                        ],
+                        arg_fields: vec![int4(), int4()],
+                        number_rows: rows,
+                        return_field: Arc::new(Field::new("name", DataType::Utf8, true)),
+                        config_options: Arc::new(Default::default()),
+                    })?
+                    .to_array(rows)?;
+                let names = cast(&names, &DataType::Utf8)?;
+                let names: Vec<&str> = names
+                    .as_string::<i32>()
+                    .iter()
+                    .zip(text.split_whitespace())
+                    .map(|(name, oid)| {
+                        oid.parse()
+                            .ok()
+                            .and_then(pseudo_type_name)
+                            .or(name)
+                            .unwrap_or("-")
+                    })
+                    .collect();
+                out.append_value(names.join(", "));
+            }
+            Ok(Arc::new(out.finish()))
+        },
+    )
+}
+
+/// PostgreSQL's pseudo-types by OID, which datafusion-pg-catalog's `format_type` does not name.
+fn pseudo_type_name(oid: i32) -> Option<&'static str> {
+    Some(match oid {
+        32 => "pg_ddl_command",
+        269 => "table_am_handler",
+        325 => "index_am_handler",
+        705 => "unknown",
+        2249 => "record",
+        2275 => "cstring",
+        2276 => "\"any\"",
+        2277 => "anyarray",
+        2278 => "void",
+        2279 => "trigger",
+        2280 => "language_handler",
+        2281 => "internal",
+        2283 => "anyelement",
+        2776 => "anynonarray",
+        3115 => "fdw_handler",
+        3310 => "tsm_handler",
+        3500 => "anyenum",
+        3831 => "anyrange",
+        3838 => "event_trigger",
+        4537 => "anymultirange",
+        4538 => "anycompatiblemultirange",
+        5077 => "anycompatible",
+        5078 => "anycompatiblearray",
+        5079 => "anycompatiblenonarray",
+        5080 => "anycompatiblerange",
+        _ => return None,
+    })
+}
+
 /// PostgreSQL's encoding names by number (`pg_enc2name_tbl`).
 const ENCODINGS: [&str; 42] = [
     "SQL_ASCII",
@@ -234,6 +318,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
     ctx.register_udf(to_regtype());
     ctx.register_udf(pg_typeof());
     ctx.register_udf(pg_encoding_to_char());
+    ctx.register_udf(format_types());
     ctx.register_udf(super::to_char::to_char());
     if let Some(uuid) = ctx.state().scalar_functions().get("uuid") {
         ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
@@ -309,9 +394,18 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
             |args| Ok(Arc::new(StringArray::new_null(args[0].len()))),
         ));
     }
-    // One search path over one database: every function and type is visible. There are no
-    // tablespaces beyond the data directory.
-    for name in ["pg_function_is_visible", "pg_type_is_visible"] {
+    // Every function, type, operator, conversion and operator class lives in pg_catalog, which
+    // every search path reaches first, so each is visible. There are no tablespaces beyond the
+    // data directory.
+    for name in [
+        "pg_function_is_visible",
+        "pg_type_is_visible",
+        "pg_operator_is_visible",
+        "pg_conversion_is_visible",
+        "pg_opclass_is_visible",
+        "pg_opfamily_is_visible",
+        "pg_collation_is_visible",
+    ] {
         ctx.register_udf(create_udf(
             name,
             vec![DataType::Int32],

@@ -766,18 +766,29 @@ fn array_length(call: &Call) -> Result<ArrayRef> {
                 _,
             )) => out.append_value(items.len() as i32),
             Some((doc, _)) => {
-                return Err(invalid_parameter(format!(
-                    "cannot get array length of a {}",
-                    if matches!(doc.value, Value::Object(_)) {
-                        "non-array"
-                    } else {
-                        "scalar"
-                    }
-                )));
+                return Err(wrong_shape(
+                    "cannot get array length of a",
+                    &doc,
+                    ("non-array", "scalar"),
+                ));
             }
         }
     }
     Ok(Arc::new(out.finish()))
+}
+
+/// The error for a document of the wrong shape: `{action} {container}` when it is a container
+/// (of the kind the function does not take), `{action} {scalar}` otherwise.
+fn wrong_shape(
+    action: &str,
+    doc: &Node,
+    (container, scalar): (&str, &str),
+) -> datafusion::error::DataFusionError {
+    let is_container = matches!(doc.value, Value::Array(_) | Value::Object(_));
+    invalid_parameter(format!(
+        "{action} {}",
+        if is_container { container } else { scalar }
+    ))
 }
 
 fn strip_nulls(call: &Call) -> Result<ArrayRef> {
@@ -860,14 +871,11 @@ fn elements(call: &Call, as_text: bool) -> Result<ArrayRef> {
                 out.append(true);
             }
             Some((doc, _)) => {
-                return Err(invalid_parameter(format!(
-                    "cannot extract elements from {}",
-                    if matches!(doc.value, Value::Object(_)) {
-                        "an object"
-                    } else {
-                        "a scalar"
-                    }
-                )));
+                return Err(wrong_shape(
+                    "cannot extract elements from",
+                    &doc,
+                    ("an object", "a scalar"),
+                ));
             }
         }
     }
@@ -896,15 +904,11 @@ fn object_keys(call: &Call) -> Result<ArrayRef> {
                 out.append(true);
             }
             Some((doc, _)) => {
-                return Err(invalid_parameter(format!(
-                    "cannot call {} on {}",
-                    "jsonb_object_keys",
-                    if matches!(doc.value, Value::Array(_)) {
-                        "an array"
-                    } else {
-                        "a scalar"
-                    }
-                )));
+                return Err(wrong_shape(
+                    "cannot call jsonb_object_keys on",
+                    &doc,
+                    ("an array", "a scalar"),
+                ));
             }
         }
     }

@@ -23,8 +23,13 @@ pub const RELATION_SIZES_TABLE: &str = "kalamdb_relation_sizes";
 /// `pg_relation_size` read `kalamdb_relation_sizes`, and `pg_database_size` sums it.
 pub(super) struct DefinitionFunctions;
 
+/// `(oidvector text)`: the types' names as `format_type` gives them, comma-separated.
+pub const FORMAT_TYPES_FUNCTION: &str = "kalamdb_format_types";
+
 /// The functions `DefinitionFunctions` answers.
-pub(super) const DEFINITION_FUNCTIONS: [&str; 10] = [
+pub(super) const DEFINITION_FUNCTIONS: [&str; 12] = [
+    "pg_get_function_result",
+    "pg_get_function_arguments",
     "pg_get_viewdef",
     "pg_get_triggerdef",
     "obj_description",
@@ -70,6 +75,17 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
         ) => format!(
             "(SELECT {SINGLE_ROW_FUNCTION}(kalamdb_size.bytes) \
              FROM pg_catalog.{RELATION_SIZES_TABLE} kalamdb_size WHERE kalamdb_size.oid = {object})"
+        ),
+        // A function's result and argument types from `pg_proc`, named as `format_type` names
+        // them (argument names and defaults are not listed).
+        ("pg_get_function_result", [object]) => format!(
+            "(SELECT {SINGLE_ROW_FUNCTION}(CASE WHEN kalamdb_proc.proretset THEN 'SETOF ' \
+             ELSE '' END || {FORMAT_TYPES_FUNCTION}(CAST(kalamdb_proc.prorettype AS TEXT))) \
+             FROM pg_catalog.pg_proc kalamdb_proc WHERE kalamdb_proc.oid = {object})"
+        ),
+        ("pg_get_function_arguments", [object]) => format!(
+            "(SELECT {SINGLE_ROW_FUNCTION}({FORMAT_TYPES_FUNCTION}(kalamdb_proc.proargtypes)) \
+             FROM pg_catalog.pg_proc kalamdb_proc WHERE kalamdb_proc.oid = {object})"
         ),
         // One database: its size is its tables'.
         ("pg_database_size", [_]) => format!(

@@ -7,8 +7,9 @@ use datafusion::sql::sqlparser::ast::{self, Expr, VisitorMut};
 
 use crate::sql::subqueries::subquery_select;
 
-/// `pg_catalog` tables whose scalar subqueries are answered NULL (KalamDB has no triggers).
-pub(super) const EMPTY_CATALOG_TABLES: [&str; 2] = ["pg_sequence", "pg_trigger"];
+/// `pg_catalog` tables whose scalar subqueries are answered NULL (KalamDB has no triggers and
+/// no row security policies; psql's `\dp` lists each table's policies).
+pub(super) const EMPTY_CATALOG_TABLES: [&str; 3] = ["pg_sequence", "pg_trigger", "pg_policy"];
 
 /// A scalar subquery reading only `pg_sequence` is NULL, whatever it selects or correlates
 /// on. SQLAlchemy's column reflection reads an identity column's options that way, through
@@ -61,7 +62,28 @@ impl VisitorMut for EmptyCatalogSubqueries {
             _ => false,
         };
         if reads_only_empty {
-            *expr = Expr::Value(ast::Value::Null.into());
+            // `ARRAY(SELECT ...)` (an `array_agg` subquery by now) of no rows is an empty array.
+            let aggregates_an_array = matches!(select.projection.as_slice(),
+                [ast::SelectItem::UnnamedExpr(Expr::Function(f))
+                    | ast::SelectItem::ExprWithAlias { expr: Expr::Function(f), .. }]
+                    if crate::sql::subqueries::function_name(f).as_deref() == Some("array_agg"));
+            *expr = if aggregates_an_array {
+                Expr::Cast {
+                    kind: ast::CastKind::Cast,
+                    expr: Box::new(Expr::Array(ast::Array {
+                        elem: vec![],
+                        named: true,
+                    })),
+                    data_type: ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(
+                        Box::new(ast::DataType::Text),
+                        None,
+                    )),
+                    array: false,
+                    format: None,
+                }
+            } else {
+                Expr::Value(ast::Value::Null.into())
+            };
         }
         ControlFlow::Continue(())
     }

@@ -26,7 +26,7 @@ use like::*;
 use partitions::*;
 use regclass::RegclassAlongPath;
 
-pub use definitions::{DEFINITIONS_TABLE, RELATION_SIZES_TABLE};
+pub use definitions::{DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, RELATION_SIZES_TABLE};
 pub use jdbc::PRIMARY_KEYS_TABLE;
 pub use like::{LIKE_PATTERN_FUNCTION, backslash_like_pattern};
 
@@ -139,14 +139,17 @@ mod tests {
     }
 
     #[test]
-    fn toast_options_unnested_by_psql_are_null() {
+    fn toast_options_unnested_by_psql_are_an_empty_array() {
         let sql = rewritten(
             "SELECT pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x \
              from pg_catalog.unnest(tc.reloptions) x), ', ') FROM pg_catalog.pg_class c \
              LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)",
         );
         assert!(!sql.contains("unnest"), "{sql}");
-        assert!(sql.contains("c.reloptions || NULL"), "{sql}");
+        assert!(
+            sql.contains("c.reloptions || CAST(ARRAY[] AS TEXT[])"),
+            "{sql}"
+        );
     }
 
     #[test]
