@@ -13,7 +13,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
-use super::functions::to_node;
+use super::build::to_node;
 use super::value::{self, Node, Value};
 use super::{Kind, invalid_parameter};
 

@@ -2,8 +2,11 @@
 //! ?| ?&`), functions and aggregates. Values are JSON text; a field tagged `json` holds the
 //! text as written, anything else read as JSON is `jsonb`, kept in canonical form.
 
+mod access;
 mod aggregates;
+mod build;
 mod functions;
+mod parser;
 mod value;
 
 use std::ops::ControlFlow;
@@ -21,7 +24,8 @@ use datafusion::sql::sqlparser::ast::{self, BinaryOperator, VisitMut, VisitorMut
 use super::ExecError;
 use crate::model::types::PG_TYPE_METADATA;
 
-pub use value::{ParseError, canonical, parse, print_jsonb};
+pub use parser::{ParseError, parse};
+pub use value::{canonical, print_jsonb};
 
 /// Which of PostgreSQL's two JSON types a value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,7 +64,7 @@ impl Kind {
     }
 
     fn read(self, text: &str) -> Result<value::Node> {
-        let node = value::parse(text).map_err(invalid_json)?;
+        let node = parser::parse(text).map_err(invalid_json)?;
         Ok(match self {
             Kind::Json => node,
             Kind::Jsonb => value::canonical(node),

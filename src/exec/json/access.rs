@@ -1,0 +1,328 @@
+//! Reading JSON documents: `->`/`->>` and `#>`/`#>>` (and their functions), containment and
+//! existence, `json(b)_typeof` and `json(b)_array_length`, and the set-returning functions'
+//! lists of elements and keys.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::Result;
+
+use super::functions::Call;
+use super::invalid_parameter;
+use super::value::{self, Node, Value};
+
+/// `->`/`->>`: a member by key or an element by index.
+pub(super) fn get(call: &Call, as_text: bool) -> Result<ArrayRef> {
+    let kind = call.kind(0);
+    let mut out = StringBuilder::new();
+    for row in 0..call.rows {
+        let found = match call.doc(0, row)? {
+            None => None,
+            Some((doc, source)) => {
+                let part = match call.args[1].data_type() {
+                    DataType::Int64 => {
+                        let indexes =
+                            call.args[1].as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+                        indexes
+                            .is_valid(row)
+                            .then(|| value::element(&doc, indexes.value(row)))
+                            .flatten()
+                    }
+                    _ => call.text(1, row).and_then(|key| value::field(&doc, key)),
+                };
+                part.and_then(|part| {
+                    if as_text {
+                        value::as_text(part, |n| kind.print(n, source))
+                    } else {
+                        Some(kind.print(part, source))
+                    }
+                })
+            }
+        };
+        out.append_option(found);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// Where a path's steps are.
+pub(super) enum Steps {
+    /// One `text[]` argument (`#>`, `#>>`).
+    Array,
+    /// The arguments after the document (`json_extract_path(doc, VARIADIC steps)`).
+    Arguments,
+}
+
+/// `#>`/`#>>` and `json_extract_path[_text]`: the value at a path.
+pub(super) fn path(call: &Call, as_text: bool, steps_in: Steps) -> Result<ArrayRef> {
+    let kind = call.kind(0);
+    let mut out = StringBuilder::new();
+    for row in 0..call.rows {
+        let Some((doc, source)) = call.doc(0, row)? else {
+            out.append_null();
+            continue;
+        };
+        let steps = if let Steps::Array = steps_in {
+            path_steps(&call.args[1], row)?
+        } else {
+            Some(
+                call.args[1..]
+                    .iter()
+                    .map(|arg| {
+                        let arg = cast(arg, &DataType::Utf8)?;
+                        let texts = arg.as_string::<i32>();
+                        Ok(texts.is_valid(row).then(|| texts.value(row).to_owned()))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        };
+        let found = steps
+            .and_then(|steps| value::at_path(&doc, &steps))
+            .and_then(|part| {
+                if as_text {
+                    value::as_text(part, |n| kind.print(n, source))
+                } else {
+                    Some(kind.print(part, source))
+                }
+            });
+        out.append_option(found);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// A `text[]` argument at `row`: a list, or an array literal (`'{a,b}'`) as text.
+pub(super) fn path_steps(array: &ArrayRef, row: usize) -> Result<Option<Vec<Option<String>>>> {
+    if array.is_null(row) {
+        return Ok(None);
+    }
+    match array.data_type() {
+        DataType::List(_) => {
+            let items = array.as_list::<i32>().value(row);
+            let items = cast(&items, &DataType::Utf8)?;
+            let texts = items.as_string::<i32>();
+            Ok(Some(texts.iter().map(|t| t.map(str::to_owned)).collect()))
+        }
+        _ => {
+            let text = cast(array, &DataType::Utf8)?;
+            let literal = text.as_string::<i32>().value(row).to_owned();
+            parse_text_array(&literal).map(Some)
+        }
+    }
+}
+
+/// A PostgreSQL array literal of text (`{a,"b c",NULL}`).
+pub(super) fn parse_text_array(literal: &str) -> Result<Vec<Option<String>>> {
+    let malformed = || invalid_parameter(format!("malformed array literal: \"{literal}\""));
+    let inner = literal
+        .trim()
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .ok_or_else(malformed)?;
+    let mut items = Vec::new();
+    if inner.trim().is_empty() {
+        return Ok(items);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => item.push(chars.next().ok_or_else(malformed)?),
+                    Some(c) => item.push(c),
+                    None => return Err(malformed()),
+                }
+            }
+        }
+        while let Some(&c) = chars.peek() {
+            if c == ',' {
+                break;
+            }
+            chars.next();
+            if quoted {
+                if !c.is_whitespace() {
+                    return Err(malformed());
+                }
+            } else if c == '\\' {
+                item.push(chars.next().ok_or_else(malformed)?);
+            } else {
+                item.push(c);
+            }
+        }
+        let item = if quoted {
+            item
+        } else {
+            item.trim_end().to_owned()
+        };
+        items.push((quoted || !item.eq_ignore_ascii_case("null")).then_some(item));
+        if chars.next().is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+pub(super) fn contains(call: &Call, reversed: bool) -> Result<ArrayRef> {
+    let mut out = BooleanBuilder::new();
+    for row in 0..call.rows {
+        match (call.doc(0, row)?, call.doc(1, row)?) {
+            (Some((a, _)), Some((b, _))) => out.append_value(if reversed {
+                value::contains(&b, &a)
+            } else {
+                value::contains(&a, &b)
+            }),
+            _ => out.append_null(),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+pub(super) enum Existence {
+    Key,
+    Any,
+    All,
+}
+
+pub(super) fn exists(call: &Call, test: Existence) -> Result<ArrayRef> {
+    let mut out = BooleanBuilder::new();
+    for row in 0..call.rows {
+        let Some((doc, _)) = call.doc(0, row)? else {
+            out.append_null();
+            continue;
+        };
+        let answer = match test {
+            Existence::Key => call.text(1, row).map(|key| value::exists(&doc, key)),
+            Existence::Any | Existence::All => path_steps(&call.args[1], row)?.map(|keys| {
+                let mut present = keys.iter().flatten().map(|key| value::exists(&doc, key));
+                match test {
+                    Existence::Any => present.any(|p| p),
+                    _ => present.all(|p| p),
+                }
+            }),
+        };
+        out.append_option(answer);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+pub(super) fn typeof_each(call: &Call) -> Result<ArrayRef> {
+    let mut out = StringBuilder::new();
+    for row in 0..call.rows {
+        out.append_option(call.doc(0, row)?.map(|(doc, _)| doc.type_name()));
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+pub(super) fn array_length(call: &Call) -> Result<ArrayRef> {
+    let mut out = Int32Builder::new();
+    for row in 0..call.rows {
+        match call.doc(0, row)? {
+            None => out.append_null(),
+            Some((
+                Node {
+                    value: Value::Array(items),
+                    ..
+                },
+                _,
+            )) => out.append_value(items.len() as i32),
+            Some((doc, _)) => {
+                return Err(wrong_shape(
+                    "cannot get array length of a",
+                    &doc,
+                    ("non-array", "scalar"),
+                ));
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// The error for a document of the wrong shape: `{action} {container}` when it is a container
+/// (of the kind the function does not take), `{action} {scalar}` otherwise.
+pub(super) fn wrong_shape(
+    action: &str,
+    doc: &Node,
+    (container, scalar): (&str, &str),
+) -> datafusion::error::DataFusionError {
+    let is_container = matches!(doc.value, Value::Array(_) | Value::Object(_));
+    invalid_parameter(format!(
+        "{action} {}",
+        if is_container { container } else { scalar }
+    ))
+}
+
+pub(super) fn elements(call: &Call, as_text: bool) -> Result<ArrayRef> {
+    let kind = call.kind(0);
+    let mut out = ListBuilder::new(StringBuilder::new());
+    for row in 0..call.rows {
+        match call.doc(0, row)? {
+            None => out.append_null(),
+            Some((
+                Node {
+                    value: Value::Array(items),
+                    ..
+                },
+                source,
+            )) => {
+                for item in &items {
+                    let printed = if as_text {
+                        value::as_text(item, |n| kind.print(n, source))
+                    } else {
+                        Some(kind.print(item, source))
+                    };
+                    out.values().append_option(printed);
+                }
+                out.append(true);
+            }
+            Some((doc, _)) => {
+                return Err(wrong_shape(
+                    "cannot extract elements from",
+                    &doc,
+                    ("an object", "a scalar"),
+                ));
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+pub(super) fn object_keys(call: &Call) -> Result<ArrayRef> {
+    let mut out = ListBuilder::new(StringBuilder::new());
+    for row in 0..call.rows {
+        match call.doc(0, row)? {
+            None => out.append_null(),
+            Some((
+                Node {
+                    value: Value::Object(members),
+                    ..
+                },
+                _,
+            )) => {
+                let mut seen: Vec<&str> = Vec::new();
+                for (key, _) in &members {
+                    if !seen.contains(&key.as_str()) {
+                        seen.push(key);
+                        out.values().append_value(key);
+                    }
+                }
+                out.append(true);
+            }
+            Some((doc, _)) => {
+                return Err(wrong_shape(
+                    "cannot call jsonb_object_keys on",
+                    &doc,
+                    ("an array", "a scalar"),
+                ));
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}

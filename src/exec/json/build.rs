@@ -1,0 +1,210 @@
+//! Making JSON documents: the `json`/`jsonb` input functions, `json(b)_build_object/array`,
+//! `to_json(b)` (a SQL value as JSON), `jsonb_set`, `json(b)_strip_nulls` and `jsonb_pretty`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::error::Result;
+
+use super::access::path_steps;
+use super::functions::Call;
+use super::value::{self, Node, Value};
+use super::{Kind, invalid_parameter};
+
+pub(super) fn read_each(call: &Call, kind: Kind) -> Result<ArrayRef> {
+    let mut out = StringBuilder::new();
+    for row in 0..call.rows {
+        match call.text(0, row) {
+            None => out.append_null(),
+            Some(text) => {
+                let node = kind.read(text)?;
+                match kind {
+                    Kind::Json => out.append_value(text),
+                    Kind::Jsonb => out.append_value(value::print_jsonb(&node)),
+                }
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+pub(super) fn finish_each(
+    call: &Call,
+    kind: Kind,
+    build: impl Fn(usize) -> Result<Option<Node>>,
+) -> Result<ArrayRef> {
+    let mut out = StringBuilder::new();
+    for row in 0..call.rows {
+        match build(row)? {
+            Some(node) => out.append_value(kind.print_built(node)),
+            None => out.append_null(),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+pub(super) fn build_object(call: &Call, kind: Kind) -> Result<ArrayRef> {
+    if !call.args.len().is_multiple_of(2) {
+        return Err(invalid_parameter(
+            "argument list must have even number of elements".into(),
+        ));
+    }
+    finish_each(call, kind, |row| {
+        let mut members = Vec::with_capacity(call.args.len() / 2);
+        for pair in (0..call.args.len()).step_by(2) {
+            let key = &call.args[pair];
+            if key.is_null(row) {
+                return Err(invalid_parameter(
+                    "null value not allowed for object key".into(),
+                ));
+            }
+            let key = datafusion::arrow::util::display::array_value_to_string(key, row)?;
+            members.push((
+                key,
+                to_node(&call.args[pair + 1], &call.fields[pair + 1], row)?,
+            ));
+        }
+        Ok(Some(Node::built(Value::Object(members))))
+    })
+}
+
+pub(super) fn build_array(call: &Call, kind: Kind) -> Result<ArrayRef> {
+    finish_each(call, kind, |row| {
+        let items = (0..call.args.len())
+            .map(|arg| to_node(&call.args[arg], &call.fields[arg], row))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Node::built(Value::Array(items))))
+    })
+}
+
+pub(super) fn to_json(call: &Call, kind: Kind) -> Result<ArrayRef> {
+    finish_each(call, kind, |row| {
+        if call.args[0].is_null(row) {
+            return Ok(None);
+        }
+        to_node(&call.args[0], &call.fields[0], row).map(Some)
+    })
+}
+
+/// A SQL value as JSON, as `to_jsonb` converts it: numbers and booleans as themselves,
+/// `json`/`jsonb` as the document, arrays and rows as arrays and objects, anything else as
+/// its text.
+pub(super) fn to_node(array: &ArrayRef, field: &Field, row: usize) -> Result<Node> {
+    use datafusion::arrow::util::display::array_value_to_string;
+    if array.data_type() == &DataType::Null || array.is_null(row) {
+        return Ok(Node::built(Value::Null));
+    }
+    let value = match array.data_type() {
+        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => Value::Number(array_value_to_string(array, row)?),
+        DataType::Float32 | DataType::Float64 => {
+            let number = cast(&array.slice(row, 1), &DataType::Float64)?;
+            let number = number
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .value(0);
+            if number.is_finite() {
+                Value::Number(number.to_string())
+            } else if number.is_nan() {
+                Value::String("NaN".into())
+            } else if number > 0.0 {
+                Value::String("Infinity".into())
+            } else {
+                Value::String("-Infinity".into())
+            }
+        }
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
+            let text = array_value_to_string(array, row)?;
+            match Kind::tagged(field) {
+                Some(kind) => return kind.read(&text).map(value::canonical),
+                None => Value::String(text),
+            }
+        }
+        DataType::List(item) => {
+            let items = array.as_list::<i32>().value(row);
+            Value::Array(
+                (0..items.len())
+                    .map(|i| to_node(&items, item, i))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        DataType::Struct(fields) => {
+            let parts = array.as_struct();
+            Value::Object(
+                fields
+                    .iter()
+                    .zip(parts.columns())
+                    .map(|(f, column)| Ok((f.name().clone(), to_node(column, f, row)?)))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        _ => Value::String(array_value_to_string(array, row)?),
+    };
+    Ok(Node::built(value))
+}
+
+pub(super) fn strip_nulls(call: &Call) -> Result<ArrayRef> {
+    let kind = call.kind(0);
+    finish_each(call, kind, |row| {
+        Ok(call.doc(0, row)?.map(|(doc, _)| value::strip_nulls(doc)))
+    })
+}
+
+pub(super) fn pretty(call: &Call) -> Result<ArrayRef> {
+    let mut out = StringBuilder::new();
+    for row in 0..call.rows {
+        out.append_option(
+            call.doc(0, row)?
+                .map(|(doc, _)| value::print_pretty(&value::canonical(doc))),
+        );
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+pub(super) fn set(call: &Call) -> Result<ArrayRef> {
+    let target = cast(&call.args[0], &DataType::Utf8)?;
+    let new = cast(&call.args[2], &DataType::Utf8)?;
+    let create = match call.args.get(3) {
+        Some(flag) => Some(cast(flag, &DataType::Boolean)?),
+        None => None,
+    };
+    let mut out = StringBuilder::new();
+    for row in 0..call.rows {
+        let (Some(doc), Some(steps), Some(new)) = (
+            target
+                .as_string::<i32>()
+                .is_valid(row)
+                .then(|| target.as_string::<i32>().value(row)),
+            path_steps(&call.args[1], row)?,
+            new.as_string::<i32>()
+                .is_valid(row)
+                .then(|| new.as_string::<i32>().value(row)),
+        ) else {
+            out.append_null();
+            continue;
+        };
+        let mut doc = Kind::Jsonb.read(doc)?;
+        let new = Kind::Jsonb.read(new)?;
+        let Some(steps) = steps.into_iter().collect::<Option<Vec<String>>>() else {
+            return Err(invalid_parameter(
+                "path element at position 1 is null".into(),
+            ));
+        };
+        let create_missing = create
+            .as_ref()
+            .is_none_or(|c| c.as_boolean().is_valid(row) && c.as_boolean().value(row));
+        value::set_path(&mut doc, &steps, new, create_missing);
+        out.append_value(value::print_jsonb(&doc));
+    }
+    Ok(Arc::new(out.finish()))
+}
