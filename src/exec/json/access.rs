@@ -11,9 +11,20 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 
+use super::Kind;
 use super::functions::Call;
 use super::invalid_parameter;
 use super::value::{self, Node, Value};
+
+/// A part of a document read from `source`, as its kind prints it, or as `->>` gives it
+/// (`as_text`: strings unquoted, JSON null as NULL).
+fn printed(kind: Kind, part: &Node, source: &str, as_text: bool) -> Option<String> {
+    if as_text {
+        value::as_text(part, |n| kind.print(n, source))
+    } else {
+        Some(kind.print(part, source))
+    }
+}
 
 /// `->`/`->>`: a member by key or an element by index.
 pub(super) fn get(call: &Call, as_text: bool) -> Result<ArrayRef> {
@@ -34,13 +45,7 @@ pub(super) fn get(call: &Call, as_text: bool) -> Result<ArrayRef> {
                     }
                     _ => call.text(1, row).and_then(|key| value::field(&doc, key)),
                 };
-                part.and_then(|part| {
-                    if as_text {
-                        value::as_text(part, |n| kind.print(n, source))
-                    } else {
-                        Some(kind.print(part, source))
-                    }
-                })
+                part.and_then(|part| printed(kind, part, source, as_text))
             }
         };
         out.append_option(found);
@@ -81,13 +86,7 @@ pub(super) fn path(call: &Call, as_text: bool, steps_in: Steps) -> Result<ArrayR
         };
         let found = steps
             .and_then(|steps| value::at_path(&doc, &steps))
-            .and_then(|part| {
-                if as_text {
-                    value::as_text(part, |n| kind.print(n, source))
-                } else {
-                    Some(kind.print(part, source))
-                }
-            });
+            .and_then(|part| printed(kind, part, source, as_text));
         out.append_option(found);
     }
     Ok(Arc::new(out.finish()))
@@ -273,12 +272,8 @@ pub(super) fn elements(call: &Call, as_text: bool) -> Result<ArrayRef> {
                 source,
             )) => {
                 for item in &items {
-                    let printed = if as_text {
-                        value::as_text(item, |n| kind.print(n, source))
-                    } else {
-                        Some(kind.print(item, source))
-                    };
-                    out.values().append_option(printed);
+                    out.values()
+                        .append_option(printed(kind, item, source, as_text));
                 }
                 out.append(true);
             }
