@@ -125,8 +125,7 @@ pub(in crate::exec) fn conform(
                 .as_string::<i32>()
                 .iter()
                 .map(|text| text.map(crate::exec::json::canonical_jsonb).transpose())
-                .collect::<Result<_, _>>()
-                .map_err(|e| ExecError::InvalidJson { detail: e.0 })?;
+                .collect::<Result<_, _>>()?;
             Ok(Arc::new(canonical))
         }
         SqlType::Uuid => {

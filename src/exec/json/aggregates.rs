@@ -134,7 +134,7 @@ impl Accumulator for JsonAccumulator {
             Value::Array(self.items.clone())
         };
         Ok(ScalarValue::Utf8(Some(
-            self.kind.print_built(Node::built(built)),
+            self.kind.print_built(Node::built(built))?,
         )))
     }
 

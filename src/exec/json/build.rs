@@ -38,7 +38,7 @@ pub(super) fn finish_each(
     let mut out = StringBuilder::new();
     for row in 0..call.rows {
         match build(row)? {
-            Some(node) => out.append_value(kind.print_built(node)),
+            Some(node) => out.append_value(kind.print_built(node)?),
             None => out.append_null(),
         }
     }
@@ -126,7 +126,8 @@ pub(super) fn to_node(array: &ArrayRef, field: &Field, row: usize) -> Result<Nod
         DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
             let text = array_value_to_string(array, row)?;
             match Kind::tagged(field) {
-                Some(kind) => return kind.read(&text).map(value::canonical),
+                // Either kind's value becomes part of the built value, canonical.
+                Some(_) => return Kind::Jsonb.read(&text),
                 None => Value::String(text),
             }
         }
@@ -163,10 +164,10 @@ pub(super) fn strip_nulls(call: &Call) -> Result<ArrayRef> {
 pub(super) fn pretty(call: &Call) -> Result<ArrayRef> {
     let mut out = StringBuilder::new();
     for row in 0..call.rows {
-        out.append_option(
-            call.doc(0, row)?
-                .map(|(doc, _)| value::print_pretty(&value::canonical(doc))),
-        );
+        // `jsonb_pretty` takes jsonb: the document is read in canonical form.
+        let text = call.text(0, row);
+        let doc = text.map(|text| Kind::Jsonb.read(text)).transpose()?;
+        out.append_option(doc.map(|doc| value::print_pretty(&doc)));
     }
     Ok(Arc::new(out.finish()))
 }

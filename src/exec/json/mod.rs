@@ -67,7 +67,7 @@ impl Kind {
         let node = parser::parse(text).map_err(invalid_json)?;
         Ok(match self {
             Kind::Json => node,
-            Kind::Jsonb => value::canonical(node),
+            Kind::Jsonb => value::canonical(node).map_err(|_| numeric_overflow())?,
         })
     }
 
@@ -80,11 +80,13 @@ impl Kind {
     }
 
     /// A value a function built, as this kind prints it.
-    fn print_built(self, node: value::Node) -> String {
-        match self {
+    fn print_built(self, node: value::Node) -> Result<String> {
+        Ok(match self {
             Kind::Json => value::print_json_built(&node),
-            Kind::Jsonb => value::print_jsonb(&value::canonical(node)),
-        }
+            Kind::Jsonb => {
+                value::print_jsonb(&value::canonical(node).map_err(|_| numeric_overflow())?)
+            }
+        })
     }
 }
 
@@ -92,13 +94,24 @@ fn invalid_json(e: ParseError) -> DataFusionError {
     DataFusionError::External(Box::new(ExecError::InvalidJson { detail: e.0 }))
 }
 
+/// A number in a `jsonb` value that `numeric` cannot hold (22003, PostgreSQL's message).
+fn numeric_overflow() -> DataFusionError {
+    DataFusionError::External(Box::new(ExecError::NumericOutOfRange(
+        "value overflows numeric format".into(),
+    )))
+}
+
 fn invalid_parameter(message: String) -> DataFusionError {
     DataFusionError::External(Box::new(ExecError::InvalidParameterValue(message)))
 }
 
-/// Text written to a `jsonb` column, in canonical form; an error for text that is not JSON.
-pub fn canonical_jsonb(text: &str) -> std::result::Result<String, ParseError> {
-    Ok(print_jsonb(&canonical(parse(text)?)))
+/// Text written to a `jsonb` column, in canonical form; an error for text that is not JSON or
+/// holds a number `numeric` cannot.
+pub fn canonical_jsonb(text: &str) -> std::result::Result<String, ExecError> {
+    let node = parse(text).map_err(|e| ExecError::InvalidJson { detail: e.0 })?;
+    let node = canonical(node)
+        .map_err(|_| ExecError::NumericOutOfRange("value overflows numeric format".into()))?;
+    Ok(print_jsonb(&node))
 }
 
 /// Registers the functions, aggregates and operators with a session.

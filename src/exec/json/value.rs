@@ -4,6 +4,7 @@
 //! them), and the navigation, containment and existence tests the operators use.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::ops::Range;
 
@@ -43,19 +44,33 @@ impl Node {
     }
 }
 
+/// A number `jsonb` cannot hold: more digits before or after the point than `numeric` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumericOverflow;
+
+/// `numeric`'s limits: digits before and after the decimal point.
+const NUMERIC_MAX_INTEGER_DIGITS: i64 = 131_072;
+const NUMERIC_MAX_SCALE: i64 = 16_383;
+
 /// `jsonb`'s form of a parsed document: each object's keys once (the last wins), ordered by
 /// length and then bytes, and numbers as `numeric` prints them.
-pub fn canonical(node: Node) -> Node {
+pub fn canonical(node: Node) -> Result<Node, NumericOverflow> {
     let value = match node.value {
-        Value::Number(text) => Value::Number(numeric_text(&text)),
-        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        Value::Number(text) => Value::Number(numeric_text(&text).ok_or(NumericOverflow)?),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(canonical).collect::<Result<_, _>>()?)
+        }
         Value::Object(members) => {
             let mut unique: Vec<(String, Node)> = Vec::with_capacity(members.len());
+            let mut position: HashMap<String, usize> = HashMap::with_capacity(members.len());
             for (key, member) in members {
-                let member = canonical(member);
-                match unique.iter_mut().find(|(k, _)| *k == key) {
-                    Some(existing) => existing.1 = member,
-                    None => unique.push((key, member)),
+                let member = canonical(member)?;
+                match position.get(&key) {
+                    Some(&at) => unique[at].1 = member,
+                    None => {
+                        position.insert(key.clone(), unique.len());
+                        unique.push((key, member));
+                    }
                 }
             }
             unique.sort_by(|(a, _), (b, _)| key_order(a, b));
@@ -63,7 +78,7 @@ pub fn canonical(node: Node) -> Node {
         }
         other => other,
     };
-    Node::built(value)
+    Ok(Node::built(value))
 }
 
 fn key_order(a: &str, b: &str) -> Ordering {
@@ -72,20 +87,24 @@ fn key_order(a: &str, b: &str) -> Ordering {
         .then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
-/// A JSON number as PostgreSQL's `numeric` prints it: no exponent, no sign on zero.
-pub fn numeric_text(text: &str) -> String {
+/// A JSON number as PostgreSQL's `numeric` prints it: no exponent, no sign on zero. None when
+/// `numeric` cannot hold it (`1e999999`), which also bounds the digits written out.
+pub fn numeric_text(text: &str) -> Option<String> {
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
     };
     let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (
-            &unsigned[..at],
-            unsigned[at + 1..].parse::<i64>().unwrap_or(0),
-        ),
+        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()?),
         None => (unsigned, 0),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let significant_int = int_part.trim_start_matches('0').len() as i64;
+    if significant_int.saturating_add(exponent) > NUMERIC_MAX_INTEGER_DIGITS
+        || (frac_part.len() as i64).saturating_sub(exponent) > NUMERIC_MAX_SCALE
+    {
+        return None;
+    }
     let mut digits: String = format!("{int_part}{frac_part}");
     let mut scale = frac_part.len() as i64 - exponent;
     if scale < 0 {
@@ -113,13 +132,13 @@ pub fn numeric_text(text: &str) -> String {
         out.push('.');
         out.push_str(frac_digits);
     }
-    out
+    Some(out)
 }
 
 /// Two numbers' values are equal (`1.0` and `1` are, as `numeric` compares them).
 fn same_number(a: &str, b: &str) -> bool {
     fn significant(text: &str) -> String {
-        let canonical = numeric_text(text);
+        let canonical = numeric_text(text).unwrap_or_else(|| text.to_owned());
         match canonical.split_once('.') {
             Some((int, frac)) => {
                 let frac = frac.trim_end_matches('0');
@@ -424,7 +443,7 @@ mod tests {
     use super::*;
 
     fn jsonb(text: &str) -> String {
-        print_jsonb(&canonical(parse(text).unwrap()))
+        print_jsonb(&canonical(parse(text).unwrap()).unwrap())
     }
 
     #[test]
@@ -449,8 +468,33 @@ mod tests {
             ("0.10", "0.10"),
             ("-12", "-12"),
         ] {
-            assert_eq!(numeric_text(input), expected, "{input}");
+            assert_eq!(numeric_text(input).as_deref(), Some(expected), "{input}");
         }
+    }
+
+    #[test]
+    fn numbers_numeric_cannot_hold_are_refused_without_writing_them_out() {
+        assert_eq!(numeric_text("1e999999999"), None);
+        assert_eq!(numeric_text("1e-999999999"), None);
+        assert_eq!(numeric_text("1e99999999999999999999"), None);
+        assert_eq!(
+            canonical(parse("[1, 1e200000]").unwrap()),
+            Err(NumericOverflow)
+        );
+        assert_eq!(numeric_text("1e1000").map(|t| t.len()), Some(1001));
+    }
+
+    #[test]
+    fn an_object_with_many_keys_is_made_canonical_in_near_linear_time() {
+        let keys: Vec<String> = (0..200_000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let text = format!("{{{}, \"k7\": \"last\"}}", keys.join(", "));
+        let started = std::time::Instant::now();
+        let doc = canonical(parse(&text).unwrap()).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        assert_eq!(
+            field(&doc, "k7").map(|n| n.value.clone()),
+            Some(Value::String("last".into()))
+        );
     }
 
     #[test]
@@ -474,7 +518,7 @@ mod tests {
             .stack_size(64 << 20)
             .spawn(|| {
                 let nested = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-                let doc = parse(&nested).map(canonical).map(|d| print_jsonb(&d));
+                let doc = parse(&nested).map(|d| print_jsonb(&canonical(d).unwrap()));
                 (doc, parse(&"[".repeat(MAX_DEPTH + 5)).is_err())
             })
             .unwrap()
@@ -513,7 +557,7 @@ mod tests {
 
     #[test]
     fn set_path_replaces_adds_and_leaves_missing_paths_alone() {
-        let mut doc = canonical(parse(r#"{"a": [1, 2], "b": {"c": 1}}"#).unwrap());
+        let mut doc = canonical(parse(r#"{"a": [1, 2], "b": {"c": 1}}"#).unwrap()).unwrap();
         set_path(
             &mut doc,
             &["b".into(), "d".into()],
