@@ -13,6 +13,9 @@ pub const PG_TYPE_METADATA: &str = "kalamdb.pg_type";
 /// Precision and scale used for NUMERIC without a declared precision.
 pub const DEFAULT_NUMERIC: (u8, i8) = (38, 10);
 
+/// The longest `name` in bytes (PostgreSQL's NAMEDATALEN - 1); longer input is cut.
+pub const NAME_MAX_BYTES: usize = 63;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SqlType {
@@ -22,9 +25,16 @@ pub enum SqlType {
     BigInt,
     Real,
     Double,
-    Numeric { precision: u8, scale: i8 },
+    Numeric {
+        precision: u8,
+        scale: i8,
+    },
     Text,
-    Varchar { max_len: Option<u32> },
+    Varchar {
+        max_len: Option<u32>,
+    },
+    /// PostgreSQL's `name`: an identifier, cut to `NAME_MAX_BYTES` on input.
+    Name,
     Bytea,
     Date,
     Timestamp,
@@ -46,6 +56,7 @@ impl SqlType {
             SqlType::Numeric { precision, scale } => DataType::Decimal128(precision, scale),
             SqlType::Text
             | SqlType::Varchar { .. }
+            | SqlType::Name
             | SqlType::Json
             | SqlType::Jsonb
             | SqlType::Uuid => DataType::Utf8,
@@ -66,7 +77,10 @@ impl SqlType {
     }
 
     pub fn is_text(self) -> bool {
-        matches!(self, SqlType::Text | SqlType::Varchar { .. })
+        matches!(
+            self,
+            SqlType::Text | SqlType::Varchar { .. } | SqlType::Name
+        )
     }
 
     /// The name PostgreSQL's `format_type` gives this type.
@@ -82,6 +96,7 @@ impl SqlType {
             SqlType::Text => "text".into(),
             SqlType::Varchar { max_len: Some(n) } => format!("character varying({n})"),
             SqlType::Varchar { max_len: None } => "character varying".into(),
+            SqlType::Name => "name".into(),
             SqlType::Bytea => "bytea".into(),
             SqlType::Date => "date".into(),
             SqlType::Timestamp => "timestamp without time zone".into(),
@@ -104,6 +119,7 @@ impl SqlType {
             SqlType::Numeric { .. } => "numeric",
             SqlType::Text => "text",
             SqlType::Varchar { .. } => "varchar",
+            SqlType::Name => "name",
             SqlType::Bytea => "bytea",
             SqlType::Date => "date",
             SqlType::Timestamp => "timestamp",
@@ -126,6 +142,7 @@ impl SqlType {
             SqlType::Numeric { .. } => 1700,
             SqlType::Text => 25,
             SqlType::Varchar { .. } => 1043,
+            SqlType::Name => 19,
             SqlType::Bytea => 17,
             SqlType::Date => 1082,
             SqlType::Timestamp => 1114,
@@ -153,6 +170,7 @@ impl SqlType {
     fn pg_type_tag(self) -> Option<&'static str> {
         match self {
             SqlType::Varchar { .. } => Some("varchar"),
+            SqlType::Name => Some("name"),
             SqlType::Json => Some("json"),
             SqlType::Jsonb => Some("jsonb"),
             SqlType::Uuid => Some("uuid"),
@@ -275,6 +293,7 @@ fn array_oid(element: i32) -> i32 {
 pub fn storable_type(field: &Field) -> Option<SqlType> {
     match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
         Some("varchar") => return Some(SqlType::Varchar { max_len: None }),
+        Some("name") => return Some(SqlType::Name),
         Some("json") => return Some(SqlType::Json),
         Some("jsonb") => return Some(SqlType::Jsonb),
         Some("uuid") => return Some(SqlType::Uuid),
@@ -310,6 +329,7 @@ pub fn result_oid(field: &Field) -> i32 {
         Some("int2vector") => return INT2VECTOR_OID,
         Some("oidvector") => return OIDVECTOR_OID,
         Some("varchar") => Some(SqlType::Varchar { max_len: None }),
+        Some("name") => Some(SqlType::Name),
         Some("json") => Some(SqlType::Json),
         Some("jsonb") => Some(SqlType::Jsonb),
         Some("uuid") => Some(SqlType::Uuid),

@@ -522,6 +522,7 @@ pub fn sql_type_named(name: &str) -> Result<SqlType, SqlError> {
             scale: *s as i8,
         },
         ("text", []) => SqlType::Text,
+        ("name", []) => SqlType::Name,
         ("varchar" | "character varying", []) => SqlType::Varchar { max_len: None },
         ("varchar" | "character varying", [n]) if *n > 0 => SqlType::Varchar { max_len: Some(*n) },
         ("bytea", []) => SqlType::Bytea,

@@ -133,6 +133,20 @@ impl TestServer {
         self.dir.path().join("server.log")
     }
 
+    /// Whether the server process has ended (exited, or killed by a signal).
+    pub fn has_exited(&self) -> bool {
+        let Some(child) = self.child.as_ref() else {
+            return true;
+        };
+        match std::fs::read_to_string(format!("/proc/{}/stat", child.id())) {
+            // The state follows the parenthesised command name: Z is a zombie.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+            Err(_) => true,
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }

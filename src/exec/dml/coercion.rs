@@ -11,7 +11,7 @@ use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr, ExprSchemable, cast};
 
 use super::super::{ExecError, ExecResult};
-use crate::model::types::{ColumnDef, SqlType};
+use crate::model::types::{ColumnDef, NAME_MAX_BYTES, SqlType};
 use crate::storage::TableRecord;
 
 /// The type an expression assigned to a column of `sql_type` is cast to. Text stays text for
@@ -19,6 +19,7 @@ use crate::storage::TableRecord;
 fn cast_target(sql_type: SqlType) -> DataType {
     match sql_type {
         SqlType::Varchar { .. }
+        | SqlType::Name
         | SqlType::Json
         | SqlType::Jsonb
         | SqlType::Uuid
@@ -112,6 +113,15 @@ pub(in crate::exec) fn conform(
             }
             Ok(array)
         }
+        // PostgreSQL cuts a longer name silently, at a character boundary.
+        SqlType::Name => {
+            let cut: StringArray = array
+                .as_string::<i32>()
+                .iter()
+                .map(|text| text.map(|t| &t[..name_prefix_len(t)]))
+                .collect();
+            Ok(Arc::new(cut))
+        }
         // `json` keeps the text as written; `jsonb` stores its canonical form.
         SqlType::Json => {
             for text in array.as_string::<i32>().iter().flatten() {
@@ -191,4 +201,15 @@ fn normalize_uuid(text: &str) -> Result<String, String> {
         &h[16..20],
         &h[20..32]
     ))
+}
+
+/// The length in bytes of the longest prefix of `text` a `name` keeps.
+fn name_prefix_len(text: &str) -> usize {
+    if text.len() <= NAME_MAX_BYTES {
+        return text.len();
+    }
+    (0..=NAME_MAX_BYTES)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
 }

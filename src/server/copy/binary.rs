@@ -73,7 +73,7 @@ fn decode(sql_type: SqlType, raw: &[u8]) -> Result<ScalarValue, String> {
             let d: Decimal = from(&Type::NUMERIC, raw)?;
             ScalarValue::Decimal128(Some(d.mantissa()), 38, d.scale() as i8)
         }
-        SqlType::Text | SqlType::Varchar { .. } | SqlType::Json => {
+        SqlType::Text | SqlType::Varchar { .. } | SqlType::Name | SqlType::Json => {
             ScalarValue::Utf8(Some(from::<String>(&Type::TEXT, raw)?))
         }
         // jsonb's send form is a version byte (1) and the text.
