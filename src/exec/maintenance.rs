@@ -89,6 +89,49 @@ pub(super) fn job_started(job_id: &str, message: String) -> ExecResult<Outcome> 
 }
 
 impl Session {
+    /// VACUUM compacts each table's range of hot rows, so the space that deleted and
+    /// rewritten rows hold is given back (RocksDB drops versions and deletion markers no
+    /// reader needs). ANALYZE checks the tables and columns and has nothing to collect:
+    /// queries plan from the row counts and Parquet statistics read when a table is scanned.
+    /// With no table named, every table of the database is vacuumed.
+    pub(super) fn vacuum(
+        &self,
+        analyze_only: bool,
+        tables: &[(TableName, Vec<String>)],
+    ) -> ExecResult<Outcome> {
+        if !analyze_only && self.in_transaction_block() {
+            return Err(ExecError::ActiveSqlTransaction(
+                "VACUUM cannot run inside a transaction block".into(),
+            ));
+        }
+        let mut records = Vec::with_capacity(tables.len());
+        for (table, columns) in tables {
+            let record = self.resolve_table(table)?;
+            for column in columns {
+                if !record.columns.iter().any(|c| c.name == *column) {
+                    return Err(ExecError::UndefinedColumn(format!(
+                        "column \"{column}\" of relation \"{}\" does not exist",
+                        record.name
+                    )));
+                }
+            }
+            records.push(record);
+        }
+        let tag = if analyze_only { "ANALYZE" } else { "VACUUM" };
+        if analyze_only {
+            return Ok(Outcome::Done { tag });
+        }
+        if tables.is_empty() {
+            records = self.engine.store().tables()?;
+        }
+        for record in records {
+            if !matches!(record.kind, TableKind::Stream { .. }) {
+                self.engine.store().compact_rows(record.table_id)?;
+            }
+        }
+        Ok(Outcome::Done { tag })
+    }
+
     pub(super) fn flush_table(&self, table: &TableName) -> ExecResult<Outcome> {
         let record = self.resolve_table(table)?;
         if let TableKind::Stream { .. } = record.kind {

@@ -171,6 +171,9 @@ pub enum ExecError {
     StorageFailure(String),
     #[error("{0}")]
     ObjectNotInPrerequisiteState(String),
+    /// A statement that cannot run inside a transaction block (VACUUM).
+    #[error("{0}")]
+    ActiveSqlTransaction(String),
     /// A background job failed or was cancelled.
     #[error("{0}")]
     JobFailed(String),

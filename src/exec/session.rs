@@ -472,6 +472,10 @@ impl Session {
                 column,
                 change,
             } => self.alter_column(table, column, change).await,
+            Statement::Vacuum {
+                analyze_only,
+                tables,
+            } => self.vacuum(*analyze_only, tables),
             Statement::FlushTable { table } => self.flush_table(table),
             Statement::KillJob { job_id } => self.kill_job(job_id),
             Statement::BackupDatabase { path, quoted } => self.backup_database(path, *quoted),

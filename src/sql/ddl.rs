@@ -178,6 +178,7 @@ pub struct CreateTable {
 }
 
 pub fn create_table(create: &ast::CreateTable, kind: TableKind) -> Result<CreateTable, SqlError> {
+    refuse_unsupported_kinds(create)?;
     let table = TableName::from_object_name(&create.name)?;
     if let Some(query) = &create.query {
         if !create.columns.is_empty() || !create.constraints.is_empty() {
@@ -440,6 +441,25 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
         }
     }
     Ok((column, is_key))
+}
+
+/// Kinds of table KalamDB does not have. Each changes what the table is (who sees it, how
+/// long it lives, where its rows go), so one created as a plain table would behave silently
+/// differently: they are refused instead.
+fn refuse_unsupported_kinds(create: &ast::CreateTable) -> Result<(), SqlError> {
+    let refused = if create.temporary || create.on_commit.is_some() {
+        Some("temporary tables are not supported")
+    } else if create.inherits.is_some() {
+        Some("table inheritance (INHERITS) is not supported")
+    } else if create.partition_by.is_some() || create.partition_of.is_some() {
+        Some("partitioned tables are not supported")
+    } else {
+        None
+    };
+    match refused {
+        Some(message) => Err(SqlError::Unsupported(message.into())),
+        None => Ok(()),
+    }
 }
 
 /// As in PostgreSQL; a default runs with the rights of whoever inserts.

@@ -265,6 +265,12 @@ pub enum Statement {
         column: Option<String>,
         comment: Option<String>,
     },
+    /// `VACUUM [options] [table [(columns)], ...]` (`analyze_only`: `ANALYZE ...`), every
+    /// table of the database when none is named.
+    Vacuum {
+        analyze_only: bool,
+        tables: Vec<(TableName, Vec<String>)>,
+    },
     /// `FLUSH TABLE t`: moves the table's hot rows into a Parquet segment, as a job.
     FlushTable {
         table: TableName,
@@ -367,6 +373,13 @@ impl Statement {
             Statement::Comment { .. } => "COMMENT",
             Statement::AlterSequence { .. } => "ALTER SEQUENCE",
             Statement::DropSequence { .. } => "DROP SEQUENCE",
+            Statement::Vacuum {
+                analyze_only: false,
+                ..
+            } => "VACUUM",
+            Statement::Vacuum {
+                analyze_only: true, ..
+            } => "ANALYZE",
             Statement::FlushTable { .. } => "FLUSH TABLE",
             Statement::KillJob { .. } => "KILL JOB",
             Statement::BackupDatabase { .. } => "BACKUP DATABASE",
@@ -431,7 +444,8 @@ pub fn authorize(
         | Statement::RenameTable { .. }
         | Statement::RenameColumn { .. }
         | Statement::AlterColumn { .. }
-        | Statement::Comment { .. } => Role::Service,
+        | Statement::Comment { .. }
+        | Statement::Vacuum { .. } => Role::Service,
         Statement::CreateNamespace { .. }
         | Statement::DropNamespace { .. }
         | Statement::FlushTable { .. }

@@ -152,6 +152,9 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         }
         parser.prev_token();
     }
+    if let Some(statement) = parse_vacuum(parser)? {
+        return Ok(statement);
+    }
     if parser.parse_keywords(&[Keyword::FLUSH, Keyword::TABLE]) {
         let table = TableName::from_object_name(&parser.parse_object_name(false)?)?;
         return Ok(Statement::FlushTable { table });
@@ -277,6 +280,61 @@ fn parse_path(parser: &mut Parser) -> (String, bool) {
 }
 
 /// Consumes the next token if it is the (non-keyword) word `word`, case-insensitively.
+/// PostgreSQL's `VACUUM [(options)] [FULL] [FREEZE] [VERBOSE] [ANALYZE] [tables]` and
+/// `ANALYZE [(options)] [VERBOSE] [tables]`, where each table may list columns.
+fn parse_vacuum(parser: &mut Parser) -> Result<Option<Statement>, SqlError> {
+    let analyze_only = if parse_word(parser, "VACUUM") {
+        false
+    } else if parse_word(parser, "ANALYZE") || parse_word(parser, "ANALYSE") {
+        true
+    } else {
+        return Ok(None);
+    };
+    if parser.consume_token(&Token::LParen) {
+        // Options (`VERBOSE`, `SKIP_LOCKED false`, `PARALLEL 2`, ...) change how the work is
+        // done, not what it is; their list is read and passed over.
+        let mut depth = 1;
+        while depth > 0 {
+            match parser.next_token().token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::EOF => return Err(SqlError::Syntax("syntax error at end of input".into())),
+                _ => {}
+            }
+        }
+    }
+    let flags: &[&str] = if analyze_only {
+        &["VERBOSE"]
+    } else {
+        &["FULL", "FREEZE", "VERBOSE", "ANALYZE", "ANALYSE"]
+    };
+    for flag in flags {
+        parse_word(parser, flag);
+    }
+    let mut tables = Vec::new();
+    while !matches!(parser.peek_token().token, Token::EOF | Token::SemiColon) {
+        let table = TableName::from_object_name(&parser.parse_object_name(false)?)?;
+        let mut columns = Vec::new();
+        if parser.consume_token(&Token::LParen) {
+            loop {
+                columns.push(parse_name(parser)?);
+                if !parser.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            parser.expect_token(&Token::RParen)?;
+        }
+        tables.push((table, columns));
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    Ok(Some(Statement::Vacuum {
+        analyze_only,
+        tables,
+    }))
+}
+
 fn parse_word(parser: &mut Parser, word: &str) -> bool {
     match parser.peek_token().token {
         Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word) => {
