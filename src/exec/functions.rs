@@ -320,6 +320,28 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
     ctx.register_udf(pg_encoding_to_char());
     ctx.register_udf(format_types());
     ctx.register_udf(super::to_char::to_char());
+    ctx.register_udf(super::format::format_function());
+    for (name, quote) in [
+        (
+            "quote_ident",
+            super::format::quote_ident as fn(&str) -> String,
+        ),
+        ("quote_literal", super::format::quote_literal),
+    ] {
+        ctx.register_udf(vectorized(
+            name,
+            Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+            DataType::Utf8,
+            move |args| {
+                let quoted: StringArray = args[0]
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(quote))
+                    .collect();
+                Ok(Arc::new(quoted))
+            },
+        ));
+    }
     if let Some(uuid) = ctx.state().scalar_functions().get("uuid") {
         ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
     }

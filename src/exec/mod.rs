@@ -16,6 +16,7 @@ mod ddl;
 mod dml;
 mod foreign_key_catalog;
 mod foreign_keys;
+mod format;
 mod functions;
 mod index_catalog;
 mod index_scan;
@@ -171,6 +172,9 @@ pub enum ExecError {
     StorageFailure(String),
     #[error("{0}")]
     ObjectNotInPrerequisiteState(String),
+    /// NULL where a value must be given (`format('%I', NULL)`).
+    #[error("{0}")]
+    NullValueNotAllowed(String),
     /// A statement that cannot run inside a transaction block (VACUUM).
     #[error("{0}")]
     ActiveSqlTransaction(String),

@@ -3,6 +3,7 @@
 //! crate (only serde and Arrow's type definitions), so any layer may use it and it never changes
 //! because a layer above it did.
 
+pub mod float_text;
 pub mod oids;
 mod roles;
 mod tables;

@@ -43,6 +43,7 @@ pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
 pub const INVALID_SCHEMA_NAME: &str = "3F000";
 pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
 pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
 pub const IO_ERROR: &str = "58030";
 pub const NOT_NULL_VIOLATION: &str = "23502";
 pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
@@ -112,6 +113,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::CantChangeRuntimeParam(_) => CANT_CHANGE_RUNTIME_PARAM,
         ExecError::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,
         ExecError::ActiveSqlTransaction(_) => ACTIVE_SQL_TRANSACTION,
+        ExecError::NullValueNotAllowed(_) => NULL_VALUE_NOT_ALLOWED,
         ExecError::ObjectInUse(_) => OBJECT_IN_USE,
         ExecError::QueryCanceled | ExecError::StatementTimeout => QUERY_CANCELED,
         ExecError::UndefinedTable(_) => UNDEFINED_TABLE,

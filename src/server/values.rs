@@ -9,6 +9,8 @@ use pgwire::types::ToSqlText;
 use pgwire::types::format::FormatOptions;
 use postgres_types::{IsNull, ToSql, to_sql_checked};
 
+use crate::model::float_text::{float4_text, float8_text};
+
 type BoxError = Box<dyn Error + Sync + Send>;
 
 /// A float sent as PostgreSQL's `float4out`/`float8out` would write it (shortest exact digits,
@@ -43,50 +45,11 @@ impl ToSqlText for PgFloat {
     ) -> Result<IsNull, BoxError> {
         let text = match self {
             // Shortest round-trip digits of the value at its own precision.
-            PgFloat::Float4(v) => float_text(*v as f64, format!("{v:e}"), 6),
-            PgFloat::Float8(v) => float_text(*v, format!("{v:e}"), 15),
+            PgFloat::Float4(v) => float4_text(*v),
+            PgFloat::Float8(v) => float8_text(*v),
         };
         out.put_slice(text.as_bytes());
         Ok(IsNull::No)
-    }
-}
-
-/// `scientific` is Rust's shortest `{:e}` form; PostgreSQL switches to exponent notation when
-/// the decimal exponent is below -4 or at least `precision` (6 for float4, 15 for float8).
-fn float_text(value: f64, scientific: String, precision: i32) -> String {
-    if value.is_nan() {
-        return "NaN".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    if value == 0.0 {
-        return if value.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    let (mantissa, exponent) = scientific.split_once('e').expect("{:e} has an exponent");
-    let exponent: i32 = exponent.parse().expect("{:e} exponent is an integer");
-    let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if negative { "-" } else { "" };
-    if exponent < -4 || exponent >= precision {
-        let (first, rest) = digits.split_at(1);
-        let fraction = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{fraction}e{exp_sign}{:02}", exponent.abs());
-    }
-    if exponent < 0 {
-        let zeros = "0".repeat((-exponent - 1) as usize);
-        return format!("{sign}0.{zeros}{digits}");
-    }
-    let point = exponent as usize + 1;
-    if digits.len() <= point {
-        format!("{sign}{digits}{}", "0".repeat(point - digits.len()))
-    } else {
-        format!("{sign}{}.{}", &digits[..point], &digits[point..])
     }
 }
 
@@ -277,14 +240,6 @@ impl ToSqlText for PgTimestamp {
 mod tests {
     use super::*;
 
-    fn f8(v: f64) -> String {
-        float_text(v, format!("{v:e}"), 15)
-    }
-
-    fn f4(v: f32) -> String {
-        float_text(v as f64, format!("{v:e}"), 6)
-    }
-
     fn text(value: impl ToSqlText, ty: &Type) -> String {
         let mut out = BytesMut::new();
         value
@@ -309,23 +264,5 @@ mod tests {
         );
         let late = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
         assert_eq!(text(PgDate(late), &Type::DATE), "2026-12-31");
-    }
-
-    #[test]
-    fn floats_print_as_postgres_prints_them() {
-        assert_eq!(f8(3.0), "3");
-        assert_eq!(f8(1.5), "1.5");
-        assert_eq!(f8(-0.25), "-0.25");
-        assert_eq!(f8(0.1), "0.1");
-        assert_eq!(f8(1e15), "1e+15");
-        assert_eq!(f8(123456789012345.0), "123456789012345");
-        assert_eq!(f8(0.0001), "0.0001");
-        assert_eq!(f8(0.00001), "1e-05");
-        assert_eq!(f8(1.5e300), "1.5e+300");
-        assert_eq!(f8(f64::INFINITY), "Infinity");
-        assert_eq!(f8(f64::NAN), "NaN");
-        assert_eq!(f4(1_000_000.0), "1e+06");
-        assert_eq!(f4(0.1), "0.1");
-        assert_eq!(f4(123456.0), "123456");
     }
 }
