@@ -239,8 +239,9 @@ fn argument_index(n: usize) -> Result<usize, ExecError> {
     Ok(n - 1)
 }
 
-/// PostgreSQL's `quote_ident`: unquoted only when it reads back as the same name.
-pub(super) fn quote_ident(name: &str) -> String {
+/// PostgreSQL's `quote_ident`: unquoted only when it reads back as the same name (a plain
+/// lower-case name that is not a keyword PostgreSQL reserves).
+pub fn quote_ident(name: &str) -> String {
     let plain = name
         .chars()
         .next()

@@ -116,6 +116,7 @@ impl PgTypeof {
             other => match crate::model::types::storable_type(field) {
                 Some(SqlType::Numeric { .. }) => "numeric".into(),
                 Some(SqlType::Varchar { .. }) => "character varying".into(),
+                Some(SqlType::Char { .. }) => "character".into(),
                 Some(sql_type) => sql_type.sql_name(),
                 None => other.to_string().to_lowercase(),
             },

@@ -7,6 +7,7 @@
 
 mod alter;
 mod block_ddl;
+mod bpchar;
 mod catalog;
 mod catalog_oids;
 mod checked_arithmetic;

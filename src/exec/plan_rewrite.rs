@@ -1,7 +1,8 @@
 //! The walk the executor's expression rewrites share: every expression of every plan node
 //! (subqueries included) rewritten against the schema of the node's inputs, with output
 //! names preserved and schemas recomputed where something changed; and the one analyzer rule
-//! sessions run, which applies checked arithmetic and PostgreSQL's text casts in one walk.
+//! sessions run, which applies checked arithmetic, `character(n)`'s blank-insensitivity and
+//! PostgreSQL's text casts in one walk.
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
@@ -26,6 +27,7 @@ impl AnalyzerRule for PostgresExpressions {
         rewrite_expressions(plan, |expr, schema| {
             self.arithmetic
                 .rewrite_expr(expr, schema)?
+                .transform_data(|expr| super::bpchar::strip_blanks_where_ignored(expr, schema))?
                 .transform_data(|expr| self.text_casts.rewrite(expr, schema))
         })
     }

@@ -135,21 +135,8 @@ fn new_record(namespace: &str, name: &str) -> SequenceRecord {
     }
 }
 
-/// An identifier as PostgreSQL prints it: quoted unless it is a plain lower-case name.
-pub fn quote_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_owned()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
+/// An identifier as PostgreSQL prints it (`quote_ident`).
+pub use super::format::quote_ident;
 
 /// A sequence's `pg_class` OID, from its stored id like every object's (`model::oids`).
 pub fn sequence_oid(sequence_id: u64) -> i32 {

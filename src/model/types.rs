@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 /// (VARCHAR, JSON, JSONB and UUID are all stored as Utf8).
 pub const PG_TYPE_METADATA: &str = "kalamdb.pg_type";
 
+/// The `kalamdb.pg_type` value of `character(n)` columns, whose trailing blanks the planner
+/// strips where PostgreSQL ignores them.
+pub const BPCHAR_TAG: &str = "bpchar";
+
 /// Precision and scale used for NUMERIC without a declared precision.
 pub const DEFAULT_NUMERIC: (u8, i8) = (38, 10);
 
@@ -35,6 +39,11 @@ pub enum SqlType {
     },
     /// PostgreSQL's `name`: an identifier, cut to `NAME_MAX_BYTES` on input.
     Name,
+    /// `character(n)` (`bpchar`): stored blank-padded to `len` characters; trailing blanks
+    /// do not count when it is compared or used as text. `None` is `bpchar` without a length.
+    Char {
+        len: Option<u32>,
+    },
     Bytea,
     Date,
     Timestamp,
@@ -57,6 +66,7 @@ impl SqlType {
             SqlType::Text
             | SqlType::Varchar { .. }
             | SqlType::Name
+            | SqlType::Char { .. }
             | SqlType::Json
             | SqlType::Jsonb
             | SqlType::Uuid => DataType::Utf8,
@@ -97,6 +107,8 @@ impl SqlType {
             SqlType::Varchar { max_len: Some(n) } => format!("character varying({n})"),
             SqlType::Varchar { max_len: None } => "character varying".into(),
             SqlType::Name => "name".into(),
+            SqlType::Char { len: Some(n) } => format!("character({n})"),
+            SqlType::Char { len: None } => "bpchar".into(),
             SqlType::Bytea => "bytea".into(),
             SqlType::Date => "date".into(),
             SqlType::Timestamp => "timestamp without time zone".into(),
@@ -120,6 +132,7 @@ impl SqlType {
             SqlType::Text => "text",
             SqlType::Varchar { .. } => "varchar",
             SqlType::Name => "name",
+            SqlType::Char { .. } => "bpchar",
             SqlType::Bytea => "bytea",
             SqlType::Date => "date",
             SqlType::Timestamp => "timestamp",
@@ -143,6 +156,7 @@ impl SqlType {
             SqlType::Text => 25,
             SqlType::Varchar { .. } => 1043,
             SqlType::Name => 19,
+            SqlType::Char { .. } => 1042,
             SqlType::Bytea => 17,
             SqlType::Date => 1082,
             SqlType::Timestamp => 1114,
@@ -158,7 +172,9 @@ impl SqlType {
     pub fn pg_typmod(self) -> i32 {
         const HEADER: i32 = 4;
         match self {
-            SqlType::Varchar { max_len: Some(n) } => n as i32 + HEADER,
+            SqlType::Varchar { max_len: Some(n) } | SqlType::Char { len: Some(n) } => {
+                n as i32 + HEADER
+            }
             SqlType::Numeric { precision, scale } => {
                 ((i32::from(precision) << 16) | (i32::from(scale) & 0xffff)) + HEADER
             }
@@ -171,6 +187,7 @@ impl SqlType {
         match self {
             SqlType::Varchar { .. } => Some("varchar"),
             SqlType::Name => Some("name"),
+            SqlType::Char { .. } => Some(BPCHAR_TAG),
             SqlType::Json => Some("json"),
             SqlType::Jsonb => Some("jsonb"),
             SqlType::Uuid => Some("uuid"),
@@ -294,6 +311,7 @@ pub fn storable_type(field: &Field) -> Option<SqlType> {
     match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
         Some("varchar") => return Some(SqlType::Varchar { max_len: None }),
         Some("name") => return Some(SqlType::Name),
+        Some(BPCHAR_TAG) => return Some(SqlType::Char { len: None }),
         Some("json") => return Some(SqlType::Json),
         Some("jsonb") => return Some(SqlType::Jsonb),
         Some("uuid") => return Some(SqlType::Uuid),
@@ -330,6 +348,7 @@ pub fn result_oid(field: &Field) -> i32 {
         Some("oidvector") => return OIDVECTOR_OID,
         Some("varchar") => Some(SqlType::Varchar { max_len: None }),
         Some("name") => Some(SqlType::Name),
+        Some(BPCHAR_TAG) => Some(SqlType::Char { len: None }),
         Some("json") => Some(SqlType::Json),
         Some("jsonb") => Some(SqlType::Jsonb),
         Some("uuid") => Some(SqlType::Uuid),

@@ -443,13 +443,13 @@ pub fn column_spec(def: &ast::ColumnDef) -> Result<(ColumnSpec, bool), SqlError>
     Ok((column, is_key))
 }
 
-/// Kinds of table KalamDB does not have. Each changes what the table is (who sees it, how
-/// long it lives, where its rows go), so one created as a plain table would behave silently
-/// differently: they are refused instead.
+/// Kinds of table KalamDB does not have. Each changes what the table is (which columns it
+/// has, where its rows go), so one created as a plain table would behave silently
+/// differently: they are refused instead. (A TEMP table is still created as a plain table;
+/// session-scoped tables are the next step, and refusing them would break every application
+/// that uses one within its session.)
 fn refuse_unsupported_kinds(create: &ast::CreateTable) -> Result<(), SqlError> {
-    let refused = if create.temporary || create.on_commit.is_some() {
-        Some("temporary tables are not supported")
-    } else if create.inherits.is_some() {
+    let refused = if create.inherits.is_some() {
         Some("table inheritance (INHERITS) is not supported")
     } else if create.partition_by.is_some() || create.partition_of.is_some() {
         Some("partitioned tables are not supported")
@@ -543,6 +543,9 @@ pub fn sql_type_named(name: &str) -> Result<SqlType, SqlError> {
         },
         ("text", []) => SqlType::Text,
         ("name", []) => SqlType::Name,
+        ("char" | "character", []) => SqlType::Char { len: Some(1) },
+        ("char" | "character" | "bpchar", [n]) if *n > 0 => SqlType::Char { len: Some(*n) },
+        ("bpchar", []) => SqlType::Char { len: None },
         ("varchar" | "character varying", []) => SqlType::Varchar { max_len: None },
         ("varchar" | "character varying", [n]) if *n > 0 => SqlType::Varchar { max_len: Some(*n) },
         ("bytea", []) => SqlType::Bytea,

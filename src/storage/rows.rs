@@ -304,6 +304,7 @@ pub fn datum_key(sql_type: SqlType, datum: &[u8], out: &mut Vec<u8>) -> StorageR
         SqlType::Text
         | SqlType::Varchar { .. }
         | SqlType::Name
+        | SqlType::Char { .. }
         | SqlType::Json
         | SqlType::Jsonb
         | SqlType::Uuid
@@ -366,6 +367,7 @@ impl ColumnBuilder {
             SqlType::Text
             | SqlType::Varchar { .. }
             | SqlType::Name
+            | SqlType::Char { .. }
             | SqlType::Json
             | SqlType::Jsonb
             | SqlType::Uuid => ColumnBuilder::Utf8(StringBuilder::new()),

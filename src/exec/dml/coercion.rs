@@ -20,6 +20,7 @@ fn cast_target(sql_type: SqlType) -> DataType {
     match sql_type {
         SqlType::Varchar { .. }
         | SqlType::Name
+        | SqlType::Char { .. }
         | SqlType::Json
         | SqlType::Jsonb
         | SqlType::Uuid
@@ -112,6 +113,18 @@ pub(in crate::exec) fn conform(
                 )));
             }
             Ok(array)
+        }
+        // Padded with blanks to the length; longer text fails unless only blanks are cut.
+        SqlType::Char { len } => {
+            let strings = array.as_string::<i32>();
+            let mut padded = datafusion::arrow::array::StringBuilder::new();
+            for text in strings.iter() {
+                match text {
+                    None => padded.append_null(),
+                    Some(text) => padded.append_value(blank_padded(text, len)?),
+                }
+            }
+            Ok(Arc::new(padded.finish()))
         }
         // PostgreSQL cuts a longer name silently, at a character boundary.
         SqlType::Name => {
@@ -212,4 +225,27 @@ fn name_prefix_len(text: &str) -> usize {
         .rev()
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(0)
+}
+
+/// `text` as `character(len)` holds it: padded with blanks to `len` characters, or cut to
+/// them when only blanks are cut (22001 otherwise); `bpchar` without a length keeps it.
+fn blank_padded(text: &str, len: Option<u32>) -> ExecResult<String> {
+    let Some(len) = len.map(|n| n as usize) else {
+        return Ok(text.to_owned());
+    };
+    let count = text.chars().count();
+    if count <= len {
+        let mut padded = String::with_capacity(text.len() + len - count);
+        padded.push_str(text);
+        padded.extend(std::iter::repeat_n(' ', len - count));
+        return Ok(padded);
+    }
+    let cut = text.char_indices().nth(len).map_or(text.len(), |(i, _)| i);
+    if text[cut..].chars().all(|c| c == ' ') {
+        Ok(text[..cut].to_owned())
+    } else {
+        Err(ExecError::StringTooLong(format!(
+            "value too long for type character({len})"
+        )))
+    }
 }

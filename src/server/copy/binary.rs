@@ -73,9 +73,11 @@ fn decode(sql_type: SqlType, raw: &[u8]) -> Result<ScalarValue, String> {
             let d: Decimal = from(&Type::NUMERIC, raw)?;
             ScalarValue::Decimal128(Some(d.mantissa()), 38, d.scale() as i8)
         }
-        SqlType::Text | SqlType::Varchar { .. } | SqlType::Name | SqlType::Json => {
-            ScalarValue::Utf8(Some(from::<String>(&Type::TEXT, raw)?))
-        }
+        SqlType::Text
+        | SqlType::Varchar { .. }
+        | SqlType::Name
+        | SqlType::Char { .. }
+        | SqlType::Json => ScalarValue::Utf8(Some(from::<String>(&Type::TEXT, raw)?)),
         // jsonb's send form is a version byte (1) and the text.
         SqlType::Jsonb => match raw.split_first() {
             Some((1, text)) => ScalarValue::Utf8(Some(from::<String>(&Type::TEXT, text)?)),
