@@ -103,6 +103,9 @@ fn text_at(array: &ArrayRef, row: usize) -> Option<String> {
     })
 }
 
+/// The widest field `format` pads to (PostgreSQL's longest declared character length).
+const MAX_WIDTH: u64 = 10_485_760;
+
 fn invalid(message: impl Into<String>) -> ExecError {
     ExecError::InvalidParameterValue(message.into())
 }
@@ -199,6 +202,13 @@ fn render(template: &str, args: &[Option<String>]) -> Result<String, ExecError> 
             (_, None) => "NULL".into(),
             (_, Some(v)) => quote_literal(v),
         };
+        // A width from the template or an argument must not make one call allocate
+        // without bound.
+        if width.is_some_and(|w| w.unsigned_abs() > MAX_WIDTH) {
+            return Err(invalid(format!(
+                "format() field width cannot exceed {MAX_WIDTH}"
+            )));
+        }
         let (left, width) = match width {
             Some(w) if w < 0 => (true, w.unsigned_abs() as usize),
             Some(w) => (left, w as usize),
@@ -492,6 +502,10 @@ mod tests {
         assert_eq!(
             message("%I", &[None]),
             "null values cannot be formatted as an SQL identifier"
+        );
+        assert_eq!(
+            message("%*s", &[Some("-2000000000"), Some("x")]),
+            "format() field width cannot exceed 10485760"
         );
         assert_eq!(
             message("%0$s", &[Some("1")]),

@@ -513,6 +513,21 @@ pub fn sql_type_named(name: &str) -> Result<SqlType, SqlError> {
         }
         None => (text.trim().to_owned(), Vec::new(), ""),
     };
+    // PostgreSQL's limit on declared lengths: a longer one would pad or accept values no
+    // page could hold.
+    const MAX_DECLARED_LENGTH: u32 = 10_485_760;
+    let length_type = match base.as_str() {
+        "char" | "character" | "bpchar" => Some("char"),
+        "varchar" | "character varying" => Some("varchar"),
+        _ => None,
+    };
+    if let (Some(type_name), [n]) = (length_type, args.as_slice()) {
+        if *n > MAX_DECLARED_LENGTH {
+            return Err(SqlError::InvalidParameter(format!(
+                "length for type {type_name} cannot exceed {MAX_DECLARED_LENGTH}"
+            )));
+        }
+    }
     Ok(match (base.as_str(), args.as_slice()) {
         ("boolean" | "bool", []) => SqlType::Boolean,
         ("smallint" | "int2", []) => SqlType::SmallInt,
