@@ -379,7 +379,12 @@ async fn mutated_protocol_messages_never_panic_the_server() {
                     cases += 1;
                 } else {
                     // Sequences on one logged-in connection until the server closes it.
-                    let mut socket = raw::login(port, "root", &password).await;
+                    // Between cases the server is never busy for long: a refused or dropped
+                    // login means a case harmed it, and the log says how.
+                    let mut socket = match raw::try_login(port, "root", &password).await {
+                        Ok(socket) => socket,
+                        Err(why) => return Err(format!("worker {worker}: login failed: {why}")),
+                    };
                     for _ in 0..20 {
                         let mut bytes = rng.pick(&seeds).clone();
                         mutate_bytes(&mut rng, &mut bytes);
@@ -390,12 +395,19 @@ async fn mutated_protocol_messages_never_panic_the_server() {
                     }
                 }
             }
-            cases
+            Ok(cases)
         }));
     }
     let mut cases = 0;
     for task in tasks {
-        cases += task.await.unwrap();
+        match task.await.unwrap() {
+            Ok(n) => cases += n,
+            Err(why) => panic!(
+                "{why}\nserver exited: {}\nserver log:\n{}",
+                server.has_exited(),
+                server.log()
+            ),
+        }
     }
     eprintln!("fuzz protocol: {cases} message sequences");
     assert_unharmed(&server).await;

@@ -367,3 +367,94 @@ async fn limit_and_offset_parameters_are_bigint() {
     let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, [2]);
 }
+
+/// Sends `frames`, then reads backend messages until ReadyForQuery; returns their type bytes.
+async fn message_types_until_ready(
+    socket: &mut tokio::net::TcpStream,
+    frames: &[Vec<u8>],
+) -> Vec<u8> {
+    use tokio::io::AsyncWriteExt;
+    socket.write_all(&frames.concat()).await.unwrap();
+    let mut types = Vec::new();
+    loop {
+        let (tag, _) =
+            tokio::time::timeout(Duration::from_secs(60), common::raw::read_message(socket))
+                .await
+                .expect("an answer within 60 s");
+        types.push(tag);
+        if tag == b'Z' {
+            return types;
+        }
+    }
+}
+
+/// Each message type in `types` with how many times it came in a row: `[(b'D', 3), (b'C', 1)]`.
+fn runs(types: &[u8]) -> Vec<(char, usize)> {
+    let mut out: Vec<(char, usize)> = Vec::new();
+    for &t in types {
+        match out.last_mut() {
+            Some((last, n)) if *last == t as char => *n += 1,
+            _ => out.push((t as char, 1)),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn execute_row_limits_of_any_size_are_honoured_without_reserving_memory_for_them() {
+    use common::raw::frame;
+    let server = TestServer::start();
+    let mut socket = common::raw::login(server.port, "root", &server.options.root_password).await;
+    let execute = |max_rows: i32| {
+        let mut body = b"\0".to_vec();
+        body.extend_from_slice(&max_rows.to_be_bytes());
+        frame(b'E', &body)
+    };
+    let parse = frame(
+        b'P',
+        b"\0SELECT g FROM generate_series(1, 70000) AS g\0\0\0",
+    );
+    let bind = frame(b'B', b"\0\0\0\0\0\0\0\0");
+    let sync = frame(b'S', b"");
+    // Two billion rows asked for: pgwire used to reserve room for them all and abort. The
+    // portal is suspended after 65,536 and the next Execute finishes it.
+    let types = message_types_until_ready(
+        &mut socket,
+        &[
+            parse.clone(),
+            bind.clone(),
+            execute(i32::MAX),
+            execute(i32::MAX),
+            sync.clone(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        runs(&types),
+        [
+            ('1', 1),
+            ('2', 1),
+            ('D', 65_536),
+            ('s', 1),
+            ('D', 4_464),
+            ('C', 1),
+            ('Z', 1)
+        ]
+    );
+    // A negative limit means every row, as in PostgreSQL.
+    let types = message_types_until_ready(
+        &mut socket,
+        &[parse.clone(), bind.clone(), execute(-1), sync.clone()],
+    )
+    .await;
+    assert_eq!(
+        runs(&types),
+        [('1', 1), ('2', 1), ('D', 70_000), ('C', 1), ('Z', 1)]
+    );
+    // A small limit suspends exactly there.
+    let types = message_types_until_ready(&mut socket, &[parse, bind, execute(3), sync]).await;
+    assert_eq!(
+        runs(&types),
+        [('1', 1), ('2', 1), ('D', 3), ('s', 1), ('Z', 1)]
+    );
+}

@@ -21,7 +21,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{
-    Bind, BindComplete, Describe, Parse, ParseComplete, TARGET_TYPE_BYTE_STATEMENT,
+    Bind, BindComplete, Describe, Execute, Parse, ParseComplete, TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
@@ -527,6 +527,22 @@ impl ExtendedQueryHandler for Connection {
         Ok(())
     }
 
+    /// As pgwire's, with the row limit bounded: pgwire reserves room for `max_rows` rows up
+    /// front, so a client asking for two billion rows (or a negative number, which it reads
+    /// as a huge one) would make the server allocate tens of gigabytes and abort. A negative
+    /// limit means "all rows", as in PostgreSQL; a limit above [`MAX_ROWS_PER_EXECUTE`]
+    /// suspends the portal after that many rows, and the client's next Execute continues it.
+    async fn on_execute<C>(&self, client: &mut C, mut message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        message.max_rows = bounded_row_limit(message.max_rows);
+        self._on_execute(client, message).await
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -568,5 +584,17 @@ impl ExtendedQueryHandler for Connection {
             self.until_streamed(outcome),
             &portal.result_column_format,
         ))
+    }
+}
+
+/// Rows one Execute returns at most before the portal is suspended.
+pub const MAX_ROWS_PER_EXECUTE: i32 = 1 << 16;
+
+/// The Execute row limit pgwire is given for the one the client sent (0: every row).
+fn bounded_row_limit(requested: i32) -> i32 {
+    if requested <= 0 {
+        0
+    } else {
+        requested.min(MAX_ROWS_PER_EXECUTE)
     }
 }

@@ -38,31 +38,66 @@ pub fn query(sql: &str) -> Vec<u8> {
 
 /// The next backend message, as (type, body).
 pub async fn read_message(socket: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut header = [0u8; 5];
-    socket.read_exact(&mut header).await.unwrap();
-    let len = u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
-    let mut body = vec![0u8; len - 4];
-    socket.read_exact(&mut body).await.unwrap();
-    (header[0], body)
+    try_read_message(socket).await.unwrap()
 }
 
+/// The next backend message, or the I/O error that stopped it (the server closed the socket).
+pub async fn try_read_message(socket: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut header = [0u8; 5];
+    socket.read_exact(&mut header).await?;
+    let len = u32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
+    let mut body = vec![0u8; len.saturating_sub(4)];
+    socket.read_exact(&mut body).await?;
+    Ok((header[0], body))
+}
+
+/// A logged-in session; panics when login fails.
 pub async fn login(port: u16, user: &str, password: &str) -> TcpStream {
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    try_login(port, user, password)
+        .await
+        .unwrap_or_else(|e| panic!("login failed: {e}"))
+}
+
+/// A logged-in session, or why the server did not give one.
+pub async fn try_login(port: u16, user: &str, password: &str) -> Result<TcpStream, String> {
+    let mut socket = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     socket
         .write_all(&startup(&[("user", user), ("database", "kalamdb")]))
         .await
-        .unwrap();
-    let (tag, _) = read_message(&mut socket).await;
-    assert_eq!(tag, b'R');
+        .map_err(|e| format!("sending the startup packet: {e}"))?;
+    let read = async |socket: &mut TcpStream, step: &str| {
+        try_read_message(socket)
+            .await
+            .map_err(|e| format!("reading the reply to {step}: {e}"))
+    };
+    let (tag, body) = read(&mut socket, "the startup packet").await?;
+    if tag != b'R' {
+        return Err(format!(
+            "startup answered with {:?}: {}",
+            tag as char,
+            String::from_utf8_lossy(&body)
+        ));
+    }
     let nonce = "hostileclientnonce0123456789";
     let first_bare = format!("n={user},r={nonce}");
     let mut body = b"SCRAM-SHA-256\0".to_vec();
     let initial = format!("n,,{first_bare}");
     body.extend_from_slice(&(initial.len() as i32).to_be_bytes());
     body.extend_from_slice(initial.as_bytes());
-    socket.write_all(&frame(b'p', &body)).await.unwrap();
-    let (tag, body) = read_message(&mut socket).await;
-    assert_eq!(tag, b'R');
+    socket
+        .write_all(&frame(b'p', &body))
+        .await
+        .map_err(|e| format!("sending the SASL initial response: {e}"))?;
+    let (tag, body) = read(&mut socket, "the SASL initial response").await?;
+    if tag != b'R' {
+        return Err(format!(
+            "SASL initial response answered with {:?}: {}",
+            tag as char,
+            String::from_utf8_lossy(&body)
+        ));
+    }
     let server_first = String::from_utf8(body[4..].to_vec()).unwrap();
     let field = |name: &str| {
         server_first
@@ -105,17 +140,14 @@ pub async fn login(port: u16, user: &str, password: &str) -> TcpStream {
     socket
         .write_all(&frame(b'p', final_message.as_bytes()))
         .await
-        .unwrap();
+        .map_err(|e| format!("sending the SASL proof: {e}"))?;
     loop {
-        let (tag, body) = read_message(&mut socket).await;
-        assert_ne!(
-            tag,
-            b'E',
-            "login failed: {}",
-            String::from_utf8_lossy(&body)
-        );
+        let (tag, body) = read(&mut socket, "the SASL proof").await?;
+        if tag == b'E' {
+            return Err(format!("refused: {}", String::from_utf8_lossy(&body)));
+        }
         if tag == b'Z' {
-            return socket;
+            return Ok(socket);
         }
     }
 }
