@@ -226,7 +226,7 @@ async fn psql_runs_statements_against_the_server() {
         &["-A", "-t", "-c", "SELECT current_user, version()"],
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("root|PostgreSQL 16.6 (KalamDB"), "{text}");
+    assert!(text.starts_with("root|PostgreSQL 15.18 (KalamDB"), "{text}");
     let out = psql(&server, &["-c", "SELECT * FROM nowhere"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR"));
@@ -307,7 +307,7 @@ async fn psql_sees_the_startup_parameters_drivers_depend_on() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("16.6 UTF8"));
+    assert_eq!(lines.next(), Some("15.18 UTF8"));
     assert_eq!(lines.next(), Some("on"));
 }
 

@@ -316,6 +316,27 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         },
     ));
     ctx.register_udf(constant_text("version", version_string()));
+    ctx.register_udf(create_udf(
+        "pg_is_in_recovery",
+        vec![],
+        DataType::Boolean,
+        Volatility::Volatile,
+        // A KalamDB node is never a standby replaying another's log.
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(false))))),
+    ));
+    ctx.register_udf(create_udf(
+        "pg_is_wal_replay_paused",
+        vec![],
+        DataType::Boolean,
+        Volatility::Volatile,
+        Arc::new(|_| {
+            Err(DataFusionError::External(Box::new(
+                super::ExecError::ObjectNotInPrerequisiteState(
+                    "recovery is not in progress".into(),
+                ),
+            )))
+        }),
+    ));
     ctx.register_udf(to_regtype());
     ctx.register_udf(pg_typeof());
     ctx.register_udf(pg_encoding_to_char());

@@ -67,9 +67,11 @@ use crate::storage::{Command, Conflict, NamespaceRecord, PUBLIC_NAMESPACE, Stora
 
 pub use crate::model::DATABASE_NAME;
 
-/// The PostgreSQL version KalamDB speaks, as reported in `server_version`.
-pub const PG_SERVER_VERSION: &str = "16.6";
-pub const PG_SERVER_VERSION_NUM: &str = "160006";
+/// The PostgreSQL version KalamDB speaks, as reported in `server_version`: the release whose
+/// answers `pg-compat` checks KalamDB's against, so that tools choosing their catalog queries
+/// by version pick the ones for the catalogs KalamDB has.
+pub const PG_SERVER_VERSION: &str = "15.18";
+pub const PG_SERVER_VERSION_NUM: &str = "150018";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {

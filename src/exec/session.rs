@@ -634,11 +634,7 @@ pub(super) fn show_schema(name: &str) -> SchemaRef {
             Field::new("description", DataType::Utf8, false),
         ]))
     } else {
-        let column = match name {
-            "transaction isolation level" => "transaction_isolation",
-            "time zone" => "TimeZone",
-            other => other,
-        };
+        let column = super::settings::display_name(name);
         Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]))
     }
 }

@@ -288,12 +288,7 @@ pub fn catalog_settings() -> Vec<CatalogSetting> {
     PARAMETERS
         .iter()
         .map(|(key, default, access, description)| CatalogSetting {
-            name: match *key {
-                "datestyle" => "DateStyle",
-                "intervalstyle" => "IntervalStyle",
-                "timezone" => "TimeZone",
-                other => other,
-            },
+            name: display_name(key),
             key,
             default,
             context: match access {
@@ -303,6 +298,18 @@ pub fn catalog_settings() -> Vec<CatalogSetting> {
             description,
         })
         .collect()
+}
+
+/// A parameter's name as PostgreSQL spells it in `pg_settings` and in SHOW's column heading
+/// (`DateStyle`, `TimeZone`), from the lower-case name sessions use.
+pub fn display_name(key: &str) -> &str {
+    match key {
+        "datestyle" => "DateStyle",
+        "intervalstyle" => "IntervalStyle",
+        "timezone" | "time zone" => "TimeZone",
+        "transaction isolation level" => "transaction_isolation",
+        other => other,
+    }
 }
 
 fn unknown(name: &str) -> ExecError {

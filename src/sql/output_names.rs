@@ -76,6 +76,35 @@ fn alias_items(items: &mut [SelectItem]) {
     }
 }
 
+/// datafusion-pg-catalog's rewrite of catalog queries renames a column repeated beside a
+/// wildcard (`a.oid, a.*`) to `__alias_<name>`; it becomes a repeat alias like ours, so the
+/// result still names the column as PostgreSQL does.
+pub fn adopt_catalog_rewrite_aliases(statement: &mut ast::Statement) {
+    const CATALOG_REWRITE_PREFIX: &str = "__alias_";
+    fn adopt(body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(select) => {
+                for (position, item) in select.projection.iter_mut().enumerate() {
+                    if let SelectItem::ExprWithAlias { alias, .. } = item
+                        && let Some(name) = alias.value.strip_prefix(CATALOG_REWRITE_PREFIX)
+                    {
+                        *alias = Ident::new(format!("{REPEAT_ALIAS_PREFIX}{position}_{name}"));
+                    }
+                }
+            }
+            SetExpr::Query(query) => adopt(query.body.as_mut()),
+            SetExpr::SetOperation { left, right, .. } => {
+                adopt(left);
+                adopt(right);
+            }
+            _ => {}
+        }
+    }
+    if let ast::Statement::Query(query) = statement {
+        adopt(query.body.as_mut());
+    }
+}
+
 /// Whether `alias` is one `alias_repeated_columns` gave.
 pub fn is_repeat_alias(alias: &Ident) -> bool {
     alias.value.starts_with(REPEAT_ALIAS_PREFIX)

@@ -27,6 +27,10 @@ const ARRAY_BACKED: [&str; 7] = [
 /// Functions usable in FROM that return one column.
 const ONE_COLUMN_SOURCES: [&str; 2] = ["generate_series", "unnest"];
 
+/// The functions DataFusion itself plans as table sources; any other function in FROM is a
+/// scalar (or array-backed set-returning) one, made a one-row derived table.
+const TABLE_FUNCTIONS: [&str; 3] = ["generate_series", "range", "unnest"];
+
 pub fn spread_set_returning_functions(statement: &mut ast::Statement) {
     let _ = VisitMut::visit(statement, &mut Spread);
 }
@@ -62,8 +66,10 @@ fn in_body(body: &mut SetExpr) {
             }
             for table in &mut select.from {
                 name_single_column(&mut table.relation);
+                call_as_derived_table(&mut table.relation);
                 for join in &mut table.joins {
                     name_single_column(&mut join.relation);
+                    call_as_derived_table(&mut join.relation);
                 }
             }
         }
@@ -192,4 +198,56 @@ fn name_single_column(relation: &mut TableFactor) {
             })
         }
     }
+}
+
+/// `FROM f(args) AS s`, with `f` a function DataFusion has no table source for: PostgreSQL
+/// makes one row of its result (one row per element for a set-returning function), in a
+/// column named by the alias's column list, else by the alias, else by the function. Here it
+/// becomes the derived table `(SELECT f(args) AS column) AS s`, which the select-list rules
+/// spread when `f` returns a set.
+fn call_as_derived_table(relation: &mut TableFactor) {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        ..
+    } = relation
+    else {
+        return;
+    };
+    let Some(function) = name.0.last().and_then(|p| p.as_ident()).map(super::fold) else {
+        return;
+    };
+    if TABLE_FUNCTIONS.contains(&function.as_str()) {
+        return;
+    }
+    let column = match alias {
+        Some(alias) if alias.columns.len() == 1 => alias.columns[0].name.clone(),
+        Some(alias) if alias.columns.is_empty() => alias.name.clone(),
+        Some(_) => return,
+        None => Ident::new(&function),
+    };
+    let arguments: Vec<String> = args.args.iter().map(ToString::to_string).collect();
+    let sql = format!("SELECT {name}({}) AS {column}", arguments.join(", "));
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let Ok(subquery) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&sql)
+        .and_then(|mut parser| parser.parse_query())
+    else {
+        return;
+    };
+    let alias = TableAlias {
+        explicit: true,
+        name: alias
+            .as_ref()
+            .map_or_else(|| Ident::new(&function), |a| a.name.clone()),
+        columns: Vec::new(),
+        at: None,
+    };
+    *relation = TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(alias),
+        sample: None,
+    };
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, ListArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::error::Result;
@@ -152,36 +152,35 @@ impl ScalarUDFImpl for JsonFunction {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let first_kind = args.arg_fields.first().map_or(Kind::Jsonb, |f| Kind::of(f));
         let out = (self.body)(&Call {
             args: arrays,
             fields: args.arg_fields,
             rows,
         })?;
         let out = match (&self.returns, out.data_type()) {
-            (Returns::ListLikeFirst, _) => cast(
-                &out,
-                &DataType::List(args.return_field.data_type().list_item()),
-            )?,
+            // The item field carries the element's type (json or jsonb) in its metadata,
+            // which a cast between list types would not set.
+            (Returns::ListLikeFirst, DataType::List(_)) => {
+                let (_, offsets, values, nulls) = out.as_list::<i32>().clone().into_parts();
+                Arc::new(ListArray::new(
+                    Arc::new(first_kind.field("item")),
+                    offsets,
+                    values,
+                    nulls,
+                ))
+            }
             _ => out,
         };
         Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+            // `try_from_array` rebuilds a list's item field, dropping its json/jsonb metadata.
+            ColumnarValue::Scalar(match out.data_type() {
+                DataType::List(_) => ScalarValue::List(Arc::new(out.as_list::<i32>().slice(0, 1))),
+                _ => ScalarValue::try_from_array(&out, 0)?,
+            })
         } else {
             ColumnarValue::Array(out)
         })
-    }
-}
-
-trait ListItem {
-    fn list_item(&self) -> FieldRef;
-}
-
-impl ListItem for DataType {
-    fn list_item(&self) -> FieldRef {
-        match self {
-            DataType::List(item) => item.clone(),
-            _ => Arc::new(Field::new("item", DataType::Utf8, true)),
-        }
     }
 }
 

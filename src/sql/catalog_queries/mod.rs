@@ -62,6 +62,7 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
         return None;
     }
     for statement in &mut statements {
+        super::output_names::adopt_catalog_rewrite_aliases(statement);
         let _ = VisitMut::visit(statement, &mut PartitionAncestors);
         let _ = VisitMut::visit(statement, &mut ArraySubqueries);
         let _ = VisitMut::visit(statement, &mut LikeEscapes);
