@@ -367,6 +367,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
     if let Some(uuid) = ctx.state().scalar_functions().get("uuid") {
         ctx.register_udf(uuid.as_ref().clone().with_aliases(["gen_random_uuid"]));
     }
+    ctx.register_udf(set_config(settings.clone()));
     // `current_setting(name [, missing_ok])`: a setting's value as `SHOW name` gives it; an
     // unknown name is an error unless `missing_ok`, which answers NULL.
     ctx.register_udf(vectorized(
@@ -688,4 +689,57 @@ mod tests {
             assert_eq!(pretty_size(bytes), printed, "{bytes}");
         }
     }
+}
+
+/// `set_config(name, value, is_local)`: `SET name = value` as a function, answering the new
+/// value. A transaction-local setting (`is_local` true) and `search_path`, which the planner
+/// must follow as the statement runs, are refused: use `SET [LOCAL]`.
+fn set_config(settings: Arc<Mutex<Settings>>) -> ScalarUDF {
+    vectorized(
+        "set_config",
+        Signature::exact(
+            vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+            Volatility::Volatile,
+        ),
+        DataType::Utf8,
+        move |args| {
+            let refuse = |message: String| {
+                DataFusionError::External(Box::new(super::ExecError::Sql(
+                    crate::sql::SqlError::Unsupported(message),
+                )))
+            };
+            let mut settings = settings.lock().expect("settings lock");
+            let (names, values) = (args[0].as_string::<i32>(), args[1].as_string::<i32>());
+            let local = args[2].as_boolean();
+            let mut out = StringBuilder::new();
+            for row in 0..names.len() {
+                if names.is_null(row) {
+                    return Err(DataFusionError::External(Box::new(
+                        super::ExecError::NullValueNotAllowed("SET requires parameter name".into()),
+                    )));
+                }
+                let name = names.value(row);
+                if local.is_valid(row) && local.value(row) {
+                    return Err(refuse(format!(
+                        "set_config with is_local = true is not supported: use SET LOCAL {name}"
+                    )));
+                }
+                if name.eq_ignore_ascii_case("search_path") {
+                    return Err(refuse(
+                        "set_config cannot change search_path: use SET search_path".into(),
+                    ));
+                }
+                let value = (!values.is_null(row)).then(|| values.value(row));
+                settings
+                    .set(name, value)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                out.append_value(
+                    settings
+                        .get(name)
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                );
+            }
+            Ok(Arc::new(out.finish()))
+        },
+    )
 }

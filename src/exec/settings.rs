@@ -110,6 +110,12 @@ const PARAMETERS: &[(&str, &str, Access, &str)] = &[
         "Shows the maximum identifier length.",
     ),
     (
+        "role",
+        "none",
+        Access::Session,
+        "Sets the current session role.",
+    ),
+    (
         "search_path",
         "\"$user\", public",
         Access::Session,
@@ -223,6 +229,12 @@ impl Settings {
             )));
         }
         let value = value.unwrap_or(default);
+        // A session acts as the user it logged in as; SET ROLE may name that user or NONE.
+        if *key == "role" && !value.eq_ignore_ascii_case("none") && value != self.session_user {
+            return Err(ExecError::Sql(crate::sql::SqlError::Unsupported(format!(
+                "SET ROLE to another role is not supported: connect as \"{value}\" instead"
+            ))));
+        }
         if *key == "client_encoding"
             && !matches!(
                 value.to_ascii_uppercase().as_str(),

@@ -550,6 +550,11 @@ fn from_set(set: ast::Set) -> Result<Statement, SqlError> {
             name: "timezone".into(),
             value: set_value(std::slice::from_ref(&value), false),
         }),
+        // `SET ROLE name` / `SET ROLE NONE`: the `role` parameter, as PostgreSQL keeps it.
+        ast::Set::SetRole { role_name, .. } => Ok(Statement::Set {
+            name: "role".into(),
+            value: SetValue::Value(role_name.map_or_else(|| "none".into(), |r| fold_ident(&r))),
+        }),
         ast::Set::SetNames { charset_name, .. } => Ok(Statement::Set {
             name: "client_encoding".into(),
             value: SetValue::Value(charset_name.value),

@@ -221,6 +221,12 @@ fn call_as_derived_table(relation: &mut TableFactor) {
     if TABLE_FUNCTIONS.contains(&function.as_str()) {
         return;
     }
+    // The function PostgreSQL's `pg_settings` view reads; here the view is the source.
+    let source = if function == "pg_show_all_settings" && args.args.is_empty() {
+        "pg_catalog.pg_settings".to_owned()
+    } else {
+        String::new()
+    };
     let column = match alias {
         Some(alias) if alias.columns.len() == 1 => alias.columns[0].name.clone(),
         Some(alias) if alias.columns.is_empty() => alias.name.clone(),
@@ -228,7 +234,11 @@ fn call_as_derived_table(relation: &mut TableFactor) {
         None => Ident::new(&function),
     };
     let arguments: Vec<String> = args.args.iter().map(ToString::to_string).collect();
-    let sql = format!("SELECT {name}({}) AS {column}", arguments.join(", "));
+    let sql = if source.is_empty() {
+        format!("SELECT {name}({}) AS {column}", arguments.join(", "))
+    } else {
+        format!("SELECT * FROM {source}")
+    };
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     let Ok(subquery) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(&sql)
