@@ -221,12 +221,6 @@ fn call_as_derived_table(relation: &mut TableFactor) {
     if TABLE_FUNCTIONS.contains(&function.as_str()) {
         return;
     }
-    // The function PostgreSQL's `pg_settings` view reads; here the view is the source.
-    let source = if function == "pg_show_all_settings" && args.args.is_empty() {
-        "pg_catalog.pg_settings".to_owned()
-    } else {
-        String::new()
-    };
     let column = match alias {
         Some(alias) if alias.columns.len() == 1 => alias.columns[0].name.clone(),
         Some(alias) if alias.columns.is_empty() => alias.name.clone(),
@@ -234,10 +228,11 @@ fn call_as_derived_table(relation: &mut TableFactor) {
         None => Ident::new(&function),
     };
     let arguments: Vec<String> = args.args.iter().map(ToString::to_string).collect();
-    let sql = if source.is_empty() {
-        format!("SELECT {name}({}) AS {column}", arguments.join(", "))
+    // `pg_show_all_settings()` is the function behind the `pg_settings` view: read the view.
+    let sql = if function == "pg_show_all_settings" && args.args.is_empty() {
+        "SELECT * FROM pg_catalog.pg_settings".to_owned()
     } else {
-        format!("SELECT * FROM {source}")
+        format!("SELECT {name}({}) AS {column}", arguments.join(", "))
     };
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     let Ok(subquery) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)

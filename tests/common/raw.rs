@@ -67,19 +67,21 @@ pub async fn try_login(port: u16, user: &str, password: &str) -> Result<TcpStrea
         .write_all(&startup(&[("user", user), ("database", "kalamdb")]))
         .await
         .map_err(|e| format!("sending the startup packet: {e}"))?;
-    let read = async |socket: &mut TcpStream, step: &str| {
-        try_read_message(socket)
+    // The reply to one login step, which must be an Authentication message.
+    let authentication = async |socket: &mut TcpStream, step: &str| {
+        let (tag, body) = try_read_message(socket)
             .await
-            .map_err(|e| format!("reading the reply to {step}: {e}"))
+            .map_err(|e| format!("reading the reply to {step}: {e}"))?;
+        if tag != b'R' {
+            return Err(format!(
+                "{step} answered with {:?}: {}",
+                tag as char,
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        Ok(body)
     };
-    let (tag, body) = read(&mut socket, "the startup packet").await?;
-    if tag != b'R' {
-        return Err(format!(
-            "startup answered with {:?}: {}",
-            tag as char,
-            String::from_utf8_lossy(&body)
-        ));
-    }
+    authentication(&mut socket, "the startup packet").await?;
     let nonce = "hostileclientnonce0123456789";
     let first_bare = format!("n={user},r={nonce}");
     let mut body = b"SCRAM-SHA-256\0".to_vec();
@@ -90,14 +92,7 @@ pub async fn try_login(port: u16, user: &str, password: &str) -> Result<TcpStrea
         .write_all(&frame(b'p', &body))
         .await
         .map_err(|e| format!("sending the SASL initial response: {e}"))?;
-    let (tag, body) = read(&mut socket, "the SASL initial response").await?;
-    if tag != b'R' {
-        return Err(format!(
-            "SASL initial response answered with {:?}: {}",
-            tag as char,
-            String::from_utf8_lossy(&body)
-        ));
-    }
+    let body = authentication(&mut socket, "the SASL initial response").await?;
     let server_first = String::from_utf8(body[4..].to_vec()).unwrap();
     let field = |name: &str| {
         server_first
@@ -142,7 +137,9 @@ pub async fn try_login(port: u16, user: &str, password: &str) -> Result<TcpStrea
         .await
         .map_err(|e| format!("sending the SASL proof: {e}"))?;
     loop {
-        let (tag, body) = read(&mut socket, "the SASL proof").await?;
+        let (tag, body) = try_read_message(&mut socket)
+            .await
+            .map_err(|e| format!("reading the reply to the SASL proof: {e}"))?;
         if tag == b'E' {
             return Err(format!("refused: {}", String::from_utf8_lossy(&body)));
         }
