@@ -140,7 +140,11 @@ async fn connect(conn: &str) -> Client {
 /// How a load ended: the row count, or the error's SQLSTATE, message and CONTEXT up to the
 /// line (PostgreSQL also quotes the line's text there).
 async fn load(client: &Client, load: &Load) -> String {
-    match copy_in(client, load.copy, load.data.to_vec()).await {
+    describe(copy_in(client, load.copy, load.data.to_vec()).await)
+}
+
+fn describe(loaded: Result<u64, tokio_postgres::Error>) -> String {
+    match loaded {
         Ok(rows) => format!("COPY {rows}"),
         Err(e) => match e.as_db_error() {
             Some(db) => {
@@ -371,4 +375,109 @@ async fn psql_copy_works_both_ways_as_on_postgresql() {
             want.1
         );
     }
+}
+
+/// Rows per large load: past what a COPY holds in memory before sorting its rows on disk.
+const LARGE: u64 = 150_000;
+
+/// CSV rows `id,label id` for ids `first..first + LARGE`, last id first (so the rows must be
+/// sorted), with line `at` holding `id` instead where `replace` says so.
+fn large_csv(first: u64, replace: Option<(u64, u64)>) -> Vec<u8> {
+    let mut data = Vec::new();
+    for line in 1..=LARGE {
+        let id = match replace {
+            Some((at, id)) if at == line => id,
+            _ => first + LARGE - line,
+        };
+        writeln!(data, "{id},label {id}").unwrap();
+    }
+    data
+}
+
+/// Large loads on one server: how each ended, then what each table holds.
+async fn run_large_loads(conn: &str) -> Vec<String> {
+    connect(conn)
+        .await
+        .batch_execute(
+            "CREATE TABLE big (id BIGINT PRIMARY KEY, label TEXT NOT NULL); \
+             CREATE TABLE heap (id BIGINT, label TEXT); \
+             CREATE TABLE indexed (id BIGINT PRIMARY KEY, label TEXT); \
+             CREATE INDEX indexed_label ON indexed (label)",
+        )
+        .await
+        .unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("COPY big FROM STDIN (FORMAT csv)", large_csv(1, None)),
+        // A key stored by the first load, on line 140000.
+        (
+            "COPY big FROM STDIN (FORMAT csv)",
+            large_csv(LARGE + 1, Some((140_000, 77))),
+        ),
+        // A key the data itself repeats: line 120000 repeats line 5's.
+        (
+            "COPY big FROM STDIN (FORMAT csv)",
+            large_csv(2 * LARGE + 1, Some((120_000, 3 * LARGE - 5))),
+        ),
+        ("COPY heap FROM STDIN (FORMAT csv)", large_csv(1, None)),
+        ("COPY indexed FROM STDIN (FORMAT csv)", large_csv(1, None)),
+    ];
+    let mut seen = Vec::new();
+    for (copy, data) in cases {
+        let client = connect(conn).await;
+        let outcome = describe(copy_in(&client, copy, data).await);
+        seen.push(format!("{copy}: {outcome}"));
+    }
+    connect(conn)
+        .await
+        .batch_execute("INSERT INTO heap VALUES (0, 'after the load')")
+        .await
+        .unwrap();
+    seen.extend(large_tables(conn).await);
+    seen
+}
+
+/// Each large-load table's row count, distinct ids and id sum, and a row by its key.
+async fn large_tables(conn: &str) -> Vec<String> {
+    let client = connect(conn).await;
+    let mut seen = Vec::new();
+    for table in ["big", "heap", "indexed"] {
+        let sql =
+            format!("SELECT count(*)::text, count(DISTINCT id)::text, sum(id)::text FROM {table}");
+        let row = client.query_one(&sql, &[]).await.unwrap();
+        let values: Vec<String> = (0..3).map(|i| row.get(i)).collect();
+        seen.push(format!("{table}: {}", values.join("|")));
+    }
+    for sql in [
+        "SELECT label FROM big WHERE id = 123456",
+        "SELECT id::text FROM indexed WHERE label = 'label 4242'",
+    ] {
+        let row = client.query_one(sql, &[]).await.unwrap();
+        seen.push(format!("{sql}: {}", row.get::<_, String>(0)));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_loads_sorted_on_disk_load_all_their_rows_or_none_as_on_postgresql() {
+    let postgres = Postgres::start();
+    let reference = postgres.fresh_database("large_copy").await;
+    let mut server = TestServer::start();
+    let kalamdb = server.conn_string("root", &server.options.root_password);
+
+    let want = run_large_loads(&reference).await;
+    let got = run_large_loads(&kalamdb).await;
+    assert_eq!(got, want);
+    assert!(want[0].ends_with(&format!("COPY {LARGE}")), "{want:?}");
+    assert!(want[1].contains("23505"), "{want:?}");
+
+    // The ingested rows are durable like any others, and the scratch area is empty.
+    server.restart();
+    let kalamdb = server.conn_string("root", &server.options.root_password);
+    let after = large_tables(&kalamdb).await;
+    assert_eq!(after, got[got.len() - 5..]);
+    let scratch = server.data_path().join("load_tmp");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -126,14 +126,14 @@ async fn run_file(
                 if lost {
                     kalam.reconnect().await;
                 }
-                if let (End::Gset(prefix), Outcome::Rows { columns, rows }) = (&end, &expected) {
-                    if let [row] = rows.as_slice() {
-                        for (column, value) in columns.iter().zip(row) {
-                            vars.0.insert(
-                                format!("{prefix}{column}"),
-                                value.clone().unwrap_or_default(),
-                            );
-                        }
+                if let (End::Gset(prefix), Outcome::Rows { columns, rows }) = (&end, &expected)
+                    && let [row] = rows.as_slice()
+                {
+                    for (column, value) in columns.iter().zip(row) {
+                        vars.0.insert(
+                            format!("{prefix}{column}"),
+                            value.clone().unwrap_or_default(),
+                        );
                     }
                 }
                 result.statements += 1;

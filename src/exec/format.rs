@@ -135,11 +135,11 @@ fn render(template: &str, args: &[Option<String>]) -> Result<String, ExecError> 
         }
         // %[position$][-][width | * | *position$]type
         let mut position = None;
-        if let Some((n, after)) = number(&chars, i) {
-            if chars.get(after) == Some(&'$') {
-                position = Some(argument_index(n)?);
-                i = after + 1;
-            }
+        if let Some((n, after)) = number(&chars, i)
+            && chars.get(after) == Some(&'$')
+        {
+            position = Some(argument_index(n)?);
+            i = after + 1;
         }
         let mut left = false;
         while chars.get(i) == Some(&'-') {

@@ -641,56 +641,6 @@ impl datafusion::logical_expr::Accumulator for SingleRowAccumulator {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::pretty_size;
-
-    #[test]
-    fn to_regtype_knows_the_declarable_types_by_any_of_their_names() {
-        let ctx = datafusion::prelude::SessionContext::new();
-        ctx.register_udf(super::to_regtype());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let batches = runtime
-            .block_on(async {
-                ctx.sql(
-                    "SELECT to_regtype('int4'), to_regtype('pg_catalog.varchar'), \
-                     to_regtype('character varying'), to_regtype('timestamptz'), \
-                     to_regtype('hstore')",
-                )
-                .await?
-                .collect()
-                .await
-            })
-            .unwrap();
-        let row: Vec<String> = (0..5)
-            .map(|i| {
-                datafusion::scalar::ScalarValue::try_from_array(batches[0].column(i), 0)
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(row, ["23", "1043", "1043", "1184", "NULL"]);
-    }
-
-    #[test]
-    fn sizes_print_as_postgresql_prints_them() {
-        for (bytes, printed) in [
-            (0, "0 bytes"),
-            (10_239, "10239 bytes"),
-            (10_240, "10 kB"),
-            (20_479, "20 kB"),
-            (1_048_576, "1024 kB"),
-            (20_971_520, "20 MB"),
-            (5_368_709_120, "5120 MB"),
-            (-10_240, "-10 kB"),
-        ] {
-            assert_eq!(pretty_size(bytes), printed, "{bytes}");
-        }
-    }
-}
-
 /// `set_config(name, value, is_local)`: `SET name = value` as a function, answering the new
 /// value. A transaction-local setting (`is_local` true) and `search_path`, which the planner
 /// must follow as the statement runs, are refused: use `SET [LOCAL]`.
@@ -742,4 +692,54 @@ fn set_config(settings: Arc<Mutex<Settings>>) -> ScalarUDF {
             Ok(Arc::new(out.finish()))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pretty_size;
+
+    #[test]
+    fn to_regtype_knows_the_declarable_types_by_any_of_their_names() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(super::to_regtype());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let batches = runtime
+            .block_on(async {
+                ctx.sql(
+                    "SELECT to_regtype('int4'), to_regtype('pg_catalog.varchar'), \
+                     to_regtype('character varying'), to_regtype('timestamptz'), \
+                     to_regtype('hstore')",
+                )
+                .await?
+                .collect()
+                .await
+            })
+            .unwrap();
+        let row: Vec<String> = (0..5)
+            .map(|i| {
+                datafusion::scalar::ScalarValue::try_from_array(batches[0].column(i), 0)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(row, ["23", "1043", "1043", "1184", "NULL"]);
+    }
+
+    #[test]
+    fn sizes_print_as_postgresql_prints_them() {
+        for (bytes, printed) in [
+            (0, "0 bytes"),
+            (10_239, "10239 bytes"),
+            (10_240, "10 kB"),
+            (20_479, "20 kB"),
+            (1_048_576, "1024 kB"),
+            (20_971_520, "20 MB"),
+            (5_368_709_120, "5120 MB"),
+            (-10_240, "-10 kB"),
+        ] {
+            assert_eq!(pretty_size(bytes), printed, "{bytes}");
+        }
+    }
 }

@@ -312,7 +312,7 @@ impl Session {
     }
 
     /// Gives storage conflicts the names a user knows (the table, not its id).
-    fn write_error(&self, err: StorageError) -> ExecError {
+    pub(in crate::exec) fn write_error(&self, err: StorageError) -> ExecError {
         match err {
             StorageError::Conflict(Conflict::DuplicateKey { table_id, key }) => {
                 let table = self

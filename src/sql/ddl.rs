@@ -521,12 +521,12 @@ pub fn sql_type_named(name: &str) -> Result<SqlType, SqlError> {
         "varchar" | "character varying" => Some("varchar"),
         _ => None,
     };
-    if let (Some(type_name), [n]) = (length_type, args.as_slice()) {
-        if *n > MAX_DECLARED_LENGTH {
-            return Err(SqlError::InvalidParameter(format!(
-                "length for type {type_name} cannot exceed {MAX_DECLARED_LENGTH}"
-            )));
-        }
+    if let (Some(type_name), [n]) = (length_type, args.as_slice())
+        && *n > MAX_DECLARED_LENGTH
+    {
+        return Err(SqlError::InvalidParameter(format!(
+            "length for type {type_name} cannot exceed {MAX_DECLARED_LENGTH}"
+        )));
     }
     Ok(match (base.as_str(), args.as_slice()) {
         ("boolean" | "bool", []) => SqlType::Boolean,

@@ -401,7 +401,12 @@ impl<'a> ApplyContext<'a> {
     }
 
     /// Whether the database holds any key of `cf_name` between `low` and `high` inclusive.
-    fn occupied(&self, cf_name: &'static str, low: &[u8], high: &[u8]) -> StorageResult<bool> {
+    pub(super) fn occupied(
+        &self,
+        cf_name: &'static str,
+        low: &[u8],
+        high: &[u8],
+    ) -> StorageResult<bool> {
         let mut iter = self.db.raw_iterator_cf(cf(self.db, cf_name));
         iter.seek(low);
         match iter.key() {

@@ -4,6 +4,7 @@ use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 
 pub(super) use super::apply_context::ApplyContext;
+use super::bulk_load;
 use super::foreign_keys::{self, ForeignKeyRecord};
 use super::index_ddl;
 use super::indexes::{self, IndexRecord, IndexedRow};
@@ -105,6 +106,18 @@ pub enum Command {
         /// The table's layout generation the rows are encoded for: a DROP COLUMN or ALTER
         /// COLUMN TYPE applied since fails the write (40001) rather than store a stale layout.
         #[serde(default)]
+        layout_generation: u64,
+    },
+    /// Publishes a bulk load's rows (see `bulk_load`): checks that the table still has no index
+    /// or foreign key and that none of the keys is live, then ingests `file`, a RocksDB table
+    /// file of stored rows between `low` and `high`, whole. `runs` hold the same keys.
+    IngestRows {
+        table_id: u64,
+        file: std::path::PathBuf,
+        runs: Vec<std::path::PathBuf>,
+        low: Vec<u8>,
+        high: Vec<u8>,
+        row_id_high_water: Option<u64>,
         layout_generation: u64,
     },
     /// Publishes a flushed segment: adds it to the manifest, indexes its keys, marks older
@@ -258,6 +271,24 @@ pub struct Applied {
     pub restarted_sequences: Vec<u64>,
     /// Indexes created on tables with rows: (table id, index name), each to be built by a job.
     pub indexes_to_build: Vec<(u64, String)>,
+    /// A bulk load's file of rows, ingested once the command's batch is written.
+    pub(super) ingest_rows: Option<std::path::PathBuf>,
+}
+
+/// Records the highest hidden row id a write used, for tables without a declared key.
+fn raise_row_id_counter(
+    ctx: &mut ApplyContext,
+    batch: &mut WriteBatch,
+    table_id: u64,
+    high_water: Option<u64>,
+) -> StorageResult<()> {
+    if let Some(high) = high_water {
+        let name = super::row_id_counter(table_id);
+        if high > ctx.counter(&name)? {
+            ctx.put(batch, CF_META, name, high.to_be_bytes().to_vec());
+        }
+    }
+    Ok(())
 }
 
 impl Command {
@@ -453,13 +484,21 @@ impl Command {
                         }
                     }
                 }
-                if let Some(high) = row_id_high_water {
-                    let name = super::row_id_counter(*table_id);
-                    let current = ctx.counter(&name)?;
-                    if *high > current {
-                        ctx.put(batch, CF_META, name, high.to_be_bytes().to_vec());
-                    }
-                }
+                raise_row_id_counter(ctx, batch, *table_id, *row_id_high_water)?;
+            }
+            Command::IngestRows {
+                table_id,
+                file,
+                runs,
+                low,
+                high,
+                row_id_high_water,
+                layout_generation,
+            } => {
+                table_ddl::check_layout_generation(ctx, *table_id, *layout_generation)?;
+                bulk_load::check_ingest(ctx, *table_id, runs, low, high)?;
+                raise_row_id_counter(ctx, batch, *table_id, *row_id_high_water)?;
+                ctx.applied.ingest_rows = Some(file.clone());
             }
             Command::FlushSegment { segment, rows } => flush_segment(ctx, batch, segment, rows)?,
             Command::AppendStream {

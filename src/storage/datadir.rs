@@ -16,6 +16,10 @@ pub const LAYOUT: [&str; 4] = ["rocksdb", "storage", "snapshots", "streams"];
 /// backups; emptied at every start.
 pub const BACKUP_SCRATCH: &str = "backup_tmp";
 
+/// Where bulk loads sort their rows and build the file they ingest. Not part of backups;
+/// emptied at every start.
+pub const LOAD_SCRATCH: &str = "load_tmp";
+
 /// A data directory whose lock this process holds for as long as the value lives.
 #[derive(Debug)]
 pub struct DataDir {
@@ -54,12 +58,14 @@ impl DataDir {
         lock.set_len(0)
             .and_then(|()| writeln!(lock, "{}", std::process::id()))
             .map_err(|e| StorageError::io(format!("writing {}", lock_path.display()), e))?;
-        let scratch = root.join(BACKUP_SCRATCH);
-        if scratch.exists() {
-            // Capture directories of backups a crash or kill interrupted: hard links only.
-            tracing::info!(dir = %scratch.display(), "removing leftover backup capture directories");
-            std::fs::remove_dir_all(&scratch)
-                .map_err(|e| StorageError::io(format!("removing {}", scratch.display()), e))?;
+        // Capture directories of backups, and the sorted runs of loads, that a crash or kill
+        // interrupted: nothing in them was published.
+        for scratch in [BACKUP_SCRATCH, LOAD_SCRATCH].map(|name| root.join(name)) {
+            if scratch.exists() {
+                tracing::info!(dir = %scratch.display(), "removing leftover scratch files");
+                std::fs::remove_dir_all(&scratch)
+                    .map_err(|e| StorageError::io(format!("removing {}", scratch.display()), e))?;
+            }
         }
         for sub in LAYOUT {
             let path = root.join(sub);
@@ -88,6 +94,11 @@ impl DataDir {
     /// The capture directory of one backup job.
     pub fn backup_scratch(&self, job_id: &str) -> PathBuf {
         self.root.join(BACKUP_SCRATCH).join(job_id)
+    }
+
+    /// The scratch directory of one bulk load.
+    pub fn load_scratch(&self, load: u64) -> PathBuf {
+        self.root.join(LOAD_SCRATCH).join(load.to_string())
     }
 
     pub fn streams(&self) -> PathBuf {

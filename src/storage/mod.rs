@@ -7,6 +7,7 @@
 //! feed commands in later).
 
 mod apply_context;
+mod bulk_load;
 mod capture;
 mod catalog_changes;
 mod catalog_reads;
@@ -39,6 +40,7 @@ use std::sync::{Arc, Mutex};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 
+pub use bulk_load::{LoadFailure, LoadFile, RowSorter};
 pub use capture::{BackupPoint, CapturedFile, MetadataSnapshot, list_files};
 pub use catalog_changes::{CatalogChanges, CatalogRead};
 pub use column_ddl::rekeyed;
@@ -91,6 +93,20 @@ pub struct Durability {
     pub wal_enabled: bool,
 }
 
+/// A column family's options, and those of the table files a bulk load builds for one: bloom
+/// filters, since point reads of rows, users and table definitions are the hot path, and one
+/// block cache shared by every column family.
+fn column_family_options(cache: Option<&rocksdb::Cache>) -> Options {
+    let mut table_options = rocksdb::BlockBasedOptions::default();
+    if let Some(cache) = cache {
+        table_options.set_block_cache(cache);
+    }
+    table_options.set_bloom_filter(10.0, false);
+    let mut options = Options::default();
+    options.set_block_based_table_factory(&table_options);
+    options
+}
+
 /// The opened data directory: RocksDB plus the file-based areas beside it.
 pub struct Store {
     dir: DataDir,
@@ -139,17 +155,10 @@ impl Store {
         // Every batch writes `meta` (the applied sequence number), whose memtable never fills,
         // so without a cap each WAL file would be kept until all column families flush.
         options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
-        // One block cache for every column family, and bloom filters: point reads of rows,
-        // users and table definitions are the hot path.
         let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-        let mut table_options = rocksdb::BlockBasedOptions::default();
-        table_options.set_block_cache(&cache);
-        table_options.set_bloom_filter(10.0, false);
-        let descriptors = COLUMN_FAMILIES.iter().map(|name| {
-            let mut cf_options = Options::default();
-            cf_options.set_block_based_table_factory(&table_options);
-            ColumnFamilyDescriptor::new(*name, cf_options)
-        });
+        let descriptors = COLUMN_FAMILIES
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, column_family_options(Some(&cache))));
         let db = DB::open_cf_descriptors(&options, dir.rocksdb(), descriptors)?;
         // Batches are written unsynced under the apply lock and fsynced after it is released
         // (see `sync_wal_through`), so concurrent commits share one fsync.
@@ -227,6 +236,13 @@ impl Store {
             batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
             self.db.write_opt(batch, &self.write_options)?;
             *applied = seq;
+            // A bulk load's rows go in after its batch, still under the lock, so no command
+            // and no backup point falls between its checks and its rows. Should the ingest
+            // fail, the batch only raised counters: the load is reported failed, and none of
+            // its rows is visible.
+            if let Some(file) = ctx.applied.ingest_rows.take() {
+                bulk_load::ingest(self, &file)?;
+            }
             if command.changes_catalog() {
                 self.catalog_epoch
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -79,13 +79,13 @@ pub fn split(script: &str) -> Vec<Item> {
                         }
                         '"' => state = State::Identifier,
                         '$' => {
-                            if let Some(tag) = dollar_tag(&chars[i..]) {
-                                if !buffer.chars().last().is_some_and(is_ident_char) {
-                                    buffer.push_str(&tag);
-                                    i += tag.chars().count();
-                                    state = State::Dollar(tag);
-                                    continue;
-                                }
+                            if let Some(tag) = dollar_tag(&chars[i..])
+                                && !buffer.chars().last().is_some_and(is_ident_char)
+                            {
+                                buffer.push_str(&tag);
+                                i += tag.chars().count();
+                                state = State::Dollar(tag);
+                                continue;
                             }
                         }
                         '(' => depth += 1,

@@ -2,8 +2,10 @@
 //! stream in chunks: each chunk is typed as its columns' input functions would type it, the
 //! columns the data leaves out get their defaults (one `nextval` per row, as INSERT does), and
 //! the table's constraints are checked. Nothing is written until the data ends; then every
-//! row goes in one write, so a COPY that fails anywhere loads nothing. COPY TO is the query
-//! (or the table's columns) as a row stream the front end writes out.
+//! row goes in one command, so a COPY that fails anywhere loads nothing. A load past
+//! [`BULK_LOAD_ROWS`] into a table without secondary indexes or foreign keys is not held in
+//! memory: its rows are sorted on disk and ingested whole (storage's bulk loads). COPY TO is
+//! the query (or the table's columns) as a row stream the front end writes out.
 
 use std::sync::Arc;
 
@@ -21,7 +23,13 @@ use crate::exec::{ExecError, ExecResult, Session};
 use crate::model::TableKind;
 use crate::model::types::{ColumnDef, SqlType};
 use crate::sql::{CopyOptions, CopyRelation, CopyStatement, SqlError};
-use crate::storage::{Expect, RowWrite, TableRecord, rows};
+use crate::storage::{
+    Command, Conflict, Expect, LoadFailure, RowSorter, RowWrite, StorageError, TableRecord, rows,
+};
+
+/// Rows a COPY holds in memory for one write; a larger load into a table that allows it is
+/// sorted on disk and ingested instead.
+const BULK_LOAD_ROWS: usize = 100_000;
 
 /// A COPY FROM under way: where its rows go, and the rows checked so far.
 pub struct CopyIn {
@@ -35,9 +43,12 @@ pub struct CopyIn {
     pub force_null: Vec<bool>,
     /// The rows checked so far, encoded as they will be stored.
     encoded: Encoded,
-    /// The line each row starts on, in row order.
+    /// The line each row starts on, in row order (while the rows are held in memory).
     lines: Vec<u64>,
     rows: usize,
+    /// Whether the rows may go to disk once they pass [`BULK_LOAD_ROWS`]: outside a
+    /// transaction block, until the table is found to have an index or a foreign key.
+    may_sort: bool,
 }
 
 /// Rows of a COPY ready to write: a chunk's typed columns are encoded as soon as it is
@@ -45,6 +56,11 @@ pub struct CopyIn {
 enum Encoded {
     Rows {
         writes: Vec<RowWrite>,
+        row_id_high_water: Option<u64>,
+    },
+    /// A load too large to hold, sorted on disk for one ingest.
+    Sorted {
+        sorter: RowSorter,
         row_id_high_water: Option<u64>,
     },
     /// A stream table's appended rows.
@@ -153,6 +169,7 @@ impl Session {
             encoded,
             lines: Vec::new(),
             rows: 0,
+            may_sort: !self.in_transaction_block(),
         })
     }
 
@@ -244,10 +261,57 @@ impl Session {
                     expect: Expect::Absent,
                     moved_to: None,
                 }));
+                copy.lines.extend_from_slice(lines);
+            }
+            Encoded::Sorted {
+                sorter,
+                row_id_high_water,
+            } => {
+                let (keys, high_water) = self.row_keys(record, &chunk)?;
+                *row_id_high_water = high_water.or(*row_id_high_water);
+                let mut row = Vec::new();
+                for (at, key) in keys.iter().enumerate() {
+                    row.clear();
+                    rows::encode_row(&chunk.columns, at, &mut row);
+                    sorter.push(key, &row, lines[at])?;
+                }
             }
         }
         copy.rows += len;
-        copy.lines.extend_from_slice(lines);
+        self.sort_when_large(copy)
+    }
+
+    /// Moves the rows held so far to a sorter once they pass [`BULK_LOAD_ROWS`], if the table
+    /// allows a bulk load.
+    fn sort_when_large(&self, copy: &mut CopyIn) -> ExecResult<()> {
+        let Encoded::Rows {
+            writes,
+            row_id_high_water,
+        } = &mut copy.encoded
+        else {
+            return Ok(());
+        };
+        if !copy.may_sort || writes.len() < BULK_LOAD_ROWS {
+            return Ok(());
+        }
+        let store = &self.engine.store;
+        if !store.bulk_loadable(copy.record.table_id)? {
+            copy.may_sort = false;
+            return Ok(());
+        }
+        let mut sorter = store.row_sorter(copy.record.table_id)?;
+        for (write, line) in writes.iter().zip(&copy.lines) {
+            sorter.push(
+                &write.key,
+                write.value.as_deref().unwrap_or_default(),
+                *line,
+            )?;
+        }
+        copy.encoded = Encoded::Sorted {
+            sorter,
+            row_id_high_water: *row_id_high_water,
+        };
+        copy.lines = Vec::new();
         Ok(())
     }
 
@@ -330,8 +394,47 @@ impl Session {
                     return Err(duplicate_in_copy(&record, &writes, &lines, error));
                 }
             }
+            Encoded::Sorted {
+                sorter,
+                row_id_high_water,
+            } => self.ingest_sorted(&record, sorter, row_id_high_water)?,
         }
         Ok(Outcome::Affected { tag: "COPY", rows })
+    }
+
+    /// Merges a sorted load into one file and ingests it (see storage's bulk loads).
+    fn ingest_sorted(
+        &self,
+        record: &TableRecord,
+        sorter: RowSorter,
+        row_id_high_water: Option<u64>,
+    ) -> ExecResult<()> {
+        let rows = sorter.rows() as usize;
+        let load = match self.engine.store.finish_load(sorter) {
+            Ok(Some(load)) => load,
+            Ok(None) => return Ok(()),
+            Err(LoadFailure { error, line }) => {
+                return Err(in_copy(record, self.write_error(error), line));
+            }
+        };
+        let command = Command::IngestRows {
+            table_id: record.table_id,
+            file: load.file.clone(),
+            runs: load.runs().to_vec(),
+            low: load.low.clone(),
+            high: load.high.clone(),
+            row_id_high_water,
+            layout_generation: record.layout_generation,
+        };
+        if let Err(error) = self.engine.apply(&command) {
+            let line = match &error {
+                StorageError::Conflict(Conflict::DuplicateKey { key, .. }) => load.line_of(key),
+                _ => None,
+            };
+            return Err(in_copy(record, self.write_error(error), line));
+        }
+        self.engine.note_writes(record.table_id, rows);
+        Ok(())
     }
 
     /// COPY TO: the rows of the query, or of the table's columns, as a stream.
@@ -392,12 +495,8 @@ fn duplicate_in_copy(
     lines: &[u64],
     error: ExecError,
 ) -> ExecError {
-    let context = format!("COPY {}", record.name);
     let ExecError::DuplicateKey { key, .. } = &error else {
-        return ExecError::InCopy {
-            source: Box::new(error),
-            context,
-        };
+        return in_copy(record, error, None);
     };
     let found: Vec<u64> = writes
         .iter()
@@ -406,9 +505,15 @@ fn duplicate_in_copy(
         .map(|(_, line)| *line)
         .take(2)
         .collect();
-    let context = match found.get(1).or(found.first()) {
-        Some(line) => format!("{context}, line {line}"),
-        None => context,
+    let line = found.get(1).or(found.first()).copied();
+    in_copy(record, error, line)
+}
+
+/// An error of a COPY into `record`, with PostgreSQL's CONTEXT naming the line when known.
+fn in_copy(record: &TableRecord, error: ExecError, line: Option<u64>) -> ExecError {
+    let context = match line {
+        Some(line) => format!("COPY {}, line {line}", record.name),
+        None => format!("COPY {}", record.name),
     };
     ExecError::InCopy {
         source: Box::new(error),
