@@ -1,15 +1,14 @@
 //! PostgreSQL's binary COPY format: the `PGCOPY` signature, then per row a field count and
 //! each field as a length and the value in its type's binary send form, then `-1`.
 //!
-//! A row's fields are exactly what a binary DataRow holds, so COPY TO writes the rows the
-//! result encoder produced; COPY FROM decodes each field with the column type's receive
-//! function (the same decoders binary Bind parameters use).
+//! A row's fields are laid out as a binary DataRow's are, each value its type's send form (COPY
+//! TO encodes them with the result encoder's cell encoder); COPY FROM decodes each field with
+//! the column type's receive function (the same decoders binary Bind parameters use).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::array::ArrayRef;
 use datafusion::scalar::ScalarValue;
 use pgwire::api::Type;
-use pgwire::messages::data::DataRow;
 use postgres_types::FromSql;
 use rust_decimal::Decimal;
 
@@ -22,11 +21,6 @@ pub fn write_header(out: &mut Vec<u8>) {
     out.extend_from_slice(SIGNATURE);
     out.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
     out.extend_from_slice(&0i32.to_be_bytes()); // no header extension
-}
-
-pub fn write_row(row: &DataRow, out: &mut Vec<u8>) {
-    out.extend_from_slice(&row.field_count.to_be_bytes());
-    out.extend_from_slice(&row.data);
 }
 
 pub fn write_trailer(out: &mut Vec<u8>) {

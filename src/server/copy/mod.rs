@@ -7,6 +7,7 @@
 //! CopyFail, then reports the error once, as the protocol expects; nothing is written.
 
 mod binary;
+mod rows_out;
 mod text;
 mod text_writer;
 
@@ -261,7 +262,7 @@ fn copy_out_rows(
     stream: SendableRecordBatchStream,
 ) -> (
     Vec<u8>,
-    impl futures::Stream<Item = PgWireResult<Vec<u8>>> + Send,
+    impl futures::Stream<Item = PgWireResult<Bytes>> + Send,
 ) {
     let binary = options.format == CopyFormat::Binary;
     let format = if binary {
@@ -271,23 +272,23 @@ fn copy_out_rows(
     };
     let fields = Arc::new(encode::field_infos(&schema, &format));
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let writer = text_writer::TextWriter::new(&options, force_quote_flags(&options, &names));
     let mut header = Vec::new();
-    if binary {
+    let text = if binary {
         binary::write_header(&mut header);
-    } else if options.header {
-        let names: Vec<Option<&[u8]>> = names.iter().map(|n| Some(n.as_bytes())).collect();
-        writer.row(&names, &mut header);
-    }
-    let rows = encode::data_rows(stream, fields).map(move |row| {
-        let row = row?;
-        let mut out = Vec::new();
-        if binary {
-            binary::write_row(&row, &mut out);
-        } else {
-            writer.row(&encode::row_fields(&row), &mut out);
+        None
+    } else {
+        let writer = text_writer::TextWriter::new(&options, force_quote_flags(&options, &names));
+        if options.header {
+            let names: Vec<Option<&[u8]>> = names.iter().map(|n| Some(n.as_bytes())).collect();
+            writer.row(&names, &mut header);
         }
-        Ok(out)
+        Some(writer)
+    };
+    let encoder = rows_out::RowsOut::new(fields, text);
+    let rows = encode::encoded_rows(stream, move |batch| {
+        let encoded = encoder.batch(batch);
+        let error = encoded.error.map(Err);
+        encoded.rows.into_iter().map(Ok).chain(error).collect()
     });
     (header, rows)
 }
@@ -313,11 +314,11 @@ pub(super) fn copy_out_response(
         let out = match take(&header) {
             Some(mut first) => {
                 first.extend_from_slice(&row);
-                first
+                Bytes::from(first)
             }
             None => row,
         };
-        Ok(CopyData::new(Bytes::from(out)))
+        Ok(CopyData::new(out))
     });
     let rest = futures::stream::once(async move { take(&unsent) })
         .filter_map(|header| async move { header.map(|h| Ok(CopyData::new(Bytes::from(h)))) });
@@ -359,9 +360,7 @@ where
     while let Some(row) = rows.next().await {
         count += 1;
         client
-            .feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(
-                row?,
-            ))))
+            .feed(PgWireBackendMessage::CopyData(CopyData::new(row?)))
             .await?;
     }
     if binary {

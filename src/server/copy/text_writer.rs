@@ -1,6 +1,8 @@
 //! Writing rows in PostgreSQL's text and CSV COPY formats (COPY TO): each value is its type's
 //! text output, escaped (text) or quoted (CSV) so that COPY FROM reads it back unchanged.
 
+use bytes::BufMut;
+
 use crate::sql::{CopyFormat, CopyOptions};
 
 /// Writes rows in the text or CSV format.
@@ -12,6 +14,7 @@ pub struct TextWriter {
 }
 
 impl TextWriter {
+    /// A writer for rows of `force_quote.len()` columns.
     pub fn new(options: &CopyOptions, force_quote: Vec<bool>) -> Self {
         TextWriter {
             options: options.clone(),
@@ -21,44 +24,57 @@ impl TextWriter {
     }
 
     /// One row, each value its type's text output (`None`: NULL), ended by a newline.
-    pub fn row(&self, values: &[Option<&[u8]>], out: &mut Vec<u8>) {
-        let single = values.len() == 1;
+    pub fn row(&self, values: &[Option<&[u8]>], out: &mut impl BufMut) {
         for (column, value) in values.iter().enumerate() {
-            if column > 0 {
-                out.push(self.options.delimiter);
-            }
-            match value {
-                None => out.extend_from_slice(self.options.null.as_bytes()),
-                Some(value) if self.csv => {
-                    let force = self.force_quote.get(column).copied().unwrap_or(false);
-                    self.csv_value(value, force, single, out)
-                }
-                Some(value) => self.text_value(value, out),
-            }
+            self.field(column, *value, out);
         }
-        out.push(b'\n');
+        self.end_row(out);
     }
 
-    fn text_value(&self, value: &[u8], out: &mut Vec<u8>) {
-        for &b in value {
-            match b {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                8 => out.extend_from_slice(b"\\b"),
-                12 => out.extend_from_slice(b"\\f"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                11 => out.extend_from_slice(b"\\v"),
-                b if b == self.options.delimiter => {
-                    out.push(b'\\');
-                    out.push(b);
-                }
-                b => out.push(b),
+    /// The value of `column` (its type's text output; `None`: NULL), after the delimiter that
+    /// separates it from the previous one.
+    pub fn field(&self, column: usize, value: Option<&[u8]>, out: &mut impl BufMut) {
+        if column > 0 {
+            out.put_u8(self.options.delimiter);
+        }
+        match value {
+            None => out.put_slice(self.options.null.as_bytes()),
+            Some(value) if self.csv => {
+                let force = self.force_quote.get(column).copied().unwrap_or(false);
+                self.csv_value(value, force, out)
             }
+            Some(value) => self.text_value(value, out),
         }
     }
 
-    fn csv_value(&self, value: &[u8], force: bool, single: bool, out: &mut Vec<u8>) {
+    pub fn end_row(&self, out: &mut impl BufMut) {
+        out.put_u8(b'\n');
+    }
+
+    fn text_value(&self, value: &[u8], out: &mut impl BufMut) {
+        // Runs of bytes that need no escape are copied whole.
+        let mut plain = 0;
+        for (at, &b) in value.iter().enumerate() {
+            let escaped: &[u8] = match b {
+                b'\\' => b"\\\\",
+                8 => b"\\b",
+                12 => b"\\f",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                11 => b"\\v",
+                b if b == self.options.delimiter => &[b'\\', b],
+                _ => continue,
+            };
+            out.put_slice(&value[plain..at]);
+            out.put_slice(escaped);
+            plain = at + 1;
+        }
+        out.put_slice(&value[plain..]);
+    }
+
+    fn csv_value(&self, value: &[u8], force: bool, out: &mut impl BufMut) {
+        let single = self.force_quote.len() == 1;
         let needs_quotes = force
             || value == self.options.null.as_bytes()
             || (single && value == b"\\.")
@@ -66,17 +82,17 @@ impl TextWriter {
                 b == self.options.delimiter || b == self.options.quote || b == b'\n' || b == b'\r'
             });
         if !needs_quotes {
-            out.extend_from_slice(value);
+            out.put_slice(value);
             return;
         }
-        out.push(self.options.quote);
+        out.put_u8(self.options.quote);
         for &b in value {
             if b == self.options.quote || b == self.options.escape {
-                out.push(self.options.escape);
+                out.put_u8(self.options.escape);
             }
-            out.push(b);
+            out.put_u8(b);
         }
-        out.push(self.options.quote);
+        out.put_u8(self.options.quote);
     }
 }
 

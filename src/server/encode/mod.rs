@@ -6,5 +6,5 @@ mod rows;
 mod types;
 
 pub use params::decode_params;
-pub use rows::{data_rows, response, row_fields};
+pub use rows::{CellSink, encode_cell, encoded_rows, response};
 pub use types::{field_infos, pg_type};

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type,
     Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
@@ -57,35 +57,21 @@ pub fn response(outcome: Outcome, format: &Format) -> Response {
     }
 }
 
-/// The fields of an encoded row: each value's bytes, `None` for NULL.
-pub fn row_fields(row: &DataRow) -> Vec<Option<&[u8]>> {
-    let mut fields = Vec::with_capacity(row.field_count.max(0) as usize);
-    let data = &row.data[..];
-    let mut at = 0;
-    for _ in 0..row.field_count {
-        let Some(length) = data.get(at..at + 4) else {
-            break;
-        };
-        let length = i32::from_be_bytes([length[0], length[1], length[2], length[3]]);
-        at += 4;
-        if length < 0 {
-            fields.push(None);
-        } else {
-            let end = (at + length as usize).min(data.len());
-            fields.push(Some(&data[at..end]));
-            at = end;
-        }
-    }
-    fields
-}
-
-pub fn data_rows(
+fn data_rows(
     stream: SendableRecordBatchStream,
     fields: Arc<Vec<FieldInfo>>,
 ) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
+    encoded_rows(stream, move |batch| encode_batch(batch, &fields))
+}
+
+/// The rows `encode` makes of each batch of `stream`, in order; an execution error ends them.
+pub fn encoded_rows<T: Send>(
+    stream: SendableRecordBatchStream,
+    encode: impl Fn(&RecordBatch) -> Vec<PgWireResult<T>> + Send,
+) -> impl futures::Stream<Item = PgWireResult<T>> + Send {
     stream.flat_map(move |batch| {
-        let rows: Vec<PgWireResult<DataRow>> = match batch {
-            Ok(batch) => encode_batch(&batch, &fields),
+        let rows = match batch {
+            Ok(batch) => encode(&batch),
             Err(e) => vec![Err(PgWireError::UserError(Box::new(sqlstate::exec_error(
                 &e.into(),
             ))))],
@@ -94,10 +80,7 @@ pub fn data_rows(
     })
 }
 
-fn encode_batch(
-    batch: &datafusion::arrow::array::RecordBatch,
-    fields: &Arc<Vec<FieldInfo>>,
-) -> Vec<PgWireResult<DataRow>> {
+fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<DataRow>> {
     let mut encoder = DataRowEncoder::new(fields.clone());
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
@@ -117,20 +100,38 @@ fn encode_batch(
     rows
 }
 
-fn put<T>(encoder: &mut DataRowEncoder, value: Option<T>, field: &FieldInfo) -> PgWireResult<()>
+/// Where a row's values go, one after another in column order: a DataRow for a query's
+/// result, or a COPY TO row.
+pub trait CellSink {
+    fn put<T>(&mut self, value: Option<T>, field: &FieldInfo) -> PgWireResult<()>
+    where
+        T: ToSql + ToSqlText;
+}
+
+impl CellSink for DataRowEncoder {
+    fn put<T>(&mut self, value: Option<T>, field: &FieldInfo) -> PgWireResult<()>
+    where
+        T: ToSql + ToSqlText,
+    {
+        self.encode_field_with_type_and_format(
+            &value,
+            field.datatype(),
+            field.format(),
+            field.format_options(),
+        )
+    }
+}
+
+fn put<T>(encoder: &mut impl CellSink, value: Option<T>, field: &FieldInfo) -> PgWireResult<()>
 where
     T: ToSql + ToSqlText,
 {
-    encoder.encode_field_with_type_and_format(
-        &value,
-        field.datatype(),
-        field.format(),
-        field.format_options(),
-    )
+    encoder.put(value, field)
 }
 
-fn encode_cell(
-    encoder: &mut DataRowEncoder,
+/// Encodes the value at `row` of `column` as `field` says (its PostgreSQL type and format).
+pub fn encode_cell(
+    encoder: &mut impl CellSink,
     column: &dyn Array,
     row: usize,
     field: &FieldInfo,
@@ -308,7 +309,7 @@ fn encode_cell(
 
 /// An `int2vector` or `oidvector` (`1 2`): its elements separated by spaces.
 fn encode_vector(
-    encoder: &mut DataRowEncoder,
+    encoder: &mut impl CellSink,
     elements: Option<&dyn Array>,
     field: &FieldInfo,
 ) -> PgWireResult<()> {
@@ -330,7 +331,7 @@ fn encode_vector(
 
 /// One list value as a PostgreSQL array of the element type `pg_type` chose for it.
 fn encode_array(
-    encoder: &mut DataRowEncoder,
+    encoder: &mut impl CellSink,
     elements: Option<&dyn Array>,
     field: &FieldInfo,
 ) -> PgWireResult<()> {
