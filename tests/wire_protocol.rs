@@ -118,6 +118,57 @@ async fn a_cancel_request_stops_a_running_query() {
 }
 
 #[tokio::test]
+async fn pg_sleep_waits_without_holding_a_worker_and_stops_on_cancel() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let statement = client.prepare("SELECT pg_sleep(0.3)").await.unwrap();
+    assert_eq!(statement.columns()[0].type_(), &Type::VOID);
+    let started = std::time::Instant::now();
+    let value = first_value(client.simple_query("SELECT pg_sleep(0.3)").await.unwrap());
+    assert_eq!(value, "");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let null = client.simple_query("SELECT pg_sleep(NULL)").await.unwrap();
+    assert!(matches!(&null[1], SimpleQueryMessage::Row(r) if r.get(0).is_none()));
+
+    // Eight sessions sleeping a second each on a server with fewer worker threads finish in
+    // about a second: a sleep holds no thread.
+    let mut sleepers = Vec::new();
+    for _ in 0..8 {
+        sleepers.push(server.root().await);
+    }
+    let started = std::time::Instant::now();
+    let sleeps = sleepers
+        .iter()
+        .map(|c| c.simple_query("SELECT pg_sleep(1)"));
+    for result in futures::future::join_all(sleeps).await {
+        result.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.simple_query("SELECT pg_sleep(3600)"),
+    )
+    .await
+    .expect("the sleep ends")
+    .unwrap_err();
+    canceller.await.unwrap();
+    assert_eq!(sqlstate(&err), "57014", "{}", message(&err));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    client.query_one("SELECT 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
 async fn connections_beyond_max_connections_get_53300_and_reserved_slots_admit_only_system() {
     let server = TestServer::start_with(ServerOptions {
         max_connections: 3,

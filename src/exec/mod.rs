@@ -39,6 +39,7 @@ mod sequence_functions;
 mod sequences;
 mod session;
 mod settings;
+mod sleep;
 mod stream_table;
 mod system_tables;
 mod table;

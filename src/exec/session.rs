@@ -194,6 +194,7 @@ impl Engine {
         // After pg_catalog, whose session functions answer for a fixed user.
         functions::register(&ctx, user_id, settings.clone());
         super::json::register(&ctx);
+        super::sleep::register(&ctx);
         super::search_path::register(&ctx, self.store.clone(), settings.clone());
         super::sequence_functions::register(
             &ctx,

@@ -65,13 +65,17 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
     let schema = segments::segment_schema(&record.columns);
     let (mut flushed_rows, mut flushed_deletes, mut files, mut bytes) =
         (0u64, 0u64, Vec::new(), 0u64);
+    // Each segment's scan starts after the last key of the one before: the rows already
+    // flushed are deletion markers until compacted, and stepping over them again would make a
+    // large flush quadratic. A row written meanwhile below that key stays hot for the next flush.
+    let mut resume_after: Option<Vec<u8>> = None;
     loop {
         ctx.check_cancelled()?;
         let mut decoder = RowDecoder::new(columns.clone(), None);
         let mut keys = Vec::new();
         let mut versions = Vec::new();
         let mut entries = Vec::new();
-        store.scan_rows(table_id, |key, stored| {
+        store.scan_rows_after(table_id, resume_after.as_deref(), |key, stored| {
             let version = rows::stored_version(stored)?;
             let tombstone = is_tombstone(stored);
             if !tombstone {
@@ -106,6 +110,7 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
             column_names: record.columns.iter().map(|c| c.name.clone()).collect(),
         };
         let done = entries.len() < SEGMENT_ROWS;
+        resume_after = entries.last().map(|e| e.0.clone());
         let applied = store.apply(&Command::FlushSegment {
             segment,
             rows: entries,

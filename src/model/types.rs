@@ -288,6 +288,10 @@ const TIME_OID: i32 = 1083;
 const INTERVAL_OID: i32 = 1186;
 /// The catalog vector types (`pg_index.indkey`, `indclass`), space-separated on the wire.
 pub const INT2VECTOR_OID: i32 = 22;
+/// `void`, what functions called for their effect return (`pg_sleep`); its field is tagged
+/// with [`VOID_TAG`].
+pub const VOID_OID: i32 = 2278;
+pub const VOID_TAG: &str = "void";
 pub const OIDVECTOR_OID: i32 = 30;
 const TEXT_ARRAY_OID: i32 = 1009;
 
@@ -345,6 +349,7 @@ pub fn storable_type(field: &Field) -> Option<SqlType> {
 pub fn result_oid(field: &Field) -> i32 {
     let declared = match field.metadata().get(PG_TYPE_METADATA).map(String::as_str) {
         Some("int2vector") => return INT2VECTOR_OID,
+        Some(VOID_TAG) => return VOID_OID,
         Some("oidvector") => return OIDVECTOR_OID,
         Some("varchar") => Some(SqlType::Varchar { max_len: None }),
         Some("name") => Some(SqlType::Name),

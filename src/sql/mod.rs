@@ -11,6 +11,7 @@ mod copy;
 mod ddl;
 mod foreign_keys;
 mod indexes;
+pub mod json_each;
 pub mod limits;
 pub mod output_names;
 mod parse;

@@ -221,6 +221,10 @@ fn call_as_derived_table(relation: &mut TableFactor) {
     if TABLE_FUNCTIONS.contains(&function.as_str()) {
         return;
     }
+    if let Some(each) = super::json_each::as_derived_table(&function, &args.args, alias) {
+        *relation = each;
+        return;
+    }
     let column = match alias {
         Some(alias) if alias.columns.len() == 1 => alias.columns[0].name.clone(),
         Some(alias) if alias.columns.is_empty() => alias.name.clone(),

@@ -125,4 +125,19 @@ impl Store {
         // One iterator: RocksDB iterators read from the implicit snapshot they were opened at.
         ReadView::latest(self).scan_rows(table_id, visit)
     }
+
+    /// Calls `visit(key, stored_row)` for the hot rows of a table after key `after` (all of
+    /// them when `None`), in key order, until it returns false.
+    pub fn scan_rows_after(
+        &self,
+        table_id: u64,
+        after: Option<&[u8]>,
+        visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
+        let view = ReadView::latest(self);
+        match after {
+            Some(after) => view.scan_rows_after(table_id, after, visit),
+            None => view.scan_rows(table_id, visit),
+        }
+    }
 }

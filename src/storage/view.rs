@@ -69,8 +69,9 @@ impl<'a> ReadView<'a> {
     pub fn with_cold_copies(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Vec<u8>>> {
         let db = &self.store.db;
         let handle = cf(db, CF_COLD_INDEX);
-        let found =
-            db.multi_get_cf_opt(keys.iter().map(|k| (handle, k.as_slice())), &self.options());
+        // Keys from a scan arrive sorted; telling RocksDB so spares it sorting them again.
+        let sorted = keys.is_sorted();
+        let found = db.batched_multi_get_cf_opt(handle, keys, sorted, &self.options());
         let mut out = Vec::new();
         for (key, value) in keys.iter().zip(found) {
             if value?.is_some() {
@@ -99,6 +100,23 @@ impl<'a> ReadView<'a> {
         visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
     ) -> StorageResult<()> {
         self.scan_prefix(CF_ROWS, &rows::table_prefix(table_id), visit)
+    }
+
+    /// Like `scan_rows`, from the first key after `after` (a key `visit` was given).
+    pub fn scan_rows_after(
+        &self,
+        table_id: u64,
+        after: &[u8],
+        visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
+        let prefix = rows::table_prefix(table_id);
+        let Some(high) = prefix_end(&prefix) else {
+            return self.scan_rows(table_id, visit);
+        };
+        // The smallest key greater than `after`.
+        let mut low = after.to_vec();
+        low.push(0);
+        self.scan_range(CF_ROWS, &low, &high, visit)
     }
 
     pub(super) fn scan_records<T: serde::de::DeserializeOwned>(

@@ -63,6 +63,7 @@ fn cell(row: &Row, i: usize) -> String {
             postgres_timestamp(&v.naive_utc())
         )),
         Type::JSON | Type::JSONB => get!(JsonText, |v| v.0),
+        Type::VOID => get!(Void, |_| String::new()),
         Type::UUID => get!(uuid::Uuid, |v| v.to_string()),
         Type::BYTEA => get!(Vec<u8>, |v| format!("\\x{}", hex::encode(v))),
         Type::INT2_ARRAY => get!(Vec<Option<i16>>, |v| array_text(&v)),
@@ -93,6 +94,22 @@ impl<'a> tokio_postgres::types::FromSql<'a> for JsonText {
 
     fn accepts(ty: &Type) -> bool {
         matches!(*ty, Type::JSON | Type::JSONB)
+    }
+}
+
+/// A `void` value (what `pg_sleep` returns): no bytes, printed empty.
+struct Void;
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Void {
+    fn from_sql(
+        _ty: &Type,
+        _raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Void)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::VOID
     }
 }
 

@@ -321,3 +321,54 @@ pub(super) fn object_keys(call: &Call) -> Result<ArrayRef> {
     }
     Ok(Arc::new(out.finish()))
 }
+
+/// Which part of each member `json(b)_each(_text)` reads: its key, or its value as the
+/// document's kind or as text.
+#[derive(Clone, Copy)]
+pub(super) enum MemberPart {
+    Key,
+    Value,
+    Text,
+}
+
+/// One part of every member of an object, in order (a `json` object's repeated keys too):
+/// the columns of `json(b)_each(_text)`, whose name (argument 1) the errors use.
+pub(super) fn each_member(call: &Call, part: MemberPart) -> Result<ArrayRef> {
+    let kind = call.kind(0);
+    let mut out = ListBuilder::new(StringBuilder::new());
+    for row in 0..call.rows {
+        match call.doc(0, row)? {
+            None => out.append_null(),
+            Some((
+                Node {
+                    value: Value::Object(members),
+                    ..
+                },
+                source,
+            )) => {
+                for (key, member) in &members {
+                    out.values().append_option(match part {
+                        MemberPart::Key => Some(key.clone()),
+                        MemberPart::Value => printed(kind, member, source, false),
+                        MemberPart::Text => printed(kind, member, source, true),
+                    });
+                }
+                out.append(true);
+            }
+            Some((doc, _)) => {
+                let function = call.text(1, row).unwrap_or("json_each");
+                return Err(match kind {
+                    Kind::Jsonb => {
+                        invalid_parameter(format!("cannot call {function} on a non-object"))
+                    }
+                    Kind::Json => wrong_shape(
+                        "cannot deconstruct",
+                        &doc,
+                        ("an array as an object", "a scalar"),
+                    ),
+                });
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}

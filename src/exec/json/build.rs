@@ -8,7 +8,6 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::error::Result;
 
-use super::access::path_steps;
 use super::functions::Call;
 use super::value::{self, Node, Value};
 use super::{Kind, invalid_parameter};
@@ -186,7 +185,7 @@ pub(super) fn set(call: &Call) -> Result<ArrayRef> {
                 .as_string::<i32>()
                 .is_valid(row)
                 .then(|| target.as_string::<i32>().value(row)),
-            path_steps(&call.args[1], row)?,
+            super::edit::steps(call, 1, row)?,
             new.as_string::<i32>()
                 .is_valid(row)
                 .then(|| new.as_string::<i32>().value(row)),
@@ -196,11 +195,6 @@ pub(super) fn set(call: &Call) -> Result<ArrayRef> {
         };
         let mut doc = Kind::Jsonb.read(doc)?;
         let new = Kind::Jsonb.read(new)?;
-        let Some(steps) = steps.into_iter().collect::<Option<Vec<String>>>() else {
-            return Err(invalid_parameter(
-                "path element at position 1 is null".into(),
-            ));
-        };
         let create_missing = create
             .as_ref()
             .is_none_or(|c| c.as_boolean().is_valid(row) && c.as_boolean().value(row));

@@ -17,10 +17,13 @@ use datafusion::scalar::ScalarValue;
 
 use super::Kind;
 use super::access::{
-    Existence, Steps, array_length, contains, elements, exists, get, object_keys, path, typeof_each,
+    Existence, MemberPart, Steps, array_length, contains, each_member, elements, exists, get,
+    object_keys, path, typeof_each,
 };
 use super::build::{build_array, build_object, pretty, read_each, set, strip_nulls, to_json};
+use super::edit::{Removal, concat, delete, delete_path, insert};
 use super::value::Node;
+use crate::sql::json_each::{EACH_KEYS, EACH_TEXTS, EACH_VALUES};
 
 /// What a function returns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -219,6 +222,10 @@ pub(super) const PATH: &str = "kalamdb_json_path";
 pub(super) const PATH_TEXT: &str = "kalamdb_json_path_text";
 pub(super) const JSON_IN: &str = "kalamdb_json_in";
 pub(super) const JSONB_IN: &str = "kalamdb_jsonb_in";
+/// PostgreSQL's names for the functions behind `||`, `-` and `#-` on `jsonb`.
+pub(super) const CONCAT: &str = "jsonb_concat";
+pub(super) const DELETE: &str = "jsonb_delete";
+pub(super) const DELETE_PATH: &str = "jsonb_delete_path";
 
 /// Every function here.
 pub(super) fn all() -> Vec<ScalarUDF> {
@@ -379,6 +386,40 @@ pub(super) fn all() -> Vec<ScalarUDF> {
         Returns::Json(Kind::Jsonb),
         set,
     ));
+    all.push(udf(
+        CONCAT,
+        Signature::any(2, Volatility::Immutable),
+        Returns::Json(Kind::Jsonb),
+        concat,
+    ));
+    all.push(udf(
+        DELETE,
+        Signature::any(2, Volatility::Immutable),
+        Returns::Json(Kind::Jsonb),
+        |c| {
+            let removal = match c.args[1].data_type() {
+                t if t.is_integer() => Removal::Index,
+                DataType::List(_) => Removal::Keys,
+                _ => Removal::Key,
+            };
+            delete(c, removal)
+        },
+    ));
+    all.push(udf(
+        DELETE_PATH,
+        Signature::any(2, Volatility::Immutable),
+        Returns::Json(Kind::Jsonb),
+        delete_path,
+    ));
+    all.push(udf(
+        "jsonb_insert",
+        Signature::one_of(
+            vec![TypeSignature::Any(3), TypeSignature::Any(4)],
+            Volatility::Immutable,
+        ),
+        Returns::Json(Kind::Jsonb),
+        insert,
+    ));
     all.push(same(
         udf(
             "jsonb_array_elements",
@@ -397,6 +438,15 @@ pub(super) fn all() -> Vec<ScalarUDF> {
         ),
         &["json_array_elements_text"],
     ));
+    all.push(udf(EACH_KEYS, texts(2), Returns::TextList, |c| {
+        each_member(c, MemberPart::Key)
+    }));
+    all.push(udf(EACH_VALUES, texts(2), Returns::ListLikeFirst, |c| {
+        each_member(c, MemberPart::Value)
+    }));
+    all.push(udf(EACH_TEXTS, texts(2), Returns::TextList, |c| {
+        each_member(c, MemberPart::Text)
+    }));
     all.push(same(
         udf(
             "jsonb_object_keys",

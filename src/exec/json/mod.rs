@@ -5,6 +5,7 @@
 mod access;
 mod aggregates;
 mod build;
+mod edit;
 mod functions;
 mod parser;
 mod value;
@@ -19,6 +20,7 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{Expr, ExprSchemable, ScalarUDF};
 use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, BinaryOperator, VisitMut, VisitorMut};
 
 use super::ExecError;
@@ -143,6 +145,12 @@ impl ExprPlanner for JsonOperators {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> Result<PlannerResult<RawBinaryExpr>> {
+        if matches!(
+            expr.op,
+            BinaryOperator::StringConcat | BinaryOperator::Minus | BinaryOperator::HashMinus
+        ) {
+            return self.plan_jsonb_edit(expr, schema);
+        }
         // `d->-1`: the lexer takes `->-` for one operator, where PostgreSQL's reads `->` and a
         // negative index.
         let (function, negated) = match &expr.op {
@@ -181,6 +189,10 @@ impl ExprPlanner for JsonOperators {
         ) {
             return Ok(PlannerResult::Original(expr));
         }
+        let expr = match text_array_literal(&expr.right) {
+            Some(right) => RawBinaryExpr { right, ..expr },
+            None => expr,
+        };
         let right = match (function, expr.right.get_type(schema)?) {
             // An array index: any integer, as int8.
             (functions::GET | functions::GET_TEXT, t) if t.is_integer() => {
@@ -194,6 +206,66 @@ impl ExprPlanner for JsonOperators {
             ScalarFunction::new_udf(udf, vec![expr.left, right]),
         )))
     }
+}
+
+impl JsonOperators {
+    /// `||`, `-` and `#-` with a `jsonb` operand. `||` concatenates `jsonb` when both sides are
+    /// `jsonb` or one is an untyped literal (PostgreSQL resolves `unknown` to the other side's
+    /// type); with `text` it stays text concatenation, as PostgreSQL's `anynonarray || text`.
+    fn plan_jsonb_edit(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> Result<PlannerResult<RawBinaryExpr>> {
+        let jsonb = |e: &Expr| -> Result<bool> {
+            Ok(Kind::tagged(&e.to_field(schema)?.1) == Some(Kind::Jsonb))
+        };
+        let untyped = |e: &Expr| matches!(e, Expr::Literal(ScalarValue::Utf8(_), _));
+        let (left, right) = (jsonb(&expr.left)?, jsonb(&expr.right)?);
+        let function = match expr.op {
+            BinaryOperator::StringConcat
+                if (left && (right || untyped(&expr.right))) || (right && untyped(&expr.left)) =>
+            {
+                functions::CONCAT
+            }
+            BinaryOperator::Minus if left => functions::DELETE,
+            BinaryOperator::HashMinus if left => functions::DELETE_PATH,
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        let Some(udf) = self.functions.get(function).cloned() else {
+            return Ok(PlannerResult::Original(expr));
+        };
+        let right = text_array_literal(&expr.right).unwrap_or(expr.right);
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            ScalarFunction::new_udf(udf, vec![expr.left, right]),
+        )))
+    }
+}
+
+/// `'{a,b}'::text[]` read as PostgreSQL reads an array literal. DataFusion's cast from text
+/// to a list makes a one-element list of the whole text, which would make `d - '{a,b}'::text[]`
+/// look for the key `{a,b}`.
+fn text_array_literal(expr: &Expr) -> Option<Expr> {
+    let Expr::Cast(datafusion::logical_expr::Cast { expr: inner, field }) = expr else {
+        return None;
+    };
+    if !matches!(field.data_type(), DataType::List(_)) {
+        return None;
+    }
+    let (Expr::Literal(ScalarValue::Utf8(Some(text)), _)
+    | Expr::Literal(ScalarValue::Utf8View(Some(text)), _)) = inner.as_ref()
+    else {
+        return None;
+    };
+    let items: Vec<ScalarValue> = access::parse_text_array(text)
+        .ok()?
+        .into_iter()
+        .map(ScalarValue::Utf8)
+        .collect();
+    Some(Expr::Literal(
+        ScalarValue::List(ScalarValue::new_list_nullable(&items, &DataType::Utf8)),
+        None,
+    ))
 }
 
 /// Rewrites casts to `json` and `jsonb` (`x::jsonb`, `CAST(x AS json)`, `jsonb '...'`) into

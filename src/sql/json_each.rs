@@ -1,0 +1,72 @@
+//! `json_each`, `jsonb_each` and their `_text` forms in FROM: a row per member of an object,
+//! columns `key` and `value` (renamed by the alias's column list). Each becomes a derived table
+//! that unnests, side by side, the list of the members' keys and the list of their values,
+//! which the executor's JSON functions named here compute.
+
+use datafusion::sql::sqlparser::ast::{FunctionArg, Ident, TableAlias, TableFactor};
+
+/// The executor's functions behind the columns: each member's key, value (as the document's
+/// type) and value as text, as lists; their second argument names the function for errors.
+pub const EACH_KEYS: &str = "kalamdb_json_each_keys";
+pub const EACH_VALUES: &str = "kalamdb_json_each_values";
+pub const EACH_TEXTS: &str = "kalamdb_json_each_texts";
+
+const FUNCTIONS: [&str; 4] = [
+    "json_each",
+    "json_each_text",
+    "jsonb_each",
+    "jsonb_each_text",
+];
+
+/// The derived table `FROM function(args) [AS alias [(key, value)]]` reads as, when
+/// `function` is one of the four and is called with one argument.
+pub(super) fn as_derived_table(
+    function: &str,
+    args: &[FunctionArg],
+    alias: &Option<TableAlias>,
+) -> Option<TableFactor> {
+    if !FUNCTIONS.contains(&function) {
+        return None;
+    }
+    let [document] = args else {
+        return None;
+    };
+    let (key, value) = match alias {
+        Some(alias) if alias.columns.len() == 2 => {
+            (alias.columns[0].name.clone(), alias.columns[1].name.clone())
+        }
+        Some(alias) if !alias.columns.is_empty() => return None,
+        _ => (Ident::new("key"), Ident::new("value")),
+    };
+    let json_type = if function.starts_with("jsonb") {
+        "JSONB"
+    } else {
+        "JSON"
+    };
+    let read = format!("CAST(CAST({document} AS TEXT) AS {json_type}), '{function}'");
+    // unnest drops the element's type, so a json(b) value is read as that type again.
+    let values = if function.ends_with("_text") {
+        format!("unnest({EACH_TEXTS}({read}))")
+    } else {
+        format!("CAST(unnest({EACH_VALUES}({read})) AS {json_type})")
+    };
+    let sql = format!("SELECT unnest({EACH_KEYS}({read})) AS {key}, {values} AS {value}");
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let subquery = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&sql)
+        .and_then(|mut parser| parser.parse_query())
+        .ok()?;
+    Some(TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(TableAlias {
+            explicit: true,
+            name: alias
+                .as_ref()
+                .map_or_else(|| Ident::new(function), |a| a.name.clone()),
+            columns: Vec::new(),
+            at: None,
+        }),
+        sample: None,
+    })
+}
