@@ -258,68 +258,59 @@ pub(super) fn wrong_shape(
     ))
 }
 
-pub(super) fn elements(call: &Call, as_text: bool) -> Result<ArrayRef> {
-    let kind = call.kind(0);
+/// A list per row: what `items` appends for each document and its row (NULL for a NULL one).
+fn list_per_row(
+    call: &Call,
+    mut items: impl FnMut(Node, &str, usize, &mut StringBuilder) -> Result<()>,
+) -> Result<ArrayRef> {
     let mut out = ListBuilder::new(StringBuilder::new());
     for row in 0..call.rows {
         match call.doc(0, row)? {
             None => out.append_null(),
-            Some((
-                Node {
-                    value: Value::Array(items),
-                    ..
-                },
-                source,
-            )) => {
-                for item in &items {
-                    out.values()
-                        .append_option(printed(kind, item, source, as_text));
-                }
+            Some((doc, source)) => {
+                items(doc, source, row, out.values())?;
                 out.append(true);
-            }
-            Some((doc, _)) => {
-                return Err(wrong_shape(
-                    "cannot extract elements from",
-                    &doc,
-                    ("an object", "a scalar"),
-                ));
             }
         }
     }
     Ok(Arc::new(out.finish()))
 }
 
-pub(super) fn object_keys(call: &Call) -> Result<ArrayRef> {
-    let mut out = ListBuilder::new(StringBuilder::new());
-    for row in 0..call.rows {
-        match call.doc(0, row)? {
-            None => out.append_null(),
-            Some((
-                Node {
-                    value: Value::Object(members),
-                    ..
-                },
-                _,
-            )) => {
-                let mut seen: Vec<&str> = Vec::new();
-                for (key, _) in &members {
-                    if !seen.contains(&key.as_str()) {
-                        seen.push(key);
-                        out.values().append_value(key);
-                    }
-                }
-                out.append(true);
+pub(super) fn elements(call: &Call, as_text: bool) -> Result<ArrayRef> {
+    let kind = call.kind(0);
+    list_per_row(call, |doc, source, _, out| match doc.value {
+        Value::Array(items) => {
+            for item in &items {
+                out.append_option(printed(kind, item, source, as_text));
             }
-            Some((doc, _)) => {
-                return Err(wrong_shape(
-                    "cannot call jsonb_object_keys on",
-                    &doc,
-                    ("an array", "a scalar"),
-                ));
-            }
+            Ok(())
         }
-    }
-    Ok(Arc::new(out.finish()))
+        _ => Err(wrong_shape(
+            "cannot extract elements from",
+            &doc,
+            ("an object", "a scalar"),
+        )),
+    })
+}
+
+pub(super) fn object_keys(call: &Call) -> Result<ArrayRef> {
+    list_per_row(call, |doc, _, _, out| match doc.value {
+        Value::Object(members) => {
+            let mut seen: Vec<&str> = Vec::new();
+            for (key, _) in &members {
+                if !seen.contains(&key.as_str()) {
+                    seen.push(key);
+                    out.append_value(key);
+                }
+            }
+            Ok(())
+        }
+        _ => Err(wrong_shape(
+            "cannot call jsonb_object_keys on",
+            &doc,
+            ("an array", "a scalar"),
+        )),
+    })
 }
 
 /// Which part of each member `json(b)_each(_text)` reads: its key, or its value as the
@@ -335,40 +326,27 @@ pub(super) enum MemberPart {
 /// the columns of `json(b)_each(_text)`, whose name (argument 1) the errors use.
 pub(super) fn each_member(call: &Call, part: MemberPart) -> Result<ArrayRef> {
     let kind = call.kind(0);
-    let mut out = ListBuilder::new(StringBuilder::new());
-    for row in 0..call.rows {
-        match call.doc(0, row)? {
-            None => out.append_null(),
-            Some((
-                Node {
-                    value: Value::Object(members),
-                    ..
-                },
-                source,
-            )) => {
-                for (key, member) in &members {
-                    out.values().append_option(match part {
-                        MemberPart::Key => Some(key.clone()),
-                        MemberPart::Value => printed(kind, member, source, false),
-                        MemberPart::Text => printed(kind, member, source, true),
-                    });
-                }
-                out.append(true);
-            }
-            Some((doc, _)) => {
-                let function = call.text(1, row).unwrap_or("json_each");
-                return Err(match kind {
-                    Kind::Jsonb => {
-                        invalid_parameter(format!("cannot call {function} on a non-object"))
-                    }
-                    Kind::Json => wrong_shape(
-                        "cannot deconstruct",
-                        &doc,
-                        ("an array as an object", "a scalar"),
-                    ),
-                });
-            }
+    list_per_row(call, |doc, source, row, out| {
+        let Value::Object(members) = &doc.value else {
+            return Err(match kind {
+                Kind::Jsonb => invalid_parameter(format!(
+                    "cannot call {} on a non-object",
+                    call.text(1, row).unwrap_or("jsonb_each")
+                )),
+                Kind::Json => wrong_shape(
+                    "cannot deconstruct",
+                    &doc,
+                    ("an array as an object", "a scalar"),
+                ),
+            });
+        };
+        for (key, member) in members {
+            out.append_option(match part {
+                MemberPart::Key => Some(key.clone()),
+                MemberPart::Value => printed(kind, member, source, false),
+                MemberPart::Text => printed(kind, member, source, true),
+            });
         }
-    }
-    Ok(Arc::new(out.finish()))
+        Ok(())
+    })
 }
