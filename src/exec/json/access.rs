@@ -94,7 +94,7 @@ pub(super) fn path(call: &Call, as_text: bool, steps_in: Steps) -> Result<ArrayR
 
 /// A `text[]` argument at `row`: a list, or an array literal (`'{a,b}'`) as text.
 pub(super) fn path_steps(array: &ArrayRef, row: usize) -> Result<Option<Vec<Option<String>>>> {
-    if array.is_null(row) {
+    if super::edit::is_null(array, row) {
         return Ok(None);
     }
     match array.data_type() {

@@ -76,7 +76,7 @@ pub(super) fn delete(call: &Call, removal: Removal) -> Result<ArrayRef> {
         let Some(doc) = jsonb(&docs, row)? else {
             return Ok(None);
         };
-        if call.args[1].is_null(row) {
+        if is_null(&call.args[1], row) {
             return Ok(None);
         }
         let keys: Vec<String> = match removal {
@@ -236,6 +236,12 @@ fn insert_at(node: &mut Node, path: &[String], level: usize, new: Node, after: b
         _ => {}
     }
     Ok(())
+}
+
+/// Whether `array` is NULL at `row`; an untyped NULL argument is a NullArray, which has no
+/// validity buffer for `is_null` to read.
+pub(super) fn is_null(array: &ArrayRef, row: usize) -> bool {
+    *array.data_type() == DataType::Null || array.is_null(row)
 }
 
 /// An array position counted from the start, or from the end when negative; `None` past
