@@ -534,3 +534,77 @@ async fn not_null_checks_see_flushed_rows() {
         .await
         .unwrap();
 }
+
+/// Past 65,536 hot rows a scan no longer lists which hot keys shadow flushed copies while
+/// planning; it looks each flushed row up among the hot ones as it reads it. Hot rows are
+/// also read a batch at a time, the session's uncommitted rows merged in across batches.
+#[tokio::test]
+async fn large_hot_sets_over_flushed_rows_read_exactly_as_unflushed_ones() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    for table in ["plain", "flushed"] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
+                 INSERT INTO {table} SELECT value * 2, 'v' || value, CAST(value % 7 AS INT) \
+                 FROM generate_series(1, 60000) AS g(value)"
+            ))
+            .await
+            .unwrap();
+    }
+    flush(&client, "flushed").await;
+    // Updated and deleted flushed rows, and 70,000 new hot rows between the flushed keys.
+    for statement in [
+        "UPDATE {t} SET v = 'changed' WHERE id % 20 = 0",
+        "DELETE FROM {t} WHERE id % 30 = 0",
+        "INSERT INTO {t} SELECT value * 2 + 1, 'odd', 1 FROM generate_series(0, 69999) AS g(value)",
+    ] {
+        for table in ["plain", "flushed"] {
+            client
+                .batch_execute(&statement.replace("{t}", table))
+                .await
+                .unwrap();
+        }
+    }
+    let expected = contents(&client, "plain").await;
+    assert_eq!(expected.len(), 60000 - 4000 + 70000);
+    assert_same_rows(&contents(&client, "flushed").await, &expected);
+    // Inside a block, the block's own changes shadow both hot and flushed rows.
+    client.batch_execute("BEGIN").await.unwrap();
+    for table in ["plain", "flushed"] {
+        client
+            .batch_execute(&format!(
+                "DELETE FROM {table} WHERE id % 40 = 2; \
+                 UPDATE {table} SET n = -1 WHERE id % 50 = 1; \
+                 INSERT INTO {table} VALUES (1000001, 'new', 0)"
+            ))
+            .await
+            .unwrap();
+    }
+    let in_block = contents(&client, "plain").await;
+    assert_same_rows(&contents(&client, "flushed").await, &in_block);
+    assert_ne!(in_block, expected);
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_same_rows(&contents(&client, "flushed").await, &expected);
+    // A LIMIT past one batch still returns exactly that many rows.
+    for table in ["plain", "flushed"] {
+        let rows = client
+            .query(&format!("SELECT id FROM {table} LIMIT 20000"), &[])
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 20000, "{table}");
+    }
+}
+
+/// Compares two large row lists, naming the first difference instead of printing both.
+fn assert_same_rows<T: PartialEq + std::fmt::Debug>(got: &[T], expected: &[T]) {
+    let first = got.iter().zip(expected).position(|(g, e)| g != e);
+    assert!(
+        first.is_none() && got.len() == expected.len(),
+        "{} rows, expected {}; first difference at {first:?}: {:?} vs {:?}",
+        got.len(),
+        expected.len(),
+        first.map(|i| &got[i]),
+        first.map(|i| &expected[i]),
+    );
+}

@@ -2,7 +2,6 @@
 //! no longer live there (dead in that segment, or shadowed by a hot row or tombstone); and one
 //! row read at the position the cold index records for its key.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
@@ -28,7 +27,59 @@ use futures::StreamExt;
 
 use super::catalog::storage_error;
 use crate::storage::rows::RowDecoder;
-use crate::storage::{ColdEntry, ReadView, SegmentRecord, Store, TableRecord};
+use crate::storage::{ColdEntry, OwnedView, ReadView, SegmentRecord, Store, TableRecord};
+
+/// The hot rows that hide their keys' flushed copies from a segment scan.
+#[derive(Default)]
+pub struct Shadowed {
+    /// Keys hidden outright: hot keys known to have flushed copies, and the session's own.
+    pub keys: Vec<Vec<u8>>,
+    /// Set when the table has too many hot rows to list while planning: a flushed row whose
+    /// key lies within the hot keys' bounds is looked up among them as the scan meets it.
+    pub lookup: Option<Arc<HotLookup>>,
+}
+
+/// Looks flushed rows' keys up among the hot rows of the scan's snapshot.
+#[derive(Debug)]
+pub struct HotLookup {
+    pub view: Arc<OwnedView>,
+    /// The first and last hot key: no key outside them is hot.
+    pub low: Vec<u8>,
+    pub high: Vec<u8>,
+}
+
+impl HotLookup {
+    /// Clears `keep[i]` for each row whose key has a hot row (or deletion marker).
+    fn hide_hot(
+        &self,
+        keys: &datafusion::arrow::array::BinaryArray,
+        keep: &mut [bool],
+    ) -> Result<()> {
+        let candidates: Vec<(usize, &[u8])> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, key)| key.map(|k| (i, k)))
+            .filter(|&(i, key)| {
+                keep[i] && key >= self.low.as_slice() && key <= self.high.as_slice()
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let probe: Vec<&[u8]> = candidates.iter().map(|&(_, key)| key).collect();
+        let present = self
+            .view
+            .view()
+            .hot_rows_present(&probe)
+            .map_err(storage_error)?;
+        for ((i, _), hot) in candidates.into_iter().zip(present) {
+            if hot {
+                keep[i] = false;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Builds the plan that reads `segments` of `record`, producing `output` (the table's projected
 /// schema, hidden key/version columns included when requested): `projection` indexes into the
@@ -38,7 +89,7 @@ pub fn scan_segments(
     view: &ReadView<'_>,
     record: &TableRecord,
     segments: &[SegmentRecord],
-    shadowed: &HashSet<Vec<u8>>,
+    shadowed: &Shadowed,
     projection: &[usize],
     output: SchemaRef,
 ) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
@@ -67,12 +118,13 @@ pub fn scan_segments(
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         let mut hidden = view.dead_keys(segment.segment_id).map_err(storage_error)?;
-        hidden.extend(shadowed.iter().cloned());
+        hidden.extend(shadowed.keys.iter().cloned());
+        let filtered = !hidden.is_empty() || shadowed.lookup.is_some();
         let in_file = |index: usize| file_column(&held, key_index, columns, index);
         // Only the file columns needed are read (the key too when rows are to be dropped by
         // it): a projection right above the scan, which DataFusion folds into it.
         let mut read: Vec<usize> = projection.iter().filter_map(|&i| in_file(i)).collect();
-        if !hidden.is_empty() {
+        if filtered {
             read.push(key_index);
         }
         read.sort_unstable();
@@ -89,13 +141,14 @@ pub fn scan_segments(
             .collect();
         let mut plan: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(read_exprs, scan)?);
         let position = |file_index: usize| read.binary_search(&file_index).expect("column is read");
-        if !hidden.is_empty() {
+        if filtered {
             let mut hidden: Vec<Vec<u8>> = hidden.into_iter().collect();
             hidden.sort_unstable();
             plan = Arc::new(WithoutKeys {
                 input: plan,
                 key_column: position(key_index),
                 hidden: Arc::new(hidden),
+                lookup: shadowed.lookup.clone(),
             });
         }
         let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::with_capacity(projection.len());
@@ -193,6 +246,7 @@ struct WithoutKeys {
     input: Arc<dyn ExecutionPlan>,
     key_column: usize,
     hidden: Arc<Vec<Vec<u8>>>,
+    lookup: Option<Arc<HotLookup>>,
 }
 
 /// Walks a sorted key list alongside ascending keys; a key below the previous one (rows out
@@ -261,6 +315,7 @@ impl ExecutionPlan for WithoutKeys {
             input: children.swap_remove(0),
             key_column: self.key_column,
             hidden: self.hidden.clone(),
+            lookup: self.lookup.clone(),
         }))
     }
 
@@ -282,13 +337,17 @@ impl ExecutionPlan for WithoutKeys {
         let input = self.input.execute(partition, context)?;
         let key_column = self.key_column;
         let mut cursor = HiddenCursor::new(self.hidden.clone());
+        let lookup = self.lookup.clone();
         let kept = input.map(move |batch| {
             let batch = batch?;
             let keys = batch.column(key_column).as_binary::<i32>();
-            let keep: Vec<bool> = keys
+            let mut keep: Vec<bool> = keys
                 .iter()
                 .map(|key| key.is_none_or(|k| !cursor.hides(k)))
                 .collect();
+            if let Some(lookup) = &lookup {
+                lookup.hide_hot(keys, &mut keep)?;
+            }
             Ok(filter_record_batch(&batch, &BooleanArray::from(keep))?)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema(), kept)))

@@ -19,6 +19,7 @@ mod foreign_key_catalog;
 mod foreign_keys;
 mod format;
 mod functions;
+mod hot_scan;
 mod index_catalog;
 mod index_scan;
 mod indexes;

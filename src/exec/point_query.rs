@@ -262,25 +262,22 @@ fn read_by_key(
     columns: &[usize],
 ) -> Option<RecordBatch> {
     let view = store.unpinned_view();
-    let (batch, hot_keys) = {
+    let (batch, hot) = {
         let tables = pending.tables.lock().expect("pending writes");
         table
-            .read(
+            .read_point(
                 &view,
                 tables.get(&table.record().table_id),
-                super::table::CommittedRows::Current,
-                Some(key.clone()),
-                Some(columns),
-                None,
+                &super::table::CommittedRows::Current,
+                &key,
+                columns,
             )
             .ok()?
     };
     // Not hot: a flushed row is read at its segment position (or by the general path when
     // that position is not recorded). A hot row, or its tombstone, answers without looking
     // at the cold index.
-    if hot_keys.is_empty()
-        && let Some(entry) = view.cold_entry(&key).ok()?
-    {
+    if !hot && let Some(entry) = view.cold_entry(&key).ok()? {
         table.read_cold_point(entry, columns).ok()?
     } else {
         Some(batch)

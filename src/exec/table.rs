@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, BinaryBuilder, Int64Builder, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
@@ -17,25 +17,32 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::catalog::storage_error;
+use super::cold::{HotLookup, Shadowed};
+use super::hot_scan::{HotScanExec, RowBatchBuilder, RowSource, read_chunk};
 use crate::model::types::schema_of;
 use crate::storage::SegmentRecord;
-use crate::storage::rows::{self, RowDecoder};
-use crate::storage::{CatalogChanges, ReadView, StorageResult, Store, TableRecord, is_tombstone};
+use crate::storage::rows;
+use crate::storage::{CatalogChanges, OwnedView, ReadView, Store, TableRecord, is_tombstone};
+
+/// Up to this many hot rows, a scan that also reads segments lists which of them hide flushed
+/// copies while planning; past it, flushed rows are looked up among the hot ones as they are
+/// read (a large hot set after a bulk load, which mostly lies past every flushed key).
+const LISTED_HOT_KEYS: usize = 65_536;
 
 /// Hidden columns a DML statement's scan adds to find and version the rows it changes.
 pub const KEY_COLUMN: &str = "__kalamdb_key";
 pub const VERSION_COLUMN: &str = "__kalamdb_version";
 
 /// What a read takes from the table's committed hot rows.
-#[derive(Clone, Copy)]
-pub(super) enum CommittedRows<'a> {
+#[derive(Clone, Debug)]
+pub(super) enum CommittedRows {
     /// None: the reading block truncated the table.
     Hidden,
     /// Every one, encoded as the reader's definition says.
     Current,
     /// Every one, stored under these (older) columns: the reading block dropped or retyped a
     /// column, so each row is re-encoded by column id for the block's definition.
-    Relayout(&'a [crate::model::ColumnDef]),
+    Relayout(Arc<Vec<crate::model::ColumnDef>>),
 }
 
 /// One table's uncommitted writes: encoded key to row (`None`: deleted).
@@ -117,148 +124,77 @@ impl UserTable {
         encode_point_key(&self.record, &key_values)
     }
 
-    /// Reads the hot rows (and the session's pending ones). Returns them with the keys they
-    /// shadow: every hot key, tombstones included, whose cold copy must not be read.
-    pub(super) fn read(
+    /// The row under `key` as the session sees it: its pending version, else the hot row.
+    /// Returns it (or no row) and whether the key is hot or pending at all: a hot key, even a
+    /// deletion marker, shadows the key's flushed copy.
+    pub(super) fn read_point(
         &self,
         view: &ReadView<'_>,
         pending: Option<&PendingRows>,
-        committed: CommittedRows<'_>,
-        point: Option<Vec<u8>>,
-        projection: Option<&[usize]>,
-        limit: Option<usize>,
-    ) -> Result<(RecordBatch, Vec<Vec<u8>>)> {
-        let mut hot_keys: Vec<Vec<u8>> = Vec::new();
-        let table_columns = self.record.columns.len();
-        let data_projection: Vec<usize> = match projection {
-            Some(p) => p.iter().copied().filter(|&i| i < table_columns).collect(),
-            None => (0..table_columns).collect(),
-        };
-        let columns = Arc::new(self.record.columns.clone());
-        let mut decoder = RowDecoder::new(columns, Some(&data_projection));
-        let mut keys = BinaryBuilder::new();
-        let mut versions = Int64Builder::new();
-        let limit = limit.unwrap_or(usize::MAX);
-        let relayout = |row: &[u8]| -> StorageResult<Option<Vec<u8>>> {
-            match committed {
-                CommittedRows::Relayout(stored) => {
-                    rows::relayout(stored, &self.record.columns, row).map(Some)
-                }
-                _ => Ok(None),
+        committed: &CommittedRows,
+        key: &[u8],
+        projection: &[usize],
+    ) -> Result<(RecordBatch, bool)> {
+        let mut batch = RowBatchBuilder::new(&self.record, &self.schema, projection)?;
+        let hot = match pending.and_then(|p| p.get(key)) {
+            Some(Some(row)) => {
+                batch.push(key, None, row, None).map_err(storage_error)?;
+                true
             }
+            Some(None) => true,
+            None if matches!(committed, CommittedRows::Hidden) => false,
+            None => match view.row(key).map_err(storage_error)? {
+                Some(stored) => {
+                    if !is_tombstone(&stored) {
+                        let version = rows::stored_version(&stored).map_err(storage_error)?;
+                        let layout = match committed {
+                            CommittedRows::Relayout(columns) => Some(columns.as_slice()),
+                            _ => None,
+                        };
+                        batch
+                            .push(key, Some(version), rows::stored_payload(&stored), layout)
+                            .map_err(storage_error)?;
+                    }
+                    true
+                }
+                None => false,
+            },
         };
-        let mut emit = |key: &[u8], version: Option<u64>, row: &[u8]| -> StorageResult<bool> {
-            match version.map(|_| relayout(row)).transpose()?.flatten() {
-                Some(row) => decoder.push(&row)?,
-                None => decoder.push(row)?,
-            }
-            keys.append_value(key);
-            versions.append_option(version.map(|v| v as i64));
-            Ok(decoder.len() < limit)
-        };
-        match point {
-            Some(key) => {
-                let overlay = pending.and_then(|p| p.get(&key));
-                match overlay {
-                    Some(Some(row)) => {
-                        emit(&key, None, row).map_err(storage_error)?;
-                    }
-                    Some(None) => {}
-                    None if matches!(committed, CommittedRows::Hidden) => {}
-                    None => {
-                        if let Some(stored) = view.row(&key).map_err(storage_error)? {
-                            hot_keys.push(key.clone());
-                            if !is_tombstone(&stored) {
-                                let version =
-                                    rows::stored_version(&stored).map_err(storage_error)?;
-                                emit(&key, Some(version), rows::stored_payload(&stored))
-                                    .map_err(storage_error)?;
-                            }
-                        }
-                    }
-                }
-                if overlay.is_some() {
-                    hot_keys.push(key.clone());
-                }
-            }
-            None => {
-                let empty = BTreeMap::new();
-                hot_keys.extend(pending.unwrap_or(&empty).keys().cloned());
-                let mut overlay = pending.unwrap_or(&empty).iter().peekable();
-                let mut more = true;
-                let mut visit = |key: &[u8], stored: &[u8]| -> StorageResult<bool> {
-                    hot_keys.push(key.to_vec());
-                    // Emit the session's own rows that sort before this stored one.
-                    while let Some((pending_key, row)) =
-                        overlay.next_if(|(k, _)| k.as_slice() < key)
-                    {
-                        if let Some(row) = row {
-                            more = emit(pending_key, None, row)?;
-                            if !more {
-                                return Ok(false);
-                            }
-                        }
-                    }
-                    if let Some((_, row)) = overlay.next_if(|(k, _)| k.as_slice() == key) {
-                        if let Some(row) = row {
-                            more = emit(key, None, row)?;
-                        }
-                        return Ok(more);
-                    }
-                    if is_tombstone(stored) {
-                        return Ok(true);
-                    }
-                    let version = rows::stored_version(stored)?;
-                    more = emit(key, Some(version), rows::stored_payload(stored))?;
-                    Ok(more)
-                };
-                // A table the block truncated has only the block's rows.
-                if !matches!(committed, CommittedRows::Hidden) {
-                    view.scan_rows(self.record.table_id, &mut visit)
-                        .map_err(storage_error)?;
-                }
-                if more {
-                    for (key, row) in overlay {
-                        if let Some(row) = row
-                            && !emit(key, None, row).map_err(storage_error)?
-                        {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        let rows = decoder.len();
-        let mut data = decoder.finish().into_iter();
-        let mut keys = Some(Arc::new(keys.finish()) as ArrayRef);
-        let mut versions = Some(Arc::new(versions.finish()) as ArrayRef);
-        let output: Vec<usize> = match projection {
-            Some(p) => p.to_vec(),
-            None => (0..self.schema.fields().len()).collect(),
-        };
-        let arrays: Vec<ArrayRef> = output
-            .iter()
-            .map(|&i| {
-                if i < table_columns {
-                    data.next().expect("one array per projected column")
-                } else if i == table_columns {
-                    keys.take().expect("key column once")
-                } else {
-                    versions.take().expect("version column once")
-                }
-            })
-            .collect();
-        let schema = Arc::new(self.schema.project(&output)?);
-        let options =
-            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
-        Ok((
-            RecordBatch::try_new_with_options(schema, arrays, &options)?,
-            hot_keys,
-        ))
+        Ok((batch.finish()?, hot))
     }
 }
 
 impl UserTable {
+    /// The hot keys that hide flushed copies from this scan's segment reads: the table's hot
+    /// rows and deletion markers as `view` shows them, and the session's pending keys.
+    fn shadowed(&self, view: &Arc<OwnedView>, pending: Option<&PendingRows>) -> Result<Shadowed> {
+        let table_id = self.record.table_id;
+        let reader = view.view();
+        let pending_keys = pending.into_iter().flat_map(|rows| rows.keys().cloned());
+        let listed = reader
+            .hot_keys_up_to(table_id, LISTED_HOT_KEYS)
+            .map_err(storage_error)?;
+        if let Some(hot) = listed {
+            let mut keys = reader.with_cold_copies(&hot).map_err(storage_error)?;
+            keys.extend(pending_keys);
+            return Ok(Shadowed { keys, lookup: None });
+        }
+        let lookup = reader
+            .hot_key_bounds(table_id)
+            .map_err(storage_error)?
+            .map(|(low, high)| {
+                Arc::new(HotLookup {
+                    view: view.clone(),
+                    low,
+                    high,
+                })
+            });
+        Ok(Shadowed {
+            keys: pending_keys.collect(),
+            lookup,
+        })
+    }
+
     fn output_schema(&self, projection: Option<&Vec<usize>>) -> Result<SchemaRef> {
         Ok(match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
@@ -288,17 +224,13 @@ impl UserTable {
             .collect();
         let mut batches = self.read_rows(view, pending, &keys, &output)?;
         if !others.is_empty() {
-            batches.push(
-                self.read(
-                    view,
-                    Some(&others),
-                    CommittedRows::Hidden,
-                    None,
-                    Some(&output),
-                    None,
-                )?
-                .0,
-            );
+            let source = RowSource {
+                record: &self.record,
+                scan_schema: &self.schema,
+                committed: &CommittedRows::Hidden,
+                pending: Some(&others),
+            };
+            batches.push(read_chunk(view, &source, &output, None, usize::MAX)?.0);
         }
         Ok(datafusion::arrow::compute::concat_batches(
             &self.output_schema(projection)?,
@@ -317,15 +249,9 @@ impl UserTable {
     ) -> Result<Vec<RecordBatch>> {
         let mut batches = Vec::with_capacity(keys.len());
         for key in keys {
-            let (batch, hot_keys) = self.read(
-                view,
-                pending,
-                CommittedRows::Current,
-                Some(key.clone()),
-                Some(projection),
-                None,
-            )?;
-            if !hot_keys.is_empty() {
+            let (batch, hot) =
+                self.read_point(view, pending, &CommittedRows::Current, key, projection)?;
+            if hot {
                 batches.push(batch);
             } else if let Some(entry) = view.cold_entry(key).map_err(storage_error)? {
                 batches.extend(self.read_cold_point(entry, projection)?);
@@ -456,20 +382,20 @@ impl TableProvider for UserTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let pending = state.config().get_extension::<PendingWrites>();
-        let committed = !pending
-            .as_ref()
-            .is_some_and(|p| p.truncated(self.record.table_id));
+        let table_id = self.record.table_id;
+        let committed = !pending.as_ref().is_some_and(|p| p.truncated(table_id));
         let pending_tables = pending
             .as_ref()
             .map(|p| p.tables.lock().expect("pending writes"));
         let pending_rows = pending_tables
             .as_ref()
-            .and_then(|tables| tables.get(&self.record.table_id));
+            .and_then(|tables| tables.get(&table_id));
         // Every read below sees one moment: a flush publishing meanwhile moves rows from the
         // hot keys into a segment, and the two reads must not straddle it.
-        let view = self.store.view();
+        let owned_view = Arc::new(OwnedView::pinned(self.store.clone()));
+        let view = owned_view.view();
         let segments = if committed {
-            view.segments(self.record.table_id).map_err(storage_error)?
+            view.segments(table_id).map_err(storage_error)?
         } else {
             Vec::new()
         };
@@ -489,103 +415,114 @@ impl TableProvider for UserTable {
         } else {
             None
         };
-        let committed_rows = match (&stored_layout, committed) {
+        let committed_rows = match (stored_layout, committed) {
             (_, false) => CommittedRows::Hidden,
-            (Some(stored), true) => CommittedRows::Relayout(&stored.columns),
+            (Some(stored), true) => CommittedRows::Relayout(Arc::new(stored.columns)),
             (None, true) => CommittedRows::Current,
         };
+        let output: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let output_schema = self.output_schema(projection)?;
         // A block's own DDL may have created an index not committed yet: only committed
         // indexes, whose entries exist, are read.
         if point.is_none() && committed && catalog_unchanged {
-            let indexes = self
-                .store
-                .indexes_of(self.record.table_id)
-                .map_err(storage_error)?;
+            let indexes = self.store.indexes_of(table_id).map_err(storage_error)?;
             if let Some(range) = super::index_scan::choose(&self.record, &indexes, filters)
                 && let Some(keys) = view
                     .index_row_keys(&range.low, &range.high, super::index_scan::MAX_INDEXED_ROWS)
                     .map_err(storage_error)?
             {
-                let rows = self.read_keys(&view, pending_rows, keys, projection)?;
+                let rows = self.read_keys(view, pending_rows, keys, projection)?;
                 return Ok(Arc::new(super::index_scan::IndexScanExec::new(
-                    MemorySourceConfig::try_new_exec(
-                        &[vec![rows]],
-                        self.output_schema(projection)?,
-                        None,
-                    )?,
+                    MemorySourceConfig::try_new_exec(&[vec![rows]], output_schema, None)?,
                     &range,
                 )));
             }
         }
-        let (batch, hot_keys) = self.read(
-            &view,
-            pending_rows,
-            committed_rows,
-            point.clone(),
-            projection.map(|p| p.as_slice()),
-            limit,
-        )?;
-        drop(pending_tables);
-        let schema = batch.schema();
-        let hot: Arc<dyn ExecutionPlan> =
-            MemorySourceConfig::try_new_exec(&[vec![batch]], schema.clone(), None)?;
-        if segments.is_empty() {
-            return Ok(hot);
-        }
-        let output: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..self.schema.fields().len()).collect(),
-        };
-        let (segments, shadowed) = match &point {
-            // A point read looks only at the segment the cold index names, unless the key is hot.
-            Some(key) if hot_keys.contains(key) => (Vec::new(), HashSet::new()),
-            Some(key) => match view.cold_entry(key).map_err(storage_error)? {
-                Some(entry) => {
-                    let output_schema = Arc::new(self.schema.project(&output)?);
-                    if let Some(row) = super::cold::read_cold_row(
-                        &self.store,
-                        &self.record,
-                        &segments,
-                        entry,
-                        &output,
-                        output_schema.clone(),
-                    )? {
-                        return Ok(MemorySourceConfig::try_new_exec(
-                            &[vec![row]],
-                            output_schema,
-                            None,
-                        )?);
-                    }
-                    (
-                        segments
-                            .into_iter()
-                            .filter(|s| s.segment_id == entry.segment_id)
-                            .collect(),
-                        HashSet::new(),
-                    )
+        if let Some(key) = point {
+            let (batch, hot) =
+                self.read_point(view, pending_rows, &committed_rows, &key, &output)?;
+            // A point read looks only at the segment the cold index names, unless the key is
+            // hot.
+            let entry = if hot || segments.is_empty() {
+                None
+            } else {
+                view.cold_entry(&key).map_err(storage_error)?
+            };
+            let cold = match entry {
+                Some(entry) => entry,
+                _ => {
+                    return Ok(MemorySourceConfig::try_new_exec(
+                        &[vec![batch]],
+                        output_schema,
+                        None,
+                    )?);
                 }
-                None => (Vec::new(), HashSet::new()),
-            },
-            None => (
-                segments,
-                view.with_cold_copies(&hot_keys)
-                    .map_err(storage_error)?
-                    .into_iter()
-                    .collect(),
-            ),
+            };
+            if let Some(row) = super::cold::read_cold_row(
+                &self.store,
+                &self.record,
+                &segments,
+                cold,
+                &output,
+                output_schema.clone(),
+            )? {
+                return Ok(MemorySourceConfig::try_new_exec(
+                    &[vec![row]],
+                    output_schema,
+                    None,
+                )?);
+            }
+            let segments: Vec<SegmentRecord> = segments
+                .into_iter()
+                .filter(|s| s.segment_id == cold.segment_id)
+                .collect();
+            let hot =
+                MemorySourceConfig::try_new_exec(&[vec![batch]], output_schema.clone(), None)?;
+            let mut inputs: Vec<Arc<dyn ExecutionPlan>> = vec![hot];
+            inputs.extend(super::cold::scan_segments(
+                &self.store,
+                view,
+                &self.record,
+                &segments,
+                &Shadowed::default(),
+                &output,
+                output_schema,
+            )?);
+            return datafusion::physical_plan::union::UnionExec::try_new(inputs);
+        }
+        let shadowed = if segments.is_empty() {
+            Shadowed::default()
+        } else {
+            self.shadowed(&owned_view, pending_rows)?
         };
+        let pending_copy = pending_rows
+            .filter(|rows| !rows.is_empty())
+            .map(|rows| Arc::new(rows.clone()));
+        drop(pending_tables);
+        let hot: Arc<dyn ExecutionPlan> = Arc::new(HotScanExec::new(
+            owned_view.clone(),
+            self.record.clone(),
+            self.schema.clone(),
+            committed_rows,
+            pending_copy,
+            output.clone(),
+            limit,
+        )?);
         if segments.is_empty() {
             return Ok(hot);
         }
         let mut inputs = vec![hot];
         inputs.extend(super::cold::scan_segments(
             &self.store,
-            &view,
+            view,
             &self.record,
             &segments,
             &shadowed,
             &output,
-            schema,
+            output_schema,
         )?);
         datafusion::physical_plan::union::UnionExec::try_new(inputs)
     }

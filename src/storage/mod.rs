@@ -72,7 +72,7 @@ pub use records::{
 };
 pub use segments::SegmentRecord;
 pub use sequences::{OwnedBy, SequencePosition, SequenceRecord};
-pub use view::{ReadView, prefix_end};
+pub use view::{OwnedView, ReadView, prefix_end};
 pub use view_ddl::{Dependency, ViewColumn, ViewRecord};
 
 /// Past this much write-ahead log, RocksDB flushes the column families that pin old logs.

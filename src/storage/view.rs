@@ -6,6 +6,8 @@
 //! its segment came after the list. Every read through one [`ReadView`] sees the database at the
 //! moment the view was taken, so a row is always either hot or in a segment the view lists.
 
+use std::sync::Arc;
+
 use rocksdb::{ReadOptions, Snapshot};
 
 use super::row_writes::{self, ColdEntry};
@@ -18,6 +20,32 @@ use super::{catalog_keys, cf, records, rows};
 pub struct ReadView<'a> {
     store: &'a Store,
     snapshot: Option<Snapshot<'a>>,
+}
+
+self_cell::self_cell!(
+    /// A pinned [`ReadView`] that holds its store: for reads that go on after the call that
+    /// took the view returns (a scan plan that streams its rows when executed).
+    pub struct OwnedView {
+        owner: Arc<Store>,
+        #[covariant]
+        dependent: ReadView,
+    }
+);
+
+impl OwnedView {
+    pub fn pinned(store: Arc<Store>) -> Self {
+        OwnedView::new(store, |store| ReadView::pinned(store))
+    }
+
+    pub fn view(&self) -> &ReadView<'_> {
+        self.borrow_dependent()
+    }
+}
+
+impl std::fmt::Debug for OwnedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnedView")
+    }
 }
 
 impl<'a> ReadView<'a> {
@@ -67,18 +95,69 @@ impl<'a> ReadView<'a> {
 
     /// Those of `keys` that have a live cold copy.
     pub fn with_cold_copies(&self, keys: &[Vec<u8>]) -> StorageResult<Vec<Vec<u8>>> {
+        let present = self.present(CF_COLD_INDEX, keys)?;
+        Ok(keys
+            .iter()
+            .zip(present)
+            .filter(|(_, present)| *present)
+            .map(|(key, _)| key.clone())
+            .collect())
+    }
+
+    /// For each of `keys`, whether a hot row (or its deletion marker) is stored under it.
+    pub fn hot_rows_present<K: AsRef<[u8]>>(&self, keys: &[K]) -> StorageResult<Vec<bool>> {
+        self.present(CF_ROWS, keys)
+    }
+
+    fn present<K: AsRef<[u8]>>(
+        &self,
+        cf_name: &'static str,
+        keys: &[K],
+    ) -> StorageResult<Vec<bool>> {
         let db = &self.store.db;
-        let handle = cf(db, CF_COLD_INDEX);
         // Keys from a scan arrive sorted; telling RocksDB so spares it sorting them again.
-        let sorted = keys.is_sorted();
-        let found = db.batched_multi_get_cf_opt(handle, keys, sorted, &self.options());
-        let mut out = Vec::new();
-        for (key, value) in keys.iter().zip(found) {
-            if value?.is_some() {
-                out.push(key.clone());
-            }
+        let sorted = keys.is_sorted_by(|a, b| a.as_ref() <= b.as_ref());
+        let found = db.batched_multi_get_cf_opt(cf(db, cf_name), keys, sorted, &self.options());
+        found
+            .into_iter()
+            .map(|value| Ok(value?.is_some()))
+            .collect()
+    }
+
+    /// The first and last hot keys of a table (deletion markers included), if it has any.
+    pub fn hot_key_bounds(&self, table_id: u64) -> StorageResult<Option<(Vec<u8>, Vec<u8>)>> {
+        let prefix = rows::table_prefix(table_id);
+        let db = &self.store.db;
+        let mut options = self.options();
+        if let Some(end) = prefix_end(&prefix) {
+            options.set_iterate_upper_bound(end);
         }
-        Ok(out)
+        options.set_iterate_lower_bound(prefix.to_vec());
+        let mut iter = db.raw_iterator_cf_opt(cf(db, CF_ROWS), options);
+        iter.seek_to_first();
+        let first = iter.key().map(<[u8]>::to_vec);
+        iter.seek_to_last();
+        let last = iter.key().map(<[u8]>::to_vec);
+        iter.status()?;
+        Ok(first.zip(last))
+    }
+
+    /// A table's hot keys (deletion markers included) when there are at most `limit` of them.
+    pub fn hot_keys_up_to(
+        &self,
+        table_id: u64,
+        limit: usize,
+    ) -> StorageResult<Option<Vec<Vec<u8>>>> {
+        let mut keys = Vec::new();
+        let mut within = true;
+        self.scan_rows(table_id, |key, _| {
+            within = keys.len() < limit;
+            if within {
+                keys.push(key.to_vec());
+            }
+            Ok(within)
+        })?;
+        Ok(within.then_some(keys))
     }
 
     /// Keys whose copy in `segment_id` is no longer live.
@@ -139,23 +218,9 @@ impl<'a> ReadView<'a> {
         cf_name: &'static str,
         low: &[u8],
         high: &[u8],
-        mut visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+        visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
     ) -> StorageResult<()> {
-        let db = &self.store.db;
-        let mut options = self.options();
-        options.set_iterate_upper_bound(high.to_vec());
-        let iter = db.iterator_cf_opt(
-            cf(db, cf_name),
-            options,
-            rocksdb::IteratorMode::From(low, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (key, value) = item?;
-            if !visit(&key, &value)? {
-                break;
-            }
-        }
-        Ok(())
+        self.visit_from(cf_name, low, Some(high.to_vec()), visit)
     }
 
     /// Visits the entries of `cf_name` whose keys start with `prefix`, in key order.
@@ -165,23 +230,34 @@ impl<'a> ReadView<'a> {
         prefix: &[u8],
         mut visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
     ) -> StorageResult<()> {
+        self.visit_from(cf_name, prefix, prefix_end(prefix), |key, value| {
+            Ok(key.starts_with(prefix) && visit(key, value)?)
+        })
+    }
+
+    /// Visits entries from `low` up to `high` (exclusive; the end of the column family when
+    /// `None`) through a raw iterator, which lends each key and value instead of copying them.
+    fn visit_from(
+        &self,
+        cf_name: &'static str,
+        low: &[u8],
+        high: Option<Vec<u8>>,
+        mut visit: impl FnMut(&[u8], &[u8]) -> StorageResult<bool>,
+    ) -> StorageResult<()> {
         let db = &self.store.db;
         let mut options = self.options();
-        if let Some(end) = prefix_end(prefix) {
-            options.set_iterate_upper_bound(end);
+        if let Some(high) = high {
+            options.set_iterate_upper_bound(high);
         }
-        let iter = db.iterator_cf_opt(
-            cf(db, cf_name),
-            options,
-            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
-        );
-        for item in iter {
-            let (key, value) = item?;
-            if !key.starts_with(prefix) || !visit(&key, &value)? {
-                break;
+        let mut iter = db.raw_iterator_cf_opt(cf(db, cf_name), options);
+        iter.seek(low);
+        while let Some((key, value)) = iter.item() {
+            if !visit(key, value)? {
+                return Ok(());
             }
+            iter.next();
         }
-        Ok(())
+        Ok(iter.status()?)
     }
 }
 
