@@ -123,11 +123,20 @@ pub struct TlsSection {
 #[serde(deny_unknown_fields)]
 pub struct FlushSection {
     pub row_limit: u64,
+    #[serde(default = "default_segment_rows")]
+    pub segment_rows: usize,
+}
+
+pub(crate) fn default_segment_rows() -> usize {
+    1_000_000
 }
 
 impl Default for FlushSection {
     fn default() -> Self {
-        FlushSection { row_limit: 100_000 }
+        FlushSection {
+            row_limit: 100_000,
+            segment_rows: default_segment_rows(),
+        }
     }
 }
 

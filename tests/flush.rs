@@ -608,3 +608,75 @@ fn assert_same_rows<T: PartialEq + std::fmt::Debug>(got: &[T], expected: &[T]) {
         first.map(|i| &expected[i]),
     );
 }
+
+/// A backlog larger than `[flush] segment_rows` is flushed as several segments, each scan
+/// starting after the last key of the one before; deletion markers count toward a segment.
+#[tokio::test]
+async fn a_large_backlog_flushes_into_several_segments_without_losing_a_row() {
+    let server = TestServer::start_with(ServerOptions {
+        flush_segment_rows: 1000,
+        ..ServerOptions::default()
+    });
+    let client = server.root().await;
+    for table in ["plain", "flushed"] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
+                 INSERT INTO {table} SELECT value, 'v' || value, CAST(value % 7 AS INT) \
+                 FROM generate_series(1, 5500) AS g(value)"
+            ))
+            .await
+            .unwrap();
+    }
+    flush(&client, "flushed").await;
+    let segments: i64 = client
+        .query_one(
+            "SELECT segments FROM system.tables WHERE table_name = 'flushed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(segments, 6);
+    assert_same_rows(
+        &contents(&client, "flushed").await,
+        &contents(&client, "plain").await,
+    );
+    for statement in [
+        "DELETE FROM {t} WHERE id BETWEEN 100 AND 2600",
+        "UPDATE {t} SET v = 'changed' WHERE id % 9 = 0",
+        "INSERT INTO {t} SELECT value, 'late', 0 FROM generate_series(6000, 7499) AS g(value)",
+    ] {
+        for table in ["plain", "flushed"] {
+            client
+                .batch_execute(&statement.replace("{t}", table))
+                .await
+                .unwrap();
+        }
+    }
+    // 2,501 deletion markers, 334 updated rows and 1,500 new ones, read 1,000 at a time: a
+    // segment of deletion markers alone is applied but not published, and the flush goes on.
+    let job = flush(&client, "flushed").await;
+    let message: String = client
+        .query_one("SELECT message FROM system.jobs WHERE job_id = $1", &[&job])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        message.contains("Flushed 1834 rows and 2501 deletions"),
+        "{message}"
+    );
+    assert_same_rows(
+        &contents(&client, "flushed").await,
+        &contents(&client, "plain").await,
+    );
+    let hot: i64 = client
+        .query_one(
+            "SELECT hot_rows FROM system.tables WHERE table_name = 'flushed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(hot, 0);
+}

@@ -32,8 +32,9 @@ use crate::storage::{ColdEntry, OwnedView, ReadView, SegmentRecord, Store, Table
 /// The hot rows that hide their keys' flushed copies from a segment scan.
 #[derive(Default)]
 pub struct Shadowed {
-    /// Keys hidden outright: hot keys known to have flushed copies, and the session's own.
-    pub keys: Vec<Vec<u8>>,
+    /// Keys hidden outright, sorted: hot keys (listed while planning) and the session's
+    /// uncommitted keys that have flushed copies.
+    pub keys: Arc<Vec<Vec<u8>>>,
     /// Set when the table has too many hot rows to list while planning: a flushed row whose
     /// key lies within the hot keys' bounds is looked up among them as the scan meets it.
     pub lookup: Option<Arc<HotLookup>>,
@@ -117,9 +118,8 @@ pub fn scan_segments(
             .with_file(PartitionedFile::new(location, segment.bytes))
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-        let mut hidden = view.dead_keys(segment.segment_id).map_err(storage_error)?;
-        hidden.extend(shadowed.keys.iter().cloned());
-        let filtered = !hidden.is_empty() || shadowed.lookup.is_some();
+        let dead = view.dead_keys(segment.segment_id).map_err(storage_error)?;
+        let filtered = !dead.is_empty() || !shadowed.keys.is_empty() || shadowed.lookup.is_some();
         let in_file = |index: usize| file_column(&held, key_index, columns, index);
         // Only the file columns needed are read (the key too when rows are to be dropped by
         // it): a projection right above the scan, which DataFusion folds into it.
@@ -142,12 +142,13 @@ pub fn scan_segments(
         let mut plan: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(read_exprs, scan)?);
         let position = |file_index: usize| read.binary_search(&file_index).expect("column is read");
         if filtered {
-            let mut hidden: Vec<Vec<u8>> = hidden.into_iter().collect();
-            hidden.sort_unstable();
+            let mut dead: Vec<Vec<u8>> = dead.into_iter().collect();
+            dead.sort_unstable();
             plan = Arc::new(WithoutKeys {
                 input: plan,
                 key_column: position(key_index),
-                hidden: Arc::new(hidden),
+                dead: Arc::new(dead),
+                shadowed: shadowed.keys.clone(),
                 lookup: shadowed.lookup.clone(),
             });
         }
@@ -236,8 +237,9 @@ pub fn read_cold_row(
     )?))
 }
 
-/// Drops the rows whose key is in `hidden` (sorted: keys dead in the segment, or shadowed by a
-/// hot row). A segment's rows come in key order, so one cursor walks `hidden` alongside them:
+/// Drops the rows whose key is dead in the segment, shadowed by a hot row or tombstone, or
+/// found hot by `lookup`. The two key lists are sorted and a segment's rows come in key order,
+/// so a cursor walks each list alongside them:
 /// about one comparison per row, and no pruning predicate built from the keys, whose number
 /// grows with every update of a flushed row (as an IN list, 100,000 of them made a 1-million-
 /// row GROUP BY 20x slower).
@@ -245,7 +247,10 @@ pub fn read_cold_row(
 struct WithoutKeys {
     input: Arc<dyn ExecutionPlan>,
     key_column: usize,
-    hidden: Arc<Vec<Vec<u8>>>,
+    /// Keys dead in this segment.
+    dead: Arc<Vec<Vec<u8>>>,
+    /// Keys shadowed in every segment of the scan (one list, shared).
+    shadowed: Arc<Vec<Vec<u8>>>,
     lookup: Option<Arc<HotLookup>>,
 }
 
@@ -282,7 +287,12 @@ impl HiddenCursor {
 
 impl DisplayAs for WithoutKeys {
     fn fmt_as(&self, _format: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "WithoutKeys: {} keys", self.hidden.len())
+        write!(
+            f,
+            "WithoutKeys: {} dead, {} shadowed keys",
+            self.dead.len(),
+            self.shadowed.len()
+        )
     }
 }
 
@@ -314,7 +324,8 @@ impl ExecutionPlan for WithoutKeys {
         Ok(Arc::new(WithoutKeys {
             input: children.swap_remove(0),
             key_column: self.key_column,
-            hidden: self.hidden.clone(),
+            dead: self.dead.clone(),
+            shadowed: self.shadowed.clone(),
             lookup: self.lookup.clone(),
         }))
     }
@@ -336,14 +347,15 @@ impl ExecutionPlan for WithoutKeys {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let key_column = self.key_column;
-        let mut cursor = HiddenCursor::new(self.hidden.clone());
+        let mut dead = HiddenCursor::new(self.dead.clone());
+        let mut shadowed = HiddenCursor::new(self.shadowed.clone());
         let lookup = self.lookup.clone();
         let kept = input.map(move |batch| {
             let batch = batch?;
             let keys = batch.column(key_column).as_binary::<i32>();
             let mut keep: Vec<bool> = keys
                 .iter()
-                .map(|key| key.is_none_or(|k| !cursor.hides(k)))
+                .map(|key| key.is_none_or(|k| !dead.hides(k) && !shadowed.hides(k)))
                 .collect();
             if let Some(lookup) = &lookup {
                 lookup.hide_hot(keys, &mut keep)?;

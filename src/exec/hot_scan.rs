@@ -3,9 +3,9 @@
 //! planning, and the batch builder the point reads share.
 //!
 //! A full scan must not hold the table in memory: it reads `BATCH_ROWS` rows, hands them on,
-//! and resumes after the last key it gave, always in the snapshot its plan was made with. The
-//! reading runs on a blocking thread one batch ahead of its consumer, so decoding rows and
-//! whatever consumes them (a COPY TO's encoder, an aggregate) use both cores.
+//! and resumes after the last key it gave, always in the snapshot its plan was made with. Each
+//! batch is read on a blocking thread while the consumer works on the one before, so decoding
+//! rows and whatever consumes them (a COPY TO's encoder, an aggregate) use both cores.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -216,14 +216,36 @@ pub(super) fn read_chunk(
 /// A full scan of a table's hot rows as the plan's snapshot shows them, streamed in batches.
 #[derive(Debug)]
 pub struct HotScanExec {
+    source: Arc<HotSource>,
+    limit: Option<usize>,
+    properties: Arc<PlanProperties>,
+}
+
+/// What a streaming scan reads: everything a chunk read needs, shared with each blocking read.
+#[derive(Debug)]
+struct HotSource {
     view: Arc<OwnedView>,
     record: Arc<TableRecord>,
     scan_schema: SchemaRef,
     committed: CommittedRows,
     pending: Option<Arc<PendingRows>>,
     projection: Vec<usize>,
-    limit: Option<usize>,
-    properties: Arc<PlanProperties>,
+}
+
+impl HotSource {
+    fn read(
+        &self,
+        after: Option<&[u8]>,
+        max_rows: usize,
+    ) -> Result<(RecordBatch, Option<Vec<u8>>)> {
+        let source = RowSource {
+            record: &self.record,
+            scan_schema: &self.scan_schema,
+            committed: &self.committed,
+            pending: self.pending.as_deref(),
+        };
+        read_chunk(self.view.view(), &source, &self.projection, after, max_rows)
+    }
 }
 
 impl HotScanExec {
@@ -244,50 +266,45 @@ impl HotScanExec {
             Boundedness::Bounded,
         ));
         Ok(HotScanExec {
-            view,
-            record,
-            scan_schema,
-            committed,
-            pending,
-            projection,
+            source: Arc::new(HotSource {
+                view,
+                record,
+                scan_schema,
+                committed,
+                pending,
+                projection,
+            }),
             limit,
             properties,
         })
     }
 
     /// Sends the rows batch by batch until none are left, the limit is reached or the
-    /// consumer goes away.
+    /// consumer goes away. Each batch is read on a blocking thread that is given back before
+    /// waiting for the consumer: a client that leaves a portal half-read holds no thread.
     fn produce(
         &self,
         tx: tokio::sync::mpsc::Sender<Result<RecordBatch>>,
-    ) -> impl FnOnce() -> Result<()> + Send + 'static {
-        let view = self.view.clone();
-        let record = self.record.clone();
-        let scan_schema = self.scan_schema.clone();
-        let committed = self.committed.clone();
-        let pending = self.pending.clone();
-        let projection = self.projection.clone();
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let source = self.source.clone();
         let mut remaining = self.limit.unwrap_or(usize::MAX);
-        move || {
-            let source = RowSource {
-                record: &record,
-                scan_schema: &scan_schema,
-                committed: &committed,
-                pending: pending.as_deref(),
-            };
+        async move {
             let mut after: Option<Vec<u8>> = None;
             while remaining > 0 {
                 let want = remaining.min(BATCH_ROWS);
-                let read = read_chunk(view.view(), &source, &projection, after.as_deref(), want);
+                let (reader, from) = (source.clone(), after.take());
+                let read = tokio::task::spawn_blocking(move || reader.read(from.as_deref(), want))
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
                 let (batch, resume) = match read {
                     Ok(read) => read,
                     Err(error) => {
-                        let _ = tx.blocking_send(Err(error));
+                        let _ = tx.send(Err(error)).await;
                         return Ok(());
                     }
                 };
                 remaining -= batch.num_rows();
-                if batch.num_rows() > 0 && tx.blocking_send(Ok(batch)).is_err() {
+                if batch.num_rows() > 0 && tx.send(Ok(batch)).await.is_err() {
                     return Ok(());
                 }
                 match resume {
@@ -302,7 +319,7 @@ impl HotScanExec {
 
 impl DisplayAs for HotScanExec {
     fn fmt_as(&self, _format: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "HotScanExec: table={}", self.record.table_id)
+        write!(f, "HotScanExec: table={}", self.source.record.table_id)
     }
 }
 
@@ -340,8 +357,7 @@ impl ExecutionPlan for HotScanExec {
     ) -> Result<SendableRecordBatchStream> {
         // One batch read ahead: the reader stays a batch in front of its consumer.
         let mut builder = RecordBatchReceiverStream::builder(self.schema(), 1);
-        let produce = self.produce(builder.tx());
-        builder.spawn_blocking(produce);
+        builder.spawn(self.produce(builder.tx()));
         Ok(builder.build())
     }
 }

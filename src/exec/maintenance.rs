@@ -146,6 +146,7 @@ impl Session {
                 table_id: record.table_id,
                 namespace: record.namespace,
                 table: record.name,
+                segment_rows: self.engine.config().flush.segment_rows,
             }),
             self.user_id(),
         )?;

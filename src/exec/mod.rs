@@ -475,6 +475,7 @@ impl Engine {
                 table_id,
                 namespace: table.namespace,
                 table: table.name,
+                segment_rows: self.config.flush.segment_rows,
             };
             if let Err(e) = self.jobs.submit(Arc::new(work), "system") {
                 tracing::warn!("automatic flush: queueing the job: {e}");

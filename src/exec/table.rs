@@ -170,27 +170,36 @@ impl UserTable {
     fn shadowed(&self, view: &Arc<OwnedView>, pending: Option<&PendingRows>) -> Result<Shadowed> {
         let table_id = self.record.table_id;
         let reader = view.view();
-        let pending_keys = pending.into_iter().flat_map(|rows| rows.keys().cloned());
+        let pending_keys: Vec<Vec<u8>> = pending
+            .into_iter()
+            .flat_map(|rows| rows.keys().cloned())
+            .collect();
         let listed = reader
             .hot_keys_up_to(table_id, LISTED_HOT_KEYS)
             .map_err(storage_error)?;
-        if let Some(hot) = listed {
-            let mut keys = reader.with_cold_copies(&hot).map_err(storage_error)?;
-            keys.extend(pending_keys);
-            return Ok(Shadowed { keys, lookup: None });
-        }
-        let lookup = reader
-            .hot_key_bounds(table_id)
-            .map_err(storage_error)?
-            .map(|(low, high)| {
-                Arc::new(HotLookup {
-                    view: view.clone(),
-                    low,
-                    high,
-                })
-            });
+        let lookup = match listed {
+            Some(_) => None,
+            None => reader
+                .hot_key_bounds(table_id)
+                .map_err(storage_error)?
+                .map(|(low, high)| {
+                    Arc::new(HotLookup {
+                        view: view.clone(),
+                        low,
+                        high,
+                    })
+                }),
+        };
+        // Only keys that have a flushed copy can hide one.
+        let mut candidates = listed.unwrap_or_default();
+        candidates.extend(pending_keys);
+        candidates.sort_unstable();
+        candidates.dedup();
+        let keys = reader
+            .with_cold_copies(&candidates)
+            .map_err(storage_error)?;
         Ok(Shadowed {
-            keys: pending_keys.collect(),
+            keys: Arc::new(keys),
             lookup,
         })
     }

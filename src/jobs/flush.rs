@@ -7,9 +7,6 @@ use crate::storage::rows::{self, RowDecoder};
 use crate::storage::segments::{self, SegmentRecord};
 use crate::storage::{Command, is_tombstone};
 
-/// Rows per segment; a larger backlog is flushed as several segments.
-const SEGMENT_ROWS: usize = 1_000_000;
-
 /// A flush's parameters are the job itself: resuming it after a restart deserializes the row's
 /// `parameters` back into this struct.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -17,6 +14,9 @@ pub struct FlushJob {
     pub table_id: u64,
     pub namespace: String,
     pub table: String,
+    /// Rows per segment (`[flush] segment_rows`); a larger backlog is flushed as several.
+    #[serde(default = "crate::config::default_segment_rows")]
+    pub segment_rows: usize,
 }
 
 impl FlushJob {
@@ -42,16 +42,19 @@ impl JobWork for FlushJob {
     }
 
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
-        let (namespace, table, table_id) =
-            (self.namespace.clone(), self.table.clone(), self.table_id);
+        let work = self.clone();
         // RocksDB reads and Parquet writes block; keep them off the async workers.
-        tokio::task::spawn_blocking(move || flush(&ctx, &namespace, &table, table_id))
+        tokio::task::spawn_blocking(move || flush(&ctx, &work))
             .await
             .map_err(|e| JobError::Failed(format!("flush task failed: {e}")))?
     }
 }
 
-fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobResult<String> {
+fn flush(ctx: &JobContext, work: &FlushJob) -> JobResult<String> {
+    let (namespace, table, table_id) =
+        (work.namespace.as_str(), work.table.as_str(), work.table_id);
+    // Zero would never finish a segment.
+    let segment_rows = work.segment_rows.max(1);
     let store = &ctx.store;
     let record = match store.table(namespace, table)? {
         Some(record) if record.table_id == table_id => record,
@@ -84,7 +87,7 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
                 versions.push(version as i64);
             }
             entries.push((key.to_vec(), version, tombstone));
-            Ok(entries.len() < SEGMENT_ROWS)
+            Ok(entries.len() < segment_rows)
         })?;
         if entries.is_empty() {
             break;
@@ -97,7 +100,6 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
         let path = store.dir().storage().join(&file);
         let size = segments::write_segment(&path, schema.clone(), &[batch])?;
         crate::fault::crash_point("flush_before_publish");
-        let deletes = entries.iter().filter(|e| e.2).count() as u64;
         let segment = SegmentRecord {
             segment_id,
             table_id,
@@ -109,29 +111,31 @@ fn flush(ctx: &JobContext, namespace: &str, table: &str, table_id: u64) -> JobRe
             column_ids: record.columns.iter().map(|c| c.id).collect(),
             column_names: record.columns.iter().map(|c| c.name.clone()).collect(),
         };
-        let done = entries.len() < SEGMENT_ROWS;
+        let done = entries.len() < segment_rows;
         resume_after = entries.last().map(|e| e.0.clone());
         let applied = store.apply(&Command::FlushSegment {
             segment,
             rows: entries,
         })?;
+        flushed_deletes += applied.flushed_deletions;
         if applied.unpublished_segments.contains(&segment_id) {
-            // The table was truncated or dropped meanwhile: no row of the file is live.
+            // No row of the file is live: it held only deletion markers (applied all the
+            // same), or the table was truncated or dropped meanwhile, and then the next scan
+            // finds nothing.
             if let Err(e) = std::fs::remove_file(&path) {
                 tracing::warn!(file = %path.display(), "removing an unpublished segment: {e}");
             }
-            break;
+        } else {
+            flushed_rows += row_count;
+            bytes += size;
+            files.push(file.to_string_lossy().into_owned());
+            ctx.progress(bytes, None)?;
         }
-        flushed_rows += row_count;
-        flushed_deletes += deletes;
-        bytes += size;
-        files.push(file.to_string_lossy().into_owned());
-        ctx.progress(bytes, None)?;
         if done {
             break;
         }
     }
-    if files.is_empty() {
+    if files.is_empty() && flushed_deletes == 0 {
         return Ok(format!("{namespace}.{table} had no hot rows to flush"));
     }
     // The flushed rows left deletion markers behind; compacting them away keeps scans of the

@@ -4,7 +4,7 @@
 //! The dry run checks each DDL statement when it runs, as PostgreSQL does; COMMIT applies the
 //! block's commands for real, against whatever committed meanwhile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rocksdb::WriteBatch;
@@ -19,7 +19,7 @@ use super::{NamespaceRecord, SequenceRecord, StorageResult, Store, TableRecord, 
 /// Catalog records (by key) a block has written or deleted and not committed.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogChanges {
-    records: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    records: super::apply_context::PendingKeys,
 }
 
 impl CatalogChanges {

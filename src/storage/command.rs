@@ -265,6 +265,8 @@ pub struct Applied {
     pub table_ids: Vec<u64>,
     /// Flushed segments left out of the manifest because none of their rows was current.
     pub unpublished_segments: Vec<u64>,
+    /// Deletion markers a flush found current and removed with the rows they deleted.
+    pub flushed_deletions: u64,
     /// Segments that dropped or truncated tables no longer reference: their files can go.
     pub unreferenced_segments: Vec<SegmentRecord>,
     /// Sequences set back to their start (TRUNCATE ... RESTART IDENTITY).

@@ -81,16 +81,27 @@ pub(super) fn flush_segment(
             .map(|c| c.id)
             .eq(segment.column_ids.iter().copied())
     });
+    // Every read comes before the first write, each as one batched read over the flushed
+    // keys (in key order, as the flush scanned them).
+    let keys: Vec<&[u8]> = flushed.iter().map(|(key, _, _)| key.as_slice()).collect();
     let mut current = Vec::with_capacity(flushed.len());
-    for (key, version, _) in flushed {
-        current.push(match ctx.get(CF_ROWS, key)? {
+    for ((_, version, _), stored) in flushed.iter().zip(ctx.get_many(CF_ROWS, &keys)?) {
+        current.push(match stored {
             Some(stored) => !columns_changed && rows::stored_version(&stored)? == *version,
             None => false,
         });
     }
+    let current_keys: Vec<&[u8]> = keys
+        .iter()
+        .zip(&current)
+        .filter(|(_, current)| **current)
+        .map(|(key, _)| *key)
+        .collect();
+    let mut old_entries = ctx.get_many(CF_COLD_INDEX, &current_keys)?.into_iter();
     // A segment none of whose rows is still current (its table was truncated or dropped
-    // since the flush read it, or every row rewritten) is not published: its file is left
-    // unreferenced, for the flush job to delete (or the start-up sweep after a crash).
+    // since the flush read it, or every row rewritten), or that holds only deletion markers,
+    // is not published: its file is left unreferenced, for the flush job to delete (or the
+    // start-up sweep after a crash).
     let publish = flushed
         .iter()
         .zip(&current)
@@ -115,7 +126,7 @@ pub(super) fn flush_segment(
             }
             continue;
         }
-        if let Some(old) = ctx.get(CF_COLD_INDEX, key)? {
+        if let Some(old) = old_entries.next().flatten() {
             let old = decode_cold_entry(&old)?;
             ctx.put(
                 batch,
@@ -125,6 +136,7 @@ pub(super) fn flush_segment(
             );
         }
         if *tombstone {
+            ctx.applied.flushed_deletions += 1;
             ctx.delete(batch, CF_COLD_INDEX, key.clone());
         } else {
             ctx.put(

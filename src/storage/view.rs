@@ -134,11 +134,13 @@ impl<'a> ReadView<'a> {
         }
         options.set_iterate_lower_bound(prefix.to_vec());
         let mut iter = db.raw_iterator_cf_opt(cf(db, CF_ROWS), options);
+        // Each seek resets the iterator's status: an error is read after the seek that made it.
         iter.seek_to_first();
+        iter.status()?;
         let first = iter.key().map(<[u8]>::to_vec);
         iter.seek_to_last();
-        let last = iter.key().map(<[u8]>::to_vec);
         iter.status()?;
+        let last = iter.key().map(<[u8]>::to_vec);
         Ok(first.zip(last))
     }
 

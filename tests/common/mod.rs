@@ -53,6 +53,8 @@ pub struct ServerOptions {
     /// Environment variables for the server process (fault injection).
     pub env: Vec<(String, String)>,
     pub flush_row_limit: u64,
+    /// `[flush] segment_rows`: small values make a test's flush write several segments.
+    pub flush_segment_rows: usize,
     /// Extra keys of the `[backup]` section.
     pub backup: String,
 }
@@ -71,6 +73,7 @@ impl Default for ServerOptions {
             extra: String::new(),
             env: Vec::new(),
             flush_row_limit: 100_000,
+            flush_segment_rows: 1_000_000,
             backup: String::new(),
         }
     }
@@ -182,6 +185,7 @@ required = {tls_required}
 
 [flush]
 row_limit = {row_limit}
+segment_rows = {segment_rows}
 
 [jobs]
 max_concurrent = 2
@@ -209,6 +213,7 @@ format = "text"
             key = certs.join("server.key").display(),
             extra = o.extra,
             row_limit = o.flush_row_limit,
+            segment_rows = o.flush_segment_rows,
             backup = o.backup,
         );
         std::fs::write(self.config_path(), text).unwrap();
