@@ -31,6 +31,18 @@ async fn contents(client: &Client, table: &str) -> Vec<(i64, Option<String>, Opt
         .collect()
 }
 
+/// Runs each statement (`{t}` standing for the table) on the unflushed twin, then the flushed.
+async fn on_twins(client: &Client, statements: &[&str]) {
+    for statement in statements {
+        for table in ["plain", "flushed"] {
+            client
+                .batch_execute(&statement.replace("{t}", table))
+                .await
+                .unwrap();
+        }
+    }
+}
+
 const WORKLOAD: [&str; 6] = [
     "UPDATE {t} SET v = 'changed' WHERE id % 10 = 0",
     "DELETE FROM {t} WHERE id BETWEEN 100 AND 150",
@@ -44,23 +56,15 @@ const WORKLOAD: [&str; 6] = [
 async fn flushed_tables_answer_exactly_as_unflushed_ones() {
     let server = TestServer::start();
     let client = server.root().await;
-    for table in ["plain", "flushed"] {
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
-                 INSERT INTO {table} SELECT value, 'v' || value, CAST(value % 7 AS INT) FROM generate_series(1, 1000) AS g(value)"
-            ))
-            .await
-            .unwrap();
-    }
+    on_twins(
+        &client,
+        &["CREATE TABLE {t} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
+           INSERT INTO {t} SELECT value, 'v' || value, CAST(value % 7 AS INT) FROM generate_series(1, 1000) AS g(value)"],
+    )
+    .await;
     flush(&client, "flushed").await;
     for (i, statement) in WORKLOAD.iter().enumerate() {
-        for table in ["plain", "flushed"] {
-            client
-                .batch_execute(&statement.replace("{t}", table))
-                .await
-                .unwrap();
-        }
+        on_twins(&client, &[statement]).await;
         if i == 2 {
             // Flush again midway: later statements see rows spread over two segments.
             flush(&client, "flushed").await;
@@ -542,45 +546,38 @@ async fn not_null_checks_see_flushed_rows() {
 async fn large_hot_sets_over_flushed_rows_read_exactly_as_unflushed_ones() {
     let server = TestServer::start();
     let client = server.root().await;
-    for table in ["plain", "flushed"] {
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
-                 INSERT INTO {table} SELECT value * 2, 'v' || value, CAST(value % 7 AS INT) \
-                 FROM generate_series(1, 60000) AS g(value)"
-            ))
-            .await
-            .unwrap();
-    }
+    on_twins(
+        &client,
+        &["CREATE TABLE {t} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
+           INSERT INTO {t} SELECT value * 2, 'v' || value, CAST(value % 7 AS INT) \
+           FROM generate_series(1, 60000) AS g(value)"],
+    )
+    .await;
     flush(&client, "flushed").await;
     // Updated and deleted flushed rows, and 70,000 new hot rows between the flushed keys.
-    for statement in [
-        "UPDATE {t} SET v = 'changed' WHERE id % 20 = 0",
-        "DELETE FROM {t} WHERE id % 30 = 0",
-        "INSERT INTO {t} SELECT value * 2 + 1, 'odd', 1 FROM generate_series(0, 69999) AS g(value)",
-    ] {
-        for table in ["plain", "flushed"] {
-            client
-                .batch_execute(&statement.replace("{t}", table))
-                .await
-                .unwrap();
-        }
-    }
+    on_twins(
+        &client,
+        &[
+            "UPDATE {t} SET v = 'changed' WHERE id % 20 = 0",
+            "DELETE FROM {t} WHERE id % 30 = 0",
+            "INSERT INTO {t} SELECT value * 2 + 1, 'odd', 1 FROM generate_series(0, 69999) AS g(value)",
+        ],
+    )
+    .await;
     let expected = contents(&client, "plain").await;
     assert_eq!(expected.len(), 60000 - 4000 + 70000);
     assert_same_rows(&contents(&client, "flushed").await, &expected);
     // Inside a block, the block's own changes shadow both hot and flushed rows.
     client.batch_execute("BEGIN").await.unwrap();
-    for table in ["plain", "flushed"] {
-        client
-            .batch_execute(&format!(
-                "DELETE FROM {table} WHERE id % 40 = 2; \
-                 UPDATE {table} SET n = -1 WHERE id % 50 = 1; \
-                 INSERT INTO {table} VALUES (1000001, 'new', 0)"
-            ))
-            .await
-            .unwrap();
-    }
+    on_twins(
+        &client,
+        &[
+            "DELETE FROM {t} WHERE id % 40 = 2",
+            "UPDATE {t} SET n = -1 WHERE id % 50 = 1",
+            "INSERT INTO {t} VALUES (1000001, 'new', 0)",
+        ],
+    )
+    .await;
     let in_block = contents(&client, "plain").await;
     assert_same_rows(&contents(&client, "flushed").await, &in_block);
     assert_ne!(in_block, expected);
@@ -618,16 +615,13 @@ async fn a_large_backlog_flushes_into_several_segments_without_losing_a_row() {
         ..ServerOptions::default()
     });
     let client = server.root().await;
-    for table in ["plain", "flushed"] {
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE {table} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
-                 INSERT INTO {table} SELECT value, 'v' || value, CAST(value % 7 AS INT) \
-                 FROM generate_series(1, 5500) AS g(value)"
-            ))
-            .await
-            .unwrap();
-    }
+    on_twins(
+        &client,
+        &["CREATE TABLE {t} (id BIGINT PRIMARY KEY, v TEXT, n INT); \
+           INSERT INTO {t} SELECT value, 'v' || value, CAST(value % 7 AS INT) \
+           FROM generate_series(1, 5500) AS g(value)"],
+    )
+    .await;
     flush(&client, "flushed").await;
     let segments: i64 = client
         .query_one(
@@ -642,18 +636,15 @@ async fn a_large_backlog_flushes_into_several_segments_without_losing_a_row() {
         &contents(&client, "flushed").await,
         &contents(&client, "plain").await,
     );
-    for statement in [
-        "DELETE FROM {t} WHERE id BETWEEN 100 AND 2600",
-        "UPDATE {t} SET v = 'changed' WHERE id % 9 = 0",
-        "INSERT INTO {t} SELECT value, 'late', 0 FROM generate_series(6000, 7499) AS g(value)",
-    ] {
-        for table in ["plain", "flushed"] {
-            client
-                .batch_execute(&statement.replace("{t}", table))
-                .await
-                .unwrap();
-        }
-    }
+    on_twins(
+        &client,
+        &[
+            "DELETE FROM {t} WHERE id BETWEEN 100 AND 2600",
+            "UPDATE {t} SET v = 'changed' WHERE id % 9 = 0",
+            "INSERT INTO {t} SELECT value, 'late', 0 FROM generate_series(6000, 7499) AS g(value)",
+        ],
+    )
+    .await;
     // 2,501 deletion markers, 334 updated rows and 1,500 new ones, read 1,000 at a time: a
     // segment of deletion markers alone is applied but not published, and the flush goes on.
     let job = flush(&client, "flushed").await;

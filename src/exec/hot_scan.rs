@@ -223,13 +223,15 @@ pub struct HotScanExec {
 
 /// What a streaming scan reads: everything a chunk read needs, shared with each blocking read.
 #[derive(Debug)]
-struct HotSource {
-    view: Arc<OwnedView>,
-    record: Arc<TableRecord>,
-    scan_schema: SchemaRef,
-    committed: CommittedRows,
-    pending: Option<Arc<PendingRows>>,
-    projection: Vec<usize>,
+pub(super) struct HotSource {
+    pub view: Arc<OwnedView>,
+    pub record: Arc<TableRecord>,
+    pub scan_schema: SchemaRef,
+    pub committed: CommittedRows,
+    /// A copy of the session's uncommitted rows of the table, if it has any.
+    pub pending: Option<Arc<PendingRows>>,
+    /// Indexes into `scan_schema`.
+    pub projection: Vec<usize>,
 }
 
 impl HotSource {
@@ -249,16 +251,8 @@ impl HotSource {
 }
 
 impl HotScanExec {
-    pub(super) fn new(
-        view: Arc<OwnedView>,
-        record: Arc<TableRecord>,
-        scan_schema: SchemaRef,
-        committed: CommittedRows,
-        pending: Option<Arc<PendingRows>>,
-        projection: Vec<usize>,
-        limit: Option<usize>,
-    ) -> Result<Self> {
-        let output = Arc::new(scan_schema.project(&projection)?);
+    pub(super) fn new(source: HotSource, limit: Option<usize>) -> Result<Self> {
+        let output = Arc::new(source.scan_schema.project(&source.projection)?);
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(output),
             Partitioning::UnknownPartitioning(1),
@@ -266,14 +260,7 @@ impl HotScanExec {
             Boundedness::Bounded,
         ));
         Ok(HotScanExec {
-            source: Arc::new(HotSource {
-                view,
-                record,
-                scan_schema,
-                committed,
-                pending,
-                projection,
-            }),
+            source: Arc::new(source),
             limit,
             properties,
         })

@@ -18,7 +18,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::catalog::storage_error;
 use super::cold::{HotLookup, Shadowed};
-use super::hot_scan::{HotScanExec, RowBatchBuilder, RowSource, read_chunk};
+use super::hot_scan::{HotScanExec, HotSource, RowBatchBuilder, RowSource, read_chunk};
 use crate::model::types::schema_of;
 use crate::storage::SegmentRecord;
 use crate::storage::rows;
@@ -511,15 +511,15 @@ impl TableProvider for UserTable {
             .filter(|rows| !rows.is_empty())
             .map(|rows| Arc::new(rows.clone()));
         drop(pending_tables);
-        let hot: Arc<dyn ExecutionPlan> = Arc::new(HotScanExec::new(
-            owned_view.clone(),
-            self.record.clone(),
-            self.schema.clone(),
-            committed_rows,
-            pending_copy,
-            output.clone(),
-            limit,
-        )?);
+        let source = HotSource {
+            view: owned_view.clone(),
+            record: self.record.clone(),
+            scan_schema: self.schema.clone(),
+            committed: committed_rows,
+            pending: pending_copy,
+            projection: output.clone(),
+        };
+        let hot: Arc<dyn ExecutionPlan> = Arc::new(HotScanExec::new(source, limit)?);
         if segments.is_empty() {
             return Ok(hot);
         }
