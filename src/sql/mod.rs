@@ -17,7 +17,9 @@ pub mod output_names;
 mod parse;
 mod sequences;
 mod set_returning;
+mod sort_subqueries;
 mod subqueries;
+mod subquery_values;
 mod users;
 mod views;
 

@@ -371,6 +371,8 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     super::subqueries::hold_to_single_row(&mut statement);
     super::set_returning::spread_set_returning_functions(&mut statement);
     super::output_names::alias_repeated_columns(&mut statement);
+    super::sort_subqueries::sort_keys_with_subqueries_as_columns(&mut statement);
+    super::subquery_values::subqueries_as_aggregated_values(&mut statement);
     super::sequences::unwrap_regclass_arguments(&mut statement);
     Ok(match statement {
         S::Query(_) | S::Explain { .. } => Statement::Query(Box::new(statement)),

@@ -88,7 +88,7 @@ static AGGREGATES: LazyLock<HashSet<String>> = LazyLock::new(|| {
 
 /// True when `expr` calls an aggregate or a window function anywhere (outside subqueries
 /// too: a conservative answer only leaves the subquery as written).
-fn aggregates(expr: &Expr) -> bool {
+pub(super) fn aggregates(expr: &Expr) -> bool {
     ast::visit_expressions(expr, |e| match e {
         Expr::Function(f)
             if f.over.is_some() || function_name(f).is_some_and(|n| AGGREGATES.contains(&n)) =>

@@ -7,7 +7,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr, VisitorMut};
 
 use crate::sql::subqueries::subquery_select;
 
-/// `pg_catalog` tables whose scalar subqueries are answered NULL (KalamDB has no triggers and
+/// `pg_catalog` tables whose scalar subqueries are answered NULL (0 for a count) (KalamDB has no triggers and
 /// no row security policies; psql's `\dp` lists each table's policies).
 pub(super) const EMPTY_CATALOG_TABLES: [&str; 3] = ["pg_sequence", "pg_trigger", "pg_policy"];
 
@@ -67,6 +67,17 @@ impl VisitorMut for EmptyCatalogSubqueries {
                 [ast::SelectItem::UnnamedExpr(Expr::Function(f))
                     | ast::SelectItem::ExprWithAlias { expr: Expr::Function(f), .. }]
                     if crate::sql::subqueries::function_name(f).as_deref() == Some("array_agg"));
+            // An ungrouped count of no rows is 0 (pgAdmin counts a table's triggers so).
+            let counts = matches!(select.projection.as_slice(),
+                [ast::SelectItem::UnnamedExpr(Expr::Function(f))
+                    | ast::SelectItem::ExprWithAlias { expr: Expr::Function(f), .. }]
+                    if crate::sql::subqueries::function_name(f).as_deref() == Some("count"))
+                && matches!(&select.group_by,
+                    ast::GroupByExpr::Expressions(keys, _) if keys.is_empty());
+            if counts && let Ok(zero) = crate::sql::parse_expr("CAST(0 AS BIGINT)") {
+                *expr = zero;
+                return ControlFlow::Continue(());
+            }
             *expr = if aggregates_an_array {
                 Expr::Cast {
                     kind: ast::CastKind::Cast,

@@ -1,0 +1,393 @@
+//! Subqueries used as values where DataFusion cannot plan them: `EXISTS` and `x IN (SELECT
+//! ...)` in a select list (DataFusion plans them only as filters), and a scalar subquery
+//! limited to one row (`ORDER BY ... LIMIT 1`, which DataFusion cannot decorrelate). Each
+//! becomes an aggregated scalar subquery, which DataFusion joins, with PostgreSQL's meaning:
+//! `IN` is true when a row matches, false when none can, and NULL when a NULL makes it unknown.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    self, Expr, Ident, LimitClause, OrderByKind, SelectItem, SetExpr, VisitMut, VisitorMut,
+};
+
+use super::parse_expr;
+use super::subqueries::aggregates;
+
+/// The alias of the derived table an `IN` or `EXISTS` subquery is counted over when it is not
+/// a plain SELECT.
+const COUNTED_ALIAS: &str = "__kalamdb_counted";
+/// That derived table's one column.
+const COUNTED_COLUMN: &str = "__kalamdb_value";
+
+/// Rewrites the subqueries of `statement` described in the module comment.
+pub fn subqueries_as_aggregated_values(statement: &mut ast::Statement) {
+    let _ = VisitMut::visit(statement, &mut SelectLists);
+    let _ = VisitMut::visit(statement, &mut FirstRow);
+}
+
+/// Visits every query's select list, rewriting `EXISTS` and `IN` there but not inside the
+/// subqueries they contain (those are visited as queries of their own).
+struct SelectLists;
+
+impl VisitorMut for SelectLists {
+    type Break = ();
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let relation = single_relation(select);
+        for item in &mut select.projection {
+            if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
+                let _ = VisitMut::visit(
+                    expr,
+                    &mut OwnLevel {
+                        depth: 0,
+                        relation: relation.clone(),
+                    },
+                );
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Rewrites predicate subqueries of one expression, outside any nested query.
+struct OwnLevel {
+    depth: usize,
+    /// The name the query's only relation goes by, which qualifies the columns of a needle.
+    relation: Option<Ident>,
+}
+
+/// The alias (or else the name) of a SELECT's only relation.
+fn single_relation(select: &ast::Select) -> Option<Ident> {
+    let [only] = select.from.as_slice() else {
+        return None;
+    };
+    if !only.joins.is_empty() {
+        return None;
+    }
+    match &only.relation {
+        ast::TableFactor::Table {
+            alias: Some(alias), ..
+        }
+        | ast::TableFactor::Derived {
+            alias: Some(alias), ..
+        } => Some(alias.name.clone()),
+        ast::TableFactor::Table {
+            name, alias: None, ..
+        } => name.0.last().and_then(|part| part.as_ident()).cloned(),
+        _ => None,
+    }
+}
+
+impl VisitorMut for OwnLevel {
+    type Break = ();
+    fn pre_visit_query(&mut self, _query: &mut ast::Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_query(&mut self, _query: &mut ast::Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if self.depth > 0 {
+            return ControlFlow::Continue(());
+        }
+        let rewritten = match expr {
+            Expr::Exists { subquery, negated } => counted(subquery, None, true)
+                .map(|count| format!("(({count}) {})", if *negated { "= 0" } else { "> 0" })),
+            Expr::InSubquery {
+                expr: needle,
+                subquery,
+                negated,
+            } => membership(needle, subquery, *negated, self.relation.as_ref()),
+            _ => None,
+        };
+        if let Some(text) = rewritten
+            && let Ok(value) = parse_expr(&text)
+        {
+            *expr = value;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `x IN (q)` with PostgreSQL's three-valued answer, as counts of q's rows.
+fn membership(
+    needle: &Expr,
+    subquery: &ast::Query,
+    negated: bool,
+    relation: Option<&Ident>,
+) -> Option<String> {
+    // Inside the subquery's own FROM, an unqualified column of the needle could name one of
+    // the subquery's columns: it is qualified by the outer relation, and the rows are counted
+    // as a derived table, where that name cannot be shadowed.
+    let inline = !reads_unqualified_column(needle);
+    let mut qualified = needle.clone();
+    if !inline {
+        let relation = relation?;
+        let _ = ast::visit_expressions_mut(&mut qualified, |e| {
+            if let Expr::Identifier(column) = e {
+                *e = Expr::CompoundIdentifier(vec![relation.clone(), column.clone()]);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    let needle = &qualified;
+    let matching = counted(
+        subquery,
+        Some(&|value| format!("({value}) = ({needle})")),
+        inline,
+    )?;
+    let any = counted(subquery, None, inline)?;
+    let nulls = counted(
+        subquery,
+        Some(&|value| format!("({value}) IS NULL")),
+        inline,
+    )?;
+    let answer = format!(
+        "CASE WHEN ({matching}) > 0 THEN true WHEN ({any}) = 0 THEN false \
+         WHEN ({needle}) IS NULL OR ({nulls}) > 0 THEN NULL ELSE false END"
+    );
+    Some(if negated {
+        format!("(NOT ({answer}))")
+    } else {
+        format!("({answer})")
+    })
+}
+
+/// `SELECT count(*)` over the rows of `subquery` (those whose value meets `condition`). A plain
+/// SELECT keeps its FROM and WHERE, so a correlation in its WHERE is decorrelated as usual; any
+/// other query is counted as a derived table.
+fn counted(
+    subquery: &ast::Query,
+    condition: Option<&dyn Fn(&Expr) -> String>,
+    inline: bool,
+) -> Option<String> {
+    if inline
+        && let Some(select) = plain_select(subquery)
+        && let Some(value) = single_value(&select.projection)
+        && !aggregates(value)
+    {
+        let mut counted = select.clone();
+        counted.projection = vec![SelectItem::UnnamedExpr(parse_expr("count(*)").ok()?)];
+        if let Some(condition) = condition {
+            let condition = parse_expr(&condition(value)).ok()?;
+            counted.selection = Some(match counted.selection.take() {
+                Some(filter) => parse_expr(&format!("({filter}) AND ({condition})")).ok()?,
+                None => condition,
+            });
+        }
+        return Some(counted.to_string());
+    }
+    let value = parse_expr(&format!("{COUNTED_ALIAS}.{COUNTED_COLUMN}")).ok()?;
+    Some(match condition {
+        Some(condition) => format!(
+            "SELECT count(*) FROM ({subquery}) AS {COUNTED_ALIAS} ({COUNTED_COLUMN}) WHERE {}",
+            condition(&value)
+        ),
+        // EXISTS may have any number of columns.
+        None => format!("SELECT count(*) FROM ({subquery}) AS {COUNTED_ALIAS}"),
+    })
+}
+
+fn reads_unqualified_column(expr: &Expr) -> bool {
+    ast::visit_expressions(expr, |e| match e {
+        Expr::Identifier(_) => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+/// The SELECT of a query without grouping, DISTINCT, ordering, limits or a WITH clause.
+fn plain_select(query: &ast::Query) -> Option<&ast::Select> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let grouped = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
+        ast::GroupByExpr::All(_) => true,
+    };
+    let shaped = grouped
+        || select.having.is_some()
+        || select.distinct.is_some()
+        || query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some();
+    (!shaped).then_some(select.as_ref())
+}
+
+fn single_value(items: &[SelectItem]) -> Option<&Expr> {
+    match items {
+        [SelectItem::UnnamedExpr(expr)] | [SelectItem::ExprWithAlias { expr, .. }] => Some(expr),
+        _ => None,
+    }
+}
+
+/// A scalar subquery limited to its first row (`LIMIT 1`, or `FETCH FIRST 1 ROW`): an
+/// aggregate answers in one row already, so the limit goes; otherwise the value becomes
+/// `first_value(value ORDER BY keys)`, which is the first row's value, NULL without rows.
+struct FirstRow;
+
+impl VisitorMut for FirstRow {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(query) = expr {
+            limit_to_aggregate(query);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn limit_to_aggregate(query: &mut ast::Query) {
+    let one_row = match (&query.limit_clause, &query.fetch) {
+        (
+            Some(LimitClause::LimitOffset {
+                limit: Some(limit),
+                offset: None,
+                limit_by,
+            }),
+            None,
+        ) => limit_by.is_empty() && limit.to_string() == "1",
+        (None, Some(fetch)) => {
+            !fetch.percent && fetch.quantity.as_ref().is_none_or(|q| q.to_string() == "1")
+        }
+        _ => false,
+    };
+    if !one_row || query.with.is_some() {
+        return;
+    }
+    let keys = match query.order_by.as_ref().map(|o| &o.kind) {
+        None => Vec::new(),
+        Some(OrderByKind::Expressions(keys)) => keys.clone(),
+        Some(OrderByKind::All(_)) => return,
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let grouped = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, _) => !exprs.is_empty(),
+        ast::GroupByExpr::All(_) => true,
+    };
+    if grouped || select.having.is_some() || select.distinct.is_some() {
+        return;
+    }
+    let (value, alias) = match select.projection.as_mut_slice() {
+        [SelectItem::UnnamedExpr(value)] => (value, None),
+        [SelectItem::ExprWithAlias { expr, alias }] => (expr, Some(super::fold(alias))),
+        _ => return,
+    };
+    if !aggregates(value) {
+        // The keys may name the output column, by name or position.
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|key| {
+                let by_output = match &key.expr {
+                    Expr::Identifier(ident) => alias.as_deref() == Some(&super::fold(ident)),
+                    Expr::Value(v) => v.value.to_string() == "1",
+                    _ => false,
+                };
+                let mut key = key.clone();
+                if by_output {
+                    key.expr = value.clone();
+                }
+                key.to_string()
+            })
+            .collect();
+        let ordered = if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {}", keys.join(", "))
+        };
+        let Ok(first) = parse_expr(&format!("first_value({value}{ordered})")) else {
+            return;
+        };
+        *value = first;
+    }
+    query.order_by = None;
+    query.limit_clause = None;
+    query.fetch = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let mut statement = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
+            .unwrap()
+            .remove(0);
+        subqueries_as_aggregated_values(&mut statement);
+        statement.to_string()
+    }
+
+    #[test]
+    fn exists_in_a_select_list_becomes_a_count() {
+        assert_eq!(
+            rewritten(
+                "SELECT EXISTS (SELECT 1 FROM b WHERE b.k = a.k), NOT EXISTS (SELECT 1 FROM b GROUP BY v) FROM a"
+            ),
+            "SELECT ((SELECT count(*) FROM b WHERE b.k = a.k) > 0), ((SELECT count(*) FROM \
+             (SELECT 1 FROM b GROUP BY v) AS __kalamdb_counted) = 0) FROM a"
+        );
+    }
+
+    #[test]
+    fn in_a_select_list_counts_matches_rows_and_nulls() {
+        let sql = rewritten("SELECT a.x IN (SELECT b.y FROM b WHERE b.k = a.k) FROM a");
+        assert!(
+            sql.contains(
+                "(SELECT count(*) FROM b WHERE (b.k = a.k) AND ((b.y) = (a.x))) > 0 THEN true"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("(SELECT count(*) FROM b WHERE b.k = a.k) = 0 THEN false"),
+            "{sql}"
+        );
+        assert!(sql.contains("(a.x) IS NULL OR (SELECT count(*) FROM b WHERE (b.k = a.k) AND ((b.y) IS NULL)) > 0 THEN NULL"), "{sql}");
+    }
+
+    #[test]
+    fn an_unqualified_needle_is_compared_outside_the_subquerys_tables() {
+        let sql = rewritten("SELECT dept IN (SELECT dept FROM emp WHERE salary < 75) FROM emp e");
+        assert!(
+            sql.contains(
+                "(SELECT count(*) FROM (SELECT dept FROM emp WHERE salary < 75) AS \
+                 __kalamdb_counted (__kalamdb_value) WHERE (__kalamdb_counted.__kalamdb_value) \
+                 = (e.dept)) > 0"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn filters_keep_their_subqueries() {
+        for sql in [
+            "SELECT a FROM t WHERE a IN (SELECT b FROM u)",
+            "SELECT a FROM t WHERE EXISTS (SELECT b FROM u)",
+            "SELECT (SELECT max(b) FROM u WHERE b IN (SELECT c FROM v)) FROM t",
+        ] {
+            assert_eq!(rewritten(sql), sql);
+        }
+    }
+
+    #[test]
+    fn a_subquery_limited_to_one_row_takes_the_first_value() {
+        assert_eq!(
+            rewritten(
+                "SELECT (SELECT b.v AS w FROM b WHERE b.k = a.k ORDER BY w DESC, b.t LIMIT 1) FROM a"
+            ),
+            "SELECT (SELECT first_value(b.v ORDER BY b.v DESC, b.t) AS w FROM b WHERE b.k = a.k) FROM a"
+        );
+        assert_eq!(
+            rewritten("SELECT (SELECT count(1) FROM b WHERE b.k = a.k LIMIT 1) FROM a"),
+            "SELECT (SELECT count(1) FROM b WHERE b.k = a.k) FROM a"
+        );
+        let offset = "SELECT (SELECT b.v FROM b ORDER BY b.v LIMIT 1 OFFSET 2) FROM a";
+        assert_eq!(rewritten(offset), offset);
+    }
+}
