@@ -504,3 +504,29 @@ async fn execute_row_limits_of_any_size_are_honoured_without_reserving_memory_fo
         [('1', 1), ('2', 1), ('D', 3), ('s', 1), ('Z', 1)]
     );
 }
+
+#[tokio::test]
+async fn subqueries_used_as_values_keep_postgresqls_column_names_and_types() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let statement = client
+        .prepare(
+            "SELECT 1 IN (SELECT 1), EXISTS (SELECT 1), NOT EXISTS (SELECT 1), \
+             (SELECT 2 ORDER BY 1 LIMIT 1) AS two ORDER BY (SELECT 3)",
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["?column?", "exists", "?column?", "two"]);
+    let types: Vec<&Type> = statement.columns().iter().map(|c| c.type_()).collect();
+    assert_eq!(types[..3], [&Type::BOOL, &Type::BOOL, &Type::BOOL]);
+    let row = client.query_one(&statement, &[]).await.unwrap();
+    assert_eq!(
+        (
+            row.get::<_, bool>(0),
+            row.get::<_, bool>(1),
+            row.get::<_, bool>(2)
+        ),
+        (true, true, false)
+    );
+}

@@ -74,6 +74,29 @@ const KALAMDB_TABLES: [&str; 13] = [
     RELATION_SIZES_TABLE,
 ];
 
+/// PostgreSQL's view of security labels, which pgAdmin reads for every table and column.
+const SECURITY_LABELS_VIEW: &str = "pg_seclabels";
+
+/// `pg_seclabels`: always empty, as KalamDB has no label providers.
+fn security_labels() -> Arc<dyn TableProvider> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let oid = |name: &str| Field::new(name, DataType::Int32, true);
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    let schema = Schema::new(vec![
+        oid("objoid"),
+        oid("classoid"),
+        oid("objsubid"),
+        text("objtype"),
+        oid("objnamespace"),
+        text("objname"),
+        text("provider"),
+        text("label"),
+    ]);
+    Arc::new(datafusion::datasource::empty::EmptyTable::new(Arc::new(
+        schema,
+    )))
+}
+
 /// Adds `pg_catalog` and PostgreSQL's catalog functions to a session's context.
 pub fn install(ctx: &SessionContext, store: Arc<Store>) -> ExecResult<()> {
     datafusion_pg_catalog::setup_pg_catalog(ctx, DATABASE_NAME, UsersAsRoles { store })
@@ -187,6 +210,9 @@ impl SchemaProvider for PgCatalogSchema {
         if let Some(base) = name.strip_prefix(BASE_PREFIX) {
             return self.crate_table(base).await;
         }
+        if name == SECURITY_LABELS_VIEW {
+            return Ok(Some(security_labels()));
+        }
         if name == TABLE_SIZES_TABLE {
             return Ok(Some(super::system_tables::store_backed(
                 Arc::new(super::system_tables::TableSizesTable),
@@ -210,7 +236,7 @@ impl SchemaProvider for PgCatalogSchema {
         }
         Ok(match table {
             Some(table) if name.eq_ignore_ascii_case("pg_database") => {
-                Some(Arc::new(OnlyOurDatabase { inner: table }))
+                Some(Arc::new(OnlyOurDatabase::new(table)))
             }
             other => other,
         })
@@ -218,6 +244,7 @@ impl SchemaProvider for PgCatalogSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         KALAMDB_TABLES.contains(&name)
+            || name == SECURITY_LABELS_VIEW
             || name
                 .strip_prefix(BASE_PREFIX)
                 .is_some_and(|base| self.inner.table_exist(base))
@@ -225,15 +252,58 @@ impl SchemaProvider for PgCatalogSchema {
     }
 }
 
+/// PostgreSQL 15's `pg_database` columns, in its order. datafusion-pg-catalog's table mixes
+/// in `datlastsysoid` (dropped in 15) and `daticurules` (added in 16), and lacks
+/// `datcollversion`, which KalamDB's C collation has no version for (NULL, as in PostgreSQL).
+/// The locale columns say what KalamDB does: the libc provider's C locale.
+const DATABASE_COLUMNS: [&str; 16] = [
+    "oid",
+    "datname",
+    "datdba",
+    "encoding",
+    "datlocprovider",
+    "datistemplate",
+    "datallowconn",
+    "datconnlimit",
+    "datfrozenxid",
+    "datminmxid",
+    "dattablespace",
+    "datcollate",
+    "datctype",
+    "daticulocale",
+    "datcollversion",
+    "datacl",
+];
+
+/// `pg_database` as PostgreSQL 15 shows it, with the one database a KalamDB server has.
 #[derive(Debug)]
 struct OnlyOurDatabase {
     inner: Arc<dyn TableProvider>,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+impl OnlyOurDatabase {
+    fn new(inner: Arc<dyn TableProvider>) -> Self {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let base = inner.schema();
+        let fields: Vec<Field> = DATABASE_COLUMNS
+            .iter()
+            .map(|name| match base.field_with_name(name) {
+                Ok(field) => field.clone(),
+                Err(_) => Field::new(*name, DataType::Utf8, true),
+            })
+            .collect();
+        OnlyOurDatabase {
+            inner,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
 }
 
 #[async_trait]
 impl TableProvider for OnlyOurDatabase {
     fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
-        self.inner.schema()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> datafusion::datasource::TableType {
@@ -244,23 +314,51 @@ impl TableProvider for OnlyOurDatabase {
         &self,
         state: &dyn datafusion::catalog::Session,
         projection: Option<&Vec<usize>>,
-        filters: &[datafusion::logical_expr::Expr],
-        limit: Option<usize>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::physical_expr::PhysicalExpr;
         use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
-        let plan = self.inner.scan(state, None, filters, limit).await?;
-        let schema = plan.schema();
-        let datname = schema.index_of("datname")?;
+        use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+        use datafusion::scalar::ScalarValue;
+        // Filters and limits are DataFusion's to apply above: a limit taken below the filter
+        // could drop our database's row.
+        let plan = self.inner.scan(state, None, &[], None).await?;
+        let base = plan.schema();
+        let datname = base.index_of("datname")?;
         let predicate = Arc::new(BinaryExpr::new(
             Arc::new(Column::new("datname", datname)),
             datafusion::logical_expr::Operator::Eq,
-            Arc::new(Literal::new(datafusion::scalar::ScalarValue::Utf8(Some(
-                DATABASE_NAME.into(),
-            )))),
+            Arc::new(Literal::new(ScalarValue::Utf8(Some(DATABASE_NAME.into())))),
         ));
-        let filtered = datafusion::physical_plan::filter::FilterExecBuilder::new(predicate, plan)
-            .apply_projection(projection.cloned())?
-            .build()?;
-        Ok(Arc::new(filtered))
+        let filtered =
+            datafusion::physical_plan::filter::FilterExecBuilder::new(predicate, plan).build()?;
+        let columns: Vec<usize> = match projection {
+            Some(columns) => columns.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let exprs = columns
+            .iter()
+            .map(|&i| {
+                let name = self.schema.field(i).name();
+                let expr: Arc<dyn PhysicalExpr> = match base.index_of(name) {
+                    // PostgreSQL's code for the libc provider (the crate spells it out).
+                    Ok(_) if name == "datlocprovider" => {
+                        Arc::new(Literal::new(ScalarValue::Utf8(Some("c".into()))))
+                    }
+                    // Text compares byte by byte: the C collation, whatever the crate says.
+                    Ok(_) if name == "datcollate" || name == "datctype" => {
+                        Arc::new(Literal::new(ScalarValue::Utf8(Some("C".into()))))
+                    }
+                    Ok(at) => Arc::new(Column::new(name, at)),
+                    Err(_) => Arc::new(Literal::new(ScalarValue::Utf8(None))),
+                };
+                ProjectionExpr::new(expr, name.clone())
+            })
+            .collect::<Vec<_>>();
+        Ok(Arc::new(ProjectionExec::try_new(
+            exprs,
+            Arc::new(filtered),
+        )?))
     }
 }

@@ -91,6 +91,19 @@ const PARAMETERS: &[(&str, &str, Access, &str)] = &[
         Access::Session,
         "Sets the display format for interval values.",
     ),
+    // Text compares byte by byte, as in PostgreSQL's C locale.
+    (
+        "lc_collate",
+        "C",
+        Access::ReadOnly,
+        "Shows the collation order locale.",
+    ),
+    (
+        "lc_ctype",
+        "C",
+        Access::ReadOnly,
+        "Shows the character classification and case conversion locale.",
+    ),
     (
         "lc_messages",
         "C",

@@ -23,6 +23,7 @@ pub struct PostgresTextCasts {
     timestamptz: Arc<ScalarUDF>,
     timestamp_input: Arc<ScalarUDF>,
     number_input: Arc<ScalarUDF>,
+    array_input: Arc<ScalarUDF>,
 }
 
 impl Default for PostgresTextCasts {
@@ -41,6 +42,16 @@ impl Default for PostgresTextCasts {
                 Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable),
                 DataType::Utf8,
                 |args| checked_number_text(&args[0], &args[1]),
+            )),
+            array_input: Arc::new(super::functions::vectorized(
+                "array_in_text",
+                Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+                DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+                    "item",
+                    DataType::Utf8,
+                    true,
+                ))),
+                |args| text_arrays(&args[0]),
             )),
         }
     }
@@ -138,6 +149,66 @@ pub(super) fn postgres_timestamp(at: chrono::NaiveDateTime, zone_suffix: Option<
     text
 }
 
+/// The elements of a one-dimensional PostgreSQL array literal (`{a,"b c",NULL}`); `None`
+/// when it is malformed.
+pub(crate) fn parse_text_array(literal: &str) -> Option<Vec<Option<String>>> {
+    let inner = literal
+        .trim()
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))?;
+    let mut items = Vec::new();
+    if inner.trim().is_empty() {
+        return Some(items);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => item.push(chars.next()?),
+                    Some(c) => item.push(c),
+                    None => return None,
+                }
+            }
+        }
+        while let Some(&c) = chars.peek() {
+            if c == ',' {
+                break;
+            }
+            chars.next();
+            if quoted {
+                if !c.is_whitespace() {
+                    return None;
+                }
+            } else if c == '\\' {
+                item.push(chars.next()?);
+            } else {
+                item.push(c);
+            }
+        }
+        let item = if quoted {
+            item
+        } else {
+            item.trim_end().to_owned()
+        };
+        // KalamDB arrays have one dimension; an empty element is malformed in PostgreSQL too.
+        if !quoted && (item.is_empty() || item.contains(['{', '}'])) {
+            return None;
+        }
+        items.push((quoted || !item.eq_ignore_ascii_case("null")).then_some(item));
+        if chars.next().is_none() {
+            return Some(items);
+        }
+    }
+}
+
 /// PostgreSQL's name for a numeric type text may be read as.
 fn number_type(data_type: &DataType) -> Option<&'static str> {
     Some(match data_type {
@@ -202,6 +273,29 @@ fn checked_number_text(texts: &ArrayRef, type_names: &ArrayRef) -> Result<ArrayR
     Ok(Arc::new(out.finish()))
 }
 
+/// Each text read as a PostgreSQL array literal, as a list of its elements' text.
+fn text_arrays(texts: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{AsArray, ListBuilder};
+    let texts = texts.as_string::<i32>();
+    let mut out = ListBuilder::new(StringBuilder::new());
+    for text in texts.iter() {
+        let Some(text) = text else {
+            out.append_null();
+            continue;
+        };
+        let items = parse_text_array(text).ok_or_else(|| {
+            datafusion::error::DataFusionError::External(Box::new(super::ExecError::InvalidText(
+                format!("malformed array literal: \"{text}\""),
+            )))
+        })?;
+        for item in items {
+            out.values().append_option(item);
+        }
+        out.append(true);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 impl PostgresTextCasts {
     pub(super) fn rewrite(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         use datafusion::common::tree_node::TreeNode;
@@ -225,6 +319,21 @@ impl PostgresTextCasts {
                 return Ok(Transformed::yes(Expr::Cast(
                     datafusion::logical_expr::Cast::new(
                         Box::new(checked),
+                        cast.field.data_type().clone(),
+                    ),
+                )));
+            }
+            // DataFusion's cast makes a one-element list of the whole text.
+            if matches!(cast.field.data_type(), DataType::List(_))
+                && cast.expr.get_type(schema).ok() == Some(DataType::Utf8)
+            {
+                let texts = Expr::ScalarFunction(ScalarFunction::new_udf(
+                    self.array_input.clone(),
+                    vec![cast.expr.as_ref().clone()],
+                ));
+                return Ok(Transformed::yes(Expr::Cast(
+                    datafusion::logical_expr::Cast::new(
+                        Box::new(texts),
                         cast.field.data_type().clone(),
                     ),
                 )));

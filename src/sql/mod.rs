@@ -15,6 +15,7 @@ pub mod json_each;
 pub mod limits;
 pub mod output_names;
 mod parse;
+mod regex_substring;
 mod sequences;
 mod set_returning;
 mod sort_subqueries;
@@ -517,6 +518,17 @@ fn names_system_table<V: ast::Visit>(node: &V) -> bool {
         }
     })
     .is_break()
+}
+
+/// The statement `sql` after `rewrite`, as text: how the AST rewrites' tests read.
+#[cfg(test)]
+pub(crate) fn rewritten_by(sql: &str, rewrite: impl Fn(&mut ast::Statement)) -> String {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let mut statement = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
+        .expect("test SQL parses")
+        .remove(0);
+    rewrite(&mut statement);
+    statement.to_string()
 }
 
 #[cfg(test)]

@@ -172,7 +172,8 @@ pub fn output_name(expr: &Expr) -> String {
             _ => unnamed(),
         },
         Expr::Case { .. } => "case".into(),
-        Expr::Exists { .. } => "exists".into(),
+        // `NOT EXISTS` is an operator's result, unnamed.
+        Expr::Exists { negated: false, .. } => "exists".into(),
         Expr::Array(_) => "array".into(),
         Expr::Value(value) if matches!(value.value, ast::Value::Boolean(_)) => "bool".into(),
         _ => unnamed(),

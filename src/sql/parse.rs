@@ -373,6 +373,7 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     super::output_names::alias_repeated_columns(&mut statement);
     super::sort_subqueries::sort_keys_with_subqueries_as_columns(&mut statement);
     super::subquery_values::subqueries_as_aggregated_values(&mut statement);
+    super::regex_substring::pattern_substrings_as_matches(&mut statement);
     super::sequences::unwrap_regclass_arguments(&mut statement);
     Ok(match statement {
         S::Query(_) | S::Explain { .. } => Statement::Query(Box::new(statement)),

@@ -164,13 +164,7 @@ mod tests {
     use super::*;
 
     fn rewritten(sql: &str) -> String {
-        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-        let mut statement = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
-            .unwrap()
-            .pop()
-            .unwrap();
-        sort_keys_with_subqueries_as_columns(&mut statement);
-        statement.to_string()
+        crate::sql::rewritten_by(sql, sort_keys_with_subqueries_as_columns)
     }
 
     #[test]

@@ -66,6 +66,28 @@ pub fn subquery_select(expr: &mut Expr) -> Option<&mut ast::Select> {
     }
 }
 
+/// The alias (or else the name) of a SELECT's only relation.
+pub fn single_relation(select: &ast::Select) -> Option<ast::Ident> {
+    let [only] = select.from.as_slice() else {
+        return None;
+    };
+    if !only.joins.is_empty() {
+        return None;
+    }
+    match &only.relation {
+        ast::TableFactor::Table {
+            alias: Some(alias), ..
+        }
+        | ast::TableFactor::Derived {
+            alias: Some(alias), ..
+        } => Some(alias.name.clone()),
+        ast::TableFactor::Table {
+            name, alias: None, ..
+        } => name.0.last().and_then(|part| part.as_ident()).cloned(),
+        _ => None,
+    }
+}
+
 /// The last name of a function call, lower-cased (`pg_catalog.unnest` is `unnest`).
 pub fn function_name(function: &ast::Function) -> Option<String> {
     function
@@ -142,12 +164,7 @@ mod tests {
     use super::*;
 
     fn held(sql: &str) -> String {
-        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-        let mut statement = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
-            .unwrap()
-            .remove(0);
-        hold_to_single_row(&mut statement);
-        statement.to_string()
+        crate::sql::rewritten_by(sql, hold_to_single_row)
     }
 
     #[test]

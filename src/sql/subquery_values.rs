@@ -10,8 +10,9 @@ use datafusion::sql::sqlparser::ast::{
     self, Expr, Ident, LimitClause, OrderByKind, SelectItem, SetExpr, VisitMut, VisitorMut,
 };
 
+use super::output_names::{REPEAT_ALIAS_PREFIX, output_name};
 use super::parse_expr;
-use super::subqueries::aggregates;
+use super::subqueries::{aggregates, single_relation};
 
 /// The alias of the derived table an `IN` or `EXISTS` subquery is counted over when it is not
 /// a plain SELECT.
@@ -36,15 +37,27 @@ impl VisitorMut for SelectLists {
             return ControlFlow::Continue(());
         };
         let relation = single_relation(select);
-        for item in &mut select.projection {
-            if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
-                let _ = VisitMut::visit(
-                    expr,
-                    &mut OwnLevel {
-                        depth: 0,
-                        relation: relation.clone(),
-                    },
-                );
+        for (position, item) in select.projection.iter_mut().enumerate() {
+            let unnamed = matches!(item, SelectItem::UnnamedExpr(_));
+            let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item
+            else {
+                continue;
+            };
+            // The column keeps the name PostgreSQL gives the expression as written.
+            let name = output_name(expr);
+            let before = expr.clone();
+            let _ = VisitMut::visit(
+                expr,
+                &mut OwnLevel {
+                    depth: 0,
+                    relation: relation.clone(),
+                },
+            );
+            if unnamed && *expr != before {
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::new(format!("{REPEAT_ALIAS_PREFIX}{position}_{name}")),
+                };
             }
         }
         ControlFlow::Continue(())
@@ -56,28 +69,6 @@ struct OwnLevel {
     depth: usize,
     /// The name the query's only relation goes by, which qualifies the columns of a needle.
     relation: Option<Ident>,
-}
-
-/// The alias (or else the name) of a SELECT's only relation.
-fn single_relation(select: &ast::Select) -> Option<Ident> {
-    let [only] = select.from.as_slice() else {
-        return None;
-    };
-    if !only.joins.is_empty() {
-        return None;
-    }
-    match &only.relation {
-        ast::TableFactor::Table {
-            alias: Some(alias), ..
-        }
-        | ast::TableFactor::Derived {
-            alias: Some(alias), ..
-        } => Some(alias.name.clone()),
-        ast::TableFactor::Table {
-            name, alias: None, ..
-        } => name.0.last().and_then(|part| part.as_ident()).cloned(),
-        _ => None,
-    }
 }
 
 impl VisitorMut for OwnLevel {
@@ -283,7 +274,7 @@ fn limit_to_aggregate(query: &mut ast::Query) {
         // The keys may name the output column, by name or position.
         let keys: Vec<String> = keys
             .iter()
-            .map(|key| {
+            .filter_map(|key| {
                 let by_output = match &key.expr {
                     Expr::Identifier(ident) => alias.as_deref() == Some(&super::fold(ident)),
                     Expr::Value(v) => v.value.to_string() == "1",
@@ -293,7 +284,9 @@ fn limit_to_aggregate(query: &mut ast::Query) {
                 if by_output {
                     key.expr = value.clone();
                 }
-                key.to_string()
+                // A constant orders nothing (and DataFusion would read a number as a position).
+                let constant = matches!(&key.expr, Expr::Value(v) if matches!(v.value, ast::Value::Number(..)));
+                (!constant).then(|| key.to_string())
             })
             .collect();
         let ordered = if keys.is_empty() {
@@ -316,12 +309,7 @@ mod tests {
     use super::*;
 
     fn rewritten(sql: &str) -> String {
-        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-        let mut statement = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
-            .unwrap()
-            .remove(0);
-        subqueries_as_aggregated_values(&mut statement);
-        statement.to_string()
+        crate::sql::rewritten_by(sql, subqueries_as_aggregated_values)
     }
 
     #[test]
@@ -330,8 +318,9 @@ mod tests {
             rewritten(
                 "SELECT EXISTS (SELECT 1 FROM b WHERE b.k = a.k), NOT EXISTS (SELECT 1 FROM b GROUP BY v) FROM a"
             ),
-            "SELECT ((SELECT count(*) FROM b WHERE b.k = a.k) > 0), ((SELECT count(*) FROM \
-             (SELECT 1 FROM b GROUP BY v) AS __kalamdb_counted) = 0) FROM a"
+            "SELECT ((SELECT count(*) FROM b WHERE b.k = a.k) > 0) AS __kalamdb_repeat_0_exists, \
+             ((SELECT count(*) FROM (SELECT 1 FROM b GROUP BY v) AS __kalamdb_counted) = 0) \
+             AS __kalamdb_repeat_1_?column? FROM a"
         );
     }
 

@@ -107,64 +107,9 @@ pub(super) fn path_steps(array: &ArrayRef, row: usize) -> Result<Option<Vec<Opti
         _ => {
             let text = cast(array, &DataType::Utf8)?;
             let literal = text.as_string::<i32>().value(row).to_owned();
-            parse_text_array(&literal).map(Some)
-        }
-    }
-}
-
-/// A PostgreSQL array literal of text (`{a,"b c",NULL}`).
-pub(super) fn parse_text_array(literal: &str) -> Result<Vec<Option<String>>> {
-    let malformed = || invalid_parameter(format!("malformed array literal: \"{literal}\""));
-    let inner = literal
-        .trim()
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .ok_or_else(malformed)?;
-    let mut items = Vec::new();
-    if inner.trim().is_empty() {
-        return Ok(items);
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut item = String::new();
-        let quoted = chars.peek() == Some(&'"');
-        if quoted {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => item.push(chars.next().ok_or_else(malformed)?),
-                    Some(c) => item.push(c),
-                    None => return Err(malformed()),
-                }
-            }
-        }
-        while let Some(&c) = chars.peek() {
-            if c == ',' {
-                break;
-            }
-            chars.next();
-            if quoted {
-                if !c.is_whitespace() {
-                    return Err(malformed());
-                }
-            } else if c == '\\' {
-                item.push(chars.next().ok_or_else(malformed)?);
-            } else {
-                item.push(c);
-            }
-        }
-        let item = if quoted {
-            item
-        } else {
-            item.trim_end().to_owned()
-        };
-        items.push((quoted || !item.eq_ignore_ascii_case("null")).then_some(item));
-        if chars.next().is_none() {
-            return Ok(items);
+            crate::exec::text_casts::parse_text_array(&literal)
+                .map(Some)
+                .ok_or_else(|| invalid_parameter(format!("malformed array literal: \"{literal}\"")))
         }
     }
 }

@@ -257,8 +257,7 @@ fn text_array_literal(expr: &Expr) -> Option<Expr> {
     else {
         return None;
     };
-    let items: Vec<ScalarValue> = access::parse_text_array(text)
-        .ok()?
+    let items: Vec<ScalarValue> = crate::exec::text_casts::parse_text_array(text)?
         .into_iter()
         .map(ScalarValue::Utf8)
         .collect();

@@ -139,26 +139,122 @@ pub(super) fn parts(name: &str) -> Option<Vec<Part>> {
     }])
 }
 
+/// How PostgreSQL 15's `pg_settings` describes a parameter: category, type, unit, bounds and
+/// the values an enum takes (`role`, which PostgreSQL does not list, is a string).
+struct SettingShape {
+    category: &'static str,
+    vartype: &'static str,
+    unit: Option<&'static str>,
+    bounds: Option<(&'static str, &'static str)>,
+    enumvals: &'static [&'static str],
+}
+
+fn setting_shape(key: &str) -> SettingShape {
+    const DEFAULTS: &str = "Client Connection Defaults / Statement Behavior";
+    const LOCALE: &str = "Client Connection Defaults / Locale and Formatting";
+    const PRESET: &str = "Preset Options";
+    const ISOLATIONS: &[&str] = &[
+        "serializable",
+        "repeatable read",
+        "read committed",
+        "read uncommitted",
+    ];
+    const MILLISECONDS: Option<&str> = Some("ms");
+    const TIMEOUT: Option<(&str, &str)> = Some(("0", "2147483647"));
+    let shape = |category, vartype, unit, bounds, enumvals| SettingShape {
+        category,
+        vartype,
+        unit,
+        bounds,
+        enumvals,
+    };
+    match key {
+        "application_name" => shape(
+            "Reporting and Logging / What to Log",
+            "string",
+            None,
+            None,
+            &[],
+        ),
+        "bytea_output" => shape(DEFAULTS, "enum", None, None, &["escape", "hex"]),
+        "client_min_messages" => shape(
+            DEFAULTS,
+            "enum",
+            None,
+            None,
+            &[
+                "debug5", "debug4", "debug3", "debug2", "debug1", "log", "notice", "warning",
+                "error",
+            ],
+        ),
+        "default_transaction_isolation" | "transaction_isolation" => {
+            shape(DEFAULTS, "enum", None, None, ISOLATIONS)
+        }
+        "default_transaction_read_only" | "transaction_read_only" => {
+            shape(DEFAULTS, "bool", None, None, &[])
+        }
+        "idle_in_transaction_session_timeout" | "lock_timeout" | "statement_timeout" => {
+            shape(DEFAULTS, "integer", MILLISECONDS, TIMEOUT, &[])
+        }
+        "extra_float_digits" => shape(LOCALE, "integer", None, Some(("-15", "3")), &[]),
+        "intervalstyle" => shape(
+            LOCALE,
+            "enum",
+            None,
+            None,
+            &["postgres", "postgres_verbose", "sql_standard", "iso_8601"],
+        ),
+        "client_encoding" | "datestyle" | "lc_messages" | "timezone" => {
+            shape(LOCALE, "string", None, None, &[])
+        }
+        "integer_datetimes" => shape(PRESET, "bool", None, None, &[]),
+        "max_identifier_length" => shape(PRESET, "integer", None, Some(("63", "63")), &[]),
+        "max_index_keys" => shape(PRESET, "integer", None, Some(("32", "32")), &[]),
+        "server_version_num" => {
+            let version = crate::exec::PG_SERVER_VERSION_NUM;
+            shape(PRESET, "integer", None, Some((version, version)), &[])
+        }
+        "server_encoding" | "server_version" | "lc_collate" | "lc_ctype" => {
+            shape(PRESET, "string", None, None, &[])
+        }
+        "standard_conforming_strings" => shape(
+            "Version and Platform Compatibility / Previous PostgreSQL Versions",
+            "bool",
+            None,
+            None,
+            &[],
+        ),
+        _ => shape(DEFAULTS, "string", None, None, &[]),
+    }
+}
+
 /// `pg_settings`: a row per parameter, its value read with `current_setting` so that it is
 /// the session's own.
 fn settings_parts() -> Vec<Part> {
     let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let optional = |s: Option<&str>| s.map_or_else(|| "NULL".to_owned(), quote);
     let rows: Vec<String> = crate::exec::settings::catalog_settings()
         .iter()
         .map(|s| {
-            let vartype = match s.default {
-                "on" | "off" => "bool",
-                d if !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()) => "integer",
-                _ => "string",
+            let shape = setting_shape(s.key);
+            let enumvals = if shape.enumvals.is_empty() {
+                "NULL".to_owned()
+            } else {
+                quote(&shape.enumvals.join(","))
             };
             format!(
-                "({}, {}, {}, {}, {}, {})",
+                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
                 quote(s.name),
                 quote(s.key),
                 quote(s.default),
                 quote(s.context),
                 quote(s.description),
-                quote(vartype)
+                quote(shape.vartype),
+                quote(shape.category),
+                optional(shape.unit),
+                optional(shape.bounds.map(|(min, _)| min)),
+                optional(shape.bounds.map(|(_, max)| max)),
+                enumvals,
             )
         })
         .collect();
@@ -166,16 +262,22 @@ fn settings_parts() -> Vec<Part> {
         values: vec![
             ("name", text("p.name")),
             ("setting", text("current_setting(p.key)")),
+            ("unit", text("p.unit")),
+            ("category", text("p.category")),
             ("short_desc", text("p.description")),
             ("context", text("p.context")),
             ("vartype", text("p.vartype")),
             ("source", text("'default'")),
+            ("min_val", text("p.min_val")),
+            ("max_val", text("p.max_val")),
+            ("enumvals", text("string_to_array(p.enumvals, ',')")),
             ("boot_val", text("p.boot")),
             ("reset_val", text("p.boot")),
             ("pending_restart", text("false")),
         ],
         from: format!(
-            "FROM (VALUES {}) AS p(name, key, boot, context, description, vartype)",
+            "FROM (VALUES {}) AS p(name, key, boot, context, description, vartype, category, \
+             unit, min_val, max_val, enumvals)",
             rows.join(", ")
         ),
         copies_base: false,

@@ -183,6 +183,9 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 "conpfeqop" | "conppeqop" | "conffeqop" | "conexclop" => {
                     field.with_data_type(list(DataType::Int32))
                 }
+                // datafusion-pg-catalog misspells `pg_settings.boot_val`.
+                "bool_val" if name == "pg_settings" => field.with_name("boot_val"),
+                "enumvals" if name == "pg_settings" => field.with_data_type(list(DataType::Utf8)),
                 _ => field,
             }
         })

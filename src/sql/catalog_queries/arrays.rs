@@ -94,3 +94,46 @@ impl VisitorMut for GenerateSubscripts {
         ControlFlow::Continue(())
     }
 }
+
+/// `(information_schema._pg_expandarray(a)).x` and `.n`, the element and its subscript (as
+/// pgJDBC and Metabase list an index's key columns), become `unnest(a)` and
+/// `unnest(generate_series(1, cardinality(a)))`, which DataFusion zips row by row as
+/// PostgreSQL expands the function's rows.
+pub(super) struct ExpandedArrays;
+
+impl VisitorMut for ExpandedArrays {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+            return ControlFlow::Continue(());
+        };
+        let [ast::AccessExpr::Dot(Expr::Identifier(field))] = access_chain.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        let mut function = root.as_ref();
+        while let Expr::Nested(inner) = function {
+            function = inner;
+        }
+        let Expr::Function(function) = function else {
+            return ControlFlow::Continue(());
+        };
+        if function_name(function).as_deref() != Some("_pg_expandarray") {
+            return ControlFlow::Continue(());
+        }
+        let FunctionArguments::List(list) = &function.args else {
+            return ControlFlow::Continue(());
+        };
+        let [array] = list.args.as_slice() else {
+            return ControlFlow::Continue(());
+        };
+        let rewritten = match field.value.to_ascii_lowercase().as_str() {
+            "x" => format!("unnest({array})"),
+            "n" => format!("unnest(generate_series(1, CAST(cardinality({array}) AS BIGINT)))"),
+            _ => return ControlFlow::Continue(()),
+        };
+        if let Ok(rewritten) = crate::sql::parse_expr(&rewritten) {
+            *expr = rewritten;
+        }
+        ControlFlow::Continue(())
+    }
+}

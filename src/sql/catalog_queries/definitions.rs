@@ -27,9 +27,10 @@ pub(super) struct DefinitionFunctions;
 pub const FORMAT_TYPES_FUNCTION: &str = "kalamdb_format_types";
 
 /// The functions `DefinitionFunctions` answers.
-pub(super) const DEFINITION_FUNCTIONS: [&str; 12] = [
+pub(super) const DEFINITION_FUNCTIONS: [&str; 13] = [
     "pg_get_function_result",
     "pg_get_function_arguments",
+    "pg_get_function_identity_arguments",
     "pg_get_viewdef",
     "pg_get_triggerdef",
     "obj_description",
@@ -83,7 +84,9 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
              ELSE '' END || {FORMAT_TYPES_FUNCTION}(CAST(kalamdb_proc.prorettype AS TEXT))) \
              FROM pg_catalog.pg_proc kalamdb_proc WHERE kalamdb_proc.oid = {object})"
         ),
-        ("pg_get_function_arguments", [object]) => format!(
+        // With no argument names, defaults or OUT arguments listed, the arguments that
+        // identify a function are all of them.
+        ("pg_get_function_arguments" | "pg_get_function_identity_arguments", [object]) => format!(
             "(SELECT {SINGLE_ROW_FUNCTION}({FORMAT_TYPES_FUNCTION}(kalamdb_proc.proargtypes)) \
              FROM pg_catalog.pg_proc kalamdb_proc WHERE kalamdb_proc.oid = {object})"
         ),
@@ -96,6 +99,27 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
     })
 }
 
+/// Qualifies the bare column arguments of a call `DefinitionFunctions` answers.
+fn qualify_arguments(expr: &mut Expr, relation: &ast::Ident) {
+    let Expr::Function(function) = expr else {
+        return;
+    };
+    if !function_name(function).is_some_and(|n| DEFINITION_FUNCTIONS.contains(&n.as_str())) {
+        return;
+    }
+    let FunctionArguments::List(list) = &mut function.args else {
+        return;
+    };
+    for arg in &mut list.args {
+        if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Identifier(column))) = arg
+        {
+            *arg = ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::CompoundIdentifier(
+                vec![relation.clone(), column.clone()],
+            )));
+        }
+    }
+}
+
 impl VisitorMut for DefinitionFunctions {
     type Break = ();
 
@@ -106,6 +130,17 @@ impl VisitorMut for DefinitionFunctions {
         let SetExpr::Select(select) = query.body.as_mut() else {
             return ControlFlow::Continue(());
         };
+        // A lookup's own relation would capture an unqualified argument (`oid` in
+        // `pg_get_function_arguments(oid) FROM pg_proc`): it is qualified by the query's
+        // relation.
+        if let Some(relation) = crate::sql::subqueries::single_relation(select) {
+            for item in &mut select.projection {
+                let _ = ast::visit_expressions_mut(item, |e| {
+                    qualify_arguments(e, &relation);
+                    ControlFlow::<()>::Continue(())
+                });
+            }
+        }
         let mut used = std::collections::HashSet::new();
         for (position, item) in select.projection.iter_mut().enumerate() {
             if let SelectItem::UnnamedExpr(Expr::Function(function)) = item

@@ -77,6 +77,7 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
         let _ = VisitMut::visit(statement, &mut ArraySubqueries);
         let _ = VisitMut::visit(statement, &mut LikeEscapes);
         let _ = VisitMut::visit(statement, &mut GenerateSubscripts);
+        let _ = VisitMut::visit(statement, &mut ExpandedArrays);
         let _ = VisitMut::visit(statement, &mut DefinitionFunctions);
         let _ = VisitMut::visit(statement, &mut EmptyCatalogSubqueries);
         let _ = VisitMut::visit(statement, &mut OuterOnlyConditions);
@@ -181,6 +182,22 @@ mod tests {
         assert!(!sql.contains("unnest"), "{sql}");
         assert!(
             sql.contains("c.reloptions || CAST(ARRAY[] AS TEXT[])"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn pg_expandarray_fields_become_zipped_unnests() {
+        let sql = rewritten(
+            "SELECT (information_schema._pg_expandarray(i.indkey)).x AS attnum, \
+             (INFORMATION_SCHEMA._PG_EXPANDARRAY(\"i\".\"indkey\")).\"n\" AS pos \
+             FROM pg_catalog.pg_index i",
+        );
+        assert!(sql.contains("unnest(i.indkey) AS attnum"), "{sql}");
+        assert!(
+            sql.contains(
+                "unnest(generate_series(1, CAST(cardinality(\"i\".\"indkey\") AS BIGINT))) AS pos"
+            ),
             "{sql}"
         );
     }
