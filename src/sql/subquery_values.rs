@@ -44,16 +44,16 @@ impl VisitorMut for SelectLists {
                 continue;
             };
             // The column keeps the name PostgreSQL gives the expression as written.
-            let name = output_name(expr);
-            let before = expr.clone();
-            let _ = VisitMut::visit(
-                expr,
-                &mut OwnLevel {
-                    depth: 0,
-                    relation: relation.clone(),
-                },
-            );
-            if unnamed && *expr != before {
+            let name = unnamed.then(|| output_name(expr));
+            let mut level = OwnLevel {
+                depth: 0,
+                relation: relation.clone(),
+                rewrote: false,
+            };
+            let _ = VisitMut::visit(expr, &mut level);
+            if level.rewrote
+                && let Some(name) = name
+            {
                 *item = SelectItem::ExprWithAlias {
                     expr: expr.clone(),
                     alias: Ident::new(format!("{REPEAT_ALIAS_PREFIX}{position}_{name}")),
@@ -69,6 +69,8 @@ struct OwnLevel {
     depth: usize,
     /// The name the query's only relation goes by, which qualifies the columns of a needle.
     relation: Option<Ident>,
+    /// Whether a subquery of the expression was rewritten.
+    rewrote: bool,
 }
 
 impl VisitorMut for OwnLevel {
@@ -99,6 +101,7 @@ impl VisitorMut for OwnLevel {
             && let Ok(value) = parse_expr(&text)
         {
             *expr = value;
+            self.rewrote = true;
         }
         ControlFlow::Continue(())
     }
