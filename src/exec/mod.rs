@@ -6,6 +6,7 @@
 //! them and returns Arrow data or a command tag. It knows nothing of the wire protocol.
 
 mod alter;
+mod array_text;
 mod block_ddl;
 mod bpchar;
 mod catalog;

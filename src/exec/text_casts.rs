@@ -5,7 +5,8 @@
 //! wire) as `2024-01-01 00:00:00`, with `+00` for `timestamptz` in the UTC session zone. And
 //! DataFusion cannot read a time of day without seconds (`2024-01-01 10:00`), which
 //! PostgreSQL accepts. The rule runs after type coercion, so implicit casts (`'at ' || ts`,
-//! `at = '2024-01-01 10:00'`) are handled the same way.
+//! `at = '2024-01-01 10:00'`) are handled the same way. Arrays cast to and from text use
+//! PostgreSQL's array literal (`array_text`).
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub struct PostgresTextCasts {
     timestamp_input: Arc<ScalarUDF>,
     number_input: Arc<ScalarUDF>,
     array_input: Arc<ScalarUDF>,
+    array_output: Arc<ScalarUDF>,
 }
 
 impl Default for PostgresTextCasts {
@@ -51,7 +53,13 @@ impl Default for PostgresTextCasts {
                     DataType::Utf8,
                     true,
                 ))),
-                |args| text_arrays(&args[0]),
+                |args| super::array_text::text_arrays(&args[0]),
+            )),
+            array_output: Arc::new(super::functions::vectorized(
+                "array_out_text",
+                Signature::any(1, Volatility::Immutable),
+                DataType::Utf8,
+                |args| super::array_text::array_literals(&args[0]),
             )),
         }
     }
@@ -149,66 +157,6 @@ pub(super) fn postgres_timestamp(at: chrono::NaiveDateTime, zone_suffix: Option<
     text
 }
 
-/// The elements of a one-dimensional PostgreSQL array literal (`{a,"b c",NULL}`); `None`
-/// when it is malformed.
-pub(crate) fn parse_text_array(literal: &str) -> Option<Vec<Option<String>>> {
-    let inner = literal
-        .trim()
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))?;
-    let mut items = Vec::new();
-    if inner.trim().is_empty() {
-        return Some(items);
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut item = String::new();
-        let quoted = chars.peek() == Some(&'"');
-        if quoted {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => item.push(chars.next()?),
-                    Some(c) => item.push(c),
-                    None => return None,
-                }
-            }
-        }
-        while let Some(&c) = chars.peek() {
-            if c == ',' {
-                break;
-            }
-            chars.next();
-            if quoted {
-                if !c.is_whitespace() {
-                    return None;
-                }
-            } else if c == '\\' {
-                item.push(chars.next()?);
-            } else {
-                item.push(c);
-            }
-        }
-        let item = if quoted {
-            item
-        } else {
-            item.trim_end().to_owned()
-        };
-        // KalamDB arrays have one dimension; an empty element is malformed in PostgreSQL too.
-        if !quoted && (item.is_empty() || item.contains(['{', '}'])) {
-            return None;
-        }
-        items.push((quoted || !item.eq_ignore_ascii_case("null")).then_some(item));
-        if chars.next().is_none() {
-            return Some(items);
-        }
-    }
-}
-
 /// PostgreSQL's name for a numeric type text may be read as.
 fn number_type(data_type: &DataType) -> Option<&'static str> {
     Some(match data_type {
@@ -269,29 +217,6 @@ fn checked_number_text(texts: &ArrayRef, type_names: &ArrayRef) -> Result<ArrayR
             None => {}
         }
         out.append_value(trimmed);
-    }
-    Ok(Arc::new(out.finish()))
-}
-
-/// Each text read as a PostgreSQL array literal, as a list of its elements' text.
-fn text_arrays(texts: &ArrayRef) -> Result<ArrayRef> {
-    use datafusion::arrow::array::{AsArray, ListBuilder};
-    let texts = texts.as_string::<i32>();
-    let mut out = ListBuilder::new(StringBuilder::new());
-    for text in texts.iter() {
-        let Some(text) = text else {
-            out.append_null();
-            continue;
-        };
-        let items = parse_text_array(text).ok_or_else(|| {
-            datafusion::error::DataFusionError::External(Box::new(super::ExecError::InvalidText(
-                format!("malformed array literal: \"{text}\""),
-            )))
-        })?;
-        for item in items {
-            out.values().append_option(item);
-        }
-        out.append(true);
     }
     Ok(Arc::new(out.finish()))
 }
@@ -361,6 +286,16 @@ impl PostgresTextCasts {
             let (function, zone) = match cast.expr.get_type(schema) {
                 Ok(DataType::Timestamp(_, None)) => (&self.timestamp, None),
                 Ok(DataType::Timestamp(_, Some(_))) => (&self.timestamptz, Some(Arc::from("UTC"))),
+                Ok(DataType::List(_) | DataType::LargeList(_)) => {
+                    let text = Expr::ScalarFunction(ScalarFunction::new_udf(
+                        self.array_output.clone(),
+                        vec![cast.expr.as_ref().clone()],
+                    ));
+                    return Ok(Transformed::yes(match cast.field.data_type() {
+                        DataType::Utf8 => text,
+                        other => text.cast_to(other, schema)?,
+                    }));
+                }
                 _ => return Ok(Transformed::no(expr)),
             };
             let micros = Expr::Cast(datafusion::logical_expr::Cast::new(

@@ -107,7 +107,7 @@ pub(super) fn path_steps(array: &ArrayRef, row: usize) -> Result<Option<Vec<Opti
         _ => {
             let text = cast(array, &DataType::Utf8)?;
             let literal = text.as_string::<i32>().value(row).to_owned();
-            crate::exec::text_casts::parse_text_array(&literal)
+            crate::exec::array_text::parse_text_array(&literal)
                 .map(Some)
                 .ok_or_else(|| invalid_parameter(format!("malformed array literal: \"{literal}\"")))
         }

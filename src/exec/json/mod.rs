@@ -257,7 +257,7 @@ fn text_array_literal(expr: &Expr) -> Option<Expr> {
     else {
         return None;
     };
-    let items: Vec<ScalarValue> = crate::exec::text_casts::parse_text_array(text)?
+    let items: Vec<ScalarValue> = crate::exec::array_text::parse_text_array(text)?
         .into_iter()
         .map(ScalarValue::Utf8)
         .collect();
