@@ -29,6 +29,17 @@ enum Command {
         /// The .tar.gz archive BACKUP DATABASE wrote.
         archive: PathBuf,
     },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration (defaults, file, environment), secrets masked.
+    Show,
 }
 
 /// Stack of every runtime thread, workers and blocking pool alike.
@@ -46,6 +57,19 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::VerifyBackup { archive } => verify_backup(&archive, &config),
+        Command::Config {
+            action: ConfigAction::Show,
+        } => {
+            let source = config
+                .source_path
+                .as_ref()
+                .map_or("no file".to_owned(), |p| p.display().to_string());
+            println!(
+                "# Effective configuration: embedded defaults, then {source}, then KALAMDB_* environment variables. Secrets are masked."
+            );
+            print!("{}", config.to_masked_toml());
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -158,8 +182,10 @@ fn verify_backup(archive: &std::path::Path, config: &Config) -> ExitCode {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.logging.level));
+    // Colour escapes only help a person at a terminal; in a file or a pipe they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.logging.format {
         LogFormat::Json => builder.json().init(),

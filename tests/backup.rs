@@ -709,3 +709,63 @@ async fn a_backup_carries_rows_in_sst_files_not_in_write_ahead_log() {
         "{log_bytes} bytes of log:\n{listing}"
     );
 }
+
+#[tokio::test]
+async fn a_large_backup_reports_advancing_progress_and_what_it_is_compressing() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    // 256 MiB that does not compress: the archive takes seconds, reported every 250 ms.
+    common::plant_bulk_file(&server, 256);
+    let out = tempfile::tempdir().unwrap();
+    let job_id = start_backup(&client, &out.path().join("watched.tar.gz")).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut progress_seen = BTreeSet::new();
+    let mut messages = Vec::new();
+    let status = loop {
+        let row = client
+            .query_one(
+                "SELECT status, bytes_total, bytes_done, progress, message FROM system.jobs WHERE job_id = $1",
+                &[&job_id],
+            )
+            .await
+            .unwrap();
+        let status: String = row.get(0);
+        if status == "Running" {
+            let message: Option<String> = row.get(4);
+            let message = message.unwrap_or_default();
+            let total: Option<i64> = row.get(1);
+            if message != "capturing a consistent point" {
+                let total = total.expect("bytes_total is known once the point is captured");
+                assert!(total >= 256 << 20, "{total}");
+                let done: i64 = row.get(2);
+                assert!(done <= total, "{done} of {total}");
+                let progress: Option<f64> = row.get(3);
+                let progress = progress.expect("a running backup has a progress");
+                assert!((0.0..=1.0).contains(&progress), "{progress}");
+                if progress > 0.0 && progress < 1.0 {
+                    progress_seen.insert(progress.to_bits());
+                }
+            }
+            messages.push(message);
+        } else if status != "Queued" {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backup did not finish in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, "Completed");
+    assert!(
+        progress_seen.len() >= 3,
+        "distinct progress values between 0 and 1: {}; messages: {messages:?}",
+        progress_seen.len()
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("compressing data/snapshots: ") && m.contains(" MiB of ")),
+        "the message names the area and the bytes: {messages:?}"
+    );
+}

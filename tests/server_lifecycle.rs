@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{ServerOptions, TestServer, run_to_exit};
@@ -171,4 +172,196 @@ async fn sigterm_lets_a_running_statement_finish() {
     );
     assert!(status.success(), "{log}");
     assert!(log.contains("waiting up to"), "{log}");
+}
+
+/// The shipped root password, accepted because these servers listen on loopback.
+const SHIPPED_PASSWORD: &str = "kalamdb";
+
+#[tokio::test]
+async fn a_one_line_config_file_starts_a_server_on_the_embedded_defaults() {
+    // Port 0: the system picks one. Everything else (host, ./data, the root password,
+    // scram_iterations, ...) comes from the embedded defaults.
+    let server = TestServer::start_with_config_text(
+        "server.port = 0\n",
+        ServerOptions {
+            root_password: SHIPPED_PASSWORD.into(),
+            ..Default::default()
+        },
+    );
+    let client = server.root().await;
+    let answer: String = client.query_one("SELECT 'up'", &[]).await.unwrap().get(0);
+    assert_eq!(answer, "up");
+    assert!(
+        server.data_path().join("rocksdb").is_dir(),
+        "the default data_path ./data is relative to the start directory"
+    );
+}
+
+#[tokio::test]
+async fn a_config_file_setting_only_the_root_password_is_complete() {
+    let server = TestServer::start_with_config_text(
+        "[auth]\nroot_password = \"only-this-key\"\n",
+        ServerOptions {
+            root_password: "only-this-key".into(),
+            // The default port 5432 may be taken on a test machine.
+            env: vec![("KALAMDB_SERVER__PORT".into(), "0".into())],
+            ..Default::default()
+        },
+    );
+    server.root().await;
+    assert!(server.connect("root", SHIPPED_PASSWORD).await.is_err());
+}
+
+#[tokio::test]
+async fn environment_variables_override_any_key_of_the_file() {
+    let server = TestServer::start_with_config_text(
+        "[server]\nport = 0\nmax_connections = 100\n",
+        ServerOptions {
+            root_password: SHIPPED_PASSWORD.into(),
+            env: vec![
+                ("KALAMDB_SERVER__MAX_CONNECTIONS".into(), "5".into()),
+                ("KALAMDB_SERVER__RESERVED_CONNECTIONS".into(), "1".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    // Five connections fit (root may use the reserved one), the sixth is refused: the limit is
+    // the environment's 5, not the file's 100.
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(server.root().await);
+    }
+    let refused = server.connect("root", SHIPPED_PASSWORD).await.unwrap_err();
+    assert_eq!(common::sqlstate(&refused), "53300", "{refused}");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_in_the_environment_are_refused_by_name() {
+    for (name, value, expected) in [
+        ("KALAMDB_SERVER__PROT", "5432", "prot"),
+        ("KALAMDB_SEVER__PORT", "5432", "unknown section [sever]"),
+        ("KALAMDB_SERVER__PORT", "high", "`high` is not an integer"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "server.port = 0\n").unwrap();
+        let log = dir.path().join("out.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kalamdb"))
+            .arg("--config")
+            .arg(&path)
+            .current_dir(dir.path())
+            .env(name, value)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let status = common::wait_with_timeout(&mut child, Duration::from_secs(30));
+        let log = std::fs::read_to_string(log).unwrap();
+        assert_eq!(status.code(), Some(2), "{name}: {log}");
+        assert!(log.contains(name) && log.contains(expected), "{log}");
+    }
+}
+
+#[test]
+fn config_show_prints_the_effective_configuration_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.toml");
+    std::fs::write(
+        &path,
+        "[auth]\nroot_password = \"file-secret\"\n[backup]\nsigning_key = \"0123456789abcdef0123456789abcdef-key\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kalamdb"))
+        .args(["config", "show", "--config"])
+        .arg(&path)
+        .env("KALAMDB_SERVER__PORT", "7777")
+        .env_remove("KALAMDB_ROOT_PASSWORD")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("port = 7777"), "{shown}");
+    assert!(shown.contains("scram_iterations = 4096"), "{shown}");
+    assert!(shown.contains(&path.canonicalize().unwrap().display().to_string()));
+    assert!(
+        !shown.contains("file-secret") && !shown.contains("-key"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("\"********\"").count(), 2, "{shown}");
+}
+
+#[tokio::test]
+async fn the_log_is_plain_text_and_its_start_up_line_holds_a_working_psql_command() {
+    let server = TestServer::start_with_config_text(
+        "server.port = 0\n",
+        ServerOptions {
+            root_password: SHIPPED_PASSWORD.into(),
+            ..Default::default()
+        },
+    );
+    let client = server.root().await;
+    client
+        .batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+        .await
+        .unwrap();
+    let (job_id, status, _) = common::run_job(&client, "FLUSH TABLE t").await;
+    assert_eq!(status, "Completed");
+    let log = server.log();
+    assert!(!log.contains('\x1b'), "no colour escapes in a file:\n{log}");
+    let started = log
+        .lines()
+        .find(|l| l.contains(&format!("job_id=\"{job_id}\"")) && l.contains("job started"));
+    let finished = log
+        .lines()
+        .find(|l| l.contains(&format!("job_id=\"{job_id}\"")) && l.contains("job finished"));
+    let finished = finished.unwrap_or_else(|| panic!("job end logged:\n{log}"));
+    assert!(started.is_some(), "job start logged:\n{log}");
+    assert!(
+        finished.contains("status=\"Completed\"") && finished.contains("elapsed_ms="),
+        "{finished}"
+    );
+
+    let command = log
+        .lines()
+        .find_map(|l| l.split_once("(connect with: ")?.1.split_once(')'))
+        .map(|(command, _)| command.split_whitespace().collect::<Vec<_>>())
+        .unwrap_or_else(|| panic!("the start-up line names a psql command:\n{log}"));
+    assert_eq!(command[0], "psql", "{command:?}");
+    let out = Command::new(command[0])
+        .args(&command[1..])
+        .args(["-X", "-A", "-t", "-c", "SELECT count(*) FROM t"])
+        .env("PGPASSWORD", SHIPPED_PASSWORD)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let server = TestServer::start_with_config_text(
+        "server.port = 0\nlogging.format = \"json\"\n",
+        ServerOptions {
+            root_password: SHIPPED_PASSWORD.into(),
+            ..Default::default()
+        },
+    );
+    server.root().await;
+    let log = server.log();
+    let mut lines = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            value.get("level").is_some() && value.get("fields").is_some(),
+            "{line}"
+        );
+        lines += 1;
+    }
+    assert!(lines >= 2, "{log}");
 }

@@ -162,6 +162,7 @@ impl BackupJob {
             dir: true,
             armed: true,
         };
+        ctx.progress_saying(0, None, "capturing a consistent point".to_owned())?;
         let point = store.capture_backup_point(&scratch)?;
         tracing::info!(
             job_id = ctx.job_id,
@@ -178,7 +179,15 @@ impl BackupJob {
             None => None,
         };
         let total = point.total_bytes() + config.as_ref().map_or(0, |c| c.len() as u64);
-        ctx.progress(0, Some(total))?;
+        ctx.progress_saying(
+            0,
+            Some(total),
+            format!(
+                "archiving {} files ({})",
+                point.files.len() + usize::from(config.is_some()),
+                human_bytes(total)
+            ),
+        )?;
 
         let partial = partial_path(&self.target);
         // Readable by the server's user only: an archive holds every table and verifier.
@@ -376,6 +385,7 @@ impl ArchiveWriter<'_> {
     }
 
     fn file(&mut self, path: &str, len: u64, source: impl Read) -> JobResult<()> {
+        self.progress.enter(path);
         let mut header = self.header(tar::EntryType::Regular, len, 0o644);
         let mut reader = HashingReader {
             inner: source.take(len),
@@ -435,6 +445,8 @@ struct Progress<'a> {
     ctx: &'a JobContext,
     total: u64,
     done: u64,
+    /// What is being archived: a data area (`data/storage`) or the config file.
+    area: String,
     last_report: Instant,
 }
 
@@ -444,8 +456,24 @@ impl<'a> Progress<'a> {
             ctx,
             total,
             done: 0,
+            area: String::new(),
             last_report: Instant::now(),
         }
+    }
+
+    /// Names the area an archive path belongs to: `data/<area>`, or the path itself.
+    fn enter(&mut self, archive_path: &str) {
+        self.area = match archive_path
+            .strip_prefix(format::DATA_ROOT)
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
+            Some(rest) => format!(
+                "{}/{}",
+                format::DATA_ROOT,
+                rest.split('/').next().unwrap_or_default()
+            ),
+            None => archive_path.to_owned(),
+        };
     }
 
     fn advance(&mut self, bytes: u64) -> std::io::Result<()> {
@@ -455,8 +483,18 @@ impl<'a> Progress<'a> {
         }
         if self.last_report.elapsed() >= PROGRESS_INTERVAL {
             self.last_report = Instant::now();
+            let done = self.done.min(self.total);
             self.ctx
-                .progress(self.done.min(self.total), None)
+                .progress_saying(
+                    done,
+                    None,
+                    format!(
+                        "compressing {}: {} of {}",
+                        self.area,
+                        human_bytes(done),
+                        human_bytes(self.total)
+                    ),
+                )
                 .map_err(std::io::Error::other)?;
         }
         Ok(())

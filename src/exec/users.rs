@@ -8,7 +8,7 @@ use crate::config::SHIPPED_ROOT_PASSWORD;
 use crate::model::Role;
 use crate::storage::{Command, ScramVerifier, UserRecord};
 
-pub const ROOT_USER: &str = "root";
+pub use crate::model::ROOT_USER;
 const SALT_LEN: usize = 16;
 
 /// What authentication needs to know about a user name.

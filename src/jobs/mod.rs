@@ -88,6 +88,23 @@ impl JobContext {
             }
         })
     }
+
+    /// Records progress and what the job is doing now; the message is replaced by the job's
+    /// outcome when it ends.
+    pub fn progress_saying(
+        &self,
+        bytes_done: u64,
+        bytes_total: Option<u64>,
+        doing: String,
+    ) -> JobResult<()> {
+        self.manager.update(&self.job_id, |job| {
+            job.bytes_done = bytes_done;
+            if bytes_total.is_some() {
+                job.bytes_total = bytes_total;
+            }
+            job.message = Some(doing);
+        })
+    }
 }
 
 struct Inner {
@@ -288,7 +305,12 @@ impl JobManager {
                 });
                 match started {
                     Ok(()) => {
-                        tracing::info!(job_id, job_type = work.job_type(), "job started");
+                        tracing::info!(
+                            job_id,
+                            job_type = work.job_type(),
+                            parameters = %work.parameters(),
+                            "job started"
+                        );
                         work.run(ctx).await
                     }
                     Err(e) => Err(e),
@@ -301,14 +323,28 @@ impl JobManager {
                 }
                 Err(e) => (JobStatus::Failed, e.to_string()),
             };
-            tracing::info!(job_id, status = status.as_str(), message, "job finished");
+            let mut figures = (0, None, 0);
             if let Err(e) = inner.update(&job_id, |job| {
+                let finished_at = crate::storage::now_micros();
+                let ran_micros = job.started_at.map_or(0, |started| finished_at - started);
+                figures = (job.bytes_done, job.bytes_total, ran_micros / 1000);
                 job.status = status;
-                job.message = Some(message);
-                job.finished_at = Some(crate::storage::now_micros());
+                job.message = Some(message.clone());
+                job.finished_at = Some(finished_at);
             }) {
                 tracing::error!(job_id, "recording the end of the job: {e}");
             }
+            let (bytes_done, bytes_total, elapsed_ms) = figures;
+            tracing::info!(
+                job_id,
+                job_type = work.job_type(),
+                status = status.as_str(),
+                elapsed_ms,
+                bytes_done,
+                bytes_total,
+                message,
+                "job finished"
+            );
             inner.running.lock().expect("running jobs").remove(&job_id);
             inner.finished.notify_waiters();
         });

@@ -9,6 +9,6 @@ mod roles;
 mod tables;
 pub mod types;
 
-pub use roles::Role;
+pub use roles::{ROOT_USER, Role};
 pub use tables::{DATABASE_NAME, ReferentialAction, TableKind};
 pub use types::{ColumnDef, SqlType, UNASSIGNED_COLUMN_ID};

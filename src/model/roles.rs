@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The built-in user of role `system`, created with the data directory.
+pub const ROOT_USER: &str = "root";
+
 /// Roles, from least to most privileged; a role may do everything a lower one may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

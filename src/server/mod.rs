@@ -224,13 +224,13 @@ pub async fn serve(
     })?;
     // With `port = 0` the system picks a free port: the log line names the one bound, so
     // whoever started the server (a test harness, a supervisor) can read it.
-    let bound = listener
-        .local_addr()
-        .map_or(address.clone(), |a| a.to_string());
+    let bound = listener.local_addr().ok();
     tracing::info!(
         tls = tls.is_some(),
-        "KalamDB {} listening on {bound}",
-        env!("CARGO_PKG_VERSION")
+        "KalamDB {} listening on {} (connect with: {})",
+        env!("CARGO_PKG_VERSION"),
+        bound.map_or(address.clone(), |a| a.to_string()),
+        bound.map_or_else(|| "psql".to_owned(), psql_command)
     );
 
     let acceptor = tls.map(|t| t.acceptor);
@@ -294,4 +294,20 @@ pub async fn serve(
     }
     tasks.shutdown().await;
     Ok(())
+}
+
+/// A psql command line that reaches a server bound to `bound` from the same machine, for the
+/// start-up log line. A wildcard address is reached through loopback.
+fn psql_command(bound: std::net::SocketAddr) -> String {
+    let host = match bound.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "::1".to_owned(),
+        ip => ip.to_string(),
+    };
+    format!(
+        "psql -h {host} -p {} -U {} -d {}",
+        bound.port(),
+        crate::model::ROOT_USER,
+        crate::model::DATABASE_NAME
+    )
 }

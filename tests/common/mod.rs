@@ -112,6 +112,20 @@ impl TestServer {
         server
     }
 
+    /// Starts on a config file holding exactly `text`, run from the server's directory, so
+    /// relative paths (the default `./data`) land in it. `options.env` reaches the process.
+    pub fn start_with_config_text(text: &str, options: ServerOptions) -> TestServer {
+        let mut server = TestServer {
+            dir: tempfile::tempdir().unwrap(),
+            port: 0,
+            options,
+            child: None,
+        };
+        std::fs::write(server.config_path(), text).unwrap();
+        server.spawn_and_wait();
+        server
+    }
+
     /// The server process's resident memory (VmRSS), in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let pid = self.child.as_ref().expect("the server runs").id();

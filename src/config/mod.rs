@@ -1,16 +1,19 @@
 //! Server configuration: the `server.toml` schema, its embedded defaults, and where it came from.
 //!
-//! The shipped `server.toml` at the repository root is compiled into the binary, so a server
-//! started without a config file behaves exactly as one started with the shipped file. The path
-//! of the file actually loaded is kept, because a backup must archive that file and no other.
+//! The shipped `server.toml` at the repository root is compiled into the binary and is the
+//! bottom layer of every configuration: a file holds only what differs from it, and
+//! `KALAMDB_<SECTION>__<KEY>` environment variables override both (`layers`). The path of the
+//! file actually loaded is kept, because a backup must archive that file and no other.
+
+mod layers;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The shipped configuration, byte for byte.
-pub const DEFAULT_CONFIG_TOML: &str = include_str!("../server.toml");
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../server.toml");
 
 /// The root password the shipped configuration carries; only accepted on loopback.
 pub const SHIPPED_ROOT_PASSWORD: &str = "kalamdb";
@@ -35,18 +38,15 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub server: ServerSection,
     pub storage: StorageSection,
     pub auth: AuthSection,
     pub tls: TlsSection,
-    #[serde(default)]
     pub flush: FlushSection,
-    #[serde(default)]
     pub streams: StreamsSection,
-    #[serde(default)]
     pub query: QuerySection,
     pub jobs: JobsSection,
     pub backup: BackupSection,
@@ -56,44 +56,24 @@ pub struct Config {
     pub source_path: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     pub host: String,
     pub port: u16,
     pub max_connections: usize,
     /// Of `max_connections`, how many only the system role may use.
-    #[serde(default = "defaults::reserved_connections")]
     pub reserved_connections: usize,
     /// The largest Query, Parse, Bind or CopyData message a logged-in client may send.
-    #[serde(default = "defaults::max_message_bytes")]
     pub max_message_bytes: usize,
     /// Named prepared statements, and named portals, one connection may hold at once.
-    #[serde(default = "defaults::max_prepared_statements")]
     pub max_prepared_statements: usize,
     /// A client must complete its login within this many seconds.
-    #[serde(default = "defaults::authentication_timeout_seconds")]
     pub authentication_timeout_seconds: u64,
     pub shutdown_timeout_seconds: u64,
 }
 
-/// Values of keys that configuration files written before them may lack.
-mod defaults {
-    pub fn reserved_connections() -> usize {
-        3
-    }
-    pub fn max_message_bytes() -> usize {
-        128 * 1024 * 1024
-    }
-    pub fn max_prepared_statements() -> usize {
-        10_000
-    }
-    pub fn authentication_timeout_seconds() -> u64 {
-        60
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
     pub data_path: PathBuf,
@@ -101,7 +81,7 @@ pub struct StorageSection {
     pub wal_enabled: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
     pub root_password: String,
@@ -110,7 +90,7 @@ pub struct AuthSection {
     pub lockout_seconds: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     pub enabled: bool,
@@ -119,42 +99,26 @@ pub struct TlsSection {
     pub required: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlushSection {
     pub row_limit: u64,
-    #[serde(default = "default_segment_rows")]
     pub segment_rows: usize,
 }
 
+/// `segment_rows` for flush jobs queued before the key existed (their recorded parameters lack
+/// it); the shipped `server.toml` carries the same number.
 pub(crate) fn default_segment_rows() -> usize {
     1_000_000
 }
 
-impl Default for FlushSection {
-    fn default() -> Self {
-        FlushSection {
-            row_limit: 100_000,
-            segment_rows: default_segment_rows(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamsSection {
     pub eviction_interval_seconds: u64,
 }
 
-impl Default for StreamsSection {
-    fn default() -> Self {
-        StreamsSection {
-            eviction_interval_seconds: 60,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuerySection {
     /// Bytes all running queries together may hold for sorts, joins and aggregates; beyond
@@ -162,58 +126,31 @@ pub struct QuerySection {
     pub memory_limit: usize,
 }
 
-impl Default for QuerySection {
-    fn default() -> Self {
-        QuerySection {
-            memory_limit: 2 * 1024 * 1024 * 1024,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobsSection {
     pub max_concurrent: usize,
     pub retention_days: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupSection {
-    #[serde(default)]
     pub allowed_dirs: Vec<PathBuf>,
-    #[serde(default = "BackupSection::default_compression_level")]
     pub compression_level: u32,
     /// 0 means one per CPU.
-    #[serde(default)]
     pub compression_threads: usize,
-    #[serde(default = "BackupSection::default_keep_pre_restore")]
     pub keep_pre_restore: usize,
-    #[serde(default = "BackupSection::default_snapshots_keep")]
     pub snapshots_keep: usize,
     /// Restore staging stops before free disk falls below this many bytes.
-    #[serde(default = "BackupSection::default_min_free_bytes")]
     pub min_free_bytes: u64,
     /// HMAC-SHA-256 key that signs backups and that restores require (or
     /// `KALAMDB_BACKUP_SIGNING_KEY`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
 }
 
 impl BackupSection {
-    fn default_compression_level() -> u32 {
-        3
-    }
-    fn default_keep_pre_restore() -> usize {
-        1
-    }
-    fn default_snapshots_keep() -> usize {
-        5
-    }
-    fn default_min_free_bytes() -> u64 {
-        64 * 1024 * 1024
-    }
-
     /// Compression threads to use: the configured number, or one per CPU.
     pub fn threads(&self) -> usize {
         match self.compression_threads {
@@ -223,14 +160,14 @@ impl BackupSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggingSection {
     pub level: String,
     pub format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -238,23 +175,30 @@ pub enum LogFormat {
 }
 
 impl Config {
-    /// Loads `explicit` when given; otherwise `./server.toml` if present; otherwise the
-    /// embedded defaults.
+    /// Loads the embedded defaults, overlaid by `explicit` when given (otherwise by
+    /// `./server.toml` if present), overlaid by `KALAMDB_<SECTION>__<KEY>` environment
+    /// variables and the two dedicated ones (`KALAMDB_ROOT_PASSWORD`,
+    /// `KALAMDB_BACKUP_SIGNING_KEY`).
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
         let path = match explicit {
             Some(path) => Some(path.to_path_buf()),
             None => Some(PathBuf::from("server.toml")).filter(|p| p.is_file()),
         };
-        let mut config = match &path {
+        let file = match &path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.clone(),
                     source,
                 })?;
-                Self::parse(&text, &path.display().to_string())?
+                Some((text, path.display().to_string()))
             }
-            None => Self::defaults(),
+            None => None,
         };
+        let mut config = layers::resolve(
+            file.as_ref()
+                .map(|(text, origin)| (text.as_str(), origin.as_str())),
+            std::env::vars(),
+        )?;
         config.source_path = path
             .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
             .filter(|p| p.is_file());
@@ -273,12 +217,15 @@ impl Config {
             .expect("the embedded server.toml is valid")
     }
 
-    /// Parses TOML text; `origin` names the source in error messages.
+    /// Reads a configuration file's text over the embedded defaults; `origin` names the source
+    /// in error messages. The environment is not consulted.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.to_owned(),
-            message: e.to_string(),
-        })
+        layers::resolve(Some((text, origin)), std::iter::empty())
+    }
+
+    /// The effective configuration as TOML, secrets masked: what `kalamdb config show` prints.
+    pub fn to_masked_toml(&self) -> String {
+        layers::masked_toml(self)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
