@@ -68,9 +68,8 @@ impl JobWork for RestoreJob {
             signing_key: self.signing_key.clone(),
             min_free_bytes: self.min_free_bytes,
         };
-        tokio::task::spawn_blocking(move || stage(&ctx, &source, &limits))
-            .await
-            .map_err(|e| JobError::Failed(format!("restore task failed: {e}")))?
+        crate::jobs::background::run_below_clients("restore", move || stage(&ctx, &source, &limits))
+            .await?
     }
 }
 

@@ -76,9 +76,7 @@ impl JobWork for BackupJob {
 
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
         let job = self.clone();
-        tokio::task::spawn_blocking(move || job.write(&ctx))
-            .await
-            .map_err(|e| JobError::Failed(format!("backup task failed: {e}")))?
+        crate::jobs::background::run_below_clients("backup", move || job.write(&ctx)).await?
     }
 }
 

@@ -1,13 +1,14 @@
 //! What an unqualified name reaches, as the catalog functions tell it: `current_schema()`,
-//! `current_schemas(bool)` and `pg_table_is_visible(oid)`, each following the session's
-//! `search_path` (`$user` included) with `pg_catalog` implicitly searched first, as in
-//! PostgreSQL.
+//! `current_schemas(bool)`, `pg_table_is_visible(oid)`, and a relation's OID from its name
+//! (`to_regclass(text)`, and the cast of a computed name to `regclass`), each following the
+//! session's `search_path` (`$user` included) with `pg_catalog` implicitly searched first, as
+//! in PostgreSQL.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, ListBuilder, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type};
@@ -67,6 +68,8 @@ pub fn register(ctx: &SessionContext, store: Arc<Store>, settings: Arc<Mutex<Set
         Kind::CurrentSchema,
         Kind::CurrentSchemas,
         Kind::TableIsVisible,
+        Kind::RelationOid,
+        Kind::RelationOidOrNull,
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(PathFunction {
             kind,
@@ -75,7 +78,9 @@ pub fn register(ctx: &SessionContext, store: Arc<Store>, settings: Arc<Mutex<Set
                 Kind::CurrentSchemas => {
                     Signature::exact(vec![DataType::Boolean], Volatility::Stable)
                 }
-                Kind::TableIsVisible => Signature::any(1, Volatility::Stable),
+                Kind::TableIsVisible | Kind::RelationOid | Kind::RelationOidOrNull => {
+                    Signature::any(1, Volatility::Stable)
+                }
             },
             path: path.clone(),
         }));
@@ -87,6 +92,10 @@ enum Kind {
     CurrentSchema,
     CurrentSchemas,
     TableIsVisible,
+    /// `CAST(name AS regclass)` of a computed name: 42P01 for a name that names nothing.
+    RelationOid,
+    /// `to_regclass(name)`: NULL for a name that names nothing.
+    RelationOidOrNull,
 }
 
 struct PathFunction {
@@ -121,6 +130,8 @@ impl ScalarUDFImpl for PathFunction {
             Kind::CurrentSchema => "current_schema",
             Kind::CurrentSchemas => "current_schemas",
             Kind::TableIsVisible => "pg_table_is_visible",
+            Kind::RelationOid => crate::sql::RELATION_OID_FUNCTION,
+            Kind::RelationOidOrNull => "to_regclass",
         }
     }
 
@@ -135,6 +146,7 @@ impl ScalarUDFImpl for PathFunction {
                 DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
             }
             Kind::TableIsVisible => DataType::Boolean,
+            Kind::RelationOid | Kind::RelationOidOrNull => DataType::Int32,
         })
     }
 
@@ -198,7 +210,52 @@ impl ScalarUDFImpl for PathFunction {
                 }
                 finish(&args, Arc::new(out.finish()))
             }
+            Kind::RelationOid | Kind::RelationOidOrNull => {
+                let names = ColumnarValue::values_to_arrays(&args.args)?;
+                let names = cast(&names[0], &DataType::Utf8)?;
+                let by_name: HashMap<(String, String), i32> = relations_by_oid(&self.path.store)?
+                    .into_iter()
+                    .map(|(oid, relation)| (relation, oid))
+                    .collect();
+                let path = self.path.effective()?;
+                let mut out = Int32Builder::new();
+                for text in names.as_string::<i32>().iter() {
+                    let Some(text) = text else {
+                        out.append_null();
+                        continue;
+                    };
+                    let oid = relation_oid(text, &path, &by_name);
+                    if oid.is_none() && self.kind == Kind::RelationOid {
+                        return Err(external(super::names::undefined_relation(text)));
+                    }
+                    out.append_option(oid);
+                }
+                finish(&args, Arc::new(out.finish()))
+            }
         }
+    }
+}
+
+/// The OID of the relation `text` names (`ns.rel` or `rel`, quoted parts kept as written):
+/// in its namespace, or in the first namespace of `path` holding one of that name.
+fn relation_oid(
+    text: &str,
+    path: &[String],
+    by_name: &HashMap<(String, String), i32>,
+) -> Option<i32> {
+    let name = crate::sql::relation_name(text).ok()?;
+    let in_namespace = |namespace: &str| {
+        if namespace == PG_CATALOG {
+            crate::model::oids::pg_catalog_relation_oid(&name.name)
+        } else {
+            by_name
+                .get(&(namespace.to_owned(), name.name.clone()))
+                .copied()
+        }
+    };
+    match &name.namespace {
+        Some(namespace) => in_namespace(namespace),
+        None => path.iter().find_map(|namespace| in_namespace(namespace)),
     }
 }
 

@@ -50,6 +50,12 @@ const PARAMETERS: &[(&str, &str, Access, &str)] = &[
         "Sets the default table access method for new tables.",
     ),
     (
+        "default_tablespace",
+        "",
+        Access::Session,
+        "Sets the default tablespace to create tables and indexes in.",
+    ),
+    (
         "default_transaction_isolation",
         "read committed",
         Access::Session,

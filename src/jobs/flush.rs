@@ -44,9 +44,7 @@ impl JobWork for FlushJob {
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
         let work = self.clone();
         // RocksDB reads and Parquet writes block; keep them off the async workers.
-        tokio::task::spawn_blocking(move || flush(&ctx, &work))
-            .await
-            .map_err(|e| JobError::Failed(format!("flush task failed: {e}")))?
+        super::background::run_below_clients("flush", move || flush(&ctx, &work)).await?
     }
 }
 

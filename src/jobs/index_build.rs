@@ -63,9 +63,11 @@ impl JobWork for IndexBuildJob {
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
         let (table_id, index, index_id) = (self.table_id, self.index.clone(), self.index_id);
         let store = ctx.store.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || build(&ctx, table_id, &index, index_id)).await;
-        let outcome = outcome.unwrap_or_else(|e| Err(JobError::Failed(format!("build task: {e}"))));
+        let outcome = super::background::run_below_clients("index-build", move || {
+            build(&ctx, table_id, &index, index_id)
+        })
+        .await
+        .and_then(|built| built);
         if outcome.is_err() {
             if let Err(JobError::Storage(StorageError::Conflict(conflict))) = &outcome {
                 *self.conflict.lock().expect("build conflict") = Some(conflict.clone());

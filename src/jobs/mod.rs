@@ -4,8 +4,10 @@
 //! so its history survives restarts. Jobs run on a bounded pool (`[jobs] max_concurrent`);
 //! jobs of an exclusive kind (backup, restore) also run one at a time, and so do jobs on the
 //! same object (two flushes of one table: the second finds what the first left). At start, jobs
-//! a crash left `Running` become `Failed`, and `Queued` ones are run.
+//! a crash left `Running` become `Failed`, and `Queued` ones are run. A job's blocking work runs
+//! below the clients' priority (`background`).
 
+pub mod background;
 mod evict;
 mod flush;
 mod index_build;

@@ -26,7 +26,7 @@ mod views;
 
 pub use catalog_queries::{
     DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE,
-    RELATION_SIZES_TABLE, backslash_like_pattern,
+    RELATION_OID_FUNCTION, RELATION_SIZES_TABLE, backslash_like_pattern,
 };
 pub use copy::{CopyFormat, CopyOptions, CopyRelation, CopyStatement};
 pub use ddl::{

@@ -155,6 +155,11 @@ impl Store {
         // Every batch writes `meta` (the applied sequence number), whose memtable never fills,
         // so without a cap each WAL file would be kept until all column families flush.
         options.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        // Compactions, like jobs (`jobs::background`), take the cores clients leave; memtable
+        // flushes (the high-priority pool) keep normal priority so writes never wait on them.
+        let mut env = rocksdb::Env::new()?;
+        env.lower_thread_pool_cpu_priority();
+        options.set_env(&env);
         let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let descriptors = COLUMN_FAMILIES
             .iter()

@@ -59,6 +59,7 @@ use super::information_schema;
 
 mod columns_view;
 mod constraint_views;
+mod dependencies;
 mod foreign_key_parts;
 mod index_parts;
 mod queries;

@@ -14,6 +14,7 @@ mod jdbc;
 mod like;
 mod partitions;
 mod regclass;
+mod table_oids;
 
 use arrays::*;
 use correlated::*;
@@ -22,11 +23,13 @@ use empty_catalogs::*;
 use jdbc::*;
 use like::*;
 use partitions::*;
-use regclass::RegclassAlongPath;
+use regclass::{ComputedRegclass, RegclassAlongPath};
+use table_oids::CatalogTableOids;
 
 pub use definitions::{DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, RELATION_SIZES_TABLE};
 pub use jdbc::PRIMARY_KEYS_TABLE;
 pub use like::{LIKE_PATTERN_FUNCTION, backslash_like_pattern};
+pub use regclass::RELATION_OID_FUNCTION;
 
 static COMPATIBILITY: LazyLock<PostgresCompatibilityParser> =
     LazyLock::new(PostgresCompatibilityParser::new);
@@ -40,6 +43,7 @@ pub fn mentions_catalog(text: &str) -> bool {
         || lower.contains("pg_namespace")
         || lower.contains("pg_roles")
         || lower.contains("::reg")
+        || lower.contains("regclass")
         || lower.contains("information_schema")
         || lower.contains("_size(")
         || lower.contains("_description(")
@@ -51,16 +55,33 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
     let text = named.as_deref().unwrap_or(text);
     let rewritten = jdbc_primary_keys(text).or_else(|| keep_correlated_subqueries(text));
     let text = rewritten.as_deref().unwrap_or(text);
-    let mut statements = if text.to_ascii_lowercase().contains("current_setting") {
-        // The crate's token blacklist replaces Grafana's search-path subquery (the only entry
-        // reading a setting) with `''`, written for servers without `current_setting`;
-        // KalamDB has it, so such statements take the crate's rewrite rules alone.
+    let lower = text.to_ascii_lowercase();
+    let own_parse = || {
         let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-        datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, text)
-            .ok()?
+        datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, text).ok()
+    };
+    let with_crate_rules = |statements: Vec<ast::Statement>| -> Vec<ast::Statement> {
+        statements
             .into_iter()
             .map(|statement| COMPATIBILITY.rewrite(statement))
             .collect()
+    };
+    let mut statements = if lower.contains("current_setting") {
+        // The crate's token blacklist replaces Grafana's search-path subquery (the only entry
+        // reading a setting) with `''`, written for servers without `current_setting`;
+        // KalamDB has it, so such statements take the crate's rewrite rules alone.
+        with_crate_rules(own_parse()?)
+    } else if lower.contains("regclass")
+        && let Some(mut parsed) = own_parse()
+        && {
+            let mut computed = ComputedRegclass::default();
+            for statement in &mut parsed {
+                let _ = VisitMut::visit(statement, &mut computed);
+            }
+            computed.rewrote
+        }
+    {
+        with_crate_rules(parsed)
     } else {
         COMPATIBILITY.parse(text).ok()?
     };
@@ -73,6 +94,7 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
     }
     for statement in &mut statements {
         super::output_names::adopt_catalog_rewrite_aliases(statement);
+        let _ = VisitMut::visit(statement, &mut CatalogTableOids::default());
         let _ = VisitMut::visit(statement, &mut PartitionAncestors);
         let _ = VisitMut::visit(statement, &mut ArraySubqueries);
         let _ = VisitMut::visit(statement, &mut LikeEscapes);
@@ -252,6 +274,43 @@ mod tests {
         assert_eq!(keep_correlated_subqueries(unequal), None);
         let uncorrelated = "SELECT (SELECT count(*) FROM pg_catalog.pg_class c)";
         assert_eq!(keep_correlated_subqueries(uncorrelated), None);
+    }
+
+    #[test]
+    fn tableoid_of_a_catalog_relation_is_its_fixed_oid() {
+        let sql = rewritten(
+            "SELECT cls.relname, tableoid FROM pg_catalog.pg_index idx \
+             JOIN pg_catalog.pg_class cls ON cls.oid = idx.indexrelid \
+             LEFT JOIN pg_catalog.pg_depend dep ON dep.classid = cls.tableoid \
+             AND dep.refclassid = (SELECT c2.tableoid FROM pg_catalog.pg_constraint c2 LIMIT 1) \
+             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_constraint con WHERE con.tableoid = dep.refclassid)",
+        );
+        assert!(sql.contains("dep.classid = 1259"), "{sql}");
+        assert!(sql.contains("WHERE 2606 = dep.refclassid"), "{sql}");
+        assert!(
+            sql.contains("(SELECT 2606 FROM pg_catalog.pg_constraint c2"),
+            "{sql}"
+        );
+        // Bare `tableoid` over two relations is ambiguous, as in PostgreSQL: left alone.
+        assert!(sql.contains("cls.relname, tableoid"), "{sql}");
+        let single = rewritten("SELECT tableoid, relname FROM pg_catalog.pg_class");
+        assert!(single.contains("SELECT 1259, relname"), "{single}");
+    }
+
+    #[test]
+    fn a_computed_name_cast_to_regclass_is_resolved_by_name() {
+        let sql = rewritten(
+            "SELECT col_description(CAST(CAST(format('%I.%I', c.table_schema, c.table_name) \
+             AS REGCLASS) AS OID), 1), 'public.t'::regclass FROM information_schema.columns c",
+        );
+        assert!(
+            sql.contains("kalamdb_relation_oid(format('%I.%I', c.table_schema, c.table_name))"),
+            "{sql}"
+        );
+        assert!(
+            !sql.contains("'public.t'::regclass"),
+            "the literal is the crate's: {sql}"
+        );
     }
 
     #[test]

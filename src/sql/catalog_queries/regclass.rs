@@ -96,3 +96,69 @@ fn is_current_schema(expr: &Expr) -> bool {
     matches!(expr, Expr::Function(f)
         if f.name.to_string().eq_ignore_ascii_case("current_schema"))
 }
+
+/// `(text) -> oid`: the relation a computed name means, along the search path (42P01 when none).
+pub const RELATION_OID_FUNCTION: &str = "kalamdb_relation_oid";
+
+/// Casts of a computed name to `regclass` (Metabase's `CAST(format('%I.%I', schema, table) AS
+/// regclass)`) become `kalamdb_relation_oid(name)`. datafusion-pg-catalog answers a cast of a
+/// literal with a `pg_class` lookup, but reads any other cast as one to an integer (22P02).
+/// Runs before the crate's rewrites, so `rewrote` says whether this statement needs them
+/// applied to the rewritten tree.
+#[derive(Default)]
+pub(super) struct ComputedRegclass {
+    pub rewrote: bool,
+}
+
+impl VisitorMut for ComputedRegclass {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Cast {
+            expr: name,
+            data_type,
+            ..
+        } = expr
+            && is_regclass(data_type)
+            && !matches!(
+                name.as_ref(),
+                Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))
+            )
+        {
+            let name = std::mem::replace(name.as_mut(), Expr::value(ast::Value::Null));
+            *expr = call(RELATION_OID_FUNCTION, name);
+            self.rewrote = true;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn is_regclass(data_type: &ast::DataType) -> bool {
+    match data_type {
+        ast::DataType::Regclass => true,
+        ast::DataType::Custom(name, _) => {
+            let name = name.to_string().to_ascii_lowercase();
+            name == "regclass" || name == "pg_catalog.regclass"
+        }
+        _ => false,
+    }
+}
+
+fn call(function: &str, argument: Expr) -> Expr {
+    Expr::Function(ast::Function {
+        name: ast::ObjectName::from(vec![ast::Ident::new(function)]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                argument,
+            ))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
