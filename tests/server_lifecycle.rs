@@ -177,17 +177,22 @@ async fn sigterm_lets_a_running_statement_finish() {
 /// The shipped root password, accepted because these servers listen on loopback.
 const SHIPPED_PASSWORD: &str = "kalamdb";
 
-#[tokio::test]
-async fn a_one_line_config_file_starts_a_server_on_the_embedded_defaults() {
-    // Port 0: the system picks one. Everything else (host, ./data, the root password,
-    // scram_iterations, ...) comes from the embedded defaults.
-    let server = TestServer::start_with_config_text(
-        "server.port = 0\n",
+/// A server on a config file holding exactly `text`, logged into with the shipped password.
+fn start_on_file(text: &str) -> TestServer {
+    TestServer::start_with_config_text(
+        text,
         ServerOptions {
             root_password: SHIPPED_PASSWORD.into(),
             ..Default::default()
         },
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_one_line_config_file_starts_a_server_on_the_embedded_defaults() {
+    // Port 0: the system picks one. Everything else (host, ./data, the root password,
+    // scram_iterations, ...) comes from the embedded defaults.
+    let server = start_on_file("server.port = 0\n");
     let client = server.root().await;
     let answer: String = client.query_one("SELECT 'up'", &[]).await.unwrap().get(0);
     assert_eq!(answer, "up");
@@ -292,13 +297,7 @@ fn config_show_prints_the_effective_configuration_with_secrets_masked() {
 
 #[tokio::test]
 async fn the_log_is_plain_text_and_its_start_up_line_holds_a_working_psql_command() {
-    let server = TestServer::start_with_config_text(
-        "server.port = 0\n",
-        ServerOptions {
-            root_password: SHIPPED_PASSWORD.into(),
-            ..Default::default()
-        },
-    );
+    let server = start_on_file("server.port = 0\n");
     let client = server.root().await;
     client
         .batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
@@ -344,13 +343,7 @@ async fn the_log_is_plain_text_and_its_start_up_line_holds_a_working_psql_comman
 
 #[tokio::test]
 async fn json_logs_are_one_object_per_line() {
-    let server = TestServer::start_with_config_text(
-        "server.port = 0\nlogging.format = \"json\"\n",
-        ServerOptions {
-            root_password: SHIPPED_PASSWORD.into(),
-            ..Default::default()
-        },
-    );
+    let server = start_on_file("server.port = 0\nlogging.format = \"json\"\n");
     server.root().await;
     let log = server.log();
     let mut lines = 0;

@@ -212,6 +212,10 @@ impl ScalarUDFImpl for PathFunction {
             }
             Kind::RelationOid | Kind::RelationOidOrNull => {
                 let names = ColumnarValue::values_to_arrays(&args.args)?;
+                // A number cast to regclass is already an OID.
+                if names[0].data_type().is_integer() {
+                    return finish(&args, cast(&names[0], &DataType::Int32)?);
+                }
                 let names = cast(&names[0], &DataType::Utf8)?;
                 let by_name: HashMap<(String, String), i32> = relations_by_oid(&self.path.store)?
                     .into_iter()

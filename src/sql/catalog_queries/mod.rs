@@ -311,6 +311,16 @@ mod tests {
             !sql.contains("'public.t'::regclass"),
             "the literal is the crate's: {sql}"
         );
+        // A column cast to regclass is an OID psql displays; the crate keeps it.
+        let column = rewritten(
+            "SELECT c.oid::pg_catalog.regclass, ('x' || c.relname)::regclass \
+             FROM pg_catalog.pg_class c",
+        );
+        assert!(!column.contains("kalamdb_relation_oid(c.oid"), "{column}");
+        assert!(
+            column.contains("kalamdb_relation_oid(('x' || c.relname))"),
+            "{column}"
+        );
     }
 
     #[test]

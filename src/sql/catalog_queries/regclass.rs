@@ -103,8 +103,10 @@ pub const RELATION_OID_FUNCTION: &str = "kalamdb_relation_oid";
 /// Casts of a computed name to `regclass` (Metabase's `CAST(format('%I.%I', schema, table) AS
 /// regclass)`) become `kalamdb_relation_oid(name)`. datafusion-pg-catalog answers a cast of a
 /// literal with a `pg_class` lookup, but reads any other cast as one to an integer (22P02).
-/// Runs before the crate's rewrites, so `rewrote` says whether this statement needs them
-/// applied to the rewritten tree.
+/// Only names computed by a function or a concatenation are taken: a column cast to regclass
+/// is psql's `attrelid::regclass`, an OID the crate keeps, in statements whose exact text the
+/// crate matches. Runs before the crate's rewrites, so `rewrote` says whether this statement
+/// needs them applied to the rewritten tree.
 #[derive(Default)]
 pub(super) struct ComputedRegclass {
     pub rewrote: bool,
@@ -120,16 +122,26 @@ impl VisitorMut for ComputedRegclass {
             ..
         } = expr
             && is_regclass(data_type)
-            && !matches!(
-                name.as_ref(),
-                Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))
-            )
+            && is_computed_text(name)
         {
             let name = std::mem::replace(name.as_mut(), Expr::value(ast::Value::Null));
             *expr = call(RELATION_OID_FUNCTION, name);
             self.rewrote = true;
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// A name built by a function call or a string concatenation.
+fn is_computed_text(expr: &Expr) -> bool {
+    match expr {
+        Expr::Nested(inner) => is_computed_text(inner),
+        Expr::Function(_) => true,
+        Expr::BinaryOp {
+            op: ast::BinaryOperator::StringConcat,
+            ..
+        } => true,
+        _ => false,
     }
 }
 
