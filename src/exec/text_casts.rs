@@ -228,83 +228,60 @@ impl PostgresTextCasts {
             let Expr::Cast(cast) = &expr else {
                 return Ok(Transformed::no(expr));
             };
-            if let Some(type_name) = number_type(cast.field.data_type())
-                && cast.expr.get_type(schema).ok() == Some(DataType::Utf8)
-            {
-                let checked = Expr::ScalarFunction(ScalarFunction::new_udf(
-                    self.number_input.clone(),
-                    vec![
-                        cast.expr.as_ref().clone(),
-                        Expr::Literal(
-                            datafusion::scalar::ScalarValue::Utf8(Some(type_name.into())),
-                            None,
-                        ),
-                    ],
-                ));
-                return Ok(Transformed::yes(Expr::Cast(
-                    datafusion::logical_expr::Cast::new(
-                        Box::new(checked),
-                        cast.field.data_type().clone(),
-                    ),
-                )));
-            }
-            // DataFusion's cast makes a one-element list of the whole text.
-            if matches!(cast.field.data_type(), DataType::List(_))
-                && cast.expr.get_type(schema).ok() == Some(DataType::Utf8)
-            {
-                let texts = Expr::ScalarFunction(ScalarFunction::new_udf(
-                    self.array_input.clone(),
-                    vec![cast.expr.as_ref().clone()],
-                ));
-                return Ok(Transformed::yes(Expr::Cast(
-                    datafusion::logical_expr::Cast::new(
-                        Box::new(texts),
-                        cast.field.data_type().clone(),
-                    ),
-                )));
-            }
-            if matches!(cast.field.data_type(), DataType::Timestamp(..))
-                && cast.expr.get_type(schema).ok() == Some(DataType::Utf8)
-            {
-                let completed = Expr::ScalarFunction(ScalarFunction::new_udf(
-                    self.timestamp_input.clone(),
-                    vec![cast.expr.as_ref().clone()],
-                ));
-                return Ok(Transformed::yes(Expr::Cast(
-                    datafusion::logical_expr::Cast::new(
-                        Box::new(completed),
-                        cast.field.data_type().clone(),
-                    ),
-                )));
+            let target = cast.field.data_type();
+            let source = cast.expr.get_type(schema).ok();
+            let call = |function: &Arc<ScalarUDF>, args: Vec<Expr>| {
+                Expr::ScalarFunction(ScalarFunction::new_udf(function.clone(), args))
+            };
+            let inner = cast.expr.as_ref().clone();
+            if source == Some(DataType::Utf8) {
+                // Text read as a value: checked (numbers), read as an array literal (DataFusion
+                // makes a one-element list of the whole text), or completed (timestamps)
+                // before Arrow's cast.
+                let read = if let Some(type_name) = number_type(target) {
+                    let type_name = Expr::Literal(
+                        datafusion::scalar::ScalarValue::Utf8(Some(type_name.into())),
+                        None,
+                    );
+                    Some(call(&self.number_input, vec![inner.clone(), type_name]))
+                } else if matches!(target, DataType::List(_)) {
+                    Some(call(&self.array_input, vec![inner.clone()]))
+                } else if matches!(target, DataType::Timestamp(..)) {
+                    Some(call(&self.timestamp_input, vec![inner.clone()]))
+                } else {
+                    None
+                };
+                if let Some(read) = read {
+                    return Ok(Transformed::yes(Expr::Cast(
+                        datafusion::logical_expr::Cast::new(Box::new(read), target.clone()),
+                    )));
+                }
             }
             if !matches!(
-                cast.field.data_type(),
+                target,
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
             ) {
                 return Ok(Transformed::no(expr));
             }
-            let (function, zone) = match cast.expr.get_type(schema) {
-                Ok(DataType::Timestamp(_, None)) => (&self.timestamp, None),
-                Ok(DataType::Timestamp(_, Some(_))) => (&self.timestamptz, Some(Arc::from("UTC"))),
-                Ok(DataType::List(_) | DataType::LargeList(_)) => {
-                    let text = Expr::ScalarFunction(ScalarFunction::new_udf(
-                        self.array_output.clone(),
-                        vec![cast.expr.as_ref().clone()],
+            // A value written as text, as PostgreSQL's output function for its type writes it.
+            let text = match source {
+                Some(DataType::Timestamp(_, zone)) => {
+                    let (function, zone) = match zone {
+                        None => (&self.timestamp, None),
+                        Some(_) => (&self.timestamptz, Some(Arc::from("UTC"))),
+                    };
+                    let micros = Expr::Cast(datafusion::logical_expr::Cast::new(
+                        cast.expr.clone(),
+                        DataType::Timestamp(TimeUnit::Microsecond, zone),
                     ));
-                    return Ok(Transformed::yes(match cast.field.data_type() {
-                        DataType::Utf8 => text,
-                        other => text.cast_to(other, schema)?,
-                    }));
+                    call(function, vec![micros])
+                }
+                Some(DataType::List(_) | DataType::LargeList(_)) => {
+                    call(&self.array_output, vec![inner])
                 }
                 _ => return Ok(Transformed::no(expr)),
             };
-            let micros = Expr::Cast(datafusion::logical_expr::Cast::new(
-                cast.expr.clone(),
-                DataType::Timestamp(TimeUnit::Microsecond, zone),
-            ));
-            let text =
-                Expr::ScalarFunction(ScalarFunction::new_udf(function.clone(), vec![micros]));
-            Ok(Transformed::yes(match cast.field.data_type() {
+            Ok(Transformed::yes(match target {
                 DataType::Utf8 => text,
                 other => text.cast_to(other, schema)?,
             }))
