@@ -165,10 +165,20 @@ async fn system_users_shows_roles_and_logins_but_no_secrets() {
     root.batch_execute("CREATE USER ops WITH PASSWORD 'ops-pw' ROLE dba")
         .await
         .unwrap();
-    let rows = root
-        .query("SELECT * FROM system.users ORDER BY user_id", &[])
-        .await
-        .unwrap();
+    // A login time is written just after the login (a login never waits for the store's
+    // write lock), so it may take a moment to appear.
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = root
+            .query("SELECT * FROM system.users ORDER BY user_id", &[])
+            .await
+            .unwrap();
+        let root_login: Option<chrono::DateTime<chrono::Utc>> = rows[1].get("last_login_at");
+        if root_login.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let columns: Vec<&str> = rows[0].columns().iter().map(|c| c.name()).collect();
     assert_eq!(
         columns,

@@ -26,6 +26,7 @@ mod index_scan;
 mod indexes;
 mod information_schema;
 pub mod json;
+mod logins;
 mod maintenance;
 mod names;
 mod naming;
@@ -311,6 +312,7 @@ pub struct Engine {
         u64,
         std::collections::HashMap<String, Option<crate::model::Role>>,
     )>,
+    logins: Arc<logins::LoginRecorder>,
 }
 
 impl Engine {
@@ -334,6 +336,7 @@ impl Engine {
             runtime,
             writes_since_flush: Default::default(),
             roles: std::sync::Mutex::new((u64::MAX, Default::default())),
+            logins: Default::default(),
         });
         engine.bootstrap_root()?;
         engine.bootstrap_namespaces()?;

@@ -104,15 +104,13 @@ impl Engine {
         })
     }
 
-    /// Records a successful login and returns the user's role.
+    /// Records a successful login (shortly after, see `logins`) and returns the user's role.
     pub fn record_login(&self, user_id: &str) -> ExecResult<LoginOutcome> {
-        let Some(mut user) = self.store.user(user_id)? else {
+        let Some(user) = self.store.user(user_id)? else {
             return Ok(LoginOutcome::Gone);
         };
-        user.last_login_at = Some(now_micros());
-        let role = user.role;
-        self.apply(&Command::PutUser(user))?;
-        Ok(LoginOutcome::Allowed { role })
+        self.logins.note(&self.store, user_id, now_micros());
+        Ok(LoginOutcome::Allowed { role: user.role })
     }
 
     pub(super) fn create_user(&self, user_id: &str, password: &str, role: Role) -> ExecResult<()> {

@@ -311,6 +311,17 @@ impl<'a> ApplyContext<'a> {
         self.pending.remove(cf_name).unwrap_or_default()
     }
 
+    /// Whether a read of `cf_name` must look at what this command wrote before the database.
+    pub(super) fn has_own_writes(&self, cf_name: &'static str) -> bool {
+        self.pending
+            .get(cf_name)
+            .is_some_and(|keys| !keys.is_empty())
+            || (cf_name == CF_INDEX_ENTRIES && !self.pending_entries.is_empty())
+            || (cf_name == CF_ROWS && !self.row_runs.is_empty())
+            || self.deleted_ranges.iter().any(|d| d.cf_name == cf_name)
+            || self.unoccupied.is_some()
+    }
+
     /// `get` of each of `keys` (sorted), in one batched read when nothing this command did
     /// can answer for `cf_name`.
     pub(super) fn get_many(
@@ -318,15 +329,7 @@ impl<'a> ApplyContext<'a> {
         cf_name: &'static str,
         keys: &[&[u8]],
     ) -> StorageResult<Vec<Option<Vec<u8>>>> {
-        let own_writes = self
-            .pending
-            .get(cf_name)
-            .is_some_and(|keys| !keys.is_empty())
-            || (cf_name == CF_INDEX_ENTRIES && !self.pending_entries.is_empty())
-            || (cf_name == CF_ROWS && !self.row_runs.is_empty())
-            || self.deleted_ranges.iter().any(|d| d.cf_name == cf_name)
-            || self.unoccupied.is_some();
-        if own_writes {
+        if self.has_own_writes(cf_name) {
             return keys.iter().map(|key| self.get(cf_name, key)).collect();
         }
         let sorted = keys.is_sorted();

@@ -29,6 +29,9 @@ pub type RewrittenRow = (Vec<u8>, Option<u64>, Vec<u8>);
 pub enum Command {
     /// Creates or replaces a user.
     PutUser(UserRecord),
+    /// Sets users' last login times (user id, microseconds); a user dropped meanwhile is
+    /// skipped and a time never moves back.
+    RecordLogins(Vec<(String, i64)>),
     DropUser {
         user_id: String,
     },
@@ -380,6 +383,19 @@ impl Command {
             }
             Command::DropUser { user_id } => {
                 ctx.delete(batch, CF_USERS, user_id.clone().into_bytes());
+            }
+            Command::RecordLogins(logins) => {
+                for (user_id, at) in logins {
+                    let key = user_id.clone().into_bytes();
+                    let Some(stored) = ctx.get(CF_USERS, &key)? else {
+                        continue;
+                    };
+                    let mut user: UserRecord = records::decode(CF_USERS, &stored)?;
+                    if user.last_login_at.is_none_or(|last| last < *at) {
+                        user.last_login_at = Some(*at);
+                        ctx.put(batch, CF_USERS, key, records::encode(&user));
+                    }
+                }
             }
             Command::CreateNamespace(ns) => {
                 let key = catalog_keys::namespace(&ns.name);

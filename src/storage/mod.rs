@@ -464,6 +464,36 @@ mod tests {
     }
 
     #[test]
+    fn recorded_logins_skip_dropped_users_and_never_move_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), durability()).unwrap();
+        let user = UserRecord::new_for_test("alice", crate::model::Role::User);
+        store.apply(&Command::PutUser(user)).unwrap();
+        let login = |logins: Vec<(&str, i64)>| -> Applied {
+            store
+                .apply(&Command::RecordLogins(
+                    logins
+                        .into_iter()
+                        .map(|(u, at)| (u.to_owned(), at))
+                        .collect(),
+                ))
+                .unwrap()
+        };
+        login(vec![("alice", 2_000), ("gone", 5)]);
+        assert_eq!(
+            store.user("alice").unwrap().unwrap().last_login_at,
+            Some(2_000)
+        );
+        assert!(store.user("gone").unwrap().is_none());
+        // A write that lost a race with a later one does not set the time back.
+        login(vec![("alice", 1_000)]);
+        assert_eq!(
+            store.user("alice").unwrap().unwrap().last_login_at,
+            Some(2_000)
+        );
+    }
+
+    #[test]
     fn a_second_open_of_the_same_directory_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let _first = Store::open(tmp.path(), durability()).unwrap();

@@ -81,23 +81,28 @@ pub(super) fn flush_segment(
             .map(|c| c.id)
             .eq(segment.column_ids.iter().copied())
     });
-    // Every read comes before the first write, each as one batched read over the flushed
-    // keys (in key order, as the flush scanned them).
-    let keys: Vec<&[u8]> = flushed.iter().map(|(key, _, _)| key.as_slice()).collect();
-    let mut current = Vec::with_capacity(flushed.len());
-    for ((_, version, _), stored) in flushed.iter().zip(ctx.get_many(CF_ROWS, &keys)?) {
-        current.push(match stored {
-            Some(stored) => !columns_changed && rows::stored_version(&stored)? == *version,
-            None => false,
-        });
-    }
-    let current_keys: Vec<&[u8]> = keys
+    // Every read comes before the first write.
+    let HotState {
+        current,
+        written_between,
+    } = hot_state(ctx, flushed, columns_changed)?;
+    let current_keys: Vec<&[u8]> = flushed
         .iter()
         .zip(&current)
         .filter(|(_, current)| **current)
-        .map(|(key, _)| *key)
+        .map(|((key, _, _), _)| key.as_slice())
         .collect();
-    let mut old_entries = ctx.get_many(CF_COLD_INDEX, &current_keys)?.into_iter();
+    // A first flush of new rows finds no cold entry in its range: one seek instead of a
+    // lookup per row.
+    let cold_entries = match (current_keys.first(), current_keys.last()) {
+        (Some(first), Some(last))
+            if ctx.has_own_writes(CF_COLD_INDEX) || ctx.occupied(CF_COLD_INDEX, first, last)? =>
+        {
+            ctx.get_many(CF_COLD_INDEX, &current_keys)?
+        }
+        _ => vec![None; current_keys.len()],
+    };
+    let mut old_entries = cold_entries.into_iter();
     // A segment none of whose rows is still current (its table was truncated or dropped
     // since the flush read it, or every row rewritten), or that holds only deletion markers,
     // is not published: its file is left unreferenced, for the flush job to delete (or the
@@ -108,7 +113,8 @@ pub(super) fn flush_segment(
         .any(|((_, _, tombstone), current)| *current && !tombstone);
     // The segment holds the flushed rows that are not deletions, in this order.
     let mut position = 0u64;
-    for ((key, version, tombstone), still_current) in flushed.iter().zip(current) {
+    let mut hot_deletions = HotDeletions::default();
+    for (i, ((key, version, tombstone), still_current)) in flushed.iter().zip(current).enumerate() {
         let row = position;
         if !tombstone {
             position += 1;
@@ -146,8 +152,9 @@ pub(super) fn flush_segment(
                 cold_entry(segment.segment_id, *version, row),
             );
         }
-        ctx.delete(batch, CF_ROWS, key.clone());
+        hot_deletions.add(i, written_between[i]);
     }
+    hot_deletions.apply(ctx, batch, flushed);
     if publish {
         ctx.put(
             batch,
@@ -159,6 +166,112 @@ pub(super) fn flush_segment(
         ctx.applied.unpublished_segments.push(segment.segment_id);
     }
     Ok(())
+}
+
+/// A run of flushed keys shorter than this is deleted key by key: a range deletion costs every
+/// later read of the memtable a little, a few point deletions cost nothing but their keys.
+const RANGE_DELETION_MIN_KEYS: usize = 32;
+
+/// What the hot rows a flush read look like now.
+struct HotState {
+    /// Per flushed row: still the version the flush read (and decodable as it decoded it).
+    current: Vec<bool>,
+    /// Per flushed row: a hot key the flush did not read lies between it and the one before
+    /// (a row written since), or that is not known.
+    written_between: Vec<bool>,
+}
+
+/// Reads the hot rows a flush read (given in key order) in one pass of an iterator over their
+/// range, which costs a fraction of a lookup per row.
+fn hot_state(
+    ctx: &ApplyContext,
+    flushed: &[(Vec<u8>, u64, bool)],
+    columns_changed: bool,
+) -> StorageResult<HotState> {
+    let mut state = HotState {
+        current: Vec::with_capacity(flushed.len()),
+        written_between: Vec::with_capacity(flushed.len()),
+    };
+    let is_current = |stored: &[u8], version: u64| -> StorageResult<bool> {
+        Ok(!columns_changed && rows::stored_version(stored)? == version)
+    };
+    if ctx.has_own_writes(CF_ROWS) {
+        let keys: Vec<&[u8]> = flushed.iter().map(|(key, _, _)| key.as_slice()).collect();
+        for ((_, version, _), stored) in flushed.iter().zip(ctx.get_many(CF_ROWS, &keys)?) {
+            let current = match stored {
+                Some(stored) => is_current(&stored, *version)?,
+                None => false,
+            };
+            state.current.push(current);
+            state.written_between.push(true);
+        }
+        return Ok(state);
+    }
+    let mut iter = ctx.db.raw_iterator_cf(cf(ctx.db, CF_ROWS));
+    if let Some((first, _, _)) = flushed.first() {
+        iter.seek(first);
+    }
+    for (key, version, _) in flushed {
+        let mut between = false;
+        while iter
+            .key()
+            .is_some_and(|stored_key| stored_key < key.as_slice())
+        {
+            between = true;
+            iter.next();
+        }
+        iter.status()?;
+        let current = match iter.item() {
+            Some((stored_key, stored)) if stored_key == key.as_slice() => {
+                let current = is_current(stored, *version)?;
+                iter.next();
+                current
+            }
+            _ => false,
+        };
+        state.current.push(current);
+        state.written_between.push(between);
+    }
+    Ok(state)
+}
+
+/// The hot versions a flush published, as runs of flushed rows (by index) with no other hot
+/// key between them. Each long run goes as one range deletion: a point deletion per row would
+/// leave a marker that every scan of the table steps over until compaction, which made reads
+/// during a large flush several times slower than after it.
+#[derive(Default)]
+struct HotDeletions {
+    runs: Vec<std::ops::Range<usize>>,
+}
+
+impl HotDeletions {
+    fn add(&mut self, row: usize, written_between: bool) {
+        match self.runs.last_mut() {
+            Some(run) if run.end == row && !written_between => run.end += 1,
+            _ => self.runs.push(row..row + 1),
+        }
+    }
+
+    fn apply(
+        self,
+        ctx: &mut ApplyContext,
+        batch: &mut WriteBatch,
+        flushed: &[(Vec<u8>, u64, bool)],
+    ) {
+        for run in self.runs {
+            let keys = &flushed[run];
+            if keys.len() < RANGE_DELETION_MIN_KEYS {
+                for (key, _, _) in keys {
+                    ctx.delete(batch, CF_ROWS, key.clone());
+                }
+            } else if let (Some((first, _, _)), Some((last, _, _))) = (keys.first(), keys.last()) {
+                let mut end = last.clone();
+                // The last key's immediate successor in byte order: the range ends just past it.
+                end.push(0);
+                ctx.delete_range(batch, CF_ROWS, first.clone(), end);
+            }
+        }
+    }
 }
 
 /// The version of the live row under `key`, hot or cold; `None` when there is none.
@@ -274,6 +387,7 @@ pub(super) fn write_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{Command, Durability, Store};
 
     #[test]
     fn cold_entries_carry_a_row_position_and_older_ones_read_without_it() {
@@ -290,5 +404,98 @@ mod tests {
         legacy.extend_from_slice(&99u64.to_be_bytes());
         assert_eq!(decode_cold_entry(&legacy).unwrap().row, None);
         assert!(decode_cold_entry(&legacy[..12]).is_err());
+    }
+
+    fn hot_write(key: Vec<u8>, value: u8, expect: Expect) -> RowWrite {
+        RowWrite {
+            key,
+            value: Some(vec![1, value]),
+            expect,
+            moved_to: None,
+        }
+    }
+
+    #[test]
+    fn a_flush_removes_its_hot_rows_in_runs_and_keeps_rows_written_between_them_meanwhile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            tmp.path(),
+            Durability {
+                sync_writes: false,
+                wal_enabled: true,
+            },
+        )
+        .unwrap();
+        let odd_keys: Vec<Vec<u8>> = (0..200).map(|i| rows::row_id_key(7, 2 * i + 1)).collect();
+        let loaded = store
+            .apply(&Command::WriteRows {
+                table_id: 7,
+                writes: odd_keys
+                    .iter()
+                    .map(|key| hot_write(key.clone(), 0, Expect::Absent))
+                    .collect(),
+                row_id_high_water: Some(400),
+                layout_generation: 0,
+            })
+            .unwrap();
+        // After the flush read the odd rows: a new row lands between two of them and one of
+        // them is rewritten.
+        let inserted = rows::row_id_key(7, 100);
+        let rewritten = odd_keys[120].clone();
+        store
+            .apply(&Command::WriteRows {
+                table_id: 7,
+                writes: vec![
+                    hot_write(inserted.clone(), 1, Expect::Absent),
+                    hot_write(rewritten.clone(), 2, Expect::Anything),
+                ],
+                row_id_high_water: None,
+                layout_generation: 0,
+            })
+            .unwrap();
+        let segment = SegmentRecord {
+            segment_id: 1,
+            table_id: 7,
+            file: "s1.parquet".into(),
+            rows: odd_keys.len() as u64,
+            bytes: 0,
+            columns: 1,
+            created_at: 0,
+            column_ids: vec![0],
+            column_names: Vec::new(),
+        };
+        store
+            .apply(&Command::FlushSegment {
+                segment,
+                rows: odd_keys
+                    .iter()
+                    .map(|key| (key.clone(), loaded.seq, false))
+                    .collect(),
+            })
+            .unwrap();
+        let view = store.unpinned_view();
+        assert_eq!(
+            rows::stored_payload(&view.row(&inserted).unwrap().unwrap()),
+            [1, 1]
+        );
+        assert_eq!(
+            rows::stored_payload(&view.row(&rewritten).unwrap().unwrap()),
+            [1, 2]
+        );
+        for key in odd_keys.iter().filter(|key| **key != rewritten) {
+            assert!(view.row(key).unwrap().is_none());
+            assert!(view.cold_entry(key).unwrap().is_some());
+        }
+        // Three runs (before the new row, up to the rewritten one, after it), each one range
+        // deletion: no point deletion was written for any flushed row.
+        let point_deletions = store
+            .db
+            .property_int_value_cf(
+                cf(&store.db, CF_ROWS),
+                "rocksdb.num-deletes-active-mem-table",
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(point_deletions, 0);
     }
 }
