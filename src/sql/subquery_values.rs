@@ -7,7 +7,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    self, Expr, Ident, LimitClause, OrderByKind, SelectItem, SetExpr, VisitMut, VisitorMut,
+    self, Expr, FunctionArguments, Ident, LimitClause, OrderByKind, SelectItem, SetExpr, VisitMut,
+    VisitorMut,
 };
 
 use super::output_names::{REPEAT_ALIAS_PREFIX, output_name};
@@ -381,5 +382,102 @@ mod tests {
         );
         let offset = "SELECT (SELECT b.v FROM b ORDER BY b.v LIMIT 1 OFFSET 2) FROM a";
         assert_eq!(rewritten(offset), offset);
+    }
+}
+
+/// `ARRAY(SELECT e FROM ... ORDER BY ...)` becomes
+/// `array_concat((SELECT array_agg(e ORDER BY ...) FROM ...), make_array())`, which DataFusion
+/// plans, correlated references included; the concatenation makes the NULL that `array_agg`
+/// gives over no rows PostgreSQL's empty array, of the element's type.
+pub fn array_subqueries_as_aggregates(statement: &mut ast::Statement) {
+    let _ = VisitMut::visit(statement, &mut ArrayColumnNames);
+    let _ = VisitMut::visit(statement, &mut ArraySubqueries);
+}
+
+fn is_array_subquery(expr: &Expr) -> bool {
+    matches!(expr, Expr::Function(function)
+        if matches!(function.args, FunctionArguments::Subquery(_))
+            && super::subqueries::function_name(function).as_deref() == Some("array"))
+}
+
+/// Names an unnamed `ARRAY(SELECT ...)` select item `array`, as PostgreSQL does, before it is
+/// rewritten into a function of another name.
+struct ArrayColumnNames;
+
+impl VisitorMut for ArrayColumnNames {
+    type Break = ();
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in &mut select.projection {
+                if let SelectItem::UnnamedExpr(expr) = item
+                    && is_array_subquery(expr)
+                {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::new("array"),
+                    };
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+struct ArraySubqueries;
+
+impl VisitorMut for ArraySubqueries {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if !is_array_subquery(expr) {
+            return ControlFlow::Continue(());
+        }
+        let Expr::Function(ast::Function {
+            args: FunctionArguments::Subquery(query),
+            ..
+        }) = expr
+        else {
+            return ControlFlow::Continue(());
+        };
+        let mut query = query.as_ref().clone();
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let element = match select.projection.as_slice() {
+            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
+            _ => return ControlFlow::Continue(()),
+        };
+        let order = match query.order_by.take() {
+            Some(order_by) => match &order_by.kind {
+                ast::OrderByKind::Expressions(items) if !items.is_empty() => {
+                    let keys: Vec<String> = items
+                        .iter()
+                        .map(|item| {
+                            let mut item = item.clone();
+                            // `ORDER BY 1` names the (only) select item.
+                            if matches!(item.expr, Expr::Value(_)) {
+                                item.expr = element.clone();
+                            }
+                            // With its direction and NULLS placement.
+                            item.to_string()
+                        })
+                        .collect();
+                    format!(" ORDER BY {}", keys.join(", "))
+                }
+                _ => String::new(),
+            },
+            None => String::new(),
+        };
+        let Ok(aggregate) = parse_expr(&format!("array_agg({element}{order})")) else {
+            return ControlFlow::Continue(());
+        };
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        select.projection = vec![SelectItem::UnnamedExpr(aggregate)];
+        let Ok(never_null) = parse_expr(&format!("array_concat(({query}), make_array())")) else {
+            return ControlFlow::Continue(());
+        };
+        *expr = never_null;
+        ControlFlow::Continue(())
     }
 }

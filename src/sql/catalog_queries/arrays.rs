@@ -1,67 +1,11 @@
-//! `ARRAY(SELECT ...)` and `generate_subscripts`, as psql and drivers write them, in forms
+//! `generate_subscripts` and expanded arrays, as psql and drivers write them, in forms
 //! DataFusion plans.
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{
-    self, Expr, FunctionArguments, SelectItem, SetExpr, VisitorMut,
-};
+use datafusion::sql::sqlparser::ast::{self, Expr, FunctionArguments, VisitorMut};
 
 use crate::sql::subqueries::function_name;
-
-/// `ARRAY(SELECT e FROM ... ORDER BY ...)` becomes `(SELECT array_agg(e ORDER BY ...) FROM ...)`,
-/// which DataFusion plans, correlated references included.
-pub(super) struct ArraySubqueries;
-
-impl VisitorMut for ArraySubqueries {
-    type Break = ();
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let Expr::Function(function) = expr else {
-            return ControlFlow::Continue(());
-        };
-        let is_array = function_name(function).as_deref() == Some("array");
-        let FunctionArguments::Subquery(query) = &function.args else {
-            return ControlFlow::Continue(());
-        };
-        if !is_array {
-            return ControlFlow::Continue(());
-        }
-        let mut query = query.as_ref().clone();
-        let SetExpr::Select(select) = query.body.as_mut() else {
-            return ControlFlow::Continue(());
-        };
-        let element = match select.projection.as_slice() {
-            [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
-            _ => return ControlFlow::Continue(()),
-        };
-        let order = match query.order_by.take() {
-            Some(order_by) => match &order_by.kind {
-                ast::OrderByKind::Expressions(items) if !items.is_empty() => {
-                    let keys: Vec<String> = items
-                        .iter()
-                        .map(|item| match &item.expr {
-                            // `ORDER BY 1` names the (only) select item.
-                            Expr::Value(_) => element.to_string(),
-                            other => other.to_string(),
-                        })
-                        .collect();
-                    format!(" ORDER BY {}", keys.join(", "))
-                }
-                _ => String::new(),
-            },
-            None => String::new(),
-        };
-        let Ok(aggregate) = crate::sql::parse_expr(&format!("array_agg({element}{order})")) else {
-            return ControlFlow::Continue(());
-        };
-        let SetExpr::Select(select) = query.body.as_mut() else {
-            return ControlFlow::Continue(());
-        };
-        select.projection = vec![SelectItem::UnnamedExpr(aggregate)];
-        *expr = Expr::Subquery(Box::new(query));
-        ControlFlow::Continue(())
-    }
-}
 
 /// `generate_subscripts(a, d)`, a set-returning function zipped with `unnest(a)` in
 /// SQLAlchemy's key-column queries, becomes

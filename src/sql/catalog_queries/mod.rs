@@ -96,7 +96,7 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
         super::output_names::adopt_catalog_rewrite_aliases(statement);
         let _ = VisitMut::visit(statement, &mut CatalogTableOids::default());
         let _ = VisitMut::visit(statement, &mut PartitionAncestors);
-        let _ = VisitMut::visit(statement, &mut ArraySubqueries);
+        crate::sql::subquery_values::array_subqueries_as_aggregates(statement);
         let _ = VisitMut::visit(statement, &mut LikeEscapes);
         let _ = VisitMut::visit(statement, &mut GenerateSubscripts);
         let _ = VisitMut::visit(statement, &mut ExpandedArrays);
@@ -203,7 +203,7 @@ mod tests {
         );
         assert!(!sql.contains("unnest"), "{sql}");
         assert!(
-            sql.contains("c.reloptions || CAST(ARRAY[] AS TEXT[])"),
+            sql.contains("c.reloptions || array_concat(CAST(ARRAY[] AS TEXT[]), make_array())"),
             "{sql}"
         );
     }
