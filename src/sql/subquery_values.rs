@@ -308,83 +308,6 @@ fn limit_to_aggregate(query: &mut ast::Query) {
     query.fetch = None;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rewritten(sql: &str) -> String {
-        crate::sql::rewritten_by(sql, subqueries_as_aggregated_values)
-    }
-
-    #[test]
-    fn exists_in_a_select_list_becomes_a_count() {
-        assert_eq!(
-            rewritten(
-                "SELECT EXISTS (SELECT 1 FROM b WHERE b.k = a.k), NOT EXISTS (SELECT 1 FROM b GROUP BY v) FROM a"
-            ),
-            "SELECT ((SELECT count(*) FROM b WHERE b.k = a.k) > 0) AS __kalamdb_repeat_0_exists, \
-             ((SELECT count(*) FROM (SELECT 1 FROM b GROUP BY v) AS __kalamdb_counted) = 0) \
-             AS __kalamdb_repeat_1_?column? FROM a"
-        );
-    }
-
-    #[test]
-    fn in_a_select_list_counts_matches_rows_and_nulls() {
-        let sql = rewritten("SELECT a.x IN (SELECT b.y FROM b WHERE b.k = a.k) FROM a");
-        assert!(
-            sql.contains(
-                "(SELECT count(*) FROM b WHERE (b.k = a.k) AND ((b.y) = (a.x))) > 0 THEN true"
-            ),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("(SELECT count(*) FROM b WHERE b.k = a.k) = 0 THEN false"),
-            "{sql}"
-        );
-        assert!(sql.contains("(a.x) IS NULL OR (SELECT count(*) FROM b WHERE (b.k = a.k) AND ((b.y) IS NULL)) > 0 THEN NULL"), "{sql}");
-    }
-
-    #[test]
-    fn an_unqualified_needle_is_compared_outside_the_subquerys_tables() {
-        let sql = rewritten("SELECT dept IN (SELECT dept FROM emp WHERE salary < 75) FROM emp e");
-        assert!(
-            sql.contains(
-                "(SELECT count(*) FROM (SELECT dept FROM emp WHERE salary < 75) AS \
-                 __kalamdb_counted (__kalamdb_value) WHERE (__kalamdb_counted.__kalamdb_value) \
-                 = (e.dept)) > 0"
-            ),
-            "{sql}"
-        );
-    }
-
-    #[test]
-    fn filters_keep_their_subqueries() {
-        for sql in [
-            "SELECT a FROM t WHERE a IN (SELECT b FROM u)",
-            "SELECT a FROM t WHERE EXISTS (SELECT b FROM u)",
-            "SELECT (SELECT max(b) FROM u WHERE b IN (SELECT c FROM v)) FROM t",
-        ] {
-            assert_eq!(rewritten(sql), sql);
-        }
-    }
-
-    #[test]
-    fn a_subquery_limited_to_one_row_takes_the_first_value() {
-        assert_eq!(
-            rewritten(
-                "SELECT (SELECT b.v AS w FROM b WHERE b.k = a.k ORDER BY w DESC, b.t LIMIT 1) FROM a"
-            ),
-            "SELECT (SELECT first_value(b.v ORDER BY b.v DESC, b.t) AS w FROM b WHERE b.k = a.k) FROM a"
-        );
-        assert_eq!(
-            rewritten("SELECT (SELECT count(1) FROM b WHERE b.k = a.k LIMIT 1) FROM a"),
-            "SELECT (SELECT count(1) FROM b WHERE b.k = a.k) FROM a"
-        );
-        let offset = "SELECT (SELECT b.v FROM b ORDER BY b.v LIMIT 1 OFFSET 2) FROM a";
-        assert_eq!(rewritten(offset), offset);
-    }
-}
-
 /// `ARRAY(SELECT e FROM ... ORDER BY ...)` becomes
 /// `array_concat((SELECT array_agg(e ORDER BY ...) FROM ...), make_array())`, which DataFusion
 /// plans, correlated references included; the concatenation makes the NULL that `array_agg`
@@ -479,5 +402,82 @@ impl VisitorMut for ArraySubqueries {
         };
         *expr = never_null;
         ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        crate::sql::rewritten_by(sql, subqueries_as_aggregated_values)
+    }
+
+    #[test]
+    fn exists_in_a_select_list_becomes_a_count() {
+        assert_eq!(
+            rewritten(
+                "SELECT EXISTS (SELECT 1 FROM b WHERE b.k = a.k), NOT EXISTS (SELECT 1 FROM b GROUP BY v) FROM a"
+            ),
+            "SELECT ((SELECT count(*) FROM b WHERE b.k = a.k) > 0) AS __kalamdb_repeat_0_exists, \
+             ((SELECT count(*) FROM (SELECT 1 FROM b GROUP BY v) AS __kalamdb_counted) = 0) \
+             AS __kalamdb_repeat_1_?column? FROM a"
+        );
+    }
+
+    #[test]
+    fn in_a_select_list_counts_matches_rows_and_nulls() {
+        let sql = rewritten("SELECT a.x IN (SELECT b.y FROM b WHERE b.k = a.k) FROM a");
+        assert!(
+            sql.contains(
+                "(SELECT count(*) FROM b WHERE (b.k = a.k) AND ((b.y) = (a.x))) > 0 THEN true"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("(SELECT count(*) FROM b WHERE b.k = a.k) = 0 THEN false"),
+            "{sql}"
+        );
+        assert!(sql.contains("(a.x) IS NULL OR (SELECT count(*) FROM b WHERE (b.k = a.k) AND ((b.y) IS NULL)) > 0 THEN NULL"), "{sql}");
+    }
+
+    #[test]
+    fn an_unqualified_needle_is_compared_outside_the_subquerys_tables() {
+        let sql = rewritten("SELECT dept IN (SELECT dept FROM emp WHERE salary < 75) FROM emp e");
+        assert!(
+            sql.contains(
+                "(SELECT count(*) FROM (SELECT dept FROM emp WHERE salary < 75) AS \
+                 __kalamdb_counted (__kalamdb_value) WHERE (__kalamdb_counted.__kalamdb_value) \
+                 = (e.dept)) > 0"
+            ),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn filters_keep_their_subqueries() {
+        for sql in [
+            "SELECT a FROM t WHERE a IN (SELECT b FROM u)",
+            "SELECT a FROM t WHERE EXISTS (SELECT b FROM u)",
+            "SELECT (SELECT max(b) FROM u WHERE b IN (SELECT c FROM v)) FROM t",
+        ] {
+            assert_eq!(rewritten(sql), sql);
+        }
+    }
+
+    #[test]
+    fn a_subquery_limited_to_one_row_takes_the_first_value() {
+        assert_eq!(
+            rewritten(
+                "SELECT (SELECT b.v AS w FROM b WHERE b.k = a.k ORDER BY w DESC, b.t LIMIT 1) FROM a"
+            ),
+            "SELECT (SELECT first_value(b.v ORDER BY b.v DESC, b.t) AS w FROM b WHERE b.k = a.k) FROM a"
+        );
+        assert_eq!(
+            rewritten("SELECT (SELECT count(1) FROM b WHERE b.k = a.k LIMIT 1) FROM a"),
+            "SELECT (SELECT count(1) FROM b WHERE b.k = a.k) FROM a"
+        );
+        let offset = "SELECT (SELECT b.v FROM b ORDER BY b.v LIMIT 1 OFFSET 2) FROM a";
+        assert_eq!(rewritten(offset), offset);
     }
 }
