@@ -61,3 +61,38 @@ impl LoginRecorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Durability, UserRecord};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_login_is_noted_without_waiting_for_a_command_in_progress() {
+        let tmp = tempfile::tempdir().unwrap();
+        let durability = Durability {
+            sync_writes: false,
+            wal_enabled: true,
+        };
+        let store = Arc::new(Store::open(tmp.path(), durability).unwrap());
+        let alice = UserRecord::new_for_test("alice", crate::model::Role::User);
+        store.apply(&Command::PutUser(alice)).unwrap();
+        let recorder = Arc::new(LoginRecorder::default());
+        {
+            let _long_command = store.hold_apply_lock();
+            recorder.note(&store, "alice", 5);
+            recorder.note(&store, "alice", 7);
+            assert_eq!(store.user("alice").unwrap().unwrap().last_login_at, None);
+        }
+        // Once the command ends, the latest of the logins noted meanwhile is written.
+        let mut recorded = None;
+        for _ in 0..100 {
+            recorded = store.user("alice").unwrap().unwrap().last_login_at;
+            if recorded == Some(7) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(recorded, Some(7));
+    }
+}

@@ -362,6 +362,12 @@ impl Store {
         ReadView::pinned(self)
     }
 
+    /// Holds the apply lock, as a long command does, for tests of what must not wait for one.
+    #[cfg(test)]
+    pub(crate) fn hold_apply_lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.apply_lock.lock().expect("apply lock poisoned")
+    }
+
     /// Reads that each see the store as it is when they are made: for a reader that looks at
     /// the hot row first and the cold index after, which no publish can fall between unseen.
     pub fn unpinned_view(&self) -> ReadView<'_> {

@@ -258,18 +258,22 @@ impl HotDeletions {
         batch: &mut WriteBatch,
         flushed: &[(Vec<u8>, u64, bool)],
     ) {
-        for run in self.runs {
-            let keys = &flushed[run];
-            if keys.len() < RANGE_DELETION_MIN_KEYS {
-                for (key, _, _) in keys {
-                    ctx.delete(batch, CF_ROWS, key.clone());
-                }
-            } else if let (Some((first, _, _)), Some((last, _, _))) = (keys.first(), keys.last()) {
-                let mut end = last.clone();
-                // The last key's immediate successor in byte order: the range ends just past it.
-                end.push(0);
-                ctx.delete_range(batch, CF_ROWS, first.clone(), end);
-            }
+        // Ranges first: each range deletion sweeps this command's remembered writes to the
+        // column family, which are then still empty.
+        let (short, long): (Vec<_>, Vec<_>) = self
+            .runs
+            .into_iter()
+            .partition(|run| run.len() < RANGE_DELETION_MIN_KEYS);
+        for run in long {
+            let (first, _, _) = &flushed[run.start];
+            let (last, _, _) = &flushed[run.end - 1];
+            let mut end = last.clone();
+            // The last key's immediate successor in byte order: the range ends just past it.
+            end.push(0);
+            ctx.delete_range(batch, CF_ROWS, first.clone(), end);
+        }
+        for (key, _, _) in short.into_iter().flat_map(|run| &flushed[run]) {
+            ctx.delete(batch, CF_ROWS, key.clone());
         }
     }
 }
