@@ -175,7 +175,8 @@ impl Engine {
             .with_config(config)
             .with_catalog_list(self.catalogs.clone())
             .with_runtime_env(self.runtime.clone())
-            .with_default_features();
+            .with_default_features()
+            .with_query_planner(Arc::new(super::query_planner::PostgresQueryPlanner));
         // Before DataFusion's planners, whose `@>` is for arrays.
         builder
             .expr_planners()
@@ -184,6 +185,8 @@ impl Engine {
         let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(POSTGRES_EXPRESSIONS.clone());
+        // Last, so it sees subqueries as the checks after the analyzer will.
+        ctx.add_analyzer_rule(Arc::new(super::subplan::DeferUnplannableSubqueries));
         if let Err(e) = super::pg_catalog::install(&ctx, self.store.clone()) {
             tracing::warn!("pg_catalog unavailable for this session: {e}");
         }

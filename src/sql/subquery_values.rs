@@ -1,8 +1,10 @@
-//! Subqueries used as values where DataFusion cannot plan them: `EXISTS` and `x IN (SELECT
-//! ...)` in a select list (DataFusion plans them only as filters), and a scalar subquery
-//! limited to one row (`ORDER BY ... LIMIT 1`, which DataFusion cannot decorrelate). Each
-//! becomes an aggregated scalar subquery, which DataFusion joins, with PostgreSQL's meaning:
-//! `IN` is true when a row matches, false when none can, and NULL when a NULL makes it unknown.
+//! Subqueries used as values that DataFusion cannot join as written: `EXISTS` and `x IN
+//! (SELECT ...)` in a select list (DataFusion joins them only as filters), and a scalar
+//! subquery limited to one row (`ORDER BY ... LIMIT 1`). Where the subquery's shape allows,
+//! each becomes an aggregated scalar subquery, which DataFusion joins, with PostgreSQL's
+//! meaning: `IN` is true when a row matches, false when none can, and NULL when a NULL makes
+//! it unknown. The others the executor answers once per outer row, which is slower on large
+//! tables but takes any shape.
 
 use std::ops::ControlFlow;
 
@@ -13,13 +15,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::output_names::{REPEAT_ALIAS_PREFIX, output_name};
 use super::parse_expr;
-use super::subqueries::{aggregates, single_relation};
-
-/// The alias of the derived table an `IN` or `EXISTS` subquery is counted over when it is not
-/// a plain SELECT.
-const COUNTED_ALIAS: &str = "__kalamdb_counted";
-/// That derived table's one column.
-const COUNTED_COLUMN: &str = "__kalamdb_value";
+use super::subqueries::aggregates;
 
 /// Rewrites the subqueries of `statement` described in the module comment.
 pub fn subqueries_as_aggregated_values(statement: &mut ast::Statement) {
@@ -37,7 +33,6 @@ impl VisitorMut for SelectLists {
         let SetExpr::Select(select) = query.body.as_mut() else {
             return ControlFlow::Continue(());
         };
-        let relation = single_relation(select);
         for (position, item) in select.projection.iter_mut().enumerate() {
             let unnamed = matches!(item, SelectItem::UnnamedExpr(_));
             let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item
@@ -48,7 +43,6 @@ impl VisitorMut for SelectLists {
             let name = unnamed.then(|| output_name(expr));
             let mut level = OwnLevel {
                 depth: 0,
-                relation: relation.clone(),
                 rewrote: false,
             };
             let _ = VisitMut::visit(expr, &mut level);
@@ -68,8 +62,6 @@ impl VisitorMut for SelectLists {
 /// Rewrites predicate subqueries of one expression, outside any nested query.
 struct OwnLevel {
     depth: usize,
-    /// The name the query's only relation goes by, which qualifies the columns of a needle.
-    relation: Option<Ident>,
     /// Whether a subquery of the expression was rewritten.
     rewrote: bool,
 }
@@ -89,13 +81,13 @@ impl VisitorMut for OwnLevel {
             return ControlFlow::Continue(());
         }
         let rewritten = match expr {
-            Expr::Exists { subquery, negated } => counted(subquery, None, true)
+            Expr::Exists { subquery, negated } => counted(subquery, None)
                 .map(|count| format!("(({count}) {})", if *negated { "= 0" } else { "> 0" })),
             Expr::InSubquery {
                 expr: needle,
                 subquery,
                 negated,
-            } => membership(needle, subquery, *negated, self.relation.as_ref()),
+            } => membership(needle, subquery, *negated),
             _ => None,
         };
         if let Some(text) = rewritten
@@ -108,39 +100,16 @@ impl VisitorMut for OwnLevel {
     }
 }
 
-/// `x IN (q)` with PostgreSQL's three-valued answer, as counts of q's rows.
-fn membership(
-    needle: &Expr,
-    subquery: &ast::Query,
-    negated: bool,
-    relation: Option<&Ident>,
-) -> Option<String> {
-    // Inside the subquery's own FROM, an unqualified column of the needle could name one of
-    // the subquery's columns: it is qualified by the outer relation, and the rows are counted
-    // as a derived table, where that name cannot be shadowed.
-    let inline = !reads_unqualified_column(needle);
-    let mut qualified = needle.clone();
-    if !inline {
-        let relation = relation?;
-        let _ = ast::visit_expressions_mut(&mut qualified, |e| {
-            if let Expr::Identifier(column) = e {
-                *e = Expr::CompoundIdentifier(vec![relation.clone(), column.clone()]);
-            }
-            ControlFlow::<()>::Continue(())
-        });
+/// `x IN (q)` with PostgreSQL's three-valued answer, as counts of q's rows. Inside the
+/// subquery's FROM an unqualified column of the needle could name one of the subquery's own
+/// columns; such an `IN` is left to the executor, which answers it per outer row.
+fn membership(needle: &Expr, subquery: &ast::Query, negated: bool) -> Option<String> {
+    if reads_unqualified_column(needle) {
+        return None;
     }
-    let needle = &qualified;
-    let matching = counted(
-        subquery,
-        Some(&|value| format!("({value}) = ({needle})")),
-        inline,
-    )?;
-    let any = counted(subquery, None, inline)?;
-    let nulls = counted(
-        subquery,
-        Some(&|value| format!("({value}) IS NULL")),
-        inline,
-    )?;
+    let matching = counted(subquery, Some(&|value| format!("({value}) = ({needle})")))?;
+    let any = counted(subquery, None)?;
+    let nulls = counted(subquery, Some(&|value| format!("({value}) IS NULL")))?;
     let answer = format!(
         "CASE WHEN ({matching}) > 0 THEN true WHEN ({any}) = 0 THEN false \
          WHEN ({needle}) IS NULL OR ({nulls}) > 0 THEN NULL ELSE false END"
@@ -152,39 +121,26 @@ fn membership(
     })
 }
 
-/// `SELECT count(*)` over the rows of `subquery` (those whose value meets `condition`). A plain
-/// SELECT keeps its FROM and WHERE, so a correlation in its WHERE is decorrelated as usual; any
-/// other query is counted as a derived table.
-fn counted(
-    subquery: &ast::Query,
-    condition: Option<&dyn Fn(&Expr) -> String>,
-    inline: bool,
-) -> Option<String> {
-    if inline
-        && let Some(select) = plain_select(subquery)
-        && let Some(value) = single_value(&select.projection)
-        && !aggregates(value)
-    {
-        let mut counted = select.clone();
-        counted.projection = vec![SelectItem::UnnamedExpr(parse_expr("count(*)").ok()?)];
-        if let Some(condition) = condition {
-            let condition = parse_expr(&condition(value)).ok()?;
-            counted.selection = Some(match counted.selection.take() {
-                Some(filter) => parse_expr(&format!("({filter}) AND ({condition})")).ok()?,
-                None => condition,
-            });
-        }
-        return Some(counted.to_string());
+/// `SELECT count(*)` over the rows of `subquery` (those whose value meets `condition`), when
+/// it is a plain SELECT: it keeps its FROM and WHERE, so a correlation in its WHERE is
+/// decorrelated as usual. Any other query is left to the executor, which runs it per outer
+/// row (a derived table to count over could not read the outer row).
+fn counted(subquery: &ast::Query, condition: Option<&dyn Fn(&Expr) -> String>) -> Option<String> {
+    let select = plain_select(subquery)?;
+    let value = single_value(&select.projection)?;
+    if aggregates(value) {
+        return None;
     }
-    let value = parse_expr(&format!("{COUNTED_ALIAS}.{COUNTED_COLUMN}")).ok()?;
-    Some(match condition {
-        Some(condition) => format!(
-            "SELECT count(*) FROM ({subquery}) AS {COUNTED_ALIAS} ({COUNTED_COLUMN}) WHERE {}",
-            condition(&value)
-        ),
-        // EXISTS may have any number of columns.
-        None => format!("SELECT count(*) FROM ({subquery}) AS {COUNTED_ALIAS}"),
-    })
+    let mut counted = select.clone();
+    counted.projection = vec![SelectItem::UnnamedExpr(parse_expr("count(*)").ok()?)];
+    if let Some(condition) = condition {
+        let condition = parse_expr(&condition(value)).ok()?;
+        counted.selection = Some(match counted.selection.take() {
+            Some(filter) => parse_expr(&format!("({filter}) AND ({condition})")).ok()?,
+            None => condition,
+        });
+    }
+    Some(counted.to_string())
 }
 
 fn reads_unqualified_column(expr: &Expr) -> bool {

@@ -103,11 +103,23 @@ pub(super) fn index_attribute(attrelid: String) -> Vec<(&'static str, String)> {
         ("attisdropped", "false"),
         ("attislocal", "true"),
         ("attinhcount", "0"),
-        ("attcollation", "a.attcollation"),
     ] {
         values.push((column, text(value)));
     }
+    values.push((
+        "attcollation",
+        collation_of("kc.type_oid", "a.attcollation"),
+    ));
     values
+}
+
+/// A column's collation, by its type's OID: the database default (100) for the string types
+/// and their arrays, `C` (950) for `name`, as PostgreSQL declares them, else `otherwise`.
+fn collation_of(type_oid: &str, otherwise: &str) -> String {
+    format!(
+        "CASE WHEN {type_oid} IN (25, 1043, 1042, 1009, 1015, 1014) THEN 100 \
+         WHEN {type_oid} = 19 THEN 950 ELSE {otherwise} END"
+    )
 }
 
 /// The `pg_constraint` columns every KalamDB constraint has the same value in: not deferrable,
@@ -170,6 +182,10 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
                     ("atttypmod", text("COALESCE(k.typmod, a.atttypmod)")),
                     ("attnotnull", text("COALESCE(k.not_null, a.attnotnull)")),
                     ("attidentity", text("COALESCE(k.identity, a.attidentity)")),
+                    (
+                        "attcollation",
+                        collation_of("COALESCE(k.type_oid, a.atttypid)", "a.attcollation"),
+                    ),
                     (
                         "atthasdef",
                         text(
