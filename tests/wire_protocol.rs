@@ -529,4 +529,20 @@ async fn subqueries_used_as_values_keep_postgresqls_column_names_and_types() {
         ),
         (true, true, false)
     );
+    // A subquery limited to its first row, and one answered per outer row, are named after
+    // their value as PostgreSQL names them.
+    client
+        .batch_execute("CREATE TABLE named (id INT PRIMARY KEY, score INT)")
+        .await
+        .unwrap();
+    let statement = client
+        .prepare(
+            "SELECT (SELECT x.score FROM named x WHERE x.id = n.id ORDER BY x.id LIMIT 1), \
+             (SELECT x.id FROM named x WHERE x.score > n.score), \
+             n.id IN (SELECT x.score FROM named x WHERE x.id < n.id) FROM named n",
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["score", "id", "?column?"]);
 }

@@ -184,6 +184,7 @@ fn sql_code(err: &SqlError) -> &'static str {
         }
         SqlError::DuplicateColumn(_) => DUPLICATE_COLUMN,
         SqlError::UndefinedColumn(_) => UNDEFINED_COLUMN,
+        SqlError::AmbiguousColumn(_) => AMBIGUOUS_COLUMN,
         SqlError::StackDepth(_) => STATEMENT_TOO_COMPLEX,
         SqlError::TooManyColumns(_) => TOO_MANY_COLUMNS,
         SqlError::UndefinedParameter(_) => UNDEFINED_PARAMETER,

@@ -62,6 +62,8 @@ pub enum SqlError {
     #[error("column \"{0}\" does not exist")]
     UndefinedColumn(String),
     #[error("{0}")]
+    AmbiguousColumn(String),
+    #[error("{0}")]
     StackDepth(String),
     #[error("{0}")]
     TooManyColumns(String),

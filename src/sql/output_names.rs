@@ -10,6 +10,61 @@ use datafusion::sql::sqlparser::ast::{self, Expr, Ident, SelectItem, SetExpr};
 /// The prefix of the aliases given to repeated select items.
 pub const REPEAT_ALIAS_PREFIX: &str = "__kalamdb_repeat_";
 
+/// Refuses, as PostgreSQL does (42702), an ORDER BY key naming two result columns that are
+/// different expressions (`SELECT id, 7 AS id ... ORDER BY id`); the same expression twice
+/// (`SELECT id, id`) is no ambiguity.
+pub fn check_order_by_names(statement: &ast::Statement) -> Result<(), super::SqlError> {
+    let mut ambiguous = None;
+    let _ = ast::Visit::visit(statement, &mut OrderByNames(&mut ambiguous));
+    match ambiguous {
+        Some(name) => Err(super::SqlError::AmbiguousColumn(format!(
+            "ORDER BY \"{name}\" is ambiguous"
+        ))),
+        None => Ok(()),
+    }
+}
+
+struct OrderByNames<'a>(&'a mut Option<String>);
+
+impl ast::Visitor for OrderByNames<'_> {
+    type Break = ();
+    fn pre_visit_query(&mut self, query: &ast::Query) -> std::ops::ControlFlow<()> {
+        let (SetExpr::Select(select), Some(order_by)) = (query.body.as_ref(), &query.order_by)
+        else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        let ast::OrderByKind::Expressions(keys) = &order_by.kind else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        for key in keys {
+            let Expr::Identifier(ident) = &key.expr else {
+                continue;
+            };
+            let name = super::fold(ident);
+            let mut named: Vec<String> = select
+                .projection
+                .iter()
+                .filter_map(|item| match item {
+                    SelectItem::UnnamedExpr(expr) if output_name(expr) == name => {
+                        Some(expr.to_string())
+                    }
+                    SelectItem::ExprWithAlias { expr, alias } if super::fold(alias) == name => {
+                        Some(expr.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            named.sort();
+            named.dedup();
+            if named.len() > 1 {
+                *self.0 = Some(name);
+                return std::ops::ControlFlow::Break(());
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
 /// Gives every repeated unnamed item of the statement's top-level SELECT lists a unique alias.
 pub fn alias_repeated_columns(statement: &mut ast::Statement) {
     if let ast::Statement::Query(query) = statement {

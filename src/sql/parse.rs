@@ -368,6 +368,7 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     use ast::Statement as S;
     super::limits::check_target_lists(&statement)?;
     super::subqueries::check_expression_subqueries(&statement)?;
+    super::output_names::check_order_by_names(&statement)?;
     super::subquery_values::array_subqueries_as_aggregates(&mut statement);
     super::subqueries::hold_to_single_row(&mut statement);
     super::set_returning::spread_set_returning_functions(&mut statement);
