@@ -49,7 +49,10 @@ impl AnalyzerRule for DeferUnplannableSubqueries {
                     let Some((kind, subquery, compared)) = as_subquery(&e) else {
                         return Ok(Transformed::no(e));
                     };
-                    let refused = check_subquery_expr(&outer_node, &subquery.subquery, &e).is_err();
+                    // A subquery of the wrong width is DataFusion's to refuse.
+                    let one_column = subquery.subquery.schema().fields().len() == 1;
+                    let refused = one_column
+                        && check_subquery_expr(&outer_node, &subquery.subquery, &e).is_err();
                     if !refused
                         && !reads_through(&subquery.subquery, &inputs)
                         && !correlated_recursion(&subquery.subquery)
@@ -225,24 +228,15 @@ fn as_subquery(expr: &Expr) -> Option<(Kind, Subquery, Option<Expr>)> {
 /// Whether a subquery nested in `plan` reads a column of `inputs`, two levels out.
 fn reads_through(plan: &LogicalPlan, inputs: &[DFSchemaRef]) -> bool {
     let mut found = false;
-    let _ = plan.apply_with_subqueries(|node| {
+    let _ = plan.apply(|node| {
+        let own = input_schemas(node);
         node.apply_expressions(|expr| {
             expr.apply(|e| {
-                let nested = match e {
-                    Expr::ScalarSubquery(subquery)
-                    | Expr::Exists(Exists { subquery, .. })
-                    | Expr::InSubquery(InSubquery { subquery, .. }) => {
-                        Some(subquery.subquery.clone())
-                    }
-                    Expr::ScalarFunction(function) => {
-                        SubqueryCall::of_deferred(function).map(|deferred| deferred.plan.clone())
-                    }
-                    _ => None,
-                };
-                if let Some(nested) = nested
+                // A column of the level holding the nested subquery is that level's own.
+                if let Some(nested) = nested_plan(e)
                     && outer_references(&nested)
                         .iter()
-                        .any(|column| resolves_in(column, inputs))
+                        .any(|column| !resolves_in(column, &own) && resolves_in(column, inputs))
                 {
                     found = true;
                     return Ok(TreeNodeRecursion::Stop);
@@ -268,36 +262,61 @@ fn correlated_recursion(plan: &LogicalPlan) -> bool {
     found
 }
 
+/// Whether `plan` answers exactly one row: an aggregate without grouping, under projections.
+fn always_one_row(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Projection(projection) => always_one_row(&projection.input),
+        LogicalPlan::SubqueryAlias(alias) => always_one_row(&alias.input),
+        LogicalPlan::Aggregate(aggregate) => aggregate.group_expr.is_empty(),
+        _ => false,
+    }
+}
+
 fn resolves_in(column: &Column, inputs: &[DFSchemaRef]) -> bool {
     inputs.iter().any(|schema| schema.has_column(column))
 }
 
-/// Every outer column referred to anywhere in `plan`, deferred subqueries included.
+/// The outer columns `plan` reads, its nested subqueries (deferred ones too) included, less
+/// those a nested subquery reads of the level that holds it: DataFusion resolves a reference
+/// to the nearest level that has the column, so those are not this level's outer columns.
 fn outer_references(plan: &LogicalPlan) -> Vec<Column> {
     let mut columns: Vec<Column> = Vec::new();
-    let _ = plan.apply_with_subqueries(|node| {
+    let mut add = |column: Column| {
+        if !columns.contains(&column) {
+            columns.push(column);
+        }
+    };
+    let _ = plan.apply(|node| {
+        let inputs = input_schemas(node);
         node.apply_expressions(|expr| {
             expr.apply(|e| {
-                match e {
-                    Expr::OuterReferenceColumn(_, column) if !columns.contains(column) => {
-                        columns.push(column.clone())
-                    }
-                    Expr::ScalarFunction(function) => {
-                        if let Some(deferred) = SubqueryCall::of_deferred(function) {
-                            for column in outer_references(&deferred.plan) {
-                                if !columns.contains(&column) {
-                                    columns.push(column);
-                                }
-                            }
+                if let Expr::OuterReferenceColumn(_, column) = e {
+                    add(column.clone());
+                } else if let Some(nested) = nested_plan(e) {
+                    for column in outer_references(&nested) {
+                        if !resolves_in(&column, &inputs) {
+                            add(column);
                         }
                     }
-                    _ => {}
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
         })
     });
     columns
+}
+
+/// The plan of a subquery expression or deferred subquery call.
+fn nested_plan(expr: &Expr) -> Option<Arc<LogicalPlan>> {
+    match expr {
+        Expr::ScalarSubquery(subquery)
+        | Expr::Exists(Exists { subquery, .. })
+        | Expr::InSubquery(InSubquery { subquery, .. }) => Some(subquery.subquery.clone()),
+        Expr::ScalarFunction(function) => {
+            SubqueryCall::of_deferred(function).map(|deferred| deferred.plan.clone())
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -348,9 +367,11 @@ impl SubqueryCall {
                 })?,
             Kind::Exists { .. } | Kind::In { .. } => DataType::Boolean,
         };
-        let nullable = match inputs.first() {
-            Some(schema) => expr.nullable(schema.as_ref()).unwrap_or(true),
-            None => true,
+        // A scalar subquery is NULL over no rows, unless it aggregates without grouping.
+        let nullable = match (kind, inputs.first()) {
+            (Kind::Scalar, _) if !always_one_row(&subquery.subquery) => true,
+            (_, Some(schema)) => expr.nullable(schema.as_ref()).unwrap_or(true),
+            (_, None) => true,
         };
         Ok(Self {
             kind,
@@ -391,7 +412,13 @@ impl SubqueryCall {
     /// The subquery's plan with `values` in place of the outer columns, nested subqueries
     /// (deferred ones too) included.
     fn bound(&self, values: &[ScalarValue]) -> Result<LogicalPlan> {
-        let bound = bind(self.plan.as_ref().clone(), &self.outer, values)?;
+        let bindings: Vec<(Column, ScalarValue)> = self
+            .outer
+            .iter()
+            .cloned()
+            .zip(values.iter().cloned())
+            .collect();
+        let bound = bind(self.plan.as_ref().clone(), &bindings)?;
         // EXISTS needs one row to answer; a scalar subquery needs two to fail.
         match self.kind {
             Kind::Exists { .. } => LogicalPlanBuilder::from(bound).limit(0, Some(1))?.build(),
@@ -401,23 +428,49 @@ impl SubqueryCall {
     }
 }
 
-fn bind(plan: LogicalPlan, outer: &[Column], values: &[ScalarValue]) -> Result<LogicalPlan> {
-    plan.transform_up_with_subqueries(|node| {
+/// `plan` with `values` in place of the outer columns it reads (see [`outer_references`]:
+/// inside a nested subquery, a column of the level holding it is that level's, not bound).
+fn bind(plan: LogicalPlan, bindings: &[(Column, ScalarValue)]) -> Result<LogicalPlan> {
+    plan.transform_up(|node| {
+        let inputs = input_schemas(&node);
+        let unshadowed: Vec<(Column, ScalarValue)> = bindings
+            .iter()
+            .filter(|(column, _)| !resolves_in(column, &inputs))
+            .cloned()
+            .collect();
         node.map_expressions(|expr| {
             expr.transform_up(|e| match e {
                 Expr::OuterReferenceColumn(field, column) => {
-                    match outer.iter().position(|outer| *outer == column) {
-                        Some(i) => {
-                            let value = values[i].cast_to(field.data_type())?;
+                    match bindings.iter().find(|(bound, _)| *bound == column) {
+                        Some((_, value)) => {
+                            let value = value.cast_to(field.data_type())?;
                             Ok(Transformed::yes(Expr::Literal(value, None)))
                         }
                         None => Ok(Transformed::no(Expr::OuterReferenceColumn(field, column))),
                     }
                 }
+                Expr::ScalarSubquery(subquery) => Ok(Transformed::yes(Expr::ScalarSubquery(
+                    bound_subquery(subquery, &unshadowed)?,
+                ))),
+                Expr::Exists(Exists { subquery, negated }) => {
+                    Ok(Transformed::yes(Expr::Exists(Exists {
+                        subquery: bound_subquery(subquery, &unshadowed)?,
+                        negated,
+                    })))
+                }
+                Expr::InSubquery(InSubquery {
+                    expr,
+                    subquery,
+                    negated,
+                }) => Ok(Transformed::yes(Expr::InSubquery(InSubquery {
+                    expr,
+                    subquery: bound_subquery(subquery, &unshadowed)?,
+                    negated,
+                }))),
                 Expr::ScalarFunction(function) => match SubqueryCall::of_deferred(&function) {
                     Some(deferred) => {
                         let mut call = deferred.as_ref().clone();
-                        call.plan = Arc::new(bind(call.plan.as_ref().clone(), outer, values)?);
+                        call.plan = Arc::new(bind(call.plan.as_ref().clone(), &unshadowed)?);
                         Ok(Transformed::yes(Expr::ScalarFunction(
                             ScalarFunction::new_udf(
                                 Arc::new(Deferred::udf(Arc::new(call))),
@@ -432,6 +485,13 @@ fn bind(plan: LogicalPlan, outer: &[Column], values: &[ScalarValue]) -> Result<L
         })
     })
     .map(|bound| bound.data)
+}
+
+fn bound_subquery(subquery: Subquery, bindings: &[(Column, ScalarValue)]) -> Result<Subquery> {
+    Ok(Subquery {
+        subquery: Arc::new(bind(subquery.subquery.as_ref().clone(), bindings)?),
+        ..subquery
+    })
 }
 
 /// A subquery waiting for the physical planner (see [`DeferUnplannableSubqueries`]).
@@ -449,13 +509,19 @@ struct SubPlan {
     state: SessionState,
     /// Whether a row's result may be reused for another row with the same outer values.
     memoizable: bool,
-    /// Results by outer values, for the statement's life (bounded by [`MEMO_ENTRIES`]).
-    memo: Mutex<HashMap<Vec<ScalarValue>, Arc<Found>>>,
+    /// Results by outer values, for the statement's life.
+    memo: Mutex<Memo>,
 }
 
-/// The outer-value combinations a subquery remembers results for; past it, new ones are run
-/// and not kept.
-const MEMO_ENTRIES: usize = 65_536;
+/// Remembered results, bounded by [`MEMO_VALUES`]: past it, new ones are run and not kept.
+#[derive(Default)]
+struct Memo {
+    found: HashMap<Vec<ScalarValue>, Arc<Found>>,
+    values: usize,
+}
+
+/// The values (outer keys and `IN` members) a subquery's memo may hold.
+const MEMO_VALUES: usize = 1 << 20;
 
 /// What running a subquery for one outer row found.
 enum Found {
@@ -518,7 +584,8 @@ impl Members {
 impl SubPlan {
     fn new(call: Arc<SubqueryCall>, state: &SessionState) -> Self {
         Self {
-            memoizable: !is_volatile(&call.plan),
+            // An uncorrelated subquery runs once, volatile or not, as PostgreSQL's does.
+            memoizable: call.outer.is_empty() || !is_volatile(&call.plan),
             call,
             state: state.clone(),
             memo: Mutex::default(),
@@ -564,18 +631,24 @@ impl SubPlan {
                 Found::Members(Members::read(&batches, data_type)?)
             }
         };
+        let size = values.len()
+            + match &found {
+                Found::Value(_) => 1,
+                Found::Members(members) => members.values.len(),
+            };
         let found = Arc::new(found);
         if self.memoizable
             && let Ok(mut memo) = self.memo.lock()
-            && memo.len() < MEMO_ENTRIES
+            && memo.values + size <= MEMO_VALUES
         {
-            memo.insert(values.to_vec(), found.clone());
+            memo.values += size;
+            memo.found.insert(values.to_vec(), found.clone());
         }
         Ok(found)
     }
 
     fn remembered(&self, values: &[ScalarValue]) -> Option<Arc<Found>> {
-        self.memo.lock().ok()?.get(values).cloned()
+        self.memo.lock().ok()?.found.get(values).cloned()
     }
 
     /// The answer for one outer row: `compared` is the `IN`'s left value.

@@ -46,10 +46,10 @@ impl ast::Visitor for OrderByNames<'_> {
                 .iter()
                 .filter_map(|item| match item {
                     SelectItem::UnnamedExpr(expr) if output_name(expr) == name => {
-                        Some(expr.to_string())
+                        Some(comparable(expr))
                     }
                     SelectItem::ExprWithAlias { expr, alias } if super::fold(alias) == name => {
-                        Some(expr.to_string())
+                        Some(comparable(expr))
                     }
                     _ => None,
                 })
@@ -63,6 +63,30 @@ impl ast::Visitor for OrderByNames<'_> {
         }
         std::ops::ControlFlow::Continue(())
     }
+}
+
+/// `expr`'s text with names folded, qualifiers and parentheses dropped: two items that may be
+/// the same expression compare equal (a query may then miss PostgreSQL's error, never get one
+/// PostgreSQL would not give).
+fn comparable(expr: &Expr) -> String {
+    let mut expr = expr.clone();
+    let _ = ast::visit_expressions_mut(&mut expr, |e| {
+        match e {
+            Expr::Identifier(ident) => *ident = Ident::new(super::fold(ident)),
+            Expr::CompoundIdentifier(parts) => {
+                let last = parts.last().map(super::fold).unwrap_or_default();
+                *e = Expr::Identifier(Ident::new(last));
+            }
+            Expr::Function(function) => {
+                let folded = function.name.to_string().to_lowercase();
+                function.name = ast::ObjectName::from(vec![Ident::new(folded)]);
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    // Parentheses leave their mark only in the text.
+    expr.to_string().replace(['(', ')'], "")
 }
 
 /// Gives every repeated unnamed item of the statement's top-level SELECT lists a unique alias.
