@@ -143,7 +143,10 @@ impl SubPlan {
                 Found::Value(ScalarValue::Boolean(Some((rows > 0) != negated)))
             }
             Kind::In { .. } => {
-                let data_type = self.call.plan.schema().field(0).data_type().clone();
+                let Some(field) = self.call.plan.schema().fields().first().cloned() else {
+                    return datafusion::common::plan_err!("IN needs a subquery of one column");
+                };
+                let data_type = field.data_type().clone();
                 Found::Members(Members::read(&batches, data_type)?)
             }
         };
