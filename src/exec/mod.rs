@@ -226,9 +226,9 @@ impl From<StorageError> for ExecError {
         match err {
             StorageError::Io { .. } => ExecError::Io(message),
             StorageError::Locked(..) => ExecError::ObjectInUse(message),
-            StorageError::Rocks(_) | StorageError::Corrupt { .. } => {
-                ExecError::StorageFailure(message)
-            }
+            StorageError::Rocks(_)
+            | StorageError::Corrupt { .. }
+            | StorageError::ReadAfterUnrememberedWrite(_) => ExecError::StorageFailure(message),
             StorageError::Conflict(conflict) => match conflict {
                 Conflict::NamespaceExists(_) => ExecError::DuplicateSchema(message),
                 Conflict::NoSuchNamespace(_) => ExecError::InvalidSchemaName(message),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{JobContext, JobError, JobResult, JobWork};
+use crate::storage::flushed_rows::FlushedRows;
 use crate::storage::rows::{self, RowDecoder};
 use crate::storage::segments::{self, SegmentRecord};
 use crate::storage::{Command, is_tombstone};
@@ -73,28 +74,28 @@ fn flush(ctx: &JobContext, work: &FlushJob) -> JobResult<String> {
     loop {
         ctx.check_cancelled()?;
         let mut decoder = RowDecoder::new(columns.clone(), None);
-        let mut keys = Vec::new();
-        let mut versions = Vec::new();
-        let mut entries = Vec::new();
+        let mut read = FlushedRows::default();
         store.scan_rows_after(table_id, resume_after.as_deref(), |key, stored| {
-            let version = rows::stored_version(stored)?;
             let tombstone = is_tombstone(stored);
             if !tombstone {
                 decoder.push(rows::stored_payload(stored))?;
-                keys.push(key.to_vec());
-                versions.push(version as i64);
             }
-            entries.push((key.to_vec(), version, tombstone));
-            Ok(entries.len() < segment_rows)
+            read.push(key, rows::stored_version(stored)?, tombstone);
+            Ok(read.len() < segment_rows)
         })?;
-        if entries.is_empty() {
+        if read.is_empty() {
             break;
         }
         let segment_id = store.allocate_segment_id();
         let file =
             segments::table_dir(namespace, table).join(format!("seg-{segment_id:012}.parquet"));
-        let row_count = keys.len() as u64;
-        let batch = segments::with_identity(decoder.finish(), keys, versions, schema.clone())?;
+        let row_count = decoder.len() as u64;
+        let batch = segments::with_identity(
+            decoder.finish(),
+            read.live_keys(),
+            read.live_versions(),
+            schema.clone(),
+        )?;
         let path = store.dir().storage().join(&file);
         let size = segments::write_segment(&path, schema.clone(), &[batch])?;
         crate::fault::crash_point("flush_before_publish");
@@ -109,11 +110,11 @@ fn flush(ctx: &JobContext, work: &FlushJob) -> JobResult<String> {
             column_ids: record.columns.iter().map(|c| c.id).collect(),
             column_names: record.columns.iter().map(|c| c.name.clone()).collect(),
         };
-        let done = entries.len() < segment_rows;
-        resume_after = entries.last().map(|e| e.0.clone());
+        let done = read.len() < segment_rows;
+        resume_after = read.last_key().map(<[u8]>::to_vec);
         let applied = store.apply(&Command::FlushSegment {
             segment,
-            rows: entries,
+            rows: read,
         })?;
         flushed_deletes += applied.flushed_deletions;
         if applied.unpublished_segments.contains(&segment_id) {

@@ -13,7 +13,7 @@ use super::records::{self, TableRecord};
 use super::referential::Check;
 use super::rows;
 use super::{
-    CF_CATALOG, CF_COLD_INDEX, CF_META, CF_ROWS, StorageResult, catalog_keys, cf,
+    CF_CATALOG, CF_COLD_INDEX, CF_META, CF_ROWS, StorageError, StorageResult, catalog_keys, cf,
     keys::CF_INDEX_ENTRIES,
 };
 
@@ -55,6 +55,8 @@ pub(super) struct ApplyContext<'a> {
     /// as written.
     deleted_ranges: Vec<DeletedRange>,
     pub applied: Applied,
+    /// Column families this command wrote without remembering the writes.
+    unremembered: Vec<&'static str>,
     /// Where flushed rows are read from, when a command must see a row's flushed copy (to
     /// remove that row's index entries).
     segment_files: Option<SegmentFiles<'a>>,
@@ -110,6 +112,7 @@ impl<'a> ApplyContext<'a> {
                 seq,
                 ..Applied::default()
             },
+            unremembered: Vec::new(),
             segment_files: None,
             definitions: RefCell::default(),
             check_evaluator: None,
@@ -269,6 +272,7 @@ impl<'a> ApplyContext<'a> {
     }
 
     pub(super) fn get(&self, cf_name: &'static str, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.check_remembered(cf_name)?;
         let pending = if cf_name == CF_INDEX_ENTRIES {
             self.pending_entries.get(key)
         } else {
@@ -320,6 +324,7 @@ impl<'a> ApplyContext<'a> {
             || (cf_name == CF_ROWS && !self.row_runs.is_empty())
             || self.deleted_ranges.iter().any(|d| d.cf_name == cf_name)
             || self.unoccupied.is_some()
+            || self.unremembered.contains(&cf_name)
     }
 
     /// `get` of each of `keys` (sorted), in one batched read when nothing this command did
@@ -354,6 +359,33 @@ impl<'a> ApplyContext<'a> {
     pub(super) fn delete(&mut self, batch: &mut WriteBatch, cf_name: &'static str, key: Vec<u8>) {
         batch.delete_cf(cf(self.db, cf_name), &key);
         self.remember(cf_name, key, None);
+    }
+
+    /// Writes (`Some`) or deletes an entry that nothing later in this command reads, without
+    /// remembering it: hashing and copying a million cold-index keys cost a flush's publish
+    /// more than all the rest of it did. A read of the family later in the same command fails
+    /// instead of answering from the database without this write.
+    pub(super) fn write_unremembered(
+        &mut self,
+        batch: &mut WriteBatch,
+        cf_name: &'static str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) {
+        match value {
+            Some(value) => batch.put_cf(cf(self.db, cf_name), key, value),
+            None => batch.delete_cf(cf(self.db, cf_name), key),
+        }
+        if !self.unremembered.contains(&cf_name) {
+            self.unremembered.push(cf_name);
+        }
+    }
+
+    fn check_remembered(&self, cf_name: &'static str) -> StorageResult<()> {
+        if self.unremembered.contains(&cf_name) {
+            return Err(StorageError::ReadAfterUnrememberedWrite(cf_name));
+        }
+        Ok(())
     }
 
     fn remember(&mut self, cf_name: &'static str, key: Vec<u8>, value: Option<Vec<u8>>) {
@@ -438,6 +470,7 @@ impl<'a> ApplyContext<'a> {
         low: &[u8],
         high: &[u8],
     ) -> StorageResult<bool> {
+        self.check_remembered(cf_name)?;
         let mut iter = self.db.raw_iterator_cf(cf(self.db, cf_name));
         iter.seek(low);
         match iter.key() {

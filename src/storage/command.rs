@@ -5,12 +5,14 @@ use serde::{Deserialize, Serialize};
 
 pub(super) use super::apply_context::ApplyContext;
 use super::bulk_load;
+use super::flushed_rows::FlushedRows;
 use super::foreign_keys::{self, ForeignKeyRecord};
 use super::index_ddl;
 use super::indexes::{self, IndexRecord, IndexedRow};
 use super::records::{self, JobRecord, NamespaceRecord, TableRecord, UserRecord};
 use super::referential;
-use super::row_writes::{flush_segment, write_new_rows, write_row};
+use super::row_writes::{write_new_rows, write_row};
+use super::segment_publish::flush_segment;
 use super::segments::SegmentRecord;
 use super::sequences::{self, SequencePosition, SequenceRecord};
 use super::streams::{self, StreamState};
@@ -128,8 +130,7 @@ pub enum Command {
     /// it stays hot, and the segment's copy of it is dead from the start.
     FlushSegment {
         segment: SegmentRecord,
-        /// (key, version read, whether it was a tombstone)
-        rows: Vec<(Vec<u8>, u64, bool)>,
+        rows: FlushedRows,
     },
     /// Appends rows to a stream table's commit log at `appended_at` (microseconds).
     AppendStream {

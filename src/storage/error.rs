@@ -130,6 +130,10 @@ pub enum StorageError {
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt record in {cf}: {message}")]
     Corrupt { cf: &'static str, message: String },
+    /// A command read a column family after writing it unremembered: a bug in the command,
+    /// refused rather than answered from the database without the command's own writes.
+    #[error("internal error: a command read {0} after writing it unremembered")]
+    ReadAfterUnrememberedWrite(&'static str),
     #[error(transparent)]
     Conflict(#[from] Conflict),
 }

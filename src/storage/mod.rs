@@ -17,6 +17,7 @@ mod datadir;
 pub mod datums;
 mod error;
 mod file_names;
+pub mod flushed_rows;
 mod foreign_keys;
 mod index_ddl;
 mod index_reads;
@@ -27,6 +28,7 @@ mod referential;
 mod row_checks;
 mod row_writes;
 pub mod rows;
+mod segment_publish;
 pub mod segments;
 mod sequences;
 pub mod streams;
@@ -549,7 +551,7 @@ mod tests {
         store
             .apply(&Command::FlushSegment {
                 segment: one_row_segment(1),
-                rows: vec![(key.clone(), written.seq, false)],
+                rows: [(&key, written.seq, false)].into_iter().collect(),
             })
             .unwrap();
         // The earlier view: the row is still hot and no segment exists, so a reader that lists
@@ -564,6 +566,40 @@ mod tests {
     }
 
     #[test]
+    fn a_command_reading_the_cold_index_after_publishing_a_flush_fails_and_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, key, written) = store_with_one_hot_row(tmp.path());
+        // The publish writes its cold-index entries unremembered; the write after it in the
+        // same command must look the key up there, and would miss the entry.
+        let err = store
+            .apply(&Command::Batch(vec![
+                Command::FlushSegment {
+                    segment: one_row_segment(1),
+                    rows: [(&key, written.seq, false)].into_iter().collect(),
+                },
+                Command::WriteRows {
+                    table_id: 7,
+                    writes: vec![RowWrite {
+                        key: key.clone(),
+                        value: Some(vec![1, 5]),
+                        expect: Expect::Absent,
+                        moved_to: None,
+                    }],
+                    row_id_high_water: None,
+                    layout_generation: 0,
+                },
+            ]))
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::ReadAfterUnrememberedWrite(CF_COLD_INDEX)),
+            "{err}"
+        );
+        assert!(store.view().row(&key).unwrap().is_some());
+        assert!(store.cold_entry(&key).unwrap().is_none());
+        assert!(store.unpinned_view().segments(7).unwrap().is_empty());
+    }
+
+    #[test]
     fn a_second_flush_of_the_same_rows_is_not_published() {
         let tmp = tempfile::tempdir().unwrap();
         let (store, key, written) = store_with_one_hot_row(tmp.path());
@@ -574,7 +610,7 @@ mod tests {
                 store
                     .apply(&Command::FlushSegment {
                         segment: one_row_segment(id),
-                        rows: vec![(key.clone(), written.seq, false)],
+                        rows: [(&key, written.seq, false)].into_iter().collect(),
                     })
                     .unwrap()
             })
@@ -616,7 +652,7 @@ mod tests {
         let applied = store
             .apply(&Command::FlushSegment {
                 segment: one_row_segment(1),
-                rows: vec![(key.clone(), written.seq, false)],
+                rows: [(&key, written.seq, false)].into_iter().collect(),
             })
             .unwrap();
         assert_eq!(applied.unpublished_segments, vec![1]);

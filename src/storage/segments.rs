@@ -235,12 +235,12 @@ pub fn sync_dir(dir: &Path) -> StorageResult<()> {
 /// Appends key and version columns to a batch of table columns.
 pub fn with_identity(
     columns: Vec<ArrayRef>,
-    keys: Vec<Vec<u8>>,
+    keys: BinaryArray,
     versions: Vec<i64>,
     schema: SchemaRef,
 ) -> StorageResult<RecordBatch> {
     let mut arrays = columns;
-    arrays.push(Arc::new(BinaryArray::from_iter_values(keys)));
+    arrays.push(Arc::new(keys));
     arrays.push(Arc::new(Int64Array::from(versions)));
     RecordBatch::try_new(schema, arrays).map_err(|e| StorageError::Corrupt {
         cf: "segments",
