@@ -32,7 +32,7 @@ async fn still_serves(server: &TestServer, before: &Baseline) {
         .await
         .expect("a new client is answered");
     let row = client.query_one("SELECT 1 + 1", &[]).await.unwrap();
-    assert_eq!(row.get::<_, i64>(0), 2);
+    assert_eq!(row.get::<_, i32>(0), 2);
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "login took {:?}",
@@ -80,7 +80,7 @@ async fn flat_operator_chains_answer_54001_instead_of_overflowing_the_stack() {
     let terms = kalamdb::sql::limits::MAX_EXPRESSION_DEPTH;
     let sql = format!("SELECT {}", chain("+", terms));
     let row = client.query_one(sql.as_str(), &[]).await.unwrap();
-    assert_eq!(row.get::<_, i64>(0), terms as i64);
+    assert_eq!(row.get::<_, i32>(0), terms as i32);
     still_serves(&server, &before).await;
 }
 
@@ -529,7 +529,7 @@ async fn ten_thousand_prepared_statements_fit_and_the_next_one_is_54000() {
             .query_one(&again, &[])
             .await
             .unwrap()
-            .get::<_, i64>(0),
+            .get::<_, i32>(0),
         2
     );
     eprintln!("10,000 Parse round trips: {elapsed:?}");
@@ -549,7 +549,7 @@ async fn deallocate_all_drops_every_named_statement() {
             .query_one(&statement, &[])
             .await
             .unwrap()
-            .get::<_, i64>(0),
+            .get::<_, i32>(0),
         42
     );
     client.batch_execute("DEALLOCATE ALL").await.unwrap();

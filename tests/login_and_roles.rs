@@ -10,7 +10,7 @@ async fn root_logs_in_with_scram_and_runs_select_1() {
     let server = TestServer::start();
     let client = server.root().await;
     let row = client.query_one("SELECT 1", &[]).await.unwrap();
-    assert_eq!(row.get::<_, i64>(0), 1);
+    assert_eq!(row.get::<_, i32>(0), 1);
 }
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn statements_beyond_the_callers_role_are_refused_with_42501() {
                 .query_one("SELECT 2", &[])
                 .await
                 .unwrap()
-                .get::<_, i64>(0),
+                .get::<_, i32>(0),
             2
         );
     }

@@ -84,7 +84,7 @@ async fn an_error_leaves_the_connection_usable_in_both_protocols() {
             .query_one("SELECT 3", &[])
             .await
             .unwrap()
-            .get::<_, i64>(0),
+            .get::<_, i32>(0),
         3
     );
     let rows = client.simple_query("SELECT 4").await.unwrap();
@@ -229,7 +229,7 @@ async fn tls_with_certificate_verification_and_scram() {
             .query_one("SELECT 1", &[])
             .await
             .unwrap()
-            .get::<_, i64>(0),
+            .get::<_, i32>(0),
         1
     );
     // A client that does not trust the development CA refuses the server.
@@ -545,4 +545,49 @@ async fn subqueries_used_as_values_keep_postgresqls_column_names_and_types() {
         .unwrap();
     let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
     assert_eq!(names, ["score", "id", "?column?"]);
+}
+
+#[tokio::test]
+async fn integer_literals_are_described_as_integer_and_wider_ones_as_bigint() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let statement = client
+        .prepare("SELECT 1, 3000000000, 1 + 1, 1 UNION SELECT 2, 4000000000, 3, 4")
+        .await
+        .unwrap();
+    let types: Vec<&Type> = statement.columns().iter().map(|c| c.type_()).collect();
+    assert_eq!(types, [&Type::INT4, &Type::INT8, &Type::INT4, &Type::INT4]);
+    // The values arrive in binary as the types Describe announced.
+    let rows = client.query(&statement, &[]).await.unwrap();
+    let mut firsts: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    firsts.sort();
+    assert_eq!(firsts, [(1, 3_000_000_000), (2, 4_000_000_000)]);
+    let values = client
+        .prepare("SELECT x FROM (VALUES (1), (2)) AS v(x)")
+        .await
+        .unwrap();
+    assert_eq!(values.columns()[0].type_(), &Type::INT4);
+}
+
+#[tokio::test]
+async fn a_call_no_signature_accepts_is_42883_with_postgresqls_hint_in_both_protocols() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    for sql in ["SELECT lower(1)", "SELECT 'a'::text * 2"] {
+        let extended = client.query(sql, &[]).await.unwrap_err();
+        let simple = client.simple_query(sql).await.unwrap_err();
+        for err in [extended, simple] {
+            assert_eq!(sqlstate(&err), "42883", "{sql}");
+            let db = err.as_db_error().expect("a server error");
+            assert!(
+                db.hint()
+                    .is_some_and(|h| h.contains("You might need to add explicit type casts")),
+                "{sql}: {db:?}"
+            );
+        }
+    }
+    let err = client.query("SELECT lower(1)", &[]).await.unwrap_err();
+    assert_eq!(message(&err), "function lower(integer) does not exist");
+    let err = client.query("SELECT 'a'::text * 2", &[]).await.unwrap_err();
+    assert_eq!(message(&err), "operator does not exist: text * integer");
 }

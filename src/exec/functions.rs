@@ -124,6 +124,11 @@ impl PgTypeof {
     }
 }
 
+/// PostgreSQL's name for a value of `data_type` (`integer`, `text`, `double precision`).
+pub(super) fn postgres_type_name(data_type: &DataType) -> String {
+    PgTypeof::type_name(&Field::new("value", data_type.clone(), true))
+}
+
 impl ScalarUDFImpl for PgTypeof {
     fn name(&self) -> &str {
         "pg_typeof"

@@ -25,6 +25,7 @@ mod index_catalog;
 mod index_scan;
 mod indexes;
 mod information_schema;
+mod integer_literals;
 pub mod json;
 mod logins;
 mod maintenance;
@@ -52,6 +53,7 @@ mod table;
 mod text_casts;
 mod to_char;
 mod transaction;
+mod type_mismatch;
 mod users;
 mod view_table;
 mod views;
@@ -108,6 +110,9 @@ pub enum ExecError {
     UndefinedColumn(String),
     #[error("{0}")]
     UndefinedFunction(String),
+    /// No function or operator of the name takes the argument types it was given.
+    #[error("{message}")]
+    NoMatchingSignature { message: String, hint: &'static str },
     #[error("{0}")]
     DuplicateColumn(String),
     #[error("{0}")]

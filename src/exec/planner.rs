@@ -203,7 +203,7 @@ impl StatementPlanner {
         reference.resolve(&catalog.default_catalog, &catalog.default_schema)
     }
 
-    fn is_known_function(&self, name: &str) -> bool {
+    pub(super) fn is_known_function(&self, name: &str) -> bool {
         self.state.scalar_functions().contains_key(name)
             || self.state.aggregate_functions().contains_key(name)
             || self.state.window_functions().contains_key(name)
@@ -220,20 +220,38 @@ impl StatementPlanner {
         }
     }
 
+    /// A planning error, or when DataFusion refused some argument types, which call or
+    /// operator it was, as PostgreSQL reports it.
+    fn planning_error_diagnosed(
+        &self,
+        err: DataFusionError,
+        statement: ast::Statement,
+    ) -> ExecError {
+        let refused_types = matches!(
+            err.find_root(),
+            DataFusionError::Plan(_) | DataFusionError::Internal(_)
+        );
+        if refused_types && let Some(mismatch) = super::type_mismatch::diagnose(self, statement) {
+            return mismatch;
+        }
+        self.planning_error(err)
+    }
+
     fn sql(&self) -> SqlToRel<'_, Self> {
+        SqlToRel::new_with_options(self, self.parser_options())
+    }
+
+    pub(super) fn parser_options(&self) -> ParserOptions {
         let options = &self.state.config_options().sql_parser;
-        SqlToRel::new_with_options(
-            self,
-            ParserOptions {
-                parse_float_as_decimal: options.parse_float_as_decimal,
-                enable_ident_normalization: options.enable_ident_normalization,
-                support_varchar_with_length: options.support_varchar_with_length,
-                enable_options_value_normalization: options.enable_options_value_normalization,
-                collect_spans: options.collect_spans,
-                map_string_types_to_utf8view: options.map_string_types_to_utf8view,
-                default_null_ordering: options.default_null_ordering.as_str().into(),
-            },
-        )
+        ParserOptions {
+            parse_float_as_decimal: options.parse_float_as_decimal,
+            enable_ident_normalization: options.enable_ident_normalization,
+            support_varchar_with_length: options.support_varchar_with_length,
+            enable_options_value_normalization: options.enable_options_value_normalization,
+            collect_spans: options.collect_spans,
+            map_string_types_to_utf8view: options.map_string_types_to_utf8view,
+            default_null_ordering: options.default_null_ordering.as_str().into(),
+        }
     }
 
     /// Plans `expr` over the columns of `schema`; subqueries may refer to them.
@@ -253,9 +271,14 @@ impl StatementPlanner {
     /// Plans a whole statement DataFusion can plan (a query, EXPLAIN).
     pub fn statement(&self, mut statement: ast::Statement) -> ExecResult<LogicalPlan> {
         super::json::rewrite_casts(&mut statement);
-        self.sql()
-            .sql_statement_to_plan(statement)
-            .map_err(|e| self.planning_error(e))
+        // Kept to be planned again, should planning fail for a type mismatch.
+        let diagnosable = statement.clone();
+        match self.sql().sql_statement_to_plan(statement) {
+            Ok(plan) => {
+                super::integer_literals::type_as_postgres(plan).map_err(|e| self.planning_error(e))
+            }
+            Err(e) => Err(self.planning_error_diagnosed(e, diagnosable)),
+        }
     }
 
     /// Runs `plan` to completion.

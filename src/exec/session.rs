@@ -182,6 +182,12 @@ impl Engine {
             .expr_planners()
             .get_or_insert_with(Vec::new)
             .insert(0, super::json::operators());
+        // DataFusion's rules, with its type coercion reporting refused argument types as
+        // PostgreSQL does.
+        builder = builder.with_analyzer_rules(vec![
+            Arc::new(datafusion::optimizer::analyzer::resolve_grouping_function::ResolveGroupingFunction::new()),
+            Arc::new(super::type_mismatch::PostgresTypeCoercion::default()),
+        ]);
         let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
         ctx.add_analyzer_rule(POSTGRES_EXPRESSIONS.clone());

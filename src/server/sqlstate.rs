@@ -99,6 +99,9 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
     {
         info.detail = Some(detail.clone());
     }
+    if let ExecError::NoMatchingSignature { hint, .. } = err {
+        info.hint = Some((*hint).to_owned());
+    }
     info
 }
 
@@ -118,7 +121,9 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::QueryCanceled | ExecError::StatementTimeout => QUERY_CANCELED,
         ExecError::UndefinedTable(_) => UNDEFINED_TABLE,
         ExecError::UndefinedColumn(_) => UNDEFINED_COLUMN,
-        ExecError::UndefinedFunction(_) => UNDEFINED_FUNCTION,
+        ExecError::UndefinedFunction(_) | ExecError::NoMatchingSignature { .. } => {
+            UNDEFINED_FUNCTION
+        }
         ExecError::DuplicateColumn(_) => DUPLICATE_COLUMN,
         ExecError::NotNullViolation(_) => NOT_NULL_VIOLATION,
         ExecError::UniqueViolation(_)

@@ -204,12 +204,13 @@ fn texts(n: usize) -> Signature {
     Signature::exact(vec![DataType::Utf8; n], Volatility::Immutable)
 }
 
-/// (json, key or index): `->`, `->>` and their functions.
+/// (json, key or index): `->`, `->>` and their functions. The index comes first: an integer
+/// of another width is then widened to it rather than read as a key's text.
 fn field_signature() -> Signature {
     Signature::one_of(
         vec![
-            TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8]),
             TypeSignature::Exact(vec![DataType::Utf8, DataType::Int64]),
+            TypeSignature::Exact(vec![DataType::Utf8, DataType::Utf8]),
         ],
         Volatility::Immutable,
     )
