@@ -9,7 +9,8 @@
 //! window functions keep their type: `count(*)` is planned as a count of the literal 1, which
 //! DataFusion's optimizer recognizes by its type, and `ntile(4)` or `lag(x, 1)` read theirs as
 //! bigints. LIMIT and OFFSET are not expressions PostgreSQL types either way. A statement with
-//! a recursive query keeps DataFusion's types throughout (see `type_as_postgres`).
+//! a recursive query or a correlated subquery keeps DataFusion's types throughout, as does an
+//! aggregate by grouping sets (see `keeps_planned_types`).
 
 use std::sync::Arc;
 
@@ -26,18 +27,7 @@ use datafusion::optimizer::analyzer::type_coercion::coerce_union_schema;
 
 /// `plan` with its integer literals typed as PostgreSQL types them; names stay as they were.
 pub(super) fn type_as_postgres(plan: LogicalPlan) -> Result<LogicalPlan> {
-    // A recursive query's work table is typed when it is planned, from its first term: typing
-    // that term's literals anew would leave the recursive term reading the old types.
-    let mut recursive = false;
-    plan.apply_with_subqueries(|node| {
-        recursive = matches!(node, LogicalPlan::RecursiveQuery(_));
-        Ok(if recursive {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    })?;
-    if recursive {
+    if keeps_planned_types(&plan)? {
         return Ok(plan);
     }
     plan.transform_up_with_subqueries(|plan| {
@@ -51,6 +41,16 @@ pub(super) fn type_as_postgres(plan: LogicalPlan) -> Result<LogicalPlan> {
             | LogicalPlan::Copy(_)
             | LogicalPlan::TableScan(_)
             | LogicalPlan::Unnest(_) => plan,
+            // A grouping set's expressions are named as a whole: renaming one would leave
+            // the aggregate without its grouping sets.
+            LogicalPlan::Aggregate(ref aggregate)
+                if aggregate
+                    .group_expr
+                    .iter()
+                    .any(|e| matches!(e, Expr::GroupingSet(_))) =>
+            {
+                plan
+            }
             plan => {
                 let names = NamePreserver::new(&plan);
                 let schema = merge_schema(&plan.inputs());
@@ -71,6 +71,26 @@ pub(super) fn type_as_postgres(plan: LogicalPlan) -> Result<LogicalPlan> {
         Ok(Transformed::yes(plan))
     })
     .map(|t| t.data)
+}
+
+/// Whether `plan` must keep the types it was planned with throughout: a recursive query's work
+/// table is typed from its first term when planned, and a correlated subquery holds the type
+/// of each outer column it reads; typing literals anew would leave either reading old types.
+fn keeps_planned_types(plan: &LogicalPlan) -> Result<bool> {
+    let mut keeps = false;
+    plan.apply_with_subqueries(|node| {
+        keeps = matches!(node, LogicalPlan::RecursiveQuery(_))
+            || node.expressions().iter().any(|expr| {
+                expr.exists(|e| Ok(matches!(e, Expr::OuterReferenceColumn(..))))
+                    .unwrap_or(true)
+            });
+        Ok(if keeps {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })?;
+    Ok(keeps)
 }
 
 /// A union's columns take the types its inputs' columns now combine to (DataFusion keeps a

@@ -281,6 +281,19 @@ impl StatementPlanner {
         }
     }
 
+    /// The columns `plan` returns once analyzed, the types its rows are sent as: type coercion
+    /// settles what planning leaves open (a CASE whose branches differ is typed by its first
+    /// branch until then). The planned columns when analysis fails: running it will fail too.
+    pub fn analyzed_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+        self.state
+            .analyzer()
+            .execute_and_check(plan.clone(), self.state.config_options(), |_, _| {})
+            .map_or_else(
+                |_| Arc::new(plan.schema().as_arrow().clone()),
+                |analyzed| Arc::new(analyzed.schema().as_arrow().clone()),
+            )
+    }
+
     /// Runs `plan` to completion.
     pub async fn collect(&self, plan: LogicalPlan) -> ExecResult<Vec<RecordBatch>> {
         Ok(DataFrame::new(self.state.clone(), plan).collect().await?)

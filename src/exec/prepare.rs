@@ -32,9 +32,8 @@ impl Session {
         self.authorize(&statement)?;
         match &statement {
             Statement::Query(ast) => {
-                let plan = StatementPlanner::new(self, ast)
-                    .await?
-                    .statement(ast.as_ref().clone())?;
+                let planner = StatementPlanner::new(self, ast).await?;
+                let plan = planner.statement(ast.as_ref().clone())?;
                 SQLOptions::new()
                     .with_allow_ddl(false)
                     .with_allow_dml(false)
@@ -43,7 +42,7 @@ impl Session {
                 let param_types = ordered_parameter_types(&plan)?;
                 let result_schema = Some(super::naming::postgres_names(
                     ast,
-                    Arc::new(plan.schema().as_arrow().clone()),
+                    planner.analyzed_schema(&plan),
                 ));
                 Ok(PreparedStatement {
                     statement,
