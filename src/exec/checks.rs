@@ -159,7 +159,7 @@ impl Session {
             return Err(ExecError::Internal(format!("{query} is not a query")));
         };
         let planner = super::planner::StatementPlanner::new(self, &statement).await?;
-        let plan = planner.query(select.as_ref().clone())?;
+        let plan = planner.query(select)?;
         planner.collect(plan).await
     }
 }

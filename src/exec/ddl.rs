@@ -211,7 +211,7 @@ impl Session {
     ) -> ExecResult<Outcome> {
         let statement = ast::Statement::Query(Box::new(query.clone()));
         let planner = LazyPlanner::new(self, &statement);
-        let plan = planner.get().await?.query(query.clone())?;
+        let plan = planner.get().await?.query(query)?;
         let schema = super::naming::postgres_names(&statement, plan.schema().inner().clone());
         let mut columns: Vec<ColumnDef> = Vec::with_capacity(schema.fields().len());
         for field in schema.fields() {

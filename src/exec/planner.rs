@@ -264,20 +264,33 @@ impl StatementPlanner {
     }
 
     /// Plans a query (a SELECT, VALUES, a set operation).
-    pub fn query(&self, query: ast::Query) -> ExecResult<LogicalPlan> {
-        self.statement(ast::Statement::Query(Box::new(query)))
+    pub fn query(&self, query: &ast::Query) -> ExecResult<LogicalPlan> {
+        let statement = || ast::Statement::Query(Box::new(query.clone()));
+        self.plan(statement(), statement)
     }
 
     /// Plans a whole statement DataFusion can plan (a query, EXPLAIN).
-    pub fn statement(&self, mut statement: ast::Statement) -> ExecResult<LogicalPlan> {
+    pub fn statement(&self, statement: &ast::Statement) -> ExecResult<LogicalPlan> {
+        self.plan(statement.clone(), || statement.clone())
+    }
+
+    /// Plans `statement`; `again` gives another copy of it, asked for only when planning fails
+    /// and the failure is diagnosed by planning it again.
+    fn plan(
+        &self,
+        mut statement: ast::Statement,
+        again: impl FnOnce() -> ast::Statement,
+    ) -> ExecResult<LogicalPlan> {
         super::json::rewrite_casts(&mut statement);
-        // Kept to be planned again, should planning fail for a type mismatch.
-        let diagnosable = statement.clone();
         match self.sql().sql_statement_to_plan(statement) {
             Ok(plan) => {
                 super::integer_literals::type_as_postgres(plan).map_err(|e| self.planning_error(e))
             }
-            Err(e) => Err(self.planning_error_diagnosed(e, diagnosable)),
+            Err(e) => {
+                let mut diagnosable = again();
+                super::json::rewrite_casts(&mut diagnosable);
+                Err(self.planning_error_diagnosed(e, diagnosable))
+            }
         }
     }
 
@@ -359,7 +372,7 @@ fn expand_view<'a>(
         let query = crate::sql::parse_view_query(&view.query)?;
         let statement = ast::Statement::Query(Box::new(query.clone()));
         let planner = StatementPlanner::inside_views(session, &statement, depth).await?;
-        let plan = with_view_columns(planner.query(query)?, view)?;
+        let plan = with_view_columns(planner.query(&query)?, view)?;
         Ok(Arc::new(ViewTable::new(plan, Some(view.query.clone()))) as Arc<dyn TableProvider>)
     })
 }

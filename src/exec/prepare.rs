@@ -33,7 +33,7 @@ impl Session {
         match &statement {
             Statement::Query(ast) => {
                 let planner = StatementPlanner::new(self, ast).await?;
-                let plan = planner.statement(ast.as_ref().clone())?;
+                let plan = planner.statement(ast)?;
                 SQLOptions::new()
                     .with_allow_ddl(false)
                     .with_allow_dml(false)
@@ -130,7 +130,7 @@ impl Session {
             return;
         };
         let Ok(found) = planner
-            .statement(probe.as_ref().clone())
+            .statement(&probe)
             .map_err(|_| ())
             .and_then(|plan| ordered_parameter_types(&plan).map_err(|_| ()))
         else {

@@ -42,7 +42,7 @@ impl Session {
         let statement = ast::Statement::Query(Box::new(query.clone()));
         let planner = StatementPlanner::new(self, &statement).await?;
         let qualified = crate::sql::qualify_relations(query, |n| planner.namespace_of(n));
-        let plan = planner.query(qualified.clone())?;
+        let plan = planner.query(&qualified)?;
         let fields = plan.schema().fields();
         if column_names.len() > fields.len() {
             return Err(ExecError::Sql(crate::sql::SqlError::Syntax(

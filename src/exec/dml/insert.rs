@@ -236,7 +236,7 @@ impl Session {
         let planner = planner.get().await?;
         let source = match values_with_subqueries(&source) {
             Some(rows) => values_row_by_row(planner, rows)?,
-            None => planner.query(source)?,
+            None => planner.query(&source)?,
         };
         let width = source.schema().fields().len();
         let targets = match insert.columns.is_empty() && width < targets.len() {
