@@ -9,14 +9,52 @@ use datafusion::arrow::array::BinaryArray;
 use datafusion::arrow::buffer::{Buffer, OffsetBuffer};
 use serde::{Deserialize, Serialize};
 
-/// See the module documentation.
+/// See the module documentation. A deserialized copy is checked to be laid out as `push`
+/// lays it out, so that reading a key never indexes past the buffer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FlushedRowsParts")]
 pub struct FlushedRows {
     key_bytes: Vec<u8>,
     /// Where each row's key ends in `key_bytes`.
     key_ends: Vec<usize>,
     versions: Vec<u64>,
     tombstones: Vec<bool>,
+}
+
+/// `FlushedRows` as serialized, before its layout is checked.
+#[derive(Deserialize)]
+struct FlushedRowsParts {
+    key_bytes: Vec<u8>,
+    key_ends: Vec<usize>,
+    versions: Vec<u64>,
+    tombstones: Vec<bool>,
+}
+
+impl TryFrom<FlushedRowsParts> for FlushedRows {
+    type Error = String;
+
+    fn try_from(parts: FlushedRowsParts) -> Result<Self, String> {
+        let rows = parts.key_ends.len();
+        let ends_in_order = parts.key_ends.is_sorted()
+            && parts
+                .key_ends
+                .last()
+                .is_none_or(|&end| end == parts.key_bytes.len());
+        if !ends_in_order || parts.versions.len() != rows || parts.tombstones.len() != rows {
+            return Err(format!(
+                "flushed rows are not laid out as written: {rows} key ends over {} bytes, {} versions, {} tombstone flags",
+                parts.key_bytes.len(),
+                parts.versions.len(),
+                parts.tombstones.len()
+            ));
+        }
+        Ok(FlushedRows {
+            key_bytes: parts.key_bytes,
+            key_ends: parts.key_ends,
+            versions: parts.versions,
+            tombstones: parts.tombstones,
+        })
+    }
 }
 
 /// One row a flush read.
@@ -134,6 +172,25 @@ mod tests {
         let keys: Vec<&[u8]> = (0..keys.len()).map(|i| keys.value(i)).collect();
         assert_eq!(keys, [&b"a"[..], b"", b"dddd"]);
         assert_eq!(rows.live_versions(), [1, 3, 4]);
+    }
+
+    #[test]
+    fn a_deserialized_copy_must_be_laid_out_as_written() {
+        let rows: FlushedRows = [(&b"ab"[..], 1, false), (&b"c"[..], 2, true)]
+            .into_iter()
+            .collect();
+        let json = serde_json::to_string(&rows).unwrap();
+        assert_eq!(serde_json::from_str::<FlushedRows>(&json).unwrap(), rows);
+        for broken in [
+            r#"{"key_bytes":[1,2],"key_ends":[1,5],"versions":[1,2],"tombstones":[false,false]}"#,
+            r#"{"key_bytes":[1,2],"key_ends":[2,1],"versions":[1,2],"tombstones":[false,false]}"#,
+            r#"{"key_bytes":[1,2],"key_ends":[1,2],"versions":[1],"tombstones":[false,false]}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<FlushedRows>(broken).is_err(),
+                "{broken}"
+            );
+        }
     }
 
     #[test]
