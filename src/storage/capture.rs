@@ -22,6 +22,12 @@ use super::{
 /// memtables, which keeps the write stall of a capture short.
 const CHECKPOINT_LOG_SIZE_FOR_FLUSH: u64 = 64 * 1024 * 1024;
 
+/// How many times a checkpoint is tried before its error fails the backup. RocksDB lists the
+/// write-ahead logs and then reads each one's size; a log that a purge of obsolete files removes
+/// in between fails the checkpoint with an I/O error ("while stat a file for size", seen once
+/// in CI right after the flush above). Listing again no longer finds the removed log.
+const CHECKPOINT_ATTEMPTS: u32 = 3;
+
 /// One file of a backup point.
 #[derive(Debug, Clone)]
 pub struct CapturedFile {
@@ -76,8 +82,7 @@ impl Store {
         let started = std::time::Instant::now();
         let applied = self.apply_lock.lock().expect("apply lock poisoned");
         let checkpoint_dir = dest.join("rocksdb");
-        rocksdb::checkpoint::Checkpoint::new(&self.db)?
-            .create_checkpoint_with_log_size(&checkpoint_dir, CHECKPOINT_LOG_SIZE_FOR_FLUSH)?;
+        self.create_checkpoint(&checkpoint_dir)?;
         let mut files = Vec::new();
         for segment in self.all_segments()? {
             let relative = format!("storage/{}", segment.file);
@@ -128,6 +133,36 @@ impl Store {
             files,
             stall,
         })
+    }
+
+    /// Writes a RocksDB checkpoint to `dir`, trying again when a file it listed vanished before
+    /// it was read (see [`CHECKPOINT_ATTEMPTS`]).
+    fn create_checkpoint(&self, dir: &Path) -> StorageResult<()> {
+        let mut attempt = 1;
+        loop {
+            let created = rocksdb::checkpoint::Checkpoint::new(&self.db).and_then(|checkpoint| {
+                checkpoint.create_checkpoint_with_log_size(dir, CHECKPOINT_LOG_SIZE_FOR_FLUSH)
+            });
+            match created {
+                Ok(()) => return Ok(()),
+                Err(error)
+                    if error.kind() == rocksdb::ErrorKind::IOError
+                        && attempt < CHECKPOINT_ATTEMPTS =>
+                {
+                    tracing::warn!(attempt, %error, "checkpoint failed on a file that changed while it was taken; trying again");
+                    // RocksDB builds the checkpoint in `<dir>.tmp` and removes that on failure;
+                    // whatever a failed attempt left must not make the next one fail on
+                    // "directory exists".
+                    let mut scratch = dir.as_os_str().to_owned();
+                    scratch.push(".tmp");
+                    for leftover in [dir, Path::new(&scratch)] {
+                        remove_dir_if_present(leftover)?;
+                    }
+                    attempt += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Reads the metadata state at the current applied sequence number. `write` runs with the
@@ -200,4 +235,42 @@ pub fn list_files(root: &Path, prefix: &str) -> StorageResult<Vec<(String, PathB
         }
     }
     Ok(out)
+}
+
+fn remove_dir_if_present(dir: &Path) -> StorageResult<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StorageError::io(format!("removing {}", dir.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Durability;
+
+    #[test]
+    fn a_log_that_cannot_be_read_fails_the_capture_after_retries_and_a_later_capture_succeeds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let durability = Durability {
+            sync_writes: false,
+            wal_enabled: true,
+        };
+        let store = Store::open(&tmp.path().join("data"), durability).unwrap();
+        // RocksDB lists this as a write-ahead log and then cannot read its size: what it meets
+        // when a purge removes a log between the two. Numbered above any real log, so no purge
+        // of obsolete logs takes it away.
+        let vanished = store.dir.rocksdb().join("999999.log");
+        std::os::unix::fs::symlink(tmp.path().join("gone"), &vanished).unwrap();
+        let dest = tmp.path().join("capture");
+        let error = store.capture_backup_point(&dest).unwrap_err().to_string();
+        // Each retry got as far as the first attempt: no leftover made it fail earlier.
+        assert!(error.contains("while stat a file for size"), "{error}");
+        assert!(!dest.join("rocksdb").exists());
+        std::fs::remove_file(&vanished).unwrap();
+        let point = store.capture_backup_point(&dest).unwrap();
+        assert!(point.files.iter().any(|f| f.relative == "rocksdb/CURRENT"));
+    }
 }
