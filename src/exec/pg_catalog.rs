@@ -56,6 +56,7 @@ impl PgCatalogContextProvider for UsersAsRoles {
 
 const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 const AUTHID_TABLE: &str = "pg_authid";
+const AGGREGATES_TABLE: &str = "pg_aggregate";
 
 /// The tables KalamDB adds to `pg_catalog`.
 const KALAMDB_TABLES: [&str; 13] = [
@@ -212,6 +213,16 @@ impl SchemaProvider for PgCatalogSchema {
         }
         if name == SECURITY_LABELS_VIEW {
             return Ok(Some(security_labels()));
+        }
+        if name == AGGREGATES_TABLE
+            && let (Some(aggregates), Some(functions)) = (
+                self.crate_table(AGGREGATES_TABLE).await?,
+                self.crate_table("pg_proc").await?,
+            )
+        {
+            return Ok(Some(Arc::new(
+                super::aggregate_catalog::AggregatesByFunctionOid::new(aggregates, functions),
+            )));
         }
         if name == TABLE_SIZES_TABLE {
             return Ok(Some(super::system_tables::store_backed(
