@@ -100,15 +100,23 @@ impl TableProvider for AggregatesByFunctionOid {
     }
 }
 
+/// One aggregate function of `pg_proc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Overload {
+    oid: i32,
+    first_argument: Option<i32>,
+}
+
 /// The aggregate functions of `pg_proc` by name, each overload taken once.
+#[derive(Default)]
 struct AggregateOverloads {
-    /// Per name, (OID, first argument type) in OID order, `None` once taken.
-    by_name: HashMap<String, Vec<Option<(i32, Option<i32>)>>>,
+    /// Per name, in OID order, `None` once taken.
+    by_name: HashMap<String, Vec<Option<Overload>>>,
 }
 
 impl AggregateOverloads {
     fn read(functions: &[RecordBatch]) -> Result<Self> {
-        let mut by_name: HashMap<String, Vec<Option<(i32, Option<i32>)>>> = HashMap::new();
+        let mut overloads = AggregateOverloads::default();
         for batch in functions {
             let oids = batch
                 .column_by_name("oid")
@@ -126,16 +134,20 @@ impl AggregateOverloads {
                     .then(|| argument_types.value(row).split_whitespace().next())
                     .flatten()
                     .and_then(|t| t.parse().ok());
-                by_name
-                    .entry(names.value(row).to_owned())
-                    .or_default()
-                    .push(Some((oids.value(row), first_argument)));
+                overloads.add(names.value(row), oids.value(row), first_argument);
             }
         }
-        for overloads in by_name.values_mut() {
-            overloads.sort();
-        }
-        Ok(AggregateOverloads { by_name })
+        Ok(overloads)
+    }
+
+    fn add(&mut self, name: &str, oid: i32, first_argument: Option<i32>) {
+        let overloads = self.by_name.entry(name.to_owned()).or_default();
+        let overload = Overload {
+            oid,
+            first_argument,
+        };
+        let at = overloads.partition_point(|o| o.is_some_and(|o| o < overload));
+        overloads.insert(at, Some(overload));
     }
 
     /// The OID of `name`'s overload for an aggregate row with `transition` type: the one whose
@@ -143,10 +155,10 @@ impl AggregateOverloads {
     fn take(&mut self, name: &str, transition: Option<i32>) -> Option<i32> {
         let overloads = self.by_name.get_mut(name)?;
         let same_type = overloads.iter().position(|o| {
-            o.is_some_and(|(_, argument)| argument.is_some() && argument == transition)
+            o.is_some_and(|o| o.first_argument.is_some() && o.first_argument == transition)
         });
         let position = same_type.or_else(|| overloads.iter().position(Option::is_some))?;
-        overloads[position].take().map(|(oid, _)| oid)
+        overloads[position].take().map(|o| o.oid)
     }
 }
 
@@ -169,14 +181,11 @@ mod tests {
     use super::*;
 
     fn overloads(rows: &[(&str, i32, Option<i32>)]) -> AggregateOverloads {
-        let mut by_name: HashMap<String, Vec<Option<(i32, Option<i32>)>>> = HashMap::new();
+        let mut overloads = AggregateOverloads::default();
         for (name, oid, argument) in rows {
-            by_name
-                .entry((*name).to_owned())
-                .or_default()
-                .push(Some((*oid, *argument)));
+            overloads.add(name, *oid, *argument);
         }
-        AggregateOverloads { by_name }
+        overloads
     }
 
     #[test]
