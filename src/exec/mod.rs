@@ -27,6 +27,7 @@ mod index_scan;
 mod indexes;
 mod information_schema;
 mod integer_literals;
+mod interval_arithmetic;
 pub mod json;
 mod logins;
 mod maintenance;
@@ -143,6 +144,9 @@ pub enum ExecError {
     StringTooLong(String),
     #[error("{0}")]
     NumericOutOfRange(String),
+    /// A date, time or interval past what its type holds (22008).
+    #[error("{0}")]
+    DatetimeOutOfRange(String),
     #[error("{0}")]
     InvalidText(String),
     /// Text read as `json` or `jsonb` that is not JSON (22P02); the detail says where.

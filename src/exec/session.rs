@@ -182,6 +182,10 @@ impl Engine {
             .expr_planners()
             .get_or_insert_with(Vec::new)
             .insert(0, super::json::operators());
+        builder
+            .expr_planners()
+            .get_or_insert_with(Vec::new)
+            .insert(1, super::interval_arithmetic::operators());
         // DataFusion's rules, with its type coercion reporting refused argument types as
         // PostgreSQL does.
         builder = builder.with_analyzer_rules(vec![
@@ -203,6 +207,7 @@ impl Engine {
         // After pg_catalog, whose session functions answer for a fixed user.
         functions::register(&ctx, user_id, settings.clone());
         super::json::register(&ctx);
+        super::interval_arithmetic::register(&ctx);
         super::sleep::register(&ctx);
         super::search_path::register(&ctx, self.store.clone(), settings.clone());
         super::sequence_functions::register(

@@ -4,6 +4,7 @@
 //! because a layer above it did.
 
 pub mod float_text;
+pub mod interval_text;
 pub mod oids;
 mod roles;
 mod tables;

@@ -34,6 +34,9 @@ pub const CARDINALITY_VIOLATION: &str = "21000";
 pub const DATATYPE_MISMATCH: &str = "42804";
 pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
 pub const DIVISION_BY_ZERO: &str = "22012";
+pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
+pub const INVALID_DATETIME_FORMAT: &str = "22007";
+pub const INTERVAL_FIELD_OVERFLOW: &str = "22015";
 pub const DUPLICATE_COLUMN: &str = "42701";
 pub const DUPLICATE_OBJECT: &str = "42710";
 pub const DUPLICATE_SCHEMA: &str = "42P06";
@@ -135,6 +138,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::DatatypeMismatch(_) => DATATYPE_MISMATCH,
         ExecError::StringTooLong(_) => STRING_DATA_RIGHT_TRUNCATION,
         ExecError::NumericOutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
+        ExecError::DatetimeOutOfRange(_) => DATETIME_FIELD_OVERFLOW,
         ExecError::InvalidText(_) | ExecError::InvalidJson { .. } => INVALID_TEXT_REPRESENTATION,
         ExecError::WrongObjectType(_) => WRONG_OBJECT_TYPE,
         ExecError::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,
@@ -194,6 +198,8 @@ fn sql_code(err: &SqlError) -> &'static str {
         SqlError::TooManyColumns(_) => TOO_MANY_COLUMNS,
         SqlError::UndefinedParameter(_) => UNDEFINED_PARAMETER,
         SqlError::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
+        SqlError::InvalidDatetimeFormat(_) => INVALID_DATETIME_FORMAT,
+        SqlError::DatetimeFieldOverflow(_) => INTERVAL_FIELD_OVERFLOW,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Wire encodings PostgreSQL clients expect that differ from pgwire's defaults: float text as
-//! PostgreSQL prints it, and JSON, JSONB and UUID values stored as text.
+//! PostgreSQL prints it, intervals in its `postgres` style, and JSON, JSONB and UUID values
+//! stored as text.
 
 use std::error::Error;
 
@@ -232,6 +233,43 @@ impl ToSqlText for PgTimestamp {
             out.put_slice(format!(".{micros:06}").trim_end_matches('0').as_bytes());
         }
         out.put_slice(zone.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+/// An interval: months, days and microseconds, printed in PostgreSQL's `postgres` style and
+/// sent in binary as PostgreSQL's three fields.
+#[derive(Debug)]
+pub struct PgInterval {
+    pub months: i32,
+    pub days: i32,
+    pub micros: i64,
+}
+
+impl ToSql for PgInterval {
+    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        out.put_i64(self.micros);
+        out.put_i32(self.days);
+        out.put_i32(self.months);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::INTERVAL)
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for PgInterval {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _: &FormatOptions,
+    ) -> Result<IsNull, BoxError> {
+        let text = crate::model::interval_text::interval_text(self.months, self.days, self.micros);
+        out.put_slice(text.as_bytes());
         Ok(IsNull::No)
     }
 }

@@ -11,10 +11,12 @@ mod copy;
 mod ddl;
 mod foreign_keys;
 mod indexes;
+mod interval_literals;
 pub mod json_each;
 pub mod limits;
 pub mod output_names;
 mod parse;
+mod postgres_spellings;
 mod regex_substring;
 mod sequences;
 mod set_returning;
@@ -71,6 +73,12 @@ pub enum SqlError {
     UndefinedParameter(String),
     #[error("{0}")]
     InvalidParameter(String),
+    /// A date, time or interval literal in no form PostgreSQL reads (22007).
+    #[error("{0}")]
+    InvalidDatetimeFormat(String),
+    /// An interval literal with a field past what an interval holds (22015).
+    #[error("{0}")]
+    DatetimeFieldOverflow(String),
 }
 
 /// A parsed statement.

@@ -65,6 +65,8 @@ fn cell(row: &Row, i: usize) -> String {
         Type::JSON | Type::JSONB => get!(JsonText, |v| v.0),
         Type::VOID => get!(Void, |_| String::new()),
         Type::UUID => get!(uuid::Uuid, |v| v.to_string()),
+        Type::OID => get!(u32, |v| v.to_string()),
+        Type::INTERVAL => get!(Interval, |v| v.0),
         Type::BYTEA => get!(Vec<u8>, |v| format!("\\x{}", hex::encode(v))),
         Type::INT2_ARRAY => get!(Vec<Option<i16>>, |v| array_text(&v)),
         Type::INT4_ARRAY => get!(Vec<Option<i32>>, |v| array_text(&v)),
@@ -94,6 +96,30 @@ impl<'a> tokio_postgres::types::FromSql<'a> for JsonText {
 
     fn accepts(ty: &Type) -> bool {
         matches!(*ty, Type::JSON | Type::JSONB)
+    }
+}
+
+/// An interval read from PostgreSQL's binary form (microseconds, days, months), printed as
+/// its text output would read (KalamDB's printer; the simple protocol compares the servers'
+/// own text).
+struct Interval(String);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for Interval {
+    fn from_sql(
+        _ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let raw: [u8; 16] = raw.try_into()?;
+        let micros = i64::from_be_bytes(raw[..8].try_into()?);
+        let days = i32::from_be_bytes(raw[8..12].try_into()?);
+        let months = i32::from_be_bytes(raw[12..].try_into()?);
+        Ok(Interval(kalamdb::model::interval_text::interval_text(
+            months, days, micros,
+        )))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::INTERVAL)
     }
 }
 

@@ -24,7 +24,7 @@ use rust_decimal::Decimal;
 
 use crate::exec::Outcome;
 use crate::server::sqlstate;
-use crate::server::values::{PgDate, PgFloat, PgNumeric, PgTimestamp, TextTyped};
+use crate::server::values::{PgDate, PgFloat, PgInterval, PgNumeric, PgTimestamp, TextTyped};
 
 use super::*;
 
@@ -281,6 +281,13 @@ pub fn encode_cell(
             });
             put(encoder, value, field)
         }
+        DataType::Interval(_) | DataType::Duration(_) => {
+            let value = column
+                .is_valid(row)
+                .then(|| interval_at(column, row))
+                .flatten();
+            put(encoder, value, field)
+        }
         DataType::List(_) | DataType::LargeList(_) => {
             let elements = if column.is_null(row) {
                 None
@@ -304,6 +311,66 @@ pub fn encode_cell(
             };
             put(encoder, text, field)
         }
+    }
+}
+
+/// The interval at `row` of an interval or duration column (a duration, the difference of two
+/// timestamps, is days and time as PostgreSQL makes it).
+fn interval_at(column: &dyn Array, row: usize) -> Option<PgInterval> {
+    use datafusion::arrow::datatypes::{
+        DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
+        DurationSecondType, IntervalDayTimeType, IntervalMonthDayNanoType, IntervalUnit,
+        IntervalYearMonthType,
+    };
+    let duration = |micros: Option<i64>| {
+        let (days, micros) = crate::model::interval_text::duration_parts(micros?);
+        Some(PgInterval {
+            months: 0,
+            days,
+            micros,
+        })
+    };
+    match column.data_type() {
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let v = column.as_primitive::<IntervalMonthDayNanoType>().value(row);
+            Some(PgInterval {
+                months: v.months,
+                days: v.days,
+                micros: v.nanoseconds / 1_000,
+            })
+        }
+        DataType::Interval(IntervalUnit::DayTime) => {
+            let v = column.as_primitive::<IntervalDayTimeType>().value(row);
+            Some(PgInterval {
+                months: 0,
+                days: v.days,
+                micros: i64::from(v.milliseconds) * 1_000,
+            })
+        }
+        DataType::Interval(IntervalUnit::YearMonth) => Some(PgInterval {
+            months: column.as_primitive::<IntervalYearMonthType>().value(row),
+            days: 0,
+            micros: 0,
+        }),
+        DataType::Duration(TimeUnit::Second) => duration(
+            column
+                .as_primitive::<DurationSecondType>()
+                .value(row)
+                .checked_mul(1_000_000),
+        ),
+        DataType::Duration(TimeUnit::Millisecond) => duration(
+            column
+                .as_primitive::<DurationMillisecondType>()
+                .value(row)
+                .checked_mul(1_000),
+        ),
+        DataType::Duration(TimeUnit::Microsecond) => duration(Some(
+            column.as_primitive::<DurationMicrosecondType>().value(row),
+        )),
+        DataType::Duration(TimeUnit::Nanosecond) => duration(Some(
+            column.as_primitive::<DurationNanosecondType>().value(row) / 1_000,
+        )),
+        _ => None,
     }
 }
 

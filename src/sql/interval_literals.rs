@@ -1,0 +1,142 @@
+//! Interval literals read as PostgreSQL reads them. DataFusion's reader takes only number and
+//! unit pairs, so `INTERVAL '1 day 02:00:00'`, `'-1 days +01:00:00'::interval` or ISO 8601's
+//! `'PT1H'`, which KalamDB itself prints or clients send, failed. Each literal is read here
+//! (`model::interval_text`) and handed on as the three parts DataFusion reads unambiguously
+//! (`14 months 3 days 14706000000 microseconds`); text that is no interval is refused with
+//! PostgreSQL's error.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{self, DataType, Expr, Value, VisitMut};
+
+use super::SqlError;
+use crate::model::interval_text::{IntervalInputError, parse_interval};
+
+/// Rewrites the statement's interval literals, or says why one is not an interval.
+pub fn read_interval_literals(statement: &mut ast::Statement) -> Result<(), SqlError> {
+    match VisitMut::visit(statement, &mut Literals) {
+        ControlFlow::Break(error) => Err(error),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+struct Literals;
+
+impl ast::VisitorMut for Literals {
+    type Break = SqlError;
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<SqlError> {
+        let text = match expr {
+            Expr::Interval(ast::Interval {
+                value,
+                leading_field: None,
+                leading_precision: None,
+                last_field: None,
+                fractional_seconds_precision: None,
+            }) => quoted(value),
+            Expr::Cast {
+                expr: value,
+                data_type:
+                    DataType::Interval {
+                        fields: None,
+                        precision: None,
+                    },
+                format: None,
+                array: false,
+                ..
+            } => quoted(value),
+            Expr::TypedString(ast::TypedString {
+                data_type:
+                    DataType::Interval {
+                        fields: None,
+                        precision: None,
+                    },
+                value,
+                ..
+            }) => match &value.value {
+                Value::SingleQuotedString(text) => Some(text.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(text) = text else {
+            return ControlFlow::Continue(());
+        };
+        match parse_interval(&text) {
+            Ok(parts) => {
+                let canonical = format!(
+                    "{} months {} days {} microseconds",
+                    parts.months, parts.days, parts.micros
+                );
+                *expr = Expr::Interval(ast::Interval {
+                    value: Box::new(Expr::Value(Value::SingleQuotedString(canonical).into())),
+                    leading_field: None,
+                    leading_precision: None,
+                    last_field: None,
+                    fractional_seconds_precision: None,
+                });
+                ControlFlow::Continue(())
+            }
+            Err(IntervalInputError::Syntax) => ControlFlow::Break(SqlError::InvalidDatetimeFormat(
+                format!("invalid input syntax for type interval: \"{text}\""),
+            )),
+            Err(IntervalInputError::OutOfRange) => {
+                ControlFlow::Break(SqlError::DatetimeFieldOverflow(format!(
+                    "interval field value out of range: \"{text}\""
+                )))
+            }
+        }
+    }
+}
+
+fn quoted(value: &Expr) -> Option<String> {
+    match value {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(text) => Some(text.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> Result<String, SqlError> {
+        let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+        let mut statement = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
+            .unwrap()
+            .remove(0);
+        read_interval_literals(&mut statement)?;
+        Ok(statement.to_string())
+    }
+
+    #[test]
+    fn literals_in_postgresql_forms_reach_datafusion_as_their_parts() {
+        assert_eq!(
+            rewritten("SELECT INTERVAL '1 day 02:00:00', '-1 days +01:00:00'::interval, CAST('PT1M' AS INTERVAL)")
+                .unwrap(),
+            "SELECT INTERVAL '0 months 1 days 7200000000 microseconds', \
+             INTERVAL '0 months -1 days 3600000000 microseconds', \
+             INTERVAL '0 months 0 days 60000000 microseconds'"
+        );
+        // A field qualifier is DataFusion's to read; a column cast is not a literal.
+        assert_eq!(
+            rewritten("SELECT INTERVAL '1' DAY, CAST(t.x AS INTERVAL) FROM t").unwrap(),
+            "SELECT INTERVAL '1' DAY, CAST(t.x AS INTERVAL) FROM t"
+        );
+    }
+
+    #[test]
+    fn text_that_is_no_interval_is_refused_as_postgresql_refuses_it() {
+        assert!(matches!(
+            rewritten("SELECT INTERVAL 'soon'"),
+            Err(SqlError::InvalidDatetimeFormat(m)) if m == "invalid input syntax for type interval: \"soon\""
+        ));
+        assert!(matches!(
+            rewritten("SELECT '9999999999 days'::interval"),
+            Err(SqlError::DatetimeFieldOverflow(_))
+        ));
+    }
+}

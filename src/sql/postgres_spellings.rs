@@ -1,0 +1,157 @@
+//! PostgreSQL functions and operators that DataFusion has under another spelling, rewritten
+//! to it before anything else reads the statement: `mod(a, b)` is `a % b`, the aggregate
+//! `every` is `bool_and`, `array_remove` removes every equal element (DataFusion's removes the
+//! first), the prefix operators `|/`, `||/` and `@` are `sqrt`, `cbrt` and `abs`, and
+//! `num_nulls`/`num_nonnulls` count their NULL and non-NULL arguments.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    self, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    UnaryOperator, VisitMut,
+};
+
+use super::subqueries::function_name;
+
+/// Rewrites every such call and operator of the statement.
+pub fn as_datafusion_spells_them(statement: &mut ast::Statement) {
+    let _ = VisitMut::visit(statement, &mut Spellings);
+}
+
+struct Spellings;
+
+impl ast::VisitorMut for Spellings {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Some(rewritten) = respelled(expr) {
+            *expr = rewritten;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn respelled(expr: &mut Expr) -> Option<Expr> {
+    match expr {
+        Expr::UnaryOp { op, expr: operand } => {
+            let function = match op {
+                UnaryOperator::PGSquareRoot => "sqrt",
+                UnaryOperator::PGCubeRoot => "cbrt",
+                UnaryOperator::PGAbs => "abs",
+                _ => return None,
+            };
+            super::parse_expr(&format!("{function}({operand})")).ok()
+        }
+        Expr::Function(function) => {
+            let name = builtin_name(function)?;
+            if let Some(renamed) = match name.as_str() {
+                "every" => Some("bool_and"),
+                "array_remove" => Some("array_remove_all"),
+                _ => None,
+            } {
+                function.name = ObjectName::from(vec![Ident::new(renamed)]);
+                return None;
+            }
+            if function.over.is_some() || function.filter.is_some() {
+                return None;
+            }
+            let args = plain_arguments(&function.args)?;
+            match (name.as_str(), args.as_slice()) {
+                ("mod", [dividend, divisor]) => Some(Expr::Nested(Box::new(Expr::BinaryOp {
+                    left: Box::new(nested(dividend)),
+                    op: BinaryOperator::Modulo,
+                    right: Box::new(nested(divisor)),
+                }))),
+                ("num_nulls" | "num_nonnulls", [_, ..]) => {
+                    let test = if name == "num_nulls" {
+                        "IS NULL"
+                    } else {
+                        "IS NOT NULL"
+                    };
+                    let counts: Vec<String> = args
+                        .iter()
+                        .map(|a| format!("CASE WHEN ({a}) {test} THEN 1 ELSE 0 END"))
+                        .collect();
+                    super::parse_expr(&format!("({})", counts.join(" + "))).ok()
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The function's name when it is unqualified or qualified by `pg_catalog`.
+fn builtin_name(function: &ast::Function) -> Option<String> {
+    let qualified_by_catalog = match function.name.0.as_slice() {
+        [_] => true,
+        [schema, _] => schema
+            .as_ident()
+            .is_some_and(|s| s.value.eq_ignore_ascii_case("pg_catalog")),
+        _ => false,
+    };
+    qualified_by_catalog
+        .then(|| function_name(function))
+        .flatten()
+}
+
+/// The arguments of a call that has only positional expressions (no `VARIADIC`, names,
+/// `ORDER BY` or `DISTINCT`).
+fn plain_arguments(args: &FunctionArguments) -> Option<Vec<&Expr>> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
+    list.args
+        .iter()
+        .map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
+            _ => None,
+        })
+        .collect()
+}
+
+fn nested(expr: &Expr) -> Expr {
+    Expr::Nested(Box::new(expr.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        crate::sql::rewritten_by(sql, as_datafusion_spells_them)
+    }
+
+    #[test]
+    fn postgres_spellings_become_datafusion_ones() {
+        assert_eq!(
+            rewritten("SELECT mod(a + 1, 3), |/ 16, ||/ 27, @ -5 FROM t"),
+            "SELECT ((a + 1) % (3)), sqrt(16), cbrt(27), abs(-5) FROM t"
+        );
+        assert_eq!(
+            rewritten("SELECT every(x > 0), array_remove(a, 1) FROM t GROUP BY a"),
+            "SELECT bool_and(x > 0), array_remove_all(a, 1) FROM t GROUP BY a"
+        );
+        assert_eq!(
+            rewritten("SELECT num_nulls(a, NULL), num_nonnulls(a)"),
+            "SELECT (CASE WHEN (a) IS NULL THEN 1 ELSE 0 END + CASE WHEN (NULL) IS NULL THEN 1 ELSE 0 END), \
+             (CASE WHEN (a) IS NOT NULL THEN 1 ELSE 0 END)"
+        );
+    }
+
+    #[test]
+    fn calls_these_rewrites_cannot_express_stay() {
+        for sql in [
+            "SELECT mod(a) FROM t",
+            "SELECT num_nulls()",
+            "SELECT mod(DISTINCT a, 2) FROM t",
+            "SELECT t.mod(1, 2)",
+        ] {
+            let kept = rewritten(sql);
+            assert!(!kept.contains('%') && !kept.contains("CASE"), "{kept}");
+        }
+    }
+}
