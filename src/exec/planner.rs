@@ -282,16 +282,17 @@ impl StatementPlanner {
         again: impl FnOnce() -> ast::Statement,
     ) -> ExecResult<LogicalPlan> {
         super::json::rewrite_casts(&mut statement);
-        match self.sql().sql_statement_to_plan(statement) {
-            Ok(plan) => {
-                super::integer_literals::type_as_postgres(plan).map_err(|e| self.planning_error(e))
-            }
-            Err(e) => {
-                let mut diagnosable = again();
-                super::json::rewrite_casts(&mut diagnosable);
-                Err(self.planning_error_diagnosed(e, diagnosable))
-            }
-        }
+        // Typing literals as PostgreSQL does can be what makes a call's arguments fit no
+        // signature (`substr(1, 2)` plans with bigints and fails once they are integers).
+        let planned = self
+            .sql()
+            .sql_statement_to_plan(statement)
+            .and_then(super::integer_literals::type_as_postgres);
+        planned.map_err(|e| {
+            let mut diagnosable = again();
+            super::json::rewrite_casts(&mut diagnosable);
+            self.planning_error_diagnosed(e, diagnosable)
+        })
     }
 
     /// The columns `plan` returns once analyzed, the types its rows are sent as: type coercion

@@ -24,6 +24,7 @@ use datafusion::common::{
     DFSchema, DataFusionError, Result, TableReference, config::ConfigOptions, internal_err,
     plan_err,
 };
+use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::planner::{
     ContextProvider, ExprPlanner, PlannerResult, RawBinaryExpr, RelationPlanner, TypePlanner,
 };
@@ -31,9 +32,9 @@ use datafusion::logical_expr::type_coercion::binary::BinaryTypeCoercer;
 use datafusion::logical_expr::type_coercion::functions::{UDFCoercionExt, fields_with_udf};
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    AggregateUDF, ColumnarValue, Expr, ExprSchemable, HigherOrderUDF, LogicalPlan, Operator,
-    ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TableSource,
-    Volatility, WindowUDF,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, ExprSchemable,
+    HigherOrderUDF, LogicalPlan, Operator, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, TableSource, Volatility, WindowUDF,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
@@ -97,10 +98,14 @@ pub(super) fn diagnose(
         found: found.clone(),
         expr_planners,
     };
-    // The plan is thrown away: only what the checks noted matters.
-    let _ = SqlToRel::new_with_options(&diagnosing, planner.parser_options())
+    // The plan is thrown away: only what the checks noted matters. Planning need not type
+    // every call's arguments (a projection's), so a plan that was made is checked throughout.
+    let planned = SqlToRel::new_with_options(&diagnosing, planner.parser_options())
         .sql_statement_to_plan(statement);
-    let found = found.get().cloned();
+    let found = found
+        .get()
+        .cloned()
+        .or_else(|| planned.ok().and_then(|plan| first_mismatch(&plan)));
     found.map(Mismatch::into_error)
 }
 
@@ -334,7 +339,12 @@ impl ContextProvider for Diagnosing<'_> {
     }
 
     fn get_aggregate_meta(&self, name: &str) -> Option<Arc<AggregateUDF>> {
-        self.planner.get_aggregate_meta(name)
+        let function = self.planner.get_aggregate_meta(name)?;
+        Some(Arc::new(AggregateUDF::new_from_impl(CheckedAggregate {
+            signature: Signature::user_defined(function.signature().volatility),
+            function,
+            found: self.found.clone(),
+        })))
     }
 
     fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
@@ -437,6 +447,60 @@ impl ScalarUDFImpl for CheckedCall {
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        internal_err!("a plan made to diagnose a planning error is never run")
+    }
+}
+
+/// An aggregate function whose argument types are checked as `CheckedCall` checks a scalar
+/// function's.
+#[derive(Debug)]
+struct CheckedAggregate {
+    function: Arc<AggregateUDF>,
+    signature: Signature,
+    found: Arc<OnceLock<Mismatch>>,
+}
+
+impl PartialEq for CheckedAggregate {
+    fn eq(&self, other: &Self) -> bool {
+        self.function == other.function
+    }
+}
+
+impl Eq for CheckedAggregate {}
+
+impl std::hash::Hash for CheckedAggregate {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.function.hash(state);
+    }
+}
+
+impl AggregateUDFImpl for CheckedAggregate {
+    fn name(&self) -> &str {
+        self.function.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match fields_with_udf(&argument_fields(arg_types), self.function.as_ref()) {
+            Ok(coerced) => Ok(coerced.iter().map(|f| f.data_type().clone()).collect()),
+            Err(e) => {
+                let _ = self.found.set(Mismatch::Function {
+                    name: self.function.name().to_owned(),
+                    args: arg_types.to_vec(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.function.return_type(arg_types)
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         internal_err!("a plan made to diagnose a planning error is never run")
     }
 }
