@@ -29,6 +29,7 @@ mod information_schema;
 mod integer_literals;
 mod interval_arithmetic;
 pub mod json;
+mod lateral_key;
 mod logins;
 mod maintenance;
 mod names;

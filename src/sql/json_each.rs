@@ -18,12 +18,14 @@ const FUNCTIONS: [&str; 4] = [
     "jsonb_each_text",
 ];
 
-/// The derived table `FROM function(args) [AS alias [(key, value)]]` reads as, when
-/// `function` is one of the four and is called with one argument.
+/// The derived table `FROM function(args) [WITH ORDINALITY] [AS alias [(key, value [,
+/// ordinality])]]` reads as, when `function` is one of the four and is called with one
+/// argument.
 pub(super) fn as_derived_table(
     function: &str,
     args: &[FunctionArg],
     alias: &Option<TableAlias>,
+    ordinality: bool,
 ) -> Option<TableFactor> {
     if !FUNCTIONS.contains(&function) {
         return None;
@@ -31,12 +33,24 @@ pub(super) fn as_derived_table(
     let [document] = args else {
         return None;
     };
-    let (key, value) = match alias {
-        Some(alias) if alias.columns.len() == 2 => {
-            (alias.columns[0].name.clone(), alias.columns[1].name.clone())
-        }
-        Some(alias) if !alias.columns.is_empty() => return None,
-        _ => (Ident::new("key"), Ident::new("value")),
+    let named = alias.as_ref().map_or(0, |a| a.columns.len());
+    let name = |at: usize, default: &str| {
+        alias
+            .as_ref()
+            .and_then(|a| a.columns.get(at))
+            .map_or_else(|| Ident::new(default), |c| c.name.clone())
+    };
+    if named != 0 && named != 2 && !(ordinality && named == 3) {
+        return None;
+    }
+    let (key, value, number) = if named == 0 {
+        (
+            Ident::new("key"),
+            Ident::new("value"),
+            Ident::new("ordinality"),
+        )
+    } else {
+        (name(0, "key"), name(1, "value"), name(2, "ordinality"))
     };
     let json_type = if function.starts_with("jsonb") {
         "JSONB"
@@ -50,7 +64,12 @@ pub(super) fn as_derived_table(
     } else {
         format!("CAST(unnest({EACH_VALUES}({read})) AS {json_type})")
     };
-    let sql = format!("SELECT unnest({EACH_KEYS}({read})) AS {key}, {values} AS {value}");
+    let mut sql = format!("SELECT unnest({EACH_KEYS}({read})) AS {key}, {values} AS {value}");
+    if ordinality {
+        sql.push_str(&format!(
+            ", unnest(generate_series(1, cardinality({EACH_KEYS}({read})))) AS {number}"
+        ));
+    }
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     let subquery = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(&sql)

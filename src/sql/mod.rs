@@ -13,6 +13,7 @@ mod foreign_keys;
 mod indexes;
 mod interval_literals;
 pub mod json_each;
+mod lateral_calls;
 pub mod limits;
 pub mod output_names;
 mod parse;
@@ -36,6 +37,7 @@ pub use ddl::{
     sql_type as declared_type, sql_type_named,
 };
 pub use foreign_keys::ForeignKeySpec;
+pub use lateral_calls::CARRY_FUNCTION as LATERAL_CARRY_FUNCTION;
 pub use output_names::REPEAT_ALIAS_PREFIX;
 pub use parse::{fold_ident as fold, parse, parse_expr, relation_name};
 pub use sequences::SequenceOptions;

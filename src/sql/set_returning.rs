@@ -72,6 +72,7 @@ fn in_body(body: &mut SetExpr) {
                     call_as_derived_table(&mut join.relation);
                 }
             }
+            super::lateral_calls::join_lateral_calls(select);
         }
         SetExpr::SetOperation { left, right, .. } => {
             in_body(left);
@@ -206,57 +207,142 @@ fn name_single_column(relation: &mut TableFactor) {
 /// becomes the derived table `(SELECT f(args) AS column) AS s`, which the select-list rules
 /// spread when `f` returns a set.
 fn call_as_derived_table(relation: &mut TableFactor) {
-    let TableFactor::Table {
-        name,
-        args: Some(args),
-        alias,
-        ..
-    } = relation
-    else {
-        return;
+    let (name, args, alias, ordinality) = match relation {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            with_ordinality,
+            ..
+        } => (name, args.args.as_slice(), alias, *with_ordinality),
+        // `LATERAL f(args)`: every call in FROM may read the items before it.
+        TableFactor::Function {
+            name,
+            args,
+            alias,
+            with_ordinality,
+            ..
+        } => (name, args.as_slice(), alias, *with_ordinality),
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality,
+            ..
+        } if array_exprs.len() == 1 && (*with_ordinality || reads_columns(&array_exprs[0])) => {
+            let Some((column, ordinality)) = output_columns(alias, "unnest", *with_ordinality)
+            else {
+                return;
+            };
+            let array = &array_exprs[0];
+            let mut sql = format!("SELECT unnest({array}) AS {column}");
+            if let Some(ordinality) = ordinality {
+                sql.push_str(&format!(
+                    ", generate_series(1, cardinality({array})) AS {ordinality}"
+                ));
+            }
+            let name = alias
+                .as_ref()
+                .map_or_else(|| Ident::new("unnest"), |a| a.name.clone());
+            if let Some(derived) = derived_table(&sql, name) {
+                *relation = derived;
+            }
+            return;
+        }
+        _ => return,
     };
     let Some(function) = name.0.last().and_then(|p| p.as_ident()).map(super::fold) else {
         return;
     };
-    if TABLE_FUNCTIONS.contains(&function.as_str()) {
+    // DataFusion's own table functions take constant arguments and no ordinality; one reading
+    // the items before it, or numbering its rows, is spread in a derived table like any other.
+    if TABLE_FUNCTIONS.contains(&function.as_str())
+        && !ordinality
+        && !args.iter().any(reads_columns)
+    {
         return;
     }
-    if let Some(each) = super::json_each::as_derived_table(&function, &args.args, alias) {
+    if let Some(each) = super::json_each::as_derived_table(&function, args, alias, ordinality) {
         *relation = each;
         return;
     }
-    let column = match alias {
-        Some(alias) if alias.columns.len() == 1 => alias.columns[0].name.clone(),
-        Some(alias) if alias.columns.is_empty() => alias.name.clone(),
-        Some(_) => return,
-        None => Ident::new(&function),
-    };
-    let arguments: Vec<String> = args.args.iter().map(ToString::to_string).collect();
-    // `pg_show_all_settings()` is the function behind the `pg_settings` view: read the view.
-    let sql = if function == "pg_show_all_settings" && args.args.is_empty() {
-        "SELECT * FROM pg_catalog.pg_settings".to_owned()
-    } else {
-        format!("SELECT {name}({}) AS {column}", arguments.join(", "))
-    };
-    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    let Ok(subquery) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-        .try_with_sql(&sql)
-        .and_then(|mut parser| parser.parse_query())
-    else {
+    let Some((column, ordinality)) = output_columns(alias, &function, ordinality) else {
         return;
     };
-    let alias = TableAlias {
-        explicit: true,
-        name: alias
-            .as_ref()
-            .map_or_else(|| Ident::new(&function), |a| a.name.clone()),
-        columns: Vec::new(),
-        at: None,
+    let arguments: Vec<String> = args.iter().map(ToString::to_string).collect();
+    let call = format!("{name}({})", arguments.join(", "));
+    // `pg_show_all_settings()` is the function behind the `pg_settings` view: read the view.
+    let mut sql = if function == "pg_show_all_settings" && args.is_empty() {
+        "SELECT * FROM pg_catalog.pg_settings".to_owned()
+    } else {
+        format!("SELECT {call} AS {column}")
     };
-    *relation = TableFactor::Derived {
+    // Row numbers beside the rows: a set-returning call has as many as its array has
+    // elements, a scalar one has one row.
+    if let Some(ordinality) = ordinality {
+        let numbers = if ARRAY_BACKED.contains(&function.as_str()) {
+            format!("generate_series(1, cardinality({call}))")
+        } else {
+            "1".to_owned()
+        };
+        sql.push_str(&format!(", {numbers} AS {ordinality}"));
+    }
+    let name = alias
+        .as_ref()
+        .map_or_else(|| Ident::new(&function), |a| a.name.clone());
+    if let Some(derived) = derived_table(&sql, name) {
+        *relation = derived;
+    }
+}
+
+/// The column a one-column function in FROM names, and with ORDINALITY the column of row
+/// numbers: from the alias's column list, else the alias, else the function; `ordinality`
+/// unless the list names it. `None` when the list has more names than columns.
+fn output_columns(
+    alias: &Option<TableAlias>,
+    function: &str,
+    ordinality: bool,
+) -> Option<(Ident, Option<Ident>)> {
+    let default_ordinality = || ordinality.then(|| Ident::new("ordinality"));
+    Some(match alias {
+        Some(alias) if alias.columns.is_empty() => (alias.name.clone(), default_ordinality()),
+        Some(alias) if alias.columns.len() == 1 => {
+            (alias.columns[0].name.clone(), default_ordinality())
+        }
+        Some(alias) if alias.columns.len() == 2 && ordinality => (
+            alias.columns[0].name.clone(),
+            Some(alias.columns[1].name.clone()),
+        ),
+        Some(_) => return None,
+        None => (Ident::new(function), default_ordinality()),
+    })
+}
+
+/// `(sql) AS name`.
+fn derived_table(sql: &str, name: Ident) -> Option<TableFactor> {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let subquery = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_query())
+        .ok()?;
+    Some(TableFactor::Derived {
         lateral: false,
         subquery,
-        alias: Some(alias),
+        alias: Some(TableAlias {
+            explicit: true,
+            name,
+            columns: Vec::new(),
+            at: None,
+        }),
         sample: None,
-    };
+    })
+}
+
+/// Whether `node` names a column anywhere.
+fn reads_columns<V: ast::Visit>(node: &V) -> bool {
+    ast::visit_expressions(node, |expr| match expr {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
 }
