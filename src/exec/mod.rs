@@ -5,6 +5,7 @@
 //! arrive here already parsed by `sql`; `exec` authorizes them through `sql::authorize`, runs
 //! them and returns Arrow data or a command tag. It knows nothing of the wire protocol.
 
+mod age;
 mod aggregate_catalog;
 mod alter;
 mod array_text;

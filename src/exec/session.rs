@@ -208,6 +208,7 @@ impl Engine {
         functions::register(&ctx, user_id, settings.clone());
         super::json::register(&ctx);
         super::interval_arithmetic::register(&ctx);
+        super::age::register(&ctx);
         ctx.register_udf(super::lateral_key::function());
         super::sleep::register(&ctx);
         super::search_path::register(&ctx, self.store.clone(), settings.clone());
