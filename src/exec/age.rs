@@ -93,38 +93,32 @@ fn age(later: NaiveDateTime, earlier: NaiveDateTime) -> IntervalMonthDayNano {
         mut seconds,
         mut micros,
     ] = std::array::from_fn(|i| (a[i] - b[i]) * sign);
-    while micros < 0 {
-        micros += 1_000_000;
-        seconds -= 1;
-    }
-    while seconds < 0 {
-        seconds += 60;
-        minutes -= 1;
-    }
-    while minutes < 0 {
-        minutes += 60;
-        hours -= 1;
-    }
-    while hours < 0 {
-        hours += 24;
-        days -= 1;
-    }
+    borrow(&mut micros, &mut seconds, 1_000_000);
+    borrow(&mut seconds, &mut minutes, 60);
+    borrow(&mut minutes, &mut hours, 60);
+    borrow(&mut hours, &mut days, 24);
     // A month borrowed is as long as the month the span starts in.
     let start = if backwards { later } else { earlier };
-    while days < 0 {
-        days += days_in_month(start.year(), start.month());
-        months -= 1;
-    }
-    while months < 0 {
-        months += 12;
-        years -= 1;
-    }
+    borrow(
+        &mut days,
+        &mut months,
+        days_in_month(start.year(), start.month()),
+    );
+    borrow(&mut months, &mut years, 12);
     let time = ((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + micros;
     IntervalMonthDayNano::new(
         ((years * 12 + months) * sign) as i32,
         (days * sign) as i32,
         time * sign * 1_000,
     )
+}
+
+/// Brings a negative `low` up into range by borrowing whole units of `base` from `high`.
+fn borrow(low: &mut i64, high: &mut i64, base: i64) {
+    while *low < 0 {
+        *low += base;
+        *high -= 1;
+    }
 }
 
 fn days_in_month(year: i32, month: u32) -> i64 {
