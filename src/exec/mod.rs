@@ -8,6 +8,7 @@
 mod age;
 mod aggregate_catalog;
 mod alter;
+mod array_overlap;
 mod array_text;
 mod block_ddl;
 mod bpchar;

@@ -186,6 +186,10 @@ impl Engine {
             .expr_planners()
             .get_or_insert_with(Vec::new)
             .insert(1, super::interval_arithmetic::operators());
+        builder
+            .expr_planners()
+            .get_or_insert_with(Vec::new)
+            .insert(2, super::array_overlap::operator());
         // DataFusion's rules, with its type coercion reporting refused argument types as
         // PostgreSQL does.
         builder = builder.with_analyzer_rules(vec![
