@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, IntervalMonthDayNanoArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, IntervalMonthDayNanoArray};
 use datafusion::arrow::datatypes::{
     DataType, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
@@ -190,8 +190,9 @@ fn scaled(span: IntervalMonthDayNano, factor: f64, scale: Scale) -> Result<Inter
     ))
 }
 
-/// Registers `justify_hours`, `justify_days` and `justify_interval`.
+/// Registers `justify_hours`, `justify_days`, `justify_interval` and `make_interval`.
 pub fn register(ctx: &datafusion::prelude::SessionContext) {
+    ctx.register_udf(make_interval());
     for (name, justify) in [
         ("justify_hours", justify_hours as fn(Parts) -> Parts),
         ("justify_days", justify_days),
@@ -214,6 +215,66 @@ pub fn register(ctx: &datafusion::prelude::SessionContext) {
             },
         ));
     }
+}
+
+/// `make_interval(years, months, weeks, days, hours, mins, secs)`, each given (the SQL layer
+/// fills in the zeros PostgreSQL defaults the missing ones to).
+fn make_interval() -> ScalarUDF {
+    vectorized(
+        "make_interval",
+        // Any numbers, read as integers and seconds below.
+        Signature::any(7, Volatility::Immutable),
+        DataType::Interval(IntervalUnit::MonthDayNano),
+        |args: &[ArrayRef]| {
+            let args = args
+                .iter()
+                .enumerate()
+                .map(|(i, arg)| {
+                    let to = if i == 6 {
+                        DataType::Float64
+                    } else {
+                        DataType::Int64
+                    };
+                    datafusion::arrow::compute::cast(arg, &to)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let int = |i: usize| args[i].as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let seconds = args[6].as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            (0..args[0].len())
+                .map(|row| {
+                    let mut fields = [0i64; 6];
+                    for (i, field) in fields.iter_mut().enumerate() {
+                        if int(i).is_null(row) {
+                            return Ok(None);
+                        }
+                        *field = int(i).value(row);
+                    }
+                    if seconds.is_null(row) {
+                        return Ok(None);
+                    }
+                    let [years, months, weeks, days, hours, minutes] = fields;
+                    let whole = |v: Option<i64>| {
+                        v.and_then(|v| i32::try_from(v).ok())
+                            .ok_or_else(out_of_range)
+                    };
+                    let months = whole(years.checked_mul(12).and_then(|y| y.checked_add(months)))?;
+                    let days = whole(weeks.checked_mul(7).and_then(|w| w.checked_add(days)))?;
+                    let micros = (hours as f64 * 3600.0 + minutes as f64 * 60.0)
+                        * MICROS_PER_SECOND
+                        + (seconds.value(row) * MICROS_PER_SECOND).round_ties_even();
+                    if !micros.is_finite() || micros.abs() >= (i64::MAX / NANOS_PER_MICRO) as f64 {
+                        return Err(out_of_range());
+                    }
+                    Ok(Some(IntervalMonthDayNano::new(
+                        months,
+                        days,
+                        micros as i64 * NANOS_PER_MICRO,
+                    )))
+                })
+                .collect::<Result<IntervalMonthDayNanoArray>>()
+                .map(|a| Arc::new(a) as ArrayRef)
+        },
+    )
 }
 
 /// An interval in PostgreSQL's units, widened so carrying between them cannot overflow.

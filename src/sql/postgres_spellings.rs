@@ -1,8 +1,10 @@
 //! PostgreSQL functions and operators that DataFusion has under another spelling, rewritten
 //! to it before anything else reads the statement: `mod(a, b)` is `a % b`, the aggregate
 //! `every` is `bool_and`, `array_remove` removes every equal element (DataFusion's removes the
-//! first), the prefix operators `|/`, `||/` and `@` are `sqrt`, `cbrt` and `abs`, and
-//! `num_nulls`/`num_nonnulls` count their NULL and non-NULL arguments.
+//! first), the prefix operators `|/`, `||/` and `@` are `sqrt`, `cbrt` and `abs`,
+//! `num_nulls`/`num_nonnulls` count their NULL and non-NULL arguments, and `make_interval`'s
+//! arguments, positional or named (`make_interval(days => 3)`), are spelled out with their
+//! defaults of zero (DataFusion has no parameter defaults).
 
 use std::ops::ControlFlow;
 
@@ -55,6 +57,9 @@ fn respelled(expr: &mut Expr) -> Option<Expr> {
             if function.over.is_some() || function.filter.is_some() {
                 return None;
             }
+            if name == "make_interval" {
+                return make_interval_in_full(&function.args);
+            }
             let args = plain_arguments(&function.args)?;
             match (name.as_str(), args.as_slice()) {
                 ("mod", [dividend, divisor]) => Some(Expr::Nested(Box::new(Expr::BinaryOp {
@@ -79,6 +84,50 @@ fn respelled(expr: &mut Expr) -> Option<Expr> {
         }
         _ => None,
     }
+}
+
+/// `make_interval`'s parameters in order, each defaulting to zero.
+const MAKE_INTERVAL_PARAMETERS: [&str; 7] =
+    ["years", "months", "weeks", "days", "hours", "mins", "secs"];
+
+/// The call `make_interval(...)` with all seven arguments, or `None` when an argument names
+/// no parameter (or one twice), which the executor's function then refuses.
+fn make_interval_in_full(args: &FunctionArguments) -> Option<Expr> {
+    let FunctionArguments::List(list) = args else {
+        return None;
+    };
+    let mut values: [Option<String>; 7] = Default::default();
+    for (position, arg) in list.args.iter().enumerate() {
+        let (slot, value) = match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(value)) => (position, value),
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(value),
+                ..
+            }
+            | FunctionArg::ExprNamed {
+                name: Expr::Identifier(name),
+                arg: FunctionArgExpr::Expr(value),
+                ..
+            } => (
+                MAKE_INTERVAL_PARAMETERS
+                    .iter()
+                    .position(|p| name.value.eq_ignore_ascii_case(p))?,
+                value,
+            ),
+            _ => return None,
+        };
+        if slot >= values.len() || values[slot].is_some() {
+            return None;
+        }
+        values[slot] = Some(value.to_string());
+    }
+    let values: Vec<String> = values
+        .into_iter()
+        .enumerate()
+        .map(|(slot, value)| value.unwrap_or_else(|| if slot == 6 { "0.0" } else { "0" }.into()))
+        .collect();
+    super::parse_expr(&format!("make_interval({})", values.join(", "))).ok()
 }
 
 /// The function's name when it is unqualified or qualified by `pg_catalog`.
@@ -139,6 +188,21 @@ mod tests {
             rewritten("SELECT num_nulls(a, NULL), num_nonnulls(a)"),
             "SELECT (CASE WHEN (a) IS NULL THEN 1 ELSE 0 END + CASE WHEN (NULL) IS NULL THEN 1 ELSE 0 END), \
              (CASE WHEN (a) IS NOT NULL THEN 1 ELSE 0 END)"
+        );
+    }
+
+    #[test]
+    fn make_interval_is_called_with_every_argument() {
+        assert_eq!(
+            rewritten(
+                "SELECT make_interval(days => 3), make_interval(1, 2), make_interval(secs => 1.5, years => $1)"
+            ),
+            "SELECT make_interval(0, 0, 0, 3, 0, 0, 0.0), make_interval(1, 2, 0, 0, 0, 0, 0.0), \
+             make_interval($1, 0, 0, 0, 0, 0, 1.5)"
+        );
+        assert_eq!(
+            rewritten("SELECT make_interval(fortnights => 1)"),
+            "SELECT make_interval(fortnights => 1)"
         );
     }
 
