@@ -62,6 +62,7 @@ mod type_mismatch;
 mod users;
 mod view_table;
 mod views;
+mod width_bucket;
 
 use std::sync::Arc;
 
@@ -147,6 +148,9 @@ pub enum ExecError {
     StringTooLong(String),
     #[error("{0}")]
     NumericOutOfRange(String),
+    /// Arguments `width_bucket` cannot bucket by (2201G).
+    #[error("{0}")]
+    InvalidWidthBucketArgument(String),
     /// A date, time or interval past what its type holds (22008).
     #[error("{0}")]
     DatetimeOutOfRange(String),

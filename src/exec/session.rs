@@ -213,6 +213,7 @@ impl Engine {
         super::json::register(&ctx);
         super::interval_arithmetic::register(&ctx);
         super::age::register(&ctx);
+        ctx.register_udf(super::width_bucket::function());
         ctx.register_udf(super::lateral_key::function());
         super::sleep::register(&ctx);
         super::search_path::register(&ctx, self.store.clone(), settings.clone());

@@ -36,6 +36,7 @@ pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
 pub const DIVISION_BY_ZERO: &str = "22012";
 pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
 pub const INVALID_DATETIME_FORMAT: &str = "22007";
+pub const INVALID_ARGUMENT_FOR_WIDTH_BUCKET: &str = "2201G";
 pub const INTERVAL_FIELD_OVERFLOW: &str = "22015";
 pub const DUPLICATE_COLUMN: &str = "42701";
 pub const DUPLICATE_OBJECT: &str = "42710";
@@ -139,6 +140,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::StringTooLong(_) => STRING_DATA_RIGHT_TRUNCATION,
         ExecError::NumericOutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
         ExecError::DatetimeOutOfRange(_) => DATETIME_FIELD_OVERFLOW,
+        ExecError::InvalidWidthBucketArgument(_) => INVALID_ARGUMENT_FOR_WIDTH_BUCKET,
         ExecError::InvalidText(_) | ExecError::InvalidJson { .. } => INVALID_TEXT_REPRESENTATION,
         ExecError::WrongObjectType(_) => WRONG_OBJECT_TYPE,
         ExecError::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,
