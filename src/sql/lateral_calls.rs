@@ -22,8 +22,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     self, ExcludeSelectItem, Expr, Ident, Join, JoinConstraint, JoinOperator, ObjectName,
-    SelectItem, SetExpr, TableFactor, TableWithJoins, VisitMut, VisitorMut,
-    WildcardAdditionalOptions,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, TableFactor, TableWithJoins, VisitMut,
+    VisitorMut, WildcardAdditionalOptions,
 };
 
 /// The prefix of the columns that carry a call's arguments out to the join.
@@ -38,7 +38,8 @@ pub const CARRY_FUNCTION: &str = "kalamdb_lateral_key";
 
 /// Joins every lateral call of `select` to the items before it.
 pub(super) fn join_lateral_calls(select: &mut ast::Select) {
-    let mut carried: Vec<Ident> = Vec::new();
+    // Each carried key with the alias of the derived table it leaves by.
+    let mut carried: Vec<(Ident, Ident)> = Vec::new();
     // A comma item reading the items before it: all of them become one join tree, so that
     // the join condition may name any of them.
     let mut index = 1;
@@ -109,7 +110,7 @@ struct Joinable {
 fn lateral(
     relation: &TableFactor,
     preceding: &[TableWithJoins],
-    carried: &mut Vec<Ident>,
+    carried: &mut Vec<(Ident, Ident)>,
 ) -> Option<Joinable> {
     let TableFactor::Derived {
         subquery,
@@ -140,7 +141,7 @@ fn lateral(
     let keys: Vec<Ident> = (first..first + references.found.len())
         .map(|n| Ident::new(format!("{CARRIED}key_{n}")))
         .collect();
-    carried.extend(keys.iter().cloned());
+    carried.extend(keys.iter().map(|key| (alias.name.clone(), key.clone())));
     let source = Ident::new(format!("{CARRIED}source_{first}"));
     // Each reference, read from the source of distinct combinations.
     let mut replace = Replace {
@@ -262,17 +263,33 @@ fn and(left: Expr, right: Expr) -> Expr {
     }
 }
 
-/// `*` and `alias.*` of the select list without the carried columns.
-fn leave_out_of_wildcards(projection: &mut [SelectItem], carried: &[Ident]) {
+/// `*` and `alias.*` of the select list without the carried columns (an `alias.*` of a table
+/// that carries none stays as it is).
+fn leave_out_of_wildcards(projection: &mut [SelectItem], carried: &[(Ident, Ident)]) {
     for item in projection {
-        let options: &mut WildcardAdditionalOptions = match item {
-            SelectItem::Wildcard(options) | SelectItem::QualifiedWildcard(_, options) => options,
+        let (options, keys): (&mut WildcardAdditionalOptions, Vec<&Ident>) = match item {
+            SelectItem::Wildcard(options) => (options, carried.iter().map(|(_, k)| k).collect()),
+            SelectItem::QualifiedWildcard(
+                SelectItemQualifiedWildcardKind::ObjectName(qualifier),
+                options,
+            ) => {
+                let table = qualifier
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(super::fold);
+                let keys = carried
+                    .iter()
+                    .filter(|(alias, _)| Some(super::fold(alias)) == table)
+                    .map(|(_, k)| k)
+                    .collect();
+                (options, keys)
+            }
             _ => continue,
         };
-        if options.opt_exclude.is_none() {
+        if options.opt_exclude.is_none() && !keys.is_empty() {
             options.opt_exclude = Some(ExcludeSelectItem::Multiple(
-                carried
-                    .iter()
+                keys.into_iter()
                     .map(|name| ObjectName::from(vec![name.clone()]))
                     .collect(),
             ));
@@ -324,6 +341,15 @@ mod tests {
              __lateral_source_1.__lateral_1 + __lateral_source_1.__lateral_2 AS s FROM (SELECT DISTINCT b.y AS __lateral_1, \
              a.z AS __lateral_2 FROM a JOIN b ON a.x = b.x) AS __lateral_source_1) l ON l.__lateral_key_1 = b.y AND \
              l.__lateral_key_2 = a.z AND l.s > 0"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn a_qualified_wildcard_leaves_out_only_its_own_tables_carried_columns() {
+        let sql = rewritten("SELECT t.*, e.* FROM t, (SELECT unnest(f(t.doc)) AS k) e");
+        assert!(
+            sql.starts_with("SELECT t.*, e.* EXCLUDE (__lateral_key_1) FROM t"),
             "{sql}"
         );
     }
