@@ -179,15 +179,20 @@ fn scaled(span: IntervalMonthDayNano, factor: f64, scale: Scale) -> Result<Inter
     let micros = (apply(span.nanoseconds as f64 / NANOS_PER_MICRO as f64)
         + second_remainder * MICROS_PER_SECOND)
         .round_ties_even();
-    // Arrow keeps the time part in nanoseconds, which holds a thousandth of PostgreSQL's range.
-    if micros.is_nan() || micros.abs() >= (i64::MAX / NANOS_PER_MICRO) as f64 {
-        return Err(out_of_range());
-    }
     Ok(IntervalMonthDayNano::new(
         result_months,
         result_days,
-        micros as i64 * NANOS_PER_MICRO,
+        time_in_nanos(micros)?,
     ))
+}
+
+/// An interval's time part, computed in microseconds, as Arrow keeps it: nanoseconds, which
+/// hold a thousandth of PostgreSQL's range.
+fn time_in_nanos(micros: f64) -> Result<i64> {
+    if !micros.is_finite() || micros.abs() >= (i64::MAX / NANOS_PER_MICRO) as f64 {
+        return Err(out_of_range());
+    }
+    Ok(micros as i64 * NANOS_PER_MICRO)
 }
 
 /// Registers `justify_hours`, `justify_days`, `justify_interval` and `make_interval`.
@@ -262,13 +267,10 @@ fn make_interval() -> ScalarUDF {
                     let micros = (hours as f64 * 3600.0 + minutes as f64 * 60.0)
                         * MICROS_PER_SECOND
                         + (seconds.value(row) * MICROS_PER_SECOND).round_ties_even();
-                    if !micros.is_finite() || micros.abs() >= (i64::MAX / NANOS_PER_MICRO) as f64 {
-                        return Err(out_of_range());
-                    }
                     Ok(Some(IntervalMonthDayNano::new(
                         months,
                         days,
-                        micros as i64 * NANOS_PER_MICRO,
+                        time_in_nanos(micros)?,
                     )))
                 })
                 .collect::<Result<IntervalMonthDayNanoArray>>()

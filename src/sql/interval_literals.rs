@@ -53,10 +53,7 @@ impl ast::VisitorMut for Literals {
                     },
                 value,
                 ..
-            }) => match &value.value {
-                Value::SingleQuotedString(text) => Some(text.clone()),
-                _ => None,
-            },
+            }) => quoted_text(&value.value),
             _ => None,
         };
         let Some(text) = text else {
@@ -91,10 +88,14 @@ impl ast::VisitorMut for Literals {
 
 fn quoted(value: &Expr) -> Option<String> {
     match value {
-        Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(text) => Some(text.clone()),
-            _ => None,
-        },
+        Expr::Value(v) => quoted_text(&v.value),
+        _ => None,
+    }
+}
+
+fn quoted_text(value: &Value) -> Option<String> {
+    match value {
+        Value::SingleQuotedString(text) => Some(text.clone()),
         _ => None,
     }
 }

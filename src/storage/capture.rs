@@ -138,31 +138,11 @@ impl Store {
     /// Writes a RocksDB checkpoint to `dir`, trying again when a file it listed vanished before
     /// it was read (see [`CHECKPOINT_ATTEMPTS`]).
     fn create_checkpoint(&self, dir: &Path) -> StorageResult<()> {
-        let mut attempt = 1;
-        loop {
-            let created = rocksdb::checkpoint::Checkpoint::new(&self.db).and_then(|checkpoint| {
+        retrying_checkpoint(dir, |dir| {
+            rocksdb::checkpoint::Checkpoint::new(&self.db).and_then(|checkpoint| {
                 checkpoint.create_checkpoint_with_log_size(dir, CHECKPOINT_LOG_SIZE_FOR_FLUSH)
-            });
-            match created {
-                Ok(()) => return Ok(()),
-                Err(error)
-                    if error.kind() == rocksdb::ErrorKind::IOError
-                        && attempt < CHECKPOINT_ATTEMPTS =>
-                {
-                    tracing::warn!(attempt, %error, "checkpoint failed on a file that changed while it was taken; trying again");
-                    // RocksDB builds the checkpoint in `<dir>.tmp` and removes that on failure;
-                    // whatever a failed attempt left must not make the next one fail on
-                    // "directory exists".
-                    let mut scratch = dir.as_os_str().to_owned();
-                    scratch.push(".tmp");
-                    for leftover in [dir, Path::new(&scratch)] {
-                        remove_dir_if_present(leftover)?;
-                    }
-                    attempt += 1;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
+            })
+        })
     }
 
     /// Reads the metadata state at the current applied sequence number. `write` runs with the
@@ -237,6 +217,35 @@ pub fn list_files(root: &Path, prefix: &str) -> StorageResult<Vec<(String, PathB
     Ok(out)
 }
 
+/// Runs `attempt` (which writes a checkpoint to `dir`) up to [`CHECKPOINT_ATTEMPTS`] times
+/// while it fails with an I/O error, clearing what a failed attempt left.
+fn retrying_checkpoint(
+    dir: &Path,
+    mut attempt: impl FnMut(&Path) -> Result<(), rocksdb::Error>,
+) -> StorageResult<()> {
+    let mut tried = 1;
+    loop {
+        match attempt(dir) {
+            Ok(()) => return Ok(()),
+            Err(error)
+                if error.kind() == rocksdb::ErrorKind::IOError && tried < CHECKPOINT_ATTEMPTS =>
+            {
+                tracing::warn!(attempt = tried, %error, "checkpoint failed on a file that changed while it was taken; trying again");
+                // RocksDB builds the checkpoint in `<dir>.tmp` and removes that on failure;
+                // whatever a failed attempt left must not make the next one fail on
+                // "directory exists".
+                let mut scratch = dir.as_os_str().to_owned();
+                scratch.push(".tmp");
+                for leftover in [dir, Path::new(&scratch)] {
+                    remove_dir_if_present(leftover)?;
+                }
+                tried += 1;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 fn remove_dir_if_present(dir: &Path) -> StorageResult<()> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -272,5 +281,30 @@ mod tests {
         std::fs::remove_file(&vanished).unwrap();
         let point = store.capture_backup_point(&dest).unwrap();
         assert!(point.files.iter().any(|f| f.relative == "rocksdb/CURRENT"));
+    }
+
+    #[test]
+    fn a_checkpoint_that_fails_on_a_log_removed_meanwhile_succeeds_on_the_next_attempt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let durability = Durability {
+            sync_writes: false,
+            wal_enabled: true,
+        };
+        let store = Store::open(&tmp.path().join("data"), durability).unwrap();
+        let vanishing = store.dir.rocksdb().join("999999.log");
+        std::os::unix::fs::symlink(tmp.path().join("gone"), &vanishing).unwrap();
+        let dir = tmp.path().join("checkpoint");
+        let mut attempts = 0;
+        retrying_checkpoint(&dir, |dir| {
+            attempts += 1;
+            let result = rocksdb::checkpoint::Checkpoint::new(&store.db)
+                .and_then(|c| c.create_checkpoint(dir));
+            // Gone by the next attempt, as a purged log is.
+            let _ = std::fs::remove_file(&vanishing);
+            result
+        })
+        .unwrap();
+        assert_eq!(attempts, 2);
+        assert!(dir.join("CURRENT").exists());
     }
 }
