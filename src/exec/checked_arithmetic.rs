@@ -5,13 +5,17 @@
 //! An analyzer rule, run after type coercion, replaces each such operator on two `smallint`,
 //! `integer` or `bigint` operands with PostgreSQL's function for it (`int8pl`, `int4mi`,
 //! `int2mul`, ...), computed with Arrow's checked kernels, and each cast from a wider integer
-//! type to `integer` or `smallint` with PostgreSQL's cast function (`int4`, `int2`). DataFusion
+//! type to `integer` or `smallint` with PostgreSQL's cast function (`int4`, `int2`). A cast
+//! from `numeric` or a float to an integer type rounds as PostgreSQL's does (numeric halves
+//! away from zero, floats halves to even: `2.5::numeric::int` is 3, `2.5::float8::int` 2)
+//! where Arrow's truncates. DataFusion
 //! types integer literals as `bigint`, so `i * 2` on an `integer` column is computed in `bigint`
 //! and overflows only in the cast back to the column's type. Every other operator, cast and
 //! type is left to DataFusion.
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
@@ -33,6 +37,8 @@ pub struct CheckedIntegerArithmetic {
     functions: Vec<(Operator, DataType, Arc<ScalarUDF>)>,
     /// (from, to, function) for the narrowing integer casts.
     casts: Vec<(DataType, DataType, Arc<ScalarUDF>)>,
+    /// (to, function) for the casts from `numeric` and floats to integer types.
+    rounding_casts: Vec<(DataType, Arc<ScalarUDF>)>,
 }
 
 impl Default for CheckedIntegerArithmetic {
@@ -66,8 +72,67 @@ impl Default for CheckedIntegerArithmetic {
             let udf = checked_cast(name, from.clone(), to.clone(), type_name);
             casts.push((from, to, Arc::new(udf)));
         }
-        CheckedIntegerArithmetic { functions, casts }
+        let rounding_casts = [
+            (DataType::Int16, "smallint"),
+            (DataType::Int32, "integer"),
+            (DataType::Int64, "bigint"),
+        ]
+        .into_iter()
+        .map(|(to, type_name)| (to.clone(), Arc::new(rounding_cast(to, type_name))))
+        .collect();
+        CheckedIntegerArithmetic {
+            functions,
+            casts,
+            rounding_casts,
+        }
     }
+}
+
+/// A cast from `numeric` or a float to the integer type `to`, rounding first.
+fn rounding_cast(to: DataType, type_name: &'static str) -> ScalarUDF {
+    let name = format!("kalamdb_round_to_{type_name}");
+    let target = to.clone();
+    super::functions::vectorized(
+        &name,
+        Signature::any(1, Volatility::Immutable),
+        to,
+        move |args| {
+            rounded_to_integer(&args[0], &target).map_err(|_| {
+                DataFusionError::External(Box::new(ExecError::NumericOutOfRange(format!(
+                    "{type_name} out of range"
+                ))))
+            })
+        },
+    )
+}
+
+/// `numbers` (`numeric` or floats) as the integer type `to`, rounded as PostgreSQL rounds
+/// them: a numeric's halves away from zero, a float's to even. Fails on a value out of range.
+pub(crate) fn rounded_to_integer(
+    numbers: &ArrayRef,
+    to: &DataType,
+) -> std::result::Result<ArrayRef, ArrowError> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
+    use datafusion::arrow::datatypes::Float64Type;
+    let rounded = match numbers.data_type() {
+        // Arrow rounds halves away from zero when it drops a decimal's fraction.
+        DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            cast(numbers, &DataType::Decimal256(76, 0))?
+        }
+        _ => {
+            let floats = cast(numbers, &DataType::Float64)?;
+            let rounded = floats
+                .as_primitive::<Float64Type>()
+                .unary::<_, Float64Type>(f64::round_ties_even);
+            Arc::new(rounded) as ArrayRef
+        }
+    };
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    cast_with_options(&rounded, to, &options)
 }
 
 fn checked_cast(name: &str, from: DataType, to: DataType, type_name: &'static str) -> ScalarUDF {
@@ -151,6 +216,24 @@ impl CheckedIntegerArithmetic {
                     .casts
                     .iter()
                     .find(|(f, t, _)| *f == from && t == cast.field.data_type())
+            {
+                return Ok(Transformed::yes(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(function.clone(), vec![cast.expr.as_ref().clone()]),
+                )));
+            }
+            if let Expr::Cast(cast) = &expr
+                && let Ok(from) = cast.expr.get_type(schema)
+                && matches!(
+                    from,
+                    DataType::Decimal128(..)
+                        | DataType::Decimal256(..)
+                        | DataType::Float32
+                        | DataType::Float64
+                )
+                && let Some((_, function)) = self
+                    .rounding_casts
+                    .iter()
+                    .find(|(t, _)| t == cast.field.data_type())
             {
                 return Ok(Transformed::yes(Expr::ScalarFunction(
                     ScalarFunction::new_udf(function.clone(), vec![cast.expr.as_ref().clone()]),

@@ -227,8 +227,7 @@ pub struct CheckRules {
 impl CheckRules {
     pub fn new() -> CheckRules {
         let mut config = SessionConfig::new();
-        config.options_mut().execution.time_zone = Some("UTC".into());
-        config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        super::session::postgres_sql(&mut config);
         let ctx = SessionContext::new_with_config(config);
         let settings = super::settings::Settings::new(super::users::ROOT_USER, true);
         super::functions::register(

@@ -109,12 +109,12 @@ impl PgTypeof {
         match field.data_type() {
             DataType::Null => "unknown".into(),
             DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
+            DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric".into(),
             DataType::Time32(_) | DataType::Time64(_) => "time without time zone".into(),
             DataType::List(item) | DataType::LargeList(item) => {
                 format!("{}[]", Self::type_name(item))
             }
             other => match crate::model::types::storable_type(field) {
-                Some(SqlType::Numeric { .. }) => "numeric".into(),
                 Some(SqlType::Varchar { .. }) => "character varying".into(),
                 Some(SqlType::Char { .. }) => "character".into(),
                 Some(sql_type) => sql_type.sql_name(),
@@ -510,6 +510,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         DataType::Utf8,
         |args| Ok(Arc::new(StringArray::from(vec!["root"; args[0].len()]))),
     ));
+    super::numeric_aggregates::register(ctx);
 }
 
 /// PostgreSQL's `pg_size_pretty`: bytes below 10 kB, then kB, MB, GB, TB and PB, each up

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DECIMAL128_MAX_PRECISION, DataType, Field};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
@@ -159,7 +159,27 @@ fn real_arithmetic_in_double(expr: Expr, schema: &DFSchema) -> Result<Transforme
     })
 }
 
-/// The literal as PostgreSQL types it, when that differs from DataFusion's type.
+/// The literal as PostgreSQL types it, when that differs from DataFusion's type: an integer
+/// that fits in 32 bits is an `integer`, and a decimal written with an exponent (`1e5`, which
+/// DataFusion holds as 1 at scale -5) has its zeros written out, as `numeric` has no negative
+/// scale.
+fn as_postgres_literal(value: &ScalarValue) -> Option<ScalarValue> {
+    match value {
+        ScalarValue::Decimal128(Some(v), precision, scale) if *scale < 0 => {
+            let zeros = scale.unsigned_abs();
+            let precision = precision.checked_add(zeros)?;
+            let v = 10i128.checked_pow(zeros.into()).and_then(|p| v.checked_mul(p))?;
+            (precision <= DECIMAL128_MAX_PRECISION).then_some(ScalarValue::Decimal128(
+                Some(v),
+                precision,
+                0,
+            ))
+        }
+        _ => as_int4(value),
+    }
+}
+
+/// An integer literal that fits in 32 bits, as an `integer`.
 fn as_int4(value: &ScalarValue) -> Option<ScalarValue> {
     match value {
         ScalarValue::Int64(Some(v)) => i32::try_from(*v).ok().map(|v| ScalarValue::Int32(Some(v))),
@@ -169,7 +189,9 @@ fn as_int4(value: &ScalarValue) -> Option<ScalarValue> {
 
 fn int4_literals(expr: Expr) -> Result<Expr> {
     Ok(match expr {
-        Expr::Literal(value, metadata) => Expr::Literal(as_int4(&value).unwrap_or(value), metadata),
+        Expr::Literal(value, metadata) => {
+            Expr::Literal(as_postgres_literal(&value).unwrap_or(value), metadata)
+        }
         Expr::AggregateFunction(AggregateFunction { func, mut params }) => {
             params.args = computed_arguments(std::mem::take(&mut params.args))?;
             params.filter = filter(params.filter.take())?;

@@ -35,6 +35,8 @@ mod lateral_key;
 mod logins;
 mod maintenance;
 mod names;
+mod numeric_aggregates;
+mod numeric_division;
 mod naming;
 mod params;
 mod pg_catalog;

@@ -166,9 +166,7 @@ impl Engine {
             .with_default_catalog_and_schema(DATABASE_NAME, "public")
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
-        // now() and friends are timestamptz, as in PostgreSQL.
-        config.options_mut().execution.time_zone = Some("UTC".into());
-        config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        postgres_sql(&mut config);
         let pending = Arc::new(PendingWrites::default());
         let config = config.with_extension(pending.clone());
         let mut builder = SessionStateBuilder::new()
@@ -177,19 +175,20 @@ impl Engine {
             .with_runtime_env(self.runtime.clone())
             .with_default_features()
             .with_query_planner(Arc::new(super::query_planner::PostgresQueryPlanner));
-        // Before DataFusion's planners, whose `@>` is for arrays.
-        builder
-            .expr_planners()
-            .get_or_insert_with(Vec::new)
-            .insert(0, super::json::operators());
-        builder
-            .expr_planners()
-            .get_or_insert_with(Vec::new)
-            .insert(1, super::interval_arithmetic::operators());
-        builder
-            .expr_planners()
-            .get_or_insert_with(Vec::new)
-            .insert(2, super::array_overlap::operator());
+        // Before DataFusion's planners, whose `@>` is for arrays and whose `/` truncates
+        // decimals.
+        let planners = builder.expr_planners().get_or_insert_with(Vec::new);
+        for (at, planner) in [
+            super::json::operators(),
+            super::interval_arithmetic::operators(),
+            super::array_overlap::operator(),
+            super::numeric_division::operator(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            planners.insert(at, planner);
+        }
         // DataFusion's rules, with its type coercion reporting refused argument types as
         // PostgreSQL does.
         builder = builder.with_analyzer_rules(vec![
@@ -659,4 +658,14 @@ pub(super) fn show_schema(name: &str) -> SchemaRef {
         let column = super::settings::display_name(name);
         Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]))
     }
+}
+
+/// Options every statement is planned with, the checks of CHECK constraints included: now()
+/// and friends are timestamptz, and a literal with a decimal point or an exponent is an exact
+/// `numeric` (DataFusion's default makes `0.1 + 0.2` a float8 `0.30000000000000004`).
+pub(super) fn postgres_sql(config: &mut SessionConfig) {
+    let options = config.options_mut();
+    options.execution.time_zone = Some("UTC".into());
+    options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+    options.sql_parser.parse_float_as_decimal = true;
 }

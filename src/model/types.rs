@@ -332,6 +332,10 @@ pub fn storable_type(field: &Field) -> Option<SqlType> {
                 scale: *scale,
             }
         }
+        DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            let (precision, scale) = DEFAULT_NUMERIC;
+            SqlType::Numeric { precision, scale }
+        }
         DataType::Float32 => SqlType::Real,
         DataType::Float64 => SqlType::Double,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => SqlType::Text,

@@ -5,12 +5,14 @@
 use std::error::Error;
 
 use bytes::{BufMut, BytesMut};
+use datafusion::arrow::datatypes::i256;
 use pgwire::api::Type;
 use pgwire::types::ToSqlText;
 use pgwire::types::format::FormatOptions;
 use postgres_types::{IsNull, ToSql, to_sql_checked};
 
 use crate::model::float_text::{float4_text, float8_text};
+use crate::model::numeric_text::{NumericDigits, NumericGroups};
 
 type BoxError = Box<dyn Error + Sync + Send>;
 
@@ -94,21 +96,32 @@ impl ToSqlText for TextTyped<'_> {
     }
 }
 
-/// A NUMERIC value. rust_decimal's binary encoder sends zero with display scale 0, so `0.00`
-/// would read back as `0`; PostgreSQL keeps the scale, and so do we.
+/// A NUMERIC value: an Arrow decimal's unscaled integer and scale. PostgreSQL keeps a value's
+/// display scale through both encodings, so zero at scale 2 reads back as `0.00`.
 #[derive(Debug)]
-pub struct PgNumeric(pub rust_decimal::Decimal);
+pub struct PgNumeric(NumericDigits);
+
+impl PgNumeric {
+    pub fn new(unscaled: impl Into<i256>, scale: i8) -> Self {
+        PgNumeric(NumericDigits::new(unscaled.into(), scale))
+    }
+}
 
 impl ToSql for PgNumeric {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        if self.0.is_zero() {
-            out.put_u16(0); // no digit groups
-            out.put_i16(0); // weight
-            out.put_u16(0); // sign: positive
-            out.put_u16(self.0.scale() as u16);
-            return Ok(IsNull::No);
+    /// PostgreSQL's binary numeric: the count of base-10000 digit groups, the weight of the
+    /// first, the sign, the display scale, then the groups.
+    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        const POSITIVE: u16 = 0x0000;
+        const NEGATIVE: u16 = 0x4000;
+        let NumericGroups { groups, weight } = self.0.groups();
+        out.put_u16(groups.len() as u16);
+        out.put_i16(weight);
+        out.put_u16(if self.0.negative { NEGATIVE } else { POSITIVE });
+        out.put_u16(self.0.fraction.len() as u16);
+        for group in groups {
+            out.put_i16(group);
         }
-        self.0.to_sql(ty, out)
+        Ok(IsNull::No)
     }
 
     fn accepts(ty: &Type) -> bool {
@@ -121,11 +134,12 @@ impl ToSql for PgNumeric {
 impl ToSqlText for PgNumeric {
     fn to_sql_text(
         &self,
-        ty: &Type,
+        _ty: &Type,
         out: &mut BytesMut,
-        options: &FormatOptions,
+        _: &FormatOptions,
     ) -> Result<IsNull, BoxError> {
-        self.0.to_sql_text(ty, out, options)
+        out.put_slice(self.0.text().as_bytes());
+        Ok(IsNull::No)
     }
 }
 
@@ -302,5 +316,25 @@ mod tests {
         );
         let late = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
         assert_eq!(text(PgDate(late), &Type::DATE), "2026-12-31");
+    }
+
+    #[test]
+    fn numerics_read_back_with_their_scale_in_binary() {
+        use postgres_types::FromSql;
+        for (unscaled, scale, expected) in [
+            (1234567, 2, "12345.67"),
+            (-5, 3, "-0.005"),
+            (0, 2, "0.00"),
+            (1, -5, "100000"),
+            (10_000_000_000_i128, 0, "10000000000"),
+        ] {
+            let mut out = BytesMut::new();
+            PgNumeric::new(unscaled, scale)
+                .to_sql(&Type::NUMERIC, &mut out)
+                .unwrap();
+            let read = rust_decimal::Decimal::from_sql(&Type::NUMERIC, &out).unwrap();
+            assert_eq!(read.to_string(), expected);
+            assert_eq!(text(PgNumeric::new(unscaled, scale), &Type::NUMERIC), expected);
+        }
     }
 }

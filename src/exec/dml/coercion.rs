@@ -85,7 +85,16 @@ pub(in crate::exec) fn conform(
             safe: false,
             ..Default::default()
         };
-        cast_with_options(array, &target, &options).map_err(|e| {
+        let fractional = matches!(
+            array.data_type(),
+            DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Float32 | DataType::Float64
+        );
+        let converted = if fractional && target.is_integer() {
+            super::super::checked_arithmetic::rounded_to_integer(array, &target)
+        } else {
+            cast_with_options(array, &target, &options)
+        };
+        converted.map_err(|e| {
             // A number too large for the column is out of range, as PostgreSQL reports it.
             if array.data_type().is_numeric() && target.is_integer() {
                 ExecError::NumericOutOfRange(format!("{} out of range", column.sql_type.sql_name()))

@@ -4,15 +4,16 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::array::{ArrayRef, Decimal128Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DECIMAL128_MAX_PRECISION, Field, Schema};
 use datafusion::sql::sqlparser::ast::{self, Expr, SetExpr};
 
 /// A constant in VALUES, typed as DataFusion types a SQL literal.
 enum Literal {
     Null,
     Int(i64),
-    Float(f64),
+    /// A number with a point or an exponent: exact, as `numeric` is.
+    Decimal { unscaled: i128, scale: i8 },
     Text(String),
     Bool(bool),
 }
@@ -45,10 +46,55 @@ fn number(text: &str, negative: bool) -> Option<Literal> {
     let signed = format!("{sign}{text}");
     if text.bytes().all(|b| b.is_ascii_digit()) {
         // Out of i64 range DataFusion types it differently: leave it to the general path.
-        signed.parse().ok().map(Literal::Int)
-    } else {
-        signed.parse().ok().map(Literal::Float)
+        return signed.parse().ok().map(Literal::Int);
     }
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{integer}{fraction}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let scale = i32::try_from(fraction.len()).ok()? - exponent;
+    // A negative scale is written out as zeros: numeric has none.
+    let zeros = u32::try_from(-scale.min(0)).ok()?;
+    let mut unscaled: i128 = digits.parse().ok()?;
+    unscaled = unscaled.checked_mul(10i128.checked_pow(zeros)?)?;
+    let scale = i8::try_from(scale.max(0)).ok()?;
+    Some(Literal::Decimal {
+        unscaled: if negative { -unscaled } else { unscaled },
+        scale,
+    })
+}
+
+/// Decimal literals and integers as one decimal column at the largest scale among them; None
+/// when a value does not fit in 38 digits there.
+fn decimal_array(literals: &[Literal]) -> Option<ArrayRef> {
+    let scale = literals
+        .iter()
+        .filter_map(|l| match l {
+            Literal::Decimal { scale, .. } => Some(*scale),
+            _ => None,
+        })
+        .max()?;
+    let values = literals
+        .iter()
+        .map(|l| {
+            let (unscaled, own) = match l {
+                Literal::Int(i) => (i128::from(*i), 0),
+                Literal::Decimal { unscaled, scale } => (*unscaled, *scale),
+                _ => return Some(None),
+            };
+            let factor = 10i128.checked_pow(u32::try_from(scale - own).ok()?)?;
+            unscaled.checked_mul(factor).map(Some)
+        })
+        .collect::<Option<Vec<Option<i128>>>>()?;
+    Decimal128Array::from(values)
+        .with_precision_and_scale(DECIMAL128_MAX_PRECISION, scale)
+        .ok()
+        .map(|array| Arc::new(array) as ArrayRef)
 }
 
 /// The rows of `INSERT ... VALUES` when every value (and every default filled in) is a plain
@@ -100,15 +146,9 @@ pub(super) fn literal_values(
             ))
         } else if literals
             .iter()
-            .all(|l| matches!(l, Literal::Null | Literal::Int(_) | Literal::Float(_)))
+            .all(|l| matches!(l, Literal::Null | Literal::Int(_) | Literal::Decimal { .. }))
         {
-            Arc::new(datafusion::arrow::array::Float64Array::from_iter(
-                literals.iter().map(|l| match l {
-                    Literal::Int(i) => Some(*i as f64),
-                    Literal::Float(f) => Some(*f),
-                    _ => None,
-                }),
-            ))
+            decimal_array(&literals)?
         } else if literals
             .iter()
             .all(|l| matches!(l, Literal::Null | Literal::Text(_)))
@@ -138,4 +178,30 @@ pub(super) fn literal_values(
         arrays.push(array);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decimal(text: &str, negative: bool) -> Option<(i128, i8)> {
+        match number(text, negative)? {
+            Literal::Decimal { unscaled, scale } => Some((unscaled, scale)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn decimal_literals_are_exact_with_their_written_scale() {
+        assert_eq!(decimal("1.5", false), Some((15, 1)));
+        assert_eq!(decimal("0.10", true), Some((-10, 2)));
+        assert_eq!(decimal("1e5", false), Some((100000, 0)));
+        assert_eq!(decimal("1.25E-1", false), Some((125, 3)));
+        assert_eq!(decimal(".5", false), Some((5, 1)));
+        assert_eq!(
+            decimal("12345678901234567.123", false),
+            Some((12345678901234567123, 3))
+        );
+        assert!(matches!(number("42", true), Some(Literal::Int(-42))));
+    }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type,
+    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Decimal256Type, Float32Type,
+    Float64Type, i256,
     Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
@@ -20,7 +21,6 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::types::ToSqlText;
 use postgres_types::ToSql;
-use rust_decimal::Decimal;
 
 use crate::exec::Outcome;
 use crate::server::sqlstate;
@@ -161,25 +161,14 @@ pub fn encode_cell(
         DataType::UInt8 => primitive!(UInt8Type, i16::from),
         DataType::UInt16 => primitive!(UInt16Type, i32::from),
         DataType::UInt32 => primitive!(UInt32Type, i64::from),
-        DataType::UInt64 => primitive!(UInt64Type, |v: u64| PgNumeric(Decimal::from(v))),
+        DataType::UInt64 => primitive!(UInt64Type, |v: u64| PgNumeric::new(i128::from(v), 0)),
         DataType::Float32 => primitive!(Float32Type, PgFloat::Float4),
         DataType::Float64 => primitive!(Float64Type, PgFloat::Float8),
-        DataType::Decimal128(_, scale) if *scale >= 0 && *scale <= 28 => {
-            let scale = *scale as u32;
-            let array = column.as_primitive::<Decimal128Type>();
-            let value = if array.is_valid(row) {
-                Some(PgNumeric(
-                    Decimal::try_from_i128_with_scale(array.value(row), scale).map_err(|e| {
-                        PgWireError::UserError(Box::new(sqlstate::error(
-                            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
-                            format!("numeric value out of range: {e}"),
-                        )))
-                    })?,
-                ))
-            } else {
-                None
-            };
-            put(encoder, value, field)
+        DataType::Decimal128(_, scale) => {
+            primitive!(Decimal128Type, |v: i128| PgNumeric::new(v, *scale))
+        }
+        DataType::Decimal256(_, scale) => {
+            primitive!(Decimal256Type, |v: i256| PgNumeric::new(v, *scale))
         }
         DataType::Utf8 if TextTyped::accepts(field.datatype()) => {
             let array = column.as_string::<i32>();
