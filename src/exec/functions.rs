@@ -511,6 +511,14 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         |args| Ok(Arc::new(StringArray::from(vec!["root"; args[0].len()]))),
     ));
     super::numeric_aggregates::register(ctx);
+    super::regexp::register(ctx);
+    // `string_to_table` is `string_to_array` spread into rows (`sql::set_returning`).
+    ctx.register_udf(
+        datafusion::functions_nested::string::string_to_array_udf()
+            .as_ref()
+            .clone()
+            .with_aliases(["string_to_table"]),
+    );
 }
 
 /// PostgreSQL's `pg_size_pretty`: bytes below 10 kB, then kB, MB, GB, TB and PB, each up

@@ -168,7 +168,9 @@ fn as_postgres_literal(value: &ScalarValue) -> Option<ScalarValue> {
         ScalarValue::Decimal128(Some(v), precision, scale) if *scale < 0 => {
             let zeros = scale.unsigned_abs();
             let precision = precision.checked_add(zeros)?;
-            let v = 10i128.checked_pow(zeros.into()).and_then(|p| v.checked_mul(p))?;
+            let v = 10i128
+                .checked_pow(zeros.into())
+                .and_then(|p| v.checked_mul(p))?;
             (precision <= DECIMAL128_MAX_PRECISION).then_some(ScalarValue::Decimal128(
                 Some(v),
                 precision,

@@ -35,9 +35,9 @@ mod lateral_key;
 mod logins;
 mod maintenance;
 mod names;
+mod naming;
 mod numeric_aggregates;
 mod numeric_division;
-mod naming;
 mod params;
 mod pg_catalog;
 mod pg_derived;
@@ -47,6 +47,7 @@ mod point_query;
 mod prepare;
 mod query_planner;
 mod recursive_terms;
+mod regexp;
 mod search_path;
 mod sequence_functions;
 mod sequences;
@@ -153,6 +154,9 @@ pub enum ExecError {
     /// Arguments `width_bucket` cannot bucket by (2201G).
     #[error("{0}")]
     InvalidWidthBucketArgument(String),
+    /// A pattern the regular expression functions cannot compile (2201B).
+    #[error("{0}")]
+    InvalidRegularExpression(String),
     /// A date, time or interval past what its type holds (22008).
     #[error("{0}")]
     DatetimeOutOfRange(String),

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, PrimitiveArray};
 use datafusion::arrow::datatypes::{
-    ArrowPrimitiveType, DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION, DataType, Decimal128Type,
-    Decimal256Type, Field, FieldRef, i256,
+    ArrowPrimitiveType, DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION, DataType,
+    Decimal128Type, Decimal256Type, Field, FieldRef, i256,
 };
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::functions_aggregate::average::avg_udaf;
@@ -94,9 +94,11 @@ impl AggregateUDFImpl for ExactSum {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        widened(&args, |args| self.inner.accumulator(args), |inner| {
-            Box::new(WidenedAccumulator { inner })
-        })
+        widened(
+            &args,
+            |args| self.inner.accumulator(args),
+            |inner| Box::new(WidenedAccumulator { inner }),
+        )
     }
 
     fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -242,7 +244,8 @@ impl GroupsAccumulator for WidenedGroupsAccumulator {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        self.inner.convert_to_state(&as_bigints(values)?, opt_filter)
+        self.inner
+            .convert_to_state(&as_bigints(values)?, opt_filter)
     }
 
     fn size(&self) -> usize {
@@ -391,19 +394,20 @@ impl Rounding {
             result: &DataType,
             round: impl Fn(T::Native, T::Native, T::Native) -> T::Native,
         ) -> Result<ArrayRef> {
-            let values: PrimitiveArray<T> = array
-                .as_primitive::<T>()
-                .unary(|v| round(v, ten, five));
+            let values: PrimitiveArray<T> =
+                array.as_primitive::<T>().unary(|v| round(v, ten, five));
             Ok(Arc::new(values.with_data_type(result.clone())))
         }
         match self.result {
-            DataType::Decimal128(..) => rounded::<Decimal128Type>(
-                &computed,
-                10,
-                5,
-                &self.result,
-                |v, ten, five| if v < 0 { (v - five) / ten } else { (v + five) / ten },
-            ),
+            DataType::Decimal128(..) => {
+                rounded::<Decimal128Type>(&computed, 10, 5, &self.result, |v, ten, five| {
+                    if v < 0 {
+                        (v - five) / ten
+                    } else {
+                        (v + five) / ten
+                    }
+                })
+            }
             _ => rounded::<Decimal256Type>(
                 &computed,
                 i256::from_i128(10),

@@ -83,7 +83,10 @@ impl ExprPlanner for NumericDivisionPlanner {
 }
 
 fn is_decimal(data_type: &DataType) -> bool {
-    matches!(data_type, DataType::Decimal128(..) | DataType::Decimal256(..))
+    matches!(
+        data_type,
+        DataType::Decimal128(..) | DataType::Decimal256(..)
+    )
 }
 
 /// The scale of an exact number type: a decimal's own, 0 for an integer; None otherwise.
@@ -145,8 +148,7 @@ impl ScalarUDFImpl for NumericDivision {
         let dividend = args.arg_fields[0].data_type();
         let divisor = args.arg_fields[1].data_type();
         let divisor_fraction = exact_scale(divisor).unwrap_or(0).max(0);
-        let needed =
-            integer_digits(dividend) + i32::from(divisor_fraction) + i32::from(*scale);
+        let needed = integer_digits(dividend) + i32::from(divisor_fraction) + i32::from(*scale);
         let data_type = if needed <= i32::from(DECIMAL128_MAX_PRECISION) {
             DataType::Decimal128(DECIMAL128_MAX_PRECISION, *scale)
         } else {
@@ -219,9 +221,15 @@ fn quotient(dividend: i256, divisor: i256, exponent: i32) -> Result<i256> {
     }
     let power = |e: i32| i256::from_i128(10).checked_pow(e.unsigned_abs());
     let (numerator, denominator) = if exponent >= 0 {
-        (power(exponent).and_then(|p| dividend.checked_mul(p)), Some(divisor))
+        (
+            power(exponent).and_then(|p| dividend.checked_mul(p)),
+            Some(divisor),
+        )
     } else {
-        (Some(dividend), power(exponent).and_then(|p| divisor.checked_mul(p)))
+        (
+            Some(dividend),
+            power(exponent).and_then(|p| divisor.checked_mul(p)),
+        )
     };
     let (Some(numerator), Some(denominator)) = (numerator, denominator) else {
         return Err(overflow());
@@ -249,9 +257,13 @@ mod tests {
     use super::*;
 
     fn quotient_of(dividend: i128, divisor: i128, exponent: i32) -> i128 {
-        quotient(i256::from_i128(dividend), i256::from_i128(divisor), exponent)
-            .unwrap()
-            .as_i128()
+        quotient(
+            i256::from_i128(dividend),
+            i256::from_i128(divisor),
+            exponent,
+        )
+        .unwrap()
+        .as_i128()
     }
 
     #[test]

@@ -54,7 +54,11 @@ impl NumericDigits {
         if self.negative {
             text.push('-');
         }
-        text.push_str(if self.integer.is_empty() { "0" } else { &self.integer });
+        text.push_str(if self.integer.is_empty() {
+            "0"
+        } else {
+            &self.integer
+        });
         if !self.fraction.is_empty() {
             text.push('.');
             text.push_str(&self.fraction);
@@ -71,7 +75,11 @@ impl NumericDigits {
             .as_bytes()
             .chunks(GROUP_DIGITS)
             .chain(fraction.as_bytes().chunks(GROUP_DIGITS))
-            .map(|chunk| chunk.iter().fold(0, |group, d| group * 10 + i16::from(d - b'0')))
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .fold(0, |group, d| group * 10 + i16::from(d - b'0'))
+            })
             .collect();
         let leading_zeros = groups.iter().take_while(|g| **g == 0).count();
         groups.drain(..leading_zeros);
@@ -124,17 +132,50 @@ mod tests {
         assert_eq!(digits(0, 0).text(), "0");
         assert_eq!(digits(1, -5).text(), "100000");
         assert_eq!(digits(-120, 0).text(), "-120");
-        assert_eq!(digits(i128::MAX, 38).text(), "1.70141183460469231731687303715884105727");
+        assert_eq!(
+            digits(i128::MAX, 38).text(),
+            "1.70141183460469231731687303715884105727"
+        );
     }
 
     #[test]
     fn groups_are_base_10000_around_the_point() {
         let groups = |u, s| digits(u, s).groups();
-        assert_eq!(groups(1234567, 2), NumericGroups { groups: vec![1, 2345, 6700], weight: 1 });
-        assert_eq!(groups(5, 1), NumericGroups { groups: vec![5000], weight: -1 });
-        assert_eq!(groups(1, 5), NumericGroups { groups: vec![1000], weight: -2 });
-        assert_eq!(groups(100000000, 0), NumericGroups { groups: vec![1], weight: 2 });
-        assert_eq!(groups(0, 3), NumericGroups { groups: vec![], weight: 0 });
+        assert_eq!(
+            groups(1234567, 2),
+            NumericGroups {
+                groups: vec![1, 2345, 6700],
+                weight: 1
+            }
+        );
+        assert_eq!(
+            groups(5, 1),
+            NumericGroups {
+                groups: vec![5000],
+                weight: -1
+            }
+        );
+        assert_eq!(
+            groups(1, 5),
+            NumericGroups {
+                groups: vec![1000],
+                weight: -2
+            }
+        );
+        assert_eq!(
+            groups(100000000, 0),
+            NumericGroups {
+                groups: vec![1],
+                weight: 2
+            }
+        );
+        assert_eq!(
+            groups(0, 3),
+            NumericGroups {
+                groups: vec![],
+                weight: 0
+            }
+        );
     }
 
     #[test]

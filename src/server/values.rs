@@ -334,7 +334,10 @@ mod tests {
                 .unwrap();
             let read = rust_decimal::Decimal::from_sql(&Type::NUMERIC, &out).unwrap();
             assert_eq!(read.to_string(), expected);
-            assert_eq!(text(PgNumeric::new(unscaled, scale), &Type::NUMERIC), expected);
+            assert_eq!(
+                text(PgNumeric::new(unscaled, scale), &Type::NUMERIC),
+                expected
+            );
         }
     }
 }

@@ -14,8 +14,11 @@ use datafusion::sql::sqlparser::ast::{
 use super::subqueries::function_name;
 
 /// Functions returning one column that DataFusion computes as an array per call.
-const ARRAY_BACKED: [&str; 7] = [
+const ARRAY_BACKED: [&str; 10] = [
     "generate_series",
+    "regexp_matches",
+    "regexp_split_to_table",
+    "string_to_table",
     "jsonb_array_elements",
     "json_array_elements",
     "jsonb_array_elements_text",

@@ -87,7 +87,10 @@ pub(in crate::exec) fn conform(
         };
         let fractional = matches!(
             array.data_type(),
-            DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Float32 | DataType::Float64
+            DataType::Decimal128(..)
+                | DataType::Decimal256(..)
+                | DataType::Float32
+                | DataType::Float64
         );
         let converted = if fractional && target.is_integer() {
             super::super::checked_arithmetic::rounded_to_integer(array, &target)

@@ -13,7 +13,10 @@ enum Literal {
     Null,
     Int(i64),
     /// A number with a point or an exponent: exact, as `numeric` is.
-    Decimal { unscaled: i128, scale: i8 },
+    Decimal {
+        unscaled: i128,
+        scale: i8,
+    },
     Text(String),
     Bool(bool),
 }
