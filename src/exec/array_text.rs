@@ -69,6 +69,62 @@ pub(crate) fn parse_text_array(literal: &str) -> Option<Vec<Option<String>>> {
     }
 }
 
+/// A PostgreSQL array literal of one or two dimensions, as text elements.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TextArray {
+    Flat(Vec<Option<String>>),
+    /// Two dimensions: the rows, which PostgreSQL requires to be of one length.
+    Rows(Vec<Vec<Option<String>>>),
+    /// Three or more dimensions.
+    Deeper,
+}
+
+/// Reads a one- or two-dimensional array literal (`{a,b}`, `{{a,1},{b,2}}`); `None` when it
+/// is malformed or its rows differ in length.
+pub(crate) fn parse_text_array_2d(literal: &str) -> Option<TextArray> {
+    let inner = literal
+        .trim()
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))?;
+    if !inner.trim_start().starts_with('{') {
+        return parse_text_array(literal).map(TextArray::Flat);
+    }
+    let mut rows = Vec::new();
+    for row in top_level_items(inner)? {
+        let row_inner = row.trim().strip_prefix('{')?;
+        if row_inner.trim_start().starts_with('{') {
+            return Some(TextArray::Deeper);
+        }
+        rows.push(parse_text_array(row)?);
+    }
+    if rows.windows(2).any(|pair| pair[0].len() != pair[1].len()) {
+        return None;
+    }
+    Some(TextArray::Rows(rows))
+}
+
+/// The comma-separated items of an array literal's inside, braces and quotes respected.
+fn top_level_items(inner: &str) -> Option<Vec<&str>> {
+    let mut items = Vec::new();
+    let (mut depth, mut quoted, mut escaped, mut start) = (0usize, false, false, 0);
+    for (at, c) in inner.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '{' if !quoted => depth += 1,
+            '}' if !quoted => depth = depth.checked_sub(1)?,
+            ',' if !quoted && depth == 0 => {
+                items.push(&inner[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&inner[start..]);
+    Some(items)
+}
+
 /// Each text read as a PostgreSQL array literal, as a list of its elements' text.
 pub(super) fn text_arrays(texts: &ArrayRef) -> Result<ArrayRef> {
     use datafusion::arrow::array::ListBuilder;
@@ -233,6 +289,28 @@ fn string_value(array: &dyn Array, i: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_dimensional_literals_read_as_rows() {
+        let text = |s: &str| Some(s.to_owned());
+        assert_eq!(
+            parse_text_array_2d(r#"{{a,1},{"b c",NULL}}"#),
+            Some(TextArray::Rows(vec![
+                vec![text("a"), text("1")],
+                vec![text("b c"), None]
+            ]))
+        );
+        assert_eq!(
+            parse_text_array_2d("{a,b}"),
+            Some(TextArray::Flat(vec![text("a"), text("b")]))
+        );
+        assert_eq!(parse_text_array_2d("{{{a}}}"), Some(TextArray::Deeper));
+        assert_eq!(parse_text_array_2d("{{a,b},{c}}"), None);
+        assert_eq!(
+            parse_text_array_2d(r#"{{"}",a}}"#),
+            Some(TextArray::Rows(vec![vec![text("}"), text("a")]]))
+        );
+    }
     use datafusion::arrow::array::{
         BooleanBuilder, Int32Builder, ListBuilder, StringBuilder as Strings,
     };

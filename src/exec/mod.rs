@@ -9,7 +9,7 @@ mod age;
 mod aggregate_catalog;
 mod alter;
 mod array_overlap;
-mod array_text;
+pub(crate) mod array_text;
 mod block_ddl;
 mod bpchar;
 mod catalog;
@@ -154,6 +154,9 @@ pub enum ExecError {
     /// Arguments `width_bucket` cannot bucket by (2201G).
     #[error("{0}")]
     InvalidWidthBucketArgument(String),
+    /// An array of the wrong shape for its use: dimensions, or pairs that do not pair (2202E).
+    #[error("{0}")]
+    ArraySubscriptError(String),
     /// A pattern the regular expression functions cannot compile (2201B).
     #[error("{0}")]
     InvalidRegularExpression(String),

@@ -38,6 +38,7 @@ pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
 pub const INVALID_DATETIME_FORMAT: &str = "22007";
 pub const INVALID_ARGUMENT_FOR_WIDTH_BUCKET: &str = "2201G";
 pub const INVALID_REGULAR_EXPRESSION: &str = "2201B";
+pub const ARRAY_SUBSCRIPT_ERROR: &str = "2202E";
 pub const INTERVAL_FIELD_OVERFLOW: &str = "22015";
 pub const DUPLICATE_COLUMN: &str = "42701";
 pub const DUPLICATE_OBJECT: &str = "42710";
@@ -143,6 +144,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::DatetimeOutOfRange(_) => DATETIME_FIELD_OVERFLOW,
         ExecError::InvalidWidthBucketArgument(_) => INVALID_ARGUMENT_FOR_WIDTH_BUCKET,
         ExecError::InvalidRegularExpression(_) => INVALID_REGULAR_EXPRESSION,
+        ExecError::ArraySubscriptError(_) => ARRAY_SUBSCRIPT_ERROR,
         ExecError::InvalidText(_) | ExecError::InvalidJson { .. } => INVALID_TEXT_REPRESENTATION,
         ExecError::WrongObjectType(_) => WRONG_OBJECT_TYPE,
         ExecError::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,

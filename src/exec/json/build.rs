@@ -1,16 +1,19 @@
 //! Making JSON documents: the `json`/`jsonb` input functions, `json(b)_build_object/array`,
-//! `to_json(b)` (a SQL value as JSON), `jsonb_set`, `json(b)_strip_nulls` and `jsonb_pretty`.
+//! `json(b)_object` from text arrays, `to_json(b)` (a SQL value as JSON), `jsonb_set`,
+//! `json(b)_strip_nulls` and `jsonb_pretty`.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 
 use super::functions::Call;
 use super::value::{self, Node, Value};
 use super::{Kind, invalid_parameter};
+use crate::exec::ExecError;
+use crate::exec::array_text::{TextArray, parse_text_array_2d};
 
 pub(super) fn read_each(call: &Call, kind: Kind) -> Result<ArrayRef> {
     let mut out = StringBuilder::new();
@@ -202,4 +205,89 @@ pub(super) fn set(call: &Call) -> Result<ArrayRef> {
         out.append_value(value::print_jsonb(&doc));
     }
     Ok(Arc::new(out.finish()))
+}
+
+/// `json(b)_object(text[])` and `json(b)_object(keys text[], values text[])`: an object from
+/// alternating keys and values, from two-column rows, or from two parallel arrays; every value
+/// is a string or null. A literal argument is read as an array literal, as PostgreSQL reads
+/// an untyped one for a `text[]` parameter.
+pub(super) fn object_from_arrays(call: &Call, kind: Kind) -> Result<ArrayRef> {
+    let shape = |message: &str| {
+        DataFusionError::External(Box::new(ExecError::ArraySubscriptError(message.into())))
+    };
+    finish_each(call, kind, |row| {
+        let mut arrays = Vec::with_capacity(call.args.len());
+        for arg in &call.args {
+            match text_array_at(arg, row)? {
+                Some(array) => arrays.push(array),
+                None => return Ok(None),
+            }
+        }
+        let pairs: Vec<(Option<String>, Option<String>)> = match arrays.as_slice() {
+            [TextArray::Flat(items)] if items.len() % 2 == 0 => items
+                .chunks(2)
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect(),
+            [TextArray::Flat(_)] => return Err(shape("array must have even number of elements")),
+            [TextArray::Rows(rows)] if rows.iter().all(|r| r.len() == 2) => rows
+                .iter()
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect(),
+            [TextArray::Rows(_)] => return Err(shape("array must have two columns")),
+            [TextArray::Flat(keys), TextArray::Flat(values)] if keys.len() == values.len() => {
+                keys.iter().cloned().zip(values.iter().cloned()).collect()
+            }
+            [TextArray::Flat(_), TextArray::Flat(_)] => {
+                return Err(shape("mismatched array dimensions"));
+            }
+            _ => return Err(shape("wrong number of array subscripts")),
+        };
+        let mut members = Vec::with_capacity(pairs.len());
+        for (key, value) in pairs {
+            let key = key.ok_or_else(|| {
+                DataFusionError::External(Box::new(ExecError::NullValueNotAllowed(
+                    "null value not allowed for object key".into(),
+                )))
+            })?;
+            let value = value.map_or(Value::Null, Value::String);
+            members.push((key, Node::built(value)));
+        }
+        Ok(Some(Node::built(Value::Object(members))))
+    })
+}
+
+/// Argument `array` at `row` as an array of texts; None when NULL.
+fn text_array_at(array: &ArrayRef, row: usize) -> Result<Option<TextArray>> {
+    if array.is_null(row) {
+        return Ok(None);
+    }
+    let texts = |list: &ArrayRef| -> Result<Vec<Option<String>>> {
+        let list = cast(list, &DataType::Utf8)?;
+        Ok(list
+            .as_string::<i32>()
+            .iter()
+            .map(|item| item.map(str::to_owned))
+            .collect())
+    };
+    Ok(Some(match array.data_type() {
+        DataType::List(item) if matches!(item.data_type(), DataType::List(_)) => {
+            let rows = array.as_list::<i32>().value(row);
+            let rows = rows.as_list::<i32>();
+            TextArray::Rows(
+                (0..rows.len())
+                    .map(|r| texts(&rows.value(r)))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        DataType::List(_) => TextArray::Flat(texts(&array.as_list::<i32>().value(row))?),
+        _ => {
+            let literal = cast(array, &DataType::Utf8)?;
+            let literal = literal.as_string::<i32>().value(row);
+            parse_text_array_2d(literal).ok_or_else(|| {
+                DataFusionError::External(Box::new(ExecError::InvalidText(format!(
+                    "malformed array literal: \"{literal}\""
+                ))))
+            })?
+        }
+    }))
 }

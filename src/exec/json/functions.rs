@@ -20,7 +20,9 @@ use super::access::{
     Existence, MemberPart, Steps, array_length, contains, each_member, elements, exists, get,
     object_keys, path, typeof_each,
 };
-use super::build::{build_array, build_object, pretty, read_each, set, strip_nulls, to_json};
+use super::build::{
+    build_array, build_object, object_from_arrays, pretty, read_each, set, strip_nulls, to_json,
+};
 use super::edit::{Removal, concat, delete, delete_path, insert};
 use super::value::Node;
 use crate::sql::json_each::{EACH_KEYS, EACH_TEXTS, EACH_VALUES};
@@ -323,6 +325,24 @@ pub(super) fn all() -> Vec<ScalarUDF> {
             },
         ));
     }
+    let one_or_two = || {
+        Signature::one_of(
+            vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+            Volatility::Immutable,
+        )
+    };
+    all.push(udf(
+        "json_object",
+        one_or_two(),
+        Returns::Json(Kind::Json),
+        |c| object_from_arrays(c, Kind::Json),
+    ));
+    all.push(udf(
+        "jsonb_object",
+        one_or_two(),
+        Returns::Json(Kind::Jsonb),
+        |c| object_from_arrays(c, Kind::Jsonb),
+    ));
     all.push(udf(
         "json_build_array",
         variadic(),
