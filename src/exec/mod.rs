@@ -62,6 +62,7 @@ mod text_casts;
 mod to_char;
 mod transaction;
 mod type_mismatch;
+mod unknown_operands;
 mod users;
 mod view_table;
 mod views;

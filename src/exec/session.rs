@@ -179,6 +179,7 @@ impl Engine {
         // decimals.
         let planners = builder.expr_planners().get_or_insert_with(Vec::new);
         for (at, planner) in [
+            super::unknown_operands::operator(),
             super::json::operators(),
             super::interval_arithmetic::operators(),
             super::array_overlap::operator(),
