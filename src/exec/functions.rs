@@ -511,6 +511,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         |args| Ok(Arc::new(StringArray::from(vec!["root"; args[0].len()]))),
     ));
     super::numeric_aggregates::register(ctx);
+    ctx.register_udf(super::numeric_division::integer_quotient());
     super::regexp::register(ctx);
     // `string_to_table` is `string_to_array` spread into rows (`sql::set_returning`).
     ctx.register_udf(

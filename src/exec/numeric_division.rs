@@ -7,6 +7,7 @@
 //! for the operands' values when both are literals. A column holds one scale for all its rows,
 //! where PostgreSQL picks one per value, so for other operands the scale is PostgreSQL's for
 //! a quotient in the operands' first digit group: 16 digits, or more if an operand has more.
+//! `div(y, x)` is the same division truncated to an integer.
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ pub fn operator() -> Arc<dyn ExprPlanner> {
     Arc::new(NumericDivisionPlanner {
         function: Arc::new(ScalarUDF::new_from_impl(NumericDivision {
             signature: Signature::any(3, Volatility::Immutable),
+            integer_quotient: false,
         })),
     })
 }
@@ -115,14 +117,39 @@ fn literal_digits(expr: &Expr) -> Option<NumericDigits> {
     Some(NumericDigits::new(unscaled, scale))
 }
 
+/// `kalamdb_numeric_div`, the `/` above, or `div(y, x)`: PostgreSQL's integer quotient of two
+/// numerics, truncated toward zero.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct NumericDivision {
     signature: Signature,
+    integer_quotient: bool,
+}
+
+/// `div(numeric, numeric)`.
+pub fn integer_quotient() -> ScalarUDF {
+    ScalarUDF::new_from_impl(NumericDivision {
+        signature: Signature::user_defined(Volatility::Immutable),
+        integer_quotient: true,
+    })
 }
 
 impl ScalarUDFImpl for NumericDivision {
     fn name(&self) -> &str {
-        FUNCTION
+        if self.integer_quotient {
+            "div"
+        } else {
+            FUNCTION
+        }
+    }
+
+    /// `div` takes two exact numbers (integers are numerics to it).
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [y, x] if exact_scale(y).is_some() && exact_scale(x).is_some() => {
+                Ok(arg_types.to_vec())
+            }
+            _ => datafusion::common::plan_err!("function div does not accept {arg_types:?}"),
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -136,7 +163,11 @@ impl ScalarUDFImpl for NumericDivision {
     /// A decimal at the scale the third argument names: 128 bits wide when the quotient's
     /// integer digits (at most the dividend's plus the divisor's fraction digits) leave room.
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let Some(Some(ScalarValue::Int8(Some(scale)))) = args.scalar_arguments.get(2) else {
+        let scale = if self.integer_quotient {
+            &0
+        } else if let Some(Some(ScalarValue::Int8(Some(scale)))) = args.scalar_arguments.get(2) {
+            scale
+        } else {
             return datafusion::common::plan_err!("{FUNCTION} takes a literal scale");
         };
         let integer_digits = |t: &DataType| match t {
@@ -168,7 +199,12 @@ impl ScalarUDFImpl for NumericDivision {
         else {
             return datafusion::common::internal_err!("{FUNCTION} returns a decimal");
         };
-        let quotients = divide(&arrays[0], &arrays[1], scale)?;
+        let rounding = if self.integer_quotient {
+            Rounding::TowardZero
+        } else {
+            Rounding::HalfAwayFromZero
+        };
+        let quotients = divide(&arrays[0], &arrays[1], scale, rounding)?;
         let quotients = cast_with_options(
             &quotients,
             args.return_field.data_type(),
@@ -186,8 +222,22 @@ impl ScalarUDFImpl for NumericDivision {
     }
 }
 
-/// Each row's quotient at `scale`, rounded half away from zero, as 256-bit decimals.
-fn divide(dividend: &ArrayRef, divisor: &ArrayRef, scale: i8) -> Result<ArrayRef> {
+/// How a quotient drops the digits past its scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rounding {
+    /// As `/` rounds: half away from zero.
+    HalfAwayFromZero,
+    /// As `div` truncates.
+    TowardZero,
+}
+
+/// Each row's quotient at `scale`, as 256-bit decimals.
+fn divide(
+    dividend: &ArrayRef,
+    divisor: &ArrayRef,
+    scale: i8,
+    rounding: Rounding,
+) -> Result<ArrayRef> {
     let (dividend_scale, dividends) = widened(dividend)?;
     let (divisor_scale, divisors) = widened(divisor)?;
     // quotient * 10^scale = dividend * 10^(scale + divisor_scale - dividend_scale) / divisor
@@ -196,7 +246,9 @@ fn divide(dividend: &ArrayRef, divisor: &ArrayRef, scale: i8) -> Result<ArrayRef
         .iter()
         .zip(divisors.iter())
         .map(|pair| match pair {
-            (Some(dividend), Some(divisor)) => quotient(dividend, divisor, exponent).map(Some),
+            (Some(dividend), Some(divisor)) => {
+                quotient(dividend, divisor, exponent, rounding).map(Some)
+            }
             _ => Ok(None),
         })
         .collect::<Result<Decimal256Array>>()?
@@ -212,7 +264,7 @@ fn widened(array: &ArrayRef) -> Result<(i8, Decimal256Array)> {
     Ok((scale, array.as_primitive().clone()))
 }
 
-fn quotient(dividend: i256, divisor: i256, exponent: i32) -> Result<i256> {
+fn quotient(dividend: i256, divisor: i256, exponent: i32, rounding: Rounding) -> Result<i256> {
     if divisor == i256::ZERO {
         return Err(DataFusionError::ArrowError(
             Box::new(ArrowError::DivideByZero),
@@ -236,9 +288,10 @@ fn quotient(dividend: i256, divisor: i256, exponent: i32) -> Result<i256> {
     };
     let truncated = numerator.wrapping_div(denominator);
     let remainder = numerator.wrapping_rem(denominator).wrapping_abs();
-    let rounds_away = remainder
-        .checked_mul(i256::from_i128(2))
-        .is_none_or(|twice| twice >= denominator.wrapping_abs());
+    let rounds_away = rounding == Rounding::HalfAwayFromZero
+        && remainder
+            .checked_mul(i256::from_i128(2))
+            .is_none_or(|twice| twice >= denominator.wrapping_abs());
     Ok(if rounds_away {
         truncated.wrapping_add(numerator.signum().wrapping_mul(denominator.signum()))
     } else {
@@ -278,6 +331,6 @@ mod tests {
 
     #[test]
     fn dividing_by_zero_is_refused() {
-        assert!(quotient(i256::ONE, i256::ZERO, 4).is_err());
+        assert!(quotient(i256::ONE, i256::ZERO, 4, Rounding::TowardZero).is_err());
     }
 }
