@@ -89,7 +89,7 @@ impl AggregateUDFImpl for ExactSum {
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         match &arg_types[0] {
             small if small.is_integer() => Ok(DataType::Int64),
-            other => self.inner.return_type(&[other.clone()]),
+            other => self.inner.return_type(std::slice::from_ref(other)),
         }
     }
 
@@ -310,7 +310,7 @@ impl AggregateUDFImpl for NumericAverage {
             DataType::Decimal256(_, s) => {
                 DataType::Decimal256(DECIMAL256_MAX_PRECISION, result_scale(*s))
             }
-            other => self.inner.return_type(&[other.clone()])?,
+            other => self.inner.return_type(std::slice::from_ref(other))?,
         })
     }
 

@@ -309,11 +309,12 @@ fn overflow() -> DataFusionError {
 mod tests {
     use super::*;
 
-    fn quotient_of(dividend: i128, divisor: i128, exponent: i32) -> i128 {
+    fn quotient_of(dividend: i128, divisor: i128, exponent: i32, rounding: Rounding) -> i128 {
         quotient(
             i256::from_i128(dividend),
             i256::from_i128(divisor),
             exponent,
+            rounding,
         )
         .unwrap()
         .as_i128()
@@ -321,12 +322,21 @@ mod tests {
 
     #[test]
     fn quotients_round_half_away_from_zero() {
-        assert_eq!(quotient_of(1, 3, 4), 3333);
-        assert_eq!(quotient_of(2, 3, 4), 6667);
-        assert_eq!(quotient_of(-2, 3, 4), -6667);
-        assert_eq!(quotient_of(5, 10, 0), 1);
-        assert_eq!(quotient_of(-5, 10, 0), -1);
-        assert_eq!(quotient_of(15, 1, -1), 2);
+        let rounded = |y, x, e| quotient_of(y, x, e, Rounding::HalfAwayFromZero);
+        assert_eq!(rounded(1, 3, 4), 3333);
+        assert_eq!(rounded(2, 3, 4), 6667);
+        assert_eq!(rounded(-2, 3, 4), -6667);
+        assert_eq!(rounded(5, 10, 0), 1);
+        assert_eq!(rounded(-5, 10, 0), -1);
+        assert_eq!(rounded(15, 1, -1), 2);
+    }
+
+    #[test]
+    fn integer_quotients_truncate_toward_zero() {
+        let truncated = |y, x| quotient_of(y, x, 0, Rounding::TowardZero);
+        assert_eq!(truncated(9, 4), 2);
+        assert_eq!(truncated(-9, 4), -2);
+        assert_eq!(truncated(-7, -2), 3);
     }
 
     #[test]
