@@ -160,7 +160,7 @@ async fn a_crash_between_writing_and_publishing_a_segment_loses_and_duplicates_n
     let client = server.root().await;
     let (count, sum): (i64, i64) = {
         let row = client
-            .query_one("SELECT count(*), sum(id) FROM c", &[])
+            .query_one("SELECT count(*), sum(id)::bigint FROM c", &[])
             .await
             .unwrap();
         (row.get(0), row.get(1))
@@ -171,7 +171,7 @@ async fn a_crash_between_writing_and_publishing_a_segment_loses_and_duplicates_n
     assert_eq!(message, "server stopped while the job was running");
     flush(&client, "c").await;
     let row = client
-        .query_one("SELECT count(*), sum(id) FROM c", &[])
+        .query_one("SELECT count(*), sum(id)::bigint FROM c", &[])
         .await
         .unwrap();
     assert_eq!(

@@ -9,7 +9,6 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::scalar::ScalarValue;
 
 use super::ExecError;
 use crate::model::float_text::{float4_text, float8_text};
@@ -58,29 +57,22 @@ impl ScalarUDFImpl for Format {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let rows = arrays.first().map_or(0, |a| a.len());
-        let mut out = StringBuilder::with_capacity(rows, rows * 16);
-        for row in 0..rows {
-            if arrays[0].is_null(row) {
-                out.append_null();
-                continue;
+        super::functions::per_call(&args.args, |arrays| {
+            let rows = arrays.first().map_or(0, |a| a.len());
+            let mut out = StringBuilder::with_capacity(rows, rows * 16);
+            for row in 0..rows {
+                if arrays[0].is_null(row) {
+                    out.append_null();
+                    continue;
+                }
+                let template = arrays[0].as_string::<i32>().value(row);
+                let values: Vec<Option<String>> =
+                    arrays[1..].iter().map(|a| text_at(a, row)).collect();
+                let formatted = render(template, &values)
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                out.append_value(formatted);
             }
-            let template = arrays[0].as_string::<i32>().value(row);
-            let values: Vec<Option<String>> = arrays[1..].iter().map(|a| text_at(a, row)).collect();
-            let formatted =
-                render(template, &values).map_err(|e| DataFusionError::External(Box::new(e)))?;
-            out.append_value(formatted);
-        }
-        let array: ArrayRef = std::sync::Arc::new(out.finish());
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-        } else {
-            ColumnarValue::Array(array)
+            Ok(std::sync::Arc::new(out.finish()) as ArrayRef)
         })
     }
 }

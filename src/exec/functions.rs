@@ -51,18 +51,25 @@ pub(super) fn vectorized(
         name,
         signature,
         returns,
-        Arc::new(move |args| {
-            let arrays = ColumnarValue::values_to_arrays(args)?;
-            let out = compute(&arrays)?;
-            Ok(
-                if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-                    ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-                } else {
-                    ColumnarValue::Array(out)
-                },
-            )
-        }),
+        Arc::new(move |args| per_call(args, &compute)),
     ))
+}
+
+/// A function's result over its arguments as arrays: one value when every argument is one
+/// value (a constant call), an array otherwise.
+pub(super) fn per_call(
+    args: &[ColumnarValue],
+    compute: impl FnOnce(&[ArrayRef]) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let out = compute(&arrays)?;
+    Ok(
+        if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        },
+    )
 }
 
 /// `to_regtype('name')`: the OID of a type KalamDB knows by that name, or NULL (drivers probe

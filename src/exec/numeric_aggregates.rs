@@ -97,7 +97,12 @@ impl AggregateUDFImpl for ExactSum {
         widened(
             &args,
             |args| self.inner.accumulator(args),
-            |inner| Box::new(WidenedAccumulator { inner }),
+            |inner| {
+                Box::new(Adapted {
+                    inner,
+                    adaptation: Adaptation::WidenInput,
+                })
+            },
         )
     }
 
@@ -105,7 +110,12 @@ impl AggregateUDFImpl for ExactSum {
         widened(
             &args,
             |args| self.inner.create_sliding_accumulator(args),
-            |inner| Box::new(WidenedAccumulator { inner }),
+            |inner| {
+                Box::new(Adapted {
+                    inner,
+                    adaptation: Adaptation::WidenInput,
+                })
+            },
         )
     }
 
@@ -124,7 +134,12 @@ impl AggregateUDFImpl for ExactSum {
         widened(
             &args,
             |args| self.inner.create_groups_accumulator(args),
-            |inner| Box::new(WidenedGroupsAccumulator { inner }),
+            |inner| {
+                Box::new(Adapted {
+                    inner,
+                    adaptation: Adaptation::WidenInput,
+                })
+            },
         )
     }
 
@@ -155,102 +170,6 @@ fn widened<A>(
         ..args.clone()
     })?;
     Ok(wrap(inner))
-}
-
-fn as_bigints(values: &[ArrayRef]) -> Result<Vec<ArrayRef>> {
-    values
-        .iter()
-        .map(|v| Ok(datafusion::arrow::compute::cast(v, &DataType::Int64)?))
-        .collect()
-}
-
-/// Feeds its input to `inner` as `bigint`s.
-#[derive(Debug)]
-struct WidenedAccumulator {
-    inner: Box<dyn Accumulator>,
-}
-
-impl Accumulator for WidenedAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.inner.update_batch(&as_bigints(values)?)
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.inner.evaluate()
-    }
-
-    fn size(&self) -> usize {
-        self.inner.size()
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.inner.state()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.inner.merge_batch(states)
-    }
-
-    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.inner.retract_batch(&as_bigints(values)?)
-    }
-
-    fn supports_retract_batch(&self) -> bool {
-        self.inner.supports_retract_batch()
-    }
-}
-
-/// Feeds its input to `inner` as `bigint`s.
-struct WidenedGroupsAccumulator {
-    inner: Box<dyn GroupsAccumulator>,
-}
-
-impl GroupsAccumulator for WidenedGroupsAccumulator {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.inner.update_batch(
-            &as_bigints(values)?,
-            group_indices,
-            opt_filter,
-            total_num_groups,
-        )
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        self.inner.evaluate(emit_to)
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        self.inner.state(emit_to)
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.inner
-            .merge_batch(values, group_indices, total_num_groups)
-    }
-
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        self.inner
-            .convert_to_state(&as_bigints(values)?, opt_filter)
-    }
-
-    fn size(&self) -> usize {
-        self.inner.size()
-    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -319,7 +238,10 @@ impl AggregateUDFImpl for NumericAverage {
             return self.inner.accumulator(args);
         };
         let inner = self.inner.accumulator(rounding.inner_args(&args))?;
-        Ok(Box::new(RoundedAccumulator { inner, rounding }))
+        Ok(Box::new(Adapted {
+            inner,
+            adaptation: Adaptation::Round(rounding),
+        }))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -340,7 +262,10 @@ impl AggregateUDFImpl for NumericAverage {
         let inner = self
             .inner
             .create_groups_accumulator(rounding.inner_args(&args))?;
-        Ok(Box::new(RoundedGroupsAccumulator { inner, rounding }))
+        Ok(Box::new(Adapted {
+            inner,
+            adaptation: Adaptation::Round(rounding),
+        }))
     }
 
     fn reverse_expr(&self) -> ReversedUDAF {
@@ -426,20 +351,48 @@ impl Rounding {
     }
 }
 
-#[derive(Debug)]
-struct RoundedAccumulator {
-    inner: Box<dyn Accumulator>,
-    rounding: Rounding,
+/// What an adapted accumulator changes of DataFusion's: its input widened to bigints, or its
+/// result rounded to a scale.
+#[derive(Debug, Clone)]
+enum Adaptation {
+    WidenInput,
+    Round(Rounding),
 }
 
-impl Accumulator for RoundedAccumulator {
+impl Adaptation {
+    fn input(&self, values: &[ArrayRef]) -> Result<Vec<ArrayRef>> {
+        match self {
+            Adaptation::WidenInput => values
+                .iter()
+                .map(|v| Ok(datafusion::arrow::compute::cast(v, &DataType::Int64)?))
+                .collect(),
+            Adaptation::Round(_) => Ok(values.to_vec()),
+        }
+    }
+
+    fn output(&self, computed: ArrayRef) -> Result<ArrayRef> {
+        match self {
+            Adaptation::WidenInput => Ok(computed),
+            Adaptation::Round(rounding) => rounding.apply(computed),
+        }
+    }
+}
+
+/// DataFusion's accumulator `inner`, adapted.
+#[derive(Debug)]
+struct Adapted<A> {
+    inner: A,
+    adaptation: Adaptation,
+}
+
+impl Accumulator for Adapted<Box<dyn Accumulator>> {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.inner.update_batch(values)
+        self.inner.update_batch(&self.adaptation.input(values)?)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         let computed = self.inner.evaluate()?.to_array()?;
-        ScalarValue::try_from_array(&self.rounding.apply(computed)?, 0)
+        ScalarValue::try_from_array(&self.adaptation.output(computed)?, 0)
     }
 
     fn size(&self) -> usize {
@@ -455,7 +408,7 @@ impl Accumulator for RoundedAccumulator {
     }
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.inner.retract_batch(values)
+        self.inner.retract_batch(&self.adaptation.input(values)?)
     }
 
     fn supports_retract_batch(&self) -> bool {
@@ -463,12 +416,7 @@ impl Accumulator for RoundedAccumulator {
     }
 }
 
-struct RoundedGroupsAccumulator {
-    inner: Box<dyn GroupsAccumulator>,
-    rounding: Rounding,
-}
-
-impl GroupsAccumulator for RoundedGroupsAccumulator {
+impl GroupsAccumulator for Adapted<Box<dyn GroupsAccumulator>> {
     fn update_batch(
         &mut self,
         values: &[ArrayRef],
@@ -476,13 +424,17 @@ impl GroupsAccumulator for RoundedGroupsAccumulator {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.inner
-            .update_batch(values, group_indices, opt_filter, total_num_groups)
+        self.inner.update_batch(
+            &self.adaptation.input(values)?,
+            group_indices,
+            opt_filter,
+            total_num_groups,
+        )
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let computed = self.inner.evaluate(emit_to)?;
-        self.rounding.apply(computed)
+        self.adaptation.output(computed)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -504,7 +456,8 @@ impl GroupsAccumulator for RoundedGroupsAccumulator {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        self.inner.convert_to_state(values, opt_filter)
+        self.inner
+            .convert_to_state(&self.adaptation.input(values)?, opt_filter)
     }
 
     fn size(&self) -> usize {

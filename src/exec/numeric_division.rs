@@ -189,14 +189,8 @@ impl ScalarUDFImpl for NumericDivision {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let (DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) =
-            *args.return_field.data_type()
-        else {
+        let returns = args.return_field.data_type().clone();
+        let (DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale)) = returns else {
             return datafusion::common::internal_err!("{FUNCTION} returns a decimal");
         };
         let rounding = if self.integer_quotient {
@@ -204,20 +198,13 @@ impl ScalarUDFImpl for NumericDivision {
         } else {
             Rounding::HalfAwayFromZero
         };
-        let quotients = divide(&arrays[0], &arrays[1], scale, rounding)?;
-        let quotients = cast_with_options(
-            &quotients,
-            args.return_field.data_type(),
-            &CastOptions {
+        super::functions::per_call(&args.args, |arrays| {
+            let quotients = divide(&arrays[0], &arrays[1], scale, rounding)?;
+            let options = CastOptions {
                 safe: false,
                 ..Default::default()
-            },
-        )
-        .map_err(|_| overflow())?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&quotients, 0)?)
-        } else {
-            ColumnarValue::Array(quotients)
+            };
+            cast_with_options(&quotients, &returns, &options).map_err(|_| overflow())
         })
     }
 }
