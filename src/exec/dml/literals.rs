@@ -60,9 +60,9 @@ fn number(text: &str, negative: bool) -> Option<Literal> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let scale = i32::try_from(fraction.len()).ok()? - exponent;
+    let scale = i32::try_from(fraction.len()).ok()?.checked_sub(exponent)?;
     // A negative scale is written out as zeros: numeric has none.
-    let zeros = u32::try_from(-scale.min(0)).ok()?;
+    let zeros = u32::try_from(scale.min(0).checked_neg()?).ok()?;
     let mut unscaled: i128 = digits.parse().ok()?;
     unscaled = unscaled.checked_mul(10i128.checked_pow(zeros)?)?;
     let scale = i8::try_from(scale.max(0)).ok()?;
@@ -206,5 +206,8 @@ mod tests {
             Some((12345678901234567123, 3))
         );
         assert!(matches!(number("42", true), Some(Literal::Int(-42))));
+        // Exponents past what a scale can hold are left to the general path, not overflowed.
+        assert!(number("1e-2147483648", false).is_none());
+        assert!(number("1e2147483647", false).is_none());
     }
 }
