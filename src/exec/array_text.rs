@@ -125,23 +125,33 @@ fn top_level_items(inner: &str) -> Option<Vec<&str>> {
     Some(items)
 }
 
-/// Each text read as a PostgreSQL array literal, as a list of its elements' text.
-pub(super) fn text_arrays(texts: &ArrayRef) -> Result<ArrayRef> {
+/// Each text read as a PostgreSQL array literal, as a list of its elements' text; with the
+/// name of a numeric element type (else empty), each element checked as that type's input.
+pub(super) fn text_arrays(texts: &ArrayRef, element_types: &ArrayRef) -> Result<ArrayRef> {
     use datafusion::arrow::array::ListBuilder;
     let texts = texts.as_string::<i32>();
+    let element_types = element_types.as_string::<i32>();
     let mut out = ListBuilder::new(StringBuilder::new());
-    for text in texts.iter() {
+    for (row, text) in texts.iter().enumerate() {
         let Some(text) = text else {
             out.append_null();
             continue;
         };
+        let element_type = element_types
+            .is_valid(row)
+            .then(|| element_types.value(row));
         let items = parse_text_array(text).ok_or_else(|| {
             datafusion::error::DataFusionError::External(Box::new(super::ExecError::InvalidText(
                 format!("malformed array literal: \"{text}\""),
             )))
         })?;
         for item in items {
-            out.values().append_option(item);
+            match (item, element_type) {
+                (Some(item), Some(type_name)) if !type_name.is_empty() => out
+                    .values()
+                    .append_value(super::text_casts::checked_number(&item, type_name)?),
+                (item, _) => out.values().append_option(item),
+            }
         }
         out.append(true);
     }

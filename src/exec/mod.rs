@@ -169,6 +169,14 @@ pub enum ExecError {
     /// Text read as `json` or `jsonb` that is not JSON (22P02); the detail says where.
     #[error("invalid input syntax for type json")]
     InvalidJson { detail: String },
+    /// A JSON value that does not make the array a column of `json(b)_to_record` declares
+    /// (22P02), with PostgreSQL's detail or hint saying which.
+    #[error("{message}")]
+    InvalidJsonArray {
+        message: String,
+        detail: Option<String>,
+        hint: Option<String>,
+    },
     /// An error loading one row of a COPY FROM, with where in the data it happened
     /// (PostgreSQL's CONTEXT line: `COPY t, line 3, column n: "abc"`).
     #[error("{source}")]

@@ -47,13 +47,13 @@ impl Default for PostgresTextCasts {
             )),
             array_input: Arc::new(super::functions::vectorized(
                 "array_in_text",
-                Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+                Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Immutable),
                 DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
                     "item",
                     DataType::Utf8,
                     true,
                 ))),
-                |args| super::array_text::text_arrays(&args[0]),
+                |args| super::array_text::text_arrays(&args[0], &args[1]),
             )),
             array_output: Arc::new(super::functions::vectorized(
                 "array_out_text",
@@ -178,47 +178,52 @@ fn checked_number_text(texts: &ArrayRef, type_names: &ArrayRef) -> Result<ArrayR
     let type_names = type_names.as_string::<i32>();
     let mut out = StringBuilder::with_capacity(texts.len(), texts.value_data().len());
     for (text, type_name) in texts.iter().zip(type_names.iter()) {
-        let (Some(text), Some(type_name)) = (text, type_name) else {
-            out.append_null();
-            continue;
-        };
-        let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
-        let invalid = || {
-            datafusion::error::DataFusionError::External(Box::new(super::ExecError::InvalidText(
-                format!("invalid input syntax for type {type_name}: \"{text}\""),
-            )))
-        };
-        let integer_range = match type_name {
-            "smallint" => Some((i64::from(i16::MIN), i64::from(i16::MAX))),
-            "integer" => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
-            "bigint" => Some((i64::MIN, i64::MAX)),
-            _ => None,
-        };
-        match integer_range {
-            Some((min, max)) => {
-                let digits = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
-                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(invalid());
-                }
-                if !trimmed
-                    .parse::<i64>()
-                    .is_ok_and(|v| (min..=max).contains(&v))
-                {
-                    return Err(datafusion::error::DataFusionError::External(Box::new(
-                        super::ExecError::NumericOutOfRange(format!(
-                            "value \"{text}\" is out of range for type {type_name}"
-                        )),
-                    )));
-                }
-            }
-            // Rust reads the forms PostgreSQL's float and numeric input accept (`1e5`, `.5`,
-            // `NaN`, `Infinity`, `-inf`).
-            None if trimmed.parse::<f64>().is_err() => return Err(invalid()),
-            None => {}
+        match (text, type_name) {
+            (Some(text), Some(type_name)) => out.append_value(checked_number(text, type_name)?),
+            _ => out.append_null(),
         }
-        out.append_value(trimmed);
     }
     Ok(Arc::new(out.finish()))
+}
+
+/// `text` trimmed of surrounding whitespace when it is a valid input for the numeric type
+/// PostgreSQL names `type_name`, else PostgreSQL's error (22P02, or 22003 out of range).
+pub(super) fn checked_number<'t>(text: &'t str, type_name: &str) -> Result<&'t str> {
+    let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    let invalid = || {
+        datafusion::error::DataFusionError::External(Box::new(super::ExecError::InvalidText(
+            format!("invalid input syntax for type {type_name}: \"{text}\""),
+        )))
+    };
+    let integer_range = match type_name {
+        "smallint" => Some((i64::from(i16::MIN), i64::from(i16::MAX))),
+        "integer" => Some((i64::from(i32::MIN), i64::from(i32::MAX))),
+        "bigint" => Some((i64::MIN, i64::MAX)),
+        _ => None,
+    };
+    match integer_range {
+        Some((min, max)) => {
+            let digits = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            if !trimmed
+                .parse::<i64>()
+                .is_ok_and(|v| (min..=max).contains(&v))
+            {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    super::ExecError::NumericOutOfRange(format!(
+                        "value \"{text}\" is out of range for type {type_name}"
+                    )),
+                )));
+            }
+        }
+        // Rust reads the forms PostgreSQL's float and numeric input accept (`1e5`, `.5`,
+        // `NaN`, `Infinity`, `-inf`).
+        None if trimmed.parse::<f64>().is_err() => return Err(invalid()),
+        None => {}
+    }
+    Ok(trimmed)
 }
 
 impl PostgresTextCasts {
@@ -244,8 +249,15 @@ impl PostgresTextCasts {
                         None,
                     );
                     Some(call(&self.number_input, vec![inner.clone(), type_name]))
-                } else if matches!(target, DataType::List(_)) {
-                    Some(call(&self.array_input, vec![inner.clone()]))
+                } else if let DataType::List(element) = target {
+                    // Elements of a numeric type are checked as a number's text is.
+                    let type_name = Expr::Literal(
+                        datafusion::scalar::ScalarValue::Utf8(Some(
+                            number_type(element.data_type()).unwrap_or_default().into(),
+                        )),
+                        None,
+                    );
+                    Some(call(&self.array_input, vec![inner.clone(), type_name]))
                 } else if matches!(target, DataType::Timestamp(..)) {
                     Some(call(&self.timestamp_input, vec![inner.clone()]))
                 } else {

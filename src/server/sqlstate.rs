@@ -108,6 +108,10 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
     if let ExecError::NoMatchingSignature { hint, .. } = err {
         info.hint = Some((*hint).to_owned());
     }
+    if let ExecError::InvalidJsonArray { detail, hint, .. } = err {
+        info.detail = detail.clone();
+        info.hint = hint.clone();
+    }
     info
 }
 
@@ -145,7 +149,9 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::InvalidWidthBucketArgument(_) => INVALID_ARGUMENT_FOR_WIDTH_BUCKET,
         ExecError::InvalidRegularExpression(_) => INVALID_REGULAR_EXPRESSION,
         ExecError::ArraySubscriptError(_) => ARRAY_SUBSCRIPT_ERROR,
-        ExecError::InvalidText(_) | ExecError::InvalidJson { .. } => INVALID_TEXT_REPRESENTATION,
+        ExecError::InvalidText(_)
+        | ExecError::InvalidJson { .. }
+        | ExecError::InvalidJsonArray { .. } => INVALID_TEXT_REPRESENTATION,
         ExecError::WrongObjectType(_) => WRONG_OBJECT_TYPE,
         ExecError::InvalidColumnReference(_) => INVALID_COLUMN_REFERENCE,
         ExecError::CardinalityViolation(_) => CARDINALITY_VIOLATION,

@@ -13,6 +13,7 @@ mod foreign_keys;
 mod indexes;
 mod interval_literals;
 pub mod json_each;
+pub mod json_records;
 mod lateral_calls;
 pub mod limits;
 pub mod output_names;
@@ -25,6 +26,7 @@ mod sort_subqueries;
 mod subqueries;
 mod subquery_values;
 mod users;
+mod values_types;
 mod views;
 
 pub use catalog_queries::{

@@ -373,6 +373,8 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     super::output_names::check_order_by_names(&statement)?;
     super::subquery_values::array_subqueries_as_aggregates(&mut statement);
     super::subqueries::hold_to_single_row(&mut statement);
+    super::values_types::type_values_columns(&mut statement);
+    super::json_records::check_column_definitions(&statement)?;
     super::set_returning::spread_set_returning_functions(&mut statement);
     super::output_names::alias_repeated_columns(&mut statement);
     super::sort_subqueries::sort_keys_with_subqueries_as_columns(&mut statement);

@@ -265,6 +265,10 @@ fn call_as_derived_table(relation: &mut TableFactor) {
     {
         return;
     }
+    if let Some(records) = super::json_records::as_derived_table(&function, args, alias) {
+        *relation = records;
+        return;
+    }
     if let Some(each) = super::json_each::as_derived_table(&function, args, alias, ordinality) {
         *relation = each;
         return;

@@ -24,8 +24,10 @@ use super::build::{
     build_array, build_object, object_from_arrays, pretty, read_each, set, strip_nulls, to_json,
 };
 use super::edit::{Removal, concat, delete, delete_path, insert};
+use super::records::record_fields;
 use super::value::Node;
 use crate::sql::json_each::{EACH_KEYS, EACH_TEXTS, EACH_VALUES};
+use crate::sql::json_records::RECORD_FIELDS;
 
 /// What a function returns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -468,6 +470,12 @@ pub(super) fn all() -> Vec<ScalarUDF> {
     all.push(udf(EACH_TEXTS, texts(2), Returns::TextList, |c| {
         each_member(c, MemberPart::Text)
     }));
+    all.push(udf(
+        RECORD_FIELDS,
+        texts(4),
+        Returns::TextList,
+        record_fields,
+    ));
     all.push(same(
         udf(
             "jsonb_object_keys",

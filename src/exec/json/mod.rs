@@ -8,6 +8,7 @@ mod build;
 mod edit;
 mod functions;
 mod parser;
+mod records;
 mod value;
 
 use std::ops::ControlFlow;
