@@ -17,6 +17,8 @@ use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr, ExprSchemable, ScalarUDF, Signature, Volatility};
 
+use crate::model::types::{BPCHAR_TAG, PG_TYPE_METADATA};
+
 /// The rewrite; see the module documentation. Run by `plan_rewrite::PostgresExpressions`.
 #[derive(Debug)]
 pub struct PostgresTextCasts {
@@ -26,6 +28,7 @@ pub struct PostgresTextCasts {
     number_input: Arc<ScalarUDF>,
     array_input: Arc<ScalarUDF>,
     array_output: Arc<ScalarUDF>,
+    plain_text: Arc<ScalarUDF>,
 }
 
 impl Default for PostgresTextCasts {
@@ -54,6 +57,12 @@ impl Default for PostgresTextCasts {
                     true,
                 ))),
                 |args| super::array_text::text_arrays(&args[0], &args[1]),
+            )),
+            plain_text: Arc::new(super::functions::vectorized(
+                "text_of",
+                Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+                DataType::Utf8,
+                |args| Ok(args[0].clone()),
             )),
             array_output: Arc::new(super::functions::vectorized(
                 "array_out_text",
@@ -274,6 +283,23 @@ impl PostgresTextCasts {
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
             ) {
                 return Ok(Transformed::no(expr));
+            }
+            // Text of a type Arrow holds as text (`jsonb`, `json`, `varchar`, `uuid`) is plain
+            // `text`: a cast alone would keep the source's type tag, so that the column was
+            // described as `jsonb` and sent in binary as text.
+            if source == Some(DataType::Utf8)
+                && cast.expr.to_field(schema).is_ok_and(|(_, field)| {
+                    field
+                        .metadata()
+                        .get(PG_TYPE_METADATA)
+                        .is_some_and(|tag| tag != BPCHAR_TAG)
+                })
+            {
+                let plain = call(&self.plain_text, vec![inner]);
+                return Ok(Transformed::yes(match target {
+                    DataType::Utf8 => plain,
+                    other => plain.cast_to(other, schema)?,
+                }));
             }
             // A value written as text, as PostgreSQL's output function for its type writes it.
             let text = match source {

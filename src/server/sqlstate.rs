@@ -63,6 +63,7 @@ pub const SERIALIZATION_FAILURE: &str = "40001";
 pub const STATEMENT_TOO_COMPLEX: &str = "54001";
 pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
 pub const SYNTAX_ERROR: &str = "42601";
+pub const INVALID_ESCAPE_SEQUENCE: &str = "22025";
 pub const TOO_MANY_COLUMNS: &str = "54011";
 pub const UNDEFINED_COLUMN: &str = "42703";
 pub const UNDEFINED_FUNCTION: &str = "42883";
@@ -180,7 +181,11 @@ fn exec_code(err: &ExecError) -> &'static str {
 }
 
 pub fn sql_error(err: &SqlError) -> ErrorInfo {
-    error(sql_code(err), err.to_string())
+    let mut info = error(sql_code(err), err.to_string());
+    if let SqlError::InvalidEscapeString = err {
+        info.hint = Some("Escape string must be empty or one character.".into());
+    }
+    info
 }
 
 pub fn error(code: &str, message: impl Into<String>) -> ErrorInfo {
@@ -212,6 +217,7 @@ fn sql_code(err: &SqlError) -> &'static str {
         SqlError::InvalidParameter(_) => INVALID_PARAMETER_VALUE,
         SqlError::InvalidDatetimeFormat(_) => INVALID_DATETIME_FORMAT,
         SqlError::DatetimeFieldOverflow(_) => INTERVAL_FIELD_OVERFLOW,
+        SqlError::InvalidEscapeString => INVALID_ESCAPE_SEQUENCE,
     }
 }
 

@@ -15,6 +15,7 @@ mod interval_literals;
 pub mod json_each;
 pub mod json_records;
 mod lateral_calls;
+mod like_escapes;
 pub mod limits;
 pub mod output_names;
 mod parse;
@@ -25,13 +26,14 @@ mod set_returning;
 mod sort_subqueries;
 mod subqueries;
 mod subquery_values;
+mod unknown_arguments;
 mod users;
 mod values_types;
 mod views;
 
 pub use catalog_queries::{
-    DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, LIKE_PATTERN_FUNCTION, PRIMARY_KEYS_TABLE,
-    RELATION_OID_FUNCTION, RELATION_SIZES_TABLE, backslash_like_pattern,
+    DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, PRIMARY_KEYS_TABLE, RELATION_OID_FUNCTION,
+    RELATION_SIZES_TABLE,
 };
 pub use copy::{CopyFormat, CopyOptions, CopyRelation, CopyStatement};
 pub use ddl::{
@@ -40,6 +42,7 @@ pub use ddl::{
 };
 pub use foreign_keys::ForeignKeySpec;
 pub use lateral_calls::CARRY_FUNCTION as LATERAL_CARRY_FUNCTION;
+pub use like_escapes::{LIKE_PATTERN_FUNCTION, backslash_like_pattern};
 pub use output_names::REPEAT_ALIAS_PREFIX;
 pub use parse::{fold_ident as fold, parse, parse_expr, relation_name};
 pub use sequences::SequenceOptions;
@@ -80,6 +83,9 @@ pub enum SqlError {
     /// A date, time or interval literal in no form PostgreSQL reads (22007).
     #[error("{0}")]
     InvalidDatetimeFormat(String),
+    /// A LIKE escape of more than one character (22025).
+    #[error("invalid escape string")]
+    InvalidEscapeString,
     /// An interval literal with a field past what an interval holds (22015).
     #[error("{0}")]
     DatetimeFieldOverflow(String),

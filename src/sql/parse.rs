@@ -374,6 +374,8 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     super::subquery_values::array_subqueries_as_aggregates(&mut statement);
     super::subqueries::hold_to_single_row(&mut statement);
     super::values_types::type_values_columns(&mut statement);
+    super::unknown_arguments::type_literal_arguments(&mut statement);
+    super::like_escapes::backslash_escaped_patterns(&mut statement)?;
     super::json_records::check_column_definitions(&statement)?;
     super::set_returning::spread_set_returning_functions(&mut statement);
     super::output_names::alias_repeated_columns(&mut statement);

@@ -11,7 +11,6 @@ mod correlated;
 mod definitions;
 mod empty_catalogs;
 mod jdbc;
-mod like;
 mod partitions;
 mod regclass;
 mod table_oids;
@@ -21,14 +20,12 @@ use correlated::*;
 use definitions::*;
 use empty_catalogs::*;
 use jdbc::*;
-use like::*;
 use partitions::*;
 use regclass::{ComputedRegclass, RegclassAlongPath};
 use table_oids::CatalogTableOids;
 
 pub use definitions::{DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, RELATION_SIZES_TABLE};
 pub use jdbc::PRIMARY_KEYS_TABLE;
-pub use like::{LIKE_PATTERN_FUNCTION, backslash_like_pattern};
 pub use regclass::RELATION_OID_FUNCTION;
 
 static COMPATIBILITY: LazyLock<PostgresCompatibilityParser> =
@@ -97,7 +94,6 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
         let _ = VisitMut::visit(statement, &mut CatalogTableOids::default());
         let _ = VisitMut::visit(statement, &mut PartitionAncestors);
         crate::sql::subquery_values::array_subqueries_as_aggregates(statement);
-        let _ = VisitMut::visit(statement, &mut LikeEscapes);
         let _ = VisitMut::visit(statement, &mut GenerateSubscripts);
         let _ = VisitMut::visit(statement, &mut ExpandedArrays);
         let _ = VisitMut::visit(statement, &mut DefinitionFunctions);
@@ -321,12 +317,5 @@ mod tests {
             column.contains("kalamdb_relation_oid(('x' || c.relname))"),
             "{column}"
         );
-    }
-
-    #[test]
-    fn like_patterns_with_another_escape_become_backslash_escaped() {
-        assert_eq!(backslash_like_pattern("pg/_%", "/"), "pg\\_%");
-        assert_eq!(backslash_like_pattern("a//b", "/"), "a/b");
-        assert_eq!(backslash_like_pattern("a\\b/%", "/"), "a\\\\b\\%");
     }
 }

@@ -1,4 +1,6 @@
-//! `LIKE ... ESCAPE` and backslash escapes in patterns, with PostgreSQL's meaning.
+//! `LIKE ... ESCAPE` and backslash escapes in patterns, with PostgreSQL's meaning: the
+//! escape character may be any one character, or none (`ESCAPE ''`), where DataFusion's LIKE
+//! knows only the backslash.
 
 use std::ops::ControlFlow;
 
@@ -8,13 +10,22 @@ use datafusion::sql::sqlparser::ast::{self, Expr, VisitorMut};
 /// escaped with backslashes (the only escape DataFusion's LIKE knows).
 pub const LIKE_PATTERN_FUNCTION: &str = "kalamdb_like_pattern";
 
-/// `x LIKE p ESCAPE '/'` (SQLAlchemy's schema listing) becomes
-/// `x LIKE kalamdb_like_pattern(p, '/')`.
-pub(super) struct LikeEscapes;
+/// Rewrites every `x LIKE p ESCAPE '/'` (SQLAlchemy's `autoescape`, its schema listing) of
+/// the statement into `x LIKE kalamdb_like_pattern(p, '/')`.
+pub(super) fn backslash_escaped_patterns(
+    statement: &mut ast::Statement,
+) -> Result<(), super::SqlError> {
+    match ast::VisitMut::visit(statement, &mut LikeEscapes) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+struct LikeEscapes;
 
 impl VisitorMut for LikeEscapes {
-    type Break = ();
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+    type Break = super::SqlError;
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<super::SqlError> {
         let (Expr::Like {
             pattern,
             escape_char,
@@ -29,6 +40,9 @@ impl VisitorMut for LikeEscapes {
             return ControlFlow::Continue(());
         };
         let escape = match escape_char.as_ref().map(|v| &v.value) {
+            Some(ast::Value::SingleQuotedString(e)) if e.chars().count() > 1 => {
+                return ControlFlow::Break(super::SqlError::InvalidEscapeString);
+            }
             Some(ast::Value::SingleQuotedString(e)) if e != "\\" => e.clone(),
             _ => return ControlFlow::Continue(()),
         };
@@ -67,4 +81,17 @@ pub fn backslash_like_pattern(pattern: &str, escape: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backslash_like_pattern;
+
+    #[test]
+    fn like_patterns_with_another_escape_become_backslash_escaped() {
+        assert_eq!(backslash_like_pattern("pg/_%", "/"), "pg\\_%");
+        assert_eq!(backslash_like_pattern("a//b", "/"), "a/b");
+        assert_eq!(backslash_like_pattern("a\\b/%", "/"), "a\\\\b\\%");
+        assert_eq!(backslash_like_pattern("a\\_", ""), "a\\\\_");
+    }
 }
