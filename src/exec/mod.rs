@@ -164,6 +164,9 @@ pub enum ExecError {
     /// A date, time or interval past what its type holds (22008).
     #[error("{0}")]
     DatetimeOutOfRange(String),
+    /// Text that is no date or time PostgreSQL reads (22007).
+    #[error("{0}")]
+    InvalidDatetimeFormat(String),
     #[error("{0}")]
     InvalidText(String),
     /// Text read as `json` or `jsonb` that is not JSON (22P02); the detail says where.

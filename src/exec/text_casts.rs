@@ -37,10 +37,24 @@ impl Default for PostgresTextCasts {
             timestamp: Arc::new(timestamp_text("timestamp_out", None)),
             timestamptz: Arc::new(timestamp_text("timestamptz_out", Some("+00"))),
             timestamp_input: Arc::new(super::functions::vectorized(
-                "timestamp_in_text",
-                Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+                "datetime_in_text",
+                Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Volatile),
                 DataType::Utf8,
-                |args| Ok(complete_seconds_array(&args[0])),
+                |args| {
+                    use datafusion::arrow::array::AsArray;
+                    let target = match args[1].as_string::<i32>().iter().flatten().next() {
+                        Some("date") => DataType::Date32,
+                        Some("timestamptz") => DataType::Timestamp(
+                            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                            Some("UTC".into()),
+                        ),
+                        _ => DataType::Timestamp(
+                            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                            None,
+                        ),
+                    };
+                    postgres_datetime_array(&args[0], &target)
+                },
             )),
             number_input: Arc::new(super::functions::vectorized(
                 "number_in_text",
@@ -74,52 +88,112 @@ impl Default for PostgresTextCasts {
     }
 }
 
-/// Timestamp text with seconds added where a time of day has only hours and minutes
-/// (`2024-01-01 10:00` is `2024-01-01 10:00:00`, `2024-01-01 9:05+02` is
-/// `2024-01-01 09:05:00+02`), so that Arrow's parser reads what PostgreSQL's does.
-pub(super) fn complete_seconds(text: &str) -> Option<String> {
-    let trimmed = text.trim();
-    let split = trimmed.find([' ', 'T'])?;
-    let (date, rest) = trimmed.split_at(split);
-    let time = rest[1..].trim_start();
-    let hour_digits = time.chars().take_while(|c| c.is_ascii_digit()).count();
-    if !(1..=2).contains(&hour_digits) || !time[hour_digits..].starts_with(':') {
-        return None;
-    }
-    let after_hour = &time[hour_digits + 1..];
-    let minute_digits = after_hour
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .count();
-    if minute_digits != 2 || after_hour[2..].starts_with(':') {
-        return None;
-    }
-    Some(format!(
-        "{date} {:0>2}:{}:00{}",
-        &time[..hour_digits],
-        &after_hour[..2],
-        &after_hour[2..]
-    ))
-}
-
-/// `complete_seconds` over a text array, leaving other values as they are.
-pub(super) fn complete_seconds_array(array: &ArrayRef) -> ArrayRef {
+/// Date and timestamp text in the forms PostgreSQL reads (see `model::datetime_input`),
+/// written as the ISO text Arrow's cast to `target` reads; text in no such form is left for
+/// that cast to refuse. A zone is kept for `timestamptz` only: a timestamp without time zone
+/// ignores it, as PostgreSQL's does.
+pub(super) fn postgres_datetime_array(array: &ArrayRef, target: &DataType) -> Result<ArrayRef> {
+    use crate::model::datetime_input::{DateTimeInputError, parse_datetime};
     use datafusion::arrow::array::AsArray;
     let Some(strings) = array.as_string_opt::<i32>() else {
-        return array.clone();
+        return Ok(array.clone());
     };
-    if !strings
+    // Bulk loads write ISO text, which Arrow reads as it is: checked, not rewritten.
+    if strings
         .iter()
         .flatten()
-        .any(|s| complete_seconds(s).is_some())
+        .all(|text| valid_iso(text.as_bytes(), target))
     {
-        return array.clone();
+        return Ok(array.clone());
     }
-    let completed: datafusion::arrow::array::StringArray = strings
-        .iter()
-        .map(|s| s.map(|s| complete_seconds(s).unwrap_or_else(|| s.to_owned())))
-        .collect();
-    Arc::new(completed)
+    let now = chrono::Utc::now().naive_utc();
+    let mut out = StringBuilder::with_capacity(strings.len(), strings.value_data().len() + 16);
+    for text in strings.iter() {
+        let Some(text) = text else {
+            out.append_null();
+            continue;
+        };
+        match parse_datetime(text, now) {
+            Ok(input) => out.append_value(match target {
+                DataType::Date32 | DataType::Date64 => input.date_text(),
+                DataType::Timestamp(_, zone) => input.timestamp_text(zone.is_some()),
+                _ => text.to_owned(),
+            }),
+            Err(DateTimeInputError::OutOfRange) => {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    super::ExecError::DatetimeOutOfRange(format!(
+                        "date/time field value out of range: \"{text}\""
+                    )),
+                )));
+            }
+            Err(DateTimeInputError::Syntax) if arrow_reads(text, target) => out.append_value(text),
+            Err(DateTimeInputError::Syntax) => {
+                let type_name = match target {
+                    DataType::Date32 | DataType::Date64 => "date",
+                    DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
+                    _ => "timestamp",
+                };
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    super::ExecError::InvalidDatetimeFormat(format!(
+                        "invalid input syntax for type {type_name}: \"{text}\""
+                    )),
+                )));
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// Whether `text` is a valid date in ISO form (`1999-01-08`), or for a timestamp without time
+/// zone a valid ISO date and time (`1999-01-08 04:05:06[.ffffff]`), which Arrow reads as
+/// PostgreSQL does.
+fn valid_iso(text: &[u8], target: &DataType) -> bool {
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = text.get(range)?;
+        part.iter().all(u8::is_ascii_digit).then(|| {
+            part.iter()
+                .fold(0u32, |value, digit| value * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let date_valid = text.get(4) == Some(&b'-')
+        && text.get(7) == Some(&b'-')
+        && matches!(
+            (digits(0..4), digits(5..7), digits(8..10)),
+            (Some(y), Some(m), Some(d))
+                if chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some()
+        );
+    match target {
+        DataType::Date32 => date_valid && text.len() == 10,
+        DataType::Timestamp(_, None) => {
+            let time_valid = matches!(text.get(10), Some(b' ' | b'T'))
+                && text.get(13) == Some(&b':')
+                && text.get(16) == Some(&b':')
+                && matches!(
+                    (digits(11..13), digits(14..16), digits(17..19)),
+                    (Some(h), Some(m), Some(s)) if h < 24 && m < 60 && s < 60
+                );
+            let fraction_valid = match text.get(19..) {
+                Some([]) => true,
+                Some([b'.', rest @ ..]) => {
+                    !rest.is_empty() && rest.len() <= 6 && rest.iter().all(u8::is_ascii_digit)
+                }
+                _ => false,
+            };
+            date_valid && time_valid && fraction_valid
+        }
+        _ => false,
+    }
+}
+
+/// Whether Arrow's cast reads `text` as `target`, for forms outside PostgreSQL's that it
+/// accepted before KalamDB read PostgreSQL's.
+fn arrow_reads(text: &str, target: &DataType) -> bool {
+    let one: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec![text]));
+    let options = datafusion::arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    datafusion::arrow::compute::cast_with_options(&one, target, &options).is_ok()
 }
 
 fn timestamp_text(name: &str, zone_suffix: Option<&'static str>) -> ScalarUDF {
@@ -267,8 +341,17 @@ impl PostgresTextCasts {
                         None,
                     );
                     Some(call(&self.array_input, vec![inner.clone(), type_name]))
-                } else if matches!(target, DataType::Timestamp(..)) {
-                    Some(call(&self.timestamp_input, vec![inner.clone()]))
+                } else if let Some(kind) = match target {
+                    DataType::Date32 => Some("date"),
+                    DataType::Timestamp(_, None) => Some("timestamp"),
+                    DataType::Timestamp(_, Some(_)) => Some("timestamptz"),
+                    _ => None,
+                } {
+                    let kind = Expr::Literal(
+                        datafusion::scalar::ScalarValue::Utf8(Some(kind.into())),
+                        None,
+                    );
+                    Some(call(&self.timestamp_input, vec![inner.clone(), kind]))
                 } else {
                     None
                 };
@@ -329,23 +412,51 @@ impl PostgresTextCasts {
 
 #[cfg(test)]
 mod tests {
-    use super::complete_seconds;
+    use super::*;
+
+    fn timestamps(texts: &[&str]) -> Result<Vec<String>> {
+        let array: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(texts.to_vec()));
+        let target = DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None);
+        let out = postgres_datetime_array(&array, &target)?;
+        use datafusion::arrow::array::AsArray;
+        Ok(out
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.unwrap().to_owned())
+            .collect())
+    }
 
     #[test]
-    fn a_time_of_day_without_seconds_gets_them() {
+    fn iso_text_is_kept_and_other_forms_are_written_as_iso() {
         assert_eq!(
-            complete_seconds("2024-01-01 10:00").as_deref(),
-            Some("2024-01-01 10:00:00")
+            timestamps(&["2024-01-01 10:00:00", "2024-01-01T10:00:00.5"]).unwrap(),
+            ["2024-01-01 10:00:00", "2024-01-01T10:00:00.5"]
         );
         assert_eq!(
-            complete_seconds("2024-01-01T9:05+02").as_deref(),
-            Some("2024-01-01 09:05:00+02")
+            timestamps(&["2024-01-01 10:00"]).unwrap(),
+            ["2024-01-01 10:00:00.000000"]
         );
         assert_eq!(
-            complete_seconds("2024-01-01 10:00 UTC").as_deref(),
-            Some("2024-01-01 10:00:00 UTC")
+            timestamps(&["January 8, 1999 5:00 pm", "2020-01-01 00:00:00.1234567"]).unwrap(),
+            ["1999-01-08 17:00:00.000000", "2020-01-01 00:00:00.123457"]
         );
-        assert_eq!(complete_seconds("2024-01-01 10:00:30"), None);
-        assert_eq!(complete_seconds("2024-01-01"), None);
+    }
+
+    #[test]
+    fn impossible_dates_and_unreadable_text_fail_as_in_postgresql() {
+        assert!(
+            timestamps(&["2024-02-30 10:00:00"])
+                .unwrap_err()
+                .to_string()
+                .contains("out of range")
+        );
+        assert!(
+            timestamps(&["soon"])
+                .unwrap_err()
+                .to_string()
+                .contains("invalid input syntax for type timestamp")
+        );
+        assert!(!valid_iso(b"2024-02-30", &DataType::Date32));
+        assert!(valid_iso(b"2024-02-29", &DataType::Date32));
     }
 }

@@ -3,6 +3,7 @@
 //! crate (only serde and Arrow's type definitions), so any layer may use it and it never changes
 //! because a layer above it did.
 
+pub mod datetime_input;
 pub mod float_text;
 pub mod interval_text;
 pub mod numeric_text;

@@ -147,6 +147,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::StringTooLong(_) => STRING_DATA_RIGHT_TRUNCATION,
         ExecError::NumericOutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
         ExecError::DatetimeOutOfRange(_) => DATETIME_FIELD_OVERFLOW,
+        ExecError::InvalidDatetimeFormat(_) => INVALID_DATETIME_FORMAT,
         ExecError::InvalidWidthBucketArgument(_) => INVALID_ARGUMENT_FOR_WIDTH_BUCKET,
         ExecError::InvalidRegularExpression(_) => INVALID_REGULAR_EXPRESSION,
         ExecError::ArraySubscriptError(_) => ARRAY_SUBSCRIPT_ERROR,

@@ -72,9 +72,12 @@ pub(in crate::exec) fn conform(
     } else {
         array.clone()
     };
-    // PostgreSQL reads a time of day without seconds; Arrow's parser does not.
+    // PostgreSQL reads dates and times in more forms than Arrow's parser.
     let array = match target {
-        DataType::Timestamp(..) => crate::exec::text_casts::complete_seconds_array(&array),
+        DataType::Timestamp(..) | DataType::Date32 => {
+            crate::exec::text_casts::postgres_datetime_array(&array, &target)
+                .map_err(ExecError::from)?
+        }
         _ => array,
     };
     let array = &array;
