@@ -216,6 +216,11 @@ fn push_element(text: &str, out: &mut String) {
         out.push_str(text);
         return;
     }
+    push_quoted(text, out);
+}
+
+/// `text` as a quoted array element: in double quotes, with `"` and `\` escaped.
+pub(crate) fn push_quoted(text: &str, out: &mut String) {
     out.push('"');
     for c in text.chars() {
         if matches!(c, '"' | '\\') {

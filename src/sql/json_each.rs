@@ -70,22 +70,8 @@ pub(super) fn as_derived_table(
             ", unnest(generate_series(1, cardinality({EACH_KEYS}({read})))) AS {number}"
         ));
     }
-    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    let subquery = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-        .try_with_sql(&sql)
-        .and_then(|mut parser| parser.parse_query())
-        .ok()?;
-    Some(TableFactor::Derived {
-        lateral: false,
-        subquery,
-        alias: Some(TableAlias {
-            explicit: true,
-            name: alias
-                .as_ref()
-                .map_or_else(|| Ident::new(function), |a| a.name.clone()),
-            columns: Vec::new(),
-            at: None,
-        }),
-        sample: None,
-    })
+    let name = alias
+        .as_ref()
+        .map_or_else(|| Ident::new(function), |a| a.name.clone());
+    super::set_returning::derived_table(&sql, name)
 }

@@ -137,23 +137,10 @@ pub(super) fn as_derived_table(
     if columns.is_empty() {
         return None;
     }
-    let sql = format!("SELECT {}", columns.join(", "));
-    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    let subquery = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
-        .try_with_sql(&sql)
-        .and_then(|mut parser| parser.parse_query())
-        .ok()?;
-    Some(TableFactor::Derived {
-        lateral: false,
-        subquery,
-        alias: Some(TableAlias {
-            explicit: true,
-            name: alias.name.clone(),
-            columns: Vec::new(),
-            at: None,
-        }),
-        sample: None,
-    })
+    super::set_returning::derived_table(
+        &format!("SELECT {}", columns.join(", ")),
+        alias.name.clone(),
+    )
 }
 
 /// How a column's value is written for its type, and the type as a cast names it

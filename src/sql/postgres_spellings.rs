@@ -131,7 +131,7 @@ fn make_interval_in_full(args: &FunctionArguments) -> Option<Expr> {
 }
 
 /// The function's name when it is unqualified or qualified by `pg_catalog`.
-fn builtin_name(function: &ast::Function) -> Option<String> {
+pub(super) fn builtin_name(function: &ast::Function) -> Option<String> {
     let qualified_by_catalog = match function.name.0.as_slice() {
         [_] => true,
         [schema, _] => schema

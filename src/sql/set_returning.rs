@@ -326,7 +326,7 @@ fn output_columns(
 }
 
 /// `(sql) AS name`.
-fn derived_table(sql: &str, name: Ident) -> Option<TableFactor> {
+pub(super) fn derived_table(sql: &str, name: Ident) -> Option<TableFactor> {
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     let subquery = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(sql)

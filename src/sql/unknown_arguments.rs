@@ -138,21 +138,6 @@ impl VisitorMut for Arguments {
     }
 }
 
-/// The function's name when it is a built-in one (unqualified, or in `pg_catalog`).
-fn builtin_name(function: &ast::Function) -> Option<String> {
-    match function.name.0.as_slice() {
-        [name] => name.as_ident().map(super::fold),
-        [schema, name]
-            if schema
-                .as_ident()
-                .is_some_and(|s| s.value.eq_ignore_ascii_case("pg_catalog")) =>
-        {
-            name.as_ident().map(super::fold)
-        }
-        _ => None,
-    }
-}
-
 /// The positional argument expressions of a plain call (no names, DISTINCT or ORDER BY).
 fn positional(function: &mut ast::Function) -> Option<Vec<&mut Expr>> {
     let FunctionArguments::List(list) = &mut function.args else {
@@ -174,7 +159,7 @@ fn type_arguments(function: &mut ast::Function) {
     if function.over.is_some() {
         return;
     }
-    let Some(name) = builtin_name(function) else {
+    let Some(name) = super::postgres_spellings::builtin_name(function) else {
         return;
     };
     let Some(mut args) = positional(function) else {
@@ -202,7 +187,7 @@ fn function_style_cast(function: &mut ast::Function) -> Option<Expr> {
     if function.over.is_some() || function.filter.is_some() {
         return None;
     }
-    let name = builtin_name(function)?;
+    let name = super::postgres_spellings::builtin_name(function)?;
     if !CAST_FUNCTIONS.contains(&name.as_str()) {
         return None;
     }

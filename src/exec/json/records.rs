@@ -175,16 +175,7 @@ fn write_level(
         *elements += 1;
         match value::as_text(item, at.print) {
             None => out.push_str("NULL"),
-            Some(text) => {
-                out.push('"');
-                for c in text.chars() {
-                    if matches!(c, '"' | '\\') {
-                        out.push('\\');
-                    }
-                    out.push(c);
-                }
-                out.push('"');
-            }
+            Some(text) => crate::exec::array_text::push_quoted(&text, out),
         }
     }
     out.push('}');
