@@ -92,7 +92,7 @@ mod tests {
                 12
             ),
             [
-                "?column?", "count", "a", "df3", "bool", "int4", "now", "case", "v", "max",
+                "?column?", "count", "a", "df3", "?column?", "int4", "now", "case", "v", "max",
                 "?column?", "a"
             ]
         );

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, StringBuilder, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
@@ -29,6 +29,7 @@ pub struct PostgresTextCasts {
     array_input: Arc<ScalarUDF>,
     array_output: Arc<ScalarUDF>,
     plain_text: Arc<ScalarUDF>,
+    interval_output: Arc<ScalarUDF>,
 }
 
 impl Default for PostgresTextCasts {
@@ -71,6 +72,12 @@ impl Default for PostgresTextCasts {
                     true,
                 ))),
                 |args| super::array_text::text_arrays(&args[0], &args[1]),
+            )),
+            interval_output: Arc::new(super::functions::vectorized(
+                "interval_out_text",
+                Signature::any(1, Volatility::Immutable),
+                DataType::Utf8,
+                |args| Ok(interval_texts(&args[0])),
             )),
             plain_text: Arc::new(super::functions::vectorized(
                 "text_of",
@@ -183,6 +190,23 @@ fn valid_iso(text: &[u8], target: &DataType) -> bool {
         }
         _ => false,
     }
+}
+
+/// Intervals as PostgreSQL's `interval_out` writes them (`1 day`, `01:00:00`), where Arrow
+/// writes `1 days`.
+fn interval_texts(intervals: &ArrayRef) -> ArrayRef {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::IntervalMonthDayNanoType;
+    let intervals = intervals.as_primitive::<IntervalMonthDayNanoType>();
+    let texts: datafusion::arrow::array::StringArray = intervals
+        .iter()
+        .map(|interval| {
+            interval.map(|i| {
+                crate::model::interval_text::interval_text(i.months, i.days, i.nanoseconds / 1_000)
+            })
+        })
+        .collect();
+    Arc::new(texts)
 }
 
 /// Whether Arrow's cast reads `text` as `target`, for forms outside PostgreSQL's that it
@@ -399,6 +423,9 @@ impl PostgresTextCasts {
                 }
                 Some(DataType::List(_) | DataType::LargeList(_)) => {
                     call(&self.array_output, vec![inner])
+                }
+                Some(DataType::Interval(IntervalUnit::MonthDayNano)) => {
+                    call(&self.interval_output, vec![inner])
                 }
                 _ => return Ok(Transformed::no(expr)),
             };

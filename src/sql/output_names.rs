@@ -121,12 +121,7 @@ fn alias_items(items: &mut [SelectItem]) {
     for (position, item) in items.iter_mut().enumerate() {
         let (expr, keys, name, beside_wildcard) = match &*item {
             SelectItem::UnnamedExpr(expr) => {
-                let datafusion_key = match expr {
-                    // DataFusion names every scalar subquery alike.
-                    Expr::Subquery(_) => "(subquery)".to_owned(),
-                    Expr::Identifier(_) | Expr::CompoundIdentifier(_) => output_name(expr),
-                    other => other.to_string(),
-                };
+                let datafusion_key = datafusion_name(expr);
                 let name = output_name(expr);
                 // A column beside a wildcard may repeat one of the wildcard's columns.
                 let beside_wildcard = has_wildcard
@@ -152,6 +147,19 @@ fn alias_items(items: &mut [SelectItem]) {
                 alias: Ident::new(format!("{REPEAT_ALIAS_PREFIX}{position}_{name}")),
             };
         }
+    }
+}
+
+/// What DataFusion's name for an unnamed item turns on: the expression's text, a column's
+/// last part, one name for every scalar subquery, and a cast's operand alone (DataFusion
+/// names `'1'::int` and `CAST('1' AS bigint)` alike, and `date '2020-01-01'` as its text).
+fn datafusion_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Subquery(_) => "(subquery)".to_owned(),
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => output_name(expr),
+        Expr::Cast { expr, .. } => datafusion_name(expr),
+        Expr::TypedString(typed) => typed.value.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -222,13 +230,12 @@ pub fn output_name(expr: &Expr) -> String {
         Expr::Cast {
             expr, data_type, ..
         } => match output_name(expr) {
-            name if name == unnamed()
-                || matches!(expr.as_ref(), Expr::Cast { .. } if named_by_cast(expr)) =>
-            {
-                type_name(data_type)
-            }
+            name if name == unnamed() || weakly_named(expr) => type_name(data_type),
             name => name,
         },
+        // `date '1999-01-08'` is a cast of a literal in PostgreSQL, named by its type.
+        Expr::TypedString(typed) => type_name(&typed.data_type),
+        Expr::Interval(_) => "interval".into(),
         Expr::Nested(inner) => output_name(inner),
         // A scalar subquery is named after its one column (seen through the single-row
         // aggregate KalamDB holds it with).
@@ -254,18 +261,18 @@ pub fn output_name(expr: &Expr) -> String {
         // `NOT EXISTS` is an operator's result, unnamed.
         Expr::Exists { negated: false, .. } => "exists".into(),
         Expr::Array(_) => "array".into(),
-        Expr::Value(value) if matches!(value.value, ast::Value::Boolean(_)) => "bool".into(),
         _ => unnamed(),
     }
 }
 
-/// Whether a cast's name comes from its type rather than from what it casts.
-fn named_by_cast(expr: &Expr) -> bool {
+/// Whether an expression's name is one a cast around it replaces: the name of a cast whose
+/// own name came from its type, of a typed literal, or of `true`/`false` (constants that
+/// PostgreSQL holds as casts).
+fn weakly_named(expr: &Expr) -> bool {
     match expr {
-        Expr::Cast { expr, .. } => {
-            output_name(expr) == unnamed()
-                || matches!(expr.as_ref(), Expr::Cast { .. } if named_by_cast(expr))
-        }
+        Expr::Cast { expr, .. } => output_name(expr) == unnamed() || weakly_named(expr),
+        Expr::TypedString(_) | Expr::Interval(_) => true,
+        Expr::Value(value) => matches!(value.value, ast::Value::Boolean(_)),
         _ => false,
     }
 }
