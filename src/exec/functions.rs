@@ -328,6 +328,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         },
     ));
     ctx.register_udf(constant_text("version", version_string()));
+    ctx.register_udf(super::bytea_substr::substr());
     ctx.register_udf(create_udf(
         "pg_is_in_recovery",
         vec![],

@@ -12,6 +12,7 @@ mod array_overlap;
 pub(crate) mod array_text;
 mod block_ddl;
 mod bpchar;
+mod bytea_substr;
 mod catalog;
 mod catalog_oids;
 mod checked_arithmetic;
@@ -164,6 +165,9 @@ pub enum ExecError {
     /// A date, time or interval past what its type holds (22008).
     #[error("{0}")]
     DatetimeOutOfRange(String),
+    /// A substring PostgreSQL cannot take: a negative length (22011).
+    #[error("{0}")]
+    SubstringError(String),
     /// Text that is no date or time PostgreSQL reads (22007).
     #[error("{0}")]
     InvalidDatetimeFormat(String),

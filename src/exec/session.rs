@@ -184,6 +184,7 @@ impl Engine {
             super::interval_arithmetic::operators(),
             super::array_overlap::operator(),
             super::numeric_division::operator(),
+            super::bytea_substr::planner(),
         ]
         .into_iter()
         .enumerate()

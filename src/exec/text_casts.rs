@@ -30,6 +30,7 @@ pub struct PostgresTextCasts {
     array_output: Arc<ScalarUDF>,
     plain_text: Arc<ScalarUDF>,
     interval_output: Arc<ScalarUDF>,
+    bytea_input: Arc<ScalarUDF>,
 }
 
 impl Default for PostgresTextCasts {
@@ -72,6 +73,12 @@ impl Default for PostgresTextCasts {
                     true,
                 ))),
                 |args| super::array_text::text_arrays(&args[0], &args[1]),
+            )),
+            bytea_input: Arc::new(super::functions::vectorized(
+                "bytea_in_text",
+                Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+                DataType::Binary,
+                |args| bytea_values(&args[0]),
             )),
             interval_output: Arc::new(super::functions::vectorized(
                 "interval_out_text",
@@ -190,6 +197,21 @@ fn valid_iso(text: &[u8], target: &DataType) -> bool {
         }
         _ => false,
     }
+}
+
+/// Text read as PostgreSQL's `bytea` input (`\x0102ff`, or the escape format), where Arrow
+/// takes the text's own bytes.
+fn bytea_values(texts: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::array::AsArray;
+    let values: datafusion::arrow::array::BinaryArray = texts
+        .as_string::<i32>()
+        .iter()
+        .map(|text| text.map(super::dml::coercion::parse_bytea).transpose())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| {
+            datafusion::error::DataFusionError::External(Box::new(super::ExecError::InvalidText(e)))
+        })?;
+    Ok(Arc::new(values))
 }
 
 /// Intervals as PostgreSQL's `interval_out` writes them (`1 day`, `01:00:00`), where Arrow
@@ -365,6 +387,8 @@ impl PostgresTextCasts {
                         None,
                     );
                     Some(call(&self.array_input, vec![inner.clone(), type_name]))
+                } else if *target == DataType::Binary {
+                    Some(call(&self.bytea_input, vec![inner.clone()]))
                 } else if let Some(kind) = match target {
                     DataType::Date32 => Some("date"),
                     DataType::Timestamp(_, None) => Some("timestamp"),

@@ -64,6 +64,7 @@ pub const STATEMENT_TOO_COMPLEX: &str = "54001";
 pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
 pub const SYNTAX_ERROR: &str = "42601";
 pub const INVALID_ESCAPE_SEQUENCE: &str = "22025";
+pub const SUBSTRING_ERROR: &str = "22011";
 pub const TOO_MANY_COLUMNS: &str = "54011";
 pub const UNDEFINED_COLUMN: &str = "42703";
 pub const UNDEFINED_FUNCTION: &str = "42883";
@@ -148,6 +149,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::NumericOutOfRange(_) => NUMERIC_VALUE_OUT_OF_RANGE,
         ExecError::DatetimeOutOfRange(_) => DATETIME_FIELD_OVERFLOW,
         ExecError::InvalidDatetimeFormat(_) => INVALID_DATETIME_FORMAT,
+        ExecError::SubstringError(_) => SUBSTRING_ERROR,
         ExecError::InvalidWidthBucketArgument(_) => INVALID_ARGUMENT_FOR_WIDTH_BUCKET,
         ExecError::InvalidRegularExpression(_) => INVALID_REGULAR_EXPRESSION,
         ExecError::ArraySubscriptError(_) => ARRAY_SUBSCRIPT_ERROR,

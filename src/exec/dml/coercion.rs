@@ -181,10 +181,15 @@ pub(in crate::exec) fn conform(
 
 /// PostgreSQL's bytea input: `\x` followed by hex digits, or the escape format in which
 /// `\\` is a backslash and `\nnn` an octal byte.
-fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
+pub(in crate::exec) fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
     if let Some(hex_digits) = text.strip_prefix("\\x") {
         let compact: String = hex_digits.chars().filter(|c| !c.is_whitespace()).collect();
-        return hex::decode(compact).map_err(|e| format!("invalid hexadecimal data: {e}"));
+        return hex::decode(compact).map_err(|e| match e {
+            hex::FromHexError::InvalidHexCharacter { c, .. } => {
+                format!("invalid hexadecimal digit: \"{c}\"")
+            }
+            _ => "invalid hexadecimal data: odd number of digits".to_owned(),
+        });
     }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
