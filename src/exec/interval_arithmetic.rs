@@ -186,6 +186,11 @@ fn scaled(span: IntervalMonthDayNano, factor: f64, scale: Scale) -> Result<Inter
     ))
 }
 
+/// `span` divided by `factor`, as PostgreSQL's `interval / float8`.
+pub(super) fn divided(span: IntervalMonthDayNano, factor: f64) -> Result<IntervalMonthDayNano> {
+    scaled(span, factor, Scale::Divide)
+}
+
 /// An interval's time part, computed in microseconds, as Arrow keeps it: nanoseconds, which
 /// hold a thousandth of PostgreSQL's range.
 fn time_in_nanos(micros: f64) -> Result<i64> {
@@ -362,7 +367,7 @@ fn round_to_micros(value: f64) -> f64 {
     (value * MICROS_PER_SECOND).round_ties_even() / MICROS_PER_SECOND
 }
 
-fn out_of_range() -> DataFusionError {
+pub(super) fn out_of_range() -> DataFusionError {
     DataFusionError::External(Box::new(ExecError::DatetimeOutOfRange(
         "interval out of range".into(),
     )))

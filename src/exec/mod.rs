@@ -31,6 +31,7 @@ mod indexes;
 mod information_schema;
 mod integer_literals;
 mod interval_arithmetic;
+mod interval_average;
 pub mod json;
 mod lateral_key;
 mod logins;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, PrimitiveArray};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION, DataType,
-    Decimal128Type, Decimal256Type, Field, FieldRef, i256,
+    Decimal128Type, Decimal256Type, Field, FieldRef, IntervalUnit, i256,
 };
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::functions_aggregate::average::avg_udaf;
@@ -216,7 +216,7 @@ impl AggregateUDFImpl for NumericAverage {
             DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Null => {
                 DataType::Float64
             }
-            DataType::Duration(_) => arg.clone(),
+            DataType::Duration(_) | DataType::Interval(IntervalUnit::MonthDayNano) => arg.clone(),
             other => return plan_err!("function avg({other}) does not exist"),
         }])
     }
@@ -229,11 +229,15 @@ impl AggregateUDFImpl for NumericAverage {
             DataType::Decimal256(_, s) => {
                 DataType::Decimal256(DECIMAL256_MAX_PRECISION, result_scale(*s))
             }
+            interval @ DataType::Interval(_) => interval.clone(),
             other => self.inner.return_type(std::slice::from_ref(other))?,
         })
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if is_interval(args.return_field.data_type()) {
+            return Ok(Box::<super::interval_average::IntervalAverage>::default());
+        }
         let Some(rounding) = Rounding::of(args.return_field.data_type()) else {
             return self.inner.accumulator(args);
         };
@@ -245,11 +249,14 @@ impl AggregateUDFImpl for NumericAverage {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        if is_interval(args.return_field.data_type()) {
+            return Ok(super::interval_average::state_fields(args.name));
+        }
         self.inner.state_fields(args)
     }
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        self.inner.groups_accumulator_supported(args)
+        !is_interval(args.return_field.data_type()) && self.inner.groups_accumulator_supported(args)
     }
 
     fn create_groups_accumulator(
@@ -271,6 +278,11 @@ impl AggregateUDFImpl for NumericAverage {
     fn reverse_expr(&self) -> ReversedUDAF {
         ReversedUDAF::Identical
     }
+}
+
+/// `avg(interval)` is KalamDB's own (DataFusion averages no intervals).
+fn is_interval(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Interval(IntervalUnit::MonthDayNano))
 }
 
 /// The scale of an average of values at `scale`.
