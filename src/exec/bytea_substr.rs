@@ -52,7 +52,8 @@ pub fn substr() -> ScalarUDF {
         NativeType::Int64,
     );
     let mut variants = Vec::new();
-    for first in [logical_binary(), logical_string()] {
+    // Text first: an untyped parameter (`substr($1, 2)`) is text, as in PostgreSQL.
+    for first in [logical_string(), logical_binary()] {
         let first = Coercion::new_exact(TypeSignatureClass::Native(first));
         variants.push(TypeSignature::Coercible(vec![first.clone(), int64.clone()]));
         variants.push(TypeSignature::Coercible(vec![
