@@ -40,7 +40,7 @@ impl Default for PostgresTextCasts {
             timestamptz: Arc::new(timestamp_text("timestamptz_out", Some("+00"))),
             timestamp_input: Arc::new(super::functions::vectorized(
                 "datetime_in_text",
-                Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Volatile),
+                Signature::exact(vec![DataType::Utf8, DataType::Utf8], Volatility::Stable),
                 DataType::Utf8,
                 |args| {
                     use datafusion::arrow::array::AsArray;

@@ -156,10 +156,12 @@ pub fn parse_datetime(text: &str, now: NaiveDateTime) -> Result<DateTimeInput, D
             _ => {}
         }
     }
-    Ok(DateTimeInput {
-        at: date.and_time(NaiveTime::MIN) + time,
-        offset,
-    })
+    // `24:00:00` on the last day chrono holds has no next midnight.
+    let at = date
+        .and_time(NaiveTime::MIN)
+        .checked_add_signed(time)
+        .ok_or(DateTimeInputError::OutOfRange)?;
+    Ok(DateTimeInput { at, offset })
 }
 
 /// `24:00:00` is the end of the day, which PostgreSQL reads as the next day's midnight.
@@ -493,6 +495,7 @@ mod tests {
         assert_eq!(err("99-08-01"), DateTimeInputError::OutOfRange);
         assert_eq!(err("2000-01-01 25:00"), DateTimeInputError::OutOfRange);
         assert_eq!(read("1997-02-10 24:00:00"), "1997-02-11 00:00:00.000000");
+        assert_eq!(err("262143-12-31 24:00:00"), DateTimeInputError::OutOfRange);
         assert_eq!(err("foo"), DateTimeInputError::Syntax);
         assert_eq!(err("1999-01"), DateTimeInputError::Syntax);
     }
