@@ -175,6 +175,21 @@ pub(super) fn array_literals(lists: &ArrayRef) -> Result<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
+/// Each `int2vector` or `oidvector` as PostgreSQL prints it: `25 23`.
+pub(super) fn vector_literals(lists: &ArrayRef) -> Result<ArrayRef> {
+    let mut out = StringBuilder::with_capacity(lists.len(), lists.len() * 8);
+    for row in 0..lists.len() {
+        if lists.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        let numbers = datafusion::arrow::compute::cast(&list_value(lists, row), &DataType::Utf8)?;
+        let numbers: Vec<&str> = numbers.as_string::<i32>().iter().flatten().collect();
+        out.append_value(numbers.join(" "));
+    }
+    Ok(Arc::new(out.finish()))
+}
+
 fn list_value(lists: &dyn Array, row: usize) -> ArrayRef {
     match lists.as_list_opt::<i32>() {
         Some(list) => list.value(row),

@@ -118,6 +118,12 @@ impl PgTypeof {
             DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
             DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric".into(),
             DataType::Time32(_) | DataType::Time64(_) => "time without time zone".into(),
+            // `integer[]` whatever the dimensions, as PostgreSQL names its array types.
+            DataType::List(item) | DataType::LargeList(item)
+                if matches!(item.data_type(), DataType::List(_) | DataType::LargeList(_)) =>
+            {
+                Self::type_name(item)
+            }
             DataType::List(item) | DataType::LargeList(item) => {
                 format!("{}[]", Self::type_name(item))
             }
@@ -155,16 +161,38 @@ impl ScalarUDFImpl for PgTypeof {
     }
 }
 
-/// `kalamdb_format_types('23 25')` is `integer, text`: each OID of an `oidvector` named as
-/// `format_type` names it (what `pg_get_function_arguments` lists, see `sql::catalog_queries`).
+/// `kalamdb_format_types('23 25')` is `integer, text`: each OID of an `oidvector` (as a list,
+/// or as the text it prints as) named as `format_type` names it (what
+/// `pg_get_function_arguments` lists, see `sql::catalog_queries`).
 fn format_types() -> ScalarUDF {
     let format_type = datafusion_pg_catalog::pg_catalog::format_type::create_format_type_udf();
     vectorized(
         crate::sql::FORMAT_TYPES_FUNCTION,
-        Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        Signature::any(1, Volatility::Immutable),
         DataType::Utf8,
         move |args| {
-            let texts = cast(&args[0], &DataType::Utf8)?;
+            let texts = match args[0].as_list_opt::<i32>() {
+                Some(lists) => {
+                    let vectors: StringArray = (0..lists.len())
+                        .map(|row| {
+                            lists.is_valid(row).then(|| {
+                                let oids = lists.value(row);
+                                let oids = cast(&oids, &DataType::Utf8)?;
+                                Ok::<_, DataFusionError>(
+                                    oids.as_string::<i32>()
+                                        .iter()
+                                        .flatten()
+                                        .collect::<Vec<_>>()
+                                        .join(" "),
+                                )
+                            })
+                        })
+                        .map(Option::transpose)
+                        .collect::<Result<_>>()?;
+                    Arc::new(vectors) as ArrayRef
+                }
+                None => cast(&args[0], &DataType::Utf8)?,
+            };
             let mut out = StringBuilder::new();
             for text in texts.as_string::<i32>().iter() {
                 let Some(text) = text else {
@@ -350,6 +378,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
             )))
         }),
     ));
+    super::int4_results::register(ctx);
     ctx.register_udf(to_regtype());
     ctx.register_udf(pg_typeof());
     ctx.register_udf(pg_encoding_to_char());

@@ -14,6 +14,9 @@ pub const VIEWS: &str = "kalamdb_information_schema_views";
 /// The derived table that answers for `information_schema.sequences`.
 pub const SEQUENCES: &str = "kalamdb_information_schema_sequences";
 
+/// The derived table that answers for `information_schema.schemata`.
+pub const SCHEMATA: &str = "kalamdb_information_schema_schemata";
+
 /// The derived table that answers for `information_schema.columns`.
 pub const COLUMNS: &str = "kalamdb_information_schema_columns";
 
@@ -172,6 +175,7 @@ pub(super) fn replacement(reference: &ResolvedTableReference) -> Option<Arc<dyn 
     match reference.table.as_ref() {
         "views" => super::pg_derived::table(VIEWS, None),
         "columns" => super::pg_derived::table(COLUMNS, None),
+        "schemata" => super::pg_derived::table(SCHEMATA, None),
         "sequences" => super::pg_derived::table(SEQUENCES, None),
         "table_constraints" => super::pg_derived::table(TABLE_CONSTRAINTS, None),
         "key_column_usage" => super::pg_derived::table(KEY_COLUMN_USAGE, None),

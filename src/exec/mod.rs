@@ -29,6 +29,7 @@ mod index_catalog;
 mod index_scan;
 mod indexes;
 mod information_schema;
+mod int4_results;
 mod integer_literals;
 mod interval_arithmetic;
 mod interval_average;

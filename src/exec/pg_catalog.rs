@@ -231,6 +231,7 @@ impl SchemaProvider for PgCatalogSchema {
             )));
         }
         if name == DEFINITIONS_TABLE
+            || name == pg_derived::STAT_USER_TABLES
             || name == RELATION_SIZES_TABLE
             || name == SEQUENCES_VIEW
             || name == pg_derived::INDEXES_VIEW

@@ -28,6 +28,7 @@ pub struct PostgresTextCasts {
     number_input: Arc<ScalarUDF>,
     array_input: Arc<ScalarUDF>,
     array_output: Arc<ScalarUDF>,
+    vector_output: Arc<ScalarUDF>,
     plain_text: Arc<ScalarUDF>,
     interval_output: Arc<ScalarUDF>,
     bytea_input: Arc<ScalarUDF>,
@@ -97,6 +98,12 @@ impl Default for PostgresTextCasts {
                 Signature::any(1, Volatility::Immutable),
                 DataType::Utf8,
                 |args| super::array_text::array_literals(&args[0]),
+            )),
+            vector_output: Arc::new(super::functions::vectorized(
+                "vector_out_text",
+                Signature::any(1, Volatility::Immutable),
+                DataType::Utf8,
+                |args| super::array_text::vector_literals(&args[0]),
             )),
         }
     }
@@ -444,6 +451,17 @@ impl PostgresTextCasts {
                         DataType::Timestamp(TimeUnit::Microsecond, zone),
                     ));
                     call(function, vec![micros])
+                }
+                // An int2vector or oidvector prints as its numbers separated by spaces.
+                Some(DataType::List(_) | DataType::LargeList(_))
+                    if cast.expr.to_field(schema).is_ok_and(|(_, field)| {
+                        field
+                            .metadata()
+                            .get(PG_TYPE_METADATA)
+                            .is_some_and(|tag| tag == "oidvector" || tag == "int2vector")
+                    }) =>
+                {
+                    call(&self.vector_output, vec![inner])
                 }
                 Some(DataType::List(_) | DataType::LargeList(_)) => {
                     call(&self.array_output, vec![inner])

@@ -1,6 +1,8 @@
 //! A quoted literal beside a number in arithmetic takes the number's type, as PostgreSQL types
 //! an `unknown` operand after the other one (`f1 ^ '2.0'`, `n / '3'`, `x % '2'`). DataFusion
-//! reads the literal as text and finds no operator for a number and text.
+//! reads the literal as text and finds no operator for a number and text. Likewise a quoted
+//! literal compared with an `int2vector` or `oidvector` column (`proargtypes = '25 25'`) is
+//! read as that vector: numbers separated by spaces.
 
 use std::sync::Arc;
 
@@ -24,6 +26,15 @@ impl ExprPlanner for UnknownOperands {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> Result<PlannerResult<RawBinaryExpr>> {
+        match vector_operand(&expr, schema)? {
+            Some((Side::Left, left)) => {
+                return Ok(PlannerResult::Original(RawBinaryExpr { left, ..expr }));
+            }
+            Some((Side::Right, right)) => {
+                return Ok(PlannerResult::Original(RawBinaryExpr { right, ..expr }));
+            }
+            None => {}
+        }
         if !matches!(
             expr.op,
             BinaryOperator::Plus
@@ -60,6 +71,62 @@ impl ExprPlanner for UnknownOperands {
         }
         Ok(PlannerResult::Original(expr))
     }
+}
+
+enum Side {
+    Left,
+    Right,
+}
+
+/// `vector = '1 2'`: the literal operand, read as the vector's list of numbers; `None` when
+/// the operation is no such comparison, and 22P02 for text that holds no such numbers.
+fn vector_operand(expr: &RawBinaryExpr, schema: &DFSchema) -> Result<Option<(Side, Expr)>> {
+    if !matches!(
+        expr.op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    ) {
+        return Ok(None);
+    }
+    let as_vector = |literal: &Expr, vector: &Expr| -> Result<Option<Expr>> {
+        let Some(text) = quoted_literal(literal) else {
+            return Ok(None);
+        };
+        let Ok((_, field)) = vector.to_field(schema) else {
+            return Ok(None);
+        };
+        let tag = field.metadata().get(crate::model::types::PG_TYPE_METADATA);
+        let (Some(tag), DataType::List(item)) = (tag, field.data_type()) else {
+            return Ok(None);
+        };
+        if tag != "oidvector" && tag != "int2vector" {
+            return Ok(None);
+        }
+        let numbers = text
+            .split_whitespace()
+            .map(|n| {
+                ScalarValue::try_from_string(n.to_owned(), item.data_type()).map_err(|_| {
+                    datafusion::error::DataFusionError::External(Box::new(
+                        super::ExecError::InvalidText(format!(
+                            "invalid input syntax for type {tag}: \"{text}\""
+                        )),
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Expr::Literal(
+            ScalarValue::List(ScalarValue::new_list_nullable(&numbers, item.data_type())),
+            None,
+        )))
+    };
+    if let Some(left) = as_vector(&expr.left, &expr.right)? {
+        return Ok(Some((Side::Left, left)));
+    }
+    Ok(as_vector(&expr.right, &expr.left)?.map(|right| (Side::Right, right)))
 }
 
 fn is_int4_literal(expr: &Expr) -> bool {

@@ -18,6 +18,9 @@ pub const PUBLIC_NAMESPACE_OID: i32 = 2200;
 /// `pg_namespace.oid` of `information_schema` (PostgreSQL 15 as Debian builds it).
 pub const INFORMATION_SCHEMA_OID: i32 = 13_207;
 
+/// `pg_namespace.oid` of `pg_toast` in every PostgreSQL cluster.
+pub const PG_TOAST_NAMESPACE_OID: i32 = 99;
+
 /// `pg_namespace.oid` of KalamDB's `system` namespace, below the user range like
 /// PostgreSQL's own namespaces.
 pub const SYSTEM_NAMESPACE_OID: i32 = 14_000;

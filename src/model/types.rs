@@ -390,6 +390,15 @@ fn arrow_oid(data_type: &DataType) -> i32 {
         DataType::Timestamp(_, Some(_)) => SqlType::TimestampTz,
         DataType::Time32(_) | DataType::Time64(_) => return TIME_OID,
         DataType::Interval(_) | DataType::Duration(_) => return INTERVAL_OID,
+        // PostgreSQL has one array type per element type, whatever the dimensions.
+        DataType::List(element) | DataType::LargeList(element)
+            if matches!(
+                element.data_type(),
+                DataType::List(_) | DataType::LargeList(_)
+            ) =>
+        {
+            return arrow_oid(element.data_type());
+        }
         DataType::List(element) | DataType::LargeList(element) => {
             return array_oid(arrow_oid(element.data_type()));
         }

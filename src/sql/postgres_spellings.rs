@@ -67,6 +67,15 @@ fn respelled(expr: &mut Expr) -> Option<Expr> {
                     op: BinaryOperator::Modulo,
                     right: Box::new(nested(divisor)),
                 }))),
+                ("array_fill", [value, dimensions]) => filled_array(value, dimensions),
+                ("array_fill", [value, dimensions, Expr::Array(lower_bounds)])
+                    if lower_bounds
+                        .elem
+                        .iter()
+                        .all(|bound| bound.to_string() == "1") =>
+                {
+                    filled_array(value, dimensions)
+                }
                 ("num_nulls" | "num_nonnulls", [_, ..]) => {
                     let test = if name == "num_nulls" {
                         "IS NULL"
@@ -84,6 +93,23 @@ fn respelled(expr: &mut Expr) -> Option<Expr> {
         }
         _ => None,
     }
+}
+
+/// `array_fill(value, ARRAY[d1, d2, ...])`: `value` repeated `dn` times, that array repeated
+/// `dn-1` times, and so on out to `d1`. PostgreSQL's lower bounds other than 1 have no
+/// counterpart in KalamDB's arrays, so such a call is left to fail as an unknown function.
+fn filled_array(value: &Expr, dimensions: &Expr) -> Option<Expr> {
+    let Expr::Array(dimensions) = dimensions else {
+        return None;
+    };
+    if dimensions.elem.is_empty() {
+        return None;
+    }
+    let mut filled = value.to_string();
+    for length in dimensions.elem.iter().rev() {
+        filled = format!("array_repeat({filled}, greatest({length}, 0))");
+    }
+    super::parse_expr(&filled).ok()
 }
 
 /// `make_interval`'s parameters in order, each defaulting to zero.

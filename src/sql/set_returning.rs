@@ -93,6 +93,21 @@ fn array_backed(expr: &Expr) -> Option<String> {
     function_name(function).filter(|name| ARRAY_BACKED.contains(&name.as_str()))
 }
 
+/// Whether `expr` calls an array-backed set-returning function where a SELECT list spreads
+/// it (itself, or inside operators and casts).
+pub(super) fn yields_rows(expr: &Expr) -> bool {
+    if array_backed(expr).is_some() {
+        return true;
+    }
+    match expr {
+        Expr::BinaryOp { left, right, .. } => yields_rows(left) || yields_rows(right),
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => {
+            yields_rows(expr)
+        }
+        _ => false,
+    }
+}
+
 fn spread(mut call: Expr) -> Expr {
     if let Expr::Function(function) = &mut call {
         type_untyped_bounds(function);

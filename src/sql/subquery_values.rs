@@ -315,6 +315,10 @@ impl VisitorMut for ArrayColumnNames {
 
 struct ArraySubqueries;
 
+/// The column (and, pluralised, the derived table) an `ARRAY(SELECT ...)` whose element yields
+/// rows of its own aggregates.
+const ARRAY_ELEMENT: &str = "__kalamdb_array_element";
+
 impl VisitorMut for ArraySubqueries {
     type Break = ();
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
@@ -357,14 +361,32 @@ impl VisitorMut for ArraySubqueries {
             },
             None => String::new(),
         };
-        let Ok(aggregate) = parse_expr(&format!("array_agg({element}{order})")) else {
-            return ControlFlow::Continue(());
+        let aggregated = if super::set_returning::yields_rows(&element) {
+            // The element yields rows of its own (`'arg' || generate_series(1, n)`): its rows
+            // are a derived table for the aggregate, so the select list can spread them.
+            let SetExpr::Select(select) = query.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            if !order.is_empty() {
+                return ControlFlow::Continue(());
+            }
+            select.projection = vec![SelectItem::ExprWithAlias {
+                expr: element,
+                alias: Ident::new(ARRAY_ELEMENT),
+            }];
+            format!("SELECT array_agg({ARRAY_ELEMENT}) FROM ({query}) AS {ARRAY_ELEMENT}s")
+        } else {
+            let Ok(aggregate) = parse_expr(&format!("array_agg({element}{order})")) else {
+                return ControlFlow::Continue(());
+            };
+            let SetExpr::Select(select) = query.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            select.projection = vec![SelectItem::UnnamedExpr(aggregate)];
+            query.to_string()
         };
-        let SetExpr::Select(select) = query.body.as_mut() else {
-            return ControlFlow::Continue(());
-        };
-        select.projection = vec![SelectItem::UnnamedExpr(aggregate)];
-        let Ok(never_null) = parse_expr(&format!("array_concat(({query}), make_array())")) else {
+        let Ok(never_null) = parse_expr(&format!("array_concat(({aggregated}), make_array())"))
+        else {
             return ControlFlow::Continue(());
         };
         *expr = never_null;

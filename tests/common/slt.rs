@@ -68,10 +68,11 @@ fn cell(row: &Row, i: usize) -> String {
         Type::OID => get!(u32, |v| v.to_string()),
         Type::INTERVAL => get!(Interval, |v| v.0),
         Type::BYTEA => get!(Vec<u8>, |v| format!("\\x{}", hex::encode(v))),
-        Type::INT2_ARRAY => get!(Vec<Option<i16>>, |v| array_text(&v)),
-        Type::INT4_ARRAY => get!(Vec<Option<i32>>, |v| array_text(&v)),
-        Type::INT8_ARRAY => get!(Vec<Option<i64>>, |v| array_text(&v)),
-        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => get!(Vec<Option<String>>, |v| array_text(&v)),
+        Type::INT2_ARRAY
+        | Type::INT4_ARRAY
+        | Type::INT8_ARRAY
+        | Type::TEXT_ARRAY
+        | Type::VARCHAR_ARRAY => get!(ArrayText, |v| v.0),
         _ => get!(String, |v| v),
     };
     text(value.as_deref())
@@ -140,25 +141,88 @@ impl<'a> tokio_postgres::types::FromSql<'a> for Void {
 }
 
 /// An array as PostgreSQL's text output writes it: `{a,"b c",NULL}`.
-fn array_text<T: ToString>(elements: &[Option<T>]) -> String {
-    let items: Vec<String> = elements
-        .iter()
-        .map(|e| match e {
-            None => "NULL".to_owned(),
-            Some(v) => {
-                let v = v.to_string();
-                let plain = !v.is_empty()
-                    && !v.eq_ignore_ascii_case("null")
-                    && !v.contains(|c: char| c.is_whitespace() || "{},\"\\".contains(c));
-                if plain {
-                    v
-                } else {
-                    format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
-                }
+/// An array of integers or text, of any number of dimensions, as PostgreSQL's text output
+/// reads (`{{1,2},{3,NULL}}`), decoded from its binary form.
+struct ArrayText(String);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for ArrayText {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let word = |at: usize| -> Result<i32, Box<dyn std::error::Error + Sync + Send>> {
+            let bytes = raw.get(at..at + 4).ok_or("array value cut short")?;
+            Ok(i32::from_be_bytes(bytes.try_into()?))
+        };
+        let dimensions = usize::try_from(word(0)?)?;
+        if dimensions == 0 {
+            return Ok(ArrayText("{}".to_owned()));
+        }
+        let mut lengths = Vec::with_capacity(dimensions);
+        for d in 0..dimensions {
+            lengths.push(usize::try_from(word(12 + 8 * d)?)?);
+        }
+        let mut at = 12 + 8 * dimensions;
+        let mut elements = Vec::new();
+        for _ in 0..lengths.iter().product::<usize>() {
+            let size = word(at)?;
+            at += 4;
+            if size < 0 {
+                elements.push("NULL".to_owned());
+                continue;
             }
-        })
-        .collect();
-    format!("{{{}}}", items.join(","))
+            let bytes = raw
+                .get(at..at + size as usize)
+                .ok_or("array element cut short")?;
+            at += size as usize;
+            elements.push(match *ty {
+                Type::INT2_ARRAY => i16::from_be_bytes(bytes.try_into()?).to_string(),
+                Type::INT4_ARRAY => i32::from_be_bytes(bytes.try_into()?).to_string(),
+                Type::INT8_ARRAY => i64::from_be_bytes(bytes.try_into()?).to_string(),
+                _ => quoted_element(std::str::from_utf8(bytes)?),
+            });
+        }
+        Ok(ArrayText(nested(&lengths, &elements)))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::INT2_ARRAY
+                | Type::INT4_ARRAY
+                | Type::INT8_ARRAY
+                | Type::TEXT_ARRAY
+                | Type::VARCHAR_ARRAY
+        )
+    }
+}
+
+/// `elements` in braces, one level per dimension.
+fn nested(lengths: &[usize], elements: &[String]) -> String {
+    let inner = match lengths {
+        [_] | [] => elements.to_vec(),
+        [_, rest @ ..] => {
+            let step = rest.iter().product::<usize>().max(1);
+            elements
+                .chunks(step)
+                .map(|chunk| nested(rest, chunk))
+                .collect()
+        }
+    };
+    format!("{{{}}}", inner.join(","))
+}
+
+/// An array element as PostgreSQL's array output writes it: quoted when it is empty, spells
+/// NULL, or holds a space, brace, comma, quote or backslash.
+fn quoted_element(v: &str) -> String {
+    let plain = !v.is_empty()
+        && !v.eq_ignore_ascii_case("null")
+        && !v.contains(|c: char| c.is_whitespace() || "{},\"\\".contains(c));
+    if plain {
+        v.to_owned()
+    } else {
+        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+    }
 }
 
 /// PostgreSQL prints fractional seconds without trailing zeros, and none when they are zero.

@@ -49,6 +49,9 @@ pub const FOREIGN_KEYS_TABLE: &str = "kalamdb_foreign_keys";
 /// PostgreSQL's `pg_user` view: the roles that can log in, which are KalamDB's users.
 pub const USER_VIEW: &str = "pg_user";
 
+/// PostgreSQL's `pg_stat_user_tables` view, with PostgreSQL 15's columns.
+pub const STAT_USER_TABLES: &str = "pg_stat_user_tables";
+
 /// PostgreSQL's `pg_indexes` view.
 pub const INDEXES_VIEW: &str = "pg_indexes";
 
@@ -62,6 +65,7 @@ mod constraint_views;
 mod dependencies;
 mod foreign_key_parts;
 mod index_parts;
+mod listings;
 mod queries;
 
 use queries::definition;
@@ -122,6 +126,8 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 Field::new("valuntil", DataType::Utf8, true),
                 Field::new("useconfig", list(DataType::Utf8), true),
             ]
+        } else if let Some(fields) = listings::fields(name) {
+            fields
         } else if name == information_schema::COLUMNS {
             information_schema::columns_fields()
         } else if let Some(fields) = information_schema::constraint_fields(name) {
@@ -178,9 +184,11 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 "conkey" | "confkey" | "confdelsetcols" => {
                     field.with_data_type(list(DataType::Int16))
                 }
-                "indcollation" | "indclass" => {
+                "indcollation" | "indclass" | "proargtypes" => {
                     vector(field.with_data_type(list(DataType::Int32)), "oidvector")
                 }
+                "proallargtypes" => field.with_data_type(list(DataType::Int32)),
+                "proargnames" | "proargmodes" => field.with_data_type(list(DataType::Utf8)),
                 "conpfeqop" | "conppeqop" | "conffeqop" | "conexclop" => {
                     field.with_data_type(list(DataType::Int32))
                 }
@@ -191,6 +199,10 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
             }
         })
         .collect();
+    // PostgreSQL 15's pg_namespace has no `options` (the crate's has).
+    if name == "pg_namespace" {
+        fields.retain(|f| f.name() != "options");
+    }
     if name == "pg_class" {
         for missing in ["reloptions", "relacl"] {
             if base.index_of(missing).is_err() {

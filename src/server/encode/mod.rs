@@ -1,6 +1,7 @@
 //! Result and parameter encoding between Arrow values and PostgreSQL wire values: the types
 //! columns are reported as, the rows of a result, and the parameters of a Bind.
 
+mod arrays;
 mod params;
 mod rows;
 mod types;

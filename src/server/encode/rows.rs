@@ -362,26 +362,27 @@ fn interval_at(column: &dyn Array, row: usize) -> Option<PgInterval> {
     }
 }
 
-/// An `int2vector` or `oidvector` (`1 2`): its elements separated by spaces.
+/// An `int2vector` or `oidvector` (`1 2`).
 fn encode_vector(
     encoder: &mut impl CellSink,
     elements: Option<&dyn Array>,
     field: &FieldInfo,
 ) -> PgWireResult<()> {
-    let text = match elements {
-        None => None,
-        Some(elements) => {
-            let formatter = ArrayFormatter::try_new(elements, &ArrowFormat::default())
-                .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-            Some(
-                (0..elements.len())
-                    .map(|i| formatter.value(i).to_string())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
-        }
+    let Some(elements) = elements else {
+        return put::<super::arrays::Vector<i16>>(encoder, None, field);
     };
-    put(encoder, text, field)
+    if *field.datatype() == Type::INT2_VECTOR {
+        let values = cast_to(elements, &DataType::Int16)?;
+        let values = values.as_primitive::<Int16Type>().iter().collect();
+        return put(encoder, Some(super::arrays::Vector(values)), field);
+    }
+    let values = cast_to(elements, &DataType::UInt32)?;
+    let values = values.as_primitive::<UInt32Type>().iter().collect();
+    put(encoder, Some(super::arrays::Vector(values)), field)
+}
+
+fn cast_to(elements: &dyn Array, to: &DataType) -> PgWireResult<ArrayRef> {
+    datafusion::arrow::compute::cast(elements, to).map_err(|e| PgWireError::ApiError(Box::new(e)))
 }
 
 /// One list value as a PostgreSQL array of the element type `pg_type` chose for it.
@@ -390,10 +391,6 @@ fn encode_array(
     elements: Option<&dyn Array>,
     field: &FieldInfo,
 ) -> PgWireResult<()> {
-    fn cast_to(elements: &dyn Array, to: &DataType) -> PgWireResult<ArrayRef> {
-        datafusion::arrow::compute::cast(elements, to)
-            .map_err(|e| PgWireError::ApiError(Box::new(e)))
-    }
     fn numbers<T: ArrowPrimitiveType>(
         elements: &dyn Array,
     ) -> PgWireResult<Vec<Option<T::Native>>> {
@@ -405,26 +402,63 @@ fn encode_array(
     let Some(elements) = elements else {
         return put::<Vec<Option<String>>>(encoder, None, field);
     };
+    // `ARRAY[[1,2],[3,4]]`: one array of two dimensions, its elements sent row by row.
+    let flattened;
+    let (dimensions, elements) = if super::arrays::is_nested(elements.data_type()) {
+        let (dimensions, leaves) = super::arrays::flatten(elements)?;
+        flattened = leaves;
+        (Some(dimensions), flattened.as_ref())
+    } else {
+        (None, elements)
+    };
+    fn send<T: ToSql + ToSqlText>(
+        encoder: &mut impl CellSink,
+        dimensions: Option<Vec<usize>>,
+        elements: Vec<Option<T>>,
+        field: &FieldInfo,
+    ) -> PgWireResult<()> {
+        match dimensions {
+            Some(dimensions) => put(
+                encoder,
+                Some(super::arrays::Dimensioned {
+                    dimensions,
+                    elements,
+                }),
+                field,
+            ),
+            None => put(encoder, Some(elements), field),
+        }
+    }
     match *field.datatype() {
         Type::BOOL_ARRAY => {
             let values: Vec<Option<bool>> = cast_to(elements, &DataType::Boolean)?
                 .as_boolean()
                 .iter()
                 .collect();
-            put(encoder, Some(values), field)
+            send(encoder, dimensions, values, field)
         }
-        Type::INT2_ARRAY => put(encoder, Some(numbers::<Int16Type>(elements)?), field),
-        Type::INT4_ARRAY => put(encoder, Some(numbers::<Int32Type>(elements)?), field),
-        Type::INT8_ARRAY => put(encoder, Some(numbers::<Int64Type>(elements)?), field),
-        Type::FLOAT4_ARRAY => put(encoder, Some(numbers::<Float32Type>(elements)?), field),
-        Type::FLOAT8_ARRAY => put(encoder, Some(numbers::<Float64Type>(elements)?), field),
+        Type::INT2_ARRAY => send(encoder, dimensions, numbers::<Int16Type>(elements)?, field),
+        Type::INT4_ARRAY => send(encoder, dimensions, numbers::<Int32Type>(elements)?, field),
+        Type::INT8_ARRAY => send(encoder, dimensions, numbers::<Int64Type>(elements)?, field),
+        Type::FLOAT4_ARRAY => send(
+            encoder,
+            dimensions,
+            numbers::<Float32Type>(elements)?,
+            field,
+        ),
+        Type::FLOAT8_ARRAY => send(
+            encoder,
+            dimensions,
+            numbers::<Float64Type>(elements)?,
+            field,
+        ),
         _ => {
             let formatter = ArrayFormatter::try_new(elements, &ArrowFormat::default())
                 .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
             let values: Vec<Option<String>> = (0..elements.len())
                 .map(|i| elements.is_valid(i).then(|| formatter.value(i).to_string()))
                 .collect();
-            put(encoder, Some(values), field)
+            send(encoder, dimensions, values, field)
         }
     }
 }
