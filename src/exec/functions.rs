@@ -112,7 +112,12 @@ struct PgTypeof {
 
 impl PgTypeof {
     fn type_name(field: &Field) -> String {
-        use crate::model::types::SqlType;
+        use crate::model::types::{PG_TYPE_METADATA, REGPROC_TAG, REGPROCEDURE_TAG, SqlType};
+        if let Some(tag @ (REGPROC_TAG | REGPROCEDURE_TAG)) =
+            field.metadata().get(PG_TYPE_METADATA).map(String::as_str)
+        {
+            return tag.to_owned();
+        }
         match field.data_type() {
             DataType::Null => "unknown".into(),
             DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
@@ -365,6 +370,26 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         // A KalamDB node is never a standby replaying another's log.
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(false))))),
     ));
+    // KalamDB has no partitioned tables and no rewrite rules (pg_rewrite is empty), and
+    // PostgreSQL answers NULL for a relation that is not partitioned and for an OID no rule
+    // has (datafusion-pg-catalog's partition key is an empty string; it has no ruledef).
+    for (name, arities) in [
+        ("pg_get_partkeydef", vec![1]),
+        ("pg_get_ruledef", vec![1, 2]),
+    ] {
+        let forms = arities.into_iter().map(TypeSignature::Any).collect();
+        ctx.register_udf(vectorized(
+            name,
+            Signature::one_of(forms, Volatility::Stable),
+            DataType::Utf8,
+            |args| {
+                Ok(datafusion::arrow::array::new_null_array(
+                    &DataType::Utf8,
+                    args[0].len(),
+                ))
+            },
+        ));
+    }
     ctx.register_udf(create_udf(
         "pg_is_wal_replay_paused",
         vec![],
@@ -379,6 +404,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
         }),
     ));
     super::int4_results::register(ctx);
+    super::function_names::register(ctx);
     ctx.register_udf(to_regtype());
     ctx.register_udf(pg_typeof());
     ctx.register_udf(pg_encoding_to_char());

@@ -23,6 +23,7 @@ mod dml;
 mod foreign_key_catalog;
 mod foreign_keys;
 mod format;
+mod function_names;
 mod functions;
 mod hot_scan;
 mod index_catalog;
@@ -77,6 +78,7 @@ use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::error::DataFusionError;
 
 pub use dml::CopyIn;
+pub use function_names::printed as function_name;
 pub use prepare::PreparedStatement;
 pub use session::{Outcome, Session};
 pub use users::{AuthSecret, LoginOutcome};
@@ -123,6 +125,9 @@ pub enum ExecError {
     UndefinedColumn(String),
     #[error("{0}")]
     UndefinedFunction(String),
+    /// A function name that several functions have, where one was wanted (`'avg'::regproc`).
+    #[error("{0}")]
+    AmbiguousFunction(String),
     /// No function or operator of the name takes the argument types it was given.
     #[error("{message}")]
     NoMatchingSignature { message: String, hint: &'static str },

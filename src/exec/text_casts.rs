@@ -17,7 +17,7 @@ use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr, ExprSchemable, ScalarUDF, Signature, Volatility};
 
-use crate::model::types::{BPCHAR_TAG, PG_TYPE_METADATA};
+use crate::model::types::{BPCHAR_TAG, PG_TYPE_METADATA, REGPROC_TAG, REGPROCEDURE_TAG};
 
 /// The rewrite; see the module documentation. Run by `plan_rewrite::PostgresExpressions`.
 #[derive(Debug)]
@@ -29,6 +29,9 @@ pub struct PostgresTextCasts {
     array_input: Arc<ScalarUDF>,
     array_output: Arc<ScalarUDF>,
     vector_output: Arc<ScalarUDF>,
+    regproc_output: Arc<ScalarUDF>,
+    plain_oid: Arc<ScalarUDF>,
+    regprocedure_output: Arc<ScalarUDF>,
     plain_text: Arc<ScalarUDF>,
     interval_output: Arc<ScalarUDF>,
     bytea_input: Arc<ScalarUDF>,
@@ -98,6 +101,24 @@ impl Default for PostgresTextCasts {
                 Signature::any(1, Volatility::Immutable),
                 DataType::Utf8,
                 |args| super::array_text::array_literals(&args[0]),
+            )),
+            plain_oid: Arc::new(super::functions::vectorized(
+                "oid_of",
+                Signature::exact(vec![DataType::Int32], Volatility::Immutable),
+                DataType::Int32,
+                |args| Ok(args[0].clone()),
+            )),
+            regproc_output: Arc::new(super::functions::vectorized(
+                "regproc_out_text",
+                Signature::any(1, Volatility::Stable),
+                DataType::Utf8,
+                |args| super::function_names::texts(&args[0], false),
+            )),
+            regprocedure_output: Arc::new(super::functions::vectorized(
+                "regprocedure_out_text",
+                Signature::any(1, Volatility::Stable),
+                DataType::Utf8,
+                |args| super::function_names::texts(&args[0], true),
             )),
             vector_output: Arc::new(super::functions::vectorized(
                 "vector_out_text",
@@ -415,6 +436,30 @@ impl PostgresTextCasts {
                         datafusion::logical_expr::Cast::new(Box::new(read), target.clone()),
                     )));
                 }
+            }
+            // A `regproc`/`regprocedure` value cast to text is the function's name (or name and
+            // argument types); cast to a number, it is the OID, no longer tagged.
+            if let Ok((_, field)) = cast.expr.to_field(schema)
+                && let Some(tag @ (REGPROC_TAG | REGPROCEDURE_TAG)) =
+                    field.metadata().get(PG_TYPE_METADATA).map(String::as_str)
+            {
+                let value = if matches!(
+                    target,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) {
+                    let output = if tag == REGPROC_TAG {
+                        &self.regproc_output
+                    } else {
+                        &self.regprocedure_output
+                    };
+                    call(output, vec![inner])
+                } else {
+                    call(&self.plain_oid, vec![inner])
+                };
+                return Ok(Transformed::yes(match target {
+                    DataType::Utf8 | DataType::Int32 => value,
+                    other => value.cast_to(other, schema)?,
+                }));
             }
             if !matches!(
                 target,

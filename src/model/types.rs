@@ -293,6 +293,12 @@ pub const INT2VECTOR_OID: i32 = 22;
 pub const VOID_OID: i32 = 2278;
 pub const VOID_TAG: &str = "void";
 pub const OIDVECTOR_OID: i32 = 30;
+/// A function named by its name (`regproc`) or by its name and argument types
+/// (`regprocedure`): its OID in an int4 column tagged with the type.
+pub const REGPROC_TAG: &str = "regproc";
+pub const REGPROCEDURE_TAG: &str = "regprocedure";
+const REGPROC_OID: i32 = 24;
+const REGPROCEDURE_OID: i32 = 2202;
 const TEXT_ARRAY_OID: i32 = 1009;
 
 /// The array type of `element` (`pg_type.typarray`), for the element types arrays are sent as.
@@ -355,6 +361,8 @@ pub fn result_oid(field: &Field) -> i32 {
         Some("int2vector") => return INT2VECTOR_OID,
         Some(VOID_TAG) => return VOID_OID,
         Some("oidvector") => return OIDVECTOR_OID,
+        Some(REGPROC_TAG) => return REGPROC_OID,
+        Some(REGPROCEDURE_TAG) => return REGPROCEDURE_OID,
         Some("varchar") => Some(SqlType::Varchar { max_len: None }),
         Some("name") => Some(SqlType::Name),
         Some(BPCHAR_TAG) => Some(SqlType::Char { len: None }),

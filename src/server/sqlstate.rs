@@ -29,6 +29,7 @@ pub const INTERNAL_ERROR: &str = "XX000";
 pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
 pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 pub const AMBIGUOUS_COLUMN: &str = "42702";
+pub const AMBIGUOUS_FUNCTION: &str = "42725";
 pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
 pub const CARDINALITY_VIOLATION: &str = "21000";
 pub const DATATYPE_MISMATCH: &str = "42804";
@@ -136,6 +137,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::UndefinedFunction(_) | ExecError::NoMatchingSignature { .. } => {
             UNDEFINED_FUNCTION
         }
+        ExecError::AmbiguousFunction(_) => AMBIGUOUS_FUNCTION,
         ExecError::DuplicateColumn(_) => DUPLICATE_COLUMN,
         ExecError::NotNullViolation(_) => NOT_NULL_VIOLATION,
         ExecError::UniqueViolation(_)

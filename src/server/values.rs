@@ -56,6 +56,38 @@ impl ToSqlText for PgFloat {
     }
 }
 
+/// A `regproc` or `regprocedure` value: the function's OID in binary, its name in text.
+#[derive(Debug)]
+pub struct FunctionName {
+    pub oid: i32,
+    pub text: String,
+}
+
+impl ToSql for FunctionName {
+    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        out.put_i32(self.oid);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::REGPROC | Type::REGPROCEDURE)
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for FunctionName {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _: &FormatOptions,
+    ) -> Result<IsNull, BoxError> {
+        out.put_slice(self.text.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
 /// A JSON, JSONB or UUID value kept as its text; binary forms are built as clients expect.
 #[derive(Debug)]
 pub struct TextTyped<'a>(pub &'a str);

@@ -10,6 +10,7 @@ mod catalog_queries;
 mod copy;
 mod ddl;
 mod foreign_keys;
+mod function_casts;
 mod indexes;
 mod interval_literals;
 pub mod json_each;
@@ -41,6 +42,7 @@ pub use ddl::{
     sql_type as declared_type, sql_type_named,
 };
 pub use foreign_keys::ForeignKeySpec;
+pub use function_casts::{REGPROC_FUNCTION, REGPROCEDURE_FUNCTION};
 pub use lateral_calls::CARRY_FUNCTION as LATERAL_CARRY_FUNCTION;
 pub use like_escapes::{LIKE_PATTERN_FUNCTION, backslash_like_pattern};
 pub use output_names::REPEAT_ALIAS_PREFIX;

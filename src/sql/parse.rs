@@ -367,6 +367,7 @@ pub fn fold_ident(ident: &ast::Ident) -> String {
 fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     use ast::Statement as S;
     super::postgres_spellings::as_datafusion_spells_them(&mut statement);
+    super::function_casts::casts_to_function_references(&mut statement);
     super::interval_literals::read_interval_literals(&mut statement)?;
     super::limits::check_target_lists(&statement)?;
     super::subqueries::check_expression_subqueries(&statement)?;

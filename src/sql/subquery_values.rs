@@ -280,14 +280,65 @@ fn limit_to_aggregate(query: &mut ast::Query) {
 /// plans, correlated references included; the concatenation makes the NULL that `array_agg`
 /// gives over no rows PostgreSQL's empty array, of the element's type.
 pub fn array_subqueries_as_aggregates(statement: &mut ast::Statement) {
+    let _ = VisitMut::visit(statement, &mut PlainSelectsOfSubqueries);
     let _ = VisitMut::visit(statement, &mut ArrayColumnNames);
     let _ = VisitMut::visit(statement, &mut ArraySubqueries);
+}
+
+/// `expr` without the parentheses around it.
+fn peeled(mut expr: &Expr) -> &Expr {
+    while let Expr::Nested(inner) = expr {
+        expr = inner;
+    }
+    expr
 }
 
 fn is_array_subquery(expr: &Expr) -> bool {
     matches!(expr, Expr::Function(function)
         if matches!(function.args, FunctionArguments::Subquery(_))
             && super::subqueries::function_name(function).as_deref() == Some("array"))
+}
+
+/// `(SELECT ARRAY(SELECT ...))` and `(SELECT (SELECT ...))`, a FROM-less one-row SELECT of
+/// a subquery, is that subquery: DataFusion's decorrelation of the nested form lost the inner
+/// subquery's empty result (`{}`) to NULL (pgAdmin's inherited-tables column).
+struct PlainSelectsOfSubqueries;
+
+impl VisitorMut for PlainSelectsOfSubqueries {
+    type Break = ();
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(query) = expr
+            && let Some(inner) = selected_subquery(query)
+        {
+            *expr = Expr::Nested(Box::new(inner));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The subquery a FROM-less, one-row `SELECT` selects (`SELECT ARRAY(SELECT ...)`,
+/// `SELECT (SELECT ...)`), which the query is equivalent to.
+pub(super) fn selected_subquery(query: &ast::Query) -> Option<Expr> {
+    let plain_query = query.with.is_none()
+        && query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none();
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain_select = select.from.is_empty()
+        && select.selection.is_none()
+        && select.having.is_none()
+        && select.distinct.is_none()
+        && matches!(&select.group_by, ast::GroupByExpr::Expressions(keys, _) if keys.is_empty());
+    let inner = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(inner)] | [SelectItem::ExprWithAlias { expr: inner, .. }] => inner,
+        _ => return None,
+    };
+    (plain_query
+        && plain_select
+        && (matches!(inner, Expr::Subquery(_)) || is_array_subquery(inner)))
+    .then(|| inner.clone())
 }
 
 /// Names an unnamed `ARRAY(SELECT ...)` select item `array`, as PostgreSQL does, before it is
@@ -300,7 +351,7 @@ impl VisitorMut for ArrayColumnNames {
         if let SetExpr::Select(select) = query.body.as_mut() {
             for item in &mut select.projection {
                 if let SelectItem::UnnamedExpr(expr) = item
-                    && is_array_subquery(expr)
+                    && is_array_subquery(peeled(expr))
                 {
                     *item = SelectItem::ExprWithAlias {
                         expr: expr.clone(),
@@ -400,6 +451,18 @@ mod tests {
 
     fn rewritten(sql: &str) -> String {
         crate::sql::rewritten_by(sql, subqueries_as_aggregated_values)
+    }
+
+    #[test]
+    fn a_from_less_select_of_an_array_subquery_is_that_subquery() {
+        let sql = crate::sql::rewritten_by(
+            "SELECT (SELECT ARRAY(SELECT b.x FROM b WHERE b.k = a.k)), (SELECT 1) FROM a",
+            array_subqueries_as_aggregates,
+        );
+        assert!(
+            sql.starts_with("SELECT (array_concat((SELECT array_agg(b.x) FROM b WHERE b.k = a.k), make_array())) AS array, (SELECT 1) FROM a"),
+            "{sql}"
+        );
     }
 
     #[test]

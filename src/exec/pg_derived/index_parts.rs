@@ -4,7 +4,7 @@
 //! UNIQUE constraint adds the constraint's `pg_constraint` row and `pg_get_constraintdef`.
 
 use super::queries::{
-    Part, constraint_values, derived_relation, index_attribute, kalamdb_rows, text,
+    Part, constraint_values, derived_relation, index_attribute, kalamdb_rows, key_collations, text,
 };
 use super::{CHECKS_TABLE, COLUMNS_TABLE, INDEXES_TABLE};
 
@@ -104,7 +104,7 @@ pub(super) fn parts(name: &str) -> Vec<Part> {
                 ("indislive", text("true")),
                 ("indisreplident", text("false")),
                 ("indkey", text("array_agg(a.attnum ORDER BY k.key_seq)")),
-                ("indcollation", text("array_agg(0 ORDER BY k.key_seq)")),
+                ("indcollation", key_collations()),
                 ("indclass", text("array_agg(0 ORDER BY k.key_seq)")),
                 ("indoption", text("array_agg(0 ORDER BY k.key_seq)")),
             ],

@@ -209,6 +209,13 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 fields.push(Field::new(missing, list(DataType::Utf8), true));
             }
         }
+        // PostgreSQL 15's pg_class ends with these, in this order (`SELECT c.*` shows it).
+        for last in ["relacl", "reloptions", "relpartbound"] {
+            if let Some(at) = fields.iter().position(|f| f.name() == last) {
+                let field = fields.remove(at);
+                fields.push(field);
+            }
+        }
     }
     Arc::new(Schema::new(fields))
 }

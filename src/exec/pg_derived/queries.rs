@@ -100,6 +100,7 @@ pub(super) fn index_attribute(attrelid: String) -> Vec<(&'static str, String)> {
         ("atthasmissing", "false"),
         ("attidentity", "''"),
         ("attgenerated", "''"),
+        ("attcompression", "''"),
         ("attisdropped", "false"),
         ("attislocal", "true"),
         ("attinhcount", "0"),
@@ -115,7 +116,16 @@ pub(super) fn index_attribute(attrelid: String) -> Vec<(&'static str, String)> {
 
 /// A column's collation, by its type's OID: the database default (100) for the string types
 /// and their arrays, `C` (950) for `name`, as PostgreSQL declares them, else `otherwise`.
-fn collation_of(type_oid: &str, otherwise: &str) -> String {
+/// `pg_index.indcollation` of an index whose key columns are `a` rows in key order: the
+/// default collation for each text column, none for others.
+pub(super) fn key_collations() -> String {
+    format!(
+        "array_agg({} ORDER BY k.key_seq)",
+        collation_of("a.atttypid", "0")
+    )
+}
+
+pub(super) fn collation_of(type_oid: &str, otherwise: &str) -> String {
     format!(
         "CASE WHEN {type_oid} IN (25, 1043, 1042, 1009, 1015, 1014) THEN 100 \
          WHEN {type_oid} = 19 THEN 950 ELSE {otherwise} END"
@@ -183,6 +193,8 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
                 values: vec![
                     ("atttypid", text("COALESCE(k.type_oid, a.atttypid)")),
                     ("atttypmod", text("COALESCE(k.typmod, a.atttypmod)")),
+                    // The default compression method, which PostgreSQL shows as ''.
+                    ("attcompression", text("COALESCE(a.attcompression, '')")),
                     ("attnotnull", text("COALESCE(k.not_null, a.attnotnull)")),
                     ("attidentity", text("COALESCE(k.identity, a.attidentity)")),
                     (
@@ -247,6 +259,14 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
                         "relhastriggers",
                         text("a.relhastriggers OR fk.oid IS NOT NULL"),
                     ),
+                    // A view is its `_RETURN` rule, and only tables have a replica identity.
+                    ("relhasrules", text("a.relhasrules OR a.relkind = 'v'")),
+                    (
+                        "relreplident",
+                        text("CASE WHEN a.relkind = 'v' THEN 'n' ELSE a.relreplident END"),
+                    ),
+                    // KalamDB has no partitions: no relation has a partition bound.
+                    ("relpartbound", text("NULL")),
                 ],
                 from: format!(
                     "FROM pg_catalog.{BASE_PREFIX}pg_class a LEFT JOIN (\
@@ -454,7 +474,7 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
                 ("indislive", text("true")),
                 ("indisreplident", text("false")),
                 ("indkey", text(key_columns)),
-                ("indcollation", text(zeros)),
+                ("indcollation", key_collations()),
                 ("indclass", text(zeros)),
                 ("indoption", text(zeros)),
             ],

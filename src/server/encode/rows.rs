@@ -23,7 +23,9 @@ use postgres_types::ToSql;
 
 use crate::exec::Outcome;
 use crate::server::sqlstate;
-use crate::server::values::{PgDate, PgFloat, PgInterval, PgNumeric, PgTimestamp, TextTyped};
+use crate::server::values::{
+    FunctionName, PgDate, PgFloat, PgInterval, PgNumeric, PgTimestamp, TextTyped,
+};
 
 use super::*;
 
@@ -155,6 +157,15 @@ pub fn encode_cell(
         }
         DataType::Int8 => primitive!(Int8Type, i16::from),
         DataType::Int16 => primitive!(Int16Type, |v: i16| v),
+        DataType::Int32
+            if *field.datatype() == Type::REGPROC || *field.datatype() == Type::REGPROCEDURE =>
+        {
+            let signature = *field.datatype() == Type::REGPROCEDURE;
+            primitive!(Int32Type, |oid: i32| FunctionName {
+                oid,
+                text: crate::exec::function_name(oid, signature),
+            })
+        }
         DataType::Int32 => primitive!(Int32Type, |v: i32| v),
         DataType::Int64 => primitive!(Int64Type, |v: i64| v),
         DataType::UInt8 => primitive!(UInt8Type, i16::from),

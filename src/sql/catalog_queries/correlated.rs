@@ -24,6 +24,13 @@ pub(super) fn keep_correlated_subqueries(text: &str) -> Option<String> {
                 let Expr::Subquery(subquery) = expr else {
                     continue;
                 };
+                // `(SELECT ARRAY(SELECT ...))` is the ARRAY(...) it selects, which the crate
+                // leaves alone (pgAdmin's inherited tables).
+                if let Some(inner) = crate::sql::subquery_values::selected_subquery(subquery) {
+                    *expr = Expr::Nested(Box::new(inner));
+                    self.changed = true;
+                    continue;
+                }
                 if !joinable_correlated(subquery) {
                     continue;
                 }

@@ -63,7 +63,16 @@ pub fn parse(text: &str) -> Option<Vec<ast::Statement>> {
             .map(|statement| COMPATIBILITY.rewrite(statement))
             .collect()
     };
-    let mut statements = if lower.contains("current_setting") {
+    let mut statements = if lower.contains("regproc") {
+        // Casts to regproc/regprocedure are KalamDB's to read before the crate's rules,
+        // which would look the name up alone.
+        let mut parsed = own_parse()?;
+        for statement in &mut parsed {
+            crate::sql::function_casts::casts_to_function_references(statement);
+            let _ = VisitMut::visit(statement, &mut ComputedRegclass::default());
+        }
+        with_crate_rules(parsed)
+    } else if lower.contains("current_setting") {
         // The crate's token blacklist replaces Grafana's search-path subquery (the only entry
         // reading a setting) with `''`, written for servers without `current_setting`;
         // KalamDB has it, so such statements take the crate's rewrite rules alone.
