@@ -104,15 +104,7 @@ pub fn parameter_types(statement: &ast::Statement, record: &TableRecord) -> Vec<
                 *self.highest = (*self.highest).max(n);
             }
             if let Expr::BinaryOp { left, op, right } = expr
-                && matches!(
-                    op,
-                    BinaryOperator::Eq
-                        | BinaryOperator::NotEq
-                        | BinaryOperator::Lt
-                        | BinaryOperator::LtEq
-                        | BinaryOperator::Gt
-                        | BinaryOperator::GtEq
-                )
+                && is_comparison(op)
             {
                 let pair = match (column_name(left), placeholder_index(right)) {
                     (Some(c), Some(n)) => Some((c, n)),
@@ -317,4 +309,17 @@ fn literal(value: &ScalarValue) -> ExecResult<Expr> {
     };
     crate::sql::parse_expr(&text)
         .map_err(|e| ExecError::Internal(format!("literal for a bound parameter: {e}")))
+}
+
+/// `=`, `<>`, `<`, `<=`, `>` or `>=`.
+pub(super) fn is_comparison(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    )
 }

@@ -81,15 +81,7 @@ enum Side {
 /// `vector = '1 2'`: the literal operand, read as the vector's list of numbers; `None` when
 /// the operation is no such comparison, and 22P02 for text that holds no such numbers.
 fn vector_operand(expr: &RawBinaryExpr, schema: &DFSchema) -> Result<Option<(Side, Expr)>> {
-    if !matches!(
-        expr.op,
-        BinaryOperator::Eq
-            | BinaryOperator::NotEq
-            | BinaryOperator::Lt
-            | BinaryOperator::LtEq
-            | BinaryOperator::Gt
-            | BinaryOperator::GtEq
-    ) {
+    if !super::params::is_comparison(&expr.op) {
         return Ok(None);
     }
     let as_vector = |literal: &Expr, vector: &Expr| -> Result<Option<Expr>> {
