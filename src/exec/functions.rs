@@ -405,6 +405,7 @@ pub fn register(ctx: &SessionContext, user: &str, settings: Arc<Mutex<Settings>>
     ));
     super::int4_results::register(ctx);
     super::function_names::register(ctx);
+    super::ordered_set_aggregates::register(ctx);
     ctx.register_udf(to_regtype());
     ctx.register_udf(pg_typeof());
     ctx.register_udf(pg_encoding_to_char());

@@ -42,6 +42,7 @@ mod names;
 mod naming;
 mod numeric_aggregates;
 mod numeric_division;
+mod ordered_set_aggregates;
 mod params;
 mod pg_catalog;
 mod pg_derived;
