@@ -185,7 +185,7 @@ impl Sum {
         Ok(())
     }
 
-    /// `[+-]H:MM[:SS[.fraction]]`.
+    /// `[+-]H:MM[:SS[.fraction]]`, or `[+-]M:SS.fraction`.
     fn add_time(&mut self, token: &str) -> Result<(), IntervalInputError> {
         let (sign, digits) = match token.as_bytes().first() {
             Some(b'-') => (-1, &token[1..]),
@@ -199,14 +199,18 @@ impl Sum {
                 .and_then(Number::parse)
                 .ok_or(IntervalInputError::Syntax)
         };
-        let hours = number(fields.next())?;
-        let minutes = number(fields.next())?;
-        let seconds = match fields.next() {
-            Some(field) => number(Some(field))?,
-            None => Number {
-                whole: 0,
-                fraction: 0.0,
-            },
+        let zero = || Number {
+            whole: 0,
+            fraction: 0.0,
+        };
+        let first = number(fields.next())?;
+        let second_field = fields.next();
+        let second = number(second_field)?;
+        let (hours, minutes, seconds) = match fields.next() {
+            Some(field) => (first, second, number(Some(field))?),
+            // Two fields with a fraction are minutes and seconds (`12:34.5678`).
+            None if second_field.is_some_and(|f| f.contains('.')) => (zero(), first, second),
+            None => (first, second, zero()),
         };
         if fields.next().is_some() || hours.fraction != 0.0 || minutes.fraction != 0.0 {
             return Err(IntervalInputError::Syntax);

@@ -5,6 +5,7 @@
 
 pub mod datetime_input;
 pub mod float_text;
+pub mod interval_fields;
 pub mod interval_text;
 pub mod numeric_text;
 pub mod oids;

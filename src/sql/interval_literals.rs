@@ -3,13 +3,15 @@
 //! `'PT1H'`, which KalamDB itself prints or clients send, failed. Each literal is read here
 //! (`model::interval_text`) and handed on as the three parts DataFusion reads unambiguously
 //! (`14 months 3 days 14706000000 microseconds`); text that is no interval is refused with
-//! PostgreSQL's error.
+//! PostgreSQL's error. A field qualifier (`INTERVAL '1 2' DAY TO HOUR`) is read as PostgreSQL
+//! reads it (`model::interval_fields`).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{self, DataType, Expr, Value, VisitMut};
 
 use super::SqlError;
+use crate::model::interval_fields::{IntervalField, parse_qualified_interval};
 use crate::model::interval_text::{IntervalInputError, parse_interval};
 
 /// Rewrites the statement's interval literals, or says why one is not an interval.
@@ -26,7 +28,28 @@ impl ast::VisitorMut for Literals {
     type Break = SqlError;
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<SqlError> {
+        let mut qualifier = None;
         let text = match expr {
+            Expr::Interval(ast::Interval {
+                value,
+                leading_field: Some(leading),
+                leading_precision,
+                last_field,
+                fractional_seconds_precision,
+            }) => {
+                let (Some(lead), Some(last)) = (
+                    field(leading),
+                    last_field.as_ref().map_or(field(leading), field),
+                ) else {
+                    return ControlFlow::Continue(());
+                };
+                let precision = match last_field {
+                    Some(_) => *fractional_seconds_precision,
+                    None => *leading_precision,
+                };
+                qualifier = Some((lead, last, precision.and_then(|p| u32::try_from(p).ok())));
+                quoted(value)
+            }
             Expr::Interval(ast::Interval {
                 value,
                 leading_field: None,
@@ -59,7 +82,13 @@ impl ast::VisitorMut for Literals {
         let Some(text) = text else {
             return ControlFlow::Continue(());
         };
-        match parse_interval(&text) {
+        let read = match qualifier {
+            Some((leading, last, precision)) => {
+                parse_qualified_interval(&text, leading, last, precision)
+            }
+            None => parse_interval(&text),
+        };
+        match read {
             Ok(parts) => {
                 let canonical = format!(
                     "{} months {} days {} microseconds",
@@ -84,6 +113,19 @@ impl ast::VisitorMut for Literals {
             }
         }
     }
+}
+
+/// The qualifier field KalamDB reads (`YEAR` to `SECOND`); others are left to DataFusion.
+fn field(field: &ast::DateTimeField) -> Option<IntervalField> {
+    Some(match field {
+        ast::DateTimeField::Year => IntervalField::Year,
+        ast::DateTimeField::Month => IntervalField::Month,
+        ast::DateTimeField::Day => IntervalField::Day,
+        ast::DateTimeField::Hour => IntervalField::Hour,
+        ast::DateTimeField::Minute => IntervalField::Minute,
+        ast::DateTimeField::Second => IntervalField::Second,
+        _ => return None,
+    })
 }
 
 fn quoted(value: &Expr) -> Option<String> {
@@ -122,10 +164,11 @@ mod tests {
              INTERVAL '0 months -1 days 3600000000 microseconds', \
              INTERVAL '0 months 0 days 60000000 microseconds'"
         );
-        // A field qualifier is DataFusion's to read; a column cast is not a literal.
+        // A field qualifier is read with the literal; a column cast is not a literal.
         assert_eq!(
-            rewritten("SELECT INTERVAL '1' DAY, CAST(t.x AS INTERVAL) FROM t").unwrap(),
-            "SELECT INTERVAL '1' DAY, CAST(t.x AS INTERVAL) FROM t"
+            rewritten("SELECT INTERVAL '1' DAY, INTERVAL '1 2:03' HOUR TO MINUTE, CAST(t.x AS INTERVAL) FROM t").unwrap(),
+            "SELECT INTERVAL '0 months 1 days 0 microseconds', \
+             INTERVAL '0 months 1 days 7380000000 microseconds', CAST(t.x AS INTERVAL) FROM t"
         );
     }
 
