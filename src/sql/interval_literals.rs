@@ -9,6 +9,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{self, DataType, Expr, Value, VisitMut};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use super::SqlError;
 use crate::model::interval_fields::{IntervalField, parse_qualified_interval};
@@ -113,6 +114,39 @@ impl ast::VisitorMut for Literals {
             }
         }
     }
+}
+
+/// A window frame offset written as a cast (`'1 year'::interval PRECEDING`), which sqlparser
+/// does not read in a frame, as the interval literal it means (`INTERVAL '1 year' PRECEDING`).
+pub(super) fn frame_offsets_as_literals(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let is_word = |token: &Token, words: &[&str]| {
+        matches!(token, Token::Word(w) if w.quote_style.is_none()
+            && words.iter().any(|word| w.value.eq_ignore_ascii_case(word)))
+    };
+    let mut at = 0;
+    while at + 2 < tokens.len() {
+        let offset = matches!(tokens[at].token, Token::SingleQuotedString(_))
+            && tokens[at + 1].token == Token::DoubleColon
+            && is_word(&tokens[at + 2].token, &["interval"])
+            && tokens[at + 3..]
+                .iter()
+                .find(|t| !matches!(t.token, Token::Whitespace(_)))
+                .is_some_and(|next| is_word(&next.token, &["preceding", "following"]));
+        if offset {
+            let literal = tokens[at].clone();
+            let span = tokens[at].span;
+            tokens[at] = TokenWithSpan::new(Token::make_keyword("INTERVAL"), span);
+            tokens[at + 1] = TokenWithSpan::new(
+                Token::Whitespace(datafusion::sql::sqlparser::tokenizer::Whitespace::Space),
+                span,
+            );
+            tokens[at + 2] = literal;
+            at += 3;
+        } else {
+            at += 1;
+        }
+    }
+    tokens
 }
 
 /// The qualifier field KalamDB reads (`YEAR` to `SECOND`); others are left to DataFusion.

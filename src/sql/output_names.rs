@@ -24,6 +24,50 @@ pub fn check_order_by_names(statement: &ast::Statement) -> Result<(), super::Sql
     }
 }
 
+/// `SELECT d::text ... ORDER BY d`: PostgreSQL orders by the output column named `d`, the cast
+/// value. DataFusion ordered by the input column, adding it beside the cast, whose name is the
+/// same, and refused the projection. Such a key becomes the output column's position.
+pub fn order_by_output_casts(statement: &mut ast::Statement) {
+    let _ = ast::VisitMut::visit(statement, &mut OrderByOutputCasts);
+}
+
+struct OrderByOutputCasts;
+
+impl ast::VisitorMut for OrderByOutputCasts {
+    type Break = ();
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> std::ops::ControlFlow<()> {
+        let (SetExpr::Select(select), Some(order_by)) = (query.body.as_ref(), &mut query.order_by)
+        else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        let ast::OrderByKind::Expressions(keys) = &mut order_by.kind else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        for key in keys {
+            let Expr::Identifier(ident) = &key.expr else {
+                continue;
+            };
+            let name = super::fold(ident);
+            let named: Vec<(usize, &Expr)> = select
+                .projection
+                .iter()
+                .enumerate()
+                .filter_map(|(at, item)| match item {
+                    SelectItem::UnnamedExpr(expr) if output_name(expr) == name => Some((at, expr)),
+                    SelectItem::ExprWithAlias { expr, alias } if super::fold(alias) == name => {
+                        Some((at, expr))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if let [(at, Expr::Cast { .. })] = named.as_slice() {
+                key.expr = Expr::value(ast::Value::Number((at + 1).to_string(), false));
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
 struct OrderByNames<'a>(&'a mut Option<String>);
 
 impl ast::Visitor for OrderByNames<'_> {

@@ -64,6 +64,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
     {
         return statements.into_iter().map(from_standard).collect();
     }
+    let tokens = super::interval_literals::frame_offsets_as_literals(tokens);
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut statements = Vec::new();
     loop {
@@ -372,6 +373,7 @@ fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
     super::limits::check_target_lists(&statement)?;
     super::subqueries::check_expression_subqueries(&statement)?;
     super::output_names::check_order_by_names(&statement)?;
+    super::output_names::order_by_output_casts(&mut statement);
     super::subquery_values::array_subqueries_as_aggregates(&mut statement);
     super::subqueries::hold_to_single_row(&mut statement);
     super::values_types::type_values_columns(&mut statement);
