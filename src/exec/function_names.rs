@@ -151,9 +151,15 @@ fn function_name(text: &str) -> Option<String> {
 /// A type name as `regprocedure` input spells it (`integer`, `int4`, `character varying`,
 /// `text[]`), as `pg_type.typname`.
 fn type_name(text: &str) -> String {
-    let text = text.trim().to_lowercase();
-    if let Some(element) = text.strip_suffix("[]") {
-        return format!("_{}", type_name(element));
+    let mut text = text.trim().to_lowercase();
+    // Any number of dimensions is the one array type, `_` and the element's name.
+    let mut array = false;
+    while let Some(element) = text.strip_suffix("[]") {
+        text = element.trim_end().to_owned();
+        array = true;
+    }
+    if array {
+        return format!("_{}", type_name(&text));
     }
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let canonical = match text.as_str() {
@@ -236,11 +242,28 @@ impl Catalog {
                 let arguments: Vec<String> = function
                     .arguments
                     .iter()
-                    .map(|t| printed_type(*t, self.type_names.get(t)))
+                    .map(|t| self.printed_type(*t))
                     .collect();
                 format!("{}({})", function.name, arguments.join(","))
             }
         }
+    }
+}
+
+impl Catalog {
+    /// A type as `format_type` names it in a signature: an array as its element's name and
+    /// `[]` (`integer[]`).
+    fn printed_type(&self, oid: i32) -> String {
+        let typname = self.type_names.get(&oid);
+        if let Some(element) = typname.and_then(|name| name.strip_prefix('_'))
+            && let Some(element_oid) = self.type_oids.get(element)
+        {
+            return format!(
+                "{}[]",
+                printed_type(*element_oid, Some(&element.to_owned()))
+            );
+        }
+        printed_type(oid, typname)
     }
 }
 

@@ -71,6 +71,13 @@ impl AggregateUDFImpl for OrderedSet {
             Kind::Mode => None,
             Kind::PercentileDisc => Some(fraction(&args)?),
         };
+        // A NULL fraction gives NULL, as in PostgreSQL.
+        if fraction == Some(None) {
+            return Ok(Box::new(NullResult(
+                args.expr_fields[0].data_type().clone(),
+            )));
+        }
+        let fraction = fraction.flatten();
         let descending = args
             .order_bys
             .first()
@@ -81,6 +88,7 @@ impl AggregateUDFImpl for OrderedSet {
             data_type: args.expr_fields[0].data_type().clone(),
             descending,
             values: Vec::new(),
+            bytes: 0,
         }))
     }
 
@@ -97,8 +105,8 @@ impl AggregateUDFImpl for OrderedSet {
     }
 }
 
-/// The fraction a `percentile_disc` was given, which must be a constant in 0..1.
-fn fraction(args: &AccumulatorArgs) -> Result<f64> {
+/// The fraction a `percentile_disc` was given, which must be a constant in 0..1 (or NULL).
+fn fraction(args: &AccumulatorArgs) -> Result<Option<f64>> {
     // A constant evaluates without any row.
     let no_rows = RecordBatch::new_empty(Arc::new(Schema::empty()));
     let given = match args.exprs.get(1).map(|e| e.evaluate(&no_rows)) {
@@ -111,6 +119,9 @@ fn fraction(args: &AccumulatorArgs) -> Result<f64> {
             )));
         }
     };
+    if given.is_null() {
+        return Ok(None);
+    }
     let fraction = match given.cast_to(&DataType::Float64)? {
         ScalarValue::Float64(Some(f)) => f,
         _ => f64::NAN,
@@ -122,7 +133,36 @@ fn fraction(args: &AccumulatorArgs) -> Result<f64> {
             )),
         )));
     }
-    Ok(fraction)
+    Ok(Some(fraction))
+}
+
+/// The accumulator of a `percentile_disc(NULL)`: NULL whatever the group holds.
+#[derive(Debug)]
+struct NullResult(DataType);
+
+impl Accumulator for NullResult {
+    fn update_batch(&mut self, _values: &[ArrayRef]) -> Result<()> {
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        ScalarValue::try_from(&self.0)
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(
+            &[],
+            &self.0,
+        ))])
+    }
+
+    fn merge_batch(&mut self, _states: &[ArrayRef]) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
@@ -133,6 +173,8 @@ struct OrderedSetAccumulator {
     descending: bool,
     /// The group's non-NULL values so far.
     values: Vec<ScalarValue>,
+    /// The memory `values` holds, kept as they come (DataFusion asks for it per batch).
+    bytes: usize,
 }
 
 impl OrderedSetAccumulator {
@@ -156,7 +198,9 @@ impl Accumulator for OrderedSetAccumulator {
         let column = &values[0];
         for row in 0..column.len() {
             if column.is_valid(row) {
-                self.values.push(ScalarValue::try_from_array(column, row)?);
+                let value = ScalarValue::try_from_array(column, row)?;
+                self.bytes += value.size();
+                self.values.push(value);
             }
         }
         Ok(())
@@ -180,7 +224,7 @@ impl Accumulator for OrderedSetAccumulator {
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.values.iter().map(ScalarValue::size).sum::<usize>()
+        std::mem::size_of_val(self) + self.bytes
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {

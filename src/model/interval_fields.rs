@@ -76,7 +76,7 @@ pub fn parse_qualified_interval(
         }
         _ => parse_interval(text)?,
     };
-    Ok(truncated(parts, last, second_precision))
+    truncated(parts, last, second_precision)
 }
 
 /// `parts` without the fields below `last`, seconds rounded to `second_precision` digits.
@@ -84,7 +84,7 @@ fn truncated(
     mut parts: IntervalParts,
     last: IntervalField,
     second_precision: Option<u32>,
-) -> IntervalParts {
+) -> Result<IntervalParts, IntervalInputError> {
     match last {
         IntervalField::Year => {
             parts.months -= parts.months % 12;
@@ -105,12 +105,15 @@ fn truncated(
                 parts.micros -= rest;
                 // Half away from zero, as PostgreSQL rounds.
                 if rest.abs() * 2 >= step {
-                    parts.micros += step * rest.signum();
+                    parts.micros = parts
+                        .micros
+                        .checked_add(step * rest.signum())
+                        .ok_or(IntervalInputError::OutOfRange)?;
                 }
             }
         }
     }
-    parts
+    Ok(parts)
 }
 
 #[cfg(test)]
@@ -156,6 +159,14 @@ mod tests {
         assert_eq!(
             read("1 2:03", Hour, Second),
             (0, 1, 2 * MICROS_PER_HOUR + 3 * MICROS_PER_MINUTE)
+        );
+    }
+
+    #[test]
+    fn rounding_past_the_largest_interval_is_out_of_range() {
+        assert_eq!(
+            parse_qualified_interval("9223372036854.7", Second, Second, Some(0)),
+            Err(IntervalInputError::OutOfRange)
         );
     }
 

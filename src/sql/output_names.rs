@@ -43,6 +43,15 @@ impl ast::VisitorMut for OrderByOutputCasts {
         let ast::OrderByKind::Expressions(keys) = &mut order_by.kind else {
             return std::ops::ControlFlow::Continue(());
         };
+        // A `*` makes written positions differ from output positions.
+        if select.projection.iter().any(|item| {
+            matches!(
+                item,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        }) {
+            return std::ops::ControlFlow::Continue(());
+        }
         for key in keys {
             let Expr::Identifier(ident) = &key.expr else {
                 continue;
