@@ -97,6 +97,37 @@ fn without(outcome: Outcome, ignored: &[usize]) -> Outcome {
     }
 }
 
+/// The first cells (in sorted row order) where two row sets of the same columns differ, as
+/// `  column: PostgreSQL's value / KalamDB's value` lines.
+fn first_difference(expected: &Outcome, actual: &Outcome) -> String {
+    let (
+        Outcome::Rows { columns, rows },
+        Outcome::Rows {
+            columns: actual_columns,
+            rows: actual_rows,
+        },
+    ) = (expected, actual)
+    else {
+        return String::new();
+    };
+    if columns != actual_columns {
+        return String::new();
+    }
+    let (mut rows, mut actual_rows) = (rows.clone(), actual_rows.clone());
+    rows.sort();
+    actual_rows.sort();
+    let Some((row, actual_row)) = rows.iter().zip(&actual_rows).find(|(a, b)| a != b) else {
+        return String::new();
+    };
+    let mut lines = String::new();
+    for ((column, value), actual_value) in columns.iter().zip(row).zip(actual_row) {
+        if value != actual_value {
+            writeln!(lines, "  {column}: {value:?} / {actual_value:?}").unwrap();
+        }
+    }
+    lines
+}
+
 async fn postgres_as_root(postgres: &Postgres) -> String {
     let admin = Side::open(postgres.conn("postgres")).await;
     admin
@@ -161,9 +192,10 @@ async fn introspection_queries_of_bi_tools_answer_as_postgresql_does() {
             if !same {
                 writeln!(
                     report,
-                    "{id}\n{text}\n  PostgreSQL: {}\n  KalamDB:    {}\n",
+                    "{id}\n{text}\n  PostgreSQL: {}\n  KalamDB:    {}\n{}",
                     expected.summary(),
-                    actual.summary()
+                    actual.summary(),
+                    first_difference(&expected, &actual)
                 )
                 .unwrap();
             }

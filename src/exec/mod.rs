@@ -69,6 +69,7 @@ mod transaction;
 mod type_mismatch;
 mod unknown_operands;
 mod users;
+mod view_definition;
 mod view_table;
 mod views;
 mod width_bucket;

@@ -20,9 +20,11 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::catalog::storage_error;
 use super::system_tables::{SystemTable, texts};
+use super::view_definition::{self, Definitions, Ty};
 use crate::storage::{Store, ViewRecord};
 
-/// `pg_catalog.kalamdb_views`: each view's namespace, name and definition text.
+/// `pg_catalog.kalamdb_views`: each view's namespace, name and definition text, plain and
+/// pretty (`pg_get_viewdef(oid)` and `pg_get_viewdef(oid, true)`).
 pub const VIEWS_TABLE: &str = "kalamdb_views";
 
 #[derive(Debug)]
@@ -54,7 +56,8 @@ impl StoredView {
     }
 }
 
-/// PostgreSQL's `pg_get_viewdef` text: the query after a space, ending in a semicolon.
+/// The stored text of a view's query as `pg_get_viewdef` shows one PostgreSQL's layout is
+/// not known for: after a space, ending in a semicolon.
 fn definition_text(query: &str) -> String {
     format!(" {query};")
 }
@@ -107,17 +110,60 @@ impl SystemTable for ViewsTable {
             Field::new("name", DataType::Utf8, false),
             Field::new("query", DataType::Utf8, false),
             Field::new("definition", DataType::Utf8, false),
+            Field::new("pretty_definition", DataType::Utf8, false),
         ]))
     }
 
     fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>> {
         let views = store.view_definitions().map_err(storage_error)?;
-        let definitions: Vec<String> = views.iter().map(|v| definition_text(&v.query)).collect();
+        let definitions: Vec<Definitions> = views
+            .iter()
+            .map(|v| {
+                view_definition::definitions(v, &StoredRelations(store)).unwrap_or_else(|| {
+                    let text = definition_text(&v.query);
+                    Definitions {
+                        plain: text.clone(),
+                        pretty: text,
+                    }
+                })
+            })
+            .collect();
         Ok(vec![
             texts(views.iter().map(|v| Some(v.namespace.as_str()))),
             texts(views.iter().map(|v| Some(v.name.as_str()))),
             texts(views.iter().map(|v| Some(v.query.as_str()))),
-            texts(definitions.iter().map(|d| Some(d.as_str()))),
+            texts(definitions.iter().map(|d| Some(d.plain.as_str()))),
+            texts(definitions.iter().map(|d| Some(d.pretty.as_str()))),
         ])
+    }
+}
+
+/// The catalog as the view printer reads it.
+struct StoredRelations<'a>(&'a Store);
+
+impl view_definition::Relations for StoredRelations<'_> {
+    fn columns(&self, namespace: &str, name: &str) -> Option<Vec<(String, Ty)>> {
+        if let Ok(Some(table)) = self.0.table(namespace, name) {
+            return Some(
+                table
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), Ty::of(c.sql_type)))
+                    .collect(),
+            );
+        }
+        let view = self.0.view_definition(namespace, name).ok()??;
+        Some(
+            view.columns
+                .iter()
+                .map(|c| (c.name.clone(), c.sql_type.map_or(Ty::Other, Ty::of)))
+                .collect(),
+        )
+    }
+
+    /// A catalog row has no session, so no search path of its own: the default one
+    /// (`"$user", public`) decides, as for a client that has not set it.
+    fn visible(&self, namespace: &str) -> bool {
+        namespace == crate::storage::PUBLIC_NAMESPACE
     }
 }

@@ -5,6 +5,8 @@
 //! dependencies; its relation names are then stored qualified, so it reads the same relations
 //! whatever `search_path` its readers have.
 
+use std::sync::Arc;
+
 use datafusion::sql::sqlparser::ast;
 
 use super::planner::StatementPlanner;
@@ -43,7 +45,10 @@ impl Session {
         let planner = StatementPlanner::new(self, &statement).await?;
         let qualified = crate::sql::qualify_relations(query, |n| planner.namespace_of(n));
         let plan = planner.query(&qualified)?;
-        let fields = plan.schema().fields();
+        // The names PostgreSQL gives the query's columns (`count`, not `count(*)`).
+        let schema =
+            super::naming::postgres_names(&statement, Arc::new(plan.schema().as_arrow().clone()));
+        let fields = schema.fields();
         if column_names.len() > fields.len() {
             return Err(ExecError::Sql(crate::sql::SqlError::Syntax(
                 "CREATE VIEW specifies more column names than columns".into(),

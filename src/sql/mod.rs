@@ -33,8 +33,8 @@ mod values_types;
 mod views;
 
 pub use catalog_queries::{
-    DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, PRIMARY_KEYS_TABLE, RELATION_OID_FUNCTION,
-    RELATION_SIZES_TABLE,
+    DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, PRETTY_VIEW_COLUMN, PRIMARY_KEYS_TABLE,
+    RELATION_OID_FUNCTION, RELATION_SIZES_TABLE,
 };
 pub use copy::{CopyFormat, CopyOptions, CopyRelation, CopyStatement};
 pub use ddl::{

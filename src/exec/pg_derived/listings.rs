@@ -1,7 +1,8 @@
 //! Catalog rows PostgreSQL 15 lists that datafusion-pg-catalog lists otherwise: namespaces
 //! (`information_schema` and `pg_toast` too, and `information_schema.schemata` over them),
-//! functions' argument lists as arrays in `pg_proc`, and `pg_stat_user_tables` with a row per
-//! table and its live row count.
+//! functions' argument lists as arrays in `pg_proc`, `pg_stat_user_tables` with a row per
+//! table and its live row count, and the types of `pg_type` as PostgreSQL 15 has them (the
+//! crate's rows come from a later release).
 
 use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 
@@ -128,8 +129,111 @@ pub(super) fn parts(name: &str) -> Option<Vec<Part>> {
             ),
             copies_base: false,
         }],
+        // A row type belongs to a relation: the crate's pg_type also has those of catalog
+        // relations KalamDB does not list (and of ones PostgreSQL 15 does not have), with
+        // their array types. `aclitem` is 12 bytes, int-aligned, before PostgreSQL 16, and
+        // PostgreSQL 15 keeps the parse location of `information_schema.time_stamp`'s
+        // default (later releases store -1).
+        "pg_type" => vec![Part {
+            values: vec![
+                (
+                    "typdefaultbin",
+                    text(
+                        "CASE WHEN a.typname = 'time_stamp' AND a.typtype = 'd' \
+                         THEN replace(a.typdefaultbin, ':location -1', ':location 105') \
+                         ELSE a.typdefaultbin END",
+                    ),
+                ),
+                (
+                    "typlen",
+                    format!("CASE WHEN a.oid = {ACLITEM_OID} THEN 12 ELSE a.typlen END"),
+                ),
+                (
+                    "typalign",
+                    format!(
+                        "CASE WHEN a.oid IN ({ACLITEM_OID}, {ACLITEM_ARRAY_OID}) THEN 'i' \
+                         ELSE a.typalign END"
+                    ),
+                ),
+            ],
+            from: format!(
+                "FROM pg_catalog.{BASE_PREFIX}pg_type a \
+                 LEFT JOIN pg_catalog.{BASE_PREFIX}pg_type e ON e.oid = a.typelem \
+                 WHERE {} AND {}",
+                listed_row_type("a"),
+                listed_row_type("e"),
+            ),
+            copies_base: true,
+        }],
         _ => return None,
     })
+}
+
+const ACLITEM_OID: i32 = 1033;
+const ACLITEM_ARRAY_OID: i32 = 1034;
+
+/// Whether the type `t` (possibly absent, as an outer join's) is no row type, or the row
+/// type of a relation `pg_class` lists.
+fn listed_row_type(t: &str) -> String {
+    format!(
+        "({t}.oid IS NULL OR {t}.typtype <> 'c' OR {t}.typrelid IN \
+         (SELECT oid FROM pg_catalog.{BASE_PREFIX}pg_class))"
+    )
+}
+
+/// PostgreSQL 15's descriptions of the types whose description changed in later releases,
+/// by type OID; a NULL text is a description PostgreSQL 15 does not have.
+const PG15_TYPE_DESCRIPTIONS: [(i32, Option<&str>); 20] = [
+    (16, Some("boolean, 'true'/'false'")),
+    (27, Some("(block, offset), physical location of tuple")),
+    (269, None),
+    (600, Some("geometric point '(x, y)'")),
+    (601, Some("geometric line segment '(pt1,pt2)'")),
+    (602, Some("geometric path '(pt1,...)'")),
+    (603, Some("geometric box '(lower left,upper right)'")),
+    (604, Some("geometric polygon '(pt1,...)'")),
+    (628, Some("geometric line")),
+    (718, Some("geometric circle '(center,radius)'")),
+    (
+        1042,
+        Some("char(length), blank-padded string, fixed storage length"),
+    ),
+    (
+        1043,
+        Some("varchar(length), non-blank-padded string, variable storage length"),
+    ),
+    (1186, Some("@ <number> <units>, time interval")),
+    (
+        1700,
+        Some("numeric(precision, decimal), arbitrary precision number"),
+    ),
+    (2950, Some("UUID datatype")),
+    (2970, Some("txid snapshot")),
+    (3220, Some("PostgreSQL LSN datatype")),
+    (4600, Some("BRIN bloom summary")),
+    (4601, Some("BRIN minmax-multi summary")),
+    (5038, Some("snapshot")),
+];
+
+/// The crate's descriptions `a` (with `pg_type`'s OID as `classoid`), with PostgreSQL 15's
+/// text where it differs: the FROM clause, and the description's value.
+pub(super) fn pg15_descriptions(type_class: i64) -> (String, String) {
+    let rows: Vec<String> = PG15_TYPE_DESCRIPTIONS
+        .iter()
+        .map(|(oid, text)| match text {
+            Some(text) => format!("({oid}, '{}')", text.replace('\'', "''")),
+            None => format!("({oid}, CAST(NULL AS TEXT))"),
+        })
+        .collect();
+    let from = format!(
+        "FROM pg_catalog.{BASE_PREFIX}pg_description a \
+         LEFT JOIN (VALUES {}) AS pg15(objoid, description) \
+         ON pg15.objoid = a.objoid AND a.classoid = {type_class} \
+         WHERE pg15.objoid IS NULL OR pg15.description IS NOT NULL",
+        rows.join(", ")
+    );
+    let value = "COALESCE(pg15.description, a.description)".to_owned();
+    (from, value)
 }
 
 fn namespace(oid: i32, name: &str) -> Part {

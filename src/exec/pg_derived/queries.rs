@@ -10,8 +10,13 @@ use crate::exec::view_table::VIEWS_TABLE;
 
 const PRIMARY_KEYS_TABLE: &str = crate::sql::PRIMARY_KEYS_TABLE;
 
+use crate::sql::PRETTY_VIEW_COLUMN;
+
 /// `pg_class.oid` of `pg_class` itself: the `classoid` of a relation's description.
 const PG_CLASS_OID: i64 = 1259;
+
+/// `pg_class.oid` of `pg_type`: the `classoid` of a type's description.
+const PG_TYPE_OID: i64 = 1247;
 
 /// Objects KalamDB derives from a table get OIDs at fixed offsets from the table's, in
 /// ranges datafusion-pg-catalog's OID counter (which starts at 16384) does not reach.
@@ -156,6 +161,24 @@ pub(super) fn constraint_values(
         }
     }
     values
+}
+
+/// A view's definition row in `kalamdb_definitions`, at `column_no`.
+fn view_definition(column_no: &str, definition: &str) -> Part {
+    Part {
+        values: vec![
+            ("objid", text("c.oid")),
+            ("column_no", text(column_no)),
+            ("definition", text(definition)),
+        ],
+        from: format!(
+            "FROM pg_catalog.{BASE_PREFIX}pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_catalog.{VIEWS_TABLE} v \
+             ON v.namespace = n.nspname AND v.name = c.relname"
+        ),
+        copies_base: false,
+    }
 }
 
 pub(super) fn text(s: &str) -> String {
@@ -319,10 +342,13 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
         ],
         // PostgreSQL's own descriptions, then COMMENT ON of tables (objsubid 0) and columns.
         "pg_description" => vec![
-            Part {
-                values: vec![],
-                from: format!("FROM pg_catalog.{BASE_PREFIX}pg_description a"),
-                copies_base: true,
+            {
+                let (from, description) = super::listings::pg15_descriptions(PG_TYPE_OID);
+                Part {
+                    values: vec![("description", description)],
+                    from,
+                    copies_base: true,
+                }
             },
             Part {
                 values: vec![
@@ -509,21 +535,9 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
             copies_base: false,
         }],
         DEFINITIONS_TABLE => vec![
-            // pg_get_viewdef
-            Part {
-                values: vec![
-                    ("objid", text("c.oid")),
-                    ("column_no", text("0")),
-                    ("definition", text("v.definition")),
-                ],
-                from: format!(
-                    "FROM pg_catalog.{BASE_PREFIX}pg_class c \
-                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                     JOIN pg_catalog.{VIEWS_TABLE} v \
-                     ON v.namespace = n.nspname AND v.name = c.relname"
-                ),
-                copies_base: false,
-            },
+            // pg_get_viewdef(oid), and at column -1 pg_get_viewdef(oid, true)
+            view_definition("0", "v.definition"),
+            view_definition(&PRETTY_VIEW_COLUMN.to_string(), "v.pretty_definition"),
             Part {
                 values: vec![
                     ("objid", index_oid.clone()),

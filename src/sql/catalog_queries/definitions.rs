@@ -13,6 +13,10 @@ use crate::sql::subqueries::{SINGLE_ROW_FUNCTION, function_name};
 /// and `pg_get_constraintdef(objid)` return (column 0 is the whole definition).
 pub const DEFINITIONS_TABLE: &str = "kalamdb_definitions";
 
+/// The `column_no` of a view's pretty definition (`pg_get_viewdef(oid, true)`) in
+/// `kalamdb_definitions`; column 0 holds the plain one.
+pub const PRETTY_VIEW_COLUMN: i32 = -1;
+
 /// `(oid, bytes)` in `pg_catalog`: the size of each KalamDB table, by its `pg_class` OID.
 pub const RELATION_SIZES_TABLE: &str = "kalamdb_relation_sizes";
 
@@ -46,7 +50,7 @@ pub(super) const DEFINITION_FUNCTIONS: [&str; 13] = [
 /// The lookup replacing a call of `name` with `args`, if it is one `DefinitionFunctions`
 /// answers.
 pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<String> {
-    let definition = |object: &ast::FunctionArg, column: &str| {
+    let definition = |object: &dyn std::fmt::Display, column: &str| {
         format!(
             "(SELECT {SINGLE_ROW_FUNCTION}(kalamdb_def.definition) \
              FROM pg_catalog.{DEFINITIONS_TABLE} kalamdb_def \
@@ -66,9 +70,13 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
         ("col_description", [object, column]) => description(object, &column.to_string()),
         ("pg_get_indexdef", [object])
         // KalamDB has no triggers: no definition has a trigger's OID.
-        | ("pg_get_constraintdef" | "pg_get_viewdef" | "pg_get_triggerdef", [object] | [object, _]) => {
-            definition(object, "0")
-        }
+        | ("pg_get_constraintdef" | "pg_get_triggerdef", [object] | [object, _])
+        | ("pg_get_viewdef", [object]) => definition(&relation_argument(object), "0"),
+        // The pretty form, also for a wrap column (which only shortens PostgreSQL's lines).
+        ("pg_get_viewdef", [object, pretty]) => definition(
+            &relation_argument(object),
+            &format!("CASE WHEN CAST({pretty} AS BOOLEAN) THEN {PRETTY_VIEW_COLUMN} ELSE 0 END"),
+        ),
         ("pg_get_indexdef", [object, column, _]) => definition(object, &column.to_string()),
         (
             "pg_table_size" | "pg_total_relation_size" | "pg_relation_size",
@@ -97,6 +105,19 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
         ),
         _ => return None,
     })
+}
+
+/// A view named by a quoted literal (`pg_get_viewdef('v')`, PostgreSQL's text variant) is
+/// the relation that name resolves to; any other argument is an OID already.
+fn relation_argument(object: &ast::FunctionArg) -> String {
+    match object {
+        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Value(value)))
+            if matches!(value.value, ast::Value::SingleQuotedString(_)) =>
+        {
+            format!("{}({object})", super::regclass::RELATION_OID_FUNCTION)
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Qualifies the bare column arguments of a call `DefinitionFunctions` answers.

@@ -24,7 +24,9 @@ use partitions::*;
 use regclass::{ComputedRegclass, RegclassAlongPath};
 use table_oids::CatalogTableOids;
 
-pub use definitions::{DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, RELATION_SIZES_TABLE};
+pub use definitions::{
+    DEFINITIONS_TABLE, FORMAT_TYPES_FUNCTION, PRETTY_VIEW_COLUMN, RELATION_SIZES_TABLE,
+};
 pub use jdbc::PRIMARY_KEYS_TABLE;
 pub use regclass::RELATION_OID_FUNCTION;
 
@@ -44,6 +46,7 @@ pub fn mentions_catalog(text: &str) -> bool {
         || lower.contains("information_schema")
         || lower.contains("_size(")
         || lower.contains("_description(")
+        || lower.contains("pg_get_")
 }
 
 /// The rewritten statements, when every statement in `text` is a query.
