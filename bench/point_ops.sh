@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Point SELECT by primary key and single-row INSERT throughput: pgbench, prepared protocol,
-# 8 clients, against KalamDB and PostgreSQL 15 with the same durability (fsync on every commit).
-# Point SELECTs run twice: on KalamDB's hot rows (RocksDB) and after FLUSH TABLE (Parquet).
+# Point SELECT by primary key, a mixed workload (80% point SELECT, 20% UPDATE of a random
+# row) and single-row INSERT throughput: pgbench, prepared protocol, 8 clients, against KalamDB
+# and PostgreSQL 15 with the same durability (fsync on every commit). Point SELECTs run twice:
+# on KalamDB's hot rows (RocksDB) and after FLUSH TABLE (Parquet).
 # Usage: bench/point_ops.sh [seconds per run, default 15] [runs, default 3]
 source "$(dirname "$0")/lib.sh"
 SECONDS_PER_RUN=${1:-15}
@@ -25,8 +26,17 @@ cat > "$WORK/insert.sql" <<SQL
 INSERT INTO bench.kv VALUES (:id, 'inserted') ON CONFLICT (id) DO NOTHING;
 SQL
 
-tps() {  # port workload
-  pgbench -n -M prepared -c 8 -j 2 -T "$SECONDS_PER_RUN" -h 127.0.0.1 -p "$1" -U root -f "$WORK/$2.sql" "$3" 2>&1 \
+cat > "$WORK/update.sql" <<SQL
+\set id random(1, $ROWS)
+UPDATE bench.kv SET v = 'updated' WHERE id = :id;
+SQL
+
+tps() {  # port workload database; a workload is a script name, or "mixed"
+  local scripts=(-f "$WORK/$2.sql")
+  if [ "$2" = mixed ]; then
+    scripts=(-f "$WORK/select.sql@8" -f "$WORK/update.sql@2")
+  fi
+  pgbench -n -M prepared -c 8 -j 2 -T "$SECONDS_PER_RUN" -h 127.0.0.1 -p "$1" -U root "${scripts[@]}" "$3" 2>&1 \
     | awk '/^tps = / {print $3}'
 }
 
@@ -43,6 +53,7 @@ run() {  # label workload
 
 printf '%-24s %14s %14s %8s\n' workload "KalamDB tps" "PostgreSQL tps" ratio
 run "point select" select
+run "mixed 80/20" mixed
 # The same lookups once KalamDB's rows are flushed to Parquet (PostgreSQL's stay in its heap).
 flush_kalamdb
 run "point select (flushed)" select
