@@ -163,6 +163,17 @@ pub(super) fn constraint_values(
     values
 }
 
+/// The rows of `kalamdb_table` (as `alias`, naming its relation by `namespace` and
+/// `name_column`) joined with that relation `c` and its namespace `n`.
+fn rows_by_relation(kalamdb_table: &str, alias: &str, name_column: &str) -> String {
+    format!(
+        "FROM pg_catalog.{BASE_PREFIX}pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_catalog.{kalamdb_table} {alias} \
+         ON {alias}.namespace = n.nspname AND {alias}.{name_column} = c.relname"
+    )
+}
+
 /// A view's definition row in `kalamdb_definitions`, at `column_no`.
 fn view_definition(column_no: &str, definition: &str) -> Part {
     Part {
@@ -171,12 +182,7 @@ fn view_definition(column_no: &str, definition: &str) -> Part {
             ("column_no", text(column_no)),
             ("definition", text(definition)),
         ],
-        from: format!(
-            "FROM pg_catalog.{BASE_PREFIX}pg_class c \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             JOIN pg_catalog.{VIEWS_TABLE} v \
-             ON v.namespace = n.nspname AND v.name = c.relname"
-        ),
+        from: rows_by_relation(VIEWS_TABLE, "v", "name"),
         copies_base: false,
     }
 }
@@ -526,12 +532,7 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
         }],
         RELATION_SIZES_TABLE => vec![Part {
             values: vec![("oid", text("c.oid")), ("bytes", text("s.bytes"))],
-            from: format!(
-                "FROM pg_catalog.{BASE_PREFIX}pg_class c \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 JOIN pg_catalog.{TABLE_SIZES_TABLE} s \
-                 ON s.namespace = n.nspname AND s.table_name = c.relname"
-            ),
+            from: rows_by_relation(TABLE_SIZES_TABLE, "s", "table_name"),
             copies_base: false,
         }],
         DEFINITIONS_TABLE => vec![
