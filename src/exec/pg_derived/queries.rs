@@ -174,15 +174,22 @@ fn rows_by_relation(kalamdb_table: &str, alias: &str, name_column: &str) -> Stri
     )
 }
 
-/// A view's definition row in `kalamdb_definitions`, at `column_no`.
-fn view_definition(column_no: &str, definition: &str) -> Part {
+/// Each view's two rows in `kalamdb_definitions`: the plain text at column 0 and the pretty
+/// one at `PRETTY_VIEW_COLUMN`, from one read of the views (each read prints them all).
+fn view_definitions() -> Part {
     Part {
         values: vec![
             ("objid", text("c.oid")),
-            ("column_no", text(column_no)),
-            ("definition", text(definition)),
+            ("column_no", text("k.column_no")),
+            (
+                "definition",
+                text("CASE WHEN k.column_no = 0 THEN v.definition ELSE v.pretty_definition END"),
+            ),
         ],
-        from: rows_by_relation(VIEWS_TABLE, "v", "name"),
+        from: format!(
+            "{} CROSS JOIN (VALUES (0), ({PRETTY_VIEW_COLUMN})) AS k(column_no)",
+            rows_by_relation(VIEWS_TABLE, "v", "name")
+        ),
         copies_base: false,
     }
 }
@@ -537,8 +544,7 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
         }],
         DEFINITIONS_TABLE => vec![
             // pg_get_viewdef(oid), and at column -1 pg_get_viewdef(oid, true)
-            view_definition("0", "v.definition"),
-            view_definition(&PRETTY_VIEW_COLUMN.to_string(), "v.pretty_definition"),
+            view_definitions(),
             Part {
                 values: vec![
                     ("objid", index_oid.clone()),

@@ -4,77 +4,15 @@
 //! outside the forms here is `None`, and the caller keeps the stored text.
 
 use datafusion::sql::sqlparser::ast::{
-    self, BinaryOperator, CastKind, DataType, ExactNumberInfo, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, UnaryOperator, Value,
+    self, BinaryOperator, CastKind, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    UnaryOperator, Value,
 };
 
+use super::constants::{literal, number};
 use super::scope::Scope;
+use super::types::Ty;
+use super::types::{aggregate_type, cast_target, common_numeric, implicit};
 use crate::exec::format::quote_ident;
-use crate::model::types::SqlType;
-
-/// The types whose operators and casts the printer knows; `Other` columns print as
-/// themselves but take part in no operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ty {
-    Int2,
-    Int4,
-    Int8,
-    Numeric,
-    Float8,
-    Text,
-    Varchar,
-    Bpchar,
-    Bool,
-    Date,
-    Other,
-}
-
-impl Ty {
-    pub fn of(sql_type: SqlType) -> Ty {
-        match sql_type {
-            SqlType::SmallInt => Ty::Int2,
-            SqlType::Integer => Ty::Int4,
-            SqlType::BigInt => Ty::Int8,
-            SqlType::Numeric { .. } => Ty::Numeric,
-            SqlType::Double => Ty::Float8,
-            SqlType::Text => Ty::Text,
-            SqlType::Varchar { .. } => Ty::Varchar,
-            SqlType::Char { .. } => Ty::Bpchar,
-            SqlType::Boolean => Ty::Bool,
-            SqlType::Date => Ty::Date,
-            _ => Ty::Other,
-        }
-    }
-
-    /// The name `format_type` gives the type without a modifier, as a cast prints it.
-    fn name(self) -> Option<&'static str> {
-        Some(match self {
-            Ty::Int2 => "smallint",
-            Ty::Int4 => "integer",
-            Ty::Int8 => "bigint",
-            Ty::Numeric => "numeric",
-            Ty::Float8 => "double precision",
-            Ty::Text => "text",
-            Ty::Varchar => "character varying",
-            Ty::Bpchar => "bpchar",
-            Ty::Bool => "boolean",
-            Ty::Date => "date",
-            Ty::Other => return None,
-        })
-    }
-
-    fn integer(self) -> bool {
-        matches!(self, Ty::Int2 | Ty::Int4 | Ty::Int8)
-    }
-
-    fn rank(self) -> u8 {
-        match self {
-            Ty::Int2 => 0,
-            Ty::Int4 => 1,
-            _ => 2,
-        }
-    }
-}
 
 /// `pg_get_viewdef(oid)` wraps every operator in parentheses; the pretty form
 /// (`pg_get_viewdef(oid, true)`) only where precedence needs them.
@@ -133,7 +71,7 @@ pub(super) struct Node {
 }
 
 impl Node {
-    fn new(text: String, ty: Ty, kind: Kind) -> Node {
+    pub(super) fn new(text: String, ty: Ty, kind: Kind) -> Node {
         Node {
             text,
             ty,
@@ -293,133 +231,6 @@ fn like_operator(case_insensitive: bool, negated: bool) -> &'static str {
         (true, false) => "~~*",
         (true, true) => "!~~*",
     }
-}
-
-/// A number as the parser reads it: an integer constant is `integer` when it fits, `bigint`
-/// when that fits, else `numeric`; one with a fraction is `numeric`. `negative` is a minus
-/// the parser folds into the constant.
-fn number(digits: &str, negative: bool) -> Option<Node> {
-    if !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return None;
-    }
-    let sign = if negative { "-" } else { "" };
-    let value = format!("{sign}{digits}");
-    if !digits.contains('.') {
-        if let Ok(n) = value.parse::<i32>() {
-            return constant(&n.to_string(), Ty::Int4);
-        }
-        if let Ok(n) = value.parse::<i64>() {
-            return constant(&n.to_string(), Ty::Int8);
-        }
-    }
-    constant(&canonical_decimal(&value)?, Ty::Numeric)
-}
-
-/// A decimal as `numeric_out` prints it: no leading zeros, a zero before a bare fraction.
-fn canonical_decimal(value: &str) -> Option<String> {
-    let (sign, digits) = match value.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", value),
-    };
-    let (whole, fraction) = match digits.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (digits, None),
-    };
-    if whole.is_empty() && fraction.is_none_or(str::is_empty) {
-        return None;
-    }
-    let whole = whole.trim_start_matches('0');
-    let whole = if whole.is_empty() { "0" } else { whole };
-    Some(match fraction {
-        Some(f) if !f.is_empty() => format!("{sign}{whole}.{f}"),
-        _ => format!("{sign}{whole}"),
-    })
-}
-
-/// A constant of type `ty` holding `value` (its output text), as `get_const_expr` prints it:
-/// a non-negative integer and a decimal with a point bare, booleans as keywords, anything
-/// else quoted and labelled with its type.
-fn constant(value: &str, ty: Ty) -> Option<Node> {
-    let quoted = || format!("'{}'", value.replace('\'', "''"));
-    let text = match ty {
-        Ty::Int4 if !value.starts_with('-') => value.to_owned(),
-        Ty::Numeric if value.starts_with(|c: char| c.is_ascii_digit()) && value.contains('.') => {
-            value.to_owned()
-        }
-        Ty::Bool => value.to_owned(),
-        Ty::Other => return None,
-        _ => format!("{}::{}", quoted(), ty.name()?),
-    };
-    Some(Node::new(text, ty, Kind::Constant))
-}
-
-/// A quoted literal read as `ty`, printed in the output form of that type; `None` when the
-/// printer cannot be sure of that form.
-fn literal(text: &str, ty: Ty) -> Option<Node> {
-    let trimmed = text.trim();
-    let value = match ty {
-        Ty::Int2 => trimmed.parse::<i16>().ok()?.to_string(),
-        Ty::Int4 => trimmed.parse::<i32>().ok()?.to_string(),
-        Ty::Int8 => trimmed.parse::<i64>().ok()?.to_string(),
-        Ty::Numeric => {
-            let plain = trimmed.trim_start_matches('-');
-            if plain.is_empty() || !plain.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-                return None;
-            }
-            canonical_decimal(trimmed)?
-        }
-        Ty::Float8 => {
-            let v: f64 = trimmed.parse().ok()?;
-            let shown = v.to_string();
-            if !v.is_finite() || v.abs() >= 1e15 || shown.contains('e') {
-                return None;
-            }
-            shown
-        }
-        Ty::Bool => match trimmed.to_ascii_lowercase().as_str() {
-            "t" | "true" => "true".to_owned(),
-            "f" | "false" => "false".to_owned(),
-            _ => return None,
-        },
-        Ty::Date => {
-            let canonical = trimmed.len() == 10
-                && chrono::NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").is_ok();
-            if !canonical {
-                return None;
-            }
-            trimmed.to_owned()
-        }
-        Ty::Text | Ty::Varchar | Ty::Bpchar => text.to_owned(),
-        Ty::Other => return None,
-    };
-    constant(&value, ty)
-}
-
-/// Whether `from` converts to `to` implicitly, as an operator's operand.
-fn implicit(from: Ty, to: Ty) -> bool {
-    from == to
-        || (from.integer() && (to == Ty::Numeric || to == Ty::Float8))
-        || (from.integer() && to.integer() && from.rank() < to.rank())
-        || (from == Ty::Numeric && to == Ty::Float8)
-        || (matches!(from, Ty::Varchar | Ty::Bpchar) && to == Ty::Text)
-}
-
-/// The cast target a type name names, when it is one the printer knows without a modifier.
-fn cast_target(data_type: &DataType) -> Option<Ty> {
-    Some(match data_type {
-        DataType::Int(None) | DataType::Integer(None) | DataType::Int4(None) => Ty::Int4,
-        DataType::BigInt(None) | DataType::Int8(None) => Ty::Int8,
-        DataType::SmallInt(None) | DataType::Int2(None) => Ty::Int2,
-        DataType::Text => Ty::Text,
-        DataType::Varchar(None) | DataType::CharacterVarying(None) => Ty::Varchar,
-        DataType::Numeric(ExactNumberInfo::None) | DataType::Decimal(ExactNumberInfo::None) => {
-            Ty::Numeric
-        }
-        DataType::DoublePrecision | DataType::Float8 => Ty::Float8,
-        DataType::Boolean | DataType::Bool => Ty::Bool,
-        DataType::Date => Ty::Date,
-        _ => return None,
-    })
 }
 
 impl Printer<'_> {
@@ -711,35 +522,6 @@ impl Printer<'_> {
         }
         Some(Node::new(text, ty, kind))
     }
-}
-
-/// The type of an aggregate's result over `arg`, as PostgreSQL 15 declares it.
-fn aggregate_type(name: &str, arg: Ty) -> Option<Ty> {
-    Some(match (name, arg) {
-        ("count", _) => Ty::Int8,
-        ("min" | "max", Ty::Other) => return None,
-        ("min" | "max", ty) => ty,
-        ("sum", Ty::Int2 | Ty::Int4) => Ty::Int8,
-        ("sum", Ty::Int8 | Ty::Numeric) | ("avg", Ty::Int2 | Ty::Int4 | Ty::Int8 | Ty::Numeric) => {
-            Ty::Numeric
-        }
-        ("sum" | "avg", Ty::Float8) => Ty::Float8,
-        _ => return None,
-    })
-}
-
-/// The type both sides of a numeric operator become: the wider of integer, numeric and
-/// double precision.
-fn common_numeric(a: Ty, b: Ty) -> Option<Ty> {
-    let numeric = |t: Ty| t.integer() || matches!(t, Ty::Numeric | Ty::Float8);
-    if !numeric(a) || !numeric(b) {
-        return None;
-    }
-    Some(if a == Ty::Float8 || b == Ty::Float8 {
-        Ty::Float8
-    } else {
-        Ty::Numeric
-    })
 }
 
 fn operand_type(operand: &Operand) -> Option<Ty> {

@@ -6,17 +6,19 @@
 //! using anything the printer does not know (subqueries, set operations, CASE, window
 //! functions, most functions) has no such text, and `pg_get_viewdef` shows it as stored.
 
+mod constants;
 mod exprs;
 mod scope;
+mod types;
 
 use datafusion::sql::sqlparser::ast::{
     self, Expr, GroupByExpr, JoinConstraint, JoinOperator, LimitClause, OrderByKind, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, TableFactor, TableWithJoins, Value,
 };
 
-pub(super) use exprs::Ty;
 use exprs::{Kind, Mode, Node, Printer};
 use scope::{Relation, Scope};
+pub use types::Ty;
 
 use crate::exec::format::quote_ident;
 use crate::sql::fold;

@@ -4,7 +4,7 @@
 
 use datafusion::sql::sqlparser::ast::Expr;
 
-use super::exprs::Ty;
+use super::types::Ty;
 use crate::sql::fold;
 
 pub(super) struct Relation {
