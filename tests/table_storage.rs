@@ -288,3 +288,278 @@ async fn primary_key_point_reads_answer_like_scans_in_every_row_state() {
     let row = client.query_one(&fast, &[&2i64]).await.unwrap();
     assert_eq!(row.get::<_, i32>(3), 102);
 }
+
+type Contents = Vec<(i64, Option<String>, i32, Option<String>, Option<i16>)>;
+
+async fn contents(client: &tokio_postgres::Client, table: &str) -> Contents {
+    let sql = format!("SELECT id, v, n, code, small FROM {table} ORDER BY id");
+    let rows = client.query(&sql, &[]).await.unwrap();
+    rows.iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+/// Runs `fast` (a statement the primary-key write path takes) and `slow` (the same change
+/// written so that it is planned) and requires the same outcome: rows affected or SQLSTATE.
+async fn same_outcome(
+    client: &tokio_postgres::Client,
+    (fast, slow): (&tokio_postgres::Statement, &tokio_postgres::Statement),
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, String> {
+    let outcome = |r: Result<u64, tokio_postgres::Error>| r.map_err(|e| sqlstate(&e));
+    let fast = outcome(client.execute(fast, params).await);
+    let slow = outcome(client.execute(slow, params).await);
+    assert_eq!(fast, slow, "params {params:?}");
+    fast
+}
+
+/// UPDATE and DELETE by the whole primary key take a fast path that skips DataFusion; in every
+/// state a row can be in (flushed, updated after a flush, deleted, hot, uncommitted in the
+/// session's block, absent) they must change exactly what the planned statement changes
+/// (`id + 0 = $1` defeats the fast path) and fail with the same SQLSTATE.
+#[tokio::test]
+async fn primary_key_updates_and_deletes_change_what_planned_ones_change() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    for t in ["fast", "slow"] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {t} (id BIGINT PRIMARY KEY, v TEXT, n INT NOT NULL CHECK (n >= 0),
+                                   code VARCHAR(4) UNIQUE, small SMALLINT);
+                 INSERT INTO {t} (id, v, n) SELECT value, 'v' || value, CAST(value AS INT)
+                   FROM generate_series(1, 20) AS g(value);"
+            ))
+            .await
+            .unwrap();
+        let (_, status, message) = common::run_job(&client, &format!("FLUSH TABLE {t}")).await;
+        assert_eq!(status, "Completed", "{message}");
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {t} (id, v, n) VALUES (30, 'hot', 30);
+                 UPDATE {t} SET v = 'after flush' WHERE id + 0 = 2;
+                 DELETE FROM {t} WHERE id + 0 = 3;"
+            ))
+            .await
+            .unwrap();
+    }
+    let prepare = |sql: &'static str| client.prepare(sql);
+    let update = (
+        &prepare("UPDATE fast SET v = $2, n = $3 WHERE id = $1")
+            .await
+            .unwrap(),
+        &prepare("UPDATE slow SET v = $2, n = $3 WHERE id + 0 = $1")
+            .await
+            .unwrap(),
+    );
+    let delete = (
+        &prepare("DELETE FROM fast WHERE id = $1").await.unwrap(),
+        &prepare("DELETE FROM slow WHERE id + 0 = $1").await.unwrap(),
+    );
+    let set_code = (
+        &prepare("UPDATE fast SET code = $2 WHERE fast.id = $1")
+            .await
+            .unwrap(),
+        &prepare("UPDATE slow SET code = $2 WHERE slow.id + 0 = $1")
+            .await
+            .unwrap(),
+    );
+    let text = |s: &str| Some(s.to_owned());
+    // Flushed, updated after the flush, deleted, hot, absent.
+    for (id, expected) in [
+        (1i64, Ok(1)),
+        (2, Ok(1)),
+        (3, Ok(0)),
+        (30, Ok(1)),
+        (999, Ok(0)),
+    ] {
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&id, &text("new"), &7i32];
+        assert_eq!(
+            same_outcome(&client, update, &params).await,
+            expected,
+            "id {id}"
+        );
+    }
+    // Constraint failures: CHECK, NOT NULL, VARCHAR length, a unique index.
+    let none: Option<i32> = None;
+    let cases: [(
+        &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        Result<u64, String>,
+    ); 2] = [
+        (&[&4i64, &text("x"), &-1i32], Err("23514".into())),
+        (&[&4i64, &text("x"), &none], Err("23502".into())),
+    ];
+    for (params, expected) in cases {
+        assert_eq!(same_outcome(&client, update, params).await, expected);
+    }
+    assert_eq!(
+        same_outcome(&client, set_code, &[&5i64, &text("toolong")]).await,
+        Err("22001".into())
+    );
+    assert_eq!(
+        same_outcome(&client, set_code, &[&5i64, &text("ab")]).await,
+        Ok(1)
+    );
+    assert_eq!(
+        same_outcome(&client, set_code, &[&6i64, &text("ab")]).await,
+        Err("23505".into())
+    );
+    assert_eq!(
+        same_outcome(&client, set_code, &[&5i64, &None::<String>]).await,
+        Ok(1)
+    );
+    // Constants in the statement text: one that fits a narrower column, one that does not.
+    for (sql, expected) in [
+        (
+            "UPDATE {t} SET v = 'literal', small = 7 WHERE id = 8",
+            Ok(1),
+        ),
+        (
+            "UPDATE {t} SET small = 100000 WHERE id = 8",
+            Err("22003".to_owned()),
+        ),
+        ("UPDATE {t} SET v = NULL WHERE id = '9'", Ok(1)),
+        ("DELETE FROM {t} WHERE id = 10", Ok(1)),
+    ] {
+        let fast = client.execute(&sql.replace("{t}", "fast"), &[]).await;
+        let slow_sql = sql
+            .replace("{t}", "slow")
+            .replace("WHERE id", "WHERE id + 0");
+        let slow = client.execute(&slow_sql, &[]).await;
+        assert_eq!(fast.map_err(|e| sqlstate(&e)), expected, "{sql}");
+        assert_eq!(slow.map_err(|e| sqlstate(&e)), expected, "{slow_sql}");
+    }
+    assert_eq!(
+        contents(&client, "fast").await,
+        contents(&client, "slow").await
+    );
+    // Inside a block: the block's own uncommitted row, and a rollback that undoes the change.
+    client
+        .batch_execute("BEGIN; INSERT INTO fast (id, n) VALUES (40, 40); INSERT INTO slow (id, n) VALUES (40, 40)")
+        .await
+        .unwrap();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&40i64, &text("in block"), &41i32];
+    assert_eq!(same_outcome(&client, update, &params).await, Ok(1));
+    let other = server.root().await;
+    assert!(
+        other
+            .query("SELECT 1 FROM fast WHERE id = 40", &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    client.batch_execute("COMMIT").await.unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&1i64, &text("rolled back"), &1i32];
+    assert_eq!(client.execute(update.0, &params).await.unwrap(), 1);
+    let row = client
+        .query_one("SELECT v FROM fast WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "rolled back");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    for id in [1i64, 3, 30, 40, 999] {
+        assert!(
+            same_outcome(&client, delete, &[&id]).await.is_ok(),
+            "id {id}"
+        );
+    }
+    assert_eq!(
+        contents(&client, "fast").await,
+        contents(&client, "slow").await
+    );
+    // A column added after Parse: the prepared statement still changes the right row.
+    for t in ["fast", "slow"] {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE {t} ADD COLUMN extra TEXT DEFAULT 'd'"
+            ))
+            .await
+            .unwrap();
+    }
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&11i64, &text("altered"), &11i32];
+    assert_eq!(same_outcome(&client, update, &params).await, Ok(1));
+    for t in ["fast", "slow"] {
+        let (_, status, message) = common::run_job(&client, &format!("FLUSH TABLE {t}")).await;
+        assert_eq!(status, "Completed", "{message}");
+    }
+    let after_flush = contents(&client, "fast").await;
+    assert_eq!(after_flush, contents(&client, "slow").await);
+    assert!(after_flush.contains(&(11, text("altered"), 11, None, None)));
+    assert!(after_flush.contains(&(2, text("new"), 7, None, None)));
+    assert!(after_flush.contains(&(8, text("literal"), 8, None, Some(7))));
+    assert!(!after_flush.iter().any(|row| row.0 == 1 || row.0 == 40));
+}
+
+/// The fast path resolves the table as the statement would now: `SET search_path` between
+/// executions of one prepared UPDATE changes which table it writes, as in PostgreSQL.
+#[tokio::test]
+async fn primary_key_updates_follow_search_path() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE SCHEMA a; CREATE SCHEMA b;
+             CREATE TABLE a.sp (id INT PRIMARY KEY, v TEXT); CREATE TABLE b.sp (id INT PRIMARY KEY, v TEXT);
+             INSERT INTO a.sp VALUES (1, 'a'); INSERT INTO b.sp VALUES (1, 'b');
+             SET search_path = a",
+        )
+        .await
+        .unwrap();
+    let update = client
+        .prepare("UPDATE sp SET v = $2 WHERE id = $1")
+        .await
+        .unwrap();
+    client.execute(&update, &[&1i32, &"x"]).await.unwrap();
+    client.batch_execute("SET search_path = b").await.unwrap();
+    client.execute(&update, &[&1i32, &"y"]).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT v FROM a.sp UNION ALL SELECT v FROM b.sp ORDER BY v",
+            &[],
+        )
+        .await
+        .unwrap();
+    let values: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(values, ["x", "y"]);
+}
+
+/// An UPDATE by key writes the whole row it read; a concurrent change to another column of
+/// that row must make it read again rather than be overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn primary_key_updates_never_overwrite_a_concurrent_change() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute("CREATE TABLE tally (id INT PRIMARY KEY, n BIGINT NOT NULL, label TEXT); INSERT INTO tally VALUES (1, 0, 'start')")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let client = server.root().await;
+        tasks.push(tokio::spawn(async move {
+            let relabel = client
+                .prepare("UPDATE tally SET label = $1 WHERE id = 1")
+                .await
+                .unwrap();
+            for i in 0..50 {
+                client
+                    .execute(&relabel, &[&format!("w{worker}-{i}")])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    hammer(&server, "UPDATE tally SET n = n + 1 WHERE id = 1", 4, 25).await;
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let n: i64 = client
+        .query_one("SELECT n FROM tally WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 100);
+}

@@ -17,7 +17,8 @@ use datafusion::sql::sqlparser::ast::{
 use super::{ExecError, ExecResult};
 use crate::storage::TableRecord;
 
-fn placeholder_index(expr: &Expr) -> Option<usize> {
+/// `n` of a `$n` placeholder (1-based).
+pub(super) fn placeholder_index(expr: &Expr) -> Option<usize> {
     match expr {
         Expr::Value(v) => match &v.value {
             Value::Placeholder(p) => p

@@ -29,7 +29,7 @@ use crate::storage::{IndexRecord, IndexState, Store, TableRecord, prefix_end};
 
 /// Where a pinned column's value comes from at execution.
 #[derive(Debug, Clone)]
-enum KeyValue {
+pub(super) enum KeyValue {
     /// `$n`, zero-based.
     Parameter(usize),
     Literal(ScalarValue),

@@ -18,12 +18,21 @@ use crate::sql::{self, Statement};
 pub struct PreparedStatement {
     pub statement: Statement,
     pub(super) plan: Option<LogicalPlan>,
-    /// Set when the query is a primary-key point read the fast path can answer.
-    pub(super) point: Option<super::point_query::PointQuery>,
+    /// Set when a fast path can run the statement without DataFusion.
+    pub(super) fast_path: Option<FastPath>,
     /// Parameter types as far as planning could infer them; `None` where it could not.
     pub param_types: Vec<Option<DataType>>,
     /// `None` for statements that return no rows.
     pub result_schema: Option<SchemaRef>,
+}
+
+/// A statement shape answered without planning (each falls back to the plan when it cannot).
+#[derive(Debug, Clone)]
+pub(super) enum FastPath {
+    /// A point read by primary key or index.
+    Read(super::point_query::PointQuery),
+    /// An UPDATE or DELETE of the one row a primary key names.
+    Write(super::dml::PointWrite),
 }
 
 impl Session {
@@ -46,7 +55,7 @@ impl Session {
                 ));
                 Ok(PreparedStatement {
                     statement,
-                    point: super::point_query::PointQuery::recognize(&plan),
+                    fast_path: super::point_query::PointQuery::recognize(&plan).map(FastPath::Read),
                     plan: Some(plan),
                     param_types,
                     result_schema,
@@ -56,20 +65,26 @@ impl Session {
                 result_schema: Some(super::session::show_schema(name)),
                 statement,
                 plan: None,
-                point: None,
+                fast_path: None,
                 param_types: Vec::new(),
             }),
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
                 let result_schema = self.returning_schema(ast).await?;
-                let mut param_types = match self.dml_table(ast)? {
-                    Some((record, _, _)) => super::params::parameter_types(ast, &record),
+                let target = self.dml_table(ast)?;
+                let mut param_types = match &target {
+                    Some((record, _, _)) => super::params::parameter_types(ast, record),
                     None => Vec::new(),
                 };
                 self.type_from_context(ast, &mut param_types).await;
+                let fast_path = target
+                    .and_then(|(record, alias, _)| {
+                        super::dml::PointWrite::recognize(ast, &record, &alias)
+                    })
+                    .map(FastPath::Write);
                 Ok(PreparedStatement {
                     statement,
                     plan: None,
-                    point: None,
+                    fast_path,
                     param_types,
                     result_schema,
                 })
@@ -80,27 +95,27 @@ impl Session {
                 result_schema: Some(super::maintenance::job_started_schema()),
                 statement,
                 plan: None,
-                point: None,
+                fast_path: None,
                 param_types: Vec::new(),
             }),
             Statement::ClusterSnapshot => Ok(PreparedStatement {
                 result_schema: Some(super::maintenance::cluster_snapshot_schema()),
                 statement,
                 plan: None,
-                point: None,
+                fast_path: None,
                 param_types: Vec::new(),
             }),
             other if super::ddl::listing_schema(other).is_some() => Ok(PreparedStatement {
                 result_schema: super::ddl::listing_schema(other),
                 statement,
                 plan: None,
-                point: None,
+                fast_path: None,
                 param_types: Vec::new(),
             }),
             _ => Ok(PreparedStatement {
                 statement,
                 plan: None,
-                point: None,
+                fast_path: None,
                 param_types: Vec::new(),
                 result_schema: None,
             }),

@@ -18,7 +18,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
-use super::prepare::PreparedStatement;
+use super::prepare::{FastPath, PreparedStatement};
 use super::settings::Settings;
 use super::table::PendingWrites;
 use super::transaction::{BlockState, SharedTransaction};
@@ -295,7 +295,8 @@ impl Session {
         self.authorize(&prepared.statement)?;
         match &prepared.statement {
             Statement::Query(_) => {
-                if let (Some(point), Some(schema)) = (&prepared.point, &prepared.result_schema)
+                if let (Some(FastPath::Read(point)), Some(schema)) =
+                    (&prepared.fast_path, &prepared.result_schema)
                     && let Some(batch) =
                         point.execute(&self.engine.store, &self.pending, &params, schema)
                 {
@@ -505,6 +506,11 @@ impl Session {
             Statement::RestoreDatabase { path, quoted } => self.restore_database(path, *quoted),
             Statement::ClusterSnapshot => self.cluster_snapshot().await,
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
+                if let Some(FastPath::Write(write)) = &prepared.fast_path
+                    && let Some(outcome) = self.point_write(write, &params)?
+                {
+                    return Ok(outcome);
+                }
                 let bound = if params.is_empty() {
                     ast.as_ref().clone()
                 } else {

@@ -36,13 +36,18 @@ pub(in crate::exec) fn assignment_cast(
     sql_type: SqlType,
     schema: &DFSchema,
 ) -> ExecResult<Expr> {
-    let target = match (sql_type, value.get_type(schema)?) {
+    let target = assigned_type(sql_type, &value.get_type(schema)?);
+    Ok(cast(value, target))
+}
+
+/// The type a value of `given` type assigned to a column of `sql_type` is cast to.
+pub(in crate::exec) fn assigned_type(sql_type: SqlType, given: &DataType) -> DataType {
+    match (sql_type, given) {
         (SqlType::Bytea, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {
             DataType::Utf8
         }
         (other, _) => cast_target(other),
-    };
-    Ok(cast(value, target))
+    }
 }
 
 fn invalid_text(column: &ColumnDef, detail: impl std::fmt::Display) -> ExecError {

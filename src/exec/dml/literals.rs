@@ -44,6 +44,19 @@ fn literal_of(expr: &Expr) -> Option<Literal> {
     }
 }
 
+/// A constant as DataFusion types it: NULL, a bigint, text or a boolean. Numbers with a
+/// point or an exponent answer `None`: their type depends on the expression around them.
+pub(super) fn literal_scalar(expr: &Expr) -> Option<datafusion::common::ScalarValue> {
+    use datafusion::common::ScalarValue;
+    match literal_of(expr)? {
+        Literal::Null => Some(ScalarValue::Null),
+        Literal::Int(i) => Some(ScalarValue::Int64(Some(i))),
+        Literal::Text(s) => Some(ScalarValue::Utf8(Some(s))),
+        Literal::Bool(b) => Some(ScalarValue::Boolean(Some(b))),
+        Literal::Decimal { .. } => None,
+    }
+}
+
 fn number(text: &str, negative: bool) -> Option<Literal> {
     let sign = if negative { "-" } else { "" };
     let signed = format!("{sign}{text}");

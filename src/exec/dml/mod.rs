@@ -14,6 +14,7 @@ mod copy;
 mod insert;
 mod literals;
 mod modify;
+mod point_write;
 mod returning;
 mod upsert;
 
@@ -28,6 +29,7 @@ use datafusion::sql::sqlparser::ast::{self, AssignmentTarget, FromTable, SelectI
 use crate::exec::planner::{LazyPlanner, StatementPlanner};
 pub(super) use coercion::conform;
 pub use copy::CopyIn;
+pub use point_write::PointWrite;
 
 use super::session::Outcome;
 use super::table::{KEY_COLUMN, VERSION_COLUMN};
