@@ -9,60 +9,11 @@
 source "$(dirname "$0")/lib.sh"
 TARGET_GIB=${1:-1.1}
 RUNS=${2:-3}
-CHUNK=500000
 command -v pigz >/dev/null || { echo "pigz is needed (apt-get install pigz)"; exit 1; }
 FLUSH_ROW_LIMIT=0 start_kalamdb
-DATA="$WORK/kalam"
 OUT="$WORK/out"
 mkdir -p "$OUT"
-
-data_bytes() { du -sb "$DATA/rocksdb" "$DATA/storage" "$DATA/snapshots" "$DATA/streams" | awk '{s += $1} END {print s}'; }
-now() { date +%s.%N; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$KALAM_PID/status"; }
-
-# Waits for a job; prints the peak RSS (KiB) seen meanwhile. One psql session polls with
-# \watch: starting a client (and authenticating) every 50 ms would take a fifth of this
-# 2-core machine's CPU from the server while it runs the job being timed.
-wait_job() {
-  local id=$1 peak=0 rss status key value
-  exec {watch}< <(printf "SELECT status FROM system.jobs WHERE job_id = '%s' \\watch 0.05\n" "$id" |
-    timeout 3600 psql -X -q -At -h 127.0.0.1 -p "$KALAM_PORT" -U root -d kalamdb)
-  while read -r -u "$watch" status; do
-    while read -r key value _; do
-      [ "$key" = VmRSS: ] && rss=$value
-    done < "/proc/$KALAM_PID/status"
-    ((rss > peak)) && peak=$rss
-    case $status in
-      Completed) break ;;
-      Failed|Cancelled) echo "job $id: $(kalam -At -c "SELECT message FROM system.jobs WHERE job_id = '$id'")" >&2; exit 1 ;;
-    esac
-  done
-  # Closing the pipe ends the watching psql at its next line.
-  exec {watch}<&-
-  [ "$status" = Completed ] || { echo "job $id did not finish within an hour" >&2; exit 1; }
-  echo "$peak"
-}
-
-kalam -c "CREATE NAMESPACE bench" \
-      -c "CREATE TABLE bench.cold (id BIGINT PRIMARY KEY, k INT NOT NULL, x DOUBLE PRECISION, note TEXT)" \
-      -c "CREATE TABLE bench.hot (id BIGINT PRIMARY KEY, k INT NOT NULL, x DOUBLE PRECISION, note TEXT)"
-target=$(echo "$TARGET_GIB * 1073741824 / 1" | bc)
-start=1
-load_start=$(now)
-# Alternate: a chunk that is flushed to Parquet, then a chunk that stays hot in RocksDB.
-while (( $(data_bytes) < target )); do
-  end=$((start + CHUNK - 1))
-  for table in cold hot; do
-    kalam -c "INSERT INTO bench.$table SELECT value, CAST(value % 1000 AS INT), value * 0.25, \
-              md5(CAST(value AS TEXT)) || ' ' || md5(CAST(value * 7 AS TEXT)) || ' row ' || CAST(value AS TEXT) \
-              FROM generate_series($start, $end) AS g(value)"
-  done
-  job=$(kalam -At -c "FLUSH TABLE bench.cold" | cut -d'|' -f1)
-  wait_job "$job" >/dev/null
-  start=$((end + 1))
-done
-rows=$((start - 1))
-echo "generated $(data_bytes) bytes ($rows rows in each of bench.cold [Parquet] and bench.hot [RocksDB]) in $(echo "$(now) - $load_start" | bc) s"
+load_backup_data "$TARGET_GIB"
 du -sh "$DATA/rocksdb" "$DATA/storage"
 
 backup_times=() ; backup_rss=()

@@ -69,3 +69,65 @@ wait_for_jobs() {
   echo "KalamDB jobs did not finish within 10 minutes" >&2
   exit 1
 }
+
+# --- A data directory of a given size, and waiting for a job (backup benches) ---
+
+DATA="$WORK/kalam"
+data_bytes() { du -sb "$DATA/rocksdb" "$DATA/storage" "$DATA/snapshots" "$DATA/streams" | awk '{s += $1} END {print s}'; }
+now() { date +%s.%N; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$KALAM_PID/status"; }
+
+# Waits for a job; prints the peak RSS (KiB) seen meanwhile. One psql session polls with
+# \watch: starting a client (and authenticating) every 50 ms would take a fifth of this
+# 2-core machine's CPU from the server while it runs the job being timed.
+wait_job() {
+  local id=$1 peak=0 rss status key value
+  exec {watch}< <(printf "SELECT status FROM system.jobs WHERE job_id = '%s' \\watch 0.05\n" "$id" |
+    timeout 3600 psql -X -q -At -h 127.0.0.1 -p "$KALAM_PORT" -U root -d kalamdb)
+  while read -r -u "$watch" status; do
+    while read -r key value _; do
+      [ "$key" = VmRSS: ] && rss=$value
+    done < "/proc/$KALAM_PID/status"
+    ((rss > peak)) && peak=$rss
+    case $status in
+      Completed) break ;;
+      Failed|Cancelled) echo "job $id: $(kalam -At -c "SELECT message FROM system.jobs WHERE job_id = '$id'")" >&2; exit 1 ;;
+    esac
+  done
+  # Closing the pipe ends the watching psql at its next line.
+  exec {watch}<&-
+  [ "$status" = Completed ] || { echo "job $id did not finish within an hour" >&2; exit 1; }
+  echo "$peak"
+}
+
+# Fills KalamDB (started with FLUSH_ROW_LIMIT=0) through SQL until its data directory holds
+# $1 GiB: chunks of 500,000 rows alternately flushed to Parquet (bench.cold) and left hot in
+# RocksDB (bench.hot).
+load_backup_data() {
+  local target start end job load_start chunk=500000
+  kalam -c "CREATE NAMESPACE bench" \
+        -c "CREATE TABLE bench.cold (id BIGINT PRIMARY KEY, k INT NOT NULL, x DOUBLE PRECISION, note TEXT)" \
+        -c "CREATE TABLE bench.hot (id BIGINT PRIMARY KEY, k INT NOT NULL, x DOUBLE PRECISION, note TEXT)"
+  target=$(echo "$1 * 1073741824 / 1" | bc)
+  start=1
+  load_start=$(now)
+  while (( $(data_bytes) < target )); do
+    end=$((start + chunk - 1))
+    for table in cold hot; do
+      kalam -c "INSERT INTO bench.$table SELECT value, CAST(value % 1000 AS INT), value * 0.25, \
+                md5(CAST(value AS TEXT)) || ' ' || md5(CAST(value * 7 AS TEXT)) || ' row ' || CAST(value AS TEXT) \
+                FROM generate_series($start, $end) AS g(value)"
+    done
+    job=$(kalam -At -c "FLUSH TABLE bench.cold" | cut -d'|' -f1)
+    wait_job "$job" >/dev/null
+    start=$((end + 1))
+  done
+  echo "generated $(data_bytes) bytes ($((start - 1)) rows in each of bench.cold [Parquet] and bench.hot [RocksDB]) in $(echo "$(now) - $load_start" | bc) s"
+}
+
+# pgbench scripts over bench.kv (ids 1..$1): select.sql reads a random row by key, update.sql
+# rewrites one; "-f select.sql@8 -f update.sql@2" is the mixed workload.
+write_point_scripts() {
+  printf '\\set id random(1, %s)\nSELECT v FROM bench.kv WHERE id = :id;\n' "$1" > "$WORK/select.sql"
+  printf "\\\\set id random(1, %s)\nUPDATE bench.kv SET v = 'updated' WHERE id = :id;\n" "$1" > "$WORK/update.sql"
+}

@@ -17,18 +17,10 @@ for db in kalam pg; do
     || $db -c "INSERT INTO bench.kv SELECT g, 'value ' || g FROM generate_series(1, $ROWS) AS g"
 done
 
-cat > "$WORK/select.sql" <<SQL
-\set id random(1, $ROWS)
-SELECT v FROM bench.kv WHERE id = :id;
-SQL
+write_point_scripts "$ROWS"
 cat > "$WORK/insert.sql" <<SQL
 \set id random(1000000, 9000000000)
 INSERT INTO bench.kv VALUES (:id, 'inserted') ON CONFLICT (id) DO NOTHING;
-SQL
-
-cat > "$WORK/update.sql" <<SQL
-\set id random(1, $ROWS)
-UPDATE bench.kv SET v = 'updated' WHERE id = :id;
 SQL
 
 tps() {  # port workload database; a workload is a script name, or "mixed"

@@ -77,7 +77,7 @@ pub(super) struct ApplyContext<'a> {
 #[derive(Clone, Copy)]
 pub(super) struct SegmentFiles<'a> {
     pub storage_root: &'a std::path::Path,
-    pub footers: &'a super::segments::SegmentFooters,
+    pub footers: &'a super::segment_cache::SegmentCache,
 }
 
 struct DeletedRange {

@@ -28,6 +28,7 @@ mod referential;
 mod row_checks;
 mod row_writes;
 pub mod rows;
+mod segment_cache;
 mod segment_publish;
 pub mod segments;
 mod sequences;
@@ -133,7 +134,8 @@ pub struct Store {
     /// Bumped after every command that changes users, namespaces or tables, so callers can
     /// cache catalog records and know when to read them again.
     catalog_epoch: std::sync::atomic::AtomicU64,
-    segment_footers: segments::SegmentFooters,
+    /// Footers and decoded blocks of segments, for point reads of flushed rows.
+    segment_cache: segment_cache::SegmentCache,
     /// The executor's evaluator of CHECK constraints (see `row_checks`).
     check_evaluator: std::sync::OnceLock<Arc<dyn CheckEvaluator>>,
 }
@@ -192,7 +194,7 @@ impl Store {
             synced_seq: Mutex::new(applied),
             wal_sync: durability.sync_writes && durability.wal_enabled,
             catalog_epoch: Default::default(),
-            segment_footers: Default::default(),
+            segment_cache: Default::default(),
             check_evaluator: std::sync::OnceLock::new(),
         })
         .and_then(|store| {
@@ -293,7 +295,7 @@ impl Store {
         let mut ctx = command::ApplyContext::new(&self.db, seq, &self.streams_root, sync)
             .with_segment_files(apply_context::SegmentFiles {
                 storage_root,
-                footers: &self.segment_footers,
+                footers: &self.segment_cache,
             });
         ctx.check_evaluator = self.check_evaluator.get().map(|e| e.as_ref());
         ctx

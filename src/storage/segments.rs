@@ -7,24 +7,23 @@
 //! written to a temporary file, fsynced and renamed before the command that publishes them, so a
 //! crash leaves at most an unreferenced file, which the next start deletes.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BinaryArray, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
-use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
 use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::metadata::PageIndexPolicy;
+use datafusion::parquet::file::metadata::RowGroupMetaData;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
+use super::segment_cache::SegmentCache;
 use super::{StorageError, StorageResult};
 use crate::model::types::ColumnDef;
 
@@ -248,89 +247,78 @@ pub fn with_identity(
     })
 }
 
-/// How many segment footers `SegmentFooters` keeps.
-const FOOTERS_KEPT: usize = 1024;
-
-/// Parsed footers (schema, row groups, page indexes) of segments read by position. A segment
-/// never changes once published, so a footer read once stays right for the segment's life.
-#[derive(Default)]
-pub struct SegmentFooters {
-    by_segment: Mutex<HashMap<u64, ArrowReaderMetadata>>,
-}
-
-impl SegmentFooters {
-    fn get(&self, segment_id: u64, file: &File) -> StorageResult<ArrowReaderMetadata> {
-        if let Some(footer) = self.by_segment.lock().expect("footers").get(&segment_id) {
-            return Ok(footer.clone());
-        }
-        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-        let footer = ArrowReaderMetadata::load(file, options).map_err(parquet_error)?;
-        let mut cached = self.by_segment.lock().expect("footers");
-        if cached.len() >= FOOTERS_KEPT {
-            cached.clear();
-        }
-        cached.insert(segment_id, footer.clone());
-        Ok(footer)
-    }
-}
-
-fn parquet_error(e: impl std::fmt::Display) -> StorageError {
+pub(super) fn parquet_error(e: impl std::fmt::Display) -> StorageError {
     StorageError::Corrupt {
         cf: "segments",
         message: e.to_string(),
     }
 }
 
-/// Reads row `row` of a segment file, `columns` (indexes into its schema, ascending) only.
-/// With the page index, only the pages holding that row are read.
+/// The decoded bytes a cached block of rows aims at: a block of wide rows holds fewer of them.
+const BLOCK_BYTES: u64 = 256 * 1024;
+
+/// Rows per cached block in a row group: a data page's worth (`PAGE_ROWS`), or as many rows as
+/// fit `BLOCK_BYTES` going by the group's uncompressed size, at least one.
+fn block_rows(group: &RowGroupMetaData) -> u64 {
+    let rows = group.num_rows().max(1) as u64;
+    let row_bytes = (group.total_byte_size().max(0) as u64 / rows).max(1);
+    (BLOCK_BYTES / row_bytes).clamp(1, PAGE_ROWS as u64)
+}
+
+/// Reads row `row` of a segment file, `columns` (indexes into its schema, ascending) only. The
+/// block of rows holding it is decoded once (with the page index, only its pages are read) and
+/// kept in `cache` for the reads of its other rows.
 pub fn read_segment_row(
     path: &Path,
-    footers: &SegmentFooters,
+    cache: &SegmentCache,
     segment_id: u64,
     row: u64,
     columns: &[usize],
 ) -> StorageResult<RecordBatch> {
-    let file = File::open(path)
-        .map_err(|e| StorageError::io(format!("opening segment {}", path.display()), e))?;
-    let footer = footers.get(segment_id, &file)?;
-    let mut first_row = 0u64;
+    let missing = || parquet_error(format!("segment {} has no row {row}", path.display()));
+    let footer = cache.footer(segment_id, path)?;
+    let mut group_start = 0u64;
     let mut found = None;
     for (index, group) in footer.metadata().row_groups().iter().enumerate() {
         let rows = group.num_rows() as u64;
-        if row < first_row + rows {
-            found = Some((index, row - first_row));
+        if row < group_start + rows {
+            found = Some((index, group));
             break;
         }
-        first_row += rows;
+        group_start += rows;
     }
-    let Some((group, offset)) = found else {
-        return Err(parquet_error(format!(
-            "segment {} has no row {row}",
-            path.display()
-        )));
+    let (index, group) = found.ok_or_else(missing)?;
+    let size = block_rows(group);
+    let first = group_start + (row - group_start) / size * size;
+    let block = match cache.block(segment_id, first) {
+        Some(block) => block,
+        None => {
+            let end = (first + size).min(group_start + group.num_rows() as u64);
+            let selection = RowSelection::from(vec![
+                RowSelector::skip((first - group_start) as usize),
+                RowSelector::select((end - first) as usize),
+            ]);
+            let file = File::open(path)
+                .map_err(|e| StorageError::io(format!("opening segment {}", path.display()), e))?;
+            let mut reader =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.clone())
+                    .with_row_groups(vec![index])
+                    .with_row_selection(selection)
+                    .with_batch_size((end - first) as usize)
+                    .build()
+                    .map_err(parquet_error)?;
+            let block = reader.next().ok_or_else(missing)?.map_err(parquet_error)?;
+            cache.keep(segment_id, first, block.clone());
+            block
+        }
     };
-    let mask = ProjectionMask::roots(
-        footer.metadata().file_metadata().schema_descr(),
-        columns.to_vec(),
-    );
-    let selection = RowSelection::from(vec![
-        RowSelector::skip(offset as usize),
-        RowSelector::select(1),
-    ]);
-    let mut reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer)
-        .with_row_groups(vec![group])
-        .with_projection(mask)
-        .with_row_selection(selection)
-        .with_batch_size(1)
-        .build()
-        .map_err(parquet_error)?;
-    match reader.next() {
-        Some(batch) => batch.map_err(parquet_error),
-        None => Err(parquet_error(format!(
-            "segment {} has no row {row}",
-            path.display()
-        ))),
+    if row - first >= block.num_rows() as u64 {
+        return Err(missing());
     }
+    block
+        .slice((row - first) as usize, 1)
+        .project(columns)
+        .map_err(parquet_error)
 }
 
 /// Reads a whole segment file, batch by batch: `visit` gets each batch (every column the file
@@ -478,17 +466,37 @@ mod tests {
             ArrowWriter::try_new(File::create(&path).unwrap(), schema, Some(properties)).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
-        let footers = SegmentFooters::default();
-        for row in [0u64, 9, 10, 17, 34] {
-            let read = read_segment_row(&path, &footers, 7, row, &[1]).unwrap();
-            assert_eq!(read.num_rows(), 1);
-            assert_eq!(
-                read.column(0).as_primitive::<Int64Type>().value(0),
-                row as i64 * 10
-            );
+        let cache = SegmentCache::default();
+        // Twice each: the second read of a row comes from its cached block (blocks never
+        // span row groups, here of 10 rows).
+        for _ in 0..2 {
+            for row in [0u64, 9, 10, 17, 34, 12] {
+                let read = read_segment_row(&path, &cache, 7, row, &[1]).unwrap();
+                assert_eq!(read.num_rows(), 1);
+                assert_eq!(
+                    read.column(0).as_primitive::<Int64Type>().value(0),
+                    row as i64 * 10
+                );
+            }
         }
-        let both = read_segment_row(&path, &footers, 7, 21, &[0, 1]).unwrap();
+        assert_eq!(
+            cache.blocks_kept(),
+            3,
+            "one block per row group read of segment 7"
+        );
+        let both = read_segment_row(&path, &cache, 7, 21, &[0, 1]).unwrap();
         assert_eq!(both.column(0).as_primitive::<Int64Type>().value(0), 21);
-        assert!(read_segment_row(&path, &footers, 7, 35, &[0]).is_err());
+        assert_eq!(both.column(1).as_primitive::<Int64Type>().value(0), 210);
+        assert!(read_segment_row(&path, &cache, 7, 35, &[0]).is_err());
+        // Another segment id is another file's block.
+        assert_eq!(
+            read_segment_row(&path, &cache, 8, 3, &[0])
+                .unwrap()
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .value(0),
+            3
+        );
+        assert_eq!(cache.blocks_kept(), 5);
     }
 }

@@ -38,7 +38,7 @@ impl Store {
     ) -> StorageResult<datafusion::arrow::array::RecordBatch> {
         segments::read_segment_row(
             &self.segment_path(segment),
-            &self.segment_footers,
+            &self.segment_cache,
             segment.segment_id,
             row,
             columns,
