@@ -492,6 +492,23 @@ impl Engine {
         off_the_runtime(|| self.store.apply(command))
     }
 
+    /// As [`Self::apply`] for a session's commit: the batch is written on this worker when the
+    /// store is free (off the runtime when another command holds it), and the fsync is awaited
+    /// without holding a thread, so a commit costs no thread switch and the worker serves other
+    /// sessions while it waits.
+    pub(crate) async fn apply_durably(
+        &self,
+        command: &Command,
+    ) -> Result<crate::storage::Applied, StorageError> {
+        let written = match self.store.try_apply_unsynced(command) {
+            Some(written) => written,
+            None => off_the_runtime(|| self.store.apply_unsynced(command)),
+        };
+        let (applied, seq) = written?;
+        self.store.durable(seq).await?;
+        Ok(applied)
+    }
+
     /// Removes finished jobs older than `[jobs] retention_days` (at start and periodically).
     pub fn purge_expired_jobs(&self) -> ExecResult<()> {
         let retention = std::time::Duration::from_secs(self.config.jobs.retention_days * 86_400);

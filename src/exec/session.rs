@@ -507,7 +507,7 @@ impl Session {
             Statement::ClusterSnapshot => self.cluster_snapshot().await,
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
                 if let Some(FastPath::Write(write)) = &prepared.fast_path
-                    && let Some(outcome) = self.point_write(write, &params)?
+                    && let Some(outcome) = self.point_write(write, &params).await?
                 {
                     return Ok(outcome);
                 }

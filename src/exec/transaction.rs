@@ -214,14 +214,26 @@ impl Session {
     }
 
     /// Writes rows now (autocommit) or into the open block, checking `Expect::Absent` either way.
-    pub(super) fn commit_rows(
+    /// An autocommit write waits for its fsync without holding a thread (`apply_durably`).
+    pub(super) async fn commit_rows(
         &self,
         record: &TableRecord,
         writes: Vec<RowWrite>,
         row_id_high_water: Option<u64>,
     ) -> ExecResult<()> {
-        self.commit_rows_or_return(record, writes, row_id_high_water)
-            .map_err(|(error, _)| error)
+        if writes.is_empty() || self.in_transaction_block() {
+            return self
+                .commit_rows_or_return(record, writes, row_id_high_water)
+                .map_err(|(error, _)| error);
+        }
+        let rows = writes.len();
+        let command = write_rows(record, writes, row_id_high_water);
+        self.engine
+            .apply_durably(&command)
+            .await
+            .map_err(|e| self.write_error(e))?;
+        self.engine.note_writes(record.table_id, rows);
+        Ok(())
     }
 
     /// As [`Self::commit_rows`], handing the writes back with an error (COPY finds the row a
@@ -237,12 +249,7 @@ impl Session {
         }
         if !self.in_transaction_block() {
             let rows = writes.len();
-            let command = Command::WriteRows {
-                table_id: record.table_id,
-                writes,
-                row_id_high_water,
-                layout_generation: record.layout_generation,
-            };
+            let command = write_rows(record, writes, row_id_high_water);
             if let Err(e) = self.engine.apply(&command) {
                 let writes = match command {
                     Command::WriteRows { writes, .. } => writes,
@@ -282,12 +289,9 @@ impl Session {
             overlay.insert(write.key.clone(), write.value.clone());
         }
         drop(tables);
-        self.transaction().commands.push(Command::WriteRows {
-            table_id: record.table_id,
-            writes,
-            row_id_high_water,
-            layout_generation: record.layout_generation,
-        });
+        self.transaction()
+            .commands
+            .push(write_rows(record, writes, row_id_high_water));
         Ok(())
     }
 
@@ -331,5 +335,19 @@ impl Session {
             }
             other => other.into(),
         }
+    }
+}
+
+/// The command that writes `writes` into `record`'s table as the statement saw its definition.
+fn write_rows(
+    record: &TableRecord,
+    writes: Vec<RowWrite>,
+    row_id_high_water: Option<u64>,
+) -> Command {
+    Command::WriteRows {
+        table_id: record.table_id,
+        writes,
+        row_id_high_water,
+        layout_generation: record.layout_generation,
     }
 }

@@ -37,6 +37,7 @@ mod table_ddl;
 mod table_reads;
 mod view;
 mod view_ddl;
+mod wal_sync;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -136,6 +137,8 @@ pub struct Store {
     catalog_epoch: std::sync::atomic::AtomicU64,
     /// Footers and decoded blocks of segments, for point reads of flushed rows.
     segment_cache: segment_cache::SegmentCache,
+    /// Fsyncs for commits that wait without a thread (`durable`), started by the first.
+    wal_syncer: std::sync::OnceLock<wal_sync::WalSyncer>,
     /// The executor's evaluator of CHECK constraints (see `row_checks`).
     check_evaluator: std::sync::OnceLock<Arc<dyn CheckEvaluator>>,
 }
@@ -195,6 +198,7 @@ impl Store {
             wal_sync: durability.sync_writes && durability.wal_enabled,
             catalog_epoch: Default::default(),
             segment_cache: Default::default(),
+            wal_syncer: std::sync::OnceLock::new(),
             check_evaluator: std::sync::OnceLock::new(),
         })
         .and_then(|store| {
@@ -231,43 +235,88 @@ impl Store {
     /// Applies one command atomically: all of it, with the new sequence number, or nothing.
     /// With `sync_writes`, it returns once the batch is fsynced.
     pub fn apply(&self, command: &Command) -> StorageResult<Applied> {
+        let (outcome, seq) = self.apply_unsynced(command)?;
+        if self.wal_sync {
+            self.sync_wal_through(seq)?;
+        }
+        Ok(outcome)
+    }
+
+    /// As [`Self::apply`], without waiting for the fsync: the outcome, and the sequence number
+    /// [`Self::durable`] must reach before the command may be acknowledged.
+    pub fn apply_unsynced(&self, command: &Command) -> StorageResult<(Applied, u64)> {
         // A sequence set back to its start must not hand out a value reserved before.
-        let mut ranges = command
+        let ranges = command
             .restarts_sequences()
             .then(|| self.sequence_ranges.lock().expect("sequence ranges lock"));
-        let (seq, outcome) = {
-            let mut applied = self.apply_lock.lock().expect("apply lock poisoned");
-            let seq = *applied + 1;
-            let mut batch = WriteBatch::with_capacity_bytes(command.batch_size_hint());
-            let storage_root = self.dir.storage();
-            let mut ctx = self.apply_context(seq, self.sync_writes, &storage_root);
-            command.write_all_into(&mut ctx, &mut batch)?;
-            batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
-            self.db.write_opt(batch, &self.write_options)?;
-            *applied = seq;
-            // A bulk load's rows go in after its batch, still under the lock, so no command
-            // and no backup point falls between its checks and its rows. Should the ingest
-            // fail, the batch only raised counters: the load is reported failed, and none of
-            // its rows is visible.
-            if let Some(file) = ctx.applied.ingest_rows.take() {
-                bulk_load::ingest(self, &file)?;
-            }
-            if command.changes_catalog() {
-                self.catalog_epoch
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            (seq, ctx.applied)
-        };
+        let applied = self.apply_lock.lock().expect("apply lock poisoned");
+        self.apply_locked(command, applied, ranges)
+    }
+
+    /// As [`Self::apply_unsynced`] when no other command is being applied; `None` when one is
+    /// (a flush publishing a segment holds the apply lock for seconds: the caller then waits
+    /// where waiting blocks no other session).
+    pub fn try_apply_unsynced(&self, command: &Command) -> Option<StorageResult<(Applied, u64)>> {
+        if command.restarts_sequences() {
+            return None;
+        }
+        match self.apply_lock.try_lock() {
+            Ok(applied) => Some(self.apply_locked(command, applied, None)),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(_)) => panic!("apply lock poisoned"),
+        }
+    }
+
+    fn apply_locked(
+        &self,
+        command: &Command,
+        mut applied: std::sync::MutexGuard<'_, u64>,
+        mut ranges: Option<std::sync::MutexGuard<'_, sequences::ReservedRanges>>,
+    ) -> StorageResult<(Applied, u64)> {
+        let seq = *applied + 1;
+        let mut batch = WriteBatch::with_capacity_bytes(command.batch_size_hint());
+        let storage_root = self.dir.storage();
+        let mut ctx = self.apply_context(seq, self.sync_writes, &storage_root);
+        command.write_all_into(&mut ctx, &mut batch)?;
+        batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
+        self.db.write_opt(batch, &self.write_options)?;
+        *applied = seq;
+        // A bulk load's rows go in after its batch, still under the lock, so no command and no
+        // backup point falls between its checks and its rows. Should the ingest fail, the
+        // batch only raised counters: the load is reported failed, and none of its rows is
+        // visible.
+        if let Some(file) = ctx.applied.ingest_rows.take() {
+            bulk_load::ingest(self, &file)?;
+        }
+        if command.changes_catalog() {
+            self.catalog_epoch
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        drop(applied);
+        let outcome = ctx.applied;
         if let Some(ranges) = ranges.as_mut() {
             for id in &outcome.restarted_sequences {
                 ranges.remove(id);
             }
         }
-        drop(ranges);
-        if self.wal_sync {
-            self.sync_wal_through(seq)?;
+        Ok((outcome, seq))
+    }
+
+    /// Returns once every command up to `seq` is fsynced (at once without `sync_writes`),
+    /// without blocking the calling thread: see `wal_sync`.
+    pub async fn durable(self: &Arc<Self>, seq: u64) -> StorageResult<()> {
+        if !self.wal_sync {
+            return Ok(());
         }
-        Ok(outcome)
+        let syncer = match self.wal_syncer.get() {
+            Some(syncer) => syncer,
+            None => {
+                let synced = *self.synced_seq.lock().expect("sync lock poisoned");
+                let started = wal_sync::WalSyncer::start(Arc::downgrade(self), synced)?;
+                self.wal_syncer.get_or_init(|| started)
+            }
+        };
+        syncer.durable(seq).await
     }
 
     /// Applies `commands` (a transaction block's so far) to nothing: the error applying them
@@ -309,16 +358,17 @@ impl Store {
 
     /// Group commit: fsyncs the write-ahead log unless a concurrent caller's fsync already
     /// covered `seq`. Whoever syncs covers every batch written before it started, so commits
-    /// that arrive during one fsync share the next instead of queueing one each.
-    fn sync_wal_through(&self, seq: u64) -> StorageResult<()> {
+    /// that arrive during one fsync share the next instead of queueing one each. Returns the
+    /// sequence number the log is now fsynced through.
+    fn sync_wal_through(&self, seq: u64) -> StorageResult<u64> {
         let mut synced = self.synced_seq.lock().expect("sync lock poisoned");
         if *synced >= seq {
-            return Ok(());
+            return Ok(*synced);
         }
         let covered = self.applied_seq();
         self.db.flush_wal(true)?;
         *synced = covered.max(*synced);
-        Ok(())
+        Ok(*synced)
     }
 
     /// Reserves `count` hidden row ids for a table without a declared key; returns the first.

@@ -332,7 +332,7 @@ impl Session {
                     moved_to: None,
                 })
                 .collect();
-            self.commit_rows(record, writes, high_water)?;
+            self.commit_rows(record, writes, high_water).await?;
             return Ok(TableRows {
                 columns: rows.columns.clone(),
                 len: rows.len,
@@ -395,7 +395,7 @@ impl Session {
             }
             result = result.append(updated.rows)?;
         }
-        self.commit_rows(record, writes, high_water)?;
+        self.commit_rows(record, writes, high_water).await?;
         Ok(result)
     }
 

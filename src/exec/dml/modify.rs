@@ -71,7 +71,7 @@ impl Session {
                 }
             }
             writes.extend(inserts);
-            match self.commit_rows(&record, writes, None) {
+            match self.commit_rows(&record, writes, None).await {
                 Err(ExecError::ConcurrentUpdate(_))
                     if attempt < WRITE_RETRIES && !self.in_transaction_block() =>
                 {
@@ -128,7 +128,7 @@ impl Session {
                 moved_to: None,
             })
             .collect();
-        self.commit_rows(&record, writes, None)?;
+        self.commit_rows(&record, writes, None).await?;
         self.finish_dml(
             &lazy,
             (&record, &alias),

@@ -219,7 +219,7 @@ fn assigned_array(value: &ScalarValue, column: &ColumnDef) -> Option<ArrayRef> {
 
 impl Session {
     /// Runs `write` with `params`, or answers `None` when the general path must.
-    pub(in crate::exec) fn point_write(
+    pub(in crate::exec) async fn point_write(
         &self,
         write: &PointWrite,
         params: &[ScalarValue],
@@ -278,8 +278,8 @@ impl Session {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let view = self.engine.store.unpinned_view();
             let read = {
+                let view = self.engine.store.unpinned_view();
                 let tables = self.pending.tables.lock().expect("pending writes");
                 table.read_rows(
                     &view,
@@ -325,7 +325,7 @@ impl Session {
                     moved_to: None,
                 })
                 .collect();
-            match self.commit_rows(&record, writes, None) {
+            match self.commit_rows(&record, writes, None).await {
                 Err(ExecError::ConcurrentUpdate(_))
                     if attempt < WRITE_RETRIES && !self.in_transaction_block() =>
                 {
