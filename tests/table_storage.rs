@@ -289,6 +289,9 @@ async fn primary_key_point_reads_answer_like_scans_in_every_row_state() {
     assert_eq!(row.get::<_, i32>(3), 102);
 }
 
+/// Statement parameters as tokio-postgres takes them.
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
 type Contents = Vec<(i64, Option<String>, i32, Option<String>, Option<i16>)>;
 
 async fn contents(client: &tokio_postgres::Client, table: &str) -> Contents {
@@ -381,10 +384,7 @@ async fn primary_key_updates_and_deletes_change_what_planned_ones_change() {
     }
     // Constraint failures: CHECK, NOT NULL, VARCHAR length, a unique index.
     let none: Option<i32> = None;
-    let cases: [(
-        &[&(dyn tokio_postgres::types::ToSql + Sync)],
-        Result<u64, String>,
-    ); 2] = [
+    let cases: [(Params<'_>, Result<u64, String>); 2] = [
         (&[&4i64, &text("x"), &-1i32], Err("23514".into())),
         (&[&4i64, &text("x"), &none], Err("23502".into())),
     ];

@@ -504,8 +504,8 @@ impl Engine {
             Some(written) => written,
             None => off_the_runtime(|| self.store.apply_unsynced(command)),
         };
-        let (applied, seq) = written?;
-        self.store.durable(seq).await?;
+        let applied = written?;
+        self.store.durable(applied.seq).await?;
         Ok(applied)
     }
 

@@ -235,16 +235,16 @@ impl Store {
     /// Applies one command atomically: all of it, with the new sequence number, or nothing.
     /// With `sync_writes`, it returns once the batch is fsynced.
     pub fn apply(&self, command: &Command) -> StorageResult<Applied> {
-        let (outcome, seq) = self.apply_unsynced(command)?;
+        let outcome = self.apply_unsynced(command)?;
         if self.wal_sync {
-            self.sync_wal_through(seq)?;
+            self.sync_wal_through(outcome.seq)?;
         }
         Ok(outcome)
     }
 
-    /// As [`Self::apply`], without waiting for the fsync: the outcome, and the sequence number
-    /// [`Self::durable`] must reach before the command may be acknowledged.
-    pub fn apply_unsynced(&self, command: &Command) -> StorageResult<(Applied, u64)> {
+    /// As [`Self::apply`], without waiting for the fsync: [`Self::durable`] must reach the
+    /// outcome's sequence number before the command may be acknowledged.
+    pub fn apply_unsynced(&self, command: &Command) -> StorageResult<Applied> {
         // A sequence set back to its start must not hand out a value reserved before.
         let ranges = command
             .restarts_sequences()
@@ -256,7 +256,7 @@ impl Store {
     /// As [`Self::apply_unsynced`] when no other command is being applied; `None` when one is
     /// (a flush publishing a segment holds the apply lock for seconds: the caller then waits
     /// where waiting blocks no other session).
-    pub fn try_apply_unsynced(&self, command: &Command) -> Option<StorageResult<(Applied, u64)>> {
+    pub fn try_apply_unsynced(&self, command: &Command) -> Option<StorageResult<Applied>> {
         if command.restarts_sequences() {
             return None;
         }
@@ -272,7 +272,7 @@ impl Store {
         command: &Command,
         mut applied: std::sync::MutexGuard<'_, u64>,
         mut ranges: Option<std::sync::MutexGuard<'_, sequences::ReservedRanges>>,
-    ) -> StorageResult<(Applied, u64)> {
+    ) -> StorageResult<Applied> {
         let seq = *applied + 1;
         let mut batch = WriteBatch::with_capacity_bytes(command.batch_size_hint());
         let storage_root = self.dir.storage();
@@ -299,7 +299,7 @@ impl Store {
                 ranges.remove(id);
             }
         }
-        Ok((outcome, seq))
+        Ok(outcome)
     }
 
     /// Returns once every command up to `seq` is fsynced (at once without `sync_writes`),

@@ -142,3 +142,48 @@ fn sync_while_wanted(shared: &Shared, store: &Weak<Store>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Command, Durability};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_commits_return_once_an_fsync_covers_them_and_the_syncer_ends_with_its_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let durability = Durability {
+            sync_writes: true,
+            wal_enabled: true,
+        };
+        let store = Arc::new(Store::open(tmp.path(), durability).unwrap());
+        let user = crate::storage::UserRecord::new_for_test("alice", crate::model::Role::User);
+        let mut waiting = Vec::new();
+        for _ in 0..20 {
+            let applied = store
+                .apply_unsynced(&Command::PutUser(user.clone()))
+                .unwrap();
+            let store = store.clone();
+            waiting.push(tokio::spawn(
+                async move { store.durable(applied.seq).await },
+            ));
+        }
+        for commit in waiting {
+            let done = tokio::time::timeout(Duration::from_secs(10), commit).await;
+            done.expect("a commit waited past 10 s").unwrap().unwrap();
+        }
+        assert_eq!(*store.synced_seq.lock().unwrap(), 20);
+        // Already durable: no fsync to wait for.
+        let again = tokio::time::timeout(Duration::from_secs(1), store.durable(7)).await;
+        again.unwrap().unwrap();
+        let shared = Arc::downgrade(&store.wal_syncer.get().unwrap().shared);
+        drop(store);
+        let deadline = std::time::Instant::now() + IDLE_CHECK * 5;
+        while shared.upgrade().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the syncer outlived its store"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
