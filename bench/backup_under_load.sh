@@ -93,7 +93,7 @@ bt=$(printf '%s\n' "${base_tps[@]}" | median); bp=$(printf '%s\n' "${base_p99[@]
 lt=$(printf '%s\n' "${load_tps[@]}" | median); lp=$(printf '%s\n' "${load_p99[@]}" | median)
 busy_s=$(printf '%s\n' "${busy[@]}" | median)
 echo
-echo "data directory: $(echo "scale=2; $(data_bytes) / 1073741824" | bc) GiB; $CLIENTS clients; medians of $RUNS runs"
+printf 'data directory: %.2f GiB; %s clients; medians of %s runs\n' "$(echo "$(data_bytes) / 1073741824" | bc -l)" "$CLIENTS" "$RUNS"
 printf '%-34s %14s %14s %8s %s\n' "" "no backup" "backup running" ratio target
 printf '%-34s %14.0f %14.0f %8.2f %s\n' "client throughput (tps)" "$bt" "$lt" "$(echo "$lt / $bt" | bc -l)" ">= 0.70"
 printf '%-34s %14.2f %14.2f %8.2f %s\n' "client p99 latency (ms)" "$bp" "$lp" "$(echo "$lp / $bp" | bc -l)" "<= 1.50"
