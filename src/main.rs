@@ -108,26 +108,14 @@ fn verify_backup(archive: &std::path::Path, config: &Config) -> ExitCode {
         .signing_key
         .as_ref()
         .map(|key| kalamdb::backup::SigningKey::new(key.as_bytes()));
-    match kalamdb::backup::verify_archive(archive, key.as_ref()) {
-        Ok(checked) => {
+    let policy = kalamdb::backup::PathPolicy {
+        data_dir: &config.storage.data_path,
+        allowed_dirs: &config.backup.allowed_dirs,
+    };
+    match kalamdb::backup::verify_chain(archive, key.as_ref(), &policy) {
+        Ok(chain) => {
+            let checked = &chain.top;
             let manifest = &checked.manifest;
-            let mut areas: std::collections::BTreeMap<String, (usize, u64)> = Default::default();
-            for file in &manifest.files {
-                let area = file
-                    .path
-                    .splitn(3, '/')
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .join("/");
-                let area = if file.path.starts_with("data/") {
-                    area
-                } else {
-                    file.path.clone()
-                };
-                let entry = areas.entry(area).or_default();
-                entry.0 += 1;
-                entry.1 += file.size;
-            }
             println!("{}: OK", archive.display());
             println!("  format version   {}", manifest.format_version);
             println!("  written by       KalamDB {}", manifest.kalamdb_version);
@@ -137,14 +125,39 @@ fn verify_backup(archive: &std::path::Path, config: &Config) -> ExitCode {
             println!(
                 "  files            {} ({}), {} directories, checksums {}",
                 manifest.files.len(),
-                kalamdb::backup::human_bytes(manifest.total_bytes),
+                kalamdb::backup::human_bytes(chain.database_bytes()),
                 checked.directories,
                 manifest.checksum_algorithm
             );
-            for (area, (files, bytes)) in areas {
+            for area in manifest.areas() {
                 println!(
-                    "    {area:<16} {files:>6} files {:>12}",
-                    kalamdb::backup::human_bytes(bytes)
+                    "    {:<16} {:>6} files {:>12}{}",
+                    area.area,
+                    area.files,
+                    kalamdb::backup::human_bytes(area.bytes),
+                    if area.stored_files == area.files {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({} files, {} in this archive)",
+                            area.stored_files,
+                            kalamdb::backup::human_bytes(area.stored_bytes)
+                        )
+                    }
+                );
+            }
+            if let Some(base) = &manifest.base {
+                println!(
+                    "  incremental on   {} (job {}), checked with {} base archive(s): {}",
+                    base.path,
+                    base.job_id,
+                    chain.bases.len(),
+                    chain
+                        .bases
+                        .iter()
+                        .map(|b| b.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             println!(

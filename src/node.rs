@@ -1,6 +1,6 @@
 //! A node's life: start-up and shutdown of everything below the protocol. It finishes a staged
 //! restore before the data directory is opened, opens the store, starts the engine (whose job
-//! manager resumes queued jobs), runs the housekeeping timers, hands the engine to the
+//! manager resumes queued jobs), runs the housekeeping timers and the backup schedules, hands the engine to the
 //! PostgreSQL server until shutdown, then waits for jobs and flushes the store.
 
 use std::future::Future;
@@ -53,8 +53,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     let engine = Engine::start(store.clone(), config.clone())?;
     let housekeeping = housekeeping(engine.clone(), &config);
+    let schedules = tokio::spawn(engine.clone().run_backup_schedules());
     let served = server::serve(engine.clone(), config.clone(), shutdown).await;
     housekeeping.abort();
+    schedules.abort();
     let grace = Duration::from_secs(config.server.shutdown_timeout_seconds);
     if !engine.jobs().wait_idle(grace).await {
         tracing::warn!(

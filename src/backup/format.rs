@@ -6,7 +6,12 @@
 //! 2. Directories and files under the spec's layout: `data/rocksdb/`, `data/storage/`,
 //!    `data/snapshots/`, `data/streams/`, then `server.toml` when the server had one.
 //! 3. `MANIFEST.json` last, so the archive is written in one pass: every file's path, size and
-//!    SHA-256, and a SHA-256 of the manifest body itself.
+//!    SHA-256, and a SHA-256 of the manifest body itself (its seal). It sits in a gzip member
+//!    of its own (see `members`), so it can be read without inflating the data.
+//!
+//! An incremental backup lists every file of the database but holds only those whose path,
+//! size or SHA-256 differ from its base's manifest; the others name, by seal, the archive of
+//! the chain that holds them.
 //!
 //! SHA-256 rather than CRC-32C: a backup leaves the machine, and a cryptographic digest also
 //! detects deliberate tampering; with the CPU's SHA instructions (ring) it hashes at well over
@@ -45,8 +50,96 @@ pub struct Manifest {
     /// The applied sequence number the backup captured.
     pub applied_seq: u64,
     pub checksum_algorithm: String,
+    /// The bytes of the files this archive holds (for an incremental, fewer than it lists).
     pub total_bytes: u64,
+    /// Every file of the database at the backup point.
     pub files: Vec<ManifestFile>,
+    /// The id of the database backed up (absent in archives from before databases had ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_id: Option<String>,
+    /// For an incremental backup: the archive it builds on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseArchive>,
+}
+
+/// The archive an incremental backup builds on, named by its manifest's seal; the path is
+/// where it was when the incremental was taken.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BaseArchive {
+    pub path: String,
+    pub manifest_sha256: String,
+    pub job_id: String,
+    pub created_at: String,
+}
+
+/// The files and bytes a manifest lists under one area: `data/rocksdb`, `data/storage`,
+/// ..., or a top-level file such as `server.toml`; `stored_*` count those this archive holds
+/// (all of them, unless it is an incremental).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AreaTotal {
+    pub area: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub stored_files: usize,
+    pub stored_bytes: u64,
+}
+
+impl Manifest {
+    /// Files and bytes per area, in the archive's order of areas (the spec's layout first).
+    pub fn areas(&self) -> Vec<AreaTotal> {
+        let mut totals: Vec<AreaTotal> = LAYOUT
+            .iter()
+            .map(|area| AreaTotal::empty(format!("{DATA_ROOT}/{area}")))
+            .collect();
+        for file in &self.files {
+            let area = match file
+                .path
+                .strip_prefix(DATA_ROOT)
+                .and_then(|p| p.strip_prefix('/'))
+            {
+                Some(rest) => format!("{DATA_ROOT}/{}", rest.split('/').next().unwrap_or("")),
+                None => file.path.clone(),
+            };
+            let index = match totals.iter().position(|t| t.area == area) {
+                Some(index) => index,
+                None => {
+                    totals.push(AreaTotal::empty(area));
+                    totals.len() - 1
+                }
+            };
+            let total = &mut totals[index];
+            total.files += 1;
+            total.bytes += file.size;
+            if file.archive.is_none() {
+                total.stored_files += 1;
+                total.stored_bytes += file.size;
+            }
+        }
+        totals
+    }
+
+    /// The files this archive holds itself.
+    pub fn stored_files(&self) -> impl Iterator<Item = &ManifestFile> {
+        self.files.iter().filter(|f| f.archive.is_none())
+    }
+
+    /// The SHA-256 of the manifest's canonical serialization: what names the archive in a
+    /// chain of incrementals.
+    pub fn seal(&self) -> String {
+        sha256_hex(canonical(self).as_bytes())
+    }
+}
+
+impl AreaTotal {
+    fn empty(area: String) -> AreaTotal {
+        AreaTotal {
+            area,
+            files: 0,
+            bytes: 0,
+            stored_files: 0,
+            stored_bytes: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -54,6 +147,10 @@ pub struct ManifestFile {
     pub path: String,
     pub size: u64,
     pub sha256: String,
+    /// In an incremental backup, the seal of the archive of its chain that holds this file
+    /// unchanged; absent when this archive holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
 }
 
 /// A sealed document: the body and the SHA-256 of its canonical serialization (the pretty
@@ -103,6 +200,17 @@ pub enum Signature {
     Unchecked,
     /// Not signed.
     Absent,
+}
+
+impl Signature {
+    /// The word SHOW BACKUP and job messages use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signature::Verified => "verified",
+            Signature::Unchecked => "unchecked",
+            Signature::Absent => "none",
+        }
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -301,7 +409,10 @@ mod tests {
                 path: "data/rocksdb/CURRENT".into(),
                 size: 3,
                 sha256: sha256_hex(b"abc"),
+                archive: None,
             }],
+            database_id: None,
+            base: None,
         };
         let sealed = seal(&manifest);
         assert_eq!(unseal::<Manifest>(&sealed, "manifest").unwrap(), manifest);

@@ -27,6 +27,8 @@ const REFUSED_WINDOWS: [&[&str]; 1] = [&["c:", "windows"]];
 pub enum PathUse {
     BackupTarget,
     RestoreSource,
+    /// SHOW BACKUP and VERIFY BACKUP read an archive as a restore does, and change nothing.
+    Inspected,
 }
 
 impl PathUse {
@@ -34,13 +36,14 @@ impl PathUse {
         match self {
             PathUse::BackupTarget => "backup path",
             PathUse::RestoreSource => "restore path",
+            PathUse::Inspected => "archive path",
         }
     }
 
     fn suffixes(self) -> &'static [&'static str] {
         match self {
             PathUse::BackupTarget => &[".tar.gz"],
-            PathUse::RestoreSource => &[".tar.gz", ".tgz"],
+            PathUse::RestoreSource | PathUse::Inspected => &[".tar.gz", ".tgz"],
         }
     }
 }
@@ -118,7 +121,7 @@ pub fn check_path(
                 ));
             }
         }
-        PathUse::RestoreSource => {
+        PathUse::RestoreSource | PathUse::Inspected => {
             let resolved = std::fs::canonicalize(&real).map_err(|e| {
                 PathError::Invalid(format!("cannot read the archive {}: {e}", real.display()))
             })?;

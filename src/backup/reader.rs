@@ -53,7 +53,8 @@ pub trait FileSink: Write {
 /// Discards everything: the sink of `verify-backup`.
 pub struct DiscardSink;
 
-struct Discard;
+/// A file's bytes, dropped.
+pub(super) struct Discard;
 
 impl Write for Discard {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -86,6 +87,8 @@ impl Sink for DiscardSink {
 #[derive(Debug)]
 pub struct CheckedArchive {
     pub manifest: Manifest,
+    /// The manifest's seal ([`Manifest::seal`]).
+    pub seal: String,
     pub archive_bytes: u64,
     pub directories: usize,
     pub has_config: bool,
@@ -252,6 +255,7 @@ pub fn read_archive(
     check_against_manifest(&manifest, &declared, &seen)?;
     let has_config = seen.contains_key(format::CONFIG_NAME);
     Ok(CheckedArchive {
+        seal: manifest.seal(),
         manifest,
         archive_bytes,
         directories,
@@ -483,23 +487,35 @@ fn check_against_manifest(
             format::FORMAT_VERSION
         ));
     }
-    let listed: u64 = manifest.files.iter().map(|f| f.size).sum();
+    let stored = manifest.stored_files().count();
+    let listed: u64 = manifest.stored_files().map(|f| f.size).sum();
     if listed != manifest.total_bytes
         || manifest.total_bytes != declared.total_bytes
-        || manifest.files.len() as u64 != declared.file_count
+        || stored as u64 != declared.file_count
     {
         return invalid(format!(
-            "the manifest lists {} files of {listed} bytes (declaring {}), but the archive header declares {} files of {} bytes",
-            manifest.files.len(),
-            manifest.total_bytes,
-            declared.file_count,
-            declared.total_bytes
+            "the manifest lists {stored} stored files of {listed} bytes (declaring {}), but the archive header declares {} files of {} bytes",
+            manifest.total_bytes, declared.file_count, declared.total_bytes
         ));
+    }
+    if manifest.base.is_none() && stored != manifest.files.len() {
+        return invalid(
+            "MANIFEST.json names files held by other archives but no base archive".into(),
+        );
     }
     let mut listed_paths = std::collections::HashSet::new();
     for file in &manifest.files {
         if !listed_paths.insert(file.path.as_str()) {
             return invalid(format!("MANIFEST.json lists '{}' twice", file.path));
+        }
+        if file.archive.is_some() {
+            if seen.contains_key(&file.path) {
+                return invalid(format!(
+                    "'{}' is in the archive, but MANIFEST.json says an earlier archive holds it",
+                    file.path
+                ));
+            }
+            continue;
         }
         match seen.get(&file.path) {
             None => {

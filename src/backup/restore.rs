@@ -1,7 +1,8 @@
 //! RESTORE DATABASE: stages a checked archive beside the data directory for the next start.
 //!
 //! The job extracts into `<data>_restore_pending.tmp-<job>/` (never the live directory),
-//! checking every entry and checksum as it goes (see [`super::reader`]). Only when the whole
+//! checking every entry and checksum as it goes (see [`super::reader`]); an incremental brings
+//! in the files its bases hold (see [`super::chain`]). Only when the whole
 //! archive has been verified and every file fsynced does it write the completeness marker and
 //! publish the directory as `<data>_restore_pending/`, atomically exchanging it with an older
 //! pending restore if there is one. Any failure removes the staging directory.
@@ -12,9 +13,12 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::chain::read_chain;
 use super::format::{Place, Signature, SigningKey};
-use super::reader::{self, ArchiveError, ArchiveResult, FileSink, Sink};
-use super::{RestoreMarker, fsync_dir, human_bytes, pending_dir, staging_prefix};
+use super::reader::{ArchiveError, ArchiveResult, FileSink, Sink};
+use super::{
+    BackupJob, PathPolicy, RestoreMarker, fsync_dir, human_bytes, pending_dir, staging_prefix,
+};
 use crate::jobs::{JobContext, JobError, JobResult, JobWork};
 
 /// How often, in staged bytes, free disk is measured again while staging.
@@ -29,12 +33,19 @@ pub struct RestoreJob {
     pub signing_key: Option<SigningKey>,
     /// `[backup] min_free_bytes`: free disk kept for the live database while staging.
     pub min_free_bytes: u64,
+    /// `[backup] allowed_dirs`: where the bases of an incremental may be read from.
+    pub allowed_dirs: Vec<PathBuf>,
+    /// `WITH BACKUP TO '<path>'`: the current state is backed up first, in this job, and
+    /// nothing is staged unless that backup is complete.
+    pub backup_first: Option<BackupJob>,
 }
 
 /// What a restore job records in `system.jobs.parameters`, and what resuming it reads back.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RestoreParameters {
     pub path: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_to: Option<PathBuf>,
 }
 
 impl RestoreJob {
@@ -58,6 +69,7 @@ impl JobWork for RestoreJob {
     fn parameters(&self) -> serde_json::Value {
         let parameters = RestoreParameters {
             path: self.source.clone(),
+            backup_to: self.backup_first.as_ref().map(|job| job.target.clone()),
         };
         serde_json::to_value(parameters).expect("restore parameters serialize")
     }
@@ -67,9 +79,28 @@ impl JobWork for RestoreJob {
         let limits = StagingLimits {
             signing_key: self.signing_key.clone(),
             min_free_bytes: self.min_free_bytes,
+            allowed_dirs: self.allowed_dirs.clone(),
         };
-        crate::jobs::background::run_below_clients("restore", move || stage(&ctx, &source, &limits))
-            .await?
+        let backup_first = self.backup_first.clone();
+        crate::jobs::background::run_below_clients("restore", move || {
+            if let Some(backup) = &backup_first {
+                backup.write(&ctx).map_err(|e| match e {
+                    JobError::Cancelled => JobError::Cancelled,
+                    e => JobError::Failed(format!(
+                        "the backup before the restore failed, so nothing was staged: {e}"
+                    )),
+                })?;
+            }
+            let staged = stage(&ctx, &source, &limits)?;
+            Ok(match &backup_first {
+                Some(backup) => format!(
+                    "{staged} The state before it was backed up to '{}'.",
+                    backup.target.display()
+                ),
+                None => staged,
+            })
+        })
+        .await?
     }
 }
 
@@ -84,6 +115,7 @@ pub fn staged_message(source: &Path) -> String {
 struct StagingLimits {
     signing_key: Option<SigningKey>,
     min_free_bytes: u64,
+    allowed_dirs: Vec<PathBuf>,
 }
 
 fn stage(ctx: &JobContext, source: &Path, limits: &StagingLimits) -> JobResult<String> {
@@ -155,9 +187,14 @@ fn fill_staging(
         }
         Ok(())
     };
-    let read = reader::read_archive(
+    let policy = PathPolicy {
+        data_dir,
+        allowed_dirs: &limits.allowed_dirs,
+    };
+    let read = read_chain(
         source,
         limits.signing_key.as_ref(),
+        &policy,
         &mut sink,
         &mut on_progress,
     );
@@ -168,7 +205,8 @@ fn fill_staging(
             "syncing files staged in {}",
             staging.display()
         )))?;
-    let checked = read?;
+    let chain = read?;
+    let checked = &chain.top;
     if checked.signature != Signature::Verified {
         tracing::warn!(
             job_id = ctx.job_id,
@@ -180,7 +218,7 @@ fn fill_staging(
     // a crafted one must not reach outside the data directory.
     crate::storage::verify_catalog_at(&staging.join("rocksdb"))
         .map_err(|e| ArchiveError::Invalid(format!("the archive's catalog is unsafe: {e}")))?;
-    let total = checked.manifest.total_bytes;
+    let total = chain.database_bytes();
     ctx.progress(total, None)
         .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
     // One syncfs makes the directories and the last files durable (the background syncs
@@ -213,11 +251,16 @@ fn fill_staging(
     publish(staging, &pending_dir(data_dir))
         .map_err(ArchiveError::io("publishing the staged restore"))?;
     Ok(format!(
-        "staged {} files ({}) from {} ({} archive)",
+        "staged {} files ({}) from {} ({} archive{})",
         checked.manifest.files.len(),
         human_bytes(total),
         source.display(),
-        human_bytes(checked.archive_bytes)
+        human_bytes(checked.archive_bytes),
+        if chain.bases.is_empty() {
+            String::new()
+        } else {
+            format!(" and its {} base archive(s)", chain.bases.len())
+        }
     ))
 }
 

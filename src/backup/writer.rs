@@ -7,23 +7,24 @@
 //! so memory stays bounded by the compressor's queue whatever the database size.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gzp::ZWriter;
 use gzp::deflate::Gzip;
-use gzp::par::compress::{ParCompress, ParCompressBuilder};
+use gzp::par::compress::ParCompressBuilder;
 
 use super::format::{self, Manifest, ManifestFile, SigningKey};
 use super::human_bytes;
+use super::incremental::{Base, Contents};
+use super::members::Members;
+use super::schedule::Schedule;
 use crate::durable::Publish;
 use crate::jobs::{JobContext, JobError, JobResult, JobWork};
-use crate::storage::BackupPoint;
 
 /// How often a running backup records its progress in `system.jobs`.
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+pub(super) const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// Compressor input block; gzp compresses blocks of this size in parallel.
 const COMPRESS_BLOCK: usize = 1024 * 1024;
 const READ_BUFFER: usize = 256 * 1024;
@@ -37,6 +38,11 @@ pub struct BackupJob {
     pub compression_threads: usize,
     /// `[backup] signing_key`: the manifest is signed with it when set.
     pub signing_key: Option<SigningKey>,
+    /// Set for a scheduled run: the published archive is verified, then the schedule's older
+    /// archives its retention no longer keeps are deleted.
+    pub schedule: Option<Schedule>,
+    /// `INCREMENTAL FROM '<base>'`: files the base's chain holds unchanged are not stored.
+    pub base: Option<PathBuf>,
 }
 
 /// What a backup job records in `system.jobs.parameters`, and what resuming it reads back.
@@ -45,6 +51,12 @@ pub struct BackupParameters {
     pub path: PathBuf,
     pub compression_level: u32,
     pub compression_threads: usize,
+    /// The `[[backup.schedule]]` this run belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The base archive of an incremental backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<PathBuf>,
 }
 
 impl BackupJob {
@@ -70,13 +82,26 @@ impl JobWork for BackupJob {
             path: self.target.clone(),
             compression_level: self.compression_level,
             compression_threads: self.compression_threads,
+            schedule: self.schedule.as_ref().map(|s| s.name().to_owned()),
+            base: self.base.clone(),
         };
         serde_json::to_value(parameters).expect("backup parameters serialize")
     }
 
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
         let job = self.clone();
-        crate::jobs::background::run_below_clients("backup", move || job.write(&ctx)).await?
+        crate::jobs::background::run_below_clients("backup", move || {
+            let written = job.write(&ctx)?;
+            match &job.schedule {
+                Some(schedule) => {
+                    let kept =
+                        schedule.verify_and_prune(&ctx, &job.target, job.signing_key.as_ref())?;
+                    Ok(format!("{written}; {kept}"))
+                }
+                None => Ok(written),
+            }
+        })
+        .await?
     }
 }
 
@@ -108,10 +133,10 @@ pub fn partial_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
-/// Removes what an interrupted backup job left: its partial archive (the capture directory is
-/// removed when the data directory is opened).
-pub fn remove_leftovers(parameters: &BackupParameters) {
-    let partial = partial_path(&parameters.path);
+/// Removes what an interrupted backup to `target` left: its partial archive (the capture
+/// directory is removed when the data directory is opened).
+pub fn remove_leftovers(target: &Path) {
+    let partial = partial_path(target);
     match std::fs::remove_file(&partial) {
         Ok(()) => {
             tracing::info!(file = %partial.display(), "removed an interrupted backup's partial archive")
@@ -145,12 +170,13 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-fn io_failed(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> JobError {
+pub(super) fn io_failed(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> JobError {
     move |e| JobError::Failed(format!("{what}: {e}"))
 }
 
 impl BackupJob {
-    fn write(&self, ctx: &JobContext) -> JobResult<String> {
+    /// Writes and publishes the archive; returns the job's completion message.
+    pub(super) fn write(&self, ctx: &JobContext) -> JobResult<String> {
         let started = Instant::now();
         let store = &ctx.store;
         let scratch = store.dir().backup_scratch(&ctx.job_id);
@@ -159,6 +185,18 @@ impl BackupJob {
             path: scratch.clone(),
             dir: true,
             armed: true,
+        };
+        let base = match &self.base {
+            Some(path) => {
+                ctx.progress_saying(0, None, format!("reading the base {}", path.display()))?;
+                let database_id = store.database_id()?;
+                Some(Base::read(
+                    path,
+                    self.signing_key.as_ref(),
+                    database_id.as_deref(),
+                )?)
+            }
+            None => None,
         };
         ctx.progress_saying(0, None, "capturing a consistent point".to_owned())?;
         let point = store.capture_backup_point(&scratch)?;
@@ -176,13 +214,16 @@ impl BackupJob {
             )),
             None => None,
         };
-        let total = point.total_bytes() + config.as_ref().map_or(0, |c| c.len() as u64);
+        let database_bytes = point.total_bytes() + config.as_ref().map_or(0, |c| c.len() as u64);
+        let database_files = point.files.len() + usize::from(config.is_some());
+        let contents = Contents::choose(ctx, &point, config, base.as_ref())?;
+        let total = contents.stored_bytes();
         ctx.progress_saying(
             0,
             Some(total),
             format!(
                 "archiving {} files ({})",
-                point.files.len() + usize::from(config.is_some()),
+                contents.stored_count(),
                 human_bytes(total)
             ),
         )?;
@@ -214,13 +255,20 @@ impl BackupJob {
             .map_err(|e| JobError::Failed(format!("starting the compressor: {e}")))?
             .from_writer(BufWriter::with_capacity(COMPRESS_BLOCK, file));
         let mut archive = ArchiveWriter {
-            tar: tar::Builder::new(CompressorSink(Some(compressor))),
+            tar: tar::Builder::new(Members::Data(compressor)),
+            compression_level: self.compression_level,
             progress: Progress::new(ctx, total),
-            manifest_files: Vec::with_capacity(point.files.len() + 1),
+            manifest_files: Vec::with_capacity(database_files),
             mtime: chrono::Utc::now().timestamp().max(0) as u64,
             signing_key: self.signing_key.as_ref(),
         };
-        let written = archive.write_all(&point, config.as_deref(), &ctx.job_id, total);
+        let identity = Identity {
+            job_id: &ctx.job_id,
+            applied_seq: point.applied_seq,
+            database_id: store.database_id()?,
+        };
+        let stored_files = contents.stored_count();
+        let written = archive.write_all(contents, identity, total);
         let file = match written.and_then(|()| archive.finish()) {
             Ok(file) => file,
             Err(e) => {
@@ -252,42 +300,41 @@ impl BackupJob {
         ctx.progress(total, None)?;
         let elapsed = started.elapsed();
         let rate = total as f64 / elapsed.as_secs_f64().max(1e-3);
-        Ok(format!(
-            "Backup written to '{}': {} archive of {} in {} files, {:.1} s ({}/s)",
-            self.target.display(),
-            human_bytes(archive_bytes),
-            human_bytes(total),
-            point.files.len() + usize::from(config.is_some()),
-            elapsed.as_secs_f64(),
-            human_bytes(rate as u64),
-        ))
+        Ok(match &self.base {
+            None => format!(
+                "Backup written to '{}': {} archive of {} in {} files, {:.1} s ({}/s)",
+                self.target.display(),
+                human_bytes(archive_bytes),
+                human_bytes(total),
+                database_files,
+                elapsed.as_secs_f64(),
+                human_bytes(rate as u64),
+            ),
+            Some(base) => format!(
+                "Incremental backup written to '{}' on '{}': {} archive storing {} of {} in {} of {} files, {:.1} s",
+                self.target.display(),
+                base.display(),
+                human_bytes(archive_bytes),
+                human_bytes(total),
+                human_bytes(database_bytes),
+                stored_files,
+                database_files,
+                elapsed.as_secs_f64(),
+            ),
+        })
     }
 }
 
-type Compressor = ParCompress<'static, Gzip, BufWriter<File>>;
-
-/// The compressor behind tar, so a failed or cancelled backup can stop it without the panic
-/// gzp's drop would raise on a broken writer.
-struct CompressorSink(Option<Compressor>);
-
-impl Write for CompressorSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match &mut self.0 {
-            Some(c) => c.write(buf),
-            None => Err(std::io::Error::other("the archive was abandoned")),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match &mut self.0 {
-            Some(c) => c.flush(),
-            None => Ok(()),
-        }
-    }
+/// What the manifest says of the backup itself.
+struct Identity<'a> {
+    job_id: &'a str,
+    applied_seq: u64,
+    database_id: Option<String>,
 }
 
 struct ArchiveWriter<'a> {
-    tar: tar::Builder<CompressorSink>,
+    tar: tar::Builder<Members>,
+    compression_level: u32,
     progress: Progress<'a>,
     manifest_files: Vec<ManifestFile>,
     mtime: u64,
@@ -295,21 +342,14 @@ struct ArchiveWriter<'a> {
 }
 
 impl ArchiveWriter<'_> {
-    fn write_all(
-        &mut self,
-        point: &BackupPoint,
-        config: Option<&[u8]>,
-        job_id: &str,
-        total: u64,
-    ) -> JobResult<()> {
-        let file_count = point.files.len() + usize::from(config.is_some());
-        self.global_header(total, file_count)?;
+    fn write_all(&mut self, contents: Contents, identity: Identity, total: u64) -> JobResult<()> {
+        self.global_header(total, contents.stored_count())?;
         let mut dirs = std::collections::BTreeSet::new();
         dirs.insert(format::DATA_ROOT.to_owned());
         for area in format::LAYOUT {
             dirs.insert(format!("{}/{area}", format::DATA_ROOT));
         }
-        for file in &point.files {
+        for file in &contents.stored {
             let mut path = Path::new(&file.relative).parent();
             while let Some(dir) = path.filter(|p| !p.as_os_str().is_empty()) {
                 dirs.insert(format!("{}/{}", format::DATA_ROOT, dir.display()));
@@ -319,27 +359,35 @@ impl ArchiveWriter<'_> {
         for dir in dirs {
             self.directory(&dir)?;
         }
-        for captured in &point.files {
+        for captured in &contents.stored {
             let source = File::open(&captured.source)
                 .map_err(io_failed(format!("opening {}", captured.source.display())))?;
             let path = format!("{}/{}", format::DATA_ROOT, captured.relative);
             self.file(&path, captured.len, source)?;
         }
-        if let Some(config) = config {
-            self.file(format::CONFIG_NAME, config.len() as u64, config)?;
+        if let Some(config) = &contents.config {
+            self.file(format::CONFIG_NAME, config.len() as u64, config.as_slice())?;
         }
+        let mut files = std::mem::take(&mut self.manifest_files);
+        files.extend(contents.left_to_base);
         let manifest = Manifest {
             format_version: format::FORMAT_VERSION,
             kalamdb_version: env!("CARGO_PKG_VERSION").into(),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            job_id: job_id.into(),
-            applied_seq: point.applied_seq,
+            job_id: identity.job_id.into(),
+            applied_seq: identity.applied_seq,
             checksum_algorithm: "sha256".into(),
             total_bytes: total,
-            files: std::mem::take(&mut self.manifest_files),
+            files,
+            database_id: identity.database_id,
+            base: contents.base,
         };
         let sealed = format::seal_signed(&manifest, self.signing_key);
         let mut header = self.header(tar::EntryType::Regular, sealed.len() as u64, 0o644);
+        self.tar
+            .get_mut()
+            .start_manifest_member(self.compression_level)
+            .map_err(io_failed("compressing the archive"))?;
         self.tar
             .append_data(&mut header, format::MANIFEST_NAME, sealed.as_slice())
             .map_err(io_failed("writing the manifest"))
@@ -408,34 +456,25 @@ impl ArchiveWriter<'_> {
             path: path.to_owned(),
             size: len,
             sha256: hex::encode(digest),
+            archive: None,
         });
         Ok(())
     }
 
-    /// Ends the tar stream and the gzip stream; returns the archive file.
+    /// Ends the tar stream and the last gzip member; returns the archive file.
     fn finish(&mut self) -> JobResult<File> {
         self.tar
             .finish()
             .map_err(io_failed("finishing the archive"))?;
-        let mut compressor = self
-            .tar
+        self.tar
             .get_mut()
-            .0
-            .take()
-            .expect("the compressor is present");
-        let buffered = compressor
             .finish()
-            .map_err(|e| JobError::Failed(format!("compressing the archive: {e}")))?;
-        buffered
-            .into_inner()
-            .map_err(|e| JobError::Failed(format!("writing the archive: {}", e.error())))
+            .map_err(io_failed("writing the archive"))
     }
 
     /// Stops the compressor after a failure, discarding its output.
     fn abort(&mut self) {
-        if let Some(mut compressor) = self.tar.get_mut().0.take() {
-            let _ = compressor.finish();
-        }
+        self.tar.get_mut().abort();
     }
 }
 

@@ -148,6 +148,26 @@ pub struct BackupSection {
     /// `KALAMDB_BACKUP_SIGNING_KEY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
+    /// `[[backup.schedule]]`: backups the server takes by itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<BackupSchedule>,
+}
+
+/// One `[[backup.schedule]]` entry: a cron expression (five fields, or six with seconds first,
+/// in UTC), the directory its archives go to, and how many of them to keep.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSchedule {
+    /// Names the schedule and starts its archives' names: `<name>-<UTC time>.tar.gz`.
+    pub name: String,
+    pub cron: String,
+    pub directory: PathBuf,
+    /// Keep the newest this many archives...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<usize>,
+    /// ...and every archive younger than this many days. With neither, all are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_days: Option<u64>,
 }
 
 impl BackupSection {
@@ -279,6 +299,7 @@ impl Config {
                 "[backup] signing_key must be at least {MIN_SIGNING_KEY_BYTES} bytes (for example `openssl rand -hex 32`)"
             )));
         }
+        self.validate_schedules()?;
         if self.auth.root_password.is_empty() {
             return Err(ConfigError::Invalid(
                 "[auth] root_password must not be empty".into(),
@@ -288,6 +309,43 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "[auth] scram_iterations must be between 1000 and 10000000".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Each `[[backup.schedule]]` has a file-name-safe unique name, a cron expression croner
+    /// accepts, and a retention of at least one archive or one day. Its directory is held to
+    /// the path rules when the node starts, where the data directory is known.
+    fn validate_schedules(&self) -> Result<(), ConfigError> {
+        for (index, schedule) in self.backup.schedule.iter().enumerate() {
+            let key = format!("[[backup.schedule]] #{} ({:?})", index + 1, schedule.name);
+            let invalid = |what: String| Err(ConfigError::Invalid(format!("{key} {what}")));
+            if schedule.name.is_empty()
+                || !schedule
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return invalid(
+                    "name must be letters, digits, '_' or '-': it starts the archives' file names"
+                        .into(),
+                );
+            }
+            if self.backup.schedule[..index]
+                .iter()
+                .any(|other| other.name == schedule.name)
+            {
+                return invalid("name is used by an earlier schedule".into());
+            }
+            if let Err(e) = schedule.cron.parse::<croner::Cron>() {
+                return invalid(format!(
+                    "cron = {:?} is not a cron expression: {e}",
+                    schedule.cron
+                ));
+            }
+            if schedule.keep_last == Some(0) || schedule.keep_days == Some(0) {
+                return invalid("keep_last and keep_days must be at least 1 when set".into());
+            }
         }
         Ok(())
     }

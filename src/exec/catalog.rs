@@ -20,9 +20,9 @@ pub struct KalamCatalog {
 }
 
 impl KalamCatalog {
-    pub fn new(store: Arc<Store>) -> Self {
+    pub fn new(store: Arc<Store>, schedules: Arc<[crate::backup::Schedule]>) -> Self {
         KalamCatalog {
-            system: Arc::new(SystemSchema::new(store.clone())),
+            system: Arc::new(SystemSchema::new(store.clone(), schedules)),
             store,
             registered: Default::default(),
         }

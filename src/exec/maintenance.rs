@@ -1,50 +1,79 @@
 //! Statements that start or stop background jobs (FLUSH TABLE, BACKUP DATABASE, RESTORE
-//! DATABASE, KILL JOB) and CLUSTER SNAPSHOT.
+//! DATABASE, VERIFY BACKUP, KILL JOB), SHOW BACKUP and CLUSTER SNAPSHOT.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::session::Outcome;
 use super::{Engine, ExecError, ExecResult, Session};
-use crate::backup::{self, BackupJob, PathPolicy, PathUse, RestoreJob};
+use crate::backup::{self, BackupJob, PathPolicy, PathUse, RestoreJob, VerifyJob};
 use crate::config::Config;
 use crate::jobs::FlushJob;
 use crate::model::TableKind;
-use crate::sql::TableName;
+use crate::sql::{ArchivePath, TableName};
 
 impl Engine {
-    /// A BACKUP job to `raw` under the server's `[backup]` settings. The path rules are checked
-    /// here, so a job resumed after a restart is held to the rules of the server it resumes on.
-    pub(super) fn backup_job(&self, raw: &str, quoted: bool) -> ExecResult<BackupJob> {
+    /// A BACKUP job to `target` under the server's `[backup]` settings. The path rules are
+    /// checked here, so a job resumed after a restart is held to the rules of the server it
+    /// resumes on.
+    pub(super) fn backup_job(
+        &self,
+        target: &ArchivePath,
+        base: Option<&ArchivePath>,
+    ) -> ExecResult<BackupJob> {
         let config = self.config();
         Ok(BackupJob {
-            target: self.checked_path(raw, quoted, PathUse::BackupTarget)?,
+            target: self.checked_path(target, PathUse::BackupTarget)?,
             config_path: config.source_path.clone(),
             compression_level: config.backup.compression_level,
             compression_threads: config.backup.threads(),
             signing_key: signing_key(config),
+            schedule: None,
+            base: base
+                .map(|base| self.checked_path(base, PathUse::RestoreSource))
+                .transpose()?,
         })
     }
 
-    /// A RESTORE job from `raw`; the path rules are checked as for [`Engine::backup_job`].
-    pub(super) fn restore_job(&self, raw: &str, quoted: bool) -> ExecResult<RestoreJob> {
+    /// A RESTORE job from `source`, after a backup to `backup_to` when one is named; the path
+    /// rules are checked as for [`Engine::backup_job`].
+    pub(super) fn restore_job(
+        &self,
+        source: &ArchivePath,
+        backup_to: Option<&ArchivePath>,
+    ) -> ExecResult<RestoreJob> {
         let config = self.config();
         Ok(RestoreJob {
-            source: self.checked_path(raw, quoted, PathUse::RestoreSource)?,
+            source: self.checked_path(source, PathUse::RestoreSource)?,
             signing_key: signing_key(config),
             min_free_bytes: config.backup.min_free_bytes,
+            allowed_dirs: config.backup.allowed_dirs.clone(),
+            backup_first: backup_to
+                .map(|target| self.backup_job(target, None))
+                .transpose()?,
         })
     }
 
-    fn checked_path(&self, raw: &str, quoted: bool, usage: PathUse) -> ExecResult<PathBuf> {
+    /// A VERIFY BACKUP job reading `archive`.
+    pub(super) fn verify_job(&self, archive: &ArchivePath) -> ExecResult<VerifyJob> {
+        Ok(VerifyJob {
+            source: self.checked_path(archive, PathUse::Inspected)?,
+            signing_key: signing_key(self.config()),
+            allowed_dirs: self.config().backup.allowed_dirs.clone(),
+        })
+    }
+
+    fn checked_path(&self, path: &ArchivePath, usage: PathUse) -> ExecResult<PathBuf> {
         let policy = PathPolicy {
             data_dir: self.store().dir().root(),
             allowed_dirs: &self.config().backup.allowed_dirs,
         };
-        Ok(backup::check_path(raw, quoted, usage, &policy)?)
+        Ok(backup::check_path(&path.raw, path.quoted, usage, &policy)?)
     }
 }
 
@@ -59,6 +88,31 @@ pub(super) fn job_started_schema() -> SchemaRef {
         Field::new("job_id", DataType::Utf8, false),
         Field::new("status", DataType::Utf8, false),
         Field::new("message", DataType::Utf8, false),
+    ]))
+}
+
+/// The rows SHOW BACKUP returns: the manifest's summary on every row, one row per area.
+pub(super) fn show_backup_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("archive", DataType::Utf8, false),
+        Field::new(
+            "created_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("kalamdb_version", DataType::Utf8, false),
+        Field::new("backup_job_id", DataType::Utf8, false),
+        Field::new("applied_seq", DataType::Int64, false),
+        Field::new("signature", DataType::Utf8, false),
+        // The base archive's path when the backup is incremental.
+        Field::new("base", DataType::Utf8, true),
+        Field::new("area", DataType::Utf8, false),
+        // Every file of the database in the area...
+        Field::new("files", DataType::Int64, false),
+        Field::new("bytes", DataType::Int64, false),
+        // ...and those this archive holds (fewer in an incremental).
+        Field::new("stored_files", DataType::Int64, false),
+        Field::new("stored_bytes", DataType::Int64, false),
     ]))
 }
 
@@ -157,30 +211,108 @@ impl Session {
     }
 
     /// Checks the path rules, then queues the backup; the row comes back at once.
-    pub(super) fn backup_database(&self, raw: &str, quoted: bool) -> ExecResult<Outcome> {
-        let job = self.engine.backup_job(raw, quoted)?;
-        let target = job.target.clone();
-        let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
-        job_started(
-            &job_id,
-            format!(
-                "Database backup started to '{}'. Job ID: {job_id}",
-                target.display()
+    pub(super) fn backup_database(
+        &self,
+        target: &ArchivePath,
+        base: Option<&ArchivePath>,
+    ) -> ExecResult<Outcome> {
+        let job = self.engine.backup_job(target, base)?;
+        let message = match &job.base {
+            Some(base) => format!(
+                "Incremental database backup started to '{}' on '{}'.",
+                job.target.display(),
+                base.display()
             ),
-        )
+            None => format!("Database backup started to '{}'.", job.target.display()),
+        };
+        let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
+        job_started(&job_id, format!("{message} Job ID: {job_id}"))
     }
 
-    pub(super) fn restore_database(&self, raw: &str, quoted: bool) -> ExecResult<Outcome> {
-        let job = self.engine.restore_job(raw, quoted)?;
-        let source = job.source.clone();
-        let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
-        job_started(
-            &job_id,
-            format!(
-                "Database restore started from '{}'. Job ID: {job_id}",
-                source.display()
+    pub(super) fn restore_database(
+        &self,
+        source: &ArchivePath,
+        backup_to: Option<&ArchivePath>,
+    ) -> ExecResult<Outcome> {
+        let job = self.engine.restore_job(source, backup_to)?;
+        let message = match &job.backup_first {
+            Some(backup) => format!(
+                "Database restore started from '{}', after a backup to '{}'.",
+                job.source.display(),
+                backup.target.display()
             ),
+            None => format!("Database restore started from '{}'.", job.source.display()),
+        };
+        let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
+        job_started(&job_id, format!("{message} Job ID: {job_id}"))
+    }
+
+    pub(super) fn verify_backup(&self, archive: &ArchivePath) -> ExecResult<Outcome> {
+        let job = self.engine.verify_job(archive)?;
+        let message = format!("Verification of '{}' started.", job.source.display());
+        let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
+        job_started(&job_id, format!("{message} Job ID: {job_id}"))
+    }
+
+    /// Reads the archive's sealed manifest (from its last gzip member; an archive without one
+    /// is read and checked whole), then returns one row per area of the data directory it
+    /// holds. VERIFY BACKUP is what checks the data.
+    pub(super) async fn show_backup(&self, archive: &ArchivePath) -> ExecResult<Outcome> {
+        let path = self.engine.checked_path(archive, PathUse::Inspected)?;
+        let key = signing_key(self.engine.config());
+        let read_path = path.clone();
+        let (manifest, signature) =
+            tokio::task::spawn_blocking(move || backup::read_manifest(&read_path, key.as_ref()))
+                .await
+                .map_err(|e| ExecError::Internal(format!("reading the archive: {e}")))??;
+        let manifest = &manifest;
+        let areas = manifest.areas();
+        let created_at = chrono::DateTime::parse_from_rfc3339(&manifest.created_at)
+            .ok()
+            .map(|t| t.timestamp_micros());
+        let each = |value: &str| Arc::new(StringArray::from(vec![value; areas.len()])) as ArrayRef;
+        let schema = show_backup_schema();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                each(&path.display().to_string()),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![created_at; areas.len()])
+                        .with_timezone("UTC"),
+                ),
+                each(&manifest.kalamdb_version),
+                each(&manifest.job_id),
+                Arc::new(Int64Array::from(vec![
+                    manifest.applied_seq as i64;
+                    areas.len()
+                ])),
+                each(signature.as_str()),
+                Arc::new(StringArray::from(vec![
+                    manifest
+                        .base
+                        .as_ref()
+                        .map(|b| b.path.as_str());
+                    areas.len()
+                ])),
+                Arc::new(StringArray::from_iter_values(
+                    areas.iter().map(|a| a.area.as_str()),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    areas.iter().map(|a| a.files as i64),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    areas.iter().map(|a| a.bytes as i64),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    areas.iter().map(|a| a.stored_files as i64),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    areas.iter().map(|a| a.stored_bytes as i64),
+                )),
+            ],
         )
+        .map_err(|e| ExecError::Internal(e.to_string()))?;
+        Ok(Outcome::rows(schema, vec![batch]))
     }
 
     pub(super) async fn cluster_snapshot(&self) -> ExecResult<Outcome> {

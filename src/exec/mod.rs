@@ -10,6 +10,7 @@ mod aggregate_catalog;
 mod alter;
 mod array_overlap;
 pub(crate) mod array_text;
+mod backup_schedules;
 mod block_ddl;
 mod bpchar;
 mod bytea_substr;
@@ -245,6 +246,9 @@ pub enum ExecError {
     /// A BACKUP or RESTORE path the path rules refuse to this server.
     #[error("{0}")]
     PathForbidden(String),
+    /// An archive that is damaged, foreign or fails its checksums (SHOW BACKUP).
+    #[error("{0}")]
+    DataCorrupted(String),
     #[error("{0}")]
     NoActiveTransaction(String),
     #[error("{0}")]
@@ -330,6 +334,19 @@ impl From<JobError> for ExecError {
     }
 }
 
+impl From<crate::backup::ArchiveError> for ExecError {
+    fn from(err: crate::backup::ArchiveError) -> Self {
+        let message = err.to_string();
+        match err {
+            crate::backup::ArchiveError::Invalid(_) => ExecError::DataCorrupted(message),
+            crate::backup::ArchiveError::Io { .. } | crate::backup::ArchiveError::NoSpace(_) => {
+                ExecError::Io(message)
+            }
+            crate::backup::ArchiveError::Cancelled => ExecError::QueryCanceled,
+        }
+    }
+}
+
 impl From<crate::backup::PathError> for ExecError {
     fn from(err: crate::backup::PathError) -> Self {
         match err {
@@ -367,12 +384,16 @@ pub struct Engine {
         std::collections::HashMap<String, Option<crate::model::Role>>,
     )>,
     logins: Arc<logins::LoginRecorder>,
+    /// `[[backup.schedule]]`, directories checked at start.
+    schedules: Arc<[crate::backup::Schedule]>,
 }
 
 impl Engine {
     /// Builds the engine over an opened store and creates the `root` user on first start.
     pub fn start(store: Arc<Store>, config: Arc<Config>) -> ExecResult<Arc<Engine>> {
-        let catalog = catalog::KalamCatalog::new(store.clone());
+        let schedules: Arc<[crate::backup::Schedule]> =
+            backup_schedules::checked_schedules(&store, &config)?.into();
+        let catalog = catalog::KalamCatalog::new(store.clone(), schedules.clone());
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE_NAME.into(), Arc::new(catalog));
         let jobs = JobManager::new(store.clone(), config.jobs.max_concurrent);
@@ -391,9 +412,11 @@ impl Engine {
             writes_since_flush: Default::default(),
             roles: std::sync::Mutex::new((u64::MAX, Default::default())),
             logins: Default::default(),
+            schedules,
         });
         engine.bootstrap_root()?;
         engine.bootstrap_namespaces()?;
+        engine.bootstrap_identity()?;
         engine.recover_jobs()?;
         engine.resume_index_builds()?;
         Ok(engine)
@@ -424,15 +447,40 @@ impl Engine {
         Ok(())
     }
 
+    /// Gives a database without an id (a new one, or one from before databases had ids) a
+    /// random one.
+    fn bootstrap_identity(&self) -> ExecResult<()> {
+        if self.store.database_id()?.is_none() {
+            let mut bytes = [0u8; 16];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| ExecError::Internal("the system's random source failed".into()))?;
+            let database_id = hex::encode(bytes);
+            self.store
+                .apply(&Command::IdentifyDatabase { database_id })?;
+        }
+        Ok(())
+    }
+
     /// Fails jobs a crash interrupted, re-runs queued ones, and drops expired job rows.
     fn recover_jobs(&self) -> ExecResult<()> {
         self.purge_expired_jobs()?;
         let recovered = self.jobs.recover()?;
         for job in &recovered.interrupted {
-            if job.job_type == crate::backup::BackupJob::JOB_TYPE
-                && let Ok(parameters) = serde_json::from_str(&job.parameters)
-            {
-                crate::backup::remove_leftovers(&parameters);
+            let archive_written = match job.job_type.as_str() {
+                crate::backup::BackupJob::JOB_TYPE => {
+                    serde_json::from_str::<crate::backup::BackupParameters>(&job.parameters)
+                        .ok()
+                        .map(|p| p.path)
+                }
+                crate::backup::RestoreJob::JOB_TYPE => {
+                    serde_json::from_str::<crate::backup::RestoreParameters>(&job.parameters)
+                        .ok()
+                        .and_then(|p| p.backup_to)
+                }
+                _ => None,
+            };
+            if let Some(target) = archive_written {
+                crate::backup::remove_leftovers(&target);
             }
         }
         for job in recovered.queued {
@@ -460,7 +508,10 @@ impl Engine {
         let malformed = |e: serde_json::Error| {
             ExecError::Internal(format!("its recorded parameters are unreadable: {e}"))
         };
-        let path_text = |path: &std::path::Path| path.to_string_lossy().into_owned();
+        let recorded = |path: &std::path::Path| crate::sql::ArchivePath {
+            raw: path.to_string_lossy().into_owned(),
+            quoted: true,
+        };
         Ok(match job.job_type.as_str() {
             jobs::FlushJob::JOB_TYPE => {
                 let flush: jobs::FlushJob =
@@ -470,12 +521,24 @@ impl Engine {
             crate::backup::BackupJob::JOB_TYPE => {
                 let parameters: crate::backup::BackupParameters =
                     serde_json::from_str(&job.parameters).map_err(malformed)?;
-                Arc::new(self.backup_job(&path_text(&parameters.path), true)?)
+                let base = parameters.base.as_deref().map(recorded);
+                let mut job = self.backup_job(&recorded(&parameters.path), base.as_ref())?;
+                job.schedule = parameters
+                    .schedule
+                    .as_deref()
+                    .and_then(|name| self.schedule_named(name));
+                Arc::new(job)
             }
             crate::backup::RestoreJob::JOB_TYPE => {
                 let parameters: crate::backup::RestoreParameters =
                     serde_json::from_str(&job.parameters).map_err(malformed)?;
-                Arc::new(self.restore_job(&path_text(&parameters.path), true)?)
+                let backup_to = parameters.backup_to.as_deref().map(recorded);
+                Arc::new(self.restore_job(&recorded(&parameters.path), backup_to.as_ref())?)
+            }
+            crate::backup::VerifyJob::JOB_TYPE => {
+                let parameters: crate::backup::VerifyParameters =
+                    serde_json::from_str(&job.parameters).map_err(malformed)?;
+                Arc::new(self.verify_job(&recorded(&parameters.path))?)
             }
             other => {
                 return Err(ExecError::Internal(format!(

@@ -91,8 +91,16 @@ impl Session {
             }
             Statement::FlushTable { .. }
             | Statement::BackupDatabase { .. }
-            | Statement::RestoreDatabase { .. } => Ok(PreparedStatement {
+            | Statement::RestoreDatabase { .. }
+            | Statement::VerifyBackup { .. } => Ok(PreparedStatement {
                 result_schema: Some(super::maintenance::job_started_schema()),
+                statement,
+                plan: None,
+                fast_path: None,
+                param_types: Vec::new(),
+            }),
+            Statement::ShowBackup { .. } => Ok(PreparedStatement {
+                result_schema: Some(super::maintenance::show_backup_schema()),
                 statement,
                 plan: None,
                 fast_path: None,

@@ -502,8 +502,14 @@ impl Session {
             } => self.vacuum(*analyze_only, tables),
             Statement::FlushTable { table } => self.flush_table(table),
             Statement::KillJob { job_id } => self.kill_job(job_id),
-            Statement::BackupDatabase { path, quoted } => self.backup_database(path, *quoted),
-            Statement::RestoreDatabase { path, quoted } => self.restore_database(path, *quoted),
+            Statement::BackupDatabase { target, base } => {
+                self.backup_database(target, base.as_ref())
+            }
+            Statement::RestoreDatabase { source, backup_to } => {
+                self.restore_database(source, backup_to.as_ref())
+            }
+            Statement::VerifyBackup { archive } => self.verify_backup(archive),
+            Statement::ShowBackup { archive } => self.show_backup(archive).await,
             Statement::ClusterSnapshot => self.cluster_snapshot().await,
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
                 if let Some(FastPath::Write(write)) = &prepared.fast_path

@@ -26,26 +26,38 @@ pub(super) trait SystemTable: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug)]
 pub struct SystemSchema {
     store: Arc<Store>,
+    /// The server's `[[backup.schedule]]` entries, for `system.backup_schedules`.
+    schedules: Arc<[crate::backup::Schedule]>,
 }
 
 impl SystemSchema {
-    pub fn new(store: Arc<Store>) -> Self {
-        SystemSchema { store }
+    pub fn new(store: Arc<Store>, schedules: Arc<[crate::backup::Schedule]>) -> Self {
+        SystemSchema { store, schedules }
     }
 
-    fn find(name: &str) -> Option<Arc<dyn SystemTable>> {
+    fn find(&self, name: &str) -> Option<Arc<dyn SystemTable>> {
         match name {
             "users" => Some(Arc::new(UsersTable)),
             "jobs" => Some(Arc::new(JobsTable)),
             "namespaces" => Some(Arc::new(NamespacesTable)),
             "tables" => Some(Arc::new(TablesTable)),
             "indexes" => Some(Arc::new(super::index_catalog::IndexHealthTable)),
+            "backup_schedules" => Some(Arc::new(super::backup_schedules::BackupSchedulesTable {
+                schedules: self.schedules.clone(),
+            })),
             _ => None,
         }
     }
 }
 
-const TABLE_NAMES: [&str; 5] = ["users", "jobs", "namespaces", "tables", "indexes"];
+const TABLE_NAMES: [&str; 6] = [
+    "users",
+    "jobs",
+    "namespaces",
+    "tables",
+    "indexes",
+    "backup_schedules",
+];
 
 /// A table provider computing `table`'s rows from `store` at every scan.
 pub(super) fn store_backed(
@@ -62,7 +74,9 @@ impl SchemaProvider for SystemSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        Ok(Self::find(name).map(|table| store_backed(table, self.store.clone())))
+        Ok(self
+            .find(name)
+            .map(|table| store_backed(table, self.store.clone())))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -103,7 +117,7 @@ impl TableProvider for StoreBackedTable {
     }
 }
 
-fn timestamp_type() -> DataType {
+pub(super) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
@@ -143,7 +157,7 @@ impl SystemTable for UsersTable {
     }
 }
 
-fn timestamps(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
+pub(super) fn timestamps(values: impl IntoIterator<Item = Option<i64>>) -> ArrayRef {
     Arc::new(
         TimestampMicrosecondArray::from(values.into_iter().collect::<Vec<_>>())
             .with_timezone("UTC"),

@@ -52,6 +52,7 @@ pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
 pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
 pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
 pub const IO_ERROR: &str = "58030";
+pub const DATA_CORRUPTED: &str = "XX001";
 pub const NOT_NULL_VIOLATION: &str = "23502";
 pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
 pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
@@ -176,6 +177,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::StorageFailure(_) | ExecError::JobFailed(_) => INTERNAL_ERROR,
         ExecError::ObjectNotInPrerequisiteState(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
         ExecError::PathForbidden(_) => INSUFFICIENT_PRIVILEGE,
+        ExecError::DataCorrupted(_) => DATA_CORRUPTED,
         ExecError::RoleDropped(_) => INVALID_AUTHORIZATION,
         ExecError::Internal(_) => INTERNAL_ERROR,
         ExecError::SequenceLimit(_) => SEQUENCE_GENERATOR_LIMIT_EXCEEDED,

@@ -305,16 +305,24 @@ pub enum Statement {
     KillJob {
         job_id: String,
     },
-    /// `BACKUP DATABASE TO '<path>'`; `quoted` is false for a bare path (refused later, with
-    /// the path rules).
+    /// `BACKUP DATABASE TO '<path>' [INCREMENTAL FROM '<base>']`
     BackupDatabase {
-        path: String,
-        quoted: bool,
+        target: ArchivePath,
+        base: Option<ArchivePath>,
     },
-    /// `RESTORE DATABASE FROM '<path>'`
+    /// `RESTORE DATABASE FROM '<path>' [WITH BACKUP TO '<path>']`: with `backup_to`, the
+    /// current state is backed up first, in the same job.
     RestoreDatabase {
-        path: String,
-        quoted: bool,
+        source: ArchivePath,
+        backup_to: Option<ArchivePath>,
+    },
+    /// `SHOW BACKUP '<path>'`: the summary of an archive's manifest, once it is checked.
+    ShowBackup {
+        archive: ArchivePath,
+    },
+    /// `VERIFY BACKUP '<path>'`: the checks of `kalamdb verify-backup`, as a job.
+    VerifyBackup {
+        archive: ArchivePath,
     },
     /// `CLUSTER SNAPSHOT`
     ClusterSnapshot,
@@ -322,6 +330,15 @@ pub enum Statement {
     Insert(Box<ast::Statement>),
     Update(Box<ast::Statement>),
     Delete(Box<ast::Statement>),
+}
+
+/// A path operand of BACKUP, RESTORE, SHOW BACKUP and VERIFY BACKUP as written. A bare
+/// (unquoted) path is kept with `quoted` false, to be refused with the path rules rather than
+/// as a syntax error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivePath {
+    pub raw: String,
+    pub quoted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,6 +427,8 @@ impl Statement {
             Statement::KillJob { .. } => "KILL JOB",
             Statement::BackupDatabase { .. } => "BACKUP DATABASE",
             Statement::RestoreDatabase { .. } => "RESTORE DATABASE",
+            Statement::ShowBackup { .. } => "SHOW",
+            Statement::VerifyBackup { .. } => "VERIFY BACKUP",
             Statement::ClusterSnapshot => "CLUSTER SNAPSHOT",
             Statement::Insert(_) => "INSERT",
             Statement::Update(_) => "UPDATE",
@@ -478,6 +497,8 @@ pub fn authorize(
         | Statement::KillJob { .. }
         | Statement::BackupDatabase { .. }
         | Statement::RestoreDatabase { .. }
+        | Statement::ShowBackup { .. }
+        | Statement::VerifyBackup { .. }
         | Statement::ClusterSnapshot => Role::Dba,
         Statement::CreateUser { role, .. } => (*role).max(Role::Dba),
         Statement::AlterUser {

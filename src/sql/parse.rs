@@ -7,7 +7,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::ddl::{self, TableName};
-use super::{SetValue, SqlError, Statement};
+use super::{ArchivePath, SetValue, SqlError, Statement};
 use crate::model::TableKind;
 
 impl From<ParserError> for SqlError {
@@ -151,6 +151,10 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
             };
             return Ok(Statement::ShowTables { namespace });
         }
+        if parse_word(parser, "BACKUP") {
+            let archive = parse_path(parser);
+            return Ok(Statement::ShowBackup { archive });
+        }
         parser.prev_token();
     }
     if let Some(statement) = parse_vacuum(parser)? {
@@ -199,14 +203,39 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     if parse_word(parser, "BACKUP") {
         parser.expect_keyword(Keyword::DATABASE)?;
         parser.expect_keyword(Keyword::TO)?;
-        let (path, quoted) = parse_path(parser);
-        return Ok(Statement::BackupDatabase { path, quoted });
+        let target = parse_path(parser);
+        let base = if target.quoted && parse_word(parser, "INCREMENTAL") {
+            parser.expect_keyword(Keyword::FROM)?;
+            Some(parse_path(parser))
+        } else {
+            None
+        };
+        return Ok(Statement::BackupDatabase { target, base });
     }
     if parse_word(parser, "RESTORE") {
         parser.expect_keyword(Keyword::DATABASE)?;
         parser.expect_keyword(Keyword::FROM)?;
-        let (path, quoted) = parse_path(parser);
-        return Ok(Statement::RestoreDatabase { path, quoted });
+        let source = parse_path(parser);
+        let backup_to = if source.quoted && parser.parse_keyword(Keyword::WITH) {
+            if !parse_word(parser, "BACKUP") {
+                return Err(SqlError::Syntax(format!(
+                    "syntax error at or near \"{}\": RESTORE DATABASE FROM '<path>' takes WITH BACKUP TO '<path>'",
+                    parser.peek_token().token
+                )));
+            }
+            parser.expect_keyword(Keyword::TO)?;
+            Some(parse_path(parser))
+        } else {
+            None
+        };
+        return Ok(Statement::RestoreDatabase { source, backup_to });
+    }
+    if parse_word(parser, "VERIFY") {
+        if parse_word(parser, "BACKUP") {
+            let archive = parse_path(parser);
+            return Ok(Statement::VerifyBackup { archive });
+        }
+        parser.prev_token();
     }
     if parse_word(parser, "CLUSTER") {
         if parse_word(parser, "SNAPSHOT") {
@@ -253,18 +282,19 @@ fn parse_set_constraints(parser: &mut Parser) -> Result<Statement, SqlError> {
 
 /// The path operand of BACKUP/RESTORE: a quoted string, or (to be refused with the path rules
 /// rather than as a syntax error) the bare tokens up to the end of the statement.
-fn parse_path(parser: &mut Parser) -> (String, bool) {
+fn parse_path(parser: &mut Parser) -> ArchivePath {
+    let quoted = |raw: String| ArchivePath { raw, quoted: true };
     match parser.peek_token().token {
         Token::SingleQuotedString(path)
         | Token::DoubleQuotedString(path)
         | Token::EscapedStringLiteral(path) => {
             parser.next_token();
-            (path, true)
+            quoted(path)
         }
         // PostgreSQL's dialect reads "..." as a quoted identifier; the spec accepts it as a path.
         Token::Word(word) if word.quote_style == Some('"') => {
             parser.next_token();
-            (word.value, true)
+            quoted(word.value)
         }
         _ => {
             let mut bare = String::new();
@@ -275,7 +305,10 @@ fn parse_path(parser: &mut Parser) -> (String, bool) {
                 }
                 bare.push_str(&parser.next_token().token.to_string());
             }
-            (bare, false)
+            ArchivePath {
+                raw: bare,
+                quoted: false,
+            }
         }
     }
 }

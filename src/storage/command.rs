@@ -42,6 +42,11 @@ pub enum Command {
     /// Gives every namespace without an id (one created before namespaces had ids) the next
     /// one, so that its OID is stored like every other object's.
     NumberNamespaces,
+    /// Names the database once, if it has no id yet (a later id is ignored). Backups record
+    /// it, so an incremental backup is only ever taken on a base of the same database.
+    IdentifyDatabase {
+        database_id: String,
+    },
     /// Drops a namespace; with `cascade` its tables and their rows too.
     DropNamespace {
         name: String,
@@ -414,6 +419,16 @@ impl Command {
                     ns.namespace_id = ctx.next_relation_id(batch)?;
                     let key = catalog_keys::namespace(&ns.name);
                     ctx.put(batch, CF_CATALOG, key, records::encode(&ns));
+                }
+            }
+            Command::IdentifyDatabase { database_id } => {
+                if ctx.get(CF_META, super::DATABASE_ID_KEY)?.is_none() {
+                    ctx.put(
+                        batch,
+                        CF_META,
+                        super::DATABASE_ID_KEY.to_vec(),
+                        database_id.clone().into_bytes(),
+                    );
                 }
             }
             Command::DropNamespace { name, cascade } => {

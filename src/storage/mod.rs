@@ -90,6 +90,8 @@ const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
 pub const PUBLIC_NAMESPACE: &str = "public";
 
 const APPLIED_SEQ_KEY: &[u8] = b"applied_seq";
+/// The database's id (`Command::IdentifyDatabase`), as UTF-8.
+const DATABASE_ID_KEY: &[u8] = b"database_id";
 
 /// Durability knobs for RocksDB writes.
 #[derive(Debug, Clone, Copy)]
@@ -226,6 +228,14 @@ impl Store {
     /// Changes whenever a command changed users, namespaces or table definitions.
     pub fn catalog_epoch(&self) -> u64 {
         self.catalog_epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The id `Command::IdentifyDatabase` gave the database; `None` before it ran.
+    pub fn database_id(&self) -> StorageResult<Option<String>> {
+        Ok(self
+            .db
+            .get_cf(cf(&self.db, CF_META), DATABASE_ID_KEY)?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// The sequence number of the last applied command (0 for a new store).

@@ -1,0 +1,234 @@
+//! The archive's gzip members. Everything up to MANIFEST.json is one member, compressed on
+//! several threads; MANIFEST.json and the tar trailer follow as a second, small member whose
+//! header carries a marker (an RFC 1952 extra subfield, `KM`). gzip and tar read the two as one
+//! stream, as RFC 1952 allows, while SHOW BACKUP and an incremental backup find the manifest
+//! from the end of the file without inflating the data before it.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use gzp::ZWriter;
+use gzp::deflate::Gzip;
+use gzp::par::compress::ParCompress;
+
+use super::format;
+
+/// The extra field of the manifest's member: subfield `KM` (KalamDB manifest), two bytes of
+/// length, and the layout version of the member.
+const MANIFEST_MEMBER_EXTRA: [u8; 5] = [b'K', b'M', 1, 0, 1];
+/// The fixed gzip header up to the extra field's length: magic, deflate, FEXTRA set.
+const MEMBER_START: [u8; 4] = [0x1f, 0x8b, 0x08, 0x04];
+/// The tails read, in turn, when looking for the manifest's member. A manifest whose member is
+/// larger (some hundred thousand files) is found by reading the whole archive instead.
+const TAILS: [u64; 3] = [64 * 1024, 1024 * 1024, 16 * 1024 * 1024];
+
+pub(super) type Compressor = ParCompress<'static, Gzip, BufWriter<File>>;
+
+/// Where tar writes: the parallel compressor for the data, then the manifest's member. A
+/// failed or cancelled backup stops the compressor without the panic gzp's drop would raise on
+/// a broken writer.
+pub(super) enum Members {
+    Data(Compressor),
+    Manifest(flate2::write::GzEncoder<File>),
+    Closed,
+}
+
+impl Members {
+    /// Ends the data member and starts the manifest's.
+    pub(super) fn start_manifest_member(&mut self, level: u32) -> std::io::Result<()> {
+        let Members::Data(mut compressor) = std::mem::replace(self, Members::Closed) else {
+            return Err(std::io::Error::other("the data member is already closed"));
+        };
+        let file = compressor
+            .finish()
+            .map_err(std::io::Error::other)?
+            .into_inner()
+            .map_err(|e| e.into_error())?;
+        *self = Members::Manifest(
+            flate2::GzBuilder::new()
+                .extra(MANIFEST_MEMBER_EXTRA.to_vec())
+                .write(file, flate2::Compression::new(level)),
+        );
+        Ok(())
+    }
+
+    /// Ends the last member and returns the archive file.
+    pub(super) fn finish(&mut self) -> std::io::Result<File> {
+        match std::mem::replace(self, Members::Closed) {
+            Members::Manifest(encoder) => encoder.finish(),
+            _ => Err(std::io::Error::other(
+                "the archive has no manifest member to finish",
+            )),
+        }
+    }
+
+    /// Stops whatever is open after a failure, discarding its output.
+    pub(super) fn abort(&mut self) {
+        if let Members::Data(mut compressor) = std::mem::replace(self, Members::Closed) {
+            let _ = compressor.finish();
+        }
+    }
+}
+
+impl Write for Members {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Members::Data(c) => c.write(buf),
+            Members::Manifest(e) => e.write(buf),
+            Members::Closed => Err(std::io::Error::other("the archive was abandoned")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Members::Data(c) => c.flush(),
+            Members::Manifest(e) => e.flush(),
+            Members::Closed => Ok(()),
+        }
+    }
+}
+
+/// The sealed MANIFEST.json bytes of the archive at `path`, read from its manifest member at
+/// the end of the file; `None` when it has none (an archive written before the member existed,
+/// or not ours). Nothing before the member is read, so nothing there is checked.
+pub fn read_manifest_member(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    for window in TAILS {
+        let start = len.saturating_sub(window);
+        let mut tail = Vec::with_capacity((len - start) as usize);
+        file.seek(SeekFrom::Start(start))?;
+        (&mut file).take(len - start).read_to_end(&mut tail)?;
+        // The last candidate first: a marker-like byte run inside compressed data before the
+        // real member does not decode to a whole member ending at the end of the file.
+        // Magic, method and flags; time, extra flags and OS; then the extra field's length.
+        let header = MEMBER_START.len() + 6 + 2;
+        let candidates = tail
+            .windows(header + MANIFEST_MEMBER_EXTRA.len())
+            .enumerate()
+            .filter(|(_, w)| {
+                w.starts_with(&MEMBER_START)
+                    && w[header - 2..header] == (MANIFEST_MEMBER_EXTRA.len() as u16).to_le_bytes()
+                    && w[header..] == MANIFEST_MEMBER_EXTRA
+            })
+            .map(|(at, _)| at)
+            .collect::<Vec<_>>();
+        for at in candidates.into_iter().rev() {
+            if let Some(manifest) = decode_manifest_member(&tail[at..]) {
+                return Ok(Some(manifest));
+            }
+        }
+        if start == 0 {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// The manifest inside `member` when it is exactly one gzip member with our marker, holding
+/// MANIFEST.json and the tar trailer, and nothing follows it.
+fn decode_manifest_member(member: &[u8]) -> Option<Vec<u8>> {
+    let mut decoder = flate2::bufread::GzDecoder::new(member);
+    let mut tar_bytes = Vec::new();
+    (&mut decoder)
+        .take(format::MAX_MANIFEST_BYTES + 4096)
+        .read_to_end(&mut tar_bytes)
+        .ok()?;
+    if decoder.header()?.extra() != Some(&MANIFEST_MEMBER_EXTRA[..])
+        || !decoder.into_inner().is_empty()
+    {
+        return None;
+    }
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
+    let mut entries = archive.entries().ok()?;
+    let mut entry = entries.next()?.ok()?;
+    if entry.path_bytes().as_ref() != format::MANIFEST_NAME.as_bytes()
+        || entry.header().entry_type() != tar::EntryType::Regular
+    {
+        return None;
+    }
+    let mut manifest = Vec::with_capacity(entry.size() as usize);
+    entry.read_to_end(&mut manifest).ok()?;
+    drop(entry);
+    entries.next().is_none().then_some(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gzp::par::compress::ParCompressBuilder;
+
+    fn append(tar: &mut tar::Builder<Members>, path: &str, data: &[u8]) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, data).unwrap();
+    }
+
+    /// An archive of one data file and the manifest, written as a backup writes it.
+    fn write_archive(path: &Path, manifest: &[u8]) {
+        let file = File::create(path).unwrap();
+        let compressor = ParCompressBuilder::<Gzip>::new()
+            .num_threads(1)
+            .unwrap()
+            .from_writer(BufWriter::new(file));
+        let mut tar = tar::Builder::new(Members::Data(compressor));
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i * 7919).to_le_bytes())
+            .collect();
+        append(&mut tar, "data/storage/x.parquet", &data);
+        tar.get_mut().start_manifest_member(3).unwrap();
+        append(&mut tar, format::MANIFEST_NAME, manifest);
+        tar.finish().unwrap();
+        tar.get_mut().finish().unwrap();
+    }
+
+    #[test]
+    fn the_manifest_member_is_found_from_the_end_and_both_members_read_as_one_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz");
+        write_archive(&path, b"{\"sealed\": true}\n");
+        assert_eq!(
+            read_manifest_member(&path).unwrap().as_deref(),
+            Some(&b"{\"sealed\": true}\n"[..])
+        );
+        let stream = flate2::read::MultiGzDecoder::new(File::open(&path).unwrap());
+        let names: Vec<String> = tar::Archive::new(stream)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["data/storage/x.parquet", format::MANIFEST_NAME]);
+    }
+
+    #[test]
+    fn a_damaged_or_followed_member_and_a_single_member_archive_have_no_manifest_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz");
+        write_archive(&path, b"{}");
+        let bytes = std::fs::read(&path).unwrap();
+
+        let followed = dir.path().join("followed.tar.gz");
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(b"trailing");
+        std::fs::write(&followed, &longer).unwrap();
+        assert_eq!(read_manifest_member(&followed).unwrap(), None);
+
+        let damaged = dir.path().join("damaged.tar.gz");
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 6;
+        flipped[last] ^= 0x40;
+        std::fs::write(&damaged, &flipped).unwrap();
+        assert_eq!(read_manifest_member(&damaged).unwrap(), None);
+
+        let single = dir.path().join("single.tar.gz");
+        let mut encoder = flate2::write::GzEncoder::new(
+            File::create(&single).unwrap(),
+            flate2::Compression::fast(),
+        );
+        encoder.write_all(&bytes).unwrap();
+        encoder.finish().unwrap();
+        assert_eq!(read_manifest_member(&single).unwrap(), None);
+    }
+}
