@@ -152,12 +152,7 @@ fn verify_backup(archive: &std::path::Path, config: &Config) -> ExitCode {
                     base.path,
                     base.job_id,
                     chain.bases.len(),
-                    chain
-                        .bases
-                        .iter()
-                        .map(|b| b.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    chain.base_list()
                 );
             }
             println!(

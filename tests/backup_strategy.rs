@@ -554,6 +554,22 @@ async fn items_state(client: &Client) -> Vec<(i64, String)> {
         .collect()
 }
 
+/// A server with the sample data, its full backup `full.tar.gz` in the returned directory,
+/// and a row inserted after it.
+async fn changed_after_a_full_backup() -> (TestServer, Client, tempfile::TempDir, PathBuf) {
+    let server = TestServer::start();
+    let client = server.root().await;
+    populate_app(&client).await;
+    let out = tempfile::tempdir().unwrap();
+    let full = out.path().join("full.tar.gz");
+    backup(&client, &full).await;
+    client
+        .batch_execute("INSERT INTO app.items VALUES (10001, 'after full', 1.00)")
+        .await
+        .unwrap();
+    (server, client, out, full)
+}
+
 async fn incremental(client: &Client, target: &Path, base: &Path) -> (String, String) {
     let sql = format!(
         "BACKUP DATABASE TO '{}' INCREMENTAL FROM '{}'",
@@ -566,15 +582,9 @@ async fn incremental(client: &Client, target: &Path, base: &Path) -> (String, St
 
 #[tokio::test]
 async fn a_full_backup_and_two_incrementals_restore_the_newest_state_from_anywhere() {
-    let mut server = TestServer::start();
-    let client = server.root().await;
-    populate_app(&client).await;
-    let out = tempfile::tempdir().unwrap();
-    let full = out.path().join("full.tar.gz");
-    backup(&client, &full).await;
-
+    let (mut server, client, out, full) = changed_after_a_full_backup().await;
     client
-        .batch_execute("INSERT INTO app.items VALUES (10001, 'after full', 1.00); UPDATE app.items SET name = 'changed' WHERE id = 7")
+        .batch_execute("UPDATE app.items SET name = 'changed' WHERE id = 7")
         .await
         .unwrap();
     assert_eq!(
@@ -655,16 +665,7 @@ async fn a_full_backup_and_two_incrementals_restore_the_newest_state_from_anywhe
 
 #[tokio::test]
 async fn an_incremental_refuses_a_tampered_replaced_missing_or_foreign_base() {
-    let server = TestServer::start();
-    let client = server.root().await;
-    populate_app(&client).await;
-    let out = tempfile::tempdir().unwrap();
-    let full = out.path().join("full.tar.gz");
-    backup(&client, &full).await;
-    client
-        .batch_execute("INSERT INTO app.items VALUES (10001, 'after full', 1.00)")
-        .await
-        .unwrap();
+    let (server, client, out, full) = changed_after_a_full_backup().await;
     let inc = out.path().join("inc.tar.gz");
     let (status, message) = incremental(&client, &inc, &full).await;
     assert_eq!(status, "Completed", "{message}");

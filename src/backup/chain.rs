@@ -25,6 +25,15 @@ pub struct CheckedChain {
 }
 
 impl CheckedChain {
+    /// The bases' paths, newest first, for messages.
+    pub fn base_list(&self) -> String {
+        self.bases
+            .iter()
+            .map(|b| b.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The bytes of every file of the database the chain restores.
     pub fn database_bytes(&self) -> u64 {
         self.top.manifest.files.iter().map(|f| f.size).sum()

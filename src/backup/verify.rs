@@ -107,15 +107,7 @@ fn verified_message(source: &Path, chain: &CheckedChain, took: Duration) -> Stri
     let manifest = &checked.manifest;
     let bases = match chain.bases.len() {
         0 => String::new(),
-        n => format!(
-            ", {n} base archive(s) checked ({})",
-            chain
-                .bases
-                .iter()
-                .map(|b| b.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        n => format!(", {n} base archive(s) checked ({})", chain.base_list()),
     };
     format!(
         "Backup '{}' verified: {} files ({}) match the manifest of job {} (created {}, applied seq {}){bases}; signature {}; {:.1} s",
