@@ -26,6 +26,10 @@ const REFUSED_WINDOWS: [&[&str]; 1] = [&["c:", "windows"]];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathUse {
     BackupTarget,
+    /// The archives a schedule will write: a backup target's rules, checked at start, except
+    /// that a file of that name may exist now (each run checks its own name when submitted,
+    /// and a run of the same second as the last one must not stop a restart).
+    ScheduledTarget,
     RestoreSource,
     /// SHOW BACKUP and VERIFY BACKUP read an archive as a restore does, and change nothing.
     Inspected,
@@ -34,7 +38,7 @@ pub enum PathUse {
 impl PathUse {
     fn noun(self) -> &'static str {
         match self {
-            PathUse::BackupTarget => "backup path",
+            PathUse::BackupTarget | PathUse::ScheduledTarget => "backup path",
             PathUse::RestoreSource => "restore path",
             PathUse::Inspected => "archive path",
         }
@@ -42,7 +46,7 @@ impl PathUse {
 
     fn suffixes(self) -> &'static [&'static str] {
         match self {
-            PathUse::BackupTarget => &[".tar.gz"],
+            PathUse::BackupTarget | PathUse::ScheduledTarget => &[".tar.gz"],
             PathUse::RestoreSource | PathUse::Inspected => &[".tar.gz", ".tgz"],
         }
     }
@@ -121,6 +125,7 @@ pub fn check_path(
                 ));
             }
         }
+        PathUse::ScheduledTarget => {}
         PathUse::RestoreSource | PathUse::Inspected => {
             let resolved = std::fs::canonicalize(&real).map_err(|e| {
                 PathError::Invalid(format!("cannot read the archive {}: {e}", real.display()))
@@ -330,5 +335,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let err = check(&dir.display().to_string(), PathUse::RestoreSource).unwrap_err();
         assert!(err.to_string().contains("regular file"));
+    }
+
+    #[test]
+    fn a_backup_target_must_not_exist_but_a_scheduled_name_may_exist_at_start() {
+        let data = tempfile_dir();
+        let file = data.parent().unwrap().join("often-20261205T085132Z.tar.gz");
+        std::fs::write(&file, b"x").unwrap();
+        let raw = file.display().to_string();
+        let err = check(&raw, PathUse::BackupTarget).unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(check(&raw, PathUse::ScheduledTarget).unwrap(), file);
+        assert!(matches!(
+            check(
+                "/etc/often-20261205T085132Z.tar.gz",
+                PathUse::ScheduledTarget
+            ),
+            Err(PathError::Forbidden(_))
+        ));
     }
 }

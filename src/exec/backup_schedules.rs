@@ -45,7 +45,7 @@ pub(super) fn checked_schedules(store: &Store, config: &Config) -> ExecResult<Ve
             check_path(
                 &probe.to_string_lossy(),
                 true,
-                PathUse::BackupTarget,
+                PathUse::ScheduledTarget,
                 &policy,
             )
             .map_err(|e| {
