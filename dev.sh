@@ -2,7 +2,8 @@
 # The README's two commands. `./dev.sh run` builds and starts a server on the embedded defaults;
 # `./dev.sh test` runs every test. Each first installs what it needs and the machine lacks, on
 # Debian or Ubuntu through apt: the build's system packages for both, the test tools (PostgreSQL
-# 15, psql, Java with pgJDBC, node, the Python drivers) for `test`. `.ci/run` is `./dev.sh test`.
+# 15, psql, Java with pgJDBC, node, the Python drivers, moto's S3 server) for `test`. `.ci/run` is
+# `./dev.sh test`.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -81,9 +82,10 @@ test_deps() {
 
   # Python drivers in a virtual environment: Debian's own Python refuses pip installs (PEP 668).
   [ -x "$VENV/bin/python3" ] || timeout 300 python3 -m venv "$VENV"
-  if ! "$VENV/bin/python3" -c 'import psycopg, asyncpg, sqlalchemy, alembic, django' >/dev/null 2>&1; then
+  # moto[server]: the S3-compatible server the remote-backup tests start on 127.0.0.1.
+  if ! "$VENV/bin/python3" -c 'import psycopg, asyncpg, sqlalchemy, alembic, django, moto.server' >/dev/null 2>&1; then
     timeout 600 "$VENV/bin/python3" -m pip install -q --disable-pip-version-check \
-      "psycopg[binary]" asyncpg sqlalchemy alembic django
+      "psycopg[binary]" asyncpg sqlalchemy alembic django "moto[server]"
   fi
   # node-postgres, pg-copy-streams and Knex, as pinned by the lock file.
   if [ ! -d pg-compat/drivers/node_modules ] || [ pg-compat/drivers/package-lock.json -nt pg-compat/drivers/node_modules ]; then

@@ -112,7 +112,7 @@ fn verify_backup(archive: &std::path::Path, config: &Config) -> ExitCode {
         data_dir: &config.storage.data_path,
         allowed_dirs: &config.backup.allowed_dirs,
     };
-    match kalamdb::backup::verify_chain(archive, key.as_ref(), &policy) {
+    match kalamdb::backup::verify_chain(&archive.into(), key.as_ref(), &policy) {
         Ok(chain) => {
             let checked = &chain.top;
             let manifest = &checked.manifest;

@@ -466,7 +466,9 @@ async fn mutated_archives_never_panic_the_reader() {
             mutate_bytes(&mut rng, &mut compressed);
         }
         std::fs::write(&path, &compressed).unwrap();
-        let result = std::panic::catch_unwind(|| kalamdb::backup::verify_archive(&path, None));
+        let result = std::panic::catch_unwind(|| {
+            kalamdb::backup::verify_archive(&path.clone().into(), None)
+        });
         match result {
             Ok(Ok(_)) => accepted += 1,
             Ok(Err(_)) => {}

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::format::{BaseArchive, ManifestFile, Place};
+use super::location::ArchiveLocation;
 use super::reader::{self, ArchiveError, ArchiveResult, CheckedArchive, FileSink, Sink};
 use super::{PathPolicy, PathUse, SigningKey, check_path};
 
@@ -43,7 +44,7 @@ impl CheckedChain {
 /// Reads the archive at `top` and each base it builds on into `sink`. `policy` holds every
 /// base to the path rules of a restore source.
 pub fn read_chain(
-    top: &Path,
+    top: &ArchiveLocation,
     key: Option<&SigningKey>,
     policy: &PathPolicy,
     sink: &mut dyn Sink,
@@ -54,12 +55,20 @@ pub fn read_chain(
     let mut levels = HashSet::from([newest.seal.clone()]);
     let mut bases = Vec::new();
     let mut next = newest.manifest.base.clone();
-    let mut from = top.to_path_buf();
+    let mut from = match (top, &next) {
+        (ArchiveLocation::Local(path), _) => path.clone(),
+        (ArchiveLocation::Remote(_), None) => PathBuf::new(),
+        (ArchiveLocation::Remote(_), Some(base)) => {
+            return Err(ArchiveError::Invalid(format!(
+                "{top} is an incremental backup on {}, and chains are read from local files only: restore from a local copy of the chain",
+                base.path
+            )));
+        }
+    };
     while let Some(expected) = next {
         if bases.len() == MAX_BASES {
             return Err(ArchiveError::Invalid(format!(
-                "{} builds on a chain of more than {MAX_BASES} archives",
-                top.display()
+                "{top} builds on a chain of more than {MAX_BASES} archives"
             )));
         }
         let path = locate(&expected, &from, policy)?;
@@ -75,7 +84,7 @@ pub fn read_chain(
             wanted: &wanted,
         };
         let offset = done;
-        let base = reader::read_archive(&path, key, &mut filtered, &mut |read| {
+        let base = reader::read_archive(&path.as_path().into(), key, &mut filtered, &mut |read| {
             on_progress(offset + read)
         })
         .map_err(|e| match e {
@@ -89,8 +98,7 @@ pub fn read_chain(
         check_base(&base, &expected, &newest, &wanted, &path, &from)?;
         if !levels.insert(base.seal.clone()) {
             return Err(ArchiveError::Invalid(format!(
-                "the chain of {} returns to an archive it already read ({})",
-                top.display(),
+                "the chain of {top} returns to an archive it already read ({})",
                 path.display()
             )));
         }
@@ -105,8 +113,7 @@ pub fn read_chain(
             .is_some_and(|seal| !levels.contains(seal))
     }) {
         return Err(ArchiveError::Invalid(format!(
-            "MANIFEST.json of {} says '{}' is held by an archive that is not in its chain",
-            top.display(),
+            "MANIFEST.json of {top} says '{}' is held by an archive that is not in its chain",
             orphan.path
         )));
     }

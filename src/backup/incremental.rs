@@ -30,7 +30,7 @@ impl Base {
         key: Option<&SigningKey>,
         database_id: Option<&str>,
     ) -> JobResult<Base> {
-        let (manifest, _) = read_manifest(path, key)
+        let (manifest, _) = read_manifest(&path.into(), key)
             .map_err(|e| JobError::Failed(format!("the base archive {}: {e}", path.display())))?;
         match (manifest.database_id.as_deref(), database_id) {
             (Some(base), Some(ours)) if base == ours => {}

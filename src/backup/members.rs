@@ -4,9 +4,10 @@
 //! stream, as RFC 1952 allows, while SHOW BACKUP and an incremental backup find the manifest
 //! from the end of the file without inflating the data before it.
 
+use super::location::ArchiveLocation;
+use super::remote::Upload;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::Path;
 
 use gzp::ZWriter;
 use gzp::deflate::Gzip;
@@ -23,14 +24,37 @@ const MEMBER_START: [u8; 4] = [0x1f, 0x8b, 0x08, 0x04];
 /// larger (some hundred thousand files) is found by reading the whole archive instead.
 const TAILS: [u64; 3] = [64 * 1024, 1024 * 1024, 16 * 1024 * 1024];
 
-pub(super) type Compressor = ParCompress<'static, Gzip, BufWriter<File>>;
+pub(super) type Compressor = ParCompress<'static, Gzip, Output>;
+
+/// Where the compressed archive goes: a file (published once complete) or a multipart upload
+/// (completed once the archive is).
+pub(super) enum Output {
+    File(BufWriter<File>),
+    Upload(Upload),
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::File(file) => file.write(buf),
+            Output::Upload(upload) => upload.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::File(file) => file.flush(),
+            Output::Upload(upload) => upload.flush(),
+        }
+    }
+}
 
 /// Where tar writes: the parallel compressor for the data, then the manifest's member. A
 /// failed or cancelled backup stops the compressor without the panic gzp's drop would raise on
 /// a broken writer.
 pub(super) enum Members {
     Data(Compressor),
-    Manifest(flate2::write::GzEncoder<File>),
+    Manifest(flate2::write::GzEncoder<Output>),
     Closed,
 }
 
@@ -40,23 +64,23 @@ impl Members {
         let Members::Data(mut compressor) = std::mem::replace(self, Members::Closed) else {
             return Err(std::io::Error::other("the data member is already closed"));
         };
-        let file = compressor
-            .finish()
-            .map_err(std::io::Error::other)?
-            .into_inner()
-            .map_err(|e| e.into_error())?;
+        let output = compressor.finish().map_err(std::io::Error::other)?;
         *self = Members::Manifest(
             flate2::GzBuilder::new()
                 .extra(MANIFEST_MEMBER_EXTRA.to_vec())
-                .write(file, flate2::Compression::new(level)),
+                .write(output, flate2::Compression::new(level)),
         );
         Ok(())
     }
 
-    /// Ends the last member and returns the archive file.
-    pub(super) fn finish(&mut self) -> std::io::Result<File> {
+    /// Ends the last member and returns where the archive went, flushed.
+    pub(super) fn finish(&mut self) -> std::io::Result<Output> {
         match std::mem::replace(self, Members::Closed) {
-            Members::Manifest(encoder) => encoder.finish(),
+            Members::Manifest(encoder) => {
+                let mut output = encoder.finish()?;
+                output.flush()?;
+                Ok(output)
+            }
             _ => Err(std::io::Error::other(
                 "the archive has no manifest member to finish",
             )),
@@ -92,14 +116,35 @@ impl Write for Members {
 /// The sealed MANIFEST.json bytes of the archive at `path`, read from its manifest member at
 /// the end of the file; `None` when it has none (an archive written before the member existed,
 /// or not ours). Nothing before the member is read, so nothing there is checked.
-pub fn read_manifest_member(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
+pub fn read_manifest_member(location: &ArchiveLocation) -> std::io::Result<Option<Vec<u8>>> {
+    match location {
+        ArchiveLocation::Local(path) => {
+            let mut file = File::open(path)?;
+            let len = file.metadata()?.len();
+            find_manifest_member(len, |start| {
+                let mut tail = Vec::with_capacity((len - start) as usize);
+                file.seek(SeekFrom::Start(start))?;
+                (&mut file).take(len - start).read_to_end(&mut tail)?;
+                Ok(tail)
+            })
+        }
+        // Ranged GETs of the object's end, as a file's end is read.
+        ArchiveLocation::Remote(object) => {
+            let len = object.size()?;
+            find_manifest_member(len, |start| object.range(start, len))
+        }
+    }
+}
+
+/// Looks for the manifest's member in the last bytes of an archive of `len` bytes;
+/// `read_tail(start)` returns the bytes from `start` to the end.
+fn find_manifest_member(
+    len: u64,
+    mut read_tail: impl FnMut(u64) -> std::io::Result<Vec<u8>>,
+) -> std::io::Result<Option<Vec<u8>>> {
     for window in TAILS {
         let start = len.saturating_sub(window);
-        let mut tail = Vec::with_capacity((len - start) as usize);
-        file.seek(SeekFrom::Start(start))?;
-        (&mut file).take(len - start).read_to_end(&mut tail)?;
+        let tail = read_tail(start)?;
         // The last candidate first: a marker-like byte run inside compressed data before the
         // real member does not decode to a whole member ending at the end of the file.
         // Magic, method and flags; time, extra flags and OS; then the extra field's length.
@@ -156,8 +201,14 @@ fn decode_manifest_member(member: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use gzp::par::compress::ParCompressBuilder;
+
+    fn local(path: &Path) -> ArchiveLocation {
+        ArchiveLocation::from(path)
+    }
 
     fn append(tar: &mut tar::Builder<Members>, path: &str, data: &[u8]) {
         let mut header = tar::Header::new_gnu();
@@ -172,7 +223,7 @@ mod tests {
         let compressor = ParCompressBuilder::<Gzip>::new()
             .num_threads(1)
             .unwrap()
-            .from_writer(BufWriter::new(file));
+            .from_writer(Output::File(BufWriter::new(file)));
         let mut tar = tar::Builder::new(Members::Data(compressor));
         let data: Vec<u8> = (0..300_000u32)
             .flat_map(|i| (i * 7919).to_le_bytes())
@@ -190,7 +241,7 @@ mod tests {
         let path = dir.path().join("a.tar.gz");
         write_archive(&path, b"{\"sealed\": true}\n");
         assert_eq!(
-            read_manifest_member(&path).unwrap().as_deref(),
+            read_manifest_member(&local(&path)).unwrap().as_deref(),
             Some(&b"{\"sealed\": true}\n"[..])
         );
         let stream = flate2::read::MultiGzDecoder::new(File::open(&path).unwrap());
@@ -213,14 +264,14 @@ mod tests {
         let mut longer = bytes.clone();
         longer.extend_from_slice(b"trailing");
         std::fs::write(&followed, &longer).unwrap();
-        assert_eq!(read_manifest_member(&followed).unwrap(), None);
+        assert_eq!(read_manifest_member(&local(&followed)).unwrap(), None);
 
         let damaged = dir.path().join("damaged.tar.gz");
         let mut flipped = bytes.clone();
         let last = flipped.len() - 6;
         flipped[last] ^= 0x40;
         std::fs::write(&damaged, &flipped).unwrap();
-        assert_eq!(read_manifest_member(&damaged).unwrap(), None);
+        assert_eq!(read_manifest_member(&local(&damaged)).unwrap(), None);
 
         let single = dir.path().join("single.tar.gz");
         let mut encoder = flate2::write::GzEncoder::new(
@@ -229,6 +280,6 @@ mod tests {
         );
         encoder.write_all(&bytes).unwrap();
         encoder.finish().unwrap();
-        assert_eq!(read_manifest_member(&single).unwrap(), None);
+        assert_eq!(read_manifest_member(&local(&single)).unwrap(), None);
     }
 }

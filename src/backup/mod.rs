@@ -9,9 +9,12 @@
 mod chain;
 mod format;
 mod incremental;
+mod location;
 mod members;
 mod paths;
+mod publish;
 mod reader;
+mod remote;
 mod restore;
 mod schedule;
 mod snapshot;
@@ -25,14 +28,17 @@ use serde::{Deserialize, Serialize};
 
 pub use chain::CheckedChain;
 pub use format::{AreaTotal, BaseArchive, Manifest, Signature, SigningKey};
+pub use location::ArchiveLocation;
 pub use paths::{PathError, PathPolicy, PathUse, check_path};
+pub use publish::remove_leftovers;
 pub use reader::{ArchiveError, CheckedArchive};
+pub use remote::{is_url as is_remote_url, resolve as resolve_remote};
 pub use restore::{RestoreJob, RestoreParameters};
 pub use schedule::{Schedule, ScheduledArchive, last_job as last_scheduled_job};
 pub use snapshot::take_cluster_snapshot;
 pub use swap::{SwapError, finish_restore, prepare_data_dir};
 pub use verify::{VerifyJob, VerifyParameters};
-pub use writer::{BackupJob, BackupParameters, remove_leftovers};
+pub use writer::{BackupJob, BackupParameters};
 
 /// Inside a staged restore: the archived `server.toml`, restored next to the config at swap.
 const ARCHIVED_CONFIG: &str = "server.toml.archived";
@@ -104,15 +110,15 @@ pub fn human_bytes(bytes: u64) -> String {
 /// reading the data before it (which is not checked then); otherwise the whole archive is read
 /// and checked.
 pub fn read_manifest(
-    path: &Path,
+    location: &ArchiveLocation,
     key: Option<&SigningKey>,
 ) -> Result<(Manifest, Signature), ArchiveError> {
-    let member = members::read_manifest_member(path)
-        .map_err(ArchiveError::io(format!("reading {}", path.display())))?;
+    let member = members::read_manifest_member(location)
+        .map_err(ArchiveError::io(format!("reading {location}")))?;
     match member {
         Some(sealed) => format::unseal_signed(&sealed, format::MANIFEST_NAME, key)
             .map_err(ArchiveError::Invalid),
-        None => verify_archive(path, key).map(|checked| (checked.manifest, checked.signature)),
+        None => verify_archive(location, key).map(|checked| (checked.manifest, checked.signature)),
     }
 }
 
@@ -120,18 +126,20 @@ pub fn read_manifest(
 /// `kalamdb verify-backup`. Bases are held to `policy`'s path rules; with `key`, an archive not
 /// signed with it fails.
 pub fn verify_chain(
-    path: &Path,
+    location: &ArchiveLocation,
     key: Option<&SigningKey>,
     policy: &PathPolicy,
 ) -> Result<CheckedChain, ArchiveError> {
-    chain::read_chain(path, key, policy, &mut reader::DiscardSink, &mut |_| Ok(()))
+    chain::read_chain(location, key, policy, &mut reader::DiscardSink, &mut |_| {
+        Ok(())
+    })
 }
 
 /// Reads and checks one archive without restoring it. With `key`, an archive not signed with
 /// it fails.
 pub fn verify_archive(
-    path: &Path,
+    location: &ArchiveLocation,
     key: Option<&SigningKey>,
 ) -> Result<CheckedArchive, ArchiveError> {
-    reader::read_archive(path, key, &mut reader::DiscardSink, &mut |_| Ok(()))
+    reader::read_archive(location, key, &mut reader::DiscardSink, &mut |_| Ok(()))
 }

@@ -36,7 +36,7 @@ pub enum PathUse {
 }
 
 impl PathUse {
-    fn noun(self) -> &'static str {
+    pub(super) fn noun(self) -> &'static str {
         match self {
             PathUse::BackupTarget | PathUse::ScheduledTarget => "backup path",
             PathUse::RestoreSource => "restore path",
@@ -44,7 +44,7 @@ impl PathUse {
         }
     }
 
-    fn suffixes(self) -> &'static [&'static str] {
+    pub(super) fn suffixes(self) -> &'static [&'static str] {
         match self {
             PathUse::BackupTarget | PathUse::ScheduledTarget => &[".tar.gz"],
             PathUse::RestoreSource | PathUse::Inspected => &[".tar.gz", ".tgz"],

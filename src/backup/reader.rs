@@ -3,13 +3,12 @@
 //! file's size and SHA-256 against the sealed manifest. The same pass serves `verify-backup`
 //! (which discards the bytes) and RESTORE (which writes them into its staging directory).
 
-use std::fs::File;
 use std::io::{BufReader, Read, Write};
-use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 
 use super::format::{self, Manifest, Place, Signature, SigningKey};
+use super::location::ArchiveLocation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -101,31 +100,28 @@ const CHUNK: usize = 256 * 1024;
 /// called with the file bytes read so far and may stop the read (cancellation). With `key`,
 /// only an archive signed with it passes.
 pub fn read_archive(
-    path: &Path,
+    location: &ArchiveLocation,
     key: Option<&SigningKey>,
     sink: &mut dyn Sink,
     on_progress: &mut dyn FnMut(u64) -> ArchiveResult<()>,
 ) -> ArchiveResult<CheckedArchive> {
-    let context = || format!("reading {}", path.display());
-    let mut file = File::open(path).map_err(ArchiveError::io(context()))?;
-    let archive_bytes = file.metadata().map_err(ArchiveError::io(context()))?.len();
+    let context = || format!("reading {location}");
+    let (mut source, archive_bytes) = location.open().map_err(ArchiveError::io(context()))?;
     if archive_bytes == 0 {
         return Err(ArchiveError::Invalid(format!(
-            "{} is empty, not a backup archive",
-            path.display()
+            "{location} is empty, not a backup archive"
         )));
     }
     let mut magic = [0u8; 2];
-    let got = file.read(&mut magic).map_err(ArchiveError::io(context()))?;
+    let got = read_full(&mut source, &mut magic).map_err(ArchiveError::io(context()))?;
     if got < 2 || magic != [0x1f, 0x8b] {
         return Err(ArchiveError::Invalid(format!(
-            "{} is not a gzip file, so not a backup archive",
-            path.display()
+            "{location} is not a gzip file, so not a backup archive"
         )));
     }
-    drop(file);
-    let file = File::open(path).map_err(ArchiveError::io(context()))?;
-    let decoder = MultiGzDecoder::new(BufReader::with_capacity(CHUNK, file));
+    // One sequential read, as an object store serves it: the magic goes back in front.
+    let source = std::io::Cursor::new(magic).chain(source);
+    let decoder = MultiGzDecoder::new(BufReader::with_capacity(CHUNK, source));
     let mut tar = tar::Archive::new(Pipelined::spawn(decoder));
     // Raw: long-name and pax headers come to `next_member`, which bounds them, instead of
     // being read whole by the tar crate.

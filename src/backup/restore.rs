@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use super::chain::read_chain;
 use super::format::{Place, Signature, SigningKey};
+use super::location::ArchiveLocation;
 use super::reader::{ArchiveError, ArchiveResult, FileSink, Sink};
 use super::{
     BackupJob, PathPolicy, RestoreMarker, fsync_dir, human_bytes, pending_dir, staging_prefix,
@@ -28,7 +29,7 @@ const FREE_SPACE_CHECK_BYTES: u64 = 16 * 1024 * 1024;
 const QUEUED_SYNCS: usize = 64;
 
 pub struct RestoreJob {
-    pub source: PathBuf,
+    pub source: ArchiveLocation,
     /// `[backup] signing_key`: only archives signed with it are staged.
     pub signing_key: Option<SigningKey>,
     /// `[backup] min_free_bytes`: free disk kept for the live database while staging.
@@ -68,8 +69,8 @@ impl JobWork for RestoreJob {
 
     fn parameters(&self) -> serde_json::Value {
         let parameters = RestoreParameters {
-            path: self.source.clone(),
-            backup_to: self.backup_first.as_ref().map(|job| job.target.clone()),
+            path: self.source.recorded(),
+            backup_to: self.backup_first.as_ref().map(|job| job.target.recorded()),
         };
         serde_json::to_value(parameters).expect("restore parameters serialize")
     }
@@ -95,7 +96,7 @@ impl JobWork for RestoreJob {
             Ok(match &backup_first {
                 Some(backup) => format!(
                     "{staged} The state before it was backed up to '{}'.",
-                    backup.target.display()
+                    backup.target
                 ),
                 None => staged,
             })
@@ -105,11 +106,8 @@ impl JobWork for RestoreJob {
 }
 
 /// The spec's completion message.
-pub fn staged_message(source: &Path) -> String {
-    format!(
-        "Restore staged from '{}'. RocksDB restore is pending server restart.",
-        source.display()
-    )
+pub fn staged_message(source: &ArchiveLocation) -> String {
+    format!("Restore staged from '{source}'. RocksDB restore is pending server restart.")
 }
 
 struct StagingLimits {
@@ -118,7 +116,7 @@ struct StagingLimits {
     allowed_dirs: Vec<PathBuf>,
 }
 
-fn stage(ctx: &JobContext, source: &Path, limits: &StagingLimits) -> JobResult<String> {
+fn stage(ctx: &JobContext, source: &ArchiveLocation, limits: &StagingLimits) -> JobResult<String> {
     let started = Instant::now();
     let data_dir = ctx.store.dir().root().to_path_buf();
     let staging = PathBuf::from(format!("{}{}", staging_prefix(&data_dir), ctx.job_id));
@@ -145,7 +143,7 @@ fn stage(ctx: &JobContext, source: &Path, limits: &StagingLimits) -> JobResult<S
             Err(match e {
                 ArchiveError::Cancelled => JobError::Cancelled,
                 ArchiveError::Invalid(m) => {
-                    JobError::Failed(format!("restore from '{}' failed: {m}", source.display()))
+                    JobError::Failed(format!("restore from '{source}' failed: {m}"))
                 }
                 other => JobError::Failed(other.to_string()),
             })
@@ -155,7 +153,7 @@ fn stage(ctx: &JobContext, source: &Path, limits: &StagingLimits) -> JobResult<S
 
 fn fill_staging(
     ctx: &JobContext,
-    source: &Path,
+    source: &ArchiveLocation,
     staging: &Path,
     data_dir: &Path,
     limits: &StagingLimits,
@@ -210,7 +208,7 @@ fn fill_staging(
     if checked.signature != Signature::Verified {
         tracing::warn!(
             job_id = ctx.job_id,
-            archive = %source.display(),
+            archive = %source,
             "restoring an archive whose origin is not checked: set [backup] signing_key so that only archives signed with it are restored"
         );
     }
@@ -227,7 +225,7 @@ fn fill_staging(
         .map_err(ArchiveError::io(format!("syncing {}", staging.display())))?;
     let marker = RestoreMarker {
         restore_job_id: ctx.job_id.clone(),
-        archive_path: source.display().to_string(),
+        archive_path: source.to_string(),
         backup_job_id: checked.manifest.job_id.clone(),
         backup_created_at: checked.manifest.created_at.clone(),
         applied_seq: checked.manifest.applied_seq,
@@ -254,7 +252,7 @@ fn fill_staging(
         "staged {} files ({}) from {} ({} archive{})",
         checked.manifest.files.len(),
         human_bytes(total),
-        source.display(),
+        source,
         human_bytes(checked.archive_bytes),
         if chain.bases.is_empty() {
             String::new()

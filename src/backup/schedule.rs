@@ -162,7 +162,7 @@ impl Schedule {
             None,
             format!("verifying {}", archive.display()),
         )?;
-        let checked = super::verify_archive(archive, key).map_err(|e| {
+        let checked = super::verify_archive(&archive.into(), key).map_err(|e| {
             JobError::Failed(format!(
                 "the new archive {} failed verification, so no older archive was removed: {e}",
                 archive.display()

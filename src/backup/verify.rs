@@ -5,12 +5,13 @@
 //! every size and SHA-256 against the sealed manifest, the signature under `[backup]
 //! signing_key`), and the bytes are discarded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::chain::{CheckedChain, read_chain};
 use super::format::Place;
 use super::human_bytes;
+use super::location::ArchiveLocation;
 use super::reader::{self, ArchiveError, ArchiveResult, FileSink, Sink};
 use super::{PathPolicy, SigningKey};
 use crate::jobs::{JobContext, JobError, JobResult, JobWork};
@@ -18,7 +19,7 @@ use crate::jobs::{JobContext, JobError, JobResult, JobWork};
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 pub struct VerifyJob {
-    pub source: PathBuf,
+    pub source: ArchiveLocation,
     /// `[backup] signing_key`: with it, an archive not signed with it fails.
     pub signing_key: Option<SigningKey>,
     /// `[backup] allowed_dirs`: where the bases of an incremental may be read from.
@@ -47,7 +48,7 @@ impl JobWork for VerifyJob {
 
     fn parameters(&self) -> serde_json::Value {
         let parameters = VerifyParameters {
-            path: self.source.clone(),
+            path: self.source.recorded(),
         };
         serde_json::to_value(parameters).expect("verify parameters serialize")
     }
@@ -69,12 +70,12 @@ impl JobWork for VerifyJob {
 
 fn verify(
     ctx: &JobContext,
-    source: &Path,
+    source: &ArchiveLocation,
     key: Option<&SigningKey>,
     policy: &PathPolicy,
 ) -> JobResult<String> {
     let started = Instant::now();
-    ctx.progress_saying(0, None, format!("verifying '{}'", source.display()))?;
+    ctx.progress_saying(0, None, format!("verifying '{source}'"))?;
     let mut sink = CountingSink { ctx };
     let mut last_report = Instant::now();
     let mut on_progress = |done: u64| -> ArchiveResult<()> {
@@ -96,13 +97,12 @@ fn verify(
         }
         Err(ArchiveError::Cancelled) => Err(JobError::Cancelled),
         Err(e) => Err(JobError::Failed(format!(
-            "verification of '{}' failed: {e}",
-            source.display()
+            "verification of '{source}' failed: {e}"
         ))),
     }
 }
 
-fn verified_message(source: &Path, chain: &CheckedChain, took: Duration) -> String {
+fn verified_message(source: &ArchiveLocation, chain: &CheckedChain, took: Duration) -> String {
     let checked = &chain.top;
     let manifest = &checked.manifest;
     let bases = match chain.bases.len() {
@@ -110,8 +110,7 @@ fn verified_message(source: &Path, chain: &CheckedChain, took: Duration) -> Stri
         n => format!(", {n} base archive(s) checked ({})", chain.base_list()),
     };
     format!(
-        "Backup '{}' verified: {} files ({}) match the manifest of job {} (created {}, applied seq {}){bases}; signature {}; {:.1} s",
-        source.display(),
+        "Backup '{source}' verified: {} files ({}) match the manifest of job {} (created {}, applied seq {}){bases}; signature {}; {:.1} s",
         manifest.files.len(),
         human_bytes(chain.database_bytes()),
         manifest.job_id,

@@ -1,14 +1,12 @@
 //! BACKUP DATABASE: captures a backup point and streams it as one `.tar.gz` archive.
 //!
-//! The archive is written to `<path>.partial` beside the target, fsynced, and only then linked
-//! to `<path>` (a link never replaces an existing file) and the directory fsynced, so `<path>`
-//! either holds a complete archive or does not exist. Files are read once: each is hashed for
+//! The target is a file or an object in a store; either way nothing exists there until the
+//! archive is complete (see [`super::publish`]). Files are read once: each is hashed for
 //! the manifest while it streams through tar into the parallel gzip compressor (gzp, zlib-rs),
 //! so memory stays bounded by the compressor's queue whatever the database size.
 
 use std::fs::File;
-use std::io::{BufWriter, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,20 +16,21 @@ use gzp::par::compress::ParCompressBuilder;
 use super::format::{self, Manifest, ManifestFile, SigningKey};
 use super::human_bytes;
 use super::incremental::{Base, Contents};
-use super::members::Members;
+use super::location::ArchiveLocation;
+use super::members::{Members, Output};
+use super::publish::RemoveOnDrop;
 use super::schedule::Schedule;
-use crate::durable::Publish;
 use crate::jobs::{JobContext, JobError, JobResult, JobWork};
 
 /// How often a running backup records its progress in `system.jobs`.
 pub(super) const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// Compressor input block; gzp compresses blocks of this size in parallel.
-const COMPRESS_BLOCK: usize = 1024 * 1024;
+pub(super) const COMPRESS_BLOCK: usize = 1024 * 1024;
 const READ_BUFFER: usize = 256 * 1024;
 
 #[derive(Clone)]
 pub struct BackupJob {
-    pub target: PathBuf,
+    pub target: ArchiveLocation,
     /// The config file the server loaded, archived as `server.toml`.
     pub config_path: Option<PathBuf>,
     pub compression_level: u32,
@@ -79,7 +78,7 @@ impl JobWork for BackupJob {
 
     fn parameters(&self) -> serde_json::Value {
         let parameters = BackupParameters {
-            path: self.target.clone(),
+            path: self.target.recorded(),
             compression_level: self.compression_level,
             compression_threads: self.compression_threads,
             schedule: self.schedule.as_ref().map(|s| s.name().to_owned()),
@@ -92,13 +91,13 @@ impl JobWork for BackupJob {
         let job = self.clone();
         crate::jobs::background::run_below_clients("backup", move || {
             let written = job.write(&ctx)?;
-            match &job.schedule {
-                Some(schedule) => {
+            match (&job.schedule, job.target.local()) {
+                (Some(schedule), Some(archive)) => {
                     let kept =
-                        schedule.verify_and_prune(&ctx, &job.target, job.signing_key.as_ref())?;
+                        schedule.verify_and_prune(&ctx, archive, job.signing_key.as_ref())?;
                     Ok(format!("{written}; {kept}"))
                 }
-                None => Ok(written),
+                _ => Ok(written),
             }
         })
         .await?
@@ -108,7 +107,12 @@ impl JobWork for BackupJob {
 /// What an archived `server.toml` holds in place of a secret's value.
 pub const REDACTED: &str = "<removed from the backup>";
 /// Keys whose values never leave the server inside an archive.
-const SECRET_KEYS: [&str; 2] = ["root_password", "signing_key"];
+const SECRET_KEYS: [&str; 4] = [
+    "root_password",
+    "signing_key",
+    "access_key_id",
+    "secret_access_key",
+];
 
 /// `server.toml` as archived: every secret's value replaced by [`REDACTED`], the rest as is.
 pub fn redact_secrets(config: &[u8]) -> Vec<u8> {
@@ -124,50 +128,6 @@ pub fn redact_secrets(config: &[u8]) -> Vec<u8> {
         }
     }
     out.into_bytes()
-}
-
-/// `<path>.partial`: where an archive is written before it is published.
-pub fn partial_path(target: &Path) -> PathBuf {
-    let mut name = target.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    target.with_file_name(name)
-}
-
-/// Removes what an interrupted backup to `target` left: its partial archive (the capture
-/// directory is removed when the data directory is opened).
-pub fn remove_leftovers(target: &Path) {
-    let partial = partial_path(target);
-    match std::fs::remove_file(&partial) {
-        Ok(()) => {
-            tracing::info!(file = %partial.display(), "removed an interrupted backup's partial archive")
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(file = %partial.display(), "removing a partial archive: {e}"),
-    }
-}
-
-/// Deletes a path when dropped unless disarmed: the partial archive and the capture directory.
-struct RemoveOnDrop {
-    path: PathBuf,
-    dir: bool,
-    armed: bool,
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            let result = if self.dir {
-                std::fs::remove_dir_all(&self.path)
-            } else {
-                std::fs::remove_file(&self.path)
-            };
-            if let Err(e) = result
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %self.path.display(), "cleaning up after a backup: {e}");
-            }
-        }
-    }
 }
 
 pub(super) fn io_failed(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> JobError {
@@ -228,32 +188,14 @@ impl BackupJob {
             ),
         )?;
 
-        let partial = partial_path(&self.target);
-        // Readable by the server's user only: an archive holds every table and verifier.
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&partial)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => JobError::Failed(format!(
-                    "{} exists: another backup to this path is running or was interrupted",
-                    partial.display()
-                )),
-                _ => JobError::Failed(format!("creating {}: {e}", partial.display())),
-            })?;
-        let mut partial_guard = RemoveOnDrop {
-            path: partial.clone(),
-            dir: false,
-            armed: true,
-        };
+        let (output, mut partial_guard) = self.open_output()?;
         let compressor = ParCompressBuilder::<Gzip>::new()
             .compression_level(flate2::Compression::new(self.compression_level))
             .num_threads(self.compression_threads.max(1))
             .map_err(|e| JobError::Failed(format!("starting the compressor: {e}")))?
             .buffer_size(COMPRESS_BLOCK)
             .map_err(|e| JobError::Failed(format!("starting the compressor: {e}")))?
-            .from_writer(BufWriter::with_capacity(COMPRESS_BLOCK, file));
+            .from_writer(output);
         let mut archive = ArchiveWriter {
             tar: tar::Builder::new(Members::Data(compressor)),
             compression_level: self.compression_level,
@@ -269,41 +211,24 @@ impl BackupJob {
         };
         let stored_files = contents.stored_count();
         let written = archive.write_all(contents, identity, total);
-        let file = match written.and_then(|()| archive.finish()) {
-            Ok(file) => file,
+        let output = match written.and_then(|()| archive.finish()) {
+            Ok(output) => output,
             Err(e) => {
                 archive.abort();
                 return Err(e);
             }
         };
-        file.sync_all()
-            .map_err(io_failed(format!("syncing {}", partial.display())))?;
-        let archive_bytes = file
-            .metadata()
-            .map_err(io_failed(format!("reading {}", partial.display())))?
-            .len();
-        drop(file);
-        ctx.check_cancelled()?;
-        // Never replaces an existing file, unlike a rename.
-        crate::durable::publish_file(&partial, &self.target, Publish::NoClobber).map_err(|e| {
-            JobError::Failed(format!(
-                "publishing {}: {e}{}",
-                self.target.display(),
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    " (a file appeared at the path while the backup ran; it was left alone)"
-                } else {
-                    ""
-                }
-            ))
-        })?;
-        partial_guard.armed = false;
+        let archive_bytes = self.publish(ctx, output)?;
+        if let Some(guard) = partial_guard.as_mut() {
+            guard.armed = false;
+        }
         ctx.progress(total, None)?;
         let elapsed = started.elapsed();
         let rate = total as f64 / elapsed.as_secs_f64().max(1e-3);
         Ok(match &self.base {
             None => format!(
                 "Backup written to '{}': {} archive of {} in {} files, {:.1} s ({}/s)",
-                self.target.display(),
+                self.target,
                 human_bytes(archive_bytes),
                 human_bytes(total),
                 database_files,
@@ -312,7 +237,7 @@ impl BackupJob {
             ),
             Some(base) => format!(
                 "Incremental backup written to '{}' on '{}': {} archive storing {} of {} in {} of {} files, {:.1} s",
-                self.target.display(),
+                self.target,
                 base.display(),
                 human_bytes(archive_bytes),
                 human_bytes(total),
@@ -461,8 +386,8 @@ impl ArchiveWriter<'_> {
         Ok(())
     }
 
-    /// Ends the tar stream and the last gzip member; returns the archive file.
-    fn finish(&mut self) -> JobResult<File> {
+    /// Ends the tar stream and the last gzip member; returns where the archive went.
+    fn finish(&mut self) -> JobResult<Output> {
         self.tar
             .finish()
             .map_err(io_failed("finishing the archive"))?;

@@ -151,6 +151,47 @@ pub struct BackupSection {
     /// `[[backup.schedule]]`: backups the server takes by itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedule: Vec<BackupSchedule>,
+    /// `[backup.remote]`: the S3-compatible store `s3://` archive URLs may name. Without it,
+    /// such URLs are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<BackupRemote>,
+}
+
+/// `[backup.remote]`: where `s3://bucket/key` URLs go and which buckets they may name. The
+/// credentials come from here or from the standard `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` variables; `Debug` never shows the secret.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRemote {
+    /// The store's URL (`https://s3.eu-west-1.amazonaws.com`, `http://127.0.0.1:9000`); the
+    /// region's AWS endpoint when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// The only buckets archive URLs may name.
+    pub buckets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for BackupRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupRemote")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("buckets", &self.buckets)
+            .field(
+                "access_key_id",
+                &self.access_key_id.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<set>"),
+            )
+            .finish()
+    }
 }
 
 /// One `[[backup.schedule]]` entry: a cron expression (five fields, or six with seconds first,
@@ -300,6 +341,7 @@ impl Config {
             )));
         }
         self.validate_schedules()?;
+        self.validate_remote()?;
         if self.auth.root_password.is_empty() {
             return Err(ConfigError::Invalid(
                 "[auth] root_password must not be empty".into(),
@@ -346,6 +388,31 @@ impl Config {
             if schedule.keep_last == Some(0) || schedule.keep_days == Some(0) {
                 return invalid("keep_last and keep_days must be at least 1 when set".into());
             }
+        }
+        Ok(())
+    }
+
+    /// `[backup.remote]` names at least one bucket, a region, and an http(s) endpoint if any.
+    fn validate_remote(&self) -> Result<(), ConfigError> {
+        let Some(remote) = &self.backup.remote else {
+            return Ok(());
+        };
+        let invalid = |what: &str| Err(ConfigError::Invalid(format!("[backup.remote] {what}")));
+        if remote.region.trim().is_empty() {
+            return invalid("region must not be empty (for example \"us-east-1\")");
+        }
+        if remote.buckets.is_empty() || remote.buckets.iter().any(|b| b.trim().is_empty()) {
+            return invalid("buckets must list the buckets archive URLs may name");
+        }
+        if let Some(endpoint) = &remote.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return invalid(&format!(
+                "endpoint = {endpoint:?} must start with http:// or https://"
+            ));
+        }
+        if remote.access_key_id.is_some() != remote.secret_access_key.is_some() {
+            return invalid("access_key_id and secret_access_key are set together or not at all");
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 
 use super::session::Outcome;
 use super::{Engine, ExecError, ExecResult, Session};
-use crate::backup::{self, BackupJob, PathPolicy, PathUse, RestoreJob, VerifyJob};
+use crate::backup::{self, ArchiveLocation, BackupJob, PathPolicy, PathUse, RestoreJob, VerifyJob};
 use crate::config::Config;
 use crate::jobs::FlushJob;
 use crate::model::TableKind;
@@ -27,8 +27,17 @@ impl Engine {
         base: Option<&ArchivePath>,
     ) -> ExecResult<BackupJob> {
         let config = self.config();
+        let target = self.checked_location(target, PathUse::BackupTarget)?;
+        if let Some(base) = base
+            && (target.local().is_none() || backup::is_remote_url(&base.raw))
+        {
+            return Err(ExecError::Sql(crate::sql::SqlError::Unsupported(format!(
+                "INCREMENTAL FROM '{}' to '{target}': incremental chains are kept in local files; back up to a file and copy the chain",
+                base.raw
+            ))));
+        }
         Ok(BackupJob {
-            target: self.checked_path(target, PathUse::BackupTarget)?,
+            target,
             config_path: config.source_path.clone(),
             compression_level: config.backup.compression_level,
             compression_threads: config.backup.threads(),
@@ -49,7 +58,7 @@ impl Engine {
     ) -> ExecResult<RestoreJob> {
         let config = self.config();
         Ok(RestoreJob {
-            source: self.checked_path(source, PathUse::RestoreSource)?,
+            source: self.checked_location(source, PathUse::RestoreSource)?,
             signing_key: signing_key(config),
             min_free_bytes: config.backup.min_free_bytes,
             allowed_dirs: config.backup.allowed_dirs.clone(),
@@ -62,10 +71,22 @@ impl Engine {
     /// A VERIFY BACKUP job reading `archive`.
     pub(super) fn verify_job(&self, archive: &ArchivePath) -> ExecResult<VerifyJob> {
         Ok(VerifyJob {
-            source: self.checked_path(archive, PathUse::Inspected)?,
+            source: self.checked_location(archive, PathUse::Inspected)?,
             signing_key: signing_key(self.config()),
             allowed_dirs: self.config().backup.allowed_dirs.clone(),
         })
+    }
+
+    /// The archive a statement names: an `s3://` URL `[backup.remote]` allows, or a file under
+    /// the path rules.
+    fn checked_location(&self, path: &ArchivePath, usage: PathUse) -> ExecResult<ArchiveLocation> {
+        if path.quoted && backup::is_remote_url(&path.raw) {
+            let remote = self.config().backup.remote.as_ref();
+            return Ok(ArchiveLocation::Remote(backup::resolve_remote(
+                &path.raw, usage, remote,
+            )?));
+        }
+        Ok(ArchiveLocation::Local(self.checked_path(path, usage)?))
     }
 
     fn checked_path(&self, path: &ArchivePath, usage: PathUse) -> ExecResult<PathBuf> {
@@ -220,10 +241,10 @@ impl Session {
         let message = match &job.base {
             Some(base) => format!(
                 "Incremental database backup started to '{}' on '{}'.",
-                job.target.display(),
+                job.target,
                 base.display()
             ),
-            None => format!("Database backup started to '{}'.", job.target.display()),
+            None => format!("Database backup started to '{}'.", job.target),
         };
         let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
         job_started(&job_id, format!("{message} Job ID: {job_id}"))
@@ -238,10 +259,9 @@ impl Session {
         let message = match &job.backup_first {
             Some(backup) => format!(
                 "Database restore started from '{}', after a backup to '{}'.",
-                job.source.display(),
-                backup.target.display()
+                job.source, backup.target
             ),
-            None => format!("Database restore started from '{}'.", job.source.display()),
+            None => format!("Database restore started from '{}'.", job.source),
         };
         let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
         job_started(&job_id, format!("{message} Job ID: {job_id}"))
@@ -249,7 +269,7 @@ impl Session {
 
     pub(super) fn verify_backup(&self, archive: &ArchivePath) -> ExecResult<Outcome> {
         let job = self.engine.verify_job(archive)?;
-        let message = format!("Verification of '{}' started.", job.source.display());
+        let message = format!("Verification of '{}' started.", job.source);
         let job_id = self.engine.jobs().submit(Arc::new(job), self.user_id())?;
         job_started(&job_id, format!("{message} Job ID: {job_id}"))
     }
@@ -258,7 +278,7 @@ impl Session {
     /// is read and checked whole), then returns one row per area of the data directory it
     /// holds. VERIFY BACKUP is what checks the data.
     pub(super) async fn show_backup(&self, archive: &ArchivePath) -> ExecResult<Outcome> {
-        let path = self.engine.checked_path(archive, PathUse::Inspected)?;
+        let path = self.engine.checked_location(archive, PathUse::Inspected)?;
         let key = signing_key(self.engine.config());
         let read_path = path.clone();
         let (manifest, signature) =
@@ -275,7 +295,7 @@ impl Session {
         let batch = RecordBatch::try_new(
             schema.clone(),
             vec![
-                each(&path.display().to_string()),
+                each(&path.to_string()),
                 Arc::new(
                     TimestampMicrosecondArray::from(vec![created_at; areas.len()])
                         .with_timezone("UTC"),
