@@ -27,9 +27,14 @@ struct S3Server {
 
 impl S3Server {
     fn start() -> S3Server {
+        Self::start_with_env(&[])
+    }
+
+    fn start_with_env(env: &[(&str, &str)]) -> S3Server {
         let port = common::free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -354,7 +359,10 @@ async fn an_unreachable_store_fails_the_job_leaving_no_staging() {
             message.contains(&format!("http://127.0.0.1:{port}/{BUCKET}/x.tar.gz")),
             "{message}"
         );
-        assert!(!message.contains(SECRET_ACCESS_KEY), "{message}");
+        assert!(
+            !message.contains(SECRET_ACCESS_KEY) && !message.contains(ACCESS_KEY_ID),
+            "{message}"
+        );
     }
     let err = client
         .batch_execute(&format!("SHOW BACKUP 's3://{BUCKET}/x.tar.gz'"))
@@ -368,4 +376,39 @@ async fn an_unreachable_store_fails_the_job_leaving_no_staging() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert!(!server.log().contains(SECRET_ACCESS_KEY));
+}
+
+#[tokio::test]
+async fn a_refusing_store_fails_the_job_with_its_answer_and_no_credentials() {
+    // moto checks signatures after its first request (the bucket's creation): the test's keys
+    // are unknown to it, so every request of the server is refused.
+    let s3 = S3Server::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "1")]);
+    let server = TestServer::start_with(options_for(&s3));
+    let client = server.root().await;
+    for sql in [
+        format!("BACKUP DATABASE TO 's3://{BUCKET}/refused.tar.gz'"),
+        format!("RESTORE DATABASE FROM 's3://{BUCKET}/refused.tar.gz'"),
+        format!("VERIFY BACKUP 's3://{BUCKET}/refused.tar.gz'"),
+    ] {
+        let (_, status, message) = run_job(&client, &sql).await;
+        assert_eq!(status, "Failed", "{sql}: {message}");
+        assert!(message.contains("403"), "{sql}: {message}");
+        assert!(
+            !message.contains(SECRET_ACCESS_KEY) && !message.contains(ACCESS_KEY_ID),
+            "{message}"
+        );
+    }
+    let leftovers = std::fs::read_dir(server.dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("restore")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+    let log = server.log();
+    assert!(!log.contains(SECRET_ACCESS_KEY) && !log.contains(ACCESS_KEY_ID));
 }

@@ -9,8 +9,9 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::format::{BaseArchive, ManifestFile, Place};
+use super::format::{self, BaseArchive, ManifestFile, Place};
 use super::location::ArchiveLocation;
+use super::members;
 use super::reader::{self, ArchiveError, ArchiveResult, CheckedArchive, FileSink, Sink};
 use super::{PathPolicy, PathUse, SigningKey, check_path};
 
@@ -50,6 +51,16 @@ pub fn read_chain(
     sink: &mut dyn Sink,
     on_progress: &mut dyn FnMut(u64) -> ArchiveResult<()>,
 ) -> ArchiveResult<CheckedChain> {
+    // Found from the manifest's member first, so an incremental in a bucket is refused before
+    // it is downloaded.
+    if let ArchiveLocation::Remote(_) = top
+        && let Ok(Some(sealed)) = members::read_manifest_member(top)
+        && let Ok((manifest, _)) =
+            format::unseal_signed::<format::Manifest>(&sealed, format::MANIFEST_NAME, key)
+        && let Some(base) = &manifest.base
+    {
+        return Err(remote_incremental(top, base));
+    }
     let newest = reader::read_archive(top, key, sink, on_progress)?;
     let mut done = newest.manifest.total_bytes;
     let mut levels = HashSet::from([newest.seal.clone()]);
@@ -58,12 +69,7 @@ pub fn read_chain(
     let mut from = match (top, &next) {
         (ArchiveLocation::Local(path), _) => path.clone(),
         (ArchiveLocation::Remote(_), None) => PathBuf::new(),
-        (ArchiveLocation::Remote(_), Some(base)) => {
-            return Err(ArchiveError::Invalid(format!(
-                "{top} is an incremental backup on {}, and chains are read from local files only: restore from a local copy of the chain",
-                base.path
-            )));
-        }
+        (ArchiveLocation::Remote(_), Some(base)) => return Err(remote_incremental(top, base)),
     };
     while let Some(expected) = next {
         if bases.len() == MAX_BASES {
@@ -118,6 +124,13 @@ pub fn read_chain(
         )));
     }
     Ok(CheckedChain { top: newest, bases })
+}
+
+fn remote_incremental(top: &ArchiveLocation, base: &BaseArchive) -> ArchiveError {
+    ArchiveError::Invalid(format!(
+        "{top} is an incremental backup on {}, and chains are read from local files only: restore from a local copy of the chain",
+        base.path
+    ))
 }
 
 /// The base's file: at its recorded path, or beside the archive that names it.

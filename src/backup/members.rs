@@ -142,6 +142,9 @@ fn find_manifest_member(
     len: u64,
     mut read_tail: impl FnMut(u64) -> std::io::Result<Vec<u8>>,
 ) -> std::io::Result<Option<Vec<u8>>> {
+    if len == 0 {
+        return Ok(None);
+    }
     for window in TAILS {
         let start = len.saturating_sub(window);
         let tail = read_tail(start)?;

@@ -67,7 +67,10 @@ impl BackupJob {
     /// Where the compressed archive goes: `<path>.partial` (removed by the guard unless
     /// published), or a multipart upload (aborted if dropped unfinished). An existing archive
     /// is never replaced.
-    pub(super) fn open_output(&self) -> JobResult<(Output, Option<RemoveOnDrop>)> {
+    pub(super) fn open_output(
+        &self,
+        expected_bytes: u64,
+    ) -> JobResult<(Output, Option<RemoveOnDrop>)> {
         match &self.target {
             ArchiveLocation::Local(target) => {
                 let partial = partial_path(target);
@@ -100,7 +103,7 @@ impl BackupJob {
                     )));
                 }
                 let upload = object
-                    .upload()
+                    .upload(expected_bytes)
                     .map_err(io_failed(format!("starting the upload to {object}")))?;
                 Ok((Output::Upload(upload), None))
             }

@@ -188,7 +188,7 @@ impl BackupJob {
             ),
         )?;
 
-        let (output, mut partial_guard) = self.open_output()?;
+        let (output, mut partial_guard) = self.open_output(total)?;
         let compressor = ParCompressBuilder::<Gzip>::new()
             .compression_level(flate2::Compression::new(self.compression_level))
             .num_threads(self.compression_threads.max(1))

@@ -163,6 +163,13 @@ pub(super) fn masked_toml(config: &Config) -> String {
     if shown.backup.signing_key.is_some() {
         shown.backup.signing_key = Some(MASK.to_owned());
     }
+    if let Some(remote) = shown.backup.remote.as_mut() {
+        for secret in [&mut remote.access_key_id, &mut remote.secret_access_key] {
+            if secret.is_some() {
+                *secret = Some(MASK.to_owned());
+            }
+        }
+    }
     toml::to_string(&shown).expect("the configuration serializes to TOML")
 }
 
@@ -283,12 +290,23 @@ mod tests {
         let mut config = Config::defaults();
         config.auth.root_password = "hunter2".into();
         config.backup.signing_key = Some("k".repeat(40));
+        config.backup.remote = Some(crate::config::BackupRemote {
+            endpoint: None,
+            region: "eu-west-1".into(),
+            buckets: vec!["backups".into()],
+            access_key_id: Some("AKIAEXAMPLEKEYID".into()),
+            secret_access_key: Some("s3-secret-value".into()),
+        });
         let shown = masked_toml(&config);
-        assert!(
-            !shown.contains("hunter2") && !shown.contains(&"k".repeat(40)),
-            "{shown}"
-        );
-        assert_eq!(shown.matches(MASK).count(), 2, "{shown}");
+        for secret in [
+            "hunter2",
+            &"k".repeat(40),
+            "AKIAEXAMPLEKEYID",
+            "s3-secret-value",
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(shown.matches(MASK).count(), 4, "{shown}");
         let reread = resolve(Some((&shown, "shown")), env(&[])).unwrap();
         assert_eq!(reread.server.port, config.server.port);
         assert_eq!(reread.flush.segment_rows, config.flush.segment_rows);
