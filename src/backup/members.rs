@@ -54,7 +54,7 @@ impl Write for Output {
 /// a broken writer.
 pub(super) enum Members {
     Data(Compressor),
-    Manifest(flate2::write::GzEncoder<Output>),
+    Manifest(Box<flate2::write::GzEncoder<Output>>),
     Closed,
 }
 
@@ -65,11 +65,11 @@ impl Members {
             return Err(std::io::Error::other("the data member is already closed"));
         };
         let output = compressor.finish().map_err(std::io::Error::other)?;
-        *self = Members::Manifest(
+        *self = Members::Manifest(Box::new(
             flate2::GzBuilder::new()
                 .extra(MANIFEST_MEMBER_EXTRA.to_vec())
                 .write(output, flate2::Compression::new(level)),
-        );
+        ));
         Ok(())
     }
 

@@ -300,12 +300,24 @@ impl Store {
         ReadView::latest(self)
     }
 
-    /// Compacts a table's range of hot rows, dropping the deletion markers a flush leaves.
+    /// Compacts a table's range of hot rows and of its cold-row index, dropping the deletion
+    /// markers a flush leaves. The bottommost level is rewritten too: files a compaction left
+    /// there while a snapshot was held keep their sequence numbers and dropped versions, and
+    /// RocksDB rewrites them later, once the snapshot is gone ("BottommostFiles"
+    /// compactions), which an incremental backup then stores again although no row changed.
     pub fn compact_rows(&self, table_id: u64) -> StorageResult<()> {
         let start = rows::table_prefix(table_id);
         let end = rows::table_prefix(table_id.saturating_add(1));
-        self.db
-            .compact_range_cf(cf(&self.db, CF_ROWS), Some(&start[..]), Some(&end[..]));
+        let mut options = rocksdb::CompactOptions::default();
+        options.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::ForceOptimized);
+        for name in [CF_ROWS, CF_COLD_INDEX] {
+            self.db.compact_range_cf_opt(
+                cf(&self.db, name),
+                Some(&start[..]),
+                Some(&end[..]),
+                &options,
+            );
+        }
         Ok(())
     }
 
