@@ -49,13 +49,13 @@ impl S3Server {
             assert!(Instant::now() < deadline, "moto_server did not listen");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let (status, body) = server.request("PUT", &format!("/{BUCKET}"));
+        let (status, _, body) = server.request("PUT", &format!("/{BUCKET}"));
         assert_eq!(status, 200, "creating the bucket: {}", text(&body));
         server
     }
 
-    /// One plain HTTP/1.0 request (moto checks no signature): (status, body).
-    fn request(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
+    /// One plain HTTP/1.0 request (moto checks no signature): (status, headers, body).
+    fn request(&self, method: &str, path: &str) -> (u16, String, Vec<u8>) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -74,25 +74,25 @@ impl S3Server {
             .expect("an HTTP response");
         let head = String::from_utf8_lossy(&response[..split]).into_owned();
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, response[split + 4..].to_vec())
+        (status, head, response[split + 4..].to_vec())
     }
 
     /// The keys in the bucket.
     fn keys(&self) -> Vec<String> {
-        let (status, body) = self.request("GET", &format!("/{BUCKET}?list-type=2"));
+        let (status, _, body) = self.request("GET", &format!("/{BUCKET}?list-type=2"));
         assert_eq!(status, 200);
         elements(&text(&body), "Key")
     }
 
     /// Multipart uploads started and neither completed nor aborted.
     fn open_uploads(&self) -> Vec<String> {
-        let (status, body) = self.request("GET", &format!("/{BUCKET}?uploads"));
+        let (status, _, body) = self.request("GET", &format!("/{BUCKET}?uploads"));
         assert_eq!(status, 200);
         elements(&text(&body), "UploadId")
     }
 
     fn object(&self, key: &str) -> Vec<u8> {
-        let (status, body) = self.request("GET", &format!("/{BUCKET}/{key}"));
+        let (status, _, body) = self.request("GET", &format!("/{BUCKET}/{key}"));
         assert_eq!(status, 200, "{key}");
         body
     }
@@ -236,26 +236,16 @@ async fn an_s3_round_trip_uploads_in_parts_and_restores_from_the_object() {
 
 /// The part count in a multipart object's ETag ("...-N"), read from a HEAD response.
 fn multipart_parts(s3: &S3Server, key: &str) -> u32 {
-    let mut stream = TcpStream::connect(("127.0.0.1", s3.port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "HEAD /{BUCKET}/{key} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
-        s3.port
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let etag = response
+    let (status, head, _) = s3.request("HEAD", &format!("/{BUCKET}/{key}"));
+    assert_eq!(status, 200, "{head}");
+    let etag = head
         .lines()
         .find_map(|line| {
             let (name, value) = line.split_once(':')?;
             name.eq_ignore_ascii_case("etag")
                 .then(|| value.trim().trim_matches('"').to_owned())
         })
-        .unwrap_or_else(|| panic!("no ETag in {response}"));
+        .unwrap_or_else(|| panic!("no ETag in {head}"));
     etag.rsplit_once('-')
         .and_then(|(_, parts)| parts.parse().ok())
         .unwrap_or(1)
