@@ -389,6 +389,48 @@ mod tests {
         }
     }
 
+    /// Versions a snapshot kept alive in the bottommost level are what RocksDB would rewrite
+    /// later on its own; VACUUM (`compact_rows`) drops them now.
+    #[test]
+    fn compact_rows_rewrites_the_bottommost_level() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path(), durability()).unwrap();
+        let rows_cf = cf(&store.db, CF_ROWS);
+        // Only manual compactions, so nothing rewrites the files behind the test's back.
+        store
+            .db
+            .set_options_cf(rows_cf, &[("disable_auto_compactions", "true")])
+            .unwrap();
+        let key = |i: u32| [&rows::table_prefix(7)[..], &i.to_be_bytes()[..]].concat();
+        let put_all = |value: &[u8]| {
+            for i in 0..1000 {
+                store.db.put_cf(rows_cf, key(i), value).unwrap();
+            }
+            store.db.flush_cf(rows_cf).unwrap();
+        };
+        put_all(b"old");
+        let snapshot = store.db.snapshot();
+        put_all(b"new");
+        // Compacted into the bottommost level while the snapshot needs the old versions.
+        store
+            .db
+            .compact_range_cf(rows_cf, None::<&[u8]>, None::<&[u8]>);
+        drop(snapshot);
+        let entries = |store: &Store| -> u64 {
+            store
+                .db
+                .live_files()
+                .unwrap()
+                .iter()
+                .filter(|f| f.column_family_name == CF_ROWS)
+                .map(|f| f.num_entries)
+                .sum()
+        };
+        assert_eq!(entries(&store), 2000, "the snapshot kept both versions");
+        store.compact_rows(7).unwrap();
+        assert_eq!(entries(&store), 1000, "only the live versions are left");
+    }
+
     #[test]
     fn applied_sequence_survives_reopen() {
         let tmp = tempfile::tempdir().unwrap();
