@@ -16,7 +16,7 @@ use crate::durable::Publish;
 use crate::jobs::{JobContext, JobError, JobResult};
 
 /// `<path>.partial`: where an archive is written before it is published.
-pub fn partial_path(target: &Path) -> PathBuf {
+fn partial_path(target: &Path) -> PathBuf {
     let mut name = target.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     target.with_file_name(name)
