@@ -62,7 +62,7 @@ gib=$(echo "scale=2; $(data_bytes) / 1073741824" | bc)
 echo
 echo "data directory: $gib GiB; medians of $RUNS runs"
 printf '%-44s %9s %12s %9s\n' "" "seconds" "archive MiB" "vs this"
-printf '%-44s %9.2f %12.1f %9s\n' "KalamDB BACKUP DATABASE (level ${BACKUP_LEVEL:-3})" "$kb" "$(echo "$ks / 1048576" | bc -l)" "1.00x"
+printf '%-44s %9.2f %12.1f %9s\n' "KalamDB BACKUP DATABASE (level ${BACKUP_LEVEL:-1})" "$kb" "$(echo "$ks / 1048576" | bc -l)" "1.00x"
 printf '%-44s %9.2f %12.1f %8.2fx\n' "tar -czf (GNU tar + gzip -6)" "$tb" "$(echo "$ts / 1048576" | bc -l)" "$(echo "$tb / $kb" | bc -l)"
 printf '%-44s %9.2f %12.1f %8.2fx\n' "tar -I pigz -cf" "$pb" "$(echo "$ps / 1048576" | bc -l)" "$(echo "$pb / $kb" | bc -l)"
 printf 'archive size vs gzip -6: %+.1f%%; server RSS growth during backup: %s MiB\n' "$(echo "($ks - $ts) * 100 / $ts" | bc -l)" "$rss"

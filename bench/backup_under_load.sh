@@ -4,7 +4,7 @@
 # against a database of about 1 GiB, once without a backup and once while one runs. Reports
 # the clients' throughput and p99 latency in both (while backing up: only the transactions
 # that completed while the backup ran), and the backup's time on the idle server and under the
-# load. Medians of RUNS runs. BACKUP_THREADS sets [backup] compression_threads (0: one per CPU).
+# load. Medians of RUNS runs. BACKUP_THREADS sets [backup] compression_threads (0: half the CPUs).
 # Usage: [BACKUP_THREADS=n] bench/backup_under_load.sh [target GiB, default 1.0] [runs, default 3]
 source "$(dirname "$0")/lib.sh"
 TARGET_GIB=${1:-1.0}

@@ -34,7 +34,7 @@ start_kalamdb() {
       -e "s/^root_password = .*/root_password = \"$PGPASSWORD\"/" \
       -e "s/^level = .*/level = \"warn\"/" \
       -e "s/^row_limit = .*/row_limit = ${FLUSH_ROW_LIMIT:-1000000}/" \
-      -e "s/^compression_level = .*/compression_level = ${BACKUP_LEVEL:-3}/" \
+      -e "${BACKUP_LEVEL:+s/^compression_level = .*/compression_level = $BACKUP_LEVEL/}" \
       "$ROOT/server.toml" > "$WORK/server.toml"
   "$bin" --config "$WORK/server.toml" 2>"$WORK/kalam.log" &
   KALAM_PID=$!

@@ -1,8 +1,10 @@
-//! The archive's gzip members. Everything up to MANIFEST.json is one member, compressed on
-//! several threads; MANIFEST.json and the tar trailer follow as a second, small member whose
-//! header carries a marker (an RFC 1952 extra subfield, `KM`). gzip and tar read the two as one
-//! stream, as RFC 1952 allows, while SHOW BACKUP and an incremental backup find the manifest
-//! from the end of the file without inflating the data before it.
+//! The archive's gzip members. Everything up to MANIFEST.json is a run of members, one per
+//! mebibyte of tar stream, each compressed whole by libdeflate on one of the compression
+//! threads (about twice zlib's speed at the same size on KalamDB's data); MANIFEST.json and the
+//! tar trailer follow as a last, small member whose header carries a marker (an RFC 1952 extra
+//! subfield, `KM`). gzip and tar read all members as one stream, as RFC 1952 allows, while SHOW
+//! BACKUP and an incremental backup find the manifest from the end of the file without
+//! inflating the data before it.
 
 use super::location::ArchiveLocation;
 use super::remote::Upload;
@@ -10,7 +12,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 
 use gzp::ZWriter;
-use gzp::deflate::Gzip;
+use gzp::deflate::Mgzip;
 use gzp::par::compress::ParCompress;
 
 use super::format;
@@ -24,7 +26,7 @@ const MEMBER_START: [u8; 4] = [0x1f, 0x8b, 0x08, 0x04];
 /// larger (some hundred thousand files) is found by reading the whole archive instead.
 const TAILS: [u64; 3] = [64 * 1024, 1024 * 1024, 16 * 1024 * 1024];
 
-pub(super) type Compressor = ParCompress<'static, Gzip, Output>;
+pub(super) type Compressor = ParCompress<'static, Mgzip, Output>;
 
 /// Where the compressed archive goes: a file (published once complete) or a multipart upload
 /// (completed once the archive is).
@@ -223,8 +225,10 @@ mod tests {
     /// An archive of one data file and the manifest, written as a backup writes it.
     fn write_archive(path: &Path, manifest: &[u8]) {
         let file = File::create(path).unwrap();
-        let compressor = ParCompressBuilder::<Gzip>::new()
+        let compressor = ParCompressBuilder::<Mgzip>::new()
             .num_threads(1)
+            .unwrap()
+            .buffer_size(super::super::writer::COMPRESS_BLOCK)
             .unwrap()
             .from_writer(Output::File(BufWriter::new(file)));
         let mut tar = tar::Builder::new(Members::Data(compressor));
@@ -239,7 +243,7 @@ mod tests {
     }
 
     #[test]
-    fn the_manifest_member_is_found_from_the_end_and_both_members_read_as_one_tar() {
+    fn the_manifest_member_is_found_from_the_end_and_all_members_read_as_one_tar() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.tar.gz");
         write_archive(&path, b"{\"sealed\": true}\n");
@@ -254,6 +258,29 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert_eq!(names, ["data/storage/x.parquet", format::MANIFEST_NAME]);
+    }
+
+    #[test]
+    fn each_block_of_data_is_a_gzip_member_of_its_own_and_the_manifest_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz");
+        write_archive(&path, b"{}");
+        let bytes = std::fs::read(&path).unwrap();
+        let mut rest = bytes.as_slice();
+        let mut members = Vec::new();
+        while !rest.is_empty() {
+            let mut decoder = flate2::bufread::GzDecoder::new(rest);
+            let mut inflated = Vec::new();
+            decoder.read_to_end(&mut inflated).unwrap();
+            let marked = decoder.header().unwrap().extra() == Some(&MANIFEST_MEMBER_EXTRA[..]);
+            members.push((inflated.len(), marked));
+            rest = decoder.into_inner();
+        }
+        // 1.2 MB of file data and its tar header: one full block and the rest, then the manifest.
+        let blocks: Vec<_> = members.iter().map(|(len, _)| *len).collect();
+        assert_eq!(members.len(), 3, "{blocks:?}");
+        assert_eq!(members[0], (super::super::writer::COMPRESS_BLOCK, false));
+        assert!(!members[1].1 && members[2].1, "{members:?}");
     }
 
     #[test]

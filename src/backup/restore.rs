@@ -83,24 +83,28 @@ impl JobWork for RestoreJob {
             allowed_dirs: self.allowed_dirs.clone(),
         };
         let backup_first = self.backup_first.clone();
-        crate::jobs::background::run_below_clients("restore", move || {
-            if let Some(backup) = &backup_first {
-                backup.write(&ctx).map_err(|e| match e {
-                    JobError::Cancelled => JobError::Cancelled,
-                    e => JobError::Failed(format!(
-                        "the backup before the restore failed, so nothing was staged: {e}"
-                    )),
-                })?;
-            }
-            let staged = stage(&ctx, &source, &limits)?;
-            Ok(match &backup_first {
-                Some(backup) => format!(
-                    "{staged} The state before it was backed up to '{}'.",
-                    backup.target
-                ),
-                None => staged,
-            })
-        })
+        crate::jobs::background::run_below_clients(
+            "restore",
+            crate::jobs::background::JobPriority::Lowest,
+            move || {
+                if let Some(backup) = &backup_first {
+                    backup.write(&ctx).map_err(|e| match e {
+                        JobError::Cancelled => JobError::Cancelled,
+                        e => JobError::Failed(format!(
+                            "the backup before the restore failed, so nothing was staged: {e}"
+                        )),
+                    })?;
+                }
+                let staged = stage(&ctx, &source, &limits)?;
+                Ok(match &backup_first {
+                    Some(backup) => format!(
+                        "{staged} The state before it was backed up to '{}'.",
+                        backup.target
+                    ),
+                    None => staged,
+                })
+            },
+        )
         .await?
     }
 }

@@ -57,13 +57,17 @@ impl JobWork for VerifyJob {
         let source = self.source.clone();
         let key = self.signing_key.clone();
         let allowed_dirs = self.allowed_dirs.clone();
-        crate::jobs::background::run_below_clients("verify", move || {
-            let policy = PathPolicy {
-                data_dir: ctx.store.dir().root(),
-                allowed_dirs: &allowed_dirs,
-            };
-            verify(&ctx, &source, key.as_ref(), &policy)
-        })
+        crate::jobs::background::run_below_clients(
+            "verify",
+            crate::jobs::background::JobPriority::Lowest,
+            move || {
+                let policy = PathPolicy {
+                    data_dir: ctx.store.dir().root(),
+                    allowed_dirs: &allowed_dirs,
+                };
+                verify(&ctx, &source, key.as_ref(), &policy)
+            },
+        )
         .await?
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The target is a file or an object in a store; either way nothing exists there until the
 //! archive is complete (see [`super::publish`]). Files are read once: each is hashed for
-//! the manifest while it streams through tar into the parallel gzip compressor (gzp, zlib-rs),
+//! the manifest while it streams through tar into the parallel gzip compressor (gzp, libdeflate),
 //! so memory stays bounded by the compressor's queue whatever the database size.
 
 use std::fs::File;
@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gzp::deflate::Gzip;
+use gzp::deflate::Mgzip;
 use gzp::par::compress::ParCompressBuilder;
 
 use super::format::{self, Manifest, ManifestFile, SigningKey};
@@ -24,7 +24,7 @@ use crate::jobs::{JobContext, JobError, JobResult, JobWork};
 
 /// How often a running backup records its progress in `system.jobs`.
 pub(super) const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
-/// Compressor input block; gzp compresses blocks of this size in parallel.
+/// Compressor input block; each becomes one gzip member, compressed in parallel with the others.
 pub(super) const COMPRESS_BLOCK: usize = 1024 * 1024;
 const READ_BUFFER: usize = 256 * 1024;
 
@@ -89,17 +89,21 @@ impl JobWork for BackupJob {
 
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
         let job = self.clone();
-        crate::jobs::background::run_below_clients("backup", move || {
-            let written = job.write(&ctx)?;
-            match (&job.schedule, job.target.local()) {
-                (Some(schedule), Some(archive)) => {
-                    let kept =
-                        schedule.verify_and_prune(&ctx, archive, job.signing_key.as_ref())?;
-                    Ok(format!("{written}; {kept}"))
+        crate::jobs::background::run_below_clients(
+            "backup",
+            crate::jobs::background::JobPriority::Lowest,
+            move || {
+                let written = job.write(&ctx)?;
+                match (&job.schedule, job.target.local()) {
+                    (Some(schedule), Some(archive)) => {
+                        let kept =
+                            schedule.verify_and_prune(&ctx, archive, job.signing_key.as_ref())?;
+                        Ok(format!("{written}; {kept}"))
+                    }
+                    _ => Ok(written),
                 }
-                _ => Ok(written),
-            }
-        })
+            },
+        )
         .await?
     }
 }
@@ -189,7 +193,7 @@ impl BackupJob {
         )?;
 
         let (output, mut partial_guard) = self.open_output(total)?;
-        let compressor = ParCompressBuilder::<Gzip>::new()
+        let compressor = ParCompressBuilder::<Mgzip>::new()
             .compression_level(flate2::Compression::new(self.compression_level))
             .num_threads(self.compression_threads.max(1))
             .map_err(|e| JobError::Failed(format!("starting the compressor: {e}")))?

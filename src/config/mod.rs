@@ -138,7 +138,7 @@ pub struct JobsSection {
 pub struct BackupSection {
     pub allowed_dirs: Vec<PathBuf>,
     pub compression_level: u32,
-    /// 0 means one per CPU.
+    /// 0 means half the CPUs, at least one.
     pub compression_threads: usize,
     pub keep_pre_restore: usize,
     pub snapshots_keep: usize,
@@ -212,10 +212,11 @@ pub struct BackupSchedule {
 }
 
 impl BackupSection {
-    /// Compression threads to use: the configured number, or one per CPU.
+    /// Compression threads to use: the configured number, or half the CPUs (at least one), so
+    /// that a backup never wants every core of a server that is also serving clients.
     pub fn threads(&self) -> usize {
         match self.compression_threads {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             n => n,
         }
     }

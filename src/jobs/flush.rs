@@ -45,7 +45,12 @@ impl JobWork for FlushJob {
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
         let work = self.clone();
         // RocksDB reads and Parquet writes block; keep them off the async workers.
-        super::background::run_below_clients("flush", move || flush(&ctx, &work)).await?
+        super::background::run_below_clients(
+            "flush",
+            super::background::JobPriority::Low,
+            move || flush(&ctx, &work),
+        )
+        .await?
     }
 }
 

@@ -63,9 +63,11 @@ impl JobWork for IndexBuildJob {
     async fn run(&self, ctx: JobContext) -> JobResult<String> {
         let (table_id, index, index_id) = (self.table_id, self.index.clone(), self.index_id);
         let store = ctx.store.clone();
-        let outcome = super::background::run_below_clients("index-build", move || {
-            build(&ctx, table_id, &index, index_id)
-        })
+        let outcome = super::background::run_below_clients(
+            "index-build",
+            super::background::JobPriority::Low,
+            move || build(&ctx, table_id, &index, index_id),
+        )
         .await
         .and_then(|built| built);
         if outcome.is_err() {
