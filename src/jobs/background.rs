@@ -17,10 +17,11 @@ pub enum JobPriority {
     /// (writes stall when it falls behind) on a busy server.
     Low,
     /// Backups, restore staging and verification, which no client waits on: niceness 19, the
-    /// lowest, about a seventieth of a client thread. Measured with 16 clients of the mixed
-    /// workload (`bench/backup_under_load.sh`): against +10, the clients kept 0.74x of their
-    /// throughput instead of 0.66x and their p99 rose 1.03x instead of 1.33x, while the backup
-    /// took about as long (17.3 s against 15.3 s); it runs mostly in the gaps clients leave.
+    /// lowest, about a seventieth of a client thread. In one pair of runs with 16 clients of
+    /// the mixed workload (`bench/backup_under_load.sh`), against +10 the clients kept 0.74x
+    /// of their throughput instead of 0.66x and their p99 rose 1.03x instead of 1.33x, while
+    /// the backup took about as long (17.3 s against 15.3 s). SCHED_IDLE measured no better
+    /// for the clients and slower for the backup.
     Lowest,
 }
 
@@ -33,6 +34,7 @@ impl JobPriority {
         }
     }
 }
+
 /// Virtual size of a job thread's stack, as the runtime's threads have: untouched pages cost no
 /// memory.
 const JOB_STACK_BYTES: usize = 64 * 1024 * 1024;
