@@ -93,10 +93,11 @@ test_deps() {
   fi
 }
 
-# Every clone path gives this crate's artifacts new hashes, so each fresh CI clone would leave
-# another full set of test binaries (about 13 GiB) in the shared target directory until the disk
-# fills. After a build, this deletes this crate's artifacts that the build did not produce, and
-# keeps only the newest incremental cache per target. Dependencies are shared and left alone.
+# Each change of a dependency or of the toolchain gives this crate's artifacts new hashes, and
+# cargo never deletes the old set: another full set of test binaries (about 13 GiB) stayed in
+# the shared target directory each time, until the disk filled. After a build, this deletes this
+# crate's artifacts that the build did not produce, and keeps only the newest incremental cache
+# per target. Dependencies' artifacts are shared between builds and left alone.
 prune_stale_builds() {
   local build_messages="$1"
   python3 - "$build_messages" "$CARGO_TARGET_DIR" "$PWD/Cargo.toml" <<'PRUNE'

@@ -13,8 +13,13 @@ use std::time::{Duration, Instant};
 pub const ROOT_PASSWORD: &str = "root-test-password";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The checkout under test. Cargo names it at run time; the compile-time path is only a fallback,
+/// because clones sharing one target directory reuse each other's test binaries when the
+/// sources match, and a binary would then read the files of the clone that built it.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The port a server's log says it is listening on.
