@@ -231,3 +231,90 @@ fn the_quick_tour_runs_as_written() {
         "after the restart the restored data is back"
     );
 }
+
+/// `./dev.sh test` builds, then removes what earlier builds of this crate left in the shared
+/// target directory: old hashes of its own targets go; the current build's files, the hashed
+/// copy of an uplifted binary, dependencies (even one named like a test target) and the newest
+/// incremental cache per target stay.
+#[test]
+fn the_test_command_prunes_only_this_crates_stale_build_artifacts() {
+    let target = tempfile::tempdir().unwrap();
+    let debug = target.path().join("debug");
+    let deps = debug.join("deps");
+    let incremental = debug.join("incremental");
+    std::fs::create_dir_all(&deps).unwrap();
+    let manifest = repo_root().join("Cargo.toml");
+    let (current, stale, dependency) = ("1111111111111111", "2222222222222222", "3333333333333333");
+    let uplifted = "4444444444444444";
+    let files = [
+        format!("libkalamdb-{current}.rlib"),
+        format!("libkalamdb-{stale}.rlib"),
+        format!("kalamdb-{stale}.d"),
+        format!("backup-{current}"),
+        format!("backup-{stale}"),
+        format!("kalamdb-{uplifted}"),
+        format!("libbackup-{dependency}.rlib"),
+        format!("libserde-{stale}.rlib"),
+    ];
+    for file in &files {
+        std::fs::write(deps.join(file), b"artifact").unwrap();
+    }
+    std::fs::hard_link(
+        deps.join(format!("kalamdb-{uplifted}")),
+        debug.join("kalamdb"),
+    )
+    .unwrap();
+    for cache in ["backup-older", "backup-newer"] {
+        std::fs::create_dir_all(incremental.join(cache)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ours = |target: &str, paths: Vec<String>| {
+        serde_json::json!({"reason": "compiler-artifact", "manifest_path": manifest,
+            "target": {"name": target}, "filenames": paths, "executable": null})
+    };
+    let messages = [
+        ours(
+            "kalamdb",
+            vec![format!("{}/libkalamdb-{current}.rlib", deps.display())],
+        ),
+        ours("kalamdb", vec![format!("{}/kalamdb", debug.display())]),
+        ours(
+            "backup",
+            vec![format!("{}/backup-{current}", deps.display())],
+        ),
+        serde_json::json!({"reason": "compiler-artifact", "manifest_path": "/elsewhere/Cargo.toml",
+            "target": {"name": "backup"},
+            "filenames": [format!("{}/libbackup-{dependency}.rlib", deps.display())]}),
+    ];
+    let messages_path = target.path().join("messages.json");
+    let lines: Vec<String> = messages.iter().map(|m| m.to_string()).collect();
+    std::fs::write(&messages_path, lines.join("\n") + "\n").unwrap();
+
+    let status = Command::new("python3")
+        .arg(repo_root().join(".ci/prune-stale-builds.py"))
+        .arg(&messages_path)
+        .arg(&manifest)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let mut left: Vec<String> = std::fs::read_dir(&deps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    let mut expected = vec![
+        format!("backup-{current}"),
+        format!("kalamdb-{uplifted}"),
+        format!("libbackup-{dependency}.rlib"),
+        format!("libkalamdb-{current}.rlib"),
+        format!("libserde-{stale}.rlib"),
+    ];
+    expected.sort();
+    assert_eq!(left, expected);
+    let caches: Vec<_> = std::fs::read_dir(&incremental)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(caches, ["backup-newer"]);
+}
