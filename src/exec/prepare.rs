@@ -33,6 +33,8 @@ pub(super) enum FastPath {
     Read(super::point_query::PointQuery),
     /// An UPDATE or DELETE of the one row a primary key names.
     Write(super::dml::PointWrite),
+    /// A single-row INSERT of parameters and constants.
+    Insert(super::dml::PointInsert),
 }
 
 impl Session {
@@ -76,11 +78,14 @@ impl Session {
                     None => Vec::new(),
                 };
                 self.type_from_context(ast, &mut param_types).await;
-                let fast_path = target
-                    .and_then(|(record, alias, _)| {
-                        super::dml::PointWrite::recognize(ast, &record, &alias)
-                    })
-                    .map(FastPath::Write);
+                let fast_path = target.and_then(|(record, alias, _)| match ast.as_ref() {
+                    ast::Statement::Insert(_) => {
+                        super::dml::PointInsert::recognize(ast, &record).map(FastPath::Insert)
+                    }
+                    _ => {
+                        super::dml::PointWrite::recognize(ast, &record, &alias).map(FastPath::Write)
+                    }
+                });
                 Ok(PreparedStatement {
                     statement,
                     plan: None,

@@ -512,9 +512,14 @@ impl Session {
             Statement::ShowBackup { archive } => self.show_backup(archive).await,
             Statement::ClusterSnapshot => self.cluster_snapshot().await,
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
-                if let Some(FastPath::Write(write)) = &prepared.fast_path
-                    && let Some(outcome) = self.point_write(write, &params).await?
-                {
+                let fast = match &prepared.fast_path {
+                    Some(FastPath::Write(write)) => self.point_write(write, &params).await?,
+                    Some(FastPath::Insert(insert)) => {
+                        self.point_insert(insert, ast, &params).await?
+                    }
+                    _ => None,
+                };
+                if let Some(outcome) = fast {
                     return Ok(outcome);
                 }
                 let bound = if params.is_empty() {

@@ -58,8 +58,13 @@ impl Store {
         let mut batch = WriteBatch::with_capacity_bytes(command.batch_size_hint());
         let storage_root = self.dir.storage();
         let mut ctx = self.apply_context(seq, self.sync_writes, &storage_root);
+        // Under the apply lock the committed catalog cannot change while the command reads it.
+        ctx.write_shapes = Some(&self.write_shapes);
         command.write_all_into(&mut ctx, &mut batch)?;
         batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
+        if ctx.wrote_catalog() {
+            self.write_shapes.forget_all();
+        }
         self.db.write_opt(batch, &self.write_options)?;
         *applied = seq;
         // A bulk load's rows go in after its batch, still under the lock, so no command and no

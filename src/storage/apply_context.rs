@@ -71,6 +71,10 @@ pub(super) struct ApplyContext<'a> {
     /// Set while a block's DDL is previewed for its catalog alone, without the block's row
     /// writes: checks of rows against those writes wait for the block's COMMIT.
     pub catalog_preview: bool,
+    /// Tables' write shapes kept between commands (`None`: read the catalog each time).
+    pub write_shapes: Option<&'a super::write_shapes::WriteShapes>,
+    /// Whether this command has written the catalog so far.
+    wrote_catalog: bool,
 }
 
 /// The storage directory and the footer cache, for reading one flushed row.
@@ -118,6 +122,8 @@ impl<'a> ApplyContext<'a> {
             check_evaluator: None,
             catalog_preview: false,
             relaid_from: HashMap::new(),
+            write_shapes: None,
+            wrote_catalog: false,
         }
     }
 
@@ -376,6 +382,7 @@ impl<'a> ApplyContext<'a> {
             Some(value) => batch.put_cf(cf(self.db, cf_name), key, value),
             None => batch.delete_cf(cf(self.db, cf_name), key),
         }
+        self.wrote_catalog |= cf_name == CF_CATALOG;
         if !self.unremembered.contains(&cf_name) {
             self.unremembered.push(cf_name);
         }
@@ -388,9 +395,15 @@ impl<'a> ApplyContext<'a> {
         Ok(())
     }
 
+    /// Whether this command has written (or deleted) any catalog record so far.
+    pub(super) fn wrote_catalog(&self) -> bool {
+        self.wrote_catalog
+    }
+
     fn remember(&mut self, cf_name: &'static str, key: Vec<u8>, value: Option<Vec<u8>>) {
         if cf_name == CF_CATALOG {
             self.definitions.get_mut().clear();
+            self.wrote_catalog = true;
         }
         if cf_name == CF_INDEX_ENTRIES {
             self.pending_entries.insert(key, value);
@@ -448,6 +461,7 @@ impl<'a> ApplyContext<'a> {
         end: Vec<u8>,
     ) {
         batch.delete_range_cf(cf(self.db, cf_name), &start, &end);
+        self.wrote_catalog |= cf_name == CF_CATALOG;
         if let Some(pending) = self.pending.get_mut(cf_name) {
             pending.retain(|key, _| !(start.as_slice() <= key.as_slice() && key < &end));
         }

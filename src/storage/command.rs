@@ -18,7 +18,9 @@ use super::sequences::{self, SequencePosition, SequenceRecord};
 use super::streams::{self, StreamState};
 use super::table_ddl;
 use super::view_ddl::{self, ViewRecord};
-use super::{CF_CATALOG, CF_JOBS, CF_META, CF_USERS, Conflict, StorageResult, catalog_keys};
+use super::{
+    CF_CATALOG, CF_JOBS, CF_META, CF_USERS, Conflict, StorageResult, catalog_keys, write_shapes,
+};
 
 /// One atomic change to the database. Commands are serialisable so that a replicated log can
 /// carry them; applying the same sequence of commands to the same state gives the same state.
@@ -501,19 +503,24 @@ impl Command {
                 row_id_high_water,
                 layout_generation,
             } => {
-                table_ddl::check_layout_generation(ctx, *table_id, *layout_generation)?;
-                let links = foreign_keys::links_of(ctx, *table_id)?;
-                if !links.is_empty() {
-                    referential::write_rows(ctx, batch, *table_id, writes, links)?;
+                let shape = write_shapes::shape_of(ctx, *table_id)?;
+                table_ddl::expect_layout_generation(
+                    ctx,
+                    *table_id,
+                    shape.layout_generation,
+                    *layout_generation,
+                )?;
+                if !shape.links.is_empty() {
+                    referential::write_rows(ctx, batch, *table_id, writes, shape.links.clone())?;
                 } else {
-                    let indexes = indexes::of_table(ctx, *table_id)?;
+                    let indexes = &shape.indexes;
                     match ctx.begin_row_writes(writes)? {
                         Some(order) => {
-                            write_new_rows(ctx, batch, *table_id, writes, order, &indexes)?
+                            write_new_rows(ctx, batch, *table_id, writes, order, indexes)?
                         }
                         None => {
                             for write in writes {
-                                write_row(ctx, batch, *table_id, write, &indexes, 0)?;
+                                write_row(ctx, batch, *table_id, write, indexes, 0)?;
                             }
                         }
                     }

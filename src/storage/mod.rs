@@ -39,6 +39,7 @@ mod table_reads;
 mod view;
 mod view_ddl;
 mod wal_sync;
+mod write_shapes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -144,6 +145,8 @@ pub struct Store {
     wal_syncer: std::sync::OnceLock<wal_sync::WalSyncer>,
     /// The executor's evaluator of CHECK constraints (see `row_checks`).
     check_evaluator: std::sync::OnceLock<Arc<dyn CheckEvaluator>>,
+    /// Tables' indexes, foreign keys and layout generations for row writes (`write_shapes`).
+    write_shapes: write_shapes::WriteShapes,
 }
 
 impl std::fmt::Debug for Store {
@@ -203,6 +206,7 @@ impl Store {
             segment_cache: Default::default(),
             wal_syncer: std::sync::OnceLock::new(),
             check_evaluator: std::sync::OnceLock::new(),
+            write_shapes: Default::default(),
         })
         .and_then(|store| {
             file_names::check_catalog(&store.db)?;

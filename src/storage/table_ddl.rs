@@ -51,8 +51,23 @@ pub(super) fn check_layout_generation(
     table_id: u64,
     generation: u64,
 ) -> StorageResult<()> {
+    let current = layout_generation(ctx, table_id)?;
+    expect_layout_generation(ctx, table_id, current, generation)
+}
+
+/// A table's layout generation as `ctx`'s command sees it.
+pub(super) fn layout_generation(ctx: &ApplyContext, table_id: u64) -> StorageResult<u64> {
     let stored = ctx.get(CF_CATALOG, &catalog_keys::layout_generation(table_id))?;
-    let current = records::layout_generation(table_id, stored.as_deref())?;
+    records::layout_generation(table_id, stored.as_deref())
+}
+
+/// Fails the command when the writer encoded its rows for another layout than `current`.
+pub(super) fn expect_layout_generation(
+    ctx: &ApplyContext,
+    table_id: u64,
+    current: u64,
+    generation: u64,
+) -> StorageResult<()> {
     if current == generation {
         return Ok(());
     }

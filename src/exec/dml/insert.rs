@@ -150,11 +150,27 @@ impl Session {
             }
             Some(_) => return Err(unsupported("ON DUPLICATE KEY UPDATE")),
         };
+        let written = self
+            .insert_rows(&planner, (&record, &alias), &new_rows, on_conflict)
+            .await?;
+        self.finish_dml(&planner, (&record, &alias), written, returning, "INSERT")
+            .await
+    }
+
+    /// Writes checked rows into `target` with ON CONFLICT's handling, re-running a write
+    /// that lost a race outside a transaction block; the rows written (or updated) result.
+    pub(super) async fn insert_rows(
+        &self,
+        planner: &LazyPlanner<'_>,
+        (record, alias): (&TableRecord, &str),
+        new_rows: &TableRows,
+        on_conflict: Option<&OnConflictAction>,
+    ) -> ExecResult<TableRows> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = self
-                .write_insert(&planner, &record, &alias, &new_rows, on_conflict)
+                .write_insert(planner, record, alias, new_rows, on_conflict)
                 .await;
             match result {
                 Err(ExecError::ConcurrentUpdate(_))
@@ -163,12 +179,7 @@ impl Session {
                     tokio::task::yield_now().await;
                     continue;
                 }
-                other => {
-                    let written = other?;
-                    return self
-                        .finish_dml(&planner, (&record, &alias), written, returning, "INSERT")
-                        .await;
-                }
+                other => return other,
             }
         }
     }

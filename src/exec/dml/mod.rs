@@ -14,7 +14,9 @@ mod copy;
 mod insert;
 mod literals;
 mod modify;
+mod point_insert;
 mod point_write;
+mod prepared_target;
 mod returning;
 mod upsert;
 
@@ -29,6 +31,7 @@ use datafusion::sql::sqlparser::ast::{self, AssignmentTarget, FromTable, SelectI
 use crate::exec::planner::{LazyPlanner, StatementPlanner};
 pub(super) use coercion::conform;
 pub use copy::CopyIn;
+pub use point_insert::PointInsert;
 pub use point_write::PointWrite;
 
 use super::session::Outcome;

@@ -11,7 +11,7 @@
 //! cover (a value that needs a cast, a changed table, the block's own DDL, RETURNING) answers
 //! `None` and the statement is planned as usual, so both paths give the same answer.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, new_null_array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options, concat_batches};
@@ -20,35 +20,25 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{self, BinaryOperator, Expr, FromTable, TableFactor};
 
+use super::prepared_target::PreparedTarget;
 use super::{WRITE_RETRIES, assignment_column, coercion};
 use crate::exec::params::placeholder_index;
 use crate::exec::point_query::KeyValue;
 use crate::exec::session::Outcome;
-use crate::exec::table::{UserTable, encode_point_key};
+use crate::exec::table::encode_point_key;
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::model::TableKind;
 use crate::model::types::ColumnDef;
-use crate::sql::TableName;
 use crate::storage::{Expect, RowWrite, TableRecord};
-
-/// The table as resolved at a catalog epoch under a `search_path`, so executions skip reading
-/// its definition until DDL or `SET search_path`.
-type ResolvedTable = (u64, String, Arc<TableRecord>, Arc<UserTable>);
 
 /// A prepared UPDATE or DELETE that names its one row by the whole primary key.
 #[derive(Debug, Clone)]
 pub struct PointWrite {
-    table: TableName,
-    table_id: u64,
-    /// The table's columns and layout generation when prepared: ALTER TABLE since leaves the
-    /// statement to the general path, which plans against the new definition.
-    column_count: usize,
-    layout_generation: u64,
+    target: PreparedTarget,
     /// One value per primary-key column, in key order.
     key: Vec<KeyValue>,
     /// `None` for a DELETE; for an UPDATE, each SET column (table position) and its value.
     assignments: Option<Vec<(usize, KeyValue)>>,
-    resolved: Arc<Mutex<Option<ResolvedTable>>>,
 }
 
 impl PointWrite {
@@ -124,19 +114,15 @@ impl PointWrite {
             return None;
         }
         Some(PointWrite {
-            table: TableName::from_object_name(name).ok()?,
-            table_id: record.table_id,
-            column_count: record.columns.len(),
-            layout_generation: record.layout_generation,
+            target: PreparedTarget::new(name, record)?,
             key,
             assignments,
-            resolved: Arc::default(),
         })
     }
 }
 
 /// A parameter or a constant as DataFusion would type it.
-fn value_of(expr: &Expr) -> Option<KeyValue> {
+pub(super) fn value_of(expr: &Expr) -> Option<KeyValue> {
     match placeholder_index(expr) {
         Some(n) => Some(KeyValue::Parameter(n - 1)),
         None => super::literals::literal_scalar(expr).map(KeyValue::Literal),
@@ -195,7 +181,7 @@ fn key_value_fits(value: &ScalarValue, column: &ColumnDef) -> bool {
 
 /// The one-row array the general path would hand to `conform` for `value` assigned to
 /// `column`, or `None` where that takes a cast the fast path does not repeat.
-fn assigned_array(value: &ScalarValue, column: &ColumnDef) -> Option<ArrayRef> {
+pub(super) fn assigned_array(value: &ScalarValue, column: &ColumnDef) -> Option<ArrayRef> {
     let target = coercion::assigned_type(column.sql_type, &value.data_type());
     if value.is_null() {
         return Some(new_null_array(&target, 1));
@@ -228,7 +214,7 @@ impl Session {
         if !self.pending.catalog_changes().is_empty() {
             return Ok(None);
         }
-        let Some((record, table)) = self.point_write_table(write)? else {
+        let Some((record, table)) = self.prepared_table(&write.target)? else {
             return Ok(None);
         };
         if self.pending.truncated(record.table_id) {
@@ -335,39 +321,5 @@ impl Session {
                 Ok(()) => return Ok(Some(Outcome::Affected { tag, rows })),
             }
         }
-    }
-
-    /// The table `write` names as this session resolves it now, when it is still the table
-    /// (and definition) the statement was prepared against.
-    fn point_write_table(
-        &self,
-        write: &PointWrite,
-    ) -> ExecResult<Option<(Arc<TableRecord>, Arc<UserTable>)>> {
-        let epoch = self.engine.store.catalog_epoch();
-        let path = self.setting("search_path")?;
-        let mut resolved = write.resolved.lock().expect("point write table");
-        if let Some((at, at_path, record, table)) = resolved.as_ref()
-            && *at == epoch
-            && *at_path == path
-        {
-            return Ok(Some((record.clone(), table.clone())));
-        }
-        let Ok(record) = self.table_for_write(&write.table) else {
-            return Ok(None);
-        };
-        if record.table_id != write.table_id
-            || record.columns.len() != write.column_count
-            || record.layout_generation != write.layout_generation
-        {
-            return Ok(None);
-        }
-        let record = Arc::new(record);
-        let table = Arc::new(UserTable::new(
-            self.engine.store.clone(),
-            record.clone(),
-            true,
-        ));
-        *resolved = Some((epoch, path, record.clone(), table.clone()));
-        Ok(Some((record, table)))
     }
 }

@@ -1,0 +1,281 @@
+//! Prepared single-row INSERTs of parameters take a fast path that skips binding, planning and
+//! reading the table's definition; the storage keeps tables' indexes and foreign keys between
+//! writes. Both must stay invisible: every outcome equals the planned statement's, and DDL
+//! from any session is seen by the next write.
+
+mod common;
+
+use common::{TestServer, sqlstate};
+use tokio_postgres::types::ToSql;
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+type Contents = Vec<(i64, Option<String>, i32, Option<String>, Option<i16>)>;
+
+async fn contents(client: &tokio_postgres::Client, table: &str) -> Contents {
+    let sql = format!("SELECT id, v, n, code, small FROM {table} ORDER BY id");
+    let rows = client.query(&sql, &[]).await.unwrap();
+    rows.iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+/// Prepares `sql` twice: on table `fast` as written, and on table `slow` with `RETURNING id`,
+/// which the fast path leaves to the planner (the affected-row count is the same).
+async fn prepare_pair(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> (tokio_postgres::Statement, tokio_postgres::Statement) {
+    let fast = client.prepare(&sql.replace("{t}", "fast")).await.unwrap();
+    let slow = format!("{} RETURNING id", sql.replace("{t}", "slow"));
+    (fast, client.prepare(&slow).await.unwrap())
+}
+
+/// Runs both statements of a pair and requires the same outcome: rows affected or SQLSTATE.
+async fn same_outcome(
+    client: &tokio_postgres::Client,
+    (fast, slow): &(tokio_postgres::Statement, tokio_postgres::Statement),
+    params: Params<'_>,
+) -> Result<u64, String> {
+    let outcome = |r: Result<u64, tokio_postgres::Error>| r.map_err(|e| sqlstate(&e));
+    let fast = outcome(client.execute(fast, params).await);
+    let slow = outcome(client.execute(slow, params).await);
+    assert_eq!(fast, slow, "params {params:?}");
+    fast
+}
+
+#[tokio::test]
+async fn prepared_single_row_inserts_write_what_planned_ones_write() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    for t in ["fast", "slow"] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {t} (id BIGINT PRIMARY KEY, v TEXT, n INT NOT NULL CHECK (n >= 0),
+                                   code VARCHAR(4) UNIQUE, small SMALLINT);
+                 INSERT INTO {t} (id, v, n) SELECT value, 'v' || value, CAST(value AS INT)
+                   FROM generate_series(1, 20) AS g(value);"
+            ))
+            .await
+            .unwrap();
+        let (_, status, message) = common::run_job(&client, &format!("FLUSH TABLE {t}")).await;
+        assert_eq!(status, "Completed", "{message}");
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {t} (id, v, n) VALUES (30, 'hot', 30); DELETE FROM {t} WHERE id = 3"
+            ))
+            .await
+            .unwrap();
+    }
+    let insert = prepare_pair(
+        &client,
+        "INSERT INTO {t} (id, v, n, code) VALUES ($1, $2, $3, $4)",
+    )
+    .await;
+    let upsert = prepare_pair(
+        &client,
+        "INSERT INTO {t} VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+    )
+    .await;
+    let reordered = prepare_pair(
+        &client,
+        "INSERT INTO {t} (n, small, id) VALUES ($1, 7, $2) ON CONFLICT DO NOTHING",
+    )
+    .await;
+    let text = |s: &str| Some(s.to_owned());
+    let no_code: Option<String> = None;
+    let no_n: Option<i32> = None;
+    // A new key; a hot, a flushed and a deleted one; the constraints each in turn.
+    let cases: [(Params<'_>, Result<u64, String>); 9] = [
+        (&[&100i64, &text("new"), &1i32, &no_code], Ok(1)),
+        (
+            &[&30i64, &text("dup"), &1i32, &no_code],
+            Err("23505".into()),
+        ),
+        (&[&5i64, &text("dup"), &1i32, &no_code], Err("23505".into())),
+        (&[&3i64, &text("back"), &3i32, &no_code], Ok(1)),
+        (
+            &[&101i64, &text("x"), &-1i32, &no_code],
+            Err("23514".into()),
+        ),
+        (&[&102i64, &text("x"), &no_n, &no_code], Err("23502".into())),
+        (
+            &[&103i64, &None::<String>, &1i32, &text("toolong")],
+            Err("22001".into()),
+        ),
+        (&[&104i64, &text("x"), &1i32, &text("ab")], Ok(1)),
+        (
+            &[&105i64, &text("x"), &1i32, &text("ab")],
+            Err("23505".into()),
+        ),
+    ];
+    for (params, expected) in cases {
+        assert_eq!(same_outcome(&client, &insert, params).await, expected);
+    }
+    for (id, expected) in [(5i64, 0), (30, 0), (106, 1), (106, 0)] {
+        let params: Params<'_> = &[&id, &text("upsert"), &6i32];
+        assert_eq!(same_outcome(&client, &upsert, params).await, Ok(expected));
+    }
+    for (id, expected) in [(107i64, 1), (107, 0), (1, 0)] {
+        assert_eq!(
+            same_outcome(&client, &reordered, &[&9i32, &id]).await,
+            Ok(expected)
+        );
+    }
+    // A constant that does not fit its column.
+    for t in ["fast", "slow"] {
+        let result = client
+            .execute(
+                &format!("INSERT INTO {t} (id, n, small) VALUES ($1, 1, 100000)"),
+                &[&108i64],
+            )
+            .await;
+        assert_eq!(result.map_err(|e| sqlstate(&e)), Err("22003".into()));
+    }
+    assert_eq!(
+        contents(&client, "fast").await,
+        contents(&client, "slow").await
+    );
+    // Inside a block: visible to the block only, a conflict with the block's own row, and
+    // gone after ROLLBACK.
+    client.batch_execute("BEGIN").await.unwrap();
+    let params: Params<'_> = &[&200i64, &text("in block"), &2i32, &no_code];
+    assert_eq!(same_outcome(&client, &insert, params).await, Ok(1));
+    let upserted: Params<'_> = &[&200i64, &text("again"), &2i32];
+    assert_eq!(same_outcome(&client, &upsert, upserted).await, Ok(0));
+    let other = server.root().await;
+    let seen = other.query("SELECT 1 FROM fast WHERE id = 200", &[]);
+    assert!(seen.await.unwrap().is_empty());
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(same_outcome(&client, &upsert, upserted).await, Ok(1));
+    assert_eq!(
+        contents(&client, "fast").await,
+        contents(&client, "slow").await
+    );
+    // Definitions changed after Parse, by another session: a default for a column the
+    // statement leaves out, then a new column with a default. Each is filled as the planned
+    // statement fills it.
+    let changes = [
+        ("ALTER TABLE {t} ALTER COLUMN small SET DEFAULT 42", 300i64),
+        ("ALTER TABLE {t} ADD COLUMN extra TEXT DEFAULT 'd'", 301),
+    ];
+    for (change, id) in changes {
+        for t in ["fast", "slow"] {
+            other
+                .batch_execute(&change.replace("{t}", t))
+                .await
+                .unwrap();
+        }
+        let params: Params<'_> = &[&id, &text("altered"), &3i32, &no_code];
+        assert_eq!(same_outcome(&client, &insert, params).await, Ok(1));
+    }
+    for t in ["fast", "slow"] {
+        let rows = client
+            .query(
+                &format!("SELECT small, extra FROM {t} WHERE id >= 300 ORDER BY id"),
+                &[],
+            )
+            .await
+            .unwrap();
+        let filled: Vec<(Option<i16>, Option<String>)> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(
+            filled,
+            [(Some(42), text("d")), (Some(42), text("d"))],
+            "{t}"
+        );
+    }
+    assert_eq!(
+        contents(&client, "fast").await,
+        contents(&client, "slow").await
+    );
+}
+
+/// An identity column declared GENERATED ALWAYS refuses a given value on the fast path too.
+#[tokio::test]
+async fn prepared_inserts_refuse_values_for_always_identity_columns() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE ids (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v TEXT)",
+        )
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO ids (id, v) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    let result = client.execute(&insert, &[&1i64, &"x"]).await;
+    assert_eq!(result.map_err(|e| sqlstate(&e)), Err("428C9".into()));
+    let by_default = client
+        .prepare("INSERT INTO ids (v) VALUES ($1)")
+        .await
+        .unwrap();
+    assert_eq!(client.execute(&by_default, &[&"y"]).await.unwrap(), 1);
+    let row = client
+        .query_one("SELECT id, v FROM ids", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, String>(1)),
+        (1, "y".into())
+    );
+}
+
+/// Indexes and foreign keys created or dropped (by another session) between two executions
+/// of one prepared INSERT govern the second: the storage forgets what it kept of a table's
+/// constraints whenever the catalog changes.
+#[tokio::test]
+async fn row_writes_follow_constraints_created_and_dropped_between_them() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let ddl = server.root().await;
+    client
+        .batch_execute(
+            "CREATE TABLE owners (id INT PRIMARY KEY);
+             INSERT INTO owners VALUES (1);
+             CREATE TABLE pets (id INT PRIMARY KEY, owner INT, tag TEXT)",
+        )
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO pets VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    let run = |id: i32, owner: i32, tag: &'static str| {
+        let (client, insert) = (&client, &insert);
+        async move {
+            client
+                .execute(insert, &[&id, &owner, &tag])
+                .await
+                .map_err(|e| sqlstate(&e))
+        }
+    };
+    assert_eq!(run(1, 1, "a").await, Ok(1));
+    assert_eq!(run(2, 9, "a").await, Ok(1));
+    ddl.batch_execute("DELETE FROM pets WHERE id = 2; CREATE UNIQUE INDEX pets_tag ON pets (tag)")
+        .await
+        .unwrap();
+    assert_eq!(run(3, 1, "a").await, Err("23505".into()));
+    assert_eq!(run(3, 1, "b").await, Ok(1));
+    ddl.batch_execute(
+        "ALTER TABLE pets ADD CONSTRAINT pets_owner FOREIGN KEY (owner) REFERENCES owners",
+    )
+    .await
+    .unwrap();
+    assert_eq!(run(4, 9, "c").await, Err("23503".into()));
+    assert_eq!(run(4, 1, "c").await, Ok(1));
+    // The referenced side sees the new constraint too: its row is still referred to.
+    let delete = client.execute("DELETE FROM owners WHERE id = 1", &[]).await;
+    assert_eq!(delete.map_err(|e| sqlstate(&e)), Err("23503".into()));
+    ddl.batch_execute("ALTER TABLE pets DROP CONSTRAINT pets_owner; DROP INDEX pets_tag")
+        .await
+        .unwrap();
+    assert_eq!(run(5, 9, "a").await, Ok(1));
+    let count = client
+        .query_one("SELECT count(*) FROM pets", &[])
+        .await
+        .unwrap();
+    assert_eq!(count.get::<_, i64>(0), 4);
+}
