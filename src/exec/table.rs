@@ -339,13 +339,35 @@ pub(super) fn encode_point_key(record: &TableRecord, values: &[&ScalarValue]) ->
     if record.primary_key.is_empty() || values.len() != record.primary_key.len() {
         return None;
     }
+    let mut key = rows::table_prefix(record.table_id).to_vec();
+    if let [value] = values
+        && let Some(integer) = integer_of(value)
+    {
+        let key_type = record.columns[record.primary_key[0]].sql_type.arrow_type();
+        if matches!(
+            key_type,
+            DataType::Int16 | DataType::Int32 | DataType::Int64
+        ) {
+            return rows::encode_integer_key(&key_type, integer, &mut key).then_some(key);
+        }
+    }
     let mut arrays = Vec::with_capacity(values.len());
     for (value, &index) in values.iter().zip(&record.primary_key) {
         let array = value.to_array_of_size(1).ok()?;
         arrays.push(cast(&array, &record.columns[index].sql_type.arrow_type()).ok()?);
     }
-    let mut key = rows::table_prefix(record.table_id).to_vec();
     rows::encode_key(&arrays, 0, &mut key).then_some(key)
+}
+
+/// A non-NULL signed integer value.
+fn integer_of(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::Int64(v) => *v,
+        ScalarValue::Int32(v) => v.map(i64::from),
+        ScalarValue::Int16(v) => v.map(i64::from),
+        ScalarValue::Int8(v) => v.map(i64::from),
+        _ => None,
+    }
 }
 
 /// Collects `column = literal` conjuncts.

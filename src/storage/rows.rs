@@ -14,8 +14,8 @@ use datafusion::arrow::array::{
     TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::{
-    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    TimestampMicrosecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, TimestampMicrosecondType,
 };
 
 use super::{StorageError, StorageResult};
@@ -480,21 +480,13 @@ pub fn encode_key(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) -> bool {
         }
         match array.data_type() {
             D::Boolean => out.push(array.as_boolean().value(row) as u8),
-            D::Int16 => out.extend_from_slice(
-                &((array.as_primitive::<Int16Type>().value(row) as u16) ^ 0x8000).to_be_bytes(),
-            ),
-            D::Int32 => out.extend_from_slice(
-                &((array.as_primitive::<Int32Type>().value(row) as u32) ^ (1 << 31)).to_be_bytes(),
-            ),
-            D::Date32 => out.extend_from_slice(
-                &((array.as_primitive::<Date32Type>().value(row) as u32) ^ (1 << 31)).to_be_bytes(),
-            ),
-            D::Int64 => out.extend_from_slice(
-                &((array.as_primitive::<Int64Type>().value(row) as u64) ^ (1 << 63)).to_be_bytes(),
-            ),
-            D::Timestamp(..) => out.extend_from_slice(
-                &((array.as_primitive::<TimestampMicrosecondType>().value(row) as u64) ^ (1 << 63))
-                    .to_be_bytes(),
+            D::Int16 => push_i16(array.as_primitive::<Int16Type>().value(row), out),
+            D::Int32 => push_i32(array.as_primitive::<Int32Type>().value(row), out),
+            D::Date32 => push_i32(array.as_primitive::<Date32Type>().value(row), out),
+            D::Int64 => push_i64(array.as_primitive::<Int64Type>().value(row), out),
+            D::Timestamp(..) => push_i64(
+                array.as_primitive::<TimestampMicrosecondType>().value(row),
+                out,
             ),
             D::Decimal128(..) => out.extend_from_slice(
                 &((array.as_primitive::<Decimal128Type>().value(row) as u128) ^ (1 << 127))
@@ -514,6 +506,34 @@ pub fn encode_key(columns: &[ArrayRef], row: usize, out: &mut Vec<u8>) -> bool {
         }
     }
     true
+}
+
+/// Appends an integer key part of a column of `key_type` (SMALLINT, INT or BIGINT) holding
+/// `value`, as `encode_key` encodes it; false for another type or a value the column cannot
+/// hold. A point lookup by an integer parameter needs no array.
+pub fn encode_integer_key(key_type: &DataType, value: i64, out: &mut Vec<u8>) -> bool {
+    match key_type {
+        DataType::Int16 => i16::try_from(value).map(|v| push_i16(v, out)).is_ok(),
+        DataType::Int32 => i32::try_from(value).map(|v| push_i32(v, out)).is_ok(),
+        DataType::Int64 => {
+            push_i64(value, out);
+            true
+        }
+        _ => false,
+    }
+}
+
+// Signed integers with the sign bit flipped, big-endian: byte order is numeric order.
+fn push_i16(value: i16, out: &mut Vec<u8>) {
+    out.extend_from_slice(&((value as u16) ^ 0x8000).to_be_bytes());
+}
+
+fn push_i32(value: i32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&((value as u32) ^ (1 << 31)).to_be_bytes());
+}
+
+fn push_i64(value: i64, out: &mut Vec<u8>) {
+    out.extend_from_slice(&((value as u64) ^ (1 << 63)).to_be_bytes());
 }
 
 /// Orders floats by value: -0.0 equals 0.0 and every NaN sorts last, as in PostgreSQL.
@@ -586,6 +606,53 @@ mod tests {
             .map(|i| key(std::slice::from_ref(&ints), i))
             .collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn integer_key_parts_encode_as_their_columns_arrays_do() {
+        use datafusion::arrow::array::{Int16Array, Int32Array};
+        let values = [
+            i64::MIN,
+            -40_000,
+            i16::MIN as i64,
+            -1,
+            0,
+            1,
+            i32::MAX as i64,
+            i64::MAX,
+        ];
+        for value in values {
+            let arrays: [(DataType, Option<ArrayRef>); 3] = [
+                (
+                    DataType::Int16,
+                    i16::try_from(value)
+                        .ok()
+                        .map(|v| Arc::new(Int16Array::from(vec![v])) as ArrayRef),
+                ),
+                (
+                    DataType::Int32,
+                    i32::try_from(value)
+                        .ok()
+                        .map(|v| Arc::new(Int32Array::from(vec![v])) as ArrayRef),
+                ),
+                (
+                    DataType::Int64,
+                    Some(Arc::new(Int64Array::from(vec![value])) as ArrayRef),
+                ),
+            ];
+            for (key_type, array) in arrays {
+                let mut direct = Vec::new();
+                let encoded = encode_integer_key(&key_type, value, &mut direct);
+                match array {
+                    Some(array) => {
+                        assert!(encoded, "{value} as {key_type}");
+                        assert_eq!(direct, key(&[array], 0), "{value} as {key_type}");
+                    }
+                    None => assert!(!encoded, "{value} does not fit {key_type}"),
+                }
+            }
+        }
+        assert!(!encode_integer_key(&DataType::Utf8, 1, &mut Vec::new()));
     }
 
     #[test]
