@@ -5,20 +5,8 @@
 
 mod common;
 
+use common::side_by_side::{Params, contents, same_outcome};
 use common::{TestServer, sqlstate};
-use tokio_postgres::types::ToSql;
-
-type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
-
-type Contents = Vec<(i64, Option<String>, i32, Option<String>, Option<i16>)>;
-
-async fn contents(client: &tokio_postgres::Client, table: &str) -> Contents {
-    let sql = format!("SELECT id, v, n, code, small FROM {table} ORDER BY id");
-    let rows = client.query(&sql, &[]).await.unwrap();
-    rows.iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect()
-}
 
 /// Prepares `sql` twice: on table `fast` as written, and on table `slow` with `RETURNING id`,
 /// which the fast path leaves to the planner (the affected-row count is the same).
@@ -29,19 +17,6 @@ async fn prepare_pair(
     let fast = client.prepare(&sql.replace("{t}", "fast")).await.unwrap();
     let slow = format!("{} RETURNING id", sql.replace("{t}", "slow"));
     (fast, client.prepare(&slow).await.unwrap())
-}
-
-/// Runs both statements of a pair and requires the same outcome: rows affected or SQLSTATE.
-async fn same_outcome(
-    client: &tokio_postgres::Client,
-    (fast, slow): &(tokio_postgres::Statement, tokio_postgres::Statement),
-    params: Params<'_>,
-) -> Result<u64, String> {
-    let outcome = |r: Result<u64, tokio_postgres::Error>| r.map_err(|e| sqlstate(&e));
-    let fast = outcome(client.execute(fast, params).await);
-    let slow = outcome(client.execute(slow, params).await);
-    assert_eq!(fast, slow, "params {params:?}");
-    fast
 }
 
 #[tokio::test]
@@ -110,15 +85,21 @@ async fn prepared_single_row_inserts_write_what_planned_ones_write() {
         ),
     ];
     for (params, expected) in cases {
-        assert_eq!(same_outcome(&client, &insert, params).await, expected);
+        assert_eq!(
+            same_outcome(&client, (&insert.0, &insert.1), params).await,
+            expected
+        );
     }
     for (id, expected) in [(5i64, 0), (30, 0), (106, 1), (106, 0)] {
         let params: Params<'_> = &[&id, &text("upsert"), &6i32];
-        assert_eq!(same_outcome(&client, &upsert, params).await, Ok(expected));
+        assert_eq!(
+            same_outcome(&client, (&upsert.0, &upsert.1), params).await,
+            Ok(expected)
+        );
     }
     for (id, expected) in [(107i64, 1), (107, 0), (1, 0)] {
         assert_eq!(
-            same_outcome(&client, &reordered, &[&9i32, &id]).await,
+            same_outcome(&client, (&reordered.0, &reordered.1), &[&9i32, &id]).await,
             Ok(expected)
         );
     }
@@ -140,14 +121,23 @@ async fn prepared_single_row_inserts_write_what_planned_ones_write() {
     // gone after ROLLBACK.
     client.batch_execute("BEGIN").await.unwrap();
     let params: Params<'_> = &[&200i64, &text("in block"), &2i32, &no_code];
-    assert_eq!(same_outcome(&client, &insert, params).await, Ok(1));
+    assert_eq!(
+        same_outcome(&client, (&insert.0, &insert.1), params).await,
+        Ok(1)
+    );
     let upserted: Params<'_> = &[&200i64, &text("again"), &2i32];
-    assert_eq!(same_outcome(&client, &upsert, upserted).await, Ok(0));
+    assert_eq!(
+        same_outcome(&client, (&upsert.0, &upsert.1), upserted).await,
+        Ok(0)
+    );
     let other = server.root().await;
     let seen = other.query("SELECT 1 FROM fast WHERE id = 200", &[]);
     assert!(seen.await.unwrap().is_empty());
     client.batch_execute("ROLLBACK").await.unwrap();
-    assert_eq!(same_outcome(&client, &upsert, upserted).await, Ok(1));
+    assert_eq!(
+        same_outcome(&client, (&upsert.0, &upsert.1), upserted).await,
+        Ok(1)
+    );
     assert_eq!(
         contents(&client, "fast").await,
         contents(&client, "slow").await
@@ -167,7 +157,10 @@ async fn prepared_single_row_inserts_write_what_planned_ones_write() {
                 .unwrap();
         }
         let params: Params<'_> = &[&id, &text("altered"), &3i32, &no_code];
-        assert_eq!(same_outcome(&client, &insert, params).await, Ok(1));
+        assert_eq!(
+            same_outcome(&client, (&insert.0, &insert.1), params).await,
+            Ok(1)
+        );
     }
     for t in ["fast", "slow"] {
         let rows = client

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::side_by_side::{Params, contents, same_outcome};
 use common::{TestServer, sqlstate};
 
 #[tokio::test]
@@ -287,33 +288,6 @@ async fn primary_key_point_reads_answer_like_scans_in_every_row_state() {
         .unwrap();
     let row = client.query_one(&fast, &[&2i64]).await.unwrap();
     assert_eq!(row.get::<_, i32>(3), 102);
-}
-
-/// Statement parameters as tokio-postgres takes them.
-type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
-
-type Contents = Vec<(i64, Option<String>, i32, Option<String>, Option<i16>)>;
-
-async fn contents(client: &tokio_postgres::Client, table: &str) -> Contents {
-    let sql = format!("SELECT id, v, n, code, small FROM {table} ORDER BY id");
-    let rows = client.query(&sql, &[]).await.unwrap();
-    rows.iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-        .collect()
-}
-
-/// Runs `fast` (a statement the primary-key write path takes) and `slow` (the same change
-/// written so that it is planned) and requires the same outcome: rows affected or SQLSTATE.
-async fn same_outcome(
-    client: &tokio_postgres::Client,
-    (fast, slow): (&tokio_postgres::Statement, &tokio_postgres::Statement),
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-) -> Result<u64, String> {
-    let outcome = |r: Result<u64, tokio_postgres::Error>| r.map_err(|e| sqlstate(&e));
-    let fast = outcome(client.execute(fast, params).await);
-    let slow = outcome(client.execute(slow, params).await);
-    assert_eq!(fast, slow, "params {params:?}");
-    fast
 }
 
 /// UPDATE and DELETE by the whole primary key take a fast path that skips DataFusion; in every

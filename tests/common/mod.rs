@@ -3,6 +3,7 @@
 
 pub mod postgres;
 pub mod raw;
+pub mod side_by_side;
 pub mod slt;
 
 use std::net::TcpListener;

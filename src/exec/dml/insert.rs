@@ -425,19 +425,24 @@ fn check_conflict_target(record: &TableRecord, target: &ast::ConflictTarget) -> 
     let ast::ConflictTarget::Columns(columns) = target else {
         return Err(unsupported("ON CONFLICT ON CONSTRAINT"));
     };
-    let named: HashSet<String> = columns.iter().map(crate::sql::fold).collect();
-    let key: HashSet<String> = record
-        .primary_key
-        .iter()
-        .map(|&i| record.columns[i].name.clone())
-        .collect();
-    if named != key {
+    if !names_primary_key(record, columns) {
         return Err(ExecError::InvalidColumnReference(
             "there is no unique or exclusion constraint matching the ON CONFLICT specification"
                 .into(),
         ));
     }
     Ok(())
+}
+
+/// Whether `columns` name exactly the table's primary key columns, in any order.
+pub(super) fn names_primary_key(record: &TableRecord, columns: &[Ident]) -> bool {
+    let named: HashSet<String> = columns.iter().map(crate::sql::fold).collect();
+    let key: HashSet<String> = record
+        .primary_key
+        .iter()
+        .map(|&i| record.columns[i].name.clone())
+        .collect();
+    named == key
 }
 
 /// The rows of a VALUES list that holds a subquery: DataFusion runs subqueries in a projection

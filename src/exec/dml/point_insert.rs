@@ -11,7 +11,6 @@
 //! (a value that needs a cast, a default to evaluate, a changed table, the block's own DDL,
 //! RETURNING) answers `None`, and the statement runs the general way.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
@@ -21,6 +20,7 @@ use datafusion::sql::sqlparser::ast::{
     self, ConflictTarget, OnConflictAction, OnInsert, SetExpr, TableObject,
 };
 
+use super::insert::names_primary_key;
 use super::point_write::{assigned_array, value_of};
 use super::prepared_target::PreparedTarget;
 use crate::exec::planner::LazyPlanner;
@@ -84,21 +84,12 @@ impl PointInsert {
                     return None;
                 }
                 match &on_conflict.conflict_target {
-                    None => {}
+                    None => true,
                     Some(ConflictTarget::Columns(columns)) => {
-                        let named: HashSet<String> = columns.iter().map(crate::sql::fold).collect();
-                        let key: HashSet<String> = record
-                            .primary_key
-                            .iter()
-                            .map(|&i| record.columns[i].name.clone())
-                            .collect();
-                        if named != key {
-                            return None;
-                        }
+                        names_primary_key(record, columns).then_some(true)?
                     }
                     Some(_) => return None,
                 }
-                true
             }
             Some(_) => return None,
         };
