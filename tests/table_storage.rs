@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::side_by_side::{Params, contents, same_outcome};
+use common::side_by_side::{Params, contents, create_flushed_pair, same_outcome};
 use common::{TestServer, sqlstate};
 
 #[tokio::test]
@@ -298,18 +298,8 @@ async fn primary_key_point_reads_answer_like_scans_in_every_row_state() {
 async fn primary_key_updates_and_deletes_change_what_planned_ones_change() {
     let server = TestServer::start();
     let client = server.root().await;
+    create_flushed_pair(&client).await;
     for t in ["fast", "slow"] {
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE {t} (id BIGINT PRIMARY KEY, v TEXT, n INT NOT NULL CHECK (n >= 0),
-                                   code VARCHAR(4) UNIQUE, small SMALLINT);
-                 INSERT INTO {t} (id, v, n) SELECT value, 'v' || value, CAST(value AS INT)
-                   FROM generate_series(1, 20) AS g(value);"
-            ))
-            .await
-            .unwrap();
-        let (_, status, message) = common::run_job(&client, &format!("FLUSH TABLE {t}")).await;
-        assert_eq!(status, "Completed", "{message}");
         client
             .batch_execute(&format!(
                 "INSERT INTO {t} (id, v, n) VALUES (30, 'hot', 30);

@@ -10,6 +10,24 @@ pub type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
 /// The rows of a side-by-side table: id, v, n, code, small.
 pub type Contents = Vec<(i64, Option<String>, i32, Option<String>, Option<i16>)>;
 
+/// Creates `fast` and `slow` alike (a key, a CHECK, NOT NULL, a unique VARCHAR(4), a
+/// SMALLINT) with rows 1-20 flushed to a segment.
+pub async fn create_flushed_pair(client: &tokio_postgres::Client) {
+    for t in ["fast", "slow"] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {t} (id BIGINT PRIMARY KEY, v TEXT, n INT NOT NULL CHECK (n >= 0),
+                                   code VARCHAR(4) UNIQUE, small SMALLINT);
+                 INSERT INTO {t} (id, v, n) SELECT value, 'v' || value, CAST(value AS INT)
+                   FROM generate_series(1, 20) AS g(value);"
+            ))
+            .await
+            .unwrap();
+        let (_, status, message) = super::run_job(client, &format!("FLUSH TABLE {t}")).await;
+        assert_eq!(status, "Completed", "{message}");
+    }
+}
+
 pub async fn contents(client: &tokio_postgres::Client, table: &str) -> Contents {
     let sql = format!("SELECT id, v, n, code, small FROM {table} ORDER BY id");
     let rows = client.query(&sql, &[]).await.unwrap();
