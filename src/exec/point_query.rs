@@ -35,6 +35,16 @@ pub(super) enum KeyValue {
     Literal(ScalarValue),
 }
 
+impl KeyValue {
+    /// The value an execution with `params` gives (`None`: no such parameter).
+    pub fn resolve<'a>(&'a self, params: &'a [ScalarValue]) -> Option<&'a ScalarValue> {
+        match self {
+            KeyValue::Parameter(n) => params.get(*n),
+            KeyValue::Literal(v) => Some(v),
+        }
+    }
+}
+
 /// A table, its indexes, and the catalog epoch they were read at.
 type CachedTable = (u64, Arc<UserTable>, Arc<Vec<IndexRecord>>);
 
@@ -181,10 +191,7 @@ impl PointQuery {
             return None;
         }
         let value = |value: &KeyValue| -> Option<ScalarValue> {
-            let v = match value {
-                KeyValue::Parameter(n) => params.get(*n)?,
-                KeyValue::Literal(v) => v,
-            };
+            let v = value.resolve(params)?;
             (!v.is_null()).then(|| v.clone())
         };
         // The reader produces each column once; a query may name one twice.

@@ -152,10 +152,6 @@ impl Session {
         statement: &ast::Statement,
         params: &[ScalarValue],
     ) -> ExecResult<Option<Outcome>> {
-        // The block's own DDL is not in the committed catalog this path reads.
-        if !self.pending.catalog_changes().is_empty() {
-            return Ok(None);
-        }
         let Some((record, _)) = self.prepared_table(&insert.target)? else {
             return Ok(None);
         };
@@ -164,11 +160,9 @@ impl Session {
         }
         let mut columns: Vec<Option<ArrayRef>> = vec![None; record.columns.len()];
         for (position, value) in &insert.values {
-            let value = match value {
-                KeyValue::Parameter(n) => params.get(*n),
-                KeyValue::Literal(v) => Some(v),
-            };
-            let Some(array) = value.and_then(|v| assigned_array(v, &record.columns[*position]))
+            let Some(array) = value
+                .resolve(params)
+                .and_then(|v| assigned_array(v, &record.columns[*position]))
             else {
                 return Ok(None);
             };

@@ -210,22 +210,13 @@ impl Session {
         write: &PointWrite,
         params: &[ScalarValue],
     ) -> ExecResult<Option<Outcome>> {
-        // The block's own DDL is not in the committed catalog this path reads.
-        if !self.pending.catalog_changes().is_empty() {
-            return Ok(None);
-        }
         let Some((record, table)) = self.prepared_table(&write.target)? else {
             return Ok(None);
         };
         if self.pending.truncated(record.table_id) {
             return Ok(None);
         }
-        let param = |value: &KeyValue| -> Option<ScalarValue> {
-            match value {
-                KeyValue::Parameter(n) => params.get(*n).cloned(),
-                KeyValue::Literal(v) => Some(v.clone()),
-            }
-        };
+        let param = |value: &KeyValue| value.resolve(params).cloned();
         let mut key_values = Vec::with_capacity(write.key.len());
         for (value, &column) in write.key.iter().zip(&record.primary_key) {
             let Some(value) = param(value) else {

@@ -41,11 +41,15 @@ impl PreparedTarget {
 
 impl Session {
     /// The table `target` names as this session resolves it now, when it is still the table
-    /// (and layout) the statement was prepared against; `None` otherwise.
+    /// (and layout) the statement was prepared against; `None` otherwise, and while the
+    /// session's transaction block has DDL of its own (not in the committed catalog read here).
     pub(super) fn prepared_table(
         &self,
         target: &PreparedTarget,
     ) -> ExecResult<Option<(Arc<TableRecord>, Arc<UserTable>)>> {
+        if !self.pending.catalog_changes().is_empty() {
+            return Ok(None);
+        }
         let epoch = self.engine.store.catalog_epoch();
         let path = self.setting("search_path")?;
         let mut resolved = target.resolved.lock().expect("prepared target lock");
