@@ -241,23 +241,16 @@ pub fn write_segment(
 /// Whether a column of this type is stored as Parquet's 32- or 64-bit integers, the types
 /// delta encoding takes.
 fn is_delta_encoded(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-            | DataType::Date32
-            | DataType::Date64
-            | DataType::Time32(_)
-            | DataType::Time64(_)
-            | DataType::Timestamp(..)
-            | DataType::Duration(_)
-    )
+    data_type.is_integer()
+        || matches!(
+            data_type,
+            DataType::Date32
+                | DataType::Date64
+                | DataType::Time32(_)
+                | DataType::Time64(_)
+                | DataType::Timestamp(..)
+                | DataType::Duration(_)
+        )
 }
 
 pub fn sync_dir(dir: &Path) -> StorageResult<()> {
