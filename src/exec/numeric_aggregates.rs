@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DECIMAL128_MAX_PRECISION, DECIMAL256_MAX_PRECISION, DataType,
     Decimal128Type, Decimal256Type, Field, FieldRef, Int64Type, IntervalUnit, i256,
 };
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
 use datafusion::functions_aggregate::average::avg_udaf;
 use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -394,12 +394,16 @@ impl Widening {
             Widening::ToBigint => datafusion::arrow::compute::cast(values, &DataType::Int64)?,
             // Every bigint fits the decimal, so this is a plain conversion with the nulls kept,
             // not the cast kernel's checked one.
-            Widening::BigintToDecimal => Arc::new(
-                values
-                    .as_primitive::<Int64Type>()
-                    .unary::<_, Decimal128Type>(i128::from)
-                    .with_data_type(BIGINT_SUM_INPUT),
-            ),
+            Widening::BigintToDecimal => {
+                let Some(bigints) = values.as_primitive_opt::<Int64Type>() else {
+                    return internal_err!("sum(bigint) was given {}", values.data_type());
+                };
+                Arc::new(
+                    bigints
+                        .unary::<_, Decimal128Type>(i128::from)
+                        .with_data_type(BIGINT_SUM_INPUT),
+                )
+            }
         })
     }
 }

@@ -85,8 +85,10 @@ impl PointInsert {
                 }
                 match &on_conflict.conflict_target {
                     None => true,
-                    Some(ConflictTarget::Columns(columns)) => {
-                        names_primary_key(record, columns).then_some(true)?
+                    Some(ConflictTarget::Columns(columns))
+                        if names_primary_key(record, columns) =>
+                    {
+                        true
                     }
                     Some(_) => return None,
                 }
