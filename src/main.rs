@@ -76,6 +76,7 @@ fn main() -> ExitCode {
 fn serve(config: Config) -> ExitCode {
     kalamdb::allocator::tune();
     init_logging(&config);
+    kalamdb::allocator::start_reclaimer();
     // Planning and evaluating an expression recurses once per nesting level; the statement
     // limits (`sql::limits`) are sized for this stack, not the 2 MiB default. Untouched stack
     // pages cost no memory.
