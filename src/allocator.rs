@@ -40,7 +40,8 @@ pub fn start_reclaimer() {
 }
 
 /// Returns freed heap pages to the operating system (glibc keeps what a thread freed in that
-/// thread's arena): for after a connection that held thousands of small objects.
+/// thread's arena): every [`RECLAIM_INTERVAL`], and at once after a connection that held
+/// thousands of small objects.
 pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers.

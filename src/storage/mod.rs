@@ -108,9 +108,9 @@ pub struct Durability {
 /// filters, since point reads of rows, users and table definitions are the hot path, and one
 /// block cache shared by every column family. Index and filter blocks stay beside the cache, as
 /// RocksDB keeps them by default: about 1.5 MiB per million flushed rows (the cold-key index
-/// holds a key per row). Moving them into the cache, partitioned, kept that flat but cost point
-/// reads two more cache lookups per table file: flushed point reads fell from 0.59x to 0.51x
-/// PostgreSQL's and single-row INSERT from 1.06x to 0.96x in one run of each.
+/// holds a key per row). Moving them into the cache, partitioned, kept that flat but put cache
+/// lookups on every point read: flushed point reads fell from 0.59x to 0.51x PostgreSQL's and
+/// single-row INSERT from 1.06x to 0.96x in one run of each.
 fn column_family_options(cache: Option<&rocksdb::Cache>) -> Options {
     let mut table_options = rocksdb::BlockBasedOptions::default();
     if let Some(cache) = cache {
