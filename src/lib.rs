@@ -12,7 +12,8 @@
 //! [`node`] starts and stops everything: a staged restore, the store, the engine, housekeeping,
 //! and the server. [`jobs`] runs background work (flush, stream eviction, backup, restore) as rows of
 //! `system.jobs`; [`backup`] owns the archive format, BACKUP and RESTORE jobs, the start-up swap
-//! of a staged restore, and CLUSTER SNAPSHOT. [`config`] describes `server.toml`; [`allocator`]
+//! of a staged restore, and CLUSTER SNAPSHOT. [`cluster`] binds the Raft engine to the store:
+//! the replicated log of commands and the state machine that applies them. [`config`] describes `server.toml`; [`allocator`]
 //! tunes the process's memory allocator; [`durable`] publishes files crash-safely. [`model`] holds the domain types every layer shares and
 //! depends on nothing in the crate.
 //!
@@ -25,6 +26,7 @@
 
 pub mod allocator;
 pub mod backup;
+pub mod cluster;
 pub mod config;
 pub mod durable;
 pub mod exec;

@@ -14,7 +14,14 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
     (
         "storage",
-        &["exec", "jobs", "server", "backup", "sql", "config"],
+        &[
+            "exec", "jobs", "server", "backup", "sql", "config", "cluster",
+        ],
+    ),
+    // The Raft binding sits on storage, below execution and start-up.
+    (
+        "cluster",
+        &["exec", "jobs", "server", "backup", "sql", "node"],
     ),
     ("jobs", &["exec", "server", "sql"]),
     ("backup", &["exec", "server", "sql"]),

@@ -283,7 +283,8 @@ impl From<StorageError> for ExecError {
             StorageError::Locked(..) => ExecError::ObjectInUse(message),
             StorageError::Rocks(_)
             | StorageError::Corrupt { .. }
-            | StorageError::ReadAfterUnrememberedWrite(_) => ExecError::StorageFailure(message),
+            | StorageError::ReadAfterUnrememberedWrite(_)
+            | StorageError::NotReplicable(_) => ExecError::StorageFailure(message),
             StorageError::Conflict(conflict) => match conflict {
                 Conflict::NamespaceExists(_) => ExecError::DuplicateSchema(message),
                 Conflict::NoSuchNamespace(_) => ExecError::InvalidSchemaName(message),

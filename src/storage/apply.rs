@@ -31,7 +31,8 @@ impl Store {
             .restarts_sequences()
             .then(|| self.sequence_ranges.lock().expect("sequence ranges lock"));
         let applied = self.apply_lock.lock().expect("apply lock poisoned");
-        self.apply_locked(command, applied, ranges)
+        let seq = *applied + 1;
+        self.apply_locked(command, seq, None, applied, ranges)
     }
 
     /// As [`Self::apply_unsynced`] when no other command is being applied; `None` when one is
@@ -42,19 +43,25 @@ impl Store {
             return None;
         }
         match self.apply_lock.try_lock() {
-            Ok(applied) => Some(self.apply_locked(command, applied, None)),
+            Ok(applied) => {
+                let seq = *applied + 1;
+                Some(self.apply_locked(command, seq, None, applied, None))
+            }
             Err(std::sync::TryLockError::WouldBlock) => None,
             Err(std::sync::TryLockError::Poisoned(_)) => panic!("apply lock poisoned"),
         }
     }
 
-    fn apply_locked(
+    /// Applies `command` as sequence number `seq` (above the applied one) under the apply
+    /// lock; `machine_state`, when given, is recorded in the same batch (see `replicated`).
+    pub(super) fn apply_locked(
         &self,
         command: &Command,
+        seq: u64,
+        machine_state: Option<&[u8]>,
         mut applied: std::sync::MutexGuard<'_, u64>,
         mut ranges: Option<std::sync::MutexGuard<'_, sequences::ReservedRanges>>,
     ) -> StorageResult<Applied> {
-        let seq = *applied + 1;
         let mut batch = WriteBatch::with_capacity_bytes(command.batch_size_hint());
         let storage_root = self.dir.storage();
         let mut ctx = self.apply_context(seq, self.sync_writes, &storage_root);
@@ -62,6 +69,13 @@ impl Store {
         ctx.write_shapes = Some(&self.write_shapes);
         command.write_all_into(&mut ctx, &mut batch)?;
         batch.put_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY, seq.to_be_bytes());
+        if let Some(state) = machine_state {
+            batch.put_cf(
+                cf(&self.db, CF_META),
+                super::replicated::MACHINE_STATE_KEY,
+                state,
+            );
+        }
         if ctx.wrote_catalog() {
             self.write_shapes.forget_all();
         }

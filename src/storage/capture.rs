@@ -43,6 +43,8 @@ pub struct CapturedFile {
 #[derive(Debug)]
 pub struct BackupPoint {
     pub applied_seq: u64,
+    /// What the replicated state machine recorded with that sequence number (cluster mode).
+    pub machine_state: Option<Vec<u8>>,
     pub files: Vec<CapturedFile>,
     /// How long writes were held back while the point was captured.
     pub stall: std::time::Duration,
@@ -107,6 +109,10 @@ impl Store {
         }
         let snapshots = self.dir.snapshots();
         for (relative, source) in list_files(&snapshots, "snapshots")? {
+            // A Raft snapshot is a copy of the state the capture already holds.
+            if relative.starts_with("snapshots/raft/") {
+                continue;
+            }
             let len = link_into(&source, dest, &relative)?;
             files.push(CapturedFile {
                 source: dest.join(&relative),
@@ -115,6 +121,7 @@ impl Store {
             });
         }
         let applied_seq = *applied;
+        let machine_state = self.replicated_machine_state()?;
         drop(applied);
         let stall = started.elapsed();
         for (relative, source) in list_files(&checkpoint_dir, "rocksdb")? {
@@ -130,6 +137,7 @@ impl Store {
         files.sort_by(|a, b| a.relative.cmp(&b.relative));
         Ok(BackupPoint {
             applied_seq,
+            machine_state,
             files,
             stall,
         })

@@ -268,8 +268,9 @@ pub enum Expect {
     Version(u64),
 }
 
-/// What applying a command produced.
-#[derive(Debug, Default)]
+/// What applying a command produced; serialisable because a replicated command's outcome
+/// travels back to the node that proposed it.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Applied {
     pub seq: u64,
     /// Ids assigned to tables created by the command, in order.
@@ -285,7 +286,18 @@ pub struct Applied {
     /// Indexes created on tables with rows: (table id, index name), each to be built by a job.
     pub indexes_to_build: Vec<(u64, String)>,
     /// A bulk load's file of rows, ingested once the command's batch is written.
+    #[serde(skip)]
     pub(super) ingest_rows: Option<std::path::PathBuf>,
+}
+
+impl Applied {
+    /// The outcome of an entry that changed nothing but the applied sequence number.
+    pub fn at(seq: u64) -> Applied {
+        Applied {
+            seq,
+            ..Applied::default()
+        }
+    }
 }
 
 /// Records the highest hidden row id a write used, for tables without a declared key.
@@ -336,6 +348,17 @@ impl Command {
             | Command::SetForeignKeyDefaults { .. } => true,
             Command::Batch(commands) => commands.iter().any(Command::changes_catalog),
             _ => false,
+        }
+    }
+
+    /// What local file this command names, if it names one: such a command can only be
+    /// applied on the node that wrote the file, never from a replicated log.
+    pub fn local_file(&self) -> Option<&'static str> {
+        match self {
+            Command::IngestRows { .. } => Some("bulk load file"),
+            Command::FlushSegment { .. } => Some("segment file"),
+            Command::Batch(commands) => commands.iter().find_map(Command::local_file),
+            _ => None,
         }
     }
 

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 /// A command's precondition that did not hold; nothing of the command was applied.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Serialisable: a replicated command is refused on every node alike, and the refusal travels
+/// back to the node that proposed it.
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Conflict {
     #[error("schema \"{0}\" already exists")]
     NamespaceExists(String),
@@ -134,6 +136,10 @@ pub enum StorageError {
     /// refused rather than answered from the database without the command's own writes.
     #[error("internal error: a command read {0} after writing it unremembered")]
     ReadAfterUnrememberedWrite(&'static str),
+    /// A command that names a file only the node that proposed it has, handed to the
+    /// replicated state machine: a bug in whatever proposed it.
+    #[error("internal error: a command naming a local {0} reached the replicated log")]
+    NotReplicable(&'static str),
     #[error(transparent)]
     Conflict(#[from] Conflict),
 }

@@ -15,7 +15,10 @@ pub(super) const CF_DEAD_KEYS: &str = "dead_keys";
 pub(super) const CF_JOBS: &str = "jobs";
 /// Secondary index entries: index id and indexed values to the row key (see `indexes`).
 pub(super) const CF_INDEX_ENTRIES: &str = "index_entries";
-pub(super) const COLUMN_FAMILIES: [&str; 8] = [
+/// Cluster mode's Raft log and this node's Raft state (see `raft_log`): never replicated by a
+/// snapshot, since each node keeps its own.
+pub(super) const CF_RAFT_LOG: &str = "raft_log";
+pub(super) const COLUMN_FAMILIES: [&str; 9] = [
     CF_META,
     CF_USERS,
     CF_CATALOG,
@@ -24,6 +27,7 @@ pub(super) const COLUMN_FAMILIES: [&str; 8] = [
     CF_DEAD_KEYS,
     CF_JOBS,
     CF_INDEX_ENTRIES,
+    CF_RAFT_LOG,
 ];
 
 /// Keys of records in the `catalog` column family.

@@ -24,8 +24,10 @@ mod index_ddl;
 mod index_reads;
 mod indexes;
 mod keys;
+mod raft_log;
 mod records;
 mod referential;
+mod replicated;
 mod row_checks;
 mod row_writes;
 pub mod rows;
@@ -70,8 +72,8 @@ pub use foreign_keys::ForeignKeyRecord;
 pub use index_reads::IndexCheck;
 pub use indexes::{IndexRecord, IndexState, IndexedRow};
 use keys::{
-    CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_ROWS, CF_USERS, COLUMN_FAMILIES,
-    catalog_keys,
+    CF_CATALOG, CF_COLD_INDEX, CF_DEAD_KEYS, CF_JOBS, CF_META, CF_RAFT_LOG, CF_ROWS, CF_USERS,
+    COLUMN_FAMILIES, catalog_keys,
 };
 pub use records::{
     CheckConstraint, JobRecord, JobStatus, NamespaceRecord, ScramVerifier, TableRecord, UserRecord,
@@ -238,6 +240,7 @@ impl Store {
                 .store(highest + 1, std::sync::atomic::Ordering::SeqCst);
             store.remove_orphan_segment_files()?;
             store.remove_orphan_stream_files()?;
+            store.finish_interrupted_install()?;
             Ok(store)
         })
     }

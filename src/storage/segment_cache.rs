@@ -7,7 +7,8 @@
 //! `segments::block_rows`) with every column of the file, so one decode serves any later read
 //! of any of its rows, in any projection. A segment never changes once published and segment
 //! ids are never reused, so neither footers nor blocks go stale: a dropped segment's entries
-//! are simply never asked for again and age out.
+//! are simply never asked for again and age out. Only a Raft snapshot that replaces the whole
+//! store empties the cache.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -110,6 +111,15 @@ impl SegmentCache {
             if let Some(evicted) = shard.blocks.remove(&oldest) {
                 shard.bytes -= evicted.get_array_memory_size();
             }
+        }
+    }
+
+    /// Forgets every footer and block: after a snapshot replaced the store, segment ids may
+    /// name other files.
+    pub(super) fn forget_all(&self) {
+        self.footers.lock().expect("footers").clear();
+        for shard in &self.shards {
+            *shard.lock().expect("segment blocks") = Shard::default();
         }
     }
 

@@ -1,0 +1,380 @@
+//! The replicated state machine: openraft's `RaftStateMachine` over the store. Committed
+//! entries are applied by `Store::apply_replicated`, each in one batch with the machine's
+//! record of its last applied log id and membership, so what was applied and what the machine
+//! says it applied never disagree after a crash.
+//!
+//! A snapshot carries the data, not just the catalog: a capture of the store (a RocksDB
+//! checkpoint plus hard links to the segment and stream files, at one applied index) packed
+//! as one uncompressed tar file in `data/snapshots/raft/`, with its metadata beside it. A node
+//! that receives one unpacks it next to the data and has the store replace its replicated
+//! state with it. Only the newest snapshot is kept.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncSeekExt;
+
+use super::{
+    Entry, LogId, NodeId, Outcome, RaftStorageError, StoredMembership, TypeConfig, decode, encode,
+};
+use crate::storage::Store;
+
+type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+
+/// What the machine records with every applied entry (see `Store::apply_replicated`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct MachineState {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// The state machine of one node.
+pub struct StateMachine {
+    store: Arc<Store>,
+}
+
+/// Builds snapshots of the store while the state machine goes on applying.
+pub struct SnapshotBuilder {
+    store: Arc<Store>,
+}
+
+impl StateMachine {
+    /// Binds the store, clearing what an interrupted snapshot transfer left behind.
+    pub fn new(store: Arc<Store>) -> Result<StateMachine, RaftStorageError> {
+        let dir = store.raft_snapshot_dir();
+        for path in entries(&dir).map_err(|e| read_error(&e))? {
+            let name = file_name(&path);
+            if name.starts_with(".capture-")
+                || name.starts_with("receiving-")
+                || name.starts_with("staged-")
+                || name.ends_with(".tmp")
+            {
+                remove(&path).map_err(|e| write_error(&e))?;
+            }
+        }
+        Ok(StateMachine { store })
+    }
+}
+
+fn machine_state(store: &Store) -> Result<MachineState, RaftStorageError> {
+    match store.replicated_machine_state() {
+        Ok(Some(bytes)) => decode(&bytes).map_err(|e| read_error(&e)),
+        Ok(None) => Ok(MachineState::default()),
+        Err(e) => Err(read_error(&e)),
+    }
+}
+
+fn read_error(e: &(dyn std::error::Error + 'static)) -> RaftStorageError {
+    StorageIOError::read_state_machine(AnyError::error(e)).into()
+}
+
+fn write_error(e: &(dyn std::error::Error + 'static)) -> RaftStorageError {
+    StorageIOError::write_state_machine(AnyError::error(e)).into()
+}
+
+fn snapshot_error(e: &(dyn std::error::Error + 'static)) -> RaftStorageError {
+    StorageIOError::write_snapshot(None, AnyError::error(e)).into()
+}
+
+/// Applies entries in order; each outcome answers the entry at the same position.
+fn apply_entries(store: &Store, entries: Vec<Entry>) -> Result<Vec<Outcome>, RaftStorageError> {
+    let mut state = machine_state(store)?;
+    let mut outcomes = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let log_id = entry.log_id;
+        state.last_applied = Some(log_id);
+        let command = match entry.payload {
+            EntryPayload::Blank => None,
+            EntryPayload::Normal(command) => Some(command),
+            EntryPayload::Membership(membership) => {
+                state.membership = StoredMembership::new(Some(log_id), membership);
+                None
+            }
+        };
+        let failed = |e: &(dyn std::error::Error + 'static)| -> RaftStorageError {
+            StorageIOError::apply(log_id, AnyError::error(e)).into()
+        };
+        let encoded = encode(&state).map_err(|e| failed(&e))?;
+        let outcome = store
+            .apply_replicated(log_id.index, command.as_ref(), &encoded)
+            .map_err(|e| failed(&e))?;
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RaftStorageError> + Send + 'static,
+) -> Result<T, RaftStorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| write_error(&e))?
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership), RaftStorageError> {
+        let state = machine_state(&self.store)?;
+        Ok((state.last_applied, state.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Outcome>, RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let store = self.store.clone();
+        blocking(move || apply_entries(&store, entries)).await
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.store.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, RaftStorageError> {
+        let dir = self.store.raft_snapshot_dir();
+        let path = dir.join(format!("receiving-{}.tar", unique_suffix()));
+        let open = || -> std::io::Result<std::fs::File> {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+        };
+        let file = open().map_err(|e| snapshot_error(&e))?;
+        Ok(Box::new(tokio::fs::File::from_std(file)))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), RaftStorageError> {
+        let mut file = *snapshot;
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(|e| snapshot_error(&e))?;
+        let file = file.into_std().await;
+        let store = self.store.clone();
+        let meta = meta.clone();
+        blocking(move || install(&store, &meta, file)).await
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+        let dir = self.store.raft_snapshot_dir();
+        blocking(move || current_snapshot(&dir)).await
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+        let store = self.store.clone();
+        blocking(move || build(&store)).await
+    }
+}
+
+/// Captures the store and packs the capture into the new current snapshot.
+fn build(store: &Store) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+    let dir = store.raft_snapshot_dir();
+    let scratch = dir.join(format!(".capture-{}", unique_suffix()));
+    let point = store
+        .capture_backup_point(&scratch)
+        .map_err(|e| snapshot_error(&e))?;
+    let state: MachineState = match &point.machine_state {
+        Some(bytes) => decode(bytes).map_err(|e| read_error(&e))?,
+        None => MachineState::default(),
+    };
+    let name = snapshot_name(state.last_applied);
+    let meta = Meta {
+        last_log_id: state.last_applied,
+        last_membership: state.membership,
+        snapshot_id: name.clone(),
+    };
+    let tar_path = dir.join(format!("{name}.tar"));
+    let packed = pack(&point.files, &tar_path);
+    let removed = remove(&scratch);
+    packed.and(removed).map_err(|e| snapshot_error(&e))?;
+    publish(&dir, &name, &meta)?;
+    open_snapshot(&tar_path, meta)
+}
+
+/// Writes the captured files into a tar at `target`, made durable before it is visible.
+fn pack(files: &[crate::storage::CapturedFile], target: &Path) -> std::io::Result<()> {
+    let tmp = crate::durable::temporary_name(target);
+    let mut archive = tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(&tmp)?));
+    for file in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(file.len);
+        header.set_mode(0o600);
+        header.set_entry_type(tar::EntryType::Regular);
+        let source = std::fs::File::open(&file.source)?;
+        // A stream log may have grown past the captured length; only that much belongs here.
+        let mut limited = std::io::Read::take(source, file.len);
+        archive.append_data(&mut header, &file.relative, &mut limited)?;
+    }
+    let mut writer = archive.into_inner()?;
+    writer.flush()?;
+    drop(writer);
+    crate::durable::publish_file(&tmp, target, crate::durable::Publish::Replace)
+}
+
+/// Records `meta` beside snapshot `name` and removes every other snapshot.
+fn publish(dir: &Path, name: &str, meta: &Meta) -> Result<(), RaftStorageError> {
+    let bytes = encode(meta).map_err(|e| snapshot_error(&e))?;
+    crate::durable::write_file(&dir.join(format!("{name}.meta")), &bytes, None)
+        .map_err(|e| snapshot_error(&e))?;
+    for path in entries(dir).map_err(|e| read_error(&e))? {
+        let other = file_name(&path);
+        if other.starts_with("snapshot-") && !other.starts_with(&format!("{name}.")) {
+            remove(&path).map_err(|e| write_error(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the received snapshot as this node's current one and installs its state.
+fn install(
+    store: &Store,
+    meta: &Meta,
+    mut received: std::fs::File,
+) -> Result<(), RaftStorageError> {
+    let dir = store.raft_snapshot_dir();
+    let name = snapshot_name(meta.last_log_id);
+    let tar_path = dir.join(format!("{name}.tar"));
+    let tmp = crate::durable::temporary_name(&tar_path);
+    let copied = std::fs::File::create(&tmp)
+        .and_then(|mut out| std::io::copy(&mut received, &mut out))
+        .and_then(|_| {
+            crate::durable::publish_file(&tmp, &tar_path, crate::durable::Publish::Replace)
+        });
+    copied.map_err(|e| snapshot_error(&e))?;
+    let staged = dir.join(format!("staged-{name}"));
+    // `unpack` refuses entries that would land outside `staged` (absolute paths, `..`).
+    std::fs::File::open(&tar_path)
+        .and_then(|file| tar::Archive::new(std::io::BufReader::new(file)).unpack(&staged))
+        .map_err(|e| snapshot_error(&e))?;
+    store
+        .install_replicated_state(&staged)
+        .map_err(|e| write_error(&e))?;
+    let installed = machine_state(store)?;
+    if installed.last_applied != meta.last_log_id {
+        let message = format!(
+            "snapshot {} says it holds entries up to {:?}, but its state was applied up to {:?}",
+            meta.snapshot_id, meta.last_log_id, installed.last_applied
+        );
+        return Err(snapshot_error(&std::io::Error::other(message)));
+    }
+    publish(&dir, &name, meta)?;
+    for path in entries(&dir).map_err(|e| read_error(&e))? {
+        if file_name(&path).starts_with("receiving-") {
+            remove(&path).map_err(|e| write_error(&e))?;
+        }
+    }
+    Ok(())
+}
+
+fn current_snapshot(dir: &Path) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+    let mut newest: Option<(Meta, PathBuf)> = None;
+    for path in entries(dir).map_err(|e| read_error(&e))? {
+        let name = file_name(&path);
+        let Some(stem) = name.strip_suffix(".meta") else {
+            continue;
+        };
+        let tar_path = dir.join(format!("{stem}.tar"));
+        if !stem.starts_with("snapshot-") || !tar_path.exists() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(|e| read_error(&e))?;
+        let meta: Meta = decode(&bytes).map_err(|e| read_error(&e))?;
+        if newest
+            .as_ref()
+            .is_none_or(|(best, _)| meta.last_log_id > best.last_log_id)
+        {
+            newest = Some((meta, tar_path));
+        }
+    }
+    newest
+        .map(|(meta, tar_path)| open_snapshot(&tar_path, meta))
+        .transpose()
+}
+
+fn open_snapshot(tar_path: &Path, meta: Meta) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+    let file = std::fs::File::open(tar_path).map_err(|e| read_error(&e))?;
+    Ok(Snapshot {
+        meta,
+        snapshot: Box::new(tokio::fs::File::from_std(file)),
+    })
+}
+
+/// Names sort by the last included entry, then by when they were made.
+fn snapshot_name(last: Option<LogId>) -> String {
+    let (term, index) = last.map_or((0, 0), |id| (id.leader_id.term, id.index));
+    format!("snapshot-{term:020}-{index:020}-{}", unique_suffix())
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos}")
+}
+
+fn entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    match std::fs::read_dir(dir) {
+        Ok(list) => list.map(|entry| entry.map(|e| e.path())).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn remove(path: &Path) -> std::io::Result<()> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_sort_by_the_entry_they_hold() {
+        let id = |term, index| Some(openraft::testing::log_id::<NodeId>(term, 1, index));
+        let mut names = [
+            snapshot_name(id(2, 9)),
+            snapshot_name(id(1, 10)),
+            snapshot_name(id(2, 10)),
+        ];
+        names.sort();
+        assert!(names[0].contains(&format!("-{:020}-{:020}-", 1, 10)));
+        assert!(names[1].contains(&format!("-{:020}-{:020}-", 2, 9)));
+        assert!(names[2].contains(&format!("-{:020}-{:020}-", 2, 10)));
+    }
+}

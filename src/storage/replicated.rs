@@ -1,0 +1,265 @@
+//! The store as cluster mode's replicated state machine: a command applied at a Raft log index
+//! (the index becomes the applied sequence number, which backups already capture), the
+//! machine's own record of what it applied, kept in the same batch as the command, and the
+//! whole replicated state replaced by a snapshot's.
+//!
+//! Replication needs every node to reach the same state from the same entries, so a command
+//! whose precondition fails is refused deterministically and its entry still counts as
+//! applied, and a command that names a file only the proposing node has (a bulk load's
+//! table file, a flush's segment) cannot be applied here at all.
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{DB, Options, WriteBatch};
+
+use super::{
+    APPLIED_SEQ_KEY, Applied, CF_JOBS, CF_META, CF_RAFT_LOG, COLUMN_FAMILIES, Command, Conflict,
+    StorageError, StorageResult, Store, cf, decode_u64, file_names,
+};
+
+/// The state machine's record of its last applied entry and membership, in `meta`.
+pub(super) const MACHINE_STATE_KEY: &[u8] = b"raft_machine";
+
+/// Column families that stay the node's own when a snapshot replaces the rest: its Raft log
+/// and state, and its jobs (each node runs and lists its own).
+const NODE_LOCAL_FAMILIES: [&str; 2] = [CF_RAFT_LOG, CF_JOBS];
+
+/// Written before a snapshot's state replaces the store's and removed after: naming the staged
+/// directory, it lets the next open finish an install a crash interrupted.
+const INSTALL_MARKER: &str = "installing";
+
+/// Keys of the replicated column families sort below this (catalog keys are text, row keys
+/// start with a table id far below 2^63, counters are text).
+const KEYS_END: [u8; 16] = [0xff; 16];
+
+impl Store {
+    /// Applies log entry `index` (above the applied sequence number, which becomes `index`;
+    /// a store that already holds a single node's commands cannot start a log at 0): its command, if it has one (blank and membership entries have
+    /// none), with `machine_state` recorded in the same batch. `Ok(Err(conflict))` is a refused
+    /// command: the entry is recorded as applied all the same. `Err` means the store itself
+    /// failed, and the node must stop applying.
+    pub fn apply_replicated(
+        &self,
+        index: u64,
+        command: Option<&Command>,
+        machine_state: &[u8],
+    ) -> StorageResult<Result<Applied, Conflict>> {
+        let ranges = command
+            .is_some_and(Command::restarts_sequences)
+            .then(|| self.sequence_ranges.lock().expect("sequence ranges lock"));
+        let applied = self.apply_lock.lock().expect("apply lock poisoned");
+        // Raft's first entry has index 0, which a new store's sequence number already is.
+        if index < *applied || (index == *applied && index != 0) {
+            return Err(StorageError::Corrupt {
+                cf: CF_META,
+                message: format!(
+                    "log entry {index} applied after sequence number {}",
+                    *applied
+                ),
+            });
+        }
+        let Some(command) = command else {
+            return self
+                .record_replicated(index, machine_state, applied)
+                .map(|()| Ok(Applied::at(index)));
+        };
+        if let Some(kind) = command.local_file() {
+            return Err(StorageError::NotReplicable(kind));
+        }
+        // A failed command writes nothing, so the guard comes back for the bare record.
+        match self.apply_locked(command, index, Some(machine_state), applied, ranges) {
+            Ok(outcome) => Ok(Ok(outcome)),
+            Err(StorageError::Conflict(conflict)) => {
+                let applied = self.apply_lock.lock().expect("apply lock poisoned");
+                self.record_replicated(index, machine_state, applied)?;
+                Ok(Err(conflict))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    fn record_replicated(
+        &self,
+        index: u64,
+        machine_state: &[u8],
+        mut applied: std::sync::MutexGuard<'_, u64>,
+    ) -> StorageResult<()> {
+        let meta = cf(&self.db, CF_META);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(meta, APPLIED_SEQ_KEY, index.to_be_bytes());
+        batch.put_cf(meta, MACHINE_STATE_KEY, machine_state);
+        self.db.write_opt(batch, &self.write_options)?;
+        *applied = index;
+        Ok(())
+    }
+
+    /// What the state machine recorded with its last applied entry; `None` before any.
+    pub fn replicated_machine_state(&self) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(cf(&self.db, CF_META), MACHINE_STATE_KEY)?)
+    }
+
+    /// Where snapshots of the replicated state are kept and staged.
+    pub fn raft_snapshot_dir(&self) -> PathBuf {
+        self.dir.snapshots().join("raft")
+    }
+
+    /// Replaces the replicated state with the one staged in `staged` (a capture's layout:
+    /// `rocksdb/` a checkpoint, `storage/` and `streams/` its files), which must be on the
+    /// data directory's file system. Readers see the old state or the new one per read; a
+    /// crash part way is finished by the next [`Store::open`]. Returns the new applied sequence
+    /// number.
+    pub fn install_replicated_state(&self, staged: &Path) -> StorageResult<u64> {
+        let marker = self.raft_snapshot_dir().join(INSTALL_MARKER);
+        let name =
+            staged
+                .strip_prefix(self.raft_snapshot_dir())
+                .map_err(|_| StorageError::Corrupt {
+                    cf: CF_META,
+                    message: format!("{} is not a staged snapshot", staged.display()),
+                })?;
+        crate::durable::write_file(&marker, name.to_string_lossy().as_bytes(), None)
+            .map_err(|e| StorageError::io(format!("writing {}", marker.display()), e))?;
+        let applied = self.replace_replicated_state(staged)?;
+        std::fs::remove_file(&marker)
+            .map_err(|e| StorageError::io(format!("removing {}", marker.display()), e))?;
+        std::fs::remove_dir_all(staged)
+            .map_err(|e| StorageError::io(format!("removing {}", staged.display()), e))?;
+        Ok(applied)
+    }
+
+    /// Finishes an install a crash interrupted (see [`Self::install_replicated_state`]).
+    pub(super) fn finish_interrupted_install(&self) -> StorageResult<()> {
+        let marker = self.raft_snapshot_dir().join(INSTALL_MARKER);
+        let name = match std::fs::read_to_string(&marker) {
+            Ok(name) => name,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StorageError::io(format!("reading {}", marker.display()), e)),
+        };
+        let staged = self.raft_snapshot_dir().join(name.trim());
+        tracing::warn!(staged = %staged.display(), "finishing a snapshot install a crash interrupted");
+        self.install_replicated_state(&staged).map(|_| ())
+    }
+
+    fn replace_replicated_state(&self, staged: &Path) -> StorageResult<u64> {
+        let replaced: Vec<&str> = COLUMN_FAMILIES
+            .into_iter()
+            .filter(|name| !NODE_LOCAL_FAMILIES.contains(name))
+            .collect();
+        // Table files are written first, outside the locks: RocksDB ingests them as they are.
+        let tables = write_table_files(&staged.join("rocksdb"), &replaced, staged)?;
+        let _snapshots = self.snapshots_lock.lock().expect("snapshots lock");
+        let mut ranges = self.sequence_ranges.lock().expect("sequence ranges lock");
+        let mut applied = self.apply_lock.lock().expect("apply lock poisoned");
+        move_files_in(&staged.join("storage"), &self.dir.storage())?;
+        move_files_in(&staged.join("streams"), &self.streams_root)?;
+        let mut ingest = rocksdb::IngestExternalFileOptions::default();
+        ingest.set_move_files(true);
+        for (name, table) in &tables {
+            let family = cf(&self.db, name);
+            let mut batch = WriteBatch::default();
+            batch.delete_range_cf(family, &[][..], &KEYS_END[..]);
+            self.db.write_opt(batch, &self.write_options)?;
+            if let Some(table) = table {
+                self.db
+                    .ingest_external_file_cf_opts(family, &ingest, vec![table])?;
+            }
+        }
+        self.db.flush_wal(true)?;
+        let new_applied = self
+            .db
+            .get_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY)?
+            .map(|bytes| decode_u64(CF_META, &bytes))
+            .transpose()?
+            .unwrap_or(0);
+        *applied = new_applied;
+        *self.synced_seq.lock().expect("sync lock poisoned") = new_applied;
+        // Nothing kept from the old state may answer for the new one: segment ids and table
+        // ids can name other things now.
+        *ranges = Default::default();
+        self.row_ids.lock().expect("row id lock").clear();
+        self.write_shapes.forget_all();
+        self.segment_cache.forget_all();
+        self.catalog_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        drop(applied);
+        drop(ranges);
+        file_names::check_catalog(&self.db)?;
+        let highest = self
+            .all_segments()?
+            .iter()
+            .map(|s| s.segment_id)
+            .max()
+            .unwrap_or(0);
+        self.next_segment_id
+            .fetch_max(highest + 1, std::sync::atomic::Ordering::SeqCst);
+        self.remove_orphan_segment_files()?;
+        self.remove_orphan_stream_files()?;
+        Ok(new_applied)
+    }
+}
+
+/// Writes each column family of the checkpoint in `checkpoint` to one table file in `dir`
+/// (`None` for an empty one), for RocksDB to ingest.
+fn write_table_files<'a>(
+    checkpoint: &Path,
+    families: &[&'a str],
+    dir: &Path,
+) -> StorageResult<Vec<(&'a str, Option<PathBuf>)>> {
+    let present = DB::list_cf(&Options::default(), checkpoint)?;
+    let opened = families
+        .iter()
+        .filter(|name| present.iter().any(|p| p == *name));
+    let source = DB::open_cf_for_read_only(&Options::default(), checkpoint, opened, false)?;
+    let mut tables = Vec::new();
+    for name in families {
+        let Some(family) = source.cf_handle(name) else {
+            tables.push((*name, None));
+            continue;
+        };
+        let path = dir.join(format!("{name}.sst"));
+        let options = super::column_family_options(None);
+        let mut writer = rocksdb::SstFileWriter::create(&options);
+        writer.open(&path)?;
+        let mut written = 0u64;
+        for item in source.iterator_cf(family, rocksdb::IteratorMode::Start) {
+            let (key, value) = item?;
+            writer.put(key, value)?;
+            written += 1;
+        }
+        if written == 0 {
+            tables.push((*name, None));
+        } else {
+            writer.finish()?;
+            tables.push((*name, Some(path)));
+        }
+    }
+    Ok(tables)
+}
+
+/// Moves every file under `from` to the same relative path under `to`, replacing a file of the
+/// same name (a reader that has it open keeps reading the old one).
+fn move_files_in(from: &Path, to: &Path) -> StorageResult<()> {
+    let io = |what: String| move |e| StorageError::io(what, e);
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let dir = from.join(&relative);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StorageError::io(format!("listing {}", dir.display()), e)),
+        };
+        std::fs::create_dir_all(to.join(&relative))
+            .map_err(io(format!("creating {}", to.join(&relative).display())))?;
+        for entry in entries {
+            let entry = entry.map_err(io(format!("listing {}", dir.display())))?;
+            let inner = relative.join(entry.file_name());
+            if entry.path().is_dir() {
+                pending.push(inner);
+            } else {
+                std::fs::rename(entry.path(), to.join(&inner))
+                    .map_err(io(format!("moving {}", entry.path().display())))?;
+            }
+        }
+    }
+    Ok(())
+}
