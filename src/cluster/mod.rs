@@ -11,6 +11,10 @@
 //! Entries, votes and log ids are encoded as MessagePack with field names: catalog records skip
 //! empty fields when serialised, which only a self-describing format reads back.
 
+// openraft's traits return its own StorageError (over 200 bytes); helpers return it too
+// rather than converting at every call.
+#![allow(clippy::result_large_err)]
+
 pub mod log_store;
 pub mod state_machine;
 

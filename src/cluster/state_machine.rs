@@ -363,6 +363,169 @@ fn remove(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{
+        Command, Durability, Expect, RowWrite, SegmentRecord, UserRecord, rows::row_id_key,
+    };
+    use openraft::testing::log_id;
+    use tokio::io::AsyncWriteExt;
+
+    fn open(dir: &Path) -> Arc<Store> {
+        let durability = Durability {
+            sync_writes: false,
+            wal_enabled: true,
+        };
+        Arc::new(Store::open(dir, durability).unwrap())
+    }
+
+    fn write_row(row_id: u64, value: u8) -> Command {
+        Command::WriteRows {
+            table_id: 7,
+            writes: vec![RowWrite {
+                key: row_id_key(7, row_id),
+                value: Some(vec![value, 0]),
+                expect: Expect::Absent,
+                moved_to: None,
+            }],
+            row_id_high_water: Some(row_id),
+            layout_generation: 0,
+        }
+    }
+
+    fn entry(index: u64, command: Command) -> Entry {
+        Entry {
+            log_id: log_id(1, 1, index),
+            payload: EntryPayload::Normal(command),
+        }
+    }
+
+    /// Flushes hot row `row_id` (written as sequence number `version`) into segment
+    /// `segment_id`, whose file holds `content`. Flushes are not replicated yet, so the store
+    /// applies this one locally.
+    fn flush(store: &Store, segment_id: u64, row_id: u64, version: u64, content: &[u8]) {
+        let segment = SegmentRecord {
+            segment_id,
+            table_id: 7,
+            file: format!("s{segment_id}.parquet"),
+            rows: 1,
+            bytes: content.len() as u64,
+            columns: 1,
+            created_at: 0,
+            column_ids: vec![0],
+            column_names: Vec::new(),
+        };
+        std::fs::write(store.segment_path(&segment), content).unwrap();
+        let key = row_id_key(7, row_id);
+        store
+            .apply(&Command::FlushSegment {
+                segment,
+                rows: [(&key, version, false)].into_iter().collect(),
+            })
+            .unwrap();
+    }
+
+    /// A leader with a user, a flushed row in a segment and a hot row, applied at entries 1 to
+    /// 4, and the snapshot it builds of them.
+    async fn leader_snapshot(dir: &Path) -> (Arc<Store>, Snapshot<TypeConfig>) {
+        let store = open(dir);
+        let mut machine = StateMachine::new(store.clone()).unwrap();
+        let alice = UserRecord::new_for_test("alice", crate::model::Role::User);
+        let outcomes = machine
+            .apply([entry(1, Command::PutUser(alice)), entry(2, write_row(1, 1))])
+            .await
+            .unwrap();
+        assert_eq!(outcomes[1].as_ref().unwrap().seq, 2);
+        flush(&store, 1, 1, 2, b"segment one");
+        machine.apply([entry(4, write_row(2, 2))]).await.unwrap();
+        let snapshot = machine
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 1, 4)));
+        (store, snapshot)
+    }
+
+    /// A store that went its own way before the snapshot: a row the leader never had, and a
+    /// segment of the same id with other content.
+    fn diverged_follower(dir: &Path) -> Arc<Store> {
+        let store = open(dir);
+        store.apply(&write_row(9, 9)).unwrap();
+        flush(&store, 1, 9, 1, b"stale segment");
+        store
+    }
+
+    fn assert_holds_the_leaders_state(store: &Store) {
+        assert_eq!(store.applied_seq(), 4);
+        assert!(store.user("alice").unwrap().is_some());
+        assert!(store.row(&row_id_key(7, 2)).unwrap().is_some());
+        assert_eq!(store.row(&row_id_key(7, 9)).unwrap(), None);
+        let segments = store.segments(7).unwrap();
+        assert_eq!(segments.len(), 1);
+        let content = std::fs::read(store.segment_path(&segments[0])).unwrap();
+        assert_eq!(content, b"segment one");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_carries_rows_users_and_segment_files_to_a_store_that_is_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_leader, snapshot) = leader_snapshot(&tmp.path().join("leader")).await;
+        let follower_dir = tmp.path().join("follower");
+        let follower = diverged_follower(&follower_dir);
+        let mut machine = StateMachine::new(follower.clone()).unwrap();
+        let mut received = machine.begin_receiving_snapshot().await.unwrap();
+        let mut sent = *snapshot.snapshot;
+        tokio::io::copy(&mut sent, &mut *received).await.unwrap();
+        received.flush().await.unwrap();
+        machine
+            .install_snapshot(&snapshot.meta, received)
+            .await
+            .unwrap();
+        assert_holds_the_leaders_state(&follower);
+        let (applied, membership) = machine.applied_state().await.unwrap();
+        assert_eq!(applied, Some(log_id(1, 1, 4)));
+        assert_eq!(membership, StoredMembership::default());
+        drop(machine);
+        drop(follower);
+
+        // After a restart the store keeps the state and the snapshot stays the current one.
+        let follower = open(&follower_dir);
+        assert_holds_the_leaders_state(&follower);
+        let mut machine = StateMachine::new(follower.clone()).unwrap();
+        let current = machine.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, snapshot.meta);
+        let leftovers: Vec<String> = entries(&follower.raft_snapshot_dir())
+            .unwrap()
+            .iter()
+            .map(|path| file_name(path))
+            .filter(|name| !name.starts_with("snapshot-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_install_a_crash_interrupted_is_finished_when_the_store_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (leader, snapshot) = leader_snapshot(&tmp.path().join("leader")).await;
+        let tar_path = leader
+            .raft_snapshot_dir()
+            .join(format!("{}.tar", snapshot.meta.snapshot_id));
+        let follower_dir = tmp.path().join("follower");
+        let raft_dir = {
+            let follower = diverged_follower(&follower_dir);
+            follower.raft_snapshot_dir()
+        };
+        // What an install leaves when the process dies after writing its marker.
+        let staged = raft_dir.join("staged-interrupted");
+        let file = std::fs::File::open(&tar_path).unwrap();
+        tar::Archive::new(file).unpack(&staged).unwrap();
+        std::fs::write(raft_dir.join("installing"), "staged-interrupted").unwrap();
+
+        let follower = open(&follower_dir);
+        assert_holds_the_leaders_state(&follower);
+        assert!(!staged.exists());
+        assert!(!raft_dir.join("installing").exists());
+    }
 
     #[test]
     fn snapshot_names_sort_by_the_entry_they_hold() {
