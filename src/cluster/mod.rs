@@ -6,7 +6,9 @@
 //! [`log_store`] keeps the log and this node's vote in RocksDB's `raft_log` column family;
 //! [`state_machine`] applies committed entries to the store and builds and installs snapshots
 //! that carry the data: a RocksDB checkpoint plus the segment and stream files at one applied
-//! index, as one tar file in `data/snapshots/raft/`.
+//! index, as one tar file in `data/snapshots/raft/`. [`rpc`] and [`network`] carry Raft's
+//! traffic between nodes over TCP; [`replica`] is one node: writes proposed through the
+//! leader, read barriers, membership changes.
 //!
 //! Entries, votes and log ids are encoded as MessagePack with field names: catalog records skip
 //! empty fields when serialised, which only a self-describing format reads back.
@@ -16,6 +18,9 @@
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod network;
+pub mod replica;
+pub mod rpc;
 pub mod state_machine;
 
 use serde::Serialize;

@@ -1,0 +1,335 @@
+//! One node of a cluster: its Raft instance on the store, the service that answers the other
+//! nodes, and what the rest of the server asks of it: apply a command cluster-wide (on the
+//! leader, or forwarded to it), and wait until a read here would see every write acknowledged
+//! anywhere before it. Both are bounded in time: a node that cannot reach a quorum answers
+//! with [`ClusterError::Unavailable`] instead of waiting for one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use super::log_store::LogStore;
+use super::network::Network;
+use super::rpc::{self, RaftServiceClient};
+use super::state_machine::StateMachine;
+use super::{NodeId, Outcome, TypeConfig};
+use crate::storage::{Command, Store};
+
+/// How long to wait before asking again while a leader is being elected.
+const ELECTION_POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No leader answered in time: the cluster has lost its quorum or is still electing.
+    #[error(
+        "no leader confirmed the request within {0:?}: the cluster has no quorum or is electing a leader"
+    )]
+    Unavailable(Duration),
+    /// The request reached the leader, but its answer did not come back: it may or may not
+    /// have been applied.
+    #[error("the connection to the leader failed while it handled the write: {0}")]
+    OutcomeUnknown(String),
+    /// Membership changes and the like must be made on the leader.
+    #[error("this node is not the leader{}", .0.map(|id| format!("; node {id} is")).unwrap_or_default())]
+    NotLeader(Option<NodeId>),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Raft's timing and snapshot settings for a node.
+#[derive(Debug, Clone)]
+pub struct ReplicaSettings {
+    /// How long a write or a read barrier may wait for a leader and a quorum.
+    pub request_timeout: Duration,
+    pub heartbeat: Duration,
+    /// A follower that hears no leader for a random time in this range starts an election.
+    pub election_timeout: (Duration, Duration),
+    /// A snapshot is built once this many entries were applied since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot, for followers only a little behind.
+    pub keep_behind_snapshot: u64,
+}
+
+impl Default for ReplicaSettings {
+    fn default() -> Self {
+        ReplicaSettings {
+            request_timeout: Duration::from_secs(5),
+            heartbeat: Duration::from_millis(250),
+            election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
+            snapshot_every: 100_000,
+            keep_behind_snapshot: 10_000,
+        }
+    }
+}
+
+/// This node's part in the cluster.
+pub struct Replica {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    server: tokio::task::JoinHandle<()>,
+    /// The connection to the leader that forwarded requests use, and which node that is.
+    leader: tokio::sync::Mutex<Option<(NodeId, RaftServiceClient)>>,
+    request_timeout: Duration,
+}
+
+impl Replica {
+    /// Starts node `id` on `store`, answering the other nodes on `listener`.
+    pub async fn start(
+        id: NodeId,
+        listener: TcpListener,
+        store: Arc<Store>,
+        settings: &ReplicaSettings,
+    ) -> Result<Replica, ClusterError> {
+        let millis = |d: Duration| d.as_millis() as u64;
+        let config = openraft::Config {
+            cluster_name: "kalamdb".into(),
+            heartbeat_interval: millis(settings.heartbeat),
+            election_timeout_min: millis(settings.election_timeout.0),
+            election_timeout_max: millis(settings.election_timeout.1),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+            max_in_snapshot_log_to_keep: settings.keep_behind_snapshot,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let machine = StateMachine::new(store.clone()).map_err(raft_error)?;
+        let raft = Raft::new(id, Arc::new(config), Network, LogStore::new(store), machine)
+            .await
+            .map_err(raft_error)?;
+        let server = tokio::spawn(rpc::serve(listener, raft.clone()));
+        Ok(Replica {
+            id,
+            raft,
+            server,
+            leader: tokio::sync::Mutex::new(None),
+            request_timeout: settings.request_timeout,
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Forms a new cluster of `members`; a node that is already part of one ignores it.
+    pub async fn initialize(
+        &self,
+        members: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<(), ClusterError> {
+        if self.raft.is_initialized().await.map_err(raft_error)? {
+            return Ok(());
+        }
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(raft_error(e)),
+        }
+    }
+
+    /// Applies `command` on every node: proposed here when this node leads, else forwarded to
+    /// the leader. Returns once a majority has it and it is applied on the leader.
+    pub async fn write(&self, command: Command) -> Result<Outcome, ClusterError> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let forward =
+                match tokio::time::timeout_at(deadline, self.raft.client_write(command.clone()))
+                    .await
+                {
+                    Err(_) => return Err(ClusterError::Unavailable(self.request_timeout)),
+                    Ok(Ok(response)) => return Ok(response.data),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                        forward
+                    }
+                    Ok(Err(e)) => return Err(raft_error(e)),
+                };
+            let Some(client) = self.leader_client(&forward).await else {
+                self.wait_for_election(deadline).await?;
+                continue;
+            };
+            let context = rpc::deadline_in(deadline.saturating_duration_since(Instant::now()));
+            match client.client_write(context, command.clone()).await {
+                Ok(Ok(response)) => return Ok(response.data),
+                // Leadership moved on before the request arrived: nothing was proposed.
+                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                    self.forget_leader().await;
+                    self.wait_for_election(deadline).await?;
+                }
+                // The leader had stopped before it could take the request.
+                Ok(Err(RaftError::Fatal(openraft::error::Fatal::Stopped))) => {
+                    self.forget_leader().await;
+                    self.wait_for_election(deadline).await?;
+                }
+                Ok(Err(e)) => return Err(raft_error(e)),
+                // The request never left this node.
+                Err(tarpc::client::RpcError::Shutdown | tarpc::client::RpcError::Send(_)) => {
+                    self.forget_leader().await;
+                    self.wait_for_election(deadline).await?;
+                }
+                Err(e) => {
+                    self.forget_leader().await;
+                    return Err(ClusterError::OutcomeUnknown(e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Returns once this node has applied every write the cluster acknowledged before the
+    /// call: the leader confirms it still leads and names its commit point, and this node
+    /// waits to have applied that far.
+    pub async fn read_barrier(&self) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let forward =
+                match tokio::time::timeout(remaining, self.raft.ensure_linearizable()).await {
+                    Err(_) => return Err(ClusterError::Unavailable(self.request_timeout)),
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)))) => {
+                        forward
+                    }
+                    Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)))) => {
+                        self.wait_for_election(deadline).await?;
+                        continue;
+                    }
+                    Ok(Err(e)) => return Err(raft_error(e)),
+                };
+            let Some(client) = self.leader_client(&forward).await else {
+                self.wait_for_election(deadline).await?;
+                continue;
+            };
+            let context = rpc::deadline_in(deadline.saturating_duration_since(Instant::now()));
+            let read_index = match client.read_index(context).await {
+                Ok(Ok(read_index)) => read_index,
+                Ok(Err(_)) | Err(_) => {
+                    // Not the leader any more, or unreachable: nothing to undo, ask again.
+                    self.forget_leader().await;
+                    self.wait_for_election(deadline).await?;
+                    continue;
+                }
+            };
+            let Some(read_index) = read_index else {
+                return Ok(());
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            return self
+                .raft
+                .wait(Some(remaining))
+                .applied_index_at_least(Some(read_index.index), "read barrier")
+                .await
+                .map(|_| ())
+                .map_err(|_| ClusterError::Unavailable(self.request_timeout));
+        }
+    }
+
+    /// Adds node `id` at `addr`: it first catches up as a learner (from a snapshot when the
+    /// log it needs was purged), then becomes a voter. Only the leader can do this.
+    pub async fn add_node(&self, id: NodeId, addr: String) -> Result<(), ClusterError> {
+        self.raft
+            .add_learner(id, BasicNode { addr }, true)
+            .await
+            .map_err(membership_error)?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Removes node `id` from the cluster. Only the leader can do this.
+    pub async fn remove_node(&self, id: NodeId) -> Result<(), ClusterError> {
+        self.raft
+            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Raft's view of this node and the cluster: role, term, log and applied indexes, members.
+    pub fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Builds a snapshot now and returns once it is built.
+    pub async fn snapshot(&self) -> Result<(), ClusterError> {
+        let before = self.metrics().snapshot;
+        self.raft.trigger().snapshot().await.map_err(raft_error)?;
+        self.raft
+            .wait(Some(self.request_timeout * 12))
+            .metrics(|m| m.snapshot != before, "snapshot built")
+            .await
+            .map(|_| ())
+            .map_err(|e| ClusterError::Raft(e.to_string()))
+    }
+
+    /// Drops log entries up to `index`, which a snapshot must already hold.
+    pub async fn purge_log(&self, index: u64) -> Result<(), ClusterError> {
+        self.raft
+            .trigger()
+            .purge_log(index)
+            .await
+            .map_err(raft_error)
+    }
+
+    /// The underlying Raft instance, for waits on its metrics.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    pub async fn shutdown(&self) {
+        self.server.abort();
+        let _ = self.raft.shutdown().await;
+    }
+
+    /// The connection to the leader `forward` names, if it names one.
+    async fn leader_client(
+        &self,
+        forward: &ForwardToLeader<NodeId, BasicNode>,
+    ) -> Option<RaftServiceClient> {
+        let (Some(id), Some(node)) = (forward.leader_id, forward.leader_node.as_ref()) else {
+            return None;
+        };
+        if id == self.id {
+            return None;
+        }
+        let mut leader = self.leader.lock().await;
+        if let Some((known, client)) = leader.as_ref()
+            && *known == id
+        {
+            return Some(client.clone());
+        }
+        let client = rpc::connect(&node.addr, Duration::from_secs(1))
+            .await
+            .ok()?;
+        *leader = Some((id, client.clone()));
+        Some(client)
+    }
+
+    async fn forget_leader(&self) {
+        *self.leader.lock().await = None;
+    }
+
+    async fn wait_for_election(&self, deadline: Instant) -> Result<(), ClusterError> {
+        if Instant::now() + ELECTION_POLL >= deadline {
+            return Err(ClusterError::Unavailable(self.request_timeout));
+        }
+        tokio::time::sleep(ELECTION_POLL).await;
+        Ok(())
+    }
+}
+
+fn raft_error(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Raft(e.to_string())
+}
+
+fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ClusterError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+            ClusterError::NotLeader(forward.leader_id)
+        }
+        other => raft_error(other),
+    }
+}

@@ -1,0 +1,172 @@
+//! Traffic between nodes: one tarpc service over TCP carrying Raft's own calls (append,
+//! vote, snapshot chunks) and the two a node needs from its leader (proposing a write a client
+//! sent to a follower, and the read index a linearizable read waits for). Frames are
+//! length-delimited MessagePack with field names, the encoding of the log itself.
+
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, InstallSnapshotRequest,
+    InstallSnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tarpc::context::Context;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::{Deserializer, Serializer};
+use tarpc::tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+use super::{LogId, NodeId, TypeConfig};
+use crate::storage::Command;
+
+/// The largest frame a node sends or accepts: an append of many large commands, or a
+/// forwarded bulk write, stays far below it.
+const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
+
+pub type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
+pub type ReadIndexError = RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>;
+
+#[tarpc::service]
+pub trait RaftService {
+    async fn append_entries(
+        request: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>;
+    async fn install_snapshot(
+        request: InstallSnapshotRequest<TypeConfig>,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
+    async fn vote(request: VoteRequest<NodeId>) -> Result<VoteResponse<NodeId>, RaftError<NodeId>>;
+    /// Proposes a command a client sent to another node; answers once it is committed and
+    /// applied here.
+    async fn client_write(command: Command) -> Result<ClientWriteResponse<TypeConfig>, WriteError>;
+    /// Confirms this node still leads and returns the log id a linearizable read elsewhere
+    /// must have applied before it reads.
+    async fn read_index() -> Result<Option<LogId>, ReadIndexError>;
+}
+
+/// The service side: every call goes to the local Raft instance.
+#[derive(Clone)]
+struct RaftServer {
+    raft: Raft<TypeConfig>,
+}
+
+impl RaftService for RaftServer {
+    async fn append_entries(
+        self,
+        _: Context,
+        request: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.raft.append_entries(request).await
+    }
+
+    async fn install_snapshot(
+        self,
+        _: Context,
+        request: InstallSnapshotRequest<TypeConfig>,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.raft.install_snapshot(request).await
+    }
+
+    async fn vote(
+        self,
+        _: Context,
+        request: VoteRequest<NodeId>,
+    ) -> Result<VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.raft.vote(request).await
+    }
+
+    async fn client_write(
+        self,
+        _: Context,
+        command: Command,
+    ) -> Result<ClientWriteResponse<TypeConfig>, WriteError> {
+        self.raft.client_write(command).await
+    }
+
+    async fn read_index(self, _: Context) -> Result<Option<LogId>, ReadIndexError> {
+        self.raft.ensure_linearizable().await
+    }
+}
+
+/// Answers other nodes' calls on `listener` until the task is aborted, which also closes
+/// every connection it accepted: a stopped node must not go on answering from its old state.
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        // Reap finished connections so the set does not grow with every one ever accepted.
+        while connections.try_join_next().is_some() {}
+        let connection = match listener.accept().await {
+            Ok((connection, _)) => connection,
+            Err(e) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                tracing::warn!(error = %e, "accepting a cluster connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = connection.set_nodelay(true);
+        let transport = tarpc::serde_transport::new(frame(connection), NamedMessagePack::default());
+        let server = RaftServer { raft: raft.clone() };
+        let requests = BaseChannel::with_defaults(transport).execute(server.serve());
+        connections.spawn(requests.for_each(|request| async {
+            tokio::spawn(request);
+        }));
+    }
+}
+
+/// Connects to the node at `addr`, failing after `timeout`.
+pub async fn connect(addr: &str, timeout: std::time::Duration) -> io::Result<RaftServiceClient> {
+    let connection = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr}")))??;
+    let _ = connection.set_nodelay(true);
+    let transport = tarpc::serde_transport::new(frame(connection), NamedMessagePack::default());
+    Ok(RaftServiceClient::new(tarpc::client::Config::default(), transport).spawn())
+}
+
+fn frame<S: AsyncRead + AsyncWrite>(io: S) -> Framed<S, LengthDelimitedCodec> {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_framed(io)
+}
+
+/// A call's context with `timeout` as its deadline.
+pub fn deadline_in(timeout: std::time::Duration) -> Context {
+    let mut context = tarpc::context::current();
+    context.deadline = std::time::Instant::now() + timeout;
+    context
+}
+
+/// MessagePack with field names (see the module's note) as a tokio-serde codec.
+struct NamedMessagePack<Item, SinkItem>(PhantomData<fn() -> (Item, SinkItem)>);
+
+impl<Item, SinkItem> Default for NamedMessagePack<Item, SinkItem> {
+    fn default() -> Self {
+        NamedMessagePack(PhantomData)
+    }
+}
+
+impl<Item: DeserializeOwned, SinkItem> Deserializer<Item> for NamedMessagePack<Item, SinkItem> {
+    type Error = io::Error;
+
+    fn deserialize(self: Pin<&mut Self>, src: &BytesMut) -> Result<Item, io::Error> {
+        super::decode(src).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+impl<Item, SinkItem: Serialize> Serializer<SinkItem> for NamedMessagePack<Item, SinkItem> {
+    type Error = io::Error;
+
+    fn serialize(self: Pin<&mut Self>, item: &SinkItem) -> Result<Bytes, io::Error> {
+        super::encode(item)
+            .map(Bytes::from)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}

@@ -1,0 +1,203 @@
+//! Raft replication of commands between real stores over TCP, several nodes in one process:
+//! writes sent to any node are applied on every node, a refused command is refused everywhere,
+//! a node added after the log was purged catches up from a snapshot that carries the rows, and
+//! the survivors elect a new leader and keep serving writes when the leader stops.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kalamdb::cluster::replica::{Replica, ReplicaSettings};
+use kalamdb::storage::rows::row_id_key;
+use kalamdb::storage::{Command, Conflict, Durability, Expect, RowWrite, Store};
+use openraft::BasicNode;
+
+const TABLE: u64 = 7;
+
+struct Node {
+    replica: Replica,
+    store: Arc<Store>,
+    addr: String,
+}
+
+fn settings() -> ReplicaSettings {
+    ReplicaSettings {
+        request_timeout: Duration::from_secs(5),
+        heartbeat: Duration::from_millis(100),
+        election_timeout: (Duration::from_millis(400), Duration::from_millis(800)),
+        snapshot_every: 1_000_000,
+        keep_behind_snapshot: 0,
+    }
+}
+
+async fn start(id: u64, root: &Path) -> Node {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let durability = Durability {
+        sync_writes: true,
+        wal_enabled: true,
+    };
+    let store = Arc::new(Store::open(&root.join(format!("node{id}")), durability).unwrap());
+    let replica = Replica::start(id, listener, store.clone(), &settings())
+        .await
+        .unwrap();
+    Node {
+        replica,
+        store,
+        addr,
+    }
+}
+
+fn insert(row_id: u64) -> Command {
+    Command::WriteRows {
+        table_id: TABLE,
+        writes: vec![RowWrite {
+            key: row_id_key(TABLE, row_id),
+            value: Some(row_id.to_be_bytes().to_vec()),
+            expect: Expect::Absent,
+            moved_to: None,
+        }],
+        row_id_high_water: Some(row_id),
+        layout_generation: 0,
+    }
+}
+
+fn row_ids(store: &Store) -> Vec<u64> {
+    let mut ids = Vec::new();
+    store
+        .scan_rows(TABLE, |key, _| {
+            ids.push(u64::from_be_bytes(key[8..16].try_into().unwrap()));
+            Ok(true)
+        })
+        .unwrap();
+    ids
+}
+
+async fn leader_of(nodes: &[&Node]) -> u64 {
+    nodes[0]
+        .replica
+        .raft()
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(|m| m.current_leader.is_some(), "a leader is elected")
+        .await
+        .unwrap()
+        .current_leader
+        .unwrap()
+}
+
+/// Every node, after a read barrier, holds exactly `expected` rows.
+async fn assert_rows_everywhere(nodes: &[&Node], expected: &[u64]) {
+    for node in nodes {
+        node.replica.read_barrier().await.unwrap();
+        assert_eq!(
+            row_ids(&node.store),
+            expected,
+            "rows on node {}",
+            node.replica.id()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_replicate_to_every_node_and_survive_snapshots_and_a_lost_leader() {
+    tokio::time::timeout(Duration::from_secs(120), scenario())
+        .await
+        .expect("the scenario finishes within two minutes");
+}
+
+async fn scenario() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let tmp = tempfile::tempdir().unwrap();
+    let first = [
+        start(1, tmp.path()).await,
+        start(2, tmp.path()).await,
+        start(3, tmp.path()).await,
+    ];
+    let members: BTreeMap<u64, BasicNode> = first
+        .iter()
+        .map(|n| (n.replica.id(), BasicNode::new(&n.addr)))
+        .collect();
+    first[0].replica.initialize(members).await.unwrap();
+    let nodes: Vec<&Node> = first.iter().collect();
+    leader_of(&nodes).await;
+
+    // Writes sent to every node, leader and followers alike.
+    let mut expected = Vec::new();
+    for (turn, node) in nodes.iter().enumerate() {
+        for i in 0..5 {
+            let row_id = (turn * 100 + i) as u64 + 1;
+            let outcome = node.replica.write(insert(row_id)).await.unwrap();
+            assert!(outcome.is_ok(), "{outcome:?}");
+            expected.push(row_id);
+        }
+    }
+    expected.sort();
+    assert_rows_everywhere(&nodes, &expected).await;
+
+    // A command whose precondition fails is refused, through whichever node it came.
+    let refused = nodes[1].replica.write(insert(expected[0])).await.unwrap();
+    assert!(
+        matches!(refused, Err(Conflict::DuplicateKey { .. })),
+        "{refused:?}"
+    );
+    assert_rows_everywhere(&nodes, &expected).await;
+    let applied: Vec<u64> = nodes.iter().map(|n| n.store.applied_seq()).collect();
+    assert!(applied.iter().all(|a| *a == applied[0]), "{applied:?}");
+
+    // The leader snapshots and purges its log; a node added empty can only catch up from
+    // the snapshot, which carries the rows.
+    let leader_id = leader_of(&nodes).await;
+    let leader = nodes.iter().find(|n| n.replica.id() == leader_id).unwrap();
+    leader.replica.snapshot().await.unwrap();
+    let snapshot_index = leader.replica.metrics().snapshot.unwrap().index;
+    leader.replica.purge_log(snapshot_index).await.unwrap();
+    leader
+        .replica
+        .raft()
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index == snapshot_index),
+            "log purged",
+        )
+        .await
+        .unwrap();
+    let fourth = start(4, tmp.path()).await;
+    leader
+        .replica
+        .add_node(4, fourth.addr.clone())
+        .await
+        .unwrap();
+    let mut all = nodes.clone();
+    all.push(&fourth);
+    assert_rows_everywhere(&all, &expected).await;
+    assert!(
+        fourth.replica.metrics().snapshot.is_some(),
+        "node 4 installed a snapshot"
+    );
+    assert_eq!(fourth.store.applied_seq(), leader.store.applied_seq());
+
+    // The leader stops; the other three of four voters elect another and keep writing.
+    leader.replica.shutdown().await;
+    let survivors: Vec<&Node> = all
+        .iter()
+        .copied()
+        .filter(|n| n.replica.id() != leader_id)
+        .collect();
+    let stopped_at = std::time::Instant::now();
+    let outcome = survivors[0].replica.write(insert(999)).await.unwrap();
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(5),
+        "a new leader served a write {:?} after the old one stopped",
+        stopped_at.elapsed()
+    );
+    expected.push(999);
+    assert_rows_everywhere(&survivors, &expected).await;
+    for node in &survivors {
+        node.replica.shutdown().await;
+    }
+}
