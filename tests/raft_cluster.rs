@@ -1,6 +1,7 @@
 //! Raft replication of commands between real stores over TCP, several nodes in one process:
 //! writes sent to any node are applied on every node, a refused command is refused everywhere,
-//! a node added after the log was purged catches up from a snapshot that carries the rows, and
+//! a flushed segment is shipped with its command, a node added after the log was purged
+//! catches up from a snapshot that carries the rows and segment files, and
 //! the survivors elect a new leader and keep serving writes when the leader stops.
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use kalamdb::cluster::replica::{Replica, ReplicaSettings};
 use kalamdb::storage::rows::row_id_key;
-use kalamdb::storage::{Command, Conflict, Durability, Expect, RowWrite, Store};
+use kalamdb::storage::{Command, Conflict, Durability, Expect, RowWrite, SegmentRecord, Store};
 use openraft::BasicNode;
 
 const TABLE: u64 = 7;
@@ -127,11 +128,12 @@ async fn scenario() {
 
     // Writes sent to every node, leader and followers alike.
     let mut expected = Vec::new();
+    let mut first_version = None;
     for (turn, node) in nodes.iter().enumerate() {
         for i in 0..5 {
             let row_id = (turn * 100 + i) as u64 + 1;
             let outcome = node.replica.write(insert(row_id)).await.unwrap();
-            assert!(outcome.is_ok(), "{outcome:?}");
+            first_version.get_or_insert(outcome.as_ref().unwrap().seq);
             expected.push(row_id);
         }
     }
@@ -147,6 +149,43 @@ async fn scenario() {
     assert_rows_everywhere(&nodes, &expected).await;
     let applied: Vec<u64> = nodes.iter().map(|n| n.store.applied_seq()).collect();
     assert!(applied.iter().all(|a| *a == applied[0]), "{applied:?}");
+
+    // A follower flushes row 1 into a segment: the command carries the file, and every node
+    // publishes the same bytes and no longer holds the row hot.
+    let segment = SegmentRecord {
+        segment_id: 1,
+        table_id: TABLE,
+        file: "s1.parquet".into(),
+        rows: 1,
+        bytes: 11,
+        columns: 1,
+        created_at: 0,
+        column_ids: vec![0],
+        column_names: Vec::new(),
+    };
+    let flusher = nodes[1];
+    std::fs::write(flusher.store.segment_path(&segment), b"segment one").unwrap();
+    let key = row_id_key(TABLE, 1);
+    let flush = Command::FlushSegment {
+        segment: segment.clone(),
+        rows: [(&key, first_version.unwrap(), false)]
+            .into_iter()
+            .collect(),
+    };
+    let outcome = flusher.replica.write(flush).await.unwrap();
+    assert!(outcome.is_ok(), "{outcome:?}");
+    expected.retain(|id| *id != 1);
+    assert_rows_everywhere(&nodes, &expected).await;
+    for node in &nodes {
+        assert_eq!(
+            node.store.segments(TABLE).unwrap(),
+            std::slice::from_ref(&segment)
+        );
+        assert_eq!(
+            std::fs::read(node.store.segment_path(&segment)).unwrap(),
+            b"segment one"
+        );
+    }
 
     // The leader snapshots and purges its log; a node added empty can only catch up from
     // the snapshot, which carries the rows.
@@ -179,6 +218,10 @@ async fn scenario() {
         "node 4 installed a snapshot"
     );
     assert_eq!(fourth.store.applied_seq(), leader.store.applied_seq());
+    assert_eq!(
+        std::fs::read(fourth.store.segment_path(&segment)).unwrap(),
+        b"segment one"
+    );
 
     // The leader stops; the other three of four voters elect another and keep writing.
     leader.replica.shutdown().await;

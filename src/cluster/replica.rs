@@ -34,6 +34,9 @@ pub enum ClusterError {
     /// have been applied.
     #[error("the connection to the leader failed while it handled the write: {0}")]
     OutcomeUnknown(String),
+    /// The leader committed and applied the write, but this node had not applied it in time.
+    #[error("the write was committed, but this node had not applied it after {0:?}")]
+    NotAppliedHere(Duration),
     /// Membership changes and the like must be made on the leader.
     #[error("this node is not the leader{}", .0.map(|id| format!("; node {id} is")).unwrap_or_default())]
     NotLeader(Option<NodeId>),
@@ -75,6 +78,7 @@ pub struct Replica {
     /// The connection to the leader that forwarded requests use, and which node that is.
     leader: tokio::sync::Mutex<Option<(NodeId, RaftServiceClient)>>,
     request_timeout: Duration,
+    store: Arc<Store>,
 }
 
 impl Replica {
@@ -98,7 +102,8 @@ impl Replica {
         .validate()
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let machine = StateMachine::new(store.clone()).map_err(raft_error)?;
-        let raft = Raft::new(id, Arc::new(config), Network, LogStore::new(store), machine)
+        let log = LogStore::new(store.clone());
+        let raft = Raft::new(id, Arc::new(config), Network, log, machine)
             .await
             .map_err(raft_error)?;
         let server = tokio::spawn(rpc::serve(listener, raft.clone()));
@@ -108,6 +113,7 @@ impl Replica {
             server,
             leader: tokio::sync::Mutex::new(None),
             request_timeout: settings.request_timeout,
+            store,
         })
     }
 
@@ -131,8 +137,14 @@ impl Replica {
     }
 
     /// Applies `command` on every node: proposed here when this node leads, else forwarded to
-    /// the leader. Returns once a majority has it and it is applied on the leader.
+    /// the leader. Returns once a majority has it and it is applied on the leader and here, so
+    /// the client's next read on this node sees it. A flushed segment travels with the command
+    /// (see `Store::ship`).
     pub async fn write(&self, command: Command) -> Result<Outcome, ClusterError> {
+        let command = self
+            .store
+            .ship(command)
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let forward =
@@ -152,7 +164,15 @@ impl Replica {
             };
             let context = rpc::deadline_in(deadline.saturating_duration_since(Instant::now()));
             match client.client_write(context, command.clone()).await {
-                Ok(Ok(response)) => return Ok(response.data),
+                Ok(Ok(response)) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    self.raft
+                        .wait(Some(remaining))
+                        .applied_index_at_least(Some(response.log_id.index), "forwarded write")
+                        .await
+                        .map_err(|_| ClusterError::NotAppliedHere(self.request_timeout))?;
+                    return Ok(response.data);
+                }
                 // Leadership moved on before the request arrived: nothing was proposed.
                 Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
                     self.forget_leader().await;

@@ -241,6 +241,13 @@ pub enum Command {
     DeleteJobs(Vec<String>),
     /// Several commands applied as one (a transaction block's writes).
     Batch(Vec<Command>),
+    /// A command that names a file (a flushed segment, a bulk load's table file) together
+    /// with that file's bytes, as the replicated log carries it: every node puts the same
+    /// bytes in place before applying the command (see `replicated`).
+    Shipped {
+        file: serde_bytes::ByteBuf,
+        command: Box<Command>,
+    },
 }
 
 /// One row change. `expect` is checked against the row's current state when applied, so a
@@ -347,12 +354,14 @@ impl Command {
             | Command::DropForeignKey { .. }
             | Command::SetForeignKeyDefaults { .. } => true,
             Command::Batch(commands) => commands.iter().any(Command::changes_catalog),
+            Command::Shipped { command, .. } => command.changes_catalog(),
             _ => false,
         }
     }
 
     /// What local file this command names, if it names one: such a command can only be
-    /// applied on the node that wrote the file, never from a replicated log.
+    /// applied on the node that wrote the file, never from a replicated log, unless it is
+    /// shipped with the file's bytes.
     pub fn local_file(&self) -> Option<&'static str> {
         match self {
             Command::IngestRows { .. } => Some("bulk load file"),
@@ -369,6 +378,7 @@ impl Command {
                 restart_identity, ..
             } => *restart_identity,
             Command::Batch(commands) => commands.iter().any(Command::restarts_sequences),
+            Command::Shipped { command, .. } => command.restarts_sequences(),
             _ => false,
         }
     }
@@ -384,6 +394,7 @@ impl Command {
                 .map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD)
                 .sum(),
             Command::Batch(commands) => commands.iter().map(Command::batch_size_hint).sum(),
+            Command::Shipped { command, .. } => command.batch_size_hint(),
             _ => 0,
         }
     }
@@ -680,6 +691,8 @@ impl Command {
                     command.write_into(ctx, batch)?;
                 }
             }
+            // The file is in place by now (`Store::apply_replicated` puts it there).
+            Command::Shipped { command, .. } => command.write_into(ctx, batch)?,
         }
         Ok(())
     }

@@ -5,8 +5,10 @@
 //!
 //! Replication needs every node to reach the same state from the same entries, so a command
 //! whose precondition fails is refused deterministically and its entry still counts as
-//! applied, and a command that names a file only the proposing node has (a bulk load's
-//! table file, a flush's segment) cannot be applied here at all.
+//! applied. A flush's segment, a file only the proposing node wrote, travels shipped with the
+//! command, and every node puts the same bytes in place before applying it: segment files are
+//! identical on every node, so snapshots and backups taken anywhere agree. A bulk load cannot
+//! be replicated yet.
 
 use std::path::{Path, PathBuf};
 
@@ -63,9 +65,17 @@ impl Store {
                 .record_replicated(index, machine_state, applied)
                 .map(|()| Ok(Applied::at(index)));
         };
-        if let Some(kind) = command.local_file() {
-            return Err(StorageError::NotReplicable(kind));
-        }
+        let materialized;
+        let command = match command {
+            Command::Shipped { file, command } => {
+                materialized = self.put_shipped_file(file, command)?;
+                &materialized
+            }
+            unshipped => match unshipped.local_file() {
+                Some(kind) => return Err(StorageError::NotReplicable(kind)),
+                None => unshipped,
+            },
+        };
         // A failed command writes nothing, so the guard comes back for the bare record.
         match self.apply_locked(command, index, Some(machine_state), applied, ranges) {
             Ok(outcome) => Ok(Ok(outcome)),
@@ -76,6 +86,50 @@ impl Store {
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// Puts a shipped file where this node's copy of `command` reads it and returns that
+    /// command: a segment at its path in `storage/` (the proposing node already has it, byte
+    /// for byte). A bulk load is not shipped yet: its checks read the sorted runs it was built
+    /// from, which only the loading node has.
+    fn put_shipped_file(&self, bytes: &[u8], command: &Command) -> StorageResult<Command> {
+        let place = |path: &Path| -> StorageResult<()> {
+            if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
+                return Ok(());
+            }
+            let io = |e| StorageError::io(format!("writing shipped file {}", path.display()), e);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            crate::durable::write_file(path, bytes, None).map_err(io)
+        };
+        match command {
+            Command::FlushSegment { segment, .. } => {
+                place(&self.segment_path(segment))?;
+                Ok(command.clone())
+            }
+            other => Err(StorageError::NotReplicable(
+                other.local_file().unwrap_or("file of a nested command"),
+            )),
+        }
+    }
+
+    /// The command as the replicated log must carry it: a flushed segment is shipped with its
+    /// file's bytes; a command naming another local file cannot be replicated.
+    pub fn ship(&self, command: Command) -> StorageResult<Command> {
+        let path = match &command {
+            Command::FlushSegment { segment, .. } => self.segment_path(segment),
+            other => match other.local_file() {
+                Some(kind) => return Err(StorageError::NotReplicable(kind)),
+                None => return Ok(command),
+            },
+        };
+        let bytes = std::fs::read(&path)
+            .map_err(|e| StorageError::io(format!("reading {} to ship it", path.display()), e))?;
+        Ok(Command::Shipped {
+            file: serde_bytes::ByteBuf::from(bytes),
+            command: Box::new(command),
+        })
     }
 
     fn record_replicated(
