@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::log_store::LogStore;
 use super::network::Network;
-use super::rpc::{self, RaftServiceClient};
+use super::rpc::{self, Forwarded, RaftServiceClient};
 use super::state_machine::StateMachine;
 use super::{NodeId, Outcome, TypeConfig};
 use crate::storage::{Command, Store};
@@ -25,11 +25,18 @@ const ELECTION_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// No leader answered in time: the cluster has lost its quorum or is still electing.
+    /// No leader took the request in time: the cluster has lost its quorum or is still
+    /// electing. Nothing was proposed.
     #[error(
-        "no leader confirmed the request within {0:?}: the cluster has no quorum or is electing a leader"
+        "no leader took the request within {0:?}: the cluster has no quorum or is electing a leader"
     )]
     Unavailable(Duration),
+    /// This node leads and proposed the write, but no quorum confirmed it in time: it is
+    /// applied if a quorum later accepts it, and lost if a new leader overwrites it.
+    #[error(
+        "no quorum confirmed the write within {0:?}; it takes effect only if the cluster later commits it"
+    )]
+    NoQuorum(Duration),
     /// The request reached the leader, but its answer did not come back: it may or may not
     /// have been applied.
     #[error("the connection to the leader failed while it handled the write: {0}")]
@@ -106,7 +113,7 @@ impl Replica {
         let raft = Raft::new(id, Arc::new(config), Network, log, machine)
             .await
             .map_err(raft_error)?;
-        let server = tokio::spawn(rpc::serve(listener, raft.clone()));
+        let server = tokio::spawn(rpc::serve(id, listener, raft.clone()));
         Ok(Replica {
             id,
             raft,
@@ -147,24 +154,49 @@ impl Replica {
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let deadline = Instant::now() + self.request_timeout;
         loop {
-            let forward =
+            let metrics = self.metrics();
+            // A node that does not lead proposes nothing; one that leads may have appended the
+            // entry before any failure it reports, so only the former may send it again.
+            let leads = metrics.current_leader == Some(self.id);
+            let forward = if leads || metrics.current_leader.is_none() {
                 match tokio::time::timeout_at(deadline, self.raft.client_write(command.clone()))
                     .await
                 {
+                    // Leading now means the entry may have been appended meanwhile.
+                    Err(_) if leads || self.metrics().current_leader == Some(self.id) => {
+                        return Err(ClusterError::NoQuorum(self.request_timeout));
+                    }
                     Err(_) => return Err(ClusterError::Unavailable(self.request_timeout)),
                     Ok(Ok(response)) => return Ok(response.data),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) if leads => {
+                        return Err(ClusterError::OutcomeUnknown(
+                            "leadership moved while the write was pending".into(),
+                        ));
+                    }
                     Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
                         forward
                     }
                     Ok(Err(e)) => return Err(raft_error(e)),
-                };
-            let Some(client) = self.leader_client(&forward).await else {
+                }
+            } else {
+                ForwardToLeader {
+                    leader_id: metrics.current_leader,
+                    leader_node: metrics.current_leader.and_then(|leader| {
+                        metrics
+                            .membership_config
+                            .membership()
+                            .get_node(&leader)
+                            .cloned()
+                    }),
+                }
+            };
+            let Some(client) = self.leader_client(&forward, deadline).await else {
                 self.wait_for_election(deadline).await?;
                 continue;
             };
             let context = rpc::deadline_in(deadline.saturating_duration_since(Instant::now()));
             match client.client_write(context, command.clone()).await {
-                Ok(Ok(response)) => {
+                Ok(Forwarded::Applied(response)) => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     self.raft
                         .wait(Some(remaining))
@@ -173,19 +205,15 @@ impl Replica {
                         .map_err(|_| ClusterError::NotAppliedHere(self.request_timeout))?;
                     return Ok(response.data);
                 }
-                // Leadership moved on before the request arrived: nothing was proposed.
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Ok(Forwarded::NotProposed(_)) => {
                     self.forget_leader().await;
                     self.wait_for_election(deadline).await?;
                 }
-                // The leader had stopped before it could take the request.
-                Ok(Err(RaftError::Fatal(openraft::error::Fatal::Stopped))) => {
-                    self.forget_leader().await;
-                    self.wait_for_election(deadline).await?;
+                Ok(Forwarded::Failed(e)) => {
+                    return Err(ClusterError::OutcomeUnknown(e.to_string()));
                 }
-                Ok(Err(e)) => return Err(raft_error(e)),
                 // The request never left this node.
-                Err(tarpc::client::RpcError::Shutdown | tarpc::client::RpcError::Send(_)) => {
+                Err(tarpc::client::RpcError::Send(_)) => {
                     self.forget_leader().await;
                     self.wait_for_election(deadline).await?;
                 }
@@ -217,7 +245,7 @@ impl Replica {
                     }
                     Ok(Err(e)) => return Err(raft_error(e)),
                 };
-            let Some(client) = self.leader_client(&forward).await else {
+            let Some(client) = self.leader_client(&forward, deadline).await else {
                 self.wait_for_election(deadline).await?;
                 continue;
             };
@@ -304,10 +332,12 @@ impl Replica {
         let _ = self.raft.shutdown().await;
     }
 
-    /// The connection to the leader `forward` names, if it names one.
+    /// The connection to the leader `forward` names, made within what is left before
+    /// `deadline` (at most a second) if there is none yet.
     async fn leader_client(
         &self,
         forward: &ForwardToLeader<NodeId, BasicNode>,
+        deadline: Instant,
     ) -> Option<RaftServiceClient> {
         let (Some(id), Some(node)) = (forward.leader_id, forward.leader_node.as_ref()) else {
             return None;
@@ -321,7 +351,8 @@ impl Replica {
         {
             return Some(client.clone());
         }
-        let client = rpc::connect(&node.addr, Duration::from_secs(1))
+        let left = deadline.saturating_duration_since(Instant::now());
+        let client = rpc::connect(&node.addr, left.min(Duration::from_secs(1)))
             .await
             .ok()?;
         *leader = Some((id, client.clone()));

@@ -9,7 +9,9 @@ use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, InstallSnapshotError, RaftError};
+use openraft::error::{
+    CheckIsLeaderError, ClientWriteError, ForwardToLeader, InstallSnapshotError, RaftError,
+};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, InstallSnapshotRequest,
     InstallSnapshotResponse, VoteRequest, VoteResponse,
@@ -34,6 +36,18 @@ const MAX_FRAME_BYTES: usize = 256 * 1024 * 1024;
 pub type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
 pub type ReadIndexError = RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>;
 
+/// What became of a write forwarded to the node believed to lead.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub enum Forwarded {
+    /// Committed and applied on the leader.
+    Applied(ClientWriteResponse<TypeConfig>),
+    /// The node did not lead when the write arrived, so it proposed nothing; the write may be
+    /// sent again, to the leader named here if it knows one.
+    NotProposed(ForwardToLeader<NodeId, BasicNode>),
+    /// Proposed, then failed: it may or may not be applied in the end.
+    Failed(WriteError),
+}
+
 #[tarpc::service]
 pub trait RaftService {
     async fn append_entries(
@@ -43,9 +57,9 @@ pub trait RaftService {
         request: InstallSnapshotRequest<TypeConfig>,
     ) -> Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
     async fn vote(request: VoteRequest<NodeId>) -> Result<VoteResponse<NodeId>, RaftError<NodeId>>;
-    /// Proposes a command a client sent to another node; answers once it is committed and
-    /// applied here.
-    async fn client_write(command: Command) -> Result<ClientWriteResponse<TypeConfig>, WriteError>;
+    /// Proposes a command a client sent to another node if this node leads; answers once it
+    /// is committed and applied here.
+    async fn client_write(command: Command) -> Forwarded;
     /// Confirms this node still leads and returns the log id a linearizable read elsewhere
     /// must have applied before it reads.
     async fn read_index() -> Result<Option<LogId>, ReadIndexError>;
@@ -54,6 +68,7 @@ pub trait RaftService {
 /// The service side: every call goes to the local Raft instance.
 #[derive(Clone)]
 struct RaftServer {
+    id: NodeId,
     raft: Raft<TypeConfig>,
 }
 
@@ -82,12 +97,27 @@ impl RaftService for RaftServer {
         self.raft.vote(request).await
     }
 
-    async fn client_write(
-        self,
-        _: Context,
-        command: Command,
-    ) -> Result<ClientWriteResponse<TypeConfig>, WriteError> {
-        self.raft.client_write(command).await
+    async fn client_write(self, _: Context, command: Command) -> Forwarded {
+        // Checked first so that a node that does not lead answers without proposing: only
+        // then may the sender try again elsewhere without applying the write twice.
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.id) {
+            let leader_node = metrics.current_leader.and_then(|leader| {
+                metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&leader)
+                    .cloned()
+            });
+            return Forwarded::NotProposed(ForwardToLeader {
+                leader_id: metrics.current_leader,
+                leader_node,
+            });
+        }
+        match self.raft.client_write(command).await {
+            Ok(response) => Forwarded::Applied(response),
+            Err(e) => Forwarded::Failed(e),
+        }
     }
 
     async fn read_index(self, _: Context) -> Result<Option<LogId>, ReadIndexError> {
@@ -97,7 +127,7 @@ impl RaftService for RaftServer {
 
 /// Answers other nodes' calls on `listener` until the task is aborted, which also closes
 /// every connection it accepted: a stopped node must not go on answering from its old state.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+pub async fn serve(id: NodeId, listener: TcpListener, raft: Raft<TypeConfig>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         // Reap finished connections so the set does not grow with every one ever accepted.
@@ -113,7 +143,10 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
         };
         let _ = connection.set_nodelay(true);
         let transport = tarpc::serde_transport::new(frame(connection), NamedMessagePack::default());
-        let server = RaftServer { raft: raft.clone() };
+        let server = RaftServer {
+            id,
+            raft: raft.clone(),
+        };
         let requests = BaseChannel::with_defaults(transport).execute(server.serve());
         connections.spawn(requests.for_each(|request| async {
             tokio::spawn(request);

@@ -37,12 +37,18 @@ struct MachineState {
 /// The state machine of one node.
 pub struct StateMachine {
     store: Arc<Store>,
+    snapshots: SnapshotFiles,
 }
 
 /// Builds snapshots of the store while the state machine goes on applying.
 pub struct SnapshotBuilder {
     store: Arc<Store>,
+    snapshots: SnapshotFiles,
 }
+
+/// Held while a snapshot is published or installed: openraft builds snapshots in a task of
+/// their own, and a build finishing during an install must not remove what it installs.
+type SnapshotFiles = Arc<std::sync::Mutex<()>>;
 
 impl StateMachine {
     /// Binds the store, clearing what an interrupted snapshot transfer left behind.
@@ -58,7 +64,10 @@ impl StateMachine {
                 remove(&path).map_err(|e| write_error(&e))?;
             }
         }
-        Ok(StateMachine { store })
+        Ok(StateMachine {
+            store,
+            snapshots: SnapshotFiles::default(),
+        })
     }
 }
 
@@ -140,6 +149,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder {
             store: self.store.clone(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
@@ -170,7 +180,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let file = file.into_std().await;
         let store = self.store.clone();
         let meta = meta.clone();
-        blocking(move || install(&store, &meta, file)).await
+        let snapshots = self.snapshots.clone();
+        blocking(move || {
+            let _files = snapshots.lock().expect("snapshot files lock");
+            install(&store, &meta, file)
+        })
+        .await
     }
 
     async fn get_current_snapshot(
@@ -184,12 +199,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
         let store = self.store.clone();
-        blocking(move || build(&store)).await
+        let snapshots = self.snapshots.clone();
+        blocking(move || build(&store, &snapshots)).await
     }
 }
 
 /// Captures the store and packs the capture into the new current snapshot.
-fn build(store: &Store) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+fn build(
+    store: &Store,
+    snapshots: &SnapshotFiles,
+) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
     let dir = store.raft_snapshot_dir();
     let scratch = dir.join(format!(".capture-{}", unique_suffix()));
     let point = store
@@ -209,6 +228,7 @@ fn build(store: &Store) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
     let packed = pack(&point.files, &tar_path);
     let removed = remove(&scratch);
     packed.and(removed).map_err(|e| snapshot_error(&e))?;
+    let _files = snapshots.lock().expect("snapshot files lock");
     publish(&dir, &name, &meta)?;
     open_snapshot(&tar_path, meta)
 }
@@ -233,14 +253,17 @@ fn pack(files: &[crate::storage::CapturedFile], target: &Path) -> std::io::Resul
     crate::durable::publish_file(&tmp, target, crate::durable::Publish::Replace)
 }
 
-/// Records `meta` beside snapshot `name` and removes every other snapshot.
+/// Records `meta` beside snapshot `name` and removes the snapshots older than it (names sort
+/// by the entry they hold). A build that finishes after a newer install leaves that one be.
 fn publish(dir: &Path, name: &str, meta: &Meta) -> Result<(), RaftStorageError> {
     let bytes = encode(meta).map_err(|e| snapshot_error(&e))?;
     crate::durable::write_file(&dir.join(format!("{name}.meta")), &bytes, None)
         .map_err(|e| snapshot_error(&e))?;
     for path in entries(dir).map_err(|e| read_error(&e))? {
         let other = file_name(&path);
-        if other.starts_with("snapshot-") && !other.starts_with(&format!("{name}.")) {
+        let other_name = other.split('.').next().unwrap_or_default();
+        // A `.tmp` is a build still packing; the next start clears any left over.
+        if other.starts_with("snapshot-") && !other.ends_with(".tmp") && other_name < name {
             remove(&path).map_err(|e| write_error(&e))?;
         }
     }
@@ -257,32 +280,60 @@ fn install(
     let name = snapshot_name(meta.last_log_id);
     let tar_path = dir.join(format!("{name}.tar"));
     let tmp = crate::durable::temporary_name(&tar_path);
-    let copied = std::fs::File::create(&tmp)
+    let copied = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::File::create(&tmp))
         .and_then(|mut out| std::io::copy(&mut received, &mut out))
         .and_then(|_| {
             crate::durable::publish_file(&tmp, &tar_path, crate::durable::Publish::Replace)
         });
     copied.map_err(|e| snapshot_error(&e))?;
     let staged = dir.join(format!("staged-{name}"));
-    // `unpack` refuses entries that would land outside `staged` (absolute paths, `..`).
-    std::fs::File::open(&tar_path)
-        .and_then(|file| tar::Archive::new(std::io::BufReader::new(file)).unpack(&staged))
-        .map_err(|e| snapshot_error(&e))?;
+    // Nothing of a refused snapshot stays behind.
+    let refuse = |e: &(dyn std::error::Error + 'static)| {
+        let _ = remove(&staged);
+        let _ = remove(&tar_path);
+        snapshot_error(e)
+    };
+    unpack(&tar_path, &staged).map_err(|e| refuse(&e))?;
+    // Checked before the store changes: the state must be the one the metadata names.
+    let state: MachineState = match Store::replicated_machine_state_at(&staged.join("rocksdb")) {
+        Ok(Some(bytes)) => decode(&bytes).map_err(|e| refuse(&e))?,
+        Ok(None) => MachineState::default(),
+        Err(e) => return Err(refuse(&e)),
+    };
+    if state.last_applied != meta.last_log_id {
+        let message = format!(
+            "snapshot {} says it holds entries up to {:?}, but its state was applied up to {:?}",
+            meta.snapshot_id, meta.last_log_id, state.last_applied
+        );
+        return Err(refuse(&std::io::Error::other(message)));
+    }
     store
         .install_replicated_state(&staged)
         .map_err(|e| write_error(&e))?;
-    let installed = machine_state(store)?;
-    if installed.last_applied != meta.last_log_id {
-        let message = format!(
-            "snapshot {} says it holds entries up to {:?}, but its state was applied up to {:?}",
-            meta.snapshot_id, meta.last_log_id, installed.last_applied
-        );
-        return Err(snapshot_error(&std::io::Error::other(message)));
-    }
     publish(&dir, &name, meta)?;
     for path in entries(&dir).map_err(|e| read_error(&e))? {
         if file_name(&path).starts_with("receiving-") {
             remove(&path).map_err(|e| write_error(&e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks a snapshot's tar into `staged`, refusing any entry that is not a plain file or
+/// directory inside it (a link, a device, an absolute path or `..`).
+fn unpack(tar_path: &Path, staged: &Path) -> std::io::Result<()> {
+    let file = std::fs::File::open(tar_path)?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    std::fs::create_dir_all(staged)?;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) || !entry.unpack_in(staged)? {
+            let path = entry.path()?.display().to_string();
+            return Err(std::io::Error::other(format!(
+                "snapshot entry {path} is not a plain file inside the snapshot"
+            )));
         }
     }
     Ok(())
@@ -501,6 +552,52 @@ mod tests {
             .filter(|name| !name.starts_with("snapshot-"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_whose_state_is_not_the_one_its_metadata_names_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_leader, snapshot) = leader_snapshot(&tmp.path().join("leader")).await;
+        let follower = diverged_follower(&tmp.path().join("follower"));
+        let mut machine = StateMachine::new(follower.clone()).unwrap();
+        let mut meta = snapshot.meta.clone();
+        meta.last_log_id = Some(log_id(1, 1, 5));
+        let err = machine
+            .install_snapshot(&meta, snapshot.snapshot)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("holds entries up to"), "{err}");
+        assert_eq!(follower.applied_seq(), 2);
+        assert!(follower.user("alice").unwrap().is_none());
+        let segments = follower.segments(7).unwrap();
+        let content = std::fs::read(follower.segment_path(&segments[0])).unwrap();
+        assert_eq!(content, b"stale segment");
+        assert!(machine.get_current_snapshot().await.unwrap().is_none());
+        let left: Vec<String> = entries(&follower.raft_snapshot_dir())
+            .unwrap()
+            .iter()
+            .map(|path| file_name(path))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_snapshot_entry_that_is_not_a_plain_file_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tar_path = tmp.path().join("hostile.tar");
+        let mut builder = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, "storage/app/t/seg-1.parquet", "/etc/passwd")
+            .unwrap();
+        builder.finish().unwrap();
+        drop(builder);
+        let staged = tmp.path().join("staged");
+        let err = unpack(&tar_path, &staged).unwrap_err();
+        assert!(err.to_string().contains("not a plain file"), "{err}");
+        assert!(!staged.join("storage/app/t/seg-1.parquet").exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

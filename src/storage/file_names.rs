@@ -22,7 +22,7 @@ const SEGMENT_PREFIX: &[u8] = b"seg\0";
 const STREAM_PREFIX: &[u8] = b"str\0";
 
 /// Why `name`, recorded as a file under `area`, is not a plain relative path inside it.
-fn refusal(name: &str) -> Option<&'static str> {
+pub(super) fn refusal(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         return Some("it is empty");
     }

@@ -228,6 +228,9 @@ impl Store {
             write_shapes: Default::default(),
         })
         .and_then(|store| {
+            // Before the sweep below: files an interrupted install moved in are orphans only
+            // to the catalog it had not yet replaced.
+            store.finish_interrupted_install()?;
             file_names::check_catalog(&store.db)?;
             let highest = store
                 .all_segments()?
@@ -240,7 +243,6 @@ impl Store {
                 .store(highest + 1, std::sync::atomic::Ordering::SeqCst);
             store.remove_orphan_segment_files()?;
             store.remove_orphan_stream_files()?;
-            store.finish_interrupted_install()?;
             Ok(store)
         })
     }

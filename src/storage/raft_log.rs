@@ -30,12 +30,12 @@ fn entries_end() -> [u8; 1] {
 }
 
 impl Store {
-    /// Writes a Raft batch: synced whenever commits are, with the write-ahead log on even if
-    /// the server runs without one for its own tables, because an acknowledged vote or entry
-    /// must survive a crash for Raft to be safe.
+    /// Writes a Raft batch synced through the write-ahead log, whatever the server's own
+    /// durability settings: a vote or entry acknowledged and then lost in a crash would let
+    /// this node vote twice in a term or forget an entry a majority counted on.
     fn write_raft_batch(&self, batch: WriteBatch) -> StorageResult<()> {
         let mut options = rocksdb::WriteOptions::default();
-        options.set_sync(self.sync_writes);
+        options.set_sync(true);
         self.db.write_opt(batch, &options)?;
         Ok(())
     }

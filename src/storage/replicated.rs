@@ -105,7 +105,18 @@ impl Store {
         };
         match command {
             Command::FlushSegment { segment, .. } => {
+                if let Some(why) = file_names::refusal(&segment.file) {
+                    return Err(StorageError::Corrupt {
+                        cf: CF_META,
+                        message: format!("shipped segment {:?}: {why}", segment.file),
+                    });
+                }
                 place(&self.segment_path(segment))?;
+                // Ids this node hands out next stay clear of the one the log just used.
+                self.next_segment_id.fetch_max(
+                    segment.segment_id.saturating_add(1),
+                    std::sync::atomic::Ordering::SeqCst,
+                );
                 Ok(command.clone())
             }
             other => Err(StorageError::NotReplicable(
@@ -157,27 +168,40 @@ impl Store {
         self.dir.snapshots().join("raft")
     }
 
+    /// What the state machine recorded in the checkpoint at `checkpoint` (a staged snapshot's
+    /// `rocksdb/`), read without opening it for writing.
+    pub fn replicated_machine_state_at(checkpoint: &Path) -> StorageResult<Option<Vec<u8>>> {
+        let db = DB::open_cf_for_read_only(&Options::default(), checkpoint, [CF_META], false)?;
+        Ok(db.get_cf(cf(&db, CF_META), MACHINE_STATE_KEY)?)
+    }
+
     /// Replaces the replicated state with the one staged in `staged` (a capture's layout:
     /// `rocksdb/` a checkpoint, `storage/` and `streams/` its files), which must be on the
-    /// data directory's file system. Readers see the old state or the new one per read; a
-    /// crash part way is finished by the next [`Store::open`]. Returns the new applied sequence
-    /// number.
+    /// data directory's file system. The staged catalog is checked before anything changes.
+    /// Reads that run meanwhile may see part of either state: a node installing a snapshot is
+    /// behind its leader and must not serve reads until it is done. A crash part way is
+    /// finished by the next [`Store::open`]. Returns the new applied sequence number.
     pub fn install_replicated_state(&self, staged: &Path) -> StorageResult<u64> {
-        let marker = self.raft_snapshot_dir().join(INSTALL_MARKER);
-        let name =
-            staged
-                .strip_prefix(self.raft_snapshot_dir())
-                .map_err(|_| StorageError::Corrupt {
-                    cf: CF_META,
-                    message: format!("{} is not a staged snapshot", staged.display()),
-                })?;
+        let io = |what: String| move |e| StorageError::io(what, e);
+        let snapshots = self.raft_snapshot_dir();
+        let marker = snapshots.join(INSTALL_MARKER);
+        let name = staged
+            .strip_prefix(&snapshots)
+            .map_err(|_| StorageError::Corrupt {
+                cf: CF_META,
+                message: format!("{} is not a staged snapshot", staged.display()),
+            })?;
+        file_names::verify_catalog_at(&staged.join("rocksdb"))?;
+        // The marker promises a complete staged copy to the next start.
+        crate::durable::sync_filesystem(staged)
+            .map_err(io(format!("syncing {}", staged.display())))?;
         crate::durable::write_file(&marker, name.to_string_lossy().as_bytes(), None)
-            .map_err(|e| StorageError::io(format!("writing {}", marker.display()), e))?;
+            .map_err(io(format!("writing {}", marker.display())))?;
         let applied = self.replace_replicated_state(staged)?;
-        std::fs::remove_file(&marker)
-            .map_err(|e| StorageError::io(format!("removing {}", marker.display()), e))?;
-        std::fs::remove_dir_all(staged)
-            .map_err(|e| StorageError::io(format!("removing {}", staged.display()), e))?;
+        std::fs::remove_file(&marker).map_err(io(format!("removing {}", marker.display())))?;
+        crate::durable::fsync_dir(&snapshots)
+            .map_err(io(format!("syncing {}", snapshots.display())))?;
+        std::fs::remove_dir_all(staged).map_err(io(format!("removing {}", staged.display())))?;
         Ok(applied)
     }
 
@@ -190,6 +214,12 @@ impl Store {
             Err(e) => return Err(StorageError::io(format!("reading {}", marker.display()), e)),
         };
         let staged = self.raft_snapshot_dir().join(name.trim());
+        if !staged.is_dir() {
+            // Only an outside hand removes a staged copy while its marker stands.
+            tracing::error!(staged = %staged.display(), "a snapshot install's staged copy is gone; its marker is dropped");
+            return std::fs::remove_file(&marker)
+                .map_err(|e| StorageError::io(format!("removing {}", marker.display()), e));
+        }
         tracing::warn!(staged = %staged.display(), "finishing a snapshot install a crash interrupted");
         self.install_replicated_state(&staged).map(|_| ())
     }
@@ -208,17 +238,20 @@ impl Store {
         move_files_in(&staged.join("streams"), &self.streams_root)?;
         let mut ingest = rocksdb::IngestExternalFileOptions::default();
         ingest.set_move_files(true);
+        // Synced through the log even when the server runs without one: an ingest is durable
+        // at once, and the deletions under it must be too.
+        let mut synced = rocksdb::WriteOptions::default();
+        synced.set_sync(true);
         for (name, table) in &tables {
             let family = cf(&self.db, name);
             let mut batch = WriteBatch::default();
             batch.delete_range_cf(family, &[][..], &KEYS_END[..]);
-            self.db.write_opt(batch, &self.write_options)?;
+            self.db.write_opt(batch, &synced)?;
             if let Some(table) = table {
                 self.db
                     .ingest_external_file_cf_opts(family, &ingest, vec![table])?;
             }
         }
-        self.db.flush_wal(true)?;
         let new_applied = self
             .db
             .get_cf(cf(&self.db, CF_META), APPLIED_SEQ_KEY)?
@@ -226,7 +259,6 @@ impl Store {
             .transpose()?
             .unwrap_or(0);
         *applied = new_applied;
-        *self.synced_seq.lock().expect("sync lock poisoned") = new_applied;
         // Nothing kept from the old state may answer for the new one: segment ids and table
         // ids can name other things now.
         *ranges = Default::default();
@@ -237,6 +269,11 @@ impl Store {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         drop(applied);
         drop(ranges);
+        // After the apply lock: group commit takes the sync lock first, then the apply lock.
+        {
+            let mut synced = self.synced_seq.lock().expect("sync lock poisoned");
+            *synced = (*synced).max(new_applied);
+        }
         file_names::check_catalog(&self.db)?;
         let highest = self
             .all_segments()?
@@ -271,6 +308,14 @@ fn write_table_files<'a>(
             continue;
         };
         let path = dir.join(format!("{name}.sst"));
+        // After a crash mid-install this name may be a hard link to a table file RocksDB
+        // ingested; writing through it would rewrite that file.
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StorageError::io(format!("removing {}", path.display()), e));
+            }
+            _ => {}
+        }
         let options = super::column_family_options(None);
         let mut writer = rocksdb::SstFileWriter::create(&options);
         writer.open(&path)?;
@@ -307,11 +352,19 @@ fn move_files_in(from: &Path, to: &Path) -> StorageResult<()> {
         for entry in entries {
             let entry = entry.map_err(io(format!("listing {}", dir.display())))?;
             let inner = relative.join(entry.file_name());
-            if entry.path().is_dir() {
+            let kind = entry
+                .file_type()
+                .map_err(io(format!("reading {}", entry.path().display())))?;
+            if kind.is_dir() {
                 pending.push(inner);
-            } else {
+            } else if kind.is_file() {
                 std::fs::rename(entry.path(), to.join(&inner))
                     .map_err(io(format!("moving {}", entry.path().display())))?;
+            } else {
+                return Err(StorageError::Corrupt {
+                    cf: CF_META,
+                    message: format!("{} in a snapshot is not a file", entry.path().display()),
+                });
             }
         }
     }
