@@ -231,18 +231,7 @@ impl Store {
             // Before the sweep below: files an interrupted install moved in are orphans only
             // to the catalog it had not yet replaced.
             store.finish_interrupted_install()?;
-            file_names::check_catalog(&store.db)?;
-            let highest = store
-                .all_segments()?
-                .iter()
-                .map(|s| s.segment_id)
-                .max()
-                .unwrap_or(0);
-            store
-                .next_segment_id
-                .store(highest + 1, std::sync::atomic::Ordering::SeqCst);
-            store.remove_orphan_segment_files()?;
-            store.remove_orphan_stream_files()?;
+            store.settle_files()?;
             Ok(store)
         })
     }
@@ -302,6 +291,23 @@ impl Store {
         };
         row_ids.insert(table_id, next + count);
         Ok(next)
+    }
+
+    /// Brings what lives beside the catalog in line with it: checks the file names it records,
+    /// hands out segment ids past every published one, and deletes files it does not reference
+    /// (at open, and after a snapshot replaced the catalog).
+    fn settle_files(&self) -> StorageResult<()> {
+        file_names::check_catalog(&self.db)?;
+        let highest = self
+            .all_segments()?
+            .iter()
+            .map(|s| s.segment_id)
+            .max()
+            .unwrap_or(0);
+        self.next_segment_id
+            .fetch_max(highest + 1, std::sync::atomic::Ordering::SeqCst);
+        self.remove_orphan_segment_files()?;
+        self.remove_orphan_stream_files()
     }
 
     pub fn allocate_segment_id(&self) -> u64 {

@@ -274,17 +274,7 @@ impl Store {
             let mut synced = self.synced_seq.lock().expect("sync lock poisoned");
             *synced = (*synced).max(new_applied);
         }
-        file_names::check_catalog(&self.db)?;
-        let highest = self
-            .all_segments()?
-            .iter()
-            .map(|s| s.segment_id)
-            .max()
-            .unwrap_or(0);
-        self.next_segment_id
-            .fetch_max(highest + 1, std::sync::atomic::Ordering::SeqCst);
-        self.remove_orphan_segment_files()?;
-        self.remove_orphan_stream_files()?;
+        self.settle_files()?;
         Ok(new_applied)
     }
 }
