@@ -624,6 +624,35 @@ mod tests {
         assert!(!raft_dir.join("installing").exists());
     }
 
+    /// The crash came after the install had moved the snapshot's segment in: to the catalog
+    /// the store still has, that file is an orphan, and the start-up sweep must not run first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_an_interrupted_install_moved_in_survive_the_next_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (leader, snapshot) = leader_snapshot(&tmp.path().join("leader")).await;
+        let tar_path = leader
+            .raft_snapshot_dir()
+            .join(format!("{}.tar", snapshot.meta.snapshot_id));
+        let follower_dir = tmp.path().join("follower");
+        let (raft_dir, storage) = {
+            let follower = open(&follower_dir);
+            follower.apply(&write_row(9, 9)).unwrap();
+            let segment = leader.segments(7).unwrap().remove(0);
+            (
+                follower.raft_snapshot_dir(),
+                follower.segment_path(&segment),
+            )
+        };
+        let staged = raft_dir.join("staged-interrupted");
+        let file = std::fs::File::open(&tar_path).unwrap();
+        tar::Archive::new(file).unpack(&staged).unwrap();
+        std::fs::write(raft_dir.join("installing"), "staged-interrupted").unwrap();
+        std::fs::rename(staged.join("storage/s1.parquet"), &storage).unwrap();
+
+        let follower = open(&follower_dir);
+        assert_holds_the_leaders_state(&follower);
+    }
+
     #[test]
     fn snapshot_names_sort_by_the_entry_they_hold() {
         let id = |term, index| Some(openraft::testing::log_id::<NodeId>(term, 1, index));
