@@ -1,13 +1,16 @@
 //! A node's life: start-up and shutdown of everything below the protocol. It finishes a staged
-//! restore before the data directory is opened, opens the store, starts the engine (whose job
-//! manager resumes queued jobs), runs the housekeeping timers and the backup schedules, hands the engine to the
-//! PostgreSQL server until shutdown, then waits for jobs and flushes the store.
+//! restore before the data directory is opened, opens the store, joins the cluster when
+//! `[cluster]` is set (and waits until it can serve reads that see every acknowledged write),
+//! starts the engine (whose job manager resumes queued jobs), runs the housekeeping timers and
+//! the backup schedules, hands the engine to the PostgreSQL server until shutdown, then waits
+//! for jobs, leaves the cluster's traffic and flushes the store.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::cluster::replica::{ClusterError, Replica, ReplicaSettings};
+use crate::config::{ClusterSection, Config};
 use crate::exec::{Engine, ExecError};
 use crate::server::{self, ServerError};
 use crate::storage::{Durability, StorageError, Store};
@@ -22,7 +25,17 @@ pub enum NodeError {
     Restore(#[from] crate::backup::SwapError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClusterError),
+    #[error("[cluster] raft_address {address}: {source}")]
+    RaftAddress {
+        address: String,
+        source: std::io::Error,
+    },
 }
+
+/// How often a node waiting for its cluster says so.
+const CLUSTER_WAIT_LOG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How often expired job rows are purged.
 const JOB_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -51,7 +64,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config = %config.source_path.as_ref().map_or("embedded defaults".into(), |p| p.display().to_string()),
         "opened data directory"
     );
-    let engine = Engine::start(store.clone(), config.clone())?;
+    tokio::pin!(shutdown);
+    let cluster = match &config.cluster {
+        Some(settings) => {
+            let replica = join_cluster(&store, settings).await?;
+            tokio::select! {
+                () = until_serving(&replica) => {}
+                () = &mut shutdown => {
+                    replica.shutdown().await;
+                    store.flush()?;
+                    return Ok(());
+                }
+            }
+            Some(replica)
+        }
+        None => None,
+    };
+    let engine = Engine::start(store.clone(), config.clone(), cluster.clone())?;
     let housekeeping = housekeeping(engine.clone(), &config);
     let schedules = tokio::spawn(engine.clone().run_backup_schedules());
     let served = server::serve(engine.clone(), config.clone(), shutdown).await;
@@ -64,10 +93,73 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         );
     }
     drop(engine);
+    if let Some(replica) = cluster {
+        replica.shutdown().await;
+    }
     served?;
     store.flush()?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts this node's Raft instance on `store`, answering the other nodes at `raft_address`,
+/// and routes the store's writes through it. Unless the node joins an existing cluster, it
+/// forms one with its peers (a node already in a cluster ignores that).
+async fn join_cluster(
+    store: &Arc<Store>,
+    settings: &ClusterSection,
+) -> Result<Arc<Replica>, NodeError> {
+    let listener = tokio::net::TcpListener::bind(&settings.raft_address)
+        .await
+        .map_err(|source| NodeError::RaftAddress {
+            address: settings.raft_address.clone(),
+            source,
+        })?;
+    let millis = Duration::from_millis;
+    let replica_settings = ReplicaSettings {
+        request_timeout: millis(settings.request_timeout_ms),
+        heartbeat: millis(settings.heartbeat_ms),
+        election_timeout: (
+            millis(settings.election_timeout_ms),
+            millis(settings.election_timeout_ms * 2),
+        ),
+        snapshot_every: settings.snapshot_every,
+        keep_behind_snapshot: settings.log_kept_behind_snapshot,
+    };
+    store.stripe_segment_ids(settings.node_id);
+    let replica = Arc::new(
+        Replica::start(settings.node_id, listener, store.clone(), &replica_settings).await?,
+    );
+    replica.take_over_writes();
+    if !settings.join {
+        let members = std::iter::once((settings.node_id, &settings.raft_address))
+            .chain(settings.peers.iter().map(|p| (p.node_id, &p.raft_address)))
+            .map(|(id, addr)| (id, openraft::BasicNode { addr: addr.clone() }))
+            .collect();
+        replica.initialize(members).await?;
+    }
+    tracing::info!(
+        node_id = settings.node_id,
+        raft_address = %settings.raft_address,
+        "started cluster node"
+    );
+    Ok(replica)
+}
+
+/// Returns once a read on this node would see every write the cluster acknowledged: the
+/// cluster has a leader and this node has caught up with it (a joining node, once added).
+async fn until_serving(replica: &Replica) {
+    let mut last_said = tokio::time::Instant::now();
+    loop {
+        match replica.read_barrier().await {
+            Ok(()) => return,
+            Err(e) if last_said.elapsed() >= CLUSTER_WAIT_LOG_INTERVAL => {
+                tracing::info!("waiting for the cluster before serving clients: {e}");
+                last_said = tokio::time::Instant::now();
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// Stream evictions every `[streams] eviction_interval_seconds`, expired job rows every hour.

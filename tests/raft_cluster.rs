@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kalamdb::cluster::replica::{Replica, ReplicaSettings};
+use kalamdb::cluster::rpc::MembershipChange;
 use kalamdb::storage::rows::row_id_key;
 use kalamdb::storage::{Command, Conflict, Durability, Expect, RowWrite, SegmentRecord, Store};
 use openraft::BasicNode;
@@ -207,7 +208,10 @@ async fn scenario() {
     let fourth = start(4, tmp.path()).await;
     leader
         .replica
-        .add_node(4, fourth.addr.clone())
+        .change_membership(MembershipChange::Add {
+            id: 4,
+            addr: fourth.addr.clone(),
+        })
         .await
         .unwrap();
     let mut all = nodes.clone();

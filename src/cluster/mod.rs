@@ -8,7 +8,8 @@
 //! that carry the data: a RocksDB checkpoint plus the segment and stream files at one applied
 //! index, as one tar file in `data/snapshots/raft/`. [`rpc`] and [`network`] carry Raft's
 //! traffic between nodes over TCP; [`replica`] is one node: writes proposed through the
-//! leader, read barriers, membership changes.
+//! leader, read barriers (answered on the leader from its read [`lease`] while it holds one),
+//! membership changes; [`members`] what this node knows of the others, for `system.cluster`.
 //!
 //! Entries, votes and log ids are encoded as MessagePack with field names: catalog records skip
 //! empty fields when serialised, which only a self-describing format reads back.
@@ -17,7 +18,9 @@
 // rather than converting at every call.
 #![allow(clippy::result_large_err)]
 
+pub mod lease;
 pub mod log_store;
+pub mod members;
 pub mod network;
 pub mod replica;
 pub mod rpc;

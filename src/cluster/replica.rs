@@ -4,21 +4,29 @@
 //! anywhere before it. Both are bounded in time: a node that cannot reach a quorum answers
 //! with [`ClusterError::Unavailable`] instead of waiting for one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
-use openraft::{BasicNode, ChangeMembers, Raft, RaftMetrics, SnapshotPolicy};
+use openraft::{BasicNode, Raft, RaftMetrics, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
+use super::lease::{self, Lease};
 use super::log_store::LogStore;
+use super::members::{self, Member, Reports};
 use super::network::Network;
-use super::rpc::{self, Forwarded, RaftServiceClient};
+use super::rpc::{self, Forwarded, MembershipChange, MembershipError, RaftServiceClient};
 use super::state_machine::StateMachine;
 use super::{NodeId, Outcome, TypeConfig};
-use crate::storage::{Command, Store};
+use crate::storage::{Command, CommitFuture, Replicator, StorageError, Store};
+
+/// How often this node asks the others for their status (`system.cluster`).
+const MEMBER_POLL: Duration = Duration::from_secs(1);
+
+/// How long a membership change may take: adding a node waits until it has caught up.
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// How long to wait before asking again while a leader is being elected.
 const ELECTION_POLL: Duration = Duration::from_millis(50);
@@ -82,6 +90,12 @@ pub struct Replica {
     id: NodeId,
     raft: Raft<TypeConfig>,
     server: tokio::task::JoinHandle<()>,
+    /// This node's read lease while it leads, and the task renewing it.
+    lease: Arc<Lease>,
+    lease_keeper: tokio::task::JoinHandle<()>,
+    /// The other members' last reports of themselves, and the task asking for them.
+    reports: Arc<Reports>,
+    observer: tokio::task::JoinHandle<()>,
     /// The connection to the leader that forwarded requests use, and which node that is.
     leader: tokio::sync::Mutex<Option<(NodeId, RaftServiceClient)>>,
     request_timeout: Duration,
@@ -113,11 +127,25 @@ impl Replica {
         let raft = Raft::new(id, Arc::new(config), Network, log, machine)
             .await
             .map_err(raft_error)?;
-        let server = tokio::spawn(rpc::serve(id, listener, raft.clone()));
+        let lease = Arc::new(Lease::new(id, settings.election_timeout.0 / 2));
+        let server = tokio::spawn(rpc::serve(id, listener, raft.clone(), lease.clone()));
+        let lease_keeper =
+            tokio::spawn(lease::keep(raft.clone(), lease.clone(), settings.heartbeat));
+        let reports = Arc::new(Reports::default());
+        let observer = tokio::spawn(members::observe(
+            id,
+            raft.clone(),
+            reports.clone(),
+            MEMBER_POLL,
+        ));
         Ok(Replica {
             id,
             raft,
             server,
+            lease,
+            lease_keeper,
+            reports,
+            observer,
             leader: tokio::sync::Mutex::new(None),
             request_timeout: settings.request_timeout,
             store,
@@ -126,6 +154,17 @@ impl Replica {
 
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// Routes the store's writes through this replica from now on (see `storage::Replicator`).
+    pub fn take_over_writes(self: &Arc<Self>) {
+        self.store
+            .install_replicator(Arc::new(ReplicaCommits(Arc::downgrade(self))));
+    }
+
+    /// Whether this node leads the cluster now (it may learn otherwise at any moment).
+    pub fn leads(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
     }
 
     /// Forms a new cluster of `members`; a node that is already part of one ignores it.
@@ -179,16 +218,7 @@ impl Replica {
                     Ok(Err(e)) => return Err(raft_error(e)),
                 }
             } else {
-                ForwardToLeader {
-                    leader_id: metrics.current_leader,
-                    leader_node: metrics.current_leader.and_then(|leader| {
-                        metrics
-                            .membership_config
-                            .membership()
-                            .get_node(&leader)
-                            .cloned()
-                    }),
-                }
+                rpc::leader_of(&metrics)
             };
             let Some(client) = self.leader_client(&forward, deadline).await else {
                 self.wait_for_election(deadline).await?;
@@ -229,6 +259,10 @@ impl Replica {
     /// call: the leader confirms it still leads and names its commit point, and this node
     /// waits to have applied that far.
     pub async fn read_barrier(&self) -> Result<(), ClusterError> {
+        // A leader holding its lease has applied every acknowledged write already.
+        if self.lease.read_index(&self.raft).is_some() {
+            return Ok(());
+        }
         let deadline = Instant::now() + self.request_timeout;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -273,27 +307,47 @@ impl Replica {
         }
     }
 
-    /// Adds node `id` at `addr`: it first catches up as a learner (from a snapshot when the
-    /// log it needs was purged), then becomes a voter. Only the leader can do this.
-    pub async fn add_node(&self, id: NodeId, addr: String) -> Result<(), ClusterError> {
-        self.raft
-            .add_learner(id, BasicNode { addr }, true)
-            .await
-            .map_err(membership_error)?;
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-            .await
-            .map_err(membership_error)?;
-        Ok(())
+    /// Changes the cluster's members: on the leader, or forwarded to it. Adding a node
+    /// returns once it has caught up (from a snapshot when the log it needs was purged) and
+    /// votes, which may take as long as copying the data takes.
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let metrics = self.metrics();
+            if metrics.current_leader == Some(self.id) {
+                return rpc::change_membership(&self.raft, change)
+                    .await
+                    .map_err(membership_error);
+            }
+            let Some(client) = self
+                .leader_client(&rpc::leader_of(&metrics), deadline)
+                .await
+            else {
+                self.wait_for_election(deadline).await?;
+                continue;
+            };
+            return match client
+                .change_membership(rpc::deadline_in(MEMBERSHIP_TIMEOUT), change.clone())
+                .await
+            {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(MembershipError::NotLeader(_))) => {
+                    self.forget_leader().await;
+                    self.wait_for_election(deadline).await?;
+                    continue;
+                }
+                Ok(Err(refused)) => Err(membership_error(refused)),
+                Err(e) => {
+                    self.forget_leader().await;
+                    Err(ClusterError::OutcomeUnknown(e.to_string()))
+                }
+            };
+        }
     }
 
-    /// Removes node `id` from the cluster. Only the leader can do this.
-    pub async fn remove_node(&self, id: NodeId) -> Result<(), ClusterError> {
-        self.raft
-            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
-            .await
-            .map_err(membership_error)?;
-        Ok(())
+    /// Every member of the cluster as this node knows it, itself first.
+    pub fn members(&self) -> Vec<Member> {
+        self.reports.members(self.id, &self.raft)
     }
 
     /// Raft's view of this node and the cluster: role, term, log and applied indexes, members.
@@ -328,6 +382,8 @@ impl Replica {
     }
 
     pub async fn shutdown(&self) {
+        self.lease_keeper.abort();
+        self.observer.abort();
         self.server.abort();
         let _ = self.raft.shutdown().await;
     }
@@ -372,15 +428,50 @@ impl Replica {
     }
 }
 
+/// The store's path into the cluster. It holds the replica weakly: the replica holds the
+/// store, and a stopped replica commits nothing.
+struct ReplicaCommits(std::sync::Weak<Replica>);
+
+impl Replicator for ReplicaCommits {
+    fn commit(&self, command: Command) -> CommitFuture<'_> {
+        let replica = self.0.upgrade();
+        Box::pin(async move {
+            let Some(replica) = replica else {
+                return Err(StorageError::ClusterUnavailable(
+                    "this node's cluster service has stopped".into(),
+                ));
+            };
+            match replica.write(command).await {
+                Ok(outcome) => outcome.map_err(StorageError::Conflict),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+/// Whether a failed write may have been committed decides what the client is told: nothing
+/// happened (safe to send again), or the outcome is unknown.
+impl From<ClusterError> for StorageError {
+    fn from(e: ClusterError) -> StorageError {
+        let message = e.to_string();
+        match e {
+            ClusterError::Unavailable(_) | ClusterError::NotLeader(_) | ClusterError::Raft(_) => {
+                StorageError::ClusterUnavailable(message)
+            }
+            ClusterError::NoQuorum(_)
+            | ClusterError::OutcomeUnknown(_)
+            | ClusterError::NotAppliedHere(_) => StorageError::ClusterOutcomeUnknown(message),
+        }
+    }
+}
+
 fn raft_error(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Raft(e.to_string())
 }
 
-fn membership_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ClusterError {
+fn membership_error(e: MembershipError) -> ClusterError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
-            ClusterError::NotLeader(forward.leader_id)
-        }
-        other => raft_error(other),
+        MembershipError::NotLeader(leader) => ClusterError::NotLeader(leader),
+        MembershipError::Refused(message) => ClusterError::Raft(message),
     }
 }

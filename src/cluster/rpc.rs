@@ -6,6 +6,7 @@
 use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -26,6 +27,7 @@ use tarpc::tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+use super::lease::Lease;
 use super::{LogId, NodeId, TypeConfig};
 use crate::storage::Command;
 
@@ -63,6 +65,112 @@ pub trait RaftService {
     /// Confirms this node still leads and returns the log id a linearizable read elsewhere
     /// must have applied before it reads.
     async fn read_index() -> Result<Option<LogId>, ReadIndexError>;
+    /// This node's own view of itself, for `system.cluster` on the others.
+    async fn status() -> NodeStatus;
+    /// Makes a membership change another node was asked for, if this node leads.
+    async fn change_membership(change: MembershipChange) -> Result<(), MembershipError>;
+}
+
+/// A change of the cluster's members (`ALTER CLUSTER`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum MembershipChange {
+    /// Node `id` at `addr` catches up as a learner, then votes.
+    Add {
+        id: NodeId,
+        addr: String,
+    },
+    Remove {
+        id: NodeId,
+    },
+}
+
+/// Why a membership change was not made.
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum MembershipError {
+    #[error("this node is not the leader")]
+    NotLeader(Option<NodeId>),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Makes `change` on `raft`, which must lead; returns once the new membership is committed
+/// (an added node has caught up by then).
+pub async fn change_membership(
+    raft: &Raft<TypeConfig>,
+    change: MembershipChange,
+) -> Result<(), MembershipError> {
+    let refused = |e: WriteError| match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
+            MembershipError::NotLeader(forward.leader_id)
+        }
+        other => MembershipError::Refused(other.to_string()),
+    };
+    match change {
+        MembershipChange::Add { id, addr } => {
+            raft.add_learner(id, BasicNode { addr }, true)
+                .await
+                .map_err(refused)?;
+            raft.change_membership(
+                openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id])),
+                false,
+            )
+            .await
+            .map_err(refused)?;
+        }
+        MembershipChange::Remove { id } => {
+            raft.change_membership(
+                openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([id])),
+                false,
+            )
+            .await
+            .map_err(refused)?;
+        }
+    }
+    Ok(())
+}
+
+/// The leader `metrics` name, as openraft's forwarding hint.
+pub fn leader_of(
+    metrics: &openraft::RaftMetrics<NodeId, BasicNode>,
+) -> ForwardToLeader<NodeId, BasicNode> {
+    ForwardToLeader {
+        leader_id: metrics.current_leader,
+        leader_node: metrics.current_leader.and_then(|leader| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&leader)
+                .cloned()
+        }),
+    }
+}
+
+/// What a node reports of itself: its role, term and log positions.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NodeStatus {
+    pub role: String,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub last_applied_index: Option<u64>,
+}
+
+impl NodeStatus {
+    /// Node `metrics`' view of itself.
+    pub fn of(metrics: &openraft::RaftMetrics<NodeId, BasicNode>) -> NodeStatus {
+        let role = match metrics.state {
+            openraft::ServerState::Leader => "leader",
+            openraft::ServerState::Candidate => "candidate",
+            openraft::ServerState::Follower => "follower",
+            openraft::ServerState::Learner => "learner",
+            openraft::ServerState::Shutdown => "shutdown",
+        };
+        NodeStatus {
+            role: role.into(),
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index,
+            last_applied_index: metrics.last_applied.map(|id| id.index),
+        }
+    }
 }
 
 /// The service side: every call goes to the local Raft instance.
@@ -70,6 +178,7 @@ pub trait RaftService {
 struct RaftServer {
     id: NodeId,
     raft: Raft<TypeConfig>,
+    lease: Arc<Lease>,
 }
 
 impl RaftService for RaftServer {
@@ -102,17 +211,7 @@ impl RaftService for RaftServer {
         // then may the sender try again elsewhere without applying the write twice.
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.current_leader != Some(self.id) {
-            let leader_node = metrics.current_leader.and_then(|leader| {
-                metrics
-                    .membership_config
-                    .membership()
-                    .get_node(&leader)
-                    .cloned()
-            });
-            return Forwarded::NotProposed(ForwardToLeader {
-                leader_id: metrics.current_leader,
-                leader_node,
-            });
+            return Forwarded::NotProposed(leader_of(&metrics));
         }
         match self.raft.client_write(command).await {
             Ok(response) => Forwarded::Applied(response),
@@ -120,14 +219,29 @@ impl RaftService for RaftServer {
         }
     }
 
+    async fn change_membership(
+        self,
+        _: Context,
+        change: MembershipChange,
+    ) -> Result<(), MembershipError> {
+        change_membership(&self.raft, change).await
+    }
+
+    async fn status(self, _: Context) -> NodeStatus {
+        NodeStatus::of(&self.raft.metrics().borrow())
+    }
+
     async fn read_index(self, _: Context) -> Result<Option<LogId>, ReadIndexError> {
-        self.raft.ensure_linearizable().await
+        match self.lease.read_index(&self.raft) {
+            Some(read_index) => Ok(read_index),
+            None => self.raft.ensure_linearizable().await,
+        }
     }
 }
 
 /// Answers other nodes' calls on `listener` until the task is aborted, which also closes
 /// every connection it accepted: a stopped node must not go on answering from its old state.
-pub async fn serve(id: NodeId, listener: TcpListener, raft: Raft<TypeConfig>) {
+pub async fn serve(id: NodeId, listener: TcpListener, raft: Raft<TypeConfig>, lease: Arc<Lease>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         // Reap finished connections so the set does not grow with every one ever accepted.
@@ -146,6 +260,7 @@ pub async fn serve(id: NodeId, listener: TcpListener, raft: Raft<TypeConfig>) {
         let server = RaftServer {
             id,
             raft: raft.clone(),
+            lease: lease.clone(),
         };
         let requests = BaseChannel::with_defaults(transport).execute(server.serve());
         connections.spawn(requests.for_each(|request| async {

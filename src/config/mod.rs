@@ -5,7 +5,10 @@
 //! `KALAMDB_<SECTION>__<KEY>` environment variables override both (`layers`). The path of the
 //! file actually loaded is kept, because a backup must archive that file and no other.
 
+mod cluster;
 mod layers;
+
+pub use cluster::{ClusterPeer, ClusterSection};
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +54,9 @@ pub struct Config {
     pub jobs: JobsSection,
     pub backup: BackupSection,
     pub logging: LoggingSection,
+    /// Cluster mode; without it the server is a single node and writes no Raft log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSection>,
     /// The file this configuration was read from; `None` for the embedded defaults.
     #[serde(skip)]
     pub source_path: Option<PathBuf>,
@@ -343,6 +349,9 @@ impl Config {
         }
         self.validate_schedules()?;
         self.validate_remote()?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         if self.auth.root_password.is_empty() {
             return Err(ConfigError::Invalid(
                 "[auth] root_password must not be empty".into(),

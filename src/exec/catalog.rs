@@ -20,9 +20,13 @@ pub struct KalamCatalog {
 }
 
 impl KalamCatalog {
-    pub fn new(store: Arc<Store>, schedules: Arc<[crate::backup::Schedule]>) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        schedules: Arc<[crate::backup::Schedule]>,
+        cluster: Option<Arc<crate::cluster::replica::Replica>>,
+    ) -> Self {
         KalamCatalog {
-            system: Arc::new(SystemSchema::new(store.clone(), schedules)),
+            system: Arc::new(SystemSchema::new(store.clone(), schedules, cluster)),
             store,
             registered: Default::default(),
         }

@@ -15,7 +15,7 @@ use crate::backup::{self, ArchiveLocation, BackupJob, PathPolicy, PathUse, Resto
 use crate::config::Config;
 use crate::jobs::FlushJob;
 use crate::model::TableKind;
-use crate::sql::{ArchivePath, TableName};
+use crate::sql::{ArchivePath, SqlError, TableName};
 
 impl Engine {
     /// A BACKUP job to `target` under the server's `[backup]` settings. The path rules are
@@ -56,6 +56,14 @@ impl Engine {
         source: &ArchivePath,
         backup_to: Option<&ArchivePath>,
     ) -> ExecResult<RestoreJob> {
+        if self.cluster.is_some() {
+            // The swap at the next start would put a single node's history under a Raft log.
+            return Err(SqlError::Unsupported(
+                "RESTORE DATABASE on a cluster node: restore the archive onto a single node (no [cluster] section) first"
+                    .into(),
+            )
+            .into());
+        }
         let config = self.config();
         Ok(RestoreJob {
             source: self.checked_location(source, PathUse::RestoreSource)?,

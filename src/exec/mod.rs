@@ -18,6 +18,7 @@ mod catalog;
 mod catalog_oids;
 mod checked_arithmetic;
 mod checks;
+mod cluster_nodes;
 mod cold;
 mod ddl;
 mod dml;
@@ -86,6 +87,7 @@ pub use prepare::PreparedStatement;
 pub use session::{Outcome, Session};
 pub use users::{AuthSecret, LoginOutcome};
 
+use crate::cluster::replica::Replica;
 use crate::config::Config;
 use crate::jobs::{self, JobError, JobManager};
 use crate::model::TableKind;
@@ -229,6 +231,13 @@ pub enum ExecError {
     CachedPlanChanged,
     #[error("{0}")]
     Io(String),
+    /// Cluster mode: no leader or quorum took a write or a read barrier in time; nothing was
+    /// committed.
+    #[error("{0}")]
+    ClusterUnavailable(String),
+    /// Cluster mode: a write whose commit could not be confirmed either way.
+    #[error("{0}")]
+    OutcomeUnknown(String),
     /// Storage found something it cannot read or write (RocksDB, a corrupt record).
     #[error("{0}")]
     StorageFailure(String),
@@ -285,6 +294,8 @@ impl From<StorageError> for ExecError {
             | StorageError::Corrupt { .. }
             | StorageError::ReadAfterUnrememberedWrite(_)
             | StorageError::NotReplicable(_) => ExecError::StorageFailure(message),
+            StorageError::ClusterUnavailable(_) => ExecError::ClusterUnavailable(message),
+            StorageError::ClusterOutcomeUnknown(_) => ExecError::OutcomeUnknown(message),
             StorageError::Conflict(conflict) => match conflict {
                 Conflict::NamespaceExists(_) => ExecError::DuplicateSchema(message),
                 Conflict::NoSuchNamespace(_) => ExecError::InvalidSchemaName(message),
@@ -387,14 +398,21 @@ pub struct Engine {
     logins: Arc<logins::LoginRecorder>,
     /// `[[backup.schedule]]`, directories checked at start.
     schedules: Arc<[crate::backup::Schedule]>,
+    /// This node's part in a cluster; `None` on a single node.
+    cluster: Option<Arc<Replica>>,
 }
 
 impl Engine {
-    /// Builds the engine over an opened store and creates the `root` user on first start.
-    pub fn start(store: Arc<Store>, config: Arc<Config>) -> ExecResult<Arc<Engine>> {
+    /// Builds the engine over an opened store and creates the `root` user on first start. In
+    /// cluster mode `cluster` already routes the store's writes through the cluster.
+    pub fn start(
+        store: Arc<Store>,
+        config: Arc<Config>,
+        cluster: Option<Arc<Replica>>,
+    ) -> ExecResult<Arc<Engine>> {
         let schedules: Arc<[crate::backup::Schedule]> =
             backup_schedules::checked_schedules(&store, &config)?.into();
-        let catalog = catalog::KalamCatalog::new(store.clone(), schedules.clone());
+        let catalog = catalog::KalamCatalog::new(store.clone(), schedules.clone(), cluster.clone());
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE_NAME.into(), Arc::new(catalog));
         let jobs = JobManager::new(store.clone(), config.jobs.max_concurrent);
@@ -414,6 +432,7 @@ impl Engine {
             roles: std::sync::Mutex::new((u64::MAX, Default::default())),
             logins: Default::default(),
             schedules,
+            cluster,
         });
         engine.bootstrap_root()?;
         engine.bootstrap_namespaces()?;
@@ -564,6 +583,10 @@ impl Engine {
         &self,
         command: &Command,
     ) -> Result<crate::storage::Applied, StorageError> {
+        // A cluster's commit is durable once a quorum's logs hold it.
+        if let Some(commit) = self.store.commit_replicated(command) {
+            return commit.await;
+        }
         let written = match self.store.try_apply_unsynced(command) {
             Some(written) => written,
             None => off_the_runtime(|| self.store.apply_unsynced(command)),
@@ -571,6 +594,38 @@ impl Engine {
         let applied = written?;
         self.store.durable(applied.seq).await?;
         Ok(applied)
+    }
+
+    /// In cluster mode, returns once this node has applied every write the cluster
+    /// acknowledged before the call (at once with `[cluster] follower_reads`, and on a single
+    /// node).
+    pub(crate) async fn read_barrier(&self) -> ExecResult<()> {
+        let follower_reads = self
+            .config
+            .cluster
+            .as_ref()
+            .is_some_and(|settings| settings.follower_reads);
+        if follower_reads {
+            return Ok(());
+        }
+        self.cluster_barrier().await
+    }
+
+    /// In cluster mode, returns once this node has applied every write the cluster
+    /// acknowledged before the call, whatever `follower_reads` says.
+    pub(crate) async fn cluster_barrier(&self) -> ExecResult<()> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        cluster
+            .read_barrier()
+            .await
+            .map_err(|e| StorageError::from(e).into())
+    }
+
+    /// This node's part in a cluster; `None` on a single node.
+    pub fn cluster(&self) -> Option<&Arc<Replica>> {
+        self.cluster.as_ref()
     }
 
     /// Removes finished jobs older than `[jobs] retention_days` (at start and periodically).

@@ -38,8 +38,18 @@ pub(super) enum FastPath {
 }
 
 impl Session {
-    /// Plans a statement for the extended protocol without running it.
+    /// Plans a statement for the extended protocol without running it. In cluster mode the
+    /// plan reads a catalog that holds every change acknowledged before (see `read_fence`).
     pub async fn prepare(&self, statement: Statement) -> ExecResult<PreparedStatement> {
+        self.read_fence(&statement).await?;
+        self.plan_statement(statement).await
+    }
+
+    /// [`Self::prepare`] on this node's state as it is.
+    pub(super) async fn plan_statement(
+        &self,
+        statement: Statement,
+    ) -> ExecResult<PreparedStatement> {
         self.authorize(&statement)?;
         match &statement {
             Statement::Query(ast) => {

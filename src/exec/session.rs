@@ -258,12 +258,45 @@ impl Session {
 
     /// Runs a statement from the simple protocol.
     pub async fn execute(&self, statement: Statement) -> ExecResult<Outcome> {
-        let prepared = self.prepare(statement).await?;
-        self.execute_prepared(&prepared, Vec::new()).await
+        self.read_fence(&statement).await?;
+        let prepared = self.plan_statement(statement).await?;
+        self.execute_fenced(&prepared, Vec::new()).await
     }
 
     /// Runs a prepared statement with bound parameter values.
     pub async fn execute_prepared(
+        &self,
+        prepared: &PreparedStatement,
+        params: Vec<ScalarValue>,
+    ) -> ExecResult<Outcome> {
+        self.read_fence(&prepared.statement).await?;
+        self.execute_fenced(prepared, params).await
+    }
+
+    /// In cluster mode, waits until this node has applied every write acknowledged anywhere
+    /// before now, unless `[cluster] follower_reads` allows reading this node's state as it is.
+    /// Statements that read no data (transaction control, SET, SHOW) do not wait.
+    pub(super) async fn read_fence(&self, statement: &Statement) -> ExecResult<()> {
+        let reads_nothing = matches!(
+            statement,
+            Statement::Begin
+                | Statement::Commit
+                | Statement::Rollback
+                | Statement::Savepoint { .. }
+                | Statement::ReleaseSavepoint { .. }
+                | Statement::RollbackToSavepoint { .. }
+                | Statement::Set { .. }
+                | Statement::Show { .. }
+                | Statement::Deallocate { .. }
+                | Statement::SetConstraints { .. }
+        );
+        if reads_nothing {
+            return Ok(());
+        }
+        self.engine.read_barrier().await
+    }
+
+    async fn execute_fenced(
         &self,
         prepared: &PreparedStatement,
         params: Vec<ScalarValue>,
@@ -314,7 +347,8 @@ impl Session {
                     // A table's rows were re-encoded since Parse: plan again, as PostgreSQL
                     // does, unless that changes the result columns the client was told of.
                     Err(e) if is_cached_plan_changed(&e) => {
-                        let fresh = Box::pin(self.prepare(prepared.statement.clone())).await?;
+                        let fresh =
+                            Box::pin(self.plan_statement(prepared.statement.clone())).await?;
                         let same_columns = fresh.result_schema.as_ref().is_some_and(|fresh| {
                             fresh.fields().len() == schema.fields().len()
                                 && fresh.fields().iter().zip(schema.fields()).all(|(a, b)| {
@@ -503,6 +537,9 @@ impl Session {
             Statement::FlushTable { table } => self.flush_table(table),
             Statement::KillJob { job_id } => self.kill_job(job_id),
             Statement::BackupDatabase { target, base } => {
+                // Whatever follower_reads says: the archive must hold every write the cluster
+                // acknowledged before BACKUP returns.
+                self.engine.cluster_barrier().await?;
                 self.backup_database(target, base.as_ref())
             }
             Statement::RestoreDatabase { source, backup_to } => {
@@ -511,6 +548,7 @@ impl Session {
             Statement::VerifyBackup { archive } => self.verify_backup(archive),
             Statement::ShowBackup { archive } => self.show_backup(archive).await,
             Statement::ClusterSnapshot => self.cluster_snapshot().await,
+            Statement::AlterCluster(change) => self.alter_cluster(change).await,
             Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
                 let fast = match &prepared.fast_path {
                     Some(FastPath::Write(write)) => self.point_write(write, &params).await?,

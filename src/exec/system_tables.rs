@@ -23,16 +23,31 @@ pub(super) trait SystemTable: Send + Sync + std::fmt::Debug + 'static {
     fn rows(&self, store: &Store) -> Result<Vec<ArrayRef>>;
 }
 
-#[derive(Debug)]
 pub struct SystemSchema {
     store: Arc<Store>,
     /// The server's `[[backup.schedule]]` entries, for `system.backup_schedules`.
     schedules: Arc<[crate::backup::Schedule]>,
+    /// This node's part in a cluster, for `system.cluster`.
+    cluster: Option<Arc<crate::cluster::replica::Replica>>,
+}
+
+impl std::fmt::Debug for SystemSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemSchema").finish_non_exhaustive()
+    }
 }
 
 impl SystemSchema {
-    pub fn new(store: Arc<Store>, schedules: Arc<[crate::backup::Schedule]>) -> Self {
-        SystemSchema { store, schedules }
+    pub fn new(
+        store: Arc<Store>,
+        schedules: Arc<[crate::backup::Schedule]>,
+        cluster: Option<Arc<crate::cluster::replica::Replica>>,
+    ) -> Self {
+        SystemSchema {
+            store,
+            schedules,
+            cluster,
+        }
     }
 
     fn find(&self, name: &str) -> Option<Arc<dyn SystemTable>> {
@@ -45,12 +60,16 @@ impl SystemSchema {
             "backup_schedules" => Some(Arc::new(super::backup_schedules::BackupSchedulesTable {
                 schedules: self.schedules.clone(),
             })),
+            "cluster" => Some(Arc::new(super::cluster_nodes::ClusterTable {
+                replica: self.cluster.clone(),
+            })),
             _ => None,
         }
     }
 }
 
-const TABLE_NAMES: [&str; 6] = [
+const TABLE_NAMES: [&str; 7] = [
+    "cluster",
     "users",
     "jobs",
     "namespaces",

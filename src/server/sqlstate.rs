@@ -52,6 +52,12 @@ pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
 pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
 pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
 pub const IO_ERROR: &str = "58030";
+/// What PostgreSQL answers while it cannot yet serve (starting up, recovering): the client may
+/// try again later. Cluster mode answers it when no leader or quorum is reachable in time.
+pub const CANNOT_CONNECT_NOW: &str = "57P03";
+/// A statement that may or may not have taken effect (also CockroachDB's code for an
+/// ambiguous commit).
+pub const STATEMENT_COMPLETION_UNKNOWN: &str = "40003";
 pub const DATA_CORRUPTED: &str = "XX001";
 pub const NOT_NULL_VIOLATION: &str = "23502";
 pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
@@ -174,6 +180,8 @@ fn exec_code(err: &ExecError) -> &'static str {
         }
         ExecError::CachedPlanChanged => FEATURE_NOT_SUPPORTED,
         ExecError::Io(_) => IO_ERROR,
+        ExecError::ClusterUnavailable(_) => CANNOT_CONNECT_NOW,
+        ExecError::OutcomeUnknown(_) => STATEMENT_COMPLETION_UNKNOWN,
         ExecError::StorageFailure(_) | ExecError::JobFailed(_) => INTERNAL_ERROR,
         ExecError::ObjectNotInPrerequisiteState(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
         ExecError::PathForbidden(_) => INSUFFICIENT_PRIVILEGE,

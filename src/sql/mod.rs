@@ -326,10 +326,25 @@ pub enum Statement {
     },
     /// `CLUSTER SNAPSHOT`
     ClusterSnapshot,
+    /// `ALTER CLUSTER ADD NODE <id> '<address>'` or `ALTER CLUSTER REMOVE NODE <id>`
+    AlterCluster(ClusterChange),
     /// INSERT, UPDATE and DELETE keep sqlparser's AST; `exec` evaluates their expressions.
     Insert(Box<ast::Statement>),
     Update(Box<ast::Statement>),
     Delete(Box<ast::Statement>),
+}
+
+/// A change of a cluster's membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterChange {
+    /// A node that catches up as a learner, then votes.
+    AddNode {
+        node_id: u64,
+        address: String,
+    },
+    RemoveNode {
+        node_id: u64,
+    },
 }
 
 /// A path operand of BACKUP, RESTORE, SHOW BACKUP and VERIFY BACKUP as written. A bare
@@ -430,6 +445,7 @@ impl Statement {
             Statement::ShowBackup { .. } => "SHOW",
             Statement::VerifyBackup { .. } => "VERIFY BACKUP",
             Statement::ClusterSnapshot => "CLUSTER SNAPSHOT",
+            Statement::AlterCluster(_) => "ALTER CLUSTER",
             Statement::Insert(_) => "INSERT",
             Statement::Update(_) => "UPDATE",
             Statement::Delete(_) => "DELETE",
@@ -499,7 +515,8 @@ pub fn authorize(
         | Statement::RestoreDatabase { .. }
         | Statement::ShowBackup { .. }
         | Statement::VerifyBackup { .. }
-        | Statement::ClusterSnapshot => Role::Dba,
+        | Statement::ClusterSnapshot
+        | Statement::AlterCluster(_) => Role::Dba,
         Statement::CreateUser { role, .. } => (*role).max(Role::Dba),
         Statement::AlterUser {
             user_id,

@@ -7,7 +7,7 @@ use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::ddl::{self, TableName};
-use super::{ArchivePath, SetValue, SqlError, Statement};
+use super::{ArchivePath, ClusterChange, SetValue, SqlError, Statement};
 use crate::model::TableKind;
 
 impl From<ParserError> for SqlError {
@@ -101,6 +101,9 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
     }
     if parser.parse_keywords(&[Keyword::ALTER, Keyword::SEQUENCE]) {
         return super::sequences::parse_alter(parser);
+    }
+    if parser.parse_keywords(&[Keyword::ALTER, Keyword::CLUSTER]) {
+        return parse_alter_cluster(parser);
     }
     if parser.parse_keyword(Keyword::CREATE) {
         if parse_word(parser, "STREAM") {
@@ -252,6 +255,27 @@ fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
         return Ok(Statement::Describe { table });
     }
     from_standard(parser.parse_statement()?)
+}
+
+/// After `ALTER CLUSTER`: `ADD NODE <id> '<address>'` or `REMOVE NODE <id>`.
+fn parse_alter_cluster(parser: &mut Parser) -> Result<Statement, SqlError> {
+    let adding = parser.parse_keyword(Keyword::ADD);
+    if !(adding || parser.parse_keyword(Keyword::REMOVE)) || !parse_word(parser, "NODE") {
+        return Err(SqlError::Syntax(format!(
+            "syntax error at or near \"{}\": ALTER CLUSTER takes ADD NODE <id> '<address>' or REMOVE NODE <id>",
+            parser.peek_token().token
+        )));
+    }
+    let node_id = parser.parse_literal_uint()?;
+    let change = if adding {
+        ClusterChange::AddNode {
+            node_id,
+            address: parser.parse_literal_string()?,
+        }
+    } else {
+        ClusterChange::RemoveNode { node_id }
+    };
+    Ok(Statement::AlterCluster(change))
 }
 
 /// After `SET CONSTRAINTS`: `ALL` or constraint names, then `DEFERRED` or `IMMEDIATE`.

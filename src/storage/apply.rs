@@ -15,7 +15,11 @@ use super::{
 impl Store {
     /// Applies one command atomically: all of it, with the new sequence number, or nothing.
     /// With `sync_writes`, it returns once the batch is fsynced.
+    /// In cluster mode the command is committed through the cluster instead (`replicator`).
     pub fn apply(&self, command: &Command) -> StorageResult<Applied> {
+        if let Some(applied) = self.apply_in_cluster(command) {
+            return applied;
+        }
         let outcome = self.apply_unsynced(command)?;
         if self.wal_sync {
             self.sync_wal_through(outcome.seq)?;
@@ -26,6 +30,9 @@ impl Store {
     /// As [`Self::apply`], without waiting for the fsync: [`Self::durable`] must reach the
     /// outcome's sequence number before the command may be acknowledged.
     pub fn apply_unsynced(&self, command: &Command) -> StorageResult<Applied> {
+        if let Some(applied) = self.apply_in_cluster(command) {
+            return applied;
+        }
         // A sequence set back to its start must not hand out a value reserved before.
         let ranges = command
             .restarts_sequences()
@@ -39,7 +46,7 @@ impl Store {
     /// (a flush publishing a segment holds the apply lock for seconds: the caller then waits
     /// where waiting blocks no other session).
     pub fn try_apply_unsynced(&self, command: &Command) -> Option<StorageResult<Applied>> {
-        if command.restarts_sequences() {
+        if command.restarts_sequences() || self.is_replicated() {
             return None;
         }
         match self.apply_lock.try_lock() {

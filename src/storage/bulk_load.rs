@@ -213,6 +213,10 @@ impl Store {
     /// Whether rows can be loaded into the table without a write batch: it has no secondary
     /// index and no foreign key of its own.
     pub fn bulk_loadable(&self, table_id: u64) -> StorageResult<bool> {
+        // A load's checks read sorted runs only this node has: a cluster writes rows instead.
+        if self.is_replicated() {
+            return Ok(false);
+        }
         let storage_root = self.dir.storage();
         let ctx = self.apply_context(0, false, &storage_root);
         loadable(&ctx, table_id)

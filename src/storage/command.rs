@@ -362,6 +362,18 @@ impl Command {
     /// What local file this command names, if it names one: such a command can only be
     /// applied on the node that wrote the file, never from a replicated log, unless it is
     /// shipped with the file's bytes.
+    /// Whether this writes only the node's own rows (its jobs), which a cluster does not
+    /// replicate: each node runs and lists its own jobs.
+    pub fn is_node_local(&self) -> bool {
+        match self {
+            Command::PutJob(_) | Command::DeleteJobs(_) => true,
+            Command::Batch(commands) => {
+                !commands.is_empty() && commands.iter().all(Command::is_node_local)
+            }
+            _ => false,
+        }
+    }
+
     pub fn local_file(&self) -> Option<&'static str> {
         match self {
             Command::IngestRows { .. } => Some("bulk load file"),

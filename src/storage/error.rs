@@ -140,6 +140,13 @@ pub enum StorageError {
     /// replicated state machine: a bug in whatever proposed it.
     #[error("internal error: a command naming a local {0} reached the replicated log")]
     NotReplicable(&'static str),
+    /// Cluster mode: no leader or no quorum took the command in time, and nothing of it was
+    /// committed; sending it again is safe.
+    #[error("{0}")]
+    ClusterUnavailable(String),
+    /// Cluster mode: the command may have been committed or not; only reading tells.
+    #[error("{0}")]
+    ClusterOutcomeUnknown(String),
     #[error(transparent)]
     Conflict(#[from] Conflict),
 }

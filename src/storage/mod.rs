@@ -28,6 +28,7 @@ mod raft_log;
 mod records;
 mod referential;
 mod replicated;
+mod replicator;
 mod row_checks;
 mod row_writes;
 pub mod rows;
@@ -53,6 +54,7 @@ pub use capture::{BackupPoint, CapturedFile, MetadataSnapshot, list_files};
 pub use catalog_changes::{CatalogChanges, CatalogRead};
 pub use column_ddl::rekeyed;
 pub use command::{Applied, Command, Expect, RewrittenRow, RowWrite};
+pub use replicator::{CommitFuture, Replicator};
 pub use row_checks::CheckEvaluator;
 pub use row_writes::ColdEntry;
 
@@ -98,6 +100,10 @@ pub const PUBLIC_NAMESPACE: &str = "public";
 const APPLIED_SEQ_KEY: &[u8] = b"applied_seq";
 /// The database's id (`Command::IdentifyDatabase`), as UTF-8.
 const DATABASE_ID_KEY: &[u8] = b"database_id";
+
+/// Residues of segment ids among a cluster's nodes: node ids that differ modulo this never
+/// allocate the same segment id.
+const SEGMENT_ID_STRIPES: u64 = 1024;
 
 /// Durability knobs for RocksDB writes.
 #[derive(Debug, Clone, Copy)]
@@ -154,6 +160,10 @@ pub struct Store {
     wal_syncer: std::sync::OnceLock<wal_sync::WalSyncer>,
     /// The executor's evaluator of CHECK constraints (see `row_checks`).
     check_evaluator: std::sync::OnceLock<Arc<dyn CheckEvaluator>>,
+    /// In cluster mode, this node's residue of segment ids (see `stripe_segment_ids`).
+    segment_id_stripe: std::sync::OnceLock<u64>,
+    /// In cluster mode, where commands go to be committed cluster-wide (see `replicator`).
+    replicator: std::sync::OnceLock<Arc<dyn Replicator>>,
     /// Tables' indexes, foreign keys and layout generations for row writes (`write_shapes`).
     write_shapes: write_shapes::WriteShapes,
 }
@@ -225,6 +235,8 @@ impl Store {
             segment_cache: Default::default(),
             wal_syncer: std::sync::OnceLock::new(),
             check_evaluator: std::sync::OnceLock::new(),
+            segment_id_stripe: std::sync::OnceLock::new(),
+            replicator: std::sync::OnceLock::new(),
             write_shapes: Default::default(),
         })
         .and_then(|store| {
@@ -311,8 +323,27 @@ impl Store {
     }
 
     pub fn allocate_segment_id(&self) -> u64 {
-        self.next_segment_id
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        let Some(stripe) = self.segment_id_stripe.get() else {
+            return self
+                .next_segment_id
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        };
+        // Only ids of this node's stripe: two nodes flushing at once never pick the same id.
+        loop {
+            let id = self
+                .next_segment_id
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if id % SEGMENT_ID_STRIPES == *stripe {
+                return id;
+            }
+        }
+    }
+
+    /// In a cluster every node may flush, and its segments travel through the log to the
+    /// others: node `node_id` then allocates only segment ids of its own residue, so ids, and
+    /// the files they name, never collide between nodes. Only the first call counts.
+    pub fn stripe_segment_ids(&self, node_id: u64) {
+        let _ = self.segment_id_stripe.set(node_id % SEGMENT_ID_STRIPES);
     }
 
     /// Reads that all see the store as it is now, whatever is published meanwhile.

@@ -260,10 +260,38 @@ format = "text"
     }
 
     fn spawn_and_wait(&mut self) {
-        let mut child = self.spawn();
+        self.launch();
+        self.wait_listening();
+    }
+
+    /// A server whose config is written but which is not started yet: a cluster's nodes are
+    /// launched together, since each waits for a quorum before it listens for clients.
+    pub fn configured(options: ServerOptions) -> TestServer {
+        let server = TestServer {
+            dir: tempfile::tempdir().unwrap(),
+            port: 0,
+            options,
+            child: None,
+        };
+        server.write_config();
+        server
+    }
+
+    /// Starts the binary on this server's config without waiting for it to listen.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "the server is already running");
+        // The log marker is per start: truncate so we wait for the new one.
+        std::fs::write(self.log_path(), "").unwrap();
+        self.child = Some(self.spawn());
+    }
+
+    /// Waits (bounded) until a launched server listens for clients.
+    pub fn wait_listening(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
+            let child = self.child.as_mut().expect("the server was launched");
             if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
                 panic!("kalamdb exited during start ({status}):\n{}", self.log());
             }
             if let Some(port) = listening_port(&self.log()) {
@@ -277,7 +305,6 @@ format = "text"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.child = Some(child);
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit.
