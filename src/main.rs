@@ -189,8 +189,13 @@ fn verify_backup(archive: &std::path::Path, config: &Config) -> ExitCode {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.logging.level));
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| config.logging.level.clone());
+    let mut filter = tracing_subscriber::EnvFilter::new(&directives);
+    // openraft logs every vote and snapshot chunk at info: below warn it drowns the server's
+    // own log unless asked for by name.
+    if !directives.contains("openraft") {
+        filter = filter.add_directive("openraft=warn".parse().expect("a valid directive"));
+    }
     // Colour escapes only help a person at a terminal; in a file or a pipe they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

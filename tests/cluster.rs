@@ -2,14 +2,16 @@
 //! directory and `[cluster]` section, spoken to over the PostgreSQL protocol. A write on any
 //! node is readable on every node; killing the leader (SIGKILL) leaves a cluster that elects a
 //! new leader and serves writes within five seconds, with every acknowledged write on every
-//! node, the killed one included once it is back; `system.cluster` shows every member.
+//! node, the killed one included once it is back; `system.cluster` shows every member; a node
+//! added empty catches up from a snapshot; `CLUSTER SNAPSHOT` builds one on every node; a
+//! backup taken on a follower during writes holds every write acknowledged before it returned.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{ServerOptions, TestServer, free_port, sqlstate};
+use common::{ServerOptions, TestServer, free_port, run_job, sqlstate};
 
 /// Shorter than the defaults (1 s, 250 ms) so that the test's elections are quick; the
 /// README's figures are measured with the defaults.
@@ -23,12 +25,17 @@ struct Cluster {
 impl Cluster {
     /// Starts `size` nodes that form one cluster, and waits until each serves clients.
     fn start(size: usize) -> Cluster {
+        Self::start_with(size, "")
+    }
+
+    /// As [`Self::start`], with `settings` added to every node's `[cluster]` section.
+    fn start_with(size: usize, settings: &str) -> Cluster {
         let raft_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let mut nodes: Vec<TestServer> = (0..size)
             .map(|i| {
                 let mut section = format!(
                     "[cluster]\nnode_id = {}\nraft_address = \"127.0.0.1:{}\"\n\
-                     election_timeout_ms = {ELECTION_TIMEOUT_MS}\nheartbeat_ms = {HEARTBEAT_MS}\n",
+                     election_timeout_ms = {ELECTION_TIMEOUT_MS}\nheartbeat_ms = {HEARTBEAT_MS}\n{settings}",
                     i + 1,
                     raft_ports[i]
                 );
@@ -245,4 +252,266 @@ async fn killing_the_leader_elects_a_new_one_within_five_seconds_and_loses_no_ac
     // The killed node comes back as a follower and catches up with what it missed.
     cluster.nodes[leader].restart_after_crash();
     assert_eq!(ids_on(&cluster.nodes[leader]).await, acknowledged);
+}
+
+async fn create_events(client: &tokio_postgres::Client) {
+    client
+        .batch_execute(
+            "CREATE SCHEMA app; CREATE TABLE app.events (id BIGINT PRIMARY KEY, origin TEXT NOT NULL)",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_empty_catches_up_from_a_snapshot_and_cluster_snapshot_reports_every_node() {
+    // A snapshot every 100 entries, and no log kept behind it: a new node cannot catch up from
+    // the log.
+    let cluster = Cluster::start_with(3, "snapshot_every = 100\nlog_kept_behind_snapshot = 0\n");
+    let client = cluster.nodes[1].root().await;
+    create_events(&client).await;
+    let mut expected = BTreeSet::new();
+    for id in 0..300i64 {
+        client
+            .execute("INSERT INTO app.events VALUES ($1, 'before')", &[&id])
+            .await
+            .unwrap();
+        expected.insert(id);
+    }
+    let rows = client.query("CLUSTER SNAPSHOT", &[]).await.unwrap();
+    assert_eq!(rows.len(), 3, "one row per node");
+    let mut reported = BTreeSet::new();
+    for row in &rows {
+        let node_id: i64 = row.get("node_id");
+        let error: Option<String> = row.get("error");
+        assert_eq!(error, None, "node {node_id}");
+        let applied: i64 = row.get::<_, Option<i64>>("applied_seq").unwrap();
+        assert!(applied > 300, "node {node_id} snapshot at {applied}");
+        let path = std::path::PathBuf::from(row.get::<_, Option<String>>("path").unwrap());
+        let node = &cluster.nodes[node_id as usize - 1];
+        assert!(
+            path.starts_with(node.data_path().join("snapshots").join("raft")),
+            "{path:?}"
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len() as i64,
+            row.get::<_, Option<i64>>("bytes").unwrap()
+        );
+        reported.insert(node_id);
+    }
+    assert_eq!(reported, BTreeSet::from([1, 2, 3]));
+
+    let raft_port = free_port();
+    let mut joining = TestServer::configured(ServerOptions {
+        extra: format!(
+            "[cluster]\nnode_id = 4\nraft_address = \"127.0.0.1:{raft_port}\"\njoin = true\n\
+             election_timeout_ms = {ELECTION_TIMEOUT_MS}\nheartbeat_ms = {HEARTBEAT_MS}\n"
+        ),
+        ..ServerOptions::default()
+    });
+    joining.launch();
+    // It waits to be added before it serves clients; the statement returns once it votes.
+    client
+        .batch_execute(&format!("ALTER CLUSTER ADD NODE 4 '127.0.0.1:{raft_port}'"))
+        .await
+        .unwrap();
+    joining.wait_listening();
+    assert_eq!(ids_on(&joining).await, expected);
+    let installed = std::fs::read_dir(joining.data_path().join("snapshots").join("raft"))
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .any(|entry| entry.file_name().to_string_lossy().ends_with(".tar"));
+    assert!(installed, "the new node was seeded from a snapshot");
+    // It takes part from now on: a write through it reaches the others.
+    joining
+        .root()
+        .await
+        .execute("INSERT INTO app.events VALUES (1000, 'node 4')", &[])
+        .await
+        .unwrap();
+    expected.insert(1000);
+    assert_eq!(ids_on(&cluster.nodes[0]).await, expected);
+    let members = |client: tokio_postgres::Client| async move {
+        client
+            .query(
+                "SELECT node_id, voter FROM system.cluster ORDER BY node_id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get::<_, i64>(0), row.get::<_, bool>(1)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        members(cluster.nodes[2].root().await).await,
+        [(1, true), (2, true), (3, true), (4, true)]
+    );
+    client
+        .batch_execute("ALTER CLUSTER REMOVE NODE 4")
+        .await
+        .unwrap();
+    assert_eq!(
+        members(cluster.nodes[0].root().await).await,
+        [(1, true), (2, true), (3, true)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_on_a_follower_during_writes_holds_every_write_acknowledged_before_it_returned() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    create_events(&cluster.nodes[leader].root().await).await;
+    // Writes go on through the leader while the follower takes the backup.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let client = cluster.nodes[leader].root().await;
+        let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut id = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                client
+                    .execute("INSERT INTO app.events VALUES ($1, 'during')", &[&id])
+                    .await
+                    .unwrap();
+                acknowledged.lock().unwrap().insert(id);
+                id += 1;
+            }
+        })
+    };
+    while acknowledged.lock().unwrap().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("cluster.tar.gz");
+    let backing_up = cluster.nodes[follower].root().await;
+    let row = backing_up
+        .query_one(&format!("BACKUP DATABASE TO '{}'", archive.display()), &[])
+        .await
+        .unwrap();
+    let before_return = acknowledged.lock().unwrap().clone();
+    let job_id: String = row.get("job_id");
+    let (status, message) = common::wait_for_job(&backing_up, &job_id).await;
+    assert_eq!(status, "Completed", "{message}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+
+    // Restored onto a single node, the archive holds all of them.
+    let mut single = TestServer::start();
+    let (_, status, message) = run_job(
+        &single.root().await,
+        &format!("RESTORE DATABASE FROM '{}'", archive.display()),
+    )
+    .await;
+    assert_eq!(status, "Completed", "{message}");
+    single.restart();
+    let restored = ids_on(&single).await;
+    let missing: Vec<_> = before_return.difference(&restored).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged before BACKUP returned, not in it: {missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn cluster_statements_on_a_single_node_say_what_they_need() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    let err = client
+        .batch_execute("ALTER CLUSTER ADD NODE 2 '127.0.0.1:6002'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "55000", "{err:?}");
+    let err = client
+        .batch_execute("ALTER CLUSTER ADD NODE 2")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42601", "{err:?}");
+    let rows = client
+        .query("SELECT * FROM system.cluster", &[])
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "a single node has no members to list");
+}
+
+/// Waits (bounded) until `node` holds exactly `expected`: a node that was behind answers
+/// `57P03` while it catches up for longer than a read's timeout.
+async fn wait_for_ids(node: &TestServer, expected: &BTreeSet<i64>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(client) = node.connect("root", &node.options.root_password).await
+            && let Ok(rows) = client.query("SELECT id FROM app.events", &[]).await
+        {
+            let ids: BTreeSet<i64> = rows.iter().map(|row| row.get(0)).collect();
+            if ids == *expected {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not catch up within 2 minutes:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// 10,000 single-row INSERTs through `node`, four clients at once; returns their ids.
+async fn insert_many(node: &TestServer, first: i64) -> BTreeSet<i64> {
+    let mut tasks = Vec::new();
+    for part in 0..4i64 {
+        let client = node.root().await;
+        tasks.push(tokio::spawn(async move {
+            let statement = client
+                .prepare("INSERT INTO app.events VALUES ($1, 'paused')")
+                .await
+                .unwrap();
+            for k in 0..2500i64 {
+                let id = first + part * 2500 + k;
+                client.execute(&statement, &[&id]).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (first..first + 10_000).collect()
+}
+
+fn signal(node: &TestServer, signal: i32) {
+    let pid = node.child.as_ref().expect("the node runs").id() as i32;
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_catches_up_through_the_log_and_after_compaction_through_a_snapshot() {
+    // No snapshot within the first 10,000 writes; one, with the log behind it purged, within
+    // the next 10,000.
+    let cluster = Cluster::start_with(3, "snapshot_every = 15000\nlog_kept_behind_snapshot = 0\n");
+    let leader = cluster.leader().await;
+    let paused = &cluster.nodes[(leader + 1) % 3];
+    create_events(&cluster.nodes[leader].root().await).await;
+
+    signal(paused, libc::SIGSTOP);
+    let mut expected = insert_many(&cluster.nodes[leader], 0).await;
+    signal(paused, libc::SIGCONT);
+    wait_for_ids(paused, &expected).await;
+    assert!(
+        !paused.log().contains("installed a snapshot"),
+        "the first catch-up goes through the log"
+    );
+
+    signal(paused, libc::SIGSTOP);
+    expected.extend(insert_many(&cluster.nodes[leader], 100_000).await);
+    signal(paused, libc::SIGCONT);
+    wait_for_ids(paused, &expected).await;
+    assert!(
+        paused
+            .log()
+            .contains("installed a snapshot the leader sent"),
+        "after the log was purged, the node catches up from a snapshot:\n{}",
+        paused.log()
+    );
 }

@@ -18,7 +18,7 @@ use super::log_store::LogStore;
 use super::members::{self, Member, Reports};
 use super::network::Network;
 use super::rpc::{self, Forwarded, MembershipChange, MembershipError, RaftServiceClient};
-use super::state_machine::StateMachine;
+use super::state_machine::{self, SnapshotReport, StateMachine};
 use super::{NodeId, Outcome, TypeConfig};
 use crate::storage::{Command, CommitFuture, Replicator, StorageError, Store};
 
@@ -27,6 +27,9 @@ const MEMBER_POLL: Duration = Duration::from_secs(1);
 
 /// How long a membership change may take: adding a node waits until it has caught up.
 const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How long building a snapshot may take.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How long to wait before asking again while a leader is being elected.
 const ELECTION_POLL: Duration = Duration::from_millis(50);
@@ -118,6 +121,10 @@ impl Replica {
             election_timeout_max: millis(settings.election_timeout.1),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
             max_in_snapshot_log_to_keep: settings.keep_behind_snapshot,
+            // A snapshot's last chunk is answered once the follower has installed it, which
+            // takes as long as replacing its data does: openraft's 200 ms would fail every
+            // install but the smallest, and send the snapshot again and again.
+            install_snapshot_timeout: millis(SNAPSHOT_TIMEOUT),
             ..Default::default()
         }
         .validate()
@@ -128,7 +135,13 @@ impl Replica {
             .await
             .map_err(raft_error)?;
         let lease = Arc::new(Lease::new(id, settings.election_timeout.0 / 2));
-        let server = tokio::spawn(rpc::serve(id, listener, raft.clone(), lease.clone()));
+        let server = tokio::spawn(rpc::serve(
+            id,
+            listener,
+            raft.clone(),
+            lease.clone(),
+            store.raft_snapshot_dir(),
+        ));
         let lease_keeper =
             tokio::spawn(lease::keep(raft.clone(), lease.clone(), settings.heartbeat));
         let reports = Arc::new(Reports::default());
@@ -355,16 +368,36 @@ impl Replica {
         self.raft.metrics().borrow().clone()
     }
 
-    /// Builds a snapshot now and returns once it is built.
-    pub async fn snapshot(&self) -> Result<(), ClusterError> {
-        let before = self.metrics().snapshot;
-        self.raft.trigger().snapshot().await.map_err(raft_error)?;
-        self.raft
-            .wait(Some(self.request_timeout * 12))
-            .metrics(|m| m.snapshot != before, "snapshot built")
-            .await
-            .map(|_| ())
-            .map_err(|e| ClusterError::Raft(e.to_string()))
+    /// Builds a snapshot on this node now and returns it once openraft has taken it.
+    pub async fn snapshot(&self) -> Result<SnapshotReport, ClusterError> {
+        state_machine::build_now(
+            &self.raft,
+            &self.store.raft_snapshot_dir(),
+            SNAPSHOT_TIMEOUT,
+        )
+        .await
+        .map_err(ClusterError::Raft)
+    }
+
+    /// Builds a snapshot on every member at once and reports each, this node first: a
+    /// member that cannot be reached or fails reports why.
+    pub async fn snapshot_everywhere(&self) -> Vec<(NodeId, Result<SnapshotReport, String>)> {
+        let members = self.members();
+        let builds = members.iter().map(|member| async move {
+            let report = if member.node_id == self.id {
+                self.snapshot().await.map_err(|e| e.to_string())
+            } else {
+                match rpc::connect(&member.address, Duration::from_secs(1)).await {
+                    Ok(client) => client
+                        .take_snapshot(rpc::deadline_in(SNAPSHOT_TIMEOUT))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string())),
+                    Err(e) => Err(format!("unreachable: {e}")),
+                }
+            };
+            (member.node_id, report)
+        });
+        futures::future::join_all(builds).await
     }
 
     /// Drops log entries up to `index`, which a snapshot must already hold.

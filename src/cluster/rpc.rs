@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use super::lease::Lease;
+use super::state_machine::SnapshotReport;
 use super::{LogId, NodeId, TypeConfig};
 use crate::storage::Command;
 
@@ -67,6 +68,8 @@ pub trait RaftService {
     async fn read_index() -> Result<Option<LogId>, ReadIndexError>;
     /// This node's own view of itself, for `system.cluster` on the others.
     async fn status() -> NodeStatus;
+    /// Builds a snapshot on this node now (`CLUSTER SNAPSHOT` run on another node).
+    async fn take_snapshot() -> Result<SnapshotReport, String>;
     /// Makes a membership change another node was asked for, if this node leads.
     async fn change_membership(change: MembershipChange) -> Result<(), MembershipError>;
 }
@@ -179,6 +182,8 @@ struct RaftServer {
     id: NodeId,
     raft: Raft<TypeConfig>,
     lease: Arc<Lease>,
+    /// Where this node's snapshots are built.
+    snapshot_dir: std::path::PathBuf,
 }
 
 impl RaftService for RaftServer {
@@ -227,6 +232,13 @@ impl RaftService for RaftServer {
         change_membership(&self.raft, change).await
     }
 
+    async fn take_snapshot(self, context: Context) -> Result<SnapshotReport, String> {
+        let left = context
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        super::state_machine::build_now(&self.raft, &self.snapshot_dir, left).await
+    }
+
     async fn status(self, _: Context) -> NodeStatus {
         NodeStatus::of(&self.raft.metrics().borrow())
     }
@@ -241,7 +253,13 @@ impl RaftService for RaftServer {
 
 /// Answers other nodes' calls on `listener` until the task is aborted, which also closes
 /// every connection it accepted: a stopped node must not go on answering from its old state.
-pub async fn serve(id: NodeId, listener: TcpListener, raft: Raft<TypeConfig>, lease: Arc<Lease>) {
+pub async fn serve(
+    id: NodeId,
+    listener: TcpListener,
+    raft: Raft<TypeConfig>,
+    lease: Arc<Lease>,
+    snapshot_dir: std::path::PathBuf,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         // Reap finished connections so the set does not grow with every one ever accepted.
@@ -261,6 +279,7 @@ pub async fn serve(id: NodeId, listener: TcpListener, raft: Raft<TypeConfig>, le
             id,
             raft: raft.clone(),
             lease: lease.clone(),
+            snapshot_dir: snapshot_dir.clone(),
         };
         let requests = BaseChannel::with_defaults(transport).execute(server.serve());
         connections.spawn(requests.for_each(|request| async {

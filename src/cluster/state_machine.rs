@@ -181,11 +181,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let store = self.store.clone();
         let meta = meta.clone();
         let snapshots = self.snapshots.clone();
-        blocking(move || {
+        let installed = blocking(move || {
             let _files = snapshots.lock().expect("snapshot files lock");
-            install(&store, &meta, file)
+            install(&store, &meta, file)?;
+            Ok(meta)
         })
-        .await
+        .await?;
+        tracing::info!(
+            snapshot = %installed.snapshot_id,
+            last_index = installed.last_log_id.map_or(0, |id| id.index),
+            "installed a snapshot the leader sent"
+        );
+        Ok(())
     }
 
     async fn get_current_snapshot(
@@ -340,6 +347,74 @@ fn unpack(tar_path: &Path, staged: &Path) -> std::io::Result<()> {
 }
 
 fn current_snapshot(dir: &Path) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+    newest(dir)?
+        .map(|(meta, tar_path)| open_snapshot(&tar_path, meta))
+        .transpose()
+}
+
+/// A built snapshot as `CLUSTER SNAPSHOT` reports it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotReport {
+    pub snapshot_id: String,
+    /// The last log index it holds (the applied sequence number it captured).
+    pub index: u64,
+    pub path: String,
+    pub bytes: u64,
+}
+
+/// The newest snapshot in `dir` (a store's `raft_snapshot_dir`), if any.
+pub fn newest_snapshot(dir: &Path) -> Result<Option<SnapshotReport>, RaftStorageError> {
+    let Some((meta, tar_path)) = newest(dir)? else {
+        return Ok(None);
+    };
+    let bytes = std::fs::metadata(&tar_path)
+        .map_err(|e| read_error(&e))?
+        .len();
+    Ok(Some(SnapshotReport {
+        snapshot_id: meta.snapshot_id,
+        index: meta.last_log_id.map_or(0, |id| id.index),
+        path: tar_path.display().to_string(),
+        bytes,
+    }))
+}
+
+/// Has `raft` build a snapshot now into `dir` (its store's `raft_snapshot_dir`) and returns it
+/// once openraft has taken it as its current one, within `timeout`.
+pub async fn build_now(
+    raft: &openraft::Raft<TypeConfig>,
+    dir: &Path,
+    timeout: std::time::Duration,
+) -> Result<SnapshotReport, String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let before = newest_snapshot(dir)
+        .map_err(|e| e.to_string())?
+        .map(|report| report.snapshot_id);
+    raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+    // Every build has a name of its own (it ends in the time it was made).
+    let report = loop {
+        if let Some(report) = newest_snapshot(dir).map_err(|e| e.to_string())?
+            && Some(&report.snapshot_id) != before.as_ref()
+        {
+            break report;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("no snapshot was built within {timeout:?}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let index = report.index;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    raft.wait(Some(left))
+        .metrics(
+            |m| m.snapshot.is_some_and(|id| id.index >= index),
+            "snapshot taken",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(report)
+}
+
+fn newest(dir: &Path) -> Result<Option<(Meta, PathBuf)>, RaftStorageError> {
     let mut newest: Option<(Meta, PathBuf)> = None;
     for path in entries(dir).map_err(|e| read_error(&e))? {
         let name = file_name(&path);
@@ -359,9 +434,7 @@ fn current_snapshot(dir: &Path) -> Result<Option<Snapshot<TypeConfig>>, RaftStor
             newest = Some((meta, tar_path));
         }
     }
-    newest
-        .map(|(meta, tar_path)| open_snapshot(&tar_path, meta))
-        .transpose()
+    Ok(newest)
 }
 
 fn open_snapshot(tar_path: &Path, meta: Meta) -> Result<Snapshot<TypeConfig>, RaftStorageError> {

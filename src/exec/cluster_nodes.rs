@@ -1,6 +1,7 @@
 //! The cluster's members as SQL sees them: `system.cluster`, one row per member as this node
 //! knows it (its id, address, role, term, log positions and when this node last heard from
-//! it; empty on a single node), and `ALTER CLUSTER ADD NODE` / `REMOVE NODE`.
+//! it; empty on a single node), `ALTER CLUSTER ADD NODE` / `REMOVE NODE`, and `CLUSTER SNAPSHOT`
+//! on every node.
 
 use std::sync::Arc;
 
@@ -16,7 +17,57 @@ use crate::cluster::rpc::MembershipChange;
 use crate::sql::ClusterChange;
 use crate::storage::{StorageError, Store};
 
+/// The rows `CLUSTER SNAPSHOT` returns in cluster mode: one per member.
+pub(super) fn snapshot_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("node_id", DataType::Int64, false),
+        Field::new("snapshot_id", DataType::Utf8, true),
+        Field::new("applied_seq", DataType::Int64, true),
+        Field::new("path", DataType::Utf8, true),
+        Field::new("bytes", DataType::Int64, true),
+        // Why the member built none (unreachable, failed); NULL when it did.
+        Field::new("error", DataType::Utf8, true),
+    ]))
+}
+
 impl Session {
+    /// Builds a Raft snapshot (`data/snapshots/raft/`) on every member at once and reports
+    /// each.
+    pub(super) async fn snapshot_every_node(&self, replica: &Replica) -> ExecResult<Outcome> {
+        let reports = replica.snapshot_everywhere().await;
+        let built = |f: &dyn Fn(&crate::cluster::state_machine::SnapshotReport) -> i64| {
+            Arc::new(Int64Array::from_iter(
+                reports.iter().map(|(_, r)| r.as_ref().ok().map(f)),
+            )) as ArrayRef
+        };
+        let schema = snapshot_schema();
+        let columns = vec![
+            Arc::new(Int64Array::from_iter_values(
+                reports.iter().map(|(id, _)| *id as i64),
+            )) as ArrayRef,
+            texts(
+                reports
+                    .iter()
+                    .map(|(_, r)| r.as_ref().ok().map(|r| r.snapshot_id.as_str())),
+            ),
+            built(&|r| r.index as i64),
+            texts(
+                reports
+                    .iter()
+                    .map(|(_, r)| r.as_ref().ok().map(|r| r.path.as_str())),
+            ),
+            built(&|r| r.bytes as i64),
+            texts(
+                reports
+                    .iter()
+                    .map(|(_, r)| r.as_ref().err().map(String::as_str)),
+            ),
+        ];
+        let batch = datafusion::arrow::array::RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| ExecError::Internal(e.to_string()))?;
+        Ok(Outcome::rows(schema, vec![batch]))
+    }
+
     /// Adds or removes a node, on the leader or forwarded to it. Adding returns once the new
     /// node has caught up and votes.
     pub(super) async fn alter_cluster(&self, change: &ClusterChange) -> ExecResult<Outcome> {

@@ -344,6 +344,9 @@ impl Session {
     }
 
     pub(super) async fn cluster_snapshot(&self) -> ExecResult<Outcome> {
+        if let Some(replica) = self.engine.cluster() {
+            return self.snapshot_every_node(replica).await;
+        }
         let store = self.engine.store().clone();
         let keep = self.engine.config().backup.snapshots_keep;
         let info = tokio::task::spawn_blocking(move || backup::take_cluster_snapshot(&store, keep))

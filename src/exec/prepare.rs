@@ -122,7 +122,10 @@ impl Session {
                 param_types: Vec::new(),
             }),
             Statement::ClusterSnapshot => Ok(PreparedStatement {
-                result_schema: Some(super::maintenance::cluster_snapshot_schema()),
+                result_schema: Some(match self.engine.cluster() {
+                    Some(_) => super::cluster_nodes::snapshot_schema(),
+                    None => super::maintenance::cluster_snapshot_schema(),
+                }),
                 statement,
                 plan: None,
                 fast_path: None,
