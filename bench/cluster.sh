@@ -50,10 +50,6 @@ for target in kalam "node $LEADER"; do
   $target -c "INSERT INTO bench.kv SELECT value, 'value ' || value FROM generate_series(1, $ROWS) AS g(value)"
 done
 write_point_scripts "$ROWS"
-cat > "$WORK/insert.sql" <<SQL
-\set id random(1000000, 9000000000)
-INSERT INTO bench.kv VALUES (:id, 'inserted') ON CONFLICT (id) DO NOTHING;
-SQL
 
 tps() {  # port workload
   pgbench -n -M prepared -c 8 -j 2 -T "$SECONDS_PER_RUN" -h 127.0.0.1 -p "$1" -U root \

@@ -130,4 +130,6 @@ load_backup_data() {
 write_point_scripts() {
   printf '\\set id random(1, %s)\nSELECT v FROM bench.kv WHERE id = :id;\n' "$1" > "$WORK/select.sql"
   printf "\\\\set id random(1, %s)\nUPDATE bench.kv SET v = 'updated' WHERE id = :id;\n" "$1" > "$WORK/update.sql"
+  # Single-row INSERTs of random new keys, far above the loaded ones.
+  printf "\\\\set id random(1000000, 9000000000)\nINSERT INTO bench.kv VALUES (:id, 'inserted') ON CONFLICT (id) DO NOTHING;\n" > "$WORK/insert.sql"
 }

@@ -18,10 +18,6 @@ for db in kalam pg; do
 done
 
 write_point_scripts "$ROWS"
-cat > "$WORK/insert.sql" <<SQL
-\set id random(1000000, 9000000000)
-INSERT INTO bench.kv VALUES (:id, 'inserted') ON CONFLICT (id) DO NOTHING;
-SQL
 
 tps() {  # port workload database; a workload is a script name, or "mixed"
   local scripts=(-f "$WORK/$2.sql")

@@ -27,6 +27,8 @@ pub enum NodeError {
     Server(#[from] ServerError),
     #[error("cluster: {0}")]
     Cluster(#[from] ClusterError),
+    #[error("[cluster]: {0}")]
+    ClusterHistory(&'static str),
     #[error("[cluster] raft_address {address}: {source}")]
     RaftAddress {
         address: String,
@@ -69,7 +71,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Some(settings) => {
             let replica = join_cluster(&store, settings).await?;
             tokio::select! {
-                () = until_serving(&replica) => {}
+                sealed = async {
+                    until_serving(&replica).await;
+                    replica.seal_history().await
+                } => sealed?,
                 () = &mut shutdown => {
                     replica.shutdown().await;
                     store.flush()?;
@@ -126,6 +131,15 @@ async fn join_cluster(
         snapshot_every: settings.snapshot_every,
         keep_behind_snapshot: settings.log_kept_behind_snapshot,
     };
+    // History that no log entry holds reaches other nodes only through a snapshot, which a
+    // node that is alone in its cluster builds before anyone joins (`Replica::seal_history`).
+    if (settings.join || !settings.peers.is_empty()) && store.holds_unreplicated_history()? {
+        return Err(NodeError::ClusterHistory(if settings.join {
+            "a node that joins a cluster starts with an empty data directory"
+        } else {
+            "a data directory that holds data becomes a cluster's first node alone: list no [[cluster.peer]], start it, then add the other nodes (join = true) with ALTER CLUSTER ADD NODE"
+        }));
+    }
     store.stripe_segment_ids(settings.node_id);
     let replica = Arc::new(
         Replica::start(settings.node_id, listener, store.clone(), &replica_settings).await?,

@@ -18,6 +18,11 @@ use common::{ServerOptions, TestServer, free_port, run_job, sqlstate};
 const ELECTION_TIMEOUT_MS: u64 = 500;
 const HEARTBEAT_MS: u64 = 100;
 
+/// One cluster test at a time: three or four servers each on two cores are already many, and
+/// heartbeats starved by another test's servers would set off elections this test did not ask
+/// for.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Cluster {
     nodes: Vec<TestServer>,
 }
@@ -85,6 +90,19 @@ impl Cluster {
     }
 }
 
+/// Waits (bounded) until a node just launched answers on its Raft port: `ALTER CLUSTER ADD
+/// NODE` refuses a node it cannot reach.
+fn wait_for_raft_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on raft port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 async fn ids_on(node: &TestServer) -> BTreeSet<i64> {
     let client = node.root().await;
     client
@@ -98,6 +116,7 @@ async fn ids_on(node: &TestServer) -> BTreeSet<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_any_node_is_readable_on_every_node_and_every_node_lists_the_members() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
     let cluster = Cluster::start(3);
     // Schema changes made on one node are seen by the next statement on another.
     let first = cluster.nodes[0].root().await;
@@ -189,6 +208,7 @@ async fn a_write_on_any_node_is_readable_on_every_node_and_every_node_lists_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_elects_a_new_one_within_five_seconds_and_loses_no_acknowledged_write() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
     let mut cluster = Cluster::start(3);
     let setup = cluster.nodes[0].root().await;
     setup
@@ -265,6 +285,7 @@ async fn create_events(client: &tokio_postgres::Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_added_empty_catches_up_from_a_snapshot_and_cluster_snapshot_reports_every_node() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
     // A snapshot every 100 entries, and no log kept behind it: a new node cannot catch up from
     // the log.
     let cluster = Cluster::start_with(3, "snapshot_every = 100\nlog_kept_behind_snapshot = 0\n");
@@ -310,6 +331,7 @@ async fn a_node_added_empty_catches_up_from_a_snapshot_and_cluster_snapshot_repo
         ..ServerOptions::default()
     });
     joining.launch();
+    wait_for_raft_port(raft_port);
     // It waits to be added before it serves clients; the statement returns once it votes.
     client
         .batch_execute(&format!("ALTER CLUSTER ADD NODE 4 '127.0.0.1:{raft_port}'"))
@@ -359,6 +381,7 @@ async fn a_node_added_empty_catches_up_from_a_snapshot_and_cluster_snapshot_repo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_on_a_follower_during_writes_holds_every_write_acknowledged_before_it_returned() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
     let cluster = Cluster::start(3);
     let leader = cluster.leader().await;
     let follower = (leader + 1) % 3;
@@ -487,6 +510,7 @@ fn signal(node: &TestServer, signal: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_catches_up_through_the_log_and_after_compaction_through_a_snapshot() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
     // No snapshot within the first 10,000 writes; one, with the log behind it purged, within
     // the next 10,000.
     let cluster = Cluster::start_with(3, "snapshot_every = 15000\nlog_kept_behind_snapshot = 0\n");
@@ -514,4 +538,138 @@ async fn a_paused_node_catches_up_through_the_log_and_after_compaction_through_a
         "after the log was purged, the node catches up from a snapshot:\n{}",
         paused.log()
     );
+}
+
+fn node_section(id: u64, raft_port: u16, rest: &str) -> String {
+    format!(
+        "[cluster]\nnode_id = {id}\nraft_address = \"127.0.0.1:{raft_port}\"\n\
+         election_timeout_ms = {ELECTION_TIMEOUT_MS}\nheartbeat_ms = {HEARTBEAT_MS}\n{rest}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_nodes_data_seeds_a_cluster_whose_added_nodes_receive_it_by_snapshot() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    // A single node with data, as a restore leaves one.
+    let mut seed = TestServer::start();
+    create_events(&seed.root().await).await;
+    let mut expected: BTreeSet<i64> = (0..50).collect();
+    seed.root()
+        .await
+        .batch_execute(
+            "INSERT INTO app.events SELECT value, 'single' FROM generate_series(0, 49) AS g(value)",
+        )
+        .await
+        .unwrap();
+    seed.stop();
+
+    // It may not form a cluster with peers that would replay a log without its history.
+    let (first_port, second_port) = (free_port(), free_port());
+    seed.options.extra = node_section(
+        1,
+        first_port,
+        &format!("[[cluster.peer]]\nnode_id = 2\nraft_address = \"127.0.0.1:{second_port}\"\n"),
+    );
+    seed.write_config();
+    let (status, log) = common::run_to_exit(
+        seed.dir.path(),
+        &seed.config_path(),
+        Duration::from_secs(60),
+    );
+    assert!(!status.success());
+    assert!(
+        log.contains("becomes a cluster's first node alone"),
+        "{log}"
+    );
+
+    // Alone, it becomes node 1 with its data; the node added later is seeded by a snapshot.
+    seed.options.extra = node_section(1, first_port, "");
+    seed.write_config();
+    seed.launch();
+    seed.wait_listening();
+    assert_eq!(ids_on(&seed).await, expected);
+    let mut joining = TestServer::configured(ServerOptions {
+        extra: node_section(2, second_port, "join = true\n"),
+        ..ServerOptions::default()
+    });
+    joining.launch();
+    wait_for_raft_port(second_port);
+    seed.root()
+        .await
+        .batch_execute(&format!(
+            "ALTER CLUSTER ADD NODE 2 '127.0.0.1:{second_port}'"
+        ))
+        .await
+        .unwrap();
+    joining.wait_listening();
+    assert_eq!(ids_on(&joining).await, expected);
+    assert!(
+        joining
+            .log()
+            .contains("installed a snapshot the leader sent"),
+        "{}",
+        joining.log()
+    );
+    // Both serve writes; the single node's root user logs in on the new node too.
+    joining
+        .root()
+        .await
+        .execute("INSERT INTO app.events VALUES (100, 'cluster')", &[])
+        .await
+        .unwrap();
+    expected.insert(100);
+    assert_eq!(ids_on(&seed).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_on_two_nodes_at_once_share_a_sequence_and_keyless_row_ids_without_conflict() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let cluster = Cluster::start(3);
+    cluster.nodes[0]
+        .root()
+        .await
+        .batch_execute(
+            "CREATE TABLE serials (id BIGSERIAL PRIMARY KEY, origin TEXT NOT NULL); \
+             CREATE TABLE notes (origin TEXT NOT NULL)",
+        )
+        .await
+        .unwrap();
+    // Four clients on each of two nodes: each node reserves sequence values while the other's
+    // reservations are still on their way to it.
+    let mut writers = Vec::new();
+    for node in [0usize, 1, 0, 1, 0, 1, 0, 1] {
+        let client = cluster.nodes[node].root().await;
+        writers.push(tokio::spawn(async move {
+            for _ in 0..50 {
+                client
+                    .batch_execute(&format!(
+                        "INSERT INTO serials (origin) VALUES ('node {node}'); \
+                         INSERT INTO notes VALUES ('node {node}')"
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    for node in &cluster.nodes {
+        let client = node.root().await;
+        let row = client
+            .query_one(
+                "SELECT count(*), count(DISTINCT id), (SELECT count(*) FROM notes) FROM serials",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                row.get::<_, i64>(0),
+                row.get::<_, i64>(1),
+                row.get::<_, i64>(2)
+            ),
+            (400, 400, 400)
+        );
+    }
 }

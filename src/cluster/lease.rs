@@ -18,6 +18,7 @@ use openraft::Raft;
 use tokio::time::Instant;
 
 use super::{LogId, NodeId, TypeConfig};
+use crate::storage::Store;
 
 /// Until when this node may serve linearizable reads as leader without asking a quorum.
 pub struct Lease {
@@ -36,25 +37,35 @@ impl Lease {
         }
     }
 
-    /// The log index a read must have been applied through, when the lease answers it: the
-    /// last applied one, if this node leads under an unexpired lease and has applied an entry
-    /// of its current term. `None` when only a confirmation round can tell.
-    pub fn read_index(&self, raft: &Raft<TypeConfig>) -> Option<Option<LogId>> {
+    /// Whether a read on this node sees every acknowledged write without asking anyone: it
+    /// leads under an unexpired lease and has applied an entry of its current term. (openraft's
+    /// metrics may lag what was applied, which only makes this answer no more often.)
+    pub fn serves_local_reads(&self, raft: &Raft<TypeConfig>) -> bool {
         let held = self
             .valid_until
             .lock()
             .expect("lease lock")
             .is_some_and(|until| Instant::now() < until);
         if !held {
-            return None;
+            return false;
         }
         let metrics = raft.metrics();
         let metrics = metrics.borrow();
-        let current = metrics.current_leader == Some(self.id)
+        metrics.current_leader == Some(self.id)
             && metrics
                 .last_applied
-                .is_some_and(|applied| applied.leader_id.term == metrics.current_term);
-        current.then_some(metrics.last_applied)
+                .is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+    }
+
+    /// The log index a read on another node must have been applied through, when the lease
+    /// answers it; `None` when only a confirmation round can tell. The index is the last one
+    /// `store` applied, not openraft's metrics': a write is acknowledged once applied, and
+    /// the metrics may be published only after that.
+    pub fn read_index(&self, raft: &Raft<TypeConfig>, store: &Store) -> Option<Option<LogId>> {
+        if !self.serves_local_reads(raft) {
+            return None;
+        }
+        super::state_machine::last_applied(store).ok()
     }
 
     fn renew(&self, confirmation_sent: Instant) {

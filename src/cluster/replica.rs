@@ -58,6 +58,10 @@ pub enum ClusterError {
     /// Membership changes and the like must be made on the leader.
     #[error("this node is not the leader{}", .0.map(|id| format!("; node {id} is")).unwrap_or_default())]
     NotLeader(Option<NodeId>),
+    /// A membership change the cluster cannot make (an unreachable node, one that is not a
+    /// member); nothing changed.
+    #[error("{0}")]
+    Refused(String),
     #[error("raft: {0}")]
     Raft(String),
 }
@@ -140,7 +144,7 @@ impl Replica {
             listener,
             raft.clone(),
             lease.clone(),
-            store.raft_snapshot_dir(),
+            store.clone(),
         ));
         let lease_keeper =
             tokio::spawn(lease::keep(raft.clone(), lease.clone(), settings.heartbeat));
@@ -273,7 +277,7 @@ impl Replica {
     /// waits to have applied that far.
     pub async fn read_barrier(&self) -> Result<(), ClusterError> {
         // A leader holding its lease has applied every acknowledged write already.
-        if self.lease.read_index(&self.raft).is_some() {
+        if self.lease.serves_local_reads(&self.raft) {
             return Ok(());
         }
         let deadline = Instant::now() + self.request_timeout;
@@ -400,6 +404,32 @@ impl Replica {
         futures::future::join_all(builds).await
     }
 
+    /// A cluster started on a store with history (a single node's data, a restored archive)
+    /// holds that history in no log entry: a node added while the log still starts at its
+    /// first entry would replay it from there and miss the history. Builds a snapshot and
+    /// purges the log behind it, once, so that every node added later is seeded from a
+    /// snapshot.
+    pub async fn seal_history(&self) -> Result<(), ClusterError> {
+        let base = self
+            .store
+            .replication_base_seq()
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        if base == 0 || self.metrics().purged.is_some() {
+            return Ok(());
+        }
+        let report = self.snapshot().await?;
+        self.purge_log(report.index).await?;
+        self.raft
+            .wait(Some(self.request_timeout))
+            .metrics(
+                |m| m.purged.is_some_and(|id| id.index >= report.index),
+                "log purged behind the snapshot",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| ClusterError::Raft(e.to_string()))
+    }
+
     /// Drops log entries up to `index`, which a snapshot must already hold.
     pub async fn purge_log(&self, index: u64) -> Result<(), ClusterError> {
         self.raft
@@ -488,9 +518,10 @@ impl From<ClusterError> for StorageError {
     fn from(e: ClusterError) -> StorageError {
         let message = e.to_string();
         match e {
-            ClusterError::Unavailable(_) | ClusterError::NotLeader(_) | ClusterError::Raft(_) => {
-                StorageError::ClusterUnavailable(message)
-            }
+            ClusterError::Unavailable(_)
+            | ClusterError::NotLeader(_)
+            | ClusterError::Raft(_)
+            | ClusterError::Refused(_) => StorageError::ClusterUnavailable(message),
             ClusterError::NoQuorum(_)
             | ClusterError::OutcomeUnknown(_)
             | ClusterError::NotAppliedHere(_) => StorageError::ClusterOutcomeUnknown(message),
@@ -505,6 +536,6 @@ fn raft_error(e: impl std::fmt::Display) -> ClusterError {
 fn membership_error(e: MembershipError) -> ClusterError {
     match e {
         MembershipError::NotLeader(leader) => ClusterError::NotLeader(leader),
-        MembershipError::Refused(message) => ClusterError::Raft(message),
+        MembershipError::Refused(message) => ClusterError::Refused(message),
     }
 }

@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use super::lease::Lease;
 use super::state_machine::SnapshotReport;
 use super::{LogId, NodeId, TypeConfig};
-use crate::storage::Command;
+use crate::storage::{Command, Store};
 
 /// The largest frame a node sends or accepts: an append of many large commands, or a
 /// forwarded bulk write, stays far below it.
@@ -74,6 +74,9 @@ pub trait RaftService {
     async fn change_membership(change: MembershipChange) -> Result<(), MembershipError>;
 }
 
+/// How long a node being added may take to catch up before the change is given up.
+const CATCH_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1800);
+
 /// A change of the cluster's members (`ALTER CLUSTER`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum MembershipChange {
@@ -110,9 +113,36 @@ pub async fn change_membership(
     };
     match change {
         MembershipChange::Add { id, addr } => {
-            raft.add_learner(id, BasicNode { addr }, true)
-                .await
-                .map_err(refused)?;
+            // A mistyped address fails here, not after the catch-up's time limit.
+            if let Err(e) = connect(&addr, std::time::Duration::from_secs(2)).await {
+                return Err(MembershipError::Refused(format!(
+                    "node {id} at {addr} cannot be reached: {e}"
+                )));
+            }
+            let caught_up = tokio::time::timeout(
+                CATCH_UP_TIMEOUT,
+                raft.add_learner(id, BasicNode { addr: addr.clone() }, true),
+            )
+            .await;
+            match caught_up {
+                Ok(added) => {
+                    added.map_err(refused)?;
+                }
+                Err(_) => {
+                    // A learner that never catches up must not stay in the membership.
+                    let _ = raft
+                        .change_membership(
+                            openraft::ChangeMembers::RemoveNodes(std::collections::BTreeSet::from(
+                                [id],
+                            )),
+                            false,
+                        )
+                        .await;
+                    return Err(MembershipError::Refused(format!(
+                        "node {id} at {addr} did not catch up within {CATCH_UP_TIMEOUT:?}; it was not added"
+                    )));
+                }
+            }
             raft.change_membership(
                 openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id])),
                 false,
@@ -182,8 +212,7 @@ struct RaftServer {
     id: NodeId,
     raft: Raft<TypeConfig>,
     lease: Arc<Lease>,
-    /// Where this node's snapshots are built.
-    snapshot_dir: std::path::PathBuf,
+    store: Arc<Store>,
 }
 
 impl RaftService for RaftServer {
@@ -236,7 +265,7 @@ impl RaftService for RaftServer {
         let left = context
             .deadline
             .saturating_duration_since(std::time::Instant::now());
-        super::state_machine::build_now(&self.raft, &self.snapshot_dir, left).await
+        super::state_machine::build_now(&self.raft, &self.store.raft_snapshot_dir(), left).await
     }
 
     async fn status(self, _: Context) -> NodeStatus {
@@ -244,7 +273,7 @@ impl RaftService for RaftServer {
     }
 
     async fn read_index(self, _: Context) -> Result<Option<LogId>, ReadIndexError> {
-        match self.lease.read_index(&self.raft) {
+        match self.lease.read_index(&self.raft, &self.store) {
             Some(read_index) => Ok(read_index),
             None => self.raft.ensure_linearizable().await,
         }
@@ -258,7 +287,7 @@ pub async fn serve(
     listener: TcpListener,
     raft: Raft<TypeConfig>,
     lease: Arc<Lease>,
-    snapshot_dir: std::path::PathBuf,
+    store: Arc<Store>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -279,7 +308,7 @@ pub async fn serve(
             id,
             raft: raft.clone(),
             lease: lease.clone(),
-            snapshot_dir: snapshot_dir.clone(),
+            store: store.clone(),
         };
         let requests = BaseChannel::with_defaults(transport).execute(server.serve());
         connections.spawn(requests.for_each(|request| async {

@@ -71,6 +71,12 @@ impl StateMachine {
     }
 }
 
+/// The last entry `store` has applied, as recorded in the batch that applied it: ahead of
+/// openraft's metrics, which are published after the client was answered.
+pub(super) fn last_applied(store: &Store) -> Result<Option<LogId>, RaftStorageError> {
+    Ok(machine_state(store)?.last_applied)
+}
+
 fn machine_state(store: &Store) -> Result<MachineState, RaftStorageError> {
     match store.replicated_machine_state() {
         Ok(Some(bytes)) => decode(&bytes).map_err(|e| read_error(&e)),

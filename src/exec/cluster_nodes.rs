@@ -12,7 +12,7 @@ use datafusion::error::Result;
 use super::session::Outcome;
 use super::system_tables::{SystemTable, texts, timestamp_type, timestamps};
 use super::{ExecError, ExecResult, Session};
-use crate::cluster::replica::Replica;
+use crate::cluster::replica::{ClusterError, Replica};
 use crate::cluster::rpc::MembershipChange;
 use crate::sql::ClusterChange;
 use crate::storage::{StorageError, Store};
@@ -28,6 +28,17 @@ pub(super) fn snapshot_schema() -> SchemaRef {
         // Why the member built none (unreachable, failed); NULL when it did.
         Field::new("error", DataType::Utf8, true),
     ]))
+}
+
+/// A refused membership change is the statement's fault; every other cluster failure says
+/// whether anything was committed (see `storage::StorageError`).
+impl From<ClusterError> for ExecError {
+    fn from(e: ClusterError) -> ExecError {
+        match e {
+            ClusterError::Refused(message) => ExecError::ObjectNotInPrerequisiteState(message),
+            other => StorageError::from(other).into(),
+        }
+    }
 }
 
 impl Session {
@@ -98,10 +109,7 @@ impl Session {
             }
             ClusterChange::RemoveNode { node_id } => MembershipChange::Remove { id: *node_id },
         };
-        replica
-            .change_membership(change)
-            .await
-            .map_err(|e| ExecError::from(StorageError::from(e)))?;
+        replica.change_membership(change).await?;
         Ok(Outcome::Done {
             tag: "ALTER CLUSTER",
         })

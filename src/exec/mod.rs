@@ -327,7 +327,9 @@ impl From<StorageError> for ExecError {
                 }
                 Conflict::NotNull { .. } => ExecError::NotNullViolation(message),
                 Conflict::OutOfRange(_) => ExecError::NumericOutOfRange(message),
-                Conflict::RowChanged { .. } => ExecError::ConcurrentUpdate(message),
+                Conflict::RowChanged { .. } | Conflict::SequenceMoved(_) => {
+                    ExecError::ConcurrentUpdate(message)
+                }
                 Conflict::TableChanged(_) => ExecError::ConcurrentDefinitionChange(message),
             },
         }
@@ -617,10 +619,7 @@ impl Engine {
         let Some(cluster) = &self.cluster else {
             return Ok(());
         };
-        cluster
-            .read_barrier()
-            .await
-            .map_err(|e| StorageError::from(e).into())
+        Ok(cluster.read_barrier().await?)
     }
 
     /// This node's part in a cluster; `None` on a single node.

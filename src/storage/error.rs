@@ -86,6 +86,10 @@ pub enum Conflict {
     DuplicateKey { table_id: u64, key: Vec<u8> },
     #[error("could not serialize access due to concurrent update")]
     RowChanged { table_id: u64 },
+    /// Another node of the cluster reserved values of the sequence since this node read its
+    /// position; the reservation is tried again from the new position.
+    #[error("could not serialize access due to concurrent update of sequence #{0}")]
+    SequenceMoved(u64),
 }
 
 impl Conflict {
@@ -112,6 +116,7 @@ impl Conflict {
                 | Conflict::NotNull { .. }
                 | Conflict::OutOfRange(_)
                 | Conflict::RowChanged { .. }
+                | Conflict::SequenceMoved(_)
                 | Conflict::SequenceExhausted { .. }
         )
     }

@@ -105,6 +105,9 @@ const DATABASE_ID_KEY: &[u8] = b"database_id";
 /// allocate the same segment id.
 const SEGMENT_ID_STRIPES: u64 = 1024;
 
+/// A cluster node's block of hidden row ids is 2^48 wide (see `Store::row_id_block`).
+const ROW_ID_BLOCK_BITS: u32 = 48;
+
 /// Durability knobs for RocksDB writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Durability {
@@ -272,7 +275,10 @@ impl Store {
 
     /// Reserves `count` hidden row ids for a table without a declared key; returns the first.
     /// Ids are never reused, even when the rows are rolled back.
+    /// In a cluster each node hands out ids of its own block (see `row_id_block`), so rows
+    /// two nodes insert at once never share an id.
     pub fn allocate_row_ids(&self, table_id: u64, count: u64) -> StorageResult<u64> {
+        let (low, high) = self.row_id_block();
         let mut row_ids = self.row_ids.lock().expect("row id lock");
         let next = match row_ids.get(&table_id) {
             Some(next) => *next,
@@ -283,10 +289,19 @@ impl Store {
                     .map(|b| decode_u64(CF_META, &b))
                     .transpose()?
                     .unwrap_or(0);
-                let mut last_key = 0;
+                let persisted = if (low..high).contains(&persisted) {
+                    persisted
+                } else {
+                    low
+                };
+                let mut last_key = low;
                 let mut options = rocksdb::ReadOptions::default();
-                options.set_iterate_upper_bound(rows::table_prefix(table_id + 1).to_vec());
-                let upper = rows::table_prefix(table_id + 1);
+                let upper = if high == u64::MAX {
+                    rows::table_prefix(table_id + 1).to_vec()
+                } else {
+                    rows::row_id_key(table_id, high)
+                };
+                options.set_iterate_upper_bound(upper.clone());
                 let mut iter = self.db.iterator_cf_opt(
                     cf(&self.db, CF_ROWS),
                     options,
@@ -295,7 +310,8 @@ impl Store {
                 if let Some(item) = iter.next() {
                     let (key, _) = item?;
                     if key.starts_with(&rows::table_prefix(table_id)) && key.len() == 16 {
-                        last_key = u64::from_be_bytes(key[8..16].try_into().expect("16-byte key"));
+                        let id = u64::from_be_bytes(key[8..16].try_into().expect("16-byte key"));
+                        last_key = last_key.max(id);
                     }
                 }
                 persisted.max(last_key) + 1
@@ -303,6 +319,16 @@ impl Store {
         };
         row_ids.insert(table_id, next + count);
         Ok(next)
+    }
+
+    /// The hidden row ids this node hands out: all of them on a single node; in a cluster,
+    /// node `n`'s block of 2^48 ids starting at `n << 48` (ids a single node handed out
+    /// before stay below every node's block).
+    fn row_id_block(&self) -> (u64, u64) {
+        match self.segment_id_stripe.get() {
+            Some(node) => (node << ROW_ID_BLOCK_BITS, (node + 1) << ROW_ID_BLOCK_BITS),
+            None => (0, u64::MAX),
+        }
     }
 
     /// Brings what lives beside the catalog in line with it: checks the file names it records,

@@ -22,6 +22,12 @@ use super::{
 /// The state machine's record of its last applied entry and membership, in `meta`.
 pub(super) const MACHINE_STATE_KEY: &[u8] = b"raft_machine";
 
+/// The applied sequence number a store already had when it became a cluster's first node
+/// (a single node's data, a restored archive): log index `i` is applied as sequence number
+/// `base + i`, so sequence numbers keep rising across the change. Absent (0) for a store that
+/// started replicated; a snapshot carries it to the nodes it seeds.
+const REPLICATION_BASE_KEY: &[u8] = b"raft_base";
+
 /// Column families that stay the node's own when a snapshot replaces the rest: its Raft log
 /// and state, and its jobs (each node runs and lists its own).
 const NODE_LOCAL_FAMILIES: [&str; 2] = [CF_RAFT_LOG, CF_JOBS];
@@ -35,8 +41,8 @@ const INSTALL_MARKER: &str = "installing";
 const KEYS_END: [u8; 16] = [0xff; 16];
 
 impl Store {
-    /// Applies log entry `index` (above the applied sequence number, which becomes `index`;
-    /// a store that already holds a single node's commands cannot start a log at 0): its command, if it has one (blank and membership entries have
+    /// Applies log entry `index` as sequence number `base + index` (above the applied one; see
+    /// [`REPLICATION_BASE_KEY`]): its command, if it has one (blank and membership entries have
     /// none), with `machine_state` recorded in the same batch. `Ok(Err(conflict))` is a refused
     /// command: the entry is recorded as applied all the same. `Err` means the store itself
     /// failed, and the node must stop applying.
@@ -50,21 +56,35 @@ impl Store {
             .is_some_and(Command::restarts_sequences)
             .then(|| self.sequence_ranges.lock().expect("sequence ranges lock"));
         let applied = self.apply_lock.lock().expect("apply lock poisoned");
-        // Raft's first entry has index 0, which a new store's sequence number already is.
-        if index < *applied || (index == *applied && index != 0) {
+        let (base, starts_log) = self.replication_base(*applied)?;
+        let seq = base.saturating_add(index);
+        // Raft's first entry has index 0: it is applied as the sequence number the store
+        // already has (0 for a new store).
+        let first = starts_log && index == 0;
+        if seq < *applied || (seq == *applied && !first) {
             return Err(StorageError::Corrupt {
                 cf: CF_META,
                 message: format!(
-                    "log entry {index} applied after sequence number {}",
+                    "log entry {index} (sequence number {seq}) applied after sequence number {}",
                     *applied
                 ),
             });
         }
         let Some(command) = command else {
+            let new_base = starts_log.then_some(base);
             return self
-                .record_replicated(index, machine_state, applied)
-                .map(|()| Ok(Applied::at(index)));
+                .record_replicated(seq, machine_state, new_base, applied)
+                .map(|()| Ok(Applied::at(seq)));
         };
+        if starts_log && base > 0 {
+            // Recorded before the command's batch: should that batch be lost, the entry is
+            // applied again at the same sequence number.
+            self.db.put_cf(
+                cf(&self.db, CF_META),
+                REPLICATION_BASE_KEY,
+                base.to_be_bytes(),
+            )?;
+        }
         let materialized;
         let command = match command {
             Command::Shipped { file, command } => {
@@ -77,15 +97,43 @@ impl Store {
             },
         };
         // A failed command writes nothing, so the guard comes back for the bare record.
-        match self.apply_locked(command, index, Some(machine_state), applied, ranges) {
+        match self.apply_locked(command, seq, Some(machine_state), applied, ranges) {
             Ok(outcome) => Ok(Ok(outcome)),
             Err(StorageError::Conflict(conflict)) => {
                 let applied = self.apply_lock.lock().expect("apply lock poisoned");
-                self.record_replicated(index, machine_state, applied)?;
+                self.record_replicated(seq, machine_state, None, applied)?;
                 Ok(Err(conflict))
             }
             Err(other) => Err(other),
         }
+    }
+
+    /// This store's replication base (see [`REPLICATION_BASE_KEY`]) and whether the log
+    /// starts here: a store that has applied no entry yet starts it above the sequence number
+    /// `applied` it already has.
+    fn replication_base(&self, applied: u64) -> StorageResult<(u64, bool)> {
+        let meta = cf(&self.db, CF_META);
+        if let Some(bytes) = self.db.get_cf(meta, REPLICATION_BASE_KEY)? {
+            return Ok((decode_u64(CF_META, &bytes)?, false));
+        }
+        if self.db.get_cf(meta, MACHINE_STATE_KEY)?.is_some() {
+            return Ok((0, false));
+        }
+        Ok((applied, true))
+    }
+
+    /// Whether this store holds data that no Raft log has: a single node's, or a restored
+    /// archive's. Such a store can start a cluster only alone (see `node`).
+    pub fn holds_unreplicated_history(&self) -> StorageResult<bool> {
+        Ok(self.applied_seq() > 0 && self.replicated_machine_state()?.is_none())
+    }
+
+    /// The sequence number this store had when its Raft log started (0 when it started
+    /// empty); nodes seeded from it by a snapshot have it too.
+    pub fn replication_base_seq(&self) -> StorageResult<u64> {
+        self.db
+            .get_cf(cf(&self.db, CF_META), REPLICATION_BASE_KEY)?
+            .map_or(Ok(0), |bytes| decode_u64(CF_META, &bytes))
     }
 
     /// Puts a shipped file where this node's copy of `command` reads it and returns that
@@ -143,18 +191,24 @@ impl Store {
         })
     }
 
+    /// Records an entry without a command (or a refused one) as applied at `seq`, with the
+    /// replication base when this entry starts the log.
     fn record_replicated(
         &self,
-        index: u64,
+        seq: u64,
         machine_state: &[u8],
+        new_base: Option<u64>,
         mut applied: std::sync::MutexGuard<'_, u64>,
     ) -> StorageResult<()> {
         let meta = cf(&self.db, CF_META);
         let mut batch = WriteBatch::default();
-        batch.put_cf(meta, APPLIED_SEQ_KEY, index.to_be_bytes());
+        batch.put_cf(meta, APPLIED_SEQ_KEY, seq.to_be_bytes());
         batch.put_cf(meta, MACHINE_STATE_KEY, machine_state);
+        if let Some(base) = new_base.filter(|base| *base > 0) {
+            batch.put_cf(meta, REPLICATION_BASE_KEY, base.to_be_bytes());
+        }
         self.db.write_opt(batch, &self.write_options)?;
-        *applied = index;
+        *applied = seq;
         Ok(())
     }
 

@@ -22,6 +22,9 @@ use crate::model::types::SqlType;
 /// durable write per value (PostgreSQL logs 32 ahead for the same reason).
 const MIN_RESERVED: u64 = 32;
 
+/// How often a reservation is tried again after other nodes of a cluster reserved first.
+const SEQUENCE_RESERVE_ATTEMPTS: u32 = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequenceRecord {
     /// Assigned when the sequence is created, from the counter tables use (so the relation
@@ -174,6 +177,22 @@ impl Store {
     /// Makes the next `wanted` values (fewer when the sequence's bound comes first) durable as
     /// handed out, and returns them as a range.
     fn reserve(&self, sequence: &SequenceRecord, wanted: u64) -> StorageResult<ReservedRange> {
+        let mut attempts = 0;
+        loop {
+            match self.reserve_once(sequence, wanted) {
+                // Another node reserved first; its move is applied here by now (a commit
+                // returns once this node has applied it), so the next read sees it.
+                Err(StorageError::Conflict(Conflict::SequenceMoved(_)))
+                    if attempts < SEQUENCE_RESERVE_ATTEMPTS =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn reserve_once(&self, sequence: &SequenceRecord, wanted: u64) -> StorageResult<ReservedRange> {
         let position = self
             .sequence_position(sequence.sequence_id)?
             .ok_or_else(|| Conflict::NoSuchSequence(sequence.name.clone()))?;
@@ -463,11 +482,10 @@ pub(super) fn move_to(
         Some(bytes) => records::decode(CF_META, &bytes)?,
         None => return Err(Conflict::NoSuchSequence(format!("#{sequence_id}")).into()),
     };
+    // One node's allocator holds the ranges lock across its reservations; only another
+    // node's can move the sequence meanwhile, and every node refuses this move alike.
     if expect.is_some_and(|expected| expected != stored) {
-        return Err(StorageError::Corrupt {
-            cf: CF_META,
-            message: format!("sequence #{sequence_id} moved outside its allocator"),
-        });
+        return Err(Conflict::SequenceMoved(sequence_id).into());
     }
     ctx.put(batch, CF_META, key, records::encode(&to));
     Ok(())
