@@ -7,12 +7,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb/target}"
 PGBIN="$(pg_config --bindir)"
 KALAM_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+CLUSTER_PIDS=()
 export PGPASSWORD=bench-password
 KALAM_PID=""
 
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 cleanup() {
+  stop_cluster
   if [ -n "$KALAM_PID" ]; then
     kill "$KALAM_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$KALAM_PID" 2>/dev/null || break; sleep 0.1; done
@@ -22,20 +24,33 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# KALAMDB_BIN runs a binary built elsewhere (an older commit, for before/after figures).
-start_kalamdb() {
-  local bin="${KALAMDB_BIN:-}"
-  if [ -z "$bin" ]; then
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The binary to run: KALAMDB_BIN, one built elsewhere (an older commit, for before/after
+# figures), or this tree's release build.
+kalamdb_bin() {
+  if [ -n "${KALAMDB_BIN:-}" ]; then
+    echo "$KALAMDB_BIN"
+  else
     (cd "$ROOT" && cargo build --release --quiet)
-    bin="$CARGO_TARGET_DIR/release/kalamdb"
+    echo "$CARGO_TARGET_DIR/release/kalamdb"
   fi
-  sed -e "s/^port = 5432/port = $KALAM_PORT/" \
-      -e "s#^data_path = .*#data_path = \"$WORK/kalam\"#" \
+}
+
+kalamdb_config() {  # port data_path: the shipped server.toml with the benches' settings
+  sed -e "s/^port = 5432/port = $1/" \
+      -e "s#^data_path = .*#data_path = \"$2\"#" \
       -e "s/^root_password = .*/root_password = \"$PGPASSWORD\"/" \
       -e "s/^level = .*/level = \"warn\"/" \
       -e "s/^row_limit = .*/row_limit = ${FLUSH_ROW_LIMIT:-1000000}/" \
       -e "${BACKUP_LEVEL:+s/^compression_level = .*/compression_level = $BACKUP_LEVEL/}" \
-      "$ROOT/server.toml" > "$WORK/server.toml"
+      "$ROOT/server.toml"
+}
+
+start_kalamdb() {
+  local bin
+  bin=$(kalamdb_bin)
+  kalamdb_config "$KALAM_PORT" "$WORK/kalam" > "$WORK/server.toml"
   "$bin" --config "$WORK/server.toml" 2>"$WORK/kalam.log" &
   KALAM_PID=$!
   for _ in $(seq 100); do
@@ -132,4 +147,44 @@ write_point_scripts() {
   printf "\\\\set id random(1, %s)\nUPDATE bench.kv SET v = 'updated' WHERE id = :id;\n" "$1" > "$WORK/update.sql"
   # Single-row INSERTs of random new keys, far above the loaded ones.
   printf "\\\\set id random(1000000, 9000000000)\nINSERT INTO bench.kv VALUES (:id, 'inserted') ON CONFLICT (id) DO NOTHING;\n" > "$WORK/insert.sql"
+}
+
+# --- A three-node cluster on this machine (cluster benches) ---
+
+# Starts three nodes of one cluster with binary $1, data under $WORK/$2-n<i>, and waits until
+# each serves clients; sets CLUSTER_PORTS, CLUSTER_PIDS and CLUSTER_LEADER (1 to 3).
+start_cluster() {
+  local bin=$1 name=$2 rafts=() i j
+  CLUSTER_PORTS=() CLUSTER_PIDS=() CLUSTER_LEADER=""
+  for i in 1 2 3; do CLUSTER_PORTS+=("$(free_port)"); rafts+=("$(free_port)"); done
+  for i in 1 2 3; do
+    local config="$WORK/$name-n$i.toml"
+    kalamdb_config "${CLUSTER_PORTS[i-1]}" "$WORK/$name-n$i" > "$config"
+    printf '\n[cluster]\nnode_id = %s\nraft_address = "127.0.0.1:%s"\n' "$i" "${rafts[i-1]}" >> "$config"
+    for j in 1 2 3; do
+      [ "$i" = "$j" ] && continue
+      printf '[[cluster.peer]]\nnode_id = %s\nraft_address = "127.0.0.1:%s"\n' "$j" "${rafts[j-1]}" >> "$config"
+    done
+    "$bin" --config "$config" 2>"$WORK/$name-n$i.log" &
+    CLUSTER_PIDS+=($!)
+  done
+  for i in 1 2 3; do
+    for _ in $(seq 300); do cluster_node "$i" -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+    cluster_node "$i" -c 'SELECT 1' >/dev/null || { echo "node $i did not start:"; cat "$WORK/$name-n$i.log"; exit 1; }
+  done
+  for i in 1 2 3; do
+    [ "$(cluster_node "$i" -At -c "SELECT role FROM system.cluster WHERE is_local")" = leader ] && CLUSTER_LEADER=$i
+  done
+  [ -n "$CLUSTER_LEADER" ] || { echo "no node leads" >&2; exit 1; }
+}
+
+cluster_node() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${CLUSTER_PORTS[$1-1]}" -U root -d kalamdb "${@:2}"; }
+
+stop_cluster() {
+  local pid
+  for pid in "${CLUSTER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${CLUSTER_PIDS[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  CLUSTER_PIDS=()
 }

@@ -553,6 +553,15 @@ mod tests {
             .unwrap();
     }
 
+    /// As [`leader_snapshot`], with the path of the snapshot's tar file.
+    async fn leader_snapshot_file(dir: &Path) -> (Arc<Store>, PathBuf) {
+        let (leader, snapshot) = leader_snapshot(dir).await;
+        let tar_path = leader
+            .raft_snapshot_dir()
+            .join(format!("{}.tar", snapshot.meta.snapshot_id));
+        (leader, tar_path)
+    }
+
     /// A leader with a user, a flushed row in a segment and a hot row, applied at entries 1 to
     /// 4, and the snapshot it builds of them.
     async fn leader_snapshot(dir: &Path) -> (Arc<Store>, Snapshot<TypeConfig>) {
@@ -682,10 +691,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_install_a_crash_interrupted_is_finished_when_the_store_opens() {
         let tmp = tempfile::tempdir().unwrap();
-        let (leader, snapshot) = leader_snapshot(&tmp.path().join("leader")).await;
-        let tar_path = leader
-            .raft_snapshot_dir()
-            .join(format!("{}.tar", snapshot.meta.snapshot_id));
+        let (_leader, tar_path) = leader_snapshot_file(&tmp.path().join("leader")).await;
         let follower_dir = tmp.path().join("follower");
         let raft_dir = {
             let follower = diverged_follower(&follower_dir);
@@ -708,10 +714,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn files_an_interrupted_install_moved_in_survive_the_next_start() {
         let tmp = tempfile::tempdir().unwrap();
-        let (leader, snapshot) = leader_snapshot(&tmp.path().join("leader")).await;
-        let tar_path = leader
-            .raft_snapshot_dir()
-            .join(format!("{}.tar", snapshot.meta.snapshot_id));
+        let (leader, tar_path) = leader_snapshot_file(&tmp.path().join("leader")).await;
         let follower_dir = tmp.path().join("follower");
         let (raft_dir, storage) = {
             let follower = open(&follower_dir);
