@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cluster::replica::{ClusterError, Replica, ReplicaSettings};
-use crate::config::{ClusterSection, Config};
+use crate::cluster::transport::{Transport, TransportError};
+use crate::config::{ClusterSection, Config, TlsSection};
 use crate::exec::{Engine, ExecError};
 use crate::server::{self, ServerError};
 use crate::storage::{Durability, StorageError, Store};
@@ -29,6 +30,8 @@ pub enum NodeError {
     Cluster(#[from] ClusterError),
     #[error("[cluster]: {0}")]
     ClusterHistory(&'static str),
+    #[error("[cluster] TLS between nodes: {0}")]
+    ClusterTransport(#[from] TransportError),
     #[error("[cluster] raft_address {address}: {source}")]
     RaftAddress {
         address: String,
@@ -69,7 +72,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tokio::pin!(shutdown);
     let cluster = match &config.cluster {
         Some(settings) => {
-            let replica = join_cluster(&store, settings).await?;
+            let replica = join_cluster(&store, settings, &config.tls).await?;
             tokio::select! {
                 sealed = async {
                     until_serving(&replica).await;
@@ -113,7 +116,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 async fn join_cluster(
     store: &Arc<Store>,
     settings: &ClusterSection,
+    tls: &TlsSection,
 ) -> Result<Arc<Replica>, NodeError> {
+    // The configuration requires `ca` with TLS on, and TLS off loopback.
+    let transport = match &settings.ca {
+        Some(ca) if tls.enabled => {
+            Transport::mutual_tls(&tls.cert, &tls.key, ca, settings.raft_address_is_loopback())?
+        }
+        _ => Transport::Plain,
+    };
     let listener = tokio::net::TcpListener::bind(&settings.raft_address)
         .await
         .map_err(|source| NodeError::RaftAddress {
@@ -130,6 +141,7 @@ async fn join_cluster(
         ),
         snapshot_every: settings.snapshot_every,
         keep_behind_snapshot: settings.log_kept_behind_snapshot,
+        transport,
     };
     // History that no log entry holds reaches other nodes only through a snapshot, which a
     // node that is alone in its cluster builds before anyone joins (`Replica::seal_history`).

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{ServerOptions, TestServer, free_port, run_job, sqlstate};
+use common::{ServerOptions, TestServer, free_port, repo_root, run_job, sqlstate};
 
 /// Shorter than the defaults (1 s, 250 ms) so that the test's elections are quick; the
 /// README's figures are measured with the defaults.
@@ -25,6 +25,7 @@ static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 
 struct Cluster {
     nodes: Vec<TestServer>,
+    raft_ports: Vec<u16>,
 }
 
 impl Cluster {
@@ -35,6 +36,11 @@ impl Cluster {
 
     /// As [`Self::start`], with `settings` added to every node's `[cluster]` section.
     fn start_with(size: usize, settings: &str) -> Cluster {
+        Self::start_configured(size, settings, false)
+    }
+
+    /// As [`Self::start_with`], with `[tls]` on when `tls` (the development certificates).
+    fn start_configured(size: usize, settings: &str, tls: bool) -> Cluster {
         let raft_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let mut nodes: Vec<TestServer> = (0..size)
             .map(|i| {
@@ -52,6 +58,7 @@ impl Cluster {
                 }
                 TestServer::configured(ServerOptions {
                     extra: section,
+                    tls,
                     ..ServerOptions::default()
                 })
             })
@@ -62,7 +69,7 @@ impl Cluster {
         for node in &mut nodes {
             node.wait_listening();
         }
-        Cluster { nodes }
+        Cluster { nodes, raft_ports }
     }
 
     /// The index of the node that leads, as the live nodes report it (bounded wait).
@@ -481,24 +488,17 @@ async fn wait_for_ids(node: &TestServer, expected: &BTreeSet<i64>) {
     }
 }
 
-/// 10,000 single-row INSERTs through `node`, four clients at once; returns their ids.
+/// 10,000 single-row INSERTs through `node`, one after another; returns their ids.
 async fn insert_many(node: &TestServer, first: i64) -> BTreeSet<i64> {
-    let mut tasks = Vec::new();
-    for part in 0..4i64 {
-        let client = node.root().await;
-        tasks.push(tokio::spawn(async move {
-            let statement = client
-                .prepare("INSERT INTO app.events VALUES ($1, 'paused')")
-                .await
-                .unwrap();
-            for k in 0..2500i64 {
-                let id = first + part * 2500 + k;
-                client.execute(&statement, &[&id]).await.unwrap();
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
+    // One client: concurrent writes would be grouped into fewer log entries, and the test
+    // that pauses a node counts on 10,000 entries to purge the log behind a snapshot.
+    let client = node.root().await;
+    let statement = client
+        .prepare("INSERT INTO app.events VALUES ($1, 'paused')")
+        .await
+        .unwrap();
+    for id in first..first + 10_000 {
+        client.execute(&statement, &[&id]).await.unwrap();
     }
     (first..first + 10_000).collect()
 }
@@ -671,5 +671,180 @@ async fn inserts_on_two_nodes_at_once_share_a_sequence_and_keyless_row_ids_witho
             ),
             (400, 400, 400)
         );
+    }
+}
+
+/// What a client that is not a node gets from a node's Raft port under TLS: the connection is
+/// closed (or the handshake refused) without any call being answered. `Ok(())` means closed.
+async fn raft_port_refuses(
+    port: u16,
+    client_certificate: bool,
+    plaintext: bool,
+) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A length-delimited frame as a node would send one; its content does not matter, since
+    // nothing may be read from a connection that is not a node's.
+    let frame = [0u8, 0, 0, 4, 0x80, 0x80, 0x80, 0x80];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let tcp = if plaintext {
+        let mut tcp = tcp;
+        let _ = tcp.write_all(&frame).await;
+        let mut answer = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut answer)).await;
+        return refused(read, &answer);
+    } else {
+        tcp
+    };
+    use rustls_pki_types::pem::PemObject;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in
+        rustls_pki_types::CertificateDer::pem_file_iter(repo_root().join("certs/ca.pem")).unwrap()
+    {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = if client_certificate {
+        // A certificate its own key signed, not the cluster's CA.
+        let fixtures = repo_root().join("tests/fixtures");
+        let chain =
+            rustls_pki_types::CertificateDer::pem_file_iter(fixtures.join("foreign-node.pem"))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(fixtures.join("foreign-node.key"))
+            .unwrap();
+        builder.with_client_auth_cert(chain, key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"kalamdb-raft".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = match connector.connect(name, tcp).await {
+        Ok(tls) => tls,
+        Err(_) => return Ok(()),
+    };
+    let _ = tls.write_all(&frame).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), tls.read_to_end(&mut answer)).await;
+    refused(read, &answer)
+}
+
+/// A connection the Raft port refused: closed (or failed) within the time, with nothing but a
+/// TLS alert record (content type 21) sent back.
+fn refused(
+    read: Result<std::io::Result<usize>, tokio::time::error::Elapsed>,
+    answer: &[u8],
+) -> Result<(), String> {
+    match read {
+        Err(_) => Err("the Raft port kept the connection open".into()),
+        Ok(_) if answer.is_empty() || answer[0] == 21 => Ok(()),
+        Ok(_) => Err(format!(
+            "the Raft port answered {} bytes: {answer:?}",
+            answer.len()
+        )),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_on_nodes_replicate_over_mutual_tls_and_the_raft_port_refuses_everyone_else() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let ca = repo_root().join("certs/ca.pem");
+    let cluster =
+        Cluster::start_configured(3, &format!("ca = {:?}\n", ca.display().to_string()), true);
+    let raft_port = cluster.raft_ports[0];
+    for (what, client_certificate, plaintext) in [
+        ("plain TCP", false, true),
+        ("TLS without a client certificate", false, false),
+        ("TLS with a certificate another CA signed", true, false),
+    ] {
+        if let Err(e) = raft_port_refuses(raft_port, client_certificate, plaintext).await {
+            panic!("{what}: {e}");
+        }
+    }
+    let first = cluster.nodes[0].root().await;
+    create_events(&first).await;
+    let second = cluster.nodes[1].root().await;
+    for id in 0..200i64 {
+        second
+            .execute("INSERT INTO app.events VALUES ($1, 'over TLS')", &[&id])
+            .await
+            .unwrap();
+    }
+    let expected: BTreeSet<i64> = (0..200).collect();
+    for node in &cluster.nodes {
+        wait_for_ids(node, &expected).await;
+    }
+    let leaders = cluster.nodes[2]
+        .root()
+        .await
+        .query(
+            "SELECT node_id FROM system.cluster WHERE role = 'leader'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        leaders.len(),
+        1,
+        "every node reports to the others over TLS"
+    );
+    assert!(
+        cluster.nodes[0]
+            .log()
+            .contains("refused a cluster connection"),
+        "the refusals are logged"
+    );
+}
+
+/// Concurrent row writes are proposed together as one log entry; a group holding a duplicate
+/// is applied as none of its writes, and each write is proposed again alone. Eight clients on
+/// two nodes race to insert the same 50 keys: each key is inserted once, every other attempt
+/// is told 23505, and every node holds the same 50 rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_inserts_of_the_same_keys_succeed_once_each_and_the_rest_are_duplicates() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let cluster = Cluster::start(3);
+    create_events(&cluster.nodes[0].root().await).await;
+    let mut racers = Vec::new();
+    for racer in 0..8usize {
+        let client = cluster.nodes[racer % 2].root().await;
+        racers.push(tokio::spawn(async move {
+            let insert = client
+                .prepare("INSERT INTO app.events VALUES ($1, $2)")
+                .await
+                .unwrap();
+            let (mut inserted, mut duplicates) = (0, 0);
+            for id in 0..50i64 {
+                match client
+                    .execute(&insert, &[&id, &format!("racer {racer}")])
+                    .await
+                {
+                    Ok(1) => inserted += 1,
+                    Err(e) if sqlstate(&e) == "23505" => duplicates += 1,
+                    other => panic!("racer {racer}, id {id}: {other:?}"),
+                }
+            }
+            (inserted, duplicates)
+        }));
+    }
+    let (mut inserted, mut duplicates) = (0, 0);
+    for racer in racers {
+        let (i, d) = racer.await.unwrap();
+        inserted += i;
+        duplicates += d;
+    }
+    assert_eq!(inserted, 50, "each key inserted exactly once");
+    assert_eq!(duplicates, 7 * 50, "every other attempt is a duplicate");
+    let expected: BTreeSet<i64> = (0..50).collect();
+    for node in &cluster.nodes {
+        wait_for_ids(node, &expected).await;
     }
 }

@@ -30,6 +30,7 @@ fn settings() -> ReplicaSettings {
         election_timeout: (Duration::from_millis(400), Duration::from_millis(800)),
         snapshot_every: 1_000_000,
         keep_behind_snapshot: 0,
+        ..ReplicaSettings::default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The Raft log storage: openraft's `RaftLogStorage` over the store's `raft_log` column family.
-//! An append is durable before openraft is told it is (the batch is written synced when
-//! commits are), and the last purged log id is kept beside the entries so the log's start
-//! survives a restart that finds it empty.
+//! An append returns once written, and tells openraft it is durable once the store's Raft log
+//! syncer has fsynced it (appends during one fsync share the next). The last purged log id is
+//! kept beside the entries so the log's start survives a restart that finds it empty.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -124,7 +124,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
-        self.put_state(COMMITTED, &committed, StorageIOError::write)
+        let bytes = encode(&committed).map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
+        self.store
+            .put_raft_state_buffered(COMMITTED, bytes)
+            .map_err(|e| StorageIOError::write(AnyError::new(&e)).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
@@ -148,16 +151,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     .map_err(|e| StorageIOError::write_log_entry(entry.log_id, AnyError::new(&e)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        match self.store.append_raft_entries(encoded) {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(StorageIOError::write_logs(AnyError::new(&e)).into())
-            }
-        }
+        let appended = self.store.append_raft_entries(encoded, move |durable| {
+            callback.log_io_completed(durable.map_err(|e| std::io::Error::other(e.to_string())))
+        });
+        appended.map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {

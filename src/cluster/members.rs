@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use openraft::Raft;
 
 use super::rpc::{self, NodeStatus, RaftServiceClient};
+use super::transport::Transport;
 use super::{NodeId, TypeConfig};
 
 /// One member as this node sees it.
@@ -72,6 +73,7 @@ impl Reports {
 pub(super) async fn observe(
     id: NodeId,
     raft: Raft<TypeConfig>,
+    transport: Transport,
     reports: std::sync::Arc<Reports>,
     every: Duration,
 ) {
@@ -92,7 +94,7 @@ pub(super) async fn observe(
         for (node, address) in others {
             let client = match clients.get(&node) {
                 Some((known, client)) if *known == address => client.clone(),
-                _ => match rpc::connect(&address, every / 2).await {
+                _ => match rpc::connect(&transport, &address, every / 2).await {
                     Ok(client) => {
                         clients.insert(node, (address, client.clone()));
                         client

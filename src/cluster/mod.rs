@@ -7,9 +7,10 @@
 //! [`state_machine`] applies committed entries to the store and builds and installs snapshots
 //! that carry the data: a RocksDB checkpoint plus the segment and stream files at one applied
 //! index, as one tar file in `data/snapshots/raft/`. [`rpc`] and [`network`] carry Raft's
-//! traffic between nodes over TCP; [`replica`] is one node: writes proposed through the
-//! leader, read barriers (answered on the leader from its read [`lease`] while it holds one),
-//! membership changes; [`members`] what this node knows of the others, for `system.cluster`.
+//! traffic between nodes over TCP, or mutual TLS ([`transport`]); [`replica`] is one node:
+//! writes proposed through the leader (concurrent row writes grouped into one entry by the
+//! [`proposer`]), read barriers (answered on the leader from its read [`lease`] while it
+//! holds one), membership changes; [`members`] what this node knows of the others, for `system.cluster`.
 //!
 //! Entries, votes and log ids are encoded as MessagePack with field names: catalog records skip
 //! empty fields when serialised, which only a self-describing format reads back.
@@ -22,9 +23,11 @@ pub mod lease;
 pub mod log_store;
 pub mod members;
 pub mod network;
+pub mod proposer;
 pub mod replica;
 pub mod rpc;
 pub mod state_machine;
+pub mod transport;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

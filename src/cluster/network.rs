@@ -15,6 +15,7 @@ use openraft::raft::{
 };
 
 use super::rpc::{self, RaftServiceClient};
+use super::transport::Transport;
 use super::{NodeId, TypeConfig};
 
 /// How long connecting to a peer may take before it counts as unreachable.
@@ -22,7 +23,9 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Makes a [`Peer`] for every node this one replicates to or asks for votes.
 #[derive(Clone, Default)]
-pub struct Network;
+pub struct Network {
+    pub transport: Transport,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
@@ -31,6 +34,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             target,
             addr: node.addr.clone(),
+            transport: self.transport.clone(),
             client: None,
         }
     }
@@ -40,6 +44,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Peer {
     target: NodeId,
     addr: String,
+    transport: Transport,
     client: Option<RaftServiceClient>,
 }
 
@@ -57,7 +62,7 @@ impl Peer {
         let client = match &self.client {
             Some(client) => client.clone(),
             None => {
-                let client = rpc::connect(&self.addr, CONNECT_TIMEOUT)
+                let client = rpc::connect(&self.transport, &self.addr, CONNECT_TIMEOUT)
                     .await
                     .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
                 self.client = Some(client.clone());

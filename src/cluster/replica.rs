@@ -17,8 +17,10 @@ use super::lease::{self, Lease};
 use super::log_store::LogStore;
 use super::members::{self, Member, Reports};
 use super::network::Network;
+use super::proposer::Proposer;
 use super::rpc::{self, Forwarded, MembershipChange, MembershipError, RaftServiceClient};
 use super::state_machine::{self, SnapshotReport, StateMachine};
+use super::transport::Transport;
 use super::{NodeId, Outcome, TypeConfig};
 use crate::storage::{Command, CommitFuture, Replicator, StorageError, Store};
 
@@ -78,6 +80,8 @@ pub struct ReplicaSettings {
     pub snapshot_every: u64,
     /// Entries kept in the log behind a snapshot, for followers only a little behind.
     pub keep_behind_snapshot: u64,
+    /// How this node connects to the others and takes their connections.
+    pub transport: Transport,
 }
 
 impl Default for ReplicaSettings {
@@ -88,6 +92,7 @@ impl Default for ReplicaSettings {
             election_timeout: (Duration::from_millis(1000), Duration::from_millis(2000)),
             snapshot_every: 100_000,
             keep_behind_snapshot: 10_000,
+            transport: Transport::Plain,
         }
     }
 }
@@ -107,6 +112,9 @@ pub struct Replica {
     leader: tokio::sync::Mutex<Option<(NodeId, RaftServiceClient)>>,
     request_timeout: Duration,
     store: Arc<Store>,
+    transport: Transport,
+    /// Proposes this node's writes, and those other nodes forward, grouped (while it leads).
+    proposer: Arc<Proposer>,
 }
 
 impl Replica {
@@ -135,13 +143,24 @@ impl Replica {
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let machine = StateMachine::new(store.clone()).map_err(raft_error)?;
         let log = LogStore::new(store.clone());
-        let raft = Raft::new(id, Arc::new(config), Network, log, machine)
-            .await
-            .map_err(raft_error)?;
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            Network {
+                transport: settings.transport.clone(),
+            },
+            log,
+            machine,
+        )
+        .await
+        .map_err(raft_error)?;
         let lease = Arc::new(Lease::new(id, settings.election_timeout.0 / 2));
+        let proposer = Arc::new(Proposer::start(raft.clone()));
         let server = tokio::spawn(rpc::serve(
             id,
             listener,
+            settings.transport.clone(),
+            proposer.clone(),
             raft.clone(),
             lease.clone(),
             store.clone(),
@@ -152,6 +171,7 @@ impl Replica {
         let observer = tokio::spawn(members::observe(
             id,
             raft.clone(),
+            settings.transport.clone(),
             reports.clone(),
             MEMBER_POLL,
         ));
@@ -166,6 +186,8 @@ impl Replica {
             leader: tokio::sync::Mutex::new(None),
             request_timeout: settings.request_timeout,
             store,
+            transport: settings.transport.clone(),
+            proposer,
         })
     }
 
@@ -210,13 +232,12 @@ impl Replica {
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let deadline = Instant::now() + self.request_timeout;
         loop {
-            let metrics = self.metrics();
             // A node that does not lead proposes nothing; one that leads may have appended the
             // entry before any failure it reports, so only the former may send it again.
-            let leads = metrics.current_leader == Some(self.id);
-            let forward = if leads || metrics.current_leader.is_none() {
-                match tokio::time::timeout_at(deadline, self.raft.client_write(command.clone()))
-                    .await
+            let leader = self.raft.metrics().borrow().current_leader;
+            let leads = leader == Some(self.id);
+            let forward = if leads || leader.is_none() {
+                match tokio::time::timeout_at(deadline, self.proposer.write(command.clone())).await
                 {
                     // Leading now means the entry may have been appended meanwhile.
                     Err(_) if leads || self.metrics().current_leader == Some(self.id) => {
@@ -235,7 +256,7 @@ impl Replica {
                     Ok(Err(e)) => return Err(raft_error(e)),
                 }
             } else {
-                rpc::leader_of(&metrics)
+                rpc::leader_of(&self.metrics())
             };
             let Some(client) = self.leader_client(&forward, deadline).await else {
                 self.wait_for_election(deadline).await?;
@@ -332,7 +353,7 @@ impl Replica {
         loop {
             let metrics = self.metrics();
             if metrics.current_leader == Some(self.id) {
-                return rpc::change_membership(&self.raft, change)
+                return rpc::change_membership(&self.raft, &self.transport, change)
                     .await
                     .map_err(membership_error);
             }
@@ -391,7 +412,7 @@ impl Replica {
             let report = if member.node_id == self.id {
                 self.snapshot().await.map_err(|e| e.to_string())
             } else {
-                match rpc::connect(&member.address, Duration::from_secs(1)).await {
+                match rpc::connect(&self.transport, &member.address, Duration::from_secs(1)).await {
                     Ok(client) => client
                         .take_snapshot(rpc::deadline_in(SNAPSHOT_TIMEOUT))
                         .await
@@ -471,9 +492,13 @@ impl Replica {
             return Some(client.clone());
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let client = rpc::connect(&node.addr, left.min(Duration::from_secs(1)))
-            .await
-            .ok()?;
+        let client = rpc::connect(
+            &self.transport,
+            &node.addr,
+            left.min(Duration::from_secs(1)),
+        )
+        .await
+        .ok()?;
         *leader = Some((id, client.clone()));
         Some(client)
     }

@@ -28,7 +28,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use super::lease::Lease;
+use super::proposer::Proposer;
 use super::state_machine::SnapshotReport;
+use super::transport::Transport;
 use super::{LogId, NodeId, TypeConfig};
 use crate::storage::{Command, Store};
 
@@ -103,6 +105,7 @@ pub enum MembershipError {
 /// (an added node has caught up by then).
 pub async fn change_membership(
     raft: &Raft<TypeConfig>,
+    transport: &Transport,
     change: MembershipChange,
 ) -> Result<(), MembershipError> {
     let refused = |e: WriteError| match e {
@@ -114,7 +117,7 @@ pub async fn change_membership(
     match change {
         MembershipChange::Add { id, addr } => {
             // A mistyped address fails here, not after the catch-up's time limit.
-            if let Err(e) = connect(&addr, std::time::Duration::from_secs(2)).await {
+            if let Err(e) = connect(transport, &addr, std::time::Duration::from_secs(2)).await {
                 return Err(MembershipError::Refused(format!(
                     "node {id} at {addr} cannot be reached: {e}"
                 )));
@@ -213,6 +216,8 @@ struct RaftServer {
     raft: Raft<TypeConfig>,
     lease: Arc<Lease>,
     store: Arc<Store>,
+    transport: Transport,
+    proposer: Arc<Proposer>,
 }
 
 impl RaftService for RaftServer {
@@ -247,7 +252,7 @@ impl RaftService for RaftServer {
         if metrics.current_leader != Some(self.id) {
             return Forwarded::NotProposed(leader_of(&metrics));
         }
-        match self.raft.client_write(command).await {
+        match self.proposer.write(command).await {
             Ok(response) => Forwarded::Applied(response),
             Err(e) => Forwarded::Failed(e),
         }
@@ -258,7 +263,7 @@ impl RaftService for RaftServer {
         _: Context,
         change: MembershipChange,
     ) -> Result<(), MembershipError> {
-        change_membership(&self.raft, change).await
+        change_membership(&self.raft, &self.transport, change).await
     }
 
     async fn take_snapshot(self, context: Context) -> Result<SnapshotReport, String> {
@@ -285,6 +290,8 @@ impl RaftService for RaftServer {
 pub async fn serve(
     id: NodeId,
     listener: TcpListener,
+    transport: Transport,
+    proposer: Arc<Proposer>,
     raft: Raft<TypeConfig>,
     lease: Arc<Lease>,
     store: Arc<Store>,
@@ -293,8 +300,8 @@ pub async fn serve(
     loop {
         // Reap finished connections so the set does not grow with every one ever accepted.
         while connections.try_join_next().is_some() {}
-        let connection = match listener.accept().await {
-            Ok((connection, _)) => connection,
+        let (connection, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait rather than spin.
                 tracing::warn!(error = %e, "accepting a cluster connection failed");
@@ -302,29 +309,44 @@ pub async fn serve(
                 continue;
             }
         };
-        let _ = connection.set_nodelay(true);
-        let transport = tarpc::serde_transport::new(frame(connection), NamedMessagePack::default());
         let server = RaftServer {
             id,
             raft: raft.clone(),
             lease: lease.clone(),
             store: store.clone(),
+            transport: transport.clone(),
+            proposer: proposer.clone(),
         };
-        let requests = BaseChannel::with_defaults(transport).execute(server.serve());
-        connections.spawn(requests.for_each(|request| async {
-            tokio::spawn(request);
-        }));
+        connections.spawn(async move {
+            // The handshake runs here, not in the accept loop, so a peer that stalls in it
+            // holds up nobody else.
+            let stream = match server.transport.accept(connection).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "refused a cluster connection");
+                    return;
+                }
+            };
+            let frames = tarpc::serde_transport::new(frame(stream), NamedMessagePack::default());
+            BaseChannel::with_defaults(frames)
+                .execute(server.serve())
+                .for_each(|request| async {
+                    tokio::spawn(request);
+                })
+                .await;
+        });
     }
 }
 
-/// Connects to the node at `addr`, failing after `timeout`.
-pub async fn connect(addr: &str, timeout: std::time::Duration) -> io::Result<RaftServiceClient> {
-    let connection = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr}")))??;
-    let _ = connection.set_nodelay(true);
-    let transport = tarpc::serde_transport::new(frame(connection), NamedMessagePack::default());
-    Ok(RaftServiceClient::new(tarpc::client::Config::default(), transport).spawn())
+/// Connects to the node at `addr` over `transport`, failing after `timeout`.
+pub async fn connect(
+    transport: &Transport,
+    addr: &str,
+    timeout: std::time::Duration,
+) -> io::Result<RaftServiceClient> {
+    let stream = transport.dial(addr, timeout).await?;
+    let frames = tarpc::serde_transport::new(frame(stream), NamedMessagePack::default());
+    Ok(RaftServiceClient::new(tarpc::client::Config::default(), frames).spawn())
 }
 
 fn frame<S: AsyncRead + AsyncWrite>(io: S) -> Framed<S, LengthDelimitedCodec> {

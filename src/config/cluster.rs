@@ -39,6 +39,10 @@ pub struct ClusterSection {
     /// Entries kept in the log behind a snapshot, for followers only a little behind.
     #[serde(default = "default_log_kept_behind_snapshot")]
     pub log_kept_behind_snapshot: u64,
+    /// The CA certificate(s) that signed every node's `[tls]` certificate. With `[tls]` on,
+    /// nodes speak mutual TLS to each other and accept only peers whose certificate it signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -65,9 +69,19 @@ fn default_log_kept_behind_snapshot() -> u64 {
 }
 
 impl ClusterSection {
+    /// Whether only this machine can reach this node's Raft port.
+    pub fn raft_address_is_loopback(&self) -> bool {
+        let host = self
+            .raft_address
+            .rsplit_once(':')
+            .map_or("", |(host, _)| host);
+        super::is_loopback_host(host)
+    }
+
     /// `[cluster]` names distinct nodes with addresses, and timings Raft can work with: a
-    /// heartbeat well inside the election timeout.
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+    /// heartbeat well inside the election timeout. `tls` is whether `[tls]` is on: Raft's
+    /// traffic is authenticated only with it, so a Raft port off loopback requires it.
+    pub(super) fn validate(&self, tls: bool) -> Result<(), ConfigError> {
         let cluster = self;
         let invalid = |what: String| Err(ConfigError::Invalid(format!("[cluster] {what}")));
         // Segment ids are striped by node id (see `Store::stripe_segment_ids`).
@@ -109,6 +123,15 @@ impl ClusterSection {
         if cluster.snapshot_every == 0 {
             return invalid("snapshot_every must be at least 1".into());
         }
+        if tls && cluster.ca.is_none() {
+            return invalid("ca must name the CA certificate that signed the nodes' certificates when [tls] is on: nodes check each other's certificates against it".into());
+        }
+        if !tls && !cluster.raft_address_is_loopback() {
+            return invalid(format!(
+                "raft_address {:?} is not on loopback, and without [tls] nothing authenticates the nodes that connect to it (the Raft port applies any write it is sent): turn [tls] on and set [cluster] ca",
+                cluster.raft_address
+            ));
+        }
         Ok(())
     }
 }
@@ -142,6 +165,11 @@ mod tests {
             (this.replace("127.0.0.1:7001", "nowhere"), "not host:port"),
             (format!("{this}heartbeat_ms = 600\n"), "heartbeat_ms"),
             (format!("{this}join = true\n{}", peer(2)), "lists no peers"),
+            (
+                this.replace("127.0.0.1:7001", "10.0.0.1:7001"),
+                "not on loopback",
+            ),
+            (format!("[tls]\nenabled = true\n{this}"), "ca must name"),
         ] {
             let err = Config::parse(&text, "test")
                 .and_then(|c| c.validate().map(|()| c))
@@ -149,5 +177,13 @@ mod tests {
                 .to_string();
             assert!(err.contains(complaint), "{text}: {err}");
         }
+        let off_loopback_with_tls = format!(
+            "[tls]\nenabled = true\n{}ca = \"certs/ca.pem\"\n",
+            this.replace("127.0.0.1:7001", "10.0.0.1:7001")
+        );
+        Config::parse(&off_loopback_with_tls, "test")
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 }

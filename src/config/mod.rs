@@ -18,6 +18,14 @@ use serde::{Deserialize, Serialize};
 /// The shipped configuration, byte for byte.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../server.toml");
 
+/// True when `host` (a name or an address, IPv6 possibly in brackets) is this machine's
+/// loopback.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The root password the shipped configuration carries; only accepted on loopback.
 pub const SHIPPED_ROOT_PASSWORD: &str = "kalamdb";
 
@@ -350,7 +358,7 @@ impl Config {
         self.validate_schedules()?;
         self.validate_remote()?;
         if let Some(cluster) = &self.cluster {
-            cluster.validate()?;
+            cluster.validate(self.tls.enabled)?;
         }
         if self.auth.root_password.is_empty() {
             return Err(ConfigError::Invalid(
@@ -429,13 +437,7 @@ impl Config {
 
     /// True when the server only accepts connections from this machine.
     pub fn listens_on_loopback(&self) -> bool {
-        let host = self
-            .server
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        host.eq_ignore_ascii_case("localhost")
-            || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(&self.server.host)
     }
 
     pub fn listen_address(&self) -> String {

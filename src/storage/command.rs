@@ -383,6 +383,13 @@ impl Command {
         }
     }
 
+    /// Whether this is a write of rows small enough (what an autocommit statement writes) to
+    /// apply on an async task without holding up others: no file, DDL or bulk work.
+    pub fn applies_quickly(&self) -> bool {
+        const QUICK_BATCH_BYTES: usize = 1 << 20;
+        matches!(self, Command::WriteRows { .. }) && self.batch_size_hint() <= QUICK_BATCH_BYTES
+    }
+
     /// Whether applying this may set sequences back (TRUNCATE ... RESTART IDENTITY).
     pub fn restarts_sequences(&self) -> bool {
         match self {
@@ -397,7 +404,7 @@ impl Command {
 
     /// About how many bytes this command's write batch takes, so that a bulk write's batch is
     /// allocated once instead of grown (and copied) a doubling at a time.
-    pub(super) fn batch_size_hint(&self) -> usize {
+    pub fn batch_size_hint(&self) -> usize {
         // Per entry: tag, column family id, two varint lengths, the stored row's version.
         const ENTRY_OVERHEAD: usize = 24;
         match self {

@@ -161,6 +161,7 @@ pub struct Store {
     segment_cache: segment_cache::SegmentCache,
     /// Fsyncs for commits that wait without a thread (`durable`), started by the first.
     wal_syncer: std::sync::OnceLock<wal_sync::WalSyncer>,
+    raft_log_syncer: std::sync::OnceLock<raft_log::RaftLogSyncer>,
     /// The executor's evaluator of CHECK constraints (see `row_checks`).
     check_evaluator: std::sync::OnceLock<Arc<dyn CheckEvaluator>>,
     /// In cluster mode, this node's residue of segment ids (see `stripe_segment_ids`).
@@ -237,6 +238,7 @@ impl Store {
             catalog_epoch: Default::default(),
             segment_cache: Default::default(),
             wal_syncer: std::sync::OnceLock::new(),
+            raft_log_syncer: std::sync::OnceLock::new(),
             check_evaluator: std::sync::OnceLock::new(),
             segment_id_stripe: std::sync::OnceLock::new(),
             replicator: std::sync::OnceLock::new(),

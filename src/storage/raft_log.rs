@@ -1,12 +1,76 @@
 //! The Raft log of cluster mode and this node's own Raft state (its vote, the committed and the
 //! purged positions), kept in the `raft_log` column family: entries are opaque bytes keyed by
-//! log index, and every write here is durable before it returns when writes are synced. What
+//! log index; votes and truncations are durable before they return, appends once the log's
+//! syncer thread has fsynced them (group commit), and the committed position with the next fsync. What
 //! the bytes mean belongs to `cluster`; a single-node server never writes here. The column
 //! family is node-local: a snapshot installed from another node replaces every other one.
 
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex, Weak};
+
 use rocksdb::WriteBatch;
 
-use super::{CF_RAFT_LOG, StorageResult, Store, cf};
+use super::{CF_RAFT_LOG, StorageError, StorageResult, Store, cf};
+
+/// What runs once an append is durable (or its fsync failed).
+type OnDurable = Box<dyn FnOnce(StorageResult<()>) + Send>;
+
+/// The thread that makes appended entries durable: it fsyncs the write-ahead log whenever
+/// appends wait, each fsync covering every append written before it began, and then tells
+/// their callers in the order they appended.
+#[derive(Debug)]
+pub(super) struct RaftLogSyncer {
+    waiting: Mutex<Sender<OnDurable>>,
+}
+
+impl RaftLogSyncer {
+    fn start(store: Weak<Store>) -> StorageResult<RaftLogSyncer> {
+        let (waiting, appends) = std::sync::mpsc::channel::<OnDurable>();
+        std::thread::Builder::new()
+            .name("kalamdb-raft-sync".into())
+            .spawn(move || sync_appends(&appends, &store))
+            .map_err(|e| StorageError::io("starting the Raft log syncer", e))?;
+        Ok(RaftLogSyncer {
+            waiting: Mutex::new(waiting),
+        })
+    }
+
+    fn after_next_fsync(&self, on_durable: OnDurable) {
+        let waiting = self.waiting.lock().expect("raft log syncer");
+        if let Err(returned) = waiting.send(on_durable) {
+            // The thread is gone only if fsyncing panicked; the append is not known durable.
+            (returned.0)(Err(StorageError::io(
+                "fsync of the Raft log",
+                std::io::Error::other("the Raft log syncer stopped"),
+            )));
+        }
+    }
+}
+
+/// The syncer's loop; it ends when its store (which holds the sending end) is dropped.
+fn sync_appends(appends: &Receiver<OnDurable>, store: &Weak<Store>) {
+    while let Ok(first) = appends.recv() {
+        // Every append queued by now was written before this fsync begins.
+        let mut covered = vec![first];
+        covered.extend(appends.try_iter());
+        let synced = match store.upgrade() {
+            Some(store) => store.db.flush_wal(true).map_err(StorageError::from),
+            None => Err(StorageError::io(
+                "fsync of the Raft log",
+                std::io::Error::other("the store was closed"),
+            )),
+        };
+        for on_durable in covered {
+            on_durable(match &synced {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StorageError::io(
+                    "fsync of the Raft log",
+                    std::io::Error::other(e.to_string()),
+                )),
+            });
+        }
+    }
+}
 
 /// Entries sort by index under this prefix; node state keys sort after them under their own.
 const ENTRY_PREFIX: u8 = b'e';
@@ -41,17 +105,35 @@ impl Store {
     }
 
     /// Appends log entries `(index, encoded entry)` in one batch, replacing any entry already
-    /// at one of those indexes.
+    /// at one of those indexes, and returns once they are written (readable) but before they
+    /// are durable: `on_durable` is called, on the Raft log's syncer thread, once an fsync that
+    /// covers them has returned (or failed). Appends that arrive while one fsync runs share the
+    /// next, so a leader under many clients pays one fsync per round, not one per append.
     pub fn append_raft_entries(
-        &self,
+        self: &Arc<Self>,
         entries: impl IntoIterator<Item = (u64, Vec<u8>)>,
+        on_durable: impl FnOnce(StorageResult<()>) + Send + 'static,
     ) -> StorageResult<()> {
         let log = cf(&self.db, CF_RAFT_LOG);
         let mut batch = WriteBatch::default();
         for (index, bytes) in entries {
             batch.put_cf(log, entry_key(index), bytes);
         }
-        self.write_raft_batch(batch)
+        // The write-ahead log is on whatever the server's own settings say: the syncer's
+        // fsync of it is what makes the entries durable.
+        self.db
+            .write_opt(batch, &rocksdb::WriteOptions::default())?;
+        self.raft_log_syncer()?
+            .after_next_fsync(Box::new(on_durable));
+        Ok(())
+    }
+
+    fn raft_log_syncer(self: &Arc<Self>) -> StorageResult<&RaftLogSyncer> {
+        if let Some(syncer) = self.raft_log_syncer.get() {
+            return Ok(syncer);
+        }
+        let started = RaftLogSyncer::start(Arc::downgrade(self))?;
+        Ok(self.raft_log_syncer.get_or_init(|| started))
     }
 
     /// The entries with indexes in `from..until`, in order; a purged or missing index is
@@ -126,11 +208,24 @@ impl Store {
         self.write_raft_batch(batch)
     }
 
-    /// Records one of this node's Raft values (its vote, the committed position).
+    /// Records one of this node's Raft values (its vote, the purged position), durably.
     pub fn put_raft_state(&self, name: &str, value: Vec<u8>) -> StorageResult<()> {
         let mut batch = WriteBatch::default();
         batch.put_cf(cf(&self.db, CF_RAFT_LOG), state_key(name), value);
         self.write_raft_batch(batch)
+    }
+
+    /// Records a Raft value that a crash may lose without harm (the committed position, which
+    /// only spares a restarted node waiting for its leader to say it again): written with the
+    /// next fsync of the write-ahead log, not one of its own.
+    pub fn put_raft_state_buffered(&self, name: &str, value: Vec<u8>) -> StorageResult<()> {
+        self.db.put_cf_opt(
+            cf(&self.db, CF_RAFT_LOG),
+            state_key(name),
+            value,
+            &rocksdb::WriteOptions::default(),
+        )?;
+        Ok(())
     }
 
     pub fn raft_state(&self, name: &str) -> StorageResult<Option<Vec<u8>>> {
@@ -153,12 +248,24 @@ mod tests {
     use super::*;
     use crate::storage::Durability;
 
-    fn store(dir: &std::path::Path) -> Store {
+    fn store(dir: &std::path::Path) -> Arc<Store> {
         let durability = Durability {
             sync_writes: false,
             wal_enabled: true,
         };
-        Store::open(dir, durability).unwrap()
+        Arc::new(Store::open(dir, durability).unwrap())
+    }
+
+    /// Appends `entries` and waits (bounded) until the syncer reports them durable.
+    fn append_durably(store: &Arc<Store>, entries: impl IntoIterator<Item = (u64, Vec<u8>)>) {
+        let (durable, reported) = std::sync::mpsc::channel();
+        store
+            .append_raft_entries(entries, move |result| durable.send(result).unwrap())
+            .unwrap();
+        reported
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the append was reported")
+            .expect("the append's fsync succeeded");
     }
 
     fn indexes(entries: &[(u64, Vec<u8>)]) -> Vec<u64> {
@@ -171,9 +278,7 @@ mod tests {
         {
             let store = store(tmp.path());
             assert_eq!(store.last_raft_entry().unwrap(), None);
-            store
-                .append_raft_entries((1..=300).map(|i| (i, i.to_string().into_bytes())))
-                .unwrap();
+            append_durably(&store, (1..=300).map(|i| (i, i.to_string().into_bytes())));
             store.put_raft_state("vote", b"v1".to_vec()).unwrap();
         }
         let store = store(tmp.path());
@@ -193,9 +298,7 @@ mod tests {
     fn truncate_drops_the_tail_and_purge_the_head() {
         let tmp = tempfile::tempdir().unwrap();
         let store = store(tmp.path());
-        store
-            .append_raft_entries((1..=10).map(|i| (i, vec![i as u8])))
-            .unwrap();
+        append_durably(&store, (1..=10).map(|i| (i, vec![i as u8])));
         store.truncate_raft_log(8).unwrap();
         assert_eq!(store.last_raft_entry().unwrap(), Some((7, vec![7])));
         store.purge_raft_log(3, "purged", b"3".to_vec()).unwrap();
@@ -203,5 +306,29 @@ mod tests {
         assert_eq!(store.raft_state("purged").unwrap(), Some(b"3".to_vec()));
         store.purge_raft_log(7, "purged", b"7".to_vec()).unwrap();
         assert_eq!(store.last_raft_entry().unwrap(), None);
+    }
+
+    #[test]
+    fn appends_are_reported_durable_in_the_order_they_were_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = store(tmp.path());
+        let (durable, reported) = std::sync::mpsc::channel();
+        for index in 1..=200u64 {
+            let durable = durable.clone();
+            store
+                .append_raft_entries([(index, vec![1])], move |result| {
+                    durable.send((index, result.is_ok())).unwrap()
+                })
+                .unwrap();
+        }
+        let order: Vec<(u64, bool)> = (0..200)
+            .map(|_| {
+                reported
+                    .recv_timeout(std::time::Duration::from_secs(10))
+                    .expect("every append is reported")
+            })
+            .collect();
+        assert_eq!(order, (1..=200).map(|i| (i, true)).collect::<Vec<_>>());
+        assert_eq!(store.last_raft_entry().unwrap(), Some((200, vec![1])));
     }
 }
