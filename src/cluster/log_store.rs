@@ -1,7 +1,7 @@
 //! The Raft log storage: openraft's `RaftLogStorage` over the store's `raft_log` column family.
 //! An append returns once written, and tells openraft it is durable once the store's Raft log
-//! syncer has fsynced it (appends during one fsync share the next). The last purged log id is
-//! kept beside the entries so the log's start survives a restart that finds it empty.
+//! syncer has fsynced it (openraft 0.9 waits for that before its next append). The last purged
+//! log id is kept beside the entries so the log's start survives a restart that finds it empty.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};

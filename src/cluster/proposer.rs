@@ -22,7 +22,7 @@ use crate::storage::{Applied, Command};
 /// The most writes one entry carries, and (roughly) the most bytes of rows: a group stays far
 /// below the largest frame between nodes.
 const MAX_GROUP: usize = 512;
-const MAX_GROUP_BYTES: usize = 8 << 20;
+const MAX_GROUP_BYTES: usize = 1 << 20;
 
 type Answer = oneshot::Sender<Result<ClientWriteResponse<TypeConfig>, WriteError>>;
 
@@ -101,10 +101,18 @@ async fn propose_rounds(raft: Raft<TypeConfig>, waiting: Arc<Waiting>) {
                     .count()
                     .max(1)
                     .min(writes.len());
-                writes.drain(..take).collect()
+                writes
+                    .drain(..take)
+                    // A caller that gave up (its request timed out) was told the write was not
+                    // made, or that its outcome is unknown: it must not be proposed now.
+                    .filter(|(_, answer)| !answer.is_closed())
+                    .collect()
             };
             if round.is_empty() {
-                break;
+                if waiting.writes.lock().expect("proposer queue").is_empty() {
+                    break;
+                }
+                continue;
             }
             propose_round(&raft, round).await;
         }

@@ -133,6 +133,9 @@ impl Replica {
             election_timeout_max: millis(settings.election_timeout.1),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
             max_in_snapshot_log_to_keep: settings.keep_behind_snapshot,
+            // With grouped writes of up to 1 MiB of rows (about twice that encoded), an append
+            // message of this many entries stays well inside the largest frame between nodes.
+            max_payload_entries: 64,
             // A snapshot's last chunk is answered once the follower has installed it, which
             // takes as long as replacing its data does: openraft's 200 ms would fail every
             // install but the smallest, and send the snapshot again and again.

@@ -141,6 +141,7 @@ impl Transport {
                 Transport::Plain => Ok(Box::new(tcp) as Box<dyn NodeStream>),
                 Transport::Tls(tls) => {
                     let stream = tls.connector.connect(server_name(addr)?, tcp).await?;
+                    speaks_raft(stream.get_ref().1.alpn_protocol())?;
                     Ok(Box::new(stream) as Box<dyn NodeStream>)
                 }
             }
@@ -161,9 +162,22 @@ impl Transport {
                     .map_err(|_| {
                         io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
                     })??;
+                speaks_raft(stream.get_ref().1.alpn_protocol())?;
                 Ok(Box::new(stream))
             }
         }
+    }
+}
+
+/// rustls goes on when the other end names no protocol: a node requires it to name ours.
+fn speaks_raft(negotiated: Option<&[u8]>) -> io::Result<()> {
+    if negotiated == Some(ALPN) {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the other end did not negotiate KalamDB's Raft protocol (ALPN kalamdb-raft)",
+        ))
     }
 }
 

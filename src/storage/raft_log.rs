@@ -1,8 +1,8 @@
 //! The Raft log of cluster mode and this node's own Raft state (its vote, the committed and the
 //! purged positions), kept in the `raft_log` column family: entries are opaque bytes keyed by
 //! log index; votes and truncations are durable before they return, appends once the log's
-//! syncer thread has fsynced them (group commit), and the committed position with the next fsync. What
-//! the bytes mean belongs to `cluster`; a single-node server never writes here. The column
+//! syncer thread has fsynced them, and the committed position with the next fsync. What the
+//! bytes mean belongs to `cluster`; a single-node server never writes here. The column
 //! family is node-local: a snapshot installed from another node replaces every other one.
 
 use std::sync::mpsc::{Receiver, Sender};
@@ -108,7 +108,9 @@ impl Store {
     /// at one of those indexes, and returns once they are written (readable) but before they
     /// are durable: `on_durable` is called, on the Raft log's syncer thread, once an fsync that
     /// covers them has returned (or failed). Appends that arrive while one fsync runs share the
-    /// next, so a leader under many clients pays one fsync per round, not one per append.
+    /// next. (openraft 0.9 waits for each append's report before it appends again, so today
+    /// each fsync covers one append; concurrent writes share an entry instead, see
+    /// `cluster::proposer`.)
     pub fn append_raft_entries(
         self: &Arc<Self>,
         entries: impl IntoIterator<Item = (u64, Vec<u8>)>,
