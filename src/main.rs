@@ -42,9 +42,6 @@ enum ConfigAction {
     Show,
 }
 
-/// Stack of every runtime thread, workers and blocking pool alike.
-const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
@@ -77,12 +74,9 @@ fn serve(config: Config) -> ExitCode {
     kalamdb::allocator::tune();
     init_logging(&config);
     kalamdb::allocator::start_reclaimer();
-    // Planning and evaluating an expression recurses once per nesting level; the statement
-    // limits (`sql::limits`) are sized for this stack, not the 2 MiB default. Untouched stack
-    // pages cost no memory.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .thread_stack_size(WORKER_STACK_BYTES)
+        .thread_stack_size(kalamdb::sql::limits::THREAD_STACK_BYTES)
         .build()
     {
         Ok(runtime) => runtime,

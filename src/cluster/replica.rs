@@ -113,6 +113,8 @@ pub struct Replica {
     request_timeout: Duration,
     store: Arc<Store>,
     transport: Transport,
+    /// The runtime the node started on, where shared connections to other nodes live.
+    runtime: tokio::runtime::Handle,
     /// Proposes this node's writes, and those other nodes forward, grouped (while it leads).
     proposer: Arc<Proposer>,
 }
@@ -191,6 +193,7 @@ impl Replica {
             store,
             transport: settings.transport.clone(),
             proposer,
+            runtime: tokio::runtime::Handle::current(),
         })
     }
 
@@ -495,13 +498,13 @@ impl Replica {
             return Some(client.clone());
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let client = rpc::connect(
-            &self.transport,
-            &node.addr,
-            left.min(Duration::from_secs(1)),
-        )
-        .await
-        .ok()?;
+        let (transport, address) = (self.transport.clone(), node.addr.clone());
+        let connect = async move {
+            rpc::connect(&transport, &address, left.min(Duration::from_secs(1))).await
+        };
+        // Made on the node's runtime, not the lane of the statement that asked first: every
+        // lane and job shares the client, whose task and socket live where it was made.
+        let client = self.runtime.spawn(connect).await.ok()?.ok()?;
         *leader = Some((id, client.clone()));
         Some(client)
     }

@@ -497,7 +497,8 @@ impl Session {
             "SELECT 1 FROM {} WHERE {condition} LIMIT 1",
             super::sequences::qualified(&record.namespace, &record.name),
         );
-        let batches = self.ctx.sql(&sql).await?.collect().await?;
+        let frame = self.ctx.sql(&sql).await?;
+        let batches = super::compute::run_on(self.engine.compute.as_ref(), frame.collect()).await?;
         Ok(batches.iter().any(|b| b.num_rows() > 0))
     }
 

@@ -90,6 +90,9 @@ impl Engine {
     fn checked_location(&self, path: &ArchivePath, usage: PathUse) -> ExecResult<ArchiveLocation> {
         if path.quoted && backup::is_remote_url(&path.raw) {
             let remote = self.config().backup.remote.as_ref();
+            // The object's client runs on the engine's runtime: the job using it outlives the
+            // connection's lane, and must not load it.
+            let _on_engine_runtime = self.compute.as_ref().map(|runtime| runtime.enter());
             return Ok(ArchiveLocation::Remote(backup::resolve_remote(
                 &path.raw, usage, remote,
             )?));

@@ -20,6 +20,7 @@ mod checked_arithmetic;
 mod checks;
 mod cluster_nodes;
 mod cold;
+mod compute;
 mod ddl;
 mod dml;
 mod foreign_key_catalog;
@@ -402,6 +403,9 @@ pub struct Engine {
     schedules: Arc<[crate::backup::Schedule]>,
     /// This node's part in a cluster; `None` on a single node.
     cluster: Option<Arc<Replica>>,
+    /// The runtime the engine was started on, where plans run (see `compute`); `None` when
+    /// started outside one.
+    compute: Option<tokio::runtime::Handle>,
 }
 
 impl Engine {
@@ -435,6 +439,7 @@ impl Engine {
             logins: Default::default(),
             schedules,
             cluster,
+            compute: tokio::runtime::Handle::try_current().ok(),
         });
         engine.bootstrap_root()?;
         engine.bootstrap_namespaces()?;

@@ -45,6 +45,8 @@ pub(in crate::exec) struct StatementPlanner {
     /// The unqualified names among `tables` that were found in `pg_catalog`.
     found_in_catalog: HashSet<ResolvedTableReference>,
     type_planner: Option<Arc<dyn TypePlanner>>,
+    /// Where plans run (see `exec::compute`).
+    compute: Option<tokio::runtime::Handle>,
     /// The first function name planning asked for that no function registry knows: when
     /// planning then fails, this is why.
     unknown_function: OnceLock<String>,
@@ -74,6 +76,7 @@ impl StatementPlanner {
             tables: HashMap::with_capacity(references.len()),
             found_in_catalog: HashSet::new(),
             type_planner: session.type_planner.clone(),
+            compute: session.engine.compute.clone(),
             unknown_function: OnceLock::new(),
         };
         for reference in references {
@@ -146,6 +149,7 @@ impl StatementPlanner {
             tables: HashMap::new(),
             found_in_catalog: HashSet::new(),
             type_planner: session.type_planner.clone(),
+            compute: session.engine.compute.clone(),
             unknown_function: OnceLock::new(),
         }
     }
@@ -310,7 +314,8 @@ impl StatementPlanner {
 
     /// Runs `plan` to completion.
     pub async fn collect(&self, plan: LogicalPlan) -> ExecResult<Vec<RecordBatch>> {
-        Ok(DataFrame::new(self.state.clone(), plan).collect().await?)
+        let frame = DataFrame::new(self.state.clone(), plan);
+        Ok(super::compute::run_on(self.compute.as_ref(), frame.collect()).await?)
     }
 }
 

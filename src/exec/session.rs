@@ -141,12 +141,9 @@ impl Session {
         } else {
             plan.with_param_values(params.to_vec())?
         };
-        Ok(self
-            .ctx
-            .execute_logical_plan(plan)
-            .await?
-            .execute_stream()
-            .await?)
+        let ctx = self.ctx.clone();
+        let start = async move { ctx.execute_logical_plan(plan).await?.execute_stream().await };
+        Ok(super::compute::stream_on(self.engine.compute.as_ref(), start).await?)
     }
 }
 

@@ -109,6 +109,8 @@ impl Engine {
         let Some(user) = self.store.user(user_id)? else {
             return Ok(LoginOutcome::Gone);
         };
+        // Written on the engine's runtime, which outlives the connection's lane.
+        let _on_engine_runtime = self.compute.as_ref().map(|runtime| runtime.enter());
         self.logins.note(&self.store, user_id, now_micros());
         Ok(LoginOutcome::Allowed { role: user.role })
     }

@@ -118,6 +118,9 @@ struct Inner {
     objects: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     counter: AtomicU64,
     finished: Notify,
+    /// The runtime jobs run on: the one the manager was made on, not the connection's lane
+    /// that queued a job (see `server::lanes`).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Inner {
@@ -168,6 +171,7 @@ impl JobManager {
                 objects: Mutex::default(),
                 counter: AtomicU64::new(0),
                 finished: Notify::new(),
+                runtime: tokio::runtime::Handle::try_current().ok(),
             }),
         }
     }
@@ -259,7 +263,8 @@ impl JobManager {
             .expect("running jobs")
             .insert(job_id.clone(), cancelled.clone());
         let inner = self.inner.clone();
-        tokio::spawn(async move {
+        let runtime = (inner.runtime.clone()).unwrap_or_else(tokio::runtime::Handle::current);
+        runtime.spawn(async move {
             // Taken before a slot, so jobs waiting on an object do not hold slots others need.
             let object_lock = work.serialized_on().map(|object| {
                 inner

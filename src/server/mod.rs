@@ -11,6 +11,7 @@ mod cancel;
 mod copy;
 mod encode;
 mod guard;
+mod lanes;
 mod lockout;
 mod named;
 mod query;
@@ -50,6 +51,8 @@ pub enum ServerError {
     },
     #[error("{0}")]
     Protocol(#[from] pgwire::error::PgWireError),
+    #[error("cannot start the connection threads: {0}")]
+    Lanes(std::io::Error),
 }
 
 /// State shared by all connections.
@@ -234,6 +237,11 @@ pub async fn serve(
     );
 
     let acceptor = tls.map(|t| t.acceptor);
+    let lanes = lanes::Lanes::start(
+        lanes::default_count(),
+        crate::sql::limits::THREAD_STACK_BYTES,
+    )
+    .map_err(ServerError::Lanes)?;
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -270,7 +278,24 @@ pub async fn serve(
                     }),
                 };
                 let ended = connection.clone();
-                tasks.spawn(async move {
+                // The socket is registered again with the lane's own reactor.
+                let socket = match socket.into_std() {
+                    Ok(socket) => socket,
+                    Err(e) => {
+                        tracing::warn!(%peer, "cannot hand the connection to a lane: {e}");
+                        continue;
+                    }
+                };
+                let (lane, seat) = lanes.least_busy();
+                tasks.spawn_on(async move {
+                    let _seat = seat;
+                    let socket = match tokio::net::TcpStream::from_std(socket) {
+                        Ok(socket) => socket,
+                        Err(e) => {
+                            tracing::warn!(%peer, "cannot serve the connection on its lane: {e}");
+                            return;
+                        }
+                    };
                     if let Err(e) = socket::serve(socket, acceptor, Handlers(connection), limits).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
@@ -278,7 +303,7 @@ pub async fn serve(
                     if ended.named.lock().expect("named objects").held() >= named::MANY {
                         crate::allocator::release_freed_memory();
                     }
-                });
+                }, &lane);
             }
         }
     }
@@ -293,6 +318,7 @@ pub async fn serve(
         tracing::warn!("statements still running after {grace:?}; aborting them");
     }
     tasks.shutdown().await;
+    drop(lanes);
     Ok(())
 }
 

@@ -22,6 +22,11 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use super::SqlError;
 
+/// Stack of every thread that plans or runs statements (runtime workers, connection lanes and
+/// blocking pools alike): [`MAX_EXPRESSION_DEPTH`] is sized for it, not the 2 MiB default.
+/// Untouched stack pages cost no memory.
+pub const THREAD_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 /// The deepest expression (in operators and brackets) a statement may contain. Test suites run
 /// the server's debug build, whose stack frames are the largest; this depth is planned and
 /// evaluated there with room to spare (see `tests/hostile_sql.rs`).
