@@ -50,9 +50,9 @@ pub enum ClusterError {
         "no quorum confirmed the write within {0:?}; it takes effect only if the cluster later commits it"
     )]
     NoQuorum(Duration),
-    /// The request reached the leader, but its answer did not come back: it may or may not
-    /// have been applied.
-    #[error("the connection to the leader failed while it handled the write: {0}")]
+    /// The write may or may not have been applied: the leader's answer did not come back, or
+    /// leadership moved or the Raft core stopped while it was pending.
+    #[error("the write may or may not have taken effect: {0}")]
     OutcomeUnknown(String),
     /// The leader committed and applied the write, but this node had not applied it in time.
     #[error("the write was committed, but this node had not applied it after {0:?}")]
@@ -251,15 +251,12 @@ impl Replica {
                     }
                     Err(_) => return Err(ClusterError::Unavailable(self.request_timeout)),
                     Ok(Ok(response)) => return Ok(response.data),
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) if leads => {
-                        return Err(ClusterError::OutcomeUnknown(
-                            "leadership moved while the write was pending".into(),
-                        ));
-                    }
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))))
+                        if !leads =>
+                    {
                         forward
                     }
-                    Ok(Err(e)) => return Err(raft_error(e)),
+                    Ok(Err(e)) => return Err(proposal_error(e)),
                 }
             } else {
                 rpc::leader_of(&self.metrics())
@@ -284,7 +281,9 @@ impl Replica {
                     self.wait_for_election(deadline).await?;
                 }
                 Ok(Forwarded::Failed(e)) => {
-                    return Err(ClusterError::OutcomeUnknown(e.to_string()));
+                    return Err(ClusterError::OutcomeUnknown(format!(
+                        "the leader failed while it handled the write: {e}"
+                    )));
                 }
                 // The request never left this node.
                 Err(tarpc::client::RpcError::Send(_)) => {
@@ -293,7 +292,9 @@ impl Replica {
                 }
                 Err(e) => {
                     self.forget_leader().await;
-                    return Err(ClusterError::OutcomeUnknown(e.to_string()));
+                    return Err(ClusterError::OutcomeUnknown(format!(
+                        "the connection to the leader failed while it handled the write: {e}"
+                    )));
                 }
             }
         }
@@ -383,7 +384,9 @@ impl Replica {
                 Ok(Err(refused)) => Err(membership_error(refused)),
                 Err(e) => {
                     self.forget_leader().await;
-                    Err(ClusterError::OutcomeUnknown(e.to_string()))
+                    Err(ClusterError::OutcomeUnknown(format!(
+                        "the connection to the leader failed while it handled the change: {e}"
+                    )))
                 }
             };
         }
@@ -560,6 +563,23 @@ impl From<ClusterError> for StorageError {
     }
 }
 
+/// What a write this node proposed, and that Raft refused, tells the client (a leader being
+/// forwarded to is handled before). The entry may have been appended before leadership moved
+/// away, or before the Raft core stopped, panicked or lost its storage (every fatal error,
+/// including the proposer ending with the write queued): its outcome is unknown, and a client
+/// told "nothing happened" could apply it twice. Only the other refusals come before proposing.
+fn proposal_error(e: rpc::WriteError) -> ClusterError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            ClusterError::OutcomeUnknown("leadership moved while the write was pending".into())
+        }
+        RaftError::Fatal(fatal) => ClusterError::OutcomeUnknown(format!(
+            "the node's Raft core stopped while the write was pending: {fatal}"
+        )),
+        refused => raft_error(refused),
+    }
+}
+
 fn raft_error(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Raft(e.to_string())
 }
@@ -568,5 +588,41 @@ fn membership_error(e: MembershipError) -> ClusterError {
     match e {
         MembershipError::NotLeader(leader) => ClusterError::NotLeader(leader),
         MembershipError::Refused(message) => ClusterError::Refused(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::error::{ChangeMembershipError, EmptyMembership, Fatal};
+
+    use super::*;
+
+    fn told(e: rpc::WriteError) -> StorageError {
+        StorageError::from(proposal_error(e))
+    }
+
+    #[test]
+    fn a_proposal_cut_short_by_a_stopped_core_or_a_lost_leadership_has_an_unknown_outcome() {
+        for fatal in [Fatal::Stopped, Fatal::Panicked] {
+            let e = told(RaftError::Fatal(fatal));
+            assert!(matches!(e, StorageError::ClusterOutcomeUnknown(_)), "{e:?}");
+        }
+        let moved = ForwardToLeader {
+            leader_id: Some(2),
+            leader_node: None,
+        };
+        let e = told(RaftError::APIError(ClientWriteError::ForwardToLeader(
+            moved,
+        )));
+        assert!(matches!(e, StorageError::ClusterOutcomeUnknown(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_write_refused_before_it_was_proposed_is_safe_to_send_again() {
+        let refused = ChangeMembershipError::EmptyMembership(EmptyMembership {});
+        let e = told(RaftError::APIError(
+            ClientWriteError::ChangeMembershipError(refused),
+        ));
+        assert!(matches!(e, StorageError::ClusterUnavailable(_)), "{e:?}");
     }
 }
