@@ -18,6 +18,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::{FutureExt, StreamExt};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::AbortOnDropHandle;
 
 /// Batches a plan may run ahead of the client reading them.
 const BATCHES_IN_FLIGHT: usize = 2;
@@ -97,19 +98,10 @@ pub(crate) async fn run_on<T: Send + 'static>(
     let Some(compute) = compute else {
         return work.await;
     };
-    let mut task = AbortOnDrop(compute.spawn(work));
-    match (&mut task.0).await {
+    match AbortOnDropHandle::new(compute.spawn(work)).await {
         Ok(answer) => answer,
         Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
         Err(_) => Err(ended_early()),
-    }
-}
-
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
