@@ -37,13 +37,17 @@ kalamdb_bin() {
   fi
 }
 
-kalamdb_config() {  # port data_path: the shipped server.toml with the benches' settings
+# The shipped server.toml with the benches' settings, for port $1 and data path $2.
+# FLUSH_ROW_LIMIT, BACKUP_LEVEL and LANES set [flush] row_limit, [backup] compression_level and
+# [server] lanes (for before/after figures without a rebuild).
+kalamdb_config() {
   sed -e "s/^port = 5432/port = $1/" \
       -e "s#^data_path = .*#data_path = \"$2\"#" \
       -e "s/^root_password = .*/root_password = \"$PGPASSWORD\"/" \
       -e "s/^level = .*/level = \"warn\"/" \
       -e "s/^row_limit = .*/row_limit = ${FLUSH_ROW_LIMIT:-1000000}/" \
       -e "${BACKUP_LEVEL:+s/^compression_level = .*/compression_level = $BACKUP_LEVEL/}" \
+      -e "${LANES:+s/^lanes = .*/lanes = $LANES/}" \
       "$ROOT/server.toml"
 }
 

@@ -85,6 +85,8 @@ pub struct ServerSection {
     /// A client must complete its login within this many seconds.
     pub authentication_timeout_seconds: u64,
     pub shutdown_timeout_seconds: u64,
+    /// Threads serving connections (each a runtime of its own); 0: two per core.
+    pub lanes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -238,7 +238,10 @@ pub async fn serve(
 
     let acceptor = tls.map(|t| t.acceptor);
     let lanes = lanes::Lanes::start(
-        lanes::default_count(),
+        match config.server.lanes {
+            0 => lanes::default_count(),
+            n => n,
+        },
         crate::sql::limits::THREAD_STACK_BYTES,
     )
     .map_err(ServerError::Lanes)?;
