@@ -89,19 +89,31 @@ impl Drop for Lanes {
     }
 }
 
-/// Two lanes per core. With one per core every lane always had work queued, so a client
-/// waiting for its answer slept and was woken for nearly every statement; with two, each lane
-/// serves half as many connections and answers sooner. Measured on 2 cores (pgbench, prepared
+/// How many lanes to start: `[server] lanes` as configured, or for 0 two per core. With one
+/// per core every lane always had work queued, so a client waiting for its answer slept and was
+/// woken for nearly every statement; with two, each lane serves half as many connections and
+/// answers sooner. Measured on 2 cores (pgbench, prepared
 /// point SELECTs): 8 clients went from 44-46k to 49-54k statements a second, 16 and 32 clients
 /// from 46-49k to 59-64k, while the machine's context switches per statement fell from 1.7 to
 /// 1.0; three, five, six and eight lanes did no better, and single-row INSERTs did not move.
-pub(super) fn default_count() -> usize {
-    2 * std::thread::available_parallelism().map_or(1, |n| n.get())
+pub(super) fn count(configured: usize) -> usize {
+    match configured {
+        0 => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_lane_count_is_kept_and_zero_means_two_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(count(0), 2 * cores);
+        assert_eq!(count(3), 3);
+        assert_eq!(count(1), 1);
+    }
 
     #[test]
     fn each_new_connection_goes_to_the_lane_with_the_fewest() {

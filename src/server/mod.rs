@@ -238,10 +238,7 @@ pub async fn serve(
 
     let acceptor = tls.map(|t| t.acceptor);
     let lanes = lanes::Lanes::start(
-        match config.server.lanes {
-            0 => lanes::default_count(),
-            n => n,
-        },
+        lanes::count(config.server.lanes),
         crate::sql::limits::THREAD_STACK_BYTES,
     )
     .map_err(ServerError::Lanes)?;
