@@ -87,7 +87,7 @@ impl Store {
             self.write_shapes.forget_all();
         }
         self.db.write_opt(batch, &self.write_options)?;
-        *applied = seq;
+        self.record_written(&mut applied, seq);
         // A bulk load's rows go in after its batch, still under the lock, so no command and no
         // backup point falls between its checks and its rows. Should the ingest fail, the
         // batch only raised counters: the load is reported failed, and none of its rows is
@@ -124,6 +124,13 @@ impl Store {
             }
         };
         syncer.durable(seq).await
+    }
+
+    /// Records `seq` as applied, its batch being in the write-ahead log.
+    pub(super) fn record_written(&self, applied: &mut std::sync::MutexGuard<'_, u64>, seq: u64) {
+        **applied = seq;
+        self.written_seq
+            .store(seq, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Applies `commands` (a transaction block's so far) to nothing: the error applying them
@@ -172,7 +179,7 @@ impl Store {
         if *synced >= seq {
             return Ok(*synced);
         }
-        let covered = self.applied_seq();
+        let covered = self.written_seq.load(std::sync::atomic::Ordering::SeqCst);
         self.db.flush_wal(true)?;
         *synced = covered.max(*synced);
         Ok(*synced)

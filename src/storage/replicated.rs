@@ -208,7 +208,7 @@ impl Store {
             batch.put_cf(meta, REPLICATION_BASE_KEY, base.to_be_bytes());
         }
         self.db.write_opt(batch, &self.write_options)?;
-        *applied = seq;
+        self.record_written(&mut applied, seq);
         Ok(())
     }
 
@@ -312,7 +312,7 @@ impl Store {
             .map(|bytes| decode_u64(CF_META, &bytes))
             .transpose()?
             .unwrap_or(0);
-        *applied = new_applied;
+        self.record_written(&mut applied, new_applied);
         // Nothing kept from the old state may answer for the new one: segment ids and table
         // ids can name other things now.
         *ranges = Default::default();

@@ -133,9 +133,16 @@ fn sync_while_wanted(shared: &Shared, store: &Weak<Store>) {
         };
         let outcome = store.sync_wal_through(through);
         drop(store);
-        shared.durable.send_modify(|durable| match outcome {
+        shared.publish(through, &outcome);
+    }
+}
+
+impl Shared {
+    /// Tells the waiters how an fsync meant to cover `through` ended.
+    fn publish(&self, through: u64, outcome: &StorageResult<u64>) {
+        self.durable.send_modify(|durable| match outcome {
             Ok(synced) => {
-                durable.synced = durable.synced.max(synced);
+                durable.synced = durable.synced.max(*synced);
                 durable.failed = None;
             }
             Err(e) => durable.failed = Some((through, e.to_string())),
@@ -147,6 +154,26 @@ fn sync_while_wanted(shared: &Shared, store: &Weak<Store>) {
 mod tests {
     use super::*;
     use crate::storage::{Command, Durability};
+
+    /// Durable commits write RocksDB's log buffer only at their group's fsync: a commit must
+    /// not be acknowledged before its batch left the buffer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_once_durable_is_in_the_files_a_crash_of_the_process_leaves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let durability = Durability {
+            sync_writes: true,
+            wal_enabled: true,
+        };
+        let store = Arc::new(Store::open(tmp.path(), durability).unwrap());
+        let user = crate::storage::UserRecord::new_for_test("alice", crate::model::Role::User);
+        let applied = store.apply_unsynced(&Command::PutUser(user)).unwrap();
+        let durable = tokio::time::timeout(Duration::from_secs(10), store.durable(applied.seq));
+        durable.await.expect("the fsync waited past 10 s").unwrap();
+        let crashed = crate::storage::crashed_copy::crashed_copy(tmp.path());
+        drop(store);
+        let recovered = Store::open(crashed.path(), durability).unwrap();
+        assert_eq!(recovered.applied_seq(), applied.seq);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_commits_return_once_an_fsync_covers_them_and_the_syncer_ends_with_its_store() {
