@@ -155,34 +155,31 @@ mod tests {
     use super::*;
     use crate::storage::{Command, Durability};
 
+    const FSYNC_ON_COMMIT: Durability = Durability {
+        sync_writes: true,
+        wal_enabled: true,
+    };
+
     /// Durable commits write RocksDB's log buffer only at their group's fsync: a commit must
     /// not be acknowledged before its batch left the buffer.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_commit_once_durable_is_in_the_files_a_crash_of_the_process_leaves() {
         let tmp = tempfile::tempdir().unwrap();
-        let durability = Durability {
-            sync_writes: true,
-            wal_enabled: true,
-        };
-        let store = Arc::new(Store::open(tmp.path(), durability).unwrap());
+        let store = Arc::new(Store::open(tmp.path(), FSYNC_ON_COMMIT).unwrap());
         let user = crate::storage::UserRecord::new_for_test("alice", crate::model::Role::User);
         let applied = store.apply_unsynced(&Command::PutUser(user)).unwrap();
         let durable = tokio::time::timeout(Duration::from_secs(10), store.durable(applied.seq));
         durable.await.expect("the fsync waited past 10 s").unwrap();
         let crashed = crate::storage::crashed_copy::crashed_copy(tmp.path());
         drop(store);
-        let recovered = Store::open(crashed.path(), durability).unwrap();
+        let recovered = Store::open(crashed.path(), FSYNC_ON_COMMIT).unwrap();
         assert_eq!(recovered.applied_seq(), applied.seq);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_commits_return_once_an_fsync_covers_them_and_the_syncer_ends_with_its_store() {
         let tmp = tempfile::tempdir().unwrap();
-        let durability = Durability {
-            sync_writes: true,
-            wal_enabled: true,
-        };
-        let store = Arc::new(Store::open(tmp.path(), durability).unwrap());
+        let store = Arc::new(Store::open(tmp.path(), FSYNC_ON_COMMIT).unwrap());
         let user = crate::storage::UserRecord::new_for_test("alice", crate::model::Role::User);
         let mut waiting = Vec::new();
         for _ in 0..20 {
