@@ -421,20 +421,17 @@ mod tests {
 
     #[test]
     fn a_crash_right_after_an_ingest_keeps_the_rows_with_the_command_that_added_them() {
+        use crate::storage::crashed_copy::{FSYNC_ON_COMMIT, crashed_copy};
         let tmp = tempfile::tempdir().unwrap();
-        let durability = Durability {
-            sync_writes: true,
-            wal_enabled: true,
-        };
-        let store = Store::open(tmp.path(), durability).unwrap();
+        let store = Store::open(tmp.path(), FSYNC_ON_COMMIT).unwrap();
         let mut sorter = small_runs(&store);
         push_scrambled(&mut sorter, 12);
         let load = store.finish_load(sorter).ok().unwrap().unwrap();
         // Not waited for: the command is not acknowledged, yet its rows are already in place.
         let applied = store.apply_unsynced(&ingest_command(&load)).unwrap();
-        let crashed = crate::storage::crashed_copy::crashed_copy(tmp.path());
+        let crashed = crashed_copy(tmp.path());
         drop(store);
-        let recovered = Store::open(crashed.path(), durability).unwrap();
+        let recovered = Store::open(crashed.path(), FSYNC_ON_COMMIT).unwrap();
         assert_eq!(recovered.applied_seq(), applied.seq);
         for i in 1..=12 {
             let version = recovered.live_version(&rows::row_id_key(TABLE, i)).unwrap();

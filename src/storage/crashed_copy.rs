@@ -4,6 +4,14 @@
 
 use std::path::Path;
 
+use super::Durability;
+
+/// The durability whose promise a crash tests: every acknowledged commit fsynced.
+pub(crate) const FSYNC_ON_COMMIT: Durability = Durability {
+    sync_writes: true,
+    wal_enabled: true,
+};
+
 /// Copies the data directory `from` (its store still open, nothing writing) to a new
 /// temporary directory.
 pub(crate) fn crashed_copy(from: &Path) -> tempfile::TempDir {

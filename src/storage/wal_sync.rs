@@ -133,16 +133,9 @@ fn sync_while_wanted(shared: &Shared, store: &Weak<Store>) {
         };
         let outcome = store.sync_wal_through(through);
         drop(store);
-        shared.publish(through, &outcome);
-    }
-}
-
-impl Shared {
-    /// Tells the waiters how an fsync meant to cover `through` ended.
-    fn publish(&self, through: u64, outcome: &StorageResult<u64>) {
-        self.durable.send_modify(|durable| match outcome {
+        shared.durable.send_modify(|durable| match outcome {
             Ok(synced) => {
-                durable.synced = durable.synced.max(*synced);
+                durable.synced = durable.synced.max(synced);
                 durable.failed = None;
             }
             Err(e) => durable.failed = Some((through, e.to_string())),
@@ -153,12 +146,8 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{Command, Durability};
-
-    const FSYNC_ON_COMMIT: Durability = Durability {
-        sync_writes: true,
-        wal_enabled: true,
-    };
+    use crate::storage::Command;
+    use crate::storage::crashed_copy::{FSYNC_ON_COMMIT, crashed_copy};
 
     /// Durable commits write RocksDB's log buffer only at their group's fsync: a commit must
     /// not be acknowledged before its batch left the buffer.
@@ -170,7 +159,7 @@ mod tests {
         let applied = store.apply_unsynced(&Command::PutUser(user)).unwrap();
         let durable = tokio::time::timeout(Duration::from_secs(10), store.durable(applied.seq));
         durable.await.expect("the fsync waited past 10 s").unwrap();
-        let crashed = crate::storage::crashed_copy::crashed_copy(tmp.path());
+        let crashed = crashed_copy(tmp.path());
         drop(store);
         let recovered = Store::open(crashed.path(), FSYNC_ON_COMMIT).unwrap();
         assert_eq!(recovered.applied_seq(), applied.seq);
