@@ -174,6 +174,117 @@ async fn prepared_single_row_inserts_write_what_planned_ones_write() {
     );
 }
 
+/// A single-row `ON CONFLICT DO NOTHING` outside a transaction block is decided when it
+/// commits instead of by a read before: it skips exactly the rows the checked path (the same
+/// statement inside a block) skips, whether the key is new, hot, flushed, updated or deleted
+/// after its flush, or deleted while hot; a conflict on another unique column stays an error.
+#[tokio::test]
+async fn single_row_do_nothing_decided_at_commit_skips_what_the_checked_path_skips() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    create_flushed_pair(&client).await;
+    for t in ["fast", "slow"] {
+        client
+            .batch_execute(&format!(
+                "UPDATE {t} SET v = 'updated' WHERE id = 7; DELETE FROM {t} WHERE id = 3;
+                 INSERT INTO {t} (id, v, n, code) VALUES (30, 'hot', 30, 'ab'), (31, 'gone', 31, NULL);
+                 DELETE FROM {t} WHERE id = 31"
+            ))
+            .await
+            .unwrap();
+    }
+    let insert =
+        "INSERT INTO {t} (id, v, n, code) VALUES ($1, 'new', 1, $2) ON CONFLICT (id) DO NOTHING";
+    let at_commit = client
+        .prepare(&insert.replace("{t}", "fast"))
+        .await
+        .unwrap();
+    let checked = client
+        .prepare(&insert.replace("{t}", "slow"))
+        .await
+        .unwrap();
+    let no_code: Option<&str> = None;
+    // Flushed, updated after flush, deleted after flush, hot, deleted while hot, new, new again,
+    // then a new key whose code another row holds.
+    let cases: [(i64, Option<&str>, Result<u64, String>); 8] = [
+        (5, no_code, Ok(0)),
+        (7, no_code, Ok(0)),
+        (3, no_code, Ok(1)),
+        (30, no_code, Ok(0)),
+        (31, no_code, Ok(1)),
+        (40, no_code, Ok(1)),
+        (40, no_code, Ok(0)),
+        (41, Some("ab"), Err("23505".into())),
+    ];
+    for (id, code, expected) in cases {
+        let outcome = |r: Result<u64, tokio_postgres::Error>| r.map_err(|e| sqlstate(&e));
+        let decided = outcome(client.execute(&at_commit, &[&id, &code]).await);
+        client.batch_execute("BEGIN").await.unwrap();
+        let in_block = match outcome(client.execute(&checked, &[&id, &code]).await) {
+            Ok(rows) => outcome(client.batch_execute("COMMIT").await.map(|()| rows)),
+            Err(state) => {
+                client.batch_execute("ROLLBACK").await.unwrap();
+                Err(state)
+            }
+        };
+        assert_eq!((decided, in_block), (expected.clone(), expected), "id {id}");
+    }
+    assert_eq!(
+        contents(&client, "fast").await,
+        contents(&client, "slow").await
+    );
+}
+
+/// Clients racing to insert the same keys with `ON CONFLICT DO NOTHING`, one row or two per
+/// statement, never get a duplicate-key error, as in PostgreSQL: each key is written once and
+/// every other attempt at it is skipped.
+#[tokio::test]
+async fn racing_do_nothing_inserts_write_each_key_once_and_skip_the_rest() {
+    const KEYS: i64 = 200;
+    const CLIENTS: usize = 4;
+    let server = TestServer::start();
+    let setup = server.root().await;
+    setup
+        .batch_execute("CREATE TABLE race (id BIGINT PRIMARY KEY, v TEXT)")
+        .await
+        .unwrap();
+    let mut racers = tokio::task::JoinSet::new();
+    for racer in 0..CLIENTS {
+        let client = server.root().await;
+        racers.spawn(async move {
+            let one = client
+                .prepare("INSERT INTO race VALUES ($1, 'one') ON CONFLICT (id) DO NOTHING")
+                .await
+                .unwrap();
+            let two = client
+                .prepare(
+                    "INSERT INTO race VALUES ($1, 'two'), ($1 + 100000, 'two') ON CONFLICT (id) DO NOTHING",
+                )
+                .await
+                .unwrap();
+            let mut written = 0;
+            for id in 1..=KEYS {
+                let statement = if racer % 2 == 0 { &one } else { &two };
+                written += client
+                    .execute(statement, &[&id])
+                    .await
+                    .unwrap_or_else(|e| panic!("racer {racer}, key {id}: {e}"));
+            }
+            written
+        });
+    }
+    let mut written = 0;
+    while let Some(racer) = racers.join_next().await {
+        written += racer.unwrap();
+    }
+    let stored: i64 = setup
+        .query_one("SELECT count(*) FROM race", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!((written, stored), (2 * KEYS as u64, 2 * KEYS));
+}
+
 /// An identity column declared GENERATED ALWAYS refuses a given value on the fast path too.
 #[tokio::test]
 async fn prepared_inserts_refuse_values_for_always_identity_columns() {
