@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::side_by_side::{Params, contents, create_flushed_pair, same_outcome};
+use common::side_by_side::{Params, contents, create_flushed_pair, on_both, same_outcome};
 use common::{TestServer, sqlstate};
 
 /// Prepares `sql` twice: on table `fast` as written, and on table `slow` with `RETURNING id`,
@@ -24,14 +24,11 @@ async fn prepared_single_row_inserts_write_what_planned_ones_write() {
     let server = TestServer::start();
     let client = server.root().await;
     create_flushed_pair(&client).await;
-    for t in ["fast", "slow"] {
-        client
-            .batch_execute(&format!(
-                "INSERT INTO {t} (id, v, n) VALUES (30, 'hot', 30); DELETE FROM {t} WHERE id = 3"
-            ))
-            .await
-            .unwrap();
-    }
+    on_both(
+        &client,
+        "INSERT INTO {t} (id, v, n) VALUES (30, 'hot', 30); DELETE FROM {t} WHERE id = 3",
+    )
+    .await;
     let insert = prepare_pair(
         &client,
         "INSERT INTO {t} (id, v, n, code) VALUES ($1, $2, $3, $4)",
@@ -183,16 +180,13 @@ async fn single_row_do_nothing_decided_at_commit_skips_what_the_checked_path_ski
     let server = TestServer::start();
     let client = server.root().await;
     create_flushed_pair(&client).await;
-    for t in ["fast", "slow"] {
-        client
-            .batch_execute(&format!(
-                "UPDATE {t} SET v = 'updated' WHERE id = 7; DELETE FROM {t} WHERE id = 3;
-                 INSERT INTO {t} (id, v, n, code) VALUES (30, 'hot', 30, 'ab'), (31, 'gone', 31, NULL);
-                 DELETE FROM {t} WHERE id = 31"
-            ))
-            .await
-            .unwrap();
-    }
+    on_both(
+        &client,
+        "UPDATE {t} SET v = 'updated' WHERE id = 7; DELETE FROM {t} WHERE id = 3;
+         INSERT INTO {t} (id, v, n, code) VALUES (30, 'hot', 30, 'ab'), (31, 'gone', 31, NULL);
+         DELETE FROM {t} WHERE id = 31",
+    )
+    .await;
     let insert =
         "INSERT INTO {t} (id, v, n, code) VALUES ($1, 'new', 1, $2) ON CONFLICT (id) DO NOTHING";
     let at_commit = client

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::side_by_side::{Params, contents, create_flushed_pair, same_outcome};
+use common::side_by_side::{Params, contents, create_flushed_pair, on_both, same_outcome};
 use common::{TestServer, sqlstate};
 
 #[tokio::test]
@@ -299,16 +299,13 @@ async fn primary_key_updates_and_deletes_change_what_planned_ones_change() {
     let server = TestServer::start();
     let client = server.root().await;
     create_flushed_pair(&client).await;
-    for t in ["fast", "slow"] {
-        client
-            .batch_execute(&format!(
-                "INSERT INTO {t} (id, v, n) VALUES (30, 'hot', 30);
-                 UPDATE {t} SET v = 'after flush' WHERE id + 0 = 2;
-                 DELETE FROM {t} WHERE id + 0 = 3;"
-            ))
-            .await
-            .unwrap();
-    }
+    on_both(
+        &client,
+        "INSERT INTO {t} (id, v, n) VALUES (30, 'hot', 30);
+         UPDATE {t} SET v = 'after flush' WHERE id + 0 = 2;
+         DELETE FROM {t} WHERE id + 0 = 3;",
+    )
+    .await;
     let prepare = |sql: &'static str| client.prepare(sql);
     let update = (
         &prepare("UPDATE fast SET v = $2, n = $3 WHERE id = $1")

@@ -28,6 +28,13 @@ pub async fn create_flushed_pair(client: &tokio_postgres::Client) {
     }
 }
 
+/// Runs `sql`, statements that name their table `{t}`, on `fast` and then on `slow`.
+pub async fn on_both(client: &tokio_postgres::Client, sql: &str) {
+    for t in ["fast", "slow"] {
+        client.batch_execute(&sql.replace("{t}", t)).await.unwrap();
+    }
+}
+
 pub async fn contents(client: &tokio_postgres::Client, table: &str) -> Contents {
     let sql = format!("SELECT id, v, n, code, small FROM {table} ORDER BY id");
     let rows = client.query(&sql, &[]).await.unwrap();
