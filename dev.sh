@@ -53,6 +53,8 @@ build_deps() {
   ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || missing+=(libclang-dev)
   command -v c++ >/dev/null 2>&1 || missing+=(g++)
   command -v cc >/dev/null 2>&1 || missing+=(gcc)
+  # tikv-jemalloc-sys builds jemalloc with its configure script and make.
+  command -v make >/dev/null 2>&1 || missing+=(make)
   apt_install "${missing[@]}"
 }
 

@@ -339,14 +339,9 @@ impl Session {
         if let (Some(OnConflictAction::DoNothing), [key]) = (on_conflict, keys.as_slice())
             && !self.in_transaction_block()
         {
-            let write = RowWrite {
-                key: key.clone(),
-                value: Some(encoder.encode(&rows.columns, 0)),
-                expect: Expect::Absent,
-                moved_to: None,
-            };
+            let value = encoder.encode(&rows.columns, 0);
             return self
-                .insert_unless_present(record, write, high_water, rows)
+                .insert_unless_present(record, (key, value), high_water, rows)
                 .await;
         }
         if on_conflict.is_none() {
@@ -436,11 +431,16 @@ impl Session {
     async fn insert_unless_present(
         &self,
         record: &TableRecord,
-        write: RowWrite,
+        (key, value): (&[u8], Vec<u8>),
         high_water: Option<u64>,
         rows: &TableRows,
     ) -> ExecResult<TableRows> {
-        let key = write.key.clone();
+        let write = RowWrite {
+            key: key.to_vec(),
+            value: Some(value),
+            expect: Expect::Absent,
+            moved_to: None,
+        };
         match self.commit_rows(record, vec![write], high_water).await {
             Ok(()) => Ok(TableRows {
                 columns: rows.columns.clone(),
