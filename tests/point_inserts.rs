@@ -279,6 +279,117 @@ async fn racing_do_nothing_inserts_write_each_key_once_and_skip_the_rest() {
     assert_eq!((written, stored), (2 * KEYS as u64, 2 * KEYS));
 }
 
+/// Clients racing to upsert the same emails under different ids, through the email's unique
+/// constraint: each email is written once and every other attempt updates that row, none
+/// fails with a unique violation (a row committed between a statement's check and its write
+/// re-runs the statement, as for the primary key).
+#[tokio::test]
+async fn racing_upserts_through_a_unique_column_write_each_value_once_and_update_it_after() {
+    const EMAILS: i64 = 150;
+    const CLIENTS: i64 = 4;
+    let server = TestServer::start();
+    let setup = server.root().await;
+    setup
+        .batch_execute("CREATE TABLE signups (id BIGINT PRIMARY KEY, email TEXT UNIQUE, hits INT)")
+        .await
+        .unwrap();
+    let mut racers = tokio::task::JoinSet::new();
+    for racer in 0..CLIENTS {
+        let client = server.root().await;
+        racers.spawn(async move {
+            let sql = if racer % 2 == 0 {
+                "INSERT INTO signups VALUES ($1, $2, 1) ON CONFLICT (email) DO UPDATE SET hits = signups.hits + 1"
+            } else {
+                "INSERT INTO signups VALUES ($1, $2, 1), ($1 + 100000, $2 || '.two', 1) ON CONFLICT ON CONSTRAINT signups_email_key DO UPDATE SET hits = signups.hits + 1"
+            };
+            let upsert = client.prepare(sql).await.unwrap();
+            let skip = client
+                .prepare("INSERT INTO signups VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
+                .await
+                .unwrap();
+            for n in 1..=EMAILS {
+                let email = format!("user{n}@example.com");
+                let id = racer * 1000 + n;
+                for statement in [&upsert, &skip] {
+                    client
+                        .execute(statement, &[&id, &email])
+                        .await
+                        .unwrap_or_else(|e| panic!("racer {racer}, email {n}: {e}"));
+                }
+            }
+        });
+    }
+    while let Some(racer) = racers.join_next().await {
+        racer.unwrap();
+    }
+    let row = setup
+        .query_one(
+            "SELECT count(*), count(DISTINCT email), sum(hits) FROM signups",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (rows, emails, hits): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    // Every email (and every second racer's '.two' email) once; one hit per upsert of it.
+    assert_eq!((rows, emails), (2 * EMAILS, 2 * EMAILS));
+    assert_eq!(hits, CLIENTS * EMAILS + CLIENTS / 2 * EMAILS);
+}
+
+/// A prepared `ON CONFLICT DO NOTHING` without a target skips rows that meet any unique
+/// constraint the table has when it runs, including one created after it was prepared.
+#[tokio::test]
+async fn prepared_do_nothing_skips_conflicts_on_unique_constraints_added_after_prepare() {
+    let server = TestServer::start();
+    let client = server.root().await;
+    client
+        .batch_execute("CREATE TABLE handles (id BIGINT PRIMARY KEY, handle TEXT)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO handles VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .await
+        .unwrap();
+    let mut written = Vec::new();
+    for (id, handle) in [(1i64, "ann"), (2, "ann"), (1, "bob")] {
+        written.push(client.execute(&insert, &[&id, &handle]).await.unwrap());
+    }
+    assert_eq!(written, [1, 1, 0], "only the primary key decides at first");
+    client
+        .batch_execute("DELETE FROM handles WHERE id = 2; CREATE UNIQUE INDEX handles_handle ON handles (handle)")
+        .await
+        .unwrap();
+    written.clear();
+    for (id, handle) in [(3i64, "ann"), (3, "cy"), (4, "cy"), (5, "dee")] {
+        written.push(client.execute(&insert, &[&id, &handle]).await.unwrap());
+    }
+    assert_eq!(written, [0, 1, 0, 1], "the new unique index decides too");
+    let by_target = client
+        .prepare("INSERT INTO handles VALUES ($1, $2) ON CONFLICT (handle) DO NOTHING")
+        .await
+        .unwrap();
+    assert_eq!(
+        client.execute(&by_target, &[&6i64, &"ann"]).await.unwrap(),
+        0
+    );
+    let other_key = client.execute(&by_target, &[&1i64, &"eve"]).await;
+    assert_eq!(
+        other_key.map_err(|e| sqlstate(&e)),
+        Err("23505".into()),
+        "the primary key is not an arbiter of ON CONFLICT (handle)"
+    );
+    let rows: Vec<(i64, String)> = client
+        .query("SELECT id, handle FROM handles ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        [(1, "ann".into()), (3, "cy".into()), (5, "dee".into())]
+    );
+}
+
 /// An identity column declared GENERATED ALWAYS refuses a given value on the fast path too.
 #[tokio::test]
 async fn prepared_inserts_refuse_values_for_always_identity_columns() {

@@ -146,9 +146,14 @@ pub enum ExecError {
     /// A primary key written twice, with the key as stored (COPY finds the row by it).
     #[error("{message}")]
     DuplicateKey { message: String, key: Vec<u8> },
-    /// A unique violation with PostgreSQL's DETAIL naming the key.
+    /// A unique violation with PostgreSQL's DETAIL naming the key, and the constraint (or
+    /// unique index) violated: ON CONFLICT tells its own arbiters' races from other conflicts.
     #[error("{message}")]
-    KeyViolation { message: String, detail: String },
+    KeyViolation {
+        message: String,
+        detail: String,
+        constraint: String,
+    },
     /// A foreign key that cannot be declared as written (42830).
     #[error("{0}")]
     InvalidForeignKey(String),
@@ -312,10 +317,15 @@ impl From<StorageError> for ExecError {
                 }
                 Conflict::SequenceExhausted { .. } => ExecError::SequenceLimit(message),
                 Conflict::DuplicateKey { .. } => ExecError::UniqueViolation(message),
-                Conflict::UniqueViolation { detail, .. }
-                | Conflict::UniqueBuildFailed { detail, .. } => {
-                    ExecError::KeyViolation { message, detail }
-                }
+                Conflict::UniqueViolation { detail, constraint }
+                | Conflict::UniqueBuildFailed {
+                    detail,
+                    index: constraint,
+                } => ExecError::KeyViolation {
+                    message,
+                    detail,
+                    constraint,
+                },
                 Conflict::NoSuchIndex(_) | Conflict::NoSuchConstraint(_) => {
                     ExecError::UndefinedObject(message)
                 }

@@ -70,6 +70,13 @@ impl IndexRecord {
         Ok((key, unique_entry))
     }
 
+    /// The entry `row` (an encoded row) has in this unique index, keyed by its values alone;
+    /// `None` when the index is not unique or the row has a NULL in it (conflicting with none).
+    pub fn unique_entry(&self, row: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        let (entry, unique) = self.entry_of(row, &[])?;
+        Ok(unique.then_some(entry))
+    }
+
     /// `Key (a, b)=(1, x)`, for messages about `row`.
     pub fn describe_key(&self, row: &[u8]) -> String {
         let Ok(datums) = rows::split_datums(&self.layout, row) else {

@@ -10,6 +10,7 @@ use datafusion::sql::sqlparser::ast::{
     self, Expr as SqlExpr, Ident, OnConflictAction, OnInsert, SelectItem, SetExpr,
 };
 
+use super::arbiters::{Meets, OnConflict, Proposals};
 use super::coercion::assignment_cast;
 use super::{TableRows, WRITE_RETRIES, column_index, literals, unsupported};
 use crate::exec::planner::{LazyPlanner, StatementPlanner};
@@ -132,24 +133,19 @@ impl Session {
         }
         let on_conflict = match &insert.on {
             None => None,
-            Some(OnInsert::OnConflict(on_conflict)) => {
-                if let Some(target) = &on_conflict.conflict_target {
-                    check_conflict_target(&record, target)?;
-                } else if matches!(on_conflict.action, OnConflictAction::DoUpdate(_)) {
-                    return Err(ExecError::Sql(SqlError::Syntax(
-                        "ON CONFLICT DO UPDATE requires inference specification or constraint name"
-                            .into(),
-                    )));
-                }
-                if record.primary_key.is_empty() {
-                    return Err(ExecError::InvalidColumnReference(
-                        "there is no unique or exclusion constraint matching the ON CONFLICT specification".into(),
-                    ));
-                }
-                Some(&on_conflict.action)
-            }
+            Some(OnInsert::OnConflict(on_conflict)) => Some((
+                &on_conflict.action,
+                self.arbiters(
+                    &record,
+                    on_conflict.conflict_target.as_ref(),
+                    &on_conflict.action,
+                )?,
+            )),
             Some(_) => return Err(unsupported("ON DUPLICATE KEY UPDATE")),
         };
+        let on_conflict = on_conflict
+            .as_ref()
+            .map(|(action, arbiters)| OnConflict { action, arbiters });
         let written = self
             .insert_rows(&planner, (&record, &alias), &new_rows, on_conflict)
             .await?;
@@ -164,7 +160,7 @@ impl Session {
         planner: &LazyPlanner<'_>,
         (record, alias): (&TableRecord, &str),
         new_rows: &TableRows,
-        on_conflict: Option<&OnConflictAction>,
+        on_conflict: Option<OnConflict<'_>>,
     ) -> ExecResult<TableRows> {
         let mut attempt = 0;
         loop {
@@ -175,9 +171,13 @@ impl Session {
             let lost_race = match &result {
                 Err(ExecError::ConcurrentUpdate(_)) => true,
                 // A row that committed between the check for conflicts and this write's
-                // commit: run again, the check now sees it and skips it.
+                // commit, on a constraint ON CONFLICT decides: run again, the check now sees
+                // it and skips or updates it.
                 Err(ExecError::DuplicateKey { .. }) => {
-                    matches!(on_conflict, Some(OnConflictAction::DoNothing))
+                    on_conflict.is_some_and(|c| c.arbiters.decide_duplicate_keys())
+                }
+                Err(ExecError::KeyViolation { constraint, .. }) => {
+                    on_conflict.is_some_and(|c| c.arbiters.decide_violations_of(constraint))
                 }
                 _ => false,
             };
@@ -332,19 +332,11 @@ impl Session {
         record: &TableRecord,
         alias: &str,
         rows: &TableRows,
-        on_conflict: Option<&OnConflictAction>,
+        on_conflict: Option<OnConflict<'_>>,
     ) -> ExecResult<TableRows> {
         let (keys, high_water) = self.row_keys(record, rows)?;
         let mut encoder = rows::RowEncoder::default();
-        if let (Some(OnConflictAction::DoNothing), [key]) = (on_conflict, keys.as_slice())
-            && !self.in_transaction_block()
-        {
-            let value = encoder.encode(&rows.columns, 0);
-            return self
-                .insert_unless_present(record, (key, value), high_water, rows)
-                .await;
-        }
-        if on_conflict.is_none() {
+        let Some(on_conflict) = on_conflict else {
             // Every row is written: no per-row bookkeeping, and the rows are already the result.
             let writes = keys
                 .into_iter()
@@ -361,50 +353,68 @@ impl Session {
                 columns: rows.columns.clone(),
                 len: rows.len,
             });
+        };
+        let update = match on_conflict.action {
+            OnConflictAction::DoUpdate(update) => Some(update),
+            OnConflictAction::DoNothing => None,
+        };
+        if let (None, [key]) = (update, keys.as_slice())
+            && on_conflict.arbiters.is_primary_key_only()
+            && !self.in_transaction_block()
+        {
+            let value = encoder.encode(&rows.columns, 0);
+            return self
+                .insert_unless_present(record, (key, value), high_water, rows)
+                .await;
         }
+        let cannot_affect_twice = || {
+            ExecError::CardinalityViolation(
+                "ON CONFLICT DO UPDATE command cannot affect row a second time".into(),
+            )
+        };
         let mut writes = Vec::with_capacity(rows.len);
         let mut written: Vec<usize> = Vec::with_capacity(rows.len);
-        let mut conflicting: Vec<(usize, Option<u64>)> = Vec::new();
-        let mut seen: HashSet<&[u8]> = HashSet::new();
+        let mut conflicting: Vec<(usize, Vec<u8>, Option<u64>)> = Vec::new();
+        let mut updated_keys: HashSet<Vec<u8>> = HashSet::new();
+        let mut proposals = Proposals::default();
         for (row, key) in keys.iter().enumerate() {
-            if on_conflict.is_some() {
-                let first_in_statement = seen.insert(key.as_slice());
-                match (first_in_statement, self.current_version(key)?) {
-                    (true, None) => {}
-                    (true, Some(version)) => {
-                        conflicting.push((row, version));
-                        continue;
-                    }
-                    (false, _) => {
-                        if matches!(on_conflict, Some(OnConflictAction::DoUpdate(_))) {
-                            return Err(ExecError::CardinalityViolation(
-                                "ON CONFLICT DO UPDATE command cannot affect row a second time"
-                                    .into(),
-                            ));
-                        }
-                        continue;
-                    }
+            let value = encoder.encode(&rows.columns, row);
+            let (meets, entries) =
+                self.conflict_of(on_conflict.arbiters, &mut proposals, record, (key, &value))?;
+            match meets {
+                Meets::Nothing => {
+                    proposals.add(key, entries);
+                    writes.push(RowWrite {
+                        key: key.clone(),
+                        value: Some(value),
+                        expect: Expect::Absent,
+                        moved_to: None,
+                    });
+                    written.push(row);
                 }
+                Meets::Proposed if update.is_some() => return Err(cannot_affect_twice()),
+                Meets::Proposed => {}
+                Meets::Existing {
+                    key: existing,
+                    version,
+                } if update.is_some() => {
+                    // A skipped row leaves its values free for later rows; an updated one not.
+                    proposals.add(key, entries);
+                    if !updated_keys.insert(existing.clone()) {
+                        return Err(cannot_affect_twice());
+                    }
+                    conflicting.push((row, existing, version));
+                }
+                Meets::Existing { .. } => {}
             }
-            writes.push(RowWrite {
-                key: key.clone(),
-                value: Some(encoder.encode(&rows.columns, row)),
-                expect: Expect::Absent,
-                moved_to: None,
-            });
-            written.push(row);
         }
         let mut result = rows.take(&written)?;
-        if let (Some(OnConflictAction::DoUpdate(update)), false) =
-            (on_conflict, conflicting.is_empty())
-        {
+        if let (Some(update), false) = (update, conflicting.is_empty()) {
             let updated = self
                 .upsert_rows(
                     planner.get().await?,
-                    record,
-                    alias,
+                    (record, alias),
                     rows,
-                    &keys,
                     &conflicting,
                     update,
                 )
@@ -453,26 +463,12 @@ impl Session {
 
     /// The version of the live row under `key` (`Some(None)`: an uncommitted row of this
     /// session), or `None` when there is no live row.
-    fn current_version(&self, key: &[u8]) -> ExecResult<Option<Option<u64>>> {
+    pub(super) fn current_version(&self, key: &[u8]) -> ExecResult<Option<Option<u64>>> {
         if let Some(pending) = self.pending_row(key) {
             return Ok(pending.map(|_| None));
         }
         Ok(self.engine.store.live_version(key)?.map(Some))
     }
-}
-
-/// ON CONFLICT (columns) must name the primary key, the only unique constraint tables have.
-fn check_conflict_target(record: &TableRecord, target: &ast::ConflictTarget) -> ExecResult<()> {
-    let ast::ConflictTarget::Columns(columns) = target else {
-        return Err(unsupported("ON CONFLICT ON CONSTRAINT"));
-    };
-    if !names_primary_key(record, columns) {
-        return Err(ExecError::InvalidColumnReference(
-            "there is no unique or exclusion constraint matching the ON CONFLICT specification"
-                .into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Whether `columns` name exactly the table's primary key columns, in any order.

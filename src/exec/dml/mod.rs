@@ -9,6 +9,7 @@
 //! writers safe: an INSERT of an existing key fails with 23505, and an UPDATE that lost a race
 //! is retried against the new row version.
 
+mod arbiters;
 pub(super) mod coercion;
 mod copy;
 mod insert;

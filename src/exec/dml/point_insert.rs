@@ -1,5 +1,5 @@
 //! The single-row INSERT fast path: `INSERT INTO t [(columns)] VALUES (...)`, optionally with
-//! `ON CONFLICT [(primary key)] DO NOTHING`, where every value is a parameter or a constant
+//! `ON CONFLICT [target] DO NOTHING`, where every value is a parameter or a constant
 //! and every column left out has no default.
 //!
 //! The general path binds the parameters into a copy of the statement, resolves the table,
@@ -11,7 +11,7 @@
 //! (a value that needs a cast, a default to evaluate, a changed table, the block's own DDL,
 //! RETURNING) answers `None`, and the statement runs the general way.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use datafusion::arrow::datatypes::{Field, Schema};
@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::ast::{
     self, ConflictTarget, OnConflictAction, OnInsert, SetExpr, TableObject,
 };
 
-use super::insert::names_primary_key;
+use super::arbiters::{Arbiters, OnConflict};
 use super::point_write::{assigned_array, value_of};
 use super::prepared_target::PreparedTarget;
 use crate::exec::planner::LazyPlanner;
@@ -37,10 +37,14 @@ pub struct PointInsert {
     target: PreparedTarget,
     /// Each VALUES item: the column it fills (table position) and its value.
     values: Vec<(usize, KeyValue)>,
-    /// `ON CONFLICT DO NOTHING` on the primary key.
-    skip_conflicts: bool,
-    /// The primary key when prepared (ON CONFLICT named it).
+    /// `ON CONFLICT [target] DO NOTHING`: the target (its arbiters are resolved at each
+    /// execution, against the indexes the table has then).
+    skip_conflicts: Option<Option<ConflictTarget>>,
+    /// The primary key when prepared.
     primary_key: Vec<usize>,
+    /// The ON CONFLICT target's arbiters as of a catalog epoch: resolving them reads the
+    /// table's indexes, as much work as the rest of a point write.
+    arbiters: Arc<Mutex<Option<(u64, Arc<Arbiters>)>>>,
 }
 
 impl PointInsert {
@@ -76,22 +80,11 @@ impl PointInsert {
             .map(|(expr, column)| Some((column, value_of(expr)?)))
             .collect::<Option<Vec<_>>>()?;
         let skip_conflicts = match &insert.on {
-            None => false,
-            Some(OnInsert::OnConflict(on_conflict)) => {
-                if !matches!(on_conflict.action, OnConflictAction::DoNothing)
-                    || record.primary_key.is_empty()
-                {
-                    return None;
-                }
-                match &on_conflict.conflict_target {
-                    None => true,
-                    Some(ConflictTarget::Columns(columns))
-                        if names_primary_key(record, columns) =>
-                    {
-                        true
-                    }
-                    Some(_) => return None,
-                }
+            None => None,
+            Some(OnInsert::OnConflict(on_conflict))
+                if matches!(on_conflict.action, OnConflictAction::DoNothing) =>
+            {
+                Some(on_conflict.conflict_target.clone())
             }
             Some(_) => return None,
         };
@@ -100,6 +93,7 @@ impl PointInsert {
             values,
             skip_conflicts,
             primary_key: record.primary_key.clone(),
+            arbiters: Arc::default(),
         };
         insert.fits(record).then_some(insert)
     }
@@ -186,9 +180,14 @@ impl Session {
             .map_err(|e| crate::exec::ExecError::Internal(e.to_string()))?;
         let rows = self.table_rows(&record, &[batch])?;
         let planner = LazyPlanner::new(self, statement);
-        let on_conflict = insert
-            .skip_conflicts
-            .then_some(&OnConflictAction::DoNothing);
+        let arbiters = match &insert.skip_conflicts {
+            Some(target) => Some(self.point_arbiters(insert, &record, target.as_ref())?),
+            None => None,
+        };
+        let on_conflict = arbiters.as_deref().map(|arbiters| OnConflict {
+            action: &OnConflictAction::DoNothing,
+            arbiters,
+        });
         let written = self
             .insert_rows(&planner, (&record, &record.name), &rows, on_conflict)
             .await?;
@@ -196,5 +195,25 @@ impl Session {
             tag: "INSERT",
             rows: written.len,
         }))
+    }
+
+    /// `insert`'s ON CONFLICT arbiters on `record`, resolved again after any DDL. The caller
+    /// has checked that the block has no DDL of its own (`prepared_table`).
+    fn point_arbiters(
+        &self,
+        insert: &PointInsert,
+        record: &TableRecord,
+        target: Option<&ConflictTarget>,
+    ) -> ExecResult<Arc<Arbiters>> {
+        let epoch = self.engine.store.catalog_epoch();
+        let mut cached = insert.arbiters.lock().expect("point insert arbiters");
+        if let Some((at, arbiters)) = cached.as_ref()
+            && *at == epoch
+        {
+            return Ok(arbiters.clone());
+        }
+        let arbiters = Arc::new(self.arbiters(record, target, &OnConflictAction::DoNothing)?);
+        *cached = Some((epoch, arbiters.clone()));
+        Ok(arbiters)
     }
 }

@@ -39,23 +39,23 @@ impl VisitorMut for Qualify<'_> {
 }
 
 impl Session {
-    /// The new versions of the `conflicting` rows (index into `proposed`, version seen).
-    #[allow(clippy::too_many_arguments)]
+    /// The new versions of the rows the `conflicting` proposed rows met: index into
+    /// `proposed`, the key of the row it met (its own key, or another row's through a unique
+    /// index) and the version seen.
     pub(super) async fn upsert_rows(
         &self,
         planner: &StatementPlanner,
-        record: &TableRecord,
-        alias: &str,
+        (record, alias): (&TableRecord, &str),
         proposed: &TableRows,
-        keys: &[Vec<u8>],
-        conflicting: &[(usize, Option<u64>)],
+        conflicting: &[(usize, Vec<u8>, Option<u64>)],
         update: &ast::DoUpdate,
     ) -> ExecResult<UpdatedRows> {
-        let indices: Vec<usize> = conflicting.iter().map(|(r, _)| *r).collect();
+        let indices: Vec<usize> = conflicting.iter().map(|(r, _, _)| *r).collect();
+        // The proposed rows take the keys of the rows they met: the join pairs them by key.
         let excluded = with_identity(
             record,
             proposed.take(&indices)?.columns,
-            indices.iter().map(|&r| keys[r].clone()).collect(),
+            conflicting.iter().map(|(_, key, _)| key.clone()).collect(),
             vec![None; indices.len()],
         )?;
         let existing = Arc::new(UserTable::new(
@@ -64,9 +64,9 @@ impl Session {
             true,
         ));
         // The key list lets the scan read just these rows instead of the whole table.
-        let existing_keys = indices
+        let existing_keys = conflicting
             .iter()
-            .map(|&r| lit(ScalarValue::Binary(Some(keys[r].clone()))))
+            .map(|(_, key, _)| lit(ScalarValue::Binary(Some(key.clone()))))
             .collect();
         let mut joined = scan(alias, existing)?
             .filter(in_list(column_ref(alias, KEY_COLUMN), existing_keys, false))?
