@@ -31,6 +31,9 @@ use crate::model::TableKind;
 use crate::model::types::Identity;
 use crate::storage::TableRecord;
 
+/// ON CONFLICT's arbiters as resolved at a catalog epoch.
+type ArbitersAtEpoch = (u64, Arc<Arbiters>);
+
 /// A prepared single-row INSERT of parameters and constants.
 #[derive(Debug, Clone)]
 pub struct PointInsert {
@@ -44,7 +47,7 @@ pub struct PointInsert {
     primary_key: Vec<usize>,
     /// The ON CONFLICT target's arbiters as of a catalog epoch: resolving them reads the
     /// table's indexes, as much work as the rest of a point write.
-    arbiters: Arc<Mutex<Option<(u64, Arc<Arbiters>)>>>,
+    arbiters: Arc<Mutex<Option<ArbitersAtEpoch>>>,
 }
 
 impl PointInsert {
