@@ -5,6 +5,7 @@
 //! arrive here already parsed by `sql`; `exec` authorizes them through `sql::authorize`, runs
 //! them and returns Arrow data or a command tag. It knows nothing of the wire protocol.
 
+mod advisory_locks;
 mod age;
 mod aggregate_catalog;
 mod alter;
@@ -228,6 +229,9 @@ pub enum ExecError {
     /// A row changed under a write between its read and its commit: the write is retried.
     #[error("{0}")]
     ConcurrentUpdate(String),
+    /// A wait for an advisory lock that would close a cycle of waiting sessions.
+    #[error("deadlock detected")]
+    Deadlock { detail: String },
     /// A table's definition changed while a statement used it.
     #[error("{0}")]
     ConcurrentDefinitionChange(String),
@@ -409,6 +413,8 @@ pub struct Engine {
         std::collections::HashMap<String, Option<crate::model::Role>>,
     )>,
     logins: Arc<logins::LoginRecorder>,
+    /// The advisory locks sessions hold (`pg_advisory_lock`).
+    advisory_locks: Arc<advisory_locks::AdvisoryLocks>,
     /// `[[backup.schedule]]`, directories checked at start.
     schedules: Arc<[crate::backup::Schedule]>,
     /// This node's part in a cluster; `None` on a single node.
@@ -447,6 +453,7 @@ impl Engine {
             writes_since_flush: Default::default(),
             roles: std::sync::Mutex::new((u64::MAX, Default::default())),
             logins: Default::default(),
+            advisory_locks: Default::default(),
             schedules,
             cluster,
             compute: tokio::runtime::Handle::try_current().ok(),

@@ -244,6 +244,15 @@ fn type_function_arguments(plan: &LogicalPlan, types: &mut [Option<DataType>]) -
         DataType::Timestamp(TimeUnit::Microsecond, None),
         DataType::Int64,
     ];
+    // When no single argument's type fits alone: the narrower integer before the wider one.
+    const ALIKE_CANDIDATES: [DataType; 6] = [
+        DataType::Utf8,
+        DataType::Float64,
+        DataType::Boolean,
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+        DataType::Int32,
+        DataType::Int64,
+    ];
     let untyped = |expr: &Expr| match expr {
         Expr::Placeholder(p) if p.field.is_none() => {
             p.id.strip_prefix('$')
@@ -286,15 +295,36 @@ fn type_function_arguments(plan: &LogicalPlan, types: &mut [Option<DataType>]) -
                         };
                         fields.push(Arc::new(Field::new("a", data_type, true)));
                     }
-                    let accepted = CANDIDATES.into_iter().find(|candidate| {
-                        fields[position] = Arc::new(Field::new("a", candidate.clone(), true));
+                    let accepts = |fields: &[Arc<Field>]| {
                         datafusion::logical_expr::type_coercion::functions::fields_with_udf(
-                            &fields,
+                            fields,
                             func.as_ref(),
                         )
                         .is_ok()
+                    };
+                    let accepted = CANDIDATES.into_iter().find(|candidate| {
+                        fields[position] = Arc::new(Field::new("a", candidate.clone(), true));
+                        accepts(&fields)
                     });
-                    types[index - 1] = accepted;
+                    if accepted.is_some() {
+                        types[index - 1] = accepted;
+                        return Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue);
+                    }
+                    // A function taking several arguments of one type that is not text
+                    // (`pg_advisory_lock($1, $2)`: integer) takes them all as that type.
+                    let alike = ALIKE_CANDIDATES.into_iter().find(|candidate| {
+                        for (arg, field) in args.iter().zip(fields.iter_mut()) {
+                            if untyped(arg).is_some() {
+                                *field = Arc::new(Field::new("a", candidate.clone(), true));
+                            }
+                        }
+                        accepts(&fields)
+                    });
+                    for index in args.iter().filter_map(untyped) {
+                        if let Some(slot @ None) = types.get_mut(index - 1) {
+                            *slot = alike.clone();
+                        }
+                    }
                 }
                 Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
             })

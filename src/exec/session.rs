@@ -89,6 +89,8 @@ pub struct Session {
     /// pg_catalog's planner for PostgreSQL type names (`regtype`, ...); SessionState keeps it
     /// without a getter, and statement planning needs it.
     pub(super) type_planner: Option<Arc<dyn TypePlanner>>,
+    /// This session's advisory locks; they end with it.
+    pub(super) advisory_locks: Arc<super::advisory_locks::SessionLocks>,
 }
 
 /// Set by a cancel request; the running statement's result stream stops at its next batch.
@@ -214,6 +216,8 @@ impl Engine {
         ctx.register_udf(super::width_bucket::function());
         ctx.register_udf(super::lateral_key::function());
         super::sleep::register(&ctx);
+        let advisory_locks = self.advisory_locks.open_session();
+        super::advisory_locks::register(&ctx, &advisory_locks);
         super::search_path::register(&ctx, self.store.clone(), settings.clone());
         super::sequence_functions::register(
             &ctx,
@@ -234,6 +238,7 @@ impl Engine {
             deadline: Mutex::default(),
             ctx,
             type_planner,
+            advisory_locks,
         }
     }
 }
@@ -313,7 +318,42 @@ impl Session {
         if result.is_err() && state == BlockState::InBlock {
             super::transaction::mark_failed(&self.transaction);
         }
+        if state == BlockState::Idle && self.transaction().state == BlockState::Idle {
+            return self.end_statement_transaction(prepared, result);
+        }
         result
+    }
+
+    /// Outside a transaction block a statement is its own transaction: the advisory locks it
+    /// took for its transaction end with it, for a query once its rows have been read.
+    fn end_statement_transaction(
+        &self,
+        prepared: &PreparedStatement,
+        result: ExecResult<Outcome>,
+    ) -> ExecResult<Outcome> {
+        let locks = &self.advisory_locks;
+        match result {
+            // A fast path reads rows without calling functions.
+            Ok(Outcome::Rows { schema, stream }) if prepared.fast_path.is_none() => {
+                Ok(Outcome::Rows {
+                    stream: super::advisory_locks::release_after(schema.clone(), stream, locks),
+                    schema,
+                })
+            }
+            Ok(Outcome::CopyOut {
+                options,
+                schema,
+                stream,
+            }) => Ok(Outcome::CopyOut {
+                options,
+                stream: super::advisory_locks::release_after(schema.clone(), stream, locks),
+                schema,
+            }),
+            other => {
+                locks.release_transaction_locks();
+                other
+            }
+        }
     }
 
     async fn run(

@@ -87,6 +87,7 @@ impl Session {
     /// Ends the block, discarding its uncommitted writes.
     pub(super) fn end_transaction(&self, outcome: Outcome) -> ExecResult<Outcome> {
         *self.transaction() = Transaction::default();
+        self.advisory_locks.release_transaction_locks();
         self.pending.tables.lock().expect("pending writes").clear();
         *self.pending.catalog.lock().expect("pending catalog") = Default::default();
         self.pending

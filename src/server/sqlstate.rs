@@ -68,6 +68,7 @@ pub const OUT_OF_MEMORY: &str = "53200";
 pub const QUERY_CANCELED: &str = "57014";
 pub const RESERVED_NAME: &str = "42939";
 pub const SERIALIZATION_FAILURE: &str = "40001";
+pub const DEADLOCK_DETECTED: &str = "40P01";
 pub const STATEMENT_TOO_COMPLEX: &str = "54001";
 pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
 pub const SYNTAX_ERROR: &str = "42601";
@@ -111,6 +112,7 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
     if let ExecError::KeyViolation { detail, .. }
     | ExecError::CheckViolation { detail, .. }
     | ExecError::ForeignKeyViolation { detail, .. }
+    | ExecError::Deadlock { detail }
     | ExecError::InvalidJson { detail } = err
     {
         info.detail = Some(detail.clone());
@@ -178,6 +180,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::ConcurrentUpdate(_) | ExecError::ConcurrentDefinitionChange(_) => {
             SERIALIZATION_FAILURE
         }
+        ExecError::Deadlock { .. } => DEADLOCK_DETECTED,
         ExecError::CachedPlanChanged => FEATURE_NOT_SUPPORTED,
         ExecError::Io(_) => IO_ERROR,
         ExecError::ClusterUnavailable(_) => CANNOT_CONNECT_NOW,
