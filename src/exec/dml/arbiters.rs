@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use datafusion::sql::sqlparser::ast::{ConflictTarget, OnConflictAction};
 
+use super::column_index;
 use super::insert::names_primary_key;
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::storage::{IndexRecord, IndexState, TableRecord};
@@ -120,16 +121,11 @@ impl Session {
                 let named = columns
                     .iter()
                     .map(|column| {
+                        // PostgreSQL names no relation here.
                         let name = crate::sql::fold(column);
-                        record
-                            .columns
-                            .iter()
-                            .position(|c| c.name == name)
-                            .ok_or_else(|| {
-                                ExecError::UndefinedColumn(format!(
-                                    "column \"{name}\" does not exist"
-                                ))
-                            })
+                        column_index(record, &name).map_err(|_| {
+                            ExecError::UndefinedColumn(format!("column \"{name}\" does not exist"))
+                        })
                     })
                     .collect::<ExecResult<HashSet<usize>>>()?;
                 let indexes: Vec<IndexRecord> = unique_indexes()?
