@@ -231,7 +231,7 @@ fn keys(args: &[ColumnarValue], rows: usize) -> Result<Vec<Option<LockKey>>> {
 impl AsyncScalarUDFImpl for AdvisoryFunction {
     async fn invoke_async_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let SessionLocks { locks, session } = self.locks.as_ref();
+        let SessionLocks { locks, session, .. } = self.locks.as_ref();
         if self.action == Action::UnlockAll {
             locks.release_scope(*session, Some(Scope::Session));
             let out: StringArray = (0..rows).map(|_| Some("")).collect();
@@ -245,8 +245,8 @@ impl AsyncScalarUDFImpl for AdvisoryFunction {
             };
             answers.push(Some(match self.action {
                 Action::Wait => {
-                    locks
-                        .acquire(*session, key, self.mode, self.scope)
+                    self.locks
+                        .acquire(key, self.mode, self.scope)
                         .await
                         .map_err(|deadlock| {
                             DataFusionError::External(Box::new(ExecError::Deadlock {
@@ -255,7 +255,7 @@ impl AsyncScalarUDFImpl for AdvisoryFunction {
                         })?;
                     true
                 }
-                Action::Try => locks.try_acquire(*session, key, self.mode, self.scope),
+                Action::Try => self.locks.try_acquire(key, self.mode, self.scope),
                 // (UnlockAll answered above, before the keys.)
                 Action::Unlock | Action::UnlockAll => locks.release(*session, key, self.mode),
             }));

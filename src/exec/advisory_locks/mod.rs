@@ -10,7 +10,7 @@
 mod functions;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -169,6 +169,8 @@ impl AdvisoryLocks {
         Arc::new(SessionLocks {
             locks: self.clone(),
             session: self.sessions.fetch_add(1, Ordering::Relaxed) + 1,
+            took_any: AtomicBool::new(false),
+            took_for_transaction: AtomicBool::new(false),
         })
     }
 
@@ -278,14 +280,42 @@ impl Drop for WaitingEntry<'_> {
 pub struct SessionLocks {
     locks: Arc<AdvisoryLocks>,
     session: u64,
+    /// Whether the session may hold locks (of its transaction): every statement's end, and
+    /// every session's, would otherwise take the server-wide table's lock to release nothing.
+    took_any: AtomicBool,
+    took_for_transaction: AtomicBool,
 }
 
 impl SessionLocks {
+    /// Records a lock granted to this session in `scope`.
+    fn granted(&self, scope: Scope) {
+        self.took_any.store(true, Ordering::Relaxed);
+        if scope == Scope::Transaction {
+            self.took_for_transaction.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn try_acquire(&self, key: LockKey, mode: Mode, scope: Scope) -> bool {
+        let taken = self.locks.try_acquire(self.session, key, mode, scope);
+        if taken {
+            self.granted(scope);
+        }
+        taken
+    }
+
+    async fn acquire(&self, key: LockKey, mode: Mode, scope: Scope) -> Result<(), Deadlock> {
+        self.locks.acquire(self.session, key, mode, scope).await?;
+        self.granted(scope);
+        Ok(())
+    }
+
     /// Ends the locks taken for the transaction that just ended (or the statement, outside a
     /// transaction block).
     pub fn release_transaction_locks(&self) {
-        self.locks
-            .release_scope(self.session, Some(Scope::Transaction));
+        if self.took_for_transaction.swap(false, Ordering::Relaxed) {
+            self.locks
+                .release_scope(self.session, Some(Scope::Transaction));
+        }
     }
 }
 
@@ -314,7 +344,9 @@ pub fn release_after(
 
 impl Drop for SessionLocks {
     fn drop(&mut self) {
-        self.locks.release_scope(self.session, None);
+        if *self.took_any.get_mut() {
+            self.locks.release_scope(self.session, None);
+        }
     }
 }
 
@@ -327,11 +359,11 @@ mod tests {
         let locks = Arc::new(AdvisoryLocks::default());
         let (a, b) = (locks.open_session(), locks.open_session());
         let key = LockKey::Single(7);
-        assert!(locks.try_acquire(a.session, key, Mode::Shared, Scope::Session));
-        assert!(locks.try_acquire(b.session, key, Mode::Shared, Scope::Session));
-        assert!(!locks.try_acquire(b.session, key, Mode::Exclusive, Scope::Session));
+        assert!(a.try_acquire(key, Mode::Shared, Scope::Session));
+        assert!(b.try_acquire(key, Mode::Shared, Scope::Session));
+        assert!(!b.try_acquire(key, Mode::Exclusive, Scope::Session));
         assert!(locks.release(a.session, key, Mode::Shared));
-        assert!(locks.try_acquire(b.session, key, Mode::Exclusive, Scope::Session));
+        assert!(b.try_acquire(key, Mode::Exclusive, Scope::Session));
         assert!(
             !locks.release(a.session, key, Mode::Shared),
             "a holds nothing now"
@@ -343,8 +375,8 @@ mod tests {
         let locks = Arc::new(AdvisoryLocks::default());
         let (a, b) = (locks.open_session(), locks.open_session());
         let (one, two) = (LockKey::Single(1), LockKey::Pair(1, 2));
-        assert!(locks.try_acquire(a.session, one, Mode::Exclusive, Scope::Session));
-        assert!(locks.try_acquire(b.session, two, Mode::Exclusive, Scope::Transaction));
+        assert!(a.try_acquire(one, Mode::Exclusive, Scope::Session));
+        assert!(b.try_acquire(two, Mode::Exclusive, Scope::Transaction));
         locks
             .table()
             .waiting
@@ -352,12 +384,11 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let result =
-            runtime.block_on(locks.acquire(b.session, one, Mode::Exclusive, Scope::Session));
+        let result = runtime.block_on(b.acquire(one, Mode::Exclusive, Scope::Session));
         assert!(result.is_err(), "{result:?}");
         assert!(!locks.table().waiting.contains_key(&b.session));
         b.release_transaction_locks();
-        assert!(locks.try_acquire(a.session, two, Mode::Shared, Scope::Session));
+        assert!(a.try_acquire(two, Mode::Shared, Scope::Session));
         drop(a);
         assert!(locks.table().held.is_empty(), "a's locks end with it");
     }
