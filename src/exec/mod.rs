@@ -114,6 +114,9 @@ pub enum ExecError {
     UndefinedObject(String),
     #[error("{0}")]
     DuplicateObject(String),
+    /// Two relations of one statement under the same name.
+    #[error("{0}")]
+    DuplicateAlias(String),
     #[error("{0}")]
     InvalidParameterValue(String),
     #[error("{0}")]

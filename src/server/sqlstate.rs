@@ -43,6 +43,7 @@ pub const ARRAY_SUBSCRIPT_ERROR: &str = "2202E";
 pub const INTERVAL_FIELD_OVERFLOW: &str = "22015";
 pub const DUPLICATE_COLUMN: &str = "42701";
 pub const DUPLICATE_OBJECT: &str = "42710";
+pub const DUPLICATE_ALIAS: &str = "42712";
 pub const DUPLICATE_SCHEMA: &str = "42P06";
 pub const DUPLICATE_TABLE: &str = "42P07";
 pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
@@ -134,6 +135,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::DataFusion(e) => datafusion_code(e),
         ExecError::UndefinedObject(_) => UNDEFINED_OBJECT,
         ExecError::DuplicateObject(_) => DUPLICATE_OBJECT,
+        ExecError::DuplicateAlias(_) => DUPLICATE_ALIAS,
         ExecError::InvalidParameterValue(_) => INVALID_PARAMETER_VALUE,
         ExecError::CantChangeRuntimeParam(_) => CANT_CHANGE_RUNTIME_PARAM,
         ExecError::InFailedTransaction => IN_FAILED_SQL_TRANSACTION,

@@ -1,14 +1,18 @@
-//! UPDATE and DELETE: a scan of the table with each row's hidden key and version, filtered by
-//! WHERE, projected to the new rows (UPDATE) or the rows to remove (DELETE).
+//! UPDATE and DELETE: a scan of the table with each row's hidden key and version, joined with
+//! the rows of UPDATE's FROM or DELETE's USING when there are any, filtered by WHERE, projected
+//! to the new rows (UPDATE) or the rows to remove (DELETE).
 
 use std::sync::Arc;
 
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::sqlparser::ast::{self, Assignment, Expr as SqlExpr, FromTable};
+use datafusion::sql::sqlparser::ast::{
+    self, Assignment, Expr as SqlExpr, FromTable, TableWithJoins, UpdateTableFromKind,
+};
 
-use super::{WRITE_RETRIES, unsupported, updated_row_values};
+use super::{WRITE_RETRIES, column_ref, unsupported, updated_row_values};
 use crate::exec::planner::{LazyPlanner, StatementPlanner, scan};
 use crate::exec::session::Outcome;
+use crate::exec::table::KEY_COLUMN;
 use crate::exec::table::UserTable;
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::storage::{Expect, RowWrite, TableRecord};
@@ -20,8 +24,15 @@ impl Session {
                 "update() called with another statement".into(),
             ));
         };
-        if update.from.is_some() || !update.table.joins.is_empty() {
-            return Err(unsupported("UPDATE ... FROM"));
+        let from: &[TableWithJoins] = match &update.from {
+            Some(UpdateTableFromKind::AfterSet(from)) => from,
+            Some(UpdateTableFromKind::BeforeSet(_)) => {
+                return Err(unsupported("UPDATE FROM ... SET"));
+            }
+            None => &[],
+        };
+        if !update.table.joins.is_empty() {
+            return Err(unsupported("UPDATE of a join"));
         }
         let (record, alias) = self.dml_target(&update.table.relation)?;
         let lazy = LazyPlanner::new(self, statement);
@@ -29,7 +40,7 @@ impl Session {
         let plan = self.rows_with_identity(
             planner,
             (&record, &record),
-            &alias,
+            (&alias, from),
             update.selection.as_ref(),
             &update.assignments,
         )?;
@@ -103,8 +114,8 @@ impl Session {
         let from = match &delete.from {
             FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from) => from,
         };
-        if from.len() != 1 || !from[0].joins.is_empty() || delete.using.is_some() {
-            return Err(unsupported("DELETE from several tables or with USING"));
+        if from.len() != 1 || !from[0].joins.is_empty() {
+            return Err(unsupported("DELETE from several tables"));
         }
         let (record, alias) = self.dml_target(&from[0].relation)?;
         let lazy = LazyPlanner::new(self, statement);
@@ -112,7 +123,7 @@ impl Session {
         let plan = self.rows_with_identity(
             planner,
             (&record, &record),
-            &alias,
+            (&alias, delete.using.as_deref().unwrap_or_default()),
             delete.selection.as_ref(),
             &[],
         )?;
@@ -168,7 +179,7 @@ impl Session {
         let plan = self.rows_with_identity(
             planner,
             (record, retyped),
-            &alias,
+            (&alias, &[]),
             None,
             &update.assignments,
         )?;
@@ -179,12 +190,15 @@ impl Session {
 
     /// The rows WHERE selects, with `assignments` applied (each cast to its column's type in
     /// `target`, the table's definition once written), followed by each row's key and the
-    /// version it was read at: what an UPDATE writes or a DELETE removes.
+    /// version it was read at: what an UPDATE writes or a DELETE removes. With `joined` (the
+    /// relations of UPDATE's FROM or DELETE's USING), WHERE and the assignments see their
+    /// columns too, and a row that several of their rows join is changed once, with the values
+    /// of one of them, which one unspecified (as in PostgreSQL).
     fn rows_with_identity(
         &self,
         planner: &StatementPlanner,
         (record, target): (&TableRecord, &TableRecord),
-        alias: &str,
+        (alias, joined): (&str, &[TableWithJoins]),
         selection: Option<&SqlExpr>,
         assignments: &[Assignment],
     ) -> ExecResult<LogicalPlan> {
@@ -194,6 +208,19 @@ impl Session {
             true,
         ));
         let mut rows = scan(alias, table)?;
+        if !joined.is_empty() {
+            let joined = planner.query(&select_all_from(joined)?)?;
+            if joined
+                .schema()
+                .iter()
+                .any(|(relation, _)| relation.is_some_and(|r| r.table() == alias))
+            {
+                return Err(ExecError::DuplicateAlias(format!(
+                    "table name \"{alias}\" specified more than once"
+                )));
+            }
+            rows = rows.cross_join(joined)?;
+        }
         if let Some(selection) = selection {
             let predicate = planner.expr(selection, rows.schema())?;
             rows = rows.filter(predicate)?;
@@ -201,6 +228,21 @@ impl Session {
         let schema = rows.schema().clone();
         let values =
             updated_row_values(planner, target, alias, assignments, &schema, Clone::clone)?;
-        Ok(rows.project(values)?.build()?)
+        if joined.is_empty() {
+            Ok(rows.project(values)?.build()?)
+        } else {
+            let key = column_ref(alias, KEY_COLUMN);
+            Ok(rows.distinct_on(vec![key], values, None)?.build()?)
+        }
     }
+}
+
+/// `SELECT * FROM <from>`: every column of the relations, under each relation's name.
+fn select_all_from(from: &[TableWithJoins]) -> ExecResult<ast::Query> {
+    let mut query = crate::sql::parse_view_query("SELECT *")?;
+    match query.body.as_mut() {
+        ast::SetExpr::Select(select) => select.from = from.to_vec(),
+        _ => return Err(ExecError::Internal("SELECT * is not a SELECT".into())),
+    }
+    Ok(query)
 }
