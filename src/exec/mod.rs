@@ -5,6 +5,7 @@
 //! arrive here already parsed by `sql`; `exec` authorizes them through `sql::authorize`, runs
 //! them and returns Arrow data or a command tag. It knows nothing of the wire protocol.
 
+mod activity;
 mod advisory_locks;
 mod age;
 mod aggregate_catalog;
@@ -83,6 +84,7 @@ use std::sync::Arc;
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::error::DataFusionError;
 
+pub use activity::{StatementActivity, Termination};
 pub use dml::CopyIn;
 pub use function_names::printed as function_name;
 pub use prepare::PreparedStatement;
@@ -117,6 +119,9 @@ pub enum ExecError {
     /// Two relations of one statement under the same name.
     #[error("{0}")]
     DuplicateAlias(String),
+    /// The caller's role does not reach the object (`42501`).
+    #[error("{0}")]
+    InsufficientPrivilege(String),
     #[error("{0}")]
     InvalidParameterValue(String),
     #[error("{0}")]
@@ -418,6 +423,8 @@ pub struct Engine {
     logins: Arc<logins::LoginRecorder>,
     /// The advisory locks sessions hold (`pg_advisory_lock`).
     advisory_locks: Arc<advisory_locks::AdvisoryLocks>,
+    /// Every logged-in session, for `pg_stat_activity` and the signals between sessions.
+    backends: Arc<activity::Backends>,
     /// `[[backup.schedule]]`, directories checked at start.
     schedules: Arc<[crate::backup::Schedule]>,
     /// This node's part in a cluster; `None` on a single node.
@@ -457,6 +464,7 @@ impl Engine {
             roles: std::sync::Mutex::new((u64::MAX, Default::default())),
             logins: Default::default(),
             advisory_locks: Default::default(),
+            backends: Default::default(),
             schedules,
             cluster,
             compute: tokio::runtime::Handle::try_current().ok(),

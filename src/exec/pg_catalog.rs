@@ -59,8 +59,10 @@ const AUTHID_TABLE: &str = "pg_authid";
 const AGGREGATES_TABLE: &str = "pg_aggregate";
 
 /// The tables KalamDB adds to `pg_catalog`.
-const KALAMDB_TABLES: [&str; 13] = [
+const KALAMDB_TABLES: [&str; 15] = [
     pg_derived::USER_VIEW,
+    pg_derived::STAT_ACTIVITY_VIEW,
+    super::activity::ACTIVITY_TABLE,
     pg_derived::CHECKS_TABLE,
     pg_derived::INDEXES_TABLE,
     pg_derived::INDEXES_VIEW,
@@ -224,6 +226,9 @@ impl SchemaProvider for PgCatalogSchema {
                 super::aggregate_catalog::AggregatesByFunctionOid::new(aggregates, functions),
             )));
         }
+        if name == super::activity::ACTIVITY_TABLE {
+            return Ok(Some(Arc::new(super::activity::ActivityTable)));
+        }
         if name == TABLE_SIZES_TABLE {
             return Ok(Some(super::system_tables::store_backed(
                 Arc::new(super::system_tables::TableSizesTable),
@@ -236,6 +241,7 @@ impl SchemaProvider for PgCatalogSchema {
             || name == SEQUENCES_VIEW
             || name == pg_derived::INDEXES_VIEW
             || name == pg_derived::USER_VIEW
+            || name == pg_derived::STAT_ACTIVITY_VIEW
         {
             return Ok(pg_derived::table(name, None));
         }

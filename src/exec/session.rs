@@ -1,10 +1,9 @@
 //! A session: one authenticated user's statements, settings and transaction state.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::StreamExt;
-use tokio::sync::Notify;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -18,6 +17,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
+use super::activity::{Backend, BackendParts, CancelFlag, StatementActivity, Termination, Viewer};
 use super::prepare::{FastPath, PreparedStatement};
 use super::settings::Settings;
 use super::table::PendingWrites;
@@ -83,6 +83,8 @@ pub struct Session {
     /// The same writes by table and key, which this session's reads see.
     pub(super) pending: Arc<PendingWrites>,
     cancel: Arc<CancelFlag>,
+    /// This session in the server's registry of backends, once its login completed.
+    backend: Arc<OnceLock<Arc<Backend>>>,
     /// When the running statement must stop (`statement_timeout`); its result stream checks too.
     deadline: Mutex<Option<tokio::time::Instant>>,
     pub(super) ctx: SessionContext,
@@ -91,25 +93,6 @@ pub struct Session {
     pub(super) type_planner: Option<Arc<dyn TypePlanner>>,
     /// This session's advisory locks; they end with it.
     pub(super) advisory_locks: Arc<super::advisory_locks::SessionLocks>,
-}
-
-/// Set by a cancel request; the running statement's result stream stops at its next batch.
-#[derive(Default)]
-struct CancelFlag {
-    cancelled: AtomicBool,
-    notify: Notify,
-}
-
-impl CancelFlag {
-    async fn cancelled(&self) {
-        loop {
-            let notified = self.notify.notified();
-            if self.cancelled.load(Ordering::SeqCst) {
-                return;
-            }
-            notified.await;
-        }
-    }
 }
 
 /// Shared by every session: the rule holds the checked operators' and text casts' function
@@ -167,7 +150,13 @@ impl Engine {
             .with_information_schema(true);
         postgres_sql(&mut config);
         let pending = Arc::new(PendingWrites::default());
-        let config = config.with_extension(pending.clone());
+        let config = config
+            .with_extension(pending.clone())
+            .with_extension(Arc::new(Viewer {
+                backends: self.backends.clone(),
+                user: user_id.to_owned(),
+                role,
+            }));
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_catalog_list(self.catalogs.clone())
@@ -210,6 +199,14 @@ impl Engine {
         let settings = Arc::new(Mutex::new(settings));
         // After pg_catalog, whose session functions answer for a fixed user.
         functions::register(&ctx, user_id, settings.clone());
+        let cancel = Arc::new(CancelFlag::default());
+        let backend = Arc::new(OnceLock::new());
+        super::activity::register(
+            &ctx,
+            self.backends.clone(),
+            (user_id, role),
+            backend.clone(),
+        );
         super::json::register(&ctx);
         super::interval_arithmetic::register(&ctx);
         super::age::register(&ctx);
@@ -234,11 +231,20 @@ impl Engine {
             settings,
             transaction: SharedTransaction::default(),
             pending,
-            cancel: Arc::default(),
+            cancel,
+            backend,
             deadline: Mutex::default(),
             ctx,
             type_planner,
             advisory_locks,
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(backend) = self.backend.get() {
+            self.engine.backends.leave(backend.pid());
         }
     }
 }
@@ -250,8 +256,37 @@ impl Session {
 
     /// Cancels the statement running now, if any (a protocol-level cancel request).
     pub fn cancel_running_statement(&self) {
-        self.cancel.cancelled.store(true, Ordering::SeqCst);
-        self.cancel.notify.notify_waiters();
+        self.cancel.raise();
+    }
+
+    /// Enters this session into the server's registry of backends (`pg_stat_activity`) as
+    /// process `pid`, connected from `client`; `termination` is what `pg_terminate_backend`
+    /// raises for its connection.
+    pub fn enter_backends(
+        &self,
+        pid: i32,
+        client: Option<std::net::SocketAddr>,
+        termination: Arc<Termination>,
+    ) {
+        let parts = BackendParts {
+            user: self.caller.user_id.clone(),
+            role: self.caller.role,
+            settings: self.settings.clone(),
+            transaction: self.transaction.clone(),
+            cancel: self.cancel.clone(),
+        };
+        let backend = Backend::enter(&self.engine.backends, pid, client, termination, parts);
+        if let Err(backend) = self.backend.set(backend) {
+            self.engine.backends.leave(backend.pid());
+        }
+    }
+
+    /// Shows this session running `query` until the returned guard is dropped.
+    pub fn statement_started(&self, query: &Arc<str>) -> StatementActivity {
+        match self.backend.get() {
+            Some(backend) => backend.statement_started(query),
+            None => StatementActivity::untracked(),
+        }
     }
 
     pub fn setting(&self, name: &str) -> ExecResult<String> {

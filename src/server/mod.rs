@@ -127,11 +127,16 @@ pub struct Connection {
     named: Mutex<named::NamedObjects>,
     /// The COPY FROM STDIN waiting for its data, if one is.
     copy_in: Mutex<Option<copy::ActiveCopy>>,
+    /// Where the client connected from, as `pg_stat_activity` shows it.
+    peer: std::net::SocketAddr,
+    /// Raised by `pg_terminate_backend`: the connection closes with 57P01.
+    termination: Arc<crate::exec::Termination>,
 }
 
 impl Connection {
     /// Binds the logged-in session to this connection and makes it reachable by cancel requests.
     fn attach_session(&self, session: Session, cancel_key: (i32, bytes::Bytes)) {
+        session.enter_backends(cancel_key.0, Some(self.peer), self.termination.clone());
         let session = Arc::new(session);
         self.shared
             .cancels
@@ -267,10 +272,13 @@ pub async fn serve(
                     slot: Mutex::new(None),
                     named: Mutex::default(),
                     copy_in: Mutex::default(),
+                    peer,
+                    termination: Arc::default(),
                 });
                 let acceptor = acceptor.clone();
                 let logged_in = connection.session.clone();
                 let limits = socket::Limits {
+                    termination: connection.termination.clone(),
                     max_message_bytes: config.server.max_message_bytes,
                     authentication_timeout: Duration::from_secs(config.server.authentication_timeout_seconds),
                     idle_in_transaction: Box::new(move || {

@@ -27,7 +27,7 @@ use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 
 use super::{Connection, InFlightGuard, encode, named, sqlstate};
-use crate::exec::{Outcome, PreparedStatement, Session};
+use crate::exec::{Outcome, PreparedStatement, Session, StatementActivity};
 use crate::sql;
 
 fn user_error(info: pgwire::error::ErrorInfo) -> PgWireError {
@@ -48,6 +48,8 @@ fn session_of(slot: &OnceLock<Arc<Session>>) -> PgWireResult<Arc<Session>> {
 pub struct Prepared {
     inner: Arc<PreparedStatement>,
     param_types: Vec<Type>,
+    /// The statement's text, which `pg_stat_activity` shows while it runs.
+    text: Arc<str>,
 }
 
 /// Plans statements for the extended protocol in the connection's session.
@@ -107,6 +109,7 @@ impl QueryParser for StatementPreparer {
         Ok(Some(Prepared {
             inner: Arc::new(inner),
             param_types,
+            text: Arc::from(text),
         }))
     }
 
@@ -129,11 +132,13 @@ impl QueryParser for StatementPreparer {
 impl Connection {
     /// Rows are computed while they stream to the client, so a statement stays in flight (and
     /// a graceful shutdown waits for it) until its result stream is done.
-    fn until_streamed(&self, outcome: Outcome) -> Outcome {
+    /// `outcome`, whose rows (if any) keep the server's in-flight count, and `activity` (the
+    /// statement's `pg_stat_activity` state), until they have been read.
+    fn until_streamed(&self, outcome: Outcome, activity: Option<StatementActivity>) -> Outcome {
         match outcome {
             Outcome::Rows { schema, stream } => Outcome::Rows {
                 schema: schema.clone(),
-                stream: self.held_while_streamed(schema, stream),
+                stream: self.held_while_streamed(schema, stream, activity),
             },
             other => other,
         }
@@ -143,10 +148,11 @@ impl Connection {
         &self,
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
+        activity: Option<StatementActivity>,
     ) -> SendableRecordBatchStream {
         let guard = InFlightGuard::enter(&self.shared);
         let stream = stream.map(move |batch| {
-            let _held = &guard;
+            let _held = (&guard, &activity);
             batch
         });
         Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream))
@@ -273,6 +279,8 @@ impl SimpleQueryHandler for Connection {
         client.set_state(PgWireConnectionState::QueryInProgress);
         let session = session_of(&self.session)?;
         let _busy = InFlightGuard::enter(&self.shared);
+        // The whole Query message shows as the backend's statement until ReadyForQuery.
+        let _activity = session.statement_started(&Arc::from(query.query.as_str()));
         crate::fault::panic_point("query", &query.query);
         match sql::parse(&query.query) {
             Err(e) => {
@@ -402,7 +410,7 @@ impl Connection {
                 stream,
             }) => Reply::CopyOut {
                 options,
-                stream: self.held_while_streamed(schema.clone(), stream),
+                stream: self.held_while_streamed(schema.clone(), stream, None),
                 schema,
             },
             Ok(outcome) => {
@@ -410,7 +418,7 @@ impl Connection {
                     self.deallocate(client.portal_store(), name.as_deref());
                 }
                 Reply::Response(encode::response(
-                    self.until_streamed(outcome),
+                    self.until_streamed(outcome, None),
                     &Format::UnifiedText,
                 ))
             }
@@ -558,6 +566,7 @@ impl ExtendedQueryHandler for Connection {
         let session = session_of(&self.session)?;
         let _busy = InFlightGuard::enter(&self.shared);
         let prepared = &portal.statement.statement;
+        let activity = session.statement_started(&prepared.text);
         let params =
             encode::decode_params(portal, &prepared.param_types, &prepared.inner.param_types)?;
         // An error here is returned (not sent as a Response) so pgwire skips to the next Sync.
@@ -572,7 +581,7 @@ impl ExtendedQueryHandler for Connection {
                 schema,
                 stream,
             } => {
-                let stream = self.held_while_streamed(schema.clone(), stream);
+                let stream = self.held_while_streamed(schema.clone(), stream, Some(activity));
                 return Ok(super::copy::copy_out_response(options, schema, stream));
             }
             other => other,
@@ -581,7 +590,7 @@ impl ExtendedQueryHandler for Connection {
             self.deallocate(client.portal_store(), name.as_deref());
         }
         Ok(encode::response(
-            self.until_streamed(outcome),
+            self.until_streamed(outcome, Some(activity)),
             &portal.result_column_format,
         ))
     }

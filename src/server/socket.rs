@@ -11,6 +11,7 @@
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use tokio_util::codec::{Framed, FramedParts};
 
 use super::guard::GuardedIo;
 use super::sqlstate;
+use crate::exec::Termination;
 
 /// What one connection may ask of the server.
 pub struct Limits {
@@ -34,6 +36,8 @@ pub struct Limits {
     pub authentication_timeout: Duration,
     /// How long the client may now stay silent inside a transaction block (`None`: forever).
     pub idle_in_transaction: Box<dyn Fn() -> Option<Duration> + Send>,
+    /// Raised when another session terminates this one (`pg_terminate_backend`).
+    pub termination: Arc<Termination>,
 }
 /// Pending output beyond this is written without waiting for the next read (large results).
 const COALESCE_LIMIT: usize = 64 * 1024;
@@ -111,6 +115,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescingIo<T> {
     }
 }
 
+/// Sleeps for `duration`, or forever without one.
+async fn sleep_or_never(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Serves one TCP connection until the client leaves or a fatal error ends it.
 pub async fn serve<H: PgWireServerHandlers>(
     tcp: TcpStream,
@@ -122,6 +134,7 @@ pub async fn serve<H: PgWireServerHandlers>(
         max_message_bytes,
         authentication_timeout,
         idle_in_transaction,
+        termination,
     } = limits;
     let startup_timeout = tokio::time::sleep(authentication_timeout);
     tokio::pin!(startup_timeout);
@@ -157,22 +170,27 @@ pub async fn serve<H: PgWireServerHandlers>(
                 _ = &mut startup_timeout => None,
                 message = next => Some(message),
             }
-        } else if let Some(idle) = idle_in_transaction() {
+        } else {
+            let idle = idle_in_transaction();
             let waited = tokio::select! {
-                message = next => Some(message),
-                () = tokio::time::sleep(idle) => None,
-            };
-            if waited.is_none() {
-                let info = sqlstate::fatal_info(
+                biased;
+                () = termination.requested() => Err(sqlstate::fatal_info(
+                    sqlstate::ADMIN_SHUTDOWN,
+                    "terminating connection due to administrator command",
+                )),
+                message = next => Ok(message),
+                () = sleep_or_never(idle) => Err(sqlstate::fatal_info(
                     sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
                     "terminating connection due to idle-in-transaction timeout",
-                );
-                send_last_error(&mut socket, info).await;
-                break;
+                )),
+            };
+            match waited {
+                Ok(message) => Some(message),
+                Err(info) => {
+                    send_last_error(&mut socket, info).await;
+                    break;
+                }
             }
-            waited
-        } else {
-            Some(next.await)
         };
         let message = match message {
             None | Some(Ok(None)) => break,

@@ -189,7 +189,7 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::OutcomeUnknown(_) => STATEMENT_COMPLETION_UNKNOWN,
         ExecError::StorageFailure(_) | ExecError::JobFailed(_) => INTERNAL_ERROR,
         ExecError::ObjectNotInPrerequisiteState(_) => OBJECT_NOT_IN_PREREQUISITE_STATE,
-        ExecError::PathForbidden(_) => INSUFFICIENT_PRIVILEGE,
+        ExecError::PathForbidden(_) | ExecError::InsufficientPrivilege(_) => INSUFFICIENT_PRIVILEGE,
         ExecError::DataCorrupted(_) => DATA_CORRUPTED,
         ExecError::RoleDropped(_) => INVALID_AUTHORIZATION,
         ExecError::Internal(_) => INTERNAL_ERROR,

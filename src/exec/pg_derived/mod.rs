@@ -55,11 +55,15 @@ pub const STAT_USER_TABLES: &str = "pg_stat_user_tables";
 /// PostgreSQL's `pg_indexes` view.
 pub const INDEXES_VIEW: &str = "pg_indexes";
 
+/// PostgreSQL's `pg_stat_activity` view: one row per connected session.
+pub const STAT_ACTIVITY_VIEW: &str = "pg_stat_activity";
+
 /// Each table's size in bytes (see `Store::table_bytes`).
 pub const TABLE_SIZES_TABLE: &str = "kalamdb_table_sizes";
 
 use super::information_schema;
 
+mod activity_view;
 mod columns_view;
 mod constraint_views;
 mod dependencies;
@@ -126,6 +130,8 @@ fn schema(name: &str, base: Option<&SchemaRef>) -> SchemaRef {
                 Field::new("valuntil", DataType::Utf8, true),
                 Field::new("useconfig", list(DataType::Utf8), true),
             ]
+        } else if let Some(fields) = activity_view::fields(name) {
+            fields
         } else if let Some(fields) = listings::fields(name) {
             fields
         } else if name == information_schema::COLUMNS {

@@ -211,6 +211,9 @@ pub(super) fn definition(name: &str) -> Option<Vec<Part>> {
     if let Some(parts) = super::listings::parts(name) {
         return Some(parts);
     }
+    if let Some(parts) = super::activity_view::parts(name) {
+        return Some(parts);
+    }
     let key_columns = "array_agg(a.attnum ORDER BY k.key_seq)";
     let zeros = "array_agg(0 ORDER BY k.key_seq)";
     let index_oid = format!("c.oid + {INDEX_OID_OFFSET}");
