@@ -48,6 +48,18 @@ async fn wait_for_state(observer: &Client, pid: i32, state: &str, query: &str) {
     }
 }
 
+/// Polls until `pid` has left `pg_stat_activity`, for at most 5 s.
+async fn wait_until_unlisted(observer: &Client, pid: i32) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while activity_of(observer, pid).await.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pid {pid} is still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 async fn connect_as(server: &TestServer, user: &str, password: &str, app: &str) -> Client {
     let conn = format!(
         "{} application_name={app}",
@@ -127,11 +139,7 @@ async fn pg_stat_activity_lists_each_session_with_its_state_statement_and_transa
 
     // A closed connection leaves the view.
     drop(worker);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while activity_of(&observer, worker_pid).await.is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "still listed");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until_unlisted(&observer, worker_pid).await;
 }
 
 #[tokio::test]
@@ -193,11 +201,7 @@ async fn pg_terminate_backend_closes_another_sessions_connection_with_57p01() {
     let err = closed.expect_err("closed by the server with an error");
     assert_eq!(sqlstate(&err), "57P01");
     assert!(worker.batch_execute("SELECT 1").await.is_err());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while activity_of(&observer, worker_pid).await.is_some() {
-        assert!(tokio::time::Instant::now() < deadline, "still listed");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until_unlisted(&observer, worker_pid).await;
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! `pg_stat_activity`: PostgreSQL 15's columns over `kalamdb_activity` (one row per logged-in
 //! session, see `exec::activity`), with the database's and each user's OID from the catalog.
 //! KalamDB has no wait events, parallel workers, transaction ids or query ids: those columns
-//! are NULL, as PostgreSQL shows them for a backend without one.
+//! are NULL, as PostgreSQL shows them for a backend without one. `pg_stat_gssapi` has a row per
+//! session too, none of them GSSAPI-authenticated (pgAdmin reads the asking session's).
 
 use datafusion::arrow::datatypes::{DataType, Field};
 
@@ -43,7 +44,22 @@ pub(super) fn fields(name: &str) -> Option<Vec<Field>> {
     ])
 }
 
+/// PostgreSQL's view of each backend's GSSAPI use.
+const STAT_GSSAPI_VIEW: &str = "pg_stat_gssapi";
+
 pub(super) fn parts(name: &str) -> Option<Vec<Part>> {
+    if name == STAT_GSSAPI_VIEW {
+        return Some(vec![Part {
+            values: vec![
+                ("pid", "a.pid".into()),
+                ("gss_authenticated", "false".into()),
+                ("encrypted", "false".into()),
+                ("credentials_delegated", "false".into()),
+            ],
+            from: format!("FROM pg_catalog.{ACTIVITY_TABLE} a"),
+            copies_base: false,
+        }]);
+    }
     if name != STAT_ACTIVITY_VIEW {
         return None;
     }
