@@ -211,9 +211,7 @@ impl Backend {
         let now = Utc::now();
         let mut activity = self.activity.lock().expect("activity");
         activity.state = State::Active;
-        if !Arc::ptr_eq(&activity.query, query) {
-            activity.query = query.clone();
-        }
+        activity.query = query.clone();
         activity.query_start = Some(now);
         activity.state_change = now;
         activity.xact_start.get_or_insert(now);
