@@ -55,6 +55,11 @@ build_deps() {
   command -v cc >/dev/null 2>&1 || missing+=(gcc)
   # tikv-jemalloc-sys builds jemalloc with its configure script and make.
   command -v make >/dev/null 2>&1 || missing+=(make)
+  # isal-sys builds ISA-L (the backup's gzip encoder) with autotools and its x86 assembly with nasm.
+  command -v nasm >/dev/null 2>&1 || missing+=(nasm)
+  command -v autoreconf >/dev/null 2>&1 || missing+=(autoconf)
+  command -v automake >/dev/null 2>&1 || missing+=(automake)
+  command -v libtoolize >/dev/null 2>&1 || missing+=(libtool)
   apt_install "${missing[@]}"
 }
 

@@ -10,14 +10,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gzp::deflate::Mgzip;
 use gzp::par::compress::ParCompressBuilder;
 
 use super::format::{self, Manifest, ManifestFile, SigningKey};
 use super::human_bytes;
 use super::incremental::{Base, Contents};
 use super::location::ArchiveLocation;
-use super::members::{Members, Output};
+use super::members::{ArchiveMembers, Members, Output};
 use super::publish::RemoveOnDrop;
 use super::schedule::Schedule;
 use crate::jobs::{JobContext, JobError, JobResult, JobWork};
@@ -193,7 +192,7 @@ impl BackupJob {
         )?;
 
         let (output, mut partial_guard) = self.open_output(total)?;
-        let compressor = ParCompressBuilder::<Mgzip>::new()
+        let compressor = ParCompressBuilder::<ArchiveMembers>::new()
             .compression_level(flate2::Compression::new(self.compression_level))
             .num_threads(self.compression_threads.max(1))
             .map_err(|e| JobError::Failed(format!("starting the compressor: {e}")))?

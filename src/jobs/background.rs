@@ -16,12 +16,15 @@ pub enum JobPriority {
     /// tenth of a client thread when both want a core, so a flush keeps draining memtables
     /// (writes stall when it falls behind) on a busy server.
     Low,
-    /// Backups, restore staging and verification, which no client waits on: niceness 19, the
-    /// lowest, about a seventieth of a client thread. In one pair of runs with 16 clients of
-    /// the mixed workload (`bench/backup_under_load.sh`), against +10 the clients kept 0.74x
-    /// of their throughput instead of 0.66x and their p99 rose 1.03x instead of 1.33x, while
-    /// the backup took about as long (17.3 s against 15.3 s). SCHED_IDLE measured no better
-    /// for the clients and slower for the backup.
+    /// Backups, restore staging and verification, which no client waits on: Linux's SCHED_IDLE
+    /// policy (and niceness 19 where that is refused). A SCHED_IDLE thread runs only on a core
+    /// no other thread wants, and a waking client thread preempts it at once, where a niceness
+    /// 19 thread may finish its time slice first. With ISA-L compressing, 16 clients of the
+    /// mixed workload during a backup (`bench/backup_under_load.sh 1.0 3`, two runs each,
+    /// 2026-12-07) kept 0.72x and 0.75x of their throughput with a p99 of 2.01x and 2.05x,
+    /// against 0.57x and 0.59x with a p99 of 2.86x and 2.84x at niceness 19; the backup took
+    /// 2.87x and 3.34x its idle time instead of 1.97x and 1.82x (7.9 and 9.7 s instead of 5.9
+    /// and 5.3).
     Lowest,
 }
 
@@ -84,6 +87,16 @@ fn lower_this_threads_priority(priority: JobPriority) {
         {
             tracing::debug!("lowering a job thread's priority: {e}");
         }
+        if priority == JobPriority::Lowest {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: `param` outlives the call, which only reads it; pid 0 is this thread.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+                tracing::debug!(
+                    "giving a job thread the idle policy: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
     }
 }
 
@@ -123,6 +136,26 @@ mod tests {
         .unwrap();
         assert_eq!(job, (caller + 19).min(19));
         assert_eq!(started, job);
+    }
+
+    /// This thread's scheduling policy.
+    fn policy() -> i32 {
+        // SAFETY: reads the calling thread's policy; no memory is passed.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+
+    #[tokio::test]
+    async fn the_lowest_priority_runs_under_the_idle_policy_and_so_do_the_threads_it_starts() {
+        let (job, started) = run_below_clients("test", JobPriority::Lowest, || {
+            (policy(), std::thread::spawn(policy).join().unwrap())
+        })
+        .await
+        .unwrap();
+        assert_eq!((job, started), (libc::SCHED_IDLE, libc::SCHED_IDLE));
+        let low = run_below_clients("test", JobPriority::Low, policy)
+            .await
+            .unwrap();
+        assert_eq!(low, libc::SCHED_OTHER);
     }
 
     #[tokio::test]
