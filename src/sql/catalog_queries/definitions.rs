@@ -83,7 +83,8 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
             [object] | [object, _],
         ) => format!(
             "(SELECT {SINGLE_ROW_FUNCTION}(kalamdb_size.bytes) \
-             FROM pg_catalog.{RELATION_SIZES_TABLE} kalamdb_size WHERE kalamdb_size.oid = {object})"
+             FROM pg_catalog.{RELATION_SIZES_TABLE} kalamdb_size WHERE kalamdb_size.oid = {})",
+            relation_argument(object)
         ),
         // A function's result and argument types from `pg_proc`, named as `format_type` names
         // them (argument names and defaults are not listed).
@@ -107,8 +108,9 @@ pub(super) fn catalog_lookup(name: &str, args: &[ast::FunctionArg]) -> Option<St
     })
 }
 
-/// A view named by a quoted literal (`pg_get_viewdef('v')`, PostgreSQL's text variant) is
-/// the relation that name resolves to; any other argument is an OID already.
+/// A relation named by a quoted literal (`pg_get_viewdef('v')`, PostgreSQL's text variant;
+/// `pg_total_relation_size('s.t')`, where PostgreSQL reads the literal as a regclass) is the
+/// relation that name resolves to; any other argument is an OID already.
 fn relation_argument(object: &ast::FunctionArg) -> String {
     match object {
         ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Value(value)))
