@@ -2,9 +2,9 @@
 //! mebibyte of tar stream, each compressed whole on one of the compression threads: by ISA-L's
 //! igzip at `[backup] compression_level` 1 and 2, by libdeflate above (see `MemberEncoder` for
 //! the measurements behind the split); MANIFEST.json and the tar trailer follow as a last,
-//! small member whose header carries a marker (an RFC 1952 extra subfield, `KM`). gzip and tar read all members as one stream, as RFC 1952 allows, while SHOW
-//! BACKUP and an incremental backup find the manifest from the end of the file without
-//! inflating the data before it.
+//! small member whose header carries a marker (an RFC 1952 extra subfield, `KM`). gzip and tar
+//! read all members as one stream, as RFC 1952 allows, while SHOW BACKUP and an incremental
+//! backup find the manifest from the end of the file without inflating the data before it.
 
 use super::location::ArchiveLocation;
 use super::remote::Upload;
@@ -38,8 +38,9 @@ pub(super) struct ArchiveMembers;
 /// One compression thread's encoder. On a 0.94 GB tar of a KalamDB data directory (LZ4
 /// SST and Parquet files; 2026-12-07, one core), igzip's level 1 took 1.8 CPU seconds for 54%
 /// of the size and its level 3 2.4 s for 51%, where libdeflate's level 1 took 6.6 s for 51% and
-/// zlib's 13.6 s for 54%. Compression is three quarters of a backup's CPU time, so igzip takes
-/// levels 1 and 2; libdeflate keeps 3 to 9 for data that rewards its slower searches.
+/// GNU gzip's level 1 13.6 s for 54%. Compression is three quarters of a backup's CPU time,
+/// so igzip takes levels 1 and 2; libdeflate keeps 3 to 9 for data that rewards its slower
+/// searches.
 pub(super) enum MemberEncoder {
     Igzip(isal::CompressionLevel),
     Libdeflate(<Mgzip as FormatSpec>::Compressor),
