@@ -480,3 +480,33 @@ async fn psql_lists_schemas_privileges_and_only_the_tables_the_search_path_reach
         assert!(rows.iter().any(|row| row == &expected), "{functions}");
     }
 }
+
+/// With `FETCH_COUNT` set, psql reads a query's result through a cursor (`DECLARE
+/// _psql_cursor NO SCROLL CURSOR FOR ...`, then `FETCH FORWARD n`), as many users' .psqlrc does.
+#[tokio::test]
+async fn psql_with_fetch_count_reads_a_result_through_a_cursor() {
+    let server = TestServer::start();
+    let out = common::psql(
+        &server,
+        &[
+            "-At",
+            "-v",
+            "FETCH_COUNT=3",
+            "-c",
+            "SELECT g, g * g FROM generate_series(1, 8) AS t(g) ORDER BY g",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: Vec<String> = (1..=8).map(|g| format!("{g}|{}", g * g)).collect();
+    assert_eq!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        expected
+    );
+}

@@ -36,6 +36,58 @@ async fn queries_beyond_the_memory_pool_spill_or_fail_with_53200() {
     client.simple_query("SELECT 1").await.unwrap();
 }
 
+/// A WITH HOLD cursor keeps its whole result, and a SCROLL cursor every row it read: both are
+/// counted against the pool, so a cursor over more than it holds fails with 53200 and the
+/// session goes on.
+#[tokio::test]
+async fn cursors_that_keep_rows_fail_with_53200_beyond_the_memory_pool() {
+    let server = TestServer::start_with(ServerOptions {
+        extra: "[query]\nmemory_limit = 16777216\n".into(),
+        ..Default::default()
+    });
+    let client = server.root().await;
+    let big = "SELECT repeat('x', 100) FROM generate_series(1, 1000000)";
+    let err = client
+        .simple_query(&format!("DECLARE held CURSOR WITH HOLD FOR {big}"))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "53200", "{}", message(&err));
+    client.simple_query("BEGIN").await.unwrap();
+    client
+        .simple_query(&format!("DECLARE scrolled SCROLL CURSOR FOR {big}"))
+        .await
+        .unwrap();
+    let err = client
+        .simple_query("FETCH ALL FROM scrolled")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "53200", "{}", message(&err));
+    client.simple_query("ROLLBACK").await.unwrap();
+    // A forward-only cursor lets go of what it passed: the same rows stream through it.
+    client.simple_query("BEGIN").await.unwrap();
+    client
+        .simple_query(&format!("DECLARE streamed CURSOR FOR {big}"))
+        .await
+        .unwrap();
+    let mut fetched = 0;
+    loop {
+        let rows = client
+            .simple_query("FETCH FORWARD 50000 FROM streamed")
+            .await
+            .unwrap();
+        let count = rows
+            .iter()
+            .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+            .count();
+        if count == 0 {
+            break;
+        }
+        fetched += count;
+    }
+    assert_eq!(fetched, 1_000_000);
+    client.simple_query("COMMIT").await.unwrap();
+}
+
 #[tokio::test]
 async fn five_hundred_connections_beyond_the_limit_get_a_clear_53300() {
     let server = TestServer::start_with(ServerOptions {

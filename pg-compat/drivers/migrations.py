@@ -238,6 +238,10 @@ def django_migrate_crud_and_back_to_zero():
         raise AssertionError("a book of a missing author was accepted")
     except IntegrityError as e:
         assert e.__cause__.sqlstate == "23503", e
+    # QuerySet.iterator() reads through a server-side cursor: DECLARE ... WITH HOLD, then
+    # FETCH FORWARD chunk_size rows at a time.
+    streamed = [book.title for book in Book.objects.order_by("year").iterator(chunk_size=1)]
+    assert streamed == ["One", "Two"], streamed
     Book.objects.filter(title="Two").update(year=2020)
     assert Book.objects.get(title="Two").year == 2020
     # on_delete=CASCADE is Django's: it deletes the books, then the author.

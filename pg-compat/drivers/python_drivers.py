@@ -50,6 +50,33 @@ def psycopg_extended_protocol():
             pass
 
 
+def psycopg_server_side_cursors():
+    """Named cursors: DECLARE with bound parameters, FETCH FORWARD in chunks, Describe of the
+    cursor as a portal, MOVE for scroll(); WITH HOLD outside a transaction."""
+    import psycopg
+    with psycopg.connect(host=HOST, port=PORT, user="root", password=PASSWORD, dbname="kalamdb") as conn:
+        conn.autocommit = True
+        conn.execute("CREATE NAMESPACE IF NOT EXISTS drivers")
+        conn.execute("CREATE TABLE drivers.named (id INT PRIMARY KEY, v TEXT NOT NULL)")
+        conn.execute("INSERT INTO drivers.named SELECT g, 'v' || g FROM generate_series(1, 5000) AS g")
+        with conn.cursor("held", withhold=True) as cur:
+            cur.itersize = 700
+            cur.execute("SELECT id, v FROM drivers.named WHERE id > %s ORDER BY id", (10,))
+            assert [c.name for c in cur.description] == ["id", "v"], cur.description
+            rows = list(cur)
+            assert len(rows) == 4990 and rows[0] == (11, "v11") and rows[-1] == (5000, "v5000"), rows[:3]
+        conn.autocommit = False
+        with conn.transaction():
+            with conn.cursor("scrolled", scrollable=True) as cur:
+                cur.execute("SELECT id FROM drivers.named ORDER BY id LIMIT 10")
+                assert cur.fetchmany(3) == [(1,), (2,), (3,)]
+                assert cur.fetchone() == (4,)
+                cur.scroll(-2)
+                assert cur.fetchone() == (3,)
+                cur.scroll(8, mode="absolute")
+                assert cur.fetchall() == [(9,), (10,)]
+
+
 def asyncpg_binary_protocol():
     import asyncpg
 
@@ -346,6 +373,7 @@ def asyncpg_copy():
 
 
 check("psycopg_extended_protocol", psycopg_extended_protocol)
+check("psycopg_server_side_cursors", psycopg_server_side_cursors)
 check("asyncpg_binary_protocol", asyncpg_binary_protocol)
 check("psycopg_copy", psycopg_copy)
 check("asyncpg_copy", asyncpg_copy)

@@ -23,6 +23,7 @@ mod checks;
 mod cluster_nodes;
 mod cold;
 mod compute;
+mod cursors;
 mod ddl;
 mod dml;
 mod foreign_key_catalog;
@@ -128,6 +129,13 @@ pub enum ExecError {
     CantChangeRuntimeParam(String),
     #[error("current transaction is aborted, commands ignored until end of transaction block")]
     InFailedTransaction,
+    #[error("cursor \"{0}\" does not exist")]
+    UndefinedCursor(String),
+    #[error("cursor \"{0}\" already exists")]
+    DuplicateCursor(String),
+    /// A backward move on a cursor declared without SCROLL (55000).
+    #[error("cursor can only scan forward")]
+    ForwardOnlyCursor,
     #[error("{0}")]
     ObjectInUse(String),
     #[error("canceling statement due to user request")]

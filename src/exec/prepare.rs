@@ -73,6 +73,30 @@ impl Session {
                     result_schema,
                 })
             }
+            // The cursor's query is planned again when DECLARE runs; here it types the parameters.
+            Statement::DeclareCursor(declared) => {
+                let query = Statement::Query(declared.query.clone());
+                let param_types = Box::pin(self.plan_statement(query)).await?.param_types;
+                Ok(PreparedStatement {
+                    statement,
+                    plan: None,
+                    fast_path: None,
+                    param_types,
+                    result_schema: None,
+                })
+            }
+            // As PostgreSQL describes it: the cursor's columns if it is open by now.
+            Statement::FetchCursor {
+                name,
+                move_only: false,
+                ..
+            } => Ok(PreparedStatement {
+                result_schema: self.cursor_schema(name),
+                statement,
+                plan: None,
+                fast_path: None,
+                param_types: Vec::new(),
+            }),
             Statement::Show { name } => Ok(PreparedStatement {
                 result_schema: Some(super::session::show_schema(name)),
                 statement,

@@ -45,6 +45,11 @@ pub enum Outcome {
     Commit,
     /// `ROLLBACK`, or `COMMIT` of a failed transaction (PostgreSQL reports that as ROLLBACK).
     Rollback,
+    /// FETCH: the rows a cursor returned, reported with a FETCH tag.
+    Fetched {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
     /// Prepared statements are protocol state; the front end drops them (`None`: all).
     Deallocate {
         name: Option<String>,
@@ -63,15 +68,19 @@ pub enum Outcome {
 impl Outcome {
     /// A result already computed in memory.
     pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Outcome {
-        let stream = RecordBatchStreamAdapter::new(
-            schema.clone(),
-            futures::stream::iter(batches.into_iter().map(Ok)),
-        );
         Outcome::Rows {
+            stream: stream_of(schema.clone(), batches),
             schema,
-            stream: Box::pin(stream),
         }
     }
+}
+
+/// Batches already in memory, as a result stream.
+pub(super) fn stream_of(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
+    Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        futures::stream::iter(batches.into_iter().map(Ok)),
+    ))
 }
 
 pub struct Session {
@@ -93,6 +102,8 @@ pub struct Session {
     pub(super) type_planner: Option<Arc<dyn TypePlanner>>,
     /// This session's advisory locks; they end with it.
     pub(super) advisory_locks: Arc<super::advisory_locks::SessionLocks>,
+    /// This session's SQL cursors (DECLARE ... CURSOR).
+    pub(super) cursors: Mutex<super::cursors::Cursors>,
 }
 
 /// Shared by every session: the rule holds the checked operators' and text casts' function
@@ -237,6 +248,7 @@ impl Engine {
             ctx,
             type_planner,
             advisory_locks,
+            cursors: Mutex::default(),
         }
     }
 }
@@ -326,6 +338,9 @@ impl Session {
                 | Statement::Show { .. }
                 | Statement::Deallocate { .. }
                 | Statement::SetConstraints { .. }
+                // A cursor's rows were fenced when it was declared.
+                | Statement::FetchCursor { .. }
+                | Statement::CloseCursor { .. }
         );
         if reads_nothing {
             return Ok(());
@@ -347,7 +362,10 @@ impl Session {
             (Statement::Commit, BlockState::InBlock) => self.commit(),
             (Statement::RollbackToSavepoint { name }, _) => self.rollback_to_savepoint(name),
             (_, BlockState::Failed) => Err(ExecError::InFailedTransaction),
-            (Statement::Query(_), _) => self.run_with_timeout(prepared, params).await,
+            (
+                Statement::Query(_) | Statement::DeclareCursor(_) | Statement::FetchCursor { .. },
+                _,
+            ) => self.run_with_timeout(prepared, params).await,
             _ => self.run(prepared, params).await,
         };
         if result.is_err() && state == BlockState::InBlock {
@@ -391,7 +409,7 @@ impl Session {
         }
     }
 
-    async fn run(
+    pub(super) async fn run(
         &self,
         prepared: &PreparedStatement,
         params: Vec<ScalarValue>,
@@ -469,6 +487,13 @@ impl Session {
             Statement::Rollback => self.end_transaction(Outcome::Rollback),
             Statement::Savepoint { name } => self.savepoint(name),
             Statement::Deallocate { name } => Ok(Outcome::Deallocate { name: name.clone() }),
+            Statement::DeclareCursor(declared) => self.declare_cursor(declared, params).await,
+            Statement::FetchCursor {
+                name,
+                motion,
+                move_only,
+            } => self.fetch_cursor(name, *motion, *move_only).await,
+            Statement::CloseCursor { name } => self.close_cursor(name.as_deref()),
             Statement::ReleaseSavepoint { name } => self.release_savepoint(name),
             Statement::RollbackToSavepoint { name } => self.rollback_to_savepoint(name),
             Statement::CreateUser {

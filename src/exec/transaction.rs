@@ -87,6 +87,7 @@ impl Session {
     /// Ends the block, discarding its uncommitted writes.
     pub(super) fn end_transaction(&self, outcome: Outcome) -> ExecResult<Outcome> {
         *self.transaction() = Transaction::default();
+        self.cursors_at_transaction_end(matches!(outcome, Outcome::Commit));
         self.advisory_locks.release_transaction_locks();
         self.pending.tables.lock().expect("pending writes").clear();
         *self.pending.catalog.lock().expect("pending catalog") = Default::default();
@@ -128,6 +129,8 @@ impl Session {
 
     pub(super) fn release_savepoint(&self, name: &str) -> ExecResult<Outcome> {
         self.unwind_savepoints(name, false)?;
+        let depth = self.transaction().savepoints.len();
+        self.cursors_at_savepoint_end(depth, false);
         Ok(Outcome::Done { tag: "RELEASE" })
     }
 
@@ -135,6 +138,7 @@ impl Session {
     pub(super) fn rollback_to_savepoint(&self, name: &str) -> ExecResult<Outcome> {
         let depth = self.unwind_savepoints(name, true)?;
         let mut transaction = self.transaction();
+        self.cursors_at_savepoint_end(transaction.savepoints.len(), true);
         transaction.commands.truncate(depth);
         *self.pending.tables.lock().expect("pending writes") =
             self.block_rows(&transaction.commands)?;
@@ -196,6 +200,11 @@ impl Session {
     /// fail after its statement started).
     pub fn fail_block(&self) {
         mark_failed(&self.transaction);
+    }
+
+    /// How many savepoints the open block has set and not released.
+    pub(super) fn savepoint_depth(&self) -> usize {
+        self.transaction().savepoints.len()
     }
 
     pub(super) fn in_transaction_block(&self) -> bool {

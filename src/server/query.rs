@@ -9,10 +9,10 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
-    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
-    send_ready_for_query,
+    ExtendedQueryHandler, SimpleQueryHandler, send_describe_response, send_execution_response,
+    send_query_response, send_ready_for_query,
 };
-use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::stmt::StoredStatement;
 use pgwire::api::store::{Entry, PortalStore};
@@ -21,7 +21,8 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::data::{NoData, ParameterDescription};
 use pgwire::messages::extendedquery::{
-    Bind, BindComplete, Describe, Execute, Parse, ParseComplete, TARGET_TYPE_BYTE_STATEMENT,
+    Bind, BindComplete, Describe, Execute, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
@@ -489,6 +490,15 @@ impl ExtendedQueryHandler for Connection {
             client
                 .send(PgWireBackendMessage::NoData(NoData::new()))
                 .await?;
+            return Ok(());
+        }
+        // A SQL cursor is a portal too: psycopg 3 describes its named cursors this way.
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && client.portal_store().get_portal(name).is_none()
+            && let Some(schema) = session_of(&self.session)?.cursor_schema(name)
+        {
+            let fields = encode::field_infos(&schema, &Format::UnifiedText);
+            send_describe_response(client, &DescribePortalResponse::new(fields)).await?;
             return Ok(());
         }
         self._on_describe(client, message).await

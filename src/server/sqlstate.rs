@@ -46,6 +46,8 @@ pub const DUPLICATE_OBJECT: &str = "42710";
 pub const DUPLICATE_ALIAS: &str = "42712";
 pub const DUPLICATE_SCHEMA: &str = "42P06";
 pub const DUPLICATE_TABLE: &str = "42P07";
+pub const DUPLICATE_CURSOR: &str = "42P03";
+pub const INVALID_CURSOR_NAME: &str = "34000";
 pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
 pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
 pub const INVALID_SCHEMA_NAME: &str = "3F000";
@@ -121,6 +123,9 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
     if let ExecError::NoMatchingSignature { hint, .. } = err {
         info.hint = Some((*hint).to_owned());
     }
+    if let ExecError::ForwardOnlyCursor = err {
+        info.hint = Some("Declare it with SCROLL option to enable backward scan.".to_owned());
+    }
     if let ExecError::InvalidJsonArray { detail, hint, .. } = err {
         info.detail = detail.clone();
         info.hint = hint.clone();
@@ -175,6 +180,9 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::InvalidSchemaName(_) => INVALID_SCHEMA_NAME,
         ExecError::ReservedName(_) => RESERVED_NAME,
         ExecError::NoActiveTransaction(_) => NO_ACTIVE_SQL_TRANSACTION,
+        ExecError::UndefinedCursor(_) => INVALID_CURSOR_NAME,
+        ExecError::DuplicateCursor(_) => DUPLICATE_CURSOR,
+        ExecError::ForwardOnlyCursor => OBJECT_NOT_IN_PREREQUISITE_STATE,
         ExecError::InvalidSavepoint(_) => INVALID_SAVEPOINT_SPECIFICATION,
         ExecError::DuplicateSchema(_) => DUPLICATE_SCHEMA,
         ExecError::DuplicateTable(_) => DUPLICATE_TABLE,

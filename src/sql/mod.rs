@@ -8,6 +8,7 @@
 mod alter;
 mod catalog_queries;
 mod copy;
+mod cursors;
 mod ddl;
 mod foreign_keys;
 mod function_casts;
@@ -37,6 +38,7 @@ pub use catalog_queries::{
     RELATION_OID_FUNCTION, RELATION_SIZES_TABLE,
 };
 pub use copy::{CopyFormat, CopyOptions, CopyRelation, CopyStatement};
+pub use cursors::{CursorDeclaration, CursorMotion};
 pub use ddl::{
     CheckSpec, ColumnSequence, ColumnSpec, CreateTable, TableName, UniqueSpec,
     sql_type as declared_type, sql_type_named,
@@ -120,6 +122,18 @@ pub enum Statement {
     Rollback,
     Savepoint {
         name: String,
+    },
+    /// `DECLARE name CURSOR FOR query`.
+    DeclareCursor(Box<CursorDeclaration>),
+    /// `FETCH` (or, with `move_only`, `MOVE`) on the session's cursor `name`.
+    FetchCursor {
+        name: String,
+        motion: CursorMotion,
+        move_only: bool,
+    },
+    /// `CLOSE name` / `CLOSE ALL` (`None`).
+    CloseCursor {
+        name: Option<String>,
     },
     /// `DEALLOCATE name` / `DEALLOCATE ALL` (`None`): drops protocol-level prepared statements.
     Deallocate {
@@ -401,6 +415,12 @@ impl Statement {
             Statement::Rollback | Statement::RollbackToSavepoint { .. } => "ROLLBACK",
             Statement::Savepoint { .. } => "SAVEPOINT",
             Statement::Deallocate { .. } => "DEALLOCATE",
+            Statement::DeclareCursor(_) => "DECLARE CURSOR",
+            Statement::FetchCursor {
+                move_only: false, ..
+            } => "FETCH",
+            Statement::FetchCursor { .. } => "MOVE",
+            Statement::CloseCursor { .. } => "CLOSE CURSOR",
             Statement::ReleaseSavepoint { .. } => "RELEASE",
             Statement::CreateUser { .. } => "CREATE USER",
             Statement::AlterUser { .. } => "ALTER USER",
@@ -476,6 +496,9 @@ pub fn authorize(
         | Statement::Rollback
         | Statement::Savepoint { .. }
         | Statement::Deallocate { .. }
+        | Statement::DeclareCursor(_)
+        | Statement::FetchCursor { .. }
+        | Statement::CloseCursor { .. }
         | Statement::ReleaseSavepoint { .. }
         | Statement::RollbackToSavepoint { .. }
         | Statement::ShowNamespaces
@@ -549,6 +572,7 @@ fn reads_system_schema(statement: &Statement) -> bool {
         | Statement::Update(ast)
         | Statement::Delete(ast) => names_system_table(ast.as_ref()),
         Statement::CreateView { query, .. } => names_system_table(query.as_ref()),
+        Statement::DeclareCursor(declared) => names_system_table(declared.query.as_ref()),
         Statement::Copy(copy) => match &copy.relation {
             CopyRelation::Query(query) => names_system_table(query.as_ref()),
             CopyRelation::Table { name, .. } => name

@@ -85,6 +85,9 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
 }
 
 fn parse_one(parser: &mut Parser) -> Result<Statement, SqlError> {
+    if let Some(fetch) = super::cursors::parse_fetch_or_move(parser)? {
+        return Ok(fetch);
+    }
     if parser.parse_keywords(&[Keyword::CREATE, Keyword::USER]) {
         return super::users::parse_create_user(parser);
     }
@@ -422,8 +425,14 @@ pub fn fold_ident(ident: &ast::Ident) -> String {
     }
 }
 
-fn from_standard(mut statement: ast::Statement) -> Result<Statement, SqlError> {
+fn from_standard(statement: ast::Statement) -> Result<Statement, SqlError> {
     use ast::Statement as S;
+    // The cursor's query gets the rewrites below once, as a query of its own.
+    let mut statement = match statement {
+        S::Declare { stmts } => return super::cursors::declaration(stmts, from_standard),
+        S::Close { cursor } => return Ok(super::cursors::close(cursor)),
+        other => other,
+    };
     super::postgres_spellings::as_datafusion_spells_them(&mut statement);
     super::function_casts::casts_to_function_references(&mut statement);
     super::interval_literals::read_interval_literals(&mut statement)?;

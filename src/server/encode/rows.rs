@@ -39,6 +39,12 @@ pub fn response(outcome: Outcome, format: &Format) -> Response {
                 data_rows(stream, fields),
             ))
         }
+        Outcome::Fetched { schema, stream } => {
+            let fields = Arc::new(field_infos(&schema, format));
+            let mut response = QueryResponse::new(fields.clone(), data_rows(stream, fields));
+            response.set_command_tag("FETCH");
+            Response::Query(response)
+        }
         Outcome::Done { tag } => Response::Execution(Tag::new(tag)),
         // INSERT's tag carries an OID (always 0), as PostgreSQL's does.
         Outcome::Affected {
