@@ -2,7 +2,7 @@
 //! DEFAULT, SET/DROP NOT NULL). ADD COLUMN is with the other column DDL in `ddl`.
 
 use super::dml::column_index;
-use super::session::Outcome;
+use super::outcome::Outcome;
 use super::{ExecError, ExecResult, Session};
 use crate::sql::{ColumnSpec, TableName};
 use crate::storage::Command;

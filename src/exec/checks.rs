@@ -12,7 +12,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::sqlparser::ast;
 
-use super::session::Outcome;
+use super::outcome::Outcome;
 use super::{ExecError, ExecResult, Session};
 use crate::model::types::schema_of;
 use crate::sql::{CheckSpec, TableName};

@@ -9,7 +9,7 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::Result;
 
-use super::session::Outcome;
+use super::outcome::Outcome;
 use super::system_tables::{SystemTable, texts, timestamp_type, timestamps};
 use super::{ExecError, ExecResult, Session};
 use crate::cluster::replica::{ClusterError, Replica};

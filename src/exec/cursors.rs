@@ -19,7 +19,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use futures::StreamExt;
 
-use super::session::{Outcome, Session};
+use super::outcome::Outcome;
+use super::session::Session;
 use super::{ExecError, ExecResult};
 use crate::sql::{CursorDeclaration, CursorMotion, Statement};
 
@@ -325,7 +326,7 @@ impl Session {
             }
         } else {
             Outcome::Fetched {
-                stream: super::session::stream_of(schema.clone(), rows),
+                stream: super::outcome::stream_of(schema.clone(), rows),
                 schema,
             }
         })

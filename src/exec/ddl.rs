@@ -8,8 +8,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use datafusion::sql::sqlparser::ast;
 
+use super::outcome::Outcome;
 use super::planner::LazyPlanner;
-use super::session::Outcome;
 use super::{ExecError, ExecResult, Session, now_micros};
 use crate::model::types::{ColumnDef, UNASSIGNED_COLUMN_ID};
 use crate::sql::{ColumnSpec, CreateTable, SYSTEM_SCHEMA, TableName};

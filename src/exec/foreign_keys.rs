@@ -9,7 +9,7 @@
 
 use datafusion::arrow::util::display::array_value_to_string;
 
-use super::session::Outcome;
+use super::outcome::Outcome;
 use super::{ExecError, ExecResult, Session, now_micros};
 use crate::model::{ReferentialAction, TableKind};
 use crate::sql::{ForeignKeySpec, SqlError, TableName};

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::session::Outcome;
+use super::outcome::Outcome;
 use super::{Engine, ExecError, ExecResult, Session, now_micros};
 use crate::jobs::IndexBuildJob;
 use crate::model::TableKind;

@@ -9,7 +9,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use super::session::Outcome;
+use super::outcome::Outcome;
 use super::{Engine, ExecError, ExecResult, Session};
 use crate::backup::{self, ArchiveLocation, BackupJob, PathPolicy, PathUse, RestoreJob, VerifyJob};
 use crate::config::Config;

@@ -98,7 +98,7 @@ impl Session {
                 param_types: Vec::new(),
             }),
             Statement::Show { name } => Ok(PreparedStatement {
-                result_schema: Some(super::session::show_schema(name)),
+                result_schema: Some(super::settings::show_schema(name)),
                 statement,
                 plan: None,
                 fast_path: None,

@@ -4,7 +4,7 @@
 
 use datafusion::sql::sqlparser::ast;
 
-use super::session::Outcome;
+use super::outcome::Outcome;
 use super::{ExecError, ExecResult, Session, now_micros};
 use crate::model::types::{ColumnDef, SqlType};
 use crate::sql::{SequenceOptions, TableName};

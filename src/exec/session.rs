@@ -1,12 +1,14 @@
-//! A session: one authenticated user's statements, settings and transaction state.
+//! A session: one authenticated user's state (settings, transaction block, cursors, advisory
+//! locks) and each statement's life around its execution: the read fence, the role check,
+//! `statement_timeout`, and the guard on its result stream. [`super::dispatch`] holds the
+//! table from a statement to the function that runs it.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::StreamExt;
 
-use datafusion::arrow::array::{RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 
@@ -18,76 +20,20 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use super::activity::{Backend, BackendParts, CancelFlag, StatementActivity, Termination, Viewer};
-use super::prepare::{FastPath, PreparedStatement};
+use super::outcome::Outcome;
+use super::prepare::PreparedStatement;
 use super::settings::Settings;
 use super::table::PendingWrites;
 use super::transaction::{BlockState, SharedTransaction};
 use super::{DATABASE_NAME, Engine, ExecError, ExecResult, functions};
 use crate::model::Role;
-use crate::sql::{self, Caller, SetValue, Statement};
-
-/// What running a statement produced.
-pub enum Outcome {
-    Rows {
-        schema: SchemaRef,
-        stream: SendableRecordBatchStream,
-    },
-    /// A statement without a result set, with the command tag to report (`SET`, `CREATE USER`).
-    Done {
-        tag: &'static str,
-    },
-    /// INSERT, UPDATE or DELETE without RETURNING: the tag and the number of rows.
-    Affected {
-        tag: &'static str,
-        rows: usize,
-    },
-    Begin,
-    Commit,
-    /// `ROLLBACK`, or `COMMIT` of a failed transaction (PostgreSQL reports that as ROLLBACK).
-    Rollback,
-    /// FETCH: the rows a cursor returned, reported with a FETCH tag.
-    Fetched {
-        schema: SchemaRef,
-        stream: SendableRecordBatchStream,
-    },
-    /// Prepared statements are protocol state; the front end drops them (`None`: all).
-    Deallocate {
-        name: Option<String>,
-    },
-    /// COPY FROM STDIN is ready for its data, which the front end decodes and hands to
-    /// [`Session::copy_in_rows`], then [`Session::finish_copy_in`].
-    CopyIn(Box<super::CopyIn>),
-    /// COPY TO STDOUT: rows the front end writes in the COPY format of `options`.
-    CopyOut {
-        options: sql::CopyOptions,
-        schema: SchemaRef,
-        stream: SendableRecordBatchStream,
-    },
-}
-
-impl Outcome {
-    /// A result already computed in memory.
-    pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Outcome {
-        Outcome::Rows {
-            stream: stream_of(schema.clone(), batches),
-            schema,
-        }
-    }
-}
-
-/// Batches already in memory, as a result stream.
-pub(super) fn stream_of(schema: SchemaRef, batches: Vec<RecordBatch>) -> SendableRecordBatchStream {
-    Box::pin(RecordBatchStreamAdapter::new(
-        schema,
-        futures::stream::iter(batches.into_iter().map(Ok)),
-    ))
-}
+use crate::sql::{self, Caller, Statement};
 
 pub struct Session {
     pub(super) engine: Arc<Engine>,
-    caller: Caller,
+    pub(super) caller: Caller,
     /// Shared with the session's `current_setting` function.
-    settings: Arc<Mutex<Settings>>,
+    pub(super) settings: Arc<Mutex<Settings>>,
     pub(super) transaction: SharedTransaction,
     /// The same writes by table and key, which this session's reads see.
     pub(super) pending: Arc<PendingWrites>,
@@ -111,23 +57,9 @@ pub struct Session {
 static POSTGRES_EXPRESSIONS: std::sync::LazyLock<Arc<super::plan_rewrite::PostgresExpressions>> =
     std::sync::LazyLock::new(Arc::default);
 
-/// Whether planning failed because a table's rows were re-encoded since the plan was made.
-fn is_cached_plan_changed(err: &ExecError) -> bool {
-    let stale = |e: &ExecError| matches!(e, ExecError::CachedPlanChanged);
-    match err {
-        ExecError::DataFusion(e) => match e.find_root() {
-            DataFusionError::External(inner) => {
-                inner.downcast_ref::<ExecError>().is_some_and(stale)
-            }
-            _ => false,
-        },
-        other => stale(other),
-    }
-}
-
 impl Session {
     /// A prepared query's plan with its parameters bound, started.
-    async fn execute_plan(
+    pub(super) async fn execute_plan(
         &self,
         plan: datafusion::logical_expr::LogicalPlan,
         params: &[ScalarValue],
@@ -409,268 +341,6 @@ impl Session {
         }
     }
 
-    pub(super) async fn run(
-        &self,
-        prepared: &PreparedStatement,
-        params: Vec<ScalarValue>,
-    ) -> ExecResult<Outcome> {
-        // Roles can change between Parse and Execute; check again with the current role.
-        self.authorize(&prepared.statement)?;
-        match &prepared.statement {
-            Statement::Query(_) => {
-                if let (Some(FastPath::Read(point)), Some(schema)) =
-                    (&prepared.fast_path, &prepared.result_schema)
-                    && let Some(batch) =
-                        point.execute(&self.engine.store, &self.pending, &params, schema)
-                {
-                    return Ok(Outcome::rows(schema.clone(), vec![batch]));
-                }
-                let plan = prepared
-                    .plan
-                    .clone()
-                    .ok_or_else(|| ExecError::Internal("query prepared without a plan".into()))?;
-                let schema = prepared
-                    .result_schema
-                    .clone()
-                    .unwrap_or_else(|| Arc::new(plan.schema().as_arrow().clone()));
-                let stream = match self.execute_plan(plan, &params).await {
-                    // A table's rows were re-encoded since Parse: plan again, as PostgreSQL
-                    // does, unless that changes the result columns the client was told of.
-                    Err(e) if is_cached_plan_changed(&e) => {
-                        let fresh =
-                            Box::pin(self.plan_statement(prepared.statement.clone())).await?;
-                        let same_columns = fresh.result_schema.as_ref().is_some_and(|fresh| {
-                            fresh.fields().len() == schema.fields().len()
-                                && fresh.fields().iter().zip(schema.fields()).all(|(a, b)| {
-                                    a.name() == b.name() && a.data_type() == b.data_type()
-                                })
-                        });
-                        let plan = fresh.plan.filter(|_| same_columns);
-                        let plan = plan.ok_or(ExecError::CachedPlanChanged)?;
-                        self.execute_plan(plan, &params).await?
-                    }
-                    other => other?,
-                };
-                Ok(Outcome::Rows {
-                    schema: schema.clone(),
-                    stream: self.guard(schema, stream),
-                })
-            }
-            Statement::Copy(copy) if copy.to_client => self.copy_out(copy).await,
-            Statement::Copy(copy) => Ok(Outcome::CopyIn(Box::new(self.begin_copy_in(copy)?))),
-            Statement::Set { name, value } => {
-                let value = match value {
-                    SetValue::Value(v) => Some(v.as_str()),
-                    SetValue::Default => None,
-                };
-                self.settings
-                    .lock()
-                    .expect("settings lock")
-                    .set(name, value)?;
-                if name == "search_path" || name == "all" {
-                    self.follow_search_path()?;
-                }
-                Ok(Outcome::Done { tag: "SET" })
-            }
-            Statement::Show { name } => self.show(name),
-            Statement::Begin => {
-                let mut transaction = self.transaction();
-                if transaction.state == BlockState::Idle {
-                    transaction.state = BlockState::InBlock;
-                }
-                Ok(Outcome::Begin)
-            }
-            Statement::SetConstraints { names, deferred } => {
-                self.set_constraints(names.as_deref(), *deferred)
-            }
-            Statement::Commit => self.end_transaction(Outcome::Commit),
-            Statement::Rollback => self.end_transaction(Outcome::Rollback),
-            Statement::Savepoint { name } => self.savepoint(name),
-            Statement::Deallocate { name } => Ok(Outcome::Deallocate { name: name.clone() }),
-            Statement::DeclareCursor(declared) => self.declare_cursor(declared, params).await,
-            Statement::FetchCursor {
-                name,
-                motion,
-                move_only,
-            } => self.fetch_cursor(name, *motion, *move_only).await,
-            Statement::CloseCursor { name } => self.close_cursor(name.as_deref()),
-            Statement::ReleaseSavepoint { name } => self.release_savepoint(name),
-            Statement::RollbackToSavepoint { name } => self.rollback_to_savepoint(name),
-            Statement::CreateUser {
-                user_id,
-                password,
-                role,
-            } => {
-                self.engine.create_user(user_id, password, *role)?;
-                Ok(Outcome::Done { tag: "CREATE ROLE" })
-            }
-            Statement::AlterUser {
-                user_id,
-                password,
-                role,
-            } => {
-                self.engine
-                    .alter_user(user_id, password.as_deref(), *role)?;
-                Ok(Outcome::Done { tag: "ALTER ROLE" })
-            }
-            Statement::DropUser { user_id, if_exists } => {
-                self.engine
-                    .drop_user(user_id, *if_exists, &self.caller.user_id)?;
-                Ok(Outcome::Done { tag: "DROP ROLE" })
-            }
-            Statement::CreateNamespace {
-                name,
-                if_not_exists,
-            } => self.create_namespace(name, *if_not_exists),
-            Statement::DropNamespace {
-                name,
-                if_exists,
-                cascade,
-            } => self.drop_namespace(name, *if_exists, *cascade),
-            Statement::ShowNamespaces => self.show_namespaces(),
-            Statement::ShowTables { namespace } => self.show_tables(namespace.as_deref()),
-            Statement::Describe { table } => self.describe(table),
-            Statement::CreateTable(create) => self.create_table(create).await,
-            Statement::DropTable {
-                tables,
-                if_exists,
-                cascade,
-            } => self.drop_tables(tables, *if_exists, *cascade),
-            Statement::CreateView {
-                name,
-                or_replace,
-                columns,
-                query,
-            } => self.create_view(name, *or_replace, columns, query).await,
-            Statement::CreateIndex {
-                name,
-                table,
-                columns,
-                unique,
-                if_not_exists,
-                pattern_ops,
-            } => {
-                self.create_index(
-                    name.as_deref(),
-                    table,
-                    columns,
-                    (*unique, *if_not_exists),
-                    pattern_ops,
-                )
-                .await
-            }
-            Statement::DropIndex { names, if_exists } => self.drop_indexes(names, *if_exists),
-            Statement::AddUnique { table, unique } => self.add_unique(table, unique).await,
-            Statement::AddCheck { table, check } => self.add_check(table, check).await,
-            Statement::DropColumn {
-                table,
-                column,
-                if_exists,
-                cascade,
-            } => self.drop_column(table, column, *if_exists, *cascade),
-            Statement::SetSchema {
-                table,
-                if_exists,
-                namespace,
-            } => self.set_schema(table, *if_exists, namespace),
-            Statement::AddForeignKey { table, foreign_key } => {
-                self.add_foreign_key(table, foreign_key).await
-            }
-            Statement::DropConstraint {
-                table,
-                name,
-                if_exists,
-            } => self.drop_constraint(table, name, *if_exists),
-            Statement::DropView {
-                names,
-                if_exists,
-                cascade,
-            } => self.drop_views(names, *if_exists, *cascade),
-            Statement::AddColumn {
-                table,
-                column,
-                if_not_exists,
-            } => self.add_column(table, column, *if_not_exists).await,
-            Statement::CreateSequence {
-                name,
-                if_not_exists,
-                options,
-            } => self.create_sequence(name, *if_not_exists, options),
-            Statement::AlterSequence {
-                name,
-                if_exists,
-                options,
-            } => self.alter_sequence(name, *if_exists, options),
-            Statement::DropSequence {
-                names,
-                if_exists,
-                cascade,
-            } => self.drop_sequences(names, *if_exists, *cascade),
-            Statement::Truncate {
-                tables,
-                restart_identity,
-                cascade,
-            } => self.truncate(tables, *restart_identity, *cascade),
-            Statement::RenameTable { table, new_name } => self.rename_table(table, new_name),
-            Statement::Comment {
-                table,
-                column,
-                comment,
-            } => self.comment_on(table, column.as_deref(), comment.clone()),
-            Statement::RenameColumn {
-                table,
-                column,
-                new_name,
-            } => self.rename_column(table, column, new_name),
-            Statement::AlterColumn {
-                table,
-                column,
-                change,
-            } => self.alter_column(table, column, change).await,
-            Statement::Vacuum {
-                analyze_only,
-                tables,
-            } => self.vacuum(*analyze_only, tables),
-            Statement::FlushTable { table } => self.flush_table(table),
-            Statement::KillJob { job_id } => self.kill_job(job_id),
-            Statement::BackupDatabase { target, base } => {
-                // Whatever follower_reads says: the archive must hold every write the cluster
-                // acknowledged before BACKUP returns.
-                self.engine.cluster_barrier().await?;
-                self.backup_database(target, base.as_ref())
-            }
-            Statement::RestoreDatabase { source, backup_to } => {
-                self.restore_database(source, backup_to.as_ref())
-            }
-            Statement::VerifyBackup { archive } => self.verify_backup(archive),
-            Statement::ShowBackup { archive } => self.show_backup(archive).await,
-            Statement::ClusterSnapshot => self.cluster_snapshot().await,
-            Statement::AlterCluster(change) => self.alter_cluster(change).await,
-            Statement::Insert(ast) | Statement::Update(ast) | Statement::Delete(ast) => {
-                let fast = match &prepared.fast_path {
-                    Some(FastPath::Write(write)) => self.point_write(write, &params).await?,
-                    Some(FastPath::Insert(insert)) => {
-                        self.point_insert(insert, ast, &params).await?
-                    }
-                    _ => None,
-                };
-                if let Some(outcome) = fast {
-                    return Ok(outcome);
-                }
-                let bound = if params.is_empty() {
-                    ast.as_ref().clone()
-                } else {
-                    super::params::bind(ast, &params)?
-                };
-                match &prepared.statement {
-                    Statement::Insert(_) => self.insert(&bound).await,
-                    Statement::Update(_) => self.update(&bound).await,
-                    _ => self.delete(&bound).await,
-                }
-            }
-        }
-    }
-
     /// Runs a query under `statement_timeout`, which also bounds the reading of its rows. Writes
     /// are not cut short: a timeout must never leave the client unsure whether one committed.
     async fn run_with_timeout(
@@ -712,7 +382,7 @@ impl Session {
     /// Results are computed while the client reads them, so the stream itself must stop on a
     /// cancel request or at the statement's deadline, and mark an open transaction block failed
     /// when execution errors.
-    fn guard(
+    pub(super) fn guard(
         &self,
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
@@ -767,50 +437,6 @@ impl Session {
         };
         sql::authorize(statement, &caller, |user| self.engine.role_of(user))?;
         Ok(())
-    }
-
-    fn show(&self, name: &str) -> ExecResult<Outcome> {
-        let settings = self.settings.lock().expect("settings lock");
-        let schema = show_schema(name);
-        let batch = if name == "all" {
-            let all = settings.all();
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![
-                    Arc::new(StringArray::from_iter_values(all.iter().map(|s| s.0))),
-                    Arc::new(StringArray::from_iter_values(
-                        all.iter().map(|s| s.1.as_str()),
-                    )),
-                    Arc::new(StringArray::from_iter_values(all.iter().map(|s| s.2))),
-                ],
-            )
-        } else {
-            let value = settings.get(name)?;
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(StringArray::from(vec![value]))],
-            )
-        }
-        .map_err(|e| ExecError::Internal(e.to_string()))?;
-        let stream =
-            RecordBatchStreamAdapter::new(schema.clone(), futures::stream::iter(vec![Ok(batch)]));
-        Ok(Outcome::Rows {
-            schema,
-            stream: Box::pin(stream),
-        })
-    }
-}
-
-pub(super) fn show_schema(name: &str) -> SchemaRef {
-    if name == "all" {
-        Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("setting", DataType::Utf8, false),
-            Field::new("description", DataType::Utf8, false),
-        ]))
-    } else {
-        let column = super::settings::display_name(name);
-        Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]))
     }
 }
 

@@ -1,7 +1,13 @@
 //! Session settings: the run-time parameters drivers and tools SET and SHOW.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::outcome::Outcome;
+use super::session::Session;
 use super::{ExecError, ExecResult, PG_SERVER_VERSION, PG_SERVER_VERSION_NUM};
 
 /// How a parameter may be changed.
@@ -345,6 +351,48 @@ pub fn display_name(key: &str) -> &str {
 
 fn unknown(name: &str) -> ExecError {
     ExecError::UndefinedObject(format!("unrecognized configuration parameter \"{name}\""))
+}
+
+impl Session {
+    /// SHOW name, or SHOW ALL: the values as text, one row.
+    pub(super) fn show(&self, name: &str) -> ExecResult<Outcome> {
+        let settings = self.settings.lock().expect("settings lock");
+        let schema = show_schema(name);
+        let batch = if name == "all" {
+            let all = settings.all();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from_iter_values(all.iter().map(|s| s.0))),
+                    Arc::new(StringArray::from_iter_values(
+                        all.iter().map(|s| s.1.as_str()),
+                    )),
+                    Arc::new(StringArray::from_iter_values(all.iter().map(|s| s.2))),
+                ],
+            )
+        } else {
+            let value = settings.get(name)?;
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(StringArray::from(vec![value]))],
+            )
+        }
+        .map_err(|e| ExecError::Internal(e.to_string()))?;
+        Ok(Outcome::rows(schema, vec![batch]))
+    }
+}
+
+pub(super) fn show_schema(name: &str) -> SchemaRef {
+    if name == "all" {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, false),
+        ]))
+    } else {
+        let column = display_name(name);
+        Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, false)]))
+    }
 }
 
 #[cfg(test)]

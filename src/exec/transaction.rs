@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::session::Outcome;
+use super::outcome::Outcome;
 use super::{ExecError, ExecResult, Session};
 use crate::storage::{Command, Conflict, Expect, RowWrite, StorageError, TableRecord};
 

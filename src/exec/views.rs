@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast;
 
+use super::outcome::Outcome;
 use super::planner::StatementPlanner;
-use super::session::Outcome;
 use super::{ExecError, ExecResult, Session, now_micros};
 use crate::model::types::storable_type;
 use crate::sql::{SYSTEM_SCHEMA, TableName};

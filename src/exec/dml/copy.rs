@@ -17,8 +17,8 @@ use datafusion::sql::sqlparser::ast;
 
 use super::coercion::{assignment_cast, conform};
 use super::{TableRows, column_index};
+use crate::exec::outcome::Outcome;
 use crate::exec::planner::{StatementPlanner, rows_relation};
-use crate::exec::session::Outcome;
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::model::TableKind;
 use crate::model::types::{ColumnDef, SqlType};

@@ -13,8 +13,8 @@ use datafusion::sql::sqlparser::ast::{
 use super::arbiters::{Meets, OnConflict, Proposals};
 use super::coercion::assignment_cast;
 use super::{TableRows, WRITE_RETRIES, column_index, literals, unsupported};
+use crate::exec::outcome::Outcome;
 use crate::exec::planner::{LazyPlanner, StatementPlanner};
-use crate::exec::session::Outcome;
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::model::TableKind;
 use crate::sql::SqlError;

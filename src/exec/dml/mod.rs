@@ -35,7 +35,7 @@ pub use copy::CopyIn;
 pub use point_insert::PointInsert;
 pub use point_write::PointWrite;
 
-use super::session::Outcome;
+use super::outcome::Outcome;
 use super::table::{KEY_COLUMN, VERSION_COLUMN};
 use super::{ExecError, ExecResult, Session};
 use crate::model::TableKind;

@@ -10,8 +10,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::{WRITE_RETRIES, column_ref, unsupported, updated_row_values};
+use crate::exec::outcome::Outcome;
 use crate::exec::planner::{LazyPlanner, StatementPlanner, scan};
-use crate::exec::session::Outcome;
 use crate::exec::table::KEY_COLUMN;
 use crate::exec::table::UserTable;
 use crate::exec::{ExecError, ExecResult, Session};

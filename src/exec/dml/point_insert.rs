@@ -23,9 +23,9 @@ use datafusion::sql::sqlparser::ast::{
 use super::arbiters::{Arbiters, OnConflict};
 use super::point_write::{assigned_array, value_of};
 use super::prepared_target::PreparedTarget;
+use crate::exec::outcome::Outcome;
 use crate::exec::planner::LazyPlanner;
 use crate::exec::point_query::KeyValue;
-use crate::exec::session::Outcome;
 use crate::exec::{ExecResult, Session};
 use crate::model::TableKind;
 use crate::model::types::Identity;

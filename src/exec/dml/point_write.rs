@@ -22,9 +22,9 @@ use datafusion::sql::sqlparser::ast::{self, BinaryOperator, Expr, FromTable, Tab
 
 use super::prepared_target::PreparedTarget;
 use super::{WRITE_RETRIES, assignment_column, coercion};
+use crate::exec::outcome::Outcome;
 use crate::exec::params::placeholder_index;
 use crate::exec::point_query::KeyValue;
-use crate::exec::session::Outcome;
 use crate::exec::table::encode_point_key;
 use crate::exec::{ExecError, ExecResult, Session};
 use crate::model::TableKind;
