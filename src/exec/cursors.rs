@@ -128,8 +128,15 @@ impl Cursor {
 
     /// Moves as `motion` says; returns the rows passed on the way, in the order a FETCH returns
     /// them, and how many.
-    async fn travel(&mut self, motion: CursorMotion) -> ExecResult<(Vec<RecordBatch>, u64)> {
+    async fn travel(
+        &mut self,
+        motion: CursorMotion,
+        move_only: bool,
+    ) -> ExecResult<(Vec<RecordBatch>, u64)> {
         let at = self.position;
+        if motion == CursorMotion::Relative(0) {
+            return self.stay(move_only);
+        }
         let moved = match motion {
             CursorMotion::Forward(count) => {
                 let wanted = count.unwrap_or(u64::MAX);
@@ -181,7 +188,7 @@ impl Cursor {
                 }
             }
             CursorMotion::Relative(by) => {
-                if by <= 0 {
+                if by < 0 {
                     self.backward_scan_needed()?;
                 }
                 match at.checked_add_signed(by) {
@@ -197,6 +204,20 @@ impl Cursor {
         Ok(moved)
     }
 
+    /// FETCH 0 or RELATIVE 0: the current row again, which only a cursor that can move back
+    /// rereads; MOVE 0 says whether there is one, and off a row there is nothing to reread.
+    fn stay(&mut self, move_only: bool) -> ExecResult<(Vec<RecordBatch>, u64)> {
+        let on_row = self.position >= 1 && self.position <= self.last_read();
+        if !on_row {
+            return Ok((Vec::new(), 0));
+        }
+        if move_only {
+            return Ok((Vec::new(), 1));
+        }
+        self.backward_scan_needed()?;
+        Ok((self.rows(self.position, self.position), 1))
+    }
+
     /// Moves onto row `row` and returns it, or after the last row when there is no such row.
     async fn go_to(&mut self, row: u64) -> ExecResult<(Vec<RecordBatch>, u64)> {
         if row <= self.position {
@@ -210,6 +231,36 @@ impl Cursor {
             self.position = self.last_read() + 1;
             Ok((Vec::new(), 0))
         }
+    }
+}
+
+/// A cursor taken out of the session's map while a FETCH moves it. The FETCH's future may be
+/// dropped mid-read (statement_timeout, a closing connection): the cursor then goes back
+/// failed rather than vanish, as PostgreSQL's portal stays, failed, until CLOSE or the end of
+/// its transaction.
+struct CheckedOut<'a> {
+    session: &'a Session,
+    name: &'a str,
+    cursor: Option<Cursor>,
+}
+
+impl CheckedOut<'_> {
+    fn give_back(&mut self) {
+        if let Some(cursor) = self.cursor.take() {
+            self.session
+                .cursors()
+                .open
+                .insert(self.name.to_owned(), cursor);
+        }
+    }
+}
+
+impl Drop for CheckedOut<'_> {
+    fn drop(&mut self) {
+        if let Some(cursor) = self.cursor.as_mut() {
+            cursor.failed = true;
+        }
+        self.give_back();
     }
 }
 
@@ -263,6 +314,9 @@ impl Session {
         let query = self
             .plan_statement(Statement::Query(declared.query.clone()))
             .await?;
+        // DECLARE itself stays bounded by statement_timeout (the caller times the whole of it);
+        // the rows FETCH reads later are bounded by that FETCH's own.
+        self.release_statement_deadline();
         let (schema, stream) = match Box::pin(self.run(&query, params)).await? {
             Outcome::Rows { schema, stream } => (schema, stream),
             _ => {
@@ -296,28 +350,33 @@ impl Session {
         })
     }
 
-    /// FETCH or MOVE. A cursor on which one fails (its query, or a move it cannot make)
-    /// fails for good, as PostgreSQL's portal does.
+    /// FETCH or MOVE. A cursor on which one fails (its query, or a move it cannot make, or a
+    /// cancel or timeout that cut it short) fails for good, as PostgreSQL's portal does.
     pub(super) async fn fetch_cursor(
         &self,
         name: &str,
         motion: CursorMotion,
         move_only: bool,
     ) -> ExecResult<Outcome> {
-        let Some(mut cursor) = self.cursors().open.remove(name) else {
+        let Some(cursor) = self.cursors().open.remove(name) else {
             return Err(ExecError::UndefinedCursor(name.to_owned()));
         };
+        let mut out = CheckedOut {
+            session: self,
+            name,
+            cursor: Some(cursor),
+        };
+        let cursor = out.cursor.as_mut().expect("checked out");
         let travelled = if cursor.failed {
             Err(ExecError::ObjectNotInPrerequisiteState(format!(
                 "portal \"{name}\" cannot be run"
             )))
         } else {
-            cursor.travel(motion).await
+            cursor.travel(motion, move_only).await
         };
         cursor.failed = travelled.is_err();
         let schema = cursor.schema.clone();
-        // The session's statements run one at a time: the name is still free.
-        self.cursors().open.insert(name.to_owned(), cursor);
+        out.give_back();
         let (rows, count) = travelled?;
         Ok(if move_only {
             Outcome::Affected {

@@ -382,6 +382,12 @@ impl Session {
     /// Results are computed while the client reads them, so the stream itself must stop on a
     /// cancel request or at the statement's deadline, and mark an open transaction block failed
     /// when execution errors.
+    /// The running statement's deadline no longer applies to the result stream made next: a
+    /// cursor's rows are read by later FETCHes, each under its own deadline.
+    pub(super) fn release_statement_deadline(&self) {
+        self.deadline.lock().expect("deadline lock").take();
+    }
+
     pub(super) fn guard(
         &self,
         schema: SchemaRef,

@@ -192,7 +192,12 @@ impl Session {
                 self.engine.note_writes(table_id, rows);
             }
         }
-        self.end_transaction(Outcome::Commit)?;
+        // A COMMIT that failed rolled back: WITH HOLD cursors the block declared end too.
+        self.end_transaction(if result.is_ok() {
+            Outcome::Commit
+        } else {
+            Outcome::Rollback
+        })?;
         result.map(|()| Outcome::Commit)
     }
 

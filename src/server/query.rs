@@ -12,7 +12,9 @@ use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_describe_response, send_execution_response,
     send_query_response, send_ready_for_query,
 };
-use pgwire::api::results::{DescribePortalResponse, FieldInfo, Response};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldInfo, Response,
+};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::stmt::StoredStatement;
 use pgwire::api::store::{Entry, PortalStore};
@@ -476,6 +478,32 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        // A FETCH returns its cursor's columns as they are now; the cursor may not have been
+        // declared yet when the FETCH was parsed.
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && let Some(Entry::Value(portal)) = client.portal_store().get_portal(name)
+            && let Some(cursor) = fetched_cursor(&portal.statement.statement)
+        {
+            let described = match session_of(&self.session)?.cursor_schema(cursor) {
+                Some(schema) => DescribePortalResponse::new(encode::field_infos(
+                    &schema,
+                    &portal.result_column_format,
+                )),
+                None => DescribePortalResponse::no_data(),
+            };
+            send_describe_response(client, &described).await?;
+            return Ok(());
+        }
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT
+            && let Some(Entry::Value(stored)) = client.portal_store().get_statement(name)
+            && let Some(cursor) = fetched_cursor(&stored.statement)
+            && let Some(schema) = session_of(&self.session)?.cursor_schema(cursor)
+        {
+            let fields = encode::field_infos(&schema, &Format::UnifiedText);
+            let described = DescribeStatementResponse::new(Vec::new(), fields);
+            send_describe_response(client, &described).await?;
+            return Ok(());
+        }
         if message.target_type == TARGET_TYPE_BYTE_STATEMENT
             && let Some(Entry::Value(stored)) = client.portal_store().get_statement(name)
             && stored.statement.inner.result_schema.is_none()
@@ -603,6 +631,18 @@ impl ExtendedQueryHandler for Connection {
             self.until_streamed(outcome, Some(activity)),
             &portal.result_column_format,
         ))
+    }
+}
+
+/// The SQL cursor a FETCH (not a MOVE) reads, if `statement` is one.
+fn fetched_cursor(statement: &Prepared) -> Option<&str> {
+    match &statement.inner.statement {
+        sql::Statement::FetchCursor {
+            name,
+            move_only: false,
+            ..
+        } => Some(name),
+        _ => None,
     }
 }
 
