@@ -591,3 +591,27 @@ async fn a_call_no_signature_accepts_is_42883_with_postgresqls_hint_in_both_prot
     let err = client.query("SELECT 'a'::text * 2", &[]).await.unwrap_err();
     assert_eq!(message(&err), "operator does not exist: text * integer");
 }
+
+/// A FETCH parsed before its cursor is declared (a driver caching named statements) is
+/// described by the cursor's columns once it exists, as PostgreSQL describes it at Bind.
+#[tokio::test]
+async fn a_fetch_parsed_before_its_cursor_is_declared_describes_the_cursors_columns() {
+    use common::raw::frame;
+    let server = TestServer::start();
+    let mut socket = common::raw::login(server.port, "root", &server.options.root_password).await;
+    let sync = frame(b'S', b"");
+    let parse = frame(b'P', b"f\0FETCH ALL FROM c\0\0\0");
+    let types = message_types_until_ready(&mut socket, &[parse, sync.clone()]).await;
+    assert_eq!(runs(&types), [('1', 1), ('Z', 1)]);
+    let declare = frame(b'Q', b"BEGIN; DECLARE c CURSOR FOR SELECT 1 AS a\0");
+    let types = message_types_until_ready(&mut socket, &[declare]).await;
+    assert_eq!(runs(&types), [('C', 2), ('Z', 1)]);
+    let bind = frame(b'B', b"\0f\0\0\0\0\0\0\0");
+    let describe = frame(b'D', b"P\0");
+    let execute = frame(b'E', b"\0\0\0\0\0");
+    let types = message_types_until_ready(&mut socket, &[bind, describe, execute, sync]).await;
+    assert_eq!(
+        runs(&types),
+        [('2', 1), ('T', 1), ('D', 1), ('C', 1), ('Z', 1)]
+    );
+}

@@ -10,7 +10,7 @@
 //! (the session's own included) never show in it. Rows a cursor holds are counted against the
 //! query memory limit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use datafusion::arrow::array::{RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
@@ -36,7 +36,7 @@ struct Cursor {
     unread: Option<SendableRecordBatchStream>,
     /// Rows read and still reachable, in order: every row read for a SCROLL cursor, the rows
     /// past the position for one that only moves forward.
-    kept: Vec<RecordBatch>,
+    kept: VecDeque<RecordBatch>,
     /// The number of the first row in `kept` (rows count from 1).
     kept_from: u64,
     kept_rows: u64,
@@ -70,7 +70,7 @@ impl Cursor {
                     let batch = batch?;
                     self.memory.try_grow(batch.get_array_memory_size())?;
                     self.kept_rows += batch.num_rows() as u64;
-                    self.kept.push(batch);
+                    self.kept.push_back(batch);
                 }
                 None => self.unread = None,
             }
@@ -106,13 +106,13 @@ impl Cursor {
         if self.scroll {
             return;
         }
-        while let Some(batch) = self.kept.first() {
+        while let Some(batch) = self.kept.front() {
             let rows = batch.num_rows() as u64;
             if self.kept_from + rows > self.position + 1 {
                 break;
             }
             self.memory.shrink(batch.get_array_memory_size());
-            self.kept.remove(0);
+            self.kept.pop_front();
             self.kept_from += rows;
             self.kept_rows -= rows;
         }
@@ -329,7 +329,7 @@ impl Session {
         let mut cursor = Cursor {
             schema,
             unread: Some(stream),
-            kept: Vec::new(),
+            kept: VecDeque::new(),
             kept_from: 1,
             kept_rows: 0,
             position: 0,

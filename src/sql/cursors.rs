@@ -86,12 +86,13 @@ pub(super) fn close(cursor: ast::CloseCursor) -> Statement {
 
 /// `FETCH [direction] [FROM | IN] name` or the same with MOVE, when the statement starts so.
 pub(super) fn parse_fetch_or_move(parser: &mut Parser) -> Result<Option<Statement>, SqlError> {
-    let move_only = match parser.peek_token().token {
-        Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::FETCH => false,
-        Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("MOVE") => true,
-        _ => return Ok(None),
+    let move_only = if parser.parse_keyword(Keyword::FETCH) {
+        false
+    } else if super::parse::parse_word(parser, "MOVE") {
+        true
+    } else {
+        return Ok(None);
     };
-    parser.next_token();
     let motion = parse_motion(parser)?;
     let _from = parser.parse_one_of_keywords(&[Keyword::FROM, Keyword::IN]);
     let name = super::fold(&parser.parse_identifier()?);

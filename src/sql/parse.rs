@@ -396,7 +396,7 @@ fn parse_vacuum(parser: &mut Parser) -> Result<Option<Statement>, SqlError> {
     }))
 }
 
-fn parse_word(parser: &mut Parser, word: &str) -> bool {
+pub(super) fn parse_word(parser: &mut Parser, word: &str) -> bool {
     match parser.peek_token().token {
         Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word) => {
             parser.next_token();
