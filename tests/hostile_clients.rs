@@ -505,6 +505,40 @@ async fn an_idle_transaction_is_ended_after_its_timeout() {
 }
 
 #[tokio::test]
+async fn sql_prepare_is_capped_like_the_protocols_statements_and_deallocate_makes_room() {
+    let server = TestServer::start_with(ServerOptions {
+        env: vec![("KALAMDB_SERVER__MAX_PREPARED_STATEMENTS".into(), "5".into())],
+        ..Default::default()
+    });
+    let before = baseline(&server).await;
+    let client = server.root().await;
+    for i in 0..5 {
+        client
+            .batch_execute(&format!("PREPARE held_{i} AS SELECT {i}"))
+            .await
+            .unwrap();
+    }
+    let err = client
+        .batch_execute("PREPARE held_5 AS SELECT 5")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "54000", "{}", message(&err));
+    client.batch_execute("DEALLOCATE held_0").await.unwrap();
+    client
+        .batch_execute("PREPARE held_5 AS SELECT 5")
+        .await
+        .unwrap();
+    let rows = client.simple_query("EXECUTE held_5").await.unwrap();
+    let value = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(value.as_deref(), Some("5"));
+    drop(client);
+    still_serves(&server, &before).await;
+}
+
+#[tokio::test]
 async fn ten_thousand_prepared_statements_fit_and_the_next_one_is_54000() {
     let server = TestServer::start();
     let before = baseline(&server).await;

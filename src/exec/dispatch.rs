@@ -106,7 +106,14 @@ impl Session {
             Statement::Commit => self.end_transaction(Outcome::Commit),
             Statement::Rollback => self.end_transaction(Outcome::Rollback),
             Statement::Savepoint { name } => self.savepoint(name),
-            Statement::Deallocate { name } => Ok(Outcome::Deallocate { name: name.clone() }),
+            Statement::Deallocate { name } => Ok(self.deallocate_named(name.as_deref())),
+            Statement::Prepare(preparation) => self.prepare_named(preparation).await,
+            // Bound and run in `execute_fenced`; here without its statement_timeout.
+            Statement::Execute { name, params } => {
+                let (statement, values) = self.bind_execute(name, params).await?;
+                Box::pin(self.run(&statement.prepared, values)).await
+            }
+            Statement::Discard(discarded) => self.discard(*discarded),
             Statement::DeclareCursor(declared) => self.declare_cursor(declared, params).await,
             Statement::FetchCursor {
                 name,

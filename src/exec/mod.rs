@@ -67,6 +67,7 @@ mod sequences;
 mod session;
 mod settings;
 mod sleep;
+mod sql_prepared;
 mod stream_table;
 mod subplan;
 mod system_tables;
@@ -136,6 +137,22 @@ pub enum ExecError {
     UndefinedCursor(String),
     #[error("cursor \"{0}\" already exists")]
     DuplicateCursor(String),
+    #[error("prepared statement \"{0}\" does not exist")]
+    UndefinedPreparedStatement(String),
+    #[error("prepared statement \"{0}\" already exists")]
+    DuplicatePreparedStatement(String),
+    /// A session holding `[server] max_prepared_statements` statements PREPARE made (54000).
+    #[error(
+        "this session already holds {0} statements PREPARE made ([server] max_prepared_statements); DEALLOCATE some first"
+    )]
+    TooManyPreparedStatements(usize),
+    /// An EXECUTE whose values do not match its statement's parameters (42601).
+    #[error("wrong number of parameters for prepared statement \"{name}\"")]
+    WrongParameterCount {
+        name: String,
+        expected: usize,
+        given: usize,
+    },
     /// A backward move on a cursor declared without SCROLL (55000).
     #[error("cursor can only scan forward")]
     ForwardOnlyCursor,

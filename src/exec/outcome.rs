@@ -32,9 +32,13 @@ pub enum Outcome {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
     },
-    /// Prepared statements are protocol state; the front end drops them (`None`: all).
+    /// Prepared statements were dropped (DEALLOCATE, DISCARD ALL): the front end drops the
+    /// protocol's named statements of that name too (`None`: all). `dropped_here` says whether
+    /// a SQL-level statement of that name was dropped; a name that names neither is an error.
     Deallocate {
         name: Option<String>,
+        dropped_here: bool,
+        tag: &'static str,
     },
     /// COPY FROM STDIN is ready for its data, which the front end decodes and hands to
     /// [`Session::copy_in_rows`], then [`Session::finish_copy_in`].

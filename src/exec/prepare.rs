@@ -42,7 +42,9 @@ impl Session {
     /// plan reads a catalog that holds every change acknowledged before (see `read_fence`).
     pub async fn prepare(&self, statement: Statement) -> ExecResult<PreparedStatement> {
         self.read_fence(&statement).await?;
-        self.plan_statement(statement).await
+        self.plan_statement(statement)
+            .await
+            .map_err(|e| self.failed_before_running(e))
     }
 
     /// [`Self::prepare`] on this node's state as it is.
@@ -92,6 +94,14 @@ impl Session {
                 ..
             } => Ok(PreparedStatement {
                 result_schema: self.cursor_schema(name),
+                statement,
+                plan: None,
+                fast_path: None,
+                param_types: Vec::new(),
+            }),
+            // As PostgreSQL describes it: the prepared statement's result columns.
+            Statement::Execute { name, .. } => Ok(PreparedStatement {
+                result_schema: self.prepared_named(name)?.prepared.result_schema.clone(),
                 statement,
                 plan: None,
                 fast_path: None,

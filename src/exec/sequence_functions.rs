@@ -368,13 +368,24 @@ impl ScalarUDFImpl for SequenceFunction {
     }
 }
 
+/// What a session's currval and lastval answer from.
+pub struct SequenceMemory(Arc<Context>);
+
+impl SequenceMemory {
+    /// Forgets every value handed out (`DISCARD SEQUENCES`): currval and lastval fail until
+    /// the next nextval, as in a new session.
+    pub fn forget(&self) {
+        *self.0.handed.lock().expect("sequence state lock") = Handed::default();
+    }
+}
+
 /// Registers this session's sequence functions.
 pub fn register(
     ctx: &SessionContext,
     store: Arc<Store>,
     settings: Arc<Mutex<Settings>>,
     pending: Arc<PendingWrites>,
-) {
+) -> SequenceMemory {
     let context = Arc::new(Context {
         store,
         settings,
@@ -413,4 +424,5 @@ pub fn register(
             bound: None,
         }));
     }
+    SequenceMemory(context)
 }

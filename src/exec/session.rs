@@ -50,6 +50,10 @@ pub struct Session {
     pub(super) advisory_locks: Arc<super::advisory_locks::SessionLocks>,
     /// This session's SQL cursors (DECLARE ... CURSOR).
     pub(super) cursors: Mutex<super::cursors::Cursors>,
+    /// The statements PREPARE made in this session.
+    pub(super) sql_prepared: Mutex<super::sql_prepared::SqlPreparedStatements>,
+    /// What currval and lastval answer, which DISCARD forgets.
+    pub(super) sequence_memory: super::sequence_functions::SequenceMemory,
 }
 
 /// Shared by every session: the rule holds the checked operators' and text casts' function
@@ -159,7 +163,7 @@ impl Engine {
         let advisory_locks = self.advisory_locks.open_session();
         super::advisory_locks::register(&ctx, &advisory_locks);
         super::search_path::register(&ctx, self.store.clone(), settings.clone());
-        super::sequence_functions::register(
+        let sequence_memory = super::sequence_functions::register(
             &ctx,
             self.store.clone(),
             settings.clone(),
@@ -181,6 +185,8 @@ impl Engine {
             type_planner,
             advisory_locks,
             cursors: Mutex::default(),
+            sql_prepared: Mutex::default(),
+            sequence_memory,
         }
     }
 }
@@ -240,7 +246,10 @@ impl Session {
     /// Runs a statement from the simple protocol.
     pub async fn execute(&self, statement: Statement) -> ExecResult<Outcome> {
         self.read_fence(&statement).await?;
-        let prepared = self.plan_statement(statement).await?;
+        let prepared = self
+            .plan_statement(statement)
+            .await
+            .map_err(|e| self.failed_before_running(e))?;
         self.execute_fenced(&prepared, Vec::new()).await
     }
 
@@ -269,6 +278,8 @@ impl Session {
                 | Statement::Set { .. }
                 | Statement::Show { .. }
                 | Statement::Deallocate { .. }
+                | Statement::Prepare(_)
+                | Statement::Discard(_)
                 | Statement::SetConstraints { .. }
                 // A cursor's rows were fenced when it was declared.
                 | Statement::FetchCursor { .. }
@@ -288,6 +299,27 @@ impl Session {
         // A cancel request applies to the statement running when it arrives, not later ones.
         self.cancel.cancelled.store(false, Ordering::SeqCst);
         let state = self.transaction().state;
+        // EXECUTE runs the statement PREPARE made as if it had been sent itself.
+        if let (
+            Statement::Execute {
+                name,
+                params: values,
+            },
+            BlockState::Idle | BlockState::InBlock,
+        ) = (&prepared.statement, state)
+        {
+            return match self.bind_execute(name, values).await {
+                Ok((statement, params)) => {
+                    Box::pin(self.execute_fenced(&statement.prepared, params)).await
+                }
+                Err(e) => {
+                    if state == BlockState::InBlock {
+                        super::transaction::mark_failed(&self.transaction);
+                    }
+                    Err(e)
+                }
+            };
+        }
         let result = match (&prepared.statement, state) {
             (Statement::Rollback, _) => self.end_transaction(Outcome::Rollback),
             (Statement::Commit, BlockState::Failed) => self.end_transaction(Outcome::Rollback),

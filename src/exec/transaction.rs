@@ -84,6 +84,21 @@ impl Session {
         self.transaction.lock().expect("transaction lock")
     }
 
+    /// A statement that failed before it ran (while it was parsed or planned) fails its
+    /// transaction block as one failing while it runs does, so that the block's COMMIT rolls
+    /// back; in a block that had already failed, the error is that one (25P02).
+    pub(super) fn failed_before_running(&self, error: ExecError) -> ExecError {
+        let state = self.transaction().state;
+        match state {
+            BlockState::Failed => ExecError::InFailedTransaction,
+            BlockState::InBlock => {
+                mark_failed(&self.transaction);
+                error
+            }
+            BlockState::Idle => error,
+        }
+    }
+
     /// Ends the block, discarding its uncommitted writes.
     pub(super) fn end_transaction(&self, outcome: Outcome) -> ExecResult<Outcome> {
         *self.transaction() = Transaction::default();

@@ -2,9 +2,17 @@
 //! but it frees a connection's portals at each transaction end; pgwire keeps both until Close,
 //! so a client parsing under ever-new names would grow the server without bound. Each kind is
 //! capped at `[server] max_prepared_statements` (`54000`), and the statement names also let
-//! DEALLOCATE ALL find every statement to drop.
+//! DEALLOCATE ALL and DISCARD ALL find every statement to drop. The session's SQL-level
+//! statements (PREPARE) share the namespace and are capped on their own, in the session.
 
 use std::collections::HashSet;
+
+use pgwire::api::store::PortalStore;
+use pgwire::error::PgWireResult;
+
+use super::query::user_error;
+use super::{Connection, sqlstate};
+use crate::exec::ExecError;
 
 /// Names this connection has stored; pgwire's store holds the objects themselves.
 #[derive(Debug, Default)]
@@ -42,6 +50,73 @@ pub fn admit(
     }
     names.insert(name.to_owned());
     true
+}
+
+impl Connection {
+    /// Drops the protocol's named statements that a DEALLOCATE or DISCARD ALL names, which
+    /// share one namespace with the session's SQL-level ones (`dropped_here`: the session had
+    /// one of that name).
+    pub(super) fn deallocate<S: PortalStore>(
+        &self,
+        store: &S,
+        name: Option<&str>,
+        dropped_here: bool,
+    ) -> Result<(), ExecError> {
+        let mut named = self.named.lock().expect("named objects");
+        match name {
+            Some(name) => {
+                if !dropped_here && store.get_statement(name).is_none() {
+                    return Err(ExecError::UndefinedPreparedStatement(name.to_owned()));
+                }
+                store.rm_statement(name);
+                named.statements.remove(name);
+            }
+            None => {
+                for name in named.statements.drain() {
+                    store.rm_statement(&name);
+                }
+                named.portals.clear();
+                store.clear_portals();
+            }
+        }
+        Ok(())
+    }
+
+    /// A Parse that failed stores nothing (pgwire leaves any older statement of that name).
+    pub(super) fn forget_statement<S: PortalStore>(&self, name: &str, store: &S) {
+        if store.get_statement(name).is_none() {
+            self.named
+                .lock()
+                .expect("named objects")
+                .statements
+                .remove(name);
+        }
+    }
+
+    fn max_named(&self) -> usize {
+        self.shared.engine.config().server.max_prepared_statements
+    }
+
+    /// Fails with 54000 when `name` is new and the connection already holds its cap of `what`.
+    pub(super) fn admit_named(
+        &self,
+        pick: fn(&mut NamedObjects) -> &mut std::collections::HashSet<String>,
+        name: &str,
+        what: &str,
+        still_stored: impl Fn(&str) -> bool,
+    ) -> PgWireResult<()> {
+        let cap = self.max_named();
+        let mut named = self.named.lock().expect("named objects");
+        if admit(pick(&mut named), name, cap, still_stored) {
+            return Ok(());
+        }
+        Err(user_error(sqlstate::error(
+            sqlstate::PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "this connection already holds {cap} named {what} ([server] max_prepared_statements); close or DEALLOCATE some first"
+            ),
+        )))
+    }
 }
 
 #[cfg(test)]

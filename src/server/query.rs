@@ -29,11 +29,11 @@ use pgwire::messages::extendedquery::{
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 
-use super::{Connection, InFlightGuard, encode, named, sqlstate};
-use crate::exec::{Outcome, PreparedStatement, Session, StatementActivity};
+use super::{Connection, InFlightGuard, encode, sqlstate};
+use crate::exec::{ExecError, Outcome, PreparedStatement, Session, StatementActivity};
 use crate::sql;
 
-fn user_error(info: pgwire::error::ErrorInfo) -> PgWireError {
+pub(super) fn user_error(info: pgwire::error::ErrorInfo) -> PgWireError {
     PgWireError::UserError(Box::new(info))
 }
 
@@ -82,8 +82,12 @@ impl QueryParser for StatementPreparer {
     {
         let session = session_of(&self.session)?;
         let _busy = InFlightGuard::enter(&self.shared);
-        let mut statements = sql::parse(text).map_err(|e| user_error(sqlstate::sql_error(&e)))?;
+        let mut statements = sql::parse(text).map_err(|e| {
+            session.fail_block();
+            user_error(sqlstate::sql_error(&e))
+        })?;
         if statements.len() > 1 {
+            session.fail_block();
             return Err(user_error(sqlstate::error(
                 sqlstate::SYNTAX_ERROR,
                 "cannot insert multiple commands into a prepared statement",
@@ -162,62 +166,6 @@ impl Connection {
     }
 }
 
-impl Connection {
-    /// DEALLOCATE `name`, or every named statement and portal for DEALLOCATE ALL.
-    fn deallocate<S: PortalStore>(&self, store: &S, name: Option<&str>) {
-        let mut named = self.named.lock().expect("named objects");
-        match name {
-            Some(name) => {
-                store.rm_statement(name);
-                named.statements.remove(name);
-            }
-            None => {
-                for name in named.statements.drain() {
-                    store.rm_statement(&name);
-                }
-                named.portals.clear();
-                store.clear_portals();
-            }
-        }
-    }
-
-    /// A Parse that failed stores nothing (pgwire leaves any older statement of that name).
-    fn forget_statement<S: PortalStore>(&self, name: &str, store: &S) {
-        if store.get_statement(name).is_none() {
-            self.named
-                .lock()
-                .expect("named objects")
-                .statements
-                .remove(name);
-        }
-    }
-
-    fn max_named(&self) -> usize {
-        self.shared.engine.config().server.max_prepared_statements
-    }
-
-    /// Fails with 54000 when `name` is new and the connection already holds its cap of `what`.
-    fn admit_named(
-        &self,
-        pick: fn(&mut named::NamedObjects) -> &mut std::collections::HashSet<String>,
-        name: &str,
-        what: &str,
-        still_stored: impl Fn(&str) -> bool,
-    ) -> PgWireResult<()> {
-        let cap = self.max_named();
-        let mut named = self.named.lock().expect("named objects");
-        if named::admit(pick(&mut named), name, cap, still_stored) {
-            return Ok(());
-        }
-        Err(user_error(sqlstate::error(
-            sqlstate::PROGRAM_LIMIT_EXCEEDED,
-            format!(
-                "this connection already holds {cap} named {what} ([server] max_prepared_statements); close or DEALLOCATE some first"
-            ),
-        )))
-    }
-}
-
 /// Sends one statement's response the way pgwire's own simple-query loop does, tracking the
 /// transaction status it implies.
 async fn send_response<C>(
@@ -287,6 +235,8 @@ impl SimpleQueryHandler for Connection {
         crate::fault::panic_point("query", &query.query);
         match sql::parse(&query.query) {
             Err(e) => {
+                // A syntax error fails the transaction block as any failed statement does.
+                session.fail_block();
                 let error = Response::Error(Box::new(sqlstate::sql_error(&e)));
                 send_response(client, error, &mut status).await?;
             }
@@ -358,7 +308,10 @@ impl SimpleQueryHandler for Connection {
         let session = session_of(&self.session)?;
         let statements = match sql::parse(query) {
             Ok(statements) => statements,
-            Err(e) => return Ok(vec![Response::Error(Box::new(sqlstate::sql_error(&e)))]),
+            Err(e) => {
+                session.fail_block();
+                return Ok(vec![Response::Error(Box::new(sqlstate::sql_error(&e)))]);
+            }
         };
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
@@ -405,6 +358,17 @@ impl Connection {
         C: ClientPortalStore,
         C::PortalStore: PortalStore,
     {
+        // The protocol's named statements and PREPARE's share one namespace.
+        if let sql::Statement::Prepare(preparation) = &statement
+            && client
+                .portal_store()
+                .get_statement(&preparation.name)
+                .is_some()
+        {
+            session.fail_block();
+            let taken = ExecError::DuplicatePreparedStatement(preparation.name.clone());
+            return Reply::Response(Response::Error(Box::new(sqlstate::exec_error(&taken))));
+        }
         match session.execute(statement).await {
             Ok(Outcome::CopyIn(copy)) => Reply::CopyIn(self.start_copy_in(session.clone(), copy)),
             Ok(Outcome::CopyOut {
@@ -417,8 +381,13 @@ impl Connection {
                 schema,
             },
             Ok(outcome) => {
-                if let Outcome::Deallocate { name } = &outcome {
-                    self.deallocate(client.portal_store(), name.as_deref());
+                if let Outcome::Deallocate {
+                    name, dropped_here, ..
+                } = &outcome
+                    && let Err(e) =
+                        self.deallocate(client.portal_store(), name.as_deref(), *dropped_here)
+                {
+                    return Reply::Response(Response::Error(Box::new(sqlstate::exec_error(&e))));
                 }
                 Reply::Response(encode::response(
                     self.until_streamed(outcome, None),
@@ -448,6 +417,12 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let session = session_of(&self.session)?;
+        if session.has_sql_prepared(name) {
+            session.fail_block();
+            let taken = ExecError::DuplicatePreparedStatement(name.to_owned());
+            return Err(user_error(sqlstate::exec_error(&taken)));
+        }
         let store = client.portal_store();
         self.admit_named(
             |n| &mut n.statements,
@@ -624,8 +599,12 @@ impl ExtendedQueryHandler for Connection {
             }
             other => other,
         };
-        if let Outcome::Deallocate { name } = &outcome {
-            self.deallocate(client.portal_store(), name.as_deref());
+        if let Outcome::Deallocate {
+            name, dropped_here, ..
+        } = &outcome
+        {
+            self.deallocate(client.portal_store(), name.as_deref(), *dropped_here)
+                .map_err(|e| user_error(sqlstate::exec_error(&e)))?;
         }
         Ok(encode::response(
             self.until_streamed(outcome, Some(activity)),

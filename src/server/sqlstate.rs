@@ -48,6 +48,8 @@ pub const DUPLICATE_SCHEMA: &str = "42P06";
 pub const DUPLICATE_TABLE: &str = "42P07";
 pub const DUPLICATE_CURSOR: &str = "42P03";
 pub const INVALID_CURSOR_NAME: &str = "34000";
+pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
+pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
 pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
 pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
 pub const INVALID_SCHEMA_NAME: &str = "3F000";
@@ -123,6 +125,12 @@ pub fn exec_error(err: &ExecError) -> ErrorInfo {
     if let ExecError::NoMatchingSignature { hint, .. } = err {
         info.hint = Some((*hint).to_owned());
     }
+    if let ExecError::WrongParameterCount {
+        expected, given, ..
+    } = err
+    {
+        info.detail = Some(format!("Expected {expected} parameters but got {given}."));
+    }
     if let ExecError::ForwardOnlyCursor = err {
         info.hint = Some("Declare it with SCROLL option to enable backward scan.".to_owned());
     }
@@ -182,6 +190,10 @@ fn exec_code(err: &ExecError) -> &'static str {
         ExecError::NoActiveTransaction(_) => NO_ACTIVE_SQL_TRANSACTION,
         ExecError::UndefinedCursor(_) => INVALID_CURSOR_NAME,
         ExecError::DuplicateCursor(_) => DUPLICATE_CURSOR,
+        ExecError::UndefinedPreparedStatement(_) => INVALID_SQL_STATEMENT_NAME,
+        ExecError::DuplicatePreparedStatement(_) => DUPLICATE_PREPARED_STATEMENT,
+        ExecError::TooManyPreparedStatements(_) => PROGRAM_LIMIT_EXCEEDED,
+        ExecError::WrongParameterCount { .. } => SYNTAX_ERROR,
         ExecError::ForwardOnlyCursor => OBJECT_NOT_IN_PREREQUISITE_STATE,
         ExecError::InvalidSavepoint(_) => INVALID_SAVEPOINT_SPECIFICATION,
         ExecError::DuplicateSchema(_) => DUPLICATE_SCHEMA,

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod output_names;
 mod parse;
 mod postgres_spellings;
+mod prepared;
 mod regex_substring;
 mod sequences;
 mod set_returning;
@@ -49,6 +50,7 @@ pub use lateral_calls::CARRY_FUNCTION as LATERAL_CARRY_FUNCTION;
 pub use like_escapes::{LIKE_PATTERN_FUNCTION, backslash_like_pattern};
 pub use output_names::REPEAT_ALIAS_PREFIX;
 pub use parse::{fold_ident as fold, parse, parse_expr, relation_name};
+pub use prepared::{Discarded, Preparation, values_query as execute_values_query};
 pub use sequences::SequenceOptions;
 pub use subqueries::SINGLE_ROW_FUNCTION;
 pub use views::{parse_view_query, qualify_relations, rename_relation};
@@ -135,10 +137,20 @@ pub enum Statement {
     CloseCursor {
         name: Option<String>,
     },
-    /// `DEALLOCATE name` / `DEALLOCATE ALL` (`None`): drops protocol-level prepared statements.
+    /// `DEALLOCATE name` / `DEALLOCATE ALL` (`None`): drops prepared statements, the SQL-level
+    /// ones and the protocol's.
     Deallocate {
         name: Option<String>,
     },
+    /// `PREPARE name [(types)] AS statement`.
+    Prepare(Box<Preparation>),
+    /// `EXECUTE name [(values)]`: runs a statement PREPARE made with these values.
+    Execute {
+        name: String,
+        params: Vec<ast::Expr>,
+    },
+    /// `DISCARD {ALL | PLANS | SEQUENCES | TEMP}`.
+    Discard(Discarded),
     ReleaseSavepoint {
         name: String,
     },
@@ -415,6 +427,9 @@ impl Statement {
             Statement::Rollback | Statement::RollbackToSavepoint { .. } => "ROLLBACK",
             Statement::Savepoint { .. } => "SAVEPOINT",
             Statement::Deallocate { .. } => "DEALLOCATE",
+            Statement::Prepare(_) => "PREPARE",
+            Statement::Execute { .. } => "EXECUTE",
+            Statement::Discard(discarded) => discarded.tag(),
             Statement::DeclareCursor(_) => "DECLARE CURSOR",
             Statement::FetchCursor {
                 move_only: false, ..
@@ -487,6 +502,10 @@ pub fn authorize(
         });
     }
     let required = match statement {
+        // A prepared statement needs what the statement needs; EXECUTE checks again.
+        Statement::Prepare(preparation) => {
+            return authorize(&preparation.statement, caller, role_of);
+        }
         Statement::Query(_)
         | Statement::Set { .. }
         | Statement::Show { .. }
@@ -496,6 +515,8 @@ pub fn authorize(
         | Statement::Rollback
         | Statement::Savepoint { .. }
         | Statement::Deallocate { .. }
+        | Statement::Execute { .. }
+        | Statement::Discard(_)
         | Statement::DeclareCursor(_)
         | Statement::FetchCursor { .. }
         | Statement::CloseCursor { .. }
@@ -573,6 +594,7 @@ fn reads_system_schema(statement: &Statement) -> bool {
         | Statement::Delete(ast) => names_system_table(ast.as_ref()),
         Statement::CreateView { query, .. } => names_system_table(query.as_ref()),
         Statement::DeclareCursor(declared) => names_system_table(declared.query.as_ref()),
+        Statement::Prepare(preparation) => reads_system_schema(&preparation.statement),
         Statement::Copy(copy) => match &copy.relation {
             CopyRelation::Query(query) => names_system_table(query.as_ref()),
             CopyRelation::Table { name, .. } => name

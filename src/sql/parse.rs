@@ -431,6 +431,14 @@ fn from_standard(statement: ast::Statement) -> Result<Statement, SqlError> {
     let mut statement = match statement {
         S::Declare { stmts } => return super::cursors::declaration(stmts, from_standard),
         S::Close { cursor } => return Ok(super::cursors::close(cursor)),
+        S::Prepare {
+            name,
+            data_types,
+            statement,
+        } => return super::prepared::preparation(&name, &data_types, *statement, from_standard),
+        // The values are converted when they are evaluated, as a query of their own.
+        execute @ S::Execute { .. } => return super::prepared::execution(execute),
+        S::Discard { object_type } => return Ok(super::prepared::discard(object_type)),
         other => other,
     };
     super::postgres_spellings::as_datafusion_spells_them(&mut statement);

@@ -309,6 +309,15 @@ impl SessionLocks {
         Ok(())
     }
 
+    /// Ends every lock this session holds (`DISCARD ALL`), as `pg_advisory_unlock_all` and
+    /// the end of the session do.
+    pub fn release_all(&self) {
+        self.took_for_transaction.store(false, Ordering::Relaxed);
+        if self.took_any.swap(false, Ordering::Relaxed) {
+            self.locks.release_scope(self.session, None);
+        }
+    }
+
     /// Ends the locks taken for the transaction that just ended (or the statement, outside a
     /// transaction block).
     pub fn release_transaction_locks(&self) {

@@ -55,7 +55,7 @@ pub fn response(outcome: Outcome, format: &Format) -> Response {
         Outcome::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         Outcome::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
         Outcome::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
-        Outcome::Deallocate { .. } => Response::Execution(Tag::new("DEALLOCATE")),
+        Outcome::Deallocate { tag, .. } => Response::Execution(Tag::new(tag)),
         // The connection answers COPY itself (it holds the data stream's state).
         Outcome::CopyIn(_) | Outcome::CopyOut { .. } => Response::Error(Box::new(sqlstate::error(
             sqlstate::INTERNAL_ERROR,
