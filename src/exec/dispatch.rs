@@ -108,11 +108,10 @@ impl Session {
             Statement::Savepoint { name } => self.savepoint(name),
             Statement::Deallocate { name } => Ok(self.deallocate_named(name.as_deref())),
             Statement::Prepare(preparation) => self.prepare_named(preparation).await,
-            // Bound and run in `execute_fenced`; here without its statement_timeout.
-            Statement::Execute { name, params } => {
-                let (statement, values) = self.bind_execute(name, params).await?;
-                Box::pin(self.run(&statement.prepared, values)).await
-            }
+            // `execute_fenced` binds EXECUTE and runs the statement it names.
+            Statement::Execute { .. } => Err(ExecError::Internal(
+                "EXECUTE reached the statement table unbound".into(),
+            )),
             Statement::Discard(discarded) => self.discard(*discarded),
             Statement::DeclareCursor(declared) => self.declare_cursor(declared, params).await,
             Statement::FetchCursor {

@@ -41,7 +41,9 @@ impl Session {
     /// Plans a statement for the extended protocol without running it. In cluster mode the
     /// plan reads a catalog that holds every change acknowledged before (see `read_fence`).
     pub async fn prepare(&self, statement: Statement) -> ExecResult<PreparedStatement> {
-        self.read_fence(&statement).await?;
+        self.read_fence(&statement)
+            .await
+            .map_err(|e| self.failed_before_running(e))?;
         self.plan_statement(statement)
             .await
             .map_err(|e| self.failed_before_running(e))

@@ -245,7 +245,9 @@ impl Session {
 
     /// Runs a statement from the simple protocol.
     pub async fn execute(&self, statement: Statement) -> ExecResult<Outcome> {
-        self.read_fence(&statement).await?;
+        self.read_fence(&statement)
+            .await
+            .map_err(|e| self.failed_before_running(e))?;
         let prepared = self
             .plan_statement(statement)
             .await
@@ -259,7 +261,9 @@ impl Session {
         prepared: &PreparedStatement,
         params: Vec<ScalarValue>,
     ) -> ExecResult<Outcome> {
-        self.read_fence(&prepared.statement).await?;
+        self.read_fence(&prepared.statement)
+            .await
+            .map_err(|e| self.failed_before_running(e))?;
         self.execute_fenced(prepared, params).await
     }
 
@@ -278,7 +282,6 @@ impl Session {
                 | Statement::Set { .. }
                 | Statement::Show { .. }
                 | Statement::Deallocate { .. }
-                | Statement::Prepare(_)
                 | Statement::Discard(_)
                 | Statement::SetConstraints { .. }
                 // A cursor's rows were fenced when it was declared.
@@ -299,27 +302,36 @@ impl Session {
         // A cancel request applies to the statement running when it arrives, not later ones.
         self.cancel.cancelled.store(false, Ordering::SeqCst);
         let state = self.transaction().state;
-        // EXECUTE runs the statement PREPARE made as if it had been sent itself.
-        if let (
-            Statement::Execute {
-                name,
-                params: values,
-            },
-            BlockState::Idle | BlockState::InBlock,
-        ) = (&prepared.statement, state)
+        // EXECUTE runs the statement PREPARE made as if it had been sent itself, after its
+        // values are evaluated (under the same cancel, and statement_timeout).
+        if let Statement::Execute {
+            name,
+            params: values,
+        } = &prepared.statement
+            && state != BlockState::Failed
         {
             return match self.bind_execute(name, values).await {
-                Ok((statement, params)) => {
-                    Box::pin(self.execute_fenced(&statement.prepared, params)).await
-                }
+                Ok((statement, params)) => self.execute_in_block(&statement.prepared, params).await,
                 Err(e) => {
                     if state == BlockState::InBlock {
                         super::transaction::mark_failed(&self.transaction);
+                        return Err(e);
                     }
-                    Err(e)
+                    self.end_statement_transaction(prepared, Err(e))
                 }
             };
         }
+        self.execute_in_block(prepared, params).await
+    }
+
+    /// Runs a statement as the transaction block's state allows, and ends the statement's own
+    /// transaction outside a block.
+    async fn execute_in_block(
+        &self,
+        prepared: &PreparedStatement,
+        params: Vec<ScalarValue>,
+    ) -> ExecResult<Outcome> {
+        let state = self.transaction().state;
         let result = match (&prepared.statement, state) {
             (Statement::Rollback, _) => self.end_transaction(Outcome::Rollback),
             (Statement::Commit, BlockState::Failed) => self.end_transaction(Outcome::Rollback),
@@ -375,7 +387,7 @@ impl Session {
 
     /// Runs a query under `statement_timeout`, which also bounds the reading of its rows. Writes
     /// are not cut short: a timeout must never leave the client unsure whether one committed.
-    async fn run_with_timeout(
+    pub(super) async fn run_with_timeout(
         &self,
         prepared: &PreparedStatement,
         params: Vec<ScalarValue>,

@@ -197,6 +197,46 @@ const PARAMETERS: &[(&str, &str, Access, &str)] = &[
 ];
 
 /// Names PostgreSQL accepts for the same parameter.
+/// The settings in a startup packet's `options` (libpq's `PGOPTIONS`, pgJDBC's `options`):
+/// `-c name=value` and `--name=value` words, split at spaces no backslash escapes.
+fn command_line_settings(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut escaped = false;
+    for c in options.chars() {
+        if escaped {
+            word.push(c);
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c.is_whitespace() {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+        } else {
+            word.push(c);
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let assignment = match word.as_str() {
+            "-c" => words.next(),
+            _ => word
+                .strip_prefix("--")
+                .or_else(|| word.strip_prefix("-c"))
+                .map(str::to_owned),
+        };
+        if let Some((name, value)) = assignment.as_deref().and_then(|a| a.split_once('=')) {
+            settings.push((name.replace('-', "_"), value.to_owned()));
+        }
+    }
+    settings
+}
+
 fn canonical_name(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
     match lower.as_str() {
@@ -210,6 +250,9 @@ fn canonical_name(name: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<&'static str, String>,
+    /// What RESET returns a parameter to where it is not the default: the value the client
+    /// sent at startup, as in PostgreSQL (pgJDBC's `currentSchema` as `search_path`).
+    startup: BTreeMap<&'static str, String>,
     session_user: String,
     is_superuser: bool,
 }
@@ -226,6 +269,7 @@ impl Settings {
                 .iter()
                 .map(|(name, default, _, _)| (*name, (*default).to_owned()))
                 .collect(),
+            startup: BTreeMap::new(),
             session_user: session_user.to_owned(),
             is_superuser,
         }
@@ -234,7 +278,18 @@ impl Settings {
     /// Applies a startup parameter the client sent; unknown ones are ignored as PostgreSQL
     /// ignores options it does not know when they arrive through the startup packet.
     pub fn apply_startup(&mut self, name: &str, value: &str) {
-        let _ = self.set(name, Some(value));
+        if name == "options" {
+            for (name, value) in command_line_settings(value) {
+                self.apply_startup(&name, &value);
+            }
+            return;
+        }
+        if self.set(name, Some(value)).is_ok()
+            && let Some((key, _, _, _)) = PARAMETERS.iter().find(|p| p.0 == canonical_name(name))
+            && let Some(set) = self.values.get(key)
+        {
+            self.startup.insert(key, set.clone());
+        }
     }
 
     /// `SET name = value` (`None`: back to the default). `all` resets everything.
@@ -243,6 +298,8 @@ impl Settings {
         if name == "all" && value.is_none() {
             let fresh = Settings::new(&self.session_user, self.is_superuser);
             self.values = fresh.values;
+            self.values
+                .extend(self.startup.iter().map(|(k, v)| (*k, v.clone())));
             return Ok(());
         }
         let Some((key, default, access, _)) = PARAMETERS.iter().find(|p| p.0 == name) else {
@@ -253,7 +310,8 @@ impl Settings {
                 "parameter \"{key}\" cannot be changed"
             )));
         }
-        let value = value.unwrap_or(default);
+        let reset = self.startup.get(*key).cloned();
+        let value = value.unwrap_or_else(|| reset.as_deref().unwrap_or(default));
         // A session acts as the user it logged in as; SET ROLE may name that user or NONE.
         if *key == "role" && !value.eq_ignore_ascii_case("none") && value != self.session_user {
             return Err(ExecError::Sql(crate::sql::SqlError::Unsupported(format!(
@@ -425,6 +483,25 @@ mod tests {
             settings.set("client_encoding", Some("LATIN1")),
             Err(ExecError::InvalidParameterValue(_))
         ));
+    }
+
+    #[test]
+    fn startup_options_set_parameters_that_reset_returns_to() {
+        let mut settings = Settings::new("alice", false);
+        settings.apply_startup(
+            "options",
+            r"-c search_path=app,public --statement-timeout=5s -capplication_name=my\ app",
+        );
+        assert_eq!(settings.get("search_path").unwrap(), "app,public");
+        assert_eq!(settings.get("statement_timeout").unwrap(), "5s");
+        assert_eq!(settings.get("application_name").unwrap(), "my app");
+        settings.set("search_path", Some("public")).unwrap();
+        settings.set("search_path", None).unwrap();
+        assert_eq!(settings.get("search_path").unwrap(), "app,public");
+        settings.set("application_name", Some("other")).unwrap();
+        settings.set("all", None).unwrap();
+        assert_eq!(settings.get("application_name").unwrap(), "my app");
+        assert_eq!(settings.get("DateStyle").unwrap(), "ISO, MDY");
     }
 }
 

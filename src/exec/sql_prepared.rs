@@ -18,7 +18,7 @@ use super::prepare::PreparedStatement;
 use super::session::Session;
 use super::transaction::BlockState;
 use super::{ExecError, ExecResult};
-use crate::sql::{self, Discarded, Preparation};
+use crate::sql::{self, Discarded, Preparation, Statement};
 
 /// A statement PREPARE made.
 #[derive(Debug)]
@@ -26,6 +26,9 @@ pub(super) struct SqlPrepared {
     pub(super) prepared: PreparedStatement,
     /// The parameter types PREPARE declared, as written; EXECUTE casts its values to them.
     declared: Vec<String>,
+    /// The catalog the plan was made on: once another DDL has committed, EXECUTE plans the
+    /// statement again (a table dropped and created under the same name is a new table).
+    catalog_epoch: u64,
 }
 
 impl SqlPrepared {
@@ -62,10 +65,12 @@ impl Session {
         if self.sql_prepared().len() >= cap {
             return Err(ExecError::TooManyPreparedStatements(cap));
         }
+        let catalog_epoch = self.engine.store.catalog_epoch();
         let prepared = Box::pin(self.plan_statement((*preparation.statement).clone())).await?;
         let statement = SqlPrepared {
             prepared,
             declared: preparation.param_types.clone(),
+            catalog_epoch,
         };
         self.sql_prepared()
             .insert(preparation.name.clone(), Arc::new(statement));
@@ -80,6 +85,23 @@ impl Session {
             .ok_or_else(|| ExecError::UndefinedPreparedStatement(name.to_owned()))
     }
 
+    /// The statement PREPARE made under `name`, planned again if DDL committed since.
+    async fn current_plan(&self, name: &str) -> ExecResult<Arc<SqlPrepared>> {
+        let statement = self.prepared_named(name)?;
+        let catalog_epoch = self.engine.store.catalog_epoch();
+        if statement.catalog_epoch == catalog_epoch {
+            return Ok(statement);
+        }
+        let prepared = Box::pin(self.plan_statement(statement.prepared.statement.clone())).await?;
+        let fresh = Arc::new(SqlPrepared {
+            prepared,
+            declared: statement.declared.clone(),
+            catalog_epoch,
+        });
+        self.sql_prepared().insert(name.to_owned(), fresh.clone());
+        Ok(fresh)
+    }
+
     /// `EXECUTE name (values)`: the statement, and its values evaluated and cast to its
     /// parameters' types.
     pub(super) async fn bind_execute(
@@ -87,7 +109,7 @@ impl Session {
         name: &str,
         values: &[ast::Expr],
     ) -> ExecResult<(Arc<SqlPrepared>, Vec<ScalarValue>)> {
-        let statement = self.prepared_named(name)?;
+        let statement = self.current_plan(name).await?;
         let expected = statement.parameter_count();
         if values.len() != expected {
             return Err(ExecError::WrongParameterCount {
@@ -130,14 +152,20 @@ impl Session {
         declared: &[String],
     ) -> ExecResult<Vec<ScalarValue>> {
         let query = sql::execute_values_query(values, declared);
-        let statement = sql::parse(&query)?
-            .pop()
-            .ok_or_else(|| ExecError::Internal("EXECUTE's values parsed to nothing".into()))?;
+        let statement = match sql::parse(&query)?.as_slice() {
+            [query @ Statement::Query(_)] => query.clone(),
+            _ => {
+                return Err(ExecError::Internal(
+                    "EXECUTE's values did not read as one query".into(),
+                ));
+            }
+        };
         let prepared = Box::pin(self.plan_statement(statement)).await?;
-        let plan = prepared
-            .plan
-            .ok_or_else(|| ExecError::Internal("EXECUTE's values planned to nothing".into()))?;
-        let batches: Vec<RecordBatch> = self.execute_plan(plan, &[]).await?.try_collect().await?;
+        let Outcome::Rows { stream, .. } = self.run_with_timeout(&prepared, Vec::new()).await?
+        else {
+            return Err(ExecError::Internal("EXECUTE's values gave no rows".into()));
+        };
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
         let row = batches
             .iter()
             .find(|batch| batch.num_rows() > 0)
@@ -154,7 +182,12 @@ impl Session {
         Outcome::Deallocate {
             name: name.map(str::to_owned),
             dropped_here: self.drop_sql_prepared(name),
-            tag: "DEALLOCATE",
+            // pgJDBC and PgBouncer read this tag to forget every statement they prepared.
+            tag: if name.is_none() {
+                "DEALLOCATE ALL"
+            } else {
+                "DEALLOCATE"
+            },
         }
     }
 

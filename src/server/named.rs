@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use pgwire::api::store::PortalStore;
 use pgwire::error::PgWireResult;
 
-use super::query::user_error;
+use super::sqlstate::user_error;
 use super::{Connection, sqlstate};
 use crate::exec::ExecError;
 
@@ -80,6 +80,25 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// A PREPARE may not take a name the protocol's statements hold: PostgreSQL has one
+    /// namespace for both (`42P05`).
+    pub(super) fn prepare_name_free<S: PortalStore>(
+        &self,
+        store: &S,
+        statement: &crate::sql::Statement,
+    ) -> Result<(), ExecError> {
+        match statement {
+            crate::sql::Statement::Prepare(preparation)
+                if store.get_statement(&preparation.name).is_some() =>
+            {
+                Err(ExecError::DuplicatePreparedStatement(
+                    preparation.name.clone(),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A Parse that failed stores nothing (pgwire leaves any older statement of that name).

@@ -29,13 +29,10 @@ use pgwire::messages::extendedquery::{
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 
+use super::sqlstate::user_error;
 use super::{Connection, InFlightGuard, encode, sqlstate};
 use crate::exec::{ExecError, Outcome, PreparedStatement, Session, StatementActivity};
 use crate::sql;
-
-pub(super) fn user_error(info: pgwire::error::ErrorInfo) -> PgWireError {
-    PgWireError::UserError(Box::new(info))
-}
 
 fn session_of(slot: &OnceLock<Arc<Session>>) -> PgWireResult<Arc<Session>> {
     slot.get().cloned().ok_or_else(|| {
@@ -358,15 +355,8 @@ impl Connection {
         C: ClientPortalStore,
         C::PortalStore: PortalStore,
     {
-        // The protocol's named statements and PREPARE's share one namespace.
-        if let sql::Statement::Prepare(preparation) = &statement
-            && client
-                .portal_store()
-                .get_statement(&preparation.name)
-                .is_some()
-        {
+        if let Err(taken) = self.prepare_name_free(client.portal_store(), &statement) {
             session.fail_block();
-            let taken = ExecError::DuplicatePreparedStatement(preparation.name.clone());
             return Reply::Response(Response::Error(Box::new(sqlstate::exec_error(&taken))));
         }
         match session.execute(statement).await {
@@ -387,6 +377,7 @@ impl Connection {
                     && let Err(e) =
                         self.deallocate(client.portal_store(), name.as_deref(), *dropped_here)
                 {
+                    session.fail_block();
                     return Reply::Response(Response::Error(Box::new(sqlstate::exec_error(&e))));
                 }
                 Reply::Response(encode::response(
@@ -418,7 +409,8 @@ impl ExtendedQueryHandler for Connection {
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
         let session = session_of(&self.session)?;
-        if session.has_sql_prepared(name) {
+        // The unnamed statement's key is no name a PREPARE can hold.
+        if message.name.is_some() && session.has_sql_prepared(name) {
             session.fail_block();
             let taken = ExecError::DuplicatePreparedStatement(name.to_owned());
             return Err(user_error(sqlstate::exec_error(&taken)));
@@ -507,8 +499,99 @@ impl ExtendedQueryHandler for Connection {
         self._on_describe(client, message).await
     }
 
-    /// As pgwire's, after admitting a new portal name under the connection's cap.
+    /// As pgwire's, after admitting a new portal name under the connection's cap. A Bind that
+    /// fails fails the transaction block, as in PostgreSQL.
     async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let bound = self.bind_portal(client, message).await;
+        if bound.is_err() {
+            session_of(&self.session)?.fail_block();
+        }
+        bound
+    }
+
+    /// As pgwire's, with the row limit bounded: pgwire reserves room for `max_rows` rows up
+    /// front, so a client asking for two billion rows (or a negative number, which it reads
+    /// as a huge one) would make the server allocate tens of gigabytes and abort. A negative
+    /// limit means "all rows", as in PostgreSQL; a limit above [`MAX_ROWS_PER_EXECUTE`]
+    /// suspends the portal after that many rows, and the client's next Execute continues it.
+    async fn on_execute<C>(&self, client: &mut C, mut message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        message.max_rows = bounded_row_limit(message.max_rows);
+        self._on_execute(client, message).await
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(&self.session)?;
+        let _busy = InFlightGuard::enter(&self.shared);
+        let prepared = &portal.statement.statement;
+        let activity = session.statement_started(&prepared.text);
+        let params =
+            encode::decode_params(portal, &prepared.param_types, &prepared.inner.param_types)
+                .inspect_err(|_| session.fail_block())?;
+        self.prepare_name_free(client.portal_store(), &prepared.inner.statement)
+            .map_err(|taken| {
+                session.fail_block();
+                user_error(sqlstate::exec_error(&taken))
+            })?;
+        // An error here is returned (not sent as a Response) so pgwire skips to the next Sync.
+        let outcome = session
+            .execute_prepared(&prepared.inner, params)
+            .await
+            .map_err(|e| user_error(sqlstate::exec_error(&e)))?;
+        let outcome = match outcome {
+            Outcome::CopyIn(copy) => return Ok(self.start_copy_in(session, copy)),
+            Outcome::CopyOut {
+                options,
+                schema,
+                stream,
+            } => {
+                let stream = self.held_while_streamed(schema.clone(), stream, Some(activity));
+                return Ok(super::copy::copy_out_response(options, schema, stream));
+            }
+            other => other,
+        };
+        if let Outcome::Deallocate {
+            name, dropped_here, ..
+        } = &outcome
+        {
+            self.deallocate(client.portal_store(), name.as_deref(), *dropped_here)
+                .map_err(|e| {
+                    session.fail_block();
+                    user_error(sqlstate::exec_error(&e))
+                })?;
+        }
+        Ok(encode::response(
+            self.until_streamed(outcome, Some(activity)),
+            &portal.result_column_format,
+        ))
+    }
+}
+
+impl Connection {
+    /// As pgwire's, with the unnamed and empty statements' rules and the portal cap.
+    async fn bind_portal<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Prepared>,
@@ -546,70 +629,6 @@ impl ExtendedQueryHandler for Connection {
             .send(PgWireBackendMessage::BindComplete(BindComplete::new()))
             .await?;
         Ok(())
-    }
-
-    /// As pgwire's, with the row limit bounded: pgwire reserves room for `max_rows` rows up
-    /// front, so a client asking for two billion rows (or a negative number, which it reads
-    /// as a huge one) would make the server allocate tens of gigabytes and abort. A negative
-    /// limit means "all rows", as in PostgreSQL; a limit above [`MAX_ROWS_PER_EXECUTE`]
-    /// suspends the portal after that many rows, and the client's next Execute continues it.
-    async fn on_execute<C>(&self, client: &mut C, mut message: Execute) -> PgWireResult<()>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Prepared>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        message.max_rows = bounded_row_limit(message.max_rows);
-        self._on_execute(client, message).await
-    }
-
-    async fn do_query<C>(
-        &self,
-        client: &mut C,
-        portal: &Portal<Prepared>,
-        _max_rows: usize,
-    ) -> PgWireResult<Response>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Prepared>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let session = session_of(&self.session)?;
-        let _busy = InFlightGuard::enter(&self.shared);
-        let prepared = &portal.statement.statement;
-        let activity = session.statement_started(&prepared.text);
-        let params =
-            encode::decode_params(portal, &prepared.param_types, &prepared.inner.param_types)?;
-        // An error here is returned (not sent as a Response) so pgwire skips to the next Sync.
-        let outcome = session
-            .execute_prepared(&prepared.inner, params)
-            .await
-            .map_err(|e| user_error(sqlstate::exec_error(&e)))?;
-        let outcome = match outcome {
-            Outcome::CopyIn(copy) => return Ok(self.start_copy_in(session, copy)),
-            Outcome::CopyOut {
-                options,
-                schema,
-                stream,
-            } => {
-                let stream = self.held_while_streamed(schema.clone(), stream, Some(activity));
-                return Ok(super::copy::copy_out_response(options, schema, stream));
-            }
-            other => other,
-        };
-        if let Outcome::Deallocate {
-            name, dropped_here, ..
-        } = &outcome
-        {
-            self.deallocate(client.portal_store(), name.as_deref(), *dropped_here)
-                .map_err(|e| user_error(sqlstate::exec_error(&e)))?;
-        }
-        Ok(encode::response(
-            self.until_streamed(outcome, Some(activity)),
-            &portal.result_column_format,
-        ))
     }
 }
 

@@ -95,6 +95,11 @@ pub const GENERATED_ALWAYS: &str = "428C9";
 pub const INVALID_TABLE_DEFINITION: &str = "42P16";
 pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
 
+/// An error the client is told of, as pgwire returns it from a handler.
+pub fn user_error(info: ErrorInfo) -> PgWireError {
+    PgWireError::UserError(Box::new(info))
+}
+
 /// SQLSTATE and message for an execution-layer error.
 pub fn exec_error(err: &ExecError) -> ErrorInfo {
     // An error a function raised inside a query carries its own SQLSTATE and detail.

@@ -604,7 +604,7 @@ fn from_standard(statement: ast::Statement) -> Result<Statement, SqlError> {
         },
         S::Deallocate { name, .. } => Statement::Deallocate {
             name: (!name.value.eq_ignore_ascii_case("all") || name.quote_style.is_some())
-                .then(|| name.value.clone()),
+                .then(|| fold_ident(&name)),
         },
         S::Savepoint { name } => Statement::Savepoint {
             name: fold_ident(&name),

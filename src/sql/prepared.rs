@@ -64,6 +64,11 @@ pub(super) fn preparation(
             first_word(&statement)
         )));
     }
+    if name.value.is_empty() {
+        return Err(SqlError::Syntax(
+            "zero-length delimited identifier at or near \"\"\"\"".into(),
+        ));
+    }
     let param_types = data_types
         .iter()
         .map(|data_type| super::ddl::sql_type(data_type).map(|_| data_type.to_string()))
@@ -78,27 +83,53 @@ pub(super) fn preparation(
 
 /// Casts each `$n` that PREPARE declared a type for to that type, so that planning types it
 /// as declared (PostgreSQL's `PREPARE p(int) AS SELECT $1` returns an integer) where it would
-/// otherwise infer a type from the context or none. The top query's LIMIT and OFFSET keep
-/// their bare placeholders, which they must be to plan.
+/// otherwise infer a type from the context or none. LIMIT, OFFSET and FETCH keep their bare
+/// placeholders, which they must be to plan.
 fn type_declared_parameters(statement: &mut ast::Statement, data_types: &[ast::DataType]) {
     if data_types.is_empty() {
         return;
     }
-    let limits = match statement {
-        ast::Statement::Query(query) => {
-            name_bare_parameters(query);
-            query.limit_clause.take()
-        }
-        _ => None,
+    if let ast::Statement::Query(query) = statement {
+        name_bare_parameters(query);
+    }
+    let mut casts = DeclaredCasts {
+        data_types,
+        row_limits: Vec::new(),
     };
-    let _ = ast::visit_expressions_mut(statement, |expr| {
+    let _ = ast::VisitMut::visit(statement, &mut casts);
+}
+
+struct DeclaredCasts<'a> {
+    data_types: &'a [ast::DataType],
+    /// The row limits of the queries being visited, set aside until each query's end.
+    row_limits: Vec<(Option<ast::LimitClause>, Option<ast::Fetch>)>,
+}
+
+impl ast::VisitorMut for DeclaredCasts<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> std::ops::ControlFlow<()> {
+        self.row_limits
+            .push((query.limit_clause.take(), query.fetch.take()));
+        std::ops::ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, query: &mut ast::Query) -> std::ops::ControlFlow<()> {
+        if let Some((limit_clause, fetch)) = self.row_limits.pop() {
+            query.limit_clause = limit_clause;
+            query.fetch = fetch;
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut ast::Expr) -> std::ops::ControlFlow<()> {
         let declared = match expr {
             ast::Expr::Value(value) => match &value.value {
                 ast::Value::Placeholder(p) => p
                     .strip_prefix('$')
                     .and_then(|n| n.parse::<usize>().ok())
                     .and_then(|n| n.checked_sub(1))
-                    .and_then(|i| data_types.get(i)),
+                    .and_then(|i| self.data_types.get(i)),
                 _ => None,
             },
             _ => None,
@@ -113,10 +144,7 @@ fn type_declared_parameters(statement: &mut ast::Statement, data_types: &[ast::D
                 format: None,
             };
         }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-    if let ast::Statement::Query(query) = statement {
-        query.limit_clause = limits;
+        std::ops::ControlFlow::Continue(())
     }
 }
 

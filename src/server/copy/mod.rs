@@ -26,6 +26,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::response::CommandComplete;
 
+use super::sqlstate::user_error;
 use super::{Connection, encode, sqlstate};
 use crate::exec::{CopyIn, Outcome, Session};
 use crate::sql::{CopyFormat, CopyOptions};
@@ -65,10 +66,6 @@ pub struct ActiveCopy {
     reader: Reader,
     /// The first error: later data is discarded, and CopyDone reports it.
     failed: Option<PgWireError>,
-}
-
-fn user_error(info: pgwire::error::ErrorInfo) -> PgWireError {
-    PgWireError::UserError(Box::new(info))
 }
 
 impl ActiveCopy {
