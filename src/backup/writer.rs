@@ -162,7 +162,10 @@ impl BackupJob {
             None => None,
         };
         ctx.progress_saying(0, None, "capturing a consistent point".to_owned())?;
-        let point = store.capture_backup_point(&scratch)?;
+        let point = {
+            let (store, scratch) = (store.clone(), scratch.clone());
+            ctx.at_clients_priority(move || store.capture_backup_point(&scratch))??
+        };
         tracing::info!(
             job_id = ctx.job_id,
             applied_seq = point.applied_seq,

@@ -475,7 +475,7 @@ impl Engine {
         let catalog = catalog::KalamCatalog::new(store.clone(), schedules.clone(), cluster.clone());
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(DATABASE_NAME.into(), Arc::new(catalog));
-        let jobs = JobManager::new(store.clone(), config.jobs.max_concurrent);
+        let jobs = JobManager::new(store.clone(), config.jobs.max_concurrent)?;
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(
                 datafusion::execution::memory_pool::FairSpillPool::new(config.query.memory_limit),

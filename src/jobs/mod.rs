@@ -10,6 +10,7 @@
 pub mod background;
 mod evict;
 mod flush;
+mod foreground;
 mod index_build;
 
 use std::collections::HashMap;
@@ -83,7 +84,7 @@ impl JobContext {
 
     /// Records progress in `system.jobs`.
     pub fn progress(&self, bytes_done: u64, bytes_total: Option<u64>) -> JobResult<()> {
-        self.manager.update(&self.job_id, |job| {
+        self.record(move |job| {
             job.bytes_done = bytes_done;
             if bytes_total.is_some() {
                 job.bytes_total = bytes_total;
@@ -99,13 +100,30 @@ impl JobContext {
         bytes_total: Option<u64>,
         doing: String,
     ) -> JobResult<()> {
-        self.manager.update(&self.job_id, |job| {
+        self.record(move |job| {
             job.bytes_done = bytes_done;
             if bytes_total.is_some() {
                 job.bytes_total = bytes_total;
             }
             job.message = Some(doing);
         })
+    }
+
+    /// Runs `work` at the clients' priority (see `foreground`): for the parts of a job's work
+    /// that take locks client statements also take, such as capturing a backup point.
+    pub fn at_clients_priority<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> JobResult<T> {
+        self.manager.foreground.run(work)
+    }
+
+    /// Changes this job's row of `system.jobs`, from the foreground thread: the write takes the
+    /// apply lock and may lead a group's fsync.
+    fn record(&self, change: impl FnOnce(&mut JobRecord) + Send + 'static) -> JobResult<()> {
+        let manager = self.manager.clone();
+        let job_id = self.job_id.clone();
+        self.at_clients_priority(move || manager.update(&job_id, change))?
     }
 }
 
@@ -121,6 +139,7 @@ struct Inner {
     /// The runtime jobs run on: the one the manager was made on, not the connection's lane
     /// that queued a job (see `server::lanes`).
     runtime: Option<tokio::runtime::Handle>,
+    foreground: foreground::ForegroundThread,
 }
 
 impl Inner {
@@ -161,8 +180,11 @@ pub struct JobManager {
 }
 
 impl JobManager {
-    pub fn new(store: Arc<Store>, max_concurrent: usize) -> JobManager {
-        JobManager {
+    pub fn new(store: Arc<Store>, max_concurrent: usize) -> JobResult<JobManager> {
+        let foreground = foreground::ForegroundThread::start().map_err(|e| {
+            JobError::Failed(format!("starting the job manager's writer thread: {e}"))
+        })?;
+        Ok(JobManager {
             inner: Arc::new(Inner {
                 store,
                 slots: Arc::new(Semaphore::new(max_concurrent)),
@@ -172,8 +194,9 @@ impl JobManager {
                 counter: AtomicU64::new(0),
                 finished: Notify::new(),
                 runtime: tokio::runtime::Handle::try_current().ok(),
+                foreground,
             }),
-        }
+        })
     }
 
     /// Marks jobs a crash interrupted as failed, so they can be cleaned up, and returns them
