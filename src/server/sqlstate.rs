@@ -250,6 +250,7 @@ fn sql_code(err: &SqlError) -> &'static str {
     match err {
         SqlError::Syntax(_) => SYNTAX_ERROR,
         SqlError::Unsupported(_) => FEATURE_NOT_SUPPORTED,
+        SqlError::UndefinedType(_) => UNDEFINED_OBJECT,
         SqlError::PermissionDenied { .. } | SqlError::PermissionDeniedDetail(_) => {
             INSUFFICIENT_PRIVILEGE
         }

@@ -95,6 +95,10 @@ pub enum SqlError {
     /// An interval literal with a field past what an interval holds (22015).
     #[error("{0}")]
     DatetimeFieldOverflow(String),
+    /// A type name PostgreSQL does not know either (42704); a type PostgreSQL has that
+    /// KalamDB does not store is `Unsupported`.
+    #[error("type \"{0}\" does not exist")]
+    UndefinedType(String),
 }
 
 /// A parsed statement.
