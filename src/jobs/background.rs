@@ -63,16 +63,21 @@ pub async fn run_below_clients<T: Send + 'static>(
         .map_err(|e| JobError::Failed(format!("starting the {what} thread: {e}")))?;
     match result.await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(panic)) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(JobError::Failed(format!("{what} failed: {message}")))
-        }
+        Ok(Err(panic)) => Err(JobError::Failed(format!(
+            "{what} failed: {}",
+            panic_message(panic.as_ref())
+        ))),
         Err(_) => Err(JobError::Failed(format!("{what} thread ended early"))),
     }
+}
+
+/// What a caught panic said, when it said it with a string.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 /// On Linux a thread id names one thread to setpriority. Failure only costs the foreground

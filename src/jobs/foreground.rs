@@ -55,9 +55,10 @@ impl ForegroundThread {
             .map_err(|_| JobError::Failed("the job manager's writer thread has stopped".into()))?;
         match answer.recv() {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(_)) => Err(JobError::Failed(
-                "recording the job's state failed unexpectedly".into(),
-            )),
+            Ok(Err(panic)) => Err(JobError::Failed(format!(
+                "the job's work at the clients' priority failed: {}",
+                super::background::panic_message(panic.as_ref())
+            ))),
             Err(_) => Err(JobError::Failed(
                 "the job manager's writer thread has stopped".into(),
             )),
@@ -98,8 +99,10 @@ mod tests {
     #[test]
     fn a_panicking_errand_fails_its_caller_and_the_next_errand_still_runs() {
         let foreground = ForegroundThread::start().unwrap();
-        let failed = foreground.run(|| -> u32 { panic!("boom") });
-        assert!(matches!(failed, Err(JobError::Failed(_))), "{failed:?}");
+        match foreground.run(|| -> u32 { panic!("boom") }) {
+            Err(JobError::Failed(message)) => assert!(message.contains("boom"), "{message}"),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(foreground.run(|| 7).unwrap(), 7);
     }
 }
