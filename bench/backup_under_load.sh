@@ -5,23 +5,31 @@
 # a session polls system.jobs as wait_job does: see poll_job). Reports
 # the clients' throughput and p99 latency in both (while backing up: only the transactions
 # that completed while the backup ran), and the backup's time on the idle server and under the
-# load. Medians of RUNS runs. BACKUP_THREADS sets [backup] compression_threads (0: half the CPUs).
-# Usage: [BACKUP_THREADS=n] bench/backup_under_load.sh [target GiB, default 1.0] [runs, default 3]
+# load. Medians of RUNS runs. BACKUP_THREADS sets [backup] compression_threads (0: half the CPUs),
+# BACKUP_RATE [backup] max_bytes_per_second (0: no limit).
+# Usage: [BACKUP_THREADS=n] [BACKUP_RATE=bytes] bench/backup_under_load.sh [target GiB, default 1.0]
+#        [runs, default 3]
 source "$(dirname "$0")/lib.sh"
 TARGET_GIB=${1:-1.0}
 RUNS=${2:-3}
 CLIENTS=16
 ROWS=100000
 FLUSH_ROW_LIMIT=0 start_kalamdb
-if [ -n "${BACKUP_THREADS:-}" ]; then
-  # The setting is read at start: restart on the same data directory with it.
+if [ -n "${BACKUP_THREADS:-}${BACKUP_RATE:-}" ]; then
+  # The settings are read at start: restart on the same data directory with them.
   kill "$KALAM_PID"; wait "$KALAM_PID" 2>/dev/null || true
-  sed -i "s/^compression_threads = .*/compression_threads = $BACKUP_THREADS/" "$WORK/server.toml"
+  if [ -n "${BACKUP_THREADS:-}" ]; then
+    sed -i "s/^compression_threads = .*/compression_threads = $BACKUP_THREADS/" "$WORK/server.toml"
+  fi
+  if [ -n "${BACKUP_RATE:-}" ]; then
+    sed -i "s/^max_bytes_per_second = .*/max_bytes_per_second = $BACKUP_RATE/" "$WORK/server.toml"
+  fi
   "${KALAMDB_BIN:-$CARGO_TARGET_DIR/release/kalamdb}" --config "$WORK/server.toml" 2>"$WORK/kalam.log" &
   KALAM_PID=$!
   for _ in $(seq 100); do kalam -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
 fi
-OUT="$WORK/out"
+# Where the archives go: beside the data directory unless BACKUP_DIR names another place.
+OUT="${BACKUP_DIR:-$WORK/out}"
 mkdir -p "$OUT"
 load_backup_data "$TARGET_GIB"
 kalam -c "CREATE TABLE bench.kv (id BIGINT PRIMARY KEY, v TEXT NOT NULL)" \
@@ -76,7 +84,7 @@ idle_s=$(printf '%s\n' "${idle[@]}" | median)
 # Long enough that the clients outlast a backup three times slower than on the idle server.
 duration=$(echo "$idle_s * 3 + 10" | bc -l | cut -d. -f1)
 
-base_tps=() base_p99=() load_tps=() load_p99=() busy=()
+base_tps=() base_p99=() load_tps=() load_p99=() after_tps=() after_p99=() busy=()
 for _ in $(seq "$RUNS"); do
   start=$(now)
   poll_job "$duration" "$job" &
@@ -101,6 +109,11 @@ for _ in $(seq "$RUNS"); do
   read -r tps p99 < <(window "$t0" "$t1")
   load_tps+=("$tps") load_p99+=("$p99")
   busy+=("$(echo "$t1 - $t0" | bc -l)")
+  # The clients after the backup ended: what it left behind (its capture flushed the memtables).
+  if (( $(echo "$end - $t1 > 3" | bc -l) )); then
+    read -r tps p99 < <(window "$(echo "$t1 + 0.5" | bc -l)" "$end")
+    after_tps+=("$tps") after_p99+=("$p99")
+  fi
 done
 
 bt=$(printf '%s\n' "${base_tps[@]}" | median); bp=$(printf '%s\n' "${base_p99[@]}" | median)
@@ -112,3 +125,8 @@ printf '%-34s %14s %14s %8s %s\n' "" "no backup" "backup running" ratio target
 printf '%-34s %14.0f %14.0f %8.2f %s\n' "client throughput (tps)" "$bt" "$lt" "$(echo "$lt / $bt" | bc -l)" ">= 0.70"
 printf '%-34s %14.2f %14.2f %8.2f %s\n' "client p99 latency (ms)" "$bp" "$lp" "$(echo "$lp / $bp" | bc -l)" "<= 1.50"
 printf '%-34s %14.2f %14.2f %8.2f %s\n' "backup time (s): idle / under load" "$idle_s" "$busy_s" "$(echo "$busy_s / $idle_s" | bc -l)" "<= 1.50"
+if [ "${#after_tps[@]}" -gt 0 ]; then
+  at=$(printf '%s\n' "${after_tps[@]}" | median); ap=$(printf '%s\n' "${after_p99[@]}" | median)
+  printf 'after the backup (%s of %s runs): %.0f tps (%.2fx), p99 %.2f ms (%.2fx)\n' "${#after_tps[@]}" "$RUNS" \
+    "$at" "$(echo "$at / $bt" | bc -l)" "$ap" "$(echo "$ap / $bp" | bc -l)"
+fi

@@ -772,3 +772,38 @@ async fn a_large_backup_reports_advancing_progress_and_what_it_is_compressing() 
         "the message names the area and the bytes: {messages:?}"
     );
 }
+
+#[tokio::test]
+async fn a_paced_backup_reads_no_faster_than_max_bytes_per_second_and_still_stops_at_kill_job() {
+    const RATE: u64 = 4 << 20;
+    let server = TestServer::start_with(ServerOptions {
+        backup: format!("max_bytes_per_second = {RATE}"),
+        ..Default::default()
+    });
+    let client = server.root().await;
+    common::plant_bulk_file(&server, 16);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("paced.tar.gz");
+    let started = Instant::now();
+    backup(&client, &archive).await;
+    let took = started.elapsed();
+    // 16 MiB at 4 MiB a second (igzip alone would take some tens of milliseconds).
+    assert!(took >= Duration::from_millis(3900), "took {took:?}");
+    let (ok, report) = verify_backup(&archive);
+    assert!(ok, "{report}");
+
+    let job_id = start_backup(&client, &out.path().join("stopped.tar.gz")).await;
+    wait_until_running_with_progress(&client, &job_id).await;
+    let killed_at = Instant::now();
+    client
+        .batch_execute(&format!("KILL JOB '{job_id}'"))
+        .await
+        .unwrap();
+    let (status, message) = wait_for_job(&client, &job_id).await;
+    assert_eq!(status, "Cancelled", "{message}");
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(1),
+        "a paced backup took {:?} to stop",
+        killed_at.elapsed()
+    );
+}

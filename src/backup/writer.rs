@@ -34,6 +34,8 @@ pub struct BackupJob {
     pub config_path: Option<PathBuf>,
     pub compression_level: u32,
     pub compression_threads: usize,
+    /// `[backup] max_bytes_per_second`: how fast the database is read (0: no limit).
+    pub max_bytes_per_second: u64,
     /// `[backup] signing_key`: the manifest is signed with it when set.
     pub signing_key: Option<SigningKey>,
     /// Set for a scheduled run: the published archive is verified, then the schedule's older
@@ -205,7 +207,7 @@ impl BackupJob {
         let mut archive = ArchiveWriter {
             tar: tar::Builder::new(Members::Data(compressor)),
             compression_level: self.compression_level,
-            progress: Progress::new(ctx, total),
+            progress: Progress::new(ctx, total, self.max_bytes_per_second),
             manifest_files: Vec::with_capacity(database_files),
             mtime: chrono::Utc::now().timestamp().max(0) as u64,
             signing_key: self.signing_key.as_ref(),
@@ -416,16 +418,18 @@ struct Progress<'a> {
     /// What is being archived: a data area (`data/storage`) or the config file.
     area: String,
     last_report: Instant,
+    pace: Pace,
 }
 
 impl<'a> Progress<'a> {
-    fn new(ctx: &'a JobContext, total: u64) -> Self {
+    fn new(ctx: &'a JobContext, total: u64, max_bytes_per_second: u64) -> Self {
         Progress {
             ctx,
             total,
             done: 0,
             area: String::new(),
             last_report: Instant::now(),
+            pace: Pace::new(max_bytes_per_second),
         }
     }
 
@@ -446,8 +450,15 @@ impl<'a> Progress<'a> {
 
     fn advance(&mut self, bytes: u64) -> std::io::Result<()> {
         self.done += bytes;
-        if self.ctx.is_cancelled() {
-            return Err(std::io::Error::other("cancelled by KILL JOB"));
+        loop {
+            if self.ctx.is_cancelled() {
+                return Err(std::io::Error::other("cancelled by KILL JOB"));
+            }
+            match self.pace.ahead_by(self.done) {
+                // In slices, so that KILL JOB is seen while the backup waits.
+                Some(ahead) => std::thread::sleep(ahead.min(PACE_SLICE)),
+                None => break,
+            }
         }
         if self.last_report.elapsed() >= PROGRESS_INTERVAL {
             self.last_report = Instant::now();
@@ -466,6 +477,36 @@ impl<'a> Progress<'a> {
                 .map_err(std::io::Error::other)?;
         }
         Ok(())
+    }
+}
+
+/// The longest a paced backup sleeps before it looks at its job again.
+const PACE_SLICE: Duration = Duration::from_millis(50);
+
+/// `[backup] max_bytes_per_second`: how far the bytes read are ahead of the allowed rate, as
+/// pg_basebackup's `--max-rate` paces its transfer.
+struct Pace {
+    bytes_per_second: u64,
+    started: Instant,
+}
+
+impl Pace {
+    fn new(bytes_per_second: u64) -> Pace {
+        Pace {
+            bytes_per_second,
+            started: Instant::now(),
+        }
+    }
+
+    /// How long to wait before reading past `done` bytes; `None` when they are allowed now.
+    fn ahead_by(&self, done: u64) -> Option<Duration> {
+        if self.bytes_per_second == 0 {
+            return None;
+        }
+        let allowed_at = Duration::from_secs_f64(done as f64 / self.bytes_per_second as f64);
+        allowed_at
+            .checked_sub(self.started.elapsed())
+            .filter(|ahead| !ahead.is_zero())
     }
 }
 
@@ -489,8 +530,23 @@ impl<R: Read> Read for HashingReader<'_, '_, R> {
 }
 
 #[cfg(test)]
-mod redaction_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn a_paced_backup_waits_until_its_bytes_are_due_and_an_unpaced_one_never_does() {
+        let unpaced = Pace::new(0);
+        assert_eq!(unpaced.ahead_by(u64::MAX), None);
+        let paced = Pace::new(1_000_000);
+        let ahead = paced
+            .ahead_by(2_000_000)
+            .expect("two seconds of bytes at once");
+        assert!(
+            ahead > Duration::from_millis(1900) && ahead <= Duration::from_secs(2),
+            "{ahead:?}"
+        );
+        assert_eq!(paced.ahead_by(0), None);
+    }
 
     #[test]
     fn archived_configs_carry_no_secrets() {

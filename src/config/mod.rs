@@ -156,6 +156,8 @@ pub struct BackupSection {
     pub compression_level: u32,
     /// 0 means half the CPUs, at least one.
     pub compression_threads: usize,
+    /// How fast a backup may read the database, in bytes per second; 0: as fast as it can.
+    pub max_bytes_per_second: u64,
     pub keep_pre_restore: usize,
     pub snapshots_keep: usize,
     /// Restore staging stops before free disk falls below this many bytes.

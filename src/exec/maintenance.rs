@@ -41,6 +41,7 @@ impl Engine {
             config_path: config.source_path.clone(),
             compression_level: config.backup.compression_level,
             compression_threads: config.backup.threads(),
+            max_bytes_per_second: config.backup.max_bytes_per_second,
             signing_key: signing_key(config),
             schedule: None,
             base: base
