@@ -525,18 +525,8 @@ async fn kill_job_stops_a_running_backup_within_a_second_and_leaves_no_file() {
         common::partial_exists(&archive),
         "the archive is written beside the target"
     );
-    let killed_at = Instant::now();
-    client
-        .batch_execute(&format!("KILL JOB '{job_id}'"))
-        .await
-        .unwrap();
-    let (status, message) = wait_for_job(&client, &job_id).await;
-    assert!(
-        killed_at.elapsed() < Duration::from_secs(1),
-        "cancel took {:?}",
-        killed_at.elapsed()
-    );
-    assert_eq!(status, "Cancelled", "{message}");
+    let took = common::kill_job_and_wait(&client, &job_id).await;
+    assert!(took < Duration::from_secs(1), "cancel took {took:?}");
     assert!(!archive.exists());
     assert!(!common::partial_exists(&archive));
     assert!(!server.data_path().join("backup_tmp").join(&job_id).exists());
@@ -794,16 +784,9 @@ async fn a_paced_backup_reads_no_faster_than_max_bytes_per_second_and_still_stop
 
     let job_id = start_backup(&client, &out.path().join("stopped.tar.gz")).await;
     wait_until_running_with_progress(&client, &job_id).await;
-    let killed_at = Instant::now();
-    client
-        .batch_execute(&format!("KILL JOB '{job_id}'"))
-        .await
-        .unwrap();
-    let (status, message) = wait_for_job(&client, &job_id).await;
-    assert_eq!(status, "Cancelled", "{message}");
+    let took = common::kill_job_and_wait(&client, &job_id).await;
     assert!(
-        killed_at.elapsed() < Duration::from_secs(1),
-        "a paced backup took {:?} to stop",
-        killed_at.elapsed()
+        took < Duration::from_secs(1),
+        "a paced backup took {took:?} to stop"
     );
 }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    ServerOptions, TestServer, message, populate_app, run_job, sqlstate, wait_for_job,
+    ServerOptions, TestServer, message, populate_app, run_job, sqlstate,
     wait_until_running_with_progress,
 };
 
@@ -265,12 +265,7 @@ async fn a_killed_upload_leaves_no_object_and_no_open_upload() {
     let job_id: String = row.get("job_id");
     wait_until_running_with_progress(&client, &job_id).await;
     assert_eq!(s3.open_uploads().len(), 1, "the upload is under way");
-    client
-        .batch_execute(&format!("KILL JOB '{job_id}'"))
-        .await
-        .unwrap();
-    let (status, message) = wait_for_job(&client, &job_id).await;
-    assert_eq!(status, "Cancelled", "{message}");
+    common::kill_job_and_wait(&client, &job_id).await;
     assert!(s3.keys().is_empty(), "{:?}", s3.keys());
     assert!(s3.open_uploads().is_empty(), "the upload was aborted");
     assert!(!server.data_path().join("backup_tmp").join(&job_id).exists());

@@ -596,3 +596,16 @@ pub async fn wait_until_running_with_progress(client: &tokio_postgres::Client, j
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Sends `KILL JOB` for `job_id`, waits for the job to end, asserts it ended `Cancelled`, and
+/// returns how long that took from the KILL.
+pub async fn kill_job_and_wait(client: &tokio_postgres::Client, job_id: &str) -> Duration {
+    let killed_at = Instant::now();
+    client
+        .batch_execute(&format!("KILL JOB '{job_id}'"))
+        .await
+        .unwrap();
+    let (status, message) = wait_for_job(client, job_id).await;
+    assert_eq!(status, "Cancelled", "{message}");
+    killed_at.elapsed()
+}
