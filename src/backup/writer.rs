@@ -503,7 +503,9 @@ impl Pace {
         if self.bytes_per_second == 0 {
             return None;
         }
-        let allowed_at = Duration::from_secs_f64(done as f64 / self.bytes_per_second as f64);
+        // Saturates instead of panicking when the quotient passes Duration::MAX.
+        let allowed_at = Duration::try_from_secs_f64(done as f64 / self.bytes_per_second as f64)
+            .unwrap_or(Duration::MAX);
         allowed_at
             .checked_sub(self.started.elapsed())
             .filter(|ahead| !ahead.is_zero())
@@ -546,6 +548,12 @@ mod tests {
             "{ahead:?}"
         );
         assert_eq!(paced.ahead_by(0), None);
+        let slowest = Pace::new(1);
+        assert!(
+            slowest
+                .ahead_by(u64::MAX)
+                .is_some_and(|ahead| ahead > Duration::from_secs(1 << 60))
+        );
     }
 
     #[test]
